@@ -1,0 +1,55 @@
+"""The `dlbench` command line.
+
+Each subcommand lives in `dlbench/commands/<name>.py` with `add_arguments(parser)` and `run(args) -> int`.
+Those modules keep torch out of their top-level imports so that `--help`, `list` and `env` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dlbench import __version__
+from dlbench.errors import UserError
+
+# subcommand name -> (module, one-line help)
+COMMANDS = {
+    "run": ("dlbench.commands.run", "train a reference workload and report throughput, MFU, memory and energy"),
+    "list": ("dlbench.commands.listing", "list the reference workloads"),
+    "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 with one line of advice rather than the whole usage block."""
+
+    def error(self, message: str) -> None:  # pragma: no cover - exercised through the CLI tests
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dlbench", description="Provision-to-proof toolkit for GPU servers: benchmark and monitor.")
+    parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except UserError as error:
+        print(f"dlbench: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("dlbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141

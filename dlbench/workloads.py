@@ -1,0 +1,79 @@
+"""The reference workloads: what each trains, on what input, counted in which unit.
+
+This module must not import torch: `dlbench list` reads it to answer instantly. Parameter counts are declared
+here (and checked against the built models in tests/test_models.py) for the same reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+
+from dlbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    task: str  # "classification" (images), "causal-lm" or "masked-lm" (tokens)
+    builder: str  # "module:function" returning an nn.Module; imported only when the workload runs
+    parameters: int
+    default_batch_size: int
+    image_size: int = 0  # images: square side in pixels
+    channels: int = 3
+    num_classes: int = 1000
+    vocab_size: int = 0  # language models
+    seq_len: int = 0
+    builder_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def is_image(self) -> bool:
+        return self.task == "classification"
+
+    @property
+    def sample_unit(self) -> str:
+        return "images" if self.is_image else "sequences"
+
+    def tokens_per_sample(self, seq_len: int | None = None) -> int:
+        return 0 if self.is_image else (seq_len or self.seq_len)
+
+    def build_model(self, **overrides):
+        module_name, function_name = self.builder.split(":")
+        builder = getattr(importlib.import_module(module_name), function_name)
+        return builder(**{**self.builder_kwargs, **overrides})
+
+
+_ALL = [
+    Workload("mnist-mlp", "784-128-64-10 MLP on 28x28 grey digits (smoke test)", "classification",
+             "dlbench.models.small:MnistMLP", 109_386, 128, image_size=28, channels=1, num_classes=10),
+    Workload("cifar-cnn", "two conv + two fully connected layers on 32x32 colour images (smoke test)",
+             "classification", "dlbench.models.small:CifarCNN", 545_098, 128, image_size=32, num_classes=10),
+    Workload("resnet18", "ResNet-18, ImageNet classification at 224x224", "classification",
+             "dlbench.models.resnet:resnet18", 11_689_512, 64, image_size=224),
+    Workload("resnet50", "ResNet-50 v1.5, ImageNet classification at 224x224", "classification",
+             "dlbench.models.resnet:resnet50", 25_557_032, 64, image_size=224),
+    Workload("vit_b_16", "Vision Transformer B/16, ImageNet classification at 224x224", "classification",
+             "dlbench.models.vit:vit_b_16", 86_567_656, 32, image_size=224),
+    Workload("gpt2", "GPT-2 124M causal language model, context 1024", "causal-lm",
+             "dlbench.models.gpt2:GPT", 124_439_808, 8, vocab_size=50257, seq_len=1024,
+             builder_kwargs={"size": "gpt2"}),
+    Workload("gpt2-medium", "GPT-2 350M causal language model, context 1024", "causal-lm",
+             "dlbench.models.gpt2:GPT", 354_823_168, 4, vocab_size=50257, seq_len=1024,
+             builder_kwargs={"size": "gpt2-medium"}),
+    Workload("bert-base", "BERT-base masked language model, sequence 128", "masked-lm",
+             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 32, vocab_size=30522, seq_len=128),
+    Workload("bert-base-512", "BERT-base masked language model, sequence 512", "masked-lm",
+             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 8, vocab_size=30522, seq_len=512),
+]
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in _ALL}
+
+
+def get_workload(name: str) -> Workload:
+    if name in WORKLOADS:
+        return WORKLOADS[name]
+    close = difflib.get_close_matches(name, WORKLOADS, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise UserError(f"unknown workload '{name}'{hint} (see 'dlbench list')")

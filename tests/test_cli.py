@@ -1,0 +1,60 @@
+"""The command line as a user meets it: a real subprocess, exit codes, and no tracebacks."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def dlbench(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_commands():
+    result = dlbench("--help")
+    assert result.returncode == 0
+    for command in ("run", "list", "env"):
+        assert command in result.stdout
+
+
+def test_list_json_has_every_workload_with_unit_and_parameters():
+    result = dlbench("list", "--json")
+    assert result.returncode == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["resnet18"]["parameters"] == 11_689_512
+    assert rows["gpt2"]["sample_unit"] == "sequences"
+    assert rows["resnet50"]["sample_unit"] == "images"
+
+
+def test_cli_does_not_import_torch_for_help_list_env():
+    code = (
+        "import sys, contextlib, io\n"
+        "from dlbench.cli import main\n"
+        "for argv in (['list'], ['env', '--json']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main(argv)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_env_json_reports_torch_build_and_host():
+    result = dlbench("env", "--json")
+    assert result.returncode == 0
+    env = json.loads(result.stdout)
+    import torch
+
+    assert env["torch"]["version"] == torch.__version__
+    assert env["cpu"]["logical_cores"] >= 1
+    assert env["memory_total_bytes"] > 0
+
+
+def test_unknown_workload_suggests_the_closest_name():
+    result = dlbench("run", "resnt18")
+    assert result.returncode == 2
+    assert "did you mean 'resnet18'" in result.stderr
+    assert "Traceback" not in result.stderr
