@@ -1,0 +1,1 @@
+"""The training harness behind `dlbench run`: precision, data, timing, FLOPs, MFU and results."""
