@@ -132,12 +132,16 @@ class Run:
             self.scaler.update()
         return loss.detach()
 
+    def _peak_flops(self) -> float | None:
+        if self.device.type != "cuda":
+            return None
+        return peaks.peak_flops(torch.cuda.get_device_name(self.device), self.precision.peak_key)
+
     # -- the run --------------------------------------------------------------------------------------------
     def execute(self) -> dict:
         result, config = self.result, self.config
         flops_per_sample = flops.training_flops_per_sample(self.workload, self.seq_len)
-        device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None
-        peak = peaks.peak_flops(device_name, self.precision.peak_key) if device_name else None
+        peak = self._peak_flops()
         result["workload"] = {
             "name": self.workload.name, "task": self.workload.task, "sample_unit": self.workload.sample_unit,
             "parameters": self.workload.parameters, "batch_size": self.batch_size,
