@@ -27,12 +27,13 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     wide = console.width >= 120  # the description only where it fits without wrapping every row
-    table = Table(title="dlbench workloads")
+    table = Table(title="dlbench workloads", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ["name", "task", "unit", "parameters", "input", "batch"] + (["description"] if wide else [])
     for column in columns:
         table.add_column(column, justify="right" if column in ("parameters", "batch") else "left", no_wrap=True)
