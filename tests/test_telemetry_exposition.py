@@ -150,3 +150,37 @@ def test_catalogue_names_follow_prometheus_conventions():
         assert spec.name.endswith("_total") == (spec.type == "counter"), spec.name
         if spec.unit:
             assert spec.family_name.endswith("_" + spec.unit), spec.name
+
+
+def test_exporter_serves_each_sample_prerendered_and_fresh():
+    import gzip
+    import urllib.request
+
+    from dlbench.telemetry.exporter import Exporter
+    from dlbench.telemetry.http import PROMETHEUS_ACCEPT
+
+    fake = fake_nvml.from_spec("h100-sxm")
+    exporter = Exporter("127.0.0.1", 0, interval=60, nvml=fake).start()  # samples only when told to here
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+
+    def get(path="", **headers):
+        with urllib.request.urlopen(urllib.request.Request(url + path, headers=headers)) as response:
+            body = response.read()
+            if response.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            return response.headers["Content-Type"], body.decode()
+
+    try:
+        content_type, text = get(Accept=PROMETHEUS_ACCEPT, **{"Accept-Encoding": "gzip"})
+        assert content_type.startswith("application/openmetrics-text") and text.endswith("# EOF\n")
+        assert "dlbench_gpu_power_watts{" in text and "} 70.0" in text.split("dlbench_gpu_power_watts{")[1]
+        fake.gpus[0].values["power_mw"] = 321_000
+        assert "} 70.0" in get()[1].split("dlbench_gpu_power_watts{")[1]  # same sample, same answer
+        exporter.sampler.sample_now()
+        for headers in ({}, {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}):
+            assert "} 321.0" in get(**headers)[1].split("dlbench_gpu_power_watts{")[1]
+        # a name filter goes to prometheus_client's own app
+        filtered = get("?name[]=dlbench_gpu_up")[1]
+        assert "dlbench_gpu_up{" in filtered and "dlbench_gpu_power_watts" not in filtered
+    finally:
+        exporter.close()
