@@ -196,3 +196,14 @@ def test_observers_get_per_step_seconds_that_add_up_to_the_timed_window():
     assert [c[0] for c in recorder.calls] == [1, 2, 3, 4, 5]
     assert all(c[2] == 8 and c[1] > 0 for c in recorder.calls)
     assert sum(c[1] for c in recorder.calls) == pytest.approx(result["metrics"]["timed_seconds"], rel=0.2)
+
+
+def test_run_result_carries_the_telemetry_window(dlbench_cli, tmp_path):
+    out = tmp_path / "r.json"
+    proc = dlbench_cli("run", "mnist-mlp", "--device", "cpu", "--steps", 3, "--warmup", 0,
+                       "--telemetry-interval", "0.1", "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    telemetry = json.loads(out.read_text())["telemetry"]
+    assert telemetry["gpu"] is None  # no GPU in use: no GPU section rather than zeros
+    assert 0 <= telemetry["host"]["cpu_utilization_mean_ratio"] <= 1
+    assert telemetry["samples"] >= 2  # the window's start and end are always sampled

@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 
-from dlbench.train.observers import RunObserver
+from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
 
 
 def positive_int(text: str) -> int:
@@ -55,6 +55,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=non_negative_int, default=4, help="DataLoader workers for --data PATH")
     parser.add_argument("--output", metavar="FILE.json", help="write the result JSON here (atomically)")
     parser.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of a table")
+    add_run_arguments(parser)
 
 
 def _config_from_args(args):
@@ -68,11 +69,6 @@ def _config_from_args(args):
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def extra_observers(args) -> list[RunObserver]:
-    """Observers beyond the progress bar (telemetry, live metrics) chosen by the arguments."""
-    return []
 
 
 def run(args) -> int:
@@ -92,7 +88,7 @@ def run(args) -> int:
     stderr = Console(stderr=True)
     # systemd, Slurm and Kubernetes stop jobs with SIGTERM: treat it like Ctrl-C so the result still says so
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    run_ = Run(config, extra_observers(args))
+    run_ = Run(config, observers_from_args(args))
     run_.observers.insert(0, ProgressBar(run_.timed_steps_target, config.duration, stderr))
     try:
         result = run_.execute()

@@ -70,16 +70,22 @@ def summary_table(result: dict) -> Table:
         rows.append(("peak device memory", f"{metrics['peak_device_memory_bytes'] / 2**30:.2f} GiB"))
     elif metrics.get("peak_host_memory_bytes") is not None:
         rows.append(("peak host memory (RSS)", f"{metrics['peak_host_memory_bytes'] / 2**30:.2f} GiB"))
-    telemetry = result.get("telemetry") or {}
-    if telemetry.get("mean_power_watts") is not None:
-        rows.append(("mean power", f"{telemetry['mean_power_watts']:.0f} W"))
-    if telemetry.get("energy_joules") is not None:
-        rows.append(("energy (per sample)", f"{telemetry['energy_joules']:.0f} J "
-                     f"({_fmt(telemetry.get('energy_per_sample_joules'), '.3f')} J)"))
+    gpu = (result.get("telemetry") or {}).get("gpu") or {}
+    if gpu.get("utilization_mean_ratio") is not None:
+        rows.append(("GPU utilization mean / max", f"{gpu['utilization_mean_ratio']:.0%} / {gpu['utilization_max_ratio']:.0%}"))
+    if gpu.get("power_mean_watts") is not None:
+        rows.append(("mean power", f"{gpu['power_mean_watts']:.0f} W"))
+    if gpu.get("energy_joules") is not None:
+        rows.append(("energy (per sample)", f"{gpu['energy_joules']:.0f} J "
+                     f"({_fmt(gpu.get('energy_per_sample_joules'), '.3f')} J)"))
+    if gpu.get("temperature_max_celsius") is not None:
+        rows.append(("max temperature", f"{gpu['temperature_max_celsius']:.0f} °C"))
     loss = metrics.get("loss") or {}
     rows.append(("loss first -> last", f"{_fmt(loss.get('first'), '.4f')} -> {_fmt(loss.get('last'), '.4f')}"))
     if result.get("error"):
         rows.append(("note", result["error"]))
+    for sentence in (result.get("telemetry") or {}).get("explanations") or []:
+        rows.append(("why it may be slow", sentence))
     for name, value in rows:
         table.add_row(name, value)
     return table
