@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .panels import datasource_variable, label_variable, new_dashboard, stat_panel, state_timeline, table_panel, time_series
+from .panels import datasource_variable, gauge_panel, label_variable, new_dashboard, stat_panel, state_timeline, table_panel, time_series
 from .selectors import ACTIVE, BENIGN_REASONS, GPU, GPU_ONLY_LEGEND, HOST, UP_DOWN
 
 UID = "dlbench-gpu-node"
@@ -39,6 +39,16 @@ def build():
                           thresholds=[(None, "green"), (60, "orange"), (120, "red")]), 3, 4)
     layout.add(stat_panel("GPU energy in range", [(f"sum(increase(dlbench_gpu_energy_joules_total{{{GPU}}}[$__range]))", "")],
                           unit="joule", description="Energy the selected GPUs used over the dashboard's time range."), 3, 4)
+
+    layout.add(gauge_panel("Utilization now", [(f"dlbench_gpu_utilization_ratio{{{GPU}}}", legend)], unit="percentunit",
+                           max_value=1, thresholds=[(None, "blue"), (0.8, "green")],
+                           description="Current utilization of each GPU."), 8, 5)
+    layout.add(gauge_panel("Memory used now", [(f"dlbench:gpu_memory_used:ratio{{{GPU}}}", legend)], unit="percentunit",
+                           max_value=1, thresholds=[(None, "green"), (0.9, "orange"), (0.97, "red")],
+                           description="Device memory used over total, per GPU."), 8, 5)
+    layout.add(gauge_panel("Temperature now", [(f"dlbench_gpu_temperature_celsius{{{GPU}}}", legend)], unit="celsius",
+                           max_value=100, thresholds=[(None, "green"), (75, "orange"), (85, "red")],
+                           description="Die temperature of each GPU; the alert threshold is 85 °C."), 8, 5)
 
     layout.row("Utilization and memory")
     layout.add(time_series("GPU utilization", [(f"dlbench_gpu_utilization_ratio{{{GPU}}}", legend)], unit="percentunit",

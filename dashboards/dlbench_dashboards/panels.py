@@ -7,7 +7,7 @@ dashboards read top to bottom the way they are written in code.
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builders
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import dashboard, gauge, prometheus, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
@@ -123,6 +123,26 @@ def stat_panel(title: str, queries: list[tuple[str, str]], *, unit: str, descrip
     if no_value is not None:
         panel = panel.no_value(no_value)
     for target in _targets(queries, instant=not graph):
+        panel = panel.with_target(target)
+    return panel
+
+
+def gauge_panel(title: str, queries: list[tuple[str, str]], *, unit: str, description: str, max_value: float,
+                thresholds: list[tuple[float | None, str]]) -> gauge.Panel:
+    """One dial per series (per GPU), current value against 0..max_value."""
+    panel = (
+        gauge.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .min(0)
+        .max(max_value)
+        .show_threshold_markers(True)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .thresholds(_thresholds(thresholds))
+    )
+    for target in _targets(queries, instant=True):
         panel = panel.with_target(target)
     return panel
 
