@@ -142,7 +142,7 @@ class LiveStack:
         if self.with_run:
             # A long run on CPU: the test reads what it needs while the run lasts, then stops it.
             self._spawn("run", [sys.executable, "-m", "dlbench", "run", "resnet18", "--metrics-port", str(self.run_port),
-                                "--batch-size", "4", "--steps", "100000"])
+                                "--device", "cpu", "--batch-size", "4", "--warmup", "1", "--duration", "600"])
         config = self._write_prometheus_config()
         self._spawn("prometheus", [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
                                    f"--web.listen-address=127.0.0.1:{self.prometheus_port}"])
