@@ -95,6 +95,7 @@ class LiveStack:
         self.scenario_path = workdir / "scenario.json"
         self.writer = ScenarioWriter(self.scenario_path)
         self.exporter_port = free_port()
+        self.dcgm_port = free_port()
         self.run_port = free_port()
         self.prometheus_port = free_port()
         self.with_run = run_supports_metrics_port()
@@ -123,11 +124,17 @@ class LiveStack:
             job.pop("scrape_interval", None)
             for sd in job.get("file_sd_configs", []):
                 sd["refresh_interval"] = "1s"
+            if job["job_name"] == "dcgm":
+                # Stand-in for NVIDIA's dcgm-exporter (not installable here): our exporter's --dcgm-compat output
+                # (dcgm-exporter 4.8 names, units and labels) with its own dlbench_* names dropped.
+                job["metric_relabel_configs"] = [{"source_labels": ["__name__"], "regex": "dlbench_.*", "action": "drop"}]
+        config["rule_files"].append("optional/dcgm-compat.yml")  # as the README tells DCGM users to do
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         targets = config_dir / "targets"
         for path in targets.glob("*.yml"):
             path.write_text("[]\n")  # no node_exporter or dcgm-exporter here: those jobs simply have no targets
         (targets / "dlbench-exporter.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{self.exporter_port}"]}]))
+        (targets / "dcgm.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{self.dcgm_port}"]}]))
         if self.with_run:
             (targets / "dlbench-train.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{self.run_port}"]}]))
         return config_path
@@ -139,10 +146,13 @@ class LiveStack:
         self._spawn("exporter", [sys.executable, "-m", "dlbench", "exporter", "--listen", "127.0.0.1",
                                  "--port", str(self.exporter_port), "--interval", "0.5"],
                     env={"DLBENCH_FAKE_NVML": str(self.scenario_path)})
+        self._spawn("dcgm-exporter", [sys.executable, "-m", "dlbench", "exporter", "--listen", "127.0.0.1",
+                                      "--port", str(self.dcgm_port), "--interval", "0.5", "--dcgm-compat"],
+                    env={"DLBENCH_FAKE_NVML": str(self.scenario_path)})
         if self.with_run:
             # A long run on CPU: the test reads what it needs while the run lasts, then stops it.
-            self._spawn("run", [sys.executable, "-m", "dlbench", "run", "resnet18", "--metrics-port", str(self.run_port),
-                                "--device", "cpu", "--batch-size", "4", "--warmup", "1", "--duration", "600"])
+            self._spawn("run", [sys.executable, "-m", "dlbench", "run", "cifar-cnn", "--metrics-port", str(self.run_port),
+                                "--device", "cpu", "--batch-size", "32", "--warmup", "1", "--duration", "600"])
         config = self._write_prometheus_config()
         self._spawn("prometheus", [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
                                    f"--web.listen-address=127.0.0.1:{self.prometheus_port}"])

@@ -9,14 +9,16 @@ UID = "dlbench-gpu-fleet"
 
 
 def build():
+    # Jobs come from dlbench_exporter_gpus, which only exporters serve: a `dlbench run --metrics-port` also serves
+    # its GPU's series, and counting those as well would show that GPU twice.
     board, layout = new_dashboard(
         "GPU fleet overview", UID,
         "Every host and GPU watched by dlbench exporter: utilization, memory, temperature, power, throttling, "
         "GPUs down, XID and ECC events.",
         [
             datasource_variable(),
-            label_variable("job", "Job", "label_values(dlbench_gpu_up, job)"),
-            label_variable("hostname", "Host", 'label_values(dlbench_gpu_up{job=~"$job"}, hostname)'),
+            label_variable("job", "Job", "label_values(dlbench_exporter_gpus, job)"),
+            label_variable("hostname", "Host", 'label_values(dlbench_exporter_gpus{job=~"$job"}, hostname)'),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),
         ],
     )

@@ -16,8 +16,8 @@ def build():
         "throttle reasons over time, PCIe, energy, and the host's CPU, memory, disk and network.",
         [
             datasource_variable(),
-            label_variable("job", "Job", "label_values(dlbench_gpu_up, job)"),
-            label_variable("hostname", "Host", 'label_values(dlbench_gpu_up{job=~"$job"}, hostname)', multi=False),
+            label_variable("job", "Job", "label_values(dlbench_exporter_gpus, job)", multi=False),
+            label_variable("hostname", "Host", 'label_values(dlbench_exporter_gpus{job=~"$job"}, hostname)', multi=False),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),
         ],
     )

@@ -77,7 +77,7 @@ def _value_map(states: dict[str, tuple[str, str]]) -> ValueMap:
 
 def time_series(title: str, queries: list[tuple[str, str]], *, unit: str, description: str, min_value: float | None = None,
                 max_value: float | None = None, thresholds: list[tuple[float | None, str]] | None = None,
-                stacked: bool = False) -> timeseries.Panel:
+                stacked: bool = False, no_value: str | None = None) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
         .title(title)
@@ -102,6 +102,8 @@ def time_series(title: str, queries: list[tuple[str, str]], *, unit: str, descri
             common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED))
     if stacked:
         panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+    if no_value is not None:
+        panel = panel.no_value(no_value)
     return panel
 
 

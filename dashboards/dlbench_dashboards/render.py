@@ -59,30 +59,42 @@ def _draw_timeseries(ax, panel, results):
             if points:
                 ax.plot([t for t, _ in points], [v for _, v in points], linewidth=1.2,
                         label=legend(target.legend, series["metric"]))
+    if not ax.lines:
+        ax.axis("off")
+        ax.text(0.5, 0.5, _no_value(panel), ha="center", va="center", fontsize=9, color="#888888", transform=ax.transAxes)
+        return
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     ax.tick_params(labelsize=6)
     ax.set_ylabel(suffix.strip(), fontsize=6)
     ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=5, loc="upper left", ncol=2 if len(ax.lines) > 6 else 1, framealpha=0.6)
+    ax.legend(fontsize=5, loc="upper left", ncol=2 if len(ax.lines) > 6 else 1, framealpha=0.6)
+
+
+def _no_value(panel: dict) -> str:
+    return panel.get("fieldConfig", {}).get("defaults", {}).get("noValue", "No data")
 
 
 def _draw_stat(ax, panel, results):
     unit = _unit(panel)
-    lines = []
+    entries = []  # (name, value text)
     for target, result in results:
         for series in result:
             points = series.get("values") or [series["value"]]
             value = float(points[-1][1])
-            text = format_value(value, unit) if math.isfinite(value) else "NaN"
             name = legend(target.legend, series["metric"]) if target.legend else ""
-            text_mode = panel.get("options", {}).get("textMode")
-            lines.append(name if text_mode == "name" else f"{name}  {text}".strip())
-    if not lines:
-        lines = [panel.get("fieldConfig", {}).get("defaults", {}).get("noValue", "No data")]
-    ax.text(0.5, 0.5, "\n".join(lines[:4]), ha="center", va="center", fontsize=14 if len(lines) == 1 else 8,
-            transform=ax.transAxes, color="#1f60c4", wrap=True)
+            entries.append((name, format_value(value, unit) if math.isfinite(value) else "NaN"))
     ax.axis("off")
+    text_mode = panel.get("options", {}).get("textMode")
+    if not entries:
+        ax.text(0.5, 0.5, _no_value(panel), ha="center", va="center", fontsize=9, color="#888888", transform=ax.transAxes)
+    elif len(entries) == 1 and text_mode != "name":
+        name, value = entries[0]
+        ax.text(0.5, 0.55, value, ha="center", va="center", fontsize=16, color="#1f60c4", transform=ax.transAxes)
+        ax.text(0.5, 0.1, name, ha="center", va="center", fontsize=6, color="#444444", transform=ax.transAxes)
+    else:
+        lines = [name if text_mode == "name" else f"{name}  {value}".strip() for name, value in entries[:5]]
+        ax.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", fontsize=8, color="#1f60c4",
+                transform=ax.transAxes)
 
 
 def _draw_state_timeline(ax, panel, results):

@@ -8,6 +8,7 @@ from .selectors import ACTIVE, GPU, GPU_ONLY_LEGEND, TRAIN
 UID = "dlbench-training-run"
 RATE = "$__rate_interval"
 RUN_LEGEND = "{{run_id}} {{workload}}"
+STAT_LEGEND = "{{workload}}"
 
 
 def _step_quantile(q: float) -> tuple[str, str]:
@@ -33,15 +34,15 @@ def build():
     layout.add(table_panel("Run", [(f"dlbench_train_info{{{TRAIN}}}", "")],
                            description="Identity of the selected runs: device, precision and batch size.",
                            hide=("Time", "__name__", "job", "instance", "Value")), 8, 4)
-    layout.add(stat_panel("Throughput", [(f"dlbench_train_samples_per_second{{{TRAIN}}}", RUN_LEGEND)], unit="none",
+    layout.add(stat_panel("Throughput", [(f"dlbench_train_samples_per_second{{{TRAIN}}}", STAT_LEGEND)], unit="none",
                           graph=True, description="Samples per second over the last 20 steps."), 4, 4)
-    layout.add(stat_panel("MFU", [(f"dlbench_train_mfu_ratio{{{TRAIN}}}", RUN_LEGEND)], unit="percentunit", graph=True,
+    layout.add(stat_panel("MFU", [(f"dlbench_train_mfu_ratio{{{TRAIN}}}", STAT_LEGEND)], unit="percentunit", graph=True,
                           no_value="n/a (CPU or unknown GPU peak)",
                           description="Model FLOPs utilisation: achieved FLOP/s over the GPU's dense peak. Not defined on CPU."),
                4, 4)
-    layout.add(stat_panel("Steps", [(f"dlbench_train_steps_total{{{TRAIN}}}", RUN_LEGEND)], unit="none",
+    layout.add(stat_panel("Steps", [(f"dlbench_train_steps_total{{{TRAIN}}}", STAT_LEGEND)], unit="none",
                           description="Timed training steps done."), 4, 4)
-    layout.add(stat_panel("Loss", [(f"dlbench_train_loss{{{TRAIN}}}", RUN_LEGEND)], unit="none", graph=True,
+    layout.add(stat_panel("Loss", [(f"dlbench_train_loss{{{TRAIN}}}", STAT_LEGEND)], unit="none", graph=True,
                           description="Latest training loss."), 4, 4)
 
     layout.add(time_series("Throughput", [(f"dlbench_train_samples_per_second{{{TRAIN}}}", RUN_LEGEND)],
@@ -50,7 +51,8 @@ def build():
     layout.add(time_series("Step time", [_step_quantile(0.5), _step_quantile(0.9), _step_quantile(0.99)], unit="s",
                            min_value=0, description="Step-time quantiles from the run's histogram."), 12, 8)
     layout.add(time_series("MFU", [(f"dlbench_train_mfu_ratio{{{TRAIN}}}", RUN_LEGEND)], unit="percentunit", min_value=0,
-                           max_value=1, description="Model FLOPs utilisation. Not defined on CPU."), 8, 8)
+                           max_value=1, no_value="n/a (CPU or unknown GPU peak)",
+                           description="Model FLOPs utilisation. Not defined on CPU."), 8, 8)
     layout.add(time_series("Loss", [(f"dlbench_train_loss{{{TRAIN}}}", RUN_LEGEND)], unit="none",
                            description="Training loss, read at most once per second."), 8, 8)
     layout.add(time_series("Steps per second", [(f"rate(dlbench_train_steps_total{{{TRAIN}}}[{RATE}])", RUN_LEGEND)],
