@@ -66,8 +66,10 @@ class TelemetryCollector(Collector):
         self.exporter_health = exporter_health
 
     def describe(self) -> list:
-        # names depend on what the GPUs support; registering must not trigger a collection
-        return []
+        # the catalogue knows every name, so registering neither collects nor reads NVML (and name[] filters work)
+        groups = ("gpu", "host") + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat
+                                                                                      else ())
+        return [new_family(spec) for group in groups for spec in specs(group)]
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.sampler.latest

@@ -10,7 +10,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from dlbench.telemetry.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.http import MetricsServer, is_loopback
+from dlbench.telemetry.http import MetricsServer, PrerenderedMetrics, is_loopback
 from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 
@@ -24,10 +24,12 @@ class Exporter:
                  dcgm_compat: bool = False, nvml=None):
         # bind first: a taken port should fail in a second, before NVML is touched
         self.registry = CollectorRegistry(auto_describe=False)
-        self.server = MetricsServer(self.registry, listen, port, health=self.health)
+        self.metrics = PrerenderedMetrics(self.registry)
+        self.server = MetricsServer(self.registry, listen, port, health=self.health, metrics_app=self.metrics)
         self.nvml = NvmlReader(nvml).start()
         self.sampler = Sampler(self.nvml, HostReader(), interval)
         self.registry.register(TelemetryCollector(self.sampler, dcgm_compat=dcgm_compat))
+        self.sampler.listeners.append(self.metrics.refresh)
 
     def health(self) -> tuple[int, dict]:
         latest = self.sampler.latest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import ipaddress
 import json
 import socket
@@ -11,7 +12,7 @@ from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
 from dlbench.errors import UserError
@@ -29,6 +30,53 @@ def is_loopback(address: str) -> bool:
         return address == "localhost"
 
 
+# what Prometheus 2.x sends; pre-rendered so that its scrapes are answered from memory
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+class PrerenderedMetrics:
+    """/metrics rendered once per sample instead of once per scrape.
+
+    The exposition only changes when the sampler takes a sample, so the sampler thread renders it right after each
+    sample (`refresh`) and scrapes copy bytes. Formats nobody asked for yet are rendered on first request and kept
+    until the next sample. Requests with `name[]` filters go to prometheus_client's own app.
+    """
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self._fallback = make_wsgi_app(registry)
+        self._cache: dict[tuple[str, bool], bytes] = {}
+
+    def _render(self, cache: dict, accept: str, compress: bool) -> tuple[str, bytes]:
+        encoder, content_type = choose_encoder(accept)
+        key = (content_type, compress)
+        body = cache.get(key)
+        if body is None:
+            plain = cache.get((content_type, False))
+            if plain is None:
+                plain = cache[(content_type, False)] = encoder(self.registry)
+            body = cache[key] = gzip.compress(plain, compresslevel=1) if compress else plain
+        return content_type, body
+
+    def refresh(self, *_) -> None:
+        cache: dict = {}
+        self._render(cache, PROMETHEUS_ACCEPT, True)
+        self._render(cache, "", False)
+        self._cache = cache  # one assignment: a scrape sees the old cache or the new, never a mix
+
+    def __call__(self, environ, start_response):
+        if "name[]" in environ.get("QUERY_STRING", ""):
+            return self._fallback(environ, start_response)
+        compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        content_type, body = self._render(self._cache, environ.get("HTTP_ACCEPT", ""), compress)
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if compress:
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body]
+
+
 def _server_class(address: str):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
@@ -40,11 +88,14 @@ def _server_class(address: str):
 
 
 class MetricsServer:
-    """Serves `registry` on /metrics and `health()` (status, JSON body) on /health, in a daemon thread."""
+    """Serves `registry` on /metrics and `health()` (status, JSON body) on /health, in a daemon thread.
+
+    `metrics_app` replaces prometheus_client's WSGI app for /metrics (the exporter passes PrerenderedMetrics).
+    """
 
     def __init__(self, registry: CollectorRegistry, listen: str, port: int,
-                 health: Callable[[], tuple[int, dict]] | None = None):
-        metrics_app = make_wsgi_app(registry)
+                 health: Callable[[], tuple[int, dict]] | None = None, metrics_app=None):
+        metrics_app = metrics_app or make_wsgi_app(registry)
         self._health = health or (lambda: (200, {"status": "ok"}))
 
         def app(environ, start_response):

@@ -108,26 +108,40 @@ class NvmlReader:
             except nvml.NVMLError:
                 self.cuda_driver_version = ""
             count = int(nvml.nvmlDeviceGetCount())
-            for index in range(count):
-                if self.wanted is not None and index not in self.wanted:
-                    continue
-                handle = nvml.nvmlDeviceGetHandleByIndex(index)
-                identity = GpuIdentity(index, _text(nvml.nvmlDeviceGetName(handle)),
-                                       _text(nvml.nvmlDeviceGetUUID(handle)),
-                                       _text(nvml.nvmlDeviceGetPciInfo(handle).busId))
-                self._handles[index] = handle
-                self._address_to_index[_address(handle)] = index
-                self.gpus.append(identity)
         except nvml.NVMLError as error:
             # NVML answered nvmlInit but cannot enumerate: treat as unavailable rather than half-working
             self.problem = f"NVML error while listing GPUs ({error})"
             self._shutdown_quietly()
             self.gpus, self._handles = [], {}
             return self
+        for index in range(count):
+            if self.wanted is None or index in self.wanted:
+                self._enumerate(index)
         self.up = True
         if self.watch_xid:
             self._register_xid_events()
         return self
+
+    def _enumerate(self, index: int) -> None:
+        """Identity of one GPU. A GPU already lost at start is still listed (reported down), with what is known."""
+        nvml = self.nvml
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        except nvml.NVMLError:
+            self.errors["nvmlDeviceGetHandleByIndex"] += 1
+            self.gpus.append(GpuIdentity(index, "", "", ""))
+            return
+        fields = []
+        for call in ("nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetPciInfo"):
+            try:
+                value = getattr(nvml, call)(handle)
+                fields.append(_text(value.busId if call == "nvmlDeviceGetPciInfo" else value))
+            except nvml.NVMLError:
+                self.errors[call] += 1
+                fields.append("")
+        self._handles[index] = handle
+        self._address_to_index[_address(handle)] = index
+        self.gpus.append(GpuIdentity(index, *fields))
 
     def close(self) -> None:
         with self._lock:
@@ -187,7 +201,10 @@ class NvmlReader:
 
     def read_all(self) -> dict[int, dict]:
         with self._lock:
-            return {gpu.index: self._read_one(gpu.index) for gpu in self.gpus} if self.up else {}
+            if not self.up:
+                return {}
+            return {gpu.index: self._read_one(gpu.index) if gpu.index in self._handles else {"up": 0}
+                    for gpu in self.gpus}
 
     def read_energy_joules(self, index: int) -> float | None:
         """The GPU's total energy counter now, for measuring exactly a window (None if unsupported or down)."""

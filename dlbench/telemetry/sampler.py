@@ -107,6 +107,7 @@ class Sampler:
         self.xid_last_seen: dict[int, dict[int, float]] = defaultdict(dict)
         self.xid_last_code: dict[int, int] = {}
         self._windows: list[Window] = []
+        self.listeners: list = []  # called with each snapshot, in the sampler's thread, after the sample
         self._sample_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,7 +165,9 @@ class Sampler:
             self.latest = snapshot
             for window in self._windows:
                 window.add(snapshot)
-            return snapshot
+        for listener in self.listeners:
+            listener(snapshot)
+        return snapshot
 
     # --- windows ------------------------------------------------------------------------------------------------
     def open_window(self) -> Window:
