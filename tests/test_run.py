@@ -179,3 +179,20 @@ def test_unwritable_output_fails_before_training(dlbench_cli, tmp_path, where):
 def test_seq_len_beyond_context_is_refused():
     with pytest.raises(UserError, match="context of 1024"):
         Run(RunConfig("gpt2", device="cpu", seq_len=2048))
+
+
+class RecordSteps(RunObserver):
+    def __init__(self):
+        self.calls = []
+
+    def on_step(self, step, step_seconds, samples, loss):
+        self.calls.append((step, step_seconds, samples))
+
+
+def test_observers_get_per_step_seconds_that_add_up_to_the_timed_window():
+    recorder = RecordSteps()
+    run = Run(RunConfig("mnist-mlp", device="cpu", steps=5, warmup=1, batch_size=8), [recorder])
+    result = run.execute()
+    assert [c[0] for c in recorder.calls] == [1, 2, 3, 4, 5]
+    assert all(c[2] == 8 and c[1] > 0 for c in recorder.calls)
+    assert sum(c[1] for c in recorder.calls) == pytest.approx(result["metrics"]["timed_seconds"], rel=0.2)

@@ -19,6 +19,7 @@ class ProgressBar(RunObserver):
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                                  TimeElapsedColumn(), console=console, transient=True)
         self.task = None
+        self.elapsed = 0.0
 
     def on_start(self, info: RunInfo) -> None:
         self.progress.start()
@@ -29,7 +30,8 @@ class ProgressBar(RunObserver):
         self.progress.update(self.task, description="timed steps")
 
     def on_step(self, step, step_seconds, samples, loss) -> None:
-        detail = f"step {step}" + (f"/{self.total}" if self.total else f", {step_seconds:.0f}/{self.duration:.0f} s")
+        self.elapsed += step_seconds
+        detail = f"step {step}" + (f"/{self.total}" if self.total else f", {self.elapsed:.0f}/{self.duration:.0f} s")
         self.progress.update(self.task, completed=step, detail=detail)
 
     def close(self) -> None:

@@ -190,7 +190,7 @@ class Run:
 
     def _timed_steps(self, clock: StepClock) -> tuple[str, str | None, float]:
         """The measured part: (status, error, timed wall-clock seconds). Ctrl-C here keeps the steps done."""
-        status, error, step = "completed", None, 0
+        status, error, step, elapsed = "completed", None, 0, 0.0
         clock.start()
         for observer in self.observers:
             observer.on_timed_start()
@@ -200,9 +200,10 @@ class Run:
                 clock.step_done()
                 step += 1
                 self._record_loss(loss)
+                previous, elapsed = elapsed, clock.elapsed()
                 for observer in self.observers:
-                    observer.on_step(step, clock.elapsed(), self.batch_size, loss)
-                if self.config.duration is not None and clock.elapsed() >= self.config.duration:
+                    observer.on_step(step, elapsed - previous, self.batch_size, loss)
+                if self.config.duration is not None and elapsed >= self.config.duration:
                     break
                 if self.timed_steps_target and step >= self.timed_steps_target:
                     break
