@@ -14,8 +14,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from dlbench_dashboards import fleet, node, training  # noqa: E402
-from grafana_foundation_sdk.cog.encoder import JSONEncoder  # noqa: E402
+try:
+    from dlbench_dashboards import fleet, node, training
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+except ImportError as error:  # the SDK is a development tool, in the `test` extra only
+    sys.exit(f"generate.py: error: {error.name} is missing: pip install -c constraints.txt -e '.[test]'")
 
 OUTPUT_DIR = HERE / "grafana" / "dashboards"
 DASHBOARDS = {

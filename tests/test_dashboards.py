@@ -155,3 +155,19 @@ def test_every_metric_the_alert_rules_use_is_one_we_emit():
     for group in yaml.safe_load((PROMETHEUS_DIR / "rules" / "dlbench-alerts.yml").read_text())["groups"]:
         for rule in group["rules"]:
             assert queries.metric_names(rule["expr"]) <= known, rule["alert"]
+
+
+def test_renderer_cli_reports_bad_input_in_one_line(tmp_path):
+    from prometheus_server import free_port
+
+    script = str(DASHBOARDS_DIR / "render.py")
+    unreachable = subprocess.run([sys.executable, script, "--prometheus", f"http://127.0.0.1:{free_port()}",
+                                  "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("render.py: error: cannot reach Prometheus") and "Traceback" not in unreachable.stderr
+    unknown = subprocess.run([sys.executable, script, "--out", str(tmp_path), "--dashboard", "nope.json"],
+                             capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "unknown dashboard" in unknown.stderr
+    bad_since = subprocess.run([sys.executable, script, "--out", str(tmp_path), "--since", "soon"],
+                               capture_output=True, text=True, timeout=60)
+    assert bad_since.returncode == 2 and "Traceback" not in bad_since.stderr
