@@ -9,15 +9,16 @@ UID = "dlbench-gpu-fleet"
 
 
 def build():
-    # Jobs come from dlbench_exporter_gpus, which only exporters serve: a `dlbench run --metrics-port` also serves
-    # its GPU's series, and counting those as well would show that GPU twice.
+    # Jobs come from dlbench_exporter_gpus, which only exporters serve, and `All` means exactly those jobs: a
+    # `dlbench run --metrics-port` also serves its GPU's series (which would count that GPU twice), and its target
+    # is down between runs (which is no exporter down).
     board, layout = new_dashboard(
         "GPU fleet overview", UID,
         "Every host and GPU watched by dlbench exporter: utilization, memory, temperature, power, throttling, "
         "GPUs down, XID and ECC events.",
         [
             datasource_variable(),
-            label_variable("job", "Job", "label_values(dlbench_exporter_gpus, job)"),
+            label_variable("job", "Job", "label_values(dlbench_exporter_gpus, job)", all_matches_anything=False),
             label_variable("hostname", "Host", 'label_values(dlbench_exporter_gpus{job=~"$job"}, hostname)'),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),
         ],

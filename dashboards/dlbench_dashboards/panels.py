@@ -31,9 +31,11 @@ def datasource_variable() -> dashboard.DatasourceVariable:
     return dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
 
 
-def label_variable(name: str, label: str, query: str, *, multi: bool = True) -> dashboard.QueryVariable:
-    """A Prometheus label_values() variable. Multi-value ones match with =~ and `All` is `.*` (cheaper than a
-    regex of every value)."""
+def label_variable(name: str, label: str, query: str, *, multi: bool = True,
+                   all_matches_anything: bool = True) -> dashboard.QueryVariable:
+    """A Prometheus label_values() variable; multi-value ones match with =~. `All` is `.*` (cheaper than a regex of
+    every value) unless `all_matches_anything` is False: then Grafana sends exactly the values offered, which keeps
+    jobs out that the variable's query left out."""
     variable = (
         dashboard.QueryVariable(name)
         .label(label)
@@ -44,7 +46,7 @@ def label_variable(name: str, label: str, query: str, *, multi: bool = True) -> 
         .multi(multi)
         .include_all(multi)
     )
-    return variable.all_value(".*") if multi else variable
+    return variable.all_value(".*") if multi and all_matches_anything else variable
 
 
 def _targets(queries: list[tuple[str, str]], *, instant: bool = False, table_format: bool = False):

@@ -57,7 +57,7 @@ def _natural_key(text: str):
 
 def resolve_variables(board: dict, prometheus: Prometheus, start: float, end: float,
                       chosen: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Fill the board's variables in order, like Grafana on load: `All` (`.*`) for multi-value variables, the first
+    """Fill the board's variables in order, like Grafana on load: `All` for multi-value variables, the first
     value for single-value ones, unless `chosen` names a value. Returns (values for substitution, options seen)."""
     chosen = chosen or {}
     values: dict[str, str] = {}
@@ -73,7 +73,8 @@ def resolve_variables(board: dict, prometheus: Prometheus, start: float, end: fl
         if variable.name in chosen:
             values[variable.name] = queries.regex_value([chosen[variable.name]])
         elif variable.multi and variable.include_all:
-            values[variable.name] = ".*"
+            # Grafana's `All`: the custom all value, else every option offered
+            values[variable.name] = variable.all_value or (queries.regex_value(found) if found else "")
         elif found:
             values[variable.name] = queries.regex_value([found[0]])
         else:

@@ -38,6 +38,7 @@ class Variable:
     query: str
     multi: bool
     include_all: bool
+    all_value: str | None = None
 
 
 def load(path: Path) -> dict:
@@ -69,7 +70,7 @@ def targets(name: str, board: dict) -> list[Target]:
 def variables(board: dict) -> list[Variable]:
     return [
         Variable(v["name"], v["type"], v["query"] if isinstance(v.get("query"), str) else v.get("query", {}).get("query", ""),
-                 bool(v.get("multi")), bool(v.get("includeAll")))
+                 bool(v.get("multi")), bool(v.get("includeAll")), v.get("allValue") or None)
         for v in board.get("templating", {}).get("list", [])
     ]
 
