@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draw the dashboards' panels to PNG from a running Prometheus, without Grafana.
 
-    python dashboards/render.py --prometheus http://127.0.0.1:9090 --out /tmp/panels [--since 1h] [--var hostname=gpu07]
+python dashboards/render.py --prometheus http://127.0.0.1:9090 --out /tmp/panels [--since 1h] [--var hostname=gpu07]
 """
 
 from __future__ import annotations
@@ -48,14 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     names = args.dashboard or sorted(boards)
     unknown = [n for n in names if n not in boards]
     if unknown:
-        print(f"render.py: error: unknown dashboard {unknown[0]!r} (known: {', '.join(sorted(boards))})", file=sys.stderr)
+        print(
+            f"render.py: error: unknown dashboard {unknown[0]!r} (known: {', '.join(sorted(boards))})", file=sys.stderr
+        )
         return 2
     end = time.time()
     client = prom.Prometheus(args.prometheus)
     try:
         for name in names:
-            path, drawn = render.render_dashboard(boards[name], name, client, end - args.since, end, args.out,
-                                                  args.scrape_interval, dict(args.var))
+            path, drawn = render.render_dashboard(
+                boards[name], name, client, end - args.since, end, args.out, args.scrape_interval, dict(args.var)
+            )
             print(f"{path}: {drawn} panels")
     except prom.PrometheusError as error:
         print(f"render.py: error: {error}", file=sys.stderr)

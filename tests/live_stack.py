@@ -36,28 +36,74 @@ def scenario(tick: int) -> dict:
     """Four GPUs: two H100s training, a hot throttling H100 with an XID 79, an A100 with old ECC errors and a
     contained-ECC XID 94, and an idle consumer card that falls off the bus half-way (tick 12)."""
     wave = 0.5 + 0.5 * math.sin(tick / 3)
-    return {"gpus": [
-        {"preset": "h100-sxm", "values": {
-            "utilization_gpu": 90 + 8 * wave, "utilization_memory": 55 + 10 * wave, "memory_used": 61 * GIB,
-            "temperature": 70 + 4 * wave, "memory_temperature": 78 + 3 * wave, "power_mw": 600_000 + 90_000 * wave,
-            "sm_mhz": 1980 - 150 * wave, "mem_mhz": 2619, "clocks_event_reasons": SW_POWER_CAP if wave > 0.6 else 0,
-            "pstate": 0, "pcie_replay": tick // 4}},
-        {"preset": "h100-sxm", "values": {
-            "utilization_gpu": 97, "utilization_memory": 62, "memory_used": 70 * GIB, "temperature": 87 + 2 * wave,
-            "memory_temperature": 92 + 2 * wave, "power_mw": 520_000, "sm_mhz": 1410 - 100 * wave, "mem_mhz": 2619,
-            "clocks_event_reasons": SW_THERMAL | (HW_THERMAL if wave > 0.5 else 0), "pstate": 0},
-         "xid": [79]},
-        {"preset": "a100", "values": {
-            "utilization_gpu": 40 + 30 * wave, "utilization_memory": 20, "memory_used": 22 * GIB,
-            "temperature": 55 + 5 * wave, "memory_temperature": 60, "power_mw": 250_000 + 60_000 * wave,
-            "sm_mhz": 1410, "mem_mhz": 1593, "pstate": 0, "ecc_corrected": 14 + tick, "ecc_uncorrected": 2,
-            "remapped": (3, 1, 0, 0)},
-         "xid": [94]},
-        {"preset": "rtx4090", "values": {"utilization_gpu": 0, "memory_used": 300 * 2**20, "temperature": 33,
-                                         "power_mw": 21_000, "sm_mhz": 210, "mem_mhz": 405, "pstate": 8,
-                                         "clocks_event_reasons": 0x1},
-         "lost": tick >= 12},
-    ]}
+    return {
+        "gpus": [
+            {
+                "preset": "h100-sxm",
+                "values": {
+                    "utilization_gpu": 90 + 8 * wave,
+                    "utilization_memory": 55 + 10 * wave,
+                    "memory_used": 61 * GIB,
+                    "temperature": 70 + 4 * wave,
+                    "memory_temperature": 78 + 3 * wave,
+                    "power_mw": 600_000 + 90_000 * wave,
+                    "sm_mhz": 1980 - 150 * wave,
+                    "mem_mhz": 2619,
+                    "clocks_event_reasons": SW_POWER_CAP if wave > 0.6 else 0,
+                    "pstate": 0,
+                    "pcie_replay": tick // 4,
+                },
+            },
+            {
+                "preset": "h100-sxm",
+                "values": {
+                    "utilization_gpu": 97,
+                    "utilization_memory": 62,
+                    "memory_used": 70 * GIB,
+                    "temperature": 87 + 2 * wave,
+                    "memory_temperature": 92 + 2 * wave,
+                    "power_mw": 520_000,
+                    "sm_mhz": 1410 - 100 * wave,
+                    "mem_mhz": 2619,
+                    "clocks_event_reasons": SW_THERMAL | (HW_THERMAL if wave > 0.5 else 0),
+                    "pstate": 0,
+                },
+                "xid": [79],
+            },
+            {
+                "preset": "a100",
+                "values": {
+                    "utilization_gpu": 40 + 30 * wave,
+                    "utilization_memory": 20,
+                    "memory_used": 22 * GIB,
+                    "temperature": 55 + 5 * wave,
+                    "memory_temperature": 60,
+                    "power_mw": 250_000 + 60_000 * wave,
+                    "sm_mhz": 1410,
+                    "mem_mhz": 1593,
+                    "pstate": 0,
+                    "ecc_corrected": 14 + tick,
+                    "ecc_uncorrected": 2,
+                    "remapped": (3, 1, 0, 0),
+                },
+                "xid": [94],
+            },
+            {
+                "preset": "rtx4090",
+                "values": {
+                    "utilization_gpu": 0,
+                    "memory_used": 300 * 2**20,
+                    "temperature": 33,
+                    "power_mw": 21_000,
+                    "sm_mhz": 210,
+                    "mem_mhz": 405,
+                    "pstate": 8,
+                    "clocks_event_reasons": 0x1,
+                },
+                "lost": tick >= 12,
+            },
+        ]
+    }
 
 
 class ScenarioWriter(threading.Thread):
@@ -80,8 +126,9 @@ class ScenarioWriter(threading.Thread):
 
 
 def run_supports_metrics_port() -> bool:
-    help_text = subprocess.run([sys.executable, "-m", "dlbench", "run", "--help"], capture_output=True, text=True,
-                               timeout=60).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "dlbench", "run", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
     return "--metrics-port" in help_text
 
 
@@ -118,8 +165,11 @@ class LiveStack:
         shutil.copytree(PROMETHEUS_DIR, config_dir, ignore=shutil.ignore_patterns("tests"))
         config_path = config_dir / "prometheus.yml"
         config = yaml.safe_load(config_path.read_text())
-        config["global"].update(scrape_interval=f"{SCRAPE_INTERVAL_S}s", evaluation_interval=f"{SCRAPE_INTERVAL_S}s",
-                                scrape_timeout=f"{SCRAPE_INTERVAL_S}s")
+        config["global"].update(
+            scrape_interval=f"{SCRAPE_INTERVAL_S}s",
+            evaluation_interval=f"{SCRAPE_INTERVAL_S}s",
+            scrape_timeout=f"{SCRAPE_INTERVAL_S}s",
+        )
         for job in config["scrape_configs"]:
             job.pop("scrape_interval", None)
             for sd in job.get("file_sd_configs", []):
@@ -127,13 +177,17 @@ class LiveStack:
             if job["job_name"] == "dcgm":
                 # Stand-in for NVIDIA's dcgm-exporter (not installable here): our exporter's --dcgm-compat output
                 # (dcgm-exporter 4.8 names, units and labels) with its own dlbench_* names dropped.
-                job["metric_relabel_configs"] = [{"source_labels": ["__name__"], "regex": "dlbench_.*", "action": "drop"}]
+                job["metric_relabel_configs"] = [
+                    {"source_labels": ["__name__"], "regex": "dlbench_.*", "action": "drop"}
+                ]
         config["rule_files"].append("optional/dcgm-compat.yml")  # as the README tells DCGM users to do
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         targets = config_dir / "targets"
         for path in targets.glob("*.yml"):
             path.write_text("[]\n")  # no node_exporter or dcgm-exporter here: those jobs simply have no targets
-        (targets / "dlbench-exporter.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{self.exporter_port}"]}]))
+        (targets / "dlbench-exporter.yml").write_text(
+            yaml.safe_dump([{"targets": [f"127.0.0.1:{self.exporter_port}"]}])
+        )
         (targets / "dcgm.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{self.dcgm_port}"]}]))
         if self.with_run:
             (targets / "dlbench-train.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{self.run_port}"]}]))
@@ -143,19 +197,71 @@ class LiveStack:
         binary = shutil.which("prometheus")
         assert binary, "prometheus is not installed: run scripts/install-test-deps.sh"
         self.writer.start()
-        self._spawn("exporter", [sys.executable, "-m", "dlbench", "exporter", "--listen", "127.0.0.1",
-                                 "--port", str(self.exporter_port), "--interval", "0.5"],
-                    env={"DLBENCH_FAKE_NVML": str(self.scenario_path)})
-        self._spawn("dcgm-exporter", [sys.executable, "-m", "dlbench", "exporter", "--listen", "127.0.0.1",
-                                      "--port", str(self.dcgm_port), "--interval", "0.5", "--dcgm-compat"],
-                    env={"DLBENCH_FAKE_NVML": str(self.scenario_path)})
+        self._spawn(
+            "exporter",
+            [
+                sys.executable,
+                "-m",
+                "dlbench",
+                "exporter",
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(self.exporter_port),
+                "--interval",
+                "0.5",
+            ],
+            env={"DLBENCH_FAKE_NVML": str(self.scenario_path)},
+        )
+        self._spawn(
+            "dcgm-exporter",
+            [
+                sys.executable,
+                "-m",
+                "dlbench",
+                "exporter",
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(self.dcgm_port),
+                "--interval",
+                "0.5",
+                "--dcgm-compat",
+            ],
+            env={"DLBENCH_FAKE_NVML": str(self.scenario_path)},
+        )
         if self.with_run:
             # A long run on CPU: the test reads what it needs while the run lasts, then stops it.
-            self._spawn("run", [sys.executable, "-m", "dlbench", "run", "cifar-cnn", "--metrics-port", str(self.run_port),
-                                "--device", "cpu", "--batch-size", "32", "--warmup", "1", "--duration", "600"])
+            self._spawn(
+                "run",
+                [
+                    sys.executable,
+                    "-m",
+                    "dlbench",
+                    "run",
+                    "cifar-cnn",
+                    "--metrics-port",
+                    str(self.run_port),
+                    "--device",
+                    "cpu",
+                    "--batch-size",
+                    "32",
+                    "--warmup",
+                    "1",
+                    "--duration",
+                    "600",
+                ],
+            )
         config = self._write_prometheus_config()
-        self._spawn("prometheus", [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-                                   f"--web.listen-address=127.0.0.1:{self.prometheus_port}"])
+        self._spawn(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+            ],
+        )
         wait_for(lambda: http_get(f"{self.prometheus.url}/-/ready")[0] == 200, 30, "prometheus to be ready")
         return self
 

@@ -17,8 +17,18 @@ from dashboards_support import DASHBOARDS_DIR, PROMETHEUS_BUILTINS, exported_nam
 
 BOARDS = queries.dashboards()
 EXPECTED = {"gpu-fleet-overview.json", "gpu-node-detail.json", "training-run.json"}
-MODERN_PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "table", "state-timeline", "status-history", "text",
-                      "heatmap", "row"}
+MODERN_PANEL_TYPES = {
+    "timeseries",
+    "stat",
+    "gauge",
+    "bargauge",
+    "table",
+    "state-timeline",
+    "status-history",
+    "text",
+    "heatmap",
+    "row",
+}
 REQUIRED_VARIABLES = {
     "gpu-fleet-overview.json": {"datasource", "job", "hostname", "gpu"},
     "gpu-node-detail.json": {"datasource", "job", "hostname", "gpu"},
@@ -38,8 +48,9 @@ def test_the_three_dashboards_exist_and_parse_as_json():
 
 
 def test_regenerating_from_code_changes_nothing():
-    result = subprocess.run([sys.executable, str(DASHBOARDS_DIR / "generate.py"), "--check"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(DASHBOARDS_DIR / "generate.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -108,8 +119,14 @@ def test_every_query_parses_as_promql(tmp_path):
             if variable.type == "query":
                 selector, _ = queries.parse_label_values(variable.query)
                 exprs.append(queries.substitute(selector or "up", values))
-    rules = {"groups": [{"name": "dashboard-queries",
-                         "rules": [{"record": f"dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard-queries",
+                "rules": [{"record": f"dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
@@ -118,8 +135,10 @@ def test_every_query_parses_as_promql(tmp_path):
 
 
 def test_metric_name_extraction():
-    expr = ('histogram_quantile(0.9, sum by (le, run_id) (rate(dlbench_train_step_seconds_bucket{run_id=~"$run_id"}'
-            '[$__rate_interval]))) or vector(0) * on (job) group_left (name) dlbench:gpu_memory_used:ratio offset 5m')
+    expr = (
+        'histogram_quantile(0.9, sum by (le, run_id) (rate(dlbench_train_step_seconds_bucket{run_id=~"$run_id"}'
+        "[$__rate_interval]))) or vector(0) * on (job) group_left (name) dlbench:gpu_memory_used:ratio offset 5m"
+    )
     assert queries.metric_names(expr) == {"dlbench_train_step_seconds_bucket", "dlbench:gpu_memory_used:ratio"}
     assert queries.metric_names('count(up{job=~"$job"} == 0) or vector(0)') == {"up"}
 
@@ -161,13 +180,25 @@ def test_renderer_cli_reports_bad_input_in_one_line(tmp_path):
     from prometheus_server import free_port
 
     script = str(DASHBOARDS_DIR / "render.py")
-    unreachable = subprocess.run([sys.executable, script, "--prometheus", f"http://127.0.0.1:{free_port()}",
-                                  "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    unreachable = subprocess.run(
+        [sys.executable, script, "--prometheus", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unreachable.returncode == 1
-    assert unreachable.stderr.startswith("render.py: error: cannot reach Prometheus") and "Traceback" not in unreachable.stderr
-    unknown = subprocess.run([sys.executable, script, "--out", str(tmp_path), "--dashboard", "nope.json"],
-                             capture_output=True, text=True, timeout=60)
+    assert (
+        unreachable.stderr.startswith("render.py: error: cannot reach Prometheus")
+        and "Traceback" not in unreachable.stderr
+    )
+    unknown = subprocess.run(
+        [sys.executable, script, "--out", str(tmp_path), "--dashboard", "nope.json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "unknown dashboard" in unknown.stderr
-    bad_since = subprocess.run([sys.executable, script, "--out", str(tmp_path), "--since", "soon"],
-                               capture_output=True, text=True, timeout=60)
+    bad_since = subprocess.run(
+        [sys.executable, script, "--out", str(tmp_path), "--since", "soon"], capture_output=True, text=True, timeout=60
+    )
     assert bad_since.returncode == 2 and "Traceback" not in bad_since.stderr

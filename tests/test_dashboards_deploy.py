@@ -53,8 +53,13 @@ def test_prometheus_in_compose_reads_our_config_and_it_is_valid():
     prometheus = COMPOSE["services"]["prometheus"]
     assert _mounts("prometheus")["/etc/prometheus"] == "./prometheus"
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
-    result = subprocess.run(["promtool", "check", "config", "prometheus.yml"], cwd=DASHBOARDS_DIR / "prometheus",
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["promtool", "check", "config", "prometheus.yml"],
+        cwd=DASHBOARDS_DIR / "prometheus",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -34,8 +34,9 @@ def stack(tmp_path_factory):
     live = LiveStack(tmp_path_factory.mktemp("live-stack")).start()
     try:
         # every GPU of the scenario, the recording rules, and an XID event, all in Prometheus
-        live.wait_until('count(dlbench_gpu_up{job="dlbench"})', 60,
-                        lambda r: r and float(r[0]["value"][1]) == GPUS_IN_SCENARIO)
+        live.wait_until(
+            'count(dlbench_gpu_up{job="dlbench"})', 60, lambda r: r and float(r[0]["value"][1]) == GPUS_IN_SCENARIO
+        )
         live.wait_until('dlbench_gpu_utilization_ratio{job="dcgm"}', 30)
         live.wait_until("dlbench:gpu_clocks_limited:max", 30)
         live.wait_until("dlbench_gpu_last_xid_timestamp_seconds", 30)
@@ -44,8 +45,11 @@ def stack(tmp_path_factory):
             info = live.wait_until("dlbench_train_info", 240)
             live.run_device = info[0]["metric"]["device"]
             # enough timed steps for rates and step-time quantiles over $__rate_interval
-            live.wait_until("count_over_time(dlbench_train_samples_per_second[1m])", 240,
-                            lambda r: r and float(r[0]["value"][1]) >= 8)
+            live.wait_until(
+                "count_over_time(dlbench_train_samples_per_second[1m])",
+                240,
+                lambda r: r and float(r[0]["value"][1]) >= 8,
+            )
         # the idle card falls off the bus at tick 12: let Prometheus see it down
         live.wait_until('dlbench_gpu_up{job="dlbench"} == 0', 60)
         time.sleep(2 * SCRAPE_INTERVAL_S)
@@ -70,10 +74,14 @@ def _evaluate_board(stack, name: str, board: dict):
     be picked (Grafana would preselect the first, "dcgm", the stand-in tested on its own below)."""
     start, end = stack.started_at, stack.evaluated_at
     single_job = any(v.name == "job" and not v.multi for v in queries.variables(board))
-    values, options = prom.resolve_variables(board, stack.prometheus, start, end,
-                                             chosen={"job": "dlbench"} if single_job else None)
-    values.update(__rate_interval=prom.rate_interval(SCRAPE_INTERVAL_S, 1), __range=f"{int(end - start)}s",
-                  __range_s=str(int(end - start)))
+    values, options = prom.resolve_variables(
+        board, stack.prometheus, start, end, chosen={"job": "dlbench"} if single_job else None
+    )
+    values.update(
+        __rate_interval=prom.rate_interval(SCRAPE_INTERVAL_S, 1),
+        __range=f"{int(end - start)}s",
+        __range_s=str(int(end - start)),
+    )
     results = {}
     for target in queries.targets(name, board):
         results[target] = prom.evaluate(target, values, stack.prometheus, start, end, 1)
@@ -102,8 +110,12 @@ def test_alerts_fire_on_the_real_exporters_events(stack):
     by_name = {}
     for alert in alerts:
         by_name.setdefault(alert["labels"]["alertname"], []).append(alert)
-    assert [(a["labels"]["gpu"], a["labels"]["xid"], a["state"]) for a in by_name["DlbenchGPUXidCritical"]] == [("1", "79", "firing")]
-    assert [(a["labels"]["gpu"], a["labels"]["xid"], a["state"]) for a in by_name["DlbenchGPUXidWarning"]] == [("2", "94", "firing")]
+    assert [(a["labels"]["gpu"], a["labels"]["xid"], a["state"]) for a in by_name["DlbenchGPUXidCritical"]] == [
+        ("1", "79", "firing")
+    ]
+    assert [(a["labels"]["gpu"], a["labels"]["xid"], a["state"]) for a in by_name["DlbenchGPUXidWarning"]] == [
+        ("2", "94", "firing")
+    ]
     assert "DlbenchGPUUncorrectableECCErrors" not in by_name  # a lifetime count of 2 that does not grow
     assert {a["labels"]["gpu"] for a in by_name["DlbenchGPUTemperatureHigh"]} == {"1"}  # pending: `for: 5m`
     assert {a["labels"]["gpu"] for a in by_name["DlbenchGPUDown"]} == {"3"}
@@ -146,8 +158,16 @@ def test_renderer_draws_every_panel(stack, tmp_path):
     for name, board in boards.items():
         # job="dlbench": the dcgm stand-in reports the same simulated GPUs again under job="dcgm"
         chosen = {} if name == "training-run.json" else {"job": "dlbench"}
-        png, drawn = render.render_dashboard(board, name, stack.prometheus, stack.started_at, stack.evaluated_at,
-                                             out, scrape_interval_s=SCRAPE_INTERVAL_S, chosen=chosen)
+        png, drawn = render.render_dashboard(
+            board,
+            name,
+            stack.prometheus,
+            stack.started_at,
+            stack.evaluated_at,
+            out,
+            scrape_interval_s=SCRAPE_INTERVAL_S,
+            chosen=chosen,
+        )
         panels = [p for p in queries.panels(board) if p["type"] != "row"]
         assert drawn == len(panels)
         assert png.stat().st_size > 50_000, f"{png} looks empty"
@@ -177,7 +197,9 @@ def test_dcgm_exporter_series_fill_every_fleet_panel_they_can(stack):
     mapped = _dcgm_mapped_names()
     covered = [t for t in queries.targets(name, board) if queries.metric_names(t.expr) <= mapped]
     assert len(covered) >= 8
-    empty = [t.panel_title for t in covered if not _has_a_number(prom.evaluate(t, values, stack.prometheus, start, end, 1))]
+    empty = [
+        t.panel_title for t in covered if not _has_a_number(prom.evaluate(t, values, stack.prometheus, start, end, 1))
+    ]
     assert not empty, f"panels without data for dcgm-exporter hosts: {empty}"
 
 
@@ -193,10 +215,15 @@ def test_training_panels_agree_with_each_other(stack):
     batch_size = int(info["batch_size"])
     steps_per_second = float(stack.prometheus.instant("rate(dlbench_train_steps_total[5s])", at)[0]["value"][1])
     samples_per_second = float(stack.prometheus.instant("dlbench_train_samples_per_second", at)[0]["value"][1])
-    median_step = float(stack.prometheus.instant(
-        "histogram_quantile(0.5, sum by (le) (rate(dlbench_train_step_seconds_bucket[5s])))", at)[0]["value"][1])
+    median_step = float(
+        stack.prometheus.instant(
+            "histogram_quantile(0.5, sum by (le) (rate(dlbench_train_step_seconds_bucket[5s])))", at
+        )[0]["value"][1]
+    )
     assert steps_per_second > 0
-    assert 0.5 < samples_per_second / (steps_per_second * batch_size) < 2, (
-        f"throughput {samples_per_second:.3g} samples/s, but {steps_per_second:.3g} steps/s x batch {batch_size}")
-    assert 0.5 < median_step * steps_per_second < 2, (
-        f"median step {median_step:.3g} s, but {steps_per_second:.3g} steps/s")
+    assert (
+        0.5 < samples_per_second / (steps_per_second * batch_size) < 2
+    ), f"throughput {samples_per_second:.3g} samples/s, but {steps_per_second:.3g} steps/s x batch {batch_size}"
+    assert (
+        0.5 < median_step * steps_per_second < 2
+    ), f"median step {median_step:.3g} s, but {steps_per_second:.3g} steps/s"

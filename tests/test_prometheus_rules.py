@@ -16,6 +16,7 @@ PROMETHEUS_DIR = Path(__file__).resolve().parents[1] / "dashboards" / "prometheu
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml")) + sorted((PROMETHEUS_DIR / "optional").glob("*.yml"))
 UNIT_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*_test.yml"))
 
+
 def promtool(*args: str) -> subprocess.CompletedProcess:
     assert shutil.which("promtool"), "promtool missing: run scripts/install-test-deps.sh (Debian package prometheus)"
     return subprocess.run(["promtool", *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120)

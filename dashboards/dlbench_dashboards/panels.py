@@ -31,8 +31,9 @@ def datasource_variable() -> dashboard.DatasourceVariable:
     return dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
 
 
-def label_variable(name: str, label: str, query: str, *, multi: bool = True,
-                   all_matches_anything: bool = True) -> dashboard.QueryVariable:
+def label_variable(
+    name: str, label: str, query: str, *, multi: bool = True, all_matches_anything: bool = True
+) -> dashboard.QueryVariable:
     """A Prometheus label_values() variable; multi-value ones match with =~. `All` is `.*` (cheaper than a regex of
     every value) unless `all_matches_anything` is False: then Grafana sends exactly the values offered, which keeps
     jobs out that the variable's query left out."""
@@ -66,20 +67,34 @@ def _targets(queries: list[tuple[str, str]], *, instant: bool = False, table_for
 
 
 def _thresholds(steps: list[tuple[float | None, str]]) -> dashboard.ThresholdsConfig:
-    return dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(
-        [Threshold(value=value, color=color) for value, color in steps]
+    return (
+        dashboard.ThresholdsConfig()
+        .mode(ThresholdsMode.ABSOLUTE)
+        .steps([Threshold(value=value, color=color) for value, color in steps])
     )
 
 
 def _value_map(states: dict[str, tuple[str, str]]) -> ValueMap:
     return ValueMap(
-        options={value: ValueMappingResult(text=text, color=color, index=i) for i, (value, (text, color)) in enumerate(states.items())}
+        options={
+            value: ValueMappingResult(text=text, color=color, index=i)
+            for i, (value, (text, color)) in enumerate(states.items())
+        }
     )
 
 
-def time_series(title: str, queries: list[tuple[str, str]], *, unit: str, description: str, min_value: float | None = None,
-                max_value: float | None = None, thresholds: list[tuple[float | None, str]] | None = None,
-                stacked: bool = False, no_value: str | None = None) -> timeseries.Panel:
+def time_series(
+    title: str,
+    queries: list[tuple[str, str]],
+    *,
+    unit: str,
+    description: str,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    thresholds: list[tuple[float | None, str]] | None = None,
+    stacked: bool = False,
+    no_value: str | None = None,
+) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
         .title(title)
@@ -89,9 +104,16 @@ def time_series(title: str, queries: list[tuple[str, str]], *, unit: str, descri
         .line_width(1)
         .fill_opacity(10)
         .show_points(common.VisibilityMode.NEVER)
-        .legend(common_builders.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.TABLE)
-                .placement(common.LegendPlacement.BOTTOM).calcs(["lastNotNull", "max"]))
-        .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING))
+        .legend(
+            common_builders.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common.LegendDisplayMode.TABLE)
+            .placement(common.LegendPlacement.BOTTOM)
+            .calcs(["lastNotNull", "max"])
+        )
+        .tooltip(
+            common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING)
+        )
     )
     for target in _targets(queries):
         panel = panel.with_target(target)
@@ -101,7 +123,8 @@ def time_series(title: str, queries: list[tuple[str, str]], *, unit: str, descri
         panel = panel.max(max_value)
     if thresholds:
         panel = panel.thresholds(_thresholds(thresholds)).thresholds_style(
-            common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED))
+            common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
     if stacked:
         panel = panel.stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
     if no_value is not None:
@@ -109,9 +132,17 @@ def time_series(title: str, queries: list[tuple[str, str]], *, unit: str, descri
     return panel
 
 
-def stat_panel(title: str, queries: list[tuple[str, str]], *, unit: str, description: str,
-               thresholds: list[tuple[float | None, str]] | None = None, text_mode: str = "auto",
-               graph: bool = False, no_value: str | None = None) -> stat.Panel:
+def stat_panel(
+    title: str,
+    queries: list[tuple[str, str]],
+    *,
+    unit: str,
+    description: str,
+    thresholds: list[tuple[float | None, str]] | None = None,
+    text_mode: str = "auto",
+    graph: bool = False,
+    no_value: str | None = None,
+) -> stat.Panel:
     panel = (
         stat.Panel()
         .title(title)
@@ -131,8 +162,15 @@ def stat_panel(title: str, queries: list[tuple[str, str]], *, unit: str, descrip
     return panel
 
 
-def gauge_panel(title: str, queries: list[tuple[str, str]], *, unit: str, description: str, max_value: float,
-                thresholds: list[tuple[float | None, str]]) -> gauge.Panel:
+def gauge_panel(
+    title: str,
+    queries: list[tuple[str, str]],
+    *,
+    unit: str,
+    description: str,
+    max_value: float,
+    thresholds: list[tuple[float | None, str]],
+) -> gauge.Panel:
     """One dial per series (per GPU), current value against 0..max_value."""
     panel = (
         gauge.Panel()
@@ -151,8 +189,9 @@ def gauge_panel(title: str, queries: list[tuple[str, str]], *, unit: str, descri
     return panel
 
 
-def state_timeline(title: str, queries: list[tuple[str, str]], *, description: str,
-                   states: dict[str, tuple[str, str]]) -> statetimeline.Panel:
+def state_timeline(
+    title: str, queries: list[tuple[str, str]], *, description: str, states: dict[str, tuple[str, str]]
+) -> statetimeline.Panel:
     """Discrete 0/1 (or small integer) series as coloured bands: `states` maps a value to (text, colour)."""
     panel = (
         statetimeline.Panel()
@@ -171,8 +210,14 @@ def state_timeline(title: str, queries: list[tuple[str, str]], *, description: s
     return panel
 
 
-def table_panel(title: str, queries: list[tuple[str, str]], *, description: str,
-                units: dict[str, str] | None = None, hide: tuple[str, ...] = ("Time", "__name__", "job", "instance")) -> table.Panel:
+def table_panel(
+    title: str,
+    queries: list[tuple[str, str]],
+    *,
+    description: str,
+    units: dict[str, str] | None = None,
+    hide: tuple[str, ...] = ("Time", "__name__", "job", "instance"),
+) -> table.Panel:
     """Instant queries as one table: one row per label set, one column per query (`Value #A`, `Value #B`, ...)."""
     panel = (
         table.Panel()
@@ -180,11 +225,17 @@ def table_panel(title: str, queries: list[tuple[str, str]], *, description: str,
         .description(description)
         .datasource(DATASOURCE)
         .with_transformation(DataTransformerConfig(id_val="merge", options={}))
-        .with_transformation(DataTransformerConfig(
-            id_val="organize",
-            options={"excludeByName": {name: True for name in hide}, "renameByName": {
-                f"Value #{chr(ord('A') + i)}": legend for i, (_, legend) in enumerate(queries) if legend}},
-        ))
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {name: True for name in hide},
+                    "renameByName": {
+                        f"Value #{chr(ord('A') + i)}": legend for i, (_, legend) in enumerate(queries) if legend
+                    },
+                },
+            )
+        )
     )
     for column, unit in (units or {}).items():
         panel = panel.override_by_name(column, [dashboard_property("unit", unit)])

@@ -55,8 +55,9 @@ def _natural_key(text: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def resolve_variables(board: dict, prometheus: Prometheus, start: float, end: float,
-                      chosen: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, list[str]]]:
+def resolve_variables(
+    board: dict, prometheus: Prometheus, start: float, end: float, chosen: dict[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Fill the board's variables in order, like Grafana on load: `All` for multi-value variables, the first
     value for single-value ones, unless `chosen` names a value. Returns (values for substitution, options seen)."""
     chosen = chosen or {}
@@ -87,8 +88,9 @@ def rate_interval(scrape_interval_s: float, step_s: float) -> str:
     return f"{int(max(step_s + scrape_interval_s, 4 * scrape_interval_s))}s"
 
 
-def evaluate(target: queries.Target, values: dict[str, str], prometheus: Prometheus, start: float, end: float,
-             step: float) -> list[dict]:
+def evaluate(
+    target: queries.Target, values: dict[str, str], prometheus: Prometheus, start: float, end: float, step: float
+) -> list[dict]:
     """The target's result: an instant vector at `end` for instant targets, else a range matrix."""
     expr = queries.substitute(target.expr, values)
     if target.instant:

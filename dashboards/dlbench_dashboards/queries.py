@@ -60,17 +60,32 @@ def panels(board: dict) -> list[dict]:
 
 def targets(name: str, board: dict) -> list[Target]:
     return [
-        Target(name, panel["id"], panel.get("title", ""), panel["type"], target.get("refId", ""), target["expr"],
-               target.get("legendFormat", ""), bool(target.get("instant")))
-        for panel in panels(board) if panel["type"] != "row"
+        Target(
+            name,
+            panel["id"],
+            panel.get("title", ""),
+            panel["type"],
+            target.get("refId", ""),
+            target["expr"],
+            target.get("legendFormat", ""),
+            bool(target.get("instant")),
+        )
+        for panel in panels(board)
+        if panel["type"] != "row"
         for target in panel.get("targets", [])
     ]
 
 
 def variables(board: dict) -> list[Variable]:
     return [
-        Variable(v["name"], v["type"], v["query"] if isinstance(v.get("query"), str) else v.get("query", {}).get("query", ""),
-                 bool(v.get("multi")), bool(v.get("includeAll")), v.get("allValue") or None)
+        Variable(
+            v["name"],
+            v["type"],
+            v["query"] if isinstance(v.get("query"), str) else v.get("query", {}).get("query", ""),
+            bool(v.get("multi")),
+            bool(v.get("includeAll")),
+            v.get("allValue") or None,
+        )
         for v in board.get("templating", {}).get("list", [])
     ]
 
@@ -108,8 +123,22 @@ _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\
 _BRACES = re.compile(r"\{[^}]*\}")
 _BRACKETS = re.compile(r"\[[^\]]*\]")
 _IDENT = re.compile(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(\s*\()?")
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool", "and", "or", "unless",
-             "inf", "nan", "atan2"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "inf",
+    "nan",
+    "atan2",
+}
 
 
 def metric_names(expr: str) -> set[str]:

@@ -21,9 +21,17 @@ from . import prom, queries  # noqa: E402
 
 # Grafana unit -> (multiplier, suffix) for axis labels and stat values
 UNITS = {
-    "percentunit": (100, "%"), "bytes": (1 / 2**30, " GiB"), "hertz": (1e-6, " MHz"), "watt": (1, " W"),
-    "celsius": (1, " °C"), "s": (1, " s"), "Bps": (1 / 2**20, " MiB/s"), "joule": (1e-3, " kJ"), "ops": (1, "/s"),
-    "none": (1, ""), "dateTimeAsIso": (None, ""),
+    "percentunit": (100, "%"),
+    "bytes": (1 / 2**30, " GiB"),
+    "hertz": (1e-6, " MHz"),
+    "watt": (1, " W"),
+    "celsius": (1, " °C"),
+    "s": (1, " s"),
+    "Bps": (1 / 2**20, " MiB/s"),
+    "joule": (1e-3, " kJ"),
+    "ops": (1, "/s"),
+    "none": (1, ""),
+    "dateTimeAsIso": (None, ""),
 }
 COLORS = {"green": "#37872d", "red": "#c4162a", "orange": "#fa6400", "yellow": "#e0b400", "text": "#444444"}
 GRID_UNIT_WIDTH_IN = 0.8
@@ -57,11 +65,17 @@ def _draw_timeseries(ax, panel, results):
             points = [(datetime.fromtimestamp(t), float(v) * scale) for t, v in series["values"]]
             points = [(t, v) for t, v in points if math.isfinite(v)]
             if points:
-                ax.plot([t for t, _ in points], [v for _, v in points], linewidth=1.2,
-                        label=legend(target.legend, series["metric"]))
+                ax.plot(
+                    [t for t, _ in points],
+                    [v for _, v in points],
+                    linewidth=1.2,
+                    label=legend(target.legend, series["metric"]),
+                )
     if not ax.lines:
         ax.axis("off")
-        ax.text(0.5, 0.5, _no_value(panel), ha="center", va="center", fontsize=9, color="#888888", transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, _no_value(panel), ha="center", va="center", fontsize=9, color="#888888", transform=ax.transAxes
+        )
         return
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     ax.tick_params(labelsize=6)
@@ -86,15 +100,18 @@ def _draw_stat(ax, panel, results):
     ax.axis("off")
     text_mode = panel.get("options", {}).get("textMode")
     if not entries:
-        ax.text(0.5, 0.5, _no_value(panel), ha="center", va="center", fontsize=9, color="#888888", transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, _no_value(panel), ha="center", va="center", fontsize=9, color="#888888", transform=ax.transAxes
+        )
     elif len(entries) == 1 and text_mode != "name":
         name, value = entries[0]
         ax.text(0.5, 0.55, value, ha="center", va="center", fontsize=16, color="#1f60c4", transform=ax.transAxes)
         ax.text(0.5, 0.1, name, ha="center", va="center", fontsize=6, color="#444444", transform=ax.transAxes)
     else:
         lines = [name if text_mode == "name" else f"{name}  {value}".strip() for name, value in entries[:5]]
-        ax.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", fontsize=8, color="#1f60c4",
-                transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "\n".join(lines), ha="center", va="center", fontsize=8, color="#1f60c4", transform=ax.transAxes
+        )
 
 
 def _draw_state_timeline(ax, panel, results):
@@ -109,9 +126,16 @@ def _draw_state_timeline(ax, panel, results):
         for (t, v), nxt in zip(points, points[1:] + [None]):
             end = nxt[0] if nxt else t + 1
             state = mapping.get(str(int(float(v))), {"color": "text"}) if math.isfinite(float(v)) else {"color": "text"}
-            ax.broken_barh([(mdates.date2num(datetime.fromtimestamp(t)),
-                             mdates.date2num(datetime.fromtimestamp(end)) - mdates.date2num(datetime.fromtimestamp(t)))],
-                           (index - 0.4, 0.8), color=COLORS.get(state.get("color"), state.get("color")))
+            ax.broken_barh(
+                [
+                    (
+                        mdates.date2num(datetime.fromtimestamp(t)),
+                        mdates.date2num(datetime.fromtimestamp(end)) - mdates.date2num(datetime.fromtimestamp(t)),
+                    )
+                ],
+                (index - 0.4, 0.8),
+                color=COLORS.get(state.get("color"), state.get("color")),
+            )
     ax.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=5)
     ax.xaxis_date()
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
@@ -123,8 +147,11 @@ def _draw_state_timeline(ax, panel, results):
 def _draw_table(ax, panel, results):
     organize = next((t["options"] for t in panel.get("transformations", []) if t["id"] == "organize"), {})
     hidden = set(organize.get("excludeByName", {}))
-    units = {o["matcher"]["options"]: o["properties"][0]["value"]
-             for o in panel.get("fieldConfig", {}).get("overrides", []) if o["properties"]}
+    units = {
+        o["matcher"]["options"]: o["properties"][0]["value"]
+        for o in panel.get("fieldConfig", {}).get("overrides", [])
+        if o["properties"]
+    }
     rows: dict[tuple, dict] = {}
     label_columns: list[str] = []
     value_columns: list[str] = []
@@ -151,26 +178,49 @@ def _draw_table(ax, panel, results):
         table.scale(1, 1.1)
 
 
-DRAWERS = {"timeseries": _draw_timeseries, "stat": _draw_stat, "gauge": _draw_stat, "state-timeline": _draw_state_timeline,
-           "table": _draw_table}
+DRAWERS = {
+    "timeseries": _draw_timeseries,
+    "stat": _draw_stat,
+    "gauge": _draw_stat,
+    "state-timeline": _draw_state_timeline,
+    "table": _draw_table,
+}
 
 
-def render_dashboard(board: dict, name: str, prometheus: prom.Prometheus, start: float, end: float, out_dir: Path,
-                     scrape_interval_s: float = 15, chosen: dict[str, str] | None = None) -> tuple[Path, int]:
+def render_dashboard(
+    board: dict,
+    name: str,
+    prometheus: prom.Prometheus,
+    start: float,
+    end: float,
+    out_dir: Path,
+    scrape_interval_s: float = 15,
+    chosen: dict[str, str] | None = None,
+) -> tuple[Path, int]:
     """Write `<out_dir>/<name>.png`; returns the path and how many panels were drawn."""
     step = max(1.0, (end - start) / 300)
     values, _ = prom.resolve_variables(board, prometheus, start, end, chosen)
-    values.update(__rate_interval=prom.rate_interval(scrape_interval_s, step), __range=f"{int(end - start)}s",
-                  __range_s=str(int(end - start)), __interval=f"{int(step)}s")
+    values.update(
+        __rate_interval=prom.rate_interval(scrape_interval_s, step),
+        __range=f"{int(end - start)}s",
+        __range_s=str(int(end - start)),
+        __interval=f"{int(step)}s",
+    )
     by_panel: dict[int, list] = {}
     for target in queries.targets(name, board):
         by_panel.setdefault(target.panel_id, []).append(
-            (target, prom.evaluate(target, values, prometheus, start, end, step)))
+            (target, prom.evaluate(target, values, prometheus, start, end, step))
+        )
     panels = queries.panels(board)
     height_units = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels) + 2
     fig = plt.figure(figsize=(24 * GRID_UNIT_WIDTH_IN, height_units * GRID_UNIT_HEIGHT_IN), dpi=90)
-    fig.suptitle(f"{board['title']}   ({datetime.fromtimestamp(start):%H:%M:%S} to {datetime.fromtimestamp(end):%H:%M:%S})",
-                 fontsize=13, x=0.01, ha="left", y=1 - 0.6 / height_units)
+    fig.suptitle(
+        f"{board['title']}   ({datetime.fromtimestamp(start):%H:%M:%S} to {datetime.fromtimestamp(end):%H:%M:%S})",
+        fontsize=13,
+        x=0.01,
+        ha="left",
+        y=1 - 0.6 / height_units,
+    )
     drawn = 0
     for panel in panels:
         pos = panel["gridPos"]
@@ -178,8 +228,14 @@ def render_dashboard(board: dict, name: str, prometheus: prom.Prometheus, start:
         if panel["type"] == "row":
             fig.text(0.01, top - 0.5 / height_units, panel["title"], fontsize=11, weight="bold")
             continue
-        ax = fig.add_axes([pos["x"] / 24 + 0.025 / 1, top - (pos["h"] - 0.9) / height_units,
-                           pos["w"] / 24 - 0.035, (pos["h"] - 1.6) / height_units])
+        ax = fig.add_axes(
+            [
+                pos["x"] / 24 + 0.025 / 1,
+                top - (pos["h"] - 0.9) / height_units,
+                pos["w"] / 24 - 0.035,
+                (pos["h"] - 1.6) / height_units,
+            ]
+        )
         ax.set_title(panel["title"], fontsize=8, loc="left")
         DRAWERS[panel["type"]](ax, panel, by_panel.get(panel["id"], []))
         drawn += 1
