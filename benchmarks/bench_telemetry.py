@@ -74,6 +74,20 @@ def sampler_overhead(rounds: int, steps: int) -> None:
           f"(target >= 0.99); run-to-run spread of 'off' {spread:.2f}x, load average {os.getloadavg()[0]:.1f}")
     if spread > 1.1:
         print("  note: 'off' alone varies by more than the 1% being measured; rerun on an idle machine")
+    # the same cost measured directly, immune to other tenants: CPU time of one sample over the interval
+    sampler = TelemetryObserver(0.5, nvml=fake_nvml.from_spec("h100-sxm"))
+    from dlbench.train.observers import RunInfo
+
+    sampler.on_start(RunInfo("bench", "mlp", "cuda:0", 0, 256, "samples", None, None))
+    try:
+        t0 = time.thread_time()
+        for _ in range(200):
+            sampler.sampler.sample_now()
+        per_sample = (time.thread_time() - t0) / 200
+    finally:
+        sampler.close()
+    print(f"sampler CPU time per sample {per_sample * 1e3:.2f} ms; at a 0.5 s interval that is "
+          f"{per_sample / 0.5:.2%} of one core (the training loop's share of the GIL it can take at most)")
 
 
 def scrape_latency(gpus: int, dcgm: bool, scrapes: int) -> float:

@@ -184,3 +184,36 @@ def test_exporter_serves_each_sample_prerendered_and_fresh():
         assert "dlbench_gpu_up{" in filtered and "dlbench_gpu_power_watts" not in filtered
     finally:
         exporter.close()
+
+
+@pytest.mark.integration
+def test_promtool_finds_nothing_to_say_about_live_run_metrics():
+    import urllib.request
+
+    from dlbench.telemetry.observers import LiveMetricsObserver, TelemetryObserver
+    from dlbench.train.observers import RunInfo
+
+    fake = fake_nvml.from_spec("h100-sxm")
+    telemetry = TelemetryObserver(interval=0.05, nvml=fake)
+    live = LiveMetricsObserver(0, telemetry=telemetry, precision="bf16")
+    info = RunInfo("run-9", "gpt2", "cuda:0", 0, 8, "sequences", 6.9e11, 989.4e12)
+    try:
+        for o in (telemetry, live):
+            o.on_start(info)
+        for step in range(30):
+            live.on_step(step, 0.12, 8, 3.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{live.port}/metrics") as response:
+            text = response.read().decode()
+    finally:
+        live.close()
+        telemetry.close()
+    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    parsed = samples(text)
+    assert find(parsed, "dlbench_train_samples_per_second", run_id="run-9") == [pytest.approx(8 / 0.12)]
+    assert find(parsed, "dlbench_train_mfu_ratio", workload="gpt2") == [pytest.approx(8 / 0.12 * 6.9e11 / 989.4e12)]
+    assert find(parsed, "dlbench_train_step_seconds_bucket", le="0.25") == [30.0]
+    assert find(parsed, "dlbench_train_step_seconds_bucket", le="0.1") == [0.0]
+    assert find(parsed, "dlbench_train_steps_total") == [30.0]
+    assert find(parsed, "dlbench_gpu_up", gpu="0") == [1.0]  # the run's own GPU, from the shared sampler

@@ -166,3 +166,37 @@ def test_sampler_thread_samples_and_windows_aggregate():
 def test_fake_spec_rejects_unknown_presets():
     with pytest.raises(ValueError, match="unknown preset 'h900'"):
         fake_nvml.from_spec("h900")
+
+
+def test_fake_nvml_keeps_the_real_pynvml_signatures():
+    # the fake is only useful while it looks like the binding: same function names, same parameters
+    import inspect
+
+    import pynvml
+
+    faked = [name for name in vars(fake_nvml.FakeNvml) if name.startswith("nvml")]
+    assert len(faked) > 25
+    for name in faked:
+        real = getattr(pynvml, name, None)
+        assert real is not None, f"pynvml has no {name}"
+        ours = list(inspect.signature(getattr(fake_nvml.FakeNvml, name)).parameters)[1:]  # minus self
+        theirs = list(inspect.signature(inspect.unwrap(real)).parameters)
+        assert len(ours) == len(theirs), f"{name}{tuple(ours)} vs pynvml {name}{tuple(theirs)}"
+
+
+def test_every_nvml_call_the_reader_makes_exists_in_the_binding():
+    import pynvml
+
+    fake, reader = reader_for("h100-sxm")
+    called = set()
+    original = reader._call
+
+    def spy(index, call, *args):
+        called.add(call)
+        return original(index, call, *args)
+
+    reader._call = spy
+    reader.read_all()
+    assert len(called) >= 15
+    for call in called:
+        assert hasattr(pynvml, call), call

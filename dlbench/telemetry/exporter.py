@@ -39,7 +39,8 @@ class Exporter:
         gpus_up = sum(1 for r in (latest.gpus.values() if latest else ()) if r.get("up"))
         body = {"status": "ok" if healthy else "stale", "nvml_up": self.nvml.up,
                 "nvml_problem": self.nvml.problem, "gpus": len(self.nvml.gpus), "gpus_up": gpus_up,
-                "last_sample_age_seconds": None if age is None else round(age, 3)}
+                "last_sample_age_seconds": None if age is None else round(age, 3),
+                "sampler_errors": self.sampler.loop_errors}
         return (200 if healthy else 503), body
 
     def start(self) -> "Exporter":

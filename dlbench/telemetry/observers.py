@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from dlbench.telemetry.catalogue import BY_NAME, specs
 from dlbench.telemetry.collector import TelemetryCollector, families_from_rows
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.http import MetricsServer
+from dlbench.telemetry.http import MetricsServer, is_loopback
 from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler, Window
 from dlbench.train.observers import RunInfo, RunObserver
@@ -202,6 +202,9 @@ class LiveMetricsObserver(RunObserver):
         # bound now, so that a taken port fails the run before any work is done
         self.server = MetricsServer(self.registry, listen, port, health=self._health).start()
         self.port = self.server.port
+        if not is_loopback(listen):
+            print(f"dlbench: warning: serving run metrics on {listen}:{self.port} without authentication",
+                  file=sys.stderr)
 
     def _health(self) -> tuple[int, dict]:
         return 200, {"status": "ok", "steps": self.steps}
@@ -220,10 +223,11 @@ class LiveMetricsObserver(RunObserver):
             self.loss = float(loss.item() if hasattr(loss, "item") else loss)  # synchronizes: at most once a second
 
     def values(self) -> dict:
-        seconds = sum(s for s, _ in self._recent)
+        recent = tuple(self._recent)  # one C-level copy: the training thread appends while we scrape
+        seconds = sum(s for s, _ in recent)
         values: dict[str, Any] = {"steps": self.steps, "loss": self.loss}
         if seconds > 0:
-            rate = sum(n for _, n in self._recent) / seconds
+            rate = sum(n for _, n in recent) / seconds
             values["samples_per_second"] = rate
             if self.info and self.info.flops_per_sample and self.info.peak_flops:
                 values["mfu_ratio"] = rate * self.info.flops_per_sample / self.info.peak_flops
