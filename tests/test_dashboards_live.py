@@ -156,8 +156,9 @@ def test_renderer_draws_every_panel(stack, tmp_path):
     if not stack.with_run:
         boards.pop("training-run.json")
     for name, board in boards.items():
-        # job="dlbench": the dcgm stand-in reports the same simulated GPUs again under job="dcgm"
-        chosen = {} if name == "training-run.json" else {"job": "dlbench"}
+        # job="dlbench", as in _evaluate_board: the dcgm stand-in reports the same simulated GPUs again under
+        # job="dcgm" and lacks the fields DCGM has no default for (clock maxima, clock-event reasons)
+        chosen = {"job": "dlbench"}
         png, drawn = render.render_dashboard(
             board,
             name,
