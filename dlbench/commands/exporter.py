@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+
+from dlbench.commands.argtypes import port, seconds_between
 
 ENV_LISTEN = "DLBENCH_EXPORTER_LISTEN"
 ENV_PORT = "DLBENCH_EXPORTER_PORT"
 ENV_INTERVAL = "DLBENCH_EXPORTER_INTERVAL"
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, not {port}")
-    return port
-
-
-def _interval(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"interval must be a number of seconds, not {text!r}") from None
-    if not 0.05 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError(f"interval must be 0.05-3600 seconds, not {text}")
-    return seconds
+_interval = seconds_between(0.05, 3600, "interval")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--listen", default=os.environ.get(ENV_LISTEN, "127.0.0.1"), metavar="ADDRESS",
                         help=f"address to listen on (env {ENV_LISTEN}; default 127.0.0.1; 0.0.0.0 exposes "
                              "unauthenticated metrics to the network)")
-    parser.add_argument("--port", type=_port, default=os.environ.get(ENV_PORT, "9835"),
+    parser.add_argument("--port", type=port, default=os.environ.get(ENV_PORT, "9835"),
                         help=f"port to listen on (env {ENV_PORT}; default 9835)")
     parser.add_argument("--interval", type=_interval, default=os.environ.get(ENV_INTERVAL, "5"), metavar="SECONDS",
                         help=f"seconds between samples (env {ENV_INTERVAL}; default 5)")

@@ -6,36 +6,19 @@ Ports are bound and URLs checked here, so bad input fails before any training wo
 
 from __future__ import annotations
 
-import argparse
 from urllib.parse import urlparse
 
+from dlbench.commands.argtypes import port, seconds_between
 from dlbench.errors import UserError
 from dlbench.train.observers import RunObserver
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, not {port}")
-    return port
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.05 <= seconds <= 60:
-        raise argparse.ArgumentTypeError(f"telemetry interval must be 0.05-60 seconds, not {text}")
-    return seconds
+_seconds = seconds_between(0.05, 60, "telemetry interval")
 
 
 def add_run_arguments(parser) -> None:
     group = parser.add_argument_group("telemetry")
-    group.add_argument("--metrics-port", type=_port, metavar="PORT",
+    group.add_argument("--metrics-port", type=port, metavar="PORT",
                        help="serve live training and GPU metrics for Prometheus on this port while the run lasts")
     group.add_argument("--metrics-listen", default="127.0.0.1", metavar="ADDRESS",
                        help="address for --metrics-port (default 127.0.0.1)")
