@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from .panels import (
-    datasource_variable,
-    label_variable,
-    new_dashboard,
-    stat_panel,
-    state_timeline,
-    table_panel,
-    time_series,
-)
-from .selectors import ACTIVE, GPU, GPU_LEGEND, UP_DOWN
+from . import gpu_panels
+from .gpu_panels import gpu_query
+from .panels import datasource_variable, label_variable, new_dashboard, stat_panel, table_panel, time_series
+from .selectors import GPU, GPU_LEGEND
 
 UID = "dlbench-gpu-fleet"
+LEGEND = GPU_LEGEND  # many hosts: name the host too
+
+# The "GPUs" table's value columns: column, metric, unit.
+GPU_COLUMNS = [
+    ("utilization", "dlbench_gpu_utilization_ratio", "percentunit"),
+    ("memory used", "dlbench:gpu_memory_used:ratio", "percentunit"),
+    ("temperature", "dlbench_gpu_temperature_celsius", "celsius"),
+    ("power", "dlbench_gpu_power_watts", "watt"),
+]
+
+# The memory-error table's columns: column, aggregation over a GPU's series, metric, extra label matcher.
+MEMORY_ERROR_COLUMNS = [
+    ("uncorrectable ECC (life)", "sum", "dlbench_gpu_ecc_errors_total", ', type="uncorrected"'),
+    ("rows remapped (uncorrectable)", "sum", "dlbench_gpu_remapped_rows", ', type="uncorrectable"'),
+    ("remap pending", "max", "dlbench_gpu_row_remap_pending", ""),
+    ("remap failed", "max", "dlbench_gpu_row_remap_failure", ""),
+]
 
 
 def build():
@@ -36,16 +47,7 @@ def build():
 
     layout.row("At a glance")
     layout.add(
-        stat_panel(
-            "GPUs answering",
-            [(f"sum(dlbench_gpu_up{{{GPU}}})", "")],
-            unit="none",
-            description="GPUs that answer NVML now.",
-        ),
-        4,
-        4,
-    )
-    layout.add(
+        gpu_panels.up_count("GPUs answering", description="GPUs that answer NVML now."),
         stat_panel(
             "GPUs down",
             [(f"count(dlbench_gpu_up{{{GPU}}} == 0) or vector(0)", "")],
@@ -53,10 +55,6 @@ def build():
             description="GPUs the exporter knows but that do not answer NVML (fallen off the bus, failing).",
             thresholds=bad_if_any,
         ),
-        4,
-        4,
-    )
-    layout.add(
         stat_panel(
             "Exporters down",
             [('count(up{job=~"$job"} == 0) or vector(0)', "")],
@@ -64,10 +62,6 @@ def build():
             description="Scrape targets of the selected jobs Prometheus cannot reach.",
             thresholds=bad_if_any,
         ),
-        4,
-        4,
-    )
-    layout.add(
         stat_panel(
             "Mean GPU utilization",
             [(f"avg(dlbench_gpu_utilization_ratio{{{GPU}}})", "")],
@@ -75,10 +69,6 @@ def build():
             description="Mean over the selected GPUs.",
             graph=True,
         ),
-        4,
-        4,
-    )
-    layout.add(
         stat_panel(
             "Power draw",
             [(f"sum(dlbench_gpu_power_watts{{{GPU}}})", "")],
@@ -86,10 +76,6 @@ def build():
             description="Board power of the selected GPUs together.",
             graph=True,
         ),
-        4,
-        4,
-    )
-    layout.add(
         stat_panel(
             "GPUs with limited clocks",
             [(f"sum(dlbench:gpu_clocks_limited:max{{{GPU}}}) or vector(0)", "")],
@@ -97,140 +83,78 @@ def build():
             description="GPUs held below full clocks by power cap, thermal or hardware slowdown now.",
             thresholds=[(None, "green"), (1, "orange")],
         ),
-        4,
-        4,
+        width=4,
+        height=4,
     )
 
     layout.row("Utilization and memory")
     layout.add(
-        time_series(
-            "GPU utilization",
-            [(f"dlbench_gpu_utilization_ratio{{{GPU}}}", GPU_LEGEND)],
-            unit="percentunit",
-            min_value=0,
-            max_value=1,
-            description="Fraction of time a kernel ran, per GPU.",
-        ),
-        12,
-        8,
-    )
-    layout.add(
-        time_series(
+        gpu_panels.utilization(LEGEND, description="Fraction of time a kernel ran, per GPU."),
+        gpu_panels.fraction(
             "GPU memory used",
-            [(f"dlbench:gpu_memory_used:ratio{{{GPU}}}", GPU_LEGEND)],
-            unit="percentunit",
-            min_value=0,
-            max_value=1,
+            "dlbench:gpu_memory_used:ratio",
+            LEGEND,
             description="Device memory used over total, per GPU (recording rule).",
         ),
-        12,
-        8,
+        width=12,
+        height=8,
     )
 
     layout.row("Temperature and power")
     layout.add(
-        time_series(
-            "GPU temperature",
-            [(f"dlbench_gpu_temperature_celsius{{{GPU}}}", GPU_LEGEND)],
-            unit="celsius",
-            thresholds=[(None, "green"), (85, "red")],
+        gpu_panels.temperature(
+            LEGEND,
             description="Die temperature; the alert DlbenchGPUTemperatureHigh fires above 85 °C for 5 minutes.",
         ),
-        12,
-        8,
-    )
-    layout.add(
         time_series(
             "Power against limit",
-            [(f"dlbench:gpu_power_limit:ratio{{{GPU}}}", GPU_LEGEND)],
+            [gpu_query("dlbench:gpu_power_limit:ratio", LEGEND)],
             unit="percentunit",
             min_value=0,
             thresholds=[(None, "green"), (1, "orange")],
             description="Board power over the enforced power limit; at 100% the GPU is power-capped.",
         ),
-        12,
-        8,
+        width=12,
+        height=8,
     )
 
     layout.row("Health")
     layout.add(
-        state_timeline(
-            "GPU up",
-            [(f"dlbench_gpu_up{{{GPU}}}", GPU_LEGEND)],
-            states=UP_DOWN,
-            description="Whether each GPU answers NVML.",
-        ),
-        12,
-        8,
-    )
-    layout.add(
-        state_timeline(
-            "Clocks limited",
-            [(f"dlbench:gpu_clocks_limited:max{{{GPU}}}", GPU_LEGEND)],
-            states=ACTIVE,
+        gpu_panels.up_timeline(LEGEND),
+        gpu_panels.clocks_limited(
+            LEGEND,
             description="Power cap, thermal or hardware slowdown holding the clocks down (the GPU node detail "
             "dashboard shows which reason).",
         ),
-        12,
-        8,
+        width=12,
+        height=8,
     )
     layout.add(
         table_panel(
             "GPUs",
-            [
-                (f"dlbench_gpu_info{{{GPU}}}", ""),
-                (f"dlbench_gpu_utilization_ratio{{{GPU}}}", "utilization"),
-                (f"dlbench:gpu_memory_used:ratio{{{GPU}}}", "memory used"),
-                (f"dlbench_gpu_temperature_celsius{{{GPU}}}", "temperature"),
-                (f"dlbench_gpu_power_watts{{{GPU}}}", "power"),
-            ],
+            [(f"dlbench_gpu_info{{{GPU}}}", "")] + [gpu_query(metric, column) for column, metric, _ in GPU_COLUMNS],
             description="One row per GPU, now.",
-            units={
-                "utilization": "percentunit",
-                "memory used": "percentunit",
-                "temperature": "celsius",
-                "power": "watt",
-            },
+            units={column: unit for column, _, unit in GPU_COLUMNS},
             hide=("Time", "__name__", "job", "instance", "Value #A", "cuda_driver_version"),
         ),
-        24,
-        8,
+        width=24,
+        height=8,
     )
     layout.add(
-        table_panel(
-            "XID events since exporter start",
-            [
-                (f"sum by (hostname, gpu, uuid, xid) (dlbench_gpu_xid_errors_total{{{GPU}}})", "events"),
-                (
-                    f"max by (hostname, gpu, uuid, xid) (dlbench_gpu_last_xid_timestamp_seconds{{{GPU}}}) * 1000",
-                    "last seen",
-                ),
-            ],
-            description="XID codes each GPU reported since its exporter started; 48, 62, 64, 74, 79, 95, 119 and 120 are "
-            "critical. Empty is good news.",
-            units={"last seen": "dateTimeAsIso"},
+        gpu_panels.xid_events(
+            "hostname, gpu, uuid, xid",
+            description="XID codes each GPU reported since its exporter started; 48, 62, 64, 74, 79, 95, 119 and 120 "
+            "are critical. Empty is good news.",
         ),
-        12,
-        8,
-    )
-    layout.add(
         table_panel(
             "Uncorrectable ECC and row remapping",
             [
-                (
-                    f'sum by (hostname, gpu, uuid) (dlbench_gpu_ecc_errors_total{{{GPU}, type="uncorrected"}})',
-                    "uncorrectable ECC (life)",
-                ),
-                (
-                    f'sum by (hostname, gpu, uuid) (dlbench_gpu_remapped_rows{{{GPU}, type="uncorrectable"}})',
-                    "rows remapped (uncorrectable)",
-                ),
-                (f"max by (hostname, gpu, uuid) (dlbench_gpu_row_remap_pending{{{GPU}}})", "remap pending"),
-                (f"max by (hostname, gpu, uuid) (dlbench_gpu_row_remap_failure{{{GPU}}})", "remap failed"),
+                (f"{function} by (hostname, gpu, uuid) ({metric}{{{GPU}{matcher}}})", column)
+                for column, function, metric, matcher in MEMORY_ERROR_COLUMNS
             ],
             description="Lifetime memory-error state of each GPU. A pending remap needs a GPU reset; a failed one an RMA.",
         ),
-        12,
-        8,
+        width=12,
+        height=8,
     )
     return board

@@ -83,6 +83,24 @@ def _value_map(states: dict[str, tuple[str, str]]) -> ValueMap:
     )
 
 
+def _panel(builder, title: str, description: str):
+    """What every panel has: a title, a description and the `$datasource` variable."""
+    return builder.title(title).description(description).datasource(DATASOURCE)
+
+
+def _with_targets(panel, queries: list[tuple[str, str]], **target_options):
+    for target in _targets(queries, **target_options):
+        panel = panel.with_target(target)
+    return panel
+
+
+def _last_value(panel, thresholds: list[tuple[float | None, str]]):
+    """Single-value panels (stat, gauge) show each series' latest value, coloured by `thresholds`."""
+    return panel.reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)).thresholds(
+        _thresholds(thresholds)
+    )
+
+
 def time_series(
     title: str,
     queries: list[tuple[str, str]],
@@ -96,10 +114,7 @@ def time_series(
     no_value: str | None = None,
 ) -> timeseries.Panel:
     panel = (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
+        _panel(timeseries.Panel(), title, description)
         .unit(unit)
         .line_width(1)
         .fill_opacity(10)
@@ -115,8 +130,7 @@ def time_series(
             common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING)
         )
     )
-    for target in _targets(queries):
-        panel = panel.with_target(target)
+    panel = _with_targets(panel, queries)
     if min_value is not None:
         panel = panel.min(min_value)
     if max_value is not None:
@@ -144,22 +158,16 @@ def stat_panel(
     no_value: str | None = None,
 ) -> stat.Panel:
     panel = (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
+        _panel(stat.Panel(), title, description)
         .unit(unit)
         .graph_mode(common.BigValueGraphMode.AREA if graph else common.BigValueGraphMode.NONE)
         .color_mode(common.BigValueColorMode.VALUE)
         .text_mode(common.BigValueTextMode(text_mode))
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .thresholds(_thresholds(thresholds or [(None, "green")]))
     )
+    panel = _last_value(panel, thresholds or [(None, "green")])
     if no_value is not None:
         panel = panel.no_value(no_value)
-    for target in _targets(queries, instant=not graph):
-        panel = panel.with_target(target)
-    return panel
+    return _with_targets(panel, queries, instant=not graph)
 
 
 def gauge_panel(
@@ -172,21 +180,8 @@ def gauge_panel(
     thresholds: list[tuple[float | None, str]],
 ) -> gauge.Panel:
     """One dial per series (per GPU), current value against 0..max_value."""
-    panel = (
-        gauge.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .min(0)
-        .max(max_value)
-        .show_threshold_markers(True)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .thresholds(_thresholds(thresholds))
-    )
-    for target in _targets(queries, instant=True):
-        panel = panel.with_target(target)
-    return panel
+    panel = _panel(gauge.Panel(), title, description).unit(unit).min(0).max(max_value).show_threshold_markers(True)
+    return _with_targets(_last_value(panel, thresholds), queries, instant=True)
 
 
 def state_timeline(
@@ -194,10 +189,7 @@ def state_timeline(
 ) -> statetimeline.Panel:
     """Discrete 0/1 (or small integer) series as coloured bands: `states` maps a value to (text, colour)."""
     panel = (
-        statetimeline.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
+        _panel(statetimeline.Panel(), title, description)
         .show_value(common.VisibilityMode.NEVER)
         .merge_values(True)
         .row_height(0.8)
@@ -205,9 +197,7 @@ def state_timeline(
         .mappings([_value_map(states)])
         .thresholds(_thresholds([(None, "text")]))
     )
-    for target in _targets(queries):
-        panel = panel.with_target(target)
-    return panel
+    return _with_targets(panel, queries)
 
 
 def table_panel(
@@ -220,10 +210,7 @@ def table_panel(
 ) -> table.Panel:
     """Instant queries as one table: one row per label set, one column per query (`Value #A`, `Value #B`, ...)."""
     panel = (
-        table.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
+        _panel(table.Panel(), title, description)
         .with_transformation(DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(
             DataTransformerConfig(
@@ -239,9 +226,7 @@ def table_panel(
     )
     for column, unit in (units or {}).items():
         panel = panel.override_by_name(column, [dashboard_property("unit", unit)])
-    for target in _targets(queries, instant=True, table_format=True):
-        panel = panel.with_target(target)
-    return panel
+    return _with_targets(panel, queries, instant=True, table_format=True)
 
 
 def dashboard_property(prop_id: str, value: object) -> DynamicConfigValue:
@@ -269,13 +254,16 @@ class Layout:
         self.next_id += 1
         self.y += 1
 
-    def add(self, panel, width: int, height: int) -> None:
-        if self.x + width > GRID_WIDTH:
-            self._new_line()
-        self.board.with_panel(panel.id(self.next_id).grid_pos(GridPos(h=height, w=width, x=self.x, y=self.y)))
-        self.next_id += 1
-        self.x += width
-        self.row_height = max(self.row_height, height)
+    def add(self, *panels, width: int, height: int) -> None:
+        """Places `panels`, all `width` columns by `height` rows, after the last one; a panel that does not fit the
+        line starts the next."""
+        for panel in panels:
+            if self.x + width > GRID_WIDTH:
+                self._new_line()
+            self.board.with_panel(panel.id(self.next_id).grid_pos(GridPos(h=height, w=width, x=self.x, y=self.y)))
+            self.next_id += 1
+            self.x += width
+            self.row_height = max(self.row_height, height)
 
 
 def new_dashboard(title: str, uid: str, description: str, variables: list) -> tuple[dashboard.Dashboard, Layout]:

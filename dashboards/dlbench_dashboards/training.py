@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from .panels import (
-    datasource_variable,
-    label_variable,
-    new_dashboard,
-    stat_panel,
-    table_panel,
-    time_series,
-    state_timeline,
-)
-from .selectors import ACTIVE, GPU, GPU_ONLY_LEGEND, TRAIN
+from . import gpu_panels
+from .panels import datasource_variable, label_variable, new_dashboard, stat_panel, table_panel, time_series
+from .selectors import GPU_ONLY_LEGEND, TRAIN
 
 UID = "dlbench-training-run"
 RATE = "$__rate_interval"
 RUN_LEGEND = "{{run_id}} {{workload}}"
 STAT_LEGEND = "{{workload}}"
+LEGEND = GPU_ONLY_LEGEND  # one host's GPUs
+MFU_UNDEFINED = "n/a (CPU or unknown GPU peak)"
+
+
+def _train(metric: str, legend: str) -> tuple[str, str]:
+    return f"{metric}{{{TRAIN}}}", legend
 
 
 def _step_quantile(q: float) -> tuple[str, str]:
@@ -54,101 +53,77 @@ def build():
             description="Identity of the selected runs: device, precision and batch size.",
             hide=("Time", "__name__", "job", "instance", "Value"),
         ),
-        8,
-        4,
+        width=8,
+        height=4,
     )
     layout.add(
         stat_panel(
             "Throughput",
-            [(f"dlbench_train_samples_per_second{{{TRAIN}}}", STAT_LEGEND)],
+            [_train("dlbench_train_samples_per_second", STAT_LEGEND)],
             unit="none",
             graph=True,
             description="Samples per second over the last 20 steps.",
         ),
-        4,
-        4,
-    )
-    layout.add(
         stat_panel(
             "MFU",
-            [(f"dlbench_train_mfu_ratio{{{TRAIN}}}", STAT_LEGEND)],
+            [_train("dlbench_train_mfu_ratio", STAT_LEGEND)],
             unit="percentunit",
             graph=True,
-            no_value="n/a (CPU or unknown GPU peak)",
+            no_value=MFU_UNDEFINED,
             description="Model FLOPs utilisation: achieved FLOP/s over the GPU's dense peak. Not defined on CPU.",
         ),
-        4,
-        4,
-    )
-    layout.add(
         stat_panel(
             "Steps",
-            [(f"dlbench_train_steps_total{{{TRAIN}}}", STAT_LEGEND)],
+            [_train("dlbench_train_steps_total", STAT_LEGEND)],
             unit="none",
             description="Timed training steps done.",
         ),
-        4,
-        4,
-    )
-    layout.add(
         stat_panel(
             "Loss",
-            [(f"dlbench_train_loss{{{TRAIN}}}", STAT_LEGEND)],
+            [_train("dlbench_train_loss", STAT_LEGEND)],
             unit="none",
             graph=True,
             description="Latest training loss.",
         ),
-        4,
-        4,
+        width=4,
+        height=4,
     )
 
     layout.add(
         time_series(
             "Throughput",
-            [(f"dlbench_train_samples_per_second{{{TRAIN}}}", RUN_LEGEND)],
+            [_train("dlbench_train_samples_per_second", RUN_LEGEND)],
             unit="none",
             min_value=0,
             description="Samples per second over the last 20 steps; the alert "
             "DlbenchTrainingThroughputDropped compares it with the run's own previous hour.",
         ),
-        12,
-        8,
-    )
-    layout.add(
         time_series(
             "Step time",
-            [_step_quantile(0.5), _step_quantile(0.9), _step_quantile(0.99)],
+            [_step_quantile(q) for q in (0.5, 0.9, 0.99)],
             unit="s",
             min_value=0,
             description="Step-time quantiles from the run's histogram.",
         ),
-        12,
-        8,
+        width=12,
+        height=8,
     )
     layout.add(
         time_series(
             "MFU",
-            [(f"dlbench_train_mfu_ratio{{{TRAIN}}}", RUN_LEGEND)],
+            [_train("dlbench_train_mfu_ratio", RUN_LEGEND)],
             unit="percentunit",
             min_value=0,
             max_value=1,
-            no_value="n/a (CPU or unknown GPU peak)",
+            no_value=MFU_UNDEFINED,
             description="Model FLOPs utilisation. Not defined on CPU.",
         ),
-        8,
-        8,
-    )
-    layout.add(
         time_series(
             "Loss",
-            [(f"dlbench_train_loss{{{TRAIN}}}", RUN_LEGEND)],
+            [_train("dlbench_train_loss", RUN_LEGEND)],
             unit="none",
             description="Training loss, read at most once per second.",
         ),
-        8,
-        8,
-    )
-    layout.add(
         time_series(
             "Steps per second",
             [(f"rate(dlbench_train_steps_total{{{TRAIN}}}[{RATE}])", RUN_LEGEND)],
@@ -156,76 +131,24 @@ def build():
             min_value=0,
             description="Timed steps per second.",
         ),
-        8,
-        8,
+        width=8,
+        height=8,
     )
 
     layout.row("GPUs of the run's host")
     layout.add(
-        time_series(
-            "GPU utilization",
-            [(f"dlbench_gpu_utilization_ratio{{{GPU}}}", GPU_ONLY_LEGEND)],
-            unit="percentunit",
-            min_value=0,
-            max_value=1,
-            description="Fraction of time a kernel ran.",
-        ),
-        8,
-        8,
-    )
-    layout.add(
-        time_series(
-            "GPU memory used",
-            [(f"dlbench_gpu_memory_used_bytes{{{GPU}}}", GPU_ONLY_LEGEND)],
-            unit="bytes",
-            min_value=0,
-            description="Device memory in use.",
-        ),
-        8,
-        8,
-    )
-    layout.add(
-        time_series(
-            "GPU power",
-            [(f"dlbench_gpu_power_watts{{{GPU}}}", GPU_ONLY_LEGEND)],
-            unit="watt",
-            min_value=0,
-            description="Board power draw.",
-        ),
-        8,
-        8,
-    )
-    layout.add(
-        time_series(
-            "GPU temperature",
-            [(f"dlbench_gpu_temperature_celsius{{{GPU}}}", GPU_ONLY_LEGEND)],
-            unit="celsius",
-            thresholds=[(None, "green"), (85, "red")],
-            description="Die temperature.",
-        ),
-        8,
-        8,
-    )
-    layout.add(
-        time_series(
+        gpu_panels.utilization(LEGEND, description="Fraction of time a kernel ran."),
+        gpu_panels.memory_used(LEGEND, description="Device memory in use."),
+        gpu_panels.power(LEGEND, description="Board power draw."),
+        gpu_panels.temperature(LEGEND, description="Die temperature."),
+        gpu_panels.fraction(
             "SM clock against max",
-            [(f"dlbench:gpu_sm_clock_max:ratio{{{GPU}}}", GPU_ONLY_LEGEND)],
-            unit="percentunit",
-            min_value=0,
-            max_value=1,
+            "dlbench:gpu_sm_clock_max:ratio",
+            LEGEND,
             description="Current SM clock over its maximum (recording rule).",
         ),
-        8,
-        8,
-    )
-    layout.add(
-        state_timeline(
-            "Clocks limited",
-            [(f"dlbench:gpu_clocks_limited:max{{{GPU}}}", GPU_ONLY_LEGEND)],
-            states=ACTIVE,
-            description="Power cap, thermal or hardware slowdown holding clocks down.",
-        ),
-        8,
-        8,
+        gpu_panels.clocks_limited(LEGEND, description="Power cap, thermal or hardware slowdown holding clocks down."),
+        width=8,
+        height=8,
     )
     return board
