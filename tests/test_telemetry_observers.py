@@ -168,3 +168,12 @@ def test_push_failure_warns_and_does_not_fail_the_run(capsys):
     push.on_finish({"status": "failed"})
     assert not push.pushed
     assert "could not push the run summary" in capsys.readouterr().err
+
+
+def test_a_busy_host_cpu_is_blamed_only_when_a_gpu_does_the_training():
+    from dlbench.telemetry.observers import explain
+
+    busy_host = {"cpu_utilization_mean_ratio": 0.97}
+    assert explain({"device": "cpu", "gpu": None, "host": busy_host}) == []
+    notes = explain({"device": "cuda:0", "gpu": None, "host": busy_host})
+    assert len(notes) == 1 and "host CPU was 97% busy" in notes[0]

@@ -76,6 +76,7 @@ class TelemetryObserver(RunObserver):
 
     def _summarise(self, window: Window, timed_seconds: float, samples: int, energy_end: float | None) -> dict:
         summary: dict[str, Any] = {
+            "device": self.info.device if self.info else None,
             "interval_seconds": self.interval,
             "samples": window.samples,
             "nvml": "ok" if self.reader.up else self.reader.problem,
@@ -144,7 +145,7 @@ def explain(summary: dict) -> list[str]:
         if gpu["down_samples"]:
             notes.append(f"GPU stopped answering NVML in {gpu['down_samples']} sample(s) of the window")
     cpu = summary["host"]["cpu_utilization_mean_ratio"]
-    if cpu is not None and cpu > 0.9:
+    if cpu is not None and cpu > 0.9 and summary.get("device", "cpu") != "cpu":  # on a CPU run a busy CPU is the point
         notes.append(f"host CPU was {cpu:.0%} busy on average: data loading or the Python loop may be the limit")
     return notes
 
