@@ -66,8 +66,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 makes a shared machine less noisy)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     plain, harness = [], []
     for _ in range(args.rounds):
@@ -76,7 +79,7 @@ def main() -> None:
     ratio = statistics.median(harness) / statistics.median(plain)
     report = {
         "workload": args.workload, "device": args.device, "batch_size": args.batch_size, "steps": args.steps,
-        "rounds": args.rounds, "plain_samples_per_second": plain, "dlbench_samples_per_second": harness,
+        "rounds": args.rounds, "threads": torch.get_num_threads(), "plain_samples_per_second": plain, "dlbench_samples_per_second": harness,
         "median_ratio_dlbench_over_plain": ratio, "target": ">= 0.98",
     }
     print(f"{args.workload} on {args.device}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds")
