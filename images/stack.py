@@ -22,7 +22,10 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-import yaml
+try:
+    import yaml
+except ImportError:  # run by make with a bare python3
+    sys.exit("images/stack.py: error: needs PyYAML: run `make venv` at the repository root, or pip install pyyaml")
 
 IMAGES_DIR = Path(__file__).resolve().parent
 REPO_ROOT = IMAGES_DIR.parent

@@ -122,6 +122,17 @@ def test_variant_name_matches_the_cuda_version_and_the_driver_floor_its_branch()
     assert int(floor.split(".")[0]) <= int(SPEC["stack_driver_branch"]), "the driver branch is older than the floor"
 
 
+# Minimum Linux driver per CUDA toolkit, from NVIDIA's release notes (docs/shared facts, section 3).
+DRIVER_FLOOR_BY_CUDA = {"11.8": "520.61.05", "12.4": "550.54.14", "12.6": "560.28.03", "12.8": "570.26",
+                        "12.9": "575.51.03", "13.0": "580.65.06", "13.1": "590.44.01"}
+
+
+def test_driver_floor_in_the_spec_and_the_image_label_is_nvidias_for_that_cuda():
+    assert SPEC["stack_torch_driver_floor"] == DRIVER_FLOOR_BY_CUDA[SPEC["stack_cuda_version"]]
+    assert dockerfile_arg_defaults()["DRIVER_FLOOR"] == {SPEC["stack_torch_driver_floor"]}
+    assert 'io.dlbench.driver-floor="${DRIVER_FLOOR}"' in DOCKERFILE.read_text()
+
+
 def test_tags_name_dlbench_torch_variant_and_python():
     assert stack.tag(SPEC, "pytorch", CUDA_VARIANT) == (
         f"dlbench/pytorch:{SPEC['stack_dlbench_version']}-torch{SPEC['stack_torch_version']}"
