@@ -129,17 +129,24 @@ def build_args(spec: dict[str, str], variant_name: str) -> dict[str, str]:
     return args
 
 
+def _pyproject() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
 def project_dependencies() -> list[str]:
     """dlbench's own runtime requirements, torch left to the variant."""
-    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    return [dep for dep in pyproject["project"]["dependencies"] if not dep.replace(" ", "").startswith("torch")]
+    return [dep for dep in _pyproject()["project"]["dependencies"] if not dep.replace(" ", "").startswith("torch")]
+
+
+def build_requirements() -> list[str]:
+    return list(_pyproject()["build-system"]["requires"])
 
 
 def requirements(spec: dict[str, str], image: str, variant_name: str) -> list[str]:
     check_image(image)
     chosen = variant(spec, variant_name)
-    # setuptools builds dlbench itself inside the image (--no-build-isolation), so it is locked and hashed too.
-    wanted = [chosen.torch_requirement, *project_dependencies(), "setuptools>=68"]
+    # The build backend builds dlbench itself inside the image (--no-build-isolation), so it is locked too.
+    wanted = [chosen.torch_requirement, *project_dependencies(), *build_requirements()]
     if image == "jupyterlab":
         wanted.append(f"jupyterlab=={spec['stack_jupyterlab_version']}")
     return wanted
