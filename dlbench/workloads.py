@@ -34,7 +34,9 @@ class Workload:
 
     @property
     def sample_unit(self) -> str:
-        return "images" if self.is_image else "sequences"
+        """What the workload's headline throughput counts. A language model's sample is one sequence; its
+        throughput is reported per sequence and, as the field does, per token."""
+        return "images" if self.is_image else "tokens"
 
     def tokens_per_sample(self, seq_len: int | None = None) -> int:
         return 0 if self.is_image else (seq_len or self.seq_len)

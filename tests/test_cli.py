@@ -24,7 +24,7 @@ def test_list_json_has_every_workload_with_unit_and_parameters():
     assert result.returncode == 0
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["resnet18"]["parameters"] == 11_689_512
-    assert rows["gpt2"]["sample_unit"] == "sequences"
+    assert rows["gpt2"]["sample_unit"] == "tokens"
     assert rows["resnet50"]["sample_unit"] == "images"
 
 

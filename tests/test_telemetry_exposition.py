@@ -196,7 +196,7 @@ def test_promtool_finds_nothing_to_say_about_live_run_metrics():
     fake = fake_nvml.from_spec("h100-sxm")
     telemetry = TelemetryObserver(interval=0.05, nvml=fake)
     live = LiveMetricsObserver(0, telemetry=telemetry, precision="bf16")
-    info = RunInfo("run-9", "gpt2", "cuda:0", 0, 8, "sequences", 6.9e11, 989.4e12)
+    info = RunInfo("run-9", "gpt2", "cuda:0", 0, 8, "tokens", 6.9e11, 989.4e12)
     try:
         for o in (telemetry, live):
             o.on_start(info)

@@ -54,7 +54,8 @@ def summary_table(result: dict) -> Table:
         ("device", f"{config.get('device')} ({env.get('device_name', '?')})"),
         ("precision / batch", f"{config.get('precision')} / {config.get('batch_size')}"),
         ("timed steps", f"{metrics.get('steps_timed', 0)} in {_fmt(metrics.get('timed_seconds'), '.2f', ' s')}"),
-        (f"throughput ({workload.get('sample_unit', 'samples')}/s)", _fmt(throughput.get("samples_per_second"), ",.1f")),
+        (f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
+         _fmt(throughput.get("samples_per_second"), ",.1f")),
     ]
     if throughput.get("tokens_per_second"):
         rows.append(("throughput (tokens/s)", _fmt(throughput["tokens_per_second"], ",.0f")))

@@ -223,7 +223,7 @@ class Run:
             achieved = throughput * flops_per_sample
             tokens = self.workload.tokens_per_sample(self.seq_len)
             metrics.update(
-                throughput={"samples_per_second": throughput, "unit": self.workload.sample_unit,
+                throughput={"samples_per_second": throughput,
                             "tokens_per_second": throughput * tokens if tokens else None},
                 step_time_seconds=step_statistics(step_seconds),
                 achieved_flops_per_second=achieved,
