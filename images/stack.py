@@ -158,13 +158,13 @@ def lock_path(image: str, chosen: Variant) -> Path:
 
 def lock(spec: dict[str, str], variant_name: str, find_links: str | None) -> list[Path]:
     """Resolve and hash both images' requirements; jupyterlab is constrained to the pytorch lock's versions."""
-    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
-    if not Path(uv).exists():
-        raise SpecError("uv is not installed (pip install uv)")
     chosen = variant(spec, variant_name)
     if chosen.name == CPU_VARIANT and not find_links:
         raise SpecError("the CPU variant's torch wheel is not on PyPI: pass --find-links DIR holding "
                         f"torch-{spec['stack_torch_version']}+cpu-cp{chosen.python.replace('.', '')}-*.whl")
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    if not Path(uv).exists():
+        raise SpecError("uv is not installed (pip install uv)")
     LOCK_DIR.mkdir(exist_ok=True)
     written = []
     for image in IMAGE_NAMES:
