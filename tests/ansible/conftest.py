@@ -18,7 +18,9 @@ from . import standins
 from .testhost import Host
 
 REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".cache"
+# The debootstrapped tree (about 1.2 GB) and the torch wheels; git-ignored. DLBENCH_TEST_CACHE moves them to a
+# directory that outlives fresh clones (CI), so the tree is built once per machine instead of once per clone.
+CACHE = Path(os.environ.get("DLBENCH_TEST_CACHE", REPO / ".cache"))
 ANSIBLE_BIN = Path(sys.executable).parent
 TORCH_REQUIREMENT = "torch==2.13.0"
 JUPYTER_PASSWORD = "correct horse battery staple"
@@ -88,6 +90,7 @@ def extra_ca_certificates(root, out_dir):
     extra = [cert for cert in host if cert not in stock]
     if not extra:
         return []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     path = Path(out_dir) / "extra-ca.crt"
     path.write_text("\n".join(extra) + "\n")
     return [str(path)]
@@ -118,18 +121,32 @@ class Playbook:
                      "--vault-password-file", str(password_file)]
 
     def run(self, *extra, playbook="playbooks/setup_gpu.yml"):
+        return self.start(*extra, playbook=playbook).wait()
+
+    def start(self, *extra, playbook="playbooks/setup_gpu.yml"):
+        """Start ansible-playbook in the background; .wait() returns its PlaybookResult."""
         env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"), ANSIBLE_STDOUT_CALLBACK="default")
-        result = subprocess.run([str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
-                                capture_output=True, text=True, cwd=REPO, env=env)
-        (self.workdir / f"run-{len(list(self.workdir.glob('run-*.log')))}.log").write_text(result.stdout + result.stderr)
-        return PlaybookResult(result)
+        log = self.workdir / f"run-{len(list(self.workdir.glob('run-*.log')))}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen([str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
+                                       stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        return RunningPlaybook(process, log)
+
+
+class RunningPlaybook:
+    def __init__(self, process, log):
+        self.process, self.log = process, log
+
+    def wait(self):
+        returncode = self.process.wait()
+        return PlaybookResult(returncode, self.log.read_text())
 
 
 class PlaybookResult:
-    def __init__(self, completed):
-        self.rc = completed.returncode
-        self.output = completed.stdout + completed.stderr
+    def __init__(self, returncode, output):
+        self.rc = returncode
+        self.output = output
         recap = re.search(r"testgpu\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", self.output)
         self.ok, self.changed, self.unreachable, self.failed = (int(n) for n in recap.groups()) if recap else (0,) * 4
         self.has_recap = recap is not None
