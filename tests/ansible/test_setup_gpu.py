@@ -197,3 +197,24 @@ def test_jupyterlab_refuses_public_address_without_tls(site, fresh_host, tmp_pat
     assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
     assert "only with jupyterlab_tls_certfile and jupyterlab_tls_keyfile set" in result.output
     assert not fresh_host.path("/etc/systemd/system/jupyterlab.service").exists()
+
+
+def test_sshd_hardening_refused_without_an_admin_key(site, fresh_host, tmp_path):
+    variables = base_variables(site, fresh_host, tmp_path)
+    variables["common_admin_ssh_keys"] = []
+    playbook = Playbook(fresh_host, tmp_path / "ansible", variables)
+    result = playbook.run("--tags", "common")
+    assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
+    assert "no admin account with an SSH key is" in result.output
+    assert not fresh_host.path("/etc/ssh/sshd_config.d/10-dlbench-hardening.conf").exists()
+
+
+def test_miniforge_installer_with_wrong_sha256_is_refused(site, fresh_host, tmp_path):
+    variables = base_variables(site, fresh_host, tmp_path)
+    variables["conda_miniforge_sha256"] = "0" * 64  # what a tampered or corrupted download looks like
+    playbook = Playbook(fresh_host, tmp_path / "ansible", variables)
+    result = playbook.run("--tags", "conda")
+    assert result.rc != 0 and result.failed == 1, result.tail()
+    assert "did not match " + "0" * 64 in result.output
+    assert not fresh_host.path("/opt/miniforge3").exists()
+    assert not fresh_host.path("/var/cache/dlbench/Miniforge3-25.3.1-0-Linux-x86_64.sh").exists()
