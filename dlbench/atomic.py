@@ -19,14 +19,20 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise UserError(f"output path {target} is a directory; give a file name such as {target}/result.json")
     if not parent.is_dir():
         raise UserError(f"cannot write {target}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write {target}: directory {parent} is not writable")
+    try:  # the only reliable test (root ignores permission bits; read-only mounts and /proc do not)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{target.name}.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write {target}: directory {parent} is not writable ({error.strerror})") from None
     return target
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    except OSError as error:
+        raise UserError(f"cannot write {target}: {error.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

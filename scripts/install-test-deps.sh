@@ -5,6 +5,7 @@ set -euo pipefail
 packages=()
 add_if_missing() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
 add_if_missing promtool prometheus
+add_if_missing prometheus-pushgateway prometheus-pushgateway  # telemetry: --pushgateway test
 # playbook integration test: a debootstrapped Debian 12 host, and signed stand-in apt repositories
 add_if_missing debootstrap debootstrap
 add_if_missing gpg gnupg

@@ -27,14 +27,19 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="dlbench workloads")
-    for column in ("name", "task", "unit", "parameters", "input", "batch", "description"):
-        table.add_column(column, justify="right" if column in ("parameters", "batch") else "left")
+    console = Console()
+    wide = console.width >= 120  # the description only where it fits without wrapping every row
+    table = Table(title="dlbench workloads", box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ["name", "task", "unit", "parameters", "input", "batch"] + (["description"] if wide else [])
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("parameters", "batch") else "left", no_wrap=True)
     for row in rows:
-        table.add_row(row["name"], row["task"], row["sample_unit"], f"{row['parameters']:,}", row["input"],
-                      str(row["default_batch_size"]), row["description"])
-    Console().print(table)
+        cells = [row["name"], row["task"], row["sample_unit"], f"{row['parameters']:,}", row["input"],
+                 str(row["default_batch_size"])]
+        table.add_row(*cells, *([row["description"]] if wide else []))
+    console.print(table)
     return 0

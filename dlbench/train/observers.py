@@ -35,7 +35,9 @@ class RunObserver:
         pass
 
     def on_step(self, step: int, step_seconds: float, samples: int, loss: Any) -> None:
-        """`loss` is the step's loss tensor; calling `.item()` on it synchronizes the device, so do it rarely."""
+        """`step_seconds` is the host wall time of this step (on a GPU, the time to enqueue it once the queue is
+        full, which in steady state equals the device time); `loss` is the step's loss tensor: calling `.item()` on
+        it synchronizes the device, so do it rarely."""
 
     def on_timed_end(self, timed_seconds: float, samples: int) -> None:
         pass

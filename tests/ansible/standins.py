@@ -305,7 +305,8 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
     debs = [build_deb(gpool, "grafana", "12.2.1", {
         "/usr/sbin/grafana-server": ("#!/bin/sh\n# STAND-IN grafana-server\nexit 0\n", exe),
         "/lib/systemd/system/grafana-server.service": unit("/usr/sbin/grafana-server"),
-    })]
+    }, postinst="getent group grafana >/dev/null || groupadd -r grafana\n"
+                "getent passwd grafana >/dev/null || useradd -r -g grafana -d /usr/share/grafana grafana")]
     dist_repo(grafana, "stable", "main", debs, signer)
 
     installer_name = f"Miniforge3-{MINIFORGE_VERSION}-Linux-{arch}.sh"

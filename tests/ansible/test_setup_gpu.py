@@ -160,6 +160,21 @@ def test_exporters(provisioned):
     assert host.run("promtool", "check", "config", "/etc/prometheus/prometheus.yml").returncode == 0
 
 
+def test_monitoring_host_gets_this_repositorys_rules_and_dashboards(provisioned):
+    host, _, _ = provisioned
+    rules = sorted(p.name for p in (REPO / "dashboards" / "prometheus" / "rules").glob("*.yml"))
+    dashboards = sorted(p.name for p in (REPO / "dashboards" / "grafana" / "dashboards").glob("*.json"))
+    assert rules and dashboards
+    assert sorted(p.name for p in host.path("/etc/prometheus/rules").iterdir()) == rules
+    assert sorted(p.name for p in host.path("/var/lib/grafana/dashboards/dlbench").iterdir()) == dashboards
+    # promtool (Debian's, inside the host) loads the rule files the configuration names.
+    checked = host.run("promtool", "check", "config", "/etc/prometheus/prometheus.yml")
+    assert all(f"/etc/prometheus/rules/{name}" in checked.stdout + checked.stderr for name in rules), checked.stdout
+    datasource = host.path("/etc/grafana/provisioning/datasources/dlbench.yml").read_text()
+    assert "uid: dlbench-prometheus" in datasource
+    assert "admin_password = grafana-test-password" in host.path("/etc/grafana/grafana-dlbench.ini").read_text()
+
+
 def test_docker_daemon_json_merged(provisioned):
     host, _, _ = provisioned
     daemon = json.loads(host.path("/etc/docker/daemon.json").read_text())

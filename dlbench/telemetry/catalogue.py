@@ -1,0 +1,314 @@
+"""The metric catalogue: every name dlbench exposes, with type, unit, labels, source and absence rule.
+
+The Prometheus collectors build their families from this table and `docs/metrics.md` is rendered from it
+(`python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`), so the documentation cannot drift from what
+is served. Dashboards and alert rules are written against these names: rename nothing without telling them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+GPU_LABELS = ("gpu", "uuid", "hostname")
+HOST_LABELS = ("hostname",)
+TRAIN_LABELS = ("run_id", "workload", "hostname")
+DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
+
+SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # the exposed name; counters end in _total
+    type: str  # gauge, counter or histogram
+    unit: str  # base unit, or "" for plain numbers
+    help: str
+    source: str  # where the value comes from (NVML call, psutil function, run hook)
+    absent_when: str
+    group: str  # gpu, host, exporter, train, run, dcgm
+    field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
+    labels: tuple[str, ...] = ()
+    scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
+
+    @property
+    def family_name(self) -> str:
+        """The name prometheus_client wants for the family (counters without _total)."""
+        return self.name[: -len("_total")] if self.type == "counter" and self.name.endswith("_total") else self.name
+
+
+def _gpu(name, type_, unit, help_, source, field, labels=GPU_LABELS, absent=SUPPORTED):
+    return MetricSpec(name, type_, unit, help_, source, absent, "gpu", field, labels)
+
+
+def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
+    return MetricSpec(name, type_, unit, help_, source, "never (psutil reads are always available on Linux)", "host",
+                      field, labels)
+
+
+def _dcgm(name, help_, source, field, scale=1.0, absent=SUPPORTED):
+    return MetricSpec(name, "gauge", "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
+                      DCGM_LABELS, scale)
+
+
+CLOCKS_EVENT_REASONS = {
+    # label value -> pynvml constant suffix (nvmlClocksEventReason<X>, or nvmlClocksThrottleReason<X> on old bindings)
+    "gpu_idle": "GpuIdle",
+    "applications_clocks_setting": "ApplicationsClocksSetting",
+    "sw_power_cap": "SwPowerCap",
+    "hw_slowdown": "HwSlowdown",
+    "sync_boost": "SyncBoost",
+    "sw_thermal_slowdown": "SwThermalSlowdown",
+    "hw_thermal_slowdown": "HwThermalSlowdown",
+    "hw_power_brake_slowdown": "HwPowerBrakeSlowdown",
+    "display_clock_setting": "DisplayClockSetting",
+}
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    # --- per GPU ------------------------------------------------------------------------------------------------
+    _gpu("dlbench_gpu_info", "gauge", "", "Identity of a GPU; value is always 1.",
+         "nvmlDeviceGetName, nvmlDeviceGetUUID, nvmlDeviceGetPciInfo, nvmlSystemGetDriverVersion, "
+         "nvmlSystemGetCudaDriverVersion", "info",
+         labels=("gpu", "uuid", "name", "pci_bus_id", "hostname", "driver_version", "cuda_driver_version"),
+         absent="never for a GPU NVML enumerated at start (kept while the GPU is down)"),
+    _gpu("dlbench_gpu_up", "gauge", "", "1 if the GPU answers NVML, 0 if it is lost (fallen off the bus) or failing.",
+         "every NVML call of the sample", "up", absent="never for a GPU NVML enumerated at start"),
+    _gpu("dlbench_gpu_utilization_ratio", "gauge", "ratio", "Fraction of the sample period a kernel ran on the GPU.",
+         "nvmlDeviceGetUtilizationRates().gpu / 100", "utilization_ratio"),
+    _gpu("dlbench_gpu_memory_copy_utilization_ratio", "gauge", "ratio",
+         "Fraction of the sample period device memory was read or written.",
+         "nvmlDeviceGetUtilizationRates().memory / 100", "memory_copy_utilization_ratio"),
+    _gpu("dlbench_gpu_memory_used_bytes", "gauge", "bytes", "Device memory in use.",
+         "nvmlDeviceGetMemoryInfo().used", "memory_used_bytes"),
+    _gpu("dlbench_gpu_memory_free_bytes", "gauge", "bytes", "Device memory free.",
+         "nvmlDeviceGetMemoryInfo().free", "memory_free_bytes"),
+    _gpu("dlbench_gpu_memory_total_bytes", "gauge", "bytes", "Device memory in total.",
+         "nvmlDeviceGetMemoryInfo().total", "memory_total_bytes"),
+    _gpu("dlbench_gpu_temperature_celsius", "gauge", "celsius", "GPU die temperature.",
+         "nvmlDeviceGetTemperature(NVML_TEMPERATURE_GPU)", "temperature_celsius"),
+    _gpu("dlbench_gpu_memory_temperature_celsius", "gauge", "celsius", "HBM temperature (data-centre GPUs only).",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_MEMORY_TEMP)", "memory_temperature_celsius"),
+    _gpu("dlbench_gpu_power_watts", "gauge", "watts", "Board power draw.",
+         "nvmlDeviceGetPowerUsage (mW / 1000)", "power_watts"),
+    _gpu("dlbench_gpu_power_limit_watts", "gauge", "watts", "Power limit the driver enforces.",
+         "nvmlDeviceGetEnforcedPowerLimit (mW / 1000)", "power_limit_watts"),
+    _gpu("dlbench_gpu_energy_joules_total", "counter", "joules", "Energy used since the driver was loaded.",
+         "nvmlDeviceGetTotalEnergyConsumption (mJ / 1000)", "energy_joules"),
+    _gpu("dlbench_gpu_sm_clock_hertz", "gauge", "hertz", "Current SM clock.",
+         "nvmlDeviceGetClockInfo(NVML_CLOCK_SM) (MHz * 1e6)", "sm_clock_hertz"),
+    _gpu("dlbench_gpu_memory_clock_hertz", "gauge", "hertz", "Current memory clock.",
+         "nvmlDeviceGetClockInfo(NVML_CLOCK_MEM) (MHz * 1e6)", "memory_clock_hertz"),
+    _gpu("dlbench_gpu_sm_clock_max_hertz", "gauge", "hertz", "Highest SM clock the GPU can run at.",
+         "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_SM) (MHz * 1e6)", "sm_clock_max_hertz"),
+    _gpu("dlbench_gpu_memory_clock_max_hertz", "gauge", "hertz", "Highest memory clock the GPU can run at.",
+         "nvmlDeviceGetMaxClockInfo(NVML_CLOCK_MEM) (MHz * 1e6)", "memory_clock_max_hertz"),
+    _gpu("dlbench_gpu_clocks_event_active", "gauge", "",
+         "1 while the named reason holds the clocks down (throttling), else 0. reason is one of: "
+         + ", ".join(CLOCKS_EVENT_REASONS) + ".",
+         "nvmlDeviceGetCurrentClocksEventReasons (nvmlDeviceGetCurrentClocksThrottleReasons on old bindings)",
+         "clocks_event_active", labels=GPU_LABELS + ("reason",)),
+    _gpu("dlbench_gpu_performance_state", "gauge", "", "Performance state, 0 (P0, fastest) to 15.",
+         "nvmlDeviceGetPerformanceState", "performance_state"),
+    _gpu("dlbench_gpu_pcie_link_generation", "gauge", "", "Current PCIe link generation.",
+         "nvmlDeviceGetCurrPcieLinkGeneration", "pcie_link_generation"),
+    _gpu("dlbench_gpu_pcie_link_width", "gauge", "", "Current PCIe link width (lanes).",
+         "nvmlDeviceGetCurrPcieLinkWidth", "pcie_link_width"),
+    _gpu("dlbench_gpu_pcie_replay_errors_total", "counter", "", "PCIe replays (retransmitted packets).",
+         "nvmlDeviceGetPcieReplayCounter", "pcie_replay_errors"),
+    _gpu("dlbench_gpu_ecc_errors_total", "counter", "",
+         "ECC errors over the GPU's life (aggregate counter); type is corrected or uncorrected.",
+         "nvmlDeviceGetTotalEccErrors(NVML_MEMORY_ERROR_TYPE_*, NVML_AGGREGATE_ECC)", "ecc_errors",
+         labels=GPU_LABELS + ("type",), absent=SUPPORTED + " or ECC is disabled"),
+    _gpu("dlbench_gpu_remapped_rows", "gauge", "", "Memory rows remapped; type is correctable or uncorrectable.",
+         "nvmlDeviceGetRemappedRows", "remapped_rows", labels=GPU_LABELS + ("type",)),
+    _gpu("dlbench_gpu_row_remap_pending", "gauge", "", "1 if a row remap waits for a GPU reset.",
+         "nvmlDeviceGetRemappedRows", "row_remap_pending"),
+    _gpu("dlbench_gpu_row_remap_failure", "gauge", "", "1 if a row remap failed (the GPU needs service).",
+         "nvmlDeviceGetRemappedRows", "row_remap_failure"),
+    _gpu("dlbench_gpu_xid_errors_total", "counter", "", "XID events seen since the exporter started, by XID code.",
+         "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events", "xid_errors",
+         labels=GPU_LABELS + ("xid",),
+         absent="absent until the first XID event of that code; no series at all where XID events are unsupported"),
+    _gpu("dlbench_gpu_last_xid_timestamp_seconds", "gauge", "seconds",
+         "Unix time the exporter last saw an XID event of this code (alert on changes, not on its value).",
+         "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events", "last_xid_timestamp_seconds",
+         labels=GPU_LABELS + ("xid",), absent="absent until the first XID event of that code"),
+    # --- host ---------------------------------------------------------------------------------------------------
+    _host("dlbench_host_cpu_utilization_ratio", "gauge", "ratio", "CPU busy fraction over all cores since the "
+          "previous sample.", "psutil.cpu_percent() / 100", "cpu_utilization_ratio"),
+    _host("dlbench_host_load_average", "gauge", "", "Load average; period is 1m, 5m or 15m.", "os.getloadavg",
+          "load_average", labels=HOST_LABELS + ("period",)),
+    _host("dlbench_host_memory_total_bytes", "gauge", "bytes", "Host memory in total.",
+          "psutil.virtual_memory().total", "memory_total_bytes"),
+    _host("dlbench_host_memory_available_bytes", "gauge", "bytes", "Host memory available to new work.",
+          "psutil.virtual_memory().available", "memory_available_bytes"),
+    _host("dlbench_host_memory_used_bytes", "gauge", "bytes", "Host memory in use (total - available).",
+          "psutil.virtual_memory()", "memory_used_bytes"),
+    _host("dlbench_host_disk_read_bytes_total", "counter", "bytes", "Bytes read from all disks.",
+          "psutil.disk_io_counters().read_bytes", "disk_read_bytes"),
+    _host("dlbench_host_disk_written_bytes_total", "counter", "bytes", "Bytes written to all disks.",
+          "psutil.disk_io_counters().write_bytes", "disk_written_bytes"),
+    _host("dlbench_host_network_received_bytes_total", "counter", "bytes",
+          "Bytes received on all interfaces but loopback.", "psutil.net_io_counters(pernic=True)",
+          "network_received_bytes"),
+    _host("dlbench_host_network_transmitted_bytes_total", "counter", "bytes",
+          "Bytes sent on all interfaces but loopback.", "psutil.net_io_counters(pernic=True)",
+          "network_transmitted_bytes"),
+    # --- exporter self-health -----------------------------------------------------------------------------------
+    MetricSpec("dlbench_exporter_nvml_up", "gauge", "", "1 if NVML initialised, 0 if not (host metrics only).",
+               "nvmlInit", "never", "exporter", "nvml_up", labels=HOST_LABELS),
+    MetricSpec("dlbench_exporter_gpus", "gauge", "", "Number of GPUs NVML reported at start.", "nvmlDeviceGetCount",
+               "never (0 without NVML)", "exporter", "gpu_count", labels=HOST_LABELS),
+    MetricSpec("dlbench_exporter_collect_duration_seconds", "gauge", "seconds",
+               "Time the last sample of every GPU and the host took.", "sampler", "absent before the first sample",
+               "exporter", "collect_duration_seconds", labels=HOST_LABELS),
+    MetricSpec("dlbench_exporter_last_success_timestamp_seconds", "gauge", "seconds",
+               "Unix time of the last sample in which every GPU answered.", "sampler",
+               "absent until a sample succeeds", "exporter", "last_success_timestamp_seconds", labels=HOST_LABELS),
+    MetricSpec("dlbench_exporter_nvml_errors_total", "counter", "",
+               "NVML calls that failed other than with NOT_SUPPORTED, by NVML function.", "sampler",
+               "absent for a call that never failed", "exporter", "nvml_errors", labels=HOST_LABELS + ("call",)),
+    # --- live training (dlbench run --metrics-port) ------------------------------------------------------------
+    MetricSpec("dlbench_train_info", "gauge", "", "Identity of a live run; value is always 1.", "run hook",
+               "never while the run is served", "train", "info",
+               labels=("run_id", "workload", "hostname", "device", "precision", "batch_size")),
+    MetricSpec("dlbench_train_samples_per_second", "gauge", "", "Training throughput over the last 20 timed steps.",
+               "run hook on_step", "absent before the first timed step", "train", "samples_per_second",
+               labels=TRAIN_LABELS),
+    MetricSpec("dlbench_train_step_seconds", "histogram", "seconds", "Duration of each timed training step.",
+               "run hook on_step", "never while the run is served (empty before the first step)", "train",
+               "step_seconds", labels=TRAIN_LABELS),
+    MetricSpec("dlbench_train_mfu_ratio", "gauge", "ratio",
+               "Model FLOPs utilisation over the last 20 steps: achieved FLOP/s over the device's dense peak.",
+               "run hook on_step", "absent on CPU or when the GPU's peak is unknown", "train", "mfu_ratio",
+               labels=TRAIN_LABELS),
+    MetricSpec("dlbench_train_loss", "gauge", "", "Training loss, read at most once per second.", "run hook on_step",
+               "absent before the first read", "train", "loss", labels=TRAIN_LABELS),
+    MetricSpec("dlbench_train_steps_total", "counter", "", "Timed training steps done.", "run hook on_step", "never",
+               "train", "steps", labels=TRAIN_LABELS),
+    # --- end-of-run summary (dlbench run --pushgateway) --------------------------------------------------------
+    MetricSpec("dlbench_run_info", "gauge", "", "Identity and outcome of a finished run; value is always 1.",
+               "run hook on_finish", "never", "run", "info",
+               labels=("run_id", "workload", "hostname", "device", "status")),
+    MetricSpec("dlbench_run_samples_per_second", "gauge", "", "Samples over timed seconds of the run.",
+               "run hook on_timed_end", "absent if the run never reached its timed window", "run",
+               "samples_per_second", labels=TRAIN_LABELS),
+    MetricSpec("dlbench_run_timed_seconds", "gauge", "seconds", "Length of the timed window.",
+               "run hook on_timed_end", "absent if the run never reached its timed window", "run",
+               "timed_seconds", labels=TRAIN_LABELS),
+    MetricSpec("dlbench_run_mfu_ratio", "gauge", "ratio", "Model FLOPs utilisation over the timed window.",
+               "run hook on_timed_end", "absent on CPU or when the GPU's peak is unknown", "run", "mfu_ratio",
+               labels=TRAIN_LABELS),
+    MetricSpec("dlbench_run_energy_joules", "gauge", "joules", "GPU energy used in the timed window.",
+               "telemetry summary (energy counter difference)", "absent without a GPU energy counter", "run",
+               "energy_joules", labels=TRAIN_LABELS),
+    MetricSpec("dlbench_run_energy_per_sample_joules", "gauge", "joules", "GPU energy per training sample.",
+               "telemetry summary", "absent without a GPU energy counter", "run", "energy_per_sample_joules",
+               labels=TRAIN_LABELS),
+    MetricSpec("dlbench_run_gpu_utilization_mean_ratio", "gauge", "ratio", "Mean GPU utilisation in the window.",
+               "telemetry summary", "absent without a GPU", "run", "utilization_mean", labels=TRAIN_LABELS),
+    MetricSpec("dlbench_run_power_mean_watts", "gauge", "watts", "Mean GPU power in the window.",
+               "telemetry summary", "absent without a GPU power reading", "run", "power_mean_watts",
+               labels=TRAIN_LABELS),
+    MetricSpec("dlbench_run_finished_timestamp_seconds", "gauge", "seconds", "Unix time the run finished.",
+               "run hook on_finish", "never", "run", "finished_timestamp_seconds", labels=TRAIN_LABELS),
+    # --- dcgm-exporter compatibility (--dcgm-compat): dcgm-exporter 4.8 default names and units -----------------
+    _dcgm("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", "as dlbench_gpu_utilization_ratio", "utilization_ratio",
+          100.0),
+    _dcgm("DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", "as dlbench_gpu_memory_copy_utilization_ratio",
+          "memory_copy_utilization_ratio", 100.0),
+    _dcgm("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", "as dlbench_gpu_memory_used_bytes",
+          "memory_used_bytes", 1 / 2**20),
+    _dcgm("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", "as dlbench_gpu_memory_free_bytes",
+          "memory_free_bytes", 1 / 2**20),
+    _dcgm("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", "as dlbench_gpu_temperature_celsius",
+          "temperature_celsius"),
+    _dcgm("DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", "as dlbench_gpu_memory_temperature_celsius",
+          "memory_temperature_celsius"),
+    _dcgm("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", "as dlbench_gpu_power_watts", "power_watts"),
+    _dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).",
+          "as dlbench_gpu_energy_joules_total", "energy_joules", 1000.0),
+    _dcgm("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", "as dlbench_gpu_sm_clock_hertz", "sm_clock_hertz",
+          1e-6),
+    _dcgm("DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", "as dlbench_gpu_memory_clock_hertz",
+          "memory_clock_hertz", 1e-6),
+    _dcgm("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.",
+          "as dlbench_gpu_pcie_replay_errors_total", "pcie_replay_errors"),
+    _dcgm("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered (0: none since the exporter started).",
+          "nvmlEventSetWait_v2", "last_xid_code", absent="absent where XID events are unsupported"),
+    _dcgm("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.",
+          "as dlbench_gpu_remapped_rows", "remapped_rows.uncorrectable"),
+    _dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.",
+          "as dlbench_gpu_remapped_rows", "remapped_rows.correctable"),
+    _dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", "as dlbench_gpu_row_remap_failure",
+          "row_remap_failure"),
+)
+
+BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+
+def specs(group: str) -> tuple[MetricSpec, ...]:
+    return tuple(spec for spec in CATALOGUE if spec.group == group)
+
+
+_SECTIONS = (
+    ("gpu", "Per GPU (`dlbench exporter`; also served by `dlbench run --metrics-port`)"),
+    ("host", "Host"),
+    ("exporter", "Exporter self-health"),
+    ("train", "Live training (`dlbench run --metrics-port PORT`)"),
+    ("run", "End-of-run summary (`dlbench run --pushgateway URL`)"),
+    ("dcgm", "dcgm-exporter compatibility (`dlbench exporter --dcgm-compat`)"),
+)
+
+
+def render_markdown() -> str:
+    lines = [
+        "# Metric catalogue",
+        "",
+        "<!-- Generated by `python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`; do not edit. -->",
+        "",
+        "Every name `dlbench` exposes to Prometheus, generated from `dlbench/telemetry/catalogue.py`, the table the",
+        "collectors are built from. Units are base units (bytes, watts, joules, hertz, seconds, ratios 0..1) except in",
+        "the dcgm-exporter section, which keeps dcgm-exporter's own units. A metric a GPU does not support is left",
+        "out, never exported as zero. A GPU that stops answering keeps `dlbench_gpu_info` and reports",
+        "`dlbench_gpu_up 0`; its other series disappear until it answers again.",
+        "",
+    ]
+    for group, title in _SECTIONS:
+        lines += [f"## {title}", "", "| name | type | unit | labels | meaning | source | absent when |",
+                  "|---|---|---|---|---|---|---|"]
+        for spec in specs(group):
+            cells = (f"`{spec.name}`", spec.type, spec.unit or "–", ", ".join(f"`{label}`" for label in spec.labels),
+                     spec.help, spec.source, spec.absent_when)
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        lines.append("")
+    lines += [
+        "## Notes",
+        "",
+        "- Every series also gets Prometheus's own `job` and `instance` labels; `up` covers the exporter process.",
+        "- The dcgm-exporter names are exposed as gauges (dcgm-exporter declares some of them counters; `rate()` and",
+        "  `increase()` work the same on either). Their label names (`UUID`, `modelName`, `Hostname`) are not",
+        "  snake_case, so `promtool check metrics` comments on them; the default output has nothing to comment on.",
+        "- `dlbench_gpu_xid_errors_total` counts events seen since the exporter started; alert on its increase or on",
+        "  a change of `dlbench_gpu_last_xid_timestamp_seconds`, not on `DCGM_FI_DEV_XID_ERRORS > 0`, which fires",
+        "  forever after one event.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dlbench.telemetry.catalogue", description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="print docs/metrics.md")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(render_markdown())
+    else:
+        for spec in CATALOGUE:
+            print(f"{spec.name}\t{spec.type}\t{','.join(spec.labels)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Prometheus exposition of the sampler's latest snapshot, as a prometheus_client custom Collector.
+
+Fresh metric families are built on every scrape from the catalogue and the latest snapshot; nothing is kept in
+global gauges. A scrape never calls NVML, so a hung GPU cannot hang `/metrics`.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from dlbench.telemetry.catalogue import MetricSpec, specs
+from dlbench.telemetry.sampler import Sampler
+
+
+def lookup(reading: dict, field: str) -> Any:
+    """reading["a"]["b"] for field "a.b"; None when any step is missing."""
+    value: Any = reading
+    for part in field.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def new_family(spec: MetricSpec) -> Metric:
+    labels = list(spec.labels)
+    if spec.type == "counter":
+        return CounterMetricFamily(spec.family_name, spec.help, labels=labels, unit=spec.unit)
+    if spec.type == "histogram":
+        return HistogramMetricFamily(spec.name, spec.help, labels=labels, unit=spec.unit)
+    return GaugeMetricFamily(spec.name, spec.help, labels=labels, unit=spec.unit)
+
+
+def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[str], dict]]) -> Iterator[Metric]:
+    """One family per spec with a sample per row that has the spec's field.
+
+    rows: (label values for the spec's leading labels, reading). A dict value expands into one sample per key,
+    the key going into the spec's last label (reason, type, xid, period, call). Families without samples are
+    left out, so an unsupported metric is absent rather than empty.
+    """
+    for spec in group_specs:
+        family = new_family(spec)
+        for label_values, reading in rows:
+            value = lookup(reading, spec.field)
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    family.add_metric(label_values + [str(key)], float(item) * spec.scale)
+            else:
+                family.add_metric(label_values, float(value) * spec.scale)
+        if family.samples:
+            yield family
+
+
+class TelemetryCollector(Collector):
+    def __init__(self, sampler: Sampler, hostname: str | None = None, dcgm_compat: bool = False,
+                 exporter_health: bool = True):
+        self.sampler = sampler
+        self.hostname = hostname or socket.gethostname()
+        self.dcgm_compat = dcgm_compat
+        self.exporter_health = exporter_health
+
+    def describe(self) -> list:
+        # the catalogue knows every name, so registering neither collects nor reads NVML (and name[] filters work)
+        groups = ("gpu", "host") + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat
+                                                                                      else ())
+        return [new_family(spec) for group in groups for spec in specs(group)]
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.sampler.latest
+        nvml = self.sampler.nvml
+        gpu_rows, info_rows, dcgm_rows = [], [], []
+        for gpu in nvml.gpus:
+            reading = dict(snapshot.gpus.get(gpu.index, {"up": 0})) if snapshot else {"up": 0}
+            reading["info"] = 1
+            index = str(gpu.index)
+            gpu_rows.append(([index, gpu.uuid, self.hostname], reading))
+            info_rows.append(([index, gpu.uuid, gpu.name, gpu.pci_bus_id, self.hostname, nvml.driver_version,
+                               nvml.cuda_driver_version], reading))
+            if reading.get("up") or "last_xid_code" in reading:
+                dcgm_rows.append(([index, gpu.uuid, gpu.pci_bus_id, f"nvidia{index}", gpu.name, self.hostname,
+                                   nvml.driver_version], reading))
+        gpu_specs = specs("gpu")
+        yield from families_from_rows([s for s in gpu_specs if s.name == "dlbench_gpu_info"], info_rows)
+        yield from families_from_rows([s for s in gpu_specs if s.name != "dlbench_gpu_info"], gpu_rows)
+        if snapshot is not None:
+            yield from families_from_rows(specs("host"), [([self.hostname], snapshot.host)])
+        if self.exporter_health:
+            health: dict[str, Any] = {"nvml_up": int(nvml.up), "gpu_count": len(nvml.gpus),
+                                      "nvml_errors": dict(nvml.errors),
+                                      "last_success_timestamp_seconds": self.sampler.last_success_timestamp}
+            if snapshot is not None:
+                health["collect_duration_seconds"] = snapshot.collect_duration_seconds
+            yield from families_from_rows(specs("exporter"), [([self.hostname], health)])
+        if self.dcgm_compat:
+            yield from families_from_rows(specs("dcgm"), dcgm_rows)

@@ -1,0 +1,324 @@
+"""TEST-ONLY: a simulated NVML with the `pynvml` interface, for machines without a GPU.
+
+It replaces only the functions that would call into libnvidia-ml; constants, error classes and result structures
+are the real ones from the installed nvidia-ml-py, so code above it runs exactly as against a real GPU.
+Selected only by `dlbench.telemetry.nvml.load_pynvml()` when DLBENCH_FAKE_NVML is set:
+
+    DLBENCH_FAKE_NVML=h100-sxm,a100,rtx4090     one GPU per preset, in index order
+    DLBENCH_FAKE_NVML=h100-sxm*8                eight of a kind
+    DLBENCH_FAKE_NVML=/path/scenario.json       presets plus scripted values and faults, re-read when the file
+                                                changes so a test can lose a GPU in a running exporter
+
+scenario.json: {"init_error": "LIBRARY_NOT_FOUND"} or
+    {"gpus": [{"preset": "h100-sxm", "values": {"utilization_gpu": 97, "power_mw": 650000, ...},
+               "faults": {"nvmlDeviceGetPowerUsage": "TIMEOUT"}, "lost": false, "xid": [79]}]}
+Fault values name an NVML_ERROR_* constant without the prefix. Each code in "xid" is delivered once as an event.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+import time
+import types
+from dataclasses import dataclass, field
+
+import pynvml as _real
+
+PRESETS = {
+    # name, memory total, power limit (mW), max SM / memory clock (MHz), PCIe gen and width, calls it lacks
+    "h100-sxm": dict(name="NVIDIA H100 80GB HBM3", memory_total=81559 * 2**20, power_limit_mw=700_000,
+                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, unsupported=()),
+    "a100": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
+                 sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, unsupported=()),
+    # consumer card: no HBM sensor, no ECC, no row remapping (NVML answers NOT_SUPPORTED)
+    "rtx4090": dict(name="NVIDIA GeForce RTX 4090", memory_total=24564 * 2**20, power_limit_mw=450_000,
+                    sm_max_mhz=3120, mem_max_mhz=10501, pcie_gen=4, pcie_width=16,
+                    unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows")),
+}
+
+DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 * 2**20, temperature=35,
+                      memory_temperature=40, power_mw=70_000, sm_mhz=345, mem_mhz=1593,
+                      clocks_event_reasons=0x1, pstate=0, pcie_replay=0, ecc_corrected=0, ecc_uncorrected=0,
+                      remapped=(0, 0, 0, 0))
+
+
+_HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nvmlDevice_t) never dereferenced
+
+
+def _handle(index: int):
+    return ctypes.cast(ctypes.c_void_p(_HANDLE_BASE + 0x1000 * index), _real.c_nvmlDevice_t)
+
+
+def _index_of(handle) -> int:
+    return (ctypes.cast(handle, ctypes.c_void_p).value - _HANDLE_BASE) // 0x1000
+
+
+def _error(name: str) -> Exception:
+    return _real.NVMLError(getattr(_real, "NVML_ERROR_" + name))
+
+
+@dataclass
+class FakeGpu:
+    index: int
+    preset: str
+    values: dict = field(default_factory=dict)
+    faults: dict = field(default_factory=dict)  # NVML function -> NVML_ERROR_* name raised on every call
+    lost: bool = False
+    xid_queue: list = field(default_factory=list)  # events raised before anyone registered for them
+    xid_delivered: int = 0  # scenario-file XIDs already delivered
+    energy_mj: float = 1_000_000.0
+    energy_clock: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self):
+        self.spec = PRESETS[self.preset]
+        self.values = {**DEFAULT_VALUES, **self.values}
+        self.uuid = f"GPU-fa4e{self.index:04d}-0000-4000-8000-{self.preset.encode().hex()[:12]:0<12}"
+        self.pci_bus_id = f"00000000:{0x18 + self.index * 0x10:02X}:00.0"
+
+    def check(self, call: str) -> None:
+        if self.lost:
+            raise _error("GPU_IS_LOST")
+        if call in self.spec["unsupported"]:
+            raise _error("NOT_SUPPORTED")
+        if call in self.faults:
+            raise _error(self.faults[call])
+
+    def energy(self) -> int:
+        # the counter integrates the scripted power, as the real one integrates the real draw
+        now = time.monotonic()
+        self.energy_mj += self.values["power_mw"] * (now - self.energy_clock)
+        self.energy_clock = now
+        return int(self.energy_mj)
+
+
+class FakeNvml(types.ModuleType):
+    """Module-shaped object: attribute lookups fall back to the real pynvml for constants, errors and structs."""
+
+    def __init__(self, gpus: list[FakeGpu], init_error: str | None = None, scenario_path: str | None = None):
+        super().__init__("pynvml")
+        self.gpus = gpus
+        self.init_error = init_error
+        self.scenario_path = scenario_path
+        self._scenario_mtime = None
+        self._initialised = 0
+        self._event_sets: list[list] = []
+        self._lock = threading.Lock()
+        self.calls = 0  # every device call, for tests that want to see work being done
+
+    def __getattr__(self, name):
+        return getattr(_real, name)
+
+    # --- scenario file --------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        if not self.scenario_path:
+            return
+        try:
+            mtime = os.stat(self.scenario_path).st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._scenario_mtime:
+            return
+        self._scenario_mtime = mtime
+        try:
+            scenario = json.loads(open(self.scenario_path, encoding="utf-8").read())
+        except ValueError:
+            return  # a half-written file; the next call sees the whole one
+        self.init_error = scenario.get("init_error")
+        for index, entry in enumerate(scenario.get("gpus", [])):
+            if index >= len(self.gpus):
+                self.gpus.append(FakeGpu(index, entry["preset"]))
+            gpu = self.gpus[index]
+            gpu.values.update(entry.get("values", {}))
+            gpu.faults = dict(entry.get("faults", {}))
+            gpu.lost = bool(entry.get("lost", False))
+            new = entry.get("xid", [])[gpu.xid_delivered:]
+            gpu.xid_delivered += len(new)
+            for code in new:
+                self.inject_xid(index, int(code))
+
+    def _gpu(self, handle, call: str) -> FakeGpu:
+        if not self._initialised:
+            raise _error("UNINITIALIZED")
+        self._refresh()
+        self.calls += 1
+        gpu = self.gpus[_index_of(handle)]
+        gpu.check(call)
+        return gpu
+
+    # --- system ---------------------------------------------------------------------------------------------
+    def nvmlInit(self):
+        self._refresh()
+        if self.init_error:
+            raise _error(self.init_error)
+        self._initialised += 1
+
+    def nvmlInitWithFlags(self, flags):
+        self.nvmlInit()
+
+    def nvmlShutdown(self):
+        if not self._initialised:
+            raise _error("UNINITIALIZED")
+        self._initialised -= 1
+
+    def nvmlSystemGetDriverVersion(self):
+        return "580.95.05"
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return 13000
+
+    def nvmlDeviceGetCount(self):
+        if not self._initialised:
+            raise _error("UNINITIALIZED")
+        self._refresh()
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        if not self._initialised:
+            raise _error("UNINITIALIZED")
+        if not 0 <= index < len(self.gpus):
+            raise _error("INVALID_ARGUMENT")
+        return _handle(index)
+
+    # --- identity -------------------------------------------------------------------------------------------
+    def nvmlDeviceGetName(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetName").spec["name"]
+
+    def nvmlDeviceGetUUID(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
+
+    def nvmlDeviceGetPciInfo(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetPciInfo")
+        info = _real.nvmlPciInfo_t()
+        info.busId = gpu.pci_bus_id.encode()
+        return info
+
+    # --- readings -------------------------------------------------------------------------------------------
+    def nvmlDeviceGetUtilizationRates(self, handle):
+        values = self._gpu(handle, "nvmlDeviceGetUtilizationRates").values
+        return _real.c_nvmlUtilization_t(gpu=int(values["utilization_gpu"]), memory=int(values["utilization_memory"]))
+
+    def nvmlDeviceGetMemoryInfo(self, handle, version=None):
+        gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
+        used = int(gpu.values["memory_used"])
+        return _real.c_nvmlMemory_t(total=gpu.spec["memory_total"], free=gpu.spec["memory_total"] - used, used=used)
+
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return int(self._gpu(handle, "nvmlDeviceGetTemperature").values["temperature"])
+
+    def nvmlDeviceGetFieldValues(self, handle, field_ids):
+        gpu = self._gpu(handle, "nvmlDeviceGetFieldValues")
+        values = (_real.c_nvmlFieldValue_t * len(field_ids))()
+        for slot, field_id in zip(values, field_ids):
+            slot.fieldId = field_id
+            if field_id == _real.NVML_FI_DEV_MEMORY_TEMP and "memory_temperature" not in gpu.spec["unsupported"]:
+                slot.nvmlReturn = _real.NVML_SUCCESS
+                slot.valueType = _real.NVML_VALUE_TYPE_UNSIGNED_INT
+                slot.value.uiVal = int(gpu.values["memory_temperature"])
+            else:
+                slot.nvmlReturn = _real.NVML_ERROR_NOT_SUPPORTED
+        return values
+
+    def nvmlDeviceGetPowerUsage(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetPowerUsage").values["power_mw"])
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetEnforcedPowerLimit").spec["power_limit_mw"]
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetTotalEnergyConsumption").energy()
+
+    def nvmlDeviceGetClockInfo(self, handle, clock_type):
+        values = self._gpu(handle, "nvmlDeviceGetClockInfo").values
+        return int(values["sm_mhz"] if clock_type == _real.NVML_CLOCK_SM else values["mem_mhz"])
+
+    def nvmlDeviceGetMaxClockInfo(self, handle, clock_type):
+        spec = self._gpu(handle, "nvmlDeviceGetMaxClockInfo").spec
+        return spec["sm_max_mhz"] if clock_type == _real.NVML_CLOCK_SM else spec["mem_max_mhz"]
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetCurrentClocksEventReasons").values["clocks_event_reasons"])
+
+    def nvmlDeviceGetPerformanceState(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetPerformanceState").values["pstate"])
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetCurrPcieLinkGeneration").spec["pcie_gen"]
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetCurrPcieLinkWidth").spec["pcie_width"]
+
+    def nvmlDeviceGetPcieReplayCounter(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetPcieReplayCounter").values["pcie_replay"])
+
+    def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
+        values = self._gpu(handle, "nvmlDeviceGetTotalEccErrors").values
+        return int(values["ecc_corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
+                          else "ecc_uncorrected"])
+
+    def nvmlDeviceGetRemappedRows(self, handle):
+        return tuple(int(v) for v in self._gpu(handle, "nvmlDeviceGetRemappedRows").values["remapped"])
+
+    # --- XID events -----------------------------------------------------------------------------------------
+    def nvmlEventSetCreate(self):
+        event_set = _EventSet()
+        self._event_sets.append(event_set)
+        return event_set
+
+    def nvmlDeviceRegisterEvents(self, handle, event_types, event_set):
+        gpu = self._gpu(handle, "nvmlDeviceRegisterEvents")
+        event_set.indices.add(gpu.index)
+        event_set.extend((gpu.index, code) for code in gpu.xid_queue)
+        gpu.xid_queue.clear()
+
+    def nvmlEventSetWait_v2(self, event_set, timeout_ms):
+        self._refresh()
+        with self._lock:
+            if not event_set:
+                if timeout_ms:
+                    time.sleep(timeout_ms / 1000)
+                raise _error("TIMEOUT")
+            index, code = event_set.pop(0)
+        data = _real.c_nvmlEventData_t()
+        data.device = _handle(index)
+        data.eventType = _real.nvmlEventTypeXidCriticalError
+        data.eventData = code
+        return data
+
+    def nvmlEventSetFree(self, event_set):
+        if event_set in self._event_sets:
+            self._event_sets.remove(event_set)
+
+    # --- test helpers ---------------------------------------------------------------------------------------
+    def inject_xid(self, index: int, code: int) -> None:
+        """Deliver an XID event for GPU `index`, as the driver would after logging it."""
+        registered = [event_set for event_set in self._event_sets if index in event_set.indices]
+        for event_set in registered:
+            event_set.append((index, code))
+        if not registered:
+            self.gpus[index].xid_queue.append(code)
+
+
+class _EventSet(list):
+    def __init__(self):
+        super().__init__()
+        self.indices: set[int] = set()
+
+
+
+def from_spec(spec: str) -> FakeNvml:
+    """A FakeNvml from the DLBENCH_FAKE_NVML value (see the module docstring)."""
+    if spec.endswith(".json"):
+        fake = FakeNvml([], scenario_path=spec)
+        fake._refresh()
+        return fake
+    gpus: list[FakeGpu] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        preset, _, count = part.partition("*")
+        if preset not in PRESETS:
+            raise ValueError(f"DLBENCH_FAKE_NVML: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        for _ in range(int(count or 1)):
+            gpus.append(FakeGpu(len(gpus), preset))
+    return FakeNvml(gpus)

@@ -1,0 +1,353 @@
+"""A thin reader over NVML (`pynvml` from nvidia-ml-py): one dict of base-unit readings per GPU per call.
+
+Rules the rest of the package relies on:
+- a metric the GPU does not support (NVML_ERROR_NOT_SUPPORTED, or a function the driver lacks) is left out of the
+  reading, and that call is not made again for that GPU;
+- any other NVML error is counted per NVML function and leaves that metric out of this reading only;
+- a GPU that stops answering (NVML_ERROR_GPU_IS_LOST, NVML_ERROR_UNKNOWN) is reported `up: 0` and the other GPUs
+  are read as usual; it is tried again on the next read, so a GPU that comes back is reported up again;
+- without NVML (no driver, no library) the reader starts with `up False` and reads nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from dlbench.telemetry.catalogue import CLOCKS_EVENT_REASONS
+
+FAKE_NVML_ENV = "DLBENCH_FAKE_NVML"
+
+
+def load_pynvml():
+    """The NVML binding to use: the real `pynvml`, or None if it is not installed.
+
+    TEST-ONLY HOOK: when DLBENCH_FAKE_NVML is set, a simulated NVML (dlbench/telemetry/fake_nvml.py) is returned
+    instead, so that tests on machines without a GPU can drive a real `dlbench exporter` process. This is the only
+    place that reads the variable. Never set it in production: the exporter then reports invented GPUs.
+    """
+    scenario = os.environ.get(FAKE_NVML_ENV)
+    if scenario:
+        from dlbench.telemetry import fake_nvml
+
+        return fake_nvml.from_spec(scenario)
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml
+
+
+@dataclass(frozen=True)
+class GpuIdentity:
+    index: int
+    name: str
+    uuid: str
+    pci_bus_id: str
+
+
+class _GpuDown(Exception):
+    """Raised inside one GPU's read when the GPU stops answering; ends that GPU's read, not the sample."""
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _address(handle: Any) -> int | None:
+    """A device handle's identity: NVML hands out one fixed pointer per device."""
+    return ctypes.cast(handle, ctypes.c_void_p).value
+
+
+def _cuda_version_text(version: int) -> str:
+    # NVML encodes CUDA 12.4 as 12040
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
+class NvmlReader:
+    """Reads every GPU NVML reports (or only `indices`). Thread-safe: one lock around every NVML use."""
+
+    def __init__(self, nvml: Any = None, indices: list[int] | None = None, watch_xid: bool = True):
+        self.nvml = nvml if nvml is not None else load_pynvml()
+        self.wanted = indices
+        self.watch_xid = watch_xid
+        self.up = False
+        self.problem: str | None = None
+        self.gpus: list[GpuIdentity] = []
+        self.driver_version = ""
+        self.cuda_driver_version = ""
+        self.errors: Counter[str] = Counter()  # NVML function -> failed calls (NOT_SUPPORTED not counted)
+        self.xid_supported: set[int] = set()  # GPU indices registered for XID events
+        self._handles: dict[int, Any] = {}
+        self._unsupported: set[tuple[int, str]] = set()
+        self._static: dict[int, dict] = {}  # readings that cannot change while the driver is loaded
+        self._event_set = None
+        self._address_to_index: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    # --- life cycle ---------------------------------------------------------------------------------------------
+    def start(self) -> "NvmlReader":
+        nvml = self.nvml
+        if nvml is None:
+            self.problem = "nvidia-ml-py is not installed"
+            return self
+        try:
+            nvml.nvmlInit()
+        except nvml.NVMLError as error:
+            self.problem = f"NVML unavailable ({error})"
+            return self
+        try:
+            self.driver_version = _text(nvml.nvmlSystemGetDriverVersion())
+            try:
+                self.cuda_driver_version = _cuda_version_text(int(nvml.nvmlSystemGetCudaDriverVersion()))
+            except nvml.NVMLError:
+                self.cuda_driver_version = ""
+            count = int(nvml.nvmlDeviceGetCount())
+        except nvml.NVMLError as error:
+            # NVML answered nvmlInit but cannot enumerate: treat as unavailable rather than half-working
+            self.problem = f"NVML error while listing GPUs ({error})"
+            self._shutdown_quietly()
+            self.gpus, self._handles = [], {}
+            return self
+        for index in range(count):
+            if self.wanted is None or index in self.wanted:
+                self._enumerate(index)
+        self.up = True
+        if self.watch_xid:
+            self._register_xid_events()
+        return self
+
+    def _enumerate(self, index: int) -> None:
+        """Identity of one GPU. A GPU already lost at start is still listed (reported down), with what is known."""
+        nvml = self.nvml
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        except nvml.NVMLError:
+            self.errors["nvmlDeviceGetHandleByIndex"] += 1
+            self.gpus.append(GpuIdentity(index, "", "", ""))
+            return
+        fields = []
+        for call in ("nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetPciInfo"):
+            try:
+                value = getattr(nvml, call)(handle)
+                fields.append(_text(value.busId if call == "nvmlDeviceGetPciInfo" else value))
+            except nvml.NVMLError:
+                self.errors[call] += 1
+                fields.append("")
+        self._handles[index] = handle
+        self._address_to_index[_address(handle)] = index
+        self.gpus.append(GpuIdentity(index, *fields))
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.up:
+                return
+            if self._event_set is not None:
+                try:
+                    self.nvml.nvmlEventSetFree(self._event_set)
+                except self.nvml.NVMLError:
+                    pass
+                self._event_set = None
+            self._shutdown_quietly()
+            self.up = False
+
+    def _shutdown_quietly(self) -> None:
+        try:
+            self.nvml.nvmlShutdown()
+        except self.nvml.NVMLError:
+            pass
+
+    def _register_xid_events(self) -> None:
+        nvml = self.nvml
+        try:
+            self._event_set = nvml.nvmlEventSetCreate()
+        except nvml.NVMLError as error:
+            self._count_unless_unsupported("nvmlEventSetCreate", error)
+            return
+        for index, handle in self._handles.items():
+            try:
+                nvml.nvmlDeviceRegisterEvents(handle, nvml.nvmlEventTypeXidCriticalError, self._event_set)
+                self.xid_supported.add(index)
+            except nvml.NVMLError as error:
+                self._count_unless_unsupported("nvmlDeviceRegisterEvents", error)
+
+    def _count_unless_unsupported(self, call: str, error: Exception) -> None:
+        if not isinstance(error, (self.nvml.NVMLError_NotSupported, self.nvml.NVMLError_FunctionNotFound)):
+            self.errors[call] += 1
+
+    # --- reading ------------------------------------------------------------------------------------------------
+    def _call(self, index: int, call: str, *args):
+        """One NVML call for one GPU: its value, or None when unsupported or failed (failure counted)."""
+        if (index, call) in self._unsupported:
+            return None
+        nvml = self.nvml
+        try:
+            return getattr(nvml, call)(self._handles[index], *args)
+        except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound, AttributeError):
+            # AttributeError: a binding too old to have the function at all
+            self._unsupported.add((index, call))
+            return None
+        except (nvml.NVMLError_GpuIsLost, nvml.NVMLError_Unknown) as error:
+            self.errors[call] += 1
+            raise _GpuDown(str(error)) from error
+        except nvml.NVMLError:
+            self.errors[call] += 1
+            return None
+
+    def read_all(self) -> dict[int, dict]:
+        with self._lock:
+            if not self.up:
+                return {}
+            return {gpu.index: self._read_one(gpu.index) if gpu.index in self._handles else {"up": 0}
+                    for gpu in self.gpus}
+
+    def read_energy_joules(self, index: int) -> float | None:
+        """The GPU's total energy counter now, for measuring exactly a window (None if unsupported or down)."""
+        with self._lock:
+            if not self.up or index not in self._handles:
+                return None
+            try:
+                millijoules = self._call(index, "nvmlDeviceGetTotalEnergyConsumption")
+            except _GpuDown:
+                return None
+            return None if millijoules is None else millijoules / 1000.0
+
+    def _read_one(self, index: int) -> dict:
+        reading: dict[str, Any] = {"up": 1}
+        try:
+            self._read_into(index, reading)
+        except _GpuDown:
+            return {"up": 0}
+        return reading
+
+    def _read_into(self, index: int, r: dict) -> None:
+        nvml, call = self.nvml, self._call
+        utilization = call(index, "nvmlDeviceGetUtilizationRates")
+        if utilization is not None:
+            r["utilization_ratio"] = utilization.gpu / 100.0
+            r["memory_copy_utilization_ratio"] = utilization.memory / 100.0
+        memory = call(index, "nvmlDeviceGetMemoryInfo")
+        if memory is not None:
+            r["memory_used_bytes"], r["memory_free_bytes"] = int(memory.used), int(memory.free)
+            r["memory_total_bytes"] = int(memory.total)
+        temperature = call(index, "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU)
+        if temperature is not None:
+            r["temperature_celsius"] = float(temperature)
+        memory_temperature = self._field_value(index, nvml.NVML_FI_DEV_MEMORY_TEMP)
+        if memory_temperature is not None:
+            r["memory_temperature_celsius"] = float(memory_temperature)
+        power = call(index, "nvmlDeviceGetPowerUsage")
+        if power is not None:
+            r["power_watts"] = power / 1000.0
+        energy = call(index, "nvmlDeviceGetTotalEnergyConsumption")
+        if energy is not None:
+            r["energy_joules"] = energy / 1000.0
+        for key, clock in (("sm_clock_hertz", nvml.NVML_CLOCK_SM), ("memory_clock_hertz", nvml.NVML_CLOCK_MEM)):
+            mhz = call(index, "nvmlDeviceGetClockInfo", clock)
+            if mhz is not None:
+                r[key] = mhz * 1e6
+        r.update(self._static_readings(index))
+        reasons = self._clocks_event_reasons(index)
+        if reasons is not None:
+            r["clocks_event_active"] = reasons
+        pstate = call(index, "nvmlDeviceGetPerformanceState")
+        if pstate is not None:
+            r["performance_state"] = int(pstate)
+        generation = call(index, "nvmlDeviceGetCurrPcieLinkGeneration")
+        if generation is not None:
+            r["pcie_link_generation"] = int(generation)
+        width = call(index, "nvmlDeviceGetCurrPcieLinkWidth")
+        if width is not None:
+            r["pcie_link_width"] = int(width)
+        replays = call(index, "nvmlDeviceGetPcieReplayCounter")
+        if replays is not None:
+            r["pcie_replay_errors"] = int(replays)
+        ecc = {}
+        for kind, error_type in (("corrected", nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED),
+                                 ("uncorrected", nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)):
+            count = call(index, "nvmlDeviceGetTotalEccErrors", error_type, nvml.NVML_AGGREGATE_ECC)
+            if count is not None:
+                ecc[kind] = int(count)
+        if ecc:
+            r["ecc_errors"] = ecc
+        rows = call(index, "nvmlDeviceGetRemappedRows")
+        if rows is not None:
+            correctable, uncorrectable, pending, failure = rows
+            r["remapped_rows"] = {"correctable": int(correctable), "uncorrectable": int(uncorrectable)}
+            r["row_remap_pending"], r["row_remap_failure"] = int(bool(pending)), int(bool(failure))
+
+    def _static_readings(self, index: int) -> dict:
+        """Power limit and maximum clocks: read once (they change only with admin action; a restart picks it up)."""
+        if index not in self._static:
+            nvml, call, static = self.nvml, self._call, {}
+            limit = call(index, "nvmlDeviceGetEnforcedPowerLimit")
+            if limit is not None:
+                static["power_limit_watts"] = limit / 1000.0
+            for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM),
+                               ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
+                mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
+                if mhz is not None:
+                    static[key] = mhz * 1e6
+            self._static[index] = static
+        return self._static[index]
+
+    def _clocks_event_reasons(self, index: int) -> dict[str, int] | None:
+        nvml = self.nvml
+        if hasattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons"):
+            mask = self._call(index, "nvmlDeviceGetCurrentClocksEventReasons")
+            prefix = "nvmlClocksEventReason"
+        else:  # bindings older than 12.535 only have the deprecated name
+            mask = self._call(index, "nvmlDeviceGetCurrentClocksThrottleReasons")
+            prefix = "nvmlClocksThrottleReason"
+        if mask is None:
+            return None
+        return {label: int(bool(mask & getattr(nvml, prefix + suffix)))
+                for label, suffix in CLOCKS_EVENT_REASONS.items() if hasattr(nvml, prefix + suffix)}
+
+    def _field_value(self, index: int, field_id: int) -> float | None:
+        """A single NVML field value; the per-value return code says whether this GPU has the field at all."""
+        nvml = self.nvml
+        values = self._call(index, "nvmlDeviceGetFieldValues", [field_id])
+        if values is None:
+            return None
+        value = values[0]
+        if value.nvmlReturn == nvml.NVML_ERROR_NOT_SUPPORTED:
+            self._unsupported.add((index, f"field:{field_id}"))
+            return None
+        if value.nvmlReturn != nvml.NVML_SUCCESS:
+            self.errors["nvmlDeviceGetFieldValues"] += 1
+            return None
+        member = {nvml.NVML_VALUE_TYPE_DOUBLE: "dVal", nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
+                  nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal", nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
+                  nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal", nvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
+                  }.get(value.valueType, "uiVal")
+        return getattr(value.value, member)
+
+    # --- XID events ---------------------------------------------------------------------------------------------
+    def poll_xid_events(self, limit: int = 256) -> list[tuple[int, int, float]]:
+        """(gpu index, XID code, unix time) of each XID event waiting; never blocks (timeout 0)."""
+        events: list[tuple[int, int, float]] = []
+        with self._lock:
+            if not self.up or self._event_set is None:
+                return events
+            nvml = self.nvml
+            for _ in range(limit):
+                try:
+                    data = nvml.nvmlEventSetWait_v2(self._event_set, 0)
+                except nvml.NVMLError_Timeout:
+                    break
+                except nvml.NVMLError:
+                    self.errors["nvmlEventSetWait_v2"] += 1
+                    break
+                if not data.eventType & nvml.nvmlEventTypeXidCriticalError:
+                    continue
+                # matched by handle, not by asking the device: after XID 79 the device answers nothing
+                index = self._address_to_index.get(_address(data.device))
+                if index is not None:
+                    events.append((index, int(data.eventData), time.time()))
+        return events

@@ -1,0 +1,209 @@
+"""`dlbench run` end to end on the CPU: results, timing arithmetic, interruption and failure handling."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from dlbench.errors import RunFailed, UserError
+from dlbench.train.observers import RunObserver
+from dlbench.train.runner import Run, RunConfig
+
+
+def run_in_process(**overrides):
+    config = RunConfig(**{"workload": "mnist-mlp", "device": "cpu", "steps": 4, "warmup": 1, **overrides})
+    run = Run(config)
+    try:
+        return run.execute()
+    finally:
+        run.close()
+
+
+def test_cli_run_writes_a_complete_result(dlbench_cli, tmp_path):
+    out = tmp_path / "result.json"
+    proc = dlbench_cli("run", "cifar-cnn", "--device", "cpu", "--steps", 3, "--warmup", 1, "--batch-size", 8,
+                       "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["schema_version"] == 1
+    assert result["status"] == "completed" and result["error"] is None
+    assert result["workload"]["parameters"] == 545_098
+    assert result["config"]["batch_size"] == 8 and result["config"]["precision"] == "fp32"
+    metrics = result["metrics"]
+    assert metrics["steps_timed"] == 3 and metrics["samples_timed"] == 24
+    # throughput is total samples over total timed wall time, not a mean of per-step rates
+    assert metrics["throughput"]["samples_per_second"] == pytest.approx(24 / metrics["timed_seconds"])
+    assert metrics["step_time_seconds"]["p50"] <= metrics["step_time_seconds"]["p99"]
+    assert metrics["mfu"] is None  # no MFU on a CPU
+    assert metrics["peak_host_memory_bytes"] > 0
+    assert result["environment"]["torch"]["version"] == torch.__version__
+    assert "cifar-cnn: completed" in proc.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left behind
+
+
+def test_json_flag_prints_the_result(dlbench_cli):
+    proc = dlbench_cli("run", "mnist-mlp", "--device", "cpu", "--steps", 2, "--warmup", 0, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["metrics"]["steps_timed"] == 2
+
+
+def test_duration_mode_times_for_the_requested_seconds():
+    result = run_in_process(steps=None, duration=0.5)
+    metrics = result["metrics"]
+    assert metrics["timed_seconds"] >= 0.5
+    assert metrics["steps_timed"] >= 1
+
+
+def test_language_model_reports_tokens_per_second():
+    result = run_in_process(workload="gpt2", batch_size=1, seq_len=16, steps=2)
+    throughput = result["metrics"]["throughput"]
+    assert throughput["tokens_per_second"] == pytest.approx(throughput["samples_per_second"] * 16)
+    assert result["workload"]["tokens_per_sample"] == 16
+
+
+def test_masked_lm_trains_and_loss_is_finite():
+    result = run_in_process(workload="bert-base", batch_size=2, seq_len=16, steps=2)
+    assert result["status"] == "completed"
+    assert all(map(torch.isfinite, map(torch.tensor, result["metrics"]["loss"].values())))
+
+
+def test_loss_goes_down_on_a_fixed_batch():
+    result = run_in_process(steps=30, optimizer="adamw")
+    assert result["metrics"]["loss"]["last"] < result["metrics"]["loss"]["first"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precisions_run_on_cpu(precision):
+    result = run_in_process(workload="cifar-cnn", precision=precision, batch_size=4, steps=2)
+    assert result["config"]["precision"] == precision
+
+
+def test_channels_last_and_compile_run():
+    result = run_in_process(workload="cifar-cnn", channels_last=True, compile=True, batch_size=4, steps=2)
+    assert result["status"] == "completed"
+
+
+class InterruptAt(RunObserver):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, step, step_seconds, samples, loss):
+        if step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_timed_steps_keeps_the_steps_done(tmp_path):
+    out = tmp_path / "r.json"
+    run = Run(RunConfig("mnist-mlp", device="cpu", steps=100, warmup=1, output=str(out)), [InterruptAt(3)])
+    result = run.execute()
+    assert result["status"] == "interrupted"
+    assert result["metrics"]["steps_timed"] == 3
+    assert json.loads(out.read_text())["status"] == "interrupted"
+
+
+def test_sigint_to_the_cli_writes_an_interrupted_result(tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "mnist-mlp", "--device", "cpu", "--duration", "120",
+                             "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(12)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    result = json.loads(out.read_text())
+    assert result["status"] == "interrupted"
+    assert "interrupted" in stderr
+
+
+def test_out_of_memory_names_the_batch_size_and_records_failure(tmp_path, monkeypatch):
+    # A real OOM needs a GPU; the allocator's exception is raised at the training step instead.
+    def out_of_memory(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Run, "_train_step", out_of_memory)
+    out = tmp_path / "r.json"
+    with pytest.raises(RunFailed, match=r"out of memory on cpu at batch size 32; try --batch-size 16"):
+        run_in_process(output=str(out))
+    result = json.loads(out.read_text())
+    assert result["status"] == "failed" and "batch size 32" in result["error"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--batch-size", "0"], "must be a positive whole number"),
+        (["--steps", "-3"], "must be a positive whole number"),
+        (["--duration", "0"], "must be positive"),
+        (["--steps", "2", "--duration", "3"], "not allowed with argument"),
+        (["--device", "cuda"], "no CUDA GPU is available"),
+        (["--device", "tpu"], "unknown device"),
+        (["--precision", "tf32", "--device", "cpu"], "tf32 needs an NVIDIA GPU"),
+        (["--output", "/nonexistent-dir/r.json"], "does not exist"),
+        (["--data", "/nonexistent/data"], "no such file or directory"),
+        (["--seq-len", "64"], None),  # accepted but meaningless for images: not an error
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(dlbench_cli, args, message):
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("a GPU is present")
+    length = [] if {"--steps", "--duration"} & set(args) else ["--steps", "1"]
+    proc = dlbench_cli("run", "mnist-mlp", "--warmup", 0, *length, *args)
+    if message is None:
+        assert proc.returncode == 0, proc.stderr
+        return
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize("where", ["/proc/dlbench-result.json", "locked-dir"])
+def test_unwritable_output_fails_before_training(dlbench_cli, tmp_path, where):
+    if where == "locked-dir":
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        if os.geteuid() == 0:
+            pytest.skip("root ignores permission bits; the /proc case covers root")
+        where = locked / "r.json"
+    proc = dlbench_cli("run", "mnist-mlp", "--steps", 1, "--output", where)
+    assert proc.returncode == 2, proc.stderr
+    assert "not writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_seq_len_beyond_context_is_refused():
+    with pytest.raises(UserError, match="context of 1024"):
+        Run(RunConfig("gpt2", device="cpu", seq_len=2048))
+
+
+class RecordSteps(RunObserver):
+    def __init__(self):
+        self.calls = []
+
+    def on_step(self, step, step_seconds, samples, loss):
+        self.calls.append((step, step_seconds, samples))
+
+
+def test_observers_get_per_step_seconds_that_add_up_to_the_timed_window():
+    recorder = RecordSteps()
+    run = Run(RunConfig("mnist-mlp", device="cpu", steps=5, warmup=1, batch_size=8), [recorder])
+    result = run.execute()
+    assert [c[0] for c in recorder.calls] == [1, 2, 3, 4, 5]
+    assert all(c[2] == 8 and c[1] > 0 for c in recorder.calls)
+    assert sum(c[1] for c in recorder.calls) == pytest.approx(result["metrics"]["timed_seconds"], rel=0.2)
+
+
+def test_run_result_carries_the_telemetry_window(dlbench_cli, tmp_path):
+    out = tmp_path / "r.json"
+    proc = dlbench_cli("run", "mnist-mlp", "--device", "cpu", "--steps", 3, "--warmup", 0,
+                       "--telemetry-interval", "0.1", "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    telemetry = json.loads(out.read_text())["telemetry"]
+    assert telemetry["gpu"] is None  # no GPU in use: no GPU section rather than zeros
+    assert 0 <= telemetry["host"]["cpu_utilization_mean_ratio"] <= 1
+    assert telemetry["samples"] >= 2  # the window's start and end are always sampled

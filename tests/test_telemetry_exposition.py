@@ -1,0 +1,219 @@
+"""What /metrics says: catalogue names, absence rules, dcgm-exporter units, and `promtool check metrics`.
+
+Faked: NVML only (simulated GPUs through dlbench.telemetry.fake_nvml; no GPU here). promtool is the real one.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dlbench.telemetry import catalogue, fake_nvml
+from dlbench.telemetry.collector import TelemetryCollector
+from dlbench.telemetry.host import HostReader
+from dlbench.telemetry.nvml import NvmlReader
+from dlbench.telemetry.sampler import Sampler
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def exposition(spec="h100-sxm,a100,rtx4090", dcgm=False, prepare=None):
+    fake = fake_nvml.from_spec(spec)
+    if prepare:
+        prepare(fake)
+    sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
+    sampler.sample_now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=dcgm))
+    return generate_latest(registry).decode(), fake, sampler
+
+
+def samples(text):
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def find(parsed, name, **labels):
+    return [v for (n, ls), v in parsed.items() if n == name and all(dict(ls).get(k) == val for k, val in labels.items())]
+
+
+@pytest.mark.integration
+def test_promtool_finds_nothing_to_say_about_the_default_output(tmp_path):
+    text, fake, _ = exposition(prepare=lambda f: f.inject_xid(0, 79))
+    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == ""
+
+
+@pytest.mark.integration
+def test_promtool_only_objects_to_dcgm_exporters_own_label_names():
+    text, _, _ = exposition(dcgm=True)
+    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
+                            text=True, timeout=30)
+    complaints = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert complaints, "expected promtool to flag modelName/Hostname/UUID"
+    for line in complaints:
+        assert line.startswith("DCGM_FI_DEV_"), line
+        assert "camelCase" in line or "should not include type 'counter'" in line, line
+
+
+def test_every_exposed_name_is_in_the_catalogue_with_its_labels():
+    text, _, _ = exposition(dcgm=True, prepare=lambda f: f.inject_xid(1, 48))
+    known = {spec.name: spec for spec in catalogue.CATALOGUE}
+    seen = set()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            spec = known.get(sample.name)
+            assert spec is not None, f"{sample.name} is served but not in the catalogue"
+            assert set(sample.labels) == set(spec.labels), sample
+            seen.add(sample.name)
+    for required in ("dlbench_gpu_info", "dlbench_gpu_up", "dlbench_gpu_energy_joules_total",
+                     "dlbench_gpu_clocks_event_active", "dlbench_gpu_xid_errors_total",
+                     "dlbench_host_load_average", "dlbench_exporter_nvml_up", "DCGM_FI_DEV_GPU_UTIL"):
+        assert required in seen
+
+
+def test_unsupported_metrics_are_absent_for_the_consumer_card_only():
+    parsed = samples(exposition()[0])
+    assert len(find(parsed, "dlbench_gpu_memory_temperature_celsius")) == 2
+    assert find(parsed, "dlbench_gpu_memory_temperature_celsius", gpu="2") == []
+    assert find(parsed, "dlbench_gpu_ecc_errors_total", gpu="2") == []
+    assert find(parsed, "dlbench_gpu_remapped_rows", gpu="2") == []
+    assert find(parsed, "dlbench_gpu_power_watts", gpu="2") == [70.0]
+    info = [dict(ls) for (n, ls), _ in parsed.items() if n == "dlbench_gpu_info" and dict(ls)["gpu"] == "2"]
+    assert info[0]["name"] == "NVIDIA GeForce RTX 4090" and info[0]["hostname"] == "node1"
+
+
+def test_dcgm_compat_uses_dcgm_exporter_units_and_labels():
+    def prepare(fake):
+        fake.gpus[0].values.update(utilization_gpu=87, memory_used=4096 * 2**20, sm_mhz=1755, power_mw=455_500)
+        fake.inject_xid(0, 79)
+    parsed = samples(exposition("h100-sxm", dcgm=True, prepare=prepare)[0])
+    assert find(parsed, "DCGM_FI_DEV_GPU_UTIL", gpu="0") == [87.0]
+    assert find(parsed, "DCGM_FI_DEV_FB_USED", gpu="0") == [4096.0]
+    assert find(parsed, "DCGM_FI_DEV_SM_CLOCK", gpu="0") == [pytest.approx(1755.0)]
+    assert find(parsed, "DCGM_FI_DEV_POWER_USAGE", gpu="0") == [pytest.approx(455.5)]
+    assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="0") == [79.0]
+    energy_mj = find(parsed, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")[0]
+    assert energy_mj == pytest.approx(find(parsed, "dlbench_gpu_energy_joules_total")[0] * 1000, rel=1e-3)
+    labels = dict(next(ls for (n, ls) in parsed if n == "DCGM_FI_DEV_GPU_UTIL"))
+    assert labels["device"] == "nvidia0" and labels["modelName"] == "NVIDIA H100 80GB HBM3"
+    assert labels["Hostname"] == "node1" and labels["DCGM_FI_DRIVER_VERSION"] == "580.95.05"
+    assert labels["UUID"].startswith("GPU-")
+
+
+def test_lost_gpu_keeps_identity_and_reports_down_and_errors_by_call():
+    def prepare(fake):
+        fake.gpus[1].lost = True
+        fake.gpus[0].faults = {"nvmlDeviceGetTemperature": "TIMEOUT"}
+    text, _, sampler = exposition("h100-sxm*2", prepare=prepare)
+    parsed = samples(text)
+    assert find(parsed, "dlbench_gpu_up", gpu="1") == [0.0]
+    assert find(parsed, "dlbench_gpu_up", gpu="0") == [1.0]
+    assert find(parsed, "dlbench_gpu_info", gpu="1") == [1.0]
+    assert find(parsed, "dlbench_gpu_power_watts", gpu="1") == []
+    assert find(parsed, "dlbench_gpu_temperature_celsius", gpu="0") == []
+    assert find(parsed, "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetTemperature") == [1.0]
+    assert find(parsed, "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetUtilizationRates") == [1.0]
+    assert find(parsed, "dlbench_exporter_last_success_timestamp_seconds") == []
+    assert find(parsed, "dlbench_exporter_gpus") == [2.0]
+
+
+def test_without_nvml_only_host_and_health_metrics_are_served():
+    sampler = Sampler(NvmlReader().start(), HostReader(), interval=1)  # real pynvml, no driver here
+    sampler.sample_now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1"))
+    parsed = samples(generate_latest(registry).decode())
+    assert find(parsed, "dlbench_exporter_nvml_up") == [0.0]
+    assert find(parsed, "dlbench_exporter_gpus") == [0.0]
+    assert not [n for (n, _) in parsed if n.startswith("dlbench_gpu_")]
+    assert find(parsed, "dlbench_host_memory_total_bytes")[0] > 0
+    assert len(find(parsed, "dlbench_host_load_average")) == 3
+
+
+def test_docs_metrics_md_matches_the_catalogue():
+    committed = (REPO / "docs" / "metrics.md").read_text()
+    assert committed == catalogue.render_markdown(), (
+        "docs/metrics.md is stale: run `python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`")
+
+
+def test_catalogue_names_follow_prometheus_conventions():
+    for spec in catalogue.CATALOGUE:
+        if spec.group == "dcgm":
+            continue
+        assert spec.name.startswith("dlbench_") and spec.name == spec.name.lower()
+        assert spec.name.endswith("_total") == (spec.type == "counter"), spec.name
+        if spec.unit:
+            assert spec.family_name.endswith("_" + spec.unit), spec.name
+
+
+def test_exporter_serves_each_sample_prerendered_and_fresh():
+    import gzip
+    import urllib.request
+
+    from dlbench.telemetry.exporter import Exporter
+    from dlbench.telemetry.http import PROMETHEUS_ACCEPT
+
+    fake = fake_nvml.from_spec("h100-sxm")
+    exporter = Exporter("127.0.0.1", 0, interval=60, nvml=fake).start()  # samples only when told to here
+    url = f"http://127.0.0.1:{exporter.server.port}/metrics"
+
+    def get(path="", **headers):
+        with urllib.request.urlopen(urllib.request.Request(url + path, headers=headers)) as response:
+            body = response.read()
+            if response.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            return response.headers["Content-Type"], body.decode()
+
+    try:
+        content_type, text = get(Accept=PROMETHEUS_ACCEPT, **{"Accept-Encoding": "gzip"})
+        assert content_type.startswith("application/openmetrics-text") and text.endswith("# EOF\n")
+        assert "dlbench_gpu_power_watts{" in text and "} 70.0" in text.split("dlbench_gpu_power_watts{")[1]
+        fake.gpus[0].values["power_mw"] = 321_000
+        assert "} 70.0" in get()[1].split("dlbench_gpu_power_watts{")[1]  # same sample, same answer
+        exporter.sampler.sample_now()
+        for headers in ({}, {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}):
+            assert "} 321.0" in get(**headers)[1].split("dlbench_gpu_power_watts{")[1]
+        # a name filter goes to prometheus_client's own app
+        filtered = get("?name[]=dlbench_gpu_up")[1]
+        assert "dlbench_gpu_up{" in filtered and "dlbench_gpu_power_watts" not in filtered
+    finally:
+        exporter.close()
+
+
+@pytest.mark.integration
+def test_promtool_finds_nothing_to_say_about_live_run_metrics():
+    import urllib.request
+
+    from dlbench.telemetry.observers import LiveMetricsObserver, TelemetryObserver
+    from dlbench.train.observers import RunInfo
+
+    fake = fake_nvml.from_spec("h100-sxm")
+    telemetry = TelemetryObserver(interval=0.05, nvml=fake)
+    live = LiveMetricsObserver(0, telemetry=telemetry, precision="bf16")
+    info = RunInfo("run-9", "gpt2", "cuda:0", 0, 8, "sequences", 6.9e11, 989.4e12)
+    try:
+        for o in (telemetry, live):
+            o.on_start(info)
+        for step in range(30):
+            live.on_step(step, 0.12, 8, 3.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{live.port}/metrics") as response:
+            text = response.read().decode()
+    finally:
+        live.close()
+        telemetry.close()
+    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    parsed = samples(text)
+    assert find(parsed, "dlbench_train_samples_per_second", run_id="run-9") == [pytest.approx(8 / 0.12)]
+    assert find(parsed, "dlbench_train_mfu_ratio", workload="gpt2") == [pytest.approx(8 / 0.12 * 6.9e11 / 989.4e12)]
+    assert find(parsed, "dlbench_train_step_seconds_bucket", le="0.25") == [30.0]
+    assert find(parsed, "dlbench_train_step_seconds_bucket", le="0.1") == [0.0]
+    assert find(parsed, "dlbench_train_steps_total") == [30.0]
+    assert find(parsed, "dlbench_gpu_up", gpu="0") == [1.0]  # the run's own GPU, from the shared sampler

@@ -1,0 +1,202 @@
+"""NvmlReader and Sampler against a simulated NVML.
+
+Faked: only the pynvml functions that would call libnvidia-ml (there is no GPU here); constants, error classes
+and result structures are the real nvidia-ml-py ones, and everything above them is the production code.
+"""
+
+import pytest
+
+from dlbench.telemetry import fake_nvml
+from dlbench.telemetry.host import HostReader
+from dlbench.telemetry.nvml import NvmlReader
+from dlbench.telemetry.sampler import Sampler
+
+
+def reader_for(spec):
+    fake = fake_nvml.from_spec(spec)
+    return fake, NvmlReader(fake).start()
+
+
+def test_h100_reading_converts_nvml_units_to_base_units():
+    fake, reader = reader_for("h100-sxm")
+    fake.gpus[0].values.update(utilization_gpu=97, utilization_memory=41, power_mw=612_345, sm_mhz=1980,
+                               mem_mhz=2619, temperature=71, memory_temperature=80, pstate=0,
+                               clocks_event_reasons=0x4 | 0x20, ecc_corrected=3, remapped=(2, 1, 1, 0))
+    r = reader.read_all()[0]
+    assert r["up"] == 1
+    assert r["utilization_ratio"] == pytest.approx(0.97)
+    assert r["memory_copy_utilization_ratio"] == pytest.approx(0.41)
+    assert r["power_watts"] == pytest.approx(612.345)
+    assert r["power_limit_watts"] == 700.0
+    assert r["sm_clock_hertz"] == 1980e6 and r["sm_clock_max_hertz"] == 1980e6
+    assert r["memory_clock_hertz"] == 2619e6
+    assert r["temperature_celsius"] == 71 and r["memory_temperature_celsius"] == 80
+    assert r["memory_total_bytes"] == 81559 * 2**20
+    assert r["memory_used_bytes"] + r["memory_free_bytes"] == r["memory_total_bytes"]
+    active = {reason for reason, on in r["clocks_event_active"].items() if on}
+    assert active == {"sw_power_cap", "sw_thermal_slowdown"}
+    assert len(r["clocks_event_active"]) == 9
+    assert r["ecc_errors"] == {"corrected": 3, "uncorrected": 0}
+    assert r["remapped_rows"] == {"correctable": 2, "uncorrectable": 1}
+    assert r["row_remap_pending"] == 1 and r["row_remap_failure"] == 0
+    assert r["pcie_link_generation"] == 5 and r["pcie_link_width"] == 16
+    assert reader.driver_version == "580.95.05" and reader.cuda_driver_version == "13.0"
+    assert reader.gpus[0].pci_bus_id == "00000000:18:00.0"
+    assert not reader.errors
+
+
+def test_consumer_gpu_leaves_unsupported_metrics_out_rather_than_zero():
+    fake, reader = reader_for("rtx4090")
+    first = reader.read_all()[0]
+    for absent in ("memory_temperature_celsius", "ecc_errors", "remapped_rows", "row_remap_pending"):
+        assert absent not in first
+    assert first["temperature_celsius"] == 35 and first["power_watts"] == 70
+    calls = fake.calls
+    reader.read_all()
+    # unsupported calls are remembered and not retried every sample
+    assert fake.calls - calls < calls
+    assert not reader.errors  # NOT_SUPPORTED is not an error
+
+
+def test_energy_counter_is_in_joules_and_follows_power():
+    fake, reader = reader_for("a100")
+    fake.gpus[0].values["power_mw"] = 300_000
+    start = reader.read_energy_joules(0)
+    fake.gpus[0].energy_clock -= 2.0  # two seconds at 300 W pass in the simulation
+    assert reader.read_energy_joules(0) - start == pytest.approx(600, rel=0.01)
+
+
+def test_nvml_error_on_one_call_is_counted_and_leaves_only_that_metric_out():
+    fake, reader = reader_for("h100-sxm,a100")
+    fake.gpus[1].faults = {"nvmlDeviceGetPowerUsage": "TIMEOUT"}
+    readings = reader.read_all()
+    assert readings[1]["up"] == 1 and "power_watts" not in readings[1]
+    assert readings[1]["temperature_celsius"] == 35
+    assert readings[0]["power_watts"] == 70
+    reader.read_all()
+    assert reader.errors == {"nvmlDeviceGetPowerUsage": 2}
+
+
+def test_gpu_lost_mid_run_is_reported_down_while_the_others_keep_reading_and_can_return():
+    fake, reader = reader_for("h100-sxm*3")
+    assert all(r["up"] == 1 for r in reader.read_all().values())
+    fake.gpus[1].lost = True
+    readings = reader.read_all()
+    assert readings[1] == {"up": 0}
+    assert readings[0]["up"] == 1 and readings[2]["power_watts"] == 70
+    assert reader.errors["nvmlDeviceGetUtilizationRates"] == 1
+    fake.gpus[1].lost = False
+    assert reader.read_all()[1]["up"] == 1
+
+
+def test_unknown_error_also_marks_the_gpu_down():
+    fake, reader = reader_for("a100")
+    fake.gpus[0].faults = {"nvmlDeviceGetMemoryInfo": "UNKNOWN"}
+    assert reader.read_all()[0] == {"up": 0}
+
+
+def test_old_bindings_fall_back_to_the_throttle_reasons_call(monkeypatch):
+    fake, reader = reader_for("h100-sxm")
+    fake.gpus[0].values["clocks_event_reasons"] = 0x40
+    # an nvidia-ml-py older than 12.535 has only the deprecated name
+    monkeypatch.setattr(type(fake), "nvmlDeviceGetCurrentClocksThrottleReasons",
+                        fake_nvml.FakeNvml.nvmlDeviceGetCurrentClocksEventReasons, raising=False)
+    monkeypatch.delattr(fake_nvml.FakeNvml, "nvmlDeviceGetCurrentClocksEventReasons")
+    real = fake_nvml._real
+    monkeypatch.delattr(real, "nvmlDeviceGetCurrentClocksEventReasons")
+    assert not hasattr(fake, "nvmlDeviceGetCurrentClocksEventReasons")
+    active = reader.read_all()[0]["clocks_event_active"]
+    assert active["hw_thermal_slowdown"] == 1 and sum(active.values()) == 1
+
+
+def test_without_nvml_the_reader_is_down_and_reads_nothing():
+    # the real nvidia-ml-py on this GPU-less machine: libnvidia-ml is missing
+    reader = NvmlReader().start()
+    assert not reader.up and "NVML" in reader.problem
+    assert reader.read_all() == {} and reader.read_energy_joules(0) is None
+    reader.close()
+
+
+def test_init_failure_from_scenario(tmp_path):
+    scenario = tmp_path / "s.json"
+    scenario.write_text('{"init_error": "DRIVER_NOT_LOADED"}')
+    reader = NvmlReader(fake_nvml.from_spec(str(scenario))).start()
+    assert not reader.up and "Driver Not Loaded" in reader.problem
+
+
+def test_xid_events_are_counted_per_code_and_kept_while_the_gpu_is_down():
+    fake, reader = reader_for("h100-sxm,a100")
+    sampler = Sampler(reader, None, interval=1)
+    first = sampler.sample_now()
+    assert first.gpus[0]["xid_errors"] == {} and first.gpus[0]["last_xid_code"] == 0
+    fake.inject_xid(1, 79)
+    fake.inject_xid(1, 79)
+    fake.inject_xid(0, 94)
+    fake.gpus[1].lost = True
+    snapshot = sampler.sample_now()
+    assert snapshot.gpus[1]["up"] == 0
+    assert snapshot.gpus[1]["xid_errors"] == {"79": 2} and snapshot.gpus[1]["last_xid_code"] == 79
+    assert snapshot.gpus[0]["xid_errors"] == {"94": 1}
+    assert not snapshot.success
+    assert sampler.last_success_timestamp == first.timestamp
+
+
+def test_sampler_thread_samples_and_windows_aggregate():
+    fake, reader = reader_for("a100")
+    sampler = Sampler(reader, HostReader(), interval=0.05).start()
+    try:
+        window = sampler.open_window()
+        fake.gpus[0].values.update(utilization_gpu=50, clocks_event_reasons=0x4)
+        sampler.sample_now()
+        fake.gpus[0].values.update(utilization_gpu=100, clocks_event_reasons=0x0)
+        sampler.sample_now()
+        sampler.close_window(window)
+        assert sampler.alive
+    finally:
+        sampler.stop()
+    assert not sampler.alive
+    assert window.samples >= 2
+    stats = window.gpu[0]["utilization_ratio"]
+    assert stats.max == 1.0 and 0.5 <= stats.mean < 1.0
+    fraction = window.clocks_event_fraction(0)
+    assert 0 < fraction["sw_power_cap"] < 1 and fraction["hw_slowdown"] == 0
+    assert window.host["cpu_utilization_ratio"].count == window.samples
+
+
+def test_fake_spec_rejects_unknown_presets():
+    with pytest.raises(ValueError, match="unknown preset 'h900'"):
+        fake_nvml.from_spec("h900")
+
+
+def test_fake_nvml_keeps_the_real_pynvml_signatures():
+    # the fake is only useful while it looks like the binding: same function names, same parameters
+    import inspect
+
+    import pynvml
+
+    faked = [name for name in vars(fake_nvml.FakeNvml) if name.startswith("nvml")]
+    assert len(faked) > 25
+    for name in faked:
+        real = getattr(pynvml, name, None)
+        assert real is not None, f"pynvml has no {name}"
+        ours = list(inspect.signature(getattr(fake_nvml.FakeNvml, name)).parameters)[1:]  # minus self
+        theirs = list(inspect.signature(inspect.unwrap(real)).parameters)
+        assert len(ours) == len(theirs), f"{name}{tuple(ours)} vs pynvml {name}{tuple(theirs)}"
+
+
+def test_every_nvml_call_the_reader_makes_exists_in_the_binding():
+    import pynvml
+
+    fake, reader = reader_for("h100-sxm")
+    called = set()
+    original = reader._call
+
+    def spy(index, call, *args):
+        called.add(call)
+        return original(index, call, *args)
+
+    reader._call = spy
+    reader.read_all()
+    assert len(called) >= 15
+    for call in called:
+        assert hasattr(pynvml, call), call
