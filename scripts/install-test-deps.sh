@@ -7,8 +7,9 @@ add_if_missing() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
 add_if_missing promtool prometheus
 add_if_missing prometheus-pushgateway prometheus-pushgateway  # telemetry: --pushgateway test
 add_if_missing buildah buildah            # images/: the real image build (tests/test_images_build.py)
-add_if_missing debootstrap debootstrap    # images/: the Debian 12 base that stands in for a registry
+add_if_missing debootstrap debootstrap    # images/ base and the playbooks' test host (Debian 12)
 add_if_missing openssl openssl            # images/: the JupyterLab TLS test makes a self-signed certificate
+add_if_missing gpg gnupg                  # playbooks/: signs the stand-in apt repositories
 
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""

@@ -1,0 +1,186 @@
+"""Fixtures for the playbook tests: stand-in download servers on 127.0.0.1 and debootstrapped Debian 12 hosts."""
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from . import standins
+from .testhost import Host
+
+REPO = Path(__file__).resolve().parents[2]
+# The debootstrapped tree (about 1.2 GB) and the torch wheels; git-ignored. DLBENCH_TEST_CACHE moves them to a
+# directory that outlives fresh clones (CI), so the tree is built once per machine instead of once per clone.
+CACHE = Path(os.environ.get("DLBENCH_TEST_CACHE", REPO / ".cache"))
+ANSIBLE_BIN = Path(sys.executable).parent
+TORCH_REQUIREMENT = "torch==2.13.0"
+JUPYTER_PASSWORD = "correct horse battery staple"
+ADMIN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDlbenchTestKeyOnlyForTheChrootHost0000000 ops@test"
+
+
+def integration_prerequisites():
+    missing = [tool for tool in ("debootstrap", "gpg", "dpkg-deb", "chroot", "mount") if not shutil.which(tool)]
+    if os.geteuid() != 0:
+        missing.append("root")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory):
+    """Serve the stand-in repositories, installer and wheel index from 127.0.0.1; yield the playbook variables."""
+    missing = integration_prerequisites()
+    if missing:
+        pytest.fail("the playbook integration test needs " + ", ".join(missing) + " (see scripts/install-test-deps.sh)")
+    www = tmp_path_factory.mktemp("www")
+    handler = functools.partial(QuietHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    signer = standins.Signer(tmp_path_factory.mktemp("gnupg"))
+    try:
+        variables = standins.build_site(www, base_url, signer)
+    finally:
+        signer.close()
+    standins.simple_index(www / "pytorch" / "whl" / "cpu", torch_wheels())
+    variables["conda_torch_index_url"] = f"{base_url}/pytorch/whl/cpu/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield variables
+    server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def torch_wheels():
+    """The real torch CPU wheel and its dependencies, downloaded once into .cache/ (a PyTorch index stand-in)."""
+    key = hashlib.sha256(f"{TORCH_REQUIREMENT} {sys.version_info[:2]}".encode()).hexdigest()[:16]
+    target = CACHE / "ansible-wheels" / key
+    if not (target / "complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(target),
+                        TORCH_REQUIREMENT], check=True)
+        (target / "complete").touch()
+    return sorted(target.glob("*.whl"))
+
+
+@pytest.fixture(scope="session")
+def dlbench_wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dlbench-wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)],
+                   check=True)
+    return next(out.glob("dlbench-*.whl"))
+
+
+def extra_ca_certificates(root, out_dir):
+    """CA certificates this machine trusts and a stock Debian does not (e.g. an egress proxy's), as one PEM file."""
+    pem = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+    host = pem.findall(Path("/etc/ssl/certs/ca-certificates.crt").read_text())
+    stock = set(pem.findall((root / "etc/ssl/certs/ca-certificates.crt").read_text()))
+    extra = [cert for cert in host if cert not in stock]
+    if not extra:
+        return []
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    path = Path(out_dir) / "extra-ca.crt"
+    path.write_text("\n".join(extra) + "\n")
+    return [str(path)]
+
+
+class Playbook:
+    """ansible-playbook run against one chroot host through community.general.chroot."""
+
+    def __init__(self, host, workdir, variables):
+        self.host = host
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        inventory = self.workdir / "inventory.ini"
+        inventory.write_text(
+            "[gpu_hosts]\n"
+            f"testgpu ansible_host={host.root} ansible_connection=community.general.chroot "
+            "ansible_python_interpreter=/usr/bin/python3 ansible_become=false\n"
+            "[monitoring]\ntestgpu\n")
+        (self.workdir / "vars.json").write_text(json.dumps(variables))
+        password_file = self.workdir / "vault-password"
+        password_file.write_text("test-vault-password\n")
+        vault = self.workdir / "vault.yml"
+        vault.write_text(f'vault_jupyterlab_password: "{JUPYTER_PASSWORD}"\n'
+                         'vault_grafana_admin_password: "grafana-test-password"\n')
+        subprocess.run([str(ANSIBLE_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file),
+                        str(vault)], check=True, capture_output=True, cwd=REPO)
+        self.args = ["-i", str(inventory), "-e", f"@{self.workdir / 'vars.json'}", "-e", f"@{vault}",
+                     "--vault-password-file", str(password_file)]
+
+    def run(self, *extra, playbook="playbooks/setup_gpu.yml"):
+        return self.start(*extra, playbook=playbook).wait()
+
+    def start(self, *extra, playbook="playbooks/setup_gpu.yml"):
+        """Start ansible-playbook in the background; .wait() returns its PlaybookResult."""
+        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"), ANSIBLE_STDOUT_CALLBACK="default")
+        log = self.workdir / f"run-{len(list(self.workdir.glob('run-*.log')))}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen([str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
+                                       stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        return RunningPlaybook(process, log)
+
+
+class RunningPlaybook:
+    def __init__(self, process, log):
+        self.process, self.log = process, log
+
+    def wait(self):
+        returncode = self.process.wait()
+        return PlaybookResult(returncode, self.log.read_text())
+
+
+class PlaybookResult:
+    def __init__(self, returncode, output):
+        self.rc = returncode
+        self.output = output
+        recap = re.search(r"testgpu\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", self.output)
+        self.ok, self.changed, self.unreachable, self.failed = (int(n) for n in recap.groups()) if recap else (0,) * 4
+        self.has_recap = recap is not None
+
+    def changed_tasks(self):
+        task, changed = None, []
+        for line in self.output.splitlines():
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line.split("[", 1)[1].rsplit("]", 1)[0]
+            elif line.startswith("changed:"):
+                changed.append(task)
+        return changed
+
+    def tail(self, lines=80):
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def base_variables(site, host, workdir, dlbench_wheel=None):
+    variables = dict(site)
+    variables.update({
+        # The stand-in conda makes environments with the chroot's own Python (Debian 12: 3.11).
+        "conda_python_version": "3.11",
+        # No GPU here: the stand-in nvidia-smi answers for one, so the driver verification runs.
+        "nvidia_driver_assume_gpu": True,
+        "common_admin_user": "ops",
+        "common_admin_ssh_keys": [ADMIN_KEY],
+        "common_ca_certificates": extra_ca_certificates(host.root, workdir),
+    })
+    if dlbench_wheel:
+        variables["monitoring_dlbench_wheel"] = str(dlbench_wheel)
+    return variables
+
+
+@pytest.fixture
+def fresh_host(tmp_path):
+    with Host(CACHE / "ansible-testhost", tmp_path / "host") as host:
+        yield host

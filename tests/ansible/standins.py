@@ -1,0 +1,349 @@
+"""Stand-ins for the downloads the playbooks need and this machine cannot reach.
+
+NVIDIA's apt repositories, Docker's and Grafana's apt repositories, Miniforge's GitHub release and the PyTorch
+CUDA wheel index are unreachable here. The integration test serves look-alikes from 127.0.0.1 through the same URL
+variables a mirror would use:
+
+* signed apt repositories (a throwaway gpg key made per test session) with stand-in packages that carry the real
+  names and versions: cuda-keyring, nvidia-driver-pinning-580, nvidia-open, cuda-drivers, libnvidia-compute-580
+  (a stand-in nvidia-smi), cuda-toolkit-13-0 (a stand-in nvcc), cudnn9-cuda-13, the four container toolkit packages
+  (a stand-in nvidia-ctk that merges daemon.json in place like the real one), docker-ce and friends, grafana;
+* a stand-in Miniforge installer (its sha256 published beside it) whose `conda create` makes a venv with the
+  chroot's own Python: there is no conda-forge here, so the environment's Python is Debian 12's 3.11 and the test
+  pins conda_python_version to it;
+* a PyTorch wheel index holding the real torch 2.13.0 CPU wheel and its real dependencies (no CUDA wheels here).
+
+These stand-ins are the only fakes: Debian packages, PyPI packages (jupyterlab, dlbench's dependencies), apt, dpkg,
+systemctl and Ansible itself are real.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+DRIVER_VERSION = "580.95.05"
+CUDA_RELEASE = "13.0"
+TOOLKIT_VERSION = "1.18.0"
+MINIFORGE_VERSION = "25.3.1-0"
+
+NVIDIA_SMI = f"""#!/bin/sh
+# STAND-IN nvidia-smi (dlbench test fixture): prints what a one-GPU H100 host prints.
+case "$*" in
+  *--query-gpu=driver_version*) echo "{DRIVER_VERSION}" ;;
+  *-L*) echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-00000000-1111-2222-3333-444444444444)" ;;
+  *)
+    echo "+-----------------------------------------------------------------------------------------+"
+    echo "| NVIDIA-SMI {DRIVER_VERSION}              Driver Version: {DRIVER_VERSION}      CUDA Version: {CUDA_RELEASE}     |"
+    echo "|   0  NVIDIA H100 80GB HBM3          On  |   00000000:18:00.0 Off |                    0 |"
+    echo "+-----------------------------------------------------------------------------------------+"
+    ;;
+esac
+"""
+
+NVCC = f"""#!/bin/sh
+# STAND-IN nvcc (dlbench test fixture): prints what nvcc {CUDA_RELEASE} prints for --version.
+echo "nvcc: NVIDIA (R) Cuda compiler driver"
+echo "Copyright (c) 2005-2025 NVIDIA Corporation"
+echo "Built on Wed_Jul_16_07:30:01_PM_PDT_2025"
+echo "Cuda compilation tools, release {CUDA_RELEASE}, V{CUDA_RELEASE}.48"
+echo "Build cuda_{CUDA_RELEASE}.r{CUDA_RELEASE}/compiler.36260728_0"
+"""
+
+NVIDIA_CTK = """#!/usr/bin/python3
+# STAND-IN nvidia-ctk (dlbench test fixture): `runtime configure --runtime=docker` edits daemon.json in place,
+# adding runtimes.nvidia and keeping every other key, as the real tool does.
+import json, os, sys
+args = sys.argv[1:]
+if args[:2] != ["runtime", "configure"] or "--runtime=docker" not in args:
+    sys.exit("stand-in nvidia-ctk: only `runtime configure --runtime=docker` is implemented")
+path = next((a.split("=", 1)[1] for a in args if a.startswith("--config=")), "/etc/docker/daemon.json")
+config = json.load(open(path)) if os.path.exists(path) else {}
+config.setdefault("runtimes", {})["nvidia"] = {"args": [], "path": "nvidia-container-runtime"}
+if "--set-as-default" in args:
+    config["default-runtime"] = "nvidia"
+with open(path, "w") as out:
+    json.dump(config, out, indent=4)
+print("INFO Wrote updated config to " + path)
+"""
+
+CONDA = """#!/usr/bin/python3
+# STAND-IN conda (dlbench test fixture; conda-forge is unreachable here). Implements what the conda role calls:
+# `conda --version` and `conda create --yes --quiet --name NAME python=X.Y pip`, which makes a venv with the
+# system Python and refuses a Python version that is not the system one.
+import os, subprocess, sys
+prefix = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+args = sys.argv[1:]
+if args == ["--version"]:
+    print("conda 25.3.1")
+elif args[:1] == ["create"]:
+    name = args[args.index("--name") + 1]
+    python = next(a.split("=", 1)[1] for a in args if a.startswith("python="))
+    have = "%d.%d" % sys.version_info[:2]
+    if python != have:
+        sys.exit("stand-in conda: only python=%s can be created here, not %s" % (have, python))
+    subprocess.check_call([sys.executable, "-m", "venv", os.path.join(prefix, "envs", name)])
+else:
+    sys.exit("stand-in conda: unsupported command %s" % args)
+"""
+
+MINIFORGE_INSTALLER = """#!/bin/bash
+# STAND-IN Miniforge installer (dlbench test fixture): accepts the real installer's -b -u -p PREFIX and lays out
+# bin/conda, etc/profile.d/conda.sh and conda-meta/ like it.
+set -euo pipefail
+prefix="$HOME/miniforge3"
+while getopts "bufp:" opt; do
+  case "$opt" in p) prefix="$OPTARG" ;; *) ;; esac
+done
+mkdir -p "$prefix/bin" "$prefix/condabin" "$prefix/etc/profile.d" "$prefix/conda-meta" "$prefix/envs"
+cat > "$prefix/bin/conda" <<'CONDA'
+@CONDA@
+CONDA
+chmod 0755 "$prefix/bin/conda"
+ln -sf ../bin/conda "$prefix/condabin/conda"
+cat > "$prefix/etc/profile.d/conda.sh" <<PROFILE
+export CONDA_EXE="$prefix/bin/conda"
+conda() { "\\$CONDA_EXE" "\\$@"; }
+PROFILE
+echo "installed stand-in Miniforge into $prefix"
+"""
+
+
+def _control(name, version, arch="all", depends=(), description=None):
+    lines = [
+        f"Package: {name}",
+        f"Version: {version}",
+        f"Architecture: {arch}",
+        "Maintainer: dlbench tests <tests@localhost>",
+        "Section: misc",
+        "Priority: optional",
+    ]
+    if depends:
+        lines.append("Depends: " + ", ".join(depends))
+    lines.append(f"Description: {description or 'stand-in ' + name + ' (dlbench test fixture)'}")
+    return "\n".join(lines) + "\n"
+
+
+def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arch="all"):
+    """Build NAME_VERSION_ARCH.deb with FILES {path: (bytes or str, mode) or ('->', target)}."""
+    root = Path(out_dir) / f".build-{name}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(_control(name, version, arch, depends))
+    conffiles = []
+    for path, spec in (files or {}).items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if spec[0] == "->":
+            target.symlink_to(spec[1])
+            continue
+        content, mode = spec
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+        target.chmod(mode)
+        if path.startswith("/etc/"):
+            conffiles.append(path)
+    if conffiles:
+        (root / "DEBIAN" / "conffiles").write_text("\n".join(conffiles) + "\n")
+    if postinst:
+        (root / "DEBIAN" / "postinst").write_text("#!/bin/sh\nset -e\n" + postinst + "\n")
+        (root / "DEBIAN" / "postinst").chmod(0o755)
+    deb = Path(out_dir) / f"{name}_{version}_{arch}.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
+                   check=True, capture_output=True)
+    shutil.rmtree(root)
+    return deb
+
+
+class Signer:
+    """A throwaway gpg key that signs the repositories' Release files."""
+
+    def __init__(self, home):
+        self.home = Path(home)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._gpg("--quick-generate-key", "dlbench test repository <tests@localhost>", "ed25519", "sign", "never")
+        self.public_armored = self._gpg("--armor", "--export").stdout
+        self.public_binary = self._gpg("--export").stdout
+
+    def close(self):
+        """Stop the gpg-agent this key started (it would outlive the test and confuse a reused home)."""
+        subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], check=False, capture_output=True)
+
+    def _gpg(self, *args):
+        return subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--pinentry-mode", "loopback",
+                               "--passphrase", "", *args], check=True, capture_output=True)
+
+    def sign_release(self, release):
+        release = Path(release)
+        self._gpg("--yes", "--clearsign", "-o", str(release.with_name("InRelease")), str(release))
+        self._gpg("--yes", "--armor", "--detach-sign", "-o", str(release.with_name("Release.gpg")), str(release))
+
+
+def _packages_index(debs, base):
+    entries = []
+    for deb in sorted(debs):
+        control = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True).stdout
+        data = deb.read_bytes()
+        entries.append(control.rstrip("\n") + "\n"
+                       f"Filename: {deb.relative_to(base).as_posix()}\n"
+                       f"Size: {len(data)}\n"
+                       f"MD5sum: {hashlib.md5(data).hexdigest()}\n"
+                       f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
+    return "\n".join(entries)
+
+
+def _release(directory, files, suite=None):
+    lines = ["Origin: dlbench-tests", "Label: dlbench-tests", "Date: Mon, 23 Nov 2026 00:00:00 UTC",
+             "Architectures: amd64 arm64 all"]
+    if suite:
+        lines += [f"Suite: {suite}", f"Codename: {suite}", "Components: " + " ".join(sorted({f.split('/')[0] for f in files}))]
+    lines.append("SHA256:")
+    for name in files:
+        data = (Path(directory) / name).read_bytes()
+        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}")
+    (Path(directory) / "Release").write_text("\n".join(lines) + "\n")
+    return Path(directory) / "Release"
+
+
+def flat_repo(directory, debs, signer):
+    """A flat repository (`deb URL /`), the layout of NVIDIA's CUDA and container toolkit repositories."""
+    directory = Path(directory)
+    (directory / "Packages").write_text(_packages_index(debs, directory))
+    signer.sign_release(_release(directory, ["Packages"]))
+
+
+def dist_repo(directory, suite, component, debs, signer):
+    """A classic repository (`deb URL SUITE COMPONENT`), the layout of Docker's and Grafana's."""
+    directory = Path(directory)
+    dist = directory / "dists" / suite
+    names = []
+    for arch in ("amd64", "arm64"):
+        binary = dist / component / f"binary-{arch}"
+        binary.mkdir(parents=True, exist_ok=True)
+        (binary / "Packages").write_text(_packages_index(debs, directory))
+        names.append(f"{component}/binary-{arch}/Packages")
+    signer.sign_release(_release(dist, names, suite=suite))
+
+
+def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
+    """Lay out every stand-in under WWW as the real servers do; return the playbook variables pointing at them."""
+    www = Path(www)
+    exe = 0o755
+    unit = lambda exec_start: (f"[Unit]\nDescription={exec_start}\n[Service]\nExecStart={exec_start}\n"  # noqa: E731
+                               "[Install]\nWantedBy=multi-user.target\n", 0o644)
+
+    cuda_dir = www / "cuda" / "repos" / "debian12" / arch
+    cuda_dir.mkdir(parents=True)
+    cuda_url = f"{base_url}/cuda/repos/debian12/{arch}/"
+    keyring = "/usr/share/keyrings/cuda-archive-keyring.gpg"
+    branch = DRIVER_VERSION.split(".")[0]
+    cuda_major = CUDA_RELEASE.split(".")[0]
+    cuda_dash = CUDA_RELEASE.replace(".", "-")
+    driver_deb = f"{DRIVER_VERSION}-1"
+    debs = [
+        build_deb(cuda_dir, "cuda-keyring", "1.1-1", {
+            keyring: (signer.public_binary, 0o644),
+            f"/etc/apt/sources.list.d/cuda-debian12-{arch}.list": (f"deb [signed-by={keyring}] {cuda_url} /\n", 0o644),
+        }),
+        build_deb(cuda_dir, f"nvidia-driver-pinning-{branch}", "1.0-1"),
+        build_deb(cuda_dir, f"libnvidia-compute-{branch}", driver_deb, {
+            "/usr/bin/nvidia-smi": (NVIDIA_SMI, exe),
+            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
+            "/lib/systemd/system/nvidia-persistenced.service": unit("/usr/bin/nvidia-persistenced"),
+        }),
+        build_deb(cuda_dir, "nvidia-open", driver_deb,
+                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
+        build_deb(cuda_dir, "cuda-drivers", driver_deb,
+                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
+        build_deb(cuda_dir, f"cuda-toolkit-{cuda_dash}", f"{CUDA_RELEASE}.1-1", {
+            f"/usr/local/cuda-{CUDA_RELEASE}/bin/nvcc": (NVCC, exe),
+            f"/usr/local/cuda-{CUDA_RELEASE}/lib64/.keep": ("", 0o644),
+            "/usr/local/cuda": ("->", f"cuda-{CUDA_RELEASE}"),
+        }),
+        build_deb(cuda_dir, f"libcudnn9-cuda-{cuda_major}", "9.14.0.64-1", {
+            "/usr/lib/x86_64-linux-gnu/libcudnn.so.9.14.0": ("stand-in\n", 0o644),
+        }),
+        build_deb(cuda_dir, f"cudnn9-cuda-{cuda_major}", "9.14.0.64-1", depends=[f"libcudnn9-cuda-{cuda_major}"]),
+    ]
+    flat_repo(cuda_dir, debs, signer)
+
+    lnc = www / "libnvidia-container"
+    lnc_dir = lnc / "stable" / "deb" / deb_arch
+    lnc_dir.mkdir(parents=True)
+    (lnc / "gpgkey").write_bytes(signer.public_armored)
+    tk = f"{TOOLKIT_VERSION}-1"
+    debs = [
+        build_deb(lnc_dir, "libnvidia-container1", tk),
+        build_deb(lnc_dir, "libnvidia-container-tools", tk, depends=[f"libnvidia-container1 (= {tk})"]),
+        build_deb(lnc_dir, "nvidia-container-toolkit-base", tk, {"/usr/bin/nvidia-ctk": (NVIDIA_CTK, exe)}),
+        build_deb(lnc_dir, "nvidia-container-toolkit", tk,
+                  depends=[f"nvidia-container-toolkit-base (= {tk})", f"libnvidia-container-tools (= {tk})"]),
+    ]
+    flat_repo(lnc_dir, debs, signer)
+
+    docker = www / "docker" / "linux" / "debian"
+    pool = docker / "pool" / "stable"
+    pool.mkdir(parents=True)
+    (docker / "gpg").write_bytes(signer.public_armored)
+    debs = [
+        build_deb(pool, "docker-ce", "5:28.5.1-1~debian.12~bookworm", {
+            "/usr/bin/dockerd": ("#!/bin/sh\n# STAND-IN dockerd\nexit 0\n", exe),
+            "/lib/systemd/system/docker.service": unit("/usr/bin/dockerd"),
+        }, depends=["docker-ce-cli", "containerd.io"], postinst="getent group docker >/dev/null || groupadd -r docker"),
+        build_deb(pool, "docker-ce-cli", "5:28.5.1-1~debian.12~bookworm",
+                  {"/usr/bin/docker": ("#!/bin/sh\n# STAND-IN docker\nexit 0\n", exe)}),
+        build_deb(pool, "containerd.io", "1.7.28-1~debian.12~bookworm"),
+        build_deb(pool, "docker-buildx-plugin", "0.29.1-1~debian.12~bookworm"),
+        build_deb(pool, "docker-compose-plugin", "2.40.3-1~debian.12~bookworm"),
+    ]
+    dist_repo(docker, "bookworm", "stable", debs, signer)
+
+    grafana = www / "grafana"
+    gpool = grafana / "pool"
+    gpool.mkdir(parents=True)
+    (grafana / "gpg.key").write_bytes(signer.public_armored)
+    debs = [build_deb(gpool, "grafana", "12.2.1", {
+        "/usr/sbin/grafana-server": ("#!/bin/sh\n# STAND-IN grafana-server\nexit 0\n", exe),
+        "/lib/systemd/system/grafana-server.service": unit("/usr/sbin/grafana-server"),
+    }, postinst="getent group grafana >/dev/null || groupadd -r grafana\n"
+                "getent passwd grafana >/dev/null || useradd -r -g grafana -d /usr/share/grafana grafana")]
+    dist_repo(grafana, "stable", "main", debs, signer)
+
+    installer_name = f"Miniforge3-{MINIFORGE_VERSION}-Linux-{arch}.sh"
+    release_dir = www / "miniforge" / "releases" / "download" / MINIFORGE_VERSION
+    release_dir.mkdir(parents=True)
+    installer = release_dir / installer_name
+    installer.write_text(MINIFORGE_INSTALLER.replace("@CONDA@", CONDA.rstrip("\n")))
+    digest = hashlib.sha256(installer.read_bytes()).hexdigest()
+    (release_dir / (installer_name + ".sha256")).write_text(f"{digest}  {installer_name}\n")
+
+    return {
+        "cuda_repo_base_url": f"{base_url}/cuda/repos",
+        "container_toolkit_repo_url": f"{base_url}/libnvidia-container/stable/deb/$(ARCH)",
+        "container_toolkit_gpg_key_url": f"{base_url}/libnvidia-container/gpgkey",
+        "container_docker_repo_url": f"{base_url}/docker/linux/debian",
+        "monitoring_grafana_repo_url": f"{base_url}/grafana",
+        "conda_miniforge_base_url": f"{base_url}/miniforge/releases/download",
+        "conda_miniforge_sha256": digest,
+    }
+
+
+def simple_index(www_dir, wheels):
+    """A PEP 503 index of WHEELS under WWW_DIR (what download.pytorch.org/whl/<variant>/ serves)."""
+    www_dir = Path(www_dir)
+    by_project = {}
+    for wheel in wheels:
+        project = wheel.name.split("-")[0].lower().replace("_", "-").replace(".", "-")
+        by_project.setdefault(project, []).append(wheel)
+    for project, files in by_project.items():
+        page = www_dir / project
+        page.mkdir(parents=True, exist_ok=True)
+        links = []
+        for wheel in files:
+            if not (page / wheel.name).exists():
+                (page / wheel.name).symlink_to(wheel.resolve())
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            links.append(f'<a href="{wheel.name}#sha256={digest}">{wheel.name}</a><br>')
+        (page / "index.html").write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+    (www_dir / "index.html").write_text("<html><body>\n" + "\n".join(
+        f'<a href="{p}/">{p}</a><br>' for p in sorted(by_project)) + "\n</body></html>\n")

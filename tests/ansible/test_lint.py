@@ -1,0 +1,37 @@
+"""Static checks of the playbooks: ansible-lint's production profile and ansible-playbook --syntax-check."""
+
+import os
+import subprocess
+
+import pytest
+
+from .conftest import ANSIBLE_BIN, REPO
+
+PLAYBOOKS = ["playbooks/setup_gpu.yml", "playbooks/verify.yml"]
+
+
+def run(*command):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1")
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_syntax_check(playbook):
+    result = run(str(ANSIBLE_BIN / "ansible-playbook"), "-i", "inventory.example.ini", "--syntax-check", playbook)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_production_profile():
+    result = run(str(ANSIBLE_BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor",
+                 "playbooks/", "requirements.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
+
+
+def test_every_role_declares_its_arguments():
+    roles = sorted(p for p in (REPO / "playbooks" / "roles").iterdir() if p.is_dir())
+    assert {r.name for r in roles} >= {"common", "nvidia_driver", "cuda", "cudnn", "container", "conda",
+                                       "jupyterlab", "monitoring"}
+    for role in roles:
+        assert (role / "meta" / "argument_specs.yml").is_file(), role.name
+        assert (role / "defaults" / "main.yml").is_file(), role.name

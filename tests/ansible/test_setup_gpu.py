@@ -1,0 +1,235 @@
+"""setup_gpu.yml run for real against a debootstrapped Debian 12 host through the community.general.chroot
+connection: once to provision, once more to prove it changes nothing, and in --check mode on a fresh host.
+
+Fakes (see standins.py, and nothing else): NVIDIA's, Docker's and Grafana's apt repositories (signed local repos
+with stand-in packages under the real names: the driver, nvidia-smi, nvcc, cuDNN, the container toolkit with
+nvidia-ctk, docker-ce, grafana), Miniforge's installer (a stand-in conda that makes a venv), and the PyTorch CUDA
+index (a local index with the real CPU torch wheel). There is no GPU and no running systemd in a chroot: the roles
+enable services but start them only where systemd runs, and `nvidia_driver_assume_gpu` lets the driver check use the
+stand-in nvidia-smi.
+"""
+
+import json
+import re
+import time
+
+import pytest
+
+from .conftest import ADMIN_KEY, CACHE, JUPYTER_PASSWORD, REPO, Playbook, base_variables
+from .testhost import Host
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def provisioned(site, dlbench_wheel, tmp_path_factory):
+    """Two runs on one host; meanwhile (the first run mostly waits on downloads) --check on a second, fresh host."""
+    workdir = tmp_path_factory.mktemp("provisioned")
+    with Host(CACHE / "ansible-testhost", workdir / "host") as host, \
+            Host(CACHE / "ansible-testhost", workdir / "check-host") as check_host:
+        # An operator's existing Docker setting that the container role must keep.
+        host.path("/etc/docker").mkdir(parents=True, exist_ok=True)
+        host.path("/etc/docker/daemon.json").write_text(json.dumps({"data-root": "/srv/docker"}))
+        playbook = Playbook(host, workdir / "ansible", base_variables(site, host, workdir, dlbench_wheel))
+        check_playbook = Playbook(check_host, workdir / "check-ansible",
+                                  base_variables(site, check_host, workdir / "check-ansible"))
+        started = time.monotonic()
+        check_running = check_playbook.start("--check")
+        first = playbook.run()
+        first_seconds = time.monotonic() - started
+        check = check_running.wait()
+        second = playbook.run() if first.rc == 0 else None
+        print(f"\nsetup_gpu.yml: first run {first_seconds:.0f} s (with --check on a fresh host beside it), "
+              f"second run {time.monotonic() - started - first_seconds:.0f} s")
+        yield Provisioned(host, first, second, check_host, check)
+
+
+class Provisioned:
+    def __init__(self, host, first, second, check_host, check):
+        self.host, self.first, self.second, self.check_host, self.check = host, first, second, check_host, check
+
+    def __iter__(self):
+        return iter((self.host, self.first, self.second))
+
+
+def test_first_run_succeeds(provisioned):
+    _, first, _ = provisioned
+    assert first.rc == 0 and first.has_recap and first.failed == 0, first.tail()
+    assert first.changed > 0
+
+
+def test_second_run_changes_nothing(provisioned):
+    _, first, second = provisioned
+    assert second is not None, first.tail()
+    assert second.rc == 0 and second.has_recap, second.tail()
+    assert second.changed == 0, f"changed on rerun: {second.changed_tasks()}"
+
+
+def test_driver_verified_on_rerun(provisioned):
+    _, _, second = provisioned
+    assert "nvidia-smi reports driver 580.95.05" in second.output
+
+
+def test_packages_installed_and_held(provisioned):
+    host, _, _ = provisioned
+    installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
+    status = {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
+    for package in ("nvidia-driver-pinning-580", "nvidia-open", "libnvidia-compute-580", "cuda-toolkit-13-0",
+                    "cudnn9-cuda-13", "nvidia-container-toolkit", "docker-ce", "prometheus-node-exporter",
+                    "prometheus", "grafana", "chrony", "htop", "tmux", "screen", "zip", "sudo", "pciutils"):
+        assert package in status and status[package][-1] in ("ii", "hi"), package  # hi: installed and held
+    assert status["nvidia-container-toolkit"][0] == "1.18.0-1"
+    held = set(host.run("apt-mark", "showhold").stdout.split())
+    assert {"nvidia-open", "libnvidia-compute-580", "nvidia-driver-pinning-580", "nvidia-container-toolkit",
+            "nvidia-container-toolkit-base", "libnvidia-container1", "libnvidia-container-tools"} <= held
+
+
+def test_apt_sources_signed_by_keys(provisioned, site):
+    host, _, _ = provisioned
+    sources = {path.name: path.read_text() for path in host.path("/etc/apt/sources.list.d").iterdir()}
+    cuda = sources["cuda-debian12-x86_64.list"]
+    assert cuda.strip() == (f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
+                            f"{site['cuda_repo_base_url']}/debian12/x86_64/ /")
+    assert sum(site["cuda_repo_base_url"] in text for text in sources.values()) == 1
+    assert "signed-by=/etc/apt/keyrings/docker.asc" in sources["docker.list"]
+    assert "signed-by=/etc/apt/keyrings/nvidia-container-toolkit.asc" in sources["nvidia-container-toolkit.list"]
+    for key in ("/usr/share/keyrings/cuda-archive-keyring.gpg", "/etc/apt/keyrings/docker.asc",
+                "/etc/apt/keyrings/nvidia-container-toolkit.asc"):
+        assert host.path(key).stat().st_size > 0
+    update = host.run("apt-get", "update")
+    assert "W:" not in update.stdout + update.stderr, update.stderr
+
+
+def test_cuda_on_login_path(provisioned):
+    host, _, _ = provisioned
+    shell = host.run("bash", "-lc", 'echo "$PATH|$LD_LIBRARY_PATH"; nvcc --version')
+    assert "/usr/local/cuda/bin" in shell.stdout.split("|")[0]
+    assert "/usr/local/cuda/lib64" in shell.stdout.splitlines()[0].split("|")[1]
+    assert "release 13.0," in shell.stdout
+
+
+def test_admin_user_and_sshd(provisioned):
+    host, _, _ = provisioned
+    assert "sudo" in host.run("id", "-nG", "ops").stdout.split()
+    assert ADMIN_KEY in host.path("/home/ops/.ssh/authorized_keys").read_text()
+    assert host.run("visudo", "-c").returncode == 0
+    host.path("/run/sshd").mkdir(exist_ok=True)
+    effective = host.run("/usr/sbin/sshd", "-T").stdout
+    assert "permitrootlogin no" in effective and "passwordauthentication no" in effective
+
+
+def test_conda_environment(provisioned):
+    host, _, _ = provisioned
+    condarc = host.path("/opt/miniforge3/.condarc").read_text()
+    assert "conda-forge" in condarc and "defaults" not in condarc
+    torch = host.run("/opt/miniforge3/envs/dl/bin/python", "-c", "import torch; print(torch.__version__)")
+    assert torch.stdout.startswith("2.13.0")
+    assert host.path("/var/cache/dlbench/Miniforge3-25.3.1-0-Linux-x86_64.sh").exists()
+
+
+def test_jupyterlab_service_and_config(provisioned):
+    host, _, _ = provisioned
+    unit = host.path("/etc/systemd/system/jupyterlab.service").read_text()
+    assert "User=jupyter" in unit and "PrivateDevices" not in unit.replace("# No PrivateDevices=", "")
+    assert "/opt/miniforge3/envs/dl/bin/jupyter lab --config=/etc/jupyterlab/jupyter_server_config.json" in unit
+    assert host.path("/etc/systemd/system/multi-user.target.wants/jupyterlab.service").is_symlink()
+    config = json.loads(host.path("/etc/jupyterlab/jupyter_server_config.json").read_text())
+    assert config["ServerApp"]["ip"] == "127.0.0.1"
+    hashed = config["PasswordIdentityProvider"]["hashed_password"]
+    assert hashed.startswith("argon2:") and JUPYTER_PASSWORD not in json.dumps(config)
+    check = host.run("/opt/miniforge3/envs/dl/bin/python", "-c",
+                     "import sys; from jupyter_server.auth import passwd_check; print(passwd_check(*sys.argv[1:]))",
+                     hashed, JUPYTER_PASSWORD)
+    assert check.stdout.strip() == "True"
+    version = host.run("/opt/miniforge3/envs/dl/bin/python", "-c", "import jupyterlab; print(jupyterlab.__version__)")
+    assert version.stdout.strip() == "4.6.6"
+
+
+def test_exporters(provisioned):
+    host, _, _ = provisioned
+    unit = host.path("/etc/systemd/system/dlbench-exporter.service").read_text()
+    assert "dlbench exporter --listen 127.0.0.1 --port 9835" in unit and "User=dlbench-exporter" in unit
+    assert host.path("/etc/systemd/system/multi-user.target.wants/dlbench-exporter.service").is_symlink()
+    assert host.run("/opt/miniforge3/envs/dl/bin/dlbench", "--help").returncode == 0
+    if (REPO / "dlbench" / "commands" / "exporter.py").exists():  # the exporter subcommand, once merged
+        assert host.run("/opt/miniforge3/envs/dl/bin/dlbench", "exporter", "--help").returncode == 0
+    node = host.path("/etc/default/prometheus-node-exporter").read_text()
+    assert 'ARGS="--web.listen-address=127.0.0.1:9100"' in node
+    prometheus = host.path("/etc/prometheus/prometheus.yml").read_text()
+    assert '"127.0.0.1:9835"' in prometheus and '"127.0.0.1:9100"' in prometheus
+    assert host.run("promtool", "check", "config", "/etc/prometheus/prometheus.yml").returncode == 0
+
+
+def test_monitoring_host_gets_this_repositorys_rules_and_dashboards(provisioned):
+    host, _, _ = provisioned
+    rules = sorted(p.name for p in (REPO / "dashboards" / "prometheus" / "rules").glob("*.yml"))
+    dashboards = sorted(p.name for p in (REPO / "dashboards" / "grafana" / "dashboards").glob("*.json"))
+    assert rules and dashboards
+    assert sorted(p.name for p in host.path("/etc/prometheus/rules").iterdir()) == rules
+    assert sorted(p.name for p in host.path("/var/lib/grafana/dashboards/dlbench").iterdir()) == dashboards
+    # promtool (Debian's, inside the host) loads the rule files the configuration names.
+    checked = host.run("promtool", "check", "config", "/etc/prometheus/prometheus.yml")
+    assert all(f"/etc/prometheus/rules/{name}" in checked.stdout + checked.stderr for name in rules), checked.stdout
+    datasource = host.path("/etc/grafana/provisioning/datasources/dlbench.yml").read_text()
+    assert "uid: dlbench-prometheus" in datasource
+    assert "admin_password = grafana-test-password" in host.path("/etc/grafana/grafana-dlbench.ini").read_text()
+
+
+def test_docker_daemon_json_merged(provisioned):
+    host, _, _ = provisioned
+    daemon = json.loads(host.path("/etc/docker/daemon.json").read_text())
+    assert daemon["data-root"] == "/srv/docker"
+    assert daemon["log-driver"] == "json-file"
+    assert daemon["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+
+
+def test_check_mode_on_fresh_host(provisioned):
+    result, fresh_host = provisioned.check, provisioned.check_host
+    assert result.rc == 0 and result.has_recap and result.failed == 0, result.tail()
+    assert result.changed > 0
+    # --check changed nothing on the host.
+    assert not fresh_host.path("/opt/miniforge3").exists()
+    assert not fresh_host.path("/etc/apt/sources.list.d/cuda-debian12-x86_64.list").exists()
+    assert re.search(r"^ii\s+nvidia-open", fresh_host.run("dpkg", "-l").stdout, re.M) is None
+
+
+def test_unsupported_os_fails_before_changing_anything(site, fresh_host, tmp_path):
+    fresh_host.path("/etc/os-release").unlink()
+    fresh_host.path("/etc/os-release").write_text(
+        'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nNAME="Debian GNU/Linux"\nVERSION_ID="11"\n'
+        'VERSION="11 (bullseye)"\nVERSION_CODENAME=bullseye\nID=debian\n')
+    fresh_host.path("/etc/debian_version").write_text("11.11\n")
+    playbook = Playbook(fresh_host, tmp_path / "ansible", base_variables(site, fresh_host, tmp_path))
+    result = playbook.run()
+    assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
+    assert "supported are Ubuntu 22.04, Ubuntu 24.04 and Debian 12" in result.output
+    assert "Nothing was changed" in result.output
+
+
+def test_jupyterlab_refuses_public_address_without_tls(site, fresh_host, tmp_path):
+    playbook = Playbook(fresh_host, tmp_path / "ansible", base_variables(site, fresh_host, tmp_path))
+    result = playbook.run("--tags", "jupyterlab", "-e", "jupyterlab_ip=0.0.0.0")
+    assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
+    assert "only with jupyterlab_tls_certfile and jupyterlab_tls_keyfile set" in result.output
+    assert not fresh_host.path("/etc/systemd/system/jupyterlab.service").exists()
+
+
+def test_sshd_hardening_refused_without_an_admin_key(site, fresh_host, tmp_path):
+    variables = base_variables(site, fresh_host, tmp_path)
+    variables["common_admin_ssh_keys"] = []
+    playbook = Playbook(fresh_host, tmp_path / "ansible", variables)
+    result = playbook.run("--tags", "common")
+    assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
+    assert "no admin account with an SSH key is" in result.output
+    assert not fresh_host.path("/etc/ssh/sshd_config.d/10-dlbench-hardening.conf").exists()
+
+
+def test_miniforge_installer_with_wrong_sha256_is_refused(site, fresh_host, tmp_path):
+    variables = base_variables(site, fresh_host, tmp_path)
+    variables["conda_miniforge_sha256"] = "0" * 64  # what a tampered or corrupted download looks like
+    playbook = Playbook(fresh_host, tmp_path / "ansible", variables)
+    result = playbook.run("--tags", "conda")
+    assert result.rc != 0 and result.failed == 1, result.tail()
+    assert "did not match " + "0" * 64 in result.output
+    assert not fresh_host.path("/opt/miniforge3").exists()
+    assert not fresh_host.path("/var/cache/dlbench/Miniforge3-25.3.1-0-Linux-x86_64.sh").exists()
