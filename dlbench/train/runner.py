@@ -100,8 +100,9 @@ class Run:
     def _setup(self) -> None:
         torch.manual_seed(self.config.seed)
         self.precision.configure()
+        channels_last = self.config.channels_last and self.workload.is_image
         model = self.workload.build_model().to(self.device)
-        if self.config.channels_last and self.workload.is_image:
+        if channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()
         self.optimizer = _optimizer(self.config.optimizer, model)
@@ -110,7 +111,7 @@ class Run:
         if self.dataset is None:
             inputs, targets = data.synthetic_batch(self.workload, self.batch_size, self.seq_len, self.device,
                                                    self.config.seed)
-            if self.config.channels_last and self.workload.is_image:
+            if channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.next_batch = lambda: (inputs, targets)
         else:
