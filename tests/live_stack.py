@@ -193,41 +193,23 @@ class LiveStack:
             (targets / "dlbench-train.yml").write_text(yaml.safe_dump([{"targets": [f"127.0.0.1:{self.run_port}"]}]))
         return config_path
 
+    @staticmethod
+    def _exporter_command(port: int, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "dlbench", "exporter", "--listen", "127.0.0.1", "--port", str(port),
+                "--interval", "0.5", *extra]
+
     def start(self) -> "LiveStack":
         binary = shutil.which("prometheus")
         assert binary, "prometheus is not installed: run scripts/install-test-deps.sh"
         self.writer.start()
         self._spawn(
             "exporter",
-            [
-                sys.executable,
-                "-m",
-                "dlbench",
-                "exporter",
-                "--listen",
-                "127.0.0.1",
-                "--port",
-                str(self.exporter_port),
-                "--interval",
-                "0.5",
-            ],
+            self._exporter_command(self.exporter_port),
             env={"DLBENCH_FAKE_NVML": str(self.scenario_path)},
         )
         self._spawn(
             "dcgm-exporter",
-            [
-                sys.executable,
-                "-m",
-                "dlbench",
-                "exporter",
-                "--listen",
-                "127.0.0.1",
-                "--port",
-                str(self.dcgm_port),
-                "--interval",
-                "0.5",
-                "--dcgm-compat",
-            ],
+            self._exporter_command(self.dcgm_port, "--dcgm-compat"),
             env={"DLBENCH_FAKE_NVML": str(self.scenario_path)},
         )
         if self.with_run:
