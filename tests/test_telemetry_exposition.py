@@ -119,7 +119,7 @@ def test_lost_gpu_keeps_identity_and_reports_down_and_errors_by_call():
     assert find(parsed, "dlbench_gpu_temperature_celsius", gpu="0") == []
     assert find(parsed, "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetTemperature") == [1.0]
     assert find(parsed, "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetUtilizationRates") == [1.0]
-    assert find(parsed, "dlbench_exporter_last_success_timestamp_seconds") == []
+    assert find(parsed, "dlbench_exporter_last_sample_timestamp_seconds")[0] > 0
     assert find(parsed, "dlbench_exporter_gpus") == [2.0]
 
 
