@@ -14,12 +14,12 @@ $(BIN)/python:
 
 # dlbench and its runtime dependencies, torch pinned by constraints.txt (from stack.yml)
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train]'
 	touch $@
 
 # ... plus what the tests drive (pytest, ansible, linters)
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,test]'
 	touch $@
 
 run: $(VENV)/.installed-run

@@ -74,6 +74,14 @@ class Exporter:
         self.nvml.close()
 
 
+def exposure_warning(listen: str, tls: bool) -> str | None:
+    """What to tell an operator who serves beyond loopback in plain HTTP (None when there is nothing to say)."""
+    if is_loopback(listen) or tls:
+        return None
+    return (f"listening on {listen} without TLS; anyone on that network can read and sniff the metrics: pass "
+            "--web-config-file with tls_server_config (and basic_auth_users)")
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -91,10 +99,9 @@ def run_exporter(listen: str, port: int, interval: float, dcgm_compat: bool, hos
     nvml = "NVML ok" if exporter.nvml.up else f"host metrics only until NVML answers: {exporter.nvml.problem}"
     print(f"dlbench exporter: serving {where}/metrics and /health as {exporter.hostname}, "
           f"{len(exporter.nvml.gpus)} GPU(s), {nvml}, sampling every {interval:g} s", file=sys.stderr, flush=True)
-    if not is_loopback(listen) and not tls:
-        print(f"dlbench exporter: warning: listening on {listen} without TLS; anyone on that network can read and "
-              "sniff the metrics: pass --web-config-file with tls_server_config (and basic_auth_users)",
-              file=sys.stderr, flush=True)
+    warning = exposure_warning(listen, tls)
+    if warning:
+        print(f"dlbench exporter: warning: {warning}", file=sys.stderr, flush=True)
     # SIGTERM (systemd, docker stop) ends the exporter as cleanly as Ctrl-C
     signal.signal(signal.SIGTERM, _interrupt)
     exporter.sampler.start()

@@ -7,6 +7,7 @@ import gzip
 import ipaddress
 import json
 import socket
+import sys
 import threading
 from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -106,6 +107,12 @@ def _server_class(address: str, tls=None, max_connections: int = MAX_CONNECTIONS
                 self.shutdown_request(request)
                 return
             super().process_request(request, client_address)
+
+        def handle_error(self, request, client_address):
+            # a client that timed out or went away is routine for a server on a network, not a bug to print
+            if isinstance(sys.exc_info()[1], OSError):
+                return
+            super().handle_error(request, client_address)
 
         def process_request_thread(self, request, client_address):
             try:
