@@ -23,11 +23,13 @@ HOST_LEGEND = "{{hostname}}"
 BY_HOST = "by (job, hostname)"
 TO_NODE = [link("GPU node detail for ${__field.labels.hostname}", NODE_LINK)]
 
+# GPUs down per host, 0 for a host whose GPUs all answer (so that every host has a value)
+GPUS_DOWN = f"count {BY_HOST} (dlbench_gpu_up{{{GPU}}} == 0) or (count {BY_HOST} (dlbench_gpu_up{{{GPU}}}) * 0)"
+
 # The "Hosts" table's value columns: column, query (per host), unit.
 HOST_COLUMNS = [
     ("GPUs", f"count {BY_HOST} (dlbench_gpu_up{{{GPU}}})", "none"),
-    ("GPUs down", f"count {BY_HOST} (dlbench_gpu_up{{{GPU}}} == 0) or (count {BY_HOST} (dlbench_gpu_up{{{GPU}}}) * 0)",
-     "none"),
+    ("GPUs down", GPUS_DOWN, "none"),
     ("mean utilization", f"avg {BY_HOST} (dlbench_gpu_utilization_ratio{{{GPU}}})", "percentunit"),
     ("hottest GPU", f"max {BY_HOST} (dlbench_gpu_temperature_celsius{{{GPU}}})", "celsius"),
     ("power", f"sum {BY_HOST} (dlbench_gpu_power_watts{{{GPU}}})", "watt"),
@@ -35,13 +37,20 @@ HOST_COLUMNS = [
 ]
 
 # The memory-error table's columns: column, aggregation over a GPU's series, metric, extra label matcher. Only GPUs
-# with something to report get a row (`> 0`), so the table stays short on a large healthy fleet.
+# with something to report in any column get a row, so the table stays short on a large healthy fleet.
 MEMORY_ERROR_COLUMNS = [
     ("uncorrectable ECC (life)", "sum", "dlbench_gpu_ecc_errors_total", ', type="uncorrected"'),
     ("rows remapped (uncorrectable)", "sum", "dlbench_gpu_remapped_rows", ', type="uncorrectable"'),
     ("remap pending", "max", "dlbench_gpu_row_remap_pending", ""),
     ("remap failed", "max", "dlbench_gpu_row_remap_failure", ""),
 ]
+
+
+MEMORY_ERROR_QUERIES = [
+    (column, f"{function} by (job, hostname, gpu, uuid) ({metric}{{{GPU}{matcher}}})")
+    for column, function, metric, matcher in MEMORY_ERROR_COLUMNS
+]
+ANY_MEMORY_ERROR = " or ".join(f"{expr} > 0" for _, expr in MEMORY_ERROR_QUERIES)
 
 
 def per_host(title: str, expr: str, *, unit: str, description: str, **options):
@@ -166,10 +175,10 @@ def build():
     layout.add(
         per_host(
             "GPUs down",
-            f"count {BY_HOST} (dlbench_gpu_up{{{GPU}}} == 0)",
+            GPUS_DOWN,
             unit="none",
             min_value=0,
-            description="GPUs not answering NVML, per host; a host appears here only while one is down.",
+            description="GPUs not answering NVML, per host (0 while all answer).",
         ),
         per_host(
             "GPUs slowed",
@@ -207,10 +216,8 @@ def build():
         ).data_links([link("GPU node detail for ${__data.fields.hostname}", NODE_LINK_FROM_ROW)]),
         table_panel(
             "Uncorrectable ECC and row remapping",
-            [
-                (f"{function} by (job, hostname, gpu, uuid) ({metric}{{{GPU}{matcher}}}) > 0", column)
-                for column, function, metric, matcher in MEMORY_ERROR_COLUMNS
-            ],
+            [(f"{expr} and on (job, hostname, gpu, uuid) ({ANY_MEMORY_ERROR})", column)
+             for column, expr in MEMORY_ERROR_QUERIES],
             description="GPUs with lifetime memory errors or remaps, only those. A pending remap needs a GPU reset; "
             "a failed one an RMA.",
         ),
