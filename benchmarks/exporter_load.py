@@ -32,8 +32,9 @@ def exporter(web_config=None):
     from dlbench.telemetry import fake_nvml
     from dlbench.telemetry.exporter import Exporter
 
-    return Exporter("127.0.0.1", 0, interval=1.0, nvml=fake_nvml.from_spec("h100-sxm*8"), hostname="bench",
-                    web_config=web_config).start()
+    return Exporter(
+        "127.0.0.1", 0, interval=1.0, nvml=fake_nvml.from_spec("h100-sxm*8"), hostname="bench", web_config=web_config
+    ).start()
 
 
 def half_open(count: int) -> None:
@@ -58,10 +59,12 @@ def half_open(count: int) -> None:
         recovered_ms = (time.perf_counter() - t0) * 1e3
         for s in sockets:
             s.close()
-        print(f"half-open: {count} silent connections; threads {baseline} before, {during} during (cap "
-              f"{MAX_CONNECTIONS}), {after} after the {SOCKET_TIMEOUT_SECONDS:g} s socket timeout; a scrape during "
-              f"the flood was {scrape_during}, after it answered in {recovered_ms:.1f} ms; "
-              f"{server.server.server.rejected_connections} connections refused at the cap")
+        print(
+            f"half-open: {count} silent connections; threads {baseline} before, {during} during (cap "
+            f"{MAX_CONNECTIONS}), {after} after the {SOCKET_TIMEOUT_SECONDS:g} s socket timeout; a scrape during "
+            f"the flood was {scrape_during}, after it answered in {recovered_ms:.1f} ms; "
+            f"{server.server.server.rejected_connections} connections refused at the cap"
+        )
     finally:
         server.close()
 
@@ -102,28 +105,54 @@ def concurrent(clients: int, scrapes: int) -> None:
         times, errors = scrape(f"http://127.0.0.1:{plain.server.port}/metrics", clients, scrapes, accept)
     finally:
         plain.close()
-    print(f"concurrent scrapes, plain HTTP: {clients} clients x {scrapes}, 8 GPUs: p50 {percentile(times, .5):.2f} "
-          f"ms, p99 {percentile(times, .99):.2f} ms, errors {errors}")
+    print(
+        f"concurrent scrapes, plain HTTP: {clients} clients x {scrapes}, 8 GPUs: p50 {percentile(times, .5):.2f} "
+        f"ms, p99 {percentile(times, .99):.2f} ms, errors {errors}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
-                        str(folder / "k.pem"), "-out", str(folder / "c.pem")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(folder / "k.pem"),
+                "-out",
+                str(folder / "c.pem"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=10)).decode()
-        (folder / "web.yml").write_text(f"tls_server_config: {{cert_file: c.pem, key_file: k.pem}}\n"
-                                        f"basic_auth_users: {{prometheus: '{hashed}'}}\n")
+        (folder / "web.yml").write_text(
+            f"tls_server_config: {{cert_file: c.pem, key_file: k.pem}}\n"
+            f"basic_auth_users: {{prometheus: '{hashed}'}}\n"
+        )
         secured = exporter(load_web_config(str(folder / "web.yml")))
         context = ssl.create_default_context(cafile=str(folder / "c.pem"))
         auth = {**accept, "Authorization": "Basic " + base64.b64encode(b"prometheus:secret").decode()}
         try:
-            tls_times, tls_errors = scrape(f"https://127.0.0.1:{secured.server.port}/metrics", clients, scrapes,
-                                           auth, context)
+            tls_times, tls_errors = scrape(
+                f"https://127.0.0.1:{secured.server.port}/metrics", clients, scrapes, auth, context
+            )
         finally:
             secured.close()
-    print(f"concurrent scrapes, TLS + basic auth: p50 {percentile(tls_times, .5):.2f} ms, p99 "
-          f"{percentile(tls_times, .99):.2f} ms, errors {tls_errors}; p99 ratio TLS+auth / plain = "
-          f"{percentile(tls_times, .99) / percentile(times, .99):.2f} (bcrypt is checked once per credential, "
-          "then remembered; each new TLS connection pays a handshake)")
+    print(
+        f"concurrent scrapes, TLS + basic auth: p50 {percentile(tls_times, .5):.2f} ms, p99 "
+        f"{percentile(tls_times, .99):.2f} ms, errors {tls_errors}; p99 ratio TLS+auth / plain = "
+        f"{percentile(tls_times, .99) / percentile(times, .99):.2f} (bcrypt is checked once per credential, "
+        "then remembered; each new TLS connection pays a handshake)"
+    )
 
 
 def main() -> None:

@@ -23,8 +23,12 @@ pytestmark = pytest.mark.integration
 
 def start_exporter(*args, env=None):
     environment = {**os.environ, "DLBENCH_FAKE_NVML": "h100-sxm*2", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "dlbench", "exporter", "--interval", "0.5", *args],
-                            env=environment, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlbench", "exporter", "--interval", "0.5", *args],
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def stop(process):
@@ -85,12 +89,34 @@ def tls_files(tmp_path_factory):
     import bcrypt
 
     folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "server.key"),
-                    "-out", str(folder / "server.crt")], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(folder / "server.key"),
+            "-out",
+            str(folder / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     hashed = bcrypt.hashpw(b"scrape-secret", bcrypt.gensalt(rounds=10)).decode()
-    (folder / "web.yml").write_text(f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-                                    f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    (folder / "web.yml").write_text(
+        f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+    )
     return folder
 
 
@@ -105,8 +131,9 @@ def test_prometheus_scrapes_over_tls_with_basic_auth_and_others_are_refused(tls_
         if user is not None:
             headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         try:
-            with urllib.request.urlopen(urllib.request.Request(url + path, headers=headers), context=context,
-                                        timeout=5) as response:
+            with urllib.request.urlopen(
+                urllib.request.Request(url + path, headers=headers), context=context, timeout=5
+            ) as response:
                 return response.status
         except urllib.error.HTTPError as error:
             return error.code
@@ -119,9 +146,15 @@ def test_prometheus_scrapes_over_tls_with_basic_auth_and_others_are_refused(tls_
         assert get("/metrics", "nobody", "scrape-secret") == 401
         with pytest.raises(OSError):  # plain HTTP to the TLS port gets no metrics
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-        prometheus = Prometheus(tmp_path, {"dlbench": f"127.0.0.1:{port}"}, job_settings={
-            "scheme": "https", "tls_config": {"ca_file": str(tls_files / "server.crt")},
-            "basic_auth": {"username": "prometheus", "password": "scrape-secret"}})
+        prometheus = Prometheus(
+            tmp_path,
+            {"dlbench": f"127.0.0.1:{port}"},
+            job_settings={
+                "scheme": "https",
+                "tls_config": {"ca_file": str(tls_files / "server.crt")},
+                "basic_auth": {"username": "prometheus", "password": "scrape-secret"},
+            },
+        )
         series = prometheus.wait_for_series("dlbench_gpu_up == 1", predicate=lambda r: len(r) == 2)
         assert {s["metric"]["gpu"] for s in series} == {"0", "1"}
         assert prometheus.targets_health() == {"dlbench": "up"}
@@ -144,11 +177,14 @@ def test_unusable_tls_settings_fail_before_serving(tmp_path):
     assert process.returncode == 2 and "cipher_suites is not supported" in err
 
 
-@pytest.mark.parametrize("content, message", [
-    ("basic_auth_users:\n  prometheus: plaintext\n", "must be a bcrypt hash"),
-    ("tls_server_config: [\n", "not valid YAML"),
-    ("http_server_config:\n  http2: true\n", "http_server_config is not supported"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("basic_auth_users:\n  prometheus: plaintext\n", "must be a bcrypt hash"),
+        ("tls_server_config: [\n", "not valid YAML"),
+        ("http_server_config:\n  http2: true\n", "http_server_config is not supported"),
+    ],
+)
 def test_bad_web_config_is_one_line_and_exit_2(tmp_path, content, message):
     config = tmp_path / "web.yml"
     config.write_text(content)
@@ -157,10 +193,16 @@ def test_bad_web_config_is_one_line_and_exit_2(tmp_path, content, message):
     assert process.returncode == 2 and message in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("listen, tls, warns", [
-    ("127.0.0.1", False, False), ("::1", False, False), ("0.0.0.0", False, True), ("10.0.0.5", False, True),
-    ("0.0.0.0", True, False),
-])
+@pytest.mark.parametrize(
+    "listen, tls, warns",
+    [
+        ("127.0.0.1", False, False),
+        ("::1", False, False),
+        ("0.0.0.0", False, True),
+        ("10.0.0.5", False, True),
+        ("0.0.0.0", True, False),
+    ],
+)
 def test_listening_beyond_loopback_warns_unless_tls_is_on(listen, tls, warns):
     from dlbench.telemetry.exporter import exposure_warning
 

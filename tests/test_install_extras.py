@@ -25,8 +25,9 @@ def test_base_dependencies_leave_training_to_the_train_extra():
 
 
 def test_run_without_torch_is_one_line_and_exit_2():
-    result = subprocess.run([sys.executable, "-c", HIDE_TORCH, "run", "resnet18"], capture_output=True, text=True,
-                            timeout=60, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-c", HIDE_TORCH, "run", "resnet18"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "pip install 'dlbench[train]'" in result.stderr
@@ -34,8 +35,9 @@ def test_run_without_torch_is_one_line_and_exit_2():
 
 def test_other_commands_work_without_torch():
     for args in (["list"], ["env", "--json"], ["exporter", "--help"]):
-        result = subprocess.run([sys.executable, "-c", HIDE_TORCH, *args], capture_output=True, text=True,
-                                timeout=60, cwd=REPO)
+        result = subprocess.run(
+            [sys.executable, "-c", HIDE_TORCH, *args], capture_output=True, text=True, timeout=60, cwd=REPO
+        )
         assert result.returncode == 0, (args, result.stderr)
 
 
@@ -43,8 +45,9 @@ def test_other_commands_work_without_torch():
 def test_a_fresh_exporter_install_has_no_torch_and_runs_the_exporter(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(REPO)], capture_output=True,
-                         text=True, timeout=600)
+    pip = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(REPO)], capture_output=True, text=True, timeout=600
+    )
     assert pip.returncode == 0, pip.stderr[-2000:]
     dlbench = str(venv / "bin" / "dlbench")
     assert subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True).returncode != 0

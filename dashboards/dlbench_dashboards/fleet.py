@@ -55,9 +55,7 @@ ANY_MEMORY_ERROR = " or ".join(f"{expr} > 0" for _, expr in MEMORY_ERROR_QUERIES
 
 def per_host(title: str, expr: str, *, unit: str, description: str, **options):
     """One series per host, each a link to that host's node dashboard."""
-    return time_series(title, [(expr, HOST_LEGEND)], unit=unit, description=description, **options).data_links(
-        TO_NODE
-    )
+    return time_series(title, [(expr, HOST_LEGEND)], unit=unit, description=description, **options).data_links(TO_NODE)
 
 
 def build():
@@ -75,15 +73,19 @@ def build():
             label_variable("hostname", "Host", 'label_values(dlbench_exporter_gpus{job=~"$job"}, hostname)'),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),
         ],
-        annotations=[annotation("XID events", XID_ANNOTATION, "red"),
-                     annotation("Exporter restarts", RESTART_ANNOTATION, "blue")],
+        annotations=[
+            annotation("XID events", XID_ANNOTATION, "red"),
+            annotation("Exporter restarts", RESTART_ANNOTATION, "blue"),
+        ],
     )
     bad_if_any = [(None, "green"), (1, "red")]
 
     layout.row("At a glance")
     layout.add(
         stat_panel(
-            "GPUs answering", [(f"sum(dlbench_gpu_up{{{GPU}}})", "")], unit="none",
+            "GPUs answering",
+            [(f"sum(dlbench_gpu_up{{{GPU}}})", "")],
+            unit="none",
             description="GPUs that answer NVML now.",
         ),
         stat_panel(
@@ -161,7 +163,8 @@ def build():
         ),
         per_host(
             "Power against limit",
-            f"sum {BY_HOST} (dlbench_gpu_power_watts{{{GPU}}}) / sum {BY_HOST} (dlbench_gpu_power_limit_watts{{{GPU}}})",
+            f"sum {BY_HOST} (dlbench_gpu_power_watts{{{GPU}}})"
+            f" / sum {BY_HOST} (dlbench_gpu_power_limit_watts{{{GPU}}})",
             unit="percentunit",
             min_value=0,
             thresholds=[(None, "green"), (1, "orange")],
@@ -216,8 +219,10 @@ def build():
         ).data_links([link("GPU node detail for ${__data.fields.hostname}", NODE_LINK_FROM_ROW)]),
         table_panel(
             "Uncorrectable ECC and row remapping",
-            [(f"{expr} and on (job, hostname, gpu, uuid) ({ANY_MEMORY_ERROR})", column)
-             for column, expr in MEMORY_ERROR_QUERIES],
+            [
+                (f"{expr} and on (job, hostname, gpu, uuid) ({ANY_MEMORY_ERROR})", column)
+                for column, expr in MEMORY_ERROR_QUERIES
+            ],
             description="GPUs with lifetime memory errors or remaps, only those. A pending remap needs a GPU reset; "
             "a failed one an RMA.",
         ),

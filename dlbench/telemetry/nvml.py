@@ -37,7 +37,7 @@ GPU_LOST_ERRORS = ("NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_RESET_REQUIRED")
 NVML_DOWN_ERRORS = ("NVML_ERROR_UNINITIALIZED", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
                     "NVML_ERROR_LIBRARY_NOT_FOUND")
 UNSUPPORTED_RETRY_SECONDS = 300.0
-INIT_BACKOFF_SECONDS = (1.0, 300.0)  # first retry after 1 s, doubling up to 5 minutes
+INIT_BACKOFF_SECONDS = (1.0, 60.0)  # first retry after 1 s, doubling up to once a minute (nvmlInit failing is cheap)
 
 
 def load_pynvml():
@@ -149,6 +149,7 @@ class NvmlReader:
         self.errors: Counter[str] = Counter()  # NVML function -> failed calls (NOT_SUPPORTED not counted)
         self.xid_supported: set[int] = set()  # GPU indices registered for XID events
         self.init_attempts = 0
+        self._start_requested = False
         self._next_init = 0.0
         self._handles: dict[int, Any] = {}
         self._unsupported: dict[tuple[int, str], float] = {}  # (index, call) -> monotonic time to try again
@@ -162,6 +163,7 @@ class NvmlReader:
     # --- life cycle ---------------------------------------------------------------------------------------------
     def start(self) -> "NvmlReader":
         with self._lock:
+            self._start_requested = True  # a reader never started (a CPU run) is not retried either
             self._start()
         return self
 
@@ -169,7 +171,7 @@ class NvmlReader:
         """Initialise NVML again if it is down and the backoff allows; True when it is (now) up."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            if self.up or self.nvml is None:
+            if self.up or self.nvml is None or not self._start_requested:
                 return self.up
             if now < self._next_init:
                 return False

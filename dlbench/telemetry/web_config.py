@@ -35,8 +35,12 @@ _CLIENT_AUTH = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
-_TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2,
-                 "TLS13": ssl.TLSVersion.TLSv1_3}
+_TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
 
 
 @dataclass
@@ -95,8 +99,10 @@ def _read_yaml(path: Path) -> dict:
 def _tls_context(path: Path, tls: dict) -> ssl.SSLContext:
     unknown = set(tls) - _TLS_KEYS
     if unknown:
-        raise UserError(f"web config {path}: tls_server_config.{sorted(unknown)[0]} is not supported "
-                        f"(supported: {', '.join(sorted(_TLS_KEYS))})")
+        raise UserError(
+            f"web config {path}: tls_server_config.{sorted(unknown)[0]} is not supported "
+            f"(supported: {', '.join(sorted(_TLS_KEYS))})"
+        )
     if not tls.get("cert_file") or not tls.get("key_file"):
         raise UserError(f"web config {path}: tls_server_config needs cert_file and key_file")
     base = path.parent
@@ -128,8 +134,10 @@ def load_web_config(path_text: str) -> WebConfig:
     data = _read_yaml(path)
     unknown = set(data) - {"tls_server_config", "basic_auth_users"}
     if unknown:
-        raise UserError(f"web config {path}: {sorted(unknown)[0]} is not supported "
-                        "(supported: tls_server_config, basic_auth_users)")
+        raise UserError(
+            f"web config {path}: {sorted(unknown)[0]} is not supported "
+            "(supported: tls_server_config, basic_auth_users)"
+        )
     config = WebConfig()
     if data.get("tls_server_config"):
         config.tls = _tls_context(path, data["tls_server_config"])
