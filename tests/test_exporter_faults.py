@@ -82,7 +82,9 @@ def test_driver_loaded_after_the_exporter_started_is_picked_up(running_exporter)
     write_scenario(scenario, {"gpus": [{"preset": "h100-sxm"}] * 2})  # modprobe nvidia
     # retried with backoff (1 s, 2 s, 4 s ...): it must come up by itself
     wait_for(lambda: health(url)[0] == 200, 40, "/health to recover once NVML initialises")
-    parsed = metrics(url)
+    # /metrics serves the sample rendered after the one in which NVML came up
+    parsed = wait_for(lambda: (lambda p: p if value(p, "dlbench_exporter_nvml_up") == 1 else None)(metrics(url)), 10,
+                      "the GPUs on /metrics")
     assert value(parsed, "dlbench_exporter_nvml_up") == 1 and value(parsed, "dlbench_exporter_gpus") == 2
     assert value(parsed, "dlbench_gpu_up", gpu="1") == 1 and value(parsed, "dlbench_gpu_power_watts", gpu="1") == 70
 
