@@ -305,6 +305,8 @@ def render_markdown() -> str:
         "## Notes",
         "",
         "- Every series also gets Prometheus's own `job` and `instance` labels; `up` covers the exporter process.",
+        "- `dlbench exporter` also serves prometheus_client's `process_*` series (`process_start_time_seconds`,",
+        "  `process_resident_memory_bytes`, ...) without a `hostname` label: restarts and leaks show there.",
         "- The dcgm-exporter names are exposed as gauges (dcgm-exporter declares some of them counters; `rate()` and",
         "  `increase()` work the same on either). Their label names (`UUID`, `modelName`, `Hostname`) are not",
         "  snake_case, so `promtool check metrics` comments on them; the default output has nothing to comment on.",
