@@ -15,12 +15,16 @@ import argparse
 import base64
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tls_support: certificate and web config
+
+from tls_support import self_signed_web_config  # noqa: E402
 
 
 def percentile(values, q):
@@ -94,8 +98,6 @@ def scrape(url: str, clients: int, scrapes: int, headers: dict, context=None) ->
 
 
 def concurrent(clients: int, scrapes: int) -> None:
-    import bcrypt
-
     from dlbench.telemetry.http import PROMETHEUS_ACCEPT
     from dlbench.telemetry.web_config import load_web_config
 
@@ -111,35 +113,9 @@ def concurrent(clients: int, scrapes: int) -> None:
     )
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-keyout",
-                str(folder / "k.pem"),
-                "-out",
-                str(folder / "c.pem"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=10)).decode()
-        (folder / "web.yml").write_text(
-            f"tls_server_config: {{cert_file: c.pem, key_file: k.pem}}\n"
-            f"basic_auth_users: {{prometheus: '{hashed}'}}\n"
-        )
-        secured = exporter(load_web_config(str(folder / "web.yml")))
-        context = ssl.create_default_context(cafile=str(folder / "c.pem"))
+        web_config = self_signed_web_config(folder, "prometheus", "secret")
+        secured = exporter(load_web_config(str(web_config)))
+        context = ssl.create_default_context(cafile=str(folder / "server.crt"))
         auth = {**accept, "Authorization": "Basic " + base64.b64encode(b"prometheus:secret").decode()}
         try:
             tls_times, tls_errors = scrape(

@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 
 from prometheus_server import Prometheus, free_port, http_get, wait_for
+from tls_support import self_signed_web_config
 
 pytestmark = pytest.mark.integration
 
@@ -86,37 +87,8 @@ def test_half_open_connections_are_capped_and_dropped_after_the_socket_timeout()
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory):
-    import bcrypt
-
     folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(folder / "server.key"),
-            "-out",
-            str(folder / "server.crt"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    hashed = bcrypt.hashpw(b"scrape-secret", bcrypt.gensalt(rounds=10)).decode()
-    (folder / "web.yml").write_text(
-        f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-        f"basic_auth_users:\n  prometheus: '{hashed}'\n"
-    )
+    self_signed_web_config(folder, "prometheus", "scrape-secret")
     return folder
 
 
