@@ -24,8 +24,9 @@ https://docs.nvidia.com/deploy/nvml-api/):
 - "UNKNOWN" on one query: NVML_ERROR_UNKNOWN, "An internal driver error occurred", returned by a single call.
 - "NO_PERMISSION" on nvmlDeviceGetTotalEnergyConsumption: NVML_ERROR_NO_PERMISSION, "The current user does not
   have permission for operation" (energy and some counters need privileges in some configurations).
-- "HANG": a call that does not return for a long time; nvidia-smi and NVML calls block on a GPU in a bad state
-  (the reason dcgm-exporter and nvidia_gpu_exporter time out their collections).
+- "HANG": a call that does not return; on a GPU in a bad state the driver blocks NVML callers, nvidia-smi included
+  (NVIDIA/gpu-monitoring-tools issue #46: dcgm-exporter stuck on a hung GPU, the process in 'D' state;
+  microsoft/pai issue #842 and PR #848: nvidia-smi hanging indefinitely under heavy GPU use).
 - "lost": every call answers NVML_ERROR_GPU_IS_LOST, "The GPU has fallen off the bus or has otherwise become
   inaccessible" (XID 79).
 - "NOT_SUPPORTED" added then removed: a query that becomes supported again (MIG mode switched off).
