@@ -155,6 +155,8 @@ def test_unusable_tls_settings_fail_before_serving(tmp_path):
         ("basic_auth_users:\n  prometheus: plaintext\n", "must be a bcrypt hash"),
         ("tls_server_config: [\n", "not valid YAML"),
         ("http_server_config:\n  http2: true\n", "http_server_config is not supported"),
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
+         "client_auth_type must be one of"),
     ],
 )
 def test_bad_web_config_is_one_line_and_exit_2(tmp_path, content, message):

@@ -28,10 +28,11 @@ from pathlib import Path
 from dlbench.errors import UserError
 
 _TLS_KEYS = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version"}
+# exporter-toolkit's client_auth_type values (Go's tls.ClientAuthType) that Python's ssl can honour exactly. Go's
+# RequestClientCert and RequireAnyClientCert accept a certificate without verifying it, which ssl cannot do: they
+# are refused rather than silently made stricter or looser.
 _CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
-    "RequestClientCert": ssl.CERT_OPTIONAL,
-    "RequireAnyClientCert": ssl.CERT_REQUIRED,
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
@@ -111,13 +112,13 @@ def _tls_context(path: Path, tls: dict) -> ssl.SSLContext:
     if version not in _TLS_VERSIONS:
         raise UserError(f"web config {path}: min_version must be one of {', '.join(_TLS_VERSIONS)}, not {version!r}")
     context.minimum_version = _TLS_VERSIONS[version]
+    auth = tls.get("client_auth_type", "NoClientCert")
+    if auth not in _CLIENT_AUTH:
+        raise UserError(f"web config {path}: client_auth_type must be one of {', '.join(_CLIENT_AUTH)}")
     try:
         context.load_cert_chain(base / tls["cert_file"], base / tls["key_file"])
     except (OSError, ssl.SSLError) as error:
         raise UserError(f"web config {path}: cannot load cert_file/key_file: {error}") from None
-    auth = tls.get("client_auth_type", "NoClientCert")
-    if auth not in _CLIENT_AUTH:
-        raise UserError(f"web config {path}: client_auth_type must be one of {', '.join(_CLIENT_AUTH)}")
     context.verify_mode = _CLIENT_AUTH[auth]
     if tls.get("client_ca_file"):
         try:
