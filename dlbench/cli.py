@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"dlbench: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("dlbench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        name = getattr(error, "signal_name", "SIGINT")  # dlbench run names SIGTERM too (dlbench/train/interrupt.py)
+        print(f"dlbench: interrupted by {name}", file=sys.stderr)
+        return getattr(error, "exit_code", 130)
     except BrokenPipeError:
         return 141

@@ -105,13 +105,15 @@ def test_mfu_is_achieved_over_the_device_peak_and_shown(monkeypatch):
     from dlbench.train.report import summary_table
     from dlbench.train.runner import Run, RunConfig
 
-    peak = peaks.peak_flops("NVIDIA H100 80GB HBM3", "bf16")
-    monkeypatch.setattr(Run, "_peak_flops", lambda self: peak)
+    entry = peaks.applied("NVIDIA H100 80GB HBM3", "bf16")
+    monkeypatch.setattr(Run, "_peak", lambda self: entry)
     run = Run(RunConfig("mnist-mlp", device="cpu", steps=2, warmup=0))
     result = run.execute()
     run.close()
     metrics = result["metrics"]
-    assert metrics["peak_flops_per_second"] == peak
+    assert metrics["peak_flops_per_second"] == pytest.approx(989.4e12)
+    assert result["peak"] == {"gpu": "H100 SXM", "device_name": "NVIDIA H100 80GB HBM3", "precision": "bf16",
+                              "tflops": 989.4, "source": entry["source"]}
     assert metrics["mfu"] == pytest.approx(metrics["achieved_flops_per_second"] / 989.4e12)
     rows = dict(zip(*(col._cells for col in summary_table(result).columns)))
     assert rows["MFU"] == f"{metrics['mfu']:.1%}"

@@ -30,7 +30,7 @@ def test_cli_run_writes_a_complete_result(dlbench_cli, tmp_path):
                        "--output", out)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["schema_version"] == 1
+    assert result["schema_version"] == 2
     assert result["status"] == "completed" and result["error"] is None
     assert result["workload"]["parameters"] == 545_098
     assert result["config"]["batch_size"] == 8 and result["config"]["precision"] == "fp32"
