@@ -47,9 +47,24 @@ def _config_from_args(args):
                      data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab)
 
 
+def build_run(args, console, command_line: list[str] | None = None):
+    """The run `dlbench run` starts, with the observers its options ask for and the progress bar on `console`."""
+    from dlbench.train.report import ProgressBar
+    from dlbench.train.runner import Run
+
+    run_ = Run(_config_from_args(args), observers_from_args(args), command_line=command_line)
+    run_.observers.insert(0, ProgressBar(run_.timed_steps_target, run_.window.seconds, console))
+    return run_
+
+
 def run(args) -> int:
     from dlbench.atomic import check_writable
+    from dlbench.train import interrupt
     from dlbench.workloads import get_workload
+
+    # systemd, Slurm and Kubernetes stop jobs with SIGTERM: like Ctrl-C, it ends the run with an `interrupted` result
+    # (before torch is imported, so a signal during start-up is named too and ends without a traceback)
+    interrupt.install()
 
     get_workload(args.workload)  # a typo fails before torch is imported
     if args.output:
@@ -57,16 +72,10 @@ def run(args) -> int:
 
     from rich.console import Console
 
-    from dlbench.train import interrupt
-    from dlbench.train.report import ProgressBar, summary_table
-    from dlbench.train.runner import Run
+    from dlbench.train.report import summary_table
 
-    # systemd, Slurm and Kubernetes stop jobs with SIGTERM: like Ctrl-C, it ends the run with an `interrupted` result
-    interrupt.install()
-    config = _config_from_args(args)
     stderr = Console(stderr=True)
-    run_ = Run(config, observers_from_args(args), command_line=["dlbench", *sys.argv[1:]])
-    run_.observers.insert(0, ProgressBar(run_.timed_steps_target, run_.window.seconds, stderr))
+    run_ = build_run(args, stderr, command_line=["dlbench", *sys.argv[1:]])
     try:
         result = run_.execute()
     finally:
@@ -77,8 +86,9 @@ def run(args) -> int:
         Console().print(summary_table(result))
         if args.output:
             stderr.print(f"result written to {args.output}")
-    for warning in result["warnings"]:
-        print(f"dlbench: warning: {warning}", file=sys.stderr)
+    if args.json:  # the table shows them otherwise
+        for warning in result["warnings"]:
+            print(f"dlbench: warning: {warning}", file=sys.stderr)
     if result["status"] == "interrupted":
         print(f"dlbench: {result['error']}; partial result {'written' if args.output else 'shown'}", file=sys.stderr)
         return interrupt.exit_code(result["interrupted_by"])

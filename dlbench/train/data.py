@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dlbench.errors import UserError
-from dlbench.train.interrupt import ignore_in_worker
+from dlbench.train.interrupt import quiet_in_worker
 from dlbench.workloads import Workload
 
 IGNORE_INDEX = -100  # targets that do not count towards the loss (unmasked BERT positions)
@@ -209,7 +209,7 @@ class RealBatches:
         self.loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
             pin_memory=device.type == "cuda", persistent_workers=workers > 0, generator=self.generator,
-            worker_init_fn=ignore_in_worker if workers > 0 else None,
+            worker_init_fn=quiet_in_worker if workers > 0 else None,
         )
         self._iterator: Iterator | None = None
 

@@ -63,13 +63,19 @@ def held():
         _holding = False
 
 
-def ignore_in_worker(worker_id: int | None = None) -> None:
-    """DataLoader `worker_init_fn`: a signal sent to the whole process group must stop the main process only.
+def _end_worker(signum, frame):
+    raise KeyboardInterrupt
 
-    A worker killed by SIGTERM makes PyTorch's SIGCHLD handler raise "DataLoader worker ... exited unexpectedly"
-    in the main process, racing the main process's own interruption (a traceback, exit 1, sometimes no result).
-    Ignoring the signals here lets the main process end the workers itself when it shuts the loader down; a
-    worker whose parent died exits on its own (torch.utils.data's ManagerWatchdog).
+
+def quiet_in_worker(worker_id: int | None = None) -> None:
+    """DataLoader `worker_init_fn`: a signal sent to the whole process group must end a worker quietly.
+
+    PyTorch's workers exit quietly (status 0) on SIGINT, and on a SIGTERM from their parent; a SIGTERM from anyone
+    else (Slurm's scancel, `kill -- -PGID`) kills them, and PyTorch's SIGCHLD handler then raises "DataLoader
+    worker ... is killed by signal" in the main process, racing the main process's own interruption: a traceback,
+    exit 1, sometimes no result. Here SIGTERM ends a worker the way SIGINT does (KeyboardInterrupt, which the worker
+    loop catches and exits 0), whoever sent it, so the main process alone decides how the run ends. SIGTERM is not
+    ignored: the loader's shutdown and multiprocessing's exit handler stop workers with it.
     """
-    for signum in HANDLED:
-        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _end_worker)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -59,6 +59,13 @@ def summary_table(result: dict) -> Table:
     ]
     if throughput.get("tokens_per_second"):
         rows.append(("throughput (tokens/s)", _fmt(throughput["tokens_per_second"], ",.0f")))
+    if metrics.get("input_wait_share"):
+        rows.append(("waiting for input", f"{metrics['input_wait_share']:.1%} of the window "
+                     f"(compute alone: {_fmt(throughput.get('compute_samples_per_second'), ',.1f')}/s)"))
+    warmup = result.get("warmup") or {}
+    if warmup:
+        state = {True: "settled", False: "NOT settled", None: "fixed"}[warmup.get("settled")]
+        rows.append(("warm-up", f"{warmup['steps']} steps in {warmup['seconds']:.1f} s ({state})"))
     if steps:
         rows.append(("step time mean / p50 / p90 / p99 (ms)",
                      " / ".join(f"{steps[k] * 1000:.1f}" for k in ("mean", "p50", "p90", "p99"))))
@@ -85,6 +92,8 @@ def summary_table(result: dict) -> Table:
     rows.append(("loss first -> last", f"{_fmt(loss.get('first'), '.4f')} -> {_fmt(loss.get('last'), '.4f')}"))
     if result.get("error"):
         rows.append(("note", result["error"]))
+    for warning in result.get("warnings") or []:
+        rows.append(("warning", warning))
     for sentence in (result.get("telemetry") or {}).get("explanations") or []:
         rows.append(("why it may be slow", sentence))
     for name, value in rows:

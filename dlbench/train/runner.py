@@ -347,8 +347,8 @@ class Run:
             self._check_telemetry_gpu()
             results.finish(self.result, status, error)
             results.save(self.result, self.config.output)
-            for observer in self.observers:
-                observer.on_finish(self.result)
+        for observer in self.observers:  # a push may wait on the network: interruptible again
+            observer.on_finish(self.result)
         return self.result
 
     def _check_telemetry_gpu(self) -> None:
