@@ -104,3 +104,11 @@ def test_umask_is_read_without_changing_it():
         assert os.umask(0o027) == 0o027  # unchanged
     finally:
         os.umask(before)
+
+
+def test_the_recorded_command_line_hides_url_credentials():
+    from dlbench.commands.run import _without_credentials
+
+    assert _without_credentials("http://ci:s3cret@pushgateway:9091") == "http://***@pushgateway:9091"
+    assert _without_credentials("http://pushgateway:9091") == "http://pushgateway:9091"
+    assert _without_credentials("runs/r@1.json") == "runs/r@1.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int, seed
 from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
@@ -47,6 +48,14 @@ def _config_from_args(args):
                      data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab)
 
 
+def _without_credentials(argument: str) -> str:
+    """The command line goes into results people share: hide the user:password of a URL (--pushgateway)."""
+    parsed = urlsplit(argument) if "://" in argument else None
+    if parsed is None or "@" not in parsed.netloc:
+        return argument
+    return urlunsplit(parsed._replace(netloc="***@" + parsed.netloc.rsplit("@", 1)[1]))
+
+
 def build_run(args, console, command_line: list[str] | None = None):
     """The run `dlbench run` starts, with the observers its options ask for and the progress bar on `console`."""
     from dlbench.train.report import ProgressBar
@@ -75,7 +84,7 @@ def run(args) -> int:
     from dlbench.train.report import summary_table
 
     stderr = Console(stderr=True)
-    run_ = build_run(args, stderr, command_line=["dlbench", *sys.argv[1:]])
+    run_ = build_run(args, stderr, command_line=["dlbench", *map(_without_credentials, sys.argv[1:])])
     try:
         result = run_.execute()
     finally:

@@ -54,11 +54,11 @@ def summary_table(result: dict) -> Table:
         ("device", f"{config.get('device')} ({env.get('device_name', '?')})"),
         ("precision / batch", f"{config.get('precision')} / {config.get('batch_size')}"),
         ("timed steps", f"{metrics.get('steps_timed', 0)} in {_fmt(metrics.get('timed_seconds'), '.2f', ' s')}"),
-        (f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
-         _fmt(throughput.get("samples_per_second"), ",.1f")),
     ]
-    if throughput.get("tokens_per_second"):
+    if throughput.get("tokens_per_second"):  # the headline of a language workload
         rows.append(("throughput (tokens/s)", _fmt(throughput["tokens_per_second"], ",.0f")))
+    rows.append((f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
+                 _fmt(throughput.get("samples_per_second"), ",.1f")))
     if metrics.get("input_wait_share"):
         rows.append(("waiting for input", f"{metrics['input_wait_share']:.1%} of the window "
                      f"(compute alone: {_fmt(throughput.get('compute_samples_per_second'), ',.1f')}/s)"))
