@@ -8,6 +8,7 @@ from PIL import Image
 
 from dlbench.errors import UserError
 from dlbench.train.runner import Run, RunConfig
+from test_result_schema import validate
 
 
 def run(workload, data, **overrides):
@@ -15,7 +16,9 @@ def run(workload, data, **overrides):
     config = RunConfig(workload, data=str(data), **options)
     r = Run(config)
     try:
-        return r.execute()
+        result = r.execute()
+        validate(result)  # every result these tests make satisfies the shipped schema
+        return result
     finally:
         r.close()
 

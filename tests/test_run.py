@@ -13,13 +13,16 @@ from dlbench.errors import RunFailed, UserError
 from dlbench.train.observers import RunObserver
 from dlbench.train.runner import Run, RunConfig
 from prometheus_server import free_port, http_get, wait_for
+from test_result_schema import validate
 
 
 def run_in_process(**overrides):
     config = RunConfig(**{"workload": "mnist-mlp", "device": "cpu", "steps": 4, "warmup": 1, **overrides})
     run = Run(config)
     try:
-        return run.execute()
+        result = run.execute()
+        validate(result)  # every result these tests make satisfies the shipped schema
+        return result
     finally:
         run.close()
 
@@ -30,6 +33,7 @@ def test_cli_run_writes_a_complete_result(dlbench_cli, tmp_path):
                        "--output", out)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
+    validate(result)
     assert result["schema_version"] == 2
     assert result["status"] == "completed" and result["error"] is None
     assert result["workload"]["parameters"] == 545_098

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from prometheus_server import free_port, http_get, wait_for
+from test_result_schema import validate
 
 
 @pytest.fixture
@@ -61,5 +62,6 @@ def test_a_signal_to_the_process_group_writes_an_interrupted_result(tmp_path, ci
     assert "Traceback" not in stderr and "exited unexpectedly" not in stderr
     assert f"interrupted by {name}" in stderr
     result = json.loads(out.read_text())
+    validate(result)
     assert result["status"] == "interrupted" and result["interrupted_by"] == name
     assert name in result["error"]

@@ -9,12 +9,15 @@ import torch
 
 from dlbench.train import contention, data, window
 from dlbench.train.runner import Run, RunConfig
+from test_result_schema import validate
 
 
 def run(**overrides):
     r = Run(RunConfig(**{"workload": "mnist-mlp", "device": "cpu", **overrides}))
     try:
-        return r.execute()
+        result = r.execute()
+        validate(result)  # every result these tests make satisfies the shipped schema
+        return result
     finally:
         r.close()
 

@@ -236,7 +236,7 @@ class Run:
     def _interrupted(self, stop: KeyboardInterrupt, when: str) -> tuple[str, str]:
         signal = interrupt.signal_of(stop)
         self.result["interrupted_by"] = signal.signal_name
-        how = "Ctrl-C" if signal.signal_name == "SIGINT" else "a signal"
+        how = "Ctrl-C" if signal.signal_name == "SIGINT" else "a stop request: systemd, Slurm's scancel, kill"
         return "interrupted", f"interrupted by {signal.signal_name} ({how}) {when}"
 
     def _warm_up(self, clock: StepClock) -> None:
