@@ -15,21 +15,14 @@ from dlbench.telemetry.observers import TelemetryObserver
 from dlbench.train import results
 from dlbench.train.observers import RunInfo
 from dlbench.train.runner import Run, RunConfig
+from run_support import execute, validate
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
 
-def validate(result: dict) -> None:
-    jsonschema.Draft202012Validator(results.schema(), format_checker=jsonschema.FormatChecker()).validate(result)
-
-
 def run(**overrides):
     config = RunConfig(**{"workload": "mnist-mlp", "device": "cpu", "steps": 2, "warmup": 0, **overrides})
-    r = Run(config, command_line=["dlbench", "run", config.workload])
-    try:
-        return r.execute()
-    finally:
-        r.close()
+    return execute(config, command_line=["dlbench", "run", config.workload])
 
 
 def test_the_schema_is_shipped_as_package_data_and_is_itself_valid():

@@ -13,18 +13,11 @@ from dlbench.errors import RunFailed, UserError
 from dlbench.train.observers import RunObserver
 from dlbench.train.runner import Run, RunConfig
 from prometheus_server import free_port, http_get, wait_for
-from test_result_schema import validate
+from run_support import execute, validate
 
 
 def run_in_process(**overrides):
-    config = RunConfig(**{"workload": "mnist-mlp", "device": "cpu", "steps": 4, "warmup": 1, **overrides})
-    run = Run(config)
-    try:
-        result = run.execute()
-        validate(result)  # every result these tests make satisfies the shipped schema
-        return result
-    finally:
-        run.close()
+    return execute(RunConfig(**{"workload": "mnist-mlp", "device": "cpu", "steps": 4, "warmup": 1, **overrides}))
 
 
 def test_cli_run_writes_a_complete_result(dlbench_cli, tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from prometheus_server import free_port, http_get, wait_for
-from test_result_schema import validate
+from run_support import validate
 
 
 @pytest.fixture

@@ -8,18 +8,12 @@ import pytest
 import torch
 
 from dlbench.train import contention, data, window
-from dlbench.train.runner import Run, RunConfig
-from test_result_schema import validate
+from dlbench.train.runner import RunConfig
+from run_support import execute
 
 
 def run(**overrides):
-    r = Run(RunConfig(**{"workload": "mnist-mlp", "device": "cpu", **overrides}))
-    try:
-        result = r.execute()
-        validate(result)  # every result these tests make satisfies the shipped schema
-        return result
-    finally:
-        r.close()
+    return execute(RunConfig(**{"workload": "mnist-mlp", "device": "cpu", **overrides}))
 
 
 def test_default_windows_are_time_based():
