@@ -177,23 +177,19 @@ def _pip_env(user_index: str, cpu_index: str) -> dict[str, str]:
 _DOWNLOAD = ("--python-version", "3.11", "--platform", "manylinux_2_28_x86_64")
 
 
-def test_the_cpu_wheel_comes_from_the_users_pip_configuration_first(tmp_path, indexes):
-    user, pytorch = indexes("user", with_torch=True), indexes("pytorch", with_torch=True)
+@pytest.mark.parametrize("users_index_has_it", [True, False], ids=["users-configuration", "pytorch-cpu-index"])
+def test_the_cpu_wheel_comes_from_the_users_pip_configuration_first_then_pytorchs_index(tmp_path, indexes,
+                                                                                        users_index_has_it):
+    user, pytorch = indexes("user", with_torch=users_index_has_it), indexes("pytorch", with_torch=True)
     result = _script("download-cpu", sys.executable, str(tmp_path / "out"), *_DOWNLOAD, host_root=tmp_path,
                      env=_pip_env(user.url, pytorch.url))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / CPU_WHEEL).is_file()
-    assert "from your pip configuration" in result.stdout
-    assert pytorch.requests == 0
-
-
-def test_the_cpu_wheel_comes_from_pytorchs_cpu_index_when_the_users_configuration_lacks_it(tmp_path, indexes):
-    user, pytorch = indexes("user", with_torch=False), indexes("pytorch", with_torch=True)
-    result = _script("download-cpu", sys.executable, str(tmp_path / "out"), *_DOWNLOAD, host_root=tmp_path,
-                     env=_pip_env(user.url, pytorch.url))
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / CPU_WHEEL).is_file()
-    assert f"from {pytorch.url}" in result.stdout
+    if users_index_has_it:
+        assert "from your pip configuration" in result.stdout
+        assert pytorch.requests == 0
+    else:
+        assert f"from {pytorch.url}" in result.stdout
 
 
 def test_an_unanswering_cpu_index_gives_up_in_seconds_and_says_what_to_do(tmp_path, indexes):
