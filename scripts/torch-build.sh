@@ -86,8 +86,13 @@ pip_logged() {
     "$python" -m pip "$@" >"$log" 2>&1
 }
 
-# The last lines pip wrote, indented (its ERROR lines say why).
-pip_said() { grep -v '^ *$' "$1" | tail -n 2 | sed 's/^/    /' >&2; }
+# Why pip failed, indented: its first network complaint (an unreachable index) and its last ERROR line.
+pip_said() {
+    {
+        grep -m 1 -E 'Retrying|Could not fetch URL|timed out' "$1" | cut -c 1-240 || true
+        grep -E '^ERROR' "$1" | tail -n 1 || tail -n 1 "$1"
+    } | sed 's/^/    /' >&2
+}
 
 # Runs `pip ARGS... torch==VERSION+cpu`: through the user's pip configuration, then on PyTorch's CPU index.
 pip_cpu_build() {
