@@ -53,7 +53,8 @@ find_nvidia_gpu() {
         [ "$(cat "$device/vendor" 2>/dev/null)" = 0x10de ] || continue
         case $(cat "$device/class" 2>/dev/null) in
             0x0300* | 0x0302*)
-                echo "PCI device ${device##*/} is an NVIDIA GPU ($(cat "$device/device" 2>/dev/null)), driver not loaded"
+                echo "PCI device ${device##*/} is an NVIDIA GPU ($(cat "$device/device" 2>/dev/null)," \
+                    "driver not loaded"
                 return 0 ;;
         esac
     done
@@ -75,7 +76,8 @@ choose() {
     if found=$(find_nvidia_gpu); then
         printf 'cuda\t%s\n' "$found"
     else
-        printf 'cpu\tno NVIDIA GPU found (no nvidia-smi listing, no /proc/driver/nvidia/gpus, no NVIDIA display or 3D controller on the PCI bus)\n'
+        printf 'cpu\t%s %s\n' "no NVIDIA GPU found (no nvidia-smi listing, no /proc/driver/nvidia/gpus, no NVIDIA" \
+            "display or 3D controller on the PCI bus)"
     fi
 }
 
@@ -134,11 +136,13 @@ install() {
             pip_cpu_build install --quiet --constraint "$repo_root/constraints.txt" || {
                 echo "torch-build: error: cannot install the CPU build of torch $torch_version. Make $cpu_index" \
                     "reachable (TORCH_CPU_INDEX=URL for a mirror), or put torch-$torch_version+cpu-*.whl in a" \
-                    "directory and set PIP_FIND_LINKS=DIR, or take PyPI's default (CUDA) build with TORCH_BUILD=cuda." >&2
+                    "directory and set PIP_FIND_LINKS=DIR, or take PyPI's default (CUDA) build with" \
+                    "TORCH_BUILD=cuda." >&2
                 exit 2
             } ;;
         cuda | pypi)
-            [ "$build" = pypi ] || echo "torch-build: downloading the $cuda_variant build (about 2.7 GB with its nvidia-* packages)"
+            [ "$build" = pypi ] ||
+                echo "torch-build: downloading the $cuda_variant build (about 2.7 GB with its nvidia-* packages)"
             "$python" -m pip install --quiet --constraint "$repo_root/constraints.txt" "torch==$torch_version"
             installed=$(installed_torch)
             if [ "$build" = cuda ] && [ "$installed" = "$torch_version+cpu" ]; then

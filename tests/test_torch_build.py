@@ -42,12 +42,16 @@ def _pci_device(host_root: Path, bus_id: str, vendor: str, device: str, pci_clas
 
 def _script(*args: str, host_root: Path, env: dict[str, str] | None = None, timeout: float = 120):
     # No nvidia-smi unless a test brings one: the machine's own (on a GPU runner) must not decide.
-    environment = {"NVIDIA_SMI": str(host_root / "no-nvidia-smi"), **(os.environ if env is None else env),
-                   "HOST_ROOT": str(host_root)}
+    environment = {
+        "NVIDIA_SMI": str(host_root / "no-nvidia-smi"),
+        **(os.environ if env is None else env),
+        "HOST_ROOT": str(host_root),
+    }
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=environment, timeout=timeout)
 
 
 # --- which build -------------------------------------------------------------------------------------------------
+
 
 def test_a_machine_without_an_nvidia_gpu_gets_the_cpu_build(tmp_path):
     _pci_device(tmp_path, "0000:00:02.0", "0x1a03", "0x2000", "0x030000")  # a BMC's VGA, not NVIDIA's
@@ -75,9 +79,13 @@ def test_the_loaded_driver_and_nvidia_smi_count_the_gpus(tmp_path):
     build, why = _script("choose", host_root=tmp_path).stdout.strip().split("\t")
     assert (build, why) == ("cuda", "the NVIDIA driver reports 2 GPU(s) in /proc/driver/nvidia/gpus")
     smi = tmp_path / "nvidia-smi"
-    smi.write_text("#!/bin/sh\n" + "".join(
-        f'echo "GPU {index}: NVIDIA H100 80GB HBM3 (UUID: GPU-0000000{index}-1111-2222-3333-444444444444)"\n'
-        for index in range(8)))
+    smi.write_text(
+        "#!/bin/sh\n"
+        + "".join(
+            f'echo "GPU {index}: NVIDIA H100 80GB HBM3 (UUID: GPU-0000000{index}-1111-2222-3333-444444444444)"\n'
+            for index in range(8)
+        )
+    )
     smi.chmod(0o755)
     result = _script("choose", host_root=tmp_path, env={**os.environ, "NVIDIA_SMI": str(smi)})
     assert result.stdout.strip() == "cuda\tnvidia-smi lists 8 NVIDIA GPU(s)"
@@ -97,15 +105,19 @@ def test_a_wrong_torch_build_is_one_line_and_exit_2(tmp_path):
 
 # --- where the CPU build comes from ------------------------------------------------------------------------------
 
+
 def _wheel(path: Path) -> None:
     dist_info = f"torch-{TORCH_VERSION}+cpu.dist-info"
     with zipfile.ZipFile(path, "w") as wheel:
         wheel.writestr("torch/__init__.py", f'__version__ = "{TORCH_VERSION}+cpu"\n')
         wheel.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {TORCH_VERSION}+cpu\n")
-        wheel.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                             "Tag: py3-none-any\n")
-        wheel.writestr(f"{dist_info}/RECORD", f"torch/__init__.py,,\n{dist_info}/METADATA,,\n{dist_info}/WHEEL,,\n"
-                                              f"{dist_info}/RECORD,,\n")
+        wheel.writestr(
+            f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n" "Tag: py3-none-any\n"
+        )
+        wheel.writestr(
+            f"{dist_info}/RECORD",
+            f"torch/__init__.py,,\n{dist_info}/METADATA,,\n{dist_info}/WHEEL,,\n" f"{dist_info}/RECORD,,\n",
+        )
 
 
 class _Index:
@@ -118,7 +130,8 @@ class _Index:
             _wheel(root / "files" / CPU_WHEEL)
             (root / "simple" / "torch").mkdir()
             (root / "simple" / "torch" / "index.html").write_text(
-                f'<!DOCTYPE html><html><body><a href="../../files/{CPU_WHEEL}">{CPU_WHEEL}</a></body></html>\n')
+                f'<!DOCTYPE html><html><body><a href="../../files/{CPU_WHEEL}">{CPU_WHEEL}</a></body></html>\n'
+            )
         self.requests = 0
         index = self
 
@@ -170,19 +183,33 @@ def indexes(tmp_path):
 def _pip_env(user_index: str, cpu_index: str) -> dict[str, str]:
     """Only the test's pip configuration: the user's index, no config files, no local wheel directories."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
-    return {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": user_index, "PIP_NO_CACHE_DIR": "1",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "TORCH_CPU_INDEX": cpu_index, "TORCH_INDEX_TIMEOUT": "2"}
+    return {
+        **env,
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": user_index,
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "TORCH_CPU_INDEX": cpu_index,
+        "TORCH_INDEX_TIMEOUT": "2",
+    }
 
 
 _DOWNLOAD = ("--python-version", "3.11", "--platform", "manylinux_2_28_x86_64")
 
 
 @pytest.mark.parametrize("users_index_has_it", [True, False], ids=["users-configuration", "pytorch-cpu-index"])
-def test_the_cpu_wheel_comes_from_the_users_pip_configuration_first_then_pytorchs_index(tmp_path, indexes,
-                                                                                        users_index_has_it):
+def test_the_cpu_wheel_comes_from_the_users_pip_configuration_first_then_pytorchs_index(
+    tmp_path, indexes, users_index_has_it
+):
     user, pytorch = indexes("user", with_torch=users_index_has_it), indexes("pytorch", with_torch=True)
-    result = _script("download-cpu", sys.executable, str(tmp_path / "out"), *_DOWNLOAD, host_root=tmp_path,
-                     env=_pip_env(user.url, pytorch.url))
+    result = _script(
+        "download-cpu",
+        sys.executable,
+        str(tmp_path / "out"),
+        *_DOWNLOAD,
+        host_root=tmp_path,
+        env=_pip_env(user.url, pytorch.url),
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / CPU_WHEEL).is_file()
     if users_index_has_it:
@@ -196,8 +223,15 @@ def test_an_unanswering_cpu_index_gives_up_in_seconds_and_says_what_to_do(tmp_pa
     user = indexes("user", with_torch=False)
     with _silent_server() as silent:
         # pip's own defaults (15 s read timeout, or 180 s where configured, 5 retries) would outlast this timeout.
-        result = _script("download-cpu", sys.executable, str(tmp_path / "out"), *_DOWNLOAD, host_root=tmp_path,
-                         env=_pip_env(user.url, silent), timeout=60)
+        result = _script(
+            "download-cpu",
+            sys.executable,
+            str(tmp_path / "out"),
+            *_DOWNLOAD,
+            host_root=tmp_path,
+            env=_pip_env(user.url, silent),
+            timeout=60,
+        )
     assert result.returncode == NO_CPU_WHEEL
     assert "no torch" in result.stderr and silent in result.stderr
     assert "Traceback" not in result.stderr
@@ -216,8 +250,9 @@ def test_install_puts_the_cpu_build_in_and_keeps_it_the_second_time(tmp_path, in
     first = _script("install", str(bare_venv), host_root=tmp_path, env=env, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
     assert first.stdout.startswith(f"torch-build: the cpu build of torch {TORCH_VERSION}: no NVIDIA GPU found")
-    version = subprocess.run([str(bare_venv), "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(bare_venv), "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert version == f"{TORCH_VERSION}+cpu"
     served = (user.requests, pytorch.requests)
     second = _script("install", str(bare_venv), host_root=tmp_path, env=env)
@@ -233,3 +268,29 @@ def test_install_without_any_cpu_build_stops_before_fetching_the_cuda_build(tmp_
     assert result.returncode == 2
     assert "cannot install the CPU build" in result.stderr and "TORCH_BUILD=cuda" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_make_runs_the_choice_before_installing_dlbench_and_says_it(tmp_path, indexes, bare_venv):
+    user, pytorch = indexes("user", with_torch=False), indexes("pytorch", with_torch=True)
+    env = {**_pip_env(user.url, pytorch.url), "HOST_ROOT": str(tmp_path), "NVIDIA_SMI": str(tmp_path / "none")}
+    result = subprocess.run(
+        ["make", "-C", str(ROOT), "--no-print-directory", "torch", f"VENV={bare_venv.parents[1]}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == (
+        f"torch-build: the cpu build of torch {TORCH_VERSION}: no NVIDIA GPU found "
+        "(no nvidia-smi listing, no /proc/driver/nvidia/gpus, no NVIDIA display or "
+        "3D controller on the PCI bus)"
+    )
+    wrong = subprocess.run(
+        ["make", "-C", str(ROOT), "--no-print-directory", "torch", f"VENV={bare_venv.parents[1]}", "TORCH_BUILD=gpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert wrong.returncode == 2 and "TORCH_BUILD must be auto, cpu or cuda" in wrong.stderr
