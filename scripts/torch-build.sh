@@ -8,8 +8,10 @@
 #
 #   scripts/torch-build.sh choose [auto|cpu|cuda]                 print the build and why; install nothing
 #   scripts/torch-build.sh install PYTHON [auto|cpu|cuda]         install it into PYTHON's environment (or keep it)
-#   scripts/torch-build.sh download-cpu PYTHON DIR [pip options]  put the CPU wheel (no dependencies) in DIR;
-#                                                                 exit 3 where no source provides it
+#   scripts/torch-build.sh download-cpu PYTHON DIR PYVER GLIBC   put the CPU wheel (no dependencies) for Python
+#                                                                 PYVER on a glibc GLIBC system of this machine's
+#                                                                 architecture in DIR (an image's torch: 3.11 2.36
+#                                                                 for Debian 12); exit 3 where no source has it
 #
 # The CPU build is looked for first through the user's own pip configuration (a mirror, a local wheel directory),
 # then on PyTorch's CPU index with a short timeout, so that an unreachable index fails in seconds, not minutes.
@@ -163,11 +165,19 @@ case $command in
         python=$2
         install "${3:-auto}" ;;
     download-cpu)
-        [ $# -ge 3 ] || die "usage: scripts/torch-build.sh download-cpu PYTHON DIR [pip options]"
+        [ $# -eq 5 ] || die "usage: scripts/torch-build.sh download-cpu PYTHON DIR PYTHON_VERSION GLIBC_VERSION"
         python=$2
         dest=$3
-        shift 3
-        pip_cpu_build download --quiet --no-deps --only-binary=:all: --dest "$dest" "$@" ;;
+        [[ $4 =~ ^3\.[0-9]+$ ]] || die "PYTHON_VERSION must look like 3.11, not '$4'"
+        [[ $5 =~ ^2\.([0-9]+)$ ]] || die "GLIBC_VERSION must look like 2.36, not '$5'"
+        # A system with glibc 2.N runs every manylinux_2_M wheel with M <= N (PEP 600), and pip matches --platform
+        # tags exactly, so each is named.
+        platforms=()
+        for ((minor = 17; minor <= BASH_REMATCH[1]; minor++)); do
+            platforms+=(--platform "manylinux_2_${minor}_$(uname -m)")
+        done
+        pip_cpu_build download --quiet --no-deps --only-binary=:all: --dest "$dest" --python-version "$4" \
+            "${platforms[@]}" ;;
     *)
         die "usage: scripts/torch-build.sh choose|install|download-cpu ... (see the comment at its top)" ;;
 esac

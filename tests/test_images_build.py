@@ -18,7 +18,6 @@ import hashlib
 import http.cookiejar
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -44,6 +43,7 @@ SPEC = yaml.safe_load((ROOT / "stack.yml").read_text())
 TORCH_VERSION = SPEC["stack_torch_version"]
 VARIANT = "cpu"
 PYTHON = "3.11"  # Debian 12's
+DEBIAN_12_GLIBC = "2.36"
 UID = 1000
 BASE_IMAGE = "localhost/dlbench-base:bookworm"
 TOKEN = "test-token-not-a-secret"
@@ -54,17 +54,11 @@ NO_CPU_WHEEL = 3  # torch-build.sh download-cpu: no source provides the wheel
 CPU_LOCK = ROOT / "images" / "locks" / f"pytorch-{VARIANT}-py{PYTHON}.txt"
 
 
-def _image_platforms() -> list[str]:
-    """pip download's --platform values for the image: Debian 12's glibc 2.36 runs every manylinux_2_x wheel with
-    x <= 36 (PEP 600), and pip matches --platform tags exactly, so each is named."""
-    return [f"--platform=manylinux_2_{minor}_{platform.machine()}" for minor in range(17, 37)]
-
-
 def _torch_cpu_wheel_dir(scratch: Path) -> Path:
     """A directory holding the torch CPU wheel the lock names, fetched as the user's pip would fetch it."""
     result = subprocess.run(
-        [str(TORCH_BUILD_SCRIPT), "download-cpu", sys.executable, str(scratch), f"--python-version={PYTHON}",
-         *_image_platforms()], capture_output=True, text=True, timeout=1800)
+        [str(TORCH_BUILD_SCRIPT), "download-cpu", sys.executable, str(scratch), PYTHON, DEBIAN_12_GLIBC],
+        capture_output=True, text=True, timeout=1800)
     if result.returncode == NO_CPU_WHEEL:
         pytest.skip(f"the CPU image needs torch {TORCH_VERSION}+cpu for Python {PYTHON}, and neither your pip "
                     "configuration nor PyTorch's CPU index provides it here. To build and test it: make "

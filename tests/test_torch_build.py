@@ -194,7 +194,7 @@ def _pip_env(user_index: str, cpu_index: str) -> dict[str, str]:
     }
 
 
-_DOWNLOAD = ("--python-version", "3.11", "--platform", "manylinux_2_28_x86_64")
+_DOWNLOAD = ("3.11", "2.36")
 
 
 @pytest.mark.parametrize("users_index_has_it", [True, False], ids=["users-configuration", "pytorch-cpu-index"])
@@ -294,3 +294,13 @@ def test_make_runs_the_choice_before_installing_dlbench_and_says_it(tmp_path, in
         timeout=60,
     )
     assert wrong.returncode == 2 and "TORCH_BUILD must be auto, cpu or cuda" in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    ("python_version", "glibc", "message"),
+    [("3", "2.36", "PYTHON_VERSION must look like 3.11"), ("3.11", "236", "GLIBC_VERSION must look like 2.36")],
+)
+def test_download_cpu_rejects_a_malformed_target_with_one_line(tmp_path, python_version, glibc, message):
+    result = _script("download-cpu", sys.executable, str(tmp_path), python_version, glibc, host_root=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"torch-build: error: {message}") and result.stderr.count("\n") == 1
