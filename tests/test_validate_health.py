@@ -1,0 +1,146 @@
+"""Every health and inventory state `dlbench validate` judges, driven through the simulated NVML.
+
+The simulation (dlbench/telemetry/fake_nvml.py, dlbench/validate/fake_nvml_extra.py) answers as NVML does; the
+values below are the states NVML reports on a real fault (NVML API reference, Device Queries).
+"""
+
+import pynvml
+import pytest
+
+from dlbench.validate import health, inventory
+from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from validate_support import context
+
+H100 = "h100-sxm"
+
+
+def by_id(results):
+    return {r.id: r for r in results}
+
+
+def health_after_load(ctx, during=lambda: None):
+    with ctx.under_load("test"):
+        during()
+    return by_id(health.run(ctx) + [inventory.pcie_link(ctx)])
+
+
+def test_a_healthy_host_passes_every_health_check():
+    ctx = context({"preset": H100}, {"preset": H100})
+    results = health_after_load(ctx)
+    for check_id in ("health.ecc_uncorrected", "health.ecc_corrected_during_run", "health.row_remap",
+                     "health.retired_pages", "health.xid", "health.slowdown", "inventory.pcie_link"):
+        assert results[check_id].verdict == PASS, results[check_id]
+    assert results["health.temperature"].verdict == INFO
+    series = results["health.temperature"].data["series"]["0"]
+    assert series and series[-1]["temperature_celsius"] == 35
+
+
+def test_uncorrectable_ecc_fails_and_names_the_gpu():
+    ctx = context({"preset": H100}, {"preset": H100, "values": {"ecc_uncorrected": 2}})
+    result = health_after_load(ctx)["health.ecc_uncorrected"]
+    assert result.verdict == FAIL
+    assert result.per_gpu == {"0": 0, "1": 2}
+    assert "GPU 1: 2 uncorrectable" in result.detail
+
+
+def test_corrected_errors_growing_under_load_warn():
+    ctx = context({"preset": H100})
+    fake = ctx.reader.nvml
+
+    def errors_appear():
+        fake.gpus[0].values["ecc_corrected"] = 5
+
+    result = health_after_load(ctx, errors_appear)["health.ecc_corrected_during_run"]
+    assert result.verdict == WARN and result.measured == 5
+
+
+@pytest.mark.parametrize("remapped,expected", [((0, 0, 1, 0), "remap pending"), ((0, 3, 0, 1), "remap failed")])
+def test_pending_remap_and_remap_failure_fail(remapped, expected):
+    ctx = context({"preset": "a100", "values": {"remapped": remapped}})
+    result = health_after_load(ctx)["health.row_remap"]
+    assert result.verdict == FAIL and expected in result.detail
+
+
+def test_retired_pages_warn_and_pending_retirement_fails():
+    assert health_after_load(context({"preset": H100, "values": {"retired_pages": [2, 0]}}))[
+        "health.retired_pages"].verdict == WARN
+    result = health_after_load(context({"preset": H100, "values": {"retired_pages_pending": 1}}))["health.retired_pages"]
+    assert result.verdict == FAIL and "reload the driver" in result.detail
+
+
+def test_a_downtrained_link_under_load_fails():
+    ctx = context({"preset": H100}, {"preset": H100, "values": {"pcie_width_current": 8}})
+    result = health_after_load(ctx)["inventory.pcie_link"]
+    assert result.verdict == FAIL
+    assert result.per_gpu["1"] == "Gen5 x8 of Gen5 x16"
+    assert "GPU 1" in result.detail
+
+
+def test_the_link_is_not_judged_without_load():
+    ctx = context({"preset": H100, "values": {"pcie_gen_current": 1}})
+    assert inventory.pcie_link(ctx).verdict == SKIP  # idle GPUs train down to Gen1: no load, no verdict
+
+
+def test_thermal_slowdown_under_load_fails_but_the_power_cap_does_not():
+    thermal = pynvml.nvmlClocksEventReasonHwThermalSlowdown
+    ctx = context({"preset": H100, "values": {"clocks_event_reasons": thermal}})
+    result = health_after_load(ctx)["health.slowdown"]
+    assert result.verdict == FAIL and result.per_gpu == {"0": {"hw_thermal_slowdown": 1.0}}
+    capped = context({"preset": H100, "values": {"clocks_event_reasons": pynvml.nvmlClocksEventReasonSwPowerCap}})
+    assert health_after_load(capped)["health.slowdown"].verdict == PASS
+
+
+@pytest.mark.parametrize("code,verdict", [(79, FAIL), (48, FAIL), (13, WARN)])
+def test_an_xid_during_the_run_is_judged_by_its_code(code, verdict):
+    ctx = context({"preset": H100}, {"preset": H100})
+    result = health_after_load(ctx, lambda: ctx.reader.nvml.inject_xid(1, code))["health.xid"]
+    assert result.verdict == verdict
+    assert result.per_gpu == {"1": [code]}
+
+
+def test_a_gpu_lost_during_the_run_fails():
+    ctx = context({"preset": H100}, {"preset": H100})
+
+    def fall_off_the_bus():
+        ctx.reader.nvml.gpus[1].lost = True
+
+    result = health_after_load(ctx, fall_off_the_bus)["health.gpus_answer"]
+    assert result.verdict == FAIL and "GPU 1" in result.detail
+
+
+def test_inventory_modes():
+    ctx = context({"preset": H100, "values": {"persistence": 0}},
+                  {"preset": H100, "values": {"ecc_mode": [0, 0], "mig_mode": [1, 1]}})
+    results = by_id(inventory.run(ctx))
+    assert results["inventory.persistence_mode"].verdict == WARN
+    assert results["inventory.ecc_mode"].verdict == FAIL and "GPUs 1 differ" in results["inventory.ecc_mode"].detail
+    assert results["inventory.mig_mode"].verdict == WARN
+
+
+def test_a_pending_ecc_change_asks_for_a_reset():
+    ctx = context({"preset": H100, "values": {"ecc_mode": [1, 0]}})
+    assert by_id(inventory.run(ctx))["inventory.pending_mode_change"].verdict == WARN
+
+
+def test_a_geforce_card_has_no_ecc_or_mig_to_judge():
+    ctx = context({"preset": "rtx4090"})
+    results = by_id(inventory.run(ctx))
+    assert results["inventory.ecc_mode"].verdict == SKIP
+    assert results["inventory.mig_mode"].verdict == SKIP
+    assert health_after_load(ctx)["health.ecc_uncorrected"].verdict == SKIP
+
+
+def test_count_and_model_against_the_order():
+    ctx = context({"preset": H100}, {"preset": "a100"}, expect_gpus=8, expect_model="H100 80GB HBM3")
+    results = by_id(inventory.run(ctx))
+    assert results["inventory.gpu_count"].verdict == FAIL and results["inventory.gpu_count"].measured == 2
+    assert results["inventory.gpu_model"].verdict == FAIL
+    assert "GPU 1 is NVIDIA A100-SXM4-80GB" in results["inventory.gpu_model"].detail
+
+
+def test_a_host_without_nvml_skips_with_the_reason():
+    ctx = context()  # no simulation: this machine's real NVML, which has no driver here
+    if ctx.reader.up:
+        pytest.skip("this machine has a real NVIDIA driver")
+    assert by_id(inventory.run(ctx))["inventory.gpu_count"].verdict == SKIP
+    assert "NVML" in by_id(health.run(ctx))["health.gpus"].detail
