@@ -152,3 +152,46 @@ def test_pcie_bandwidth_is_judged_against_the_links_maximum(monkeypatch, two_h10
 def test_peers_median_with_an_even_count():
     result = judge.peers("compute.peers_x", "x", {"0": 100.0, "1": 100.0, "2": 100.0, "3": 85.0}, "u", 0.10)
     assert result.verdict == FAIL and result.measured == pytest.approx(0.85)
+
+
+def test_burn_in_runs_on_the_cpu_and_every_result_matches():
+    from dlbench.validate import burnin
+
+    results = by_id(burnin.run(context(burn_in_seconds=1.0)))
+    silent = results["burnin.silent_data_errors"]
+    assert silent.verdict == PASS and silent.measured == 0 and silent.per_gpu["cpu"] >= 2
+    sustained = results["burnin.sustained_rate"]
+    assert sustained.verdict == INFO and sustained.data["series"]["cpu"][0]["tflops"] > 0
+
+
+def test_burn_in_catches_a_silently_wrong_result(monkeypatch):
+    from dlbench.validate import burnin
+
+    calls = {"n": 0}
+    real = burnin.product
+
+    def flaky(torch_, a, b):  # the 12th product has one element off by one ulp, as a flipped low bit would
+        calls["n"] += 1
+        result = real(torch_, a, b)
+        if calls["n"] == 12:
+            result.view(-1).view(torch.int32)[7] += 1
+        return result
+
+    monkeypatch.setattr(burnin, "product", flaky)
+    monkeypatch.setattr(burnin, "CHECK_EVERY", {"cpu": 1, "cuda": 1})
+    silent = by_id(burnin.run(context(burn_in_seconds=1.0)))["burnin.silent_data_errors"]
+    assert silent.verdict == FAIL and silent.measured == 1
+    assert "device cpu: 1 result(s) differ" in silent.detail
+
+
+def test_a_gpu_that_slows_down_during_burn_in_warns(monkeypatch):
+    from dlbench.validate import burnin
+
+    ctx = context(burn_in_seconds=60)
+    monkeypatch.setattr(type(ctx), "on_gpu", lambda self: True)
+    steady, tiring = burnin.DeviceLoad(torch, torch.device("cpu"), 0), burnin.DeviceLoad(torch, torch.device("cpu"), 0)
+    steady.series = [{"t": i, "tflops": 700.0} for i in range(16)]
+    tiring.series = [{"t": i, "tflops": 700.0 if i < 4 else 600.0} for i in range(16)]
+    assert burnin._sustained(ctx, [steady]).verdict == PASS
+    result = burnin._sustained(ctx, [tiring])
+    assert result.verdict == WARN and result.data["drop"]["cpu"] == pytest.approx(1 - 600 / 700, abs=1e-4)
