@@ -61,3 +61,13 @@ def memory_reference(device_name: str, memory_gib: float | None) -> tuple[float,
     fraction = defaults["memory_fraction_of_spec"]
     return spec, Expectation(spec * fraction, f"{entry['source']}; {defaults['memory_fraction_source']}",
                              f"{fraction:.0%} of the datasheet {spec:g} GB/s")
+
+
+def allreduce_reference(device_name: str, ranks: int) -> Expectation | None:
+    """Published nccl-tests all-reduce bus bandwidth for `ranks` GPUs of this model in one node, if any."""
+    peak = peaks.lookup(device_name)
+    entry = _table()["gpus"].get(peak.gpu, {}) if peak else {}
+    figure = entry.get("allreduce_busbw_gbs", {}).get(str(ranks))
+    if not figure:
+        return None
+    return Expectation(figure, entry["allreduce_source"], f"published nccl-tests all-reduce busbw, {ranks} GPUs")

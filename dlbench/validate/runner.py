@@ -12,13 +12,14 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, health, inventory, memory, stack
+from dlbench.validate import compute, health, interconnect, inventory, memory, stack
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
 
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:
-    chosen = [("stack", stack.run), ("inventory", inventory.run), ("compute", compute.run), ("memory", memory.run)]
+    chosen = [("stack", stack.run), ("inventory", inventory.run), ("compute", compute.run), ("memory", memory.run),
+              ("interconnect", interconnect.run)]
     if ctx.options.burn_in_seconds:
         from dlbench.validate import burnin
 
