@@ -101,7 +101,8 @@ def test_a_gpu_far_below_its_peer_and_the_reference_fails(two_h100s):
     results = by_id(compute.run(ctx))
     assert results["compute.matmul_bf16"].verdict == FAIL  # 600 < 0.8 * 795
     assert results["compute.peers_bf16"].verdict == FAIL
-    assert results["compute.peers_bf16"].per_gpu == {"0": pytest.approx(1.13, abs=0.01), "1": pytest.approx(0.87, abs=0.01)}
+    peers = results["compute.peers_bf16"].per_gpu
+    assert peers == {"0": pytest.approx(1.13, abs=0.01), "1": pytest.approx(0.87, abs=0.01)}
     assert results["compute.matmul_tf32"].verdict == WARN  # no published figure: never FAIL on the reference
 
 
@@ -140,7 +141,8 @@ def test_pcie_bandwidth_is_judged_against_the_links_maximum(monkeypatch, two_h10
     two_h100s(ctx, {})
     rates = {0: {"h2d": 52.0, "d2h": 50.0}, 1: {"h2d": 26.0, "d2h": 45.0}}
     monkeypatch.setattr(memory, "host_bandwidth", lambda torch_, device, nbytes, level: rates[device.index])
-    monkeypatch.setattr(memory, "device_bandwidth", lambda torch_, device, nbytes, level: {"copy": 2900.0, "triad": 2950.0})
+    monkeypatch.setattr(memory, "device_bandwidth",
+                        lambda torch_, device, nbytes, level: {"copy": 2900.0, "triad": 2950.0})
     results = by_id(memory.run(ctx))
     assert results["memory.h2d"].verdict == FAIL and "GPU 1" in results["memory.h2d"].detail
     assert results["memory.d2h"].verdict == PASS

@@ -64,7 +64,8 @@ def test_pending_remap_and_remap_failure_fail(remapped, expected):
 def test_retired_pages_warn_and_pending_retirement_fails():
     assert health_after_load(context({"preset": H100, "values": {"retired_pages": [2, 0]}}))[
         "health.retired_pages"].verdict == WARN
-    result = health_after_load(context({"preset": H100, "values": {"retired_pages_pending": 1}}))["health.retired_pages"]
+    pending = context({"preset": H100, "values": {"retired_pages_pending": 1}})
+    result = health_after_load(pending)["health.retired_pages"]
     assert result.verdict == FAIL and "reload the driver" in result.detail
 
 

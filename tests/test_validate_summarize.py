@@ -26,7 +26,8 @@ def test_a_gpu_five_percent_below_the_fleet_median_is_an_outlier(tmp_path, dlben
     fleet = [_report(f"node{n}", {"0": 780.0, "1": 781.0}) for n in range(1, 4)]
     fleet.append(_report("node4", {"0": 779.0, "1": 730.0}))  # 6.4% below the median of 780
     _write(tmp_path, fleet)
-    done = dlbench_cli("validate", "summarize", tmp_path, "--json", tmp_path / "summary.out", env={**os.environ, "COLUMNS": "200"})
+    done = dlbench_cli("validate", "summarize", tmp_path, "--json", tmp_path / "summary.out",
+                       env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 1, done.stderr
     assert "outlier node4 GPU 1" in done.stdout
     summary = json.loads((tmp_path / "summary.out").read_text())

@@ -8,6 +8,7 @@ outlier), 2 bad input (nothing measured, nothing written).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def _options(args):
     from dlbench.validate import stack
     from dlbench.validate.context import Options
 
+    if args.image and importlib.util.find_spec("docker") is None:
+        raise UserError("--image needs the Docker SDK for Python: pip install 'dlbench[container]'")
     stack_path = args.stack or stack.default_stack_path()
     if args.stack is not None and not args.stack.is_file():
         raise UserError(f"--stack {args.stack}: no such file")

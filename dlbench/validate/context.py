@@ -57,6 +57,7 @@ class Context:
                        for gpu in self.reader.gpus} if self.reader.up else {}
         self.windows: list[LoadWindow] = []
         self.xid_events: list[tuple[int, int, float]] = []
+        self.results: list = []  # the checks done so far, for checks that compare with them (container)
         self._torch = None
 
     # --- what is here ---------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def _ecc(ctx: Context, final: dict[int, dict]) -> list[CheckResult]:
     results = [CheckResult("health.ecc_uncorrected", "no uncorrectable ECC errors", FAIL if bad else PASS,
                            sum(now.values()), "errors", expected="== 0 on every GPU",
                            source="NVML aggregate (lifetime) ECC counters", per_gpu=now, detail=detail)]
-    corrected_now, corrected_before = _per_gpu(final, "ecc_errors.corrected"), _per_gpu(ctx.baseline, "ecc_errors.corrected")
+    corrected_now = _per_gpu(final, "ecc_errors.corrected")
+    corrected_before = _per_gpu(ctx.baseline, "ecc_errors.corrected")
     grown = {i: v - corrected_before.get(i, 0) for i, v in corrected_now.items() if v > corrected_before.get(i, 0)}
     results.append(CheckResult("health.ecc_corrected_during_run", "no corrected ECC errors during the run",
                                WARN if grown else PASS, sum(grown.values()), "errors", expected="== 0",
@@ -140,5 +141,6 @@ def run(ctx: Context) -> list[CheckResult]:
     results = []
     if lost:
         results.append(CheckResult("health.gpus_answer", "every GPU answers NVML after the run", FAIL, len(lost),
-                                   "GPUs lost", detail=f"GPU {', '.join(lost)} stopped answering (fallen off the bus?)"))
+                                   "GPUs lost",
+                                   detail=f"GPU {', '.join(lost)} stopped answering (fallen off the bus?)"))
     return results + _ecc(ctx, final) + [_remap(final), _retired_pages(ctx), _xid(ctx)] + _slowdown(ctx)

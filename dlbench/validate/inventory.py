@@ -48,8 +48,8 @@ def _model(ctx: Context) -> CheckResult:
         wrong = {i: n for i, n in names.items() if expected.lower() not in n.lower()}
         verdict = FAIL if wrong else PASS
         detail = "; ".join(f"GPU {i} is {n}" for i, n in wrong.items())
-        return CheckResult("inventory.gpu_model", title, verdict, " + ".join(distinct), expected=f"contains {expected!r}",
-                           source="--expect-model", detail=detail, per_gpu=names)
+        return CheckResult("inventory.gpu_model", title, verdict, " + ".join(distinct),
+                           expected=f"contains {expected!r}", source="--expect-model", detail=detail, per_gpu=names)
     verdict = WARN if len(distinct) > 1 else INFO
     detail = "mixed GPU models in one host" if len(distinct) > 1 else "no --expect-model given"
     return CheckResult("inventory.gpu_model", title, verdict, " + ".join(distinct), detail=detail, per_gpu=names)

@@ -43,6 +43,6 @@ def at_least_fraction(check_id: str, title: str, measured: float, unit: str, ref
     """PASS at `pass_fraction` of the reference or more, FAIL below `fail_fraction`, WARN between."""
     result = at_least(check_id, title, measured, unit, reference.value * pass_fraction, reference.source,
                       warn_floor=reference.value * fail_fraction, **extra)
-    result.expected = (f">= {reference.value * pass_fraction:.4g} {unit} ({pass_fraction:.0%} of {reference.value:.4g}, "
-                       f"{reference.basis}); FAIL below {fail_fraction:.0%}")
+    result.expected = (f">= {reference.value * pass_fraction:.4g} {unit} ({pass_fraction:.0%} of "
+                       f"{reference.value:.4g}, {reference.basis}); FAIL below {fail_fraction:.0%}")
     return result

@@ -61,12 +61,19 @@ def _memory_gib(ctx: Context, label: str) -> float | None:
     return total / GIB if total else None
 
 
-def _device_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult]:
-    per_kind: dict[str, dict[str, float]] = {"copy": {}, "triad": {}}
-    with ctx.under_load("memory.device"):
+def _measure_each(ctx: Context, label: str, devices, measure) -> dict[str, dict[str, float]]:
+    """{kind: {device label: GB/s}} from `measure(device)` -> {kind: GB/s}, under NVML sampling."""
+    per_kind: dict[str, dict[str, float]] = {}
+    with ctx.under_load(label):
         for device in devices:
-            for kind, gbs in device_bandwidth(torch, device, DEVICE_BYTES[level], level).items():
-                per_kind[kind][device_label(device)] = round(gbs, 2)
+            for kind, gbs in measure(device).items():
+                per_kind.setdefault(kind, {})[device_label(device)] = round(gbs, 2)
+    return per_kind
+
+
+def _device_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult]:
+    per_kind = _measure_each(ctx, "memory.device", devices,
+                             lambda device: device_bandwidth(torch, device, DEVICE_BYTES[level], level))
     results = []
     for kind, per_device in per_kind.items():
         check_id, title = f"memory.device_{kind}", f"device memory {kind} bandwidth (STREAM-like), slowest device"
@@ -99,11 +106,8 @@ def pcie_reference(ctx: Context, label: str) -> Expectation | None:
 
 
 def _host_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult]:
-    per_direction: dict[str, dict[str, float]] = {"h2d": {}, "d2h": {}}
-    with ctx.under_load("memory.host"):
-        for device in devices:
-            for direction, gbs in host_bandwidth(torch, device, HOST_BYTES[level], level).items():
-                per_direction[direction][device_label(device)] = round(gbs, 2)
+    per_direction = _measure_each(ctx, "memory.host", devices,
+                                  lambda device: host_bandwidth(torch, device, HOST_BYTES[level], level))
     results = []
     words = {"h2d": "host-to-device", "d2h": "device-to-host"}
     for direction, per_device in per_direction.items():

@@ -20,6 +20,10 @@ from dlbench.validate.report import FAIL, CheckResult, Report
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:
     chosen = [("stack", stack.run), ("inventory", inventory.run), ("compute", compute.run), ("memory", memory.run),
               ("interconnect", interconnect.run)]
+    if ctx.options.image:
+        from dlbench.validate import container
+
+        chosen.append(("container", container.run))
     if ctx.options.burn_in_seconds:
         from dlbench.validate import burnin
 
@@ -62,6 +66,7 @@ def validate(ctx: Context, on_result: Callable[[CheckResult], None] = lambda res
             on_family(family)
             for result in _guarded(family, run, ctx):
                 report.add(result)
+                ctx.results.append(result)
                 on_result(result)
     finally:
         ctx.close()

@@ -127,8 +127,8 @@ def run(ctx: Context) -> list[CheckResult]:
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     if spec is not None:
         if cudnn:
-            results.append(_equal("stack.cudnn", "cuDNN major version", cudnn // 10000 if cudnn >= 10000 else cudnn // 1000,
-                                  spec["stack_cudnn_major"]))
+            major = cudnn // 10000 if cudnn >= 10000 else cudnn // 1000  # 91002 is 9.10.2, 8902 is 8.9.2
+            results.append(_equal("stack.cudnn", "cuDNN major version", major, spec["stack_cudnn_major"]))
         else:
             results.append(skip("stack.cudnn", "cuDNN major version", "this torch build has no cuDNN (CPU build)"))
     if torch.cuda.is_available():
