@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dlbench.validate import baselines, compute, judge, memory
-from dlbench.validate.report import FAIL, INFO, PASS, WARN
+from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
 from dlbench.validate.timing import iteration_seconds
 from test_cuda_boundary import FakeEvent
 from validate_support import context
@@ -197,3 +197,29 @@ def test_a_gpu_that_slows_down_during_burn_in_warns(monkeypatch):
     assert burnin._sustained(ctx, [steady]).verdict == PASS
     result = burnin._sustained(ctx, [tiring])
     assert result.verdict == WARN and result.data["drop"]["cpu"] == pytest.approx(1 - 600 / 700, abs=1e-4)
+
+
+def test_training_goes_through_the_runner_on_the_cpu_with_the_smoke_workload():
+    from dlbench.validate import training
+
+    results = by_id(training.run(context()))
+    smoke = results["training.smoke"]
+    assert smoke.verdict == INFO and smoke.unit == "images/s" and smoke.measured > 0
+    assert smoke.data["batch_size"] == 32
+    assert results["training.resnet50"].verdict == SKIP and results["training.gpt2"].verdict == SKIP
+
+
+@pytest.mark.parametrize("images_per_second,verdict", [(2500.0, PASS), (2300.0, WARN)])
+def test_resnet50_on_an_h100_against_the_published_figure(monkeypatch, two_h100s, images_per_second, verdict):
+    from dlbench.validate import training
+
+    ctx = context()
+    two_h100s(ctx, {})
+    done = {"status": "completed", "run_id": "r", "config": {"batch_size": 64}, "workload": {"sample_unit": "image"},
+            "metrics": {"throughput": {"samples_per_second": images_per_second}, "mfu": 0.4}}
+    monkeypatch.setattr(training, "train", lambda workload, device, warmup, steps, **sizes: done)
+    results = by_id(training.run(ctx))
+    # Lambda: H100 SXM 2790 img/s; tolerance 15%: PASS from 2371.5, and below only a WARN (a similar, not equal setup)
+    assert results["training.resnet50"].verdict == verdict
+    assert "Lambda" in results["training.resnet50"].source
+    assert results["training.gpt2"].verdict == INFO and "MFU 40.0%" in results["training.gpt2"].detail

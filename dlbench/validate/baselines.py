@@ -17,6 +17,7 @@ class Expectation:
     value: float  # the reference figure, in the unit of the measurement
     source: str
     basis: str  # how the reference was obtained, in words ("published achievable", "85% of the datasheet")
+    tolerance: float | None = None  # how far below is still a PASS, where the figure sets its own
 
 
 @lru_cache(maxsize=1)
@@ -71,3 +72,13 @@ def allreduce_reference(device_name: str, ranks: int) -> Expectation | None:
     if not figure:
         return None
     return Expectation(figure, entry["allreduce_source"], f"published nccl-tests all-reduce busbw, {ranks} GPUs")
+
+
+def training_reference(device_name: str, workload: str) -> Expectation | None:
+    """Published training throughput of `workload` on this GPU model, with its tolerance, if any."""
+    peak = peaks.lookup(device_name)
+    entry = (_table()["gpus"].get(peak.gpu, {}) if peak else {}).get("training", {}).get(workload)
+    if not entry:
+        return None
+    return Expectation(entry["samples_per_second"], entry["source"], "published training throughput",
+                       entry["tolerance"])
