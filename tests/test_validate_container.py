@@ -3,6 +3,7 @@ and no NVIDIA Container Toolkit exist on this machine; what is tested is what th
 them, and the whole probe path on the CPU."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def engine():
     finally:
         client.close()
         stop_engine(process)
-        os.system(f"rm -rf {workdir}")  # noqa: S605 - our own temporary folder
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
