@@ -18,7 +18,8 @@ def by_id(results):
     return {r.id: r for r in results}
 
 
-def health_after_load(ctx, during=lambda: None):
+def health_after_load(ctx, during=lambda: None, on_gpu=True):
+    ctx.on_gpu = lambda: on_gpu  # the load "ran on the GPUs" (the simulated ones): what the link check needs
     with ctx.under_load("test"):
         during()
     return by_id(health.run(ctx) + [inventory.pcie_link(ctx)])
@@ -77,9 +78,11 @@ def test_a_downtrained_link_under_load_fails():
     assert "GPU 1" in result.detail
 
 
-def test_the_link_is_not_judged_without_load():
+def test_the_link_is_not_judged_without_gpu_load():
     ctx = context({"preset": H100, "values": {"pcie_gen_current": 1}})
     assert inventory.pcie_link(ctx).verdict == SKIP  # idle GPUs train down to Gen1: no load, no verdict
+    # nor under a load that ran on the CPU (--cpu, or torch without CUDA)
+    assert health_after_load(ctx, on_gpu=False)["inventory.pcie_link"].verdict == SKIP
 
 
 def test_thermal_slowdown_under_load_fails_but_the_power_cap_does_not():

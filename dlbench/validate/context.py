@@ -42,6 +42,7 @@ class LoadWindow:
     """NVML samples taken while one load check ran: the evidence for link, clocks, throttling and temperature."""
 
     label: str
+    gpu_load: bool  # the load ran on the GPUs (not the CPU path): only then do link and clocks reflect load
     samples: list[tuple[float, dict[int, dict]]] = field(default_factory=list)  # (seconds since start, readings)
 
 
@@ -97,7 +98,7 @@ class Context:
     @contextmanager
     def under_load(self, label: str):
         """Sample NVML every interval while the block runs (and once at its end), and collect XID events."""
-        window = LoadWindow(label)
+        window = LoadWindow(label, self.on_gpu())
         self.windows.append(window)
         if not self.reader.up:
             yield window
@@ -125,8 +126,9 @@ class Context:
     def poll_xid(self) -> None:
         self.xid_events.extend(self.reader.poll_xid_events())
 
-    def load_samples(self) -> list[tuple[str, float, dict[int, dict]]]:
-        return [(w.label, t, readings) for w in self.windows for t, readings in w.samples]
+    def load_samples(self, gpu_load_only: bool = False) -> list[tuple[str, float, dict[int, dict]]]:
+        return [(w.label, t, readings) for w in self.windows if w.gpu_load or not gpu_load_only
+                for t, readings in w.samples]
 
     def close(self) -> None:
         self.reader.close()

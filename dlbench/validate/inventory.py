@@ -105,9 +105,9 @@ def _modes(ctx: Context) -> list[CheckResult]:
 def pcie_link(ctx: Context) -> CheckResult:
     """Highest link generation and width seen under load against the maximum: run after the load checks."""
     check_id, title = "inventory.pcie_link", "PCIe link at its maximum generation and width under load"
-    samples = ctx.load_samples()
+    samples = ctx.load_samples(gpu_load_only=True)
     if not samples:
-        return skip(check_id, title, "no NVML samples under load (no GPU load ran)")
+        return skip(check_id, title, "no NVML samples under GPU load (no GPU load ran; idle links train down)")
     best: dict[int, tuple[int, int]] = {}
     for _, _, readings in samples:
         for index, reading in readings.items():

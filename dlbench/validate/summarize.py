@@ -51,8 +51,10 @@ def outliers(reports: list[dict], tolerance: float) -> list[dict]:
         for check in report["checks"]:
             if check["family"] not in COMPARED_FAMILIES or check["verdict"] == "SKIP":
                 continue
+            if not check.get("unit", "").endswith("/s"):
+                continue  # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
             for gpu, value in check.get("per_gpu", {}).items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and check["id"].find("peers") < 0:
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
                     figures.setdefault((gpu_model(report), check["id"]), []).append((report["host"], gpu, value))
     found = []
     for (model, check_id), values in sorted(figures.items()):
