@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from dlbench.validate import summarize, writers
 from dlbench.validate.report import FAIL, PASS, CheckResult, Report
 
@@ -62,3 +64,24 @@ def test_a_report_of_another_schema_version_is_refused(tmp_path, dlbench_cli):
     _write(tmp_path, [report])
     done = dlbench_cli("validate", "summarize", tmp_path)
     assert done.returncode == 2 and "schema_version 99" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("damage", [
+    lambda report: report.update(tool="dlbench validate"),  # not an object: skipped as "not a report"
+    lambda report: report.pop("checks"),
+    lambda report: report["checks"][0].pop("family"),
+    lambda report: report["checks"].append("PASS"),
+    lambda report: report["checks"][0].update(per_gpu=[780.0]),
+    lambda report: report["environment"]["gpus"][0].pop("name"),
+])
+def test_a_damaged_report_is_one_line_and_exit_2(tmp_path, dlbench_cli, damage):
+    good, damaged = _report("node1", {"0": 780.0}), _report("node2", {"0": 780.0})
+    damage(damaged)
+    _write(tmp_path, [good, damaged])
+    done = dlbench_cli("validate", "summarize", tmp_path)
+    assert "Traceback" not in done.stderr
+    if isinstance(damaged["tool"], str):  # a JSON file that does not say it is a report is left out, as before
+        assert done.returncode == 0 and "node2" not in done.stdout
+    else:
+        assert done.returncode == 2 and "node2.json: not a complete dlbench validate report" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

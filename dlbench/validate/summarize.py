@@ -27,16 +27,38 @@ def load_reports(folder: Path) -> list[dict]:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise UserError(f"{path}: not a readable JSON report ({error})") from None
-        if not isinstance(data, dict) or data.get("tool", {}).get("name") != "dlbench validate":
+        if not isinstance(data, dict) or not isinstance(data.get("tool"), dict) \
+                or data["tool"].get("name") != "dlbench validate":
             continue  # other JSON files (a summary written earlier) are not reports
         if data.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"{path}: report schema_version {data.get('schema_version')}, this dlbench reads "
                             f"{SCHEMA_VERSION}")
+        problem = _malformed(data)
+        if problem:
+            raise UserError(f"{path}: not a complete dlbench validate report ({problem})")
         data["_path"] = str(path)
         reports.append(data)
     if not reports:
         raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
     return reports
+
+
+def _malformed(report: dict) -> str | None:
+    """What a summary needs of a report and this one lacks (a truncated or hand-edited file), or None. The full
+    JSON Schema (dlbench/data/validate-report.schema.json) needs `jsonschema`, which is a test dependency only."""
+    if not isinstance(report.get("host"), (str, type(None))) or not isinstance(report.get("verdict"), str):
+        return "no host or verdict"
+    if not isinstance(report.get("environment", {}), dict) or not isinstance(report.get("checks"), list):
+        return "no list of checks"
+    gpus = report.get("environment", {}).get("gpus", [])
+    if not isinstance(gpus, list) or not all(isinstance(gpu, dict) and isinstance(gpu.get("name"), str) for gpu in gpus):
+        return "environment.gpus is not a list of named GPUs"
+    for check in report["checks"]:
+        if not isinstance(check, dict) or not all(isinstance(check.get(k), str) for k in ("id", "family", "verdict")):
+            return "a check without id, family or verdict"
+        if not isinstance(check.get("per_gpu", {}), dict):
+            return f"check {check['id']}: per_gpu is not an object"
+    return None
 
 
 def gpu_model(report: dict) -> str:
