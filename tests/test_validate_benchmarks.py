@@ -186,6 +186,26 @@ def test_burn_in_catches_a_silently_wrong_result(monkeypatch):
     assert "device cpu: 1 result(s) differ" in silent.detail
 
 
+def test_a_corrupted_first_result_does_not_make_the_healthy_ones_wrong(monkeypatch):
+    from dlbench.validate import burnin
+
+    calls = {"n": 0}
+    real = burnin.product
+
+    def first_flipped(torch_, a, b):  # the very first product has one low bit flipped
+        calls["n"] += 1
+        result = real(torch_, a, b)
+        if calls["n"] == 1:
+            result.view(-1).view(torch.int32)[7] ^= 1
+        return result
+
+    monkeypatch.setattr(burnin, "product", first_flipped)
+    monkeypatch.setattr(burnin, "CHECK_EVERY", {"cpu": 1, "cuda": 1})
+    silent = by_id(burnin.run(context(burn_in_seconds=1.0)))["burnin.silent_data_errors"]
+    assert silent.per_gpu["cpu"] >= 3  # enough results for a majority
+    assert silent.verdict == FAIL and silent.measured == 1
+
+
 def test_a_gpu_that_slows_down_during_burn_in_warns(monkeypatch):
     from dlbench.validate import burnin
 
