@@ -151,6 +151,17 @@ def test_pcie_bandwidth_is_judged_against_the_links_maximum(monkeypatch, two_h10
     assert results["memory.device_copy"].verdict == PASS
 
 
+def test_an_unknown_gpu_keeps_the_reason_its_memory_bandwidth_has_no_verdict(monkeypatch, two_h100s):
+    ctx = context({"preset": "h100-sxm"}, {"preset": "h100-sxm"})
+    two_h100s(ctx, {})
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Future GPU")
+    monkeypatch.setattr(memory, "host_bandwidth", lambda torch_, device, nbytes, level: {"h2d": 52.0, "d2h": 50.0})
+    monkeypatch.setattr(memory, "device_bandwidth", lambda torch_, device, nbytes, level: {"copy": 9.0, "triad": 9.0})
+    copy = by_id(memory.run(ctx))["memory.device_copy"]
+    assert copy.verdict == INFO and "no memory bandwidth known for NVIDIA Future GPU" in copy.detail
+    assert "slowest GPU 0" in copy.detail
+
+
 def test_peers_median_with_an_even_count():
     result = judge.peers("compute.peers_x", "x", {"0": 100.0, "1": 100.0, "2": 100.0, "3": 85.0}, "u", 0.10)
     assert result.verdict == FAIL and result.measured == pytest.approx(0.85)

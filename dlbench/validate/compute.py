@@ -101,8 +101,7 @@ def run(ctx: Context) -> list[CheckResult]:
             ctx.options.peer_tolerance, can_fail=precision == "bf16",
             no_reference=f"no dense peak known for {gpu_name} (dlbench/data/gpu_peaks.json)",
             per_gpu=per_device, data=data)
-        result.detail = (f"slowest GPU {name} ({gpu_name}); " + result.detail).rstrip("; ")
-        results.append(result)
+        results.append(judge.name_slowest(result, f"{name} ({gpu_name})"))
         if len(per_device) > 1:
             results.append(judge.peers(f"compute.peers_{precision}", f"{precision} matmul rate of each GPU against "
                                        "the median of its peers", per_device, "TFLOP/s", ctx.options.peer_tolerance))

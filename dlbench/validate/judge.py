@@ -20,6 +20,12 @@ def against_reference(check_id: str, title: str, measured: float, unit: str, ref
     return result
 
 
+def name_slowest(result: CheckResult, who: str) -> CheckResult:
+    """Put which device was the slowest in front of the verdict's own reason (which must not be lost)."""
+    result.detail = "; ".join(part for part in (f"slowest GPU {who}", result.detail) if part)
+    return result
+
+
 def slowest(per_device: dict[str, float]) -> tuple[str, float]:
     name = min(per_device, key=per_device.get)
     return name, per_device[name]

@@ -89,8 +89,7 @@ def _device_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult
             check_id, title, low, "GB/s", reference[1] if reference else None, ctx.options.peer_tolerance,
             can_fail=True, no_reference=f"no memory bandwidth known for {gpu_name} (validate_baselines.json)",
             per_gpu=per_device, data={**data, "datasheet_gbs": reference[0] if reference else None})
-        result.detail = f"slowest GPU {name}"
-        results.append(result)
+        results.append(judge.name_slowest(result, name))
     return results
 
 
