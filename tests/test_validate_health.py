@@ -4,6 +4,8 @@ The simulation (dlbench/telemetry/fake_nvml.py, dlbench/validate/fake_nvml_extra
 values below are the states NVML reports on a real fault (NVML API reference, Device Queries).
 """
 
+import os
+
 import pynvml
 import pytest
 
@@ -164,3 +166,10 @@ def test_a_host_without_nvml_skips_with_the_reason():
         pytest.skip("this machine has a real NVIDIA driver")
     assert by_id(inventory.run(ctx))["inventory.gpu_count"].verdict == SKIP
     assert "NVML" in by_id(health.run(ctx))["health.gpus"].detail
+
+
+def test_torch_numbers_the_gpus_as_nvml_does(monkeypatch):
+    # per-GPU figures are judged against the NVML state of the same index: torch must count in PCI bus order too
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
+    context({"preset": H100})
+    assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dlbench.validate.context import Context
+from dlbench.validate.context import DEVICE_ORDER, Context
 from dlbench.validate.report import FAIL, INFO, PASS, CheckResult, at_least, skip
 
 MOUNT = "/opt/dlbench-validate"
@@ -35,7 +35,7 @@ def run_probe(client, image: str, with_gpus: bool) -> tuple[dict | None, str]:
     try:
         container = client.containers.run(
             image, ["python3", "-m", "dlbench.validate.probe"], detach=True, network_mode="none",
-            environment={"PYTHONPATH": MOUNT}, volumes={str(package): {"bind": f"{MOUNT}/dlbench", "mode": "ro"}},
+            environment={"PYTHONPATH": MOUNT, **DEVICE_ORDER}, volumes={str(package): {"bind": f"{MOUNT}/dlbench", "mode": "ro"}},
             device_requests=requests, ipc_mode="host" if with_gpus else None)
     except docker.errors.DockerException as error:
         return None, f"the engine could not start the container: {error}"

@@ -5,6 +5,7 @@ NVML samples taken while the load checks ran.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -16,6 +17,11 @@ from dlbench.telemetry.nvml import NvmlReader, load_pynvml
 from dlbench.validate import nvml_extra
 
 LEVELS = ("quick", "long")
+# The checks key every figure by GPU index and judge it against that index's NVML state (link, memory). NVML
+# numbers GPUs in PCI bus order; CUDA, and so torch, numbers them fastest first unless CUDA_DEVICE_ORDER says
+# PCI_BUS_ID (CUDA C++ Programming Guide, "CUDA Environment Variables"). Set before CUDA initializes, it makes
+# torch's GPU i NVML's GPU i; the probe in the container gets the same setting.
+DEVICE_ORDER = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
 @dataclass
@@ -49,6 +55,7 @@ class LoadWindow:
 class Context:
     def __init__(self, options: Options, nvml: Any = None):
         self.options = options
+        os.environ.update(DEVICE_ORDER)  # before torch touches CUDA: the interconnect's workers inherit it too
         self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(), watch_xid=True)
         if self.reader.nvml is not None:
             nvml_extra.extend_simulation(self.reader.nvml)
