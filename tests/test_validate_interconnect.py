@@ -23,3 +23,8 @@ def test_all_reduce_across_two_local_processes_with_gloo():
     assert busbw.verdict == INFO and busbw.measured > 0
     assert busbw.data["ranks"] == 2 and busbw.data["backend"] == "gloo"
     assert set(busbw.data["sweep"]) == {str(n) for n in interconnect.SIZES["cpu"]}
+
+
+def test_gpu_sweeps_reach_the_message_sizes_of_the_published_bus_bandwidth():
+    # the references are nccl-tests plateaus at GiB-sized messages; 256 MiB on 8 NVLink GPUs reads below them
+    assert all(max(interconnect.SIZES[level]) >= 2**30 for level in ("quick", "long"))
