@@ -2,6 +2,7 @@
 runtime's answers (device name, capability, events), as tests/test_cuda_boundary.py does for `dlbench run`."""
 
 import contextlib
+import time
 
 import pytest
 import torch
@@ -215,6 +216,25 @@ def test_a_corrupted_first_result_does_not_make_the_healthy_ones_wrong(monkeypat
     silent = by_id(burnin.run(context(burn_in_seconds=1.0)))["burnin.silent_data_errors"]
     assert silent.per_gpu["cpu"] >= 3  # enough results for a majority
     assert silent.verdict == FAIL and silent.measured == 1
+
+
+def test_the_first_call_setting_up_does_not_count_as_the_lowest_rate(monkeypatch):
+    from dlbench.validate import burnin
+
+    calls = {"n": 0}
+    real = burnin.product
+
+    def slow_first_call(torch_, a, b):  # as cuBLAS creating its handle and choosing a kernel on the first call
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(0.5)
+        return real(torch_, a, b)
+
+    monkeypatch.setattr(burnin, "product", slow_first_call)
+    monkeypatch.setattr(burnin, "CHECK_EVERY", {"cpu": 1, "cuda": 1})
+    sustained = by_id(burnin.run(context(burn_in_seconds=1.0)))["burnin.sustained_rate"]
+    rates = sorted(point["tflops"] for point in sustained.data["series"]["cpu"])
+    assert sustained.measured > 0.2 * rates[len(rates) // 2]  # the lowest interval is a real one, not the set-up
 
 
 def test_a_gpu_that_slows_down_during_burn_in_warns(monkeypatch):
