@@ -31,14 +31,17 @@ def slowest(per_device: dict[str, float]) -> tuple[str, float]:
     return name, per_device[name]
 
 
-def peers(check_id: str, title: str, per_device: dict[str, float], unit: str, tolerance: float) -> CheckResult:
-    """The slowest device against the median of all: more than `tolerance` below it is a FAIL."""
+PEERS_SOURCE = "GPUs of one node differ by up to about 5% (stas00/ml-engineering); a wider gap is a fault"
+
+
+def peers(check_id: str, title: str, per_device: dict[str, float], unit: str, tolerance: float,
+          source: str = PEERS_SOURCE) -> CheckResult:
+    """The slowest device (or pair) against the median of all: more than `tolerance` below it is a FAIL."""
     values = sorted(per_device.values())
     middle = len(values) // 2
     median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
     name, low = slowest(per_device)
-    result = at_least(check_id, title, low / median, "of median", 1 - tolerance,
-                      "GPUs of one node differ by up to about 5% (stas00/ml-engineering); a wider gap is a fault",
+    result = at_least(check_id, title, low / median, "of median", 1 - tolerance, source,
                       per_gpu={k: round(v / median, 4) for k, v in per_device.items()})
     result.detail = f"slowest {name}: {low:.4g} {unit} against the median {median:.4g} {unit}"
     return result

@@ -12,14 +12,14 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, health, interconnect, inventory, memory, stack, training
+from dlbench.validate import compute, health, interconnect, inventory, memory, p2p, stack, training
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
 
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:
     chosen = [("stack", stack.run), ("inventory", inventory.run), ("compute", compute.run), ("memory", memory.run),
-              ("interconnect", interconnect.run), ("training", training.run)]
+              ("interconnect", interconnect.run), ("interconnect", p2p.run), ("training", training.run)]
     if ctx.options.image:
         from dlbench.validate import container
 
