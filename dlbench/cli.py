@@ -30,10 +30,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser: it reports options it does not know itself. argparse would hand them up to the
+    top-level parser, whose error points to `dlbench --help` rather than to the subcommand's options."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlbench", description="Provision-to-proof toolkit for GPU servers: benchmark and monitor.")
     parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
