@@ -97,6 +97,15 @@ def test_an_invalid_stack_file_is_refused_before_anything_runs(tmp_path):
         stack.load_stack(bad)
 
 
+
+def test_a_stack_file_that_is_not_text_is_one_line_and_exit_code_2(dlbench_cli, tmp_path):
+    binary = tmp_path / "stack.yml"
+    binary.write_bytes(b"\xff\xfe\x00stack")  # a UTF-16 file, or any binary dropped by mistake
+    done = dlbench_cli("validate", "--stack", binary)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--stack {binary} is not a UTF-8 text file" in done.stderr
+
+
 @pytest.mark.parametrize("driver,cuda,verdict", [
     ("580.95.05", "13.0", PASS), ("580.65.06", "13.0", PASS), ("580.10.01", "13.0", WARN),
     ("575.51.03", "13.0", FAIL), ("525.60.13", "12.8", WARN), ("520.61.05", "12.8", FAIL), ("570.26", "12.8", PASS)])

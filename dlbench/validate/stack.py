@@ -44,6 +44,8 @@ def load_stack(path: Path) -> dict[str, str]:
         spec = yaml.safe_load(path.read_text())
     except OSError as error:
         raise UserError(f"cannot read --stack {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--stack {path} is not a UTF-8 text file") from None
     except yaml.YAMLError as error:
         raise UserError(f"--stack {path} is not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(spec, dict) or "stack_torch_version" not in spec:
