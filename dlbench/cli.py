@@ -19,6 +19,7 @@ COMMANDS = {
     "run": ("dlbench.commands.run", "train a reference workload and report throughput, MFU, memory and energy"),
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
+    "validate": ("dlbench.commands.validate", "accept or reject this GPU host with measured evidence; summarize a fleet"),
     "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health)"),
 }
 
@@ -43,10 +44,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser: it reports options it does not know itself. argparse would hand them up to the
+    top-level parser, whose error points to `dlbench --help` rather than to the subcommand's options."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlbench", description="Provision-to-proof toolkit for GPU servers: benchmark and monitor.")
     parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -67,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"dlbench: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("dlbench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        name = getattr(error, "signal_name", "SIGINT")  # dlbench run names SIGTERM too (dlbench/train/interrupt.py)
+        print(f"dlbench: interrupted by {name}", file=sys.stderr)
+        return getattr(error, "exit_code", 130)
     except BrokenPipeError:
         return 141

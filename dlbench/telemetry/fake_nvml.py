@@ -223,6 +223,19 @@ class FakeNvml(types.ModuleType):
             raise _error("INVALID_ARGUMENT")
         return _handle(index)
 
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        """NVML_ERROR_NOT_FOUND for a UUID no GPU has, as nvmlDeviceGetHandleByUUID documents."""
+        if not self._initialised:
+            raise _error("UNINITIALIZED")
+        uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+        for gpu in self.gpus:
+            if gpu.uuid == uuid:
+                return _handle(gpu.index)
+        raise _error("NOT_FOUND")
+
+    def nvmlDeviceGetIndex(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetIndex").index
+
     # --- identity -------------------------------------------------------------------------------------------
     def nvmlDeviceGetName(self, handle):
         return self._gpu(handle, "nvmlDeviceGetName").spec["name"]

@@ -21,7 +21,7 @@ class StepClock:
     def _mark(self):
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))  # the run's GPU, whichever is current
             return event
         return time.perf_counter()
 
