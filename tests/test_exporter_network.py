@@ -153,6 +153,10 @@ def test_unusable_tls_settings_fail_before_serving(tmp_path):
     "content, message",
     [
         ("basic_auth_users:\n  prometheus: plaintext\n", "must be a bcrypt hash"),
+        # a truncated hash and one with cost 99: the bcrypt package raises ValueError on each at check time, which
+        # made every scrape a 500 with a traceback instead of failing at start
+        ("basic_auth_users:\n  prometheus: $2y$10$truncated\n", "must be a bcrypt hash"),
+        ("basic_auth_users:\n  prometheus: $2y$99$" + "a" * 53 + "\n", "must be a bcrypt hash"),
         ("tls_server_config: [\n", "not valid YAML"),
         ("http_server_config:\n  http2: true\n", "http_server_config is not supported"),
         ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
