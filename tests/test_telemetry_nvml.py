@@ -167,6 +167,31 @@ def test_a_hung_call_marks_that_gpu_late_within_the_deadline_and_not_the_others(
     assert reader.read_all(timeout=2)[1]["up"] == 1
 
 
+def test_a_call_hung_for_good_holds_one_thread_across_nvml_restarts():
+    """NVML re-initialised (driver reloaded) while a GPU's call never returns: the hung thread is reused, not joined
+    by one more hung thread per restart."""
+    import threading
+
+    def hung_threads():
+        return sum(1 for t in threading.enumerate() if t.name == "dlbench-nvml-gpu1" and t.is_alive())
+
+    before = hung_threads()  # other tests' readers may still have theirs
+    fake, reader = reader_for("h100-sxm*2")
+    fake.gpus[1].faults = {"nvmlDeviceGetPowerUsage": "HANG"}
+    try:
+        for _ in range(3):
+            assert reader.read_all(timeout=0.2)[1] == {"up": 0, "late": 1}
+            fake.gpus[0].faults = {"nvmlDeviceGetUtilizationRates": "DRIVER_NOT_LOADED"}
+            assert reader.read_all(timeout=0.5) == {} and not reader.up  # NVML down: the reader starts over
+            fake.gpus[0].faults = {}
+            assert reader.retry_start(now=float("inf"))
+        assert reader.read_all(timeout=0.2)[1] == {"up": 0, "late": 1}
+        assert hung_threads() - before == 1
+    finally:
+        fake.gpus[1].faults = {}
+        reader.close()
+
+
 def test_nvml_initialisation_is_retried_with_backoff(tmp_path):
     scenario = tmp_path / "s.json"
     scenario.write_text('{"init_error": "DRIVER_NOT_LOADED", "gpus": [{"preset": "a100"}]}')

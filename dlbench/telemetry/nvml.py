@@ -208,7 +208,12 @@ class NvmlReader:
         for index in range(count):
             if self.wanted is None or index in self.wanted:
                 self._enumerate(index)
-        self._workers = {index: _GpuWorker(index, lambda i=index: self._read_one(i)) for index in self._handles}
+        # a GPU's worker outlives an NVML restart: one whose call is hung for good is reused (it refuses new reads
+        # until that call returns) instead of joined by one more hung thread per restart
+        kept = self._workers
+        self._workers = {index: kept.pop(index, None) or _GpuWorker(index, lambda i=index: self._read_one(i))
+                         for index in self._handles}
+        self._close_workers(kept)
         self.up, self.problem, self.init_attempts = True, None, 0
         if self.watch_xid:
             self._register_xid_events()
@@ -237,14 +242,18 @@ class NvmlReader:
     def close(self) -> None:
         with self._lock:
             self._stop(problem=None)
+            self._close_workers(self._workers)
+
+    @staticmethod
+    def _close_workers(workers: dict[int, "_GpuWorker"]) -> None:
+        for worker in workers.values():
+            worker.close()  # a hung one ends when its call returns
+        workers.clear()
 
     def _stop(self, problem: str | None) -> None:
-        """Release NVML and the GPU threads; the GPU list is kept so the exporter still names the GPUs."""
+        """Release NVML; the GPU list (so the exporter still names the GPUs) and their threads are kept."""
         if not self.up:
             return
-        for worker in self._workers.values():
-            worker.close()
-        self._workers = {}
         if self._event_set is not None:
             try:
                 self.nvml.nvmlEventSetFree(self._event_set)
