@@ -151,6 +151,24 @@ def test_unsupported_is_forgotten_after_a_while(monkeypatch):
     assert reader.read_all()[0]["ecc_errors"] == {"corrected": 0, "uncorrected": 0}
 
 
+def test_an_expired_unsupported_entry_read_from_two_threads_at_once_is_no_error():
+    """The run's thread (read_energy_joules) and the GPU's read thread both find the energy counter's retry time
+    passed; the other thread's removal lands between this one's lookup and removal."""
+
+    class RemovedByTheOtherThread(dict):
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            self.pop(key, None)
+            return value
+
+    fake, reader = reader_for("h100-sxm")
+    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetTotalEnergyConsumption"): 0.0})
+    assert reader.read_energy_joules(0) == pytest.approx(1000.0, rel=0.01)
+    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetPowerUsage"): 0.0})
+    reading = reader.read_all()[0]
+    assert reading["up"] == 1 and reading["power_watts"] == 70
+
+
 def test_a_hung_call_marks_that_gpu_late_within_the_deadline_and_not_the_others():
     import time
 

@@ -308,7 +308,8 @@ class NvmlReader:
         if retry_at is not None:
             if time.monotonic() < retry_at:
                 return None
-            del self._unsupported[key]
+            # pop, not del: the run's thread (read_energy_joules) and the GPU's thread may both get here
+            self._unsupported.pop(key, None)
         nvml = self.nvml
         try:
             return getattr(nvml, call)(self._handles[index], *args)
