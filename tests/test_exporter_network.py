@@ -85,6 +85,30 @@ def test_half_open_connections_are_capped_and_dropped_after_the_socket_timeout()
         assert "Traceback" not in stop(process)
 
 
+def test_a_client_trickling_its_request_is_dropped_at_the_deadline():
+    """One header byte every second never trips a per-read timeout; the whole request still gets only its 5 s."""
+    from dlbench.telemetry.http import SOCKET_TIMEOUT_SECONDS
+
+    port = free_port()
+    process = start_exporter("--port", str(port))
+    try:
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/health")[0] == 200, 30, "exporter")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            slow.sendall(b"GET /metrics HTTP/1.1\r\n")
+            started, closed = time.monotonic(), False
+            while time.monotonic() - started < SOCKET_TIMEOUT_SECONDS + 4:
+                try:
+                    slow.sendall(b"X")
+                    time.sleep(1.0)
+                except OSError:  # reset or broken pipe: the server has closed it
+                    closed = True
+                    break
+            assert closed, "a trickling client kept its connection past the request deadline"
+            assert time.monotonic() - started < SOCKET_TIMEOUT_SECONDS + 3
+    finally:
+        assert "Traceback" not in stop(process)
+
+
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
