@@ -169,6 +169,13 @@ def test_an_expired_unsupported_entry_read_from_two_threads_at_once_is_no_error(
     assert reading["up"] == 1 and reading["power_watts"] == 70
 
 
+def test_a_transient_error_on_the_maximum_clocks_is_not_kept_until_nvml_restarts():
+    fake, reader = reader_for("h100-sxm")
+    fake.gpus[0].faults = {"nvmlDeviceGetMaxClockInfo": "UNKNOWN*1"}  # the first sample's SM maximum fails once
+    assert "sm_clock_max_hertz" not in reader.read_all()[0]
+    assert reader.read_all()[0]["sm_clock_max_hertz"] == 1980e6
+
+
 def test_a_hung_call_marks_that_gpu_late_within_the_deadline_and_not_the_others():
     import time
 

@@ -445,16 +445,21 @@ class NvmlReader:
             r["memory_total_bytes"] = int(memory.total)
 
     def _static_readings(self, index: int) -> dict:
-        """Maximum clocks: read once per NVML initialisation (they are properties of the board and its VBIOS)."""
-        if index not in self._static:
-            nvml, call, static = self.nvml, self._call, {}
-            for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM),
-                               ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
-                mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
-                if mhz is not None:
-                    static[key] = mhz * 1e6
+        """Maximum clocks: read once per NVML initialisation (they are properties of the board and its VBIOS).
+
+        Kept only once both are read: a failed or unsupported read is asked again (unsupported after
+        UNSUPPORTED_RETRY_SECONDS), not left out until the next NVML restart.
+        """
+        if index in self._static:
+            return self._static[index]
+        nvml, call, static = self.nvml, self._call, {}
+        for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM), ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
+            mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
+            if mhz is not None:
+                static[key] = mhz * 1e6
+        if len(static) == 2:
             self._static[index] = static
-        return self._static[index]
+        return static
 
     def _clocks_event_reasons(self, index: int) -> dict[str, int] | None:
         nvml = self.nvml
