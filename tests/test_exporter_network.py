@@ -116,6 +116,42 @@ def tls_files(tmp_path_factory):
     return folder
 
 
+def test_a_client_trickling_its_tls_handshake_is_dropped_at_the_deadline(tls_files):
+    """A real ClientHello sent one byte a second: the handshake, like the request, gets 5 s in all."""
+    from dlbench.telemetry.http import SOCKET_TIMEOUT_SECONDS
+
+    client = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO())
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    hello = outgoing.read()
+    port = free_port()
+    process = start_exporter("--port", str(port), "--web-config-file", str(tls_files / "web.yml"))
+    try:
+        context = ssl.create_default_context(cafile=str(tls_files / "server.crt"))
+        wait_for(lambda: _tls_port_open(context, port), 30, "exporter")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            started, closed = time.monotonic(), False
+            for byte in hello[: int(SOCKET_TIMEOUT_SECONDS) + 4]:
+                try:
+                    slow.sendall(bytes([byte]))
+                    time.sleep(1.0)
+                except OSError:  # reset or broken pipe: the server has closed it
+                    closed = True
+                    break
+            assert closed, "a trickling TLS client kept its connection past the deadline"
+            assert time.monotonic() - started < SOCKET_TIMEOUT_SECONDS + 3
+    finally:
+        assert "Traceback" not in stop(process)
+
+
+def _tls_port_open(context, port) -> bool:
+    try:
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="127.0.0.1"):
+            return True
+    except OSError:
+        return False
+
+
 def test_prometheus_scrapes_over_tls_with_basic_auth_and_others_are_refused(tls_files, tmp_path):
     port = free_port()
     process = start_exporter("--port", str(port), "--web-config-file", str(tls_files / "web.yml"))
