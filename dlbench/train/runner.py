@@ -14,7 +14,7 @@ from dlbench.errors import RunFailed, UserError
 from dlbench.train import contention, data, device as devices, flops, interrupt, peaks, results
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
-from dlbench.train.timing import StepClock, step_statistics
+from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import timed_window, warmup_for
 from dlbench.workloads import get_workload
 
@@ -300,8 +300,10 @@ class Run:
     def _measure(self, clock: StepClock, timed_seconds: float, flops_per_sample: float, peak: float | None) -> None:
         step_seconds = clock.step_seconds()
         samples = len(step_seconds) * self.batch_size
+        series, group_size = step_time_series(step_seconds)
         metrics: dict = {"steps_timed": len(step_seconds), "samples_timed": samples, "timed_seconds": timed_seconds,
-                         "throughput": None, "step_time_seconds": None, "achieved_flops_per_second": None,
+                         "throughput": None, "step_time_seconds": None, "step_times_seconds": series,
+                         "step_times_group_size": group_size, "achieved_flops_per_second": None,
                          "peak_flops_per_second": peak, "mfu": None,
                          "input_wait_seconds": round(self.input_wait, 6) if step_seconds else None,
                          "input_wait_share": None, "cpu_contention": self.cpu_load}
