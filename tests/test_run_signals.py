@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from dlbench.train.observers import RunObserver
 from prometheus_server import free_port, http_get, wait_for
 from run_support import validate
 
@@ -67,16 +68,8 @@ def test_a_signal_to_the_process_group_writes_an_interrupted_result(tmp_path, ci
     assert name in result["error"]
 
 
-class SecondSignalWhileEnding:
+class SecondSignalWhileEnding(RunObserver):
     """The first Ctrl-C at timed step 3; a second one (a user pressing it twice) while the run finishes up."""
-
-    section = None
-
-    def on_start(self, info):
-        pass
-
-    def on_timed_start(self):
-        pass
 
     def on_step(self, step, step_seconds, samples, loss):
         if step == 3:
@@ -84,12 +77,6 @@ class SecondSignalWhileEnding:
 
     def on_timed_end(self, timed_seconds, samples):
         os.kill(os.getpid(), signal.SIGINT)  # delivered at the next bytecode, as a real second Ctrl-C would be
-
-    def on_finish(self, result):
-        pass
-
-    def close(self):
-        pass
 
 
 def test_a_second_ctrl_c_while_the_run_ends_keeps_the_measured_steps(tmp_path):
