@@ -18,6 +18,7 @@ COMMANDS = {
     "run": ("dlbench.commands.run", "train a reference workload and report throughput, MFU, memory and energy"),
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
+    "validate": ("dlbench.commands.validate", "accept or reject this GPU host with measured evidence; summarize a fleet"),
     "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health)"),
 }
 
