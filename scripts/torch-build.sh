@@ -143,16 +143,21 @@ install() {
                 exit 2
             } ;;
         cuda | pypi)
+            # PEP 440: `==V` also matches V+cpu, and V+cpu sorts above V, so a CPU wheel in the user's wheel
+            # directory or mirror would win over PyPI's (or, installed, count as satisfied and stay); `!=V+cpu` rules
+            # it out and still admits V+$cuda_variant from PyTorch's own index.
+            # (https://peps.python.org/pep-0440/#version-matching, #local-version-identifiers)
             [ "$build" = pypi ] ||
                 echo "torch-build: downloading the $cuda_variant build (about 2.7 GB with its nvidia-* packages)"
-            "$python" -m pip install --quiet --constraint "$repo_root/constraints.txt" "torch==$torch_version"
-            installed=$(installed_torch)
-            if [ "$build" = cuda ] && [ "$installed" = "$torch_version+cpu" ]; then
-                echo "torch-build: warning: your pip configuration resolved torch==$torch_version to the CPU build" \
-                    "(a local wheel directory or index takes precedence); for the CUDA build run" \
-                    "$python -m pip install torch==$torch_version+$cuda_variant --index-url" \
-                    "https://download.pytorch.org/whl/$cuda_variant" >&2
-            fi ;;
+            pip_logged "$scratch/cuda.log" install --quiet --constraint "$repo_root/constraints.txt" \
+                "torch==$torch_version,!=$torch_version+cpu" || {
+                echo "torch-build: error: cannot install the ${build/cuda/CUDA} build of torch $torch_version. Make PyPI" \
+                    "reachable, or add PyTorch's index" \
+                    "(PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/$cuda_variant), or take the CPU build" \
+                    "with TORCH_BUILD=cpu. pip said:" >&2
+                pip_said "$scratch/cuda.log"
+                exit 2
+            } ;;
     esac
 }
 
