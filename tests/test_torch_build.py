@@ -345,5 +345,6 @@ def test_the_cuda_build_where_only_the_cpu_build_can_be_had_stops_with_one_clear
     result = _script("install", str(python), "cuda", host_root=tmp_path, env=_pip_env(mirror.url, mirror.url))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot install the CUDA build" in result.stderr and "TORCH_BUILD=cpu" in result.stderr
+    assert f"(from versions: {TORCH_VERSION}+cpu)" in result.stderr  # pip's reason: only the CPU build was there
     assert "Traceback" not in result.stderr
     assert subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode != 0
