@@ -18,6 +18,8 @@ COMMANDS = {
     "run": ("dlbench.commands.run", "train a reference workload and report throughput, MFU, memory and energy"),
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
+    "compare": ("dlbench.commands.compare", "compare results: per-workload regression verdicts from step-time samples"),
+    "report": ("dlbench.commands.report", "write a self-contained HTML report and a Markdown summary of results"),
     "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health)"),
 }
 

@@ -1,0 +1,203 @@
+"""pytest-benchmark's saved JSON (`--benchmark-autosave`, `--benchmark-json`) to dlbench results, and back.
+
+The format (pytest-benchmark 4 and 5, `pytest_benchmark/session.py` and `stats.py`): a document with `machine_info`,
+`commit_info`, `benchmarks`, `datetime` and `version`; each benchmark has `name`, `fullname`, `group`, `params`,
+`param`, `extra_info`, `options` and `stats` (min, max, mean, stddev, rounds, median, iqr, q1, q3, iqr_outliers,
+stddev_outliers, outliers, ld15iqr, hd15iqr, ops, total, iterations, and `data`, the per-round times, only with
+`--benchmark-save-data`). Times are seconds per iteration of the timed function.
+
+A benchmark becomes one dlbench result whose "steps" are pytest-benchmark's rounds; the original entry rides along
+under `source`, so that converting back gives pytest-benchmark exactly what it wrote.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from dlbench.results.stats import quantile
+
+FORMAT = "pytest-benchmark"
+TASK = "micro-benchmark"
+# what pytest-benchmark's own compare needs in a file it reads back (`pytest_benchmark/storage.py`, `compare.py`)
+_DOCUMENT_KEYS = ("machine_info", "commit_info", "benchmarks", "datetime", "version")
+
+
+def is_pytest_benchmark(document) -> bool:
+    return isinstance(document, dict) and isinstance(document.get("benchmarks"), list) and "machine_info" in document
+
+
+def _rate(extra: dict, key: str, seconds: float | None) -> float | None:
+    amount = extra.get(key)
+    return amount / seconds if isinstance(amount, (int, float)) and seconds else None
+
+
+def to_results(document: dict, source: str = "") -> list[dict]:
+    """One dlbench result per benchmark of a pytest-benchmark document."""
+    machine = document.get("machine_info") or {}
+    cpu = machine.get("cpu") or {}
+    results = []
+    for bench in document["benchmarks"]:
+        stats, extra = bench.get("stats") or {}, bench.get("extra_info") or {}
+        median = stats.get("median")
+        step_time = {
+            "mean": stats.get("mean"),
+            "p50": median,
+            "min": stats.get("min"),
+            "max": stats.get("max"),
+            "stdev": stats.get("stddev"),
+            "q1": stats.get("q1"),
+            "q3": stats.get("q3"),
+        }
+        metrics = {
+            "steps_timed": stats.get("rounds"),
+            "step_time_seconds": step_time,
+            # achieved rates from the median round: the figure a person quotes, robust to a slow round
+            "achieved_flops_per_second": _rate(extra, "flops", median),
+            "bytes_per_second": _rate(extra, "bytes", median),
+        }
+        if isinstance(stats.get("data"), list):
+            metrics["step_times_seconds"] = list(stats["data"])
+        device_name = extra.get("device_name") or cpu.get("brand_raw")
+        results.append(
+            {
+                "schema_version": 1,
+                "run_id": f"{bench.get('fullname') or bench.get('name')}@{document.get('datetime')}",
+                "status": "completed",
+                "error": None,
+                "started_at": document.get("datetime"),
+                "finished_at": document.get("datetime"),
+                "workload": {
+                    "name": bench.get("fullname") or bench.get("name"),
+                    "task": TASK,
+                    "group": bench.get("group"),
+                    "params": bench.get("params"),
+                },
+                "config": {
+                    "device": extra.get("device"),
+                    "precision": extra.get("precision"),
+                    "batch_size": None,
+                    "seq_len": None,
+                    "channels_last": False,
+                    "compile": False,
+                    "world_size": extra.get("world_size", 1),
+                    "params": bench.get("params"),
+                },
+                "metrics": metrics,
+                "environment": {
+                    "hostname": machine.get("node"),
+                    "python": machine.get("python_version"),
+                    "os": f"{machine.get('system', '')} {machine.get('release', '')}".strip() or None,
+                    "cpu": {"model": cpu.get("brand_raw")},
+                    "device_name": device_name,
+                    "torch": {"version": extra.get("torch_version")},
+                },
+                "source": {
+                    "format": FORMAT,
+                    "file": source,
+                    "version": document.get("version"),
+                    "machine_info": machine,
+                    "commit_info": document.get("commit_info"),
+                    "benchmark": bench,
+                },
+            }
+        )
+    return results
+
+
+def _stats_from_seconds(seconds: list[float]) -> dict:
+    """pytest-benchmark's `Stats` fields computed from step times (one iteration per round)."""
+    ordered = sorted(seconds)
+    mean = statistics.fmean(ordered)
+    stddev = statistics.stdev(ordered) if len(ordered) > 1 else 0.0
+    q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
+    iqr = q3 - q1
+    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    ld15iqr = next(v for v in ordered if v >= low_fence)
+    hd15iqr = next(v for v in reversed(ordered) if v <= high_fence)
+    iqr_outliers = sum(1 for v in ordered if v < low_fence or v > high_fence)
+    stddev_outliers = sum(1 for v in ordered if v < mean - stddev or v > mean + stddev)
+    return {
+        "min": ordered[0],
+        "max": ordered[-1],
+        "mean": mean,
+        "stddev": stddev,
+        "rounds": len(ordered),
+        "median": quantile(ordered, 0.5),
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": iqr_outliers,
+        "stddev_outliers": stddev_outliers,
+        "outliers": f"{stddev_outliers};{iqr_outliers}",
+        "ld15iqr": ld15iqr,
+        "hd15iqr": hd15iqr,
+        "ops": 1.0 / mean if mean else 0.0,
+        "total": sum(ordered),
+        "iterations": 1,
+        "data": list(seconds),
+    }
+
+
+def _benchmark_from_run(result: dict) -> dict | None:
+    from dlbench.results.fields import step_summary
+
+    summary = step_summary(result)
+    if summary is None or summary.samples is None:
+        return None  # pytest-benchmark needs the rounds' times; a summary alone cannot be turned back into them
+    name = result["workload"]["name"]
+    metrics = result.get("metrics") or {}
+    throughput = metrics.get("throughput") or {}
+    return {
+        "group": "dlbench run",
+        "name": name,
+        "fullname": f"dlbench run {name} [{result.get('run_id')}]",
+        "params": None,
+        "param": None,
+        "extra_info": {
+            "run_id": result.get("run_id"),
+            "samples_per_second": throughput.get("samples_per_second"),
+            "mfu": metrics.get("mfu"),
+            "config": result.get("config"),
+        },
+        "options": {
+            "disable_gc": False,
+            "timer": "dlbench.train.timing.StepClock",
+            "min_rounds": summary.count,
+            "max_time": None,
+            "min_time": None,
+            "warmup": False,
+        },
+        "stats": _stats_from_seconds(summary.samples),
+    }
+
+
+def from_results(results: list[dict]) -> tuple[dict, list[str]]:
+    """A pytest-benchmark document from dlbench results, and the run ids left out (no step-time samples)."""
+    document: dict = {}
+    benchmarks, left_out = [], []
+    for result in results:
+        source = result.get("source") or {}
+        if source.get("format") == FORMAT:
+            benchmarks.append(source["benchmark"])  # converted from pytest-benchmark: give back what it wrote
+            document.setdefault("machine_info", source.get("machine_info"))
+            document.setdefault("commit_info", source.get("commit_info"))
+            document.setdefault("datetime", result.get("started_at"))
+            document.setdefault("version", source.get("version"))
+            continue
+        bench = _benchmark_from_run(result)
+        if bench is None:
+            left_out.append(str(result.get("run_id")))
+        else:
+            benchmarks.append(bench)
+            document.setdefault("datetime", result.get("started_at"))
+    if "machine_info" not in document:
+        env = (results[0].get("environment") or {}) if results else {}
+        document["machine_info"] = {
+            "node": env.get("hostname"),
+            "python_version": env.get("python"),
+            "cpu": {"brand_raw": (env.get("cpu") or {}).get("model")},
+        }
+    document.setdefault("commit_info", {})
+    document.setdefault("version", "dlbench")
+    document["benchmarks"] = benchmarks
+    return {key: document.get(key) for key in _DOCUMENT_KEYS}, left_out

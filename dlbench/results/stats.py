@@ -1,0 +1,173 @@
+"""Is run B slower than run A? Decided from both runs' step-time samples, not from two means.
+
+A verdict needs two things at once: the difference must be real (a rank test on the samples says the two
+distributions differ, p below `alpha`) and it must matter (the medians differ by more than `threshold`). Runs whose
+step times scatter widely get the verdict "noisy" when no such difference shows: they could hide a change of that size.
+
+No scipy: the normal approximation of the Mann-Whitney U test is a few lines, and it is what
+`scipy.stats.mannwhitneyu(x, y, method="asymptotic", use_continuity=True)` computes. When a result carries only a
+summary (mean, standard deviation, count), Welch's t-test on the summaries stands in for the rank test.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+
+# Verdicts, from the point of view of the second run against the first (the baseline).
+SAME, BETTER, REGRESSION, NOISY = "same", "better", "regression", "noisy"
+
+DEFAULT_ALPHA = 0.01  # two-sided; strict, because a step-time series has many samples and a CI gate must not flap
+DEFAULT_THRESHOLD = 0.05  # relative change in median step time that counts: pytest-benchmark's `mean:5%` habit
+DEFAULT_NOISE = 0.10  # relative IQR (IQR / median) above which a run is too scattered to call "same"
+MIN_SAMPLES = 5  # below this the normal approximation is meaningless and the rank test cannot reach alpha
+
+
+@dataclass
+class Summary:
+    """What a result says about its step times: the samples when it kept them, the moments otherwise."""
+
+    count: int
+    mean: float
+    median: float
+    stdev: float
+    q1: float | None = None
+    q3: float | None = None
+    samples: list[float] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of_samples(cls, samples: list[float]) -> "Summary":
+        ordered = sorted(float(s) for s in samples)
+        return cls(
+            count=len(ordered),
+            mean=statistics.fmean(ordered),
+            median=quantile(ordered, 0.5),
+            stdev=statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
+            q1=quantile(ordered, 0.25),
+            q3=quantile(ordered, 0.75),
+            samples=ordered,
+        )
+
+    @property
+    def relative_spread(self) -> float:
+        """IQR over median where quartiles are known (robust to the odd slow step), else the coefficient of variation."""
+        if self.q1 is not None and self.q3 is not None and self.median > 0:
+            return (self.q3 - self.q1) / self.median
+        return self.stdev / self.mean if self.mean > 0 else 0.0
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default, and dlbench.train.timing's percentile)."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _two_sided_normal_p(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
+def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
+    """(U of x, two-sided p) by the normal approximation with tie and continuity corrections.
+
+    U_x = R_x - n_x(n_x+1)/2 with R_x the sum of x's mid-ranks in the pooled sample; under H0 U has mean n_x n_y / 2
+    and variance n_x n_y / 12 * ((n+1) - sum(t^3 - t) / (n(n-1))) over tie groups of size t (Mann & Whitney 1947;
+    tie correction as in Lehmann, "Nonparametrics", 1975, and scipy.stats.mannwhitneyu's asymptotic method).
+    """
+    n_x, n_y = len(x), len(y)
+    n = n_x + n_y
+    pooled = sorted([(v, 0) for v in x] + [(v, 1) for v in y])
+    rank_sum_x, tie_term, i = 0.0, 0.0, 0
+    while i < n:
+        j = i
+        while j + 1 < n and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        mid_rank = (i + j) / 2.0 + 1.0  # ranks are 1-based; tied values share the mean of their ranks
+        rank_sum_x += mid_rank * sum(1 for k in range(i, j + 1) if pooled[k][1] == 0)
+        t = j - i + 1
+        tie_term += t**3 - t
+        i = j + 1
+    u_x = rank_sum_x - n_x * (n_x + 1) / 2.0
+    mean_u = n_x * n_y / 2.0
+    variance = n_x * n_y / 12.0 * ((n + 1) - tie_term / (n * (n - 1)))
+    if variance <= 0:  # every value equal: no evidence of any difference
+        return u_x, 1.0
+    # continuity correction: move half a unit towards the mean (what use_continuity=True does)
+    z = (abs(u_x - mean_u) - 0.5) / math.sqrt(variance)
+    return u_x, _two_sided_normal_p(max(z, 0.0))
+
+
+def welch_t(a: Summary, b: Summary) -> float:
+    """Two-sided p of Welch's t-test from summaries, with a normal tail: enough at the sample sizes runs have
+    (10+ steps), and it needs no t distribution. (Welch 1947; the statistic is (mean_a - mean_b) / sqrt(s_a^2/n_a +
+    s_b^2/n_b).)"""
+    error = math.sqrt(a.stdev**2 / a.count + b.stdev**2 / b.count)
+    if error == 0:
+        return 1.0 if a.mean == b.mean else 0.0
+    return _two_sided_normal_p((b.mean - a.mean) / error)
+
+
+@dataclass
+class Decision:
+    verdict: str
+    method: str  # "mann-whitney-u" (on samples) or "welch-t-summary" (on mean, stdev and count)
+    p_value: float
+    median_change: float  # b's median step time over a's, minus 1: +0.10 is 10 % slower
+    spread_a: float
+    spread_b: float
+    count_a: int
+    count_b: int
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TooFewSamples(ValueError):
+    pass
+
+
+def decide(
+    a: Summary,
+    b: Summary,
+    alpha: float = DEFAULT_ALPHA,
+    threshold: float = DEFAULT_THRESHOLD,
+    noise: float = DEFAULT_NOISE,
+) -> Decision:
+    """The verdict on B (candidate) against A (baseline); times, so lower is better."""
+    if a.count < MIN_SAMPLES or b.count < MIN_SAMPLES:
+        raise TooFewSamples(
+            f"too few step-time samples to test ({a.count} and {b.count}; at least {MIN_SAMPLES} "
+            "each): run more steps"
+        )
+    if a.samples is not None and b.samples is not None:
+        method, (_, p) = "mann-whitney-u", mann_whitney_u(a.samples, b.samples)
+        change = b.median / a.median - 1.0
+    else:
+        # without samples the median may be absent or an estimate; the test is on means, so is the effect
+        method, p = "welch-t-summary", welch_t(a, b)
+        change = b.mean / a.mean - 1.0
+    spread_a, spread_b = a.relative_spread, b.relative_spread
+    significant = p < alpha
+    if significant and change >= threshold:
+        verdict, reason = REGRESSION, f"{change:+.1%} median step time, p={p:.2g}"
+    elif significant and change <= -threshold:
+        verdict, reason = BETTER, f"{change:+.1%} median step time, p={p:.2g}"
+    elif max(spread_a, spread_b) > noise:
+        verdict = NOISY
+        reason = (
+            f"step times scatter by {max(spread_a, spread_b):.0%} (IQR/median; limit {noise:.0%}): "
+            f"a change of {threshold:.0%} could hide in it"
+        )
+    else:
+        verdict = SAME
+        reason = (
+            f"{change:+.1%} median step time is within {threshold:.0%}"
+            if significant
+            else f"no significant difference (p={p:.2g}, {change:+.1%})"
+        )
+    return Decision(verdict, method, p, change, spread_a, spread_b, a.count, b.count, reason)

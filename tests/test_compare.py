@@ -1,0 +1,250 @@
+"""`dlbench compare`: verdicts on result pairs with known answers, matching, and bad input."""
+
+import json
+
+import pytest
+
+from dlbench.results import stats
+from dlbench.results.compare import compare
+from results_support import make_result, step_times, write
+
+
+def _compare_files(dlbench_cli, tmp_path, baseline, candidate, *extra):
+    a = write(tmp_path / "before.json", baseline)
+    b = write(tmp_path / "after.json", candidate)
+    return dlbench_cli("compare", a, b, "--json", *extra)
+
+
+def _verdict(process):
+    assert "Traceback" not in process.stderr
+    return json.loads(process.stdout)["pairs"][0]["verdict"]
+
+
+def test_same_distribution_is_same_and_exits_0(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.02, seed=1)),
+        make_result(times=step_times(100, 0.02, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("same", 0)
+
+
+def test_clear_ten_percent_regression_exits_1_and_says_so(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.02, seed=1)),
+        make_result(times=step_times(110, 0.02, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("regression", 1)
+    pair = json.loads(out.stdout)["pairs"][0]
+    assert pair["decision"]["method"] == "mann-whitney-u"
+    assert pair["decision"]["median_change"] == pytest.approx(0.10, abs=0.02)
+    throughput = next(m for m in pair["metrics"] if m["unit"] == "samples/s")
+    assert throughput["change"] == pytest.approx(-0.09, abs=0.02)
+
+
+def test_improvement_is_better_and_exits_0(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.02, seed=1)),
+        make_result(times=step_times(85, 0.02, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("better", 0)
+
+
+def test_noisy_but_equal_is_noisy_not_same_and_not_a_regression(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.3, count=20, seed=1)),
+        make_result(times=step_times(100, 0.3, count=20, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("noisy", 0)
+
+
+def test_small_change_below_the_threshold_is_same_even_when_significant():
+    a = make_result(times=step_times(100, 0.005, count=400, seed=1))
+    b = make_result(times=step_times(102, 0.005, count=400, seed=2))
+    pair = compare([a], [b]).pairs[0]
+    assert pair.decision.p_value < 1e-6  # 2 % is real at 0.5 % jitter ...
+    assert pair.verdict == "same"  # ... but below the 5 % threshold
+    assert compare([a], [b], threshold=0.01).pairs[0].verdict == "regression"
+
+
+def test_results_without_samples_are_tested_on_their_summary(dlbench_cli, tmp_path):
+    slow = make_result(times=step_times(110, 0.02, seed=2), keep_samples=False)
+    out = _compare_files(
+        dlbench_cli, tmp_path, make_result(times=step_times(100, 0.02, seed=1), keep_samples=False), slow
+    )
+    pair = json.loads(out.stdout)["pairs"][0]
+    assert (pair["verdict"], pair["decision"]["method"], out.returncode) == ("regression", "welch-t-summary", 1)
+    assert any("Welch" in note for note in pair["notes"])
+
+
+def test_same_distribution_rarely_called_a_regression():
+    """The false-alarm rate of the whole decision stays near alpha even with a threshold of 0."""
+    alarms = sum(
+        compare(
+            [make_result(times=step_times(100, 0.05, count=30, seed=2 * i))],
+            [make_result(times=step_times(100, 0.05, count=30, seed=2 * i + 1))],
+            threshold=1e-9,
+            noise=0.5,
+        )
+        .pairs[0]
+        .verdict
+        != "same"
+        for i in range(200)
+    )
+    assert alarms <= 8  # alpha 0.01 two-sided: about 2 expected out of 200; 8 is beyond p < 0.001 by the binomial
+
+
+def test_different_configs_are_refused_naming_each_field(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(precision="bf16", batch_size=256),
+        make_result(precision="fp32", batch_size=128),
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    line = out.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "precision ('bf16' vs 'fp32')" in line and "batch_size (256 vs 128)" in line
+    assert "--ignore precision --ignore batch_size" in line
+
+
+def test_ignore_lets_differing_runs_be_compared(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(precision="bf16", times=step_times(100, 0.01, seed=1)),
+        make_result(precision="tf32", times=step_times(200, 0.01, seed=2)),
+        "--ignore",
+        "precision",
+    )
+    assert (_verdict(out), out.returncode) == ("regression", 1)
+
+
+def test_device_model_matters_and_environment_changes_are_reported(dlbench_cli, tmp_path):
+    newer = make_result()
+    newer["environment"].update(device_name="NVIDIA H200", driver_version="590.44.01")
+    out = _compare_files(dlbench_cli, tmp_path, make_result(), newer)
+    assert out.returncode == 2 and "device_model ('NVIDIA H100 80GB HBM3' vs 'NVIDIA H200')" in out.stderr
+    driver_only = make_result()
+    driver_only["environment"]["driver_version"] = "590.44.01"
+    out = _compare_files(dlbench_cli, tmp_path, make_result(), driver_only)
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["pairs"][0]["environment_changes"]["driver"] == ["580.95.05", "590.44.01"]
+
+
+def test_channels_last_on_a_language_model_is_no_difference():
+    assert compare([make_result("gpt2")], [make_result("gpt2", channels_last=True)]).pairs[0].verdict == "same"
+
+
+def test_resolved_settings_of_a_newer_result_win_over_the_requested_ones():
+    """A result that keeps 'auto' in config and the resolved value beside it is matched on the resolved value."""
+    a, b = make_result(), make_result()
+    a["config"]["precision"] = b["config"]["precision"] = "auto"
+    a["resolved"], b["resolved"] = {"precision": "bf16"}, {"precision": "fp32"}
+    with pytest.raises(Exception, match="precision"):
+        compare([a], [b])
+
+
+def test_directories_pair_every_matching_workload_and_list_the_rest(dlbench_cli, tmp_path):
+    for side, slower in (("hostA", 1.0), ("hostB", 1.1)):
+        write(tmp_path / side / "resnet50.json", make_result("resnet50", times=step_times(100 * slower, 0.01, seed=3)))
+        write(tmp_path / side / "gpt2.json", make_result("gpt2", times=step_times(50, 0.01, seed=4)))
+    write(tmp_path / "hostA" / "bert.json", make_result("bert-base"))
+    # an older gpt2 run on B: the newest of two with the same settings is compared
+    write(
+        tmp_path / "hostB" / "old" / "gpt2.json",
+        make_result("gpt2", times=step_times(80, 0.01, seed=5), started_at="2026-11-01T00:00:00+00:00"),
+    )
+    out = dlbench_cli("compare", tmp_path / "hostA", tmp_path / "hostB", "--json")
+    report = json.loads(out.stdout)
+    verdicts = {p["workload"]: p["verdict"] for p in report["pairs"]}
+    assert verdicts == {"resnet50": "regression", "gpt2": "same"}
+    assert [r["workload"] for r in report["only_in_baseline"]] == ["bert-base"]
+    assert any("newest" in note for note in report["notes"])
+    assert out.returncode == 1
+
+
+def test_table_output_names_the_verdict_and_metrics(dlbench_cli, tmp_path):
+    a = write(tmp_path / "a.json", make_result(times=step_times(100, 0.01, seed=1)))
+    b = write(tmp_path / "b.json", make_result(times=step_times(120, 0.01, seed=2)))
+    out = dlbench_cli("compare", a, b)
+    assert out.returncode == 1
+    assert "regression" in out.stdout and "throughput (samples/s)" in out.stdout and "MFU (%)" in out.stdout
+
+
+def test_a_failed_run_cannot_be_compared(dlbench_cli, tmp_path):
+    failed = make_result(status="failed")
+    failed["error"] = "out of memory on cuda:0 at batch size 256; try --batch-size 128"
+    out = _compare_files(dlbench_cli, tmp_path, make_result(), failed)
+    assert out.returncode == 2
+    assert json.loads(out.stdout)["pairs"][0]["reason"].startswith("the candidate run failed: out of memory")
+
+
+def test_too_few_samples_cannot_be_compared():
+    pair = compare([make_result(times=step_times(100, 0.01, count=3))], [make_result()]).pairs[0]
+    assert pair.verdict == "could not compare" and "too few" in pair.reason
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("", "empty file"),
+        ('{"schema_version": 1, "workload": {"na', "truncated JSON"),
+        ("<html>", "not valid JSON"),
+        ('{"schema_version": 99, "workload": {"name": "x"}}', "unknown result schema_version 99"),
+        ('{"hello": 1}', "neither a dlbench result"),
+        ('{"machine_info": {}, "benchmarks": []}', "no benchmarks"),
+        ("dir", "holds no .json results"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(dlbench_cli, tmp_path, content, message):
+    good = write(tmp_path / "good.json", make_result())
+    bad = tmp_path / "bad.json"
+    if content == "dir":
+        bad = tmp_path / "empty"
+        bad.mkdir()
+    elif content is not None:
+        bad.write_text(content)
+    out = dlbench_cli("compare", good, bad)
+    assert out.returncode == 2, out.stdout
+    assert out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and message in out.stderr
+
+
+def test_mixed_workloads_are_refused(dlbench_cli, tmp_path):
+    out = _compare_files(dlbench_cli, tmp_path, make_result("resnet50"), make_result("gpt2"))
+    assert out.returncode == 2 and "different workloads (resnet50 vs gpt2)" in out.stderr
+
+
+def test_bad_threshold_is_a_usage_error(dlbench_cli, tmp_path):
+    a = write(tmp_path / "a.json", make_result())
+    out = dlbench_cli("compare", a, a, "--threshold", "150%")
+    assert out.returncode == 2 and "between 0 and 100 percent" in out.stderr
+
+
+# --- the rank test against an independent implementation -------------------------------------------------------
+def test_mann_whitney_matches_scipy_reference_values():
+    # reference values from scipy 1.17.1:
+    # scipy.stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=True)
+    x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+    y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+    u, p = stats.mann_whitney_u(x, y)
+    assert u == 58.0
+    assert p == pytest.approx(0.13291945818531892, rel=1e-6)
+    tied = [1, 2, 2, 3, 3, 3, 4, 5]
+    other = [3, 3, 4, 4, 5, 5, 6, 6, 7]
+    u, p = stats.mann_whitney_u(tied, other)
+    assert u == 11.0
+    assert p == pytest.approx(0.01630200829707017, rel=1e-6)
+
+
+def test_identical_samples_are_no_evidence():
+    assert stats.mann_whitney_u([1.0] * 10, [1.0] * 10)[1] == 1.0
