@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 from pathlib import Path
@@ -24,6 +25,7 @@ def make_result(
     started_at: str = "2026-11-30T01:00:00+00:00",
     status: str = "completed",
     telemetry: dict | None = None,
+    flops_per_sample: float = 2.46e10,
     **config,
 ) -> dict:
     times = step_times(100.0, 0.01) if times is None else times
@@ -50,7 +52,6 @@ def make_result(
     settings.update(config)
     timed = sum(times)
     throughput = len(times) * batch / timed
-    flops_per_sample = 2.4e10
     metrics = {
         "steps_timed": len(times),
         "samples_timed": len(times) * batch,
@@ -104,3 +105,43 @@ def write(path: Path, document) -> Path:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def telemetry_series(samples: int, power_watts: float, phase: float) -> dict:
+    """A timed window's GPU series as a run would keep it (columnar, 0.5 s apart): busy GPU, power swinging around
+    `power_watts`, a clock drop late in the run, temperature settling."""
+    return {
+        "t_seconds": [i * 0.5 for i in range(samples)],
+        "gpu_utilization_ratio": [min(1.0, 0.9 + 0.08 * math.sin(i / 5 + phase)) for i in range(samples)],
+        "power_watts": [power_watts + 30 * math.sin(i / 7 + phase) for i in range(samples)],
+        "sm_clock_hertz": [1.98e9 - 1e8 * (i > samples * 0.7) for i in range(samples)],
+        "temperature_celsius": [45 + 25 * (1 - math.exp(-i / 20)) for i in range(samples)],
+    }
+
+
+# workload, precision, median step ms, batch, training FLOPs per sample (ResNet-50 ~24.6 GFLOP per image; GPT-2 124M
+# ~0.855 GFLOP per token x 1024 tokens), mean power
+REPORT_RUNS = (
+    ("resnet50", "bf16", 85.0, 256, 2.46e10, 640.0),
+    ("resnet50", "tf32", 135.0, 256, 2.46e10, 600.0),
+    ("gpt2", "bf16", 95.0, 16, 8.76e11, 670.0),
+    ("bert-base", "bf16", 60.0, 32, 3.3e11, 610.0),
+)
+
+
+def write_report_runs(directory: Path) -> list[Path]:
+    """Four H100-shaped results with step-time samples and telemetry series: what a report is made from."""
+    paths = []
+    for i, (workload, precision, step_ms, batch, flops, power) in enumerate(REPORT_RUNS):
+        result = make_result(
+            workload,
+            times=step_times(step_ms, 0.02, count=120, seed=i),
+            precision=precision,
+            batch_size=batch,
+            flops_per_sample=flops,
+        )
+        gpu = result["telemetry"]["gpu"]
+        gpu.update(power_mean_watts=power, energy_per_sample_joules=power * step_ms / 1e3 / batch)
+        result["telemetry"]["series"] = telemetry_series(60, power, i)
+        paths.append(write(directory / f"{workload}-{precision}.json", result))
+    return paths

@@ -6,6 +6,7 @@ Each function takes results and returns SVG markup, or None when no result carri
 from __future__ import annotations
 
 import io
+import re
 from collections import OrderedDict
 
 from dlbench.errors import UserError
@@ -46,7 +47,8 @@ def _svg(figure) -> str:
     figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     _pyplot().close(figure)
     text = buffer.getvalue()
-    return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: the SVG sits inside HTML
+    text = text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: the SVG sits inside HTML
+    return re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # RDF boilerplate
 
 
 def label(result: dict) -> str:
@@ -83,8 +85,9 @@ def throughput_chart(results: list[dict]) -> str | None:
         axes.bar_label(bars, fmt="{:,.0f}", padding=2, fontsize=8)
     axes.set_yticks([w + height * (len(series) - 1) / 2 for w in range(len(workloads))], workloads)
     axes.invert_yaxis()
+    axes.set_xlim(0, max(row[2] for row in rows) * 1.12)  # room for the value labels
     axes.set_xlabel("throughput (samples/s: images or sequences)")
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(workloads)), ncol=2)
     return _svg(figure)
 
 
@@ -124,8 +127,14 @@ def step_time_chart(results: list[dict]) -> str | None:
     figure, axes = plt.subplots(figsize=(8, 0.8 + 0.4 * len(boxes)))
     axes.bxp(boxes, orientation="horizontal", showfliers=False)
     axes.invert_yaxis()
-    axes.set_xscale("log")
-    axes.set_xlabel("step time (ms, log scale): box = quartiles, whiskers = fastest and slowest step")
+    low, high = min(b["whislo"] for b in boxes), max(b["whishi"] for b in boxes)
+    if high > 20 * low:  # workloads an order of magnitude apart: a log axis keeps every box readable
+        from matplotlib.ticker import LogLocator, ScalarFormatter
+
+        axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes.xaxis.set_major_formatter(ScalarFormatter())
+    axes.set_xlabel("step time (ms): box = quartiles and median, whiskers = fastest and slowest step")
     return _svg(figure)
 
 

@@ -17,7 +17,7 @@ table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }
 th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 8px; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .meta, .empty { color: #666; } figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; } td.wrap { white-space: normal; min-width: 12em; }
 """
 _NUMERIC = {
     "samples/s",
@@ -31,13 +31,14 @@ _NUMERIC = {
     "J/sample",
 }
 
+_WRAPPED = ("settings", "device")
+_CELL_CLASS = {**{c: " class=num" for c in _NUMERIC}, **{c: " class=wrap" for c in _WRAPPED}}
+
 
 def _table(rows: list[dict[str, str]], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>"
-        + "".join(f'<td{" class=num" if c in _NUMERIC else ""}>{html.escape(row.get(c, ""))}</td>' for c in columns)
-        + "</tr>"
+        "<tr>" + "".join(f"<td{_CELL_CLASS.get(c, '')}>{html.escape(row.get(c, ''))}</td>" for c in columns) + "</tr>"
         for row in rows
     )
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
@@ -67,9 +68,7 @@ def render_html(results: list[dict], title: str = "dlbench report") -> str:
         if svg is None:
             parts.append(f'<p class="empty" id="no-{figure_id}">No result carries the data for this figure.</p>')
         else:
-            parts.append(
-                f'<figure id="figure-{figure_id}">{svg}<figcaption>{html.escape(caption)}</figcaption></figure>'
-            )
+            parts.append(f'<figure id="figure-{figure_id}">{svg}</figure>')
     body = "\n".join(parts)
     # the Content-Security-Policy forbids every fetch: the page must stand alone, and a browser proves it does
     return (

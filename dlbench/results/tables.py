@@ -32,10 +32,13 @@ def _value(metric_name: str, unit: str, result: dict, spec: str) -> str:
 
 def settings_text(result: dict) -> str:
     parts = []
-    for name in ("precision", "batch_size", "seq_len", "world_size"):
+    precision = fields.MATCH_FIELDS["precision"](result)
+    if precision:
+        parts.append(str(precision))
+    for name, word in (("batch_size", "batch"), ("seq_len", "seq"), ("world_size", "GPUs")):
         value = fields.MATCH_FIELDS[name](result)
         if value is not None and not (name == "world_size" and value == 1):
-            parts.append(f"{name.replace('_size', '').replace('_', ' ')} {value}")
+            parts.append(f"{word} {value}")
     parts += [name.replace("_", "-") for name in ("channels_last", "compile") if fields.MATCH_FIELDS[name](result)]
     params = fields.MATCH_FIELDS["params"](result)
     if params:

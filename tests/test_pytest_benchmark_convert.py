@@ -1,0 +1,107 @@
+"""pytest-benchmark's JSON to dlbench results and back; `compare` reads pytest-benchmark files."""
+
+import copy
+import json
+
+import pytest
+
+from dlbench.results import pytest_benchmark
+from dlbench.results.compare import compare
+from dlbench.results.load import load_file
+from results_support import make_result, step_times, write
+
+
+def _bench(name: str, seconds: list[float], precision: str = "bf16", flops: float = 1e12) -> dict:
+    ordered = sorted(seconds)
+    stats = pytest_benchmark._stats_from_seconds(seconds)
+    return {
+        "group": "matmul",
+        "name": name.split("::")[-1],
+        "fullname": name,
+        "params": {"precision": precision},
+        "param": precision,
+        "extra_info": {
+            "flops": flops,
+            "precision": precision,
+            "device": "cuda:0",
+            "device_name": "NVIDIA H100 80GB HBM3",
+        },
+        "options": {
+            "disable_gc": False,
+            "timer": "perf_counter",
+            "min_rounds": len(ordered),
+            "max_time": 1.0,
+            "min_time": 5e-06,
+            "warmup": False,
+        },
+        "stats": stats,
+    }
+
+
+def pytest_benchmark_document(median_ms: float = 4.0, seed: int = 0, save_data: bool = True) -> dict:
+    """A pytest-benchmark 5 document (`--benchmark-autosave --benchmark-save-data`) with one matmul benchmark whose
+    rounds take about `median_ms`; the keys are those of a real file (see test_real_pytest_benchmark_file_...)."""
+    bench = _bench("benchmarks/micro/test_compute.py::test_matmul[bf16]", step_times(median_ms, 0.01, 40, seed))
+    if not save_data:
+        del bench["stats"]["data"]
+    return {
+        "machine_info": {
+            "node": "gpu-a",
+            "processor": "x86_64",
+            "machine": "x86_64",
+            "python_version": "3.12.3",
+            "system": "Linux",
+            "release": "6.8.0",
+            "cpu": {"brand_raw": "AMD EPYC 9654"},
+        },
+        "commit_info": {"id": "0" * 40, "dirty": False, "project": "dlbench", "branch": "main"},
+        "benchmarks": [bench],
+        "datetime": "2026-11-30T01:00:00.000000+00:00",
+        "version": "5.3.1",
+    }
+
+
+def test_round_trip_gives_pytest_benchmark_back_what_it_wrote():
+    document = pytest_benchmark_document()
+    results = pytest_benchmark.to_results(copy.deepcopy(document), "x.json")
+    assert len(results) == 1
+    result = results[0]
+    assert result["workload"]["name"] == "benchmarks/micro/test_compute.py::test_matmul[bf16]"
+    assert result["metrics"]["achieved_flops_per_second"] == pytest.approx(
+        1e12 / document["benchmarks"][0]["stats"]["median"]
+    )
+    assert result["metrics"]["step_times_seconds"] == document["benchmarks"][0]["stats"]["data"]
+    back, left_out = pytest_benchmark.from_results(json.loads(json.dumps(results)))
+    assert back == document and left_out == []
+
+
+def test_a_dlbench_run_becomes_a_benchmark_pytest_benchmark_can_compare():
+    run = make_result(times=step_times(100, 0.02, count=30, seed=1))
+    document, left_out = pytest_benchmark.from_results([run, make_result(keep_samples=False)])
+    assert len(left_out) == 1  # a run without its step times cannot become rounds
+    stats = document["benchmarks"][0]["stats"]
+    assert stats["rounds"] == 30 and stats["data"] == run["metrics"]["step_times_seconds"]
+    assert stats["median"] == pytest.approx(run["metrics"]["step_time_seconds"]["p50"])
+    assert stats["min"] <= stats["q1"] <= stats["median"] <= stats["q3"] <= stats["max"]
+    # and back: the converted benchmark is the same distribution, matched as the same workload
+    again = pytest_benchmark.to_results(document)[0]
+    assert again["metrics"]["step_times_seconds"] == run["metrics"]["step_times_seconds"]
+
+
+def test_compare_reads_pytest_benchmark_files_with_and_without_saved_data(dlbench_cli, tmp_path):
+    for save_data, method in ((True, "mann-whitney-u"), (False, "welch-t-summary")):
+        a = write(tmp_path / "0001_base.json", pytest_benchmark_document(4.0, seed=1, save_data=save_data))
+        b = write(tmp_path / "0002_new.json", pytest_benchmark_document(4.6, seed=2, save_data=save_data))
+        out = dlbench_cli("compare", a, b, "--json")
+        assert out.returncode == 1, out.stderr
+        pair = json.loads(out.stdout)["pairs"][0]
+        assert (pair["verdict"], pair["decision"]["method"]) == ("regression", method)
+        tflops = next(m for m in pair["metrics"] if m["unit"] == "TFLOP/s")
+        assert tflops["baseline"] == pytest.approx(250, rel=0.02) and tflops["change"] < -0.1
+
+
+def test_benchmarks_on_different_gpus_are_not_matched():
+    a, b = pytest_benchmark_document(), pytest_benchmark_document()
+    b["benchmarks"][0]["extra_info"]["device_name"] = "NVIDIA A100-SXM4-80GB"
+    with pytest.raises(Exception, match="device_model"):
+        compare(pytest_benchmark.to_results(a), pytest_benchmark.to_results(b))
