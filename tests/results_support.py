@@ -10,6 +10,9 @@ from pathlib import Path
 
 from dlbench.train.timing import step_statistics
 
+# H100 SXM dense peaks by precision, as dlbench/data/gpu_peaks.json has them
+H100_DENSE_PEAK = {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 67e12, "auto": 989.4e12}
+
 
 def step_times(median_ms: float, spread: float, count: int = 60, seed: int = 0) -> list[float]:
     """`count` step times in seconds around `median_ms`, normally scattered with standard deviation `spread` (a
@@ -59,8 +62,8 @@ def make_result(
         "throughput": {"samples_per_second": throughput, "tokens_per_second": None if image else throughput * seq_len},
         "step_time_seconds": step_statistics(times),
         "achieved_flops_per_second": throughput * flops_per_sample,
-        "peak_flops_per_second": 989.4e12,
-        "mfu": throughput * flops_per_sample / 989.4e12,
+        "peak_flops_per_second": H100_DENSE_PEAK[settings["precision"]],
+        "mfu": throughput * flops_per_sample / H100_DENSE_PEAK[settings["precision"]],
         "peak_device_memory_bytes": 40 * 2**30,
         "loss": {"first": 6.9, "last": 6.7},
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 
+from dlbench.results.fields import step_times
 from dlbench.results.stats import quantile
 
 FORMAT = "pytest-benchmark"
@@ -139,10 +140,8 @@ def _stats_from_seconds(seconds: list[float]) -> dict:
 
 
 def _benchmark_from_run(result: dict) -> dict | None:
-    from dlbench.results.fields import step_summary
-
-    summary = step_summary(result)
-    if summary is None or summary.samples is None:
+    seconds = step_times(result)  # in the order measured: pytest-benchmark's `data` is per round, in order
+    if seconds is None:
         return None  # pytest-benchmark needs the rounds' times; a summary alone cannot be turned back into them
     name = result["workload"]["name"]
     metrics = result.get("metrics") or {}
@@ -162,12 +161,12 @@ def _benchmark_from_run(result: dict) -> dict | None:
         "options": {
             "disable_gc": False,
             "timer": "dlbench.train.timing.StepClock",
-            "min_rounds": summary.count,
+            "min_rounds": len(seconds),
             "max_time": None,
             "min_time": None,
             "warmup": False,
         },
-        "stats": _stats_from_seconds(summary.samples),
+        "stats": _stats_from_seconds(seconds),
     }
 
 

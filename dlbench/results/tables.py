@@ -70,9 +70,20 @@ def result_rows(results: list[dict]) -> list[dict[str, str]]:
     return rows
 
 
+# columns that say nothing when every row has the same value: the device is in the environment table already
+_DROPPED_WHEN_UNIFORM = {"device": None, "status": "completed"}
+
+
 def used_columns(rows: list[dict[str, str]], columns: tuple[str, ...]) -> list[str]:
-    """The columns at least one row fills: a CPU-only report has no power column full of blanks."""
-    return [c for c in columns if any(row.get(c) for row in rows)]
+    """The columns worth showing: at least one row fills them (a CPU-only report has no power column full of
+    blanks), and they are not the same device or 'completed' on every row."""
+
+    def uniform(column: str) -> bool:
+        values = {row.get(column) for row in rows}
+        expected = _DROPPED_WHEN_UNIFORM[column]
+        return len(rows) > 1 and len(values) == 1 and (expected is None or values == {expected})
+
+    return [c for c in columns if any(row.get(c) for row in rows) and not (c in _DROPPED_WHEN_UNIFORM and uniform(c))]
 
 
 def environment_rows(results: list[dict]) -> list[dict[str, str]]:
