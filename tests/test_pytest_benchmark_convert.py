@@ -13,7 +13,7 @@ from results_support import make_result, step_times, write
 
 def _bench(name: str, seconds: list[float], precision: str = "bf16", flops: float = 1e12) -> dict:
     ordered = sorted(seconds)
-    stats = pytest_benchmark._stats_from_seconds(seconds)
+    stats = pytest_benchmark.stats_of_rounds(seconds)
     return {
         "group": "matmul",
         "name": name.split("::")[-1],
@@ -105,3 +105,33 @@ def test_benchmarks_on_different_gpus_are_not_matched():
     b["benchmarks"][0]["extra_info"]["device_name"] = "NVIDIA A100-SXM4-80GB"
     with pytest.raises(Exception, match="device_model"):
         compare(pytest_benchmark.to_results(a), pytest_benchmark.to_results(b))
+
+
+def test_convert_command_round_trips_a_pytest_benchmark_file(dlbench_cli, tmp_path):
+    document = pytest_benchmark_document()
+    document["benchmarks"].append(
+        _bench("benchmarks/micro/test_compute.py::test_matmul[fp16]", step_times(4, 0.01, 20))
+    )
+    original = write(tmp_path / "0001_micro.json", document)
+    results = tmp_path / "results"
+    results.mkdir()
+    out = dlbench_cli("convert", original, "--to", "dlbench", "--output", results)
+    assert out.returncode == 0, out.stderr
+    files = sorted(results.glob("*.json"))
+    assert len(files) == 2 and all(load_file(f)[0]["workload"]["task"] == "micro-benchmark" for f in files)
+    back = tmp_path / "0002_back.json"
+    out = dlbench_cli("convert", results, "--to", "pytest-benchmark", "--output", back)
+    assert out.returncode == 0, out.stderr
+    again = json.loads(back.read_text())
+    assert sorted(again["benchmarks"], key=lambda b: b["fullname"]) == sorted(
+        document["benchmarks"], key=lambda b: b["fullname"]
+    )
+
+
+def test_convert_refuses_what_it_cannot_do(dlbench_cli, tmp_path):
+    run = write(tmp_path / "run.json", make_result(keep_samples=False))
+    out = dlbench_cli("convert", run, "--to", "pytest-benchmark", "--output", tmp_path / "b.json")
+    assert out.returncode == 2 and "no result kept its step-time samples" in out.stderr
+    assert not (tmp_path / "b.json").exists()
+    out = dlbench_cli("convert", run, "--to", "dlbench", "--output", tmp_path / "missing")
+    assert out.returncode == 2 and "not a directory" in out.stderr

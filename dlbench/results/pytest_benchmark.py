@@ -12,10 +12,8 @@ under `source`, so that converting back gives pytest-benchmark exactly what it w
 
 from __future__ import annotations
 
-import statistics
-
+from dlbench.errors import UserError
 from dlbench.results.fields import step_times
-from dlbench.results.stats import quantile
 
 FORMAT = "pytest-benchmark"
 TASK = "micro-benchmark"
@@ -105,38 +103,18 @@ def to_results(document: dict, source: str = "") -> list[dict]:
     return results
 
 
-def _stats_from_seconds(seconds: list[float]) -> dict:
-    """pytest-benchmark's `Stats` fields computed from step times (one iteration per round)."""
-    ordered = sorted(seconds)
-    mean = statistics.fmean(ordered)
-    stddev = statistics.stdev(ordered) if len(ordered) > 1 else 0.0
-    q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
-    iqr = q3 - q1
-    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    ld15iqr = next(v for v in ordered if v >= low_fence)
-    hd15iqr = next(v for v in reversed(ordered) if v <= high_fence)
-    iqr_outliers = sum(1 for v in ordered if v < low_fence or v > high_fence)
-    stddev_outliers = sum(1 for v in ordered if v < mean - stddev or v > mean + stddev)
-    return {
-        "min": ordered[0],
-        "max": ordered[-1],
-        "mean": mean,
-        "stddev": stddev,
-        "rounds": len(ordered),
-        "median": quantile(ordered, 0.5),
-        "iqr": iqr,
-        "q1": q1,
-        "q3": q3,
-        "iqr_outliers": iqr_outliers,
-        "stddev_outliers": stddev_outliers,
-        "outliers": f"{stddev_outliers};{iqr_outliers}",
-        "ld15iqr": ld15iqr,
-        "hd15iqr": hd15iqr,
-        "ops": 1.0 / mean if mean else 0.0,
-        "total": sum(ordered),
-        "iterations": 1,
-        "data": list(seconds),
-    }
+def stats_of_rounds(seconds: list[float]) -> dict:
+    """pytest-benchmark's own statistics of per-round times (one iteration per round), as it saves them."""
+    try:
+        from pytest_benchmark.stats import Stats
+    except ImportError:
+        raise UserError(
+            "writing pytest-benchmark's format needs pytest-benchmark: pip install pytest-benchmark"
+        ) from None
+    stats = Stats()
+    for value in seconds:
+        stats.update(value)
+    return {**stats.as_dict(), "data": list(seconds), "iterations": 1}
 
 
 def _benchmark_from_run(result: dict) -> dict | None:
@@ -166,7 +144,7 @@ def _benchmark_from_run(result: dict) -> dict | None:
             "min_time": None,
             "warmup": False,
         },
-        "stats": _stats_from_seconds(seconds),
+        "stats": stats_of_rounds(seconds),
     }
 
 

@@ -39,32 +39,28 @@ class Summary:
     @classmethod
     def of_samples(cls, samples: list[float]) -> "Summary":
         ordered = sorted(float(s) for s in samples)
+        if len(ordered) > 1:
+            # linear interpolation between order statistics: numpy's default and dlbench's step percentiles
+            q1, median, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+        else:
+            q1 = median = q3 = ordered[0]
         return cls(
             count=len(ordered),
             mean=statistics.fmean(ordered),
-            median=quantile(ordered, 0.5),
+            median=median,
             stdev=statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
-            q1=quantile(ordered, 0.25),
-            q3=quantile(ordered, 0.75),
+            q1=q1,
+            q3=q3,
             samples=ordered,
         )
 
     @property
     def relative_spread(self) -> float:
-        """IQR over median where quartiles are known (robust to the odd slow step), else the coefficient of variation."""
+        """IQR over median where quartiles are known (robust to the odd slow step), else the coefficient of
+        variation."""
         if self.q1 is not None and self.q3 is not None and self.median > 0:
             return (self.q3 - self.q1) / self.median
         return self.stdev / self.mean if self.mean > 0 else 0.0
-
-
-def quantile(ordered: list[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default, and dlbench.train.timing's percentile)."""
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _two_sided_normal_p(z: float) -> float:
