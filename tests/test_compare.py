@@ -248,3 +248,23 @@ def test_mann_whitney_matches_scipy_reference_values():
 
 def test_identical_samples_are_no_evidence():
     assert stats.mann_whitney_u([1.0] * 10, [1.0] * 10)[1] == 1.0
+
+
+def test_help_lists_the_new_commands_and_they_do_not_import_torch(dlbench_cli, tmp_path):
+    out = dlbench_cli("--help")
+    assert all(command in out.stdout for command in ("compare", "report", "convert"))
+    a = write(tmp_path / "a.json", make_result())
+    code = (
+        "import sys, contextlib, io\n"
+        "from dlbench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['compare', {str(a)!r}, {str(a)!r}])\n"
+        f"    main(['report', {str(a)!r}, '--markdown', '-'])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"  # answers in a second on a machine where torch takes many to import

@@ -1,7 +1,8 @@
 """Dense matmul per precision, a convolution and scaled-dot-product attention: the math a training step is made of.
 
 FLOPs per call: matmul 2·n³; convolution 2·N·K·C·R·S·H·W (stride 1, same padding); attention forward
-4·B·H·S²·D (QKᵀ and the product with V; softmax left out, as FlashAttention's papers count it).
+4·B·H·S²·D (QKᵀ and the product with V; softmax left out: the `flops()` of Dao-AILab/flash-attention's
+benchmarks/benchmark_flash_attention.py, non-causal).
 """
 
 from __future__ import annotations
