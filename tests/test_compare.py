@@ -40,7 +40,7 @@ def test_clear_ten_percent_regression_exits_1_and_says_so(dlbench_cli, tmp_path)
     assert (_verdict(out), out.returncode) == ("regression", 1)
     pair = json.loads(out.stdout)["pairs"][0]
     assert pair["decision"]["method"] == "mann-whitney-u"
-    assert pair["decision"]["median_change"] == pytest.approx(0.10, abs=0.02)
+    assert pair["decision"]["change"] == pytest.approx(0.10, abs=0.02)
     throughput = next(m for m in pair["metrics"] if m["unit"] == "samples/s")
     assert throughput["change"] == pytest.approx(-0.09, abs=0.02)
 

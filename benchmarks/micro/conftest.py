@@ -12,52 +12,16 @@ end and `dlbench compare` / `dlbench report` compute theirs.
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass
-
 import pytest
 import torch
 
-DEVICE = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-ON_GPU = DEVICE.type == "cuda"
-#: run every case at full size even on the CPU (slow; the default runs small sizes so `make test` stays quick)
-FULL = os.environ.get("DLBENCH_MICRO_FULL") == "1"
-
-
-def synchronized_perf_counter() -> float:
-    """The clock, read once the device has finished what was queued before: a CUDA-aware timer."""
-    torch.cuda.synchronize()
-    return time.perf_counter()
-
-
-DEVICE_TIMER = synchronized_perf_counter if ON_GPU else time.perf_counter
-
-
-def device_name() -> str:
-    if ON_GPU:
-        return torch.cuda.get_device_name(DEVICE)
-    from dlbench.environment import collect
-
-    return collect()["cpu"]["model"]
-
-
-@dataclass(frozen=True)
-class Rounds:
-    """How much to measure: GPUs are fast and steady, CPUs slow and shared."""
-
-    rounds: int
-    iterations: int
-    warmup_rounds: int
-
-
-GPU_ROUNDS, CPU_ROUNDS = Rounds(rounds=20, iterations=10, warmup_rounds=3), Rounds(
-    rounds=8, iterations=2, warmup_rounds=1
-)
+from micro_device import CPU_ROUNDS, DEVICE, DEVICE_TIMER, GPU_ROUNDS, ON_GPU, Rounds, device_name
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if "benchmark" not in getattr(item, "fixturenames", ()):
+            continue  # hooks see the whole session's items: leave other tests alone
         item.add_marker(pytest.mark.benchmark(timer=DEVICE_TIMER, group=item.module.__name__.split("_", 1)[-1]))
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DEVICE, FULL, ON_GPU
+from micro_device import DEVICE, FULL, ON_GPU
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -27,6 +27,18 @@ def tf32(allowed: bool):
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@contextlib.contextmanager
+def cudnn_autotuned():
+    """cuDNN tries its algorithms once per shape and keeps the fastest (the warm-up rounds pay for the search), as
+    every published CNN benchmark runs; PyTorch leaves it off by default."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
 
 
 def _check_precision(precision: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import DEVICE, FULL, ON_GPU
+from micro_device import DEVICE, FULL, ON_GPU
 
 MIB = 2**20
 

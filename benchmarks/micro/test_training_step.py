@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DEVICE, FULL, ON_GPU, Rounds
+from micro_device import DEVICE, FULL, ON_GPU, Rounds
 from dlbench.workloads import WORKLOADS
 
 CPU_WORKLOADS = ("mnist-mlp", "cifar-cnn")  # a second or less a step on a shared 2-core machine

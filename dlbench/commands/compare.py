@@ -102,7 +102,7 @@ def _print_table(comparison) -> None:
             settings,
             _number(median.get("baseline")),
             _number(median.get("candidate")),
-            f"{d.median_change:+.1%}",
+            f"{d.change:+.1%}",
             f"{d.p_value:.2g}",
             f"{d.spread_a:.0%}/{d.spread_b:.0%}",
             verdict,

@@ -19,18 +19,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .meta, .empty { color: #666; } figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 .scroll { overflow-x: auto; } td.wrap { white-space: normal; min-width: 12em; }
 """
-_NUMERIC = {
-    "samples/s",
-    "tokens/s",
-    "step p50 / p90 (ms)",
-    "TFLOP/s",
-    "GB/s",
-    "MFU",
-    "peak mem (GiB)",
-    "power (W)",
-    "J/sample",
-}
-
+_NUMERIC = set(tables.NUMERIC_COLUMNS)
 _WRAPPED = ("settings", "device")
 _CELL_CLASS = {**{c: " class=num" for c in _NUMERIC}, **{c: " class=wrap" for c in _WRAPPED}}
 

@@ -1,7 +1,9 @@
 """Is run B slower than run A? Decided from both runs' step-time samples, not from two means.
 
 A verdict needs two things at once: the difference must be real (a rank test on the samples says the two
-distributions differ, p below `alpha`) and it must matter (the medians differ by more than `threshold`). Runs whose
+distributions differ, p below `alpha`) and it must matter (the medians differ by more than `threshold`). The steps of
+one run are not independent draws (clocks drift with temperature, a neighbour's job comes and goes), so p-values are
+optimistic; the threshold on the effect size is what keeps such drift from being called a regression. Runs whose
 step times scatter widely get the verdict "noisy" when no such difference shows: they could hide a change of that size.
 
 No scipy: the normal approximation of the Mann-Whitney U test is a few lines, and it is what
@@ -112,7 +114,8 @@ class Decision:
     verdict: str
     method: str  # "mann-whitney-u" (on samples) or "welch-t-summary" (on mean, stdev and count)
     p_value: float
-    median_change: float  # b's median step time over a's, minus 1: +0.10 is 10 % slower
+    change: float  # b's step time over a's, minus 1 (+0.10 is 10 % slower): of the medians, or the means for Welch
+    statistic: str  # "median" or "mean": what `change` compares
     spread_a: float
     spread_b: float
     count_a: int
@@ -142,17 +145,17 @@ def decide(
         )
     if a.samples is not None and b.samples is not None:
         method, (_, p) = "mann-whitney-u", mann_whitney_u(a.samples, b.samples)
-        change = b.median / a.median - 1.0
+        statistic, change = "median", b.median / a.median - 1.0
     else:
         # without samples the median may be absent or an estimate; the test is on means, so is the effect
         method, p = "welch-t-summary", welch_t(a, b)
-        change = b.mean / a.mean - 1.0
+        statistic, change = "mean", b.mean / a.mean - 1.0
     spread_a, spread_b = a.relative_spread, b.relative_spread
     significant = p < alpha
     if significant and change >= threshold:
-        verdict, reason = REGRESSION, f"{change:+.1%} median step time, p={p:.2g}"
+        verdict, reason = REGRESSION, f"{change:+.1%} {statistic} step time, p={p:.2g}"
     elif significant and change <= -threshold:
-        verdict, reason = BETTER, f"{change:+.1%} median step time, p={p:.2g}"
+        verdict, reason = BETTER, f"{change:+.1%} {statistic} step time, p={p:.2g}"
     elif max(spread_a, spread_b) > noise:
         verdict = NOISY
         reason = (
@@ -162,8 +165,8 @@ def decide(
     else:
         verdict = SAME
         reason = (
-            f"{change:+.1%} median step time is within {threshold:.0%}"
+            f"{change:+.1%} {statistic} step time is within {threshold:.0%}"
             if significant
             else f"no significant difference (p={p:.2g}, {change:+.1%})"
         )
-    return Decision(verdict, method, p, change, spread_a, spread_b, a.count, b.count, reason)
+    return Decision(verdict, method, p, change, statistic, spread_a, spread_b, a.count, b.count, reason)

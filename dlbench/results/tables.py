@@ -6,11 +6,7 @@ from collections import OrderedDict
 
 from dlbench.results import fields
 
-RESULT_COLUMNS = (
-    "workload",
-    "settings",
-    "device",
-    "status",
+NUMERIC_COLUMNS = (
     "samples/s",
     "tokens/s",
     "step p50 / p90 (ms)",
@@ -21,6 +17,7 @@ RESULT_COLUMNS = (
     "power (W)",
     "J/sample",
 )
+RESULT_COLUMNS = ("workload", "settings", "device", "status") + NUMERIC_COLUMNS
 ENVIRONMENT_COLUMNS = ("host", "device", "gpu_uuid", "driver", "torch", "cuda", "cudnn", "dlbench")
 
 
