@@ -8,6 +8,7 @@ import random
 import statistics
 from pathlib import Path
 
+from dlbench.results.pytest_benchmark import stats_of_rounds
 from dlbench.train.timing import step_statistics
 
 # H100 SXM dense peaks by precision, as dlbench/data/gpu_peaks.json has them
@@ -148,3 +149,55 @@ def write_report_runs(directory: Path) -> list[Path]:
         result["telemetry"]["series"] = telemetry_series(60, power, i)
         paths.append(write(directory / f"{workload}-{precision}.json", result))
     return paths
+
+
+def pytest_benchmark_entry(name: str, seconds: list[float], precision: str = "bf16", flops: float = 1e12) -> dict:
+    ordered = sorted(seconds)
+    stats = stats_of_rounds(seconds)
+    return {
+        "group": "matmul",
+        "name": name.split("::")[-1],
+        "fullname": name,
+        "params": {"precision": precision},
+        "param": precision,
+        "extra_info": {
+            "flops": flops,
+            "precision": precision,
+            "device": "cuda:0",
+            "device_name": "NVIDIA H100 80GB HBM3",
+        },
+        "options": {
+            "disable_gc": False,
+            "timer": "perf_counter",
+            "min_rounds": len(ordered),
+            "max_time": 1.0,
+            "min_time": 5e-06,
+            "warmup": False,
+        },
+        "stats": stats,
+    }
+
+
+def pytest_benchmark_document(median_ms: float = 4.0, seed: int = 0, save_data: bool = True) -> dict:
+    """A pytest-benchmark 5 document (`--benchmark-autosave --benchmark-save-data`) with one matmul benchmark whose
+    rounds take about `median_ms`; the keys are those of a real file (see test_real_pytest_benchmark_file_...)."""
+    bench = pytest_benchmark_entry(
+        "benchmarks/micro/test_compute.py::test_matmul[bf16]", step_times(median_ms, 0.01, 40, seed)
+    )
+    if not save_data:
+        del bench["stats"]["data"]
+    return {
+        "machine_info": {
+            "node": "gpu-a",
+            "processor": "x86_64",
+            "machine": "x86_64",
+            "python_version": "3.12.3",
+            "system": "Linux",
+            "release": "6.8.0",
+            "cpu": {"brand_raw": "AMD EPYC 9654"},
+        },
+        "commit_info": {"id": "0" * 40, "dirty": False, "project": "dlbench", "branch": "main"},
+        "benchmarks": [bench],
+        "datetime": "2026-11-30T01:00:00.000000+00:00",
+        "version": "5.3.1",
+    }

@@ -268,3 +268,25 @@ def test_help_lists_the_new_commands_and_they_do_not_import_torch(dlbench_cli, t
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"  # answers in a second on a machine where torch takes many to import
+
+
+@pytest.mark.integration
+def test_real_runs_of_today_compare_and_report(dlbench_cli, tmp_path):
+    """Two real `dlbench run` results, as this dlbench writes them, go through compare and report."""
+    paths = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.json"
+        out = dlbench_cli(
+            "run", "mnist-mlp", "--device", "cpu", "--steps", "8", "--warmup", "1", "--no-telemetry", "--output", path
+        )
+        assert out.returncode == 0, out.stderr
+        paths.append(path)
+    out = dlbench_cli("compare", *paths, "--json", "--noise", "99")
+    assert out.returncode in (0, 1), out.stderr  # a shared CPU may really be slower the second time
+    pair = json.loads(out.stdout)["pairs"][0]
+    assert pair["verdict"] in ("same", "better", "regression")
+    assert pair["settings"]["device_model"] and pair["settings"]["precision"] == "fp32"
+    samples = "step_times_seconds" in json.loads(paths[0].read_text())["metrics"]
+    assert pair["decision"]["method"] == ("mann-whitney-u" if samples else "welch-t-summary")
+    out = dlbench_cli("report", *paths, "--markdown", "-")
+    assert out.returncode == 0 and out.stdout.count("| mnist-mlp |") == 2

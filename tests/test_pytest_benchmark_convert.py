@@ -8,57 +8,7 @@ import pytest
 from dlbench.results import pytest_benchmark
 from dlbench.results.compare import compare
 from dlbench.results.load import load_file
-from results_support import make_result, step_times, write
-
-
-def _bench(name: str, seconds: list[float], precision: str = "bf16", flops: float = 1e12) -> dict:
-    ordered = sorted(seconds)
-    stats = pytest_benchmark.stats_of_rounds(seconds)
-    return {
-        "group": "matmul",
-        "name": name.split("::")[-1],
-        "fullname": name,
-        "params": {"precision": precision},
-        "param": precision,
-        "extra_info": {
-            "flops": flops,
-            "precision": precision,
-            "device": "cuda:0",
-            "device_name": "NVIDIA H100 80GB HBM3",
-        },
-        "options": {
-            "disable_gc": False,
-            "timer": "perf_counter",
-            "min_rounds": len(ordered),
-            "max_time": 1.0,
-            "min_time": 5e-06,
-            "warmup": False,
-        },
-        "stats": stats,
-    }
-
-
-def pytest_benchmark_document(median_ms: float = 4.0, seed: int = 0, save_data: bool = True) -> dict:
-    """A pytest-benchmark 5 document (`--benchmark-autosave --benchmark-save-data`) with one matmul benchmark whose
-    rounds take about `median_ms`; the keys are those of a real file (see test_real_pytest_benchmark_file_...)."""
-    bench = _bench("benchmarks/micro/test_compute.py::test_matmul[bf16]", step_times(median_ms, 0.01, 40, seed))
-    if not save_data:
-        del bench["stats"]["data"]
-    return {
-        "machine_info": {
-            "node": "gpu-a",
-            "processor": "x86_64",
-            "machine": "x86_64",
-            "python_version": "3.12.3",
-            "system": "Linux",
-            "release": "6.8.0",
-            "cpu": {"brand_raw": "AMD EPYC 9654"},
-        },
-        "commit_info": {"id": "0" * 40, "dirty": False, "project": "dlbench", "branch": "main"},
-        "benchmarks": [bench],
-        "datetime": "2026-11-30T01:00:00.000000+00:00",
-        "version": "5.3.1",
-    }
+from results_support import make_result, pytest_benchmark_document, pytest_benchmark_entry, step_times, write
 
 
 def test_round_trip_gives_pytest_benchmark_back_what_it_wrote():
@@ -110,7 +60,7 @@ def test_benchmarks_on_different_gpus_are_not_matched():
 def test_convert_command_round_trips_a_pytest_benchmark_file(dlbench_cli, tmp_path):
     document = pytest_benchmark_document()
     document["benchmarks"].append(
-        _bench("benchmarks/micro/test_compute.py::test_matmul[fp16]", step_times(4, 0.01, 20))
+        pytest_benchmark_entry("benchmarks/micro/test_compute.py::test_matmul[fp16]", step_times(4, 0.01, 20))
     )
     original = write(tmp_path / "0001_micro.json", document)
     results = tmp_path / "results"

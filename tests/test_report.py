@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dlbench.results import plots
-from results_support import make_result, write, write_report_runs
+from results_support import make_result, pytest_benchmark_document, write, write_report_runs
 
 FIGURE_IDS = [figure_id for figure_id, _, _ in plots.FIGURES]
 
@@ -92,8 +92,6 @@ def test_bad_output_is_refused_before_reading(dlbench_cli, tmp_path, args, messa
 
 
 def test_report_reads_pytest_benchmark_files(dlbench_cli, tmp_path):
-    from test_pytest_benchmark_convert import pytest_benchmark_document
-
     path = write(tmp_path / "0001_micro.json", pytest_benchmark_document())
     out = dlbench_cli("report", path, "--markdown", "-")
     assert out.returncode == 0, out.stderr

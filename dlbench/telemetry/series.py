@@ -27,7 +27,8 @@ class SeriesRecorder:
         reading = snapshot.gpus.get(self.gpu_index) or {}
         if not reading.get("up"):
             return
-        row = (round(snapshot.monotonic - self.start, 3),) + tuple(reading.get(key) for key in KEYS)
+        # a sample taken just before the recorder was registered can land a hair before the start
+        row = (round(max(0.0, snapshot.monotonic - self.start), 3),) + tuple(reading.get(key) for key in KEYS)
         with self._lock:
             self.rows.append(row)
 
