@@ -18,8 +18,10 @@ FULL = os.environ.get("DLBENCH_MICRO_FULL") == "1"
 
 
 def synchronized_perf_counter() -> float:
-    """The clock, read once the device has finished what was queued before: a CUDA-aware timer."""
-    torch.cuda.synchronize()
+    """The clock, read once every GPU has finished what was queued before: a CUDA-aware timer. Every visible GPU,
+    not only the current one: the all-reduce runs on all of them (idle ones answer in microseconds)."""
+    for index in range(torch.cuda.device_count()):
+        torch.cuda.synchronize(index)
     return time.perf_counter()
 
 
