@@ -101,3 +101,23 @@ def test_benchmark_compare_fail_gates_on_the_saved_baseline(saved):
     assert out.returncode != 0 and "Performance has regressed" in out.stdout + out.stderr
     out = _pytest(*common, "--benchmark-compare=0001", "--benchmark-compare-fail=mean:1000%")
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_the_gpu_timer_waits_for_every_gpu_before_reading_the_clock(monkeypatch):
+    """torch.cuda replaced at its narrowest boundary (device count, synchronize): no GPU here."""
+    import time
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "micro"))
+    try:
+        import micro_device
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks" / "micro"))
+    calls = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("synchronize", device)))
+    real_clock = time.perf_counter
+    monkeypatch.setattr(micro_device.time, "perf_counter", lambda: calls.append(("clock", None)) or real_clock())
+    micro_device.synchronized_perf_counter()
+    assert calls == [("synchronize", 0), ("synchronize", 1), ("clock", None)]
