@@ -134,7 +134,8 @@ REPORT_RUNS = (
 
 
 def write_report_runs(directory: Path) -> list[Path]:
-    """Four H100-shaped results with step-time samples and telemetry series: what a report is made from."""
+    """Four H100-shaped run results with step-time samples and telemetry series, and a pytest-benchmark file of two
+    micro-benchmarks: what a report is made from."""
     paths = []
     for i, (workload, precision, step_ms, batch, flops, power) in enumerate(REPORT_RUNS):
         result = make_result(
@@ -148,10 +149,20 @@ def write_report_runs(directory: Path) -> list[Path]:
         gpu.update(power_mean_watts=power, energy_per_sample_joules=power * step_ms / 1e3 / batch)
         result["telemetry"]["series"] = telemetry_series(60, power, i)
         paths.append(write(directory / f"{workload}-{precision}.json", result))
+    micro = pytest_benchmark_document(median_ms=1.4)  # an 8192^3 bf16 matmul at about 785 TFLOP/s
+    micro["benchmarks"][0]["extra_info"]["flops"] = 2 * 8192**3
+    micro["benchmarks"].append(
+        pytest_benchmark_entry(
+            "benchmarks/micro/test_memory.py::test_device_copy", step_times(0.8, 0.01, 40, 7), work={"bytes": 2 * 2**30}
+        )
+    )
+    paths.append(write(directory / "micro" / "0001_micro.json", micro))
     return paths
 
 
-def pytest_benchmark_entry(name: str, seconds: list[float], precision: str = "bf16", flops: float = 1e12) -> dict:
+def pytest_benchmark_entry(name: str, seconds: list[float], precision: str = "bf16", work: dict | None = None) -> dict:
+    """One benchmark as pytest-benchmark saves it; `work` is what the micro suite records ({"flops": ...} or
+    {"bytes": ...}; default a 1 TFLOP call)."""
     ordered = sorted(seconds)
     stats = stats_of_rounds(seconds)
     return {
@@ -161,7 +172,7 @@ def pytest_benchmark_entry(name: str, seconds: list[float], precision: str = "bf
         "params": {"precision": precision},
         "param": precision,
         "extra_info": {
-            "flops": flops,
+            **(work or {"flops": 1e12}),
             "precision": precision,
             "device": "cuda:0",
             "device_name": "NVIDIA H100 80GB HBM3",
@@ -172,6 +183,8 @@ def pytest_benchmark_entry(name: str, seconds: list[float], precision: str = "bf
             "min_rounds": len(ordered),
             "max_time": 1.0,
             "min_time": 5e-06,
+            "precision": None,
+            "confidence": None,
             "warmup": False,
         },
         "stats": stats,
@@ -180,7 +193,7 @@ def pytest_benchmark_entry(name: str, seconds: list[float], precision: str = "bf
 
 def pytest_benchmark_document(median_ms: float = 4.0, seed: int = 0, save_data: bool = True) -> dict:
     """A pytest-benchmark 5 document (`--benchmark-autosave --benchmark-save-data`) with one matmul benchmark whose
-    rounds take about `median_ms`; the keys are those of a real file (see test_real_pytest_benchmark_file_...)."""
+    rounds take about `median_ms`; its keys are those of a real file (tests/test_micro_suite.py checks that)."""
     bench = pytest_benchmark_entry(
         "benchmarks/micro/test_compute.py::test_matmul[bf16]", step_times(median_ms, 0.01, 40, seed)
     )

@@ -66,6 +66,18 @@ def test_suite_saves_every_benchmark_with_its_work_and_skips_gpu_cases_with_a_re
 
 
 @pytest.mark.integration
+def test_the_test_documents_have_the_shape_of_a_real_file(saved):
+    """The hand-made pytest-benchmark documents other tests use carry the keys a real autosave has."""
+    from results_support import pytest_benchmark_document
+
+    real, made = json.loads(saved[1].read_text()), pytest_benchmark_document()
+    assert set(made) == set(real)
+    assert set(made["benchmarks"][0]) == set(real["benchmarks"][0])
+    assert set(made["benchmarks"][0]["stats"]) == set(real["benchmarks"][0]["stats"])
+    assert set(made["benchmarks"][0]["options"]) == set(real["benchmarks"][0]["options"])
+
+
+@pytest.mark.integration
 def test_saved_json_round_trips_through_the_converter(saved):
     document = json.loads(saved[1].read_text())
     results = pytest_benchmark.to_results(json.loads(json.dumps(document)), str(saved[1]))
@@ -121,3 +133,13 @@ def test_the_gpu_timer_waits_for_every_gpu_before_reading_the_clock(monkeypatch)
     monkeypatch.setattr(micro_device.time, "perf_counter", lambda: calls.append(("clock", None)) or real_clock())
     micro_device.synchronized_perf_counter()
     assert calls == [("synchronize", 0), ("synchronize", 1), ("clock", None)]
+
+
+@pytest.mark.integration
+def test_a_converted_run_has_the_shape_of_a_real_benchmark(saved):
+    from results_support import make_result
+
+    real = json.loads(saved[1].read_text())["benchmarks"][0]
+    converted = pytest_benchmark.from_results([make_result()])[0]["benchmarks"][0]
+    assert set(converted) == set(real) and set(converted["options"]) == set(real["options"])
+    assert set(converted["stats"]) == set(real["stats"])

@@ -55,7 +55,8 @@ def label(result: dict) -> str:
     """Short name of a result in a legend: workload, precision, and the host when results come from several."""
     precision = fields.setting(result, "precision")
     host = (result.get("environment") or {}).get("hostname")
-    return " · ".join(str(part) for part in (fields.workload_name(result), precision, host) if part)
+    name = fields.workload_name(result).split("::")[-1]  # a pytest id: the test's name and parameters suffice
+    return " · ".join(str(part) for part in (name, precision, host) if part)
 
 
 def throughput_chart(results: list[dict]) -> str | None:
@@ -129,11 +130,10 @@ def step_time_chart(results: list[dict]) -> str | None:
     axes.invert_yaxis()
     low, high = min(b["whislo"] for b in boxes), max(b["whishi"] for b in boxes)
     if high > 20 * low:  # workloads an order of magnitude apart: a log axis keeps every box readable
-        from matplotlib.ticker import LogLocator, ScalarFormatter
+        from matplotlib.ticker import FuncFormatter
 
         axes.set_xscale("log")
-        axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axes.xaxis.set_major_formatter(ScalarFormatter())
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.1, 1, 10, not 10^-1
     axes.set_xlabel("step time (ms): box = quartiles and median, whiskers = fastest and slowest step")
     return _svg(figure)
 
@@ -187,9 +187,43 @@ def mfu_chart(results: list[dict]) -> str | None:
     return _svg(figure)
 
 
+def rates_chart(results: list[dict]) -> str | None:
+    """Micro-benchmarks: achieved TFLOP/s (compute) and GB/s (copies) from each one's median round."""
+    panels = []
+    for metric in (m for m in fields.HEADLINE_METRICS if m.unit in ("TFLOP/s", "GB/s")):
+        rows = [
+            (label(r), metric.read(r) * metric.scale)
+            for r in results
+            if (r.get("workload") or {}).get("task") == "micro-benchmark" and metric.read(r) is not None
+        ]
+        if rows:
+            panels.append((metric, rows))
+    if not panels:
+        return None
+    plt = _pyplot()
+    heights = [len(rows) for _, rows in panels]
+    figure, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(8, 0.9 + 0.32 * sum(heights) + 0.5 * len(panels)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    for ax, (metric, rows) in zip(axes[:, 0], panels):
+        bars = ax.barh(range(len(rows)), [value for _, value in rows], color="#55a868")
+        ax.bar_label(bars, fmt="{:,.4g}", padding=2, fontsize=8)
+        ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(value for _, value in rows) * 1.15)
+        ax.set_xlabel(f"achieved {metric.unit} (median round)")
+    figure.tight_layout()
+    return _svg(figure)
+
+
 FIGURES = (
     ("throughput", "Throughput by workload and precision", throughput_chart),
     ("step-time", "Step-time distribution", step_time_chart),
     ("telemetry", "GPU utilisation, power, clocks and temperature over the run", telemetry_chart),
     ("mfu", "MFU against the GPU's peak", mfu_chart),
+    ("rates", "Micro-benchmarks: achieved TFLOP/s and GB/s", rates_chart),
 )

@@ -142,6 +142,8 @@ def _benchmark_from_run(result: dict) -> dict | None:
             "min_rounds": len(seconds),
             "max_time": None,
             "min_time": None,
+            "precision": None,
+            "confidence": None,
             "warmup": False,
         },
         "stats": stats_of_rounds(seconds),

@@ -10,17 +10,17 @@ from dlbench import __version__
 from dlbench.results import plots, tables
 
 _CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }
-th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 8px; text-align: left; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 11px; margin: 0.5em 0; }
+th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 6px; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .meta, .empty { color: #666; } figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
-.scroll { overflow-x: auto; } td.wrap { white-space: normal; min-width: 12em; }
+.scroll { overflow-x: auto; } td.wrap { white-space: normal; min-width: 8em; word-break: break-word; }
 """
 _NUMERIC = set(tables.NUMERIC_COLUMNS)
-_WRAPPED = ("settings", "device")
+_WRAPPED = ("workload", "settings", "device")
 _CELL_CLASS = {**{c: " class=num" for c in _NUMERIC}, **{c: " class=wrap" for c in _WRAPPED}}
 
 
@@ -44,7 +44,7 @@ def render_html(results: list[dict], title: str = "dlbench report") -> str:
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{len(results)} result(s), generated {_now()} by dlbench {__version__}</p>',
         "<h2>Environment</h2>",
-        _table(env_rows, tables.used_columns(env_rows, tables.ENVIRONMENT_COLUMNS)),
+        _table(env_rows, tables.used_columns(env_rows, tables.ENVIRONMENT_COLUMNS, drop_uniform=False)),
         "<h2>Results</h2>",
         _table(rows, tables.used_columns(rows, tables.RESULT_COLUMNS)),
     ]
@@ -94,7 +94,7 @@ def render_markdown(results: list[dict], title: str = "dlbench report") -> str:
         "",
         "## Environment",
         "",
-        _markdown_table(env_rows, tables.used_columns(env_rows, tables.ENVIRONMENT_COLUMNS)),
+        _markdown_table(env_rows, tables.used_columns(env_rows, tables.ENVIRONMENT_COLUMNS, drop_uniform=False)),
     ]
     notes = tables.notes(results)
     if notes:

@@ -37,9 +37,6 @@ def settings_text(result: dict) -> str:
         if value is not None and not (name == "world_size" and value == 1):
             parts.append(f"{word} {value}")
     parts += [name.replace("_", "-") for name in ("channels_last", "compile") if fields.MATCH_FIELDS[name](result)]
-    params = fields.MATCH_FIELDS["params"](result)
-    if params:
-        parts += [f"{k}={v}" for k, v in params.items()]
     return ", ".join(parts)
 
 
@@ -56,8 +53,8 @@ def result_rows(results: list[dict]) -> list[dict[str, str]]:
                 "samples/s": _value("throughput", "samples/s", result, ",.1f"),
                 "tokens/s": _value("throughput", "tokens/s", result, ",.0f"),
                 "step p50 / p90 (ms)": " / ".join(v for v in (p50, p90) if v),
-                "TFLOP/s": _value("achieved", "TFLOP/s", result, ".2f"),
-                "GB/s": _value("bandwidth", "GB/s", result, ".1f"),
+                "TFLOP/s": _value("achieved", "TFLOP/s", result, ".4g"),  # 0.01234 on a CPU, 795.3 on an H100
+                "GB/s": _value("bandwidth", "GB/s", result, ".4g"),
                 "MFU": _value("MFU", "%", result, ".1f") + ("%" if _value("MFU", "%", result, ".1f") else ""),
                 "peak mem (GiB)": _value("peak device memory", "GiB", result, ".2f"),
                 "power (W)": _value("mean power", "W", result, ".0f"),
@@ -71,7 +68,7 @@ def result_rows(results: list[dict]) -> list[dict[str, str]]:
 _DROPPED_WHEN_UNIFORM = {"device": None, "status": "completed"}
 
 
-def used_columns(rows: list[dict[str, str]], columns: tuple[str, ...]) -> list[str]:
+def used_columns(rows: list[dict[str, str]], columns: tuple[str, ...], drop_uniform: bool = True) -> list[str]:
     """The columns worth showing: at least one row fills them (a CPU-only report has no power column full of
     blanks), and they are not the same device or 'completed' on every row."""
 
@@ -80,7 +77,11 @@ def used_columns(rows: list[dict[str, str]], columns: tuple[str, ...]) -> list[s
         expected = _DROPPED_WHEN_UNIFORM[column]
         return len(rows) > 1 and len(values) == 1 and (expected is None or values == {expected})
 
-    return [c for c in columns if any(row.get(c) for row in rows) and not (c in _DROPPED_WHEN_UNIFORM and uniform(c))]
+    return [
+        c
+        for c in columns
+        if any(row.get(c) for row in rows) and not (drop_uniform and c in _DROPPED_WHEN_UNIFORM and uniform(c))
+    ]
 
 
 def environment_rows(results: list[dict]) -> list[dict[str, str]]:
