@@ -184,6 +184,7 @@ def test_a_failed_run_cannot_be_compared(dlbench_cli, tmp_path):
     failed["error"] = "out of memory on cuda:0 at batch size 256; try --batch-size 128"
     out = _compare_files(dlbench_cli, tmp_path, make_result(), failed)
     assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("dlbench: could not compare resnet50: the candidate")
     assert json.loads(out.stdout)["pairs"][0]["reason"].startswith("the candidate run failed: out of memory")
 
 

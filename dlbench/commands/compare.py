@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from dlbench.results import stats
 from dlbench.results.fields import IGNORABLE, device_model
@@ -141,7 +142,7 @@ def _print_metrics(console, pair) -> None:
 
 
 def run(args) -> int:
-    from dlbench.results.compare import compare
+    from dlbench.results.compare import UNDECIDED, compare
     from dlbench.results.load import load_path
 
     baseline, candidate = load_path(args.baseline), load_path(args.candidate)
@@ -150,4 +151,7 @@ def run(args) -> int:
         print(json.dumps(comparison.as_dict(), indent=2))
     else:
         _print_table(comparison)
+    undecided = [f"{p.workload}: {p.reason}" for p in comparison.pairs if p.verdict == UNDECIDED]
+    if undecided:  # the one line a script or a person reads on stderr, whatever went to stdout
+        print(f"dlbench: could not compare {'; '.join(undecided)}", file=sys.stderr)
     return comparison.exit_code
