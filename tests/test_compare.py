@@ -204,6 +204,14 @@ def test_too_few_samples_cannot_be_compared():
         ('{"hello": 1}', "neither a dlbench result"),
         ('{"machine_info": {}, "benchmarks": []}', "no benchmarks"),
         ("dir", "holds no .json results"),
+        ('{"machine_info": {}, "benchmarks": [1]}', "benchmarks[0] is not a pytest-benchmark entry"),
+        ('{"machine_info": {}, "benchmarks": [{"name": "x", "stats": "fast"}]}', "benchmarks[0].stats is not an"),
+        ('{"machine_info": {}, "benchmarks": [{"name": "x", "stats": {"mean": "1"}}]}', "stats.mean is not a number"),
+        ('{"schema_version": 1, "workload": {"name": "x"}, "metrics": []}', "metrics is not an object"),
+        (
+            '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_time_seconds": {"mean": "slow"}}}',
+            "metrics.step_time_seconds.mean is not a number",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(dlbench_cli, tmp_path, content, message):

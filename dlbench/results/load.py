@@ -37,6 +37,33 @@ def _read_json(path: Path):
         raise UserError(f"{path}: {what}") from None
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_numbers(section, keys: tuple[str, ...], where: str) -> None:
+    """Each of `keys` that `section` holds is a number (or null): what compare and report compute with."""
+    if not isinstance(section, dict):
+        raise UserError(f"{where} is not an object")
+    for key in keys:
+        if section.get(key) is not None and not _is_number(section[key]):
+            raise UserError(f"{where}.{key} is not a number ({section[key]!r})")
+
+
+# pytest-benchmark's per-benchmark `stats` (pytest_benchmark/stats.py, Stats.fields) that dlbench reads
+_BENCHMARK_STATS = ("min", "max", "mean", "stddev", "rounds", "median", "q1", "q3")
+_STEP_TIME_STATS = ("mean", "p50", "p90", "p99", "min", "max", "stdev", "q1", "q3")
+
+
+def _check_pytest_benchmark(document: dict, path: Path) -> None:
+    if not document["benchmarks"]:
+        raise UserError(f"{path}: pytest-benchmark file with no benchmarks")
+    for index, bench in enumerate(document["benchmarks"]):
+        if not isinstance(bench, dict) or not isinstance(bench.get("name") or bench.get("fullname"), str):
+            raise UserError(f"{path}: benchmarks[{index}] is not a pytest-benchmark entry (no name)")
+        _check_numbers(bench.get("stats"), _BENCHMARK_STATS, f"{path}: benchmarks[{index}].stats")
+
+
 def _check_run_result(document: dict, path: Path) -> dict:
     version = document.get("schema_version")
     # a reader knows every version up to the one this dlbench writes; a newer file needs a newer dlbench
@@ -47,6 +74,11 @@ def _check_run_result(document: dict, path: Path) -> dict:
         )
     if not isinstance(document.get("workload"), dict) or "name" not in document["workload"]:
         raise UserError(f"{path}: result has no workload name")
+    metrics = document.get("metrics")
+    if metrics is not None:
+        _check_numbers(metrics, ("steps_timed",), f"{path}: metrics")
+        if metrics.get("step_time_seconds") is not None:
+            _check_numbers(metrics["step_time_seconds"], _STEP_TIME_STATS, f"{path}: metrics.step_time_seconds")
     document.setdefault("source", {"format": "dlbench run", "file": str(path)})
     return document
 
@@ -56,8 +88,7 @@ def load_file(path: str | Path) -> list[dict]:
     path = Path(path)
     document = _read_json(path)
     if pytest_benchmark.is_pytest_benchmark(document):
-        if not document["benchmarks"]:
-            raise UserError(f"{path}: pytest-benchmark file with no benchmarks")
+        _check_pytest_benchmark(document, path)
         return pytest_benchmark.to_results(document, str(path))
     if isinstance(document, dict) and "schema_version" in document:
         return [_check_run_result(document, path)]
