@@ -135,6 +135,21 @@ def test_the_gpu_timer_waits_for_every_gpu_before_reading_the_clock(monkeypatch)
     assert calls == [("synchronize", 0), ("synchronize", 1), ("clock", None)]
 
 
+def test_the_convolution_is_timed_with_cudnn_autotuning_and_leaves_the_setting_as_it_was():
+    """pytest-benchmark's fixture replaced by a recorder of the setting in force while the convolution is timed."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "micro"))
+    try:
+        import test_compute
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks" / "micro"))
+    seen = []
+    before = torch.backends.cudnn.benchmark
+    test_compute.test_conv2d(lambda fn, **info: seen.append(torch.backends.cudnn.benchmark))
+    assert seen == [True] and torch.backends.cudnn.benchmark == before
+
+
 @pytest.mark.integration
 def test_a_converted_run_has_the_shape_of_a_real_benchmark(saved):
     from results_support import make_result

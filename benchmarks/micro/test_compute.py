@@ -70,7 +70,7 @@ def test_conv2d(measure):
     weight = torch.randn(channels, channels, 3, 3, device=DEVICE, dtype=dtype).contiguous(
         memory_format=torch.channels_last
     )
-    with tf32(False):
+    with tf32(False), cudnn_autotuned():
         measure(
             lambda: F.conv2d(x, weight, padding=1),
             flops=2 * batch * channels * channels * 9 * size * size,
