@@ -84,6 +84,14 @@ def test_results_without_samples_are_tested_on_their_summary(dlbench_cli, tmp_pa
     assert any("Welch" in note for note in pair["notes"])
 
 
+def test_a_summary_without_its_deviation_is_not_decided_on_two_means():
+    a = make_result(times=step_times(100, 0.02, seed=1), keep_samples=False)
+    b = make_result(times=step_times(110, 0.02, seed=2), keep_samples=False)
+    del b["metrics"]["step_time_seconds"]["stdev"]
+    pair = compare([a], [b]).pairs[0]
+    assert pair.verdict == "could not compare" and "deviation" in pair.reason
+
+
 def test_same_distribution_rarely_called_a_regression():
     """The false-alarm rate of the whole decision stays near alpha even with a threshold of 0."""
     alarms = sum(

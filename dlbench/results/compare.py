@@ -94,7 +94,7 @@ def decide_pair(a: dict, b: dict, alpha: float, threshold: float, noise: float) 
             pair.notes.append(f"the {role} run was interrupted; its timed steps are compared")
     summary_a, summary_b = fields.step_summary(a), fields.step_summary(b)
     if summary_a is None or summary_b is None:
-        pair.reason = "a result has no step times"
+        pair.reason = "a result has neither step-time samples nor their mean, deviation and count"
         return pair
     try:
         pair.decision = stats.decide(summary_a, summary_b, alpha, threshold, noise)

@@ -120,14 +120,14 @@ def step_summary(result: dict) -> Summary | None:
     metrics = result.get("metrics") or {}
     stats = metrics.get("step_time_seconds") or {}
     count = metrics.get("steps_timed")
-    if not stats or not count or stats.get("mean") is None:
-        return None
+    if not stats or not count or stats.get("mean") is None or stats.get("stdev") is None:
+        return None  # without the deviation a test is impossible: two means alone never decide
     median = stats.get("p50") if stats.get("p50") is not None else stats["mean"]
     return Summary(
         count=int(count),
         mean=stats["mean"],
         median=median,
-        stdev=stats.get("stdev") or 0.0,
+        stdev=stats["stdev"],
         q1=stats.get("q1"),
         q3=stats.get("q3"),
     )
