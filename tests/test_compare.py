@@ -1,6 +1,7 @@
 """`dlbench compare`: verdicts on result pairs with known answers, matching, and bad input."""
 
 import json
+import random
 
 import pytest
 
@@ -284,6 +285,15 @@ def test_a_clear_change_on_too_few_steps_is_noisy_not_same():
     pair = compare([a], [b]).pairs[0]
     assert pair.decision.p_value > 0.01
     assert pair.verdict == "noisy" and "too few steps" in pair.reason
+
+
+def test_spread_of_a_summary_without_quartiles_is_on_the_same_scale_as_iqr_over_median():
+    # a normal distribution with sigma 8 % of the mean has IQR/median 10.8 %: beyond the default 10 % noise limit
+    assert stats.Summary(20, 1.0, 1.0, 0.08).relative_spread == pytest.approx(0.1079, abs=1e-4)
+    samples = stats.Summary.of_samples([random.Random(4).gauss(1.0, 0.08) for _ in range(20_000)])
+    assert samples.relative_spread == pytest.approx(
+        stats.Summary(20, 1.0, 1.0, samples.stdev).relative_spread, rel=0.03
+    )
 
 
 def test_identical_samples_are_no_evidence():

@@ -24,6 +24,7 @@ SAME, BETTER, REGRESSION, NOISY = "same", "better", "regression", "noisy"
 DEFAULT_ALPHA = 0.01  # two-sided; strict, because a step-time series has many samples and a CI gate must not flap
 DEFAULT_THRESHOLD = 0.05  # relative change in median step time that counts: pytest-benchmark's `mean:5%` habit
 DEFAULT_NOISE = 0.10  # relative IQR (IQR / median) above which a run is too scattered to call "same"
+NORMAL_IQR_PER_STDEV = 2 * 0.6744897501960817  # 2 * the standard normal's 75th percentile, scipy.stats.norm.ppf(0.75)
 MIN_SAMPLES = 5  # below this the normal approximation is meaningless; even at 5 a side it cannot reach p < 0.012
 
 
@@ -59,11 +60,12 @@ class Summary:
 
     @property
     def relative_spread(self) -> float:
-        """IQR over median where quartiles are known (robust to the odd slow step), else the coefficient of
-        variation."""
+        """IQR over median where quartiles are known (robust to the odd slow step), else the IQR the deviation
+        implies over the mean: a normal distribution's IQR is 1.349 standard deviations, so that `--noise` means the
+        same thing for a result that kept only its mean and deviation."""
         if self.q1 is not None and self.q3 is not None and self.median > 0:
             return (self.q3 - self.q1) / self.median
-        return self.stdev / self.mean if self.mean > 0 else 0.0
+        return NORMAL_IQR_PER_STDEV * self.stdev / self.mean if self.mean > 0 else 0.0
 
 
 def _two_sided_normal_p(z: float) -> float:
