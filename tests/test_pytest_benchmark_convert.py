@@ -36,6 +36,19 @@ def test_a_dlbench_run_becomes_a_benchmark_pytest_benchmark_can_compare():
     # and back: the converted benchmark is the same distribution, matched as the same workload
     again = pytest_benchmark.to_results(document)[0]
     assert again["metrics"]["step_times_seconds"] == run["metrics"]["step_times_seconds"]
+    assert compare([run], [again]).pairs[0].verdict == "same"
+
+
+def test_two_converted_runs_of_one_workload_match_each_other_and_not_other_settings():
+    """pytest-benchmark pairs by fullname, dlbench compare by workload and settings: both must see one workload."""
+    first, _ = pytest_benchmark.from_results([make_result(times=step_times(100, 0.01, seed=1))])
+    later = make_result(times=step_times(100, 0.01, seed=2), started_at="2026-11-30T02:00:00+00:00")
+    second, _ = pytest_benchmark.from_results([later])
+    assert first["benchmarks"][0]["fullname"] == second["benchmarks"][0]["fullname"]
+    pairs = compare(pytest_benchmark.to_results(first), pytest_benchmark.to_results(second)).pairs
+    assert [p.verdict for p in pairs] == ["same"]
+    fp32, _ = pytest_benchmark.from_results([make_result(precision="fp32")])
+    assert fp32["benchmarks"][0]["fullname"] != first["benchmarks"][0]["fullname"]
 
 
 def test_compare_reads_pytest_benchmark_files_with_and_without_saved_data(dlbench_cli, tmp_path):

@@ -13,7 +13,8 @@ under `source`, so that converting back gives pytest-benchmark exactly what it w
 from __future__ import annotations
 
 from dlbench.errors import UserError
-from dlbench.results.fields import step_times
+from dlbench.results.fields import device_model, step_times
+from dlbench.results.tables import settings_text
 
 FORMAT = "pytest-benchmark"
 TASK = "micro-benchmark"
@@ -57,6 +58,9 @@ def to_results(document: dict, source: str = "") -> list[dict]:
         if isinstance(stats.get("data"), list):
             metrics["step_times_seconds"] = list(stats["data"])
         device_name = extra.get("device_name") or cpu.get("brand_raw")
+        # a `dlbench run` converted to this format carries its workload and settings: it becomes that run again,
+        # matched with the original and with other runs of the same workload
+        from_run = isinstance(extra.get("workload"), dict) and isinstance(extra.get("config"), dict)
         results.append(
             {
                 "schema_version": 1,
@@ -65,22 +69,30 @@ def to_results(document: dict, source: str = "") -> list[dict]:
                 "error": None,
                 "started_at": document.get("datetime"),
                 "finished_at": document.get("datetime"),
-                "workload": {
-                    "name": bench.get("fullname") or bench.get("name"),
-                    "task": TASK,
-                    "group": bench.get("group"),
-                    "params": bench.get("params"),
-                },
-                "config": {
-                    "device": extra.get("device"),
-                    "precision": extra.get("precision"),
-                    "batch_size": None,
-                    "seq_len": None,
-                    "channels_last": False,
-                    "compile": False,
-                    "world_size": extra.get("world_size", 1),
-                    "params": bench.get("params"),
-                },
+                "workload": (
+                    extra["workload"]
+                    if from_run
+                    else {
+                        "name": bench.get("fullname") or bench.get("name"),
+                        "task": TASK,
+                        "group": bench.get("group"),
+                        "params": bench.get("params"),
+                    }
+                ),
+                "config": (
+                    extra["config"]
+                    if from_run
+                    else {
+                        "device": extra.get("device"),
+                        "precision": extra.get("precision"),
+                        "batch_size": None,
+                        "seq_len": None,
+                        "channels_last": False,
+                        "compile": False,
+                        "world_size": extra.get("world_size", 1),
+                        "params": bench.get("params"),
+                    }
+                ),
                 "metrics": metrics,
                 "environment": {
                     "hostname": machine.get("node"),
@@ -124,14 +136,19 @@ def _benchmark_from_run(result: dict) -> dict | None:
     name = result["workload"]["name"]
     metrics = result.get("metrics") or {}
     throughput = metrics.get("throughput") or {}
+    settings = settings_text(result)
     return {
         "group": "dlbench run",
         "name": name,
-        "fullname": f"dlbench run {name} [{result.get('run_id')}]",
+        # pytest-benchmark's compare pairs benchmarks by fullname: the same workload at the same settings must have
+        # the same one in every run (no run id), as a parametrised test has (`test_x.py::test_y[param]`)
+        "fullname": f"dlbench run::{name}" + (f"[{settings}]" if settings else ""),
         "params": None,
-        "param": None,
+        "param": settings or None,
         "extra_info": {
             "run_id": result.get("run_id"),
+            "workload": result["workload"],
+            "device_name": device_model(result),
             "samples_per_second": throughput.get("samples_per_second"),
             "mfu": metrics.get("mfu"),
             "config": result.get("config"),
