@@ -227,9 +227,6 @@ class Run:
                 throughput={"samples_per_second": throughput,
                             "tokens_per_second": throughput * tokens if tokens else None},
                 step_time_seconds=step_statistics(step_seconds),
-                # every step's time, in the order measured: `dlbench compare` tests the two runs' distributions on
-                # these (a rank test); the summary above alone only allows a test on means
-                step_times_seconds=step_seconds,
                 achieved_flops_per_second=achieved,
                 peak_flops_per_second=peak,
                 mfu=achieved / peak if peak else None,
