@@ -22,12 +22,12 @@ torch: $(BIN)/python
 
 # dlbench and what `dlbench run` needs, torch pinned by constraints.txt (from stack.yml)
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml constraints.txt | torch
-	$(BIN)/pip install --quiet -c constraints.txt -e .
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train]'
 	touch $@
 
 # ... plus what the tests drive (pytest, ansible, linters)
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml constraints.txt | torch
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[train,test]'
 	touch $@
 
 run: torch $(VENV)/.installed-run
