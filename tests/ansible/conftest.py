@@ -210,7 +210,8 @@ def simulate_pci(host, devices):
 
 def debian_kernel_release(host):
     """The Debian 12 kernel whose headers the test host has (the machine's own kernel is not a Debian one)."""
-    return sorted(p.name[len("linux-headers-"):] for p in host.path("/usr/src").glob("linux-headers-*-amd64"))[-1]
+    releases = [p.name[len("linux-headers-"):] for p in host.path("/usr/src").glob("linux-headers-*-amd64")]
+    return sorted(release for release in releases if "-cloud-" not in release)[-1]
 
 
 def base_variables(site, host, workdir, dlbench_wheel=None, pci=HGX_H100):

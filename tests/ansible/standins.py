@@ -30,6 +30,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 DRIVER_VERSION = "580.95.05"
 # A later driver of the same branch in NVIDIA's repository, as there always is one: the fabric manager must still be
 # installed at the installed driver's version, not the newest.
@@ -53,8 +55,10 @@ ExecStart=/usr/bin/nvidia-persistenced --user nvidia-persistenced --no-persisten
 ExecStopPost=/bin/rm -rf /var/run/nvidia-persistenced
 """
 CUDA_RELEASE = "13.0"
-TOOLKIT_VERSION = "1.18.0"
-MINIFORGE_VERSION = "25.3.1-0"
+# The versions the playbooks pin come from the one version spec, so that a bump there is what the test installs.
+_STACK = yaml.safe_load((Path(__file__).resolve().parents[2] / "stack.yml").read_text())
+TOOLKIT_VERSION = _STACK["stack_container_toolkit_version"]
+MINIFORGE_VERSION = _STACK["stack_miniforge_version"]
 
 NVIDIA_SMI = f"""#!/bin/sh
 # STAND-IN nvidia-smi (dlbench test fixture): prints what a one-GPU H100 host prints.
@@ -104,7 +108,7 @@ import os, subprocess, sys
 prefix = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 args = sys.argv[1:]
 if args == ["--version"]:
-    print("conda 25.3.1")
+    print("conda @MINIFORGE_CONDA_VERSION@")
 elif args[:1] == ["create"]:
     name = args[args.index("--name") + 1]
     python = next(a.split("=", 1)[1] for a in args if a.startswith("python="))
@@ -311,7 +315,8 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
     release_dir = www / "miniforge" / "releases" / "download" / MINIFORGE_VERSION
     release_dir.mkdir(parents=True)
     installer = release_dir / installer_name
-    installer.write_text(MINIFORGE_INSTALLER.replace("@CONDA@", CONDA.rstrip("\n")))
+    conda = CONDA.rstrip("\n").replace("@MINIFORGE_CONDA_VERSION@", MINIFORGE_VERSION.rsplit("-", 1)[0])
+    installer.write_text(MINIFORGE_INSTALLER.replace("@CONDA@", conda))
     digest = hashlib.sha256(installer.read_bytes()).hexdigest()
     (release_dir / (installer_name + ".sha256")).write_text(f"{digest}  {installer_name}\n")
 
