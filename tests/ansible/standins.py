@@ -332,7 +332,7 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
 
 
 def cuda_repo(www, base_url, signer, distro, arch, unit):
-    """NVIDIA's CUDA repository for DISTRO (flat, `deb URL /`, https://developer.download.nvidia.com/compute/cuda/repos/)."""
+    """NVIDIA's CUDA repository for DISTRO: flat (`deb URL /`), as at developer.download.nvidia.com/compute/cuda/repos/."""
     exe = 0o755
     cuda_dir = www / "cuda" / "repos" / distro / arch
     cuda_dir.mkdir(parents=True)
@@ -394,7 +394,8 @@ def ubuntu_archive(directory, signer, unit):
         build_deb(directory, f"nvidia-compute-utils-{srv}", version, {
             "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
             "/lib/systemd/system/nvidia-persistenced.service": (UBUNTU_PERSISTENCED_UNIT, 0o644),
-        }, postinst="getent passwd nvidia-persistenced >/dev/null || useradd -r -M -s /usr/sbin/nologin nvidia-persistenced"),
+        }, postinst="getent passwd nvidia-persistenced >/dev/null"
+                    " || useradd -r -M -s /usr/sbin/nologin nvidia-persistenced"),
     ]
     for flavour in ("", "-open"):
         modules = f"linux-modules-nvidia-{srv}{flavour}"

@@ -103,7 +103,8 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
     installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
     status = {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
     # Canonical's signed prebuilt modules for the running AWS kernel and its flavour; nothing built by DKMS.
-    for package in ("nvidia-headless-no-dkms-580-server-open", f"linux-modules-nvidia-580-server-open-{standins.UBUNTU_KERNEL}",
+    for package in ("nvidia-headless-no-dkms-580-server-open",
+                    f"linux-modules-nvidia-580-server-open-{standins.UBUNTU_KERNEL}",
                     "linux-modules-nvidia-580-server-open-aws", "nvidia-utils-580-server", "nvlsm", "infiniband-diags",
                     f"linux-modules-extra-{standins.UBUNTU_KERNEL}"):
         assert package in status, package

@@ -45,7 +45,8 @@ def nvidia_pci_devices(lines, generations):
         generation = (_generation(device_id, generations) if kind == "gpu" else None) or {}
         device = dict(DEFAULTS, **{key: value for key, value in generation.items() if key not in ("name", "ids")})
         slot, name = line.split()[0], name or "Device"
-        device.update(slot=slot, kind=kind, device_id=device_id, name=name, generation=generation.get("name", "unknown"))
+        device.update(slot=slot, kind=kind, device_id=device_id, name=name)
+        device["generation"] = generation.get("name", "unknown")
         device["label"] = f"{slot} {name} [10de:{device_id}]" + (f" ({device['generation']})" if kind == "gpu" else "")
         devices.append(device)
     return devices
