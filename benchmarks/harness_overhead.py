@@ -1,8 +1,9 @@
 """What does the dlbench harness cost? `dlbench run` against the loop a tutorial teaches, side by side.
 
 Both train the same model, batch and precision from the same synthetic batch, in one process, alternating
-rounds (ABAB...) so that drift of the machine (turbo, other load) hits both alike. The target: the harness costs
-at most 2% of throughput, i.e. the ratio dlbench/plain stays >= 0.98.
+rounds (ABAB...) so that drift of the machine (turbo, other load) hits both alike. `dlbench run` runs as the CLI
+builds it, with its default observers switched on (the telemetry sampler and the progress bar). The target: the
+harness costs at most 2% of throughput, i.e. the ratio dlbench/plain stays >= 0.98.
 
     python benchmarks/harness_overhead.py --workload cifar-cnn --batch-size 64 --steps 50 --rounds 5
 """
@@ -16,9 +17,11 @@ import time
 
 import torch
 
+from rich.console import Console
+
+from dlbench.commands import run as run_command
 from dlbench.train import data
 from dlbench.train.flops import loss_of
-from dlbench.train.runner import Run, RunConfig
 from dlbench.workloads import get_workload
 
 
@@ -27,6 +30,8 @@ def plain_loop(workload_name: str, batch_size: int, steps: int, warmup: int, dev
     workload = get_workload(workload_name)
     torch.manual_seed(0)
     dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as dlbench run sets it: compare like with like
     model = workload.build_model().to(dev).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     inputs, targets = data.synthetic_batch(workload, batch_size, workload.seq_len, dev, seed=0)
@@ -50,8 +55,12 @@ def plain_loop(workload_name: str, batch_size: int, steps: int, warmup: int, dev
 
 
 def dlbench_loop(workload_name: str, batch_size: int, steps: int, warmup: int, device: str) -> float:
-    run = Run(RunConfig(workload_name, device=device, batch_size=batch_size, steps=steps, warmup=warmup,
-                        precision="fp32"))
+    """`dlbench run` as the CLI builds it, default observers on: the telemetry sampler (0.5 s) and the progress bar."""
+    parser = argparse.ArgumentParser()
+    run_command.add_arguments(parser)
+    args = parser.parse_args([workload_name, "--device", device, "--batch-size", str(batch_size), "--steps",
+                              str(steps), "--warmup", str(warmup), "--precision", "fp32"])
+    run = run_command.build_run(args, Console(stderr=True))
     try:
         return run.execute()["metrics"]["throughput"]["samples_per_second"]
     finally:

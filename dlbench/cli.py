@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from dlbench import __version__
@@ -18,8 +19,25 @@ COMMANDS = {
     "run": ("dlbench.commands.run", "train a reference workload and report throughput, MFU, memory and energy"),
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
+    "validate": ("dlbench.commands.validate", "accept or reject this GPU host with measured evidence; summarize a fleet"),
+    "compare": ("dlbench.commands.compare", "compare results: per-workload regression verdicts from step-time samples"),
+    "convert": ("dlbench.commands.convert", "convert pytest-benchmark JSON to dlbench results and back"),
+    "report": ("dlbench.commands.report", "write a self-contained HTML report and a Markdown summary of results"),
     "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health)"),
 }
+
+
+# subcommand -> (module it cannot work without, the pip extra that installs it). The base install is what the
+# exporter needs; a monitored host should not have to carry PyTorch (gigabytes with CUDA) to be watched.
+NEEDS = {"run": ("torch", "train")}
+
+
+def _missing_extra(command: str) -> str | None:
+    module, extra = NEEDS.get(command, (None, None))
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return (f"'dlbench {command}' needs {module}, which this installation lacks: "
+            f"pip install 'dlbench[{extra}]' (or, in a checkout, pip install -e '.[{extra}]')")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,10 +47,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser: it reports options it does not know itself. argparse would hand them up to the
+    top-level parser, whose error points to `dlbench --help` rather than to the subcommand's options."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlbench", description="Provision-to-proof toolkit for GPU servers: benchmark and monitor.")
     parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -44,13 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = _missing_extra(args.command)
+    if missing:
+        print(f"dlbench: error: {missing}", file=sys.stderr)
+        return 2
     try:
         return int(args._module.run(args) or 0)
     except UserError as error:
         print(f"dlbench: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("dlbench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        name = getattr(error, "signal_name", "SIGINT")  # dlbench run names SIGTERM too (dlbench/train/interrupt.py)
+        print(f"dlbench: interrupted by {name}", file=sys.stderr)
+        return getattr(error, "exit_code", 130)
     except BrokenPipeError:
         return 141

@@ -53,6 +53,23 @@ def test_env_json_reports_torch_build_and_host():
     assert env["memory_total_bytes"] > 0
 
 
+@pytest.mark.parametrize(
+    ("argv", "help_command"),
+    [
+        (["run", "resnet18", "--bogus"], "dlbench run --help"),
+        (["exporter", "--bogus", "1"], "dlbench exporter --help"),
+        (["list", "extra"], "dlbench list --help"),
+        (["--bogus", "list"], "dlbench --help"),
+    ],
+)
+def test_a_wrong_option_points_to_the_help_of_the_command_it_was_given_to(argv, help_command):
+    result = dlbench(*argv)
+    assert result.returncode == 2
+    assert "unrecognized arguments" in result.stderr
+    assert f"(see '{help_command}')" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 2
+
+
 def test_unknown_workload_suggests_the_closest_name():
     result = dlbench("run", "resnt18")
     assert result.returncode == 2

@@ -7,17 +7,13 @@ import pytest
 from PIL import Image
 
 from dlbench.errors import UserError
-from dlbench.train.runner import Run, RunConfig
+from dlbench.train.runner import RunConfig
+from run_support import execute
 
 
 def run(workload, data, **overrides):
     options = {"device": "cpu", "steps": 2, "warmup": 0, "batch_size": 4, "workers": 0, **overrides}
-    config = RunConfig(workload, data=str(data), **options)
-    r = Run(config)
-    try:
-        return r.execute()
-    finally:
-        r.close()
+    return execute(RunConfig(workload, data=str(data), **options))
 
 
 @pytest.fixture

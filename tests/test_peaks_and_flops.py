@@ -21,7 +21,8 @@ from dlbench.workloads import WORKLOADS
         ("NVIDIA L4", "L4"),
         ("NVIDIA L40S", "L40S"),
         ("Tesla T4", "T4"),
-        ("Tesla V100-SXM2-32GB", "V100 SXM"),
+        ("Tesla V100-SXM2-32GB", "V100 SXM2"),
+        ("Tesla V100-SXM3-32GB", "V100 SXM3 (DGX-2)"),
         ("NVIDIA GeForce RTX 3090", "RTX 3090"),
         ("NVIDIA GeForce RTX 4090", "RTX 4090"),
     ],
@@ -30,7 +31,11 @@ def test_known_gpus_are_recognised(device_name, gpu):
     assert peaks.lookup(device_name).gpu == gpu
 
 
-@pytest.mark.parametrize("device_name", ["NVIDIA A10G", "NVIDIA H200 NVL", "NVIDIA GeForce RTX 5090", "NVIDIA L40"])
+# DGX-2H's 450 W V100 has no NVIDIA datasheet figure (only press reports of "2.1 PFLOPS"): no MFU rather than a
+# derived one, and not the DGX-2 part's lower 125/15.7, which would overstate its MFU
+@pytest.mark.parametrize(
+    "device_name", ["NVIDIA A10G", "NVIDIA H200 NVL", "NVIDIA GeForce RTX 5090", "NVIDIA L40", "Tesla V100-SXM3-32GB-H"]
+)
 def test_unknown_gpus_get_no_peak_rather_than_a_wrong_one(device_name):
     assert peaks.lookup(device_name) is None
     assert peaks.peak_flops(device_name, "bf16") is None
@@ -41,6 +46,13 @@ def test_peak_is_per_precision():
     assert peaks.peak_flops("NVIDIA H100 80GB HBM3", "tf32") == pytest.approx(494.7e12)
     assert peaks.peak_flops("NVIDIA H100 80GB HBM3", "fp32") == pytest.approx(67e12)
     assert peaks.peak_flops("Tesla T4", "bf16") is None  # Turing has no bf16: no MFU, not a wrong one
+
+
+@pytest.mark.parametrize("device_name,precision,tflops", [
+    ("NVIDIA B200", "fp32", 75),  # HGX B200 per GPU; 80 is GB200's
+])
+def test_corrected_peaks(device_name, precision, tflops):
+    assert peaks.peak_flops(device_name, precision) == pytest.approx(tflops * 1e12)
 
 
 def test_every_table_entry_names_its_source():
@@ -67,3 +79,29 @@ def test_bert_flops_scale_with_sequence_length():
     w = WORKLOADS["bert-base"]
     short, long = (flops.training_flops_per_sample(w, n) for n in (128, 512))
     assert 4 < long / short < 4.5  # linear in tokens, plus the quadratic attention term
+
+
+def test_the_images_gradient_is_not_counted_for_the_first_convolution():
+    # The convention (flops.CONVENTION, docs/results.md): what the step executes. Autograd computes no gradient for
+    # the input batch, so training = 3 x forward minus the first convolution's input-gradient (2 x its MACs).
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    workload = WORKLOADS["resnet50"]
+    with torch.device("meta"):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            workload.build_model()(torch.empty(1, 3, 224, 224))
+    forward = counter.get_total_flops()
+    first_conv_macs = 112 * 112 * 64 * (7 * 7 * 3)  # output pixels x channels x kernel volume
+    assert flops.training_flops_per_sample(workload, 0) == 3 * forward - 2 * first_conv_macs
+    assert "no gradient for the input batch" in flops.CONVENTION
+
+
+def test_padded_vocabulary_adds_its_rows_to_the_output_layer():
+    gpt2 = WORKLOADS["gpt2"]
+    padded = flops.training_flops_per_sample(gpt2, 1024, vocab_size=50304) / 1024
+    plain = flops.training_flops_per_sample(gpt2, 1024) / 1024
+    assert padded - plain == 6 * (50304 - 50257) * 768  # 6 FLOPs per weight per token, 47 more rows of 768
+    model = gpt2.build_model(vocab_size=50304)
+    assert sum(p.numel() for p in model.parameters()) == 124_475_904  # nanoGPT's "124.47M" with 50304

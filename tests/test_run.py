@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -13,15 +12,12 @@ import torch
 from dlbench.errors import RunFailed, UserError
 from dlbench.train.observers import RunObserver
 from dlbench.train.runner import Run, RunConfig
+from prometheus_server import free_port, http_get, wait_for
+from run_support import execute, validate
 
 
 def run_in_process(**overrides):
-    config = RunConfig(**{"workload": "mnist-mlp", "device": "cpu", "steps": 4, "warmup": 1, **overrides})
-    run = Run(config)
-    try:
-        return run.execute()
-    finally:
-        run.close()
+    return execute(RunConfig(**{"workload": "mnist-mlp", "device": "cpu", "steps": 4, "warmup": 1, **overrides}))
 
 
 def test_cli_run_writes_a_complete_result(dlbench_cli, tmp_path):
@@ -30,7 +26,8 @@ def test_cli_run_writes_a_complete_result(dlbench_cli, tmp_path):
                        "--output", out)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["schema_version"] == 1
+    validate(result)
+    assert result["schema_version"] == 2
     assert result["status"] == "completed" and result["error"] is None
     assert result["workload"]["parameters"] == 545_098
     assert result["config"]["batch_size"] == 8 and result["config"]["precision"] == "fp32"
@@ -107,10 +104,12 @@ def test_ctrl_c_during_timed_steps_keeps_the_steps_done(tmp_path):
 
 
 def test_sigint_to_the_cli_writes_an_interrupted_result(tmp_path):
-    out = tmp_path / "r.json"
+    out, port = tmp_path / "r.json", free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "mnist-mlp", "--device", "cpu", "--duration", "120",
-                             "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(12)
+                             "--output", str(out), "--metrics-port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # signal once the run is timing: its /health counts the timed steps (a fixed sleep raced start-up under load)
+    wait_for(lambda: json.loads(http_get(f"http://127.0.0.1:{port}/health")[1])["steps"] >= 1, 240, "timed steps")
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -139,12 +138,19 @@ def test_out_of_memory_names_the_batch_size_and_records_failure(tmp_path, monkey
         (["--batch-size", "0"], "must be a positive whole number"),
         (["--steps", "-3"], "must be a positive whole number"),
         (["--duration", "0"], "must be positive"),
-        (["--steps", "2", "--duration", "3"], "not allowed with argument"),
+        (["--duration", "-1"], "must be positive"),
         (["--device", "cuda"], "no CUDA GPU is available"),
         (["--device", "tpu"], "unknown device"),
         (["--precision", "tf32", "--device", "cpu"], "tf32 needs an NVIDIA GPU"),
         (["--output", "/nonexistent-dir/r.json"], "does not exist"),
         (["--data", "/nonexistent/data"], "no such file or directory"),
+        (["--data", ""], "--data must not be empty"),  # was the current directory
+        (["--output", ""], "--output must not be empty"),  # trained, then crashed and lost the result
+        (["--seed", str(2**64)], "seed must be 0 to 2**64-1"),
+        (["--seed", "-1"], "seed must be 0 to 2**64-1"),
+        (["--duration", "inf"], "must be a finite number of seconds"),
+        (["--duration", "nan"], "must be positive"),
+        (["--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),
         (["--seq-len", "64"], None),  # accepted but meaningless for images: not an error
     ],
 )
@@ -174,6 +180,35 @@ def test_unwritable_output_fails_before_training(dlbench_cli, tmp_path, where):
     proc = dlbench_cli("run", "mnist-mlp", "--steps", 1, "--output", where)
     assert proc.returncode == 2, proc.stderr
     assert "not writable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_corrupt_image_in_an_image_folder_is_one_line_and_exit_2(dlbench_cli, tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (data / label).mkdir(parents=True)
+        Image.new("RGB", (40, 40), (10, 200, 30)).save(data / label / "good.png")
+    (data / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    out = tmp_path / "r.json"
+    # workers: the error is raised in a DataLoader worker process and must still arrive as one line
+    proc = dlbench_cli("run", "cifar-cnn", "--device", "cpu", "--data", data, "--workers", 2, "--batch-size", 1,
+                       "--steps", 10, "--warmup", 0, "--output", out)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "DataLoader worker" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"dlbench: error: --data: {data / 'dog' / 'broken.jpg'} is not a readable image (")
+    result = json.loads(out.read_text())
+    assert result["status"] == "failed" and "broken.jpg" in result["error"]
+
+
+def test_an_empty_token_file_is_one_line_and_exit_2(dlbench_cli, tmp_path):
+    empty = tmp_path / "train.bin"
+    empty.touch()
+    proc = dlbench_cli("run", "gpt2", "--device", "cpu", "--data", empty, "--steps", 1, "--seq-len", 8)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"dlbench: error: --data {empty}: the file is empty; expected uint16 "
+                                                "token ids (nanoGPT's train.bin)"]
 
 
 def test_seq_len_beyond_context_is_refused():

@@ -65,7 +65,12 @@ def test_summary_measures_energy_from_the_counter_over_exactly_the_window():
     assert gpu["energy_per_sample_joules"] == pytest.approx(gpu["energy_joules"] / (6 * 64), rel=1e-3)
     assert "TotalEnergyConsumption" in gpu["energy_source"]
     assert gpu["utilization_max_ratio"] == 1.0 and 0.6 <= gpu["utilization_mean_ratio"] < 1.0
-    assert gpu["power_mean_watts"] == pytest.approx(500, rel=0.2)
+    # mean power is energy over the window's time (it sees the 1000 J the sampled readings miss)
+    window_seconds = telemetry._energy_end_at - telemetry._energy_start_at
+    assert gpu["power_mean_watts"] == pytest.approx(gpu["energy_joules"] / window_seconds, rel=1e-3)
+    assert gpu["power_mean_source"] == "energy counter"
+    assert gpu["power_sampled_mean_watts"] == pytest.approx(500, rel=0.2)
+    assert gpu["sample_counts"]["power_watts"] == summary["samples"] >= 3
     assert gpu["temperature_max_celsius"] == 65
     assert gpu["sm_clock_min_hertz"] == 1500e6 and 1500e6 < gpu["sm_clock_mean_hertz"] < 1980e6
     assert gpu["sm_clock_max_hertz"] == 1980e6 and gpu["power_limit_watts"] == 700

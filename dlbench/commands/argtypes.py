@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def _number(text: str, kind: type, what: str):
@@ -30,7 +31,28 @@ def positive_float(text: str) -> float:
     value = _number(text, float, "value")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {text}")
     return value
+
+
+def seed(text: str) -> int:
+    """What torch.manual_seed and numpy accept: 0 to 2**64 - 1."""
+    value = _number(text, int, "seed")
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"seed must be 0 to 2**64-1 (18446744073709551615), not {text}")
+    return value
+
+
+def non_empty(what: str):
+    """A string option that must not be empty (`--output ''` from an unset shell variable)."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        return text
+
+    return parse
 
 
 def port(text: str) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
-from dlbench.commands.argtypes import non_negative_int, positive_float, positive_int
+from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int, seed
 from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
 
 
@@ -15,20 +15,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: first GPU, else CPU), cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=positive_int, help="samples per step (default: the workload's; at most 32 on the CPU)")
     parser.add_argument("--seq-len", type=positive_int, help="tokens per sequence for language workloads")
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=positive_int, help="timed steps (default: 20 on GPUs, 10 on the CPU)")
-    length.add_argument("--duration", type=positive_float, metavar="SECONDS", help="time training for this long")
-    parser.add_argument("--warmup", type=non_negative_int, default=3, help="untimed warm-up steps (default: 3)")
+    parser.add_argument("--steps", type=positive_int,
+                        help="timed steps (default: 30 s on GPUs; at least 10 steps and 3 s on the CPU)")
+    parser.add_argument("--duration", type=positive_float, metavar="SECONDS",
+                        help="time at least this long (with --steps: until both are reached)")
+    parser.add_argument("--warmup", type=non_negative_int,
+                        help="untimed warm-up steps (default: until step time settles)")
     parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16"), default="auto",
                         help="autocast precision; auto = bf16 on Ampere or newer GPUs, fp32 elsewhere")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for image workloads")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--pad-vocab", action="store_true",
+                        help="GPT-2: pad the vocabulary to a multiple of 64 (50304), as nanoGPT and llm.c do")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default="synthetic", metavar="synthetic|PATH",
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--data", type=non_empty("--data"), default="synthetic", metavar="synthetic|PATH",
                         help="synthetic (default), an ImageFolder tree or CIFAR-10 batches, or a uint16 token file")
-    parser.add_argument("--workers", type=non_negative_int, default=4, help="DataLoader workers for --data PATH")
-    parser.add_argument("--output", metavar="FILE.json", help="write the result JSON here (atomically)")
+    parser.add_argument("--workers", type=non_negative_int,
+                        help="DataLoader workers for --data PATH (default: from the cores and GPUs present)")
+    parser.add_argument("--output", type=non_empty("--output"), metavar="FILE.json",
+                        help="write the result JSON here (atomically)")
     parser.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of a table")
     add_run_arguments(parser)
 
@@ -39,16 +45,35 @@ def _config_from_args(args):
     return RunConfig(workload=args.workload, device=args.device, batch_size=args.batch_size, seq_len=args.seq_len,
                      steps=args.steps, warmup=args.warmup, duration=args.duration, precision=args.precision,
                      channels_last=args.channels_last, compile=args.compile, optimizer=args.optimizer, seed=args.seed,
-                     data=args.data, workers=args.workers, output=args.output)
+                     data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab)
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _without_credentials(argument: str) -> str:
+    """The command line goes into results people share: hide the user:password of a URL (--pushgateway)."""
+    parsed = urlsplit(argument) if "://" in argument else None
+    if parsed is None or "@" not in parsed.netloc:
+        return argument
+    return urlunsplit(parsed._replace(netloc="***@" + parsed.netloc.rsplit("@", 1)[1]))
+
+
+def build_run(args, console, command_line: list[str] | None = None):
+    """The run `dlbench run` starts, with the observers its options ask for and the progress bar on `console`."""
+    from dlbench.train.report import ProgressBar
+    from dlbench.train.runner import Run
+
+    run_ = Run(_config_from_args(args), observers_from_args(args), command_line=command_line)
+    run_.observers.insert(0, ProgressBar(run_.timed_steps_target, run_.window.seconds, console))
+    return run_
 
 
 def run(args) -> int:
     from dlbench.atomic import check_writable
+    from dlbench.train import interrupt
     from dlbench.workloads import get_workload
+
+    # systemd, Slurm and Kubernetes stop jobs with SIGTERM: like Ctrl-C, it ends the run with an `interrupted` result
+    # (before torch is imported, so a signal during start-up is named too and ends without a traceback)
+    interrupt.install()
 
     get_workload(args.workload)  # a typo fails before torch is imported
     if args.output:
@@ -56,15 +81,10 @@ def run(args) -> int:
 
     from rich.console import Console
 
-    from dlbench.train.report import ProgressBar, summary_table
-    from dlbench.train.runner import Run
+    from dlbench.train.report import summary_table
 
-    config = _config_from_args(args)
     stderr = Console(stderr=True)
-    # systemd, Slurm and Kubernetes stop jobs with SIGTERM: treat it like Ctrl-C so the result still says so
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    run_ = Run(config, observers_from_args(args))
-    run_.observers.insert(0, ProgressBar(run_.timed_steps_target, config.duration, stderr))
+    run_ = build_run(args, stderr, command_line=["dlbench", *map(_without_credentials, sys.argv[1:])])
     try:
         result = run_.execute()
     finally:
@@ -75,7 +95,10 @@ def run(args) -> int:
         Console().print(summary_table(result))
         if args.output:
             stderr.print(f"result written to {args.output}")
+    if args.json:  # the table shows them otherwise
+        for warning in result["warnings"]:
+            print(f"dlbench: warning: {warning}", file=sys.stderr)
     if result["status"] == "interrupted":
         print(f"dlbench: {result['error']}; partial result {'written' if args.output else 'shown'}", file=sys.stderr)
-        return 130
+        return interrupt.exit_code(result["interrupted_by"])
     return 0

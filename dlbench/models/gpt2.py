@@ -7,7 +7,7 @@ attention runs through `scaled_dot_product_attention` with a causal mask (flash 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -73,9 +73,10 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, size: str = "gpt2"):
+    def __init__(self, size: str = "gpt2", vocab_size: int | None = None):
+        """`vocab_size` above 50257 pads the vocabulary (nanoGPT's 50304): extra rows that no token uses."""
         super().__init__()
-        config = SIZES[size]
+        config = SIZES[size] if vocab_size is None else replace(SIZES[size], vocab_size=vocab_size)
         self.config = config
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),

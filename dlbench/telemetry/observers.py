@@ -19,6 +19,7 @@ from dlbench.telemetry.host import HostReader
 from dlbench.telemetry.http import MetricsServer, is_loopback
 from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler, Window
+from dlbench.telemetry.series import SeriesRecorder
 from dlbench.train.observers import RunInfo, RunObserver
 
 # clock-event reasons that make a run slower than the hardware allows (gpu_idle and the rest are benign)
@@ -44,6 +45,7 @@ class TelemetryObserver(RunObserver):
         self._window: Window | None = None
         self._energy_start: float | None = None
         self._summary: dict | None = None
+        self._series: SeriesRecorder | None = None
 
     def on_start(self, info: RunInfo) -> None:
         self.info = info
@@ -59,15 +61,20 @@ class TelemetryObserver(RunObserver):
         if self.sampler is None:
             return
         self._window = self.sampler.open_window()
-        self._energy_start = self._energy()
+        self._energy_start, self._energy_start_at = self._energy(), time.monotonic()
+        if self.info.gpu_index is not None:  # the GPU's readings over time, for the report's plots
+            self._series = SeriesRecorder(self.info.gpu_index, time.monotonic())
+            self.sampler.listeners.append(self._series)
         self.sampler.sample_now()  # the window's first sample is its start, however short it is
 
     def on_timed_end(self, timed_seconds: float, samples: int) -> None:
         if self.sampler is None or self._window is None:
             return
-        energy_end = self._energy()
+        energy_end, self._energy_end_at = self._energy(), time.monotonic()
         self.sampler.sample_now()
         window = self.sampler.close_window(self._window)
+        if self._series is not None:
+            self.sampler.listeners.remove(self._series)
         self._summary = self._summarise(window, timed_seconds, samples, energy_end)
 
     def _energy(self) -> float | None:
@@ -87,15 +94,20 @@ class TelemetryObserver(RunObserver):
             identity = self.reader.gpus[0]
             stats = window.gpu[index]
             static = self.sampler.latest.gpus.get(index, {}) if self.sampler.latest else {}
-            energy = None
+            energy = power = None
             if self._energy_start is not None and energy_end is not None:
                 energy = energy_end - self._energy_start
+                # mean power as energy over time: NVML's power reading is a ~1 s trailing average, sampled
+                elapsed = self._energy_end_at - self._energy_start_at
+                power = energy / elapsed if elapsed > 0 else None
             summary["gpu"] = {
                 "index": index, "name": identity.name, "uuid": identity.uuid,
                 "utilization_mean_ratio": _rounded(stats["utilization_ratio"].mean),
                 "utilization_max_ratio": _rounded(stats["utilization_ratio"].max),
                 "memory_used_max_bytes": stats["memory_used_bytes"].max,
-                "power_mean_watts": _rounded(stats["power_watts"].mean, 2),
+                "power_mean_watts": _rounded(power if power is not None else stats["power_watts"].mean, 2),
+                "power_mean_source": "energy counter" if power is not None else "power samples",
+                "power_sampled_mean_watts": _rounded(stats["power_watts"].mean, 2),
                 "power_limit_watts": static.get("power_limit_watts"),
                 "energy_joules": _rounded(energy, 3),
                 "energy_per_sample_joules": _rounded(energy / samples, 6) if energy is not None and samples else None,
@@ -108,13 +120,19 @@ class TelemetryObserver(RunObserver):
                 "sm_clock_max_hertz": static.get("sm_clock_max_hertz"),
                 "clocks_event_fraction": {r: round(f, 4) for r, f in window.clocks_event_fraction(index).items()},
                 "down_samples": window.gpu_down_samples[index],
+                # how many readings each figure rests on (a GPU may not support, or fail, some queries)
+                "sample_counts": {**{key: stat.count for key, stat in sorted(stats.items())},
+                                  "clocks_event": window.clocks_event_readings[index]},
             }
+            if self._series is not None:
+                summary["series"] = self._series.series()
         summary["host"] = {
             "cpu_utilization_mean_ratio": _rounded(window.host["cpu_utilization_ratio"].mean),
             "cpu_utilization_max_ratio": _rounded(window.host["cpu_utilization_ratio"].max),
             "memory_used_max_bytes": window.host["memory_used_bytes"].max,
             "memory_total_bytes": self.sampler.latest.host.get("memory_total_bytes") if self.sampler.latest else None,
             "load_average_1m_max": _rounded(window.host["load_average_1m"].max, 2),
+            "sample_counts": {key: stat.count for key, stat in sorted(window.host.items())},
         }
         summary["explanations"] = explain(summary)
         return summary

@@ -8,6 +8,7 @@ bottlenecks a synthetic run. Real data (`--data PATH`) goes through a DataLoader
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from dlbench.errors import UserError
+from dlbench.train.interrupt import quiet_in_worker
 from dlbench.workloads import Workload
 
 IGNORE_INDEX = -100  # targets that do not count towards the loss (unmasked BERT positions)
@@ -48,6 +50,30 @@ def synthetic_batch(workload: Workload, batch_size: int, seq_len: int, device: t
         tokens = torch.randint(0, workload.vocab_size, (batch_size, seq_len), generator=generator)
         inputs, targets = mask_tokens(tokens, generator)
     return inputs.to(device), targets.to(device)
+
+
+class BadSample(UserError):
+    """A sample that cannot be read (a corrupt image). Raised in a DataLoader worker, it reaches the main process
+    re-created from the worker's whole report (torch.utils.data's ExceptionWrapper: "Caught BadSample in DataLoader
+    worker process 0. Original Traceback ..."); the constructor keeps only the last line, the message itself."""
+
+    def __init__(self, message: str):
+        last = message.strip().splitlines()[-1] if message.strip() else message
+        prefix = f"{__name__}.{type(self).__name__}: "
+        super().__init__(last[len(prefix):] if last.startswith(prefix) else last)
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader workers when --workers is not given: this process's share of the CPUs it may use, one GPU per
+    process (DeepLearningExamples and the PyTorch ImageNet example run one process per GPU), less one core for the
+    training loop itself; at most 16, at least 1. A CPU run keeps most cores for its own compute: a quarter."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return max(1, min(16, cores // max(1, torch.cuda.device_count()) - 1))
+    return max(1, min(4, cores // 4))
 
 
 class CifarBatches(Dataset):
@@ -103,9 +129,12 @@ class ImageFolder(Dataset):
         from PIL import Image
 
         path, label = self.samples[index]
-        with Image.open(path) as image:
-            image = image.convert(self.mode).resize((self.image_size, self.image_size), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+        try:
+            with Image.open(path) as image:
+                image = image.convert(self.mode).resize((self.image_size, self.image_size), Image.BILINEAR)
+                array = np.asarray(image, dtype=np.uint8)
+        except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, DecompressionBombError
+            raise BadSample(f"--data: {path} is not a readable image ({type(error).__name__}: {error})") from None
         tensor = torch.from_numpy(array.copy()).float().div_(255.0)
         tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
         return tensor, torch.tensor(label)
@@ -116,6 +145,8 @@ class TokenFile(Dataset):
 
     def __init__(self, path: Path, seq_len: int, vocab_size: int, causal: bool):
         size = path.stat().st_size
+        if size == 0:
+            raise UserError(f"--data {path}: the file is empty; expected uint16 token ids (nanoGPT's train.bin)")
         if size % 2:
             raise UserError(f"--data {path}: size {size} bytes is odd; expected uint16 token ids (2 bytes each)")
         self.tokens = np.memmap(path, dtype=np.uint16, mode="r")
@@ -168,15 +199,17 @@ class RealBatches:
     """Endless batches from a dataset: reshuffled each epoch, moved to the device asynchronously."""
 
     def __init__(self, dataset: Dataset, workload: Workload, batch_size: int, device: torch.device, workers: int,
-                 seed: int):
+                 seed: int, channels_last: bool = False):
         if len(dataset) < batch_size:
             raise UserError(f"--data holds {len(dataset)} samples, fewer than one batch of {batch_size}")
         self.workload = workload
         self.device = device
+        self.memory_format = torch.channels_last if channels_last and workload.is_image else torch.contiguous_format
         self.generator = torch.Generator().manual_seed(seed)
         self.loader = DataLoader(
             dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
             pin_memory=device.type == "cuda", persistent_workers=workers > 0, generator=self.generator,
+            worker_init_fn=quiet_in_worker if workers > 0 else None,
         )
         self._iterator: Iterator | None = None
 
@@ -202,4 +235,5 @@ class RealBatches:
             else:
                 inputs, targets = mask_tokens(raw, self.generator)
         non_blocking = self.device.type == "cuda"
-        return inputs.to(self.device, non_blocking=non_blocking), targets.to(self.device, non_blocking=non_blocking)
+        inputs = inputs.to(self.device, non_blocking=non_blocking, memory_format=self.memory_format)
+        return inputs, targets.to(self.device, non_blocking=non_blocking)

@@ -33,6 +33,54 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def select(device: torch.device) -> None:
+    """Make `device` current: CUDA events, streams and new tensors follow the current device, not `.to(device)`.
+    Without it, `--device cuda:1` records its step events on GPU 0's stream and creates a context there."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+
+def cuda_uuid(device: torch.device) -> str | None:
+    """The GPU's UUID as NVML spells it ("GPU-8f1c..."); CUDA reports the same 16 bytes without the prefix."""
+    if device.type != "cuda":
+        return None
+    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
+    if uuid is None:
+        return None
+    text = str(uuid)
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+
+def nvml_index(uuid: str | None, nvml=None) -> int | None:
+    """NVML's index of the GPU with this UUID, or None when NVML cannot say.
+
+    CUDA numbers the GPUs it can see (CUDA_VISIBLE_DEVICES under Slurm and on shared hosts renumbers them from 0,
+    and CUDA_DEVICE_ORDER may sort them differently); NVML numbers every GPU on the machine by PCI bus. Only the
+    UUID names the same GPU in both.
+    """
+    if uuid is None:
+        return None
+    if nvml is None:
+        from dlbench.telemetry.nvml import load_pynvml
+
+        nvml = load_pynvml()
+        if nvml is None:
+            return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError:
+        return None
+    try:
+        for candidate in (uuid, "MIG-" + uuid[4:]) if uuid.startswith("GPU-") else (uuid,):
+            try:
+                return int(nvml.nvmlDeviceGetIndex(nvml.nvmlDeviceGetHandleByUUID(candidate)))
+            except nvml.NVMLError:
+                continue
+        return None
+    finally:
+        nvml.nvmlShutdown()
+
+
 def resolve_precision(requested: str, device: torch.device) -> str:
     """The concrete precision: `auto` is bf16 on GPUs with bf16 tensor cores, fp32 elsewhere."""
     is_cuda = device.type == "cuda"
@@ -53,11 +101,17 @@ class Precision:
     device: torch.device
 
     def configure(self) -> None:
-        """Set TF32 explicitly: cuDNN allows TF32 by default, which would make 'fp32' quietly not fp32."""
+        """Set TF32 explicitly: cuDNN allows TF32 by default, which would make 'fp32' quietly not fp32.
+
+        And switch on cuDNN's autotuner: every workload here has fixed shapes (fixed batch, image size and sequence
+        length; real data drops the last partial batch), the case `cudnn.benchmark` is for. It picks the fastest
+        convolution algorithms during warm-up, as NVIDIA's DeepLearningExamples and Lambda's benchmark do.
+        """
         if self.device.type == "cuda":
             allow = self.name == "tf32"
             torch.backends.cuda.matmul.allow_tf32 = allow
             torch.backends.cudnn.allow_tf32 = allow
+            torch.backends.cudnn.benchmark = True
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -74,6 +128,23 @@ class Precision:
         if self.name != "fp16":
             return None
         return torch.amp.GradScaler(self.device.type)
+
+    def backend_flags(self) -> dict:
+        """The switches in force that change what the kernels compute or how fast, for the result."""
+        cuda = torch.backends.cuda
+        return {
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+            "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "matmul_allow_tf32": bool(cuda.matmul.allow_tf32),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "sdpa_backends_enabled": {
+                "flash": cuda.flash_sdp_enabled(), "mem_efficient": cuda.mem_efficient_sdp_enabled(),
+                "cudnn": cuda.cudnn_sdp_enabled(), "math": cuda.math_sdp_enabled(),
+            },
+            "autocast_dtype": None if self.autocast_dtype is None else str(self.autocast_dtype).replace("torch.", ""),
+            "grad_scaler": self.name == "fp16",
+        }
 
     @property
     def peak_key(self) -> str:

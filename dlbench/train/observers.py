@@ -17,11 +17,12 @@ class RunInfo:
     run_id: str
     workload: str
     device: str  # "cpu", "cuda:0", ...
-    gpu_index: int | None  # the NVML index of the GPU in use, if any
+    gpu_index: int | None  # the NVML index of the GPU in use (found through its UUID, not the CUDA index), if any
     batch_size: int
     sample_unit: str
     flops_per_sample: float | None
     peak_flops: float | None  # dense peak of the device at the run's precision, or None when unknown
+    gpu_uuid: str | None = None  # the GPU in use, as CUDA and NVML both name it
 
 
 class RunObserver:

@@ -43,3 +43,12 @@ def peak_flops(device_name: str, precision: str) -> float | None:
     if peak is None or peak.tflops.get(precision) is None:
         return None
     return peak.tflops[precision] * 1e12
+
+
+def applied(device_name: str, precision: str) -> dict | None:
+    """The peak-table entry behind an MFU figure, for the result: which row matched, which column, and its source."""
+    peak = lookup(device_name)
+    if peak is None or peak.tflops.get(precision) is None:
+        return None
+    return {"gpu": peak.gpu, "device_name": device_name, "precision": precision, "tflops": peak.tflops[precision],
+            "source": peak.source}

@@ -54,11 +54,18 @@ def summary_table(result: dict) -> Table:
         ("device", f"{config.get('device')} ({env.get('device_name', '?')})"),
         ("precision / batch", f"{config.get('precision')} / {config.get('batch_size')}"),
         ("timed steps", f"{metrics.get('steps_timed', 0)} in {_fmt(metrics.get('timed_seconds'), '.2f', ' s')}"),
-        (f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
-         _fmt(throughput.get("samples_per_second"), ",.1f")),
     ]
-    if throughput.get("tokens_per_second"):
+    if throughput.get("tokens_per_second"):  # the headline of a language workload
         rows.append(("throughput (tokens/s)", _fmt(throughput["tokens_per_second"], ",.0f")))
+    rows.append((f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
+                 _fmt(throughput.get("samples_per_second"), ",.1f")))
+    if metrics.get("input_wait_share"):
+        rows.append(("waiting for input", f"{metrics['input_wait_share']:.1%} of the window "
+                     f"(compute alone: {_fmt(throughput.get('compute_samples_per_second'), ',.1f')}/s)"))
+    warmup = result.get("warmup") or {}
+    if warmup:
+        state = {True: "settled", False: "NOT settled", None: "fixed"}[warmup.get("settled")]
+        rows.append(("warm-up", f"{warmup['steps']} steps in {warmup['seconds']:.1f} s ({state})"))
     if steps:
         rows.append(("step time mean / p50 / p90 / p99 (ms)",
                      " / ".join(f"{steps[k] * 1000:.1f}" for k in ("mean", "p50", "p90", "p99"))))
@@ -85,6 +92,8 @@ def summary_table(result: dict) -> Table:
     rows.append(("loss first -> last", f"{_fmt(loss.get('first'), '.4f')} -> {_fmt(loss.get('last'), '.4f')}"))
     if result.get("error"):
         rows.append(("note", result["error"]))
+    for warning in result.get("warnings") or []:
+        rows.append(("warning", warning))
     for sentence in (result.get("telemetry") or {}).get("explanations") or []:
         rows.append(("why it may be slow", sentence))
     for name, value in rows:

@@ -1,20 +1,33 @@
-"""The result document of a run: what ran, on what, how fast, and whether it finished.
+"""The result document of a run: what ran, on what, with which settings, how fast, and whether it finished.
 
-Schema (version 1), top-level keys: schema_version, run_id, status (completed | interrupted | failed), error,
-started_at, finished_at, workload, config, metrics, telemetry (and other observer sections), environment.
+The layout is fixed by dlbench/data/result.schema.json (shipped in the package, validated in the tests) and each
+field is described in docs/results.md. Bump SCHEMA_VERSION whenever a field changes meaning or disappears.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import uuid
 from dataclasses import asdict
+from functools import lru_cache
+from importlib import resources
 
+from dlbench import __version__
 from dlbench.atomic import write_json
 
-SCHEMA_VERSION = 1
+# 2: requested settings beside resolved ones, backend flags, warm-up, peak-table entry, input wait, CPU contention,
+#    telemetry sample counts, interrupting signal, dlbench version and command line
+SCHEMA_VERSION = 2
 STATUSES = ("completed", "interrupted", "failed")
+SCHEMA_RESOURCE = "data/result.schema.json"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The JSON Schema every result satisfies."""
+    return json.loads(resources.files("dlbench").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
 
 
 def _now() -> str:
@@ -26,16 +39,25 @@ def new_run_id(workload: str) -> str:
     return f"{workload}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def new_result(run_id: str, config) -> dict:
+def new_result(run_id: str, config, command_line: list[str] | None = None) -> dict:
+    requested = asdict(config)
     return {
         "schema_version": SCHEMA_VERSION,
+        "dlbench_version": __version__,
         "run_id": run_id,
         "status": "failed",  # until the run says otherwise: a crash never leaves a result claiming success
         "error": None,
+        "interrupted_by": None,
         "started_at": _now(),
         "finished_at": None,
+        "command_line": command_line,
+        "warnings": [],
         "workload": {"name": config.workload},
-        "config": asdict(config),
+        "requested": requested,
+        "config": dict(requested),  # replaced field by field as the run resolves each setting
+        "backend": None,
+        "peak": None,
+        "warmup": None,
         "metrics": None,
         "environment": None,
     }

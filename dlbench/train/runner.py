@@ -4,41 +4,46 @@ from __future__ import annotations
 
 import platform
 import resource
+import time
 from dataclasses import dataclass
 
 import torch
 
 from dlbench import environment
 from dlbench.errors import RunFailed, UserError
-from dlbench.train import data, flops, peaks, results
+from dlbench.train import contention, data, device as devices, flops, interrupt, peaks, results
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
-from dlbench.train.timing import StepClock, step_statistics
+from dlbench.train.timing import StepClock, step_statistics, step_time_series
+from dlbench.train.window import timed_window, warmup_for
 from dlbench.workloads import get_workload
 
-DEFAULT_STEPS = 20
-# A CPU is one to three orders of magnitude slower than a GPU: smaller defaults keep `make run` to about a minute.
-CPU_DEFAULT_STEPS = 10
 CPU_MAX_DEFAULT_BATCH = 32
+# nanoGPT and llm.c pad GPT-2's 50257-token vocabulary to a multiple of 64 (50304) so that the output layer's matmul
+# runs on full tensor-core tiles; --pad-vocab does the same, for MFU comparable with theirs
+VOCAB_PAD_MULTIPLE = 64
 
 
 @dataclass
 class RunConfig:
+    """What was asked for; None and "auto" stay as given here (the result shows them beside what they became)."""
+
     workload: str
     device: str = "auto"
     batch_size: int | None = None  # None: the workload's default
     seq_len: int | None = None  # language workloads; None: the workload's default
-    steps: int | None = None  # timed steps; None with no duration: DEFAULT_STEPS
-    warmup: int = 3
-    duration: float | None = None  # seconds of timed training, instead of a step count
+    steps: int | None = None  # timed steps; None with no duration: the device's default window
+    warmup: int | None = None  # untimed steps; None: until step time settles
+    duration: float | None = None  # seconds of timed training, instead of (or beside) a step count
     precision: str = "auto"
     channels_last: bool = False
     compile: bool = False
     optimizer: str = "sgd"
     seed: int = 0
     data: str = "synthetic"
-    workers: int = 4
+    workers: int | None = None  # DataLoader workers for real data; None: from the cores and GPUs present
     output: str | None = None
+    pad_vocab: bool = False
 
 
 def _optimizer(name: str, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -56,32 +61,42 @@ def _peak_memory(device: torch.device) -> dict:
             "peak_host_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale}
 
 
-def _runtime_environment(device: torch.device) -> dict:
+def _runtime_environment(device: torch.device, uuid: str | None, nvml_index: int | None) -> dict:
     env = environment.collect()
     env["torch"].update({"version": torch.__version__, "cuda": torch.version.cuda,
                          "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None})
-    env["device"] = str(device)
+    env.update(device=str(device), device_name=env["cpu"]["model"], device_capability=None, device_memory_bytes=None,
+               device_uuid=uuid, nvml_index=nvml_index, torch_threads=torch.get_num_threads())
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env["device_name"] = props.name
-        env["device_capability"] = f"{props.major}.{props.minor}"
-        env["device_memory_bytes"] = props.total_memory
-    else:
-        env["device_name"] = env["cpu"]["model"]
-        env["torch_threads"] = torch.get_num_threads()
+        env.update(device_name=props.name, device_capability=f"{props.major}.{props.minor}",
+                   device_memory_bytes=props.total_memory)
     return env
 
 
+# what an allocator's failure looks like when it arrives wrapped (torch.compile re-raises errors from compiled code
+# and from its autotuning as BackendCompilerFailed / InductorError with the original as cause or in the message)
+_OOM_TEXTS = ("CUDA out of memory", "OutOfMemoryError", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED",
+              "CUDNN_STATUS_ALLOC_FAILED", "cudaErrorMemoryAllocation")
+
+
 def _is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, torch.OutOfMemoryError) or any(text in str(error) for text in _OOM_TEXTS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class Run:
-    def __init__(self, config: RunConfig, observers: list[RunObserver] = ()):
+    def __init__(self, config: RunConfig, observers: list[RunObserver] = (), command_line: list[str] | None = None):
         self.config = config
         self.observers = list(observers)
         self.workload = get_workload(config.workload)
+        if config.pad_vocab and self.workload.task != "causal-lm":
+            raise UserError(f"--pad-vocab applies to GPT-2 workloads; {self.workload.name} is {self.workload.task}")
         self.device = resolve_device(config.device)
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
         on_cpu = self.device.type == "cpu"
@@ -90,19 +105,33 @@ class Run:
         self.seq_len = config.seq_len or self.workload.seq_len
         if not self.workload.is_image and self.seq_len > self.workload.seq_len:
             raise UserError(f"--seq-len {self.seq_len}: {self.workload.name} has a context of {self.workload.seq_len}")
-        default_steps = CPU_DEFAULT_STEPS if on_cpu else DEFAULT_STEPS
-        self.timed_steps_target = config.steps if config.steps or config.duration else default_steps
-        self.dataset = None if config.data == "synthetic" else data.open_dataset(config.data, self.workload, self.seq_len)
+        self.vocab_size = self.workload.vocab_size
+        if config.pad_vocab:
+            self.vocab_size = -(-self.vocab_size // VOCAB_PAD_MULTIPLE) * VOCAB_PAD_MULTIPLE
+        self.model_overrides = {"vocab_size": self.vocab_size} if config.pad_vocab else {}
+        self.window = timed_window(config.steps, config.duration, not on_cpu)
+        self.warmup = warmup_for(config.warmup, self.device.type)
+        self.channels_last = config.channels_last and self.workload.is_image
+        synthetic = config.data == "synthetic"
+        self.workers = None if synthetic else (
+            config.workers if config.workers is not None else data.default_workers(self.device))
+        self.dataset = None if synthetic else data.open_dataset(config.data, self.workload, self.seq_len)
         self.run_id = results.new_run_id(self.workload.name)
-        self.result = results.new_result(self.run_id, config)
+        self.result = results.new_result(self.run_id, config, command_line)
+        self.input_wait = 0.0
+        self.cpu_load: dict | None = None
+
+    @property
+    def timed_steps_target(self) -> int | None:
+        return self.window.steps if self.window.seconds is None else None
 
     # -- the step -------------------------------------------------------------------------------------------
     def _setup(self) -> None:
         torch.manual_seed(self.config.seed)
         self.precision.configure()
-        channels_last = self.config.channels_last and self.workload.is_image
-        model = self.workload.build_model().to(self.device)
-        if channels_last:
+        model = self.workload.build_model(**self.model_overrides).to(self.device)
+        self.result["workload"]["parameters"] = sum(p.numel() for p in model.parameters())
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()
         self.optimizer = _optimizer(self.config.optimizer, model)
@@ -111,16 +140,18 @@ class Run:
         if self.dataset is None:
             inputs, targets = data.synthetic_batch(self.workload, self.batch_size, self.seq_len, self.device,
                                                    self.config.seed)
-            if channels_last:
+            if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.next_batch = lambda: (inputs, targets)
         else:
-            loader = data.RealBatches(self.dataset, self.workload, self.batch_size, self.device, self.config.workers,
-                                      self.config.seed)
+            loader = data.RealBatches(self.dataset, self.workload, self.batch_size, self.device, self.workers,
+                                      self.config.seed, channels_last=self.channels_last)
             self.next_batch = loader.next
 
     def _train_step(self) -> torch.Tensor:
+        waiting = time.perf_counter()
         inputs, targets = self.next_batch()
+        self.input_wait += time.perf_counter() - waiting
         self.optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
             loss = flops.loss_of(self.model(inputs), targets)
@@ -133,43 +164,62 @@ class Run:
             self.scaler.update()
         return loss.detach()
 
-    def _peak_flops(self) -> float | None:
+    def _peak(self) -> dict | None:
         if self.device.type != "cuda":
             return None
-        return peaks.peak_flops(torch.cuda.get_device_name(self.device), self.precision.peak_key)
+        return peaks.applied(torch.cuda.get_device_name(self.device), self.precision.peak_key)
 
     # -- the run --------------------------------------------------------------------------------------------
-    def execute(self) -> dict:
-        result, config = self.result, self.config
-        flops_per_sample = flops.training_flops_per_sample(self.workload, self.seq_len)
-        peak = self._peak_flops()
-        result["workload"] = {
-            "name": self.workload.name, "task": self.workload.task, "sample_unit": self.workload.sample_unit,
-            "parameters": self.workload.parameters, "batch_size": self.batch_size,
-            "seq_len": self.seq_len if not self.workload.is_image else None,
-            "tokens_per_sample": self.workload.tokens_per_sample(self.seq_len) or None,
+    def _describe(self, flops_per_sample: float, peak: dict | None) -> None:
+        workload, result = self.workload, self.result
+        result["workload"].update({
+            "description": workload.description, "task": workload.task, "sample_unit": workload.sample_unit,
+            "sample": "image" if workload.is_image else "sequence",
+            "parameters": workload.parameters, "batch_size": self.batch_size,
+            "seq_len": self.seq_len if not workload.is_image else None,
+            "tokens_per_sample": workload.tokens_per_sample(self.seq_len) or None,
+            "vocab_size": self.vocab_size or None,
             "training_flops_per_sample": flops_per_sample,
-        }
-        result["config"].update(device=str(self.device), precision=self.precision.name, batch_size=self.batch_size,
-                                seq_len=result["workload"]["seq_len"])
-        result["environment"] = _runtime_environment(self.device)
-        info = RunInfo(self.run_id, self.workload.name, str(self.device),
-                       self.device.index if self.device.type == "cuda" else None, self.batch_size,
-                       self.workload.sample_unit, flops_per_sample, peak)
+            "flops_convention": flops.CONVENTION,
+        })
+        result["config"].update(
+            device=str(self.device), precision=self.precision.name, batch_size=self.batch_size,
+            seq_len=result["workload"]["seq_len"], steps=self.window.steps, duration=self.window.seconds,
+            warmup=self.warmup.steps, channels_last=self.channels_last, workers=self.workers,
+        )
+        result["peak"] = peak
+
+    def execute(self) -> dict:
+        result = self.result
+        flops_per_sample = flops.training_flops_per_sample(self.workload, self.seq_len, **self.model_overrides)
+        uuid = devices.cuda_uuid(self.device)
+        nvml_index = devices.nvml_index(uuid)
+        if uuid is not None and nvml_index is None:
+            result["warnings"].append(f"{self.device} ({uuid}) was not found through NVML: no GPU telemetry rather "
+                                      "than another GPU's")
+        peak = self._peak()
+        peak_flops = peak["tflops"] * 1e12 if peak else None
+        self._describe(flops_per_sample, peak)
+        result["environment"] = _runtime_environment(self.device, uuid, nvml_index)
+        info = RunInfo(self.run_id, self.workload.name, str(self.device), nvml_index, self.batch_size,
+                       self.workload.sample_unit, flops_per_sample, peak_flops, gpu_uuid=uuid)
         clock = StepClock(self.device)
         self.first_loss = self.last_loss = None
+        self.load = contention.CpuContention(self.device.type)
         timed_seconds, status, error = 0.0, "completed", None
         try:
             if self.device.type == "cuda":
+                devices.select(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
             self._setup()
+            result["backend"] = self.precision.backend_flags()
             for observer in self.observers:
                 observer.on_start(info)
-            for _ in range(config.warmup):
-                self._record_loss(self._train_step())
+            self._warm_up(clock)
             status, error, timed_seconds = self._timed_steps(clock)
-        except KeyboardInterrupt:
-            status, error = "interrupted", "interrupted by the user (Ctrl-C) before timing started"
+        except KeyboardInterrupt as stop:
+            interrupt.hold()
+            status, error = self._interrupted(stop, "before timing started")
         except UserError as exc:
             self._finish("failed", str(exc))
             raise
@@ -177,12 +227,48 @@ class Run:
             if not _is_out_of_memory(exc):
                 self._finish("failed", f"{type(exc).__name__}: {exc}")
                 raise
-            error = (f"out of memory on {self.device} at batch size {self.batch_size}; "
-                     f"try --batch-size {max(1, self.batch_size // 2)}")
+            error = (f"out of memory on {self.device} at batch size {self.batch_size}"
+                     f"{' (compiled)' if self.config.compile else ''}; try --batch-size {max(1, self.batch_size // 2)}")
             self._finish("failed", error)
             raise RunFailed(error) from None
-        self._measure(clock, timed_seconds, flops_per_sample, peak)
-        return self._finish(status, error)
+        try:  # still holding signals since the timed loop ended: a second Ctrl-C must not lose the measurement
+            self._measure(clock, timed_seconds, flops_per_sample, peak_flops)
+            self._save(status, error)
+        finally:
+            interrupt.release()
+        return self._notify()
+
+    def _interrupted(self, stop: KeyboardInterrupt, when: str) -> tuple[str, str]:
+        signal = interrupt.signal_of(stop)
+        self.result["interrupted_by"] = signal.signal_name
+        how = "Ctrl-C" if signal.signal_name == "SIGINT" else "a stop request: systemd, Slurm's scancel, kill"
+        return "interrupted", f"interrupted by {signal.signal_name} ({how}) {when}"
+
+    def _warm_up(self, clock: StepClock) -> None:
+        """Untimed steps until the warm-up rule is met; synchronized per step, since these are not measured."""
+        step_seconds: list[float] = []
+        started = first_done = time.perf_counter()
+        settled = None
+        while True:
+            if self.warmup.steps is not None and len(step_seconds) >= self.warmup.steps:
+                break
+            begin = time.perf_counter()
+            self._record_loss(self._train_step())
+            clock.synchronize()
+            now = time.perf_counter()
+            step_seconds.append(now - begin)
+            if len(step_seconds) == 1:
+                first_done = now
+            done, settled = self.warmup.finished(step_seconds, now - first_done)
+            if done:
+                break
+        self.result["warmup"] = {"steps": len(step_seconds), "seconds": round(time.perf_counter() - started, 4),
+                                 "settled": settled, "rule": self.warmup.rule,
+                                 "last_step_seconds": step_seconds[-1] if step_seconds else None}
+        if settled is False:
+            self.result["warnings"].append(f"step time had not settled after {len(step_seconds)} warm-up steps "
+                                           f"({self.warmup.max_seconds:g} s): the timed window may include warm-up "
+                                           "effects; pass --warmup N to warm up longer")
 
     def _record_loss(self, loss: torch.Tensor) -> None:
         if self.first_loss is None:
@@ -190,9 +276,11 @@ class Run:
         self.last_loss = loss
 
     def _timed_steps(self, clock: StepClock) -> tuple[str, str | None, float]:
-        """The measured part: (status, error, timed wall-clock seconds). Ctrl-C here keeps the steps done."""
+        """The measured part: (status, error, timed wall-clock seconds). An interruption here keeps the steps done."""
         status, error, step, elapsed = "completed", None, 0, 0.0
         clock.start()
+        self.load.start()
+        self.input_wait = 0.0
         for observer in self.observers:
             observer.on_timed_start()
         try:
@@ -204,13 +292,14 @@ class Run:
                 previous, elapsed = elapsed, clock.elapsed()
                 for observer in self.observers:
                     observer.on_step(step, elapsed - previous, self.batch_size, loss)
-                if self.config.duration is not None and elapsed >= self.config.duration:
+                if self.window.done(step, elapsed):
                     break
-                if self.timed_steps_target and step >= self.timed_steps_target:
-                    break
-        except KeyboardInterrupt:
-            status, error = "interrupted", f"interrupted by the user (Ctrl-C) after {step} timed steps"
+        except KeyboardInterrupt as stop:
+            interrupt.hold()
+            status, error = self._interrupted(stop, f"after {step} timed steps")
+        interrupt.hold()  # until the result is saved (execute releases)
         timed_seconds = clock.stop()
+        self.cpu_load = self.load.stop()
         for observer in self.observers:
             observer.on_timed_end(timed_seconds, step * self.batch_size)
         return status, error, timed_seconds
@@ -218,36 +307,72 @@ class Run:
     def _measure(self, clock: StepClock, timed_seconds: float, flops_per_sample: float, peak: float | None) -> None:
         step_seconds = clock.step_seconds()
         samples = len(step_seconds) * self.batch_size
-        metrics: dict = {"steps_timed": len(step_seconds), "samples_timed": samples, "timed_seconds": timed_seconds}
+        series, group_size = step_time_series(step_seconds)
+        metrics: dict = {"steps_timed": len(step_seconds), "samples_timed": samples, "timed_seconds": timed_seconds,
+                         "throughput": None, "step_time_seconds": None, "step_times_seconds": series,
+                         "step_times_group_size": group_size, "achieved_flops_per_second": None,
+                         "peak_flops_per_second": peak, "mfu": None,
+                         "input_wait_seconds": round(self.input_wait, 6) if step_seconds else None,
+                         "input_wait_share": None, "cpu_contention": self.cpu_load}
         if step_seconds and timed_seconds > 0:
             throughput = samples / timed_seconds  # total over total, not a mean of per-step rates
             achieved = throughput * flops_per_sample
             tokens = self.workload.tokens_per_sample(self.seq_len)
+            computing = timed_seconds - self.input_wait
             metrics.update(
                 throughput={"samples_per_second": throughput,
-                            "tokens_per_second": throughput * tokens if tokens else None},
+                            "tokens_per_second": throughput * tokens if tokens else None,
+                            "sample": self.result["workload"]["sample"],
+                            "headline": "tokens_per_second" if tokens else "samples_per_second",
+                            "compute_samples_per_second": samples / computing if computing > 0 else None},
                 step_time_seconds=step_statistics(step_seconds),
                 achieved_flops_per_second=achieved,
-                peak_flops_per_second=peak,
                 mfu=achieved / peak if peak else None,
+                input_wait_share=round(self.input_wait / timed_seconds, 4),
             )
         metrics.update(_peak_memory(self.device))
         metrics["loss"] = {"first": None if self.first_loss is None else float(self.first_loss),
                            "last": None if self.last_loss is None else float(self.last_loss)}
         self.result["metrics"] = metrics
+        for note in (contention.warning(metrics["cpu_contention"]), self._short_window_warning(metrics)):
+            if note:
+                self.result["warnings"].append(note)
+
+    def _short_window_warning(self, metrics: dict) -> str | None:
+        seconds = metrics["timed_seconds"]
+        if metrics["steps_timed"] and seconds < 1.0:
+            return (f"the timed window lasted {seconds:.3f} s: timer and scheduler noise and the telemetry's 0.5 s "
+                    "sampling are large against it; time at least several seconds (--duration)")
+        return None
 
     def _finish(self, status: str, error: str | None) -> dict:
+        with interrupt.held():  # the result is written whole, whatever arrives now
+            self._save(status, error)
+        return self._notify()
+
+    def _save(self, status: str, error: str | None) -> None:
+        """Complete the result and write it; the caller holds signals."""
         for observer in self.observers:
             if observer.section:
                 try:
                     self.result[observer.section] = observer.contribute()
                 except Exception as exc:  # noqa: BLE001 - telemetry trouble must not lose the measurement
                     self.result[observer.section] = {"error": f"{type(exc).__name__}: {exc}"}
+        self._check_telemetry_gpu()
         results.finish(self.result, status, error)
         results.save(self.result, self.config.output)
-        for observer in self.observers:
+
+    def _notify(self) -> dict:
+        for observer in self.observers:  # a push may wait on the network: interruptible again
             observer.on_finish(self.result)
         return self.result
+
+    def _check_telemetry_gpu(self) -> None:
+        """Telemetry must describe the GPU that trained: compare the UUIDs CUDA and NVML report."""
+        gpu = (self.result.get("telemetry") or {}).get("gpu") or {}
+        expected = (self.result.get("environment") or {}).get("device_uuid")
+        if gpu.get("uuid") and expected and gpu["uuid"] != expected:
+            self.result["warnings"].append(f"telemetry read {gpu['uuid']}, but the run trained on {expected}")
 
     def close(self) -> None:
         for observer in self.observers:

@@ -1,0 +1,92 @@
+"""Was the machine busy with something else while the run was timed?
+
+On a shared CPU host the same run swings by 2x or more with other load, and nothing in the throughput says so.
+Over the timed window this measures the CPU time spent on the cores this process may run on (its affinity set),
+minus the CPU time of this process and its children (DataLoader workers): what is left is other processes' load,
+in cores. psutil's per-CPU times include `steal`, the time a hypervisor gave to other guests, which competes too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+
+# share of the usable cores other processes may take before the result is called distorted: on a CPU run every
+# core counts; a GPU run needs the host for its Python loop and input pipeline only
+DISTORTING_SHARE = {"cpu": 0.10, "cuda": 0.50}
+
+
+def _usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return list(range(psutil.cpu_count() or 1))
+
+
+def _busy_seconds(cpus: list[int]) -> float:
+    per_cpu = psutil.cpu_times(percpu=True)
+    busy = 0.0
+    for cpu in cpus:
+        if cpu < len(per_cpu):
+            times = per_cpu[cpu]
+            busy += times.user + times.system + sum(getattr(times, f, 0.0) for f in ("nice", "irq", "softirq", "steal"))
+    return busy
+
+
+def _tree_seconds(process: psutil.Process) -> float:
+    """CPU time of this process, its finished children, and its live descendants."""
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+        except psutil.Error:  # gone in between: its time is in children_* once reaped
+            pass
+    return total
+
+
+class CpuContention:
+    def __init__(self, device_type: str):
+        self.device_type = device_type
+        self.cpus = _usable_cpus()
+        self.process = psutil.Process()
+        self._start: tuple[float, float, float] | None = None
+
+    def _read(self) -> tuple[float, float, float]:
+        return time.monotonic(), _busy_seconds(self.cpus), _tree_seconds(self.process)
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop(self) -> dict | None:
+        if self._start is None:
+            return None
+        (t0, busy0, own0), (t1, busy1, own1) = self._start, self._read()
+        wall = t1 - t0
+        if wall <= 0:
+            return None
+        own = max(0.0, own1 - own0) / wall
+        other = max(0.0, (busy1 - busy0) / wall - own)
+        cores = len(self.cpus)
+        share = other / cores
+        limit = DISTORTING_SHARE.get(self.device_type, DISTORTING_SHARE["cpu"])
+        return {
+            "window_seconds": round(wall, 3),
+            "cores_available": cores,
+            "this_process_cores_mean": round(own, 3),
+            "other_processes_cores_mean": round(other, 3),
+            "other_processes_share": round(share, 4),
+            "distorting_share": limit,
+            "distorted": share >= limit,
+        }
+
+
+def warning(summary: dict | None) -> str | None:
+    if not summary or not summary["distorted"]:
+        return None
+    return (f"other processes kept {summary['other_processes_cores_mean']:.1f} of the {summary['cores_available']} "
+            f"usable CPU cores busy ({summary['other_processes_share']:.0%}) during the timed window: this result is "
+            "likely lower than the machine delivers when idle; rerun on a quiet machine to compare")

@@ -1,0 +1,52 @@
+"""README.md and docs/ stand alone: what they link to is in the repository, what they tell users to create in the
+checkout is git-ignored, and their examples do not write over committed files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+# A path in backticks or a link that climbs out of its file's folder: `../x`, (../x)
+RELATIVE_PATH = re.compile(r"[`(](\.\./[^`)\s]*)")
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout")
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_relative_link_and_path_stays_inside_the_repository(doc):
+    text = doc.read_text()
+    targets = [link for link in MARKDOWN_LINK.findall(text) if not re.match(r"[a-z]+:|#", link)]
+    targets += RELATIVE_PATH.findall(text)
+    for target in targets:
+        resolved = (doc.parent / target.split("#")[0]).resolve()
+        assert resolved.is_relative_to(ROOT), f"{doc.name} points outside the repository: {target}"
+        assert resolved.exists(), f"{doc.name} points to {target}, which is not in the repository"
+
+
+def test_files_the_readme_has_users_create_in_the_checkout_are_ignored():
+    readme = (ROOT / "README.md").read_text()
+    created = re.findall(r"^cp inventory\.example\.ini (\S+)", readme, re.MULTILINE)
+    created += re.findall(r"^ansible-vault create (\S+)", readme, re.MULTILINE)
+    assert created == ["inventory.ini", "group_vars/all/vault.yml"]
+    for path in created:
+        assert _git("check-ignore", "--quiet", "--no-index", path).returncode == 0, f"{path} is not git-ignored"
+
+
+def test_readme_examples_do_not_write_into_committed_folders():
+    readme = (ROOT / "README.md").read_text()
+    outputs = re.findall(r"DLBENCH_DASHBOARD_PNG_DIR=(\S+)", readme) + re.findall(r"--out (\S+)", readme)
+    assert outputs
+    tracked_dirs = {str(Path(path).parent) for path in _git("ls-files").stdout.splitlines()}
+    for output in outputs:
+        assert output.rstrip("/") not in tracked_dirs, f"a README example writes into the committed {output}"
