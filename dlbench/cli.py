@@ -20,6 +20,9 @@ COMMANDS = {
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
     "validate": ("dlbench.commands.validate", "accept or reject this GPU host with measured evidence; summarize a fleet"),
+    "compare": ("dlbench.commands.compare", "compare results: per-workload regression verdicts from step-time samples"),
+    "convert": ("dlbench.commands.convert", "convert pytest-benchmark JSON to dlbench results and back"),
+    "report": ("dlbench.commands.report", "write a self-contained HTML report and a Markdown summary of results"),
     "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health)"),
 }
 
