@@ -16,7 +16,8 @@ from pathlib import Path
 import psutil
 
 
-def _torch_build() -> dict:
+def collect_torch() -> dict:
+    """torch's version, CUDA build and the cuDNN wheel's version, without importing torch."""
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
         return {"version": None, "cuda": None, "cudnn": None}
@@ -87,7 +88,7 @@ def collect() -> dict:
         "python": platform.python_version(),
         "cpu": {"model": _cpu_model(), "logical_cores": psutil.cpu_count(), "physical_cores": psutil.cpu_count(logical=False)},
         "memory_total_bytes": int(memory.total),
-        "torch": _torch_build(),
+        "torch": collect_torch(),
         "driver_version": driver,
         "gpus": gpus,
         "nvml": "ok" if nvml_problem is None else nvml_problem,
