@@ -286,3 +286,32 @@ def test_stack_yml_as_a_spec_on_this_machine(dlbench_cli):
 def test_write_spec_to_an_unwritable_place_is_exit_2(dlbench_cli, tmp_path):
     done = dlbench_cli("env", "--write-spec", tmp_path / "missing" / "host.yml")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_validate_spec_judges_the_spec_first_in_its_report(dlbench_cli, tmp_path):
+    import jsonschema
+
+    from dlbench.validate import writers
+
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"driver_version": "535.54.03", "gpus": [{"preset": "a100"}] * 3}))
+    env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "DLBENCH_RECORDED_HOST": str(EPYC),
+           "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200"}
+    report_path = tmp_path / "report.json"
+    done = dlbench_cli("validate", "--spec", EXAMPLE, "--expect-gpus", 3, "--json", report_path, env=env)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(report_path.read_text())
+    jsonschema.Draft202012Validator(writers.json_schema()).validate(report)
+    assert report["options"]["spec"] == str(EXAMPLE)
+    spec_checks = [c for c in report["checks"] if c["family"] == "spec"]
+    assert report["checks"][: len(spec_checks)] == spec_checks  # the idle host is read before any load
+    verdicts = {c["id"]: c["verdict"] for c in spec_checks}
+    assert verdicts["spec.gpu_1"] == FAIL and verdicts["spec.nvidia_driver"] == PASS
+    assert verdicts["spec.ram_size"] == PASS and verdicts["spec.storage_1"] == PASS
+
+
+def test_validate_with_an_unreadable_spec_is_exit_2_before_measuring(dlbench_cli, tmp_path):
+    path = _spec_file(tmp_path, {"hardware": {"cpu": {"model": "EPYC", "cores": "many"}}})
+    done = dlbench_cli("validate", "--spec", path, "--json", tmp_path / "report.json")
+    assert done.returncode == 2 and "hardware.cpu" in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "report.json").exists()
