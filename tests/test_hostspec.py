@@ -315,3 +315,15 @@ def test_validate_with_an_unreadable_spec_is_exit_2_before_measuring(dlbench_cli
     done = dlbench_cli("validate", "--spec", path, "--json", tmp_path / "report.json")
     assert done.returncode == 2 and "hardware.cpu" in done.stderr and done.stderr.count("\n") == 1
     assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.parametrize("field, text, expected", [
+    ("cpu", "Xeon 8480+ (56 cores, 112 threads)", {"model": "Xeon 8480+", "cores": 56, "threads": 112}),
+    ("ram", "256 GB non-ECC", {"bytes": 256 * 2**30, "type": None, "ecc": False}),
+    ("ram", {"size": "1TB", "type": "DDR5", "ecc": True}, {"bytes": 2**40, "type": "DDR5", "ecc": True}),
+    ("network", "2 × 200Gb InfiniBand", [{"speed_mbps": 200_000, "rdma": "InfiniBand", "count": 2,
+                                          "text": "2 × 200Gb InfiniBand"}]),
+    ("storage", ["2 × SATA SSD 8TB"], [{"type": "SATA SSD", "bytes": 8 * 10**12, "count": 2}]),
+])
+def test_the_forms_the_documentation_shows_read(tmp_path, field, text, expected):
+    assert spec.load(_spec_file(tmp_path, {"hardware": {field: text}}))["hardware"][field] == expected

@@ -181,7 +181,7 @@ def _storage(value, field: Field) -> list[dict]:
         size = units.size_bytes(size_text)
         if kind is None or size is None:
             raise item.error(entry, ACCEPTED["storage"])
-        disks.append({"type": kind, "bytes": size, "count": count, "text": f"{kind} {size_text.strip()}"})
+        disks.append({"type": kind, "bytes": size, "count": count})
     return disks
 
 

@@ -37,7 +37,7 @@ def human_bytes(n: int, *, memory: bool = False) -> str:
     """Bytes the way the trade writes them: storage in decimal TB/GB, memory in (JEDEC) GB = GiB."""
     if memory:
         return f"{n / 2**30:.0f}GB" if n >= 2**30 else f"{n / 2**20:.0f}MB"
-    return f"{n / 10**12:.2f}TB" if n >= 10**12 else f"{n / 10**9:.0f}GB"
+    return f"{n / 10**12:.2f}TB" if n >= 10**12 else f"{n / 10**9:.0f}GB" if n >= 10**9 else f"{n / 10**6:.0f}MB"
 
 
 def speed_mbps(text: str) -> int | None:
