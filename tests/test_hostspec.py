@@ -327,3 +327,15 @@ def test_validate_with_an_unreadable_spec_is_exit_2_before_measuring(dlbench_cli
 ])
 def test_the_forms_the_documentation_shows_read(tmp_path, field, text, expected):
     assert spec.load(_spec_file(tmp_path, {"hardware": {field: text}}))["hardware"][field] == expected
+
+
+@pytest.mark.parametrize("content, message", [(b"hardware: [unclosed", "is not valid YAML"),
+                                              (b"\xff\xfe\x00", "is not a UTF-8 text file"),
+                                              (b"- just\n- a list\n", "not a host spec")])
+def test_a_spec_that_is_not_a_spec_is_one_line_exit_2(dlbench_cli, tmp_path, content, message):
+    path = tmp_path / "host.yml"
+    path.write_bytes(content)
+    done = dlbench_cli("env", "--spec", path)
+    assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    done = dlbench_cli("env", "--spec", tmp_path / "missing.yml")
+    assert done.returncode == 2 and "cannot read spec" in done.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dlbench import yamlfile
 from dlbench.errors import UserError
 from dlbench.hostspec import units
 
@@ -43,17 +44,7 @@ class Field:
 
 
 def load(path: Path) -> dict:
-    import yaml
-
-    try:
-        document = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise UserError(f"cannot read spec {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"spec {path} is not a UTF-8 text file") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"spec {path} is not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse(document, Path(path))
+    return parse(yamlfile.read(path, f"spec {path}"), Path(path))
 
 
 def parse(document, path: Path) -> dict:
