@@ -339,3 +339,40 @@ def test_a_spec_that_is_not_a_spec_is_one_line_exit_2(dlbench_cli, tmp_path, con
     assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     done = dlbench_cli("env", "--spec", tmp_path / "missing.yml")
     assert done.returncode == 2 and "cannot read spec" in done.stderr
+
+
+def test_models_match_whole_words_so_an_a10_is_not_an_a100(tmp_path):
+    assert _check(_spec_file(tmp_path, {"hardware": {"gpu": "NVIDIA A10 × 4"}}))["spec.gpu_1"].verdict == FAIL
+    assert _check(_spec_file(tmp_path, {"hardware": {"cpu": "AMD EPYC 7543P"}}))["spec.cpu_model"].verdict == FAIL
+
+
+def test_an_infiniband_port_without_a_netdev_speed_reads_its_rate_and_multipath_paths_are_not_disks(tmp_path):
+    host = _copy_host(tmp_path)
+    (host / "sys/class/net/ens1f1np1/type").write_text("32\n")  # an IPoIB interface (ARPHRD_INFINIBAND)
+    port = host / "sys/class/infiniband/mlx5_1/ports/1"
+    (port / "link_layer").write_text("InfiniBand\n")
+    (port / "rate").write_text("200 Gb/sec (4X HDR)\n")
+    (port / "state").write_text("4: ACTIVE\n")
+    path = host / "sys/block/nvme0c0n1"  # the per-controller path of nvme0n1 under native NVMe multipath
+    shutil.copytree(host / "sys/block/nvme0n1", path)
+    (path / "hidden").write_text("1\n")
+    results = _check(_spec_file(tmp_path, {"hardware": {"network": ["200Gb InfiniBand", "100GbE RoCE"],
+                                                        "storage": ["NVMe SSD 2TB"]}}), host=host)
+    assert results["spec.network_1"].verdict == PASS and results["spec.network_1"].measured == \
+        "ens1f1np1 200Gb/s InfiniBand"
+    assert results["spec.network_2"].verdict == PASS
+    assert results["spec.storage_1"].measured == "nvme0n1 NVMe SSD 2.00TB"
+    written = write.spec_of(facts.collect(RecordedHost(host), nvml_reader=_gpus()))
+    assert written["hardware"]["storage"][0] == {"type": "NVMe SSD", "size": "2.00TB", "count": 1}
+
+
+def test_an_arm64_cpuinfo_without_a_model_name_skips_the_model(tmp_path):
+    host = _copy_host(tmp_path)
+    # arch/arm64/kernel/cpuinfo.c prints "processor", "BogoMIPS", "Features", "CPU implementer"... and no model name
+    (host / "proc/cpuinfo").write_text("".join(f"processor\t: {i}\nBogoMIPS\t: 2000.00\nCPU implementer\t: 0x41\n"
+                                               f"CPU part\t: 0xd4f\n\n" for i in range(72)))
+    results = _check(_spec_file(tmp_path, {"hardware": {"cpu": "NVIDIA Grace, 72C/72T"}}), host=host)
+    assert results["spec.cpu_model"].verdict == SKIP and "arm64" in results["spec.cpu_model"].detail
+    assert results["spec.cpu_threads"].verdict == PASS and results["spec.cpu_cores"].verdict == PASS
+    written = write.spec_of(facts.collect(RecordedHost(host), nvml_reader=_gpus()))
+    assert "model" not in written["hardware"]["cpu"] and "hardware.cpu.model" in written["unanswered"]

@@ -71,9 +71,9 @@ def _tokens(text: str) -> list[str]:
 
 
 def _model_matches(wanted: str, found: str) -> bool:
-    """Every word of the declared model appears in the host's name ('A100 80GB' in 'NVIDIA A100-SXM4-80GB')."""
-    have = " ".join(_tokens(found))
-    return all(token in have for token in _tokens(wanted))
+    """Every word of the declared model is a word of the host's name ('A100 80GB' in 'NVIDIA A100-SXM4-80GB'),
+    whole words: an 'A10' is not an 'A100', a '7543' not a '7543P'."""
+    return set(_tokens(wanted)) <= set(_tokens(found))
 
 
 def _cpu(want: dict, have, source: str) -> list[CheckResult]:
@@ -83,8 +83,9 @@ def _cpu(want: dict, have, source: str) -> list[CheckResult]:
     for key, title, expected in rows:
         if expected is None:
             continue
-        if isinstance(have, Unanswered):
-            results.append(_skip(f"spec.{key}", title, have, str(expected), source))
+        answer = have if isinstance(have, Unanswered) else have[key.split("_")[1]]
+        if isinstance(answer, Unanswered):
+            results.append(_skip(f"spec.{key}", title, answer, str(expected), source))
         elif key == "cpu_model":
             results.append(_result("spec.cpu_model", title, _model_matches(expected, have["model"]), have["model"],
                                    f"contains {expected!r}", source))

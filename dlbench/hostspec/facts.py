@@ -29,7 +29,9 @@ def cpu(reader: HostReader) -> dict:
         if "model name" in block:
             models.add(block["model name"])
         cores.add((block.get("physical id", "0"), block.get("core id", block["processor"])))
-    return {"model": " + ".join(sorted(models)) or "unknown", "cores": len(cores), "threads": threads,
+    # arm64 kernels print no "model name" (arch/arm64/kernel/cpuinfo.c): the model is then unknown, not guessed
+    model = " + ".join(sorted(models)) or Unanswered("/proc/cpuinfo names no CPU model (arm64 kernels do not)")
+    return {"model": model, "cores": len(cores), "threads": threads,
             "sockets": len({socket for socket, _ in cores})}
 
 
@@ -51,7 +53,7 @@ def memory(reader: HostReader) -> dict:
         facts["installed_bytes"] = sum(sizes) or Unanswered("dmidecode lists no memory module")
         facts["type"] = " + ".join(sorted(types)) or Unanswered("dmidecode gives no memory type")
     except Unanswered as why:
-        facts["installed_bytes"] = facts["type"] = why
+        facts["installed_bytes"] = facts["type"] = Unanswered(f"{why} (the SMBIOS tables need root)")
     facts["ecc"] = _ecc(reader)
     return facts
 
@@ -61,7 +63,8 @@ def _ecc(reader: HostReader):
         array = reader.run("dmidecode", "--type", "16")
         match = re.search(r"Error Correction Type:\s*(.+)", array)
         if match and match.group(1).strip() not in ("Unknown", "Other"):
-            return match.group(1).strip() != "None"
+            # "Single-bit ECC", "Multi-bit ECC", "CRC": on; "None" and "Parity" (detects, cannot correct): off
+            return "ECC" in match.group(1) or match.group(1).strip() == "CRC"
     except Unanswered as why:
         reason = why
     else:
@@ -78,7 +81,8 @@ def storage(reader: HostReader) -> list[dict]:
     NVMe by name, SATA where the SCSI vendor is libata's "ATA", HDD where queue/rotational is 1."""
     disks = []
     for name in reader.listdir("/sys/block"):
-        if VIRTUAL_BLOCK.match(name):
+        # hidden: the per-path nodes of a multipath NVMe namespace (nvme0c0n1); the namespace itself is listed
+        if VIRTUAL_BLOCK.match(name) or _optional(reader, f"/sys/block/{name}/hidden") == "1":
             continue
         try:
             sectors = int(reader.read(f"/sys/block/{name}/size"))
@@ -115,8 +119,13 @@ def network(reader: HostReader) -> list[dict]:
             speed = -1
         rdma = None
         for device in reader.listdir(f"/sys/class/net/{name}/device/infiniband"):
-            layer = _optional(reader, f"/sys/class/infiniband/{device}/ports/1/link_layer")
+            port = f"/sys/class/infiniband/{device}/ports/1"
+            layer = _optional(reader, f"{port}/link_layer")
             rdma = "RoCE" if layer == "Ethernet" else "InfiniBand" if layer == "InfiniBand" else "RDMA"
+            # an IPoIB interface may not report a speed; the port's rate does ("200 Gb/sec (4X HDR)") while ACTIVE
+            rate = re.match(r"(\d+)\s*Gb/sec", _optional(reader, f"{port}/rate") or "")
+            if speed <= 0 and rate and "ACTIVE" in (_optional(reader, f"{port}/state") or ""):
+                speed = int(rate.group(1)) * 1000
         if rdma is None and _optional(reader, f"/sys/class/net/{name}/type") == ARPHRD_INFINIBAND:
             rdma = "InfiniBand"
         links.append({"name": name, "speed_mbps": speed if speed > 0 else None, "rdma": rdma})

@@ -16,6 +16,8 @@ def spec_of(facts: dict) -> dict:
     cpu = facts.get("cpu")
     if isinstance(cpu, dict):
         hardware["cpu"] = {"model": cpu["model"], "cores": cpu["cores"], "threads": cpu["threads"]}
+        if isinstance(cpu["model"], Unanswered):
+            unanswered["hardware.cpu.model"] = str(hardware["cpu"].pop("model"))
     gpus = facts.get("gpus")
     if isinstance(gpus, list) and gpus:
         models = Counter(g["model"] for g in gpus)
