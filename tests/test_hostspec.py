@@ -56,7 +56,7 @@ def _spec_file(tmp_path, document) -> Path:
 def test_the_issue_example_parses_into_every_field():
     parsed = spec.load(EXAMPLE)
     hardware, software = parsed["hardware"], parsed["software"]
-    assert hardware["cpu"] == {"model": "AMD EPYC 7543", "cores": 32, "threads": 64}
+    assert hardware["cpu"] == {"model": "AMD EPYC 7543", "sockets": None, "cores": 32, "threads": 64}
     assert hardware["gpu"][0]["count"] == 4 and hardware["gpu"][0]["memory_bytes"] == 80 * 2**30
     assert hardware["ram"] == {"bytes": 512 * 2**30, "type": "DDR4", "ecc": True}
     assert [(d["type"], d["bytes"]) for d in hardware["storage"]] == [("NVMe SSD", 2 * 10**12),
@@ -88,7 +88,8 @@ def test_units_follow_each_trade():
 def test_stack_yml_reads_as_a_spec_of_the_project_pins():
     software = spec.load(REPO / "stack.yml")["software"]
     stack = yaml.safe_load((REPO / "stack.yml").read_text())
-    assert software["nvidia_driver"] == f">={stack['stack_torch_driver_floor']},<{int(stack['stack_driver_branch']) + 1}"
+    branch = int(stack["stack_driver_branch"])
+    assert software["nvidia_driver"] == f">={stack['stack_torch_driver_floor']},<{branch + 1}"
     assert software["pytorch"] == stack["stack_torch_version"]
     assert software["cudnn"] == stack["stack_cudnn_major"]
     assert software["nvidia_container_toolkit"] == stack["stack_container_toolkit_version"]
@@ -318,7 +319,10 @@ def test_validate_with_an_unreadable_spec_is_exit_2_before_measuring(dlbench_cli
 
 
 @pytest.mark.parametrize("field, text, expected", [
-    ("cpu", "Xeon 8480+ (56 cores, 112 threads)", {"model": "Xeon 8480+", "cores": 56, "threads": 112}),
+    ("cpu", "Xeon 8480+ (56 cores, 112 threads)", {"model": "Xeon 8480+", "sockets": None, "cores": 56,
+                                                    "threads": 112}),
+    ("cpu", "2 × AMD EPYC 7543, 64C/128T", {"model": "AMD EPYC 7543", "sockets": 2, "cores": 64, "threads": 128}),
+    ("gpu", "H100 80GB*8", [{"model": "H100 80GB", "match": "H100", "count": 8, "memory_bytes": 80 * 2**30}]),
     ("ram", "256 GB non-ECC", {"bytes": 256 * 2**30, "type": None, "ecc": False}),
     ("ram", {"size": "1TB", "type": "DDR5", "ecc": True}, {"bytes": 2**40, "type": "DDR5", "ecc": True}),
     ("network", "2 × 200Gb InfiniBand", [{"speed_mbps": 200_000, "rdma": "InfiniBand", "count": 2,
@@ -376,3 +380,9 @@ def test_an_arm64_cpuinfo_without_a_model_name_skips_the_model(tmp_path):
     assert results["spec.cpu_threads"].verdict == PASS and results["spec.cpu_cores"].verdict == PASS
     written = write.spec_of(facts.collect(RecordedHost(host), nvml_reader=_gpus()))
     assert "model" not in written["hardware"]["cpu"] and "hardware.cpu.model" in written["unanswered"]
+
+
+def test_a_two_socket_order_on_a_one_socket_host_fails(tmp_path):
+    results = _check(_spec_file(tmp_path, {"hardware": {"cpu": "2 × AMD EPYC 7543, 64C/128T"}}))
+    assert results["spec.cpu_sockets"].verdict == FAIL and results["spec.cpu_sockets"].measured == 1
+    assert results["spec.cpu_cores"].verdict == FAIL and results["spec.cpu_cores"].detail == "expected == 64, found 32"

@@ -77,7 +77,8 @@ def _model_matches(wanted: str, found: str) -> bool:
 
 
 def _cpu(want: dict, have, source: str) -> list[CheckResult]:
-    rows = [("cpu_model", "CPU model", want.get("model")), ("cpu_cores", "CPU cores", want.get("cores")),
+    rows = [("cpu_model", "CPU model", want.get("model")), ("cpu_sockets", "CPU sockets", want.get("sockets")),
+            ("cpu_cores", "CPU cores", want.get("cores")),
             ("cpu_threads", "CPU threads", want.get("threads"))]
     results = []
     for key, title, expected in rows:

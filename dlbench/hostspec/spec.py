@@ -21,7 +21,8 @@ SOFTWARE = {"os": (), "nvidia_driver": (), "cuda": (), "cudnn": (), "pytorch": (
 GROUPS = ("frameworks", "containers", "monitoring")
 
 ACCEPTED = {
-    "cpu": "'AMD EPYC 7543, 32C/64T' (model, cores C / threads T) or {model: AMD EPYC 7543, cores: 32, threads: 64}",
+    "cpu": "'AMD EPYC 7543, 32C/64T' (optional sockets ×, model, cores C / threads T) or "
+           "{model: AMD EPYC 7543, sockets: 1, cores: 32, threads: 64}",
     "gpu": "'NVIDIA A100 80GB × 4' (model with its memory, × count) or {model: A100, count: 4, memory: 80GB}, "
            "or a list of these",
     "ram": "'512GB DDR4 ECC' (size, optional DDR type, ECC or non-ECC) or {size: 512GB, type: DDR4, ecc: true}",
@@ -92,10 +93,12 @@ def _flatten_software(path: Path, software: dict) -> dict:
 # --- hardware ---------------------------------------------------------------------------------------------------
 def _cpu(value, field: Field) -> dict:
     if isinstance(value, dict):
-        _check_keys(value, ("model", "cores", "threads"), field, "cpu")
-        return {"model": _text(value.get("model")), "cores": _count(value.get("cores"), field, "cpu"),
-                "threads": _count(value.get("threads"), field, "cpu")}
-    text = str(value)
+        _check_keys(value, ("model", "sockets", "cores", "threads"), field, "cpu")
+        return {"model": _text(value.get("model")),
+                **{key: _count(value.get(key), field, "cpu") for key in ("sockets", "cores", "threads")}}
+    head, comma, tail = str(value).partition(",")
+    head, sockets = _split_count(head)  # "2 × AMD EPYC 7543, 64C/128T": two sockets
+    text = head + comma + tail
     both = re.search(r"(\d+)\s*C\s*/\s*(\d+)\s*T\b", text, re.IGNORECASE)
     cores = both.group(1) if both else _first(r"(\d+)\s*(?:-|\s)?cores?\b", text)
     threads = both.group(2) if both else _first(r"(\d+)\s*(?:-|\s)?threads?\b", text)
@@ -104,7 +107,7 @@ def _cpu(value, field: Field) -> dict:
         model = re.sub(r"\d+\s*C\s*/\s*\d+\s*T|\d+\s*[- ]?(cores?|threads?)", "", text, flags=re.I).strip(" ,")
     if not model and not cores and not threads:
         raise field.error(value, ACCEPTED["cpu"])
-    return {"model": model or None, "cores": int(cores) if cores else None,
+    return {"model": model or None, "sockets": sockets if sockets > 1 else None, "cores": int(cores) if cores else None,
             "threads": int(threads) if threads else None}
 
 
@@ -240,7 +243,7 @@ def from_stack(stack: dict, path: Path) -> dict:
 # --- small readers ----------------------------------------------------------------------------------------------
 def _split_count(text: str) -> tuple[str, int]:
     """'A100 80GB × 4' / '4× A100' / '2 x 100GbE' -> (the rest, 4); 1 when no count is written."""
-    suffix = re.search(r"(?:^|\s)[×xX*]\s*(\d+)\s*$|\s*×\s*(\d+)\s*$", text)
+    suffix = re.search(r"(?:^|\s)[×xX*]\s*(\d+)\s*$|\s*[×*]\s*(\d+)\s*$", text)
     if suffix:
         return text[: suffix.start()].strip(), int(suffix.group(1) or suffix.group(2))
     prefix = re.match(r"^\s*(\d+)\s*[×xX*]\s+", text)

@@ -15,7 +15,8 @@ def spec_of(facts: dict) -> dict:
     unanswered: dict = {}
     cpu = facts.get("cpu")
     if isinstance(cpu, dict):
-        hardware["cpu"] = {"model": cpu["model"], "cores": cpu["cores"], "threads": cpu["threads"]}
+        hardware["cpu"] = {"model": cpu["model"], "sockets": cpu["sockets"], "cores": cpu["cores"],
+                           "threads": cpu["threads"]}
         if isinstance(cpu["model"], Unanswered):
             unanswered["hardware.cpu.model"] = str(hardware["cpu"].pop("model"))
     gpus = facts.get("gpus")
