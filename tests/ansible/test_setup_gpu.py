@@ -148,15 +148,16 @@ def test_jupyterlab_service_and_config(provisioned):
 def test_exporters(provisioned):
     host, _, _ = provisioned
     unit = host.path("/etc/systemd/system/dlbench-exporter.service").read_text()
-    assert "dlbench exporter --listen 127.0.0.1 --port 9835" in unit and "User=dlbench-exporter" in unit
+    assert "dlbench exporter --listen 127.0.0.1 --port 19835" in unit and "User=dlbench-exporter" in unit
     assert host.path("/etc/systemd/system/multi-user.target.wants/dlbench-exporter.service").is_symlink()
-    assert host.run("/opt/miniforge3/envs/dl/bin/dlbench", "--help").returncode == 0
-    if (REPO / "dlbench" / "commands" / "exporter.py").exists():  # the exporter subcommand, once merged
-        assert host.run("/opt/miniforge3/envs/dl/bin/dlbench", "exporter", "--help").returncode == 0
+    assert host.run("/opt/dlbench-exporter/bin/dlbench", "exporter", "--help").returncode == 0
+    # the exporter's environment holds no PyTorch: monitoring a host must not install gigabytes
+    assert host.run("/opt/dlbench-exporter/bin/python", "-c", "import torch", check=False).returncode != 0
+    assert "/opt/dlbench-exporter/bin/dlbench exporter" in unit
     node = host.path("/etc/default/prometheus-node-exporter").read_text()
     assert 'ARGS="--web.listen-address=127.0.0.1:9100"' in node
     prometheus = host.path("/etc/prometheus/prometheus.yml").read_text()
-    assert '"127.0.0.1:9835"' in prometheus and '"127.0.0.1:9100"' in prometheus
+    assert '"127.0.0.1:19835"' in prometheus and '"127.0.0.1:9100"' in prometheus
     assert host.run("promtool", "check", "config", "/etc/prometheus/prometheus.yml").returncode == 0
 
 
