@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 from pathlib import Path
 
 import psutil
@@ -386,3 +387,21 @@ def test_a_two_socket_order_on_a_one_socket_host_fails(tmp_path):
     results = _check(_spec_file(tmp_path, {"hardware": {"cpu": "2 × AMD EPYC 7543, 64C/128T"}}))
     assert results["spec.cpu_sockets"].verdict == FAIL and results["spec.cpu_sockets"].measured == 1
     assert results["spec.cpu_cores"].verdict == FAIL and results["spec.cpu_cores"].detail == "expected == 64, found 32"
+
+
+def test_torch_is_read_from_the_python_named_with_python(dlbench_cli, tmp_path):
+    import venv
+
+    from dlbench import torch_build
+
+    other = tmp_path / "other-env"
+    venv.EnvBuilder(with_pip=False).create(other)  # an environment without torch, like the exporter's
+    written = tmp_path / "host.yml"
+    assert dlbench_cli("env", "--write-spec", written, "--python", other / "bin" / "python").returncode == 0
+    assert "software.pytorch: torch is not installed" in written.read_text()
+    assert "pytorch:" not in yaml.safe_load(written.read_text())["software"]
+    own = torch_build.collect()
+    assert dlbench_cli("env", "--write-spec", written, "--python", sys.executable).returncode == 0
+    assert yaml.safe_load(written.read_text())["software"]["pytorch"] == own["version"].split("+")[0]
+    done = dlbench_cli("env", "--write-spec", written, "--python", tmp_path / "nothing")
+    assert done.returncode == 2 and "--python" in done.stderr

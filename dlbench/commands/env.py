@@ -12,6 +12,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--spec", type=Path, metavar="FILE",
                         help="check this host against a host spec (hardware and software; stack.yml also reads)")
     parser.add_argument("--write-spec", type=Path, metavar="FILE", help="write this host's spec to FILE (YAML)")
+    parser.add_argument("--python", metavar="PATH",
+                        help="with --spec/--write-spec: read torch and cuDNN from this Python's environment "
+                             "(e.g. the conda environment the work runs in) rather than dlbench's own")
 
 
 def _gib(n: int) -> str:
@@ -56,9 +59,11 @@ def run(args) -> int:
 
 
 def _spec(args) -> int:
+    import shutil
     import socket
 
     from dlbench import atomic
+    from dlbench.errors import UserError
     from dlbench.hostspec import compare, facts, spec, write
     from dlbench.hostspec.reader import host_reader
     from dlbench.validate.report import Report
@@ -66,7 +71,9 @@ def _spec(args) -> int:
     if args.write_spec:
         atomic.check_writable(args.write_spec)
     declared = spec.load(args.spec) if args.spec else None  # bad input ends here, before anything is written
-    host = facts.collect(host_reader())
+    if args.python and not shutil.which(args.python):
+        raise UserError(f"--python {args.python}: no such executable")
+    host = facts.collect(host_reader(args.python))
     if args.write_spec:
         atomic.write_text(args.write_spec, write.to_yaml(write.spec_of(host), socket.gethostname()))
     if declared is None:

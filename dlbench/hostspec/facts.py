@@ -189,7 +189,10 @@ def tool_version(reader: HostReader, tool: str):
 
 def python_packages(reader: HostReader) -> dict:
     """torch, its CUDA build and the cuDNN wheel."""
-    build = reader.torch_build()
+    try:
+        build = reader.torch_build()
+    except Unanswered as why:
+        return {"pytorch": why, "pytorch_cuda": why, "cudnn": why}
     missing = Unanswered("torch is not installed (pip install 'dlbench[train]')")
     return {"pytorch": build["version"] or missing,
             "pytorch_cuda": (build["cuda"] or Unanswered("this torch is a CPU-only build")) if build["version"]

@@ -20,8 +20,9 @@ class Unanswered(Exception):
 
 
 class HostReader:
-    def __init__(self, root: str | os.PathLike = "/"):
+    def __init__(self, root: str | os.PathLike = "/", python: str | None = None):
         self.root = Path(root)
+        self.python = python  # the Python environment whose torch counts, when not the one dlbench runs in
 
     def _path(self, path: str) -> Path:
         return self.root / path.lstrip("/")
@@ -60,10 +61,16 @@ class HostReader:
 
 
     def torch_build(self) -> dict:
-        """torch's version, CUDA build and cuDNN wheel, as `dlbench env` reads them (without importing torch)."""
-        from dlbench import environment
+        """torch's version, CUDA build and cuDNN wheel, as `dlbench env` reads them (without importing torch), of
+        this environment or of `python`'s."""
+        from dlbench import torch_build
 
-        return environment.collect_torch()
+        if self.python is None:
+            return torch_build.collect()
+        try:
+            return json.loads(self.run(self.python, torch_build.__file__))
+        except ValueError:
+            raise Unanswered(f"{self.python} {torch_build.__file__} printed no JSON") from None
 
 
 class RecordedHost(HostReader):
@@ -92,7 +99,7 @@ class RecordedHost(HostReader):
 RECORDED_HOST_ENV = "DLBENCH_RECORDED_HOST"
 
 
-def host_reader() -> HostReader:
+def host_reader(python: str | None = None) -> HostReader:
     """This machine's reader.
 
     TEST-ONLY HOOK: when DLBENCH_RECORDED_HOST names a recorded machine's folder (tests/fixtures/hosts/...), that
@@ -100,4 +107,4 @@ def host_reader() -> HostReader:
     this machine is not. The only place that reads the variable; never set it in production.
     """
     recorded = os.environ.get(RECORDED_HOST_ENV)
-    return RecordedHost(recorded) if recorded else HostReader()
+    return RecordedHost(recorded) if recorded else HostReader(python=python)

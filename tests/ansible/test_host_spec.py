@@ -11,6 +11,7 @@ import sys
 import pytest
 import yaml
 
+from dlbench import torch_build
 from dlbench.hostspec import spec
 
 from .conftest import ANSIBLE_BIN, REPO
@@ -23,7 +24,8 @@ def _play(tmp_path, *extra):
     # ansible_become=false: the play asks for root; the test already is root and this machine has no sudo
     inventory.write_text(f"[gpu_hosts]\nlocalhost ansible_connection=local ansible_become=false "
                          f"ansible_python_interpreter={sys.executable}\n")
-    variables = {"host_spec_dlbench": str(ANSIBLE_BIN / "dlbench"), "host_spec_remote_dir": str(tmp_path / "host"),
+    variables = {"host_spec_dlbench": str(ANSIBLE_BIN / "dlbench"), "host_spec_python": sys.executable,
+                 "host_spec_remote_dir": str(tmp_path / "host"),
                  "host_spec_report_dir": str(tmp_path / "specs")}
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
                DLBENCH_FAKE_NVML="h100-sxm*2")
@@ -43,6 +45,7 @@ def test_the_spec_play_writes_fetches_and_shows_drift(tmp_path):
     declared = spec.load(kept)
     assert declared["hardware"]["cpu"]["threads"] == os.cpu_count()
     assert declared["hardware"]["gpu"][0]["count"] == 2
+    assert declared["software"]["pytorch"] == torch_build.collect()["version"].split("+")[0]
 
     _, changed = _play(tmp_path)
     assert changed == 0  # the host did not drift
