@@ -227,7 +227,9 @@ def base_variables(site, host, workdir, dlbench_wheel=None, pci=HGX_H100):
         "common_ca_certificates": extra_ca_certificates(host.root, workdir),
     })
     if dlbench_wheel:
-        variables["monitoring_dlbench_wheel"] = str(dlbench_wheel)
+        # dlbench is not on PyPI: the conda role installs this wheel (with the `train` extra) into the `dl`
+        # environment, and the monitoring role takes the same one by default for the exporter's environment.
+        variables["conda_dlbench_wheel"] = str(dlbench_wheel)
     return variables
 
 

@@ -14,13 +14,17 @@ import json
 import re
 import time
 
+import jinja2
 import pytest
+import yaml
 
 from . import standins
 from .conftest import ADMIN_KEY, CACHE, JUPYTER_PASSWORD, REPO, Playbook, base_variables, debian_kernel_release, phase
 from .testhost import Host
 
 pytestmark = pytest.mark.integration
+
+STACK = yaml.safe_load((REPO / "stack.yml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +186,27 @@ def test_conda_environment(provisioned):
     torch = host.run("/opt/miniforge3/envs/dl/bin/python", "-c", "import torch; print(torch.__version__)")
     assert torch.stdout.startswith("2.13.0")
     assert host.path(f"/var/cache/dlbench/Miniforge3-{standins.MINIFORGE_VERSION}-Linux-x86_64.sh").exists()
+
+
+def test_dlbench_trains_in_the_conda_environment_with_its_torch(provisioned):
+    """`conda activate dl && dlbench run` works, on the pinned torch, at the path playbooks/validate.yml calls."""
+    host, _, _ = provisioned
+    dlbench = "/opt/miniforge3/envs/dl/bin/dlbench"
+    assert host.path(dlbench).read_text().startswith("#!/opt/miniforge3/envs/dl/bin/python")
+    version = host.run(dlbench, "--version")
+    assert version.stdout.strip() == f"dlbench {STACK['stack_dlbench_version']}"
+    # One real training step: `run` imports the environment's torch (the `train` extra did not replace it).
+    host.run(dlbench, "run", "resnet18", "--device", "cpu", "--steps", "1", "--warmup", "0", "--batch-size", "2",
+             "--output", "/root/resnet18.json")
+    result = json.loads(host.path("/root/resnet18.json").read_text())
+    assert result["environment"]["torch"]["version"].startswith(STACK["stack_torch_version"])
+    torch_file = host.run("/opt/miniforge3/envs/dl/bin/python", "-c", "import torch; print(torch.__file__)")
+    assert torch_file.stdout.startswith("/opt/miniforge3/envs/dl/lib/")
+    # The validate role's default dlbench, rendered with the conda role's defaults, is this one.
+    validate_default = yaml.safe_load((REPO / "playbooks/roles/validate/defaults/main.yml").read_text())
+    rendered = jinja2.Template(validate_default["validate_dlbench"]).render(conda_prefix="/opt/miniforge3",
+                                                                            conda_env_name="dl")
+    assert rendered == dlbench
 
 
 def test_jupyterlab_service_and_config(provisioned):
