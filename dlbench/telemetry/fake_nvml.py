@@ -48,15 +48,32 @@ from dataclasses import dataclass, field
 import pynvml as _real
 
 PRESETS = {
-    # name, memory total, power limit (mW), max SM / memory clock (MHz), PCIe gen and width, calls it lacks
+    # name, memory total, power limit (mW), max SM / memory clock (MHz), PCIe gen and width, calls it lacks,
+    # NVLink links (NVML_FI_DEV_NVLINK_LINK_COUNT), power limit bounds (min, max mW; default = power_limit_mw)
+    # H100 SXM5: 18 NVLink 4 links to the NVSwitches of an HGX board (NVIDIA H100 datasheet: "NVLink: 900GB/s",
+    # 18 links x 50 GB/s); passively cooled, so no fan reading; no retired pages (row remapping since Ampere).
     "h100-sxm": dict(name="NVIDIA H100 80GB HBM3", memory_total=81559 * 2**20, power_limit_mw=700_000,
-                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, unsupported=()),
+                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, nvlinks=18,
+                     power_bounds_mw=(200_000, 700_000),
+                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    # A100 SXM4: 12 NVLink 3 links (NVIDIA A100 datasheet: 600 GB/s)
     "a100": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
-                 sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, unsupported=()),
-    # consumer card: no HBM sensor, no ECC, no row remapping (NVML answers NOT_SUPPORTED)
+                 sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,
+                 power_bounds_mw=(100_000, 400_000),
+                 unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    # V100 SXM2 (Volta): 6 NVLink 2 links; pages are retired (no row remapping before Ampere); no PCIe byte
+    # counter fields and no GPU recovery action field on this generation (assumed here, to exercise absence)
+    "v100": dict(name="Tesla V100-SXM2-32GB", memory_total=32768 * 2**20, power_limit_mw=300_000,
+                 sm_max_mhz=1530, mem_max_mhz=877, pcie_gen=3, pcie_width=16, nvlinks=6,
+                 power_bounds_mw=(150_000, 300_000),
+                 unsupported=("nvmlDeviceGetFanSpeed", "nvmlDeviceGetRemappedRows", "pcie_byte_counters",
+                              "recovery_action")),
+    # consumer card: no HBM sensor, no ECC, no row remapping, no NVLink (NVML answers NOT_SUPPORTED); has a fan
     "rtx4090": dict(name="NVIDIA GeForce RTX 4090", memory_total=24564 * 2**20, power_limit_mw=450_000,
-                    sm_max_mhz=3120, mem_max_mhz=10501, pcie_gen=4, pcie_width=16,
-                    unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows")),
+                    sm_max_mhz=3120, mem_max_mhz=10501, pcie_gen=4, pcie_width=16, nvlinks=0,
+                    power_bounds_mw=(150_000, 600_000),
+                    unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows",
+                                 "retired_pages")),
 }
 
 HANG_LIMIT_SECONDS = 120.0
@@ -64,7 +81,11 @@ HANG_LIMIT_SECONDS = 120.0
 DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 * 2**20, temperature=35,
                       memory_temperature=40, power_mw=70_000, sm_mhz=345, mem_mhz=1593,
                       clocks_event_reasons=0x1, pstate=0, pcie_replay=0, ecc_corrected=0, ecc_uncorrected=0,
-                      remapped=(0, 0, 0, 0), memory_reserved=0)
+                      remapped=(0, 0, 0, 0), memory_reserved=0,
+                      ecc_volatile_corrected=0, ecc_volatile_uncorrected=0, recovery_action=0,
+                      retired_sbe=0, retired_dbe=0, retired_pending=0, clocks_event_ns={}, fan_percent=30,
+                      encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
+                      pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={})
 
 
 _HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nvmlDevice_t) never dereferenced
@@ -268,16 +289,22 @@ class FakeNvml(types.ModuleType):
         return int(self._gpu(handle, "nvmlDeviceGetTemperature").values["temperature"])
 
     def nvmlDeviceGetFieldValues(self, handle, field_ids):
+        """Per-value return codes, as NVML: an unknown or unsupported field answers NOT_SUPPORTED on its own.
+
+        Field ids may be plain ids or (field id, scope id) tuples, as pynvml.nvmlDeviceGetFieldValues accepts.
+        """
         gpu = self._gpu(handle, "nvmlDeviceGetFieldValues")
         values = (_real.c_nvmlFieldValue_t * len(field_ids))()
         for slot, field_id in zip(values, field_ids):
-            slot.fieldId = field_id
-            if field_id == _real.NVML_FI_DEV_MEMORY_TEMP and "memory_temperature" not in gpu.spec["unsupported"]:
-                slot.nvmlReturn = _real.NVML_SUCCESS
-                slot.valueType = _real.NVML_VALUE_TYPE_UNSIGNED_INT
-                slot.value.uiVal = int(gpu.values["memory_temperature"])
-            else:
+            field_id, scope = field_id if isinstance(field_id, tuple) else (field_id, 0)
+            slot.fieldId, slot.scopeId = field_id, scope
+            value = _field(gpu, field_id, scope)
+            if value is None:
                 slot.nvmlReturn = _real.NVML_ERROR_NOT_SUPPORTED
+            else:
+                slot.nvmlReturn = _real.NVML_SUCCESS
+                slot.valueType = _real.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+                slot.value.ullVal = int(value)
         return values
 
     def nvmlDeviceGetPowerUsage(self, handle):
@@ -304,18 +331,46 @@ class FakeNvml(types.ModuleType):
         return int(self._gpu(handle, "nvmlDeviceGetPerformanceState").values["pstate"])
 
     def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetCurrPcieLinkGeneration").spec["pcie_gen"]
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkGeneration")
+        return gpu.values["pcie_gen_now"] or gpu.spec["pcie_gen"]  # "pcie_gen_now": a link trained down
 
     def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetCurrPcieLinkWidth").spec["pcie_width"]
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkWidth")
+        return gpu.values["pcie_width_now"] or gpu.spec["pcie_width"]
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkGeneration").spec["pcie_gen"]
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkWidth").spec["pcie_width"]
+
+    def nvmlDeviceGetPcieThroughput(self, device, counter):
+        values = self._gpu(device, "nvmlDeviceGetPcieThroughput").values
+        return int(values["pcie_tx_kbps" if counter == _real.NVML_PCIE_UTIL_TX_BYTES else "pcie_rx_kbps"])
 
     def nvmlDeviceGetPcieReplayCounter(self, handle):
         return int(self._gpu(handle, "nvmlDeviceGetPcieReplayCounter").values["pcie_replay"])
 
     def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
         values = self._gpu(handle, "nvmlDeviceGetTotalEccErrors").values
-        return int(values["ecc_corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
-                          else "ecc_uncorrected"])
+        prefix = "ecc_volatile_" if counter_type == _real.NVML_VOLATILE_ECC else "ecc_"
+        return int(values[prefix + ("corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
+                                    else "uncorrected")])
+
+    def nvmlDeviceGetFanSpeed(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetFanSpeed").values["fan_percent"])
+
+    def nvmlDeviceGetEncoderUtilization(self, handle):
+        return [int(self._gpu(handle, "nvmlDeviceGetEncoderUtilization").values["encoder_percent"]), 167000]
+
+    def nvmlDeviceGetDecoderUtilization(self, handle):
+        return [int(self._gpu(handle, "nvmlDeviceGetDecoderUtilization").values["decoder_percent"]), 167000]
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetPowerManagementDefaultLimit").spec["power_limit_mw"]
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle):
+        return list(self._gpu(handle, "nvmlDeviceGetPowerManagementLimitConstraints").spec["power_bounds_mw"])
 
     def nvmlDeviceGetRemappedRows(self, handle):
         return tuple(int(v) for v in self._gpu(handle, "nvmlDeviceGetRemappedRows").values["remapped"])
@@ -365,6 +420,48 @@ class _EventSet(list):
         super().__init__()
         self.indices: set[int] = set()
 
+
+# field id -> the FakeGpu value it answers with; ids by the binding's names, so they follow the binding's numbering
+_CLOCKS_EVENT_FIELDS = {
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP: "sw_power_cap",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST: "sync_boost",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN: "sw_thermal_slowdown",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: "hw_thermal_slowdown",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN: "hw_power_brake_slowdown",
+}
+_NVLINK_FIELDS = {  # per-link value name in values["nvlink"][link] (default: an active, quiet link)
+    _real.NVML_FI_DEV_NVLINK_GET_STATE: ("state", _real.NVML_NVLINK_STATE_ACTIVE),
+    _real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX: ("tx_kib", 0),
+    _real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX: ("rx_kib", 0),
+    _real.NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY: ("replay", 0),
+    _real.NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY: ("recovery", 0),
+    _real.NVML_FI_DEV_NVLINK_ERROR_DL_CRC: ("crc", 0),
+}
+_RETIRED_FIELDS = {_real.NVML_FI_DEV_RETIRED_SBE: "retired_sbe", _real.NVML_FI_DEV_RETIRED_DBE: "retired_dbe",
+                   _real.NVML_FI_DEV_RETIRED_PENDING: "retired_pending"}
+_PCIE_FIELDS = {_real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: "pcie_tx_bytes",
+                _real.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: "pcie_rx_bytes"}
+
+
+def _field(gpu: FakeGpu, field_id: int, scope: int):
+    """The value NVML would give for one field of this GPU, or None for NOT_SUPPORTED."""
+    values, unsupported = gpu.values, gpu.spec["unsupported"]
+    if field_id == _real.NVML_FI_DEV_MEMORY_TEMP and "memory_temperature" not in unsupported:
+        return values["memory_temperature"]
+    if field_id == _real.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION and "recovery_action" not in unsupported:
+        return values["recovery_action"]
+    if field_id in _RETIRED_FIELDS and "retired_pages" not in unsupported:
+        return values[_RETIRED_FIELDS[field_id]]
+    if field_id in _CLOCKS_EVENT_FIELDS:
+        return values["clocks_event_ns"].get(_CLOCKS_EVENT_FIELDS[field_id], 0)
+    if field_id in _PCIE_FIELDS and "pcie_byte_counters" not in unsupported:
+        return values[_PCIE_FIELDS[field_id]]
+    if field_id == _real.NVML_FI_DEV_NVLINK_LINK_COUNT:
+        return gpu.spec["nvlinks"] or None
+    if field_id in _NVLINK_FIELDS and scope < gpu.spec["nvlinks"]:
+        name, default = _NVLINK_FIELDS[field_id]
+        return values["nvlink"].get(str(scope), {}).get(name, default)
+    return None
 
 
 def from_spec(spec: str) -> FakeNvml:
