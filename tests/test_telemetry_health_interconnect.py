@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from dlbench.telemetry import fake_nvml
+from dlbench.telemetry import fake_nvml, interconnect
 from dlbench.telemetry.nvml import NvmlReader
 from tests.test_telemetry_exposition import exposition, find, samples
 
@@ -77,26 +77,45 @@ def test_h100_interconnect_per_link_and_pcie_against_its_maximum():
     assert r["nvlink_received_bytes"]["0"] == 2_000_000 * 1024
 
 
-def test_field_values_are_batched_and_unsupported_fields_are_not_asked_again():
-    fake, reader = reader_for("v100")
+def record_field_batches(fake):
     asked = []
     real_call = fake.nvmlDeviceGetFieldValues
 
     def recording(handle, field_ids):
-        asked.append(list(field_ids))
+        asked.append({f if isinstance(f, int) else f[0] for f in field_ids})
         return real_call(handle, field_ids)
 
     fake.nvmlDeviceGetFieldValues = recording
+    return asked
+
+
+def test_field_values_are_batched_and_unsupported_fields_are_not_asked_again(monkeypatch):
+    monkeypatch.setattr(interconnect, "NVLINK_INTERVAL_SECONDS", 0.0)
+    fake, reader = reader_for("v100")
+    asked = record_field_batches(fake)
     reader.read_all()
-    first_round = len(asked)
+    # memory temperature, health, NVLink link count (once per start), PCIe byte counters, all NVLink links
+    assert len(asked) == 5
     asked.clear()
     reader.read_all()
-    # one batch for memory temperature, one for health, one for PCIe and all NVLink links (link count: once)
-    assert len(asked) == 3 and first_round == 4
-    flat = {f if isinstance(f, int) else f[0] for batch in asked for f in batch}
-    assert fake_nvml._real.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION not in flat  # V100 answered NOT_SUPPORTED
+    # the V100 answered NOT_SUPPORTED for its PCIe byte counters: that batch is no longer sent at all
+    assert len(asked) == 3
+    flat = set().union(*asked)
+    assert fake_nvml._real.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION not in flat
     assert fake_nvml._real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES not in flat
     assert fake_nvml._real.NVML_FI_DEV_NVLINK_GET_STATE in flat
+
+
+def test_nvlink_links_are_read_on_a_slower_cadence_and_repeated_between(monkeypatch):
+    fake, reader = reader_for("h100-sxm")
+    asked = record_field_batches(fake)
+    assert reader.read_all()[0]["nvlink_state"]["7"] == 1
+    fake.gpus[0].values["nvlink"] = {"7": {"state": 0}}
+    reading = reader.read_all()[0]
+    assert reading["nvlink_state"]["7"] == 1, "read again before NVLINK_INTERVAL_SECONDS"
+    assert sum(fake_nvml._real.NVML_FI_DEV_NVLINK_GET_STATE in batch for batch in asked) == 1
+    monkeypatch.setattr(interconnect, "NVLINK_INTERVAL_SECONDS", 0.0)
+    assert reader.read_all()[0]["nvlink_state"]["7"] == 0
 
 
 def test_board_limits_are_read_once_per_nvml_start():

@@ -20,13 +20,11 @@ def field_ids(nvml: Any, names: dict[str, str]) -> dict[str, int]:
     return {label: getattr(nvml, name) for label, name in names.items() if hasattr(nvml, name)}
 
 
-def number(nvml: Any, value: Any) -> float:
-    """The number in a c_nvmlFieldValue_t, read through the union member its valueType names."""
-    member = {nvml.NVML_VALUE_TYPE_DOUBLE: "dVal", nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
-              nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal", nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
-              nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal", nvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
-              }.get(value.valueType, "uiVal")
-    return getattr(value.value, member)
+def _members(nvml: Any) -> dict[int, str]:
+    """valueType -> the c_nvmlFieldValue_t union member holding the number."""
+    return {nvml.NVML_VALUE_TYPE_DOUBLE: "dVal", nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
+            nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal", nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
+            nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal", nvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal"}
 
 
 def _cache_key(field: Field) -> str:
@@ -42,9 +40,12 @@ def read_fields(reader: Any, index: int, wanted: list[Field]) -> dict[Field, flo
     unsupported = reader._unsupported
     batch = []
     for field in wanted:
-        retry_at = unsupported.get((index, _cache_key(field)))
-        if retry_at is None or now >= retry_at:
-            unsupported.pop((index, _cache_key(field)), None)
+        key = (index, _cache_key(field))
+        retry_at = unsupported.get(key)
+        if retry_at is None:
+            batch.append(field)
+        elif now >= retry_at:
+            del unsupported[key]
             batch.append(field)
     if not batch:
         return {}
@@ -52,13 +53,16 @@ def read_fields(reader: Any, index: int, wanted: list[Field]) -> dict[Field, flo
     if values is None:
         return {}
     found: dict[Field, float] = {}
+    # looked up once per batch: an NVLink batch holds a hundred values
+    members, success, not_supported = _members(nvml), nvml.NVML_SUCCESS, nvml.NVML_ERROR_NOT_SUPPORTED
     for field, value in zip(batch, values):
-        if value.nvmlReturn == nvml.NVML_ERROR_NOT_SUPPORTED:
+        code = value.nvmlReturn
+        if code == success:
+            found[field] = getattr(value.value, members.get(value.valueType, "uiVal"))
+        elif code == not_supported:
             unsupported[(index, _cache_key(field))] = now + nvml_module.UNSUPPORTED_RETRY_SECONDS
-        elif value.nvmlReturn != nvml.NVML_SUCCESS:
-            reader._count_error("nvmlDeviceGetFieldValues")
         else:
-            found[field] = number(nvml, value)
+            reader._count_error("nvmlDeviceGetFieldValues")
     return found
 
 

@@ -11,6 +11,7 @@ NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY/RECOVERY/CRC.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from dlbench.telemetry.fields import field_ids, once_per_start, read_fields
@@ -25,6 +26,7 @@ NVLINK_FIELDS = {
     "nvlink_recovery_errors": "NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY",
     "nvlink_crc_errors": "NVML_FI_DEV_NVLINK_ERROR_DL_CRC",
 }
+NVLINK_INTERVAL_SECONDS = 5.0
 KIB = 1024  # NVML reports PCIe throughput in KB/s and NVLink data in KiB; both taken as 1024 bytes
 
 
@@ -40,18 +42,35 @@ def read_interconnect(reader: Any, index: int, r: dict) -> None:
     if throughput:
         r["pcie_throughput_bytes_per_second"] = throughput
     pcie = field_ids(nvml, PCIE_BYTE_FIELDS)
-    nvlink = field_ids(nvml, NVLINK_FIELDS)
-    links = range(static.get("nvlink_links", 0))
-    wanted = [(f, 0) for f in pcie.values()] + [(f, link) for f in nvlink.values() for link in links]
-    values = read_fields(reader, index, wanted) if wanted else {}
+    values = read_fields(reader, index, [(f, 0) for f in pcie.values()]) if pcie else {}
     for key, f in pcie.items():
         if (f, 0) in values:
             r[key] = int(values[(f, 0)])
+    r.update(_nvlinks(reader, index, static.get("nvlink_links", 0)))
+
+
+def _nvlinks(reader: Any, index: int, links: int) -> dict:
+    """Per-link NVLink readings, read at most every NVLINK_INTERVAL_SECONDS and repeated from the last read between.
+
+    Six fields for each of up to 18 links is the largest batch of a sample; counters read every few seconds still
+    give exact rate()s, and a link going down shows within NVLINK_INTERVAL_SECONDS.
+    """
+    if not links:
+        return {}
+    cache = reader._static.setdefault((index, "nvlink_last"), {"at": None, "reading": {}})
+    now = time.monotonic()
+    if cache["at"] is not None and now - cache["at"] < NVLINK_INTERVAL_SECONDS:
+        return cache["reading"]
+    nvlink = field_ids(reader.nvml, NVLINK_FIELDS)
+    values = read_fields(reader, index, [(f, link) for f in nvlink.values() for link in range(links)])
+    reading = {}
     for key, f in nvlink.items():
-        per_link = {str(link): values[(f, link)] for link in links if (f, link) in values}
+        per_link = {str(link): values[(f, link)] for link in range(links) if (f, link) in values}
         if per_link:
             scale = KIB if key.endswith("_bytes") else 1
-            r[key] = {link: int(value) * scale for link, value in per_link.items()}
+            reading[key] = {link: int(value) * scale for link, value in per_link.items()}
+    cache["at"], cache["reading"] = now, reading
+    return reading
 
 
 def _link_limits(reader: Any, index: int) -> dict:
