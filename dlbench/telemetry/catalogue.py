@@ -17,6 +17,8 @@ TRAIN_LABELS = ("run_id", "workload", "hostname")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
+GPM_ABSENT = ("absent on GPUs before Hopper (no GPM), in the first sample after the exporter or NVML starts (a GPM "
+              "metric needs two samples), and while the GPU is down")
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,27 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _gpu("dlbench_gpu_nvlink_crc_errors_total", "counter", "", "Data-link CRC errors on each NVLink link.",
          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)", "nvlink_crc_errors",
          labels=GPU_LABELS + ("link",), absent=SUPPORTED + " (GPUs without NVLink)"),
+    # --- per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py) ---------------------------------
+    _gpu("dlbench_gpu_graphics_engine_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval any compute or graphics work was active on the GPU.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_GRAPHICS_UTIL) / 100", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_active_ratio", "gauge", "ratio",
+         "Fraction of SMs busy over the last sampling interval: low beside a high dlbench_gpu_utilization_ratio means "
+         "kernels too small to fill the GPU.", "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_UTIL) / 100",
+         "gpm_sm_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_occupancy_ratio", "gauge", "ratio",
+         "Warps resident on the SMs against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_OCCUPANCY) / 100", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_tensor_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were running any tensor-core operation.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_ANY_TENSOR_UTIL) / 100", "gpm_tensor_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_dram_active_ratio", "gauge", "ratio",
+         "Device-memory bandwidth used against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_DRAM_BW_UTIL) / 100", "gpm_dram_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_pipe_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were doing non-tensor math on the pipe: fp64, fp32 or fp16.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_FP64_UTIL / FP32_UTIL / FP16_UTIL) / 100", "gpm_pipe_active_ratio",
+         labels=GPU_LABELS + ("pipe",), absent=GPM_ABSENT + ", per pipe"),
     # --- host ---------------------------------------------------------------------------------------------------
     _host("dlbench_host_cpu_utilization_ratio", "gauge", "ratio", "CPU busy fraction over all cores since the "
           "previous sample.", "psutil.cpu_percent() / 100", "cpu_utilization_ratio"),
@@ -336,6 +359,29 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "as dlbench_gpu_remapped_rows", "remapped_rows.uncorrectable"),
     _dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.",
           "as dlbench_gpu_remapped_rows", "remapped_rows.correctable"),
+    # profiling names dashboards use (dcgm-exporter's dcp-metrics-included.csv, DCGM_FI_PROF_*: ratios 0..1),
+    # from NVML GPM instead of DCGM's profiling module; GPM's tensor metric counts any tensor operation, DCGM's
+    # PIPE_TENSOR_ACTIVE the HMMA pipe, so the two can differ on integer or FP64 tensor work
+    _dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "Ratio of time the graphics engine is active.",
+          "as dlbench_gpu_graphics_engine_active_ratio", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT,
+          integer=""),
+    _dcgm("DCGM_FI_PROF_SM_ACTIVE", "The ratio of cycles an SM has at least 1 warp assigned.",
+          "as dlbench_gpu_sm_active_ratio", "gpm_sm_active_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_SM_OCCUPANCY", "The ratio of number of warps resident on an SM.",
+          "as dlbench_gpu_sm_occupancy_ratio", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "Ratio of cycles the tensor (HMMA) pipe is active.",
+          "as dlbench_gpu_tensor_active_ratio", "gpm_tensor_active_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_DRAM_ACTIVE", "Ratio of cycles the device memory interface is active sending or receiving "
+          "data.", "as dlbench_gpu_dram_active_ratio", "gpm_dram_active_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_FP64_ACTIVE", "Ratio of cycles the fp64 pipes are active.",
+          "as dlbench_gpu_pipe_active_ratio{pipe=\"fp64\"}", "gpm_pipe_active_ratio.fp64", absent=GPM_ABSENT,
+          integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_FP32_ACTIVE", "Ratio of cycles the fp32 pipes are active.",
+          "as dlbench_gpu_pipe_active_ratio{pipe=\"fp32\"}", "gpm_pipe_active_ratio.fp32", absent=GPM_ABSENT,
+          integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_FP16_ACTIVE", "Ratio of cycles the fp16 pipes are active.",
+          "as dlbench_gpu_pipe_active_ratio{pipe=\"fp16\"}", "gpm_pipe_active_ratio.fp16", absent=GPM_ABSENT,
+          integer=""),
     _dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", "as dlbench_gpu_row_remap_failure",
           "row_remap_failure"),
 )

@@ -49,12 +49,13 @@ import pynvml as _real
 
 PRESETS = {
     # name, memory total, power limit (mW), max SM / memory clock (MHz), PCIe gen and width, calls it lacks,
-    # NVLink links (NVML_FI_DEV_NVLINK_LINK_COUNT), power limit bounds (min, max mW; default = power_limit_mw)
+    # NVLink links (NVML_FI_DEV_NVLINK_LINK_COUNT), power limit bounds (min, max mW; default = power_limit_mw),
+    # gpm: GPM profiling metrics (Hopper and newer; nvmlGpmQueryDeviceSupport answers isSupportedDevice = 0 before)
     # H100 SXM5: 18 NVLink 4 links to the NVSwitches of an HGX board (NVIDIA H100 datasheet: "NVLink: 900GB/s",
     # 18 links x 50 GB/s); passively cooled, so no fan reading; no retired pages (row remapping since Ampere).
     "h100-sxm": dict(name="NVIDIA H100 80GB HBM3", memory_total=81559 * 2**20, power_limit_mw=700_000,
                      sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, nvlinks=18,
-                     power_bounds_mw=(200_000, 700_000),
+                     power_bounds_mw=(200_000, 700_000), gpm=True,
                      unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
     # A100 SXM4: 12 NVLink 3 links (NVIDIA A100 datasheet: 600 GB/s)
     "a100": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
@@ -85,7 +86,8 @@ DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 *
                       ecc_volatile_corrected=0, ecc_volatile_uncorrected=0, recovery_action=0,
                       retired_sbe=0, retired_dbe=0, retired_pending=0, clocks_event_ns={}, fan_percent=30,
                       encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
-                      pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={})
+                      pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
+                      gpm={})  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
 
 
 _HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nvmlDevice_t) never dereferenced
@@ -93,6 +95,10 @@ _HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nv
 
 def _handle(index: int):
     return ctypes.cast(ctypes.c_void_p(_HANDLE_BASE + 0x1000 * index), _real.c_nvmlDevice_t)
+
+
+def _address(pointer) -> int:
+    return ctypes.cast(pointer, ctypes.c_void_p).value
 
 
 def _index_of(handle) -> int:
@@ -165,6 +171,7 @@ class FakeNvml(types.ModuleType):
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.calls = 0  # every device call, for tests that want to see work being done
+        self._gpm_samples: dict[int, tuple | None] = {}  # sample address -> (GPU index, scripted values) once taken
 
     def __getattr__(self, name):
         return getattr(_real, name)
@@ -374,6 +381,44 @@ class FakeNvml(types.ModuleType):
 
     def nvmlDeviceGetRemappedRows(self, handle):
         return tuple(int(v) for v in self._gpu(handle, "nvmlDeviceGetRemappedRows").values["remapped"])
+
+    # --- GPM (pynvml.py: nvmlGpmQueryDeviceSupport, nvmlGpmSampleAlloc/Get/Free, nvmlGpmMetricsGet) ----------
+    def nvmlGpmQueryDeviceSupport(self, device):
+        gpu = self._gpu(device, "nvmlGpmQueryDeviceSupport")
+        support = _real.c_nvmlGpmSupport_t()
+        support.version = _real.NVML_GPM_SUPPORT_VERSION
+        support.isSupportedDevice = int(gpu.spec.get("gpm", False))
+        return support
+
+    def nvmlGpmSampleAlloc(self):
+        sample = _real.c_nvmlGpmSample_t(_real.struct_c_nvmlGpmSample_t())  # opaque in NVML; only its address matters
+        self._gpm_samples[_address(sample)] = None
+        return sample
+
+    def nvmlGpmSampleFree(self, sample):
+        self._gpm_samples.pop(_address(sample), None)
+
+    def nvmlGpmSampleGet(self, device, sample):
+        gpu = self._gpu(device, "nvmlGpmSampleGet")
+        if not gpu.spec.get("gpm"):
+            raise _error("NOT_SUPPORTED")
+        self._gpm_samples[_address(sample)] = (gpu.index, dict(gpu.values["gpm"]))
+        return sample
+
+    def nvmlGpmMetricsGet(self, request):
+        """Each metric is what the scripted "gpm" values say at the second sample (the activity in between)."""
+        first, second = (self._gpm_samples.get(_address(s)) for s in (request.sample1, request.sample2))
+        if request.version != _real.NVML_GPM_METRICS_GET_VERSION:
+            raise _error("ARGUMENT_VERSION_MISMATCH")
+        if first is None or second is None or first[0] != second[0]:
+            raise _error("INVALID_ARGUMENT")  # two samples of one GPU, both taken, are required
+        names = {getattr(_real, name): name[len("NVML_GPM_METRIC_"):] for name in dir(_real)
+                 if name.startswith("NVML_GPM_METRIC_") and isinstance(getattr(_real, name), int)}
+        for slot in request.metrics[: request.numMetrics]:
+            percent = second[1].get(names.get(slot.metricId, ""))
+            slot.nvmlReturn = _real.NVML_SUCCESS if percent is not None else _real.NVML_ERROR_NOT_SUPPORTED
+            slot.value = float(percent or 0.0)
+        return request
 
     # --- XID events -----------------------------------------------------------------------------------------
     def nvmlEventSetCreate(self):

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from dlbench.telemetry.catalogue import CLOCKS_EVENT_REASONS
 from dlbench.telemetry.fields import read_fields
+from dlbench.telemetry.gpm import read_gpm
 from dlbench.telemetry.health import read_health
 from dlbench.telemetry.interconnect import read_interconnect
 
@@ -419,6 +420,7 @@ class NvmlReader:
             r["row_remap_pending"], r["row_remap_failure"] = int(bool(pending)), int(bool(failure))
         read_health(self, index, r)
         read_interconnect(self, index, r)
+        read_gpm(self, index, r)
 
     def _read_memory(self, index: int, r: dict) -> None:
         """Memory through nvmlDeviceGetMemoryInfo_v2, which reports driver-reserved memory apart from `used`.
