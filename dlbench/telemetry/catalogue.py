@@ -152,8 +152,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     # --- per GPU: health beyond XID (dlbench/telemetry/health.py) ------------------------------------------------
     _gpu("dlbench_gpu_recovery_action", "gauge", "",
          "What the driver asks an operator to do to recover the GPU: 0 nothing, 1 reset the GPU, 2 reboot the node, "
-         "3 drain peer-to-peer traffic, 4 drain and reset (NVML's nvmlDeviceGpuRecoveryAction_t; newer drivers may "
-         "add codes). Alert on any non-zero value.",
+         "3 drain peer-to-peer traffic, 4 drain and reset, 5 recover the IMEX domain, 6 bus reset, 7 system reboot "
+         "(NVML's nvmlDeviceGpuRecoveryAction_t; drivers may add codes).",
          "nvmlDeviceGetFieldValues(NVML_FI_DEV_GET_GPU_RECOVERY_ACTION)", "recovery_action",
          absent=SUPPORTED + " (older drivers lack the field)"),
     _gpu("dlbench_gpu_ecc_volatile_errors_total", "counter", "",
