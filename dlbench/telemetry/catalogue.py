@@ -11,9 +11,12 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from dlbench.telemetry.processes import TOP_PROCESSES
+
 GPU_LABELS = ("gpu", "uuid", "hostname")
 HOST_LABELS = ("hostname",)
 TRAIN_LABELS = ("run_id", "workload", "hostname")
+PROCESS_LABELS = GPU_LABELS + ("pid", "slurm_job_id", "namespace", "pod")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
@@ -29,7 +32,7 @@ class MetricSpec:
     help: str
     source: str  # where the value comes from (NVML call, psutil function, run hook)
     absent_when: str
-    group: str  # gpu, host, exporter, train, run, dcgm
+    group: str  # gpu, process, host, exporter, train, run, dcgm
     field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
     labels: tuple[str, ...] = ()
     scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
@@ -247,6 +250,21 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "Fraction of the last sampling interval the SMs were doing non-tensor math on the pipe: fp64, fp32 or fp16.",
          "nvmlGpmMetricsGet(NVML_GPM_METRIC_FP64_UTIL / FP32_UTIL / FP16_UTIL) / 100", "gpm_pipe_active_ratio",
          labels=GPU_LABELS + ("pipe",), absent=GPM_ABSENT + ", per pipe"),
+    # --- per process on a GPU (dlbench/telemetry/processes.py) -----------------------------------------------------
+    _gpu("dlbench_gpu_processes", "gauge", "", "Compute processes running on the GPU (all of them, also those past "
+         "the per-process limit).", "len(nvmlDeviceGetComputeRunningProcesses)", "process_count"),
+    MetricSpec("dlbench_gpu_process_memory_used_bytes", "gauge", "bytes",
+               f"GPU memory a process uses, for the {TOP_PROCESSES} processes using the most per GPU. slurm_job_id, or namespace "
+               "and pod, name the Slurm job or Kubernetes pod the process belongs to (from its cgroup; empty "
+               "otherwise).", "nvmlDeviceGetComputeRunningProcesses().usedGpuMemory; /proc/PID/cgroup",
+               SUPPORTED + ", and where NVML cannot tell a process's memory", "process", "memory_used_bytes",
+               PROCESS_LABELS),
+    MetricSpec("dlbench_gpu_process_sm_utilization_ratio", "gauge", "ratio",
+               "Fraction of the time a kernel of this process ran on the GPU, from NVML's latest per-process sample "
+               "(same processes and labels as dlbench_gpu_process_memory_used_bytes).",
+               "nvmlDeviceGetProcessUtilization().smUtil / 100",
+               SUPPORTED + ", and for a process with no utilisation sample since the previous read", "process",
+               "sm_utilization_ratio", PROCESS_LABELS),
     # --- host ---------------------------------------------------------------------------------------------------
     _host("dlbench_host_cpu_utilization_ratio", "gauge", "ratio", "CPU busy fraction over all cores since the "
           "previous sample.", "psutil.cpu_percent() / 100", "cpu_utilization_ratio"),
@@ -395,6 +413,7 @@ def specs(group: str) -> tuple[MetricSpec, ...]:
 
 _SECTIONS = (
     ("gpu", "Per GPU (`dlbench exporter`; also served by `dlbench run --metrics-port`)"),
+    ("process", f"Per process on a GPU (`dlbench exporter`; top {TOP_PROCESSES} processes by GPU memory per GPU)"),
     ("host", "Host"),
     ("exporter", "Exporter self-health"),
     ("train", "Live training (`dlbench run --metrics-port PORT`)"),

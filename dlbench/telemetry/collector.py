@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from dlbench.telemetry.catalogue import MetricSpec, specs
+from dlbench.telemetry.processes import process_rows
 from dlbench.telemetry.sampler import Sampler
 
 
@@ -75,7 +76,7 @@ class TelemetryCollector(Collector):
 
     def describe(self) -> list:
         # the catalogue knows every name, so registering neither collects nor reads NVML (and name[] filters work)
-        groups = ("gpu", "host") + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat
+        groups = ("gpu", "process", "host") + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat
                                                                                       else ())
         return [new_family(spec) for group in groups for spec in specs(group)]
 
@@ -96,6 +97,7 @@ class TelemetryCollector(Collector):
         gpu_specs = specs("gpu")
         yield from families_from_rows([s for s in gpu_specs if s.name == "dlbench_gpu_info"], info_rows)
         yield from families_from_rows([s for s in gpu_specs if s.name != "dlbench_gpu_info"], gpu_rows)
+        yield from families_from_rows(specs("process"), process_rows(gpu_rows))
         if snapshot is not None:
             yield from families_from_rows(specs("host"), [([self.hostname], snapshot.host)])
         if self.exporter_health:

@@ -87,6 +87,7 @@ DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 *
                       retired_sbe=0, retired_dbe=0, retired_pending=0, clocks_event_ns={}, fan_percent=30,
                       encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
                       pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
+                      processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
                       gpm={})  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
 
 
@@ -381,6 +382,27 @@ class FakeNvml(types.ModuleType):
 
     def nvmlDeviceGetRemappedRows(self, handle):
         return tuple(int(v) for v in self._gpu(handle, "nvmlDeviceGetRemappedRows").values["remapped"])
+
+    # --- processes (pynvml.py: nvmlDeviceGetComputeRunningProcesses -> nvmlStructToFriendlyObject of
+    # c_nvmlProcessInfo_v3_t, usedGpuMemory None when NVML answers NVML_VALUE_NOT_AVAILABLE; nvmlDeviceGetProcessUtilization
+    # -> c_nvmlProcessUtilizationSample_t newer than the timestamp, NVML_ERROR_NOT_FOUND when there are none)
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetComputeRunningProcesses")
+        processes = []
+        for pid, memory, _ in gpu.values["processes"]:
+            info = _real.nvmlStructToFriendlyObject(_real.c_nvmlProcessInfo_v3_t(pid=int(pid), usedGpuMemory=0))
+            info.usedGpuMemory = None if memory is None else int(memory)
+            processes.append(info)
+        return processes
+
+    def nvmlDeviceGetProcessUtilization(self, handle, time_stamp):
+        gpu = self._gpu(handle, "nvmlDeviceGetProcessUtilization")
+        now_us = int(time.time() * 1e6)
+        samples = [_real.c_nvmlProcessUtilizationSample_t(pid=int(pid), timeStamp=now_us, smUtil=int(sm))
+                   for pid, _, sm in gpu.values["processes"] if sm is not None and now_us > time_stamp]
+        if not samples:
+            raise _error("NOT_FOUND")
+        return samples
 
     # --- GPM (pynvml.py: nvmlGpmQueryDeviceSupport, nvmlGpmSampleAlloc/Get/Free, nvmlGpmMetricsGet) ----------
     def nvmlGpmQueryDeviceSupport(self, device):
