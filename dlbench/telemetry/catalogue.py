@@ -17,6 +17,7 @@ GPU_LABELS = ("gpu", "uuid", "hostname")
 HOST_LABELS = ("hostname",)
 TRAIN_LABELS = ("run_id", "workload", "hostname")
 PROCESS_LABELS = GPU_LABELS + ("pid", "slurm_job_id", "namespace", "pod")
+MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id", "profile")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
@@ -32,7 +33,7 @@ class MetricSpec:
     help: str
     source: str  # where the value comes from (NVML call, psutil function, run hook)
     absent_when: str
-    group: str  # gpu, process, host, exporter, train, run, dcgm
+    group: str  # gpu, process, mig, host, exporter, train, run, dcgm
     field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
     labels: tuple[str, ...] = ()
     scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
@@ -265,6 +266,16 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "nvmlDeviceGetProcessUtilization().smUtil / 100",
                SUPPORTED + ", and for a process with no utilisation sample since the previous read", "process",
                "sm_utilization_ratio", PROCESS_LABELS),
+    # --- MIG instances (dlbench/telemetry/mig.py) ------------------------------------------------------------------
+    _gpu("dlbench_gpu_mig_mode", "gauge", "", "1 if the GPU runs in MIG mode (split into instances), else 0.",
+         "nvmlDeviceGetMigMode()[0] == NVML_DEVICE_MIG_ENABLE", "mig_mode", absent=SUPPORTED + " (no MIG)"),
+    MetricSpec("dlbench_mig_memory_used_bytes", "gauge", "bytes",
+               "Memory used in a MIG instance. gpu and uuid are the parent GPU's; profile is the instance's "
+               "(e.g. 1g.10gb).", "nvmlDeviceGetMemoryInfo(MIG device handle).used",
+               "absent unless the GPU is in MIG mode with instances", "mig", "memory_used_bytes", MIG_LABELS),
+    MetricSpec("dlbench_mig_memory_total_bytes", "gauge", "bytes", "Memory of a MIG instance in total.",
+               "nvmlDeviceGetMemoryInfo(MIG device handle).total",
+               "absent unless the GPU is in MIG mode with instances", "mig", "memory_total_bytes", MIG_LABELS),
     # --- host ---------------------------------------------------------------------------------------------------
     _host("dlbench_host_cpu_utilization_ratio", "gauge", "ratio", "CPU busy fraction over all cores since the "
           "previous sample.", "psutil.cpu_percent() / 100", "cpu_utilization_ratio"),
@@ -414,6 +425,7 @@ def specs(group: str) -> tuple[MetricSpec, ...]:
 _SECTIONS = (
     ("gpu", "Per GPU (`dlbench exporter`; also served by `dlbench run --metrics-port`)"),
     ("process", f"Per process on a GPU (`dlbench exporter`; top {TOP_PROCESSES} processes by GPU memory per GPU)"),
+    ("mig", "MIG instances (`dlbench exporter`)"),
     ("host", "Host"),
     ("exporter", "Exporter self-health"),
     ("train", "Live training (`dlbench run --metrics-port PORT`)"),

@@ -62,6 +62,13 @@ PRESETS = {
                  sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,
                  power_bounds_mw=(100_000, 400_000),
                  unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    # The same A100 in MIG mode with 3g.40gb + 2g.20gb + 1g.10gb x2 (7 of its 7 slices; instance memory sizes as in
+    # NVIDIA's MIG user guide, A100-SXM4-80GB profile table, in MiB)
+    "a100-mig": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
+                     sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,
+                     power_bounds_mw=(100_000, 400_000),
+                     mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
+                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates")),
     # V100 SXM2 (Volta): 6 NVLink 2 links; pages are retired (no row remapping before Ampere); no PCIe byte
     # counter fields and no GPU recovery action field on this generation (assumed here, to exercise absence)
     "v100": dict(name="Tesla V100-SXM2-32GB", memory_total=32768 * 2**20, power_limit_mw=300_000,
@@ -87,6 +94,7 @@ DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 *
                       retired_sbe=0, retired_dbe=0, retired_pending=0, clocks_event_ns={}, fan_percent=30,
                       encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
                       pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
+                      mig_memory_used=[],  # MIG instance slot -> bytes used
                       processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
                       gpm={})  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
 
@@ -267,10 +275,12 @@ class FakeNvml(types.ModuleType):
 
     # --- identity -------------------------------------------------------------------------------------------
     def nvmlDeviceGetName(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetName").spec["name"]
+        gpu, slot = self._gpu(handle, "nvmlDeviceGetName"), _address(handle) % 0x1000 // 0x10 - 1
+        return gpu.spec["name"] + (f" MIG {gpu.spec['mig'][slot][0]}" if slot >= 0 else "")
 
     def nvmlDeviceGetUUID(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
+        gpu, slot = self._gpu(handle, "nvmlDeviceGetUUID"), _address(handle) % 0x1000 // 0x10 - 1
+        return gpu.uuid if slot < 0 else f"MIG-{gpu.uuid[4:-4]}{slot:04d}"
 
     def nvmlDeviceGetPciInfo(self, handle):
         gpu = self._gpu(handle, "nvmlDeviceGetPciInfo")
@@ -285,7 +295,11 @@ class FakeNvml(types.ModuleType):
 
     def nvmlDeviceGetMemoryInfo(self, handle, version=None):
         # "memory_used" is what processes allocated; v1 adds the reserved memory to it, v2 reports it apart
-        gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
+        gpu, slot = self._gpu(handle, "nvmlDeviceGetMemoryInfo"), _address(handle) % 0x1000 // 0x10 - 1
+        if slot >= 0:  # a MIG instance: its own slice of the memory
+            used = gpu.values["mig_memory_used"][slot] if slot < len(gpu.values["mig_memory_used"]) else 0
+            total = gpu.spec["mig"][slot][2] * 2**20
+            return _real.c_nvmlMemory_t(total=total, free=total - int(used), used=int(used))
         total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
         reserved = int(gpu.values["memory_reserved"])
         if not version:
@@ -382,6 +396,38 @@ class FakeNvml(types.ModuleType):
 
     def nvmlDeviceGetRemappedRows(self, handle):
         return tuple(int(v) for v in self._gpu(handle, "nvmlDeviceGetRemappedRows").values["remapped"])
+
+    # --- MIG (pynvml.py: nvmlDeviceGetMigMode, nvmlDeviceGetMaxMigDeviceCount, nvmlDeviceGetMigDeviceHandleByIndex,
+    # nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId); a MIG handle is its parent's address + 0x10 * slot
+    def nvmlDeviceGetMigMode(self, device):
+        gpu = self._gpu(device, "nvmlDeviceGetMigMode")
+        if not gpu.preset.startswith("a100") and not gpu.preset.startswith("h100"):
+            raise _error("NOT_SUPPORTED")
+        mode = int("mig" in gpu.spec)
+        return [mode, mode]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, device):
+        return 7 if "mig" in self._gpu(device, "nvmlDeviceGetMaxMigDeviceCount").spec else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, device, index):
+        gpu = self._gpu(device, "nvmlDeviceGetMigDeviceHandleByIndex")
+        if index >= len(gpu.spec.get("mig", ())):
+            raise _error("NOT_FOUND")
+        return ctypes.cast(ctypes.c_void_p(_address(device) + 0x10 * (index + 1)), _real.c_nvmlDevice_t)
+
+    def nvmlDeviceGetGpuInstanceId(self, device):
+        gpu, slot = self._mig(device, "nvmlDeviceGetGpuInstanceId")
+        return gpu.spec["mig"][slot][1]
+
+    def nvmlDeviceGetComputeInstanceId(self, device):
+        self._mig(device, "nvmlDeviceGetComputeInstanceId")
+        return 0  # one compute instance spanning each GPU instance, the default layout
+
+    def _mig(self, handle, call: str) -> tuple[FakeGpu, int]:
+        slot = _address(handle) % 0x1000 // 0x10 - 1
+        if slot < 0:
+            raise _error("INVALID_ARGUMENT")  # a whole-GPU handle where a MIG handle is needed
+        return self._gpu(handle, call), slot
 
     # --- processes (pynvml.py: nvmlDeviceGetComputeRunningProcesses -> nvmlStructToFriendlyObject of
     # c_nvmlProcessInfo_v3_t, usedGpuMemory None when NVML answers NVML_VALUE_NOT_AVAILABLE; nvmlDeviceGetProcessUtilization

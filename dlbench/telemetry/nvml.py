@@ -29,6 +29,7 @@ from dlbench.telemetry.fields import read_fields
 from dlbench.telemetry.gpm import read_gpm
 from dlbench.telemetry.health import read_health
 from dlbench.telemetry.interconnect import read_interconnect
+from dlbench.telemetry.mig import read_mig
 from dlbench.telemetry.processes import read_processes
 
 FAKE_NVML_ENV = "DLBENCH_FAKE_NVML"
@@ -423,6 +424,7 @@ class NvmlReader:
         read_interconnect(self, index, r)
         read_gpm(self, index, r)
         read_processes(self, index, r)
+        read_mig(self, index, r)
 
     def _read_memory(self, index: int, r: dict) -> None:
         """Memory through nvmlDeviceGetMemoryInfo_v2, which reports driver-reserved memory apart from `used`.

@@ -117,8 +117,3 @@ def read_processes(reader: Any, index: int, r: dict) -> None:
     owners.forget_all_but({int(p.pid) for p in processes})
     r["processes"] = listed
 
-
-def process_rows(gpu_rows: list[tuple[list[str], dict]]) -> list[tuple[list[str], dict]]:
-    """(GPU labels + pid, slurm_job_id, namespace, pod; the process's readings) for each listed process."""
-    return [(labels + [p["pid"], p["slurm_job_id"], p["namespace"], p["pod"]], p)
-            for labels, reading in gpu_rows for p in reading.get("processes", ())]
