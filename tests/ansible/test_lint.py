@@ -7,7 +7,7 @@ import pytest
 
 from .conftest import ANSIBLE_BIN, REPO
 
-PLAYBOOKS = ["playbooks/setup_gpu.yml", "playbooks/verify.yml", "playbooks/validate.yml"]
+PLAYBOOKS = ["playbooks/setup_gpu.yml", "playbooks/verify.yml", "playbooks/update_driver.yml", "playbooks/validate.yml"]
 
 
 def run(*command):
