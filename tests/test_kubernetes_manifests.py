@@ -81,8 +81,13 @@ def test_the_daemonsets_command_line_serves_metrics_named_by_node(tmp_path):
     # Kubernetes expands $(VAR) in args from the container's env; the port is swapped for a free one here
     args = [arg.replace("$(POD_IP)", env["POD_IP"]).replace("19835", str(port)) for arg in container["args"]]
     assert args[:2] == ["dlbench", "exporter"]
-    process = subprocess.Popen([sys.executable, "-m", "dlbench", *args[1:]], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlbench", *args[1:]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_get(url + "/health")[0] == 200, 30, "the exporter's /health")

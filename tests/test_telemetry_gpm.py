@@ -14,8 +14,15 @@ from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 from tests.test_telemetry_exposition import find, samples
 
-BUSY = {"GRAPHICS_UTIL": 100, "SM_UTIL": 83, "SM_OCCUPANCY": 41, "ANY_TENSOR_UTIL": 67, "DRAM_BW_UTIL": 52,
-        "FP32_UTIL": 12, "FP16_UTIL": 3}
+BUSY = {
+    "GRAPHICS_UTIL": 100,
+    "SM_UTIL": 83,
+    "SM_OCCUPANCY": 41,
+    "ANY_TENSOR_UTIL": 67,
+    "DRAM_BW_UTIL": 52,
+    "FP32_UTIL": 12,
+    "FP16_UTIL": 3,
+}
 
 
 def test_gpm_ratios_cover_the_interval_between_two_reads_and_only_on_hopper():

@@ -21,16 +21,26 @@ def reader_for(spec):
 
 def test_h100_health_readings_in_base_units():
     fake, reader = reader_for("h100-sxm")
-    fake.gpus[0].values.update(recovery_action=2, ecc_volatile_corrected=7, ecc_volatile_uncorrected=1,
-                               clocks_event_ns={"sw_power_cap": 2_500_000_000, "hw_thermal_slowdown": 1_000},
-                               encoder_percent=12, decoder_percent=40)
+    fake.gpus[0].values.update(
+        recovery_action=2,
+        ecc_volatile_corrected=7,
+        ecc_volatile_uncorrected=1,
+        clocks_event_ns={"sw_power_cap": 2_500_000_000, "hw_thermal_slowdown": 1_000},
+        encoder_percent=12,
+        decoder_percent=40,
+    )
     r = reader.read_all()[0]
     assert r["recovery_action"] == 2
     assert r["ecc_volatile_errors"] == {"corrected": 7, "uncorrected": 1}
     durations = r["clocks_event_duration_seconds"]
     assert durations["sw_power_cap"] == pytest.approx(2.5) and durations["hw_thermal_slowdown"] == pytest.approx(1e-6)
-    assert set(durations) == {"sw_power_cap", "sync_boost", "sw_thermal_slowdown", "hw_thermal_slowdown",
-                              "hw_power_brake_slowdown"}
+    assert set(durations) == {
+        "sw_power_cap",
+        "sync_boost",
+        "sw_thermal_slowdown",
+        "hw_thermal_slowdown",
+        "hw_power_brake_slowdown",
+    }
     assert r["encoder_utilization_ratio"] == pytest.approx(0.12)
     assert r["decoder_utilization_ratio"] == pytest.approx(0.40)
     assert (r["power_default_limit_watts"], r["power_min_limit_watts"], r["power_max_limit_watts"]) == (700, 200, 700)
@@ -60,10 +70,18 @@ def test_consumer_card_has_a_fan_and_no_nvlink():
 
 def test_h100_interconnect_per_link_and_pcie_against_its_maximum():
     fake, reader = reader_for("h100-sxm")
-    fake.gpus[0].values.update(pcie_tx_kbps=1000, pcie_rx_kbps=250, pcie_tx_bytes=10**12, pcie_rx_bytes=5 * 10**11,
-                               pcie_width_now=8, pcie_gen_now=4,
-                               nvlink={"3": {"state": 0, "replay": 4, "crc": 2, "recovery": 1},
-                                       "0": {"tx_kib": 1_000_000, "rx_kib": 2_000_000}})
+    fake.gpus[0].values.update(
+        pcie_tx_kbps=1000,
+        pcie_rx_kbps=250,
+        pcie_tx_bytes=10**12,
+        pcie_rx_bytes=5 * 10**11,
+        pcie_width_now=8,
+        pcie_gen_now=4,
+        nvlink={
+            "3": {"state": 0, "replay": 4, "crc": 2, "recovery": 1},
+            "0": {"tx_kib": 1_000_000, "rx_kib": 2_000_000},
+        },
+    )
     r = reader.read_all()[0]
     assert r["pcie_throughput_bytes_per_second"] == {"tx": 1000 * 1024, "rx": 250 * 1024}
     assert r["pcie_transmitted_bytes"] == 10**12 and r["pcie_received_bytes"] == 5 * 10**11
@@ -131,8 +149,9 @@ def test_board_limits_are_read_once_per_nvml_start():
 
 def test_exposition_labels_links_reasons_and_directions():
     def prepare(fake):
-        fake.gpus[0].values.update(recovery_action=1, nvlink={"5": {"state": 0}},
-                                   clocks_event_ns={"sw_thermal_slowdown": 3_000_000_000})
+        fake.gpus[0].values.update(
+            recovery_action=1, nvlink={"5": {"state": 0}}, clocks_event_ns={"sw_thermal_slowdown": 3_000_000_000}
+        )
 
     text, _, _ = exposition("h100-sxm,v100,rtx4090", prepare=prepare)
     parsed = samples(text)
@@ -141,8 +160,9 @@ def test_exposition_labels_links_reasons_and_directions():
     assert find(parsed, "dlbench_gpu_nvlink_state", gpu="0", link="5") == [0]
     assert len(find(parsed, "dlbench_gpu_nvlink_state", gpu="0")) == 18
     assert find(parsed, "dlbench_gpu_nvlink_state", gpu="2") == []
-    assert find(parsed, "dlbench_gpu_clocks_event_duration_seconds_total", gpu="0",
-                reason="sw_thermal_slowdown") == [3.0]
+    assert find(parsed, "dlbench_gpu_clocks_event_duration_seconds_total", gpu="0", reason="sw_thermal_slowdown") == [
+        3.0
+    ]
     assert find(parsed, "dlbench_gpu_retired_pages", gpu="1", cause="double_bit_ecc") == [0]
     assert sorted(find(parsed, "dlbench_gpu_pcie_throughput_bytes_per_second", gpu="0")) == [0, 0]
     assert find(parsed, "dlbench_gpu_fan_speed_ratio", gpu="2") == [0.3]
@@ -151,9 +171,15 @@ def test_exposition_labels_links_reasons_and_directions():
 @pytest.mark.integration
 def test_promtool_finds_nothing_to_say_with_every_new_family_served():
     text, _, _ = exposition("h100-sxm,a100,v100,rtx4090")
-    for family in ("dlbench_gpu_nvlink_crc_errors_total", "dlbench_gpu_retired_pages", "dlbench_gpu_fan_speed_ratio",
-                   "dlbench_gpu_clocks_event_duration_seconds_total", "dlbench_gpu_pcie_received_bytes_total"):
+    for family in (
+        "dlbench_gpu_nvlink_crc_errors_total",
+        "dlbench_gpu_retired_pages",
+        "dlbench_gpu_fan_speed_ratio",
+        "dlbench_gpu_clocks_event_duration_seconds_total",
+        "dlbench_gpu_pcie_received_bytes_total",
+    ):
         assert f"\n{family}" in text, family
-    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr

@@ -26,11 +26,18 @@ def test_each_instance_is_a_device_with_its_memory_and_profile():
     assert find(parsed, "dlbench_gpu_mig_mode", gpu="1") == [0]
     assert find(parsed, "dlbench_gpu_mig_mode", gpu="2") == []  # Volta: no MIG at all
     assert len(find(parsed, "dlbench_mig_memory_total_bytes", gpu="0")) == 4
-    assert find(parsed, "dlbench_mig_memory_used_bytes", gpu="0", profile="3g.40gb", gpu_instance_id="2",
-                compute_instance_id="0") == [12 * 2**30]
+    assert find(
+        parsed,
+        "dlbench_mig_memory_used_bytes",
+        gpu="0",
+        profile="3g.40gb",
+        gpu_instance_id="2",
+        compute_instance_id="0",
+    ) == [12 * 2**30]
     assert find(parsed, "dlbench_mig_memory_total_bytes", profile="1g.10gb", gpu_instance_id="9") == [9728 * 2**20]
-    assert sorted(dict(labels)["mig_uuid"] for (name, labels) in parsed if name == "dlbench_mig_memory_used_bytes") \
-        == [f"MIG-fa4e0000-0000-4000-8000-61313030{slot:04d}" for slot in range(4)]
+    assert sorted(dict(labels)["mig_uuid"] for (name, labels) in parsed if name == "dlbench_mig_memory_used_bytes") == [
+        f"MIG-fa4e0000-0000-4000-8000-61313030{slot:04d}" for slot in range(4)
+    ]
     assert find(parsed, "dlbench_mig_memory_used_bytes", gpu="1") == []
     assert find(parsed, "dlbench_gpu_utilization_ratio", gpu="0") == []  # NVML has no whole-GPU figure in MIG mode
 
@@ -38,6 +45,7 @@ def test_each_instance_is_a_device_with_its_memory_and_profile():
 @pytest.mark.integration
 def test_promtool_finds_nothing_to_say_about_mig_series():
     text, _, _ = mig_exposition()
-    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr

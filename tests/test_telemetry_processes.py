@@ -17,15 +17,21 @@ from tests.test_telemetry_exposition import exposition, find, samples
 POD_UID = "0f3c2a5e-8b1d-4c7e-9a2b-3d4e5f6a7b8c"
 CGROUPS = {
     # Slurm, cgroup v1 (several hierarchies, the job in each)
-    "slurm-v1": ("12:memory:/slurm/uid_1000/job_4242/step_0/task_0\n11:devices:/slurm/uid_1000/job_4242/step_0\n"
-                 "1:name=systemd:/system.slice/slurmd.service\n", {"slurm_job_id": "4242"}),
+    "slurm-v1": (
+        "12:memory:/slurm/uid_1000/job_4242/step_0/task_0\n11:devices:/slurm/uid_1000/job_4242/step_0\n"
+        "1:name=systemd:/system.slice/slurmd.service\n",
+        {"slurm_job_id": "4242"},
+    ),
     # Slurm, cgroup v2
     "slurm-v2": ("0::/system.slice/slurmstepd.scope/job_977/step_batch/user/task_0\n", {"slurm_job_id": "977"}),
     # kubelet, cgroupfs driver, cgroup v1
     "k8s-cgroupfs": (f"10:memory:/kubepods/burstable/pod{POD_UID}/6b1e0c8a9d\n", {"pod_uid": POD_UID}),
     # kubelet, systemd driver, cgroup v2 (the pod uid's dashes become underscores)
-    "k8s-systemd": ("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
-                    f"{POD_UID.replace('-', '_')}.slice/cri-containerd-6b1e0c8a9d.scope\n", {"pod_uid": POD_UID}),
+    "k8s-systemd": (
+        "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+        f"{POD_UID.replace('-', '_')}.slice/cri-containerd-6b1e0c8a9d.scope\n",
+        {"pod_uid": POD_UID},
+    ),
     # a login session: neither
     "session": ("0::/user.slice/user-1000.slice/session-3.scope\n", {}),
 }
@@ -68,10 +74,17 @@ def test_two_hundred_processes_are_bounded_to_the_top_ones_with_their_owners(hos
     assert find(parsed, "dlbench_gpu_processes", gpu="1") == [0]
     assert find(parsed, "dlbench_gpu_process_memory_used_bytes", gpu="1") == []
     # pid 1199 (odd, 1199 % 4 == 3): the "infer" pod; pid 1198: Slurm job 119
-    assert find(parsed, "dlbench_gpu_process_memory_used_bytes", pid="1199", namespace="infer", pod="server-7f9c",
-                slurm_job_id="") == [200 * 2**20]
-    assert find(parsed, "dlbench_gpu_process_memory_used_bytes", pid="1198", slurm_job_id="119", namespace="",
-                pod="") == [199 * 2**20]
+    assert find(
+        parsed,
+        "dlbench_gpu_process_memory_used_bytes",
+        pid="1199",
+        namespace="infer",
+        pod="server-7f9c",
+        slurm_job_id="",
+    ) == [200 * 2**20]
+    assert find(
+        parsed, "dlbench_gpu_process_memory_used_bytes", pid="1198", slurm_job_id="119", namespace="", pod=""
+    ) == [199 * 2**20]
     assert find(parsed, "dlbench_gpu_process_sm_utilization_ratio", pid="1197") == [0.97]
     assert find(parsed, "dlbench_gpu_process_memory_used_bytes", pid="1000") == []  # past the limit
 
@@ -79,8 +92,9 @@ def test_two_hundred_processes_are_bounded_to_the_top_ones_with_their_owners(hos
 @pytest.mark.integration
 def test_promtool_finds_nothing_to_say_about_process_series(host):
     text, _, _ = exposition("h100-sxm", prepare=lambda fake: fake.gpus[0].values.update(processes=host))
-    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
 
 
@@ -101,8 +115,9 @@ def test_cgroup_read_once_per_process_and_forgotten_when_it_ends(host, tmp_path)
 
 
 def test_a_process_whose_memory_nvml_cannot_tell_is_listed_without_it(host):
-    text, _, _ = exposition("h100-sxm", prepare=lambda fake: fake.gpus[0].values.update(
-        processes=[[1001, None, None], [1002, 2**30, None]]))
+    text, _, _ = exposition(
+        "h100-sxm", prepare=lambda fake: fake.gpus[0].values.update(processes=[[1001, None, None], [1002, 2**30, None]])
+    )
     parsed = samples(text)
     assert find(parsed, "dlbench_gpu_process_memory_used_bytes", pid="1001") == []
     assert find(parsed, "dlbench_gpu_process_memory_used_bytes", pid="1002") == [2**30]

@@ -42,8 +42,9 @@ def read_health(reader: Any, index: int, r: dict) -> None:
     got = {label: values[(f, 0)] for label, f in health.items() if (f, 0) in values}
     if "recovery_action" in got:
         r["recovery_action"] = int(got["recovery_action"])
-    retired = {kind: int(got["retired_" + kind]) for kind in ("single_bit_ecc", "double_bit_ecc")
-               if "retired_" + kind in got}
+    retired = {
+        kind: int(got["retired_" + kind]) for kind in ("single_bit_ecc", "double_bit_ecc") if "retired_" + kind in got
+    }
     if retired:
         r["retired_pages"] = retired
     if "retired_pending" in got:
@@ -52,8 +53,10 @@ def read_health(reader: Any, index: int, r: dict) -> None:
     if seconds:
         r["clocks_event_duration_seconds"] = seconds
     volatile = {}
-    for kind, error_type in (("corrected", nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED),
-                             ("uncorrected", nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)):
+    for kind, error_type in (
+        ("corrected", nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED),
+        ("uncorrected", nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED),
+    ):
         count = call(index, "nvmlDeviceGetTotalEccErrors", error_type, nvml.NVML_VOLATILE_ECC, variant="_volatile")
         if count is not None:
             volatile[kind] = int(count)
@@ -62,8 +65,10 @@ def read_health(reader: Any, index: int, r: dict) -> None:
     fan = call(index, "nvmlDeviceGetFanSpeed")  # passively cooled data-centre boards answer NOT_SUPPORTED
     if fan is not None:
         r["fan_speed_ratio"] = fan / 100.0
-    for key, function in (("encoder_utilization_ratio", "nvmlDeviceGetEncoderUtilization"),
-                          ("decoder_utilization_ratio", "nvmlDeviceGetDecoderUtilization")):
+    for key, function in (
+        ("encoder_utilization_ratio", "nvmlDeviceGetEncoderUtilization"),
+        ("decoder_utilization_ratio", "nvmlDeviceGetDecoderUtilization"),
+    ):
         utilization = call(index, function)
         if utilization is not None:
             r[key] = utilization[0] / 100.0

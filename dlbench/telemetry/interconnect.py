@@ -16,8 +16,10 @@ from typing import Any
 
 from dlbench.telemetry.fields import field_ids, once_per_start, read_fields
 
-PCIE_BYTE_FIELDS = {"pcie_transmitted_bytes": "NVML_FI_DEV_PCIE_COUNT_TX_BYTES",
-                    "pcie_received_bytes": "NVML_FI_DEV_PCIE_COUNT_RX_BYTES"}
+PCIE_BYTE_FIELDS = {
+    "pcie_transmitted_bytes": "NVML_FI_DEV_PCIE_COUNT_TX_BYTES",
+    "pcie_received_bytes": "NVML_FI_DEV_PCIE_COUNT_RX_BYTES",
+}
 NVLINK_FIELDS = {
     "nvlink_state": "NVML_FI_DEV_NVLINK_GET_STATE",
     "nvlink_transmitted_bytes": "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX",

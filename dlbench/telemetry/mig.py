@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+
 def read_mig(reader: Any, index: int, r: dict) -> None:
     nvml = reader.nvml
     mode = reader._call(index, "nvmlDeviceGetMigMode")

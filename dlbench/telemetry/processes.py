@@ -116,4 +116,3 @@ def read_processes(reader: Any, index: int, r: dict) -> None:
         listed.append(entry)
     owners.forget_all_but({int(p.pid) for p in processes})
     r["processes"] = listed
-
