@@ -4,13 +4,11 @@ Faked: NVML only (dlbench.telemetry.fake_nvml presets h100-sxm with 18 NVLink li
 Ampere, rtx4090 consumer card; no GPU here). promtool is the real one.
 """
 
-import shutil
-import subprocess
-
 import pytest
 
 from dlbench.telemetry import fake_nvml, interconnect
 from dlbench.telemetry.nvml import NvmlReader
+from promtool_metrics import promtool_remarks
 from tests.test_telemetry_exposition import exposition, find, samples
 
 
@@ -179,7 +177,4 @@ def test_promtool_finds_nothing_to_say_with_every_new_family_served():
         "dlbench_gpu_pcie_received_bytes_total",
     ):
         assert f"\n{family}" in text, family
-    result = subprocess.run(
-        [shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    assert promtool_remarks(text) == ""
