@@ -92,7 +92,7 @@ def test_the_daemonsets_command_line_serves_metrics_named_by_node(tmp_path):
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_get(url + "/health")[0] == 200, 30, "the exporter's /health")
         _, body = http_get(url + "/metrics")
-        assert b'dlbench_gpu_nvlink_state{gpu="0"' in body and b'hostname="gpu-node-7"' in body
+        assert b'dlbench_gpu_nvlink_links_active{gpu="0"' in body and b'hostname="gpu-node-7"' in body
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -20,14 +20,14 @@ from dlbench.telemetry.sampler import Sampler
 REPO = Path(__file__).resolve().parent.parent
 
 
-def exposition(spec="h100-sxm,a100,rtx4090", dcgm=False, prepare=None):
+def exposition(spec="h100-sxm,a100,rtx4090", dcgm=False, prepare=None, nvlink_per_link=False):
     fake = fake_nvml.from_spec(spec)
     if prepare:
         prepare(fake)
     sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
     sampler.sample_now()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=dcgm))
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=dcgm, nvlink_per_link=nvlink_per_link))
     return generate_latest(registry).decode(), fake, sampler
 
 

@@ -55,7 +55,7 @@ def test_v100_retires_pages_and_lacks_what_came_later():
     assert r["retired_pages_pending"] == 1
     for absent in ("recovery_action", "remapped_rows", "pcie_transmitted_bytes", "pcie_received_bytes"):
         assert absent not in r
-    assert len(r["nvlink_state"]) == 6
+    assert len(r["nvlink_link_state"]) == 6
 
 
 def test_consumer_card_has_a_fan_and_no_nvlink():
@@ -85,12 +85,16 @@ def test_h100_interconnect_per_link_and_pcie_against_its_maximum():
     assert r["pcie_transmitted_bytes"] == 10**12 and r["pcie_received_bytes"] == 5 * 10**11
     assert (r["pcie_link_width"], r["pcie_link_max_width"]) == (8, 16)
     assert (r["pcie_link_generation"], r["pcie_link_max_generation"]) == (4, 5)
-    states = r["nvlink_state"]
+    states = r["nvlink_link_state"]
     assert len(states) == 18 and states["3"] == 0 and set(states.values()) == {0, 1}
-    assert r["nvlink_replay_errors"]["3"] == 4 and r["nvlink_crc_errors"]["3"] == 2
-    assert r["nvlink_recovery_errors"]["3"] == 1 and r["nvlink_replay_errors"]["2"] == 0
-    assert r["nvlink_transmitted_bytes"]["0"] == 1_000_000 * 1024
-    assert r["nvlink_received_bytes"]["0"] == 2_000_000 * 1024
+    assert r["nvlink_link_replay_errors"]["3"] == 4 and r["nvlink_link_crc_errors"]["3"] == 2
+    assert r["nvlink_link_recovery_errors"]["3"] == 1 and r["nvlink_link_replay_errors"]["2"] == 0
+    assert r["nvlink_link_transmitted_bytes"]["0"] == 1_000_000 * 1024
+    assert r["nvlink_link_received_bytes"]["0"] == 2_000_000 * 1024
+    # the per-GPU totals served by default: counters summed over links, links counted by state
+    assert (r["nvlink_links"], r["nvlink_links_active"]) == (18, 17)
+    assert (r["nvlink_replay_errors"], r["nvlink_crc_errors"], r["nvlink_recovery_errors"]) == (4, 2, 1)
+    assert r["nvlink_transmitted_bytes"] == 1_000_000 * 1024 and r["nvlink_received_bytes"] == 2_000_000 * 1024
 
 
 def record_field_batches(fake):
@@ -125,13 +129,13 @@ def test_field_values_are_batched_and_unsupported_fields_are_not_asked_again(mon
 def test_nvlink_links_are_read_on_a_slower_cadence_and_repeated_between(monkeypatch):
     fake, reader = reader_for("h100-sxm")
     asked = record_field_batches(fake)
-    assert reader.read_all()[0]["nvlink_state"]["7"] == 1
+    assert reader.read_all()[0]["nvlink_link_state"]["7"] == 1
     fake.gpus[0].values["nvlink"] = {"7": {"state": 0}}
     reading = reader.read_all()[0]
-    assert reading["nvlink_state"]["7"] == 1, "read again before NVLINK_INTERVAL_SECONDS"
+    assert reading["nvlink_link_state"]["7"] == 1, "read again before NVLINK_INTERVAL_SECONDS"
     assert sum(fake_nvml._real.NVML_FI_DEV_NVLINK_GET_STATE in batch for batch in asked) == 1
     monkeypatch.setattr(interconnect, "NVLINK_INTERVAL_SECONDS", 0.0)
-    assert reader.read_all()[0]["nvlink_state"]["7"] == 0
+    assert reader.read_all()[0]["nvlink_link_state"]["7"] == 0
 
 
 def test_board_limits_are_read_once_per_nvml_start():
@@ -151,13 +155,14 @@ def test_exposition_labels_links_reasons_and_directions():
             recovery_action=1, nvlink={"5": {"state": 0}}, clocks_event_ns={"sw_thermal_slowdown": 3_000_000_000}
         )
 
-    text, _, _ = exposition("h100-sxm,v100,rtx4090", prepare=prepare)
+    text, _, _ = exposition("h100-sxm,v100,rtx4090", prepare=prepare, nvlink_per_link=True)
     parsed = samples(text)
     assert find(parsed, "dlbench_gpu_recovery_action", gpu="0") == [1]
     assert find(parsed, "dlbench_gpu_recovery_action", gpu="1") == []  # V100: absent, not 0
-    assert find(parsed, "dlbench_gpu_nvlink_state", gpu="0", link="5") == [0]
-    assert len(find(parsed, "dlbench_gpu_nvlink_state", gpu="0")) == 18
-    assert find(parsed, "dlbench_gpu_nvlink_state", gpu="2") == []
+    assert find(parsed, "dlbench_gpu_nvlink_link_state", gpu="0", link="5") == [0]
+    assert len(find(parsed, "dlbench_gpu_nvlink_link_state", gpu="0")) == 18
+    assert len(find(parsed, "dlbench_gpu_nvlink_link_crc_errors_total", gpu="1")) == 6
+    assert find(parsed, "dlbench_gpu_nvlink_link_state", gpu="2") == []
     assert find(parsed, "dlbench_gpu_clocks_event_duration_seconds_total", gpu="0", reason="sw_thermal_slowdown") == [
         3.0
     ]
@@ -166,11 +171,28 @@ def test_exposition_labels_links_reasons_and_directions():
     assert find(parsed, "dlbench_gpu_fan_speed_ratio", gpu="2") == [0.3]
 
 
+def test_nvlink_is_served_as_per_gpu_totals_by_default():
+    def prepare(fake):
+        fake.gpus[0].values.update(nvlink={"5": {"state": 0, "crc": 3}, "6": {"crc": 2, "tx_kib": 10}})
+
+    parsed = samples(exposition("h100-sxm,v100,rtx4090", prepare=prepare)[0])
+    assert not [name for name, _ in parsed if "nvlink_link_" in name or "link" in dict(_)]
+    assert find(parsed, "dlbench_gpu_nvlink_links", gpu="0") == [18]
+    assert find(parsed, "dlbench_gpu_nvlink_links_active", gpu="0") == [17]
+    assert find(parsed, "dlbench_gpu_nvlink_crc_errors_total", gpu="0") == [5]
+    assert find(parsed, "dlbench_gpu_nvlink_transmitted_bytes_total", gpu="0") == [10 * 1024]
+    assert find(parsed, "dlbench_gpu_nvlink_links_active", gpu="1") == [6]  # V100: 6 NVLink 2 links
+    assert not [name for name, labels in parsed if "nvlink" in name and dict(labels)["gpu"] == "2"]  # no NVLink
+
+
 @pytest.mark.integration
 def test_promtool_finds_nothing_to_say_with_every_new_family_served():
-    text, _, _ = exposition("h100-sxm,a100,v100,rtx4090")
+    text, _, _ = exposition("h100-sxm,a100,v100,rtx4090", nvlink_per_link=True)
     for family in (
         "dlbench_gpu_nvlink_crc_errors_total",
+        "dlbench_gpu_nvlink_links_active",
+        "dlbench_gpu_nvlink_link_crc_errors_total",
+        "dlbench_gpu_nvlink_link_state",
         "dlbench_gpu_retired_pages",
         "dlbench_gpu_fan_speed_ratio",
         "dlbench_gpu_clocks_event_duration_seconds_total",

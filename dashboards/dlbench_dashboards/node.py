@@ -345,9 +345,8 @@ def build():
         time_series(
             "NVLink traffic",
             [
-                (f"sum by (gpu) (rate(dlbench_gpu_nvlink_transmitted_bytes_total{{{GPU}}}[{RATE}]))", LEGEND + " sent"),
-                (f"sum by (gpu) (rate(dlbench_gpu_nvlink_received_bytes_total{{{GPU}}}[{RATE}]))",
-                 LEGEND + " received"),
+                (f"rate(dlbench_gpu_nvlink_transmitted_bytes_total{{{GPU}}}[{RATE}])", LEGEND + " sent"),
+                (f"rate(dlbench_gpu_nvlink_received_bytes_total{{{GPU}}}[{RATE}])", LEGEND + " received"),
             ],
             unit="Bps",
             min_value=0,
@@ -359,16 +358,16 @@ def build():
     layout.add(
         time_series(
             "NVLink links active",
-            [(f"count by (gpu) (dlbench_gpu_nvlink_state{{{GPU}}} == 1)", LEGEND)],
+            against("dlbench_gpu_nvlink_links_active", "dlbench_gpu_nvlink_links", LEGEND, " links", " active"),
             unit="none",
             min_value=0,
-            description="Links in the active state per GPU (18 on an H100 SXM); a drop is a link down.",
+            description="Links in the active state per GPU against the links it has (18 on an H100 SXM); a drop is "
+            "a link down.",
         ),
         time_series(
             "NVLink errors",
             [
-                (f"sum by (gpu) (increase(dlbench_gpu_nvlink_{kind}_errors_total{{{GPU}}}[{RATE}]))",
-                 f"{LEGEND} {kind}")
+                (f"increase(dlbench_gpu_nvlink_{kind}_errors_total{{{GPU}}}[{RATE}])", f"{LEGEND} {kind}")
                 for kind in ("replay", "recovery", "crc")
             ],
             unit="none",

@@ -21,6 +21,7 @@ MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id",
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
+NVLINK_ABSENT = SUPPORTED + " (GPUs without NVLink)"
 GPM_ABSENT = ("absent on GPUs before Hopper (no GPM), in the first sample after the exporter or NVML starts (a GPM "
               "metric needs two samples), and while the GPU is down")
 
@@ -33,7 +34,7 @@ class MetricSpec:
     help: str
     source: str  # where the value comes from (NVML call, psutil function, run hook)
     absent_when: str
-    group: str  # gpu, process, mig, host, exporter, train, run, dcgm
+    group: str  # gpu, nvlink_link, process, mig, host, exporter, train, run, dcgm
     field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
     labels: tuple[str, ...] = ()
     scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
@@ -47,6 +48,11 @@ class MetricSpec:
 
 def _gpu(name, type_, unit, help_, source, field, labels=GPU_LABELS, absent=SUPPORTED):
     return MetricSpec(name, type_, unit, help_, source, absent, "gpu", field, labels)
+
+
+def _link(name, type_, unit, help_, source, field):
+    return MetricSpec(name, type_, unit, help_, source, NVLINK_ABSENT + "; only with --nvlink-per-link", "nvlink_link",
+                      field, GPU_LABELS + ("link",))
 
 
 def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
@@ -211,25 +217,49 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_TX_BYTES)", "pcie_transmitted_bytes"),
     _gpu("dlbench_gpu_pcie_received_bytes_total", "counter", "bytes", "Bytes the GPU received over PCIe.",
          "nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_RX_BYTES)", "pcie_received_bytes"),
-    _gpu("dlbench_gpu_nvlink_state", "gauge", "",
-         "State of each NVLink link: 0 inactive, 1 active, 2 sleeping (low power), 3 active with traffic disabled.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link)", "nvlink_state",
-         labels=GPU_LABELS + ("link",), absent=SUPPORTED + " (GPUs without NVLink)"),
-    _gpu("dlbench_gpu_nvlink_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on each NVLink link.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) (KiB * 1024)",
-         "nvlink_transmitted_bytes", labels=GPU_LABELS + ("link",), absent=SUPPORTED + " (GPUs without NVLink)"),
-    _gpu("dlbench_gpu_nvlink_received_bytes_total", "counter", "bytes", "Data bytes received on each NVLink link.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) (KiB * 1024)",
-         "nvlink_received_bytes", labels=GPU_LABELS + ("link",), absent=SUPPORTED + " (GPUs without NVLink)"),
-    _gpu("dlbench_gpu_nvlink_replay_errors_total", "counter", "", "Data-link replays on each NVLink link.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)", "nvlink_replay_errors",
-         labels=GPU_LABELS + ("link",), absent=SUPPORTED + " (GPUs without NVLink)"),
-    _gpu("dlbench_gpu_nvlink_recovery_errors_total", "counter", "", "Data-link recoveries on each NVLink link.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)", "nvlink_recovery_errors",
-         labels=GPU_LABELS + ("link",), absent=SUPPORTED + " (GPUs without NVLink)"),
-    _gpu("dlbench_gpu_nvlink_crc_errors_total", "counter", "", "Data-link CRC errors on each NVLink link.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)", "nvlink_crc_errors",
-         labels=GPU_LABELS + ("link",), absent=SUPPORTED + " (GPUs without NVLink)"),
+    # NVLink per GPU by default, as dcgm-exporter's default counters (etc/default-counters.csv in
+    # github.com/NVIDIA/dcgm-exporter: DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL on, the per-link and error fields
+    # commented out): per-link series are 6 x 18 links x GPUs, most of an 8-GPU exposition.
+    _gpu("dlbench_gpu_nvlink_links", "gauge", "", "NVLink links the GPU has (18 on an H100 SXM).",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_LINK_COUNT), once per NVML start", "nvlink_links",
+         absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_links_active", "gauge", "",
+         "NVLink links in the active state; below dlbench_gpu_nvlink_links is a link down or asleep.",
+         "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 1",
+         "nvlink_links_active", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
+         "(KiB * 1024)", "nvlink_transmitted_bytes", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_received_bytes_total", "counter", "bytes", "Data bytes received on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) "
+         "(KiB * 1024)", "nvlink_received_bytes", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_replay_errors_total", "counter", "", "Data-link replays on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
+         "nvlink_replay_errors", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_recovery_errors_total", "counter", "", "Data-link recoveries on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
+         "nvlink_recovery_errors", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_crc_errors_total", "counter", "", "Data-link CRC errors on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
+         "nvlink_crc_errors", absent=NVLINK_ABSENT),
+    # --- per NVLink link, only with --nvlink-per-link ------------------------------------------------------------
+    _link("dlbench_gpu_nvlink_link_state", "gauge", "",
+          "State of each NVLink link: 0 inactive, 1 active, 2 sleeping (low power), 3 active with traffic disabled.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link)", "nvlink_link_state"),
+    _link("dlbench_gpu_nvlink_link_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) (KiB * 1024)",
+          "nvlink_link_transmitted_bytes"),
+    _link("dlbench_gpu_nvlink_link_received_bytes_total", "counter", "bytes",
+          "Data bytes received on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) (KiB * 1024)",
+          "nvlink_link_received_bytes"),
+    _link("dlbench_gpu_nvlink_link_replay_errors_total", "counter", "", "Data-link replays on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)", "nvlink_link_replay_errors"),
+    _link("dlbench_gpu_nvlink_link_recovery_errors_total", "counter", "", "Data-link recoveries on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
+          "nvlink_link_recovery_errors"),
+    _link("dlbench_gpu_nvlink_link_crc_errors_total", "counter", "", "Data-link CRC errors on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)", "nvlink_link_crc_errors"),
     # --- per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py) ---------------------------------
     _gpu("dlbench_gpu_graphics_engine_active_ratio", "gauge", "ratio",
          "Fraction of the last sampling interval any compute or graphics work was active on the GPU.",
@@ -424,6 +454,7 @@ def specs(group: str) -> tuple[MetricSpec, ...]:
 
 _SECTIONS = (
     ("gpu", "Per GPU (`dlbench exporter`; also served by `dlbench run --metrics-port`)"),
+    ("nvlink_link", "Per NVLink link (`dlbench exporter --nvlink-per-link`)"),
     ("process", f"Per process on a GPU (`dlbench exporter`; top {TOP_PROCESSES} processes by GPU memory per GPU)"),
     ("mig", "MIG instances (`dlbench exporter`)"),
     ("host", "Host"),

@@ -84,6 +84,16 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
                      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 
 
+class _Collected:
+    """One collection of a registry's families, handed to several encoders (they only call collect())."""
+
+    def __init__(self, families: list):
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
+
+
 class PrerenderedMetrics:
     """/metrics rendered once per sample instead of once per scrape.
 
@@ -97,21 +107,23 @@ class PrerenderedMetrics:
         self._fallback = make_wsgi_app(registry)
         self._cache: dict[tuple[str, bool], bytes] = {}
 
-    def _render(self, cache: dict, accept: str, compress: bool) -> tuple[str, bytes]:
+    def _render(self, cache: dict, accept: str, compress: bool, source=None) -> tuple[str, bytes]:
         encoder, content_type = choose_encoder(accept)
         key = (content_type, compress)
         body = cache.get(key)
         if body is None:
             plain = cache.get((content_type, False))
             if plain is None:
-                plain = cache[(content_type, False)] = encoder(self.registry)
+                plain = cache[(content_type, False)] = encoder(source or self.registry)
             body = cache[key] = gzip.compress(plain, compresslevel=1) if compress else plain
         return content_type, body
 
     def refresh(self, *_) -> None:
         cache: dict = {}
-        self._render(cache, PROMETHEUS_ACCEPT, True)
-        self._render(cache, "", False)
+        # collected once for both encoders: building the families is half of a render
+        source = _Collected(list(self.registry.collect()))
+        self._render(cache, PROMETHEUS_ACCEPT, True, source)
+        self._render(cache, "", False, source)
         self._cache = cache  # one assignment: a scrape sees the old cache or the new, never a mix
 
     def __call__(self, environ, start_response):

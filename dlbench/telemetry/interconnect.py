@@ -20,6 +20,7 @@ PCIE_BYTE_FIELDS = {
     "pcie_transmitted_bytes": "NVML_FI_DEV_PCIE_COUNT_TX_BYTES",
     "pcie_received_bytes": "NVML_FI_DEV_PCIE_COUNT_RX_BYTES",
 }
+# reading key of the per-link dict (link -> value) and of its per-GPU total
 NVLINK_FIELDS = {
     "nvlink_state": "NVML_FI_DEV_NVLINK_GET_STATE",
     "nvlink_transmitted_bytes": "NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX",
@@ -28,6 +29,7 @@ NVLINK_FIELDS = {
     "nvlink_recovery_errors": "NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY",
     "nvlink_crc_errors": "NVML_FI_DEV_NVLINK_ERROR_DL_CRC",
 }
+NVLINK_STATE_ACTIVE = 1  # nvmlNvlinkState NVML_NVLINK_STATE_ACTIVE
 NVLINK_INTERVAL_SECONDS = 5.0
 KIB = 1024  # NVML reports PCIe throughput in KB/s and NVLink data in KiB; both taken as 1024 bytes
 
@@ -35,7 +37,7 @@ KIB = 1024  # NVML reports PCIe throughput in KB/s and NVLink data in KiB; both 
 def read_interconnect(reader: Any, index: int, r: dict) -> None:
     nvml, call = reader.nvml, reader._call
     static = once_per_start(reader, index, "interconnect", lambda: _link_limits(reader, index))
-    r.update({key: value for key, value in static.items() if key != "nvlink_links"})
+    r.update(static)
     throughput = {}
     for direction, counter in (("tx", "NVML_PCIE_UTIL_TX_BYTES"), ("rx", "NVML_PCIE_UTIL_RX_BYTES")):
         kilobytes = call(index, "nvmlDeviceGetPcieThroughput", getattr(nvml, counter), variant="_" + direction)
@@ -52,10 +54,12 @@ def read_interconnect(reader: Any, index: int, r: dict) -> None:
 
 
 def _nvlinks(reader: Any, index: int, links: int) -> dict:
-    """Per-link NVLink readings, read at most every NVLINK_INTERVAL_SECONDS and repeated from the last read between.
+    """NVLink readings, read at most every NVLINK_INTERVAL_SECONDS and repeated from the last read between.
 
     Six fields for each of up to 18 links is the largest batch of a sample; counters read every few seconds still
-    give exact rate()s, and a link going down shows within NVLINK_INTERVAL_SECONDS.
+    give exact rate()s, and a link going down shows within NVLINK_INTERVAL_SECONDS. Each field is kept per link
+    ("nvlink_link_" keys, link -> value, served only with --nvlink-per-link) and as the GPU's total over its links
+    (counters summed, links counted by state), which is what is served by default.
     """
     if not links:
         return {}
@@ -70,7 +74,12 @@ def _nvlinks(reader: Any, index: int, links: int) -> dict:
         per_link = {str(link): values[(f, link)] for link in range(links) if (f, link) in values}
         if per_link:
             scale = KIB if key.endswith("_bytes") else 1
-            reading[key] = {link: int(value) * scale for link, value in per_link.items()}
+            per_link = {link: int(value) * scale for link, value in per_link.items()}
+            reading[key.replace("nvlink_", "nvlink_link_", 1)] = per_link
+            if key == "nvlink_state":
+                reading["nvlink_links_active"] = sum(state == NVLINK_STATE_ACTIVE for state in per_link.values())
+            else:
+                reading[key] = sum(per_link.values())
     cache["at"], cache["reading"] = now, reading
     return reading
 
@@ -87,5 +96,6 @@ def _link_limits(reader: Any, index: int) -> dict:
     if hasattr(nvml, "NVML_FI_DEV_NVLINK_LINK_COUNT"):
         count = read_fields(reader, index, [(nvml.NVML_FI_DEV_NVLINK_LINK_COUNT, 0)])
         links = int(count.get((nvml.NVML_FI_DEV_NVLINK_LINK_COUNT, 0), 0))
-        limits["nvlink_links"] = min(links, getattr(nvml, "NVML_NVLINK_MAX_LINKS", links))
+        if links:  # GPUs without NVLink get no link count, as no other NVLink series
+            limits["nvlink_links"] = min(links, getattr(nvml, "NVML_NVLINK_MAX_LINKS", links))
     return limits
