@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from dlbench.telemetry import catalogue, fake_nvml
 from dlbench.telemetry.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
+from dlbench.telemetry.http import PROMETHEUS_ACCEPT, PrerenderedMetrics
 from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 
@@ -226,3 +230,29 @@ def test_promtool_finds_nothing_to_say_about_live_run_metrics():
     assert find(parsed, "dlbench_train_step_seconds_bucket", le="0.1") == [0.0]
     assert find(parsed, "dlbench_train_steps_total") == [30.0]
     assert find(parsed, "dlbench_gpu_up", gpu="0") == [1.0]  # the run's own GPU, from the shared sampler
+
+
+def test_prerender_collects_once_and_encodes_only_the_forms_asked_for():
+    collects = []
+
+    class Counting(Collector):
+        def collect(self):
+            collects.append(1)
+            yield GaugeMetricFamily("dlbench_test_value", "A value.", value=len(collects))
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Counting())
+    metrics = PrerenderedMetrics(registry)
+
+    def scrape(accept):
+        environ = {"HTTP_ACCEPT": accept, "HTTP_ACCEPT_ENCODING": "", "QUERY_STRING": ""}
+        return b"".join(metrics(environ, lambda status, headers: None)).decode()
+
+    openmetrics = choose_encoder(PROMETHEUS_ACCEPT)[1]
+    metrics.refresh()
+    assert len(collects) == 1 and set(metrics._cache) == {(openmetrics, False), (openmetrics, True)}
+    assert "dlbench_test_value 2.0" in scrape("text/plain")  # not rendered ahead: collected when first asked
+    assert len(collects) == 2
+    metrics.refresh()  # asked for in the last interval: now rendered ahead, from the same collection
+    assert len(collects) == 3 and "dlbench_test_value 3.0" in scrape("text/plain")
+    assert "dlbench_test_value 3.0" in scrape(PROMETHEUS_ACCEPT) and len(collects) == 3
