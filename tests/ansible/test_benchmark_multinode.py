@@ -36,17 +36,41 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
         "benchmark_multinode_nproc_per_node": 1,
         "benchmark_multinode_rdzv_address": "127.0.0.1",
         "benchmark_multinode_rdzv_port": _free_port(),
-        "benchmark_multinode_run_args": ["--device", "cpu", "--steps", "3", "--warmup", "1", "--batch-size", "8",
-                                         "--no-telemetry", "--dist-timeout", "60"],
+        "benchmark_multinode_run_args": [
+            "--device",
+            "cpu",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-telemetry",
+            "--dist-timeout",
+            "60",
+        ],
         "benchmark_multinode_remote_dir": str(tmp_path / "remote"),
         "benchmark_multinode_fetch_dir": str(tmp_path / "fetched"),
         "benchmark_multinode_timeout": 300,
     }
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
-               OMP_NUM_THREADS="1")
-    done = subprocess.run([str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(inventory), "-e", json.dumps(variables),
-                           "playbooks/benchmark_multinode.yml"], capture_output=True, text=True, cwd=REPO, env=env,
-                          timeout=400)
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1", OMP_NUM_THREADS="1"
+    )
+    done = subprocess.run(
+        [
+            str(ANSIBLE_BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "-e",
+            json.dumps(variables),
+            "playbooks/benchmark_multinode.yml",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     fetched = tmp_path / "fetched" / "mnist-mlp-2nodes.json"
     result = json.loads(fetched.read_text())
