@@ -13,10 +13,12 @@ The rules, checked before a run starts (`check_writable`) and again when writing
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ from dlbench.errors import UserError
 
 _DIRECT = (stat.S_ISCHR, stat.S_ISFIFO)  # written in place, never replaced
 _ANY_WRITE_BIT = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+# Opening a named pipe for writing blocks until a process opens it for reading (fifo(7)). The result is written
+# while SIGINT and SIGTERM are held, so a pipe nobody reads would hang the run beyond Ctrl-C; wait this long instead.
+FIFO_READER_WAIT_SECONDS = 30.0
 
 
 def _umask() -> int:
@@ -88,9 +93,33 @@ def check_writable(path: str | os.PathLike) -> Path:
     return target
 
 
-def _write_in_place(target: Path, shown: str, text: str) -> None:
+def _open_pipe(target: Path, shown: str) -> int:
+    """A write descriptor on a named pipe once a reader has it open; blocking writes from then on."""
+    deadline = time.monotonic() + FIFO_READER_WAIT_SECONDS
+    while True:
+        try:  # O_NONBLOCK: fails with ENXIO while nobody reads, instead of blocking (fifo(7))
+            fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as error:
+            if error.errno != errno.ENXIO:
+                raise
+            if time.monotonic() >= deadline:
+                waited = f"{FIFO_READER_WAIT_SECONDS:g} s"
+                raise UserError(
+                    f"cannot write {shown}: no process opened the pipe for reading within {waited}"
+                ) from None
+            time.sleep(0.05)
+    os.set_blocking(fd, True)  # a result larger than the pipe's buffer waits for the reader, not EAGAIN
+    return fd
+
+
+def _write_in_place(target: Path, shown: str, text: str, status: os.stat_result) -> None:
     try:
-        with open(target, "w", encoding="utf-8") as handle:
+        if stat.S_ISFIFO(status.st_mode):
+            handle = os.fdopen(_open_pipe(target, shown), "w", encoding="utf-8")
+        else:
+            handle = open(target, "w", encoding="utf-8")
+        with handle:
             handle.write(text)
     except OSError as error:
         raise UserError(f"cannot write {shown}: {error.strerror}") from None
@@ -100,7 +129,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     target, status = _resolve(path)
     shown = os.fspath(path)
     if _refuse_unwritable(shown, target, status):
-        _write_in_place(target, shown, text)
+        _write_in_place(target, shown, text, status)
         return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from dlbench import __version__
@@ -19,8 +20,25 @@ COMMANDS = {
     "scaling": ("dlbench.commands.scaling", "run a workload on 1, 2, 4, ... GPUs (torchrun, DDP) and report scaling efficiency"),
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
+    "validate": ("dlbench.commands.validate", "accept or reject this GPU host with measured evidence; summarize a fleet"),
+    "compare": ("dlbench.commands.compare", "compare results: per-workload regression verdicts from step-time samples"),
+    "convert": ("dlbench.commands.convert", "convert pytest-benchmark JSON to dlbench results and back"),
+    "report": ("dlbench.commands.report", "write a self-contained HTML report and a Markdown summary of results"),
     "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health)"),
 }
+
+
+# subcommand -> (module it cannot work without, the pip extra that installs it). The base install is what the
+# exporter needs; a monitored host should not have to carry PyTorch (gigabytes with CUDA) to be watched.
+NEEDS = {"run": ("torch", "train")}
+
+
+def _missing_extra(command: str) -> str | None:
+    module, extra = NEEDS.get(command, (None, None))
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return (f"'dlbench {command}' needs {module}, which this installation lacks: "
+            f"pip install 'dlbench[{extra}]' (or, in a checkout, pip install -e '.[{extra}]')")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = _missing_extra(args.command)
+    if missing:
+        print(f"dlbench: error: {missing}", file=sys.stderr)
+        return 2
     try:
         return int(args._module.run(args) or 0)
     except UserError as error:

@@ -10,6 +10,8 @@ add_if_missing buildah buildah            # images/: the real image build (tests
 add_if_missing debootstrap debootstrap    # images/ base and the playbooks' test host (Debian 12)
 add_if_missing openssl openssl            # images/: the JupyterLab TLS test makes a self-signed certificate
 add_if_missing gpg gnupg                  # playbooks/: signs the stand-in apt repositories
+add_if_missing dockerd docker.io          # dlbench validate --image: a real Docker Engine (tests start their own)
+add_if_missing chromium chromium          # dlbench report: the HTML page opened in a real browser (tests/test_report.py)
 
 if [ ${#packages[@]} -gt 0 ]; then
     sudo=""

@@ -90,11 +90,12 @@ pip_logged() {
     "$python" -m pip "$@" >"$log" 2>&1
 }
 
-# Why pip failed, indented: its first network complaint (an unreachable index) and its last ERROR line.
+# Why pip failed, indented: its first network complaint (an unreachable index) and its first ERROR line, which
+# names the versions it did find ("Could not find a version that satisfies ... (from versions: ...)").
 pip_said() {
     {
         grep -m 1 -E 'Retrying|Could not fetch URL|timed out' "$1" | cut -c 1-240 || true
-        grep -E '^ERROR' "$1" | tail -n 1 || tail -n 1 "$1"
+        grep -m 1 -E '^ERROR' "$1" || tail -n 1 "$1"
     } | sed 's/^/    /' >&2
 }
 
@@ -143,16 +144,22 @@ install() {
                 exit 2
             } ;;
         cuda | pypi)
+            # PEP 440: `==V` also matches V+cpu, and V+cpu sorts above V, so a CPU wheel in the user's wheel
+            # directory or mirror would win over PyPI's (or, installed, count as satisfied and stay); `!=V+cpu` rules
+            # it out and still admits V+$cuda_variant from PyTorch's own index.
+            # (https://peps.python.org/pep-0440/#version-matching, #local-version-identifiers). No --constraint:
+            # the requirement is constraints.txt's own pin, and beside it pip reports a bare "ResolutionImpossible"
+            # rather than the versions it found.
             [ "$build" = pypi ] ||
                 echo "torch-build: downloading the $cuda_variant build (about 2.7 GB with its nvidia-* packages)"
-            "$python" -m pip install --quiet --constraint "$repo_root/constraints.txt" "torch==$torch_version"
-            installed=$(installed_torch)
-            if [ "$build" = cuda ] && [ "$installed" = "$torch_version+cpu" ]; then
-                echo "torch-build: warning: your pip configuration resolved torch==$torch_version to the CPU build" \
-                    "(a local wheel directory or index takes precedence); for the CUDA build run" \
-                    "$python -m pip install torch==$torch_version+$cuda_variant --index-url" \
-                    "https://download.pytorch.org/whl/$cuda_variant" >&2
-            fi ;;
+            pip_logged "$scratch/cuda.log" install --quiet "torch==$torch_version,!=$torch_version+cpu" || {
+                echo "torch-build: error: cannot install the ${build/cuda/CUDA} build of torch $torch_version. Make PyPI" \
+                    "reachable, or add PyTorch's index" \
+                    "(PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/$cuda_variant), or take the CPU build" \
+                    "with TORCH_BUILD=cpu. pip said:" >&2
+                pip_said "$scratch/cuda.log"
+                exit 2
+            } ;;
     esac
 }
 

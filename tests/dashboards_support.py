@@ -16,6 +16,8 @@ from dlbench_dashboards import queries  # noqa: E402
 
 # Series Prometheus itself adds to every target.
 PROMETHEUS_BUILTINS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+# prometheus_client's ProcessCollector, registered by `dlbench exporter` beside the catalogue's names
+PROCESS_METRICS = {"process_start_time_seconds", "process_resident_memory_bytes", "process_cpu_seconds_total"}
 
 
 def recording_rules() -> dict[str, str]:
@@ -39,4 +41,4 @@ def exported_names() -> set[str]:
             names |= {f"{spec.name}_bucket", f"{spec.name}_sum", f"{spec.name}_count"}
         else:
             names.add(spec.name)
-    return names
+    return names | PROCESS_METRICS

@@ -33,8 +33,9 @@ SW_POWER_CAP, SW_THERMAL, HW_THERMAL = 0x4, 0x20, 0x40
 
 
 def scenario(tick: int) -> dict:
-    """Four GPUs: two H100s training, a hot throttling H100 with an XID 79, an A100 with old ECC errors and a
-    contained-ECC XID 94, and an idle consumer card that falls off the bus half-way (tick 12)."""
+    """Four GPUs: two H100s training, a hot throttling H100 with an XID 79, an A100 with old ECC errors, a
+    contained-ECC XID 94 and one failing query a tick, and an idle consumer card that falls off the bus half-way
+    (tick 12)."""
     wave = 0.5 + 0.5 * math.sin(tick / 3)
     return {
         "gpus": [
@@ -86,6 +87,8 @@ def scenario(tick: int) -> dict:
                     "ecc_uncorrected": 2,
                     "remapped": (3, 1, 0, 0),
                 },
+                # a transient NVML failure every tick: the series drops for that sample, the GPU stays up
+                "faults": {"nvmlDeviceGetPcieReplayCounter": "UNKNOWN*1"},
                 "xid": [94],
             },
             {

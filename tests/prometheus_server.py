@@ -41,14 +41,16 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.2):
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: dict[str, str], scrape_interval: str = "500ms"):
+    def __init__(self, workdir: Path, targets: dict[str, str], scrape_interval: str = "500ms",
+                 job_settings: dict | None = None):
         self.binary = shutil.which("prometheus")
         if self.binary is None:
             raise RuntimeError("prometheus is not installed; run scripts/install-test-deps.sh")
         self.port = free_port()
         self.workdir = workdir
+        # job_settings: more scrape_config keys for every job (scheme, tls_config, basic_auth)
         jobs = [{"job_name": job, "scrape_interval": scrape_interval, "scrape_timeout": scrape_interval,
-                 "static_configs": [{"targets": [target]}]} for job, target in targets.items()]
+                 "static_configs": [{"targets": [target]}], **(job_settings or {})} for job, target in targets.items()]
         config = workdir / "prometheus.yml"
         config.write_text(json.dumps({"global": {"scrape_interval": scrape_interval}, "scrape_configs": jobs}))
         self.log = open(workdir / "prometheus.log", "wb")

@@ -114,6 +114,7 @@ def test_every_query_parses_as_promql(tmp_path):
     """promtool parses each expression (template variables filled in) as the expression of a recording rule."""
     values = {name: ".*" for board in BOARDS.values() for name in (v.name for v in queries.variables(board))}
     exprs = [queries.substitute(t.expr, values) for t in all_targets()]
+    exprs += [queries.substitute(e, values) for board in BOARDS.values() for e in queries.annotations(board)]
     for board in BOARDS.values():
         for variable in queries.variables(board):
             if variable.type == "query":
@@ -153,6 +154,8 @@ def test_every_metric_a_panel_uses_is_one_we_emit():
         unknown = queries.metric_names(target.expr) - known
         assert not unknown, f"{target.dashboard}: panel {target.panel_title!r} uses {unknown}"
     for board in BOARDS.values():
+        for expr in queries.annotations(board):
+            assert queries.metric_names(expr) <= known, expr
         for variable in queries.variables(board):
             if variable.type == "query":
                 selector, _ = queries.parse_label_values(variable.query)
@@ -202,3 +205,50 @@ def test_renderer_cli_reports_bad_input_in_one_line(tmp_path):
         [sys.executable, script, "--out", str(tmp_path), "--since", "soon"], capture_output=True, text=True, timeout=60
     )
     assert bad_since.returncode == 2 and "Traceback" not in bad_since.stderr
+
+
+def test_fleet_overview_plots_one_series_per_host_and_links_each_to_its_node_dashboard():
+    # 100 hosts x 8 GPUs must stay readable: per-GPU series belong on the node dashboard
+    board = BOARDS["gpu-fleet-overview.json"]
+    series_panels = [p for p in queries.panels(board) if p["type"] == "timeseries"]
+    assert len(series_panels) >= 5
+    for panel in series_panels:
+        for target in panel["targets"]:
+            assert "by (job, hostname)" in target["expr"], f"{panel['title']}: {target['expr']}"
+            assert target["legendFormat"] == "{{hostname}}", panel["title"]
+        links = panel["fieldConfig"]["defaults"]["links"]
+        assert any("/d/dlbench-gpu-node?" in link["url"] and "${__field.labels.hostname}" in link["url"]
+                   for link in links), panel["title"]
+    hosts = next(p for p in queries.panels(board) if p["title"] == "Hosts")
+    assert "${__data.fields.hostname}" in hosts["fieldConfig"]["defaults"]["links"][0]["url"]
+    node_uid = BOARDS["gpu-node-detail.json"]["uid"]
+    assert all(f"/d/{node_uid}?" in link["url"] for p in queries.panels(board)
+               for link in p.get("fieldConfig", {}).get("defaults", {}).get("links", []))
+
+
+def test_the_power_cap_is_not_counted_as_slowed_clocks_but_shown_on_its_own():
+    recorded = recording_rules()
+    assert "sw_power_cap" not in recorded["dlbench:gpu_clocks_limited:max"]
+    assert 'reason="sw_power_cap"' in recorded["dlbench:gpu_power_capped:max"]
+    for name in ("gpu-fleet-overview.json", "gpu-node-detail.json"):
+        exprs = [t.expr for t in queries.targets(name, BOARDS[name])]
+        assert any("dlbench:gpu_power_capped:max" in e for e in exprs), name
+        assert not any("sw_power_cap" in e for e in exprs), name
+
+
+def test_a_time_axis_never_carries_a_rate_of_counts():
+    for name, board in BOARDS.items():
+        for panel in queries.panels(board):
+            unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+            if panel["type"] != "timeseries" or unit not in ("s", "ms"):
+                continue
+            for target in panel["targets"]:
+                assert not re.search(r"rate\((?![^)]*_seconds_(?:sum|total|bucket))", target["expr"]), (
+                    f"{name}: {panel['title']} plots {target['expr']} on a {unit} axis")
+
+
+def test_xid_events_and_exporter_restarts_are_annotated():
+    for name in ("gpu-fleet-overview.json", "gpu-node-detail.json"):
+        exprs = queries.annotations(BOARDS[name])
+        assert any("dlbench_gpu_last_xid_timestamp_seconds" in e for e in exprs), name
+        assert any("process_start_time_seconds" in e for e in exprs), name

@@ -233,6 +233,48 @@ def test_each_rank_serves_its_own_port_and_a_killed_rank_ends_the_job(tmp_path):
     assert result["distributed"]["world_size"] == 2
 
 
+def test_a_hung_rank_fails_the_others_after_the_timeout(tmp_path):
+    """A rank that stops answering (SIGSTOP: alive, sockets open, silent) must not leave rank 0 waiting: its
+    collective times out after --dist-timeout, and it writes a `failed` result naming itself and its host."""
+    out = tmp_path / "hung.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "dlbench", "run", "mnist-mlp", "--nproc", "2", "--device", "cpu", "--steps", "1000000",
+         "--warmup", "1", "--batch-size", "8", "--no-telemetry", "--dist-timeout", "5", "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    stopped = None
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline and stopped is None:
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            ranks = {_rank_of(child): child for child in _children(job.pid)}
+            if set(ranks) == {0, 1} and _cpu_seconds(ranks[1]) > 3.0:  # past start-up, into training
+                stopped = ranks[1]
+                os.kill(stopped, signal.SIGSTOP)
+            time.sleep(0.5)
+        assert stopped is not None
+        stopped_at = time.monotonic()
+        while not out.exists() and time.monotonic() - stopped_at < 60:
+            time.sleep(0.2)
+        failed_after = time.monotonic() - stopped_at
+    finally:
+        if stopped is not None:
+            os.kill(stopped, signal.SIGCONT)  # let torchrun's SIGTERM reach it rather than wait for its SIGKILL
+        _, stderr = job.communicate(timeout=90)
+    assert failed_after < 30  # the 5 s timeout, not forever
+    assert job.returncode != 0
+    result = load(out)
+    assert result["status"] == "failed"
+    assert f"rank 0 on {socket.gethostname()}" in result["error"] and "collective failed" in result["error"]
+    assert result["error"] in stderr
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def test_scaling_writes_an_efficiency_per_size(tmp_path):
     out = tmp_path / "scaling.json"
     done = dlbench(

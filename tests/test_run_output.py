@@ -5,8 +5,10 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -112,3 +114,30 @@ def test_the_recorded_command_line_hides_url_credentials():
     assert _without_credentials("http://ci:s3cret@pushgateway:9091") == "http://***@pushgateway:9091"
     assert _without_credentials("http://pushgateway:9091") == "http://pushgateway:9091"
     assert _without_credentials("runs/r@1.json") == "runs/r@1.json"
+
+
+def test_a_named_pipe_nobody_reads_fails_in_bounded_time(tmp_path):
+    # Signals are held while the result is written: a blocking open() on an unread pipe hung beyond Ctrl-C.
+    fifo = tmp_path / "unread.pipe"
+    os.mkfifo(fifo)
+    script = ("import sys; from dlbench import atomic; atomic.FIFO_READER_WAIT_SECONDS = 0.5\n"
+              "try:\n    atomic.write_text(sys.argv[1], 'x')\nexcept atomic.UserError as e:\n    print(e)")
+    proc = subprocess.run([sys.executable, "-c", script, str(fifo)], capture_output=True, text=True, timeout=20)
+    assert proc.stdout.strip() == f"cannot write {fifo}: no process opened the pipe for reading within 0.5 s"
+
+
+def test_a_result_larger_than_the_pipe_buffer_reaches_a_late_reader(tmp_path):
+    fifo, text = tmp_path / "late.pipe", "x" * (1 << 20)  # 1 MiB: 16 times Linux's default pipe buffer
+    os.mkfifo(fifo)
+    received = []
+
+    def read_late():
+        time.sleep(0.3)  # the writer is already waiting
+        with open(fifo) as pipe:
+            received.append(pipe.read())
+
+    reader = threading.Thread(target=read_late)
+    reader.start()
+    write_text(fifo, text)
+    reader.join(timeout=10)
+    assert received == [text]

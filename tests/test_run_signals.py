@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from dlbench.train.observers import RunObserver
 from prometheus_server import free_port, http_get, wait_for
 from run_support import validate
 
@@ -65,3 +66,36 @@ def test_a_signal_to_the_process_group_writes_an_interrupted_result(tmp_path, ci
     validate(result)
     assert result["status"] == "interrupted" and result["interrupted_by"] == name
     assert name in result["error"]
+
+
+class SecondSignalWhileEnding(RunObserver):
+    """The first Ctrl-C at timed step 3; a second one (a user pressing it twice) while the run finishes up."""
+
+    def on_step(self, step, step_seconds, samples, loss):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_timed_end(self, timed_seconds, samples):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered at the next bytecode, as a real second Ctrl-C would be
+
+
+def test_a_second_ctrl_c_while_the_run_ends_keeps_the_measured_steps(tmp_path):
+    from dlbench.train import interrupt
+    from dlbench.train.runner import Run, RunConfig
+
+    saved = {signum: signal.getsignal(signum) for signum in interrupt.HANDLED}
+    interrupt.install()
+    out = tmp_path / "r.json"
+    try:
+        config = RunConfig("mnist-mlp", device="cpu", steps=1000, warmup=1, output=str(out))
+        run = Run(config, [SecondSignalWhileEnding()])
+        result = run.execute()
+        run.close()
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    written = json.loads(out.read_text())
+    validate(written)
+    assert written["status"] == "interrupted" and written["error"].endswith("after 3 timed steps")
+    assert written["metrics"]["steps_timed"] == 3 and written["metrics"]["throughput"] is not None
+    assert result["metrics"] == written["metrics"]

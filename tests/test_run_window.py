@@ -125,3 +125,39 @@ def test_our_own_children_count_as_ours_not_as_competition():
     summary = load.stop()
     assert summary["this_process_cores_mean"] >= 0.1
     assert summary["window_seconds"] >= 1.5
+
+
+# --- metrics.step_times_seconds: the series `dlbench compare` reads --------------------------------------------
+def test_every_timed_step_time_is_listed_in_order():
+    metrics = execute(RunConfig("mnist-mlp", device="cpu", steps=7, warmup=1))["metrics"]
+    series = metrics["step_times_seconds"]
+    assert len(series) == metrics["steps_timed"] == 7 and metrics["step_times_group_size"] == 1
+    assert min(series) == metrics["step_time_seconds"]["min"] and max(series) == metrics["step_time_seconds"]["max"]
+    assert sum(series) <= metrics["timed_seconds"]
+
+
+def test_the_series_comes_from_the_step_clock_in_measured_order(monkeypatch):
+    # On a GPU the clock's times are CUDA event intervals, not the host times observers see; scripted here.
+    from dlbench.train.timing import StepClock
+
+    monkeypatch.setattr(StepClock, "step_seconds", lambda self: [0.012, 0.010, 0.011])
+    metrics = execute(RunConfig("mnist-mlp", device="cpu", steps=3, warmup=0))["metrics"]
+    assert metrics["step_times_seconds"] == [0.012, 0.010, 0.011]  # not sorted: order is what compare needs
+
+
+def test_a_long_window_lists_means_of_consecutive_steps_within_the_bound(monkeypatch):
+    from dlbench.train.timing import StepClock
+
+    monkeypatch.setattr(StepClock, "step_seconds", lambda self: [0.001, 0.002, 0.003] * 8000 + [0.005])
+    metrics = execute(RunConfig("mnist-mlp", device="cpu", steps=3, warmup=0))["metrics"]  # schema-validated
+    assert metrics["step_times_group_size"] == 3  # 24,001 steps over 10,000 entries
+    assert len(metrics["step_times_seconds"]) == 8001
+    assert metrics["step_times_seconds"][0] == pytest.approx(0.002) and metrics["step_times_seconds"][-1] == 0.005
+
+
+def test_step_time_series_groups_only_past_its_limit():
+    from dlbench.train.timing import step_time_series
+
+    assert step_time_series([3.0, 1.0, 2.0], limit=3) == ([3.0, 1.0, 2.0], 1)
+    assert step_time_series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], limit=3) == ([2.0, 5.0, 7.0], 3)
+    assert step_time_series([], limit=3) == ([], 1)

@@ -23,11 +23,11 @@ def test_without_nvml_the_exporter_serves_host_metrics_and_says_nvml_is_down():
     process = start_exporter(env={"DLBENCH_EXPORTER_PORT": str(port), "DLBENCH_EXPORTER_INTERVAL": "0.2"})
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_get(f"{url}/health")[0] == 200, 30, "exporter")
+        wait_for(lambda: http_get(f"{url}/health")[0] == 503, 30, "exporter")  # a GPU exporter without NVML
         _, body = http_get(f"{url}/metrics")
         text = body.decode()
         assert 'dlbench_exporter_nvml_up{hostname="' in text and "} 0.0" in text.split("dlbench_exporter_nvml_up{")[1]
-        assert "dlbench_host_memory_total_bytes{" in text and "dlbench_gpu_" not in text
+        assert "dlbench_host_memory_total_bytes{" in text and "\ndlbench_gpu_" not in text
     finally:
         process.terminate()
         _, err = process.communicate(timeout=10)

@@ -90,11 +90,20 @@ def test_unsupported_metrics_are_absent_for_the_consumer_card_only():
 
 def test_dcgm_compat_uses_dcgm_exporter_units_and_labels():
     def prepare(fake):
-        fake.gpus[0].values.update(utilization_gpu=87, memory_used=4096 * 2**20, sm_mhz=1755, power_mw=455_500)
+        fake.gpus[0].values.update(utilization_gpu=87, memory_used=4096 * 2**20 + 777_777, sm_mhz=1755,
+                                   power_mw=455_500, memory_reserved=571 * 2**20)
         fake.inject_xid(0, 79)
-    parsed = samples(exposition("h100-sxm", dcgm=True, prepare=prepare)[0])
+    text = exposition("h100-sxm", dcgm=True, prepare=prepare)[0]
+    parsed = samples(text)
+    # DCGM's integers: 87 (not 87.00000000000001), whole MiB rounded down as DCGM divides bytes
+    utilization = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith("DCGM_FI_DEV_GPU_UTIL{")]
+    assert utilization == ["87.0"]
     assert find(parsed, "DCGM_FI_DEV_GPU_UTIL", gpu="0") == [87.0]
     assert find(parsed, "DCGM_FI_DEV_FB_USED", gpu="0") == [4096.0]
+    assert find(parsed, "DCGM_FI_DEV_FB_RESERVED", gpu="0") == [571.0]
+    used, free, reserved = (find(parsed, f"DCGM_FI_DEV_FB_{k}", gpu="0")[0] for k in ("USED", "FREE", "RESERVED"))
+    assert used + free + reserved in (81559.0, 81558.0)  # the H100's total, less at most one MiB of rounding
+    assert find(parsed, "dlbench_gpu_memory_reserved_bytes", gpu="0") == [571.0 * 2**20]
     assert find(parsed, "DCGM_FI_DEV_SM_CLOCK", gpu="0") == [pytest.approx(1755.0)]
     assert find(parsed, "DCGM_FI_DEV_POWER_USAGE", gpu="0") == [pytest.approx(455.5)]
     assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="0") == [79.0]
@@ -119,7 +128,7 @@ def test_lost_gpu_keeps_identity_and_reports_down_and_errors_by_call():
     assert find(parsed, "dlbench_gpu_temperature_celsius", gpu="0") == []
     assert find(parsed, "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetTemperature") == [1.0]
     assert find(parsed, "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetUtilizationRates") == [1.0]
-    assert find(parsed, "dlbench_exporter_last_success_timestamp_seconds") == []
+    assert find(parsed, "dlbench_exporter_last_sample_timestamp_seconds")[0] > 0
     assert find(parsed, "dlbench_exporter_gpus") == [2.0]
 
 

@@ -82,17 +82,151 @@ def test_gpu_lost_mid_run_is_reported_down_while_the_others_keep_reading_and_can
     assert all(r["up"] == 1 for r in reader.read_all().values())
     fake.gpus[1].lost = True
     readings = reader.read_all()
-    assert readings[1] == {"up": 0}
+    assert readings[1] == {"up": 0, "late": 0}
     assert readings[0]["up"] == 1 and readings[2]["power_watts"] == 70
     assert reader.errors["nvmlDeviceGetUtilizationRates"] == 1
     fake.gpus[1].lost = False
     assert reader.read_all()[1]["up"] == 1
 
 
-def test_unknown_error_also_marks_the_gpu_down():
+@pytest.mark.parametrize("error", ["GPU_IS_LOST", "RESET_REQUIRED"])
+def test_only_gpu_lost_class_errors_mark_the_gpu_down(error):
+    # NVML's nvmlReturn_t: GPU_IS_LOST "fallen off the bus", RESET_REQUIRED "requires a reset before it can be used"
     fake, reader = reader_for("a100")
-    fake.gpus[0].faults = {"nvmlDeviceGetMemoryInfo": "UNKNOWN"}
-    assert reader.read_all()[0] == {"up": 0}
+    fake.gpus[0].faults = {"nvmlDeviceGetMemoryInfo": error}
+    assert reader.read_all()[0] == {"up": 0, "late": 0}
+
+
+@pytest.mark.parametrize("error", ["UNKNOWN", "UNKNOWN*1", "TIMEOUT", "NO_PERMISSION"])
+def test_a_failing_query_drops_that_series_only_and_is_counted(error):
+    fake, reader = reader_for("a100")
+    fake.gpus[0].faults = {"nvmlDeviceGetPcieReplayCounter": error}
+    reading = reader.read_all()[0]
+    assert reading["up"] == 1 and reading["late"] == 0 and "pcie_replay_errors" not in reading
+    assert reading["power_watts"] == 70 and reading["temperature_celsius"] == 35
+    assert reader.errors == {"nvmlDeviceGetPcieReplayCounter": 1}
+
+
+def test_memory_comes_from_the_v2_call_without_driver_reserved_memory():
+    fake, reader = reader_for("h100-sxm")
+    fake.gpus[0].values.update(memory_used=0, memory_reserved=600 * 2**20)  # an idle H100
+    r = reader.read_all()[0]
+    assert r["memory_used_bytes"] == 0 and r["memory_reserved_bytes"] == 600 * 2**20
+    assert r["memory_used_bytes"] + r["memory_free_bytes"] + r["memory_reserved_bytes"] == r["memory_total_bytes"]
+
+
+def test_drivers_without_the_v2_memory_call_fall_back_to_v1(monkeypatch):
+    fake, reader = reader_for("h100-sxm")
+    fake.gpus[0].values.update(memory_used=2**30, memory_reserved=600 * 2**20)
+    original = fake_nvml.FakeNvml.nvmlDeviceGetMemoryInfo
+
+    def before_r510(self, handle, version=None):
+        if version:  # pynvml looks up nvmlDeviceGetMemoryInfo_v2, which such a libnvidia-ml lacks
+            raise fake_nvml._error("FUNCTION_NOT_FOUND")
+        return original(self, handle, version)
+
+    monkeypatch.setattr(fake_nvml.FakeNvml, "nvmlDeviceGetMemoryInfo", before_r510)
+    r = reader.read_all()[0]
+    assert r["memory_used_bytes"] == 2**30 + 600 * 2**20 and "memory_reserved_bytes" not in r
+    assert not reader.errors
+
+
+def test_power_limit_is_read_every_sample():
+    fake, reader = reader_for("h100-sxm")
+    assert reader.read_all()[0]["power_limit_watts"] == 700
+    fake.gpus[0].values["power_limit_mw"] = 500_000  # nvidia-smi -pl 500
+    assert reader.read_all()[0]["power_limit_watts"] == 500
+
+
+def test_unsupported_is_forgotten_after_a_while(monkeypatch):
+    from dlbench.telemetry import nvml as nvml_module
+
+    fake, reader = reader_for("a100")
+    fake.gpus[0].faults = {"nvmlDeviceGetTotalEccErrors": "NOT_SUPPORTED"}  # e.g. while MIG is being set up
+    assert "ecc_errors" not in reader.read_all()[0]
+    del fake.gpus[0].faults["nvmlDeviceGetTotalEccErrors"]
+    assert "ecc_errors" not in reader.read_all()[0]  # remembered: not asked again at once
+    monkeypatch.setattr(nvml_module, "UNSUPPORTED_RETRY_SECONDS", 0.0)
+    reader._unsupported = {key: 0.0 for key in reader._unsupported}  # the retry time has come
+    assert reader.read_all()[0]["ecc_errors"] == {"corrected": 0, "uncorrected": 0}
+
+
+def test_an_expired_unsupported_entry_read_from_two_threads_at_once_is_no_error():
+    """The run's thread (read_energy_joules) and the GPU's read thread both find the energy counter's retry time
+    passed; the other thread's removal lands between this one's lookup and removal."""
+
+    class RemovedByTheOtherThread(dict):
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            self.pop(key, None)
+            return value
+
+    fake, reader = reader_for("h100-sxm")
+    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetTotalEnergyConsumption"): 0.0})
+    assert reader.read_energy_joules(0) == pytest.approx(1000.0, rel=0.01)
+    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetPowerUsage"): 0.0})
+    reading = reader.read_all()[0]
+    assert reading["up"] == 1 and reading["power_watts"] == 70
+
+
+def test_a_transient_error_on_the_maximum_clocks_is_not_kept_until_nvml_restarts():
+    fake, reader = reader_for("h100-sxm")
+    fake.gpus[0].faults = {"nvmlDeviceGetMaxClockInfo": "UNKNOWN*1"}  # the first sample's SM maximum fails once
+    assert "sm_clock_max_hertz" not in reader.read_all()[0]
+    assert reader.read_all()[0]["sm_clock_max_hertz"] == 1980e6
+
+
+def test_a_hung_call_marks_that_gpu_late_within_the_deadline_and_not_the_others():
+    import time
+
+    fake, reader = reader_for("h100-sxm*3")
+    fake.gpus[1].faults = {"nvmlDeviceGetPowerUsage": "HANG"}
+    started = time.monotonic()
+    readings = reader.read_all(timeout=0.3)
+    assert time.monotonic() - started < 2.0
+    assert readings[1] == {"up": 0, "late": 1}
+    assert readings[0]["up"] == 1 and readings[2]["power_watts"] == 70
+    assert reader.read_all(timeout=0.1)[1] == {"up": 0, "late": 1}  # still hung: not asked twice
+    del fake.gpus[1].faults["nvmlDeviceGetPowerUsage"]
+    time.sleep(0.1)
+    assert reader.read_all(timeout=2)[1]["up"] == 1
+
+
+def test_a_call_hung_for_good_holds_one_thread_across_nvml_restarts():
+    """NVML re-initialised (driver reloaded) while a GPU's call never returns: the hung thread is reused, not joined
+    by one more hung thread per restart."""
+    import threading
+
+    def hung_threads():
+        return sum(1 for t in threading.enumerate() if t.name == "dlbench-nvml-gpu1" and t.is_alive())
+
+    before = hung_threads()  # other tests' readers may still have theirs
+    fake, reader = reader_for("h100-sxm*2")
+    fake.gpus[1].faults = {"nvmlDeviceGetPowerUsage": "HANG"}
+    try:
+        for _ in range(3):
+            assert reader.read_all(timeout=0.2)[1] == {"up": 0, "late": 1}
+            fake.gpus[0].faults = {"nvmlDeviceGetUtilizationRates": "DRIVER_NOT_LOADED"}
+            assert reader.read_all(timeout=0.5) == {} and not reader.up  # NVML down: the reader starts over
+            fake.gpus[0].faults = {}
+            assert reader.retry_start(now=float("inf"))
+        assert reader.read_all(timeout=0.2)[1] == {"up": 0, "late": 1}
+        assert hung_threads() - before == 1
+    finally:
+        fake.gpus[1].faults = {}
+        reader.close()
+
+
+def test_nvml_initialisation_is_retried_with_backoff(tmp_path):
+    scenario = tmp_path / "s.json"
+    scenario.write_text('{"init_error": "DRIVER_NOT_LOADED", "gpus": [{"preset": "a100"}]}')
+    reader = NvmlReader(fake_nvml.from_spec(str(scenario))).start()
+    assert not reader.up and reader.read_all() == {}
+    assert not reader.retry_start()  # the backoff has not passed
+    scenario.write_text('{"gpus": [{"preset": "a100"}]}')  # modprobe nvidia
+    assert not reader.retry_start()
+    assert reader.retry_start(now=reader._next_init)
+    assert reader.up and reader.read_all()[0]["up"] == 1 and reader.problem is None
 
 
 def test_old_bindings_fall_back_to_the_throttle_reasons_call(monkeypatch):
@@ -137,8 +271,6 @@ def test_xid_events_are_counted_per_code_and_kept_while_the_gpu_is_down():
     assert snapshot.gpus[1]["up"] == 0
     assert snapshot.gpus[1]["xid_errors"] == {"79": 2} and snapshot.gpus[1]["last_xid_code"] == 79
     assert snapshot.gpus[0]["xid_errors"] == {"94": 1}
-    assert not snapshot.success
-    assert sampler.last_success_timestamp == first.timestamp
 
 
 def test_sampler_thread_samples_and_windows_aggregate():
@@ -191,9 +323,9 @@ def test_every_nvml_call_the_reader_makes_exists_in_the_binding():
     called = set()
     original = reader._call
 
-    def spy(index, call, *args):
+    def spy(index, call, *args, **kwargs):
         called.add(call)
-        return original(index, call, *args)
+        return original(index, call, *args, **kwargs)
 
     reader._call = spy
     reader.read_all()

@@ -8,7 +8,10 @@ Stand-ins, only where the real thing cannot be here:
   ("GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-...)");
 - PyPI and PyTorch's CPU index (https://download.pytorch.org/whl/cpu): real HTTP servers on 127.0.0.1 serving
   PEP 503 simple pages, the CPU index with a small wheel named as PyTorch names its CPU builds
-  (torch-VERSION+cpu-...whl); pip itself is real and runs with no configuration but the test's.
+  (torch-VERSION+cpu-...whl), and where a test asks, PyPI's default Linux build, named without a local label
+  (torch-VERSION-...whl; for torch 2.13.0 it is the CUDA 13 build: https://pypi.org/project/torch/2.13.0/, whose
+  nvidia-*-cu13 dependencies images/locks/pytorch-cu130-py3.12.txt lists); pip itself is real and runs with no
+  configuration but the test's.
 """
 
 from __future__ import annotations
@@ -106,11 +109,11 @@ def test_a_wrong_torch_build_is_one_line_and_exit_2(tmp_path):
 # --- where the CPU build comes from ------------------------------------------------------------------------------
 
 
-def _wheel(path: Path) -> None:
-    dist_info = f"torch-{TORCH_VERSION}+cpu.dist-info"
+def _wheel(path: Path, version: str) -> None:
+    dist_info = f"torch-{version}.dist-info"
     with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr("torch/__init__.py", f'__version__ = "{TORCH_VERSION}+cpu"\n')
-        wheel.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {TORCH_VERSION}+cpu\n")
+        wheel.writestr("torch/__init__.py", f'__version__ = "{version}"\n')
+        wheel.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
         wheel.writestr(
             f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n" "Tag: py3-none-any\n"
         )
@@ -123,15 +126,18 @@ def _wheel(path: Path) -> None:
 class _Index:
     """A PEP 503 simple index on 127.0.0.1 that counts the requests it answered."""
 
-    def __init__(self, root: Path, with_torch: bool):
+    def __init__(self, root: Path, with_torch: bool, with_pypi_build: bool = False):
         (root / "simple").mkdir(parents=True)
-        if with_torch:
+        versions = [f"{TORCH_VERSION}+cpu"] * with_torch + [TORCH_VERSION] * with_pypi_build
+        if versions:
             (root / "files").mkdir()
-            _wheel(root / "files" / CPU_WHEEL)
+            links = ""
+            for version in versions:
+                name = f"torch-{version}-py3-none-any.whl"
+                _wheel(root / "files" / name, version)
+                links += f'<a href="../../files/{name}">{name}</a>'
             (root / "simple" / "torch").mkdir()
-            (root / "simple" / "torch" / "index.html").write_text(
-                f'<!DOCTYPE html><html><body><a href="../../files/{CPU_WHEEL}">{CPU_WHEEL}</a></body></html>\n'
-            )
+            (root / "simple" / "torch" / "index.html").write_text(f"<!DOCTYPE html><html><body>{links}</body></html>\n")
         self.requests = 0
         index = self
 
@@ -171,8 +177,8 @@ def _silent_server():
 def indexes(tmp_path):
     made = []
 
-    def make(name: str, with_torch: bool) -> _Index:
-        made.append(_Index(tmp_path / name, with_torch))
+    def make(name: str, with_torch: bool, with_pypi_build: bool = False) -> _Index:
+        made.append(_Index(tmp_path / name, with_torch, with_pypi_build))
         return made[-1]
 
     yield make
@@ -304,3 +310,41 @@ def test_download_cpu_rejects_a_malformed_target_with_one_line(tmp_path, python_
     result = _script("download-cpu", sys.executable, str(tmp_path), python_version, glibc, host_root=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"torch-build: error: {message}") and result.stderr.count("\n") == 1
+
+
+def _venv(path: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, capture_output=True, timeout=300)
+    return path / "bin" / "python"
+
+
+def _torch_version(python: Path) -> str:
+    return subprocess.run(
+        [str(python), "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize("venv_has_the_cpu_build", [False, True], ids=["fresh-venv", "over-the-cpu-build"])
+def test_the_cuda_build_is_never_a_cpu_wheel_that_pip_prefers(tmp_path, indexes, venv_has_the_cpu_build):
+    # PEP 440: `==2.13.0` matches 2.13.0+cpu, and 2.13.0+cpu sorts above 2.13.0. So where a mirror or wheel
+    # directory holds both builds, a plain `pip install torch==2.13.0` takes the CPU wheel on a GPU host, and over a
+    # venv that has the CPU build it keeps that build ("already satisfied"): TORCH_BUILD=cuda must still switch.
+    mirror = indexes("mirror", with_torch=True, with_pypi_build=True)
+    env = _pip_env(mirror.url, mirror.url)
+    python = _venv(tmp_path / "venv")
+    if venv_has_the_cpu_build:
+        assert _script("install", str(python), "cpu", host_root=tmp_path, env=env, timeout=300).returncode == 0
+        assert _torch_version(python) == f"{TORCH_VERSION}+cpu"
+    result = _script("install", str(python), "cuda", host_root=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _torch_version(python) == TORCH_VERSION
+
+
+def test_the_cuda_build_where_only_the_cpu_build_can_be_had_stops_with_one_clear_error(tmp_path, indexes):
+    mirror = indexes("mirror", with_torch=True)
+    python = _venv(tmp_path / "venv")
+    result = _script("install", str(python), "cuda", host_root=tmp_path, env=_pip_env(mirror.url, mirror.url))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot install the CUDA build" in result.stderr and "TORCH_BUILD=cpu" in result.stderr
+    assert f"(from versions: {TORCH_VERSION}+cpu)" in result.stderr  # pip's reason: only the CPU build was there
+    assert "Traceback" not in result.stderr
+    assert subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode != 0

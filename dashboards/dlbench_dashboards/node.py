@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import gpu_panels
 from .gpu_panels import against, gpu_query
 from .panels import (
+    annotation,
     datasource_variable,
     gauge_panel,
     label_variable,
@@ -14,9 +15,10 @@ from .panels import (
     table_panel,
     time_series,
 )
-from .selectors import ACTIVE, BENIGN_REASONS, GPU, GPU_ONLY_LEGEND, HOST
+from .selectors import ACTIVE, GPU, GPU_ONLY_LEGEND, HOST, RESTART_ANNOTATION, TROUBLE_REASONS, XID_ANNOTATION
 
 UID = "dlbench-gpu-node"
+POWER_CAP = {"0": ("no", "green"), "1": ("at cap", "blue")}
 RATE = "$__rate_interval"
 LEGEND = GPU_ONLY_LEGEND
 
@@ -89,6 +91,8 @@ def build():
             ),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),
         ],
+        annotations=[annotation("XID events", XID_ANNOTATION, "red"),
+                     annotation("Exporter restarts", RESTART_ANNOTATION, "blue")],
     )
 
     layout.row("Host at a glance")
@@ -126,9 +130,9 @@ def build():
         ),
         stat_panel(
             "Data age",
-            [(f"max(time() - dlbench_exporter_last_success_timestamp_seconds{{{HOST}}})", "")],
+            [(f"max(time() - dlbench_exporter_last_sample_timestamp_seconds{{{HOST}}})", "")],
             unit="s",
-            description="Seconds since the exporter last sampled every GPU successfully.",
+            description="Age of the sample the exporter serves; old means its sampler is stuck.",
             thresholds=[(None, "green"), (60, "orange"), (120, "red")],
         ),
         stat_panel(
@@ -188,13 +192,19 @@ def build():
     )
     layout.add(
         state_timeline(
-            "Clock-event reasons",
-            [(f'dlbench_gpu_clocks_event_active{{{GPU}, reason!~"{BENIGN_REASONS}"}}', "GPU {{gpu}} {{reason}}")],
+            "Clocks slowed",
+            [(f'dlbench_gpu_clocks_event_active{{{GPU}, reason=~"{TROUBLE_REASONS}"}}', "GPU {{gpu}} {{reason}}")],
             states=ACTIVE,
-            description="What holds each GPU's clocks down, over time: power cap, thermal or hardware slowdown, power brake, "
-            "sync boost. Idle, application and display clocks are left out.",
+            description="Reasons that mean trouble, over time: thermal or hardware slowdown, the power brake.",
         ),
-        width=24,
+        state_timeline(
+            "At power cap",
+            [gpu_query("dlbench:gpu_power_capped:max", LEGEND)],
+            states=POWER_CAP,
+            description="The software power cap: where a GPU at full load sits by design, not a fault. Idle, "
+            "application clocks, display clocks and sync boost are not shown.",
+        ),
+        width=12,
         height=10,
     )
 
@@ -258,7 +268,8 @@ def build():
         gpu_panels.up_timeline(LEGEND),
         gpu_panels.xid_events(
             "gpu, uuid, xid",
-            description="XID codes each GPU reported; 48, 62, 64, 74, 79, 95, 119 and 120 are critical.",
+            description="XID codes each GPU reported since its exporter started, application codes (13, 31, 43, 45) "
+            "included: they never alert but show here. 48, 62, 64, 74, 79, 95, 119, 120, 140, 149 and 154 page.",
         ),
         table_panel(
             "Remapped rows",
@@ -311,14 +322,19 @@ def build():
             "Bytes per second on all interfaces but loopback.",
         ),
         time_series(
-            "Exporter",
-            [
-                _host("dlbench_exporter_collect_duration_seconds", "sample duration"),
-                (f"sum(rate(dlbench_exporter_nvml_errors_total{{{HOST}}}[{RATE}])) or vector(0)", "NVML errors/s"),
-            ],
+            "Exporter sample duration",
+            [_host("dlbench_exporter_collect_duration_seconds", "sample duration")],
             unit="s",
             min_value=0,
-            description="How long one sample of all GPUs takes, and failing NVML calls.",
+            description="How long one sample of all GPUs and the host takes (a GPU that hangs adds its deadline).",
+        ),
+        time_series(
+            "Failing NVML calls",
+            [(f"sum by (call) (rate(dlbench_exporter_nvml_errors_total{{{HOST}}}[{RATE}]))", "{{call}}")],
+            unit="short",
+            min_value=0,
+            no_value="none",
+            description="Failed NVML calls per second, by function; each leaves that one series out of a sample.",
         ),
         width=8,
         height=8,

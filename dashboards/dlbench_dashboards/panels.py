@@ -11,6 +11,7 @@ from grafana_foundation_sdk.builders import dashboard, gauge, prometheus, stat, 
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
+    DashboardLinkType,
     DataSourceRef,
     DynamicConfigValue,
     DataTransformerConfig,
@@ -229,6 +230,17 @@ def table_panel(
     return _with_targets(panel, queries, instant=True, table_format=True)
 
 
+def link(title: str, url: str) -> dashboard.DashboardLink:
+    """A data link (series or table cell) or a dashboard link; `url` may use Grafana's ${__field.labels.x} and
+    ${__data.fields.x} to carry the clicked series' labels."""
+    return dashboard.DashboardLink(title).url(url).type(DashboardLinkType.LINK)
+
+
+def annotation(name: str, expr: str, color: str) -> dashboard.AnnotationQuery:
+    """A Prometheus annotation: a mark wherever `expr` returns a series."""
+    return dashboard.AnnotationQuery().name(name).datasource(DATASOURCE).expr(expr).enable(True).icon_color(color)
+
+
 def dashboard_property(prop_id: str, value: object) -> DynamicConfigValue:
     return DynamicConfigValue(id_val=prop_id, value=value)
 
@@ -266,7 +278,9 @@ class Layout:
             self.row_height = max(self.row_height, height)
 
 
-def new_dashboard(title: str, uid: str, description: str, variables: list) -> tuple[dashboard.Dashboard, Layout]:
+def new_dashboard(
+    title: str, uid: str, description: str, variables: list, annotations: list | None = None
+) -> tuple[dashboard.Dashboard, Layout]:
     board = (
         dashboard.Dashboard(title)
         .uid(uid)
@@ -280,4 +294,6 @@ def new_dashboard(title: str, uid: str, description: str, variables: list) -> tu
     )
     for variable in variables:
         board = board.with_variable(variable)
+    for query in annotations or []:
+        board = board.annotation(query)
     return board, Layout(board)

@@ -76,6 +76,11 @@ def targets(name: str, board: dict) -> list[Target]:
     ]
 
 
+def annotations(board: dict) -> list[str]:
+    """The PromQL of the dashboard's Prometheus annotations (Grafana's built-in one has none)."""
+    return [a["expr"] for a in board.get("annotations", {}).get("list", []) if a.get("expr")]
+
+
 def variables(board: dict) -> list[Variable]:
     return [
         Variable(

@@ -147,7 +147,10 @@ def build():
             LEGEND,
             description="Current SM clock over its maximum (recording rule).",
         ),
-        gpu_panels.clocks_limited(LEGEND, description="Power cap, thermal or hardware slowdown holding clocks down."),
+        gpu_panels.clocks_limited(
+            LEGEND, description="Thermal or hardware slowdown or the power brake holding clocks down; the power cap a "
+            "GPU at full load sits on is not counted.",
+        ),
         width=8,
         height=8,
     )

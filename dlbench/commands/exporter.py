@@ -5,23 +5,39 @@ from __future__ import annotations
 import os
 
 from dlbench.commands.argtypes import port, seconds_between
+from dlbench.telemetry import EXPORTER_DEFAULT_PORT
 
 ENV_LISTEN = "DLBENCH_EXPORTER_LISTEN"
 ENV_PORT = "DLBENCH_EXPORTER_PORT"
 ENV_INTERVAL = "DLBENCH_EXPORTER_INTERVAL"
+ENV_WEB_CONFIG = "DLBENCH_EXPORTER_WEB_CONFIG_FILE"
+DEFAULT_PORT = str(EXPORTER_DEFAULT_PORT)
 
 
 _interval = seconds_between(0.05, 3600, "interval")
 
 
+def _hostname(text: str) -> str:
+    import argparse
+
+    if not text.strip() or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"hostname must be one word, not {text!r}")
+    return text
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--listen", default=os.environ.get(ENV_LISTEN, "127.0.0.1"), metavar="ADDRESS",
-                        help=f"address to listen on (env {ENV_LISTEN}; default 127.0.0.1; 0.0.0.0 exposes "
-                             "unauthenticated metrics to the network)")
-    parser.add_argument("--port", type=port, default=os.environ.get(ENV_PORT, "9835"),
-                        help=f"port to listen on (env {ENV_PORT}; default 9835)")
+                        help=f"address to listen on (env {ENV_LISTEN}; default 127.0.0.1; any other address warns "
+                             "unless TLS is on)")
+    parser.add_argument("--port", type=port, default=os.environ.get(ENV_PORT, DEFAULT_PORT),
+                        help=f"port to listen on (env {ENV_PORT}; default {DEFAULT_PORT})")
     parser.add_argument("--interval", type=_interval, default=os.environ.get(ENV_INTERVAL, "5"), metavar="SECONDS",
                         help=f"seconds between samples (env {ENV_INTERVAL}; default 5)")
+    parser.add_argument("--hostname", type=_hostname, default=None, metavar="NAME",
+                        help="value of the hostname label (default: $NODE_NAME, else the host's name)")
+    parser.add_argument("--web-config-file", default=os.environ.get(ENV_WEB_CONFIG), metavar="FILE",
+                        help=f"Prometheus web-config YAML with tls_server_config and basic_auth_users (env "
+                             f"{ENV_WEB_CONFIG}; the format node_exporter's --web.config.file reads)")
     parser.add_argument("--dcgm-compat", action="store_true",
                         help="also expose the dcgm-exporter default names (DCGM_FI_DEV_*) for existing dashboards")
 
@@ -29,4 +45,5 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from dlbench.telemetry.exporter import run_exporter
 
-    return run_exporter(args.listen, args.port, args.interval, args.dcgm_compat)
+    return run_exporter(args.listen, args.port, args.interval, args.dcgm_compat, hostname=args.hostname,
+                        web_config_file=args.web_config_file)

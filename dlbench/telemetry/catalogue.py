@@ -34,6 +34,7 @@ class MetricSpec:
     field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
     labels: tuple[str, ...] = ()
     scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
+    integer: str = ""  # "round" or "floor" to the integers DCGM reports ("floor": bytes to whole MiB, as DCGM)
 
     @property
     def family_name(self) -> str:
@@ -50,9 +51,9 @@ def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
                       field, labels)
 
 
-def _dcgm(name, help_, source, field, scale=1.0, absent=SUPPORTED):
+def _dcgm(name, help_, source, field, scale=1.0, absent=SUPPORTED, integer="round"):
     return MetricSpec(name, "gauge", "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
-                      DCGM_LABELS, scale)
+                      DCGM_LABELS, scale, integer)
 
 
 CLOCKS_EVENT_REASONS = {
@@ -75,26 +76,38 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "nvmlSystemGetCudaDriverVersion", "info",
          labels=("gpu", "uuid", "name", "pci_bus_id", "hostname", "driver_version", "cuda_driver_version"),
          absent="never for a GPU NVML enumerated at start (kept while the GPU is down)"),
-    _gpu("dlbench_gpu_up", "gauge", "", "1 if the GPU answers NVML, 0 if it is lost (fallen off the bus) or failing.",
-         "every NVML call of the sample", "up", absent="never for a GPU NVML enumerated at start"),
+    _gpu("dlbench_gpu_up", "gauge", "",
+         "1 if the GPU answers NVML; 0 if NVML calls it lost (GPU_IS_LOST, RESET_REQUIRED) or its read missed the "
+         "sample's deadline. A single failing query does not count (see dlbench_exporter_nvml_errors_total).",
+         "every NVML call of the sample", "up", absent="never for a GPU NVML enumerated"),
+    _gpu("dlbench_gpu_read_late", "gauge", "",
+         "1 while the GPU's NVML read has not finished within the sample's deadline (a hung call), else 0.",
+         "sampler", "late", absent="never for a GPU NVML enumerated"),
     _gpu("dlbench_gpu_utilization_ratio", "gauge", "ratio", "Fraction of the sample period a kernel ran on the GPU.",
          "nvmlDeviceGetUtilizationRates().gpu / 100", "utilization_ratio"),
     _gpu("dlbench_gpu_memory_copy_utilization_ratio", "gauge", "ratio",
          "Fraction of the sample period device memory was read or written.",
          "nvmlDeviceGetUtilizationRates().memory / 100", "memory_copy_utilization_ratio"),
-    _gpu("dlbench_gpu_memory_used_bytes", "gauge", "bytes", "Device memory in use.",
-         "nvmlDeviceGetMemoryInfo().used", "memory_used_bytes"),
+    _gpu("dlbench_gpu_memory_used_bytes", "gauge", "bytes",
+         "Device memory allocated, without what the driver reserves (NVML v2 memory info).",
+         "nvmlDeviceGetMemoryInfo(nvmlMemory_v2).used (v1 .used, which includes reserved, on drivers before R510)",
+         "memory_used_bytes"),
     _gpu("dlbench_gpu_memory_free_bytes", "gauge", "bytes", "Device memory free.",
-         "nvmlDeviceGetMemoryInfo().free", "memory_free_bytes"),
+         "nvmlDeviceGetMemoryInfo(nvmlMemory_v2).free", "memory_free_bytes"),
+    _gpu("dlbench_gpu_memory_reserved_bytes", "gauge", "bytes",
+         "Device memory reserved for the driver and firmware (total = used + free + reserved).",
+         "nvmlDeviceGetMemoryInfo(nvmlMemory_v2).reserved", "memory_reserved_bytes",
+         absent=SUPPORTED + " or the driver predates the v2 memory call"),
     _gpu("dlbench_gpu_memory_total_bytes", "gauge", "bytes", "Device memory in total.",
-         "nvmlDeviceGetMemoryInfo().total", "memory_total_bytes"),
+         "nvmlDeviceGetMemoryInfo(nvmlMemory_v2).total", "memory_total_bytes"),
     _gpu("dlbench_gpu_temperature_celsius", "gauge", "celsius", "GPU die temperature.",
          "nvmlDeviceGetTemperature(NVML_TEMPERATURE_GPU)", "temperature_celsius"),
     _gpu("dlbench_gpu_memory_temperature_celsius", "gauge", "celsius", "HBM temperature (data-centre GPUs only).",
          "nvmlDeviceGetFieldValues(NVML_FI_DEV_MEMORY_TEMP)", "memory_temperature_celsius"),
     _gpu("dlbench_gpu_power_watts", "gauge", "watts", "Board power draw.",
          "nvmlDeviceGetPowerUsage (mW / 1000)", "power_watts"),
-    _gpu("dlbench_gpu_power_limit_watts", "gauge", "watts", "Power limit the driver enforces.",
+    _gpu("dlbench_gpu_power_limit_watts", "gauge", "watts",
+         "Power limit the driver enforces now (read every sample: nvidia-smi -pl and dynamic caps change it).",
          "nvmlDeviceGetEnforcedPowerLimit (mW / 1000)", "power_limit_watts"),
     _gpu("dlbench_gpu_energy_joules_total", "counter", "joules", "Energy used since the driver was loaded.",
          "nvmlDeviceGetTotalEnergyConsumption (mJ / 1000)", "energy_joules"),
@@ -159,16 +172,18 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "Bytes sent on all interfaces but loopback.", "psutil.net_io_counters(pernic=True)",
           "network_transmitted_bytes"),
     # --- exporter self-health -----------------------------------------------------------------------------------
-    MetricSpec("dlbench_exporter_nvml_up", "gauge", "", "1 if NVML initialised, 0 if not (host metrics only).",
+    MetricSpec("dlbench_exporter_nvml_up", "gauge", "",
+               "1 if NVML is initialised, 0 if not (host metrics only; initialisation is retried with backoff).",
                "nvmlInit", "never", "exporter", "nvml_up", labels=HOST_LABELS),
-    MetricSpec("dlbench_exporter_gpus", "gauge", "", "Number of GPUs NVML reported at start.", "nvmlDeviceGetCount",
-               "never (0 without NVML)", "exporter", "gpu_count", labels=HOST_LABELS),
+    MetricSpec("dlbench_exporter_gpus", "gauge", "", "Number of GPUs NVML reported when it was last initialised.",
+               "nvmlDeviceGetCount", "never (0 without NVML)", "exporter", "gpu_count", labels=HOST_LABELS),
     MetricSpec("dlbench_exporter_collect_duration_seconds", "gauge", "seconds",
                "Time the last sample of every GPU and the host took.", "sampler", "absent before the first sample",
                "exporter", "collect_duration_seconds", labels=HOST_LABELS),
-    MetricSpec("dlbench_exporter_last_success_timestamp_seconds", "gauge", "seconds",
-               "Unix time of the last sample in which every GPU answered.", "sampler",
-               "absent until a sample succeeds", "exporter", "last_success_timestamp_seconds", labels=HOST_LABELS),
+    MetricSpec("dlbench_exporter_last_sample_timestamp_seconds", "gauge", "seconds",
+               "Unix time the latest sample finished: /metrics serves that sample. Old means the sampler is stuck; "
+               "GPU trouble shows in dlbench_gpu_up and dlbench_gpu_read_late instead.", "sampler",
+               "absent before the first sample", "exporter", "last_sample_timestamp_seconds", labels=HOST_LABELS),
     MetricSpec("dlbench_exporter_nvml_errors_total", "counter", "",
                "NVML calls that failed other than with NOT_SUPPORTED, by NVML function.", "sampler",
                "absent for a call that never failed", "exporter", "nvml_errors", labels=HOST_LABELS + ("call",)),
@@ -222,14 +237,17 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _dcgm("DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", "as dlbench_gpu_memory_copy_utilization_ratio",
           "memory_copy_utilization_ratio", 100.0),
     _dcgm("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", "as dlbench_gpu_memory_used_bytes",
-          "memory_used_bytes", 1 / 2**20),
+          "memory_used_bytes", 1 / 2**20, integer="floor"),
     _dcgm("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", "as dlbench_gpu_memory_free_bytes",
-          "memory_free_bytes", 1 / 2**20),
+          "memory_free_bytes", 1 / 2**20, integer="floor"),
+    _dcgm("DCGM_FI_DEV_FB_RESERVED", "Framebuffer memory reserved (in MiB).",
+          "as dlbench_gpu_memory_reserved_bytes", "memory_reserved_bytes", 1 / 2**20, integer="floor"),
     _dcgm("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", "as dlbench_gpu_temperature_celsius",
           "temperature_celsius"),
     _dcgm("DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", "as dlbench_gpu_memory_temperature_celsius",
           "memory_temperature_celsius"),
-    _dcgm("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", "as dlbench_gpu_power_watts", "power_watts"),
+    _dcgm("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", "as dlbench_gpu_power_watts", "power_watts",
+          integer=""),  # a double in DCGM too
     _dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).",
           "as dlbench_gpu_energy_joules_total", "energy_joules", 1000.0),
     _dcgm("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", "as dlbench_gpu_sm_clock_hertz", "sm_clock_hertz",
@@ -290,6 +308,8 @@ def render_markdown() -> str:
         "## Notes",
         "",
         "- Every series also gets Prometheus's own `job` and `instance` labels; `up` covers the exporter process.",
+        "- `dlbench exporter` also serves prometheus_client's `process_*` series (`process_start_time_seconds`,",
+        "  `process_resident_memory_bytes`, ...) without a `hostname` label: restarts and leaks show there.",
         "- The dcgm-exporter names are exposed as gauges (dcgm-exporter declares some of them counters; `rate()` and",
         "  `increase()` work the same on either). Their label names (`UUID`, `modelName`, `Hostname`) are not",
         "  snake_case, so `promtool check metrics` comments on them; the default output has nothing to comment on.",

@@ -6,6 +6,7 @@ global gauges. A scrape never calls NVML, so a hung GPU cannot hang `/metrics`.
 
 from __future__ import annotations
 
+import math
 import socket
 from typing import Any, Iterable, Iterator
 
@@ -35,6 +36,13 @@ def new_family(spec: MetricSpec) -> Metric:
     return GaugeMetricFamily(spec.name, spec.help, labels=labels, unit=spec.unit)
 
 
+def _value(spec: MetricSpec, raw: Any) -> float:
+    value = float(raw) * spec.scale
+    if spec.integer == "floor":
+        return float(math.floor(value))
+    return float(round(value)) if spec.integer == "round" else value
+
+
 def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[str], dict]]) -> Iterator[Metric]:
     """One family per spec with a sample per row that has the spec's field.
 
@@ -50,9 +58,9 @@ def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[
                 continue
             if isinstance(value, dict):
                 for key, item in value.items():
-                    family.add_metric(label_values + [str(key)], float(item) * spec.scale)
+                    family.add_metric(label_values + [str(key)], _value(spec, item))
             else:
-                family.add_metric(label_values, float(value) * spec.scale)
+                family.add_metric(label_values, _value(spec, value))
         if family.samples:
             yield family
 
@@ -76,7 +84,7 @@ class TelemetryCollector(Collector):
         nvml = self.sampler.nvml
         gpu_rows, info_rows, dcgm_rows = [], [], []
         for gpu in nvml.gpus:
-            reading = dict(snapshot.gpus.get(gpu.index, {"up": 0})) if snapshot else {"up": 0}
+            reading = dict(snapshot.gpus.get(gpu.index, {"up": 0, "late": 0})) if snapshot else {"up": 0, "late": 0}
             reading["info"] = 1
             index = str(gpu.index)
             gpu_rows.append(([index, gpu.uuid, self.hostname], reading))
@@ -92,10 +100,10 @@ class TelemetryCollector(Collector):
             yield from families_from_rows(specs("host"), [([self.hostname], snapshot.host)])
         if self.exporter_health:
             health: dict[str, Any] = {"nvml_up": int(nvml.up), "gpu_count": len(nvml.gpus),
-                                      "nvml_errors": dict(nvml.errors),
-                                      "last_success_timestamp_seconds": self.sampler.last_success_timestamp}
+                                      "nvml_errors": dict(nvml.errors)}
             if snapshot is not None:
                 health["collect_duration_seconds"] = snapshot.collect_duration_seconds
+                health["last_sample_timestamp_seconds"] = snapshot.timestamp
             yield from families_from_rows(specs("exporter"), [([self.hostname], health)])
         if self.dcgm_compat:
             yield from families_from_rows(specs("dcgm"), dcgm_rows)

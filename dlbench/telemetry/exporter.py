@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sys
 import time
 
+from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
+from dlbench.telemetry import EXPORTER_DEFAULT_PORT
 from dlbench.telemetry.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
 from dlbench.telemetry.http import MetricsServer, PrerenderedMetrics, is_loopback
@@ -15,30 +19,46 @@ from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 
 DEFAULT_LISTEN = "127.0.0.1"
-DEFAULT_PORT = 9835
+DEFAULT_PORT = EXPORTER_DEFAULT_PORT
 DEFAULT_INTERVAL = 5.0
+NODE_NAME_ENV = "NODE_NAME"  # how a Kubernetes DaemonSet conventionally passes spec.nodeName (downward API)
+
+
+def default_hostname() -> str:
+    """The host's name for the `hostname` label: $NODE_NAME in a pod (its own hostname is the pod's), else the OS's."""
+    return os.environ.get(NODE_NAME_ENV) or socket.gethostname()
 
 
 class Exporter:
     def __init__(self, listen: str = DEFAULT_LISTEN, port: int = DEFAULT_PORT, interval: float = DEFAULT_INTERVAL,
-                 dcgm_compat: bool = False, nvml=None):
+                 dcgm_compat: bool = False, nvml=None, hostname: str | None = None, web_config=None):
         # bind first: a taken port should fail in a second, before NVML is touched
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = PrerenderedMetrics(self.registry)
-        self.server = MetricsServer(self.registry, listen, port, health=self.health, metrics_app=self.metrics)
+        self.server = MetricsServer(self.registry, listen, port, health=self.health, metrics_app=self.metrics,
+                                    web_config=web_config)
         self.nvml = NvmlReader(nvml).start()
         self.sampler = Sampler(self.nvml, HostReader(), interval)
-        self.registry.register(TelemetryCollector(self.sampler, dcgm_compat=dcgm_compat))
+        self.hostname = hostname or default_hostname()
+        self.registry.register(TelemetryCollector(self.sampler, hostname=self.hostname, dcgm_compat=dcgm_compat))
+        # process_start_time_seconds shows restarts (XID counters start again with the exporter), and
+        # process_resident_memory_bytes shows a leak; prometheus_client reads them from /proc
+        ProcessCollector(registry=self.registry)
         self.sampler.listeners.append(self.metrics.refresh)
 
     def health(self) -> tuple[int, dict]:
         latest = self.sampler.latest
         age = None if latest is None else time.monotonic() - latest.monotonic
-        # stale when the sampler has missed several intervals: NVML hangs or the thread died
-        healthy = self.sampler.alive and age is not None and age < 3 * self.sampler.interval + 5
-        gpus_up = sum(1 for r in (latest.gpus.values() if latest else ()) if r.get("up"))
-        body = {"status": "ok" if healthy else "stale", "nvml_up": self.nvml.up,
-                "nvml_problem": self.nvml.problem, "gpus": len(self.nvml.gpus), "gpus_up": gpus_up,
+        # fresh: the sampler is alive and has not missed several intervals
+        fresh = self.sampler.alive and age is not None and age < 3 * self.sampler.interval + 5
+        gpus = latest.gpus.values() if latest else ()
+        # NVML down is unhealthy too: a probe (systemd, Kubernetes, blackbox) must see a GPU exporter that sees no
+        # GPU, e.g. started before the driver was loaded, while it retries
+        healthy = fresh and self.nvml.up
+        status = "ok" if healthy else ("stale" if not fresh else "nvml_down")
+        body = {"status": status, "nvml_up": self.nvml.up, "nvml_problem": self.nvml.problem,
+                "gpus": len(self.nvml.gpus), "gpus_up": sum(1 for r in gpus if r.get("up")),
+                "gpus_late": sum(1 for r in gpus if r.get("late")),
                 "last_sample_age_seconds": None if age is None else round(age, 3),
                 "sampler_errors": self.sampler.loop_errors}
         return (200 if healthy else 503), body
@@ -54,19 +74,34 @@ class Exporter:
         self.nvml.close()
 
 
+def exposure_warning(listen: str, tls: bool) -> str | None:
+    """What to tell an operator who serves beyond loopback in plain HTTP (None when there is nothing to say)."""
+    if is_loopback(listen) or tls:
+        return None
+    return (f"listening on {listen} without TLS; anyone on that network can read and sniff the metrics: pass "
+            "--web-config-file with tls_server_config (and basic_auth_users)")
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_exporter(listen: str, port: int, interval: float, dcgm_compat: bool) -> int:
-    exporter = Exporter(listen, port, interval, dcgm_compat)
-    where = f"http://{'[' + listen + ']' if ':' in listen else listen}:{exporter.server.port}"
-    nvml = "NVML ok" if exporter.nvml.up else f"host metrics only: {exporter.nvml.problem}"
-    print(f"dlbench exporter: serving {where}/metrics and /health, {len(exporter.nvml.gpus)} GPU(s), {nvml}, "
-          f"sampling every {interval:g} s", file=sys.stderr, flush=True)
-    if not is_loopback(listen):
-        print(f"dlbench exporter: warning: listening on {listen} without authentication; "
-              "restrict access with a firewall or a reverse proxy", file=sys.stderr, flush=True)
+def run_exporter(listen: str, port: int, interval: float, dcgm_compat: bool, hostname: str | None = None,
+                 web_config_file: str | None = None) -> int:
+    web_config = None
+    if web_config_file:
+        from dlbench.telemetry.web_config import load_web_config
+
+        web_config = load_web_config(web_config_file)
+    exporter = Exporter(listen, port, interval, dcgm_compat, hostname=hostname, web_config=web_config)
+    tls = web_config is not None and web_config.tls is not None
+    where = f"{'https' if tls else 'http'}://{'[' + listen + ']' if ':' in listen else listen}:{exporter.server.port}"
+    nvml = "NVML ok" if exporter.nvml.up else f"host metrics only until NVML answers: {exporter.nvml.problem}"
+    print(f"dlbench exporter: serving {where}/metrics and /health as {exporter.hostname}, "
+          f"{len(exporter.nvml.gpus)} GPU(s), {nvml}, sampling every {interval:g} s", file=sys.stderr, flush=True)
+    warning = exposure_warning(listen, tls)
+    if warning:
+        print(f"dlbench exporter: warning: {warning}", file=sys.stderr, flush=True)
     # SIGTERM (systemd, docker stop) ends the exporter as cleanly as Ctrl-C
     signal.signal(signal.SIGTERM, _interrupt)
     exporter.sampler.start()

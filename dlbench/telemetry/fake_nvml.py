@@ -10,9 +10,29 @@ Selected only by `dlbench.telemetry.nvml.load_pynvml()` when DLBENCH_FAKE_NVML i
                                                 changes so a test can lose a GPU in a running exporter
 
 scenario.json: {"init_error": "LIBRARY_NOT_FOUND"} or
-    {"gpus": [{"preset": "h100-sxm", "values": {"utilization_gpu": 97, "power_mw": 650000, ...},
+    {"driver_version": "535.54.03", "gpus": [{"preset": "h100-sxm", "values": {"utilization_gpu": 97, "power_mw": 650000, ...},
                "faults": {"nvmlDeviceGetPowerUsage": "TIMEOUT"}, "lost": false, "xid": [79]}]}
-Fault values name an NVML_ERROR_* constant without the prefix. Each code in "xid" is delivered once as an event.
+Fault values name an NVML_ERROR_* constant without the prefix, raised on every call of that function, or:
+    "UNKNOWN*1"  raised on the next call only (a transient failure), then the call answers again;
+    "HANG"       the call blocks until the fault is removed from the scenario (or HANG_LIMIT_SECONDS pass).
+Each code in "xid" is delivered once as an event.
+
+What each fault reproduces, and where NVML documents it (NVML API reference, nvmlReturn_t and the function pages,
+https://docs.nvidia.com/deploy/nvml-api/):
+- "init_error": "DRIVER_NOT_LOADED" then removed: nvmlInit fails with NVML_ERROR_DRIVER_NOT_LOADED until the
+  kernel module is loaded (boot order, a driver upgrade), then succeeds.
+- "UNKNOWN" on one query: NVML_ERROR_UNKNOWN, "An internal driver error occurred", returned by a single call.
+- "NO_PERMISSION" on nvmlDeviceGetTotalEnergyConsumption: NVML_ERROR_NO_PERMISSION, "The current user does not
+  have permission for operation" (energy and some counters need privileges in some configurations).
+- "HANG": a call that does not return; on a GPU in a bad state the driver blocks NVML callers, nvidia-smi included
+  (NVIDIA/gpu-monitoring-tools issue #46: dcgm-exporter stuck on a hung GPU, the process in 'D' state;
+  microsoft/pai issue #842 and PR #848: nvidia-smi hanging indefinitely under heavy GPU use).
+- "lost": every call answers NVML_ERROR_GPU_IS_LOST, "The GPU has fallen off the bus or has otherwise become
+  inaccessible" (XID 79).
+- "NOT_SUPPORTED" added then removed: a query that becomes supported again (MIG mode switched off).
+- values "memory_reserved": nvmlMemory_v2_t.reserved, "Device memory reserved for system use (driver or
+  firmware)"; v1 nvmlMemory_t.used is the "Sum of Reserved and Allocated device memory".
+- values "power_limit_mw": nvmlDeviceGetEnforcedPowerLimit follows `nvidia-smi -pl` at once.
 """
 
 from __future__ import annotations
@@ -39,11 +59,16 @@ PRESETS = {
                     unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows")),
 }
 
+HANG_LIMIT_SECONDS = 120.0
+
 DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 * 2**20, temperature=35,
                       memory_temperature=40, power_mw=70_000, sm_mhz=345, mem_mhz=1593,
                       clocks_event_reasons=0x1, pstate=0, pcie_replay=0, ecc_corrected=0, ecc_uncorrected=0,
-                      remapped=(0, 0, 0, 0))
+                      remapped=(0, 0, 0, 0), memory_reserved=0)
 
+
+# an R580 production driver (NVIDIA Linux driver 580.95.05); a scenario's "driver_version" replaces it
+DRIVER_VERSION = "580.95.05"
 
 _HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nvmlDevice_t) never dereferenced
 
@@ -74,17 +99,31 @@ class FakeGpu:
 
     def __post_init__(self):
         self.spec = PRESETS[self.preset]
-        self.values = {**DEFAULT_VALUES, **self.values}
+        self.values = {**DEFAULT_VALUES, "power_limit_mw": self.spec["power_limit_mw"], **self.values}
         self.uuid = f"GPU-fa4e{self.index:04d}-0000-4000-8000-{self.preset.encode().hex()[:12]:0<12}"
         self.pci_bus_id = f"00000000:{0x18 + self.index * 0x10:02X}:00.0"
 
-    def check(self, call: str) -> None:
+    def check(self, call: str, refresh=lambda: None) -> None:
         if self.lost:
             raise _error("GPU_IS_LOST")
         if call in self.spec["unsupported"]:
             raise _error("NOT_SUPPORTED")
-        if call in self.faults:
-            raise _error(self.faults[call])
+        fault = self.faults.get(call)
+        if fault == "HANG":
+            deadline = time.monotonic() + HANG_LIMIT_SECONDS
+            while self.faults.get(call) == "HANG" and time.monotonic() < deadline:
+                time.sleep(0.02)
+                refresh()
+            return
+        if fault is not None:
+            name, _, times = fault.partition("*")
+            if times:
+                left = int(times) - 1
+                if left > 0:
+                    self.faults[call] = f"{name}*{left}"
+                else:
+                    del self.faults[call]
+            raise _error(name)
 
     def energy(self) -> int:
         # the counter integrates the scripted power, as the real one integrates the real draw
@@ -106,7 +145,9 @@ class FakeNvml(types.ModuleType):
         self._initialised = 0
         self._event_sets: list[list] = []
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self.calls = 0  # every device call, for tests that want to see work being done
+        self.driver_version = DRIVER_VERSION
 
     def __getattr__(self, name):
         return getattr(_real, name)
@@ -115,6 +156,10 @@ class FakeNvml(types.ModuleType):
     def _refresh(self) -> None:
         if not self.scenario_path:
             return
+        with self._refresh_lock:  # GPUs are read from several threads at once, as with the real library
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
         try:
             mtime = os.stat(self.scenario_path).st_mtime_ns
         except OSError:
@@ -127,6 +172,7 @@ class FakeNvml(types.ModuleType):
         except ValueError:
             return  # a half-written file; the next call sees the whole one
         self.init_error = scenario.get("init_error")
+        self.driver_version = scenario.get("driver_version", DRIVER_VERSION)
         for index, entry in enumerate(scenario.get("gpus", [])):
             if index >= len(self.gpus):
                 self.gpus.append(FakeGpu(index, entry["preset"]))
@@ -145,7 +191,7 @@ class FakeNvml(types.ModuleType):
         self._refresh()
         self.calls += 1
         gpu = self.gpus[_index_of(handle)]
-        gpu.check(call)
+        gpu.check(call, self._refresh)
         return gpu
 
     # --- system ---------------------------------------------------------------------------------------------
@@ -164,7 +210,7 @@ class FakeNvml(types.ModuleType):
         self._initialised -= 1
 
     def nvmlSystemGetDriverVersion(self):
-        return "580.95.05"
+        return self.driver_version
 
     def nvmlSystemGetCudaDriverVersion(self):
         return 13000
@@ -214,9 +260,14 @@ class FakeNvml(types.ModuleType):
         return _real.c_nvmlUtilization_t(gpu=int(values["utilization_gpu"]), memory=int(values["utilization_memory"]))
 
     def nvmlDeviceGetMemoryInfo(self, handle, version=None):
+        # "memory_used" is what processes allocated; v1 adds the reserved memory to it, v2 reports it apart
         gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
-        used = int(gpu.values["memory_used"])
-        return _real.c_nvmlMemory_t(total=gpu.spec["memory_total"], free=gpu.spec["memory_total"] - used, used=used)
+        total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
+        reserved = int(gpu.values["memory_reserved"])
+        if not version:
+            return _real.c_nvmlMemory_t(total=total, free=total - allocated - reserved, used=allocated + reserved)
+        return _real.c_nvmlMemory_v2_t(version=version, total=total, reserved=reserved,
+                                       free=total - allocated - reserved, used=allocated)
 
     def nvmlDeviceGetTemperature(self, handle, sensor):
         return int(self._gpu(handle, "nvmlDeviceGetTemperature").values["temperature"])
@@ -238,7 +289,7 @@ class FakeNvml(types.ModuleType):
         return int(self._gpu(handle, "nvmlDeviceGetPowerUsage").values["power_mw"])
 
     def nvmlDeviceGetEnforcedPowerLimit(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetEnforcedPowerLimit").spec["power_limit_mw"]
+        return int(self._gpu(handle, "nvmlDeviceGetEnforcedPowerLimit").values["power_limit_mw"])
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle):
         return self._gpu(handle, "nvmlDeviceGetTotalEnergyConsumption").energy()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import ipaddress
 import json
 import socket
+import sys
 import threading
+import time
 from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -18,9 +21,55 @@ from prometheus_client.registry import CollectorRegistry
 from dlbench.errors import UserError
 
 
+# A client that connects and then says nothing (half-open, slowloris) is dropped after this long; Prometheus sends
+# its request at once. Without it every such connection would hold a thread forever.
+SOCKET_TIMEOUT_SECONDS = 5.0
+# Connections served at once; more are closed at once instead of each taking a thread. A few Prometheus servers,
+# a blackbox probe and a curl need a handful.
+MAX_CONNECTIONS = 32
+SERVER_NAME = "dlbench"  # the Server header: no Python or library versions for a scanner to match
+
+
+class _RequestDeadlineReader(io.RawIOBase):
+    """The connection's reads, each allowed only what is left of one deadline for the whole request.
+
+    A socket timeout alone bounds each read, so a client that sends a byte every few seconds (slowloris) would
+    hold its connection, and one of the MAX_CONNECTIONS slots, for ever: 32 such clients would lock Prometheus out.
+    """
+
+    def __init__(self, connection: socket.socket, deadline: float):
+        self._connection, self._deadline = connection, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the request was not complete within the socket timeout")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
+
+
 class _QuietHandler(WSGIRequestHandler):
+    timeout = SOCKET_TIMEOUT_SECONDS  # StreamRequestHandler sets it on the connection before reading
+
+    def setup(self) -> None:
+        super().setup()
+        deadline = time.monotonic() + SOCKET_TIMEOUT_SECONDS
+        self.rfile.close()  # the plain socket file setup() made; the request is read through the deadline instead
+        self.rfile = io.BufferedReader(_RequestDeadlineReader(self.connection, deadline))
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # request line and headers read: writing the answer gets a fresh timeout
+        self.connection.settimeout(SOCKET_TIMEOUT_SECONDS)
+        return parsed
+
     def log_message(self, format, *args):  # one line per scrape would drown the operator's log
         pass
+
+    def version_string(self) -> str:  # error pages written by http.server itself (400, 414)
+        return SERVER_NAME
 
 
 def is_loopback(address: str) -> bool:
@@ -77,12 +126,42 @@ class PrerenderedMetrics:
         return [body]
 
 
-def _server_class(address: str):
+def _server_class(address: str, tls=None, max_connections: int = MAX_CONNECTIONS):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
     class Server(ThreadingWSGIServer):
         address_family = family
         daemon_threads = True
+        rejected_connections = 0
+        _slots = threading.BoundedSemaphore(max_connections)
+
+        def process_request(self, request, client_address):
+            if not self._slots.acquire(blocking=False):
+                Server.rejected_connections += 1
+                self.shutdown_request(request)
+                return
+            super().process_request(request, client_address)
+
+        def handle_error(self, request, client_address):
+            # a client that timed out or went away is routine for a server on a network, not a bug to print
+            if isinstance(sys.exc_info()[1], OSError):
+                return
+            super().handle_error(request, client_address)
+
+        def process_request_thread(self, request, client_address):
+            try:
+                if tls is not None:
+                    # the handshake runs here, in the connection's own thread and under its timeout, so that a
+                    # client that never completes it cannot stall the accept loop
+                    request.settimeout(SOCKET_TIMEOUT_SECONDS)
+                    try:
+                        request = tls.wrap_socket(request, server_side=True)
+                    except (OSError, ValueError):
+                        self.shutdown_request(request)
+                        return
+                super().process_request_thread(request, client_address)
+            finally:
+                self._slots.release()
 
     return Server
 
@@ -94,12 +173,18 @@ class MetricsServer:
     """
 
     def __init__(self, registry: CollectorRegistry, listen: str, port: int,
-                 health: Callable[[], tuple[int, dict]] | None = None, metrics_app=None):
+                 health: Callable[[], tuple[int, dict]] | None = None, metrics_app=None, web_config=None,
+                 max_connections: int = MAX_CONNECTIONS):
         metrics_app = metrics_app or make_wsgi_app(registry)
         self._health = health or (lambda: (200, {"status": "ok"}))
+        self.web_config = web_config
 
-        def app(environ, start_response):
+        def routes(environ, start_response):
             path = environ.get("PATH_INFO", "/")
+            if web_config is not None and not web_config.authorized(environ.get("HTTP_AUTHORIZATION")):
+                start_response("401 Unauthorized", [("Content-Type", "text/plain"),
+                                                     ("WWW-Authenticate", 'Basic realm="dlbench"')])
+                return [b"unauthorized\n"]
             if path == "/metrics":
                 return metrics_app(environ, start_response)
             if path == "/health":
@@ -110,8 +195,16 @@ class MetricsServer:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: try /metrics or /health\n"]
 
+        def app(environ, start_response):
+            def with_server_header(status, headers, exc_info=None):
+                return start_response(status, list(headers) + [("Server", SERVER_NAME)], exc_info)
+
+            return routes(environ, with_server_header)
+
+        tls = web_config.tls if web_config is not None else None
         try:
-            self.server = make_server(listen, port, app, _server_class(listen), handler_class=_QuietHandler)
+            self.server = make_server(listen, port, app, _server_class(listen, tls, max_connections),
+                                      handler_class=_QuietHandler)
         except OSError as error:
             reason = {errno.EADDRINUSE: "address already in use", errno.EACCES: "permission denied",
                       errno.EADDRNOTAVAIL: "address not available on this host"}.get(error.errno)

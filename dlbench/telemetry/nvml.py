@@ -2,11 +2,16 @@
 
 Rules the rest of the package relies on:
 - a metric the GPU does not support (NVML_ERROR_NOT_SUPPORTED, or a function the driver lacks) is left out of the
-  reading, and that call is not made again for that GPU;
-- any other NVML error is counted per NVML function and leaves that metric out of this reading only;
-- a GPU that stops answering (NVML_ERROR_GPU_IS_LOST, NVML_ERROR_UNKNOWN) is reported `up: 0` and the other GPUs
-  are read as usual; it is tried again on the next read, so a GPU that comes back is reported up again;
-- without NVML (no driver, no library) the reader starts with `up False` and reads nothing.
+  reading, and that call is not made again for that GPU for UNSUPPORTED_RETRY_SECONDS (MIG mode or a driver
+  update can make it supported);
+- any other failing call is counted per NVML function and leaves that metric out of this reading only: the GPU
+  stays up;
+- only the errors NVML documents as "this GPU is gone" (GPU_LOST_ERRORS) report the GPU `up: 0`; it is tried again
+  on the next read, so a GPU that comes back is reported up again;
+- each GPU is read in its own thread with a deadline: a hung call holds up that GPU only, which is reported
+  `up: 0, late: 1` until its read finishes;
+- without NVML (no driver, no library) or when NVML itself fails (NVML_DOWN_ERRORS), the reader is down, reads
+  nothing, and `retry_start()` initialises it again with exponential backoff.
 """
 
 from __future__ import annotations
@@ -17,11 +22,22 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from dlbench.telemetry.catalogue import CLOCKS_EVENT_REASONS
 
 FAKE_NVML_ENV = "DLBENCH_FAKE_NVML"
+
+# nvmlReturn_t (NVML API reference, "Device Enums"; https://docs.nvidia.com/deploy/nvml-api/):
+#   GPU_IS_LOST     "The GPU has fallen off the bus or has otherwise become inaccessible"
+#   RESET_REQUIRED  "The GPU requires a reset before it can be used again"
+# Everything else (UNKNOWN, TIMEOUT, NO_PERMISSION, ...) is about one query, not about the GPU.
+GPU_LOST_ERRORS = ("NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_RESET_REQUIRED")
+# Errors about the library as a whole: the driver was unloaded or upgraded under us (same reference).
+NVML_DOWN_ERRORS = ("NVML_ERROR_UNINITIALIZED", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
+                    "NVML_ERROR_LIBRARY_NOT_FOUND")
+UNSUPPORTED_RETRY_SECONDS = 300.0
+INIT_BACKOFF_SECONDS = (1.0, 60.0)  # first retry after 1 s, doubling up to once a minute (nvmlInit failing is cheap)
 
 
 def load_pynvml():
@@ -52,7 +68,11 @@ class GpuIdentity:
 
 
 class _GpuDown(Exception):
-    """Raised inside one GPU's read when the GPU stops answering; ends that GPU's read, not the sample."""
+    """Raised inside one GPU's read when the GPU is gone; ends that GPU's read, not the sample."""
+
+
+class _NvmlDown(Exception):
+    """Raised inside a read when NVML itself stopped working (driver unloaded); the reader starts over."""
 
 
 def _text(value: Any) -> str:
@@ -69,8 +89,53 @@ def _cuda_version_text(version: int) -> str:
     return f"{version // 1000}.{version % 1000 // 10}"
 
 
+class _GpuWorker:
+    """Runs one GPU's reads in its own daemon thread, so that a hung NVML call holds up that GPU only.
+
+    A daemon thread, not a thread pool: a call that never returns must not keep the process from exiting.
+    """
+
+    def __init__(self, index: int, read: Callable[[], dict]):
+        self._read = read
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+        self._closed = False
+        self.result: dict | None = None
+        self._thread = threading.Thread(target=self._run, name=f"dlbench-nvml-gpu{index}", daemon=True)
+        self._thread.start()
+
+    def submit(self) -> bool:
+        """Start a read; False while the previous one has not finished (the GPU is still hung)."""
+        if not self._done.is_set():
+            return False
+        self.result = None
+        self._done.clear()
+        self._wake.set()
+        return True
+
+    def wait(self, timeout: float) -> dict | None:
+        return self.result if self._done.wait(max(0.0, timeout)) else None
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                self.result = self._read()
+            except Exception as error:  # noqa: BLE001 - a reader bug must not leave the GPU "late" forever
+                self.result = {"up": 0, "error": repr(error)}
+            self._done.set()
+
+
 class NvmlReader:
-    """Reads every GPU NVML reports (or only `indices`). Thread-safe: one lock around every NVML use."""
+    """Reads every GPU NVML reports (or only `indices`). Thread-safe; each GPU is read in its own thread."""
 
     def __init__(self, nvml: Any = None, indices: list[int] | None = None, watch_xid: bool = True):
         self.nvml = nvml if nvml is not None else load_pynvml()
@@ -83,24 +148,49 @@ class NvmlReader:
         self.cuda_driver_version = ""
         self.errors: Counter[str] = Counter()  # NVML function -> failed calls (NOT_SUPPORTED not counted)
         self.xid_supported: set[int] = set()  # GPU indices registered for XID events
+        self.init_attempts = 0
+        self._start_requested = False
+        self._next_init = 0.0
         self._handles: dict[int, Any] = {}
-        self._unsupported: set[tuple[int, str]] = set()
+        self._unsupported: dict[tuple[int, str], float] = {}  # (index, call) -> monotonic time to try again
         self._static: dict[int, dict] = {}  # readings that cannot change while the driver is loaded
+        self._workers: dict[int, _GpuWorker] = {}
         self._event_set = None
         self._address_to_index: dict[int, int] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # life cycle (start, close, reset) and the shared counters
+        self._event_lock = threading.Lock()
 
     # --- life cycle ---------------------------------------------------------------------------------------------
     def start(self) -> "NvmlReader":
+        with self._lock:
+            self._start_requested = True  # a reader never started (a CPU run) is not retried either
+            self._start()
+        return self
+
+    def retry_start(self, now: float | None = None) -> bool:
+        """Initialise NVML again if it is down and the backoff allows; True when it is (now) up."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self.up or self.nvml is None or not self._start_requested:
+                return self.up
+            if now < self._next_init:
+                return False
+            self._start()
+            return self.up
+
+    def _start(self) -> None:
         nvml = self.nvml
+        self.init_attempts += 1
         if nvml is None:
             self.problem = "nvidia-ml-py is not installed"
-            return self
+            return
+        low, high = INIT_BACKOFF_SECONDS
+        self._next_init = time.monotonic() + min(high, low * 2 ** min(self.init_attempts - 1, 20))
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as error:
             self.problem = f"NVML unavailable ({error})"
-            return self
+            return
         try:
             self.driver_version = _text(nvml.nvmlSystemGetDriverVersion())
             try:
@@ -112,15 +202,21 @@ class NvmlReader:
             # NVML answered nvmlInit but cannot enumerate: treat as unavailable rather than half-working
             self.problem = f"NVML error while listing GPUs ({error})"
             self._shutdown_quietly()
-            self.gpus, self._handles = [], {}
-            return self
+            return
+        self.gpus, self._handles, self._address_to_index = [], {}, {}
+        self._unsupported, self._static = {}, {}
         for index in range(count):
             if self.wanted is None or index in self.wanted:
                 self._enumerate(index)
-        self.up = True
+        # a GPU's worker outlives an NVML restart: one whose call is hung for good is reused (it refuses new reads
+        # until that call returns) instead of joined by one more hung thread per restart
+        kept = self._workers
+        self._workers = {index: kept.pop(index, None) or _GpuWorker(index, lambda i=index: self._read_one(i))
+                         for index in self._handles}
+        self._close_workers(kept)
+        self.up, self.problem, self.init_attempts = True, None, 0
         if self.watch_xid:
             self._register_xid_events()
-        return self
 
     def _enumerate(self, index: int) -> None:
         """Identity of one GPU. A GPU already lost at start is still listed (reported down), with what is known."""
@@ -145,16 +241,29 @@ class NvmlReader:
 
     def close(self) -> None:
         with self._lock:
-            if not self.up:
-                return
-            if self._event_set is not None:
-                try:
-                    self.nvml.nvmlEventSetFree(self._event_set)
-                except self.nvml.NVMLError:
-                    pass
-                self._event_set = None
-            self._shutdown_quietly()
-            self.up = False
+            self._stop(problem=None)
+            self._close_workers(self._workers)
+
+    @staticmethod
+    def _close_workers(workers: dict[int, "_GpuWorker"]) -> None:
+        for worker in workers.values():
+            worker.close()  # a hung one ends when its call returns
+        workers.clear()
+
+    def _stop(self, problem: str | None) -> None:
+        """Release NVML; the GPU list (so the exporter still names the GPUs) and their threads are kept."""
+        if not self.up:
+            return
+        if self._event_set is not None:
+            try:
+                self.nvml.nvmlEventSetFree(self._event_set)
+            except self.nvml.NVMLError:
+                pass
+            self._event_set = None
+        self.xid_supported = set()
+        self._shutdown_quietly()
+        self.up, self.problem = False, problem
+        self._next_init = time.monotonic()  # the first retry after losing NVML is due at once
 
     def _shutdown_quietly(self) -> None:
         try:
@@ -178,51 +287,85 @@ class NvmlReader:
 
     def _count_unless_unsupported(self, call: str, error: Exception) -> None:
         if not isinstance(error, (self.nvml.NVMLError_NotSupported, self.nvml.NVMLError_FunctionNotFound)):
+            self._count_error(call)
+
+    def _count_error(self, call: str) -> None:
+        with self._lock:
             self.errors[call] += 1
 
+    def _error_is(self, error: Exception, names: tuple[str, ...]) -> bool:
+        value = getattr(error, "value", None)
+        return any(value == getattr(self.nvml, name, object()) for name in names)
+
     # --- reading ------------------------------------------------------------------------------------------------
-    def _call(self, index: int, call: str, *args):
-        """One NVML call for one GPU: its value, or None when unsupported or failed (failure counted)."""
-        if (index, call) in self._unsupported:
-            return None
+    def _call(self, index: int, call: str, *args, variant: str = ""):
+        """One NVML call for one GPU: its value, or None when unsupported or failed (failure counted).
+
+        `variant` tells apart the unsupported-cache entries of one function called in two forms (memory v1/v2).
+        """
+        key = (index, call + variant)
+        retry_at = self._unsupported.get(key)
+        if retry_at is not None:
+            if time.monotonic() < retry_at:
+                return None
+            # pop, not del: the run's thread (read_energy_joules) and the GPU's thread may both get here
+            self._unsupported.pop(key, None)
         nvml = self.nvml
         try:
             return getattr(nvml, call)(self._handles[index], *args)
         except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound, AttributeError):
             # AttributeError: a binding too old to have the function at all
-            self._unsupported.add((index, call))
+            self._unsupported[key] = time.monotonic() + UNSUPPORTED_RETRY_SECONDS
             return None
-        except (nvml.NVMLError_GpuIsLost, nvml.NVMLError_Unknown) as error:
-            self.errors[call] += 1
-            raise _GpuDown(str(error)) from error
-        except nvml.NVMLError:
-            self.errors[call] += 1
+        except nvml.NVMLError as error:
+            self._count_error(call)
+            if self._error_is(error, GPU_LOST_ERRORS):
+                raise _GpuDown(str(error)) from error
+            if self._error_is(error, NVML_DOWN_ERRORS):
+                raise _NvmlDown(str(error)) from error
             return None
 
-    def read_all(self) -> dict[int, dict]:
+    def read_all(self, timeout: float = 10.0) -> dict[int, dict]:
+        """A reading per GPU, each GPU read in parallel; a GPU not done within `timeout` is `late`."""
         with self._lock:
             if not self.up:
                 return {}
-            return {gpu.index: self._read_one(gpu.index) if gpu.index in self._handles else {"up": 0}
-                    for gpu in self.gpus}
+            workers, gpus = dict(self._workers), list(self.gpus)
+        started = {index: worker.submit() for index, worker in workers.items()}
+        deadline = time.monotonic() + timeout
+        readings: dict[int, dict] = {}
+        for gpu in gpus:
+            worker = workers.get(gpu.index)
+            if worker is None:
+                readings[gpu.index] = {"up": 0}
+                continue
+            result = worker.wait(deadline - time.monotonic()) if started[gpu.index] else None
+            readings[gpu.index] = result if result is not None else {"up": 0, "late": 1}
+        if any(r.get("nvml_down") for r in readings.values()):
+            with self._lock:
+                self._stop(problem="NVML stopped answering; initialising it again")
+            return {}
+        return readings
 
     def read_energy_joules(self, index: int) -> float | None:
         """The GPU's total energy counter now, for measuring exactly a window (None if unsupported or down)."""
         with self._lock:
             if not self.up or index not in self._handles:
                 return None
-            try:
-                millijoules = self._call(index, "nvmlDeviceGetTotalEnergyConsumption")
-            except _GpuDown:
-                return None
-            return None if millijoules is None else millijoules / 1000.0
+        try:
+            millijoules = self._call(index, "nvmlDeviceGetTotalEnergyConsumption")
+        except (_GpuDown, _NvmlDown):
+            return None
+        return None if millijoules is None else millijoules / 1000.0
 
     def _read_one(self, index: int) -> dict:
-        reading: dict[str, Any] = {"up": 1}
+        reading: dict[str, Any] = {"up": 1, "late": 0}
         try:
             self._read_into(index, reading)
         except _GpuDown:
-            return {"up": 0}
+            return {"up": 0, "late": 0}
+        except _NvmlDown:
+            return {"up": 0, "late": 0, "nvml_down": 1}
         return reading
 
     def _read_into(self, index: int, r: dict) -> None:
@@ -231,10 +374,7 @@ class NvmlReader:
         if utilization is not None:
             r["utilization_ratio"] = utilization.gpu / 100.0
             r["memory_copy_utilization_ratio"] = utilization.memory / 100.0
-        memory = call(index, "nvmlDeviceGetMemoryInfo")
-        if memory is not None:
-            r["memory_used_bytes"], r["memory_free_bytes"] = int(memory.used), int(memory.free)
-            r["memory_total_bytes"] = int(memory.total)
+        self._read_memory(index, r)
         temperature = call(index, "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU)
         if temperature is not None:
             r["temperature_celsius"] = float(temperature)
@@ -244,6 +384,10 @@ class NvmlReader:
         power = call(index, "nvmlDeviceGetPowerUsage")
         if power is not None:
             r["power_watts"] = power / 1000.0
+        # read every sample: `nvidia-smi -pl` and dynamic power capping change it while the driver stays loaded
+        limit = call(index, "nvmlDeviceGetEnforcedPowerLimit")
+        if limit is not None:
+            r["power_limit_watts"] = limit / 1000.0
         energy = call(index, "nvmlDeviceGetTotalEnergyConsumption")
         if energy is not None:
             r["energy_joules"] = energy / 1000.0
@@ -281,20 +425,41 @@ class NvmlReader:
             r["remapped_rows"] = {"correctable": int(correctable), "uncorrectable": int(uncorrectable)}
             r["row_remap_pending"], r["row_remap_failure"] = int(bool(pending)), int(bool(failure))
 
+    def _read_memory(self, index: int, r: dict) -> None:
+        """Memory through nvmlDeviceGetMemoryInfo_v2, which reports driver-reserved memory apart from `used`.
+
+        NVML API reference: nvmlMemory_t.used is the "Sum of Reserved and Allocated device memory", so the v1 call
+        shows an idle GPU as using 0.5-1 GB; nvmlMemory_v2_t splits off `reserved` ("reserved for system use
+        (driver or firmware)"). Drivers older than R510 lack v2: fall back to v1 without a reserved figure.
+        """
+        nvml = self.nvml
+        memory = None
+        if hasattr(nvml, "nvmlMemory_v2"):
+            memory = self._call(index, "nvmlDeviceGetMemoryInfo", nvml.nvmlMemory_v2, variant="_v2")
+        if memory is not None:
+            r["memory_reserved_bytes"] = int(memory.reserved)
+        elif not hasattr(nvml, "nvmlMemory_v2") or (index, "nvmlDeviceGetMemoryInfo_v2") in self._unsupported:
+            memory = self._call(index, "nvmlDeviceGetMemoryInfo")
+        if memory is not None:
+            r["memory_used_bytes"], r["memory_free_bytes"] = int(memory.used), int(memory.free)
+            r["memory_total_bytes"] = int(memory.total)
+
     def _static_readings(self, index: int) -> dict:
-        """Power limit and maximum clocks: read once (they change only with admin action; a restart picks it up)."""
-        if index not in self._static:
-            nvml, call, static = self.nvml, self._call, {}
-            limit = call(index, "nvmlDeviceGetEnforcedPowerLimit")
-            if limit is not None:
-                static["power_limit_watts"] = limit / 1000.0
-            for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM),
-                               ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
-                mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
-                if mhz is not None:
-                    static[key] = mhz * 1e6
+        """Maximum clocks: read once per NVML initialisation (they are properties of the board and its VBIOS).
+
+        Kept only once both are read: a failed or unsupported read is asked again (unsupported after
+        UNSUPPORTED_RETRY_SECONDS), not left out until the next NVML restart.
+        """
+        if index in self._static:
+            return self._static[index]
+        nvml, call, static = self.nvml, self._call, {}
+        for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM), ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
+            mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
+            if mhz is not None:
+                static[key] = mhz * 1e6
+        if len(static) == 2:
             self._static[index] = static
-        return self._static[index]
+        return static
 
     def _clocks_event_reasons(self, index: int) -> dict[str, int] | None:
         nvml = self.nvml
@@ -312,15 +477,19 @@ class NvmlReader:
     def _field_value(self, index: int, field_id: int) -> float | None:
         """A single NVML field value; the per-value return code says whether this GPU has the field at all."""
         nvml = self.nvml
+        key = (index, f"field:{field_id}")
+        retry_at = self._unsupported.get(key)
+        if retry_at is not None and time.monotonic() < retry_at:
+            return None
         values = self._call(index, "nvmlDeviceGetFieldValues", [field_id])
         if values is None:
             return None
         value = values[0]
         if value.nvmlReturn == nvml.NVML_ERROR_NOT_SUPPORTED:
-            self._unsupported.add((index, f"field:{field_id}"))
+            self._unsupported[key] = time.monotonic() + UNSUPPORTED_RETRY_SECONDS
             return None
         if value.nvmlReturn != nvml.NVML_SUCCESS:
-            self.errors["nvmlDeviceGetFieldValues"] += 1
+            self._count_error("nvmlDeviceGetFieldValues")
             return None
         member = {nvml.NVML_VALUE_TYPE_DOUBLE: "dVal", nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
                   nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal", nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",

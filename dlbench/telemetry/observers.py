@@ -19,6 +19,7 @@ from dlbench.telemetry.host import HostReader
 from dlbench.telemetry.http import MetricsServer, is_loopback
 from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler, Window
+from dlbench.telemetry.series import SeriesRecorder
 from dlbench.train.observers import RunInfo, RunObserver
 
 # clock-event reasons that make a run slower than the hardware allows (gpu_idle and the rest are benign)
@@ -44,6 +45,7 @@ class TelemetryObserver(RunObserver):
         self._window: Window | None = None
         self._energy_start: float | None = None
         self._summary: dict | None = None
+        self._series: SeriesRecorder | None = None
 
     def on_start(self, info: RunInfo) -> None:
         self.info = info
@@ -60,6 +62,9 @@ class TelemetryObserver(RunObserver):
             return
         self._window = self.sampler.open_window()
         self._energy_start, self._energy_start_at = self._energy(), time.monotonic()
+        if self.info.gpu_index is not None:  # the GPU's readings over time, for the report's plots
+            self._series = SeriesRecorder(self.info.gpu_index, time.monotonic())
+            self.sampler.listeners.append(self._series)
         self.sampler.sample_now()  # the window's first sample is its start, however short it is
 
     def on_timed_end(self, timed_seconds: float, samples: int) -> None:
@@ -68,6 +73,8 @@ class TelemetryObserver(RunObserver):
         energy_end, self._energy_end_at = self._energy(), time.monotonic()
         self.sampler.sample_now()
         window = self.sampler.close_window(self._window)
+        if self._series is not None:
+            self.sampler.listeners.remove(self._series)
         self._summary = self._summarise(window, timed_seconds, samples, energy_end)
 
     def _energy(self) -> float | None:
@@ -117,6 +124,8 @@ class TelemetryObserver(RunObserver):
                 "sample_counts": {**{key: stat.count for key, stat in sorted(stats.items())},
                                   "clocks_event": window.clocks_event_readings[index]},
             }
+            if self._series is not None:
+                summary["series"] = self._series.series()
         summary["host"] = {
             "cpu_utilization_mean_ratio": _rounded(window.host["cpu_utilization_ratio"].mean),
             "cpu_utilization_max_ratio": _rounded(window.host["cpu_utilization_ratio"].max),

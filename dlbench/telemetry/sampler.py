@@ -22,7 +22,6 @@ class Snapshot:
     gpus: dict[int, dict]  # NVML index -> reading (see NvmlReader); "up" always present
     host: dict
     collect_duration_seconds: float
-    success: bool  # every GPU answered and no NVML call failed
 
 
 class _Stat:
@@ -94,6 +93,13 @@ class Window:
             if readings else {}
 
 
+def read_deadline(interval: float) -> float:
+    """How long one sample waits for a GPU before marking it late: within the interval, so a hung GPU shows in the
+    next sample, but never less than 0.5 s (a healthy read of every metric takes a few milliseconds) or more than
+    10 s (Prometheus's default scrape timeout)."""
+    return min(max(0.8 * interval, 0.5), 10.0)
+
+
 class Sampler:
     def __init__(self, nvml: NvmlReader, host: HostReader | None = None, interval: float = 1.0):
         if interval <= 0:
@@ -101,8 +107,8 @@ class Sampler:
         self.nvml = nvml
         self.host = host
         self.interval = interval
+        self.read_deadline = read_deadline(interval)
         self.latest: Snapshot | None = None
-        self.last_success_timestamp: float | None = None
         self.xid_counts: dict[int, Counter] = defaultdict(Counter)
         self.xid_last_seen: dict[int, dict[int, float]] = defaultdict(dict)
         self.xid_last_code: dict[int, int] = {}
@@ -143,8 +149,8 @@ class Sampler:
     def sample_now(self) -> Snapshot:
         with self._sample_lock:
             started = time.perf_counter()
-            errors_before = sum(self.nvml.errors.values())
-            gpus = self.nvml.read_all()
+            self.nvml.retry_start()  # NVML down (driver not loaded yet, or unloaded): try again, with backoff
+            gpus = self.nvml.read_all(self.read_deadline)
             for index, code, seen_at in self.nvml.poll_xid_events():
                 self.xid_counts[index][code] += 1
                 self.xid_last_seen[index][code] = seen_at
@@ -157,11 +163,7 @@ class Sampler:
                     reading["last_xid_code"] = self.xid_last_code.get(index, 0)
             host = self.host.read() if self.host is not None else {}
             duration = time.perf_counter() - started
-            failed_calls = sum(self.nvml.errors.values()) - errors_before
-            success = all(r.get("up") for r in gpus.values()) and failed_calls == 0
-            snapshot = Snapshot(time.time(), time.monotonic(), gpus, host, duration, success)
-            if success:
-                self.last_success_timestamp = snapshot.timestamp
+            snapshot = Snapshot(time.time(), time.monotonic(), gpus, host, duration)
             self.latest = snapshot
             for window in self._windows:
                 window.add(snapshot)

@@ -2,8 +2,9 @@
 
 Both raise `Interrupted` in the main thread, naming the signal, so the run keeps the steps it timed, writes its
 result with status `interrupted`, and the process exits 128 + the signal number (130 for SIGINT, 143 for SIGTERM),
-as a shell reports a process killed by that signal. While the result is being written, further signals are
-ignored: a second Ctrl-C must not leave a half-written or missing result (the write takes milliseconds).
+as a shell reports a process killed by that signal. From the end of the timed loop (or the first signal) until
+the result is written, further signals are ignored: a second Ctrl-C must not leave a half-written or missing result,
+nor lose the steps already timed (the GPU synchronization, the arithmetic and the write take well under a second).
 """
 
 from __future__ import annotations
@@ -52,15 +53,27 @@ def install() -> None:
         signal.signal(signum, _raise)
 
 
-@contextmanager
-def held():
-    """SIGINT and SIGTERM do nothing inside (the run is already ending and writing its result)."""
+def hold() -> None:
+    """From now until `release`, SIGINT and SIGTERM do nothing: the run is ending (the first signal already said so,
+    or the timed window is over) and what it measured must reach the result: the GPU synchronization, the telemetry
+    window's close and the arithmetic that follow the timed loop, then the write."""
     global _holding
     _holding = True
+
+
+def release() -> None:
+    global _holding
+    _holding = False
+
+
+@contextmanager
+def held():
+    """`hold` for the block, then `release`."""
+    hold()
     try:
         yield
     finally:
-        _holding = False
+        release()
 
 
 def _end_worker(signum, frame):

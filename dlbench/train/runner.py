@@ -14,7 +14,7 @@ from dlbench.errors import RunFailed, UserError
 from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
-from dlbench.train.timing import StepClock, step_statistics
+from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import timed_window, warmup_for
 from dlbench.workloads import get_workload
 
@@ -230,6 +230,7 @@ class Run:
             self._warm_up(clock)
             status, error, timed_seconds = self._timed_steps(clock)
         except KeyboardInterrupt as stop:
+            interrupt.hold()
             status, error = self._interrupted(stop, "before timing started")
         except UserError as exc:
             self._finish("failed", str(exc))
@@ -246,17 +247,34 @@ class Run:
                      f"{' (compiled)' if self.config.compile else ''}; try --batch-size {max(1, self.batch_size // 2)}")
             self._finish("failed", error)
             raise RunFailed(error) from None
-        self._measure(clock, timed_seconds, flops_per_sample, peak_flops)
-        if self.group and status == "completed":
-            try:
-                self._gather(clock, uuid)
-            except Exception as exc:  # noqa: BLE001 - a peer lost after the timed window still fails the run
-                if not distributed.is_collective_error(exc):
-                    raise
-                failure = self.group.failure(exc)
-                self._finish("failed", str(failure))
-                raise failure from None
-        return self._finish(status, error)
+        try:  # still holding signals since the timed loop ended: a second Ctrl-C must not lose the measurement
+            self._measure(clock, timed_seconds, flops_per_sample, peak_flops)
+            if self.group and status == "completed":
+                status, error = self._gather_ranks(clock, uuid)
+            self._save(status, error)
+        finally:
+            interrupt.release()
+        return self._notify()
+
+    def _gather_ranks(self, clock: StepClock, uuid: str | None) -> tuple[str, str | None]:
+        """Gather every rank's window into rank 0's result. The collectives wait on the other ranks, so signals are
+        let through meanwhile (torchrun's SIGTERM when a rank died, Ctrl-C), and held again for the save."""
+        interrupt.release()
+        try:
+            self._gather(clock, uuid)
+        except KeyboardInterrupt as stop:
+            interrupt.hold()
+            return self._interrupted(stop, "while gathering the ranks' results")
+        except Exception as exc:  # noqa: BLE001 - a peer lost after the timed window still fails the run
+            interrupt.hold()
+            if not distributed.is_collective_error(exc):
+                raise
+            failure = self.group.failure(exc)
+            self._save("failed", str(failure))
+            self._notify()
+            raise failure from None
+        interrupt.hold()
+        return "completed", None
 
     def _forward_backward(self) -> None:
         inputs, targets = self.next_batch()
@@ -332,7 +350,9 @@ class Run:
                 if self.window.done(step, elapsed):
                     break
         except KeyboardInterrupt as stop:
+            interrupt.hold()
             status, error = self._interrupted(stop, f"after {step} timed steps")
+        interrupt.hold()  # until the result is saved (execute releases)
         timed_seconds = clock.stop()
         self.cpu_load = self.load.stop()
         for observer in self.observers:
@@ -342,8 +362,10 @@ class Run:
     def _measure(self, clock: StepClock, timed_seconds: float, flops_per_sample: float, peak: float | None) -> None:
         step_seconds = clock.step_seconds()
         samples = len(step_seconds) * self.batch_size
+        series, group_size = step_time_series(step_seconds)
         metrics: dict = {"steps_timed": len(step_seconds), "samples_timed": samples, "timed_seconds": timed_seconds,
-                         "throughput": None, "step_time_seconds": None, "achieved_flops_per_second": None,
+                         "throughput": None, "step_time_seconds": None, "step_times_seconds": series,
+                         "step_times_group_size": group_size, "achieved_flops_per_second": None,
                          "peak_flops_per_second": peak, "mfu": None,
                          "input_wait_seconds": round(self.input_wait, 6) if step_seconds else None,
                          "input_wait_share": None, "cpu_contention": self.cpu_load}
@@ -380,16 +402,23 @@ class Run:
 
     def _finish(self, status: str, error: str | None) -> dict:
         with interrupt.held():  # the result is written whole, whatever arrives now
-            for observer in self.observers:
-                if observer.section:
-                    try:
-                        self.result[observer.section] = observer.contribute()
-                    except Exception as exc:  # noqa: BLE001 - telemetry trouble must not lose the measurement
-                        self.result[observer.section] = {"error": f"{type(exc).__name__}: {exc}"}
-            self._check_telemetry_gpu()
-            results.finish(self.result, status, error)
-            if self.is_reporting_rank:  # one result per job, from rank 0
-                results.save(self.result, self.config.output)
+            self._save(status, error)
+        return self._notify()
+
+    def _save(self, status: str, error: str | None) -> None:
+        """Complete the result and write it; the caller holds signals."""
+        for observer in self.observers:
+            if observer.section:
+                try:
+                    self.result[observer.section] = observer.contribute()
+                except Exception as exc:  # noqa: BLE001 - telemetry trouble must not lose the measurement
+                    self.result[observer.section] = {"error": f"{type(exc).__name__}: {exc}"}
+        self._check_telemetry_gpu()
+        results.finish(self.result, status, error)
+        if self.is_reporting_rank:  # one result per job, from rank 0
+            results.save(self.result, self.config.output)
+
+    def _notify(self) -> dict:
         for observer in self.observers:  # a push may wait on the network: interruptible again
             observer.on_finish(self.result)
         return self.result

@@ -10,11 +10,12 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from . import standins
+from . import pci_bus, standins
 from .testhost import Host
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,6 +26,33 @@ ANSIBLE_BIN = Path(sys.executable).parent
 TORCH_REQUIREMENT = "torch==2.13.0"
 JUPYTER_PASSWORD = "correct horse battery staple"
 ADMIN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDlbenchTestKeyOnlyForTheChrootHost0000000 ops@test"
+
+
+_PYTEST_CONFIG = None
+_STARTED = time.monotonic()
+
+
+def pytest_configure(config):
+    global _PYTEST_CONFIG
+    _PYTEST_CONFIG = config
+
+
+def phase(message):
+    """Print a timestamped progress line on the terminal even while pytest captures output: the integration test
+    runs for minutes, and a silent terminal looks hung."""
+    line = f"[ansible test {time.strftime('%H:%M:%S')} +{time.monotonic() - _STARTED:4.0f}s] {message}"
+    capture = _PYTEST_CONFIG.pluginmanager.getplugin("capturemanager") if _PYTEST_CONFIG else None
+    if capture is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    with capture.global_and_fixture_disabled():
+        print("\n" + line, file=sys.stderr, flush=True)
+
+
+class SiteVariables(dict):
+    """The playbook variables that point at the stand-ins, and the stand-ins' base URL."""
+
+    base_url = ""
 
 
 def integration_prerequisites():
@@ -45,10 +73,12 @@ def site(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
     signer = standins.Signer(tmp_path_factory.mktemp("gnupg"))
+    phase("building the stand-in apt repositories, installer and wheel index")
     try:
-        variables = standins.build_site(www, base_url, signer)
+        variables = SiteVariables(standins.build_site(www, base_url, signer))
     finally:
         signer.close()
+    variables.base_url = base_url
     standins.simple_index(www / "pytorch" / "whl" / "cpu", torch_wheels())
     variables["conda_torch_index_url"] = f"{base_url}/pytorch/whl/cpu/"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -67,6 +97,7 @@ def torch_wheels():
     key = hashlib.sha256(f"{TORCH_REQUIREMENT} {sys.version_info[:2]}".encode()).hexdigest()[:16]
     target = CACHE / "ansible-wheels" / key
     if not (target / "complete").exists():
+        phase(f"downloading {TORCH_REQUIREMENT} and its dependencies into {target} (once)")
         shutil.rmtree(target, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(target),
                         TORCH_REQUIREMENT], check=True)
@@ -121,6 +152,7 @@ class Playbook:
                      "--vault-password-file", str(password_file)]
 
     def run(self, *extra, playbook="playbooks/setup_gpu.yml"):
+        phase(f"ansible-playbook {playbook} {' '.join(extra)} on {self.host.root}")
         return self.start(*extra, playbook=playbook).wait()
 
     def start(self, *extra, playbook="playbooks/setup_gpu.yml"):
@@ -164,13 +196,32 @@ class PlaybookResult:
         return "\n".join(self.output.splitlines()[-lines:])
 
 
-def base_variables(site, host, workdir, dlbench_wheel=None):
+# An HGX H100 as the test host's PCI bus shows it (one GPU and one NVSwitch of the eight and four; pci_bus.py).
+HGX_H100 = ("h100_sxm", "h100_nvswitch")
+
+
+def simulate_pci(host, devices):
+    """Give HOST a PCI bus with DEVICES (names in pci_bus.DEVICES); return the dump's path inside the host."""
+    dump = host.path("/var/lib/dlbench-test/lspci.dump")
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    dump.write_text(pci_bus.lspci_dump(devices))
+    return "/var/lib/dlbench-test/lspci.dump"
+
+
+def debian_kernel_release(host):
+    """The Debian 12 kernel whose headers the test host has (the machine's own kernel is not a Debian one)."""
+    releases = [p.name[len("linux-headers-"):] for p in host.path("/usr/src").glob("linux-headers-*-amd64")]
+    return sorted(release for release in releases if "-cloud-" not in release)[-1]
+
+
+def base_variables(site, host, workdir, dlbench_wheel=None, pci=HGX_H100):
     variables = dict(site)
     variables.update({
         # The stand-in conda makes environments with the chroot's own Python (Debian 12: 3.11).
         "conda_python_version": "3.11",
-        # No GPU here: the stand-in nvidia-smi answers for one, so the driver verification runs.
-        "nvidia_driver_assume_gpu": True,
+        # No GPU here: lspci reads a simulated bus, and the stand-in nvidia-smi answers for the GPU on it.
+        "nvidia_driver_pci_dump": simulate_pci(host, pci),
+        "nvidia_driver_kernel_release": debian_kernel_release(host),
         "common_admin_user": "ops",
         "common_admin_ssh_keys": [ADMIN_KEY],
         "common_ca_certificates": extra_ca_certificates(host.root, workdir),
@@ -182,5 +233,5 @@ def base_variables(site, host, workdir, dlbench_wheel=None):
 
 @pytest.fixture
 def fresh_host(tmp_path):
-    with Host(CACHE / "ansible-testhost", tmp_path / "host") as host:
+    with Host(CACHE / "ansible-testhost", tmp_path / "host", phase) as host:
         yield host

@@ -11,7 +11,14 @@ variables a mirror would use:
 * a stand-in Miniforge installer (its sha256 published beside it) whose `conda create` makes a venv with the
   chroot's own Python: there is no conda-forge here, so the environment's Python is Debian 12's 3.11 and the test
   pins conda_python_version to it;
-* a PyTorch wheel index holding the real torch 2.13.0 CPU wheel and its real dependencies (no CUDA wheels here).
+* a PyTorch wheel index holding the real torch 2.13.0 CPU wheel and its real dependencies (no CUDA wheels here);
+* a stand-in of the Ubuntu archive's NVIDIA packages (UBUNTU_ARCHIVE below), for the scenario that gives the
+  Debian 12 test host Ubuntu's /etc/os-release: the headless -server driver, Canonical's signed prebuilt modules,
+  the fabric manager and nscq under their Ubuntu names and revisions, and nvidia-persistenced.service as Ubuntu
+  ships it (static, --no-persistence-mode).
+
+Each stand-in package reproduces the real package's name, version scheme, dependencies and the files the playbooks
+touch; the source of each is named beside it. What could not be checked here is listed in docs/stack.md.
 
 These stand-ins are the only fakes: Debian packages, PyPI packages (jupyterlab, dlbench's dependencies), apt, dpkg,
 systemctl and Ansible itself are real.
@@ -23,10 +30,35 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import yaml
+
 DRIVER_VERSION = "580.95.05"
+# A later driver of the same branch in NVIDIA's repository, as there always is one: the fabric manager must still be
+# installed at the installed driver's version, not the newest.
+NEWER_DRIVER_VERSION = "580.105.08"
+# Ubuntu archive revisions (packages.ubuntu.com, noble-updates): the driver and the fabric manager come from
+# different source packages (nvidia-graphics-drivers-580-server, fabric-manager-580) with different revisions.
+UBUNTU_DRIVER_REVISION = "0ubuntu0.24.04.2"
+UBUNTU_FABRICMANAGER_REVISION = "0ubuntu0.24.04.1"
+# nvidia-persistenced.service as Ubuntu's nvidia-compute-utils-<branch>(-server) ships it: static (no [Install]
+# section, started by the driver's udev rule) and with persistence mode off. NVIDIA's Ansible role
+# (NVIDIA/ansible-role-nvidia-driver, files/nvidia-persistenced-override.conf) and DeepOps override its ExecStart.
+UBUNTU_PERSISTENCED_UNIT = """[Unit]
+Description=NVIDIA Persistence Daemon
+Wants=syslog.target
+StopWhenUnneeded=true
+Before=systemd-backlight@backlight:nvidia_0.service
+
+[Service]
+Type=forking
+ExecStart=/usr/bin/nvidia-persistenced --user nvidia-persistenced --no-persistence-mode --verbose
+ExecStopPost=/bin/rm -rf /var/run/nvidia-persistenced
+"""
 CUDA_RELEASE = "13.0"
-TOOLKIT_VERSION = "1.18.0"
-MINIFORGE_VERSION = "25.3.1-0"
+# The versions the playbooks pin come from the one version spec, so that a bump there is what the test installs.
+_STACK = yaml.safe_load((Path(__file__).resolve().parents[2] / "stack.yml").read_text())
+TOOLKIT_VERSION = _STACK["stack_container_toolkit_version"]
+MINIFORGE_VERSION = _STACK["stack_miniforge_version"]
 
 NVIDIA_SMI = f"""#!/bin/sh
 # STAND-IN nvidia-smi (dlbench test fixture): prints what a one-GPU H100 host prints.
@@ -76,7 +108,7 @@ import os, subprocess, sys
 prefix = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 args = sys.argv[1:]
 if args == ["--version"]:
-    print("conda 25.3.1")
+    print("conda @MINIFORGE_CONDA_VERSION@")
 elif args[:1] == ["create"]:
     name = args[args.index("--name") + 1]
     python = next(a.split("=", 1)[1] for a in args if a.startswith("python="))
@@ -232,40 +264,10 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
     unit = lambda exec_start: (f"[Unit]\nDescription={exec_start}\n[Service]\nExecStart={exec_start}\n"  # noqa: E731
                                "[Install]\nWantedBy=multi-user.target\n", 0o644)
 
-    cuda_dir = www / "cuda" / "repos" / "debian12" / arch
-    cuda_dir.mkdir(parents=True)
-    cuda_url = f"{base_url}/cuda/repos/debian12/{arch}/"
-    keyring = "/usr/share/keyrings/cuda-archive-keyring.gpg"
-    branch = DRIVER_VERSION.split(".")[0]
-    cuda_major = CUDA_RELEASE.split(".")[0]
-    cuda_dash = CUDA_RELEASE.replace(".", "-")
-    driver_deb = f"{DRIVER_VERSION}-1"
-    debs = [
-        build_deb(cuda_dir, "cuda-keyring", "1.1-1", {
-            keyring: (signer.public_binary, 0o644),
-            f"/etc/apt/sources.list.d/cuda-debian12-{arch}.list": (f"deb [signed-by={keyring}] {cuda_url} /\n", 0o644),
-        }),
-        build_deb(cuda_dir, f"nvidia-driver-pinning-{branch}", "1.0-1"),
-        build_deb(cuda_dir, f"libnvidia-compute-{branch}", driver_deb, {
-            "/usr/bin/nvidia-smi": (NVIDIA_SMI, exe),
-            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
-            "/lib/systemd/system/nvidia-persistenced.service": unit("/usr/bin/nvidia-persistenced"),
-        }),
-        build_deb(cuda_dir, "nvidia-open", driver_deb,
-                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
-        build_deb(cuda_dir, "cuda-drivers", driver_deb,
-                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
-        build_deb(cuda_dir, f"cuda-toolkit-{cuda_dash}", f"{CUDA_RELEASE}.1-1", {
-            f"/usr/local/cuda-{CUDA_RELEASE}/bin/nvcc": (NVCC, exe),
-            f"/usr/local/cuda-{CUDA_RELEASE}/lib64/.keep": ("", 0o644),
-            "/usr/local/cuda": ("->", f"cuda-{CUDA_RELEASE}"),
-        }),
-        build_deb(cuda_dir, f"libcudnn9-cuda-{cuda_major}", "9.14.0.64-1", {
-            "/usr/lib/x86_64-linux-gnu/libcudnn.so.9.14.0": ("stand-in\n", 0o644),
-        }),
-        build_deb(cuda_dir, f"cudnn9-cuda-{cuda_major}", "9.14.0.64-1", depends=[f"libcudnn9-cuda-{cuda_major}"]),
-    ]
-    flat_repo(cuda_dir, debs, signer)
+    for distro in ("debian12", "ubuntu2404"):
+        cuda_repo(www, base_url, signer, distro, arch, unit)
+    ubuntu_archive(www / "ubuntu", signer, unit)
+    (www / "ubuntu" / "key.gpg").write_bytes(signer.public_binary)
 
     lnc = www / "libnvidia-container"
     lnc_dir = lnc / "stable" / "deb" / deb_arch
@@ -313,7 +315,8 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
     release_dir = www / "miniforge" / "releases" / "download" / MINIFORGE_VERSION
     release_dir.mkdir(parents=True)
     installer = release_dir / installer_name
-    installer.write_text(MINIFORGE_INSTALLER.replace("@CONDA@", CONDA.rstrip("\n")))
+    conda = CONDA.rstrip("\n").replace("@MINIFORGE_CONDA_VERSION@", MINIFORGE_VERSION.rsplit("-", 1)[0])
+    installer.write_text(MINIFORGE_INSTALLER.replace("@CONDA@", conda))
     digest = hashlib.sha256(installer.read_bytes()).hexdigest()
     (release_dir / (installer_name + ".sha256")).write_text(f"{digest}  {installer_name}\n")
 
@@ -326,6 +329,98 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
         "conda_miniforge_base_url": f"{base_url}/miniforge/releases/download",
         "conda_miniforge_sha256": digest,
     }
+
+
+def cuda_repo(www, base_url, signer, distro, arch, unit):
+    """NVIDIA's CUDA repository for DISTRO: flat (`deb URL /`), as at developer.download.nvidia.com/compute/cuda/repos/."""
+    exe = 0o755
+    cuda_dir = www / "cuda" / "repos" / distro / arch
+    cuda_dir.mkdir(parents=True)
+    cuda_url = f"{base_url}/cuda/repos/{distro}/{arch}/"
+    keyring = "/usr/share/keyrings/cuda-archive-keyring.gpg"
+    branch = DRIVER_VERSION.split(".")[0]
+    cuda_major = CUDA_RELEASE.split(".")[0]
+    cuda_dash = CUDA_RELEASE.replace(".", "-")
+    driver_deb = f"{DRIVER_VERSION}-1"
+    debs = [
+        build_deb(cuda_dir, "cuda-keyring", "1.1-1", {
+            keyring: (signer.public_binary, 0o644),
+            f"/etc/apt/sources.list.d/cuda-{distro}-{arch}.list": (f"deb [signed-by={keyring}] {cuda_url} /\n", 0o644),
+        }),
+        build_deb(cuda_dir, f"nvidia-driver-pinning-{branch}", "1.0-1"),
+        build_deb(cuda_dir, f"libnvidia-compute-{branch}", driver_deb, {
+            "/usr/bin/nvidia-smi": (NVIDIA_SMI, exe),
+            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
+            "/lib/systemd/system/nvidia-persistenced.service": unit("/usr/bin/nvidia-persistenced"),
+        }),
+        build_deb(cuda_dir, "nvidia-open", driver_deb,
+                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
+        build_deb(cuda_dir, "cuda-drivers", driver_deb,
+                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
+        build_deb(cuda_dir, f"cuda-toolkit-{cuda_dash}", f"{CUDA_RELEASE}.1-1", {
+            f"/usr/local/cuda-{CUDA_RELEASE}/bin/nvcc": (NVCC, exe),
+            f"/usr/local/cuda-{CUDA_RELEASE}/lib64/.keep": ("", 0o644),
+            "/usr/local/cuda": ("->", f"cuda-{CUDA_RELEASE}"),
+        }),
+        build_deb(cuda_dir, f"libcudnn9-cuda-{cuda_major}", "9.14.0.64-1", {
+            "/usr/lib/x86_64-linux-gnu/libcudnn.so.9.14.0": ("stand-in\n", 0o644),
+        }),
+        build_deb(cuda_dir, f"cudnn9-cuda-{cuda_major}", "9.14.0.64-1", depends=[f"libcudnn9-cuda-{cuda_major}"]),
+        # NVIDIA's repository names the fabric manager nvidia-fabricmanager from 580 on and carries every release of
+        # the branch; it depends on nothing the test needs.
+        *(build_deb(cuda_dir, "nvidia-fabricmanager", f"{version}-1", {
+            "/usr/bin/nv-fabricmanager": ("#!/bin/sh\n# STAND-IN nv-fabricmanager\nexit 0\n", exe),
+            "/lib/systemd/system/nvidia-fabricmanager.service": unit("/usr/bin/nv-fabricmanager"),
+        }) for version in (DRIVER_VERSION, NEWER_DRIVER_VERSION)),
+        # NVLink subnet manager for HGX B200/B300 (NVIDIA's repository; Fabric Manager user guide, Blackwell).
+        build_deb(cuda_dir, "nvlsm", "2025.10.3-1", {"/opt/nvidia/nvlsm/sbin/nvlsm": ("#!/bin/sh\nexit 0\n", exe)}),
+    ]
+    flat_repo(cuda_dir, debs, signer)
+
+
+UBUNTU_KERNEL = "6.8.0-1015-aws"  # an Ubuntu 24.04 AWS kernel, for the Secure Boot + cloud flavour scenario
+
+
+def ubuntu_archive(directory, signer, unit):
+    """The Ubuntu archive's NVIDIA packages that the ubuntu driver source installs (packages.ubuntu.com, noble-updates,
+    restricted; names as `ubuntu-drivers install --gpgpu` installs them), as a flat repository served from here."""
+    directory.mkdir(parents=True)
+    exe, branch = 0o755, DRIVER_VERSION.split(".")[0]
+    version = f"{DRIVER_VERSION}-{UBUNTU_DRIVER_REVISION}"
+    srv = f"{branch}-server"
+    debs = [
+        build_deb(directory, f"libnvidia-compute-{srv}", version),
+        build_deb(directory, f"nvidia-utils-{srv}", version, {"/usr/bin/nvidia-smi": (NVIDIA_SMI, exe)}),
+        build_deb(directory, f"nvidia-compute-utils-{srv}", version, {
+            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
+            "/lib/systemd/system/nvidia-persistenced.service": (UBUNTU_PERSISTENCED_UNIT, 0o644),
+        }, postinst="getent passwd nvidia-persistenced >/dev/null"
+                    " || useradd -r -M -s /usr/sbin/nologin nvidia-persistenced"),
+    ]
+    for flavour in ("", "-open"):
+        modules = f"linux-modules-nvidia-{srv}{flavour}"
+        debs += [
+            build_deb(directory, f"nvidia-headless-no-dkms-{srv}{flavour}", version,
+                      depends=[f"nvidia-compute-utils-{srv} (= {version})", f"libnvidia-compute-{srv} (= {version})"]),
+            # Canonical's prebuilt, signed modules for one kernel, and the flavour's metapackage that follows it.
+            build_deb(directory, f"{modules}-{UBUNTU_KERNEL}", f"{UBUNTU_KERNEL.rsplit('-', 1)[0]}+{version}", {
+                f"/lib/modules/{UBUNTU_KERNEL}/kernel/nvidia-{branch}srv{flavour}/nvidia.ko": ("stand-in\n", 0o644),
+            }),
+            build_deb(directory, f"{modules}-{UBUNTU_KERNEL.rsplit('-', 1)[1]}", f"{UBUNTU_KERNEL.rsplit('-', 1)[0]}.1",
+                      depends=[f"{modules}-{UBUNTU_KERNEL}"]),
+        ]
+    # Ubuntu names them by branch only (no nvidia-fabricmanager without a branch), with nscq beside them.
+    for upstream in (DRIVER_VERSION, NEWER_DRIVER_VERSION):
+        fm_version = f"{upstream}-{UBUNTU_FABRICMANAGER_REVISION}"
+        debs += [
+            build_deb(directory, f"nvidia-fabricmanager-{branch}", fm_version, {
+                "/usr/bin/nv-fabricmanager": ("#!/bin/sh\n# STAND-IN nv-fabricmanager\nexit 0\n", exe),
+                "/lib/systemd/system/nvidia-fabricmanager.service": unit("/usr/bin/nv-fabricmanager"),
+            }),
+            build_deb(directory, f"libnvidia-nscq-{branch}", fm_version),
+        ]
+    debs.append(build_deb(directory, f"linux-modules-extra-{UBUNTU_KERNEL}", f"{UBUNTU_KERNEL.rsplit('-', 1)[0]}.1"))
+    flat_repo(directory, debs, signer)
 
 
 def simple_index(www_dir, wheels):

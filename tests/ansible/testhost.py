@@ -21,7 +21,7 @@ MIRROR = os.environ.get("DLBENCH_TEST_DEBIAN_MIRROR", "http://deb.debian.org/deb
 # still install everything else they name, for real, from the same archive.
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt", "python3-venv", "ca-certificates",
-    "iproute2", "procps", "build-essential", "ffmpeg", "git", "curl", "wget", "dkms", "linux-headers-amd64",
+    "iproute2", "procps", "pciutils", "build-essential", "ffmpeg", "git", "curl", "wget", "dkms", "linux-headers-amd64",
 ])
 BUILD_RECIPE_VERSION = 1
 
@@ -41,17 +41,19 @@ def mounted_proc(root):
         subprocess.run(["umount", "-l", str(proc)], check=False)
 
 
-def cached_root(cache_dir):
-    """Return the cached tree for this package list, building it first if needed."""
+def cached_root(cache_dir, progress=print):
+    """Return the cached tree for this package list, building it first if needed (PROGRESS reports the steps)."""
     final = Path(cache_dir) / cache_key() / "root"
     if (final.parent / "complete").exists():
         return final
+    progress(f"debootstrap: building the Debian 12 test host tree once, into {final.parent} (minutes)")
     building = final.parent / f"building-{uuid.uuid4().hex[:8]}"
     shutil.rmtree(final.parent, ignore_errors=True)
     building.mkdir(parents=True)
     subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(building), MIRROR],
                    check=True, capture_output=True)
     shutil.copy("/etc/resolv.conf", building / "etc" / "resolv.conf")
+    progress("debootstrap: installing the base packages into the tree")
     with mounted_proc(building):
         env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
         subprocess.run(["chroot", str(building), "apt-get", "install", "-y", "-q", "--no-install-recommends",
@@ -65,8 +67,8 @@ def cached_root(cache_dir):
 class Host:
     """A writable copy of the cached tree, with /proc mounted as in any chroot someone works in."""
 
-    def __init__(self, cache_dir, workdir):
-        self.lower = cached_root(cache_dir)
+    def __init__(self, cache_dir, workdir, progress=print):
+        self.lower = cached_root(cache_dir, progress)
         self.workdir = Path(workdir)
         self.root = self.workdir / "root"
         self.overlay = False

@@ -1,0 +1,127 @@
+"""`dlbench validate`: accept or reject this GPU host with measured evidence; `dlbench validate summarize DIR`
+compares the reports of a fleet.
+
+Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (or, for summarize, a host failed or a GPU is an
+outlier), 2 bad input (nothing measured, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+from pathlib import Path
+
+from dlbench.commands.argtypes import positive_int
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def duration(text: str) -> float:
+    """'90', '90s', '30m', '1h', '1h30m' -> seconds."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"duration must look like 90s, 30m, 1h or 1h30m, not {text!r}")
+    hours, minutes, seconds = (float(group or 0) for group in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, not {text!r}")
+    return total
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a fraction such as 0.1, not {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), not {text}")
+    return value
+
+
+def add_arguments(parser) -> None:
+    from dlbench.validate.context import LEVELS
+
+    parser.add_argument("--level", choices=LEVELS, default="quick",
+                        help="quick: a few minutes; long: the full matmul sweep and larger transfers")
+    parser.add_argument("--expect-gpus", type=positive_int, metavar="N", help="FAIL unless exactly N GPUs are present")
+    parser.add_argument("--expect-model", metavar="TEXT",
+                        help="FAIL unless every GPU's name contains TEXT (e.g. 'H100 80GB HBM3')")
+    parser.add_argument("--burn-in", type=duration, metavar="DURATION",
+                        help="sustained load on every GPU for DURATION (90s, 30m, 1h), results cross-checked")
+    parser.add_argument("--stack", type=Path, metavar="FILE",
+                        help="the version spec to hold the host to (default: ./stack.yml or dlbench's own)")
+    parser.add_argument("--spec", type=Path, metavar="FILE",
+                        help="also check the host against a host spec (hardware and software, field by field)")
+    parser.add_argument("--image", metavar="TAG", help="also check that this pinned image sees every GPU")
+    parser.add_argument("--peer-tolerance", type=fraction, default=0.10, metavar="FRACTION",
+                        help="how far below its reference or its peers' median a GPU may be (default 0.10)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="run the micro-benchmarks on the CPU at small sizes even when GPUs are present")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON (atomically)")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write the report as JUnit XML for CI")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    sub.required = False
+    summarize = sub.add_parser("summarize", help="compare the JSON reports of many hosts, outliers flagged",
+                               description="compare the JSON reports of many hosts, outliers flagged")
+    summarize.add_argument("reports", type=Path, metavar="DIR", help="a folder of `dlbench validate --json` reports")
+    summarize.add_argument("--outlier", type=fraction, default=0.05, metavar="FRACTION",
+                           help="flag a GPU this far below the fleet median of its model (default 0.05)")
+    summarize.add_argument("--json", dest="summary_json", type=Path, metavar="FILE",
+                           help="write the summary as JSON (atomically)")
+
+
+def run(args) -> int:
+    if args.action == "summarize":
+        from dlbench.validate import summarize
+
+        return summarize.main(args.reports, args.outlier, args.summary_json)
+    return _validate(args)
+
+
+def _options(args):
+    from dlbench.errors import UserError
+    from dlbench.validate import stack
+    from dlbench.validate.context import Options
+
+    if args.image and importlib.util.find_spec("docker") is None:
+        raise UserError("--image needs the Docker SDK for Python: pip install 'dlbench[container]'")
+    from dlbench.hostspec import spec
+
+    stack_path = args.stack or stack.default_stack_path()
+    if args.stack is not None and not args.stack.is_file():
+        raise UserError(f"--stack {args.stack}: no such file")
+    return Options(level=args.level, expect_gpus=args.expect_gpus, expect_model=args.expect_model,
+                   burn_in_seconds=args.burn_in, stack_path=stack_path,
+                   stack=stack.load_stack(stack_path) if stack_path else None, image=args.image, cpu=args.cpu,
+                   peer_tolerance=args.peer_tolerance, spec_path=args.spec,
+                   spec=spec.load(args.spec) if args.spec else None)
+
+
+def _validate(args) -> int:
+    from rich.console import Console
+
+    from dlbench import atomic
+    from dlbench.validate import writers
+    from dlbench.validate.context import Context
+    from dlbench.validate.runner import validate
+
+    for output in (args.json, args.junit):
+        if output is not None:
+            atomic.check_writable(output)
+    options = _options(args)
+    progress = Console(stderr=True)
+
+    def on_result(result):
+        style = writers.VERDICT_STYLE.get(result.verdict, "")
+        progress.print(f"  [{style}]{result.verdict:4}[/] {result.id} {writers.format_measured(result)}",
+                       highlight=False)
+
+    report = validate(Context(options), on_result=on_result,
+                      on_family=lambda name: progress.print(f"[bold]{name}[/]", highlight=False))
+    if args.json:
+        writers.write_json(report, args.json)
+    if args.junit:
+        writers.write_junit(report, args.junit)
+    Console().print(writers.console_table(report))
+    return report.exit_code

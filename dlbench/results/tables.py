@@ -1,0 +1,105 @@
+"""The report's tables as rows of display strings, shared by the HTML page and the Markdown summary."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from dlbench.results import fields
+
+NUMERIC_COLUMNS = (
+    "samples/s",
+    "tokens/s",
+    "step p50 / p90 (ms)",
+    "TFLOP/s",
+    "GB/s",
+    "MFU",
+    "peak mem (GiB)",
+    "power (W)",
+    "J/sample",
+)
+RESULT_COLUMNS = ("workload", "settings", "device", "status") + NUMERIC_COLUMNS
+ENVIRONMENT_COLUMNS = ("host", "device", "gpu_uuid", "driver", "torch", "cuda", "cudnn", "dlbench")
+
+
+def _value(metric_name: str, unit: str, result: dict, spec: str) -> str:
+    metric = next(m for m in fields.HEADLINE_METRICS if m.name == metric_name and m.unit == unit)
+    value = metric.read(result)
+    return "" if value is None else format(value * metric.scale, spec)
+
+
+def settings_text(result: dict) -> str:
+    parts = []
+    precision = fields.MATCH_FIELDS["precision"](result)
+    if precision:
+        parts.append(str(precision))
+    for name, word in (("batch_size", "batch"), ("seq_len", "seq"), ("world_size", "GPUs")):
+        value = fields.MATCH_FIELDS[name](result)
+        if value is not None and not (name == "world_size" and value == 1):
+            parts.append(f"{word} {value}")
+    parts += [name.replace("_", "-") for name in ("channels_last", "compile") if fields.MATCH_FIELDS[name](result)]
+    return ", ".join(parts)
+
+
+def result_rows(results: list[dict]) -> list[dict[str, str]]:
+    rows = []
+    for result in results:
+        p50, p90 = _value("step time p50", "ms", result, ".2f"), _value("step time p90", "ms", result, ".2f")
+        rows.append(
+            {
+                "workload": fields.workload_name(result),
+                "settings": settings_text(result),
+                "device": fields.device_model(result) or "",
+                "status": str(result.get("status")),
+                "samples/s": _value("throughput", "samples/s", result, ",.1f"),
+                "tokens/s": _value("throughput", "tokens/s", result, ",.0f"),
+                "step p50 / p90 (ms)": " / ".join(v for v in (p50, p90) if v),
+                "TFLOP/s": _value("achieved", "TFLOP/s", result, ".4g"),  # 0.01234 on a CPU, 795.3 on an H100
+                "GB/s": _value("bandwidth", "GB/s", result, ".4g"),
+                "MFU": _value("MFU", "%", result, ".1f") + ("%" if _value("MFU", "%", result, ".1f") else ""),
+                "peak mem (GiB)": _value("peak device memory", "GiB", result, ".2f"),
+                "power (W)": _value("mean power", "W", result, ".0f"),
+                "J/sample": _value("energy per sample", "J", result, ".3f"),
+            }
+        )
+    return rows
+
+
+# columns that say nothing when every row has the same value: the device is in the environment table already
+_DROPPED_WHEN_UNIFORM = {"device": None, "status": "completed"}
+
+
+def used_columns(rows: list[dict[str, str]], columns: tuple[str, ...], drop_uniform: bool = True) -> list[str]:
+    """The columns worth showing: at least one row fills them (a CPU-only report has no power column full of
+    blanks), and they are not the same device or 'completed' on every row."""
+
+    def uniform(column: str) -> bool:
+        values = {row.get(column) for row in rows}
+        expected = _DROPPED_WHEN_UNIFORM[column]
+        return len(rows) > 1 and len(values) == 1 and (expected is None or values == {expected})
+
+    return [
+        c
+        for c in columns
+        if any(row.get(c) for row in rows) and not (drop_uniform and c in _DROPPED_WHEN_UNIFORM and uniform(c))
+    ]
+
+
+def environment_rows(results: list[dict]) -> list[dict[str, str]]:
+    """One row per distinct environment (host and software), in the order results name them."""
+    seen: OrderedDict = OrderedDict()
+    for result in results:
+        facts = {k: "" if v is None else str(v) for k, v in fields.environment_facts(result).items()}
+        seen.setdefault(tuple(facts.items()), facts)
+    return list(seen.values())
+
+
+def notes(results: list[dict]) -> list[str]:
+    """Sentences a reader must see: failures, interruptions, and the telemetry's explanations of a slow run."""
+    out = []
+    for result in results:
+        name = fields.workload_name(result)
+        if result.get("status") != "completed":
+            out.append(f"{name}: {result.get('status')}: {result.get('error') or 'no reason recorded'}")
+        for sentence in (result.get("telemetry") or {}).get("explanations") or []:
+            out.append(f"{name}: {sentence}")
+    return out

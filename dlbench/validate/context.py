@@ -1,0 +1,144 @@
+"""What every check reads: the options, NVML (through the telemetry reader), the GPUs, torch if installed, and the
+NVML samples taken while the load checks ran.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlbench.telemetry.nvml import NvmlReader, load_pynvml
+from dlbench.validate import nvml_extra
+
+LEVELS = ("quick", "long")
+# The checks key every figure by GPU index and judge it against that index's NVML state (link, memory). NVML
+# numbers GPUs in PCI bus order; CUDA, and so torch, numbers them fastest first unless CUDA_DEVICE_ORDER says
+# PCI_BUS_ID (CUDA C++ Programming Guide, "CUDA Environment Variables"). Set before CUDA initializes, it makes
+# torch's GPU i NVML's GPU i; the probe in the container gets the same setting.
+DEVICE_ORDER = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+@dataclass
+class Options:
+    level: str = "quick"
+    expect_gpus: int | None = None
+    expect_model: str | None = None
+    burn_in_seconds: float | None = None
+    stack_path: Path | None = None
+    stack: dict | None = None  # stack.yml, loaded
+    spec_path: Path | None = None
+    spec: dict | None = None  # a host spec (dlbench.hostspec.spec), loaded
+    image: str | None = None
+    cpu: bool = False  # measure on the CPU even when GPUs are present (small sizes)
+    peer_tolerance: float = 0.10
+    interval_seconds: float = 1.0  # NVML sampling while the load checks run
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "expect_gpus": self.expect_gpus, "expect_model": self.expect_model,
+                "burn_in_seconds": self.burn_in_seconds, "stack": str(self.stack_path) if self.stack_path else None,
+                "image": self.image, "cpu": self.cpu, "peer_tolerance": self.peer_tolerance,
+                "spec": str(self.spec_path) if self.spec_path else None}
+
+
+@dataclass
+class LoadWindow:
+    """NVML samples taken while one load check ran: the evidence for link, clocks, throttling and temperature."""
+
+    label: str
+    gpu_load: bool  # the load ran on the GPUs (not the CPU path): only then do link and clocks reflect load
+    samples: list[tuple[float, dict[int, dict]]] = field(default_factory=list)  # (seconds since start, readings)
+
+
+class Context:
+    def __init__(self, options: Options, nvml: Any = None):
+        self.options = options
+        os.environ.update(DEVICE_ORDER)  # before torch touches CUDA: the interconnect's workers inherit it too
+        self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(), watch_xid=True)
+        if self.reader.nvml is not None:
+            nvml_extra.extend_simulation(self.reader.nvml)
+        self.reader.start()
+        self.baseline = self.reader.read_all()  # before any load: the counters the run is compared against
+        self.static = {gpu.index: nvml_extra.read_static(self.reader.nvml, gpu.index)
+                       for gpu in self.reader.gpus} if self.reader.up else {}
+        self.windows: list[LoadWindow] = []
+        self.xid_events: list[tuple[int, int, float]] = []
+        self.results: list = []  # the checks done so far, for checks that compare with them (container)
+        self._torch = None
+
+    # --- what is here ---------------------------------------------------------------------------------------
+    @property
+    def gpus(self):
+        return self.reader.gpus
+
+    @property
+    def nvml_problem(self) -> str | None:
+        return None if self.reader.up else self.reader.problem
+
+    def torch(self):
+        """torch, or None when it is not installed (the `dlbench[train]` extra)."""
+        if self._torch is None and importlib.util.find_spec("torch") is not None:
+            import torch
+
+            self._torch = torch
+        return self._torch
+
+    def compute_devices(self) -> list:
+        """The devices the micro-benchmarks measure: every visible GPU, or the CPU (small sizes, no verdict)."""
+        torch = self.torch()
+        if torch is None:
+            return []
+        if not self.options.cpu and torch.cuda.is_available():
+            return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+        return [torch.device("cpu")]
+
+    def on_gpu(self) -> bool:
+        devices = self.compute_devices()
+        return bool(devices) and devices[0].type == "cuda"
+
+    def no_torch_reason(self) -> str:
+        return "torch is not installed: install the training extra (pip install 'dlbench[train]')"
+
+    # --- NVML under load ------------------------------------------------------------------------------------
+    @contextmanager
+    def under_load(self, label: str):
+        """Sample NVML every interval while the block runs (and once at its end), and collect XID events."""
+        window = LoadWindow(label, self.on_gpu())
+        self.windows.append(window)
+        if not self.reader.up:
+            yield window
+            return
+        stop = threading.Event()
+        start = time.monotonic()
+
+        def sample():
+            window.samples.append((round(time.monotonic() - start, 3), self.reader.read_all()))
+
+        def loop():
+            while not stop.wait(self.options.interval_seconds):
+                sample()
+
+        thread = threading.Thread(target=loop, name=f"validate-nvml-{label}", daemon=True)
+        thread.start()
+        try:
+            yield window
+        finally:
+            stop.set()
+            thread.join()
+            sample()
+            self.poll_xid()
+
+    def poll_xid(self) -> None:
+        self.xid_events.extend(self.reader.poll_xid_events())
+
+    def load_samples(self, gpu_load_only: bool = False) -> list[tuple[str, float, dict[int, dict]]]:
+        return [(w.label, t, readings) for w in self.windows if w.gpu_load or not gpu_load_only
+                for t, readings in w.samples]
+
+    def close(self) -> None:
+        self.reader.close()

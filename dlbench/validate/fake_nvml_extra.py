@@ -1,0 +1,73 @@
+"""TEST-ONLY: the NVML calls `dlbench validate` reads on top of those dlbench/telemetry/fake_nvml.py simulates.
+
+Scripted through the same scenario "values" as the telemetry simulation (see that module), with these keys:
+  persistence (1/0), ecc_mode ([current, pending], 1 = enabled), mig_mode ([current, pending]),
+  pcie_gen_current / pcie_width_current (the link as trained now; default the preset's maximum),
+  retired_pages ([single-bit-cause count, double-bit-cause count]), retired_pages_pending (1/0).
+What each reproduces (pynvml from nvidia-ml-py, NVML API reference "Device Queries",
+https://docs.nvidia.com/deploy/nvml-api/group__nvmlDeviceQueries.html):
+  nvmlDeviceGetPersistenceMode -> NVML_FEATURE_ENABLED/DISABLED;
+  nvmlDeviceGetEccMode -> (current, pending), NOT_SUPPORTED on GeForce cards;
+  nvmlDeviceGetMigMode -> (current, pending) NVML_DEVICE_MIG_ENABLE/DISABLE, NOT_SUPPORTED before Ampere A100/A30
+  and on GeForce;
+  nvmlDeviceGetMaxPcieLinkGeneration/Width -> the best link the GPU and the system can train (the preset's);
+  nvmlDeviceGetCurrPcieLinkGeneration/Width -> the link now (idle GPUs train down to save power);
+  nvmlDeviceGetRetiredPages(cause) -> list of page addresses; NOT_SUPPORTED on GPUs with row remapping only
+  (the simulation answers for every ECC card, with zero pages by default).
+"""
+
+from __future__ import annotations
+
+import pynvml as _real
+
+from dlbench.telemetry.fake_nvml import FakeNvml, _error
+
+
+class ValidationFakeNvml(FakeNvml):
+    validation_calls = True
+
+    def _ecc_card(self, gpu) -> bool:
+        return "nvmlDeviceGetTotalEccErrors" not in gpu.spec["unsupported"]
+
+    def nvmlDeviceGetPersistenceMode(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetPersistenceMode").values.get("persistence", 1))
+
+    def nvmlDeviceGetEccMode(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetEccMode")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        return list(gpu.values.get("ecc_mode", [1, 1]))
+
+    def nvmlDeviceGetMigMode(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")
+        if not self._ecc_card(gpu):  # the GeForce preset: no MIG either
+            raise _error("NOT_SUPPORTED")
+        return list(gpu.values.get("mig_mode", [0, 0]))
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkGeneration").spec["pcie_gen"]
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkWidth").spec["pcie_width"]
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkGeneration")
+        return int(gpu.values.get("pcie_gen_current", gpu.spec["pcie_gen"]))
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkWidth")
+        return int(gpu.values.get("pcie_width_current", gpu.spec["pcie_width"]))
+
+    def nvmlDeviceGetRetiredPages(self, handle, cause):
+        gpu = self._gpu(handle, "nvmlDeviceGetRetiredPages")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        single, double = gpu.values.get("retired_pages", [0, 0])
+        count = single if cause == _real.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS else double
+        return [0x1000 * (i + 1) for i in range(int(count))]
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetRetiredPagesPendingStatus")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        return int(gpu.values.get("retired_pages_pending", 0))

@@ -1,0 +1,132 @@
+"""Inventory: the GPUs present against what was ordered, and the settings a compute node should have.
+
+GPU count and model (against --expect-gpus / --expect-model), memory (the same on every GPU), persistence mode,
+ECC mode where the card has ECC, MIG mode, and the PCIe link: read under load (an idle GPU trains its link down to
+save power, so an idle reading says nothing), it must reach the maximum the GPU and the slot support.
+"""
+
+from __future__ import annotations
+
+from dlbench.validate.context import Context
+from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN, CheckResult, skip
+
+NVML_SOURCE = "NVML device queries"
+
+
+def _no_gpu(ctx: Context) -> str:
+    return f"no GPU: {ctx.nvml_problem}" if ctx.nvml_problem else "NVML lists no GPU"
+
+
+def run(ctx: Context) -> list[CheckResult]:
+    options, gpus = ctx.options, ctx.gpus
+    results = []
+    count = len(gpus)
+    if options.expect_gpus is not None:
+        verdict = PASS if count == options.expect_gpus else FAIL
+        results.append(CheckResult("inventory.gpu_count", "number of GPUs", verdict, count, "GPUs",
+                                   expected=f"== {options.expect_gpus}", source="--expect-gpus",
+                                   detail="" if verdict == PASS else _no_gpu(ctx) if not count else ""))
+    elif count:
+        results.append(CheckResult("inventory.gpu_count", "number of GPUs", INFO, count, "GPUs",
+                                   detail="no --expect-gpus given"))
+    else:
+        results.append(skip("inventory.gpu_count", "number of GPUs", _no_gpu(ctx)))
+    if not count:
+        return results
+    results.append(_model(ctx))
+    results.append(_memory(ctx))
+    results += _modes(ctx)
+    return results
+
+
+def _model(ctx: Context) -> CheckResult:
+    names = {str(gpu.index): gpu.name for gpu in ctx.gpus}
+    distinct = sorted(set(names.values()))
+    expected = ctx.options.expect_model
+    title = "GPU model"
+    if expected:
+        wrong = {i: n for i, n in names.items() if expected.lower() not in n.lower()}
+        verdict = FAIL if wrong else PASS
+        detail = "; ".join(f"GPU {i} is {n}" for i, n in wrong.items())
+        return CheckResult("inventory.gpu_model", title, verdict, " + ".join(distinct),
+                           expected=f"contains {expected!r}", source="--expect-model", detail=detail, per_gpu=names)
+    verdict = WARN if len(distinct) > 1 else INFO
+    detail = "mixed GPU models in one host" if len(distinct) > 1 else "no --expect-model given"
+    return CheckResult("inventory.gpu_model", title, verdict, " + ".join(distinct), detail=detail, per_gpu=names)
+
+
+def _memory(ctx: Context) -> CheckResult:
+    per_gpu = {str(i): r.get("memory_total_bytes") for i, r in ctx.baseline.items() if r.get("memory_total_bytes")}
+    if not per_gpu:
+        return skip("inventory.gpu_memory", "GPU memory", "NVML reports no memory size")
+    largest = max(per_gpu.values())
+    short = {i: v for i, v in per_gpu.items() if v < 0.99 * largest}
+    verdict = FAIL if short else PASS
+    return CheckResult("inventory.gpu_memory", "GPU memory, the same on every GPU of the model", verdict,
+                       round(min(per_gpu.values()) / 2**30, 2), "GiB", expected=f">= 99% of {largest / 2**30:.2f} GiB",
+                       source=NVML_SOURCE, per_gpu={i: round(v / 2**30, 2) for i, v in per_gpu.items()},
+                       detail="; ".join(f"GPU {i} reports {v / 2**30:.2f} GiB" for i, v in short.items()))
+
+
+def _per_gpu_mode(ctx: Context, check_id: str, title: str, field: str, good, bad_verdict: str, source: str,
+                  unsupported: str) -> CheckResult:
+    values = {str(i): getattr(state, field) for i, state in ctx.static.items()}
+    known = {i: v for i, v in values.items() if v is not None}
+    if not known:
+        return skip(check_id, title, unsupported)
+    bad = sorted(i for i, v in known.items() if v != good)
+    verdict = bad_verdict if bad else PASS
+    return CheckResult(check_id, title, verdict, f"{len(known) - len(bad)}/{len(known)} GPUs",
+                       expected=f"{field.replace('_', ' ')} = {good} on every GPU", source=source,
+                       per_gpu=known, detail=f"GPUs {', '.join(bad)} differ" if bad else "")
+
+
+def _modes(ctx: Context) -> list[CheckResult]:
+    results = [
+        _per_gpu_mode(ctx, "inventory.persistence_mode", "persistence mode", "persistence_enabled", True, WARN,
+                      "NVIDIA driver persistence documentation: keep the driver loaded on compute nodes",
+                      "NVML does not report persistence mode"),
+        _per_gpu_mode(ctx, "inventory.ecc_mode", "ECC enabled where the card has it", "ecc_enabled", True, FAIL,
+                      "NVIDIA data-centre GPUs ship with ECC on; off trades integrity for capacity",
+                      "no GPU here has ECC (GeForce cards)"),
+        _per_gpu_mode(ctx, "inventory.mig_mode", "MIG disabled (whole GPUs)", "mig_enabled", False, WARN,
+                      "MIG user guide: with MIG on, a process sees one GPU instance, not the whole GPU",
+                      "no GPU here supports MIG"),
+    ]
+    pending = [str(i) for i, s in ctx.static.items()
+               if (s.ecc_pending is not None and s.ecc_pending != s.ecc_enabled)
+               or (s.mig_pending is not None and s.mig_pending != s.mig_enabled)]
+    if pending:
+        results.append(CheckResult("inventory.pending_mode_change", "no ECC or MIG change waiting for a GPU reset",
+                                   WARN, ", ".join(pending), detail="reset these GPUs (or reboot) to apply it"))
+    return results
+
+
+def pcie_link(ctx: Context) -> CheckResult:
+    """Highest link generation and width seen under load against the maximum: run after the load checks."""
+    check_id, title = "inventory.pcie_link", "PCIe link at its maximum generation and width under load"
+    samples = ctx.load_samples(gpu_load_only=True)
+    if not samples:
+        return skip(check_id, title, "no NVML samples under GPU load (no GPU load ran; idle links train down)")
+    best: dict[int, tuple[int, int]] = {}
+    for _, _, readings in samples:
+        for index, reading in readings.items():
+            if "pcie_link_generation" in reading and "pcie_link_width" in reading:
+                gen, width = best.get(index, (0, 0))
+                best[index] = (max(gen, reading["pcie_link_generation"]), max(width, reading["pcie_link_width"]))
+    per_gpu, down = {}, []
+    for index, (gen, width) in sorted(best.items()):
+        state = ctx.static.get(index)
+        if state is None or not state.pcie_max_generation or not state.pcie_max_width:
+            continue
+        per_gpu[str(index)] = f"Gen{gen} x{width} of Gen{state.pcie_max_generation} x{state.pcie_max_width}"
+        if gen < state.pcie_max_generation or width < state.pcie_max_width:
+            down.append(str(index))
+    if not per_gpu:
+        return skip(check_id, title, "NVML does not report the PCIe link")
+    verdict = FAIL if down else PASS
+    return CheckResult(check_id, title, verdict, f"{len(per_gpu) - len(down)}/{len(per_gpu)} GPUs at maximum",
+                       expected="current link = maximum link (nvmlDeviceGetMaxPcieLinkGeneration/Width) under load",
+                       source=NVML_SOURCE, per_gpu=per_gpu,
+                       detail=f"downtrained link on GPU {', '.join(down)}: reseat the card or check the riser/slot"
+                       if down else "")

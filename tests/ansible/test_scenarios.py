@@ -1,0 +1,120 @@
+"""The scenario matrix: setup_gpu.yml against simulated hosts that the main provisioning test does not cover.
+
+Each host is the debootstrapped Debian 12 tree with one thing changed at its narrowest boundary: the PCI bus (a dump
+of real devices read by the real lspci, pci_bus.py), the Secure Boot EFI variable, /etc/os-release (Ubuntu 24.04),
+the kernel release. Refusals run only the read-only checks (`--tags preflight`: the plays tagged always), so each
+costs seconds; the Ubuntu host runs the driver role (`--tags nvidia_driver`) for real. The main provisioning test's
+host is the HGX H100 with NVSwitch on a Debian cloud kernel (test_setup_gpu.py).
+"""
+
+import urllib.request
+
+import pytest
+
+from . import standins
+from .conftest import Playbook, base_variables
+from .test_setup_gpu import effective_exec_start
+
+pytestmark = pytest.mark.integration
+
+# What the firmware stores in SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 4 attribute bytes (non-volatile,
+# boot service and runtime access), then 1 for enabled (the variable mokutil --sb-state reads; UEFI spec 3.3).
+SECURE_BOOT_ON = bytes([0x06, 0, 0, 0, 1])
+UBUNTU_NOBLE_OS_RELEASE = (  # /etc/os-release of Ubuntu 24.04 LTS (base-files 13ubuntu10)
+    'PRETTY_NAME="Ubuntu 24.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.3 LTS (Noble Numbat)"\n'
+    "VERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=noble\n")
+
+
+def secure_boot_on(host):
+    efivar = host.path("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
+    efivar.parent.mkdir(parents=True, exist_ok=True)
+    efivar.write_bytes(SECURE_BOOT_ON)
+
+
+def preflight(site, host, tmp_path, pci, *extra):
+    playbook = Playbook(host, tmp_path / "ansible", base_variables(site, host, tmp_path, pci=pci))
+    return playbook.run("--tags", "preflight", *extra)
+
+
+def said(result, phrase):
+    """PHRASE is in the output, however the callback wrapped its lines."""
+    return phrase in " ".join(result.output.split())
+
+
+def assert_refused(result, *phrases):
+    assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
+    for phrase in phrases + ("Nothing was changed.",):
+        assert said(result, phrase), result.tail()
+
+
+@pytest.mark.parametrize("pci, extra, phrases", [
+    # CUDA 13 and cu130 (the stack's pins) cannot run Maxwell, Pascal or Volta; torch.cuda.is_available() would lie.
+    (("m60",), (), ["GM204GL [Tesla M60] [10de:13f2] (Maxwell)", "CUDA 13.0 and cu130"]),
+    (("v100",), (), ["[10de:1db1] (Volta)", "pin stack_cuda_version \"12.6\""]),
+    (("k80",), (), ["[10de:102d] (Kepler or older)", "R470 was their last"]),
+    # A GPU newer than the role's table: no silent guess of the kernel modules.
+    (("rubin",), (), ["Device [10de:3021] (unknown)", "set nvidia_driver_kernel_modules"]),
+    # Open modules cannot drive a Volta, whatever the CUDA release.
+    (("v100",), ("-e", "stack_cuda_version=12.6", "-e", "stack_torch_cuda_variant=cu126",
+                 "-e", "nvidia_driver_kernel_modules=open"), ["cannot run the open kernel modules"]),
+], ids=["maxwell-cuda13", "volta-cuda13", "kepler", "unknown-id", "volta-open-modules"])
+def test_refused_before_anything_changes(site, fresh_host, tmp_path, pci, extra, phrases):
+    assert_refused(preflight(site, fresh_host, tmp_path, pci, *extra), *phrases)
+
+
+@pytest.mark.parametrize("pci, extra, expected", [
+    # Maxwell with the CUDA 12 / cu126 stack it needs: decided from the id, proprietary modules.
+    (("m60",), ("-e", "stack_cuda_version=12.6", "-e", "stack_torch_cuda_variant=cu126"),
+     ["(Maxwell)", "kernel modules: proprietary"]),
+    # An old pci.ids prints a B200 as "Device 2901": the id still says Blackwell, open modules, fabric manager.
+    (("b200",), (), ["Device [10de:2901] (Blackwell, HGX B200)", "kernel modules: open", "fabric manager: yes"]),
+    (("rubin",), ("-e", "nvidia_driver_kernel_modules=open"), ["(unknown)", "kernel modules: open"]),
+], ids=["maxwell-cuda12", "b200-old-pci-ids", "unknown-id-explicit"])
+def test_detected_from_the_pci_bus(site, fresh_host, tmp_path, pci, extra, expected):
+    result = preflight(site, fresh_host, tmp_path, pci, *extra)
+    assert result.rc == 0 and result.changed == 0, result.tail()
+    for phrase in expected:
+        assert said(result, phrase), result.tail()
+
+
+def test_secure_boot_refuses_dkms_with_the_enrollment_steps(site, fresh_host, tmp_path):
+    secure_boot_on(fresh_host)
+    result = preflight(site, fresh_host, tmp_path, ("t4",))
+    assert_refused(result, "Secure Boot is on", "mokutil --import /var/lib/dkms/mok.pub", "Enroll MOK")
+    enrolled = preflight(site, fresh_host, tmp_path, ("t4",), "-e", "nvidia_driver_secure_boot_key_enrolled=true")
+    assert enrolled.rc == 0 and said(enrolled, "Secure Boot: on"), enrolled.tail()
+
+
+def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_path):
+    """Ubuntu 24.04 on an AWS kernel with Secure Boot on and an HGX B200, the driver from the Ubuntu archive."""
+    host = fresh_host
+    host.path("/etc/os-release").unlink()
+    host.path("/etc/os-release").write_text(UBUNTU_NOBLE_OS_RELEASE)
+    host.path("/etc/lsb-release").write_text("DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\nDISTRIB_CODENAME=noble\n")
+    secure_boot_on(host)
+    variables = base_variables(site, host, tmp_path, pci=("b200",))
+    variables.update(nvidia_driver_source="ubuntu", nvidia_driver_kernel_release=standins.UBUNTU_KERNEL)
+    with urllib.request.urlopen(f"{site.base_url}/ubuntu/key.gpg") as response:  # the stand-ins' signing key
+        host.path("/usr/share/keyrings/ubuntu-standin.gpg").write_bytes(response.read())
+    host.path("/etc/apt/sources.list.d/ubuntu-nvidia.list").write_text(
+        f"deb [signed-by=/usr/share/keyrings/ubuntu-standin.gpg] {site.base_url}/ubuntu/ /\n")
+    result = Playbook(host, tmp_path / "ansible", variables).run("--tags", "nvidia_driver")
+    assert result.rc == 0, result.tail()
+    installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
+    status = {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
+    # Canonical's signed prebuilt modules for the running AWS kernel and its flavour; nothing built by DKMS.
+    for package in ("nvidia-headless-no-dkms-580-server-open",
+                    f"linux-modules-nvidia-580-server-open-{standins.UBUNTU_KERNEL}",
+                    "linux-modules-nvidia-580-server-open-aws", "nvidia-utils-580-server", "nvlsm", "infiniband-diags",
+                    f"linux-modules-extra-{standins.UBUNTU_KERNEL}"):
+        assert package in status, package
+    assert "nvidia-open" not in status and "nvidia-dkms-580-server-open" not in status
+    # The fabric manager under Ubuntu's names, at the driver's upstream version though the revisions differ.
+    assert status["nvidia-fabricmanager-580"][0] == f"580.95.05-{standins.UBUNTU_FABRICMANAGER_REVISION}"
+    assert status["libnvidia-nscq-580"][0] == f"580.95.05-{standins.UBUNTU_FABRICMANAGER_REVISION}"
+    assert status["nvidia-fabricmanager-580"][-1] == "hi"
+    # Ubuntu's static unit keeps --no-persistence-mode; the drop-in turns persistence mode on.
+    assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
+    assert effective_exec_start(host, "nvidia-persistenced.service") == [
+        "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
+

@@ -1,0 +1,343 @@
+"""`dlbench compare`: verdicts on result pairs with known answers, matching, and bad input."""
+
+import json
+import random
+
+import pytest
+
+from dlbench.results import stats
+from dlbench.results.compare import compare
+from results_support import make_result, step_times, write
+
+
+def _compare_files(dlbench_cli, tmp_path, baseline, candidate, *extra):
+    a = write(tmp_path / "before.json", baseline)
+    b = write(tmp_path / "after.json", candidate)
+    return dlbench_cli("compare", a, b, "--json", *extra)
+
+
+def _verdict(process):
+    assert "Traceback" not in process.stderr
+    return json.loads(process.stdout)["pairs"][0]["verdict"]
+
+
+def test_same_distribution_is_same_and_exits_0(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.02, seed=1)),
+        make_result(times=step_times(100, 0.02, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("same", 0)
+
+
+def test_clear_ten_percent_regression_exits_1_and_says_so(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.02, seed=1)),
+        make_result(times=step_times(110, 0.02, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("regression", 1)
+    pair = json.loads(out.stdout)["pairs"][0]
+    assert pair["decision"]["method"] == "mann-whitney-u"
+    assert pair["decision"]["change"] == pytest.approx(0.10, abs=0.02)
+    throughput = next(m for m in pair["metrics"] if m["unit"] == "samples/s")
+    assert throughput["change"] == pytest.approx(-0.09, abs=0.02)
+
+
+def test_improvement_is_better_and_exits_0(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.02, seed=1)),
+        make_result(times=step_times(85, 0.02, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("better", 0)
+
+
+def test_noisy_but_equal_is_noisy_not_same_and_not_a_regression(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.3, count=20, seed=1)),
+        make_result(times=step_times(100, 0.3, count=20, seed=2)),
+    )
+    assert (_verdict(out), out.returncode) == ("noisy", 0)
+
+
+def test_small_change_below_the_threshold_is_same_even_when_significant():
+    a = make_result(times=step_times(100, 0.005, count=400, seed=1))
+    b = make_result(times=step_times(102, 0.005, count=400, seed=2))
+    pair = compare([a], [b]).pairs[0]
+    assert pair.decision.p_value < 1e-6  # 2 % is real at 0.5 % jitter ...
+    assert pair.verdict == "same"  # ... but below the 5 % threshold
+    assert compare([a], [b], threshold=0.01).pairs[0].verdict == "regression"
+
+
+def test_results_without_samples_are_tested_on_their_summary(dlbench_cli, tmp_path):
+    slow = make_result(times=step_times(110, 0.02, seed=2), keep_samples=False)
+    out = _compare_files(
+        dlbench_cli, tmp_path, make_result(times=step_times(100, 0.02, seed=1), keep_samples=False), slow
+    )
+    pair = json.loads(out.stdout)["pairs"][0]
+    assert (pair["verdict"], pair["decision"]["method"], out.returncode) == ("regression", "welch-t-summary", 1)
+    assert any("Welch" in note for note in pair["notes"])
+
+
+def test_a_summary_without_its_deviation_is_not_decided_on_two_means():
+    a = make_result(times=step_times(100, 0.02, seed=1), keep_samples=False)
+    b = make_result(times=step_times(110, 0.02, seed=2), keep_samples=False)
+    del b["metrics"]["step_time_seconds"]["stdev"]
+    pair = compare([a], [b]).pairs[0]
+    assert pair.verdict == "could not compare" and "deviation" in pair.reason
+
+
+def test_same_distribution_rarely_called_a_regression():
+    """The false-alarm rate of the whole decision stays near alpha even with a threshold of 0."""
+    alarms = sum(
+        compare(
+            [make_result(times=step_times(100, 0.05, count=30, seed=2 * i))],
+            [make_result(times=step_times(100, 0.05, count=30, seed=2 * i + 1))],
+            threshold=1e-9,
+            noise=0.5,
+        )
+        .pairs[0]
+        .verdict
+        in ("regression", "better")  # with no threshold, a difference the test cannot confirm is "noisy"
+        for i in range(200)
+    )
+    assert alarms <= 8  # alpha 0.01 two-sided: about 2 expected out of 200; 8 is beyond p < 0.001 by the binomial
+
+
+def test_different_configs_are_refused_naming_each_field(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(precision="bf16", batch_size=256),
+        make_result(precision="fp32", batch_size=128),
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    line = out.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "precision ('bf16' vs 'fp32')" in line and "batch_size (256 vs 128)" in line
+    assert "--ignore precision --ignore batch_size" in line
+
+
+def test_ignore_lets_differing_runs_be_compared(dlbench_cli, tmp_path):
+    out = _compare_files(
+        dlbench_cli,
+        tmp_path,
+        make_result(precision="bf16", times=step_times(100, 0.01, seed=1)),
+        make_result(precision="tf32", times=step_times(200, 0.01, seed=2)),
+        "--ignore",
+        "precision",
+    )
+    assert (_verdict(out), out.returncode) == ("regression", 1)
+
+
+def test_device_model_matters_and_environment_changes_are_reported(dlbench_cli, tmp_path):
+    newer = make_result()
+    newer["environment"].update(device_name="NVIDIA H200", driver_version="590.44.01")
+    out = _compare_files(dlbench_cli, tmp_path, make_result(), newer)
+    assert out.returncode == 2 and "device_model ('NVIDIA H100 80GB HBM3' vs 'NVIDIA H200')" in out.stderr
+    driver_only = make_result()
+    driver_only["environment"]["driver_version"] = "590.44.01"
+    out = _compare_files(dlbench_cli, tmp_path, make_result(), driver_only)
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["pairs"][0]["environment_changes"]["driver"] == ["580.95.05", "590.44.01"]
+
+
+def test_channels_last_on_a_language_model_is_no_difference():
+    assert compare([make_result("gpt2")], [make_result("gpt2", channels_last=True)]).pairs[0].verdict == "same"
+
+
+def test_resolved_settings_of_a_newer_result_win_over_the_requested_ones():
+    """A result that keeps 'auto' in config and the resolved value beside it is matched on the resolved value."""
+    a, b = make_result(), make_result()
+    a["config"]["precision"] = b["config"]["precision"] = "auto"
+    a["resolved"], b["resolved"] = {"precision": "bf16"}, {"precision": "fp32"}
+    with pytest.raises(Exception, match="precision"):
+        compare([a], [b])
+
+
+def test_directories_pair_every_matching_workload_and_list_the_rest(dlbench_cli, tmp_path):
+    for side, slower in (("hostA", 1.0), ("hostB", 1.1)):
+        write(tmp_path / side / "resnet50.json", make_result("resnet50", times=step_times(100 * slower, 0.01, seed=3)))
+        write(tmp_path / side / "gpt2.json", make_result("gpt2", times=step_times(50, 0.01, seed=4)))
+    write(tmp_path / "hostA" / "bert.json", make_result("bert-base"))
+    # an older gpt2 run on B: the newest of two with the same settings is compared
+    write(
+        tmp_path / "hostB" / "old" / "gpt2.json",
+        make_result("gpt2", times=step_times(80, 0.01, seed=5), started_at="2026-11-01T00:00:00+00:00"),
+    )
+    out = dlbench_cli("compare", tmp_path / "hostA", tmp_path / "hostB", "--json")
+    report = json.loads(out.stdout)
+    verdicts = {p["workload"]: p["verdict"] for p in report["pairs"]}
+    assert verdicts == {"resnet50": "regression", "gpt2": "same"}
+    assert [r["workload"] for r in report["only_in_baseline"]] == ["bert-base"]
+    assert any("newest" in note for note in report["notes"])
+    assert out.returncode == 1
+
+
+def test_table_output_names_the_verdict_and_metrics(dlbench_cli, tmp_path):
+    a = write(tmp_path / "a.json", make_result(times=step_times(100, 0.01, seed=1)))
+    b = write(tmp_path / "b.json", make_result(times=step_times(120, 0.01, seed=2)))
+    out = dlbench_cli("compare", a, b)
+    assert out.returncode == 1
+    assert "regression" in out.stdout and "throughput (samples/s)" in out.stdout and "MFU (%)" in out.stdout
+
+
+def test_a_failed_run_cannot_be_compared(dlbench_cli, tmp_path):
+    failed = make_result(status="failed")
+    failed["error"] = "out of memory on cuda:0 at batch size 256; try --batch-size 128"
+    out = _compare_files(dlbench_cli, tmp_path, make_result(), failed)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("dlbench: could not compare resnet50: the candidate")
+    assert json.loads(out.stdout)["pairs"][0]["reason"].startswith("the candidate run failed: out of memory")
+
+
+def test_too_few_samples_cannot_be_compared():
+    pair = compare([make_result(times=step_times(100, 0.01, count=3))], [make_result()]).pairs[0]
+    assert pair.verdict == "could not compare" and "too few" in pair.reason
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("", "empty file"),
+        ('{"schema_version": 1, "workload": {"na', "truncated JSON"),
+        ("<html>", "not valid JSON"),
+        ('{"schema_version": 99, "workload": {"name": "x"}}', "unknown result schema_version 99"),
+        ('{"hello": 1}', "neither a dlbench result"),
+        ('{"machine_info": {}, "benchmarks": []}', "no benchmarks"),
+        ("dir", "holds no .json results"),
+        ('{"machine_info": {}, "benchmarks": [1]}', "benchmarks[0] is not a pytest-benchmark entry"),
+        ('{"machine_info": {}, "benchmarks": [{"name": "x", "stats": "fast"}]}', "benchmarks[0].stats is not an"),
+        ('{"machine_info": {}, "benchmarks": [{"name": "x", "stats": {"mean": "1"}}]}', "stats.mean is not a number"),
+        ('{"schema_version": 1, "workload": {"name": "x"}, "metrics": []}', "metrics is not an object"),
+        (
+            '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_time_seconds": {"mean": "slow"}}}',
+            "metrics.step_time_seconds.mean is not a number",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(dlbench_cli, tmp_path, content, message):
+    good = write(tmp_path / "good.json", make_result())
+    bad = tmp_path / "bad.json"
+    if content == "dir":
+        bad = tmp_path / "empty"
+        bad.mkdir()
+    elif content is not None:
+        bad.write_text(content)
+    out = dlbench_cli("compare", good, bad)
+    assert out.returncode == 2, out.stdout
+    assert out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and message in out.stderr
+
+
+def test_mixed_workloads_are_refused(dlbench_cli, tmp_path):
+    out = _compare_files(dlbench_cli, tmp_path, make_result("resnet50"), make_result("gpt2"))
+    assert out.returncode == 2 and "different workloads (resnet50 vs gpt2)" in out.stderr
+
+
+def test_bad_threshold_is_a_usage_error(dlbench_cli, tmp_path):
+    a = write(tmp_path / "a.json", make_result())
+    out = dlbench_cli("compare", a, a, "--threshold", "150%")
+    assert out.returncode == 2 and "between 0 and 100 percent" in out.stderr
+
+
+# --- the rank test against an independent implementation -------------------------------------------------------
+def test_mann_whitney_matches_scipy_reference_values():
+    # reference values from scipy 1.17.1:
+    # scipy.stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=True)
+    x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+    y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+    u, p = stats.mann_whitney_u(x, y)
+    assert u == 58.0
+    assert p == pytest.approx(0.13291945818531892, rel=1e-6)
+    tied = [1, 2, 2, 3, 3, 3, 4, 5]
+    other = [3, 3, 4, 4, 5, 5, 6, 6, 7]
+    u, p = stats.mann_whitney_u(tied, other)
+    assert u == 11.0
+    assert p == pytest.approx(0.01630200829707017, rel=1e-6)
+
+
+def test_welch_uses_students_t_not_a_normal_tail():
+    # reference values from scipy 1.17.1: scipy.stats.ttest_ind_from_stats(mean_b, sd_b, n_b, mean_a, sd_a, n_a,
+    # equal_var=False).pvalue; a normal tail gives 0.0073 for the first, a "significant" 12 % regression
+    a, b = stats.Summary(10, 0.100, 0.100, 0.010), stats.Summary(10, 0.112, 0.112, 0.010)
+    assert stats.welch_t(a, b) == pytest.approx(0.01518079132244308, rel=1e-9)
+    assert stats.decide(a, b).verdict != "regression"
+    a, b = stats.Summary(5, 0.100, 0.100, 0.002), stats.Summary(7, 0.104, 0.104, 0.003)
+    assert stats.welch_t(a, b) == pytest.approx(0.019817129698685845, rel=1e-9)
+    assert stats.welch_t(stats.Summary(400, 1.0, 1.0, 0.1), stats.Summary(300, 1.01, 1.01, 0.12)) == pytest.approx(
+        0.24232049677936676, rel=1e-9
+    )
+
+
+def test_a_clear_change_on_too_few_steps_is_noisy_not_same():
+    """Five steps a side, every candidate step 20 % slower: the rank test cannot reach p < 0.01 at that size, and the
+    verdict must not claim the runs are the same."""
+    a = make_result(times=[0.100, 0.101, 0.102, 0.103, 0.104])
+    b = make_result(times=[0.120, 0.121, 0.122, 0.123, 0.124])
+    pair = compare([a], [b]).pairs[0]
+    assert pair.decision.p_value > 0.01
+    assert pair.verdict == "noisy" and "too few steps" in pair.reason
+
+
+def test_spread_of_a_summary_without_quartiles_is_on_the_same_scale_as_iqr_over_median():
+    # a normal distribution with sigma 8 % of the mean has IQR/median 10.8 %: beyond the default 10 % noise limit
+    assert stats.Summary(20, 1.0, 1.0, 0.08).relative_spread == pytest.approx(0.1079, abs=1e-4)
+    samples = stats.Summary.of_samples([random.Random(4).gauss(1.0, 0.08) for _ in range(20_000)])
+    assert samples.relative_spread == pytest.approx(
+        stats.Summary(20, 1.0, 1.0, samples.stdev).relative_spread, rel=0.03
+    )
+
+
+def test_identical_samples_are_no_evidence():
+    assert stats.mann_whitney_u([1.0] * 10, [1.0] * 10)[1] == 1.0
+
+
+def test_help_lists_the_new_commands_and_they_do_not_import_torch(dlbench_cli, tmp_path):
+    out = dlbench_cli("--help")
+    assert all(command in out.stdout for command in ("compare", "report", "convert"))
+    a = write(tmp_path / "a.json", make_result())
+    code = (
+        "import sys, contextlib, io\n"
+        "from dlbench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['compare', {str(a)!r}, {str(a)!r}])\n"
+        f"    main(['report', {str(a)!r}, '--markdown', '-'])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"  # answers in a second on a machine where torch takes many to import
+
+
+@pytest.mark.integration
+def test_real_runs_of_today_compare_and_report(dlbench_cli, tmp_path):
+    """Two real `dlbench run` results, as this dlbench writes them, go through compare and report."""
+    paths = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.json"
+        out = dlbench_cli(
+            "run", "mnist-mlp", "--device", "cpu", "--steps", "8", "--warmup", "1", "--no-telemetry", "--output", path
+        )
+        assert out.returncode == 0, out.stderr
+        paths.append(path)
+    out = dlbench_cli("compare", *paths, "--json", "--noise", "99")
+    assert out.returncode in (0, 1), out.stderr  # a shared CPU may really be slower the second time
+    pair = json.loads(out.stdout)["pairs"][0]
+    # 8 steps on a shared CPU: a change the test cannot confirm is "noisy"; what matters is that it was decided
+    assert pair["verdict"] in ("same", "better", "regression", "noisy")
+    assert pair["settings"]["device_model"] and pair["settings"]["precision"] == "fp32"
+    # `dlbench run` keeps every step time (metrics.step_times_seconds), so the rank test on the samples decides
+    assert pair["decision"]["method"] == "mann-whitney-u"
+    out = dlbench_cli("report", *paths, "--markdown", "-")
+    assert out.returncode == 0 and out.stdout.count("| mnist-mlp |") == 2

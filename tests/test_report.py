@@ -1,0 +1,219 @@
+"""`dlbench report`: the HTML page and the Markdown summary, and the page as a real browser shows it."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from dlbench.results import plots
+from results_support import make_result, pytest_benchmark_document, write, write_report_runs
+
+FIGURE_IDS = [figure_id for figure_id, _, _ in plots.FIGURES]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from conftest import run_dlbench
+
+    directory = tmp_path_factory.mktemp("report")
+    write_report_runs(directory / "runs")
+    html_path, md_path = directory / "report.html", directory / "report.md"
+    out = run_dlbench("report", directory / "runs", "--html", html_path, "--markdown", md_path, "--title", "H100 node")
+    assert out.returncode == 0, out.stderr
+    return html_path, md_path
+
+
+def test_html_has_environment_results_and_every_figure(report):
+    page = report[0].read_text()
+    for figure_id in FIGURE_IDS:
+        assert re.search(rf'<figure id="figure-{figure_id}"><svg', page), figure_id
+    assert "<h1>H100 node</h1>" in page and "580.95.05" in page and "NVIDIA H100 80GB HBM3" in page
+    # what the numbers are: resnet50 bf16 at 85 ms a step and batch 256 is about 3,000 images/s
+    assert re.search(r"<td class=num>3,0\d\d\.\d</td>", page)
+    assert "<script" not in page and "src=" not in page and "@import" not in page
+
+
+def test_markdown_summary_is_a_table_a_wiki_renders(report):
+    text = report[1].read_text()
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| workload"))
+    columns = lines[header].count("|")
+    rows = lines[header + 2 : header + 8]
+    assert [row.split("|")[1].strip() for row in rows] == [  # in the order of the files' paths
+        "bert-base",
+        "gpt2",
+        "benchmarks/micro/test_compute.py::test_matmul[bf16]",
+        "benchmarks/micro/test_memory.py::test_device_copy",
+        "resnet50",
+        "resnet50",
+    ]
+    assert all(row.count("|") == columns for row in rows)
+    assert "| bf16, batch 16, seq 1024 |" in text
+
+
+def test_markdown_alone_needs_no_matplotlib_and_can_go_to_stdout(dlbench_cli, tmp_path):
+    result = write(tmp_path / "a.json", make_result(status="interrupted"))
+    result_text = result.read_text()
+    blocker = tmp_path / "no_matplotlib"
+    blocker.mkdir()
+    (blocker / "matplotlib.py").write_text("raise ImportError('blocked for this test')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    out = dlbench_cli("report", result, "--markdown", "-", env=env)
+    assert out.returncode == 0 and "| resnet50 |" in out.stdout and "interrupted" in out.stdout
+    out = dlbench_cli("report", result, "--html", tmp_path / "r.html", env=env)
+    assert out.returncode == 2 and "pip install 'dlbench[report]'" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "r.html").exists() and result.read_text() == result_text
+
+
+def test_results_without_series_or_samples_still_report(dlbench_cli, tmp_path):
+    """Today's results (no telemetry series, no step-time samples, a CPU run without MFU) give a page that says
+    which figures have no data, instead of failing."""
+    cpu = make_result("cifar-cnn", keep_samples=False, telemetry={}, device="cpu", precision="fp32")
+    cpu["metrics"]["mfu"] = None
+    path = write(tmp_path / "cpu.json", cpu)
+    out = dlbench_cli("report", path, "--html", tmp_path / "r.html")
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="figure-throughput"' in page and 'id="figure-step-time"' in page
+    assert 'id="no-telemetry"' in page and 'id="no-mfu"' in page
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--html", "{tmp}/nodir/r.html"], "does not exist"),
+        ([], "say what to write"),
+    ],
+)
+def test_bad_output_is_refused_before_reading(dlbench_cli, tmp_path, args, message):
+    path = write(tmp_path / "a.json", make_result())
+    out = dlbench_cli("report", path, *[a.format(tmp=tmp_path) for a in args])
+    assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_report_reads_pytest_benchmark_files(dlbench_cli, tmp_path):
+    path = write(tmp_path / "0001_micro.json", pytest_benchmark_document())
+    out = dlbench_cli("report", path, "--markdown", "-")
+    assert out.returncode == 0, out.stderr
+    assert "test_matmul[bf16]" in out.stdout
+    assert re.search(r"\| 2[45]\d\.\d \|", out.stdout)  # 1e12 FLOP in a median round of about 4 ms: ~250 TFLOP/s
+
+
+# --- in a real browser -------------------------------------------------------------------------------------------
+# Chromium's own background traffic (clock, component updater, accounts), seen even for an empty page with
+# --disable-background-networking; anything else comes from the page.
+CHROMIUM_OWN_HOSTS = ("google.com", "googleapis.com", "gvt1.com", "gstatic.com")
+
+
+class _RecordingProxy:
+    """A listening socket given to Chromium as its HTTP proxy: every request the browser makes arrives here, and
+    the host of each is recorded (never answered)."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.hosts: list[str] = []
+        self.server.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                try:
+                    request_line = connection.recv(512).split(b"\r\n")[0].decode("latin-1")
+                except OSError:
+                    continue
+            # "CONNECT host:443 HTTP/1.1" or "GET http://host/path HTTP/1.1"
+            target = request_line.split(" ")[1] if " " in request_line else ""
+            self.hosts.append(urlsplit(target if "://" in target else f"//{target}").hostname or "")
+
+    def foreign_hosts(self) -> list[str]:
+        return [h for h in self.hosts if not any(h == own or h.endswith("." + own) for own in CHROMIUM_OWN_HOSTS)]
+
+    def close(self):
+        self._stop.set()
+        self.thread.join()
+        self.server.close()
+
+
+def _chromium(page: Path, profile: Path, *mode: str):
+    """Open `page` in headless Chromium through a recording proxy: (process, console messages, foreign hosts)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "chromium missing: run scripts/install-test-deps.sh (Debian package chromium)"
+    proxy = _RecordingProxy()
+    args = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile / 'chromium'}",
+        f"--proxy-server=http://127.0.0.1:{proxy.port}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *mode,
+        page.as_uri(),
+    ]
+    try:
+        process = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=profile)
+    finally:
+        proxy.close()
+    # Chromium logs each console message of the page as "...:INFO:CONSOLE:<line>] "<message>", source: ..."
+    console = [line for line in process.stderr.splitlines() if ":CONSOLE" in line]
+    return process, console, proxy.foreign_hosts()
+
+
+@pytest.mark.integration
+def test_report_opens_in_chromium_with_every_plot_no_errors_and_no_network(report, tmp_path):
+    dom, console, foreign = _chromium(report[0], tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console == [] and foreign == []
+    for figure_id in FIGURE_IDS:
+        assert re.search(rf'<figure id="figure-{figure_id}"><svg', dom.stdout), figure_id
+
+    png = tmp_path / "report.png"
+    shot, console, _ = _chromium(report[0], tmp_path, "--window-size=1200,2800", f"--screenshot={png}")
+    assert shot.returncode == 0 and png.stat().st_size > 0, shot.stderr[-2000:]
+    assert console == []
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size == (1200, 2800)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert len(colours) > 200  # text, four figures, their colours: a blank or broken page has a handful
+    if os.environ.get("DLBENCH_REPORT_PNG"):
+        shutil.copy(png, os.environ["DLBENCH_REPORT_PNG"])
+
+
+@pytest.mark.integration
+def test_the_browser_checks_catch_a_page_that_reaches_out(report, tmp_path):
+    """The checks above can fail: one CDN script and image in the page are console errors (the page's
+    Content-Security-Policy blocks them); without that policy the browser really asks the network for them."""
+    original = report[0].read_text()
+    extras = '<body><script src="https://cdn.jsdelivr.net/npm/chart.js"></script><img src="http://example.com/a.png">'
+    page = tmp_path / "cdn.html"
+    page.write_text(original.replace("<body>", extras, 1))
+    _, console, _ = _chromium(page, tmp_path, "--dump-dom")
+    assert any("cdn.jsdelivr.net" in m for m in console) and any("example.com" in m for m in console)
+    page.write_text(
+        re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", original).replace("<body>", extras, 1)
+    )
+    _, _, foreign = _chromium(page, tmp_path, "--dump-dom")
+    assert "cdn.jsdelivr.net" in foreign and "example.com" in foreign

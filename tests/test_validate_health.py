@@ -1,0 +1,175 @@
+"""Every health and inventory state `dlbench validate` judges, driven through the simulated NVML.
+
+The simulation (dlbench/telemetry/fake_nvml.py, dlbench/validate/fake_nvml_extra.py) answers as NVML does; the
+values below are the states NVML reports on a real fault (NVML API reference, Device Queries).
+"""
+
+import os
+
+import pynvml
+import pytest
+
+from dlbench.validate import health, inventory
+from dlbench.validate.context import LoadWindow
+from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from validate_support import context
+
+H100 = "h100-sxm"
+
+
+def by_id(results):
+    return {r.id: r for r in results}
+
+
+def health_after_load(ctx, during=lambda: None, on_gpu=True):
+    ctx.on_gpu = lambda: on_gpu  # the load "ran on the GPUs" (the simulated ones): what the link check needs
+    with ctx.under_load("test"):
+        during()
+    return by_id(health.run(ctx) + [inventory.pcie_link(ctx)])
+
+
+def test_a_healthy_host_passes_every_health_check():
+    ctx = context({"preset": H100}, {"preset": H100})
+    results = health_after_load(ctx)
+    for check_id in ("health.ecc_uncorrected", "health.ecc_corrected_during_run", "health.row_remap",
+                     "health.retired_pages", "health.xid", "health.slowdown", "inventory.pcie_link"):
+        assert results[check_id].verdict == PASS, results[check_id]
+    assert results["health.temperature"].verdict == INFO
+    series = results["health.temperature"].data["series"]["0"]
+    assert series and series[-1]["temperature_celsius"] == 35
+
+
+def test_uncorrectable_ecc_fails_and_names_the_gpu():
+    ctx = context({"preset": H100}, {"preset": H100, "values": {"ecc_uncorrected": 2}})
+    result = health_after_load(ctx)["health.ecc_uncorrected"]
+    assert result.verdict == FAIL
+    assert result.per_gpu == {"0": 0, "1": 2}
+    assert "GPU 1: 2 uncorrectable" in result.detail
+
+
+def test_corrected_errors_growing_under_load_warn():
+    ctx = context({"preset": H100})
+    fake = ctx.reader.nvml
+
+    def errors_appear():
+        fake.gpus[0].values["ecc_corrected"] = 5
+
+    result = health_after_load(ctx, errors_appear)["health.ecc_corrected_during_run"]
+    assert result.verdict == WARN and result.measured == 5
+
+
+@pytest.mark.parametrize("remapped,expected", [((0, 0, 1, 0), "remap pending"), ((0, 3, 0, 1), "remap failed")])
+def test_pending_remap_and_remap_failure_fail(remapped, expected):
+    ctx = context({"preset": "a100", "values": {"remapped": remapped}})
+    result = health_after_load(ctx)["health.row_remap"]
+    assert result.verdict == FAIL and expected in result.detail
+
+
+def test_retired_pages_warn_and_pending_retirement_fails():
+    assert health_after_load(context({"preset": H100, "values": {"retired_pages": [2, 0]}}))[
+        "health.retired_pages"].verdict == WARN
+    pending = context({"preset": H100, "values": {"retired_pages_pending": 1}})
+    result = health_after_load(pending)["health.retired_pages"]
+    assert result.verdict == FAIL and "reload the driver" in result.detail
+
+
+def test_a_downtrained_link_under_load_fails():
+    ctx = context({"preset": H100}, {"preset": H100, "values": {"pcie_width_current": 8}})
+    result = health_after_load(ctx)["inventory.pcie_link"]
+    assert result.verdict == FAIL
+    assert result.per_gpu["1"] == "Gen5 x8 of Gen5 x16"
+    assert "GPU 1" in result.detail
+
+
+def test_the_link_is_not_judged_without_gpu_load():
+    ctx = context({"preset": H100, "values": {"pcie_gen_current": 1}})
+    assert inventory.pcie_link(ctx).verdict == SKIP  # idle GPUs train down to Gen1: no load, no verdict
+    # nor under a load that ran on the CPU (--cpu, or torch without CUDA)
+    assert health_after_load(ctx, on_gpu=False)["inventory.pcie_link"].verdict == SKIP
+
+
+def _load_with_reasons(ctx, *reasons):
+    """A load window whose NVML samples (read through the real reader) carry these clock-event reasons in turn."""
+    window = LoadWindow("test", gpu_load=True)
+    for t, reason in enumerate(reasons):
+        ctx.reader.nvml.gpus[0].values["clocks_event_reasons"] = reason
+        window.samples.append((float(t), ctx.reader.read_all()))
+    ctx.windows.append(window)
+    return by_id(health.run(ctx))["health.slowdown"]
+
+
+def test_thermal_slowdown_held_under_load_fails_but_the_power_cap_does_not():
+    thermal, cap = pynvml.nvmlClocksEventReasonHwThermalSlowdown, pynvml.nvmlClocksEventReasonSwPowerCap
+    result = _load_with_reasons(context({"preset": H100}), cap, thermal, thermal, cap)
+    assert result.verdict == FAIL and result.per_gpu == {"0": {"hw_thermal_slowdown": 0.5}}
+    assert _load_with_reasons(context({"preset": H100}), cap, cap, cap).verdict == PASS
+
+
+def test_a_slowdown_in_one_sample_only_warns():
+    # nvml.h: HW slowdown "may be also reported during PState or clock change"; one sample of it is not a fault
+    cap, slow = pynvml.nvmlClocksEventReasonSwPowerCap, pynvml.nvmlClocksEventReasonHwSlowdown
+    result = _load_with_reasons(context({"preset": H100}), cap, slow, cap, cap, slow, cap)
+    assert result.verdict == WARN and "hw_slowdown 33% of samples" in result.detail
+
+
+@pytest.mark.parametrize("code,verdict", [(79, FAIL), (48, FAIL), (13, WARN)])
+def test_an_xid_during_the_run_is_judged_by_its_code(code, verdict):
+    ctx = context({"preset": H100}, {"preset": H100})
+    result = health_after_load(ctx, lambda: ctx.reader.nvml.inject_xid(1, code))["health.xid"]
+    assert result.verdict == verdict
+    assert result.per_gpu == {"1": [code]}
+
+
+def test_a_gpu_lost_during_the_run_fails():
+    ctx = context({"preset": H100}, {"preset": H100})
+
+    def fall_off_the_bus():
+        ctx.reader.nvml.gpus[1].lost = True
+
+    result = health_after_load(ctx, fall_off_the_bus)["health.gpus_answer"]
+    assert result.verdict == FAIL and "GPU 1" in result.detail
+
+
+def test_inventory_modes():
+    ctx = context({"preset": H100, "values": {"persistence": 0}},
+                  {"preset": H100, "values": {"ecc_mode": [0, 0], "mig_mode": [1, 1]}})
+    results = by_id(inventory.run(ctx))
+    assert results["inventory.persistence_mode"].verdict == WARN
+    assert results["inventory.ecc_mode"].verdict == FAIL and "GPUs 1 differ" in results["inventory.ecc_mode"].detail
+    assert results["inventory.mig_mode"].verdict == WARN
+
+
+def test_a_pending_ecc_change_asks_for_a_reset():
+    ctx = context({"preset": H100, "values": {"ecc_mode": [1, 0]}})
+    assert by_id(inventory.run(ctx))["inventory.pending_mode_change"].verdict == WARN
+
+
+def test_a_geforce_card_has_no_ecc_or_mig_to_judge():
+    ctx = context({"preset": "rtx4090"})
+    results = by_id(inventory.run(ctx))
+    assert results["inventory.ecc_mode"].verdict == SKIP
+    assert results["inventory.mig_mode"].verdict == SKIP
+    assert health_after_load(ctx)["health.ecc_uncorrected"].verdict == SKIP
+
+
+def test_count_and_model_against_the_order():
+    ctx = context({"preset": H100}, {"preset": "a100"}, expect_gpus=8, expect_model="H100 80GB HBM3")
+    results = by_id(inventory.run(ctx))
+    assert results["inventory.gpu_count"].verdict == FAIL and results["inventory.gpu_count"].measured == 2
+    assert results["inventory.gpu_model"].verdict == FAIL
+    assert "GPU 1 is NVIDIA A100-SXM4-80GB" in results["inventory.gpu_model"].detail
+
+
+def test_a_host_without_nvml_skips_with_the_reason():
+    ctx = context()  # no simulation: this machine's real NVML, which has no driver here
+    if ctx.reader.up:
+        pytest.skip("this machine has a real NVIDIA driver")
+    assert by_id(inventory.run(ctx))["inventory.gpu_count"].verdict == SKIP
+    assert "NVML" in by_id(health.run(ctx))["health.gpus"].detail
+
+
+def test_torch_numbers_the_gpus_as_nvml_does(monkeypatch):
+    # per-GPU figures are judged against the NVML state of the same index: torch must count in PCI bus order too
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
+    context({"preset": H100})
+    assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"

@@ -1,0 +1,57 @@
+"""playbooks/validate.yml run for real by ansible-playbook, over two inventory hosts that are this machine
+(connection local, each with its own report folder), with NVML simulated and no GPU for torch.
+
+What is not covered here: the debootstrapped Debian 12 host of tests/ansible (the dlbench conda environment the
+playbook calls exists only after setup_gpu.yml has run there) and, of course, real GPUs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def _play(tmp_path, nvml_scenario: dict):
+    scenario = tmp_path / "nvml.json"
+    scenario.write_text(json.dumps(nvml_scenario))
+    dlbench = Path(sys.executable).parent / "dlbench"
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        "[gpu_hosts]\n"
+        + "".join(f"node{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+                  f"validate_remote_dir={tmp_path}/remote{n}\n" for n in (1, 2))
+        + f"[all:vars]\nvalidate_dlbench={dlbench}\nvalidate_controller_dlbench={dlbench}\n"
+          f"ansible_python_interpreter={sys.executable}\n")
+    env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": "",
+           "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOCALHOST_WARNING": "false"}
+    return subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/validate.yml"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_every_host_is_validated_and_its_reports_fetched_and_summarized(tmp_path):
+    done = _play(tmp_path, {"init_error": "LIBRARY_NOT_FOUND"})  # hosts without a driver: host checks pass
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    reports = tmp_path / "reports"
+    for host in ("node1", "node2"):
+        report = json.loads((reports / f"{host}.json").read_text())
+        assert report["verdict"] in ("PASS", "WARN") and report["options"]["stack"].endswith("stack.yml")
+        assert (reports / f"{host}.xml").read_text().startswith("<?xml")
+    summary = json.loads((reports / "summary.json").read_text())
+    assert len(summary["hosts"]) == 2 and summary["outliers"] == []
+    assert "Every host passed" in done.stdout
+
+
+def test_a_failing_host_fails_the_play_after_every_report_is_fetched(tmp_path):
+    # NVML lists two H100s but torch sees none: stack.gpus_visible fails on both hosts
+    done = _play(tmp_path, {"gpus": [{"preset": "h100-sxm"}, {"preset": "h100-sxm"}]})
+    assert done.returncode != 0
+    assert "A host failed validation or a GPU is an outlier" in done.stdout
+    assert {p.name for p in (tmp_path / "reports").glob("*.json")} == {"node1.json", "node2.json", "summary.json"}

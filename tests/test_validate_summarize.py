@@ -1,0 +1,87 @@
+"""`dlbench validate summarize`: reports of a fleet side by side, a GPU below the median of its model named."""
+
+import json
+import os
+
+import pytest
+
+from dlbench.validate import summarize, writers
+from dlbench.validate.report import FAIL, PASS, CheckResult, Report
+
+
+def _report(host: str, matmul: dict[str, float], model="NVIDIA H100 80GB HBM3", verdict=PASS) -> dict:
+    report = Report({"hostname": host, "driver_version": "580.95.05",
+                     "gpus": [{"index": int(i), "name": model} for i in matmul]}, {"level": "quick"})
+    report.add(CheckResult("compute.matmul_bf16", "bf16", verdict, min(matmul.values()), "TFLOP/s", per_gpu=matmul))
+    report.add(CheckResult("compute.peers_bf16", "peers", PASS, 1.0, per_gpu={i: 1.0 for i in matmul}))
+    report.add(CheckResult("stack.driver_branch", "branch", PASS, "580"))
+    report.finished = report.started + 60
+    return report.to_dict()
+
+
+def _write(folder, reports):
+    for report in reports:
+        writers.atomic.write_json(folder / f"{report['host']}.json", report)
+
+
+def test_a_gpu_five_percent_below_the_fleet_median_is_an_outlier(tmp_path, dlbench_cli):
+    fleet = [_report(f"node{n}", {"0": 780.0, "1": 781.0}) for n in range(1, 4)]
+    fleet.append(_report("node4", {"0": 779.0, "1": 730.0}))  # 6.4% below the median of 780
+    _write(tmp_path, fleet)
+    done = dlbench_cli("validate", "summarize", tmp_path, "--json", tmp_path / "summary.out",
+                       env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 1, done.stderr
+    assert "outlier node4 GPU 1" in done.stdout
+    summary = json.loads((tmp_path / "summary.out").read_text())
+    assert [(o["host"], o["gpu"], o["check"]) for o in summary["outliers"]] == [("node4", "1", "compute.matmul_bf16")]
+    assert [h["host"] for h in summary["hosts"]] == ["node1", "node2", "node3", "node4"]
+    assert summary["hosts"][0]["checks"]["stack.driver_branch"]["measured"] == "580"
+
+
+def test_only_identical_hardware_is_compared():
+    fleet = [_report(f"h100-{n}", {"0": 780.0}) for n in range(3)]
+    fleet += [_report(f"a100-{n}", {"0": 265.0}, model="NVIDIA A100-SXM4-80GB") for n in range(3)]
+    for report in fleet:
+        report["_path"] = report["host"]
+    assert summarize.summary(fleet, 0.05)["outliers"] == []
+
+
+def test_a_fleet_within_tolerance_and_all_passing_exits_0(tmp_path, dlbench_cli):
+    _write(tmp_path, [_report(f"node{n}", {"0": 780.0 - n, "1": 779.0}) for n in range(4)])
+    done = dlbench_cli("validate", "summarize", tmp_path, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "4 hosts" in done.stdout
+
+
+def test_a_failed_host_makes_the_summary_fail(tmp_path):
+    _write(tmp_path, [_report("node1", {"0": 780.0}), _report("node2", {"0": 780.0}, verdict=FAIL)])
+    assert summarize.main(tmp_path, 0.05, None) == 1
+
+
+def test_a_report_of_another_schema_version_is_refused(tmp_path, dlbench_cli):
+    report = _report("node1", {"0": 780.0})
+    report["schema_version"] = 99
+    _write(tmp_path, [report])
+    done = dlbench_cli("validate", "summarize", tmp_path)
+    assert done.returncode == 2 and "schema_version 99" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("damage", [
+    lambda report: report.update(tool="dlbench validate"),  # not an object: skipped as "not a report"
+    lambda report: report.pop("checks"),
+    lambda report: report["checks"][0].pop("family"),
+    lambda report: report["checks"].append("PASS"),
+    lambda report: report["checks"][0].update(per_gpu=[780.0]),
+    lambda report: report["environment"]["gpus"][0].pop("name"),
+])
+def test_a_damaged_report_is_one_line_and_exit_2(tmp_path, dlbench_cli, damage):
+    good, damaged = _report("node1", {"0": 780.0}), _report("node2", {"0": 780.0})
+    damage(damaged)
+    _write(tmp_path, [good, damaged])
+    done = dlbench_cli("validate", "summarize", tmp_path)
+    assert "Traceback" not in done.stderr
+    if isinstance(damaged["tool"], str):  # a JSON file that does not say it is a report is left out, as before
+        assert done.returncode == 0 and "node2" not in done.stdout
+    else:
+        assert done.returncode == 2 and "node2.json: not a complete dlbench validate report" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
