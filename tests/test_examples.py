@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import stat
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import yaml
 
 from dlbench.cli import build_parser
 from dlbench.workloads import get_workload
+from prometheus_server import free_port
 from run_support import validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +37,6 @@ SLURM_PROCID=0 SLURM_NODEID=0 exec "$@"
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_sbatch_script_runs_torchrun_with_the_rendezvous_on_the_first_node(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -59,7 +53,7 @@ def test_the_sbatch_script_runs_torchrun_with_the_rendezvous_on_the_first_node(t
         DLBENCH_GPUS_PER_NODE="2",
         DLBENCH_PYTHON=sys.executable,
         DLBENCH_RESULTS=str(results),
-        DLBENCH_RDZV_PORT=str(_free_port()),
+        DLBENCH_RDZV_PORT=str(free_port()),
         OMP_NUM_THREADS="1",
         DLBENCH_RUN_ARGS="--device cpu --steps 3 --warmup 1 --batch-size 8 --no-telemetry",
     )

@@ -8,6 +8,7 @@ RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE and GROUP_RANK in each one's envi
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import os
 import socket
@@ -122,6 +123,8 @@ class ProcessGroup:
         )
 
     def close(self) -> None:
+        self.ddp = None
+        gc.collect()  # the DDP wrapper and its reducer go now, before the group they use
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -226,20 +229,10 @@ def summary(where: Topology, group: ProcessGroup, batch_size: int, records: list
             "passes": probes[0]["passes"],
             "method": "ddp-no_sync",
         }
-    hosts = sorted({record["host"] for record in records})
     for record in records:
         record.pop("communication_probe", None)
-    return {
-        "launcher": "torchrun",
-        "backend": group.backend,
-        "strategy": "ddp",
-        "timeout_seconds": group.timeout_seconds,
-        "world_size": where.world_size,
-        "nodes": where.nodes,
-        "processes_per_node": where.local_world_size,
-        "hosts": hosts,
-        "per_rank_batch_size": batch_size,
-        "global_batch_size": batch_size * where.world_size,
+    return topology_section(where, group, batch_size) | {
+        "hosts": sorted({record["host"] for record in records}),
         "aggregate": {
             "samples_per_second": _total(records, "samples_per_second"),
             "tokens_per_second": _total(records, "tokens_per_second"),

@@ -438,4 +438,8 @@ class Run:
         for observer in self.observers:
             observer.close()
         if self.group:
+            # DDP's reducer holds the process group: free it while the group is still alive, then destroy the group.
+            # Left to the interpreter's exit, the reducer and gloo's threads are torn down after the group and the
+            # process can hang there after its result is written (seen here about one run in three with gloo).
+            self.model = self.optimizer = None
             self.group.close()

@@ -7,19 +7,13 @@ its own torchrun with its own node rank, joined through the static rendezvous on
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
+from prometheus_server import free_port
 from run_support import validate
 
 from .conftest import ANSIBLE_BIN, REPO
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
@@ -35,7 +29,7 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
         "benchmark_multinode_python": sys.executable,
         "benchmark_multinode_nproc_per_node": 1,
         "benchmark_multinode_rdzv_address": "127.0.0.1",
-        "benchmark_multinode_rdzv_port": _free_port(),
+        "benchmark_multinode_rdzv_port": free_port(),
         "benchmark_multinode_run_args": [
             "--device",
             "cpu",
