@@ -6,8 +6,6 @@ NVML for the GPUs, so `dlbench env` answers in a fraction of a second on any mac
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import os
 import platform
 import socket
@@ -15,28 +13,7 @@ from pathlib import Path
 
 import psutil
 
-
-def _torch_build() -> dict:
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return {"version": None, "cuda": None, "cudnn": None}
-    namespace: dict = {}
-    version_file = Path(next(iter(spec.submodule_search_locations))) / "version.py"
-    try:
-        # torch/version.py is a generated file of plain assignments; executing it does not import torch.
-        exec(compile(version_file.read_text(), str(version_file), "exec"), namespace)
-    except (OSError, SyntaxError):
-        pass
-    return {"version": namespace.get("__version__"), "cuda": namespace.get("cuda"), "cudnn": _cudnn_wheel_version()}
-
-
-def _cudnn_wheel_version() -> str | None:
-    for distribution in ("nvidia-cudnn-cu13", "nvidia-cudnn-cu12", "nvidia-cudnn-cu11"):
-        try:
-            return importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
+from dlbench import torch_build
 
 
 def _cpu_model() -> str:
@@ -87,7 +64,7 @@ def collect() -> dict:
         "python": platform.python_version(),
         "cpu": {"model": _cpu_model(), "logical_cores": psutil.cpu_count(), "physical_cores": psutil.cpu_count(logical=False)},
         "memory_total_bytes": int(memory.total),
-        "torch": _torch_build(),
+        "torch": torch_build.collect(),
         "driver_version": driver,
         "gpus": gpus,
         "nvml": "ok" if nvml_problem is None else nvml_problem,

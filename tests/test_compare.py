@@ -337,8 +337,7 @@ def test_real_runs_of_today_compare_and_report(dlbench_cli, tmp_path):
     # 8 steps on a shared CPU: a change the test cannot confirm is "noisy"; what matters is that it was decided
     assert pair["verdict"] in ("same", "better", "regression", "noisy")
     assert pair["settings"]["device_model"] and pair["settings"]["precision"] == "fp32"
-    # main's `dlbench run` keeps its step times (metrics.step_times_seconds): once merged, the rank test decides
-    samples = "step_times_seconds" in json.loads(paths[0].read_text())["metrics"]
-    assert pair["decision"]["method"] == ("mann-whitney-u" if samples else "welch-t-summary")
+    # `dlbench run` keeps every step time (metrics.step_times_seconds), so the rank test on the samples decides
+    assert pair["decision"]["method"] == "mann-whitney-u"
     out = dlbench_cli("report", *paths, "--markdown", "-")
     assert out.returncode == 0 and out.stdout.count("| mnist-mlp |") == 2

@@ -85,11 +85,71 @@ def test_half_open_connections_are_capped_and_dropped_after_the_socket_timeout()
         assert "Traceback" not in stop(process)
 
 
+def test_a_client_trickling_its_request_is_dropped_at_the_deadline():
+    """One header byte every second never trips a per-read timeout; the whole request still gets only its 5 s."""
+    from dlbench.telemetry.http import SOCKET_TIMEOUT_SECONDS
+
+    port = free_port()
+    process = start_exporter("--port", str(port))
+    try:
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/health")[0] == 200, 30, "exporter")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            slow.sendall(b"GET /metrics HTTP/1.1\r\n")
+            started, closed = time.monotonic(), False
+            while time.monotonic() - started < SOCKET_TIMEOUT_SECONDS + 4:
+                try:
+                    slow.sendall(b"X")
+                    time.sleep(1.0)
+                except OSError:  # reset or broken pipe: the server has closed it
+                    closed = True
+                    break
+            assert closed, "a trickling client kept its connection past the request deadline"
+            assert time.monotonic() - started < SOCKET_TIMEOUT_SECONDS + 3
+    finally:
+        assert "Traceback" not in stop(process)
+
+
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tls")
     self_signed_web_config(folder, "prometheus", "scrape-secret")
     return folder
+
+
+def test_a_client_trickling_its_tls_handshake_is_dropped_at_the_deadline(tls_files):
+    """A real ClientHello sent one byte a second: the handshake, like the request, gets 5 s in all."""
+    from dlbench.telemetry.http import SOCKET_TIMEOUT_SECONDS
+
+    client = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO())
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    hello = outgoing.read()
+    port = free_port()
+    process = start_exporter("--port", str(port), "--web-config-file", str(tls_files / "web.yml"))
+    try:
+        context = ssl.create_default_context(cafile=str(tls_files / "server.crt"))
+        wait_for(lambda: _tls_port_open(context, port), 30, "exporter")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            started, closed = time.monotonic(), False
+            for byte in hello[: int(SOCKET_TIMEOUT_SECONDS) + 4]:
+                try:
+                    slow.sendall(bytes([byte]))
+                    time.sleep(1.0)
+                except OSError:  # reset or broken pipe: the server has closed it
+                    closed = True
+                    break
+            assert closed, "a trickling TLS client kept its connection past the deadline"
+            assert time.monotonic() - started < SOCKET_TIMEOUT_SECONDS + 3
+    finally:
+        assert "Traceback" not in stop(process)
+
+
+def _tls_port_open(context, port) -> bool:
+    try:
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="127.0.0.1"):
+            return True
+    except OSError:
+        return False
 
 
 def test_prometheus_scrapes_over_tls_with_basic_auth_and_others_are_refused(tls_files, tmp_path):
@@ -153,6 +213,10 @@ def test_unusable_tls_settings_fail_before_serving(tmp_path):
     "content, message",
     [
         ("basic_auth_users:\n  prometheus: plaintext\n", "must be a bcrypt hash"),
+        # a truncated hash and one with cost 99: the bcrypt package raises ValueError on each at check time, which
+        # made every scrape a 500 with a traceback instead of failing at start
+        ("basic_auth_users:\n  prometheus: $2y$10$truncated\n", "must be a bcrypt hash"),
+        ("basic_auth_users:\n  prometheus: $2y$99$" + "a" * 53 + "\n", "must be a bcrypt hash"),
         ("tls_server_config: [\n", "not valid YAML"),
         ("http_server_config:\n  http2: true\n", "http_server_config is not supported"),
         ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",

@@ -151,6 +151,31 @@ def test_unsupported_is_forgotten_after_a_while(monkeypatch):
     assert reader.read_all()[0]["ecc_errors"] == {"corrected": 0, "uncorrected": 0}
 
 
+def test_an_expired_unsupported_entry_read_from_two_threads_at_once_is_no_error():
+    """The run's thread (read_energy_joules) and the GPU's read thread both find the energy counter's retry time
+    passed; the other thread's removal lands between this one's lookup and removal."""
+
+    class RemovedByTheOtherThread(dict):
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            self.pop(key, None)
+            return value
+
+    fake, reader = reader_for("h100-sxm")
+    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetTotalEnergyConsumption"): 0.0})
+    assert reader.read_energy_joules(0) == pytest.approx(1000.0, rel=0.01)
+    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetPowerUsage"): 0.0})
+    reading = reader.read_all()[0]
+    assert reading["up"] == 1 and reading["power_watts"] == 70
+
+
+def test_a_transient_error_on_the_maximum_clocks_is_not_kept_until_nvml_restarts():
+    fake, reader = reader_for("h100-sxm")
+    fake.gpus[0].faults = {"nvmlDeviceGetMaxClockInfo": "UNKNOWN*1"}  # the first sample's SM maximum fails once
+    assert "sm_clock_max_hertz" not in reader.read_all()[0]
+    assert reader.read_all()[0]["sm_clock_max_hertz"] == 1980e6
+
+
 def test_a_hung_call_marks_that_gpu_late_within_the_deadline_and_not_the_others():
     import time
 
@@ -165,6 +190,31 @@ def test_a_hung_call_marks_that_gpu_late_within_the_deadline_and_not_the_others(
     del fake.gpus[1].faults["nvmlDeviceGetPowerUsage"]
     time.sleep(0.1)
     assert reader.read_all(timeout=2)[1]["up"] == 1
+
+
+def test_a_call_hung_for_good_holds_one_thread_across_nvml_restarts():
+    """NVML re-initialised (driver reloaded) while a GPU's call never returns: the hung thread is reused, not joined
+    by one more hung thread per restart."""
+    import threading
+
+    def hung_threads():
+        return sum(1 for t in threading.enumerate() if t.name == "dlbench-nvml-gpu1" and t.is_alive())
+
+    before = hung_threads()  # other tests' readers may still have theirs
+    fake, reader = reader_for("h100-sxm*2")
+    fake.gpus[1].faults = {"nvmlDeviceGetPowerUsage": "HANG"}
+    try:
+        for _ in range(3):
+            assert reader.read_all(timeout=0.2)[1] == {"up": 0, "late": 1}
+            fake.gpus[0].faults = {"nvmlDeviceGetUtilizationRates": "DRIVER_NOT_LOADED"}
+            assert reader.read_all(timeout=0.5) == {} and not reader.up  # NVML down: the reader starts over
+            fake.gpus[0].faults = {}
+            assert reader.retry_start(now=float("inf"))
+        assert reader.read_all(timeout=0.2)[1] == {"up": 0, "late": 1}
+        assert hung_threads() - before == 1
+    finally:
+        fake.gpus[1].faults = {}
+        reader.close()
 
 
 def test_nvml_initialisation_is_retried_with_backoff(tmp_path):

@@ -1,12 +1,20 @@
-"""`dlbench env`: the software and hardware a result would be measured on."""
+"""`dlbench env`: the software and hardware a result would be measured on; with --spec, against a declared host
+spec (exit 1 when a field fails); with --write-spec, the spec of this host written to a file."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the environment as JSON")
+    parser.add_argument("--json", action="store_true", help="print the environment (or the --spec checks) as JSON")
+    parser.add_argument("--spec", type=Path, metavar="FILE",
+                        help="check this host against a host spec (hardware and software; stack.yml also reads)")
+    parser.add_argument("--write-spec", type=Path, metavar="FILE", help="write this host's spec to FILE (YAML)")
+    parser.add_argument("--python", metavar="PATH",
+                        help="with --spec/--write-spec: read torch and cuDNN from this Python's environment "
+                             "(e.g. the conda environment the work runs in) rather than dlbench's own")
 
 
 def _gib(n: int) -> str:
@@ -14,6 +22,8 @@ def _gib(n: int) -> str:
 
 
 def run(args) -> int:
+    if args.spec or args.write_spec:
+        return _spec(args)
     from dlbench import environment
 
     env = environment.collect()
@@ -46,3 +56,38 @@ def run(args) -> int:
         table.add_row(name, str(value))
     Console().print(table)
     return 0
+
+
+def _spec(args) -> int:
+    import shutil
+    import socket
+
+    from dlbench import atomic
+    from dlbench.errors import UserError
+    from dlbench.hostspec import compare, facts, spec, write
+    from dlbench.hostspec.reader import host_reader
+    from dlbench.validate.report import Report
+
+    if args.write_spec:
+        atomic.check_writable(args.write_spec)
+    declared = spec.load(args.spec) if args.spec else None  # bad input ends here, before anything is written
+    if args.python and not shutil.which(args.python):
+        raise UserError(f"--python {args.python}: no such executable")
+    host = facts.collect(host_reader(args.python))
+    if args.write_spec:
+        atomic.write_text(args.write_spec, write.to_yaml(write.spec_of(host), socket.gethostname()))
+    if declared is None:
+        return 0
+    report = Report({"hostname": socket.gethostname()}, {"spec": str(args.spec)})
+    for result in compare.check(declared, host):
+        report.add(result)
+    if args.json:
+        print(json.dumps({"verdict": report.verdict, "counts": report.counts(),
+                          "checks": [c.to_dict() for c in report.checks]}, indent=2))
+    else:
+        from rich.console import Console
+
+        from dlbench.validate import writers
+
+        Console().print(writers.console_table(report, command=f"dlbench env --spec {args.spec}"))
+    return report.exit_code

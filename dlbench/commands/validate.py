@@ -51,6 +51,8 @@ def add_arguments(parser) -> None:
                         help="sustained load on every GPU for DURATION (90s, 30m, 1h), results cross-checked")
     parser.add_argument("--stack", type=Path, metavar="FILE",
                         help="the version spec to hold the host to (default: ./stack.yml or dlbench's own)")
+    parser.add_argument("--spec", type=Path, metavar="FILE",
+                        help="also check the host against a host spec (hardware and software, field by field)")
     parser.add_argument("--image", metavar="TAG", help="also check that this pinned image sees every GPU")
     parser.add_argument("--peer-tolerance", type=fraction, default=0.10, metavar="FRACTION",
                         help="how far below its reference or its peers' median a GPU may be (default 0.10)")
@@ -84,13 +86,16 @@ def _options(args):
 
     if args.image and importlib.util.find_spec("docker") is None:
         raise UserError("--image needs the Docker SDK for Python: pip install 'dlbench[container]'")
+    from dlbench.hostspec import spec
+
     stack_path = args.stack or stack.default_stack_path()
     if args.stack is not None and not args.stack.is_file():
         raise UserError(f"--stack {args.stack}: no such file")
     return Options(level=args.level, expect_gpus=args.expect_gpus, expect_model=args.expect_model,
                    burn_in_seconds=args.burn_in, stack_path=stack_path,
                    stack=stack.load_stack(stack_path) if stack_path else None, image=args.image, cpu=args.cpu,
-                   peer_tolerance=args.peer_tolerance)
+                   peer_tolerance=args.peer_tolerance, spec_path=args.spec,
+                   spec=spec.load(args.spec) if args.spec else None)
 
 
 def _validate(args) -> int:

@@ -10,7 +10,7 @@ Selected only by `dlbench.telemetry.nvml.load_pynvml()` when DLBENCH_FAKE_NVML i
                                                 changes so a test can lose a GPU in a running exporter
 
 scenario.json: {"init_error": "LIBRARY_NOT_FOUND"} or
-    {"gpus": [{"preset": "h100-sxm", "values": {"utilization_gpu": 97, "power_mw": 650000, ...},
+    {"driver_version": "535.54.03", "gpus": [{"preset": "h100-sxm", "values": {"utilization_gpu": 97, "power_mw": 650000, ...},
                "faults": {"nvmlDeviceGetPowerUsage": "TIMEOUT"}, "lost": false, "xid": [79]}]}
 Fault values name an NVML_ERROR_* constant without the prefix, raised on every call of that function, or:
     "UNKNOWN*1"  raised on the next call only (a transient failure), then the call answers again;
@@ -66,6 +66,9 @@ DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 *
                       clocks_event_reasons=0x1, pstate=0, pcie_replay=0, ecc_corrected=0, ecc_uncorrected=0,
                       remapped=(0, 0, 0, 0), memory_reserved=0)
 
+
+# an R580 production driver (NVIDIA Linux driver 580.95.05); a scenario's "driver_version" replaces it
+DRIVER_VERSION = "580.95.05"
 
 _HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nvmlDevice_t) never dereferenced
 
@@ -144,6 +147,7 @@ class FakeNvml(types.ModuleType):
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.calls = 0  # every device call, for tests that want to see work being done
+        self.driver_version = DRIVER_VERSION
 
     def __getattr__(self, name):
         return getattr(_real, name)
@@ -168,6 +172,7 @@ class FakeNvml(types.ModuleType):
         except ValueError:
             return  # a half-written file; the next call sees the whole one
         self.init_error = scenario.get("init_error")
+        self.driver_version = scenario.get("driver_version", DRIVER_VERSION)
         for index, entry in enumerate(scenario.get("gpus", [])):
             if index >= len(self.gpus):
                 self.gpus.append(FakeGpu(index, entry["preset"]))
@@ -205,7 +210,7 @@ class FakeNvml(types.ModuleType):
         self._initialised -= 1
 
     def nvmlSystemGetDriverVersion(self):
-        return "580.95.05"
+        return self.driver_version
 
     def nvmlSystemGetCudaDriverVersion(self):
         return 13000

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import ipaddress
 import json
 import socket
 import sys
 import threading
+import time
 from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -28,8 +30,40 @@ MAX_CONNECTIONS = 32
 SERVER_NAME = "dlbench"  # the Server header: no Python or library versions for a scanner to match
 
 
+class _RequestDeadlineReader(io.RawIOBase):
+    """The connection's reads, each allowed only what is left of one deadline for the whole request.
+
+    A socket timeout alone bounds each read, so a client that sends a byte every few seconds (slowloris) would
+    hold its connection, and one of the MAX_CONNECTIONS slots, for ever: 32 such clients would lock Prometheus out.
+    """
+
+    def __init__(self, connection: socket.socket, deadline: float):
+        self._connection, self._deadline = connection, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the request was not complete within the socket timeout")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
+
+
 class _QuietHandler(WSGIRequestHandler):
     timeout = SOCKET_TIMEOUT_SECONDS  # StreamRequestHandler sets it on the connection before reading
+
+    def setup(self) -> None:
+        super().setup()
+        deadline = time.monotonic() + SOCKET_TIMEOUT_SECONDS
+        self.rfile.close()  # the plain socket file setup() made; the request is read through the deadline instead
+        self.rfile = io.BufferedReader(_RequestDeadlineReader(self.connection, deadline))
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # request line and headers read: writing the answer gets a fresh timeout
+        self.connection.settimeout(SOCKET_TIMEOUT_SECONDS)
+        return parsed
 
     def log_message(self, format, *args):  # one line per scrape would drown the operator's log
         pass

@@ -208,7 +208,12 @@ class NvmlReader:
         for index in range(count):
             if self.wanted is None or index in self.wanted:
                 self._enumerate(index)
-        self._workers = {index: _GpuWorker(index, lambda i=index: self._read_one(i)) for index in self._handles}
+        # a GPU's worker outlives an NVML restart: one whose call is hung for good is reused (it refuses new reads
+        # until that call returns) instead of joined by one more hung thread per restart
+        kept = self._workers
+        self._workers = {index: kept.pop(index, None) or _GpuWorker(index, lambda i=index: self._read_one(i))
+                         for index in self._handles}
+        self._close_workers(kept)
         self.up, self.problem, self.init_attempts = True, None, 0
         if self.watch_xid:
             self._register_xid_events()
@@ -237,14 +242,18 @@ class NvmlReader:
     def close(self) -> None:
         with self._lock:
             self._stop(problem=None)
+            self._close_workers(self._workers)
+
+    @staticmethod
+    def _close_workers(workers: dict[int, "_GpuWorker"]) -> None:
+        for worker in workers.values():
+            worker.close()  # a hung one ends when its call returns
+        workers.clear()
 
     def _stop(self, problem: str | None) -> None:
-        """Release NVML and the GPU threads; the GPU list is kept so the exporter still names the GPUs."""
+        """Release NVML; the GPU list (so the exporter still names the GPUs) and their threads are kept."""
         if not self.up:
             return
-        for worker in self._workers.values():
-            worker.close()
-        self._workers = {}
         if self._event_set is not None:
             try:
                 self.nvml.nvmlEventSetFree(self._event_set)
@@ -299,7 +308,8 @@ class NvmlReader:
         if retry_at is not None:
             if time.monotonic() < retry_at:
                 return None
-            del self._unsupported[key]
+            # pop, not del: the run's thread (read_energy_joules) and the GPU's thread may both get here
+            self._unsupported.pop(key, None)
         nvml = self.nvml
         try:
             return getattr(nvml, call)(self._handles[index], *args)
@@ -435,16 +445,21 @@ class NvmlReader:
             r["memory_total_bytes"] = int(memory.total)
 
     def _static_readings(self, index: int) -> dict:
-        """Maximum clocks: read once per NVML initialisation (they are properties of the board and its VBIOS)."""
-        if index not in self._static:
-            nvml, call, static = self.nvml, self._call, {}
-            for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM),
-                               ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
-                mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
-                if mhz is not None:
-                    static[key] = mhz * 1e6
+        """Maximum clocks: read once per NVML initialisation (they are properties of the board and its VBIOS).
+
+        Kept only once both are read: a failed or unsupported read is asked again (unsupported after
+        UNSUPPORTED_RETRY_SECONDS), not left out until the next NVML restart.
+        """
+        if index in self._static:
+            return self._static[index]
+        nvml, call, static = self.nvml, self._call, {}
+        for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM), ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
+            mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
+            if mhz is not None:
+                static[key] = mhz * 1e6
+        if len(static) == 2:
             self._static[index] = static
-        return self._static[index]
+        return static
 
     def _clocks_event_reasons(self, index: int) -> dict[str, int] | None:
         nvml = self.nvml

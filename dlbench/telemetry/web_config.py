@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -36,6 +37,12 @@ _CLIENT_AUTH = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
+# bcrypt's modular crypt format: $2a$/$2b$/$2y$, a two-digit cost, then 22 characters of salt and 31 of hash in
+# bcrypt's base64 alphabet (60 characters in all). The cost is 4..31 as in Go's golang.org/x/crypto/bcrypt
+# (MinCost, MaxCost), which exporter-toolkit uses. Checked when the file is read: the bcrypt package raises
+# ValueError("Invalid salt") on anything else, which would turn every scrape into a 500 instead of one clear line.
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(?P<cost>\d\d)\$[./A-Za-z0-9]{53}")
+_BCRYPT_COST = (4, 31)
 _TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -146,8 +153,12 @@ def load_web_config(path_text: str) -> WebConfig:
     if not isinstance(users, dict):
         raise UserError(f"web config {path}: basic_auth_users must map user names to bcrypt hashes")
     for user, hashed in users.items():
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-            raise UserError(f"web config {path}: the password of {user!r} must be a bcrypt hash ($2y$...)")
+        match = _BCRYPT_HASH.fullmatch(hashed) if isinstance(hashed, str) else None
+        if match is None or not _BCRYPT_COST[0] <= int(match["cost"]) <= _BCRYPT_COST[1]:
+            raise UserError(
+                f"web config {path}: the password of {user!r} must be a bcrypt hash ($2y$10$ and 53 characters, "
+                f"cost {_BCRYPT_COST[0]}-{_BCRYPT_COST[1]})"
+            )
         config.users[str(user)] = hashed.encode()
     if config.users:
         try:

@@ -32,6 +32,8 @@ class Options:
     burn_in_seconds: float | None = None
     stack_path: Path | None = None
     stack: dict | None = None  # stack.yml, loaded
+    spec_path: Path | None = None
+    spec: dict | None = None  # a host spec (dlbench.hostspec.spec), loaded
     image: str | None = None
     cpu: bool = False  # measure on the CPU even when GPUs are present (small sizes)
     peer_tolerance: float = 0.10
@@ -40,7 +42,8 @@ class Options:
     def to_dict(self) -> dict:
         return {"level": self.level, "expect_gpus": self.expect_gpus, "expect_model": self.expect_model,
                 "burn_in_seconds": self.burn_in_seconds, "stack": str(self.stack_path) if self.stack_path else None,
-                "image": self.image, "cpu": self.cpu, "peer_tolerance": self.peer_tolerance}
+                "image": self.image, "cpu": self.cpu, "peer_tolerance": self.peer_tolerance,
+                "spec": str(self.spec_path) if self.spec_path else None}
 
 
 @dataclass

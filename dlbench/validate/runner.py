@@ -20,6 +20,10 @@ from dlbench.validate.report import FAIL, CheckResult, Report
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:
     chosen = [("stack", stack.run), ("inventory", inventory.run), ("compute", compute.run), ("memory", memory.run),
               ("interconnect", interconnect.run), ("interconnect", p2p.run), ("training", training.run)]
+    if ctx.options.spec:
+        from dlbench.validate import spec
+
+        chosen.insert(0, ("spec", spec.run))  # the idle host, before any load
     if ctx.options.image:
         from dlbench.validate import container
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dlbench import environment
+from dlbench import environment, yamlfile
 from dlbench.errors import UserError
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
@@ -38,16 +38,7 @@ def default_stack_path() -> Path | None:
 
 
 def load_stack(path: Path) -> dict[str, str]:
-    import yaml
-
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise UserError(f"cannot read --stack {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"--stack {path} is not a UTF-8 text file") from None
-    except yaml.YAMLError as error:
-        raise UserError(f"--stack {path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    spec = yamlfile.read(path, f"--stack {path}")
     if not isinstance(spec, dict) or "stack_torch_version" not in spec:
         raise UserError(f"--stack {path} is not a dlbench stack spec (no stack_torch_version)")
     return {key: str(value) for key, value in spec.items()}

@@ -80,11 +80,11 @@ def write_junit(report: Report, path) -> None:
     atomic.write_text(path, junit_xml(report))
 
 
-def console_table(report: Report):
+def console_table(report: Report, command: str = "dlbench validate"):
     from rich.table import Table
 
     data = report.to_dict()
-    table = Table(title=f"dlbench validate {data['host']}: {data['verdict']}", show_lines=False)
+    table = Table(title=f"{command} {data['host']}: {data['verdict']}", show_lines=False)
     for column in ("check", "verdict", "measured", "expected", "source / reason"):
         table.add_column(column, overflow="fold")
     for check in report.checks:
