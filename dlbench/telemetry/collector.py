@@ -13,7 +13,8 @@ from typing import Any, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dlbench.telemetry.catalogue import MetricSpec, specs
+from dlbench.telemetry.catalogue import GPU_LABELS, MIG_LABELS, PROCESS_LABELS, MetricSpec, specs
+from dlbench.telemetry.rows import child_rows
 from dlbench.telemetry.sampler import Sampler
 
 
@@ -75,7 +76,7 @@ class TelemetryCollector(Collector):
 
     def describe(self) -> list:
         # the catalogue knows every name, so registering neither collects nor reads NVML (and name[] filters work)
-        groups = ("gpu", "host") + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat
+        groups = ("gpu", "process", "mig", "host") + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat
                                                                                       else ())
         return [new_family(spec) for group in groups for spec in specs(group)]
 
@@ -96,6 +97,10 @@ class TelemetryCollector(Collector):
         gpu_specs = specs("gpu")
         yield from families_from_rows([s for s in gpu_specs if s.name == "dlbench_gpu_info"], info_rows)
         yield from families_from_rows([s for s in gpu_specs if s.name != "dlbench_gpu_info"], gpu_rows)
+        yield from families_from_rows(specs("process"), child_rows(gpu_rows, "processes",
+                                                                    PROCESS_LABELS[len(GPU_LABELS):]))
+        yield from families_from_rows(specs("mig"), child_rows(gpu_rows, "mig_devices",
+                                                                MIG_LABELS[len(GPU_LABELS):]))
         if snapshot is not None:
             yield from families_from_rows(specs("host"), [([self.hostname], snapshot.host)])
         if self.exporter_health:
