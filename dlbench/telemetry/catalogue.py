@@ -16,6 +16,9 @@ from dlbench.telemetry.processes import TOP_PROCESSES
 GPU_LABELS = ("gpu", "uuid", "hostname")
 HOST_LABELS = ("hostname",)
 TRAIN_LABELS = ("run_id", "workload", "hostname")
+# a live run's series also name the torchrun rank that serves them (0 for a single-process run): in a data-parallel
+# job every rank serves its own port, and their series must not collide in Prometheus
+LIVE_LABELS = TRAIN_LABELS + ("rank",)
 PROCESS_LABELS = GPU_LABELS + ("pid", "slurm_job_id", "namespace", "pod")
 MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id", "profile")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
@@ -346,21 +349,21 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     # --- live training (dlbench run --metrics-port) ------------------------------------------------------------
     MetricSpec("dlbench_train_info", "gauge", "", "Identity of a live run; value is always 1.", "run hook",
                "never while the run is served", "train", "info",
-               labels=("run_id", "workload", "hostname", "device", "precision", "batch_size")),
+               labels=("run_id", "workload", "hostname", "rank", "device", "precision", "batch_size")),
     MetricSpec("dlbench_train_samples_per_second", "gauge", "", "Training throughput over the last 20 timed steps.",
                "run hook on_step", "absent before the first timed step", "train", "samples_per_second",
-               labels=TRAIN_LABELS),
+               labels=LIVE_LABELS),
     MetricSpec("dlbench_train_step_seconds", "histogram", "seconds", "Duration of each timed training step.",
                "run hook on_step", "never while the run is served (empty before the first step)", "train",
-               "step_seconds", labels=TRAIN_LABELS),
+               "step_seconds", labels=LIVE_LABELS),
     MetricSpec("dlbench_train_mfu_ratio", "gauge", "ratio",
                "Model FLOPs utilisation over the last 20 steps: achieved FLOP/s over the device's dense peak.",
                "run hook on_step", "absent on CPU or when the GPU's peak is unknown", "train", "mfu_ratio",
-               labels=TRAIN_LABELS),
+               labels=LIVE_LABELS),
     MetricSpec("dlbench_train_loss", "gauge", "", "Training loss, read at most once per second.", "run hook on_step",
-               "absent before the first read", "train", "loss", labels=TRAIN_LABELS),
+               "absent before the first read", "train", "loss", labels=LIVE_LABELS),
     MetricSpec("dlbench_train_steps_total", "counter", "", "Timed training steps done.", "run hook on_step", "never",
-               "train", "steps", labels=TRAIN_LABELS),
+               "train", "steps", labels=LIVE_LABELS),
     # --- end-of-run summary (dlbench run --pushgateway) --------------------------------------------------------
     MetricSpec("dlbench_run_info", "gauge", "", "Identity and outcome of a finished run; value is always 1.",
                "run hook on_finish", "never", "run", "info",
@@ -495,6 +498,8 @@ def render_markdown() -> str:
         "- The dcgm-exporter names are exposed as gauges (dcgm-exporter declares some of them counters; `rate()` and",
         "  `increase()` work the same on either). Their label names (`UUID`, `modelName`, `Hostname`) are not",
         "  snake_case, so `promtool check metrics` comments on them; the default output has nothing to comment on.",
+        "- `dlbench run --metrics-port PORT` under torchrun serves each local rank on PORT + local rank; the live",
+        "  `dlbench_train_*` series carry the torchrun `rank` (0 for a single-process run).",
         "- `dlbench_gpu_xid_errors_total` counts events seen since the exporter started; alert on its increase or on",
         "  a change of `dlbench_gpu_last_xid_timestamp_seconds`, not on `DCGM_FI_DEV_XID_ERRORS > 0`, which fires",
         "  forever after one event.",
