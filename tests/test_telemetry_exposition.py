@@ -66,7 +66,7 @@ def test_promtool_only_objects_to_dcgm_exporters_own_label_names():
 
 
 def test_every_exposed_name_is_in_the_catalogue_with_its_labels():
-    text, _, _ = exposition(dcgm=True, prepare=lambda f: f.inject_xid(1, 48))
+    text, _, _ = exposition(dcgm=True, prepare=lambda f: f.inject_xid(1, 48), nvlink_per_link=True)
     known = {spec.name: spec for spec in catalogue.CATALOGUE}
     seen = set()
     for family in text_string_to_metric_families(text):
@@ -77,7 +77,8 @@ def test_every_exposed_name_is_in_the_catalogue_with_its_labels():
             seen.add(sample.name)
     for required in ("dlbench_gpu_info", "dlbench_gpu_up", "dlbench_gpu_energy_joules_total",
                      "dlbench_gpu_clocks_event_active", "dlbench_gpu_xid_errors_total",
-                     "dlbench_host_load_average", "dlbench_exporter_nvml_up", "DCGM_FI_DEV_GPU_UTIL"):
+                     "dlbench_host_load_average", "dlbench_exporter_nvml_up", "DCGM_FI_DEV_GPU_UTIL",
+                     "dlbench_gpu_nvlink_links_active", "dlbench_gpu_nvlink_link_state"):
         assert required in seen
 
 
