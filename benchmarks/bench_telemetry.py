@@ -2,7 +2,8 @@
 
 1. Sampler overhead: the same small CPU training loop with the run's TelemetryObserver off and on (interval 0.5 s,
    simulated H100 NVML so the NVML-reading code path runs), alternating rounds; target: on/off >= 0.99.
-2. Scrape latency: GET /metrics on a running exporter with 1 and 8 simulated GPUs (default and --dcgm-compat);
+2. Scrape latency: GET /metrics on a running exporter with 1 and 8 simulated GPUs (default, --dcgm-compat and
+   --nvlink-per-link, the default before per-link NVLink series became opt-in);
    target: p99 < 20 ms with 8 GPUs.
 
     .venv/bin/python benchmarks/bench_telemetry.py [--rounds 5] [--scrapes 500]
@@ -90,12 +91,12 @@ def sampler_overhead(rounds: int, steps: int) -> None:
           f"{per_sample / 0.5:.2%} of one core (the training loop's share of the GIL it can take at most)")
 
 
-def scrape_latency(gpus: int, dcgm: bool, scrapes: int) -> float:
+def scrape_latency(gpus: int, dcgm: bool, scrapes: int, nvlink_per_link: bool = False) -> tuple[float, float]:
     from dlbench.telemetry import fake_nvml
     from dlbench.telemetry.exporter import Exporter
     from dlbench.telemetry.http import PROMETHEUS_ACCEPT
 
-    exporter = Exporter("127.0.0.1", 0, interval=1.0, dcgm_compat=dcgm,
+    exporter = Exporter("127.0.0.1", 0, interval=1.0, dcgm_compat=dcgm, nvlink_per_link=nvlink_per_link,
                         nvml=fake_nvml.from_spec(f"h100-sxm*{gpus}")).start()
     url = f"http://127.0.0.1:{exporter.server.port}/metrics"
     # what Prometheus sends: OpenMetrics preferred, gzip accepted
@@ -112,18 +113,20 @@ def scrape_latency(gpus: int, dcgm: bool, scrapes: int) -> float:
             t0 = time.perf_counter()
             size = len(urllib.request.urlopen(request).read())
             times.append(time.perf_counter() - t0)
-        renders = []  # the work moved off the scrape: rendering after each sample, in the sampler thread
+        renders, render_cpu = [], []  # the work moved off the scrape: rendering after each sample, in the sampler thread
         for _ in range(max(20, scrapes // 10)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             exporter.metrics.refresh()
             renders.append(time.perf_counter() - t0)
+            render_cpu.append(time.thread_time() - c0)
     finally:
         exporter.close()
-    p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
-    print(f"scrape {gpus} GPU(s){' +dcgm-compat' if dcgm else '':14s}: {size:6d} gzip bytes, p50 {p50:6.2f} ms, "
+    p50, p99, render = percentile(times, 0.5), percentile(times, 0.99), percentile(render_cpu, 0.5)
+    flags = (" +dcgm-compat" if dcgm else "") + (" +nvlink-per-link" if nvlink_per_link else "")
+    print(f"scrape {gpus} GPU(s){flags:31s}: {size:6d} gzip bytes, p50 {p50:6.2f} ms, "
           f"p99 {p99:6.2f} ms, p99/20 ms target = {p99 / 20:.2f}; render per sample p50 "
-          f"{percentile(renders, 0.5):.2f} ms, p99 {percentile(renders, 0.99):.2f} ms")
-    return p99
+          f"{percentile(renders, 0.5):.2f} ms, p99 {percentile(renders, 0.99):.2f} ms, CPU p50 {render:.2f} ms")
+    return p99, render
 
 
 def main() -> None:
@@ -132,10 +135,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--scrapes", type=int, default=500)
     args = parser.parse_args()
-    one = scrape_latency(1, False, args.scrapes)
-    eight = scrape_latency(8, False, args.scrapes)
-    eight_dcgm = scrape_latency(8, True, args.scrapes)
+    one, _ = scrape_latency(1, False, args.scrapes)
+    eight, render = scrape_latency(8, False, args.scrapes)
+    eight_dcgm, _ = scrape_latency(8, True, args.scrapes)
+    eight_links, render_links = scrape_latency(8, False, args.scrapes, nvlink_per_link=True)
     print(f"scrape p99 ratio 8 GPUs / 1 GPU = {eight / one:.2f}; with dcgm-compat / without = {eight_dcgm / eight:.2f}")
+    # the per-link series were the default before they became opt-in: the render cost they add
+    print(f"8 GPUs, default / --nvlink-per-link: scrape p99 ratio {eight / eight_links:.2f}, render CPU per sample "
+          f"p50 ratio {render / render_links:.2f}; render CPU at the default 5 s interval {render / 5000:.2%} of a core")
     sampler_overhead(args.rounds, args.steps)
 
 

@@ -17,6 +17,7 @@ from dlbench.errors import UserError
 # subcommand name -> (module, one-line help)
 COMMANDS = {
     "run": ("dlbench.commands.run", "train a reference workload and report throughput, MFU, memory and energy"),
+    "scaling": ("dlbench.commands.scaling", "run a workload on 1, 2, 4, ... GPUs (torchrun, DDP) and report scaling efficiency"),
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
     "validate": ("dlbench.commands.validate", "accept or reject this GPU host with measured evidence; summarize a fleet"),

@@ -61,3 +61,18 @@ def test_environment_variables_are_validated_like_flags():
     process = start_exporter(env={"DLBENCH_EXPORTER_PORT": "0x"})
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2 and "port must be a number" in err
+
+
+def test_nvlink_per_link_flag_adds_per_link_series_to_the_real_process():
+    # FAKED: NVML only, through the exporter's DLBENCH_FAKE_NVML hook (an H100 SXM with 18 NVLink links)
+    port = free_port()
+    process = start_exporter("--port", str(port), "--interval", "0.2", "--nvlink-per-link",
+                             env={"DLBENCH_FAKE_NVML": "h100-sxm"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: b"dlbench_gpu_nvlink_link_state{" in http_get(f"{url}/metrics")[1], 30, "per-link series")
+        text = http_get(f"{url}/metrics")[1].decode()
+        assert text.count("dlbench_gpu_nvlink_link_state{") == 18 and "dlbench_gpu_nvlink_links_active{" in text
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

@@ -9,25 +9,29 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from dlbench.telemetry import catalogue, fake_nvml
 from dlbench.telemetry.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
+from dlbench.telemetry.http import PROMETHEUS_ACCEPT, PrerenderedMetrics
 from dlbench.telemetry.nvml import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def exposition(spec="h100-sxm,a100,rtx4090", dcgm=False, prepare=None):
+def exposition(spec="h100-sxm,a100,rtx4090", dcgm=False, prepare=None, nvlink_per_link=False):
     fake = fake_nvml.from_spec(spec)
     if prepare:
         prepare(fake)
     sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
     sampler.sample_now()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=dcgm))
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=dcgm, nvlink_per_link=nvlink_per_link))
     return generate_latest(registry).decode(), fake, sampler
 
 
@@ -62,7 +66,7 @@ def test_promtool_only_objects_to_dcgm_exporters_own_label_names():
 
 
 def test_every_exposed_name_is_in_the_catalogue_with_its_labels():
-    text, _, _ = exposition(dcgm=True, prepare=lambda f: f.inject_xid(1, 48))
+    text, _, _ = exposition(dcgm=True, prepare=lambda f: f.inject_xid(1, 48), nvlink_per_link=True)
     known = {spec.name: spec for spec in catalogue.CATALOGUE}
     seen = set()
     for family in text_string_to_metric_families(text):
@@ -73,7 +77,8 @@ def test_every_exposed_name_is_in_the_catalogue_with_its_labels():
             seen.add(sample.name)
     for required in ("dlbench_gpu_info", "dlbench_gpu_up", "dlbench_gpu_energy_joules_total",
                      "dlbench_gpu_clocks_event_active", "dlbench_gpu_xid_errors_total",
-                     "dlbench_host_load_average", "dlbench_exporter_nvml_up", "DCGM_FI_DEV_GPU_UTIL"):
+                     "dlbench_host_load_average", "dlbench_exporter_nvml_up", "DCGM_FI_DEV_GPU_UTIL",
+                     "dlbench_gpu_nvlink_links_active", "dlbench_gpu_nvlink_link_state"):
         assert required in seen
 
 
@@ -226,3 +231,29 @@ def test_promtool_finds_nothing_to_say_about_live_run_metrics():
     assert find(parsed, "dlbench_train_step_seconds_bucket", le="0.1") == [0.0]
     assert find(parsed, "dlbench_train_steps_total") == [30.0]
     assert find(parsed, "dlbench_gpu_up", gpu="0") == [1.0]  # the run's own GPU, from the shared sampler
+
+
+def test_prerender_collects_once_and_encodes_only_the_forms_asked_for():
+    collects = []
+
+    class Counting(Collector):
+        def collect(self):
+            collects.append(1)
+            yield GaugeMetricFamily("dlbench_test_value", "A value.", value=len(collects))
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Counting())
+    metrics = PrerenderedMetrics(registry)
+
+    def scrape(accept):
+        environ = {"HTTP_ACCEPT": accept, "HTTP_ACCEPT_ENCODING": "", "QUERY_STRING": ""}
+        return b"".join(metrics(environ, lambda status, headers: None)).decode()
+
+    openmetrics = choose_encoder(PROMETHEUS_ACCEPT)[1]
+    metrics.refresh()
+    assert len(collects) == 1 and set(metrics._cache) == {(openmetrics, False), (openmetrics, True)}
+    assert "dlbench_test_value 2.0" in scrape("text/plain")  # not rendered ahead: collected when first asked
+    assert len(collects) == 2
+    metrics.refresh()  # asked for in the last interval: now rendered ahead, from the same collection
+    assert len(collects) == 3 and "dlbench_test_value 3.0" in scrape("text/plain")
+    assert "dlbench_test_value 3.0" in scrape(PROMETHEUS_ACCEPT) and len(collects) == 3

@@ -21,6 +21,7 @@ from .selectors import GPU, NODE_LINK, NODE_LINK_FROM_ROW, RESTART_ANNOTATION, X
 UID = "dlbench-gpu-fleet"
 HOST_LEGEND = "{{hostname}}"
 BY_HOST = "by (job, hostname)"
+BY_OWNER = "by (job, hostname, slurm_job_id, namespace, pod)"  # a process's Slurm job or Kubernetes pod
 TO_NODE = [link("GPU node detail for ${__field.labels.hostname}", NODE_LINK)]
 
 # GPUs down per host, 0 for a host whose GPUs all answer (so that every host has a value)
@@ -148,6 +149,24 @@ def build():
             description="Device memory used over total on each host's fullest GPU.",
         ),
         width=12,
+        height=8,
+    )
+
+    layout.row("Who uses the GPUs")
+    layout.add(
+        table_panel(
+            "GPU memory by Slurm job or Kubernetes pod",
+            [
+                (f"sum {BY_OWNER} "
+                 f"(dlbench_gpu_process_memory_used_bytes{{{GPU}}})", "GPU memory"),
+                (f"count {BY_OWNER} "
+                 f"(dlbench_gpu_process_memory_used_bytes{{{GPU}}})", "processes"),
+            ],
+            description="GPU memory of the processes of each Slurm job or pod now, from their cgroups (empty "
+            "job and pod: neither). Each GPU lists its 10 largest processes.",
+            units={"GPU memory": "bytes"},
+        ),
+        width=24,
         height=8,
     )
 

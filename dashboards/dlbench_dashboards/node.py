@@ -176,6 +176,41 @@ def build():
         height=8,
     )
 
+    layout.row("GPU efficiency")
+    layout.add(
+        time_series(
+            "SM activity against utilization",
+            against("dlbench_gpu_sm_active_ratio", "dlbench_gpu_utilization_ratio", LEGEND, " utilization",
+                    " SM active"),
+            unit="percentunit",
+            min_value=0,
+            max_value=1,
+            description="Utilization counts time any kernel ran; SM activity, the fraction of SMs busy. High "
+            "utilization with low SM activity is a busy but inefficient GPU (kernels too small, launch-bound). "
+            "Hopper and newer only (NVML GPM).",
+        ),
+        time_series(
+            "Tensor cores and memory bandwidth",
+            [
+                gpu_query("dlbench_gpu_tensor_active_ratio", LEGEND, " tensor"),
+                gpu_query("dlbench_gpu_dram_active_ratio", LEGEND, " DRAM"),
+            ],
+            unit="percentunit",
+            min_value=0,
+            max_value=1,
+            description="Time the tensor cores worked, and memory bandwidth used against the maximum: training "
+            "in bf16/fp16 should keep the tensor cores busy. Hopper and newer only.",
+        ),
+        gpu_panels.fraction(
+            "SM occupancy",
+            "dlbench_gpu_sm_occupancy_ratio",
+            LEGEND,
+            description="Warps resident against the maximum the SMs hold. Hopper and newer only.",
+        ),
+        width=8,
+        height=8,
+    )
+
     layout.row("Clocks and throttling")
     layout.add(
         *(_clock(title, clock, description) for title, clock, description in CLOCKS),
@@ -279,6 +314,65 @@ def build():
             ],
             description="Memory rows replaced by spares, over the GPU's life.",
             hide=("Time", "__name__", "job", "instance", "type"),
+        ),
+        width=12,
+        height=8,
+    )
+
+    layout.row("Interconnect")
+    layout.add(
+        time_series(
+            "PCIe traffic",
+            [
+                _gpu_rate("dlbench_gpu_pcie_transmitted_bytes_total", " sent"),
+                _gpu_rate("dlbench_gpu_pcie_received_bytes_total", " received"),
+            ],
+            unit="Bps",
+            min_value=0,
+            description="Bytes per second over PCIe, from the GPU's byte counters.",
+        ),
+        time_series(
+            "PCIe link against its maximum",
+            against("dlbench_gpu_pcie_link_width", "dlbench_gpu_pcie_link_max_width", LEGEND, " max lanes",
+                    " lanes")
+            + against("dlbench_gpu_pcie_link_generation", "dlbench_gpu_pcie_link_max_generation", LEGEND, " max gen",
+                      " gen"),
+            unit="none",
+            min_value=0,
+            description="Width and generation against the best the GPU and slot allow. Fewer lanes is a degraded "
+            "link; a lower generation only matters under load (idle GPUs lower it to save power).",
+        ),
+        time_series(
+            "NVLink traffic",
+            [
+                (f"rate(dlbench_gpu_nvlink_transmitted_bytes_total{{{GPU}}}[{RATE}])", LEGEND + " sent"),
+                (f"rate(dlbench_gpu_nvlink_received_bytes_total{{{GPU}}}[{RATE}])", LEGEND + " received"),
+            ],
+            unit="Bps",
+            min_value=0,
+            description="Data bytes per second over all NVLink links of each GPU.",
+        ),
+        width=8,
+        height=8,
+    )
+    layout.add(
+        time_series(
+            "NVLink links active",
+            against("dlbench_gpu_nvlink_links_active", "dlbench_gpu_nvlink_links", LEGEND, " links", " active"),
+            unit="none",
+            min_value=0,
+            description="Links in the active state per GPU against the links it has (18 on an H100 SXM); a drop is "
+            "a link down.",
+        ),
+        time_series(
+            "NVLink errors",
+            [
+                (f"increase(dlbench_gpu_nvlink_{kind}_errors_total{{{GPU}}}[{RATE}])", f"{LEGEND} {kind}")
+                for kind in ("replay", "recovery", "crc")
+            ],
+            unit="none",
+            min_value=0,
+            description="New data-link replays, recoveries and CRC errors per interval, over all links of each GPU.",
         ),
         width=12,
         height=8,

@@ -40,10 +40,13 @@ def add_arguments(parser) -> None:
                              f"{ENV_WEB_CONFIG}; the format node_exporter's --web.config.file reads)")
     parser.add_argument("--dcgm-compat", action="store_true",
                         help="also expose the dcgm-exporter default names (DCGM_FI_DEV_*) for existing dashboards")
+    parser.add_argument("--nvlink-per-link", action="store_true",
+                        help="also expose NVLink state, traffic and errors per link (6 series per link, 864 for 8 "
+                             "H100s); by default NVLink is served as per-GPU totals")
 
 
 def run(args) -> int:
     from dlbench.telemetry.exporter import run_exporter
 
     return run_exporter(args.listen, args.port, args.interval, args.dcgm_compat, hostname=args.hostname,
-                        web_config_file=args.web_config_file)
+                        web_config_file=args.web_config_file, nvlink_per_link=args.nvlink_per_link)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
+from dlbench import launch
 from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int, seed
+from dlbench.errors import UserError
 from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
 
 
@@ -36,7 +39,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output", type=non_empty("--output"), metavar="FILE.json",
                         help="write the result JSON here (atomically)")
     parser.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of a table")
+    add_distributed_arguments(parser)
     add_run_arguments(parser)
+
+
+def add_distributed_arguments(parser) -> None:
+    group = parser.add_argument_group("data-parallel (torchrun, DDP)")
+    group.add_argument("--gpus", type=positive_int, metavar="N",
+                       help="train on N GPUs of this host: starts torchrun with one process per GPU (DDP over NCCL)")
+    group.add_argument("--nproc", type=positive_int, metavar="N",
+                       help="start N processes on --device (on the CPU: DDP over gloo, to try data-parallel runs "
+                       "without GPUs)")
+    group.add_argument("--dist-timeout", type=positive_float, default=600, metavar="SECONDS",
+                       help="under torchrun: how long a rank waits on the others before the run fails (default 600)")
 
 
 def _config_from_args(args):
@@ -61,8 +76,10 @@ def build_run(args, console, command_line: list[str] | None = None):
     from dlbench.train.report import ProgressBar
     from dlbench.train.runner import Run
 
-    run_ = Run(_config_from_args(args), observers_from_args(args), command_line=command_line)
-    run_.observers.insert(0, ProgressBar(run_.timed_steps_target, run_.window.seconds, console))
+    run_ = Run(_config_from_args(args), observers_from_args(args), command_line=command_line,
+               dist_timeout=getattr(args, "dist_timeout", 600))
+    if run_.is_reporting_rank:  # under torchrun, one bar: rank 0's
+        run_.observers.insert(0, ProgressBar(run_.timed_steps_target, run_.window.seconds, console))
     return run_
 
 
@@ -78,6 +95,11 @@ def run(args) -> int:
     get_workload(args.workload)  # a typo fails before torch is imported
     if args.output:
         check_writable(args.output)
+    nproc = launch.processes(args.gpus, args.nproc, args.device)
+    if nproc is not None:
+        if "RANK" in os.environ:
+            raise UserError("--gpus/--nproc start torchrun; this process already runs under torchrun (RANK is set)")
+        launch.exec_torchrun(nproc, sys.argv[1:])  # does not return
 
     from rich.console import Console
 
@@ -89,6 +111,8 @@ def run(args) -> int:
         result = run_.execute()
     finally:
         run_.close()
+    if not run_.is_reporting_rank:  # rank 0 reports for the whole job
+        return interrupt.exit_code(result["interrupted_by"]) if result["status"] == "interrupted" else 0
     if args.json:
         print(json.dumps(result, indent=2))
     else:

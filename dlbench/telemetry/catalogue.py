@@ -11,12 +11,22 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from dlbench.telemetry.processes import TOP_PROCESSES
+
 GPU_LABELS = ("gpu", "uuid", "hostname")
 HOST_LABELS = ("hostname",)
 TRAIN_LABELS = ("run_id", "workload", "hostname")
+# a live run's series also name the torchrun rank that serves them (0 for a single-process run): in a data-parallel
+# job every rank serves its own port, and their series must not collide in Prometheus
+LIVE_LABELS = TRAIN_LABELS + ("rank",)
+PROCESS_LABELS = GPU_LABELS + ("pid", "slurm_job_id", "namespace", "pod")
+MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id", "profile")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
+NVLINK_ABSENT = SUPPORTED + " (GPUs without NVLink)"
+GPM_ABSENT = ("absent on GPUs before Hopper (no GPM), in the first sample after the exporter or NVML starts (a GPM "
+              "metric needs two samples), and while the GPU is down")
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class MetricSpec:
     help: str
     source: str  # where the value comes from (NVML call, psutil function, run hook)
     absent_when: str
-    group: str  # gpu, host, exporter, train, run, dcgm
+    group: str  # gpu, nvlink_link, process, mig, host, exporter, train, run, dcgm
     field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
     labels: tuple[str, ...] = ()
     scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
@@ -41,6 +51,11 @@ class MetricSpec:
 
 def _gpu(name, type_, unit, help_, source, field, labels=GPU_LABELS, absent=SUPPORTED):
     return MetricSpec(name, type_, unit, help_, source, absent, "gpu", field, labels)
+
+
+def _link(name, type_, unit, help_, source, field):
+    return MetricSpec(name, type_, unit, help_, source, NVLINK_ABSENT + "; only with --nvlink-per-link", "nvlink_link",
+                      field, GPU_LABELS + ("link",))
 
 
 def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
@@ -147,6 +162,153 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "Unix time the exporter last saw an XID event of this code (alert on changes, not on its value).",
          "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events", "last_xid_timestamp_seconds",
          labels=GPU_LABELS + ("xid",), absent="absent until the first XID event of that code"),
+    # --- per GPU: health beyond XID (dlbench/telemetry/health.py) ------------------------------------------------
+    _gpu("dlbench_gpu_recovery_action", "gauge", "",
+         "What the driver asks an operator to do to recover the GPU: 0 nothing, 1 reset the GPU, 2 reboot the node, "
+         "3 drain peer-to-peer traffic, 4 drain and reset, 5 recover the IMEX domain, 6 bus reset, 7 system reboot "
+         "(NVML's nvmlDeviceGpuRecoveryAction_t; drivers may add codes).",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_GET_GPU_RECOVERY_ACTION)", "recovery_action",
+         absent=SUPPORTED + " (older drivers lack the field)"),
+    _gpu("dlbench_gpu_ecc_volatile_errors_total", "counter", "",
+         "ECC errors since the driver was loaded or the GPU last reset (volatile counter); type is corrected or "
+         "uncorrected.", "nvmlDeviceGetTotalEccErrors(NVML_MEMORY_ERROR_TYPE_*, NVML_VOLATILE_ECC)",
+         "ecc_volatile_errors", labels=GPU_LABELS + ("type",), absent=SUPPORTED + " or ECC is disabled"),
+    _gpu("dlbench_gpu_retired_pages", "gauge", "",
+         "Memory pages retired (GPUs before Ampere; later ones remap rows instead, see dlbench_gpu_remapped_rows); "
+         "cause is single_bit_ecc or double_bit_ecc.", "nvmlDeviceGetFieldValues(NVML_FI_DEV_RETIRED_SBE/DBE)",
+         "retired_pages", labels=GPU_LABELS + ("cause",), absent=SUPPORTED + " (Ampere and newer)"),
+    _gpu("dlbench_gpu_retired_pages_pending", "gauge", "",
+         "1 if a page waits to be retired at the next driver reload or GPU reset (GPUs before Ampere).",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_RETIRED_PENDING)", "retired_pages_pending",
+         absent=SUPPORTED + " (Ampere and newer)"),
+    _gpu("dlbench_gpu_clocks_event_duration_seconds_total", "counter", "seconds",
+         "Time the named reason has held the clocks down since the driver was loaded; rate() is the throttled "
+         "fraction of the time. reason is one of: sw_power_cap, sync_boost, sw_thermal_slowdown, "
+         "hw_thermal_slowdown, hw_power_brake_slowdown.",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_CLOCKS_EVENT_REASON_*) (ns / 1e9)", "clocks_event_duration_seconds",
+         labels=GPU_LABELS + ("reason",), absent=SUPPORTED + ", per reason"),
+    _gpu("dlbench_gpu_fan_speed_ratio", "gauge", "ratio",
+         "Intended fan speed as a fraction of the maximum (fan 0).", "nvmlDeviceGetFanSpeed / 100", "fan_speed_ratio",
+         absent=SUPPORTED + " (passively cooled data-centre boards have no fan)"),
+    _gpu("dlbench_gpu_encoder_utilization_ratio", "gauge", "ratio", "Fraction of time the video encoder was busy.",
+         "nvmlDeviceGetEncoderUtilization()[0] / 100", "encoder_utilization_ratio"),
+    _gpu("dlbench_gpu_decoder_utilization_ratio", "gauge", "ratio", "Fraction of time the video decoder was busy.",
+         "nvmlDeviceGetDecoderUtilization()[0] / 100", "decoder_utilization_ratio"),
+    _gpu("dlbench_gpu_power_default_limit_watts", "gauge", "watts",
+         "Power limit the board ships with (read once per NVML start).",
+         "nvmlDeviceGetPowerManagementDefaultLimit (mW / 1000)", "power_default_limit_watts"),
+    _gpu("dlbench_gpu_power_min_limit_watts", "gauge", "watts",
+         "Lowest power limit that can be set (read once per NVML start).",
+         "nvmlDeviceGetPowerManagementLimitConstraints()[0] (mW / 1000)", "power_min_limit_watts"),
+    _gpu("dlbench_gpu_power_max_limit_watts", "gauge", "watts",
+         "Highest power limit that can be set (read once per NVML start).",
+         "nvmlDeviceGetPowerManagementLimitConstraints()[1] (mW / 1000)", "power_max_limit_watts"),
+    # --- per GPU: interconnect (dlbench/telemetry/interconnect.py) ----------------------------------------------
+    _gpu("dlbench_gpu_pcie_link_max_generation", "gauge", "",
+         "Highest PCIe generation the GPU and its slot both support; below it, dlbench_gpu_pcie_link_generation "
+         "shows a link trained down (GPUs also lower the generation when idle to save power).",
+         "nvmlDeviceGetMaxPcieLinkGeneration", "pcie_link_max_generation"),
+    _gpu("dlbench_gpu_pcie_link_max_width", "gauge", "",
+         "Widest PCIe link (lanes) the GPU and its slot support; a current width below it is a degraded link.",
+         "nvmlDeviceGetMaxPcieLinkWidth", "pcie_link_max_width"),
+    _gpu("dlbench_gpu_pcie_throughput_bytes_per_second", "gauge", "bytes_per_second",
+         "PCIe traffic over a 20 ms window the driver samples; direction is tx (from the GPU) or rx (to the GPU).",
+         "nvmlDeviceGetPcieThroughput(NVML_PCIE_UTIL_TX_BYTES / NVML_PCIE_UTIL_RX_BYTES) (KB/s * 1024)",
+         "pcie_throughput_bytes_per_second", labels=GPU_LABELS + ("direction",)),
+    _gpu("dlbench_gpu_pcie_transmitted_bytes_total", "counter", "bytes",
+         "Bytes the GPU sent over PCIe; rate() is the exact average throughput between scrapes.",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_TX_BYTES)", "pcie_transmitted_bytes"),
+    _gpu("dlbench_gpu_pcie_received_bytes_total", "counter", "bytes", "Bytes the GPU received over PCIe.",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_RX_BYTES)", "pcie_received_bytes"),
+    # NVLink per GPU by default, as dcgm-exporter's default counters (etc/default-counters.csv in
+    # github.com/NVIDIA/dcgm-exporter: DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL on, the per-link and error fields
+    # commented out): per-link series are 6 x 18 links x GPUs, most of an 8-GPU exposition.
+    _gpu("dlbench_gpu_nvlink_links", "gauge", "", "NVLink links the GPU has (18 on an H100 SXM).",
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_LINK_COUNT), once per NVML start", "nvlink_links",
+         absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_links_active", "gauge", "",
+         "NVLink links in the active state; below dlbench_gpu_nvlink_links is a link down or asleep.",
+         "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 1",
+         "nvlink_links_active", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
+         "(KiB * 1024)", "nvlink_transmitted_bytes", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_received_bytes_total", "counter", "bytes", "Data bytes received on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) "
+         "(KiB * 1024)", "nvlink_received_bytes", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_replay_errors_total", "counter", "", "Data-link replays on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
+         "nvlink_replay_errors", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_recovery_errors_total", "counter", "", "Data-link recoveries on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
+         "nvlink_recovery_errors", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_crc_errors_total", "counter", "", "Data-link CRC errors on all NVLink links.",
+         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
+         "nvlink_crc_errors", absent=NVLINK_ABSENT),
+    # --- per NVLink link, only with --nvlink-per-link ------------------------------------------------------------
+    _link("dlbench_gpu_nvlink_link_state", "gauge", "",
+          "State of each NVLink link: 0 inactive, 1 active, 2 sleeping (low power), 3 active with traffic disabled.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link)", "nvlink_link_state"),
+    _link("dlbench_gpu_nvlink_link_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) (KiB * 1024)",
+          "nvlink_link_transmitted_bytes"),
+    _link("dlbench_gpu_nvlink_link_received_bytes_total", "counter", "bytes",
+          "Data bytes received on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) (KiB * 1024)",
+          "nvlink_link_received_bytes"),
+    _link("dlbench_gpu_nvlink_link_replay_errors_total", "counter", "", "Data-link replays on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)", "nvlink_link_replay_errors"),
+    _link("dlbench_gpu_nvlink_link_recovery_errors_total", "counter", "", "Data-link recoveries on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
+          "nvlink_link_recovery_errors"),
+    _link("dlbench_gpu_nvlink_link_crc_errors_total", "counter", "", "Data-link CRC errors on each NVLink link.",
+          "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)", "nvlink_link_crc_errors"),
+    # --- per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py) ---------------------------------
+    _gpu("dlbench_gpu_graphics_engine_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval any compute or graphics work was active on the GPU.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_GRAPHICS_UTIL) / 100", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_active_ratio", "gauge", "ratio",
+         "Fraction of SMs busy over the last sampling interval: low beside a high dlbench_gpu_utilization_ratio means "
+         "kernels too small to fill the GPU.", "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_UTIL) / 100",
+         "gpm_sm_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_occupancy_ratio", "gauge", "ratio",
+         "Warps resident on the SMs against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_OCCUPANCY) / 100", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_tensor_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were running any tensor-core operation.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_ANY_TENSOR_UTIL) / 100", "gpm_tensor_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_dram_active_ratio", "gauge", "ratio",
+         "Device-memory bandwidth used against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_DRAM_BW_UTIL) / 100", "gpm_dram_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_pipe_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were doing non-tensor math on the pipe: fp64, fp32 or fp16.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_FP64_UTIL / FP32_UTIL / FP16_UTIL) / 100", "gpm_pipe_active_ratio",
+         labels=GPU_LABELS + ("pipe",), absent=GPM_ABSENT + ", per pipe"),
+    # --- per process on a GPU (dlbench/telemetry/processes.py) -----------------------------------------------------
+    _gpu("dlbench_gpu_processes", "gauge", "", "Compute processes running on the GPU (all of them, also those past "
+         "the per-process limit).", "len(nvmlDeviceGetComputeRunningProcesses)", "process_count"),
+    MetricSpec("dlbench_gpu_process_memory_used_bytes", "gauge", "bytes",
+               f"GPU memory a process uses, for the {TOP_PROCESSES} processes using the most per GPU. slurm_job_id, or namespace "
+               "and pod, name the Slurm job or Kubernetes pod the process belongs to (from its cgroup; empty "
+               "otherwise).", "nvmlDeviceGetComputeRunningProcesses().usedGpuMemory; /proc/PID/cgroup",
+               SUPPORTED + ", and where NVML cannot tell a process's memory", "process", "memory_used_bytes",
+               PROCESS_LABELS),
+    MetricSpec("dlbench_gpu_process_sm_utilization_ratio", "gauge", "ratio",
+               "Fraction of the time a kernel of this process ran on the GPU, from NVML's latest per-process sample "
+               "(same processes and labels as dlbench_gpu_process_memory_used_bytes).",
+               "nvmlDeviceGetProcessUtilization().smUtil / 100",
+               SUPPORTED + ", and for a process with no utilisation sample since the previous read", "process",
+               "sm_utilization_ratio", PROCESS_LABELS),
+    # --- MIG instances (dlbench/telemetry/mig.py) ------------------------------------------------------------------
+    _gpu("dlbench_gpu_mig_mode", "gauge", "", "1 if the GPU runs in MIG mode (split into instances), else 0.",
+         "nvmlDeviceGetMigMode()[0] == NVML_DEVICE_MIG_ENABLE", "mig_mode", absent=SUPPORTED + " (no MIG)"),
+    MetricSpec("dlbench_mig_memory_used_bytes", "gauge", "bytes",
+               "Memory used in a MIG instance. gpu and uuid are the parent GPU's; profile is the instance's "
+               "(e.g. 1g.10gb).", "nvmlDeviceGetMemoryInfo(MIG device handle).used",
+               "absent unless the GPU is in MIG mode with instances", "mig", "memory_used_bytes", MIG_LABELS),
+    MetricSpec("dlbench_mig_memory_total_bytes", "gauge", "bytes", "Memory of a MIG instance in total.",
+               "nvmlDeviceGetMemoryInfo(MIG device handle).total",
+               "absent unless the GPU is in MIG mode with instances", "mig", "memory_total_bytes", MIG_LABELS),
     # --- host ---------------------------------------------------------------------------------------------------
     _host("dlbench_host_cpu_utilization_ratio", "gauge", "ratio", "CPU busy fraction over all cores since the "
           "previous sample.", "psutil.cpu_percent() / 100", "cpu_utilization_ratio"),
@@ -187,21 +349,21 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     # --- live training (dlbench run --metrics-port) ------------------------------------------------------------
     MetricSpec("dlbench_train_info", "gauge", "", "Identity of a live run; value is always 1.", "run hook",
                "never while the run is served", "train", "info",
-               labels=("run_id", "workload", "hostname", "device", "precision", "batch_size")),
+               labels=("run_id", "workload", "hostname", "rank", "device", "precision", "batch_size")),
     MetricSpec("dlbench_train_samples_per_second", "gauge", "", "Training throughput over the last 20 timed steps.",
                "run hook on_step", "absent before the first timed step", "train", "samples_per_second",
-               labels=TRAIN_LABELS),
+               labels=LIVE_LABELS),
     MetricSpec("dlbench_train_step_seconds", "histogram", "seconds", "Duration of each timed training step.",
                "run hook on_step", "never while the run is served (empty before the first step)", "train",
-               "step_seconds", labels=TRAIN_LABELS),
+               "step_seconds", labels=LIVE_LABELS),
     MetricSpec("dlbench_train_mfu_ratio", "gauge", "ratio",
                "Model FLOPs utilisation over the last 20 steps: achieved FLOP/s over the device's dense peak.",
                "run hook on_step", "absent on CPU or when the GPU's peak is unknown", "train", "mfu_ratio",
-               labels=TRAIN_LABELS),
+               labels=LIVE_LABELS),
     MetricSpec("dlbench_train_loss", "gauge", "", "Training loss, read at most once per second.", "run hook on_step",
-               "absent before the first read", "train", "loss", labels=TRAIN_LABELS),
+               "absent before the first read", "train", "loss", labels=LIVE_LABELS),
     MetricSpec("dlbench_train_steps_total", "counter", "", "Timed training steps done.", "run hook on_step", "never",
-               "train", "steps", labels=TRAIN_LABELS),
+               "train", "steps", labels=LIVE_LABELS),
     # --- end-of-run summary (dlbench run --pushgateway) --------------------------------------------------------
     MetricSpec("dlbench_run_info", "gauge", "", "Identity and outcome of a finished run; value is always 1.",
                "run hook on_finish", "never", "run", "info",
@@ -259,6 +421,29 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "as dlbench_gpu_remapped_rows", "remapped_rows.uncorrectable"),
     _dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.",
           "as dlbench_gpu_remapped_rows", "remapped_rows.correctable"),
+    # profiling names dashboards use (dcgm-exporter's dcp-metrics-included.csv, DCGM_FI_PROF_*: ratios 0..1),
+    # from NVML GPM instead of DCGM's profiling module; GPM's tensor metric counts any tensor operation, DCGM's
+    # PIPE_TENSOR_ACTIVE the HMMA pipe, so the two can differ on integer or FP64 tensor work
+    _dcgm("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "Ratio of time the graphics engine is active.",
+          "as dlbench_gpu_graphics_engine_active_ratio", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT,
+          integer=""),
+    _dcgm("DCGM_FI_PROF_SM_ACTIVE", "The ratio of cycles an SM has at least 1 warp assigned.",
+          "as dlbench_gpu_sm_active_ratio", "gpm_sm_active_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_SM_OCCUPANCY", "The ratio of number of warps resident on an SM.",
+          "as dlbench_gpu_sm_occupancy_ratio", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "Ratio of cycles the tensor (HMMA) pipe is active.",
+          "as dlbench_gpu_tensor_active_ratio", "gpm_tensor_active_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_DRAM_ACTIVE", "Ratio of cycles the device memory interface is active sending or receiving "
+          "data.", "as dlbench_gpu_dram_active_ratio", "gpm_dram_active_ratio", absent=GPM_ABSENT, integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_FP64_ACTIVE", "Ratio of cycles the fp64 pipes are active.",
+          "as dlbench_gpu_pipe_active_ratio{pipe=\"fp64\"}", "gpm_pipe_active_ratio.fp64", absent=GPM_ABSENT,
+          integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_FP32_ACTIVE", "Ratio of cycles the fp32 pipes are active.",
+          "as dlbench_gpu_pipe_active_ratio{pipe=\"fp32\"}", "gpm_pipe_active_ratio.fp32", absent=GPM_ABSENT,
+          integer=""),
+    _dcgm("DCGM_FI_PROF_PIPE_FP16_ACTIVE", "Ratio of cycles the fp16 pipes are active.",
+          "as dlbench_gpu_pipe_active_ratio{pipe=\"fp16\"}", "gpm_pipe_active_ratio.fp16", absent=GPM_ABSENT,
+          integer=""),
     _dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", "as dlbench_gpu_row_remap_failure",
           "row_remap_failure"),
 )
@@ -272,6 +457,9 @@ def specs(group: str) -> tuple[MetricSpec, ...]:
 
 _SECTIONS = (
     ("gpu", "Per GPU (`dlbench exporter`; also served by `dlbench run --metrics-port`)"),
+    ("nvlink_link", "Per NVLink link (`dlbench exporter --nvlink-per-link`)"),
+    ("process", f"Per process on a GPU (`dlbench exporter`; top {TOP_PROCESSES} processes by GPU memory per GPU)"),
+    ("mig", "MIG instances (`dlbench exporter`)"),
     ("host", "Host"),
     ("exporter", "Exporter self-health"),
     ("train", "Live training (`dlbench run --metrics-port PORT`)"),
@@ -310,6 +498,8 @@ def render_markdown() -> str:
         "- The dcgm-exporter names are exposed as gauges (dcgm-exporter declares some of them counters; `rate()` and",
         "  `increase()` work the same on either). Their label names (`UUID`, `modelName`, `Hostname`) are not",
         "  snake_case, so `promtool check metrics` comments on them; the default output has nothing to comment on.",
+        "- `dlbench run --metrics-port PORT` under torchrun serves each local rank on PORT + local rank; the live",
+        "  `dlbench_train_*` series carry the torchrun `rank` (0 for a single-process run).",
         "- `dlbench_gpu_xid_errors_total` counts events seen since the exporter started; alert on its increase or on",
         "  a change of `dlbench_gpu_last_xid_timestamp_seconds`, not on `DCGM_FI_DEV_XID_ERRORS > 0`, which fires",
         "  forever after one event.",

@@ -13,7 +13,8 @@ from typing import Any, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dlbench.telemetry.catalogue import MetricSpec, specs
+from dlbench.telemetry.catalogue import GPU_LABELS, MIG_LABELS, PROCESS_LABELS, MetricSpec, specs
+from dlbench.telemetry.rows import child_rows
 from dlbench.telemetry.sampler import Sampler
 
 
@@ -67,16 +68,23 @@ def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[
 
 class TelemetryCollector(Collector):
     def __init__(self, sampler: Sampler, hostname: str | None = None, dcgm_compat: bool = False,
-                 exporter_health: bool = True):
+                 exporter_health: bool = True, nvlink_per_link: bool = False):
         self.sampler = sampler
         self.hostname = hostname or socket.gethostname()
         self.dcgm_compat = dcgm_compat
         self.exporter_health = exporter_health
+        self.nvlink_per_link = nvlink_per_link
+        # the catalogue does not change while running: split it once, not on every collect
+        gpu_specs = specs("gpu")
+        self._info_specs = [s for s in gpu_specs if s.name == "dlbench_gpu_info"]
+        self._gpu_specs = [s for s in gpu_specs if s.name != "dlbench_gpu_info"]
+        if nvlink_per_link:
+            self._gpu_specs += specs("nvlink_link")
 
     def describe(self) -> list:
         # the catalogue knows every name, so registering neither collects nor reads NVML (and name[] filters work)
-        groups = ("gpu", "host") + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat
-                                                                                      else ())
+        groups = (("gpu",) + (("nvlink_link",) if self.nvlink_per_link else ()) + ("process", "mig", "host")
+                  + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat else ()))
         return [new_family(spec) for group in groups for spec in specs(group)]
 
     def collect(self) -> Iterator[Metric]:
@@ -93,9 +101,12 @@ class TelemetryCollector(Collector):
             if reading.get("up") or "last_xid_code" in reading:
                 dcgm_rows.append(([index, gpu.uuid, gpu.pci_bus_id, f"nvidia{index}", gpu.name, self.hostname,
                                    nvml.driver_version], reading))
-        gpu_specs = specs("gpu")
-        yield from families_from_rows([s for s in gpu_specs if s.name == "dlbench_gpu_info"], info_rows)
-        yield from families_from_rows([s for s in gpu_specs if s.name != "dlbench_gpu_info"], gpu_rows)
+        yield from families_from_rows(self._info_specs, info_rows)
+        yield from families_from_rows(self._gpu_specs, gpu_rows)
+        yield from families_from_rows(specs("process"), child_rows(gpu_rows, "processes",
+                                                                    PROCESS_LABELS[len(GPU_LABELS):]))
+        yield from families_from_rows(specs("mig"), child_rows(gpu_rows, "mig_devices",
+                                                                MIG_LABELS[len(GPU_LABELS):]))
         if snapshot is not None:
             yield from families_from_rows(specs("host"), [([self.hostname], snapshot.host)])
         if self.exporter_health:

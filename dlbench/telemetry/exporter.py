@@ -31,7 +31,8 @@ def default_hostname() -> str:
 
 class Exporter:
     def __init__(self, listen: str = DEFAULT_LISTEN, port: int = DEFAULT_PORT, interval: float = DEFAULT_INTERVAL,
-                 dcgm_compat: bool = False, nvml=None, hostname: str | None = None, web_config=None):
+                 dcgm_compat: bool = False, nvml=None, hostname: str | None = None, web_config=None,
+                 nvlink_per_link: bool = False):
         # bind first: a taken port should fail in a second, before NVML is touched
         self.registry = CollectorRegistry(auto_describe=False)
         self.metrics = PrerenderedMetrics(self.registry)
@@ -40,7 +41,8 @@ class Exporter:
         self.nvml = NvmlReader(nvml).start()
         self.sampler = Sampler(self.nvml, HostReader(), interval)
         self.hostname = hostname or default_hostname()
-        self.registry.register(TelemetryCollector(self.sampler, hostname=self.hostname, dcgm_compat=dcgm_compat))
+        self.registry.register(TelemetryCollector(self.sampler, hostname=self.hostname, dcgm_compat=dcgm_compat,
+                                                  nvlink_per_link=nvlink_per_link))
         # process_start_time_seconds shows restarts (XID counters start again with the exporter), and
         # process_resident_memory_bytes shows a leak; prometheus_client reads them from /proc
         ProcessCollector(registry=self.registry)
@@ -87,13 +89,14 @@ def _interrupt(signum, frame):
 
 
 def run_exporter(listen: str, port: int, interval: float, dcgm_compat: bool, hostname: str | None = None,
-                 web_config_file: str | None = None) -> int:
+                 web_config_file: str | None = None, nvlink_per_link: bool = False) -> int:
     web_config = None
     if web_config_file:
         from dlbench.telemetry.web_config import load_web_config
 
         web_config = load_web_config(web_config_file)
-    exporter = Exporter(listen, port, interval, dcgm_compat, hostname=hostname, web_config=web_config)
+    exporter = Exporter(listen, port, interval, dcgm_compat, hostname=hostname, web_config=web_config,
+                        nvlink_per_link=nvlink_per_link)
     tls = web_config is not None and web_config.tls is not None
     where = f"{'https' if tls else 'http'}://{'[' + listen + ']' if ':' in listen else listen}:{exporter.server.port}"
     nvml = "NVML ok" if exporter.nvml.up else f"host metrics only until NVML answers: {exporter.nvml.problem}"

@@ -48,15 +48,40 @@ from dataclasses import dataclass, field
 import pynvml as _real
 
 PRESETS = {
-    # name, memory total, power limit (mW), max SM / memory clock (MHz), PCIe gen and width, calls it lacks
+    # name, memory total, power limit (mW), max SM / memory clock (MHz), PCIe gen and width, calls it lacks,
+    # NVLink links (NVML_FI_DEV_NVLINK_LINK_COUNT), power limit bounds (min, max mW; default = power_limit_mw),
+    # gpm: GPM profiling metrics (Hopper and newer; nvmlGpmQueryDeviceSupport answers isSupportedDevice = 0 before)
+    # H100 SXM5: 18 NVLink 4 links to the NVSwitches of an HGX board (NVIDIA H100 datasheet: "NVLink: 900GB/s",
+    # 18 links x 50 GB/s); passively cooled, so no fan reading; no retired pages (row remapping since Ampere).
     "h100-sxm": dict(name="NVIDIA H100 80GB HBM3", memory_total=81559 * 2**20, power_limit_mw=700_000,
-                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, unsupported=()),
+                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, nvlinks=18,
+                     power_bounds_mw=(200_000, 700_000), gpm=True,
+                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    # A100 SXM4: 12 NVLink 3 links (NVIDIA A100 datasheet: 600 GB/s)
     "a100": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
-                 sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, unsupported=()),
-    # consumer card: no HBM sensor, no ECC, no row remapping (NVML answers NOT_SUPPORTED)
+                 sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,
+                 power_bounds_mw=(100_000, 400_000),
+                 unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    # The same A100 in MIG mode with 3g.40gb + 2g.20gb + 1g.10gb x2 (7 of its 7 slices; instance memory sizes as in
+    # NVIDIA's MIG user guide, A100-SXM4-80GB profile table, in MiB)
+    "a100-mig": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
+                     sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,
+                     power_bounds_mw=(100_000, 400_000),
+                     mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
+                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates")),
+    # V100 SXM2 (Volta): 6 NVLink 2 links; pages are retired (no row remapping before Ampere); no PCIe byte
+    # counter fields and no GPU recovery action field on this generation (assumed here, to exercise absence)
+    "v100": dict(name="Tesla V100-SXM2-32GB", memory_total=32768 * 2**20, power_limit_mw=300_000,
+                 sm_max_mhz=1530, mem_max_mhz=877, pcie_gen=3, pcie_width=16, nvlinks=6,
+                 power_bounds_mw=(150_000, 300_000),
+                 unsupported=("nvmlDeviceGetFanSpeed", "nvmlDeviceGetRemappedRows", "pcie_byte_counters",
+                              "recovery_action")),
+    # consumer card: no HBM sensor, no ECC, no row remapping, no NVLink (NVML answers NOT_SUPPORTED); has a fan
     "rtx4090": dict(name="NVIDIA GeForce RTX 4090", memory_total=24564 * 2**20, power_limit_mw=450_000,
-                    sm_max_mhz=3120, mem_max_mhz=10501, pcie_gen=4, pcie_width=16,
-                    unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows")),
+                    sm_max_mhz=3120, mem_max_mhz=10501, pcie_gen=4, pcie_width=16, nvlinks=0,
+                    power_bounds_mw=(150_000, 600_000),
+                    unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows",
+                                 "retired_pages")),
 }
 
 HANG_LIMIT_SECONDS = 120.0
@@ -64,7 +89,14 @@ HANG_LIMIT_SECONDS = 120.0
 DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 * 2**20, temperature=35,
                       memory_temperature=40, power_mw=70_000, sm_mhz=345, mem_mhz=1593,
                       clocks_event_reasons=0x1, pstate=0, pcie_replay=0, ecc_corrected=0, ecc_uncorrected=0,
-                      remapped=(0, 0, 0, 0), memory_reserved=0)
+                      remapped=(0, 0, 0, 0), memory_reserved=0,
+                      ecc_volatile_corrected=0, ecc_volatile_uncorrected=0, recovery_action=0,
+                      retired_sbe=0, retired_dbe=0, retired_pending=0, clocks_event_ns={}, fan_percent=30,
+                      encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
+                      pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
+                      mig_memory_used=[],  # MIG instance slot -> bytes used
+                      processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
+                      gpm={})  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
 
 
 # an R580 production driver (NVIDIA Linux driver 580.95.05); a scenario's "driver_version" replaces it
@@ -75,6 +107,10 @@ _HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nv
 
 def _handle(index: int):
     return ctypes.cast(ctypes.c_void_p(_HANDLE_BASE + 0x1000 * index), _real.c_nvmlDevice_t)
+
+
+def _address(pointer) -> int:
+    return ctypes.cast(pointer, ctypes.c_void_p).value
 
 
 def _index_of(handle) -> int:
@@ -147,6 +183,7 @@ class FakeNvml(types.ModuleType):
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.calls = 0  # every device call, for tests that want to see work being done
+        self._gpm_samples: dict[int, tuple | None] = {}  # sample address -> (GPU index, scripted values) once taken
         self.driver_version = DRIVER_VERSION
 
     def __getattr__(self, name):
@@ -243,10 +280,12 @@ class FakeNvml(types.ModuleType):
 
     # --- identity -------------------------------------------------------------------------------------------
     def nvmlDeviceGetName(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetName").spec["name"]
+        gpu, slot = self._gpu(handle, "nvmlDeviceGetName"), _address(handle) % 0x1000 // 0x10 - 1
+        return gpu.spec["name"] + (f" MIG {gpu.spec['mig'][slot][0]}" if slot >= 0 else "")
 
     def nvmlDeviceGetUUID(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
+        gpu, slot = self._gpu(handle, "nvmlDeviceGetUUID"), _address(handle) % 0x1000 // 0x10 - 1
+        return gpu.uuid if slot < 0 else f"MIG-{gpu.uuid[4:-4]}{slot:04d}"
 
     def nvmlDeviceGetPciInfo(self, handle):
         gpu = self._gpu(handle, "nvmlDeviceGetPciInfo")
@@ -261,7 +300,11 @@ class FakeNvml(types.ModuleType):
 
     def nvmlDeviceGetMemoryInfo(self, handle, version=None):
         # "memory_used" is what processes allocated; v1 adds the reserved memory to it, v2 reports it apart
-        gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
+        gpu, slot = self._gpu(handle, "nvmlDeviceGetMemoryInfo"), _address(handle) % 0x1000 // 0x10 - 1
+        if slot >= 0:  # a MIG instance: its own slice of the memory
+            used = gpu.values["mig_memory_used"][slot] if slot < len(gpu.values["mig_memory_used"]) else 0
+            total = gpu.spec["mig"][slot][2] * 2**20
+            return _real.c_nvmlMemory_t(total=total, free=total - int(used), used=int(used))
         total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
         reserved = int(gpu.values["memory_reserved"])
         if not version:
@@ -273,16 +316,22 @@ class FakeNvml(types.ModuleType):
         return int(self._gpu(handle, "nvmlDeviceGetTemperature").values["temperature"])
 
     def nvmlDeviceGetFieldValues(self, handle, field_ids):
+        """Per-value return codes, as NVML: an unknown or unsupported field answers NOT_SUPPORTED on its own.
+
+        Field ids may be plain ids or (field id, scope id) tuples, as pynvml.nvmlDeviceGetFieldValues accepts.
+        """
         gpu = self._gpu(handle, "nvmlDeviceGetFieldValues")
         values = (_real.c_nvmlFieldValue_t * len(field_ids))()
         for slot, field_id in zip(values, field_ids):
-            slot.fieldId = field_id
-            if field_id == _real.NVML_FI_DEV_MEMORY_TEMP and "memory_temperature" not in gpu.spec["unsupported"]:
-                slot.nvmlReturn = _real.NVML_SUCCESS
-                slot.valueType = _real.NVML_VALUE_TYPE_UNSIGNED_INT
-                slot.value.uiVal = int(gpu.values["memory_temperature"])
-            else:
+            field_id, scope = field_id if isinstance(field_id, tuple) else (field_id, 0)
+            slot.fieldId, slot.scopeId = field_id, scope
+            value = _field(gpu, field_id, scope)
+            if value is None:
                 slot.nvmlReturn = _real.NVML_ERROR_NOT_SUPPORTED
+            else:
+                slot.nvmlReturn = _real.NVML_SUCCESS
+                slot.valueType = _real.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+                slot.value.ullVal = int(value)
         return values
 
     def nvmlDeviceGetPowerUsage(self, handle):
@@ -309,21 +358,140 @@ class FakeNvml(types.ModuleType):
         return int(self._gpu(handle, "nvmlDeviceGetPerformanceState").values["pstate"])
 
     def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetCurrPcieLinkGeneration").spec["pcie_gen"]
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkGeneration")
+        return gpu.values["pcie_gen_now"] or gpu.spec["pcie_gen"]  # "pcie_gen_now": a link trained down
 
     def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
-        return self._gpu(handle, "nvmlDeviceGetCurrPcieLinkWidth").spec["pcie_width"]
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkWidth")
+        return gpu.values["pcie_width_now"] or gpu.spec["pcie_width"]
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkGeneration").spec["pcie_gen"]
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkWidth").spec["pcie_width"]
+
+    def nvmlDeviceGetPcieThroughput(self, device, counter):
+        values = self._gpu(device, "nvmlDeviceGetPcieThroughput").values
+        return int(values["pcie_tx_kbps" if counter == _real.NVML_PCIE_UTIL_TX_BYTES else "pcie_rx_kbps"])
 
     def nvmlDeviceGetPcieReplayCounter(self, handle):
         return int(self._gpu(handle, "nvmlDeviceGetPcieReplayCounter").values["pcie_replay"])
 
     def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
         values = self._gpu(handle, "nvmlDeviceGetTotalEccErrors").values
-        return int(values["ecc_corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
-                          else "ecc_uncorrected"])
+        prefix = "ecc_volatile_" if counter_type == _real.NVML_VOLATILE_ECC else "ecc_"
+        return int(values[prefix + ("corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
+                                    else "uncorrected")])
+
+    def nvmlDeviceGetFanSpeed(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetFanSpeed").values["fan_percent"])
+
+    def nvmlDeviceGetEncoderUtilization(self, handle):
+        return [int(self._gpu(handle, "nvmlDeviceGetEncoderUtilization").values["encoder_percent"]), 167000]
+
+    def nvmlDeviceGetDecoderUtilization(self, handle):
+        return [int(self._gpu(handle, "nvmlDeviceGetDecoderUtilization").values["decoder_percent"]), 167000]
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetPowerManagementDefaultLimit").spec["power_limit_mw"]
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle):
+        return list(self._gpu(handle, "nvmlDeviceGetPowerManagementLimitConstraints").spec["power_bounds_mw"])
 
     def nvmlDeviceGetRemappedRows(self, handle):
         return tuple(int(v) for v in self._gpu(handle, "nvmlDeviceGetRemappedRows").values["remapped"])
+
+    # --- MIG (pynvml.py: nvmlDeviceGetMigMode, nvmlDeviceGetMaxMigDeviceCount, nvmlDeviceGetMigDeviceHandleByIndex,
+    # nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId); a MIG handle is its parent's address + 0x10 * slot
+    def nvmlDeviceGetMigMode(self, device):
+        gpu = self._gpu(device, "nvmlDeviceGetMigMode")
+        if not gpu.preset.startswith("a100") and not gpu.preset.startswith("h100"):
+            raise _error("NOT_SUPPORTED")
+        mode = int("mig" in gpu.spec)
+        return [mode, mode]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, device):
+        return 7 if "mig" in self._gpu(device, "nvmlDeviceGetMaxMigDeviceCount").spec else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, device, index):
+        gpu = self._gpu(device, "nvmlDeviceGetMigDeviceHandleByIndex")
+        if index >= len(gpu.spec.get("mig", ())):
+            raise _error("NOT_FOUND")
+        return ctypes.cast(ctypes.c_void_p(_address(device) + 0x10 * (index + 1)), _real.c_nvmlDevice_t)
+
+    def nvmlDeviceGetGpuInstanceId(self, device):
+        gpu, slot = self._mig(device, "nvmlDeviceGetGpuInstanceId")
+        return gpu.spec["mig"][slot][1]
+
+    def nvmlDeviceGetComputeInstanceId(self, device):
+        self._mig(device, "nvmlDeviceGetComputeInstanceId")
+        return 0  # one compute instance spanning each GPU instance, the default layout
+
+    def _mig(self, handle, call: str) -> tuple[FakeGpu, int]:
+        slot = _address(handle) % 0x1000 // 0x10 - 1
+        if slot < 0:
+            raise _error("INVALID_ARGUMENT")  # a whole-GPU handle where a MIG handle is needed
+        return self._gpu(handle, call), slot
+
+    # --- processes (pynvml.py: nvmlDeviceGetComputeRunningProcesses -> nvmlStructToFriendlyObject of
+    # c_nvmlProcessInfo_v3_t, usedGpuMemory None when NVML answers NVML_VALUE_NOT_AVAILABLE; nvmlDeviceGetProcessUtilization
+    # -> c_nvmlProcessUtilizationSample_t newer than the timestamp, NVML_ERROR_NOT_FOUND when there are none)
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetComputeRunningProcesses")
+        processes = []
+        for pid, memory, _ in gpu.values["processes"]:
+            info = _real.nvmlStructToFriendlyObject(_real.c_nvmlProcessInfo_v3_t(pid=int(pid), usedGpuMemory=0))
+            info.usedGpuMemory = None if memory is None else int(memory)
+            processes.append(info)
+        return processes
+
+    def nvmlDeviceGetProcessUtilization(self, handle, time_stamp):
+        gpu = self._gpu(handle, "nvmlDeviceGetProcessUtilization")
+        now_us = int(time.time() * 1e6)
+        samples = [_real.c_nvmlProcessUtilizationSample_t(pid=int(pid), timeStamp=now_us, smUtil=int(sm))
+                   for pid, _, sm in gpu.values["processes"] if sm is not None and now_us > time_stamp]
+        if not samples:
+            raise _error("NOT_FOUND")
+        return samples
+
+    # --- GPM (pynvml.py: nvmlGpmQueryDeviceSupport, nvmlGpmSampleAlloc/Get/Free, nvmlGpmMetricsGet) ----------
+    def nvmlGpmQueryDeviceSupport(self, device):
+        gpu = self._gpu(device, "nvmlGpmQueryDeviceSupport")
+        support = _real.c_nvmlGpmSupport_t()
+        support.version = _real.NVML_GPM_SUPPORT_VERSION
+        support.isSupportedDevice = int(gpu.spec.get("gpm", False))
+        return support
+
+    def nvmlGpmSampleAlloc(self):
+        sample = _real.c_nvmlGpmSample_t(_real.struct_c_nvmlGpmSample_t())  # opaque in NVML; only its address matters
+        self._gpm_samples[_address(sample)] = None
+        return sample
+
+    def nvmlGpmSampleFree(self, sample):
+        self._gpm_samples.pop(_address(sample), None)
+
+    def nvmlGpmSampleGet(self, device, sample):
+        gpu = self._gpu(device, "nvmlGpmSampleGet")
+        if not gpu.spec.get("gpm"):
+            raise _error("NOT_SUPPORTED")
+        self._gpm_samples[_address(sample)] = (gpu.index, dict(gpu.values["gpm"]))
+        return sample
+
+    def nvmlGpmMetricsGet(self, request):
+        """Each metric is what the scripted "gpm" values say at the second sample (the activity in between)."""
+        first, second = (self._gpm_samples.get(_address(s)) for s in (request.sample1, request.sample2))
+        if request.version != _real.NVML_GPM_METRICS_GET_VERSION:
+            raise _error("ARGUMENT_VERSION_MISMATCH")
+        if first is None or second is None or first[0] != second[0]:
+            raise _error("INVALID_ARGUMENT")  # two samples of one GPU, both taken, are required
+        names = {getattr(_real, name): name[len("NVML_GPM_METRIC_"):] for name in dir(_real)
+                 if name.startswith("NVML_GPM_METRIC_") and isinstance(getattr(_real, name), int)}
+        for slot in request.metrics[: request.numMetrics]:
+            percent = second[1].get(names.get(slot.metricId, ""))
+            slot.nvmlReturn = _real.NVML_SUCCESS if percent is not None else _real.NVML_ERROR_NOT_SUPPORTED
+            slot.value = float(percent or 0.0)
+        return request
 
     # --- XID events -----------------------------------------------------------------------------------------
     def nvmlEventSetCreate(self):
@@ -370,6 +538,48 @@ class _EventSet(list):
         super().__init__()
         self.indices: set[int] = set()
 
+
+# field id -> the FakeGpu value it answers with; ids by the binding's names, so they follow the binding's numbering
+_CLOCKS_EVENT_FIELDS = {
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP: "sw_power_cap",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST: "sync_boost",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN: "sw_thermal_slowdown",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: "hw_thermal_slowdown",
+    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN: "hw_power_brake_slowdown",
+}
+_NVLINK_FIELDS = {  # per-link value name in values["nvlink"][link] (default: an active, quiet link)
+    _real.NVML_FI_DEV_NVLINK_GET_STATE: ("state", _real.NVML_NVLINK_STATE_ACTIVE),
+    _real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX: ("tx_kib", 0),
+    _real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX: ("rx_kib", 0),
+    _real.NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY: ("replay", 0),
+    _real.NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY: ("recovery", 0),
+    _real.NVML_FI_DEV_NVLINK_ERROR_DL_CRC: ("crc", 0),
+}
+_RETIRED_FIELDS = {_real.NVML_FI_DEV_RETIRED_SBE: "retired_sbe", _real.NVML_FI_DEV_RETIRED_DBE: "retired_dbe",
+                   _real.NVML_FI_DEV_RETIRED_PENDING: "retired_pending"}
+_PCIE_FIELDS = {_real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: "pcie_tx_bytes",
+                _real.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: "pcie_rx_bytes"}
+
+
+def _field(gpu: FakeGpu, field_id: int, scope: int):
+    """The value NVML would give for one field of this GPU, or None for NOT_SUPPORTED."""
+    values, unsupported = gpu.values, gpu.spec["unsupported"]
+    if field_id == _real.NVML_FI_DEV_MEMORY_TEMP and "memory_temperature" not in unsupported:
+        return values["memory_temperature"]
+    if field_id == _real.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION and "recovery_action" not in unsupported:
+        return values["recovery_action"]
+    if field_id in _RETIRED_FIELDS and "retired_pages" not in unsupported:
+        return values[_RETIRED_FIELDS[field_id]]
+    if field_id in _CLOCKS_EVENT_FIELDS:
+        return values["clocks_event_ns"].get(_CLOCKS_EVENT_FIELDS[field_id], 0)
+    if field_id in _PCIE_FIELDS and "pcie_byte_counters" not in unsupported:
+        return values[_PCIE_FIELDS[field_id]]
+    if field_id == _real.NVML_FI_DEV_NVLINK_LINK_COUNT:
+        return gpu.spec["nvlinks"] or None
+    if field_id in _NVLINK_FIELDS and scope < gpu.spec["nvlinks"]:
+        name, default = _NVLINK_FIELDS[field_id]
+        return values["nvlink"].get(str(scope), {}).get(name, default)
+    return None
 
 
 def from_spec(spec: str) -> FakeNvml:

@@ -84,41 +84,64 @@ PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/ope
                      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 
 
+class _Collected:
+    """One collection of a registry's families, handed to several encoders (they only call collect())."""
+
+    def __init__(self, families: list):
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
+
+
 class PrerenderedMetrics:
     """/metrics rendered once per sample instead of once per scrape.
 
     The exposition only changes when the sampler takes a sample, so the sampler thread renders it right after each
-    sample (`refresh`) and scrapes copy bytes. Formats nobody asked for yet are rendered on first request and kept
-    until the next sample. Requests with `name[]` filters go to prometheus_client's own app.
+    sample (`refresh`) and scrapes copy bytes. Only forms asked for in the last ASKED_WITHIN_SECONDS are rendered
+    ahead (Prometheus's gzipped OpenMetrics always): encoding is most of a render, so a text form nobody reads is
+    not encoded every sample. Other forms are rendered on first request and kept until the next sample. Requests
+    with `name[]` filters go to prometheus_client's own app.
     """
+
+    ASKED_WITHIN_SECONDS = 600.0  # a few scrape intervals of the slowest usual scraper
 
     def __init__(self, registry: CollectorRegistry):
         self.registry = registry
         self._fallback = make_wsgi_app(registry)
         self._cache: dict[tuple[str, bool], bytes] = {}
+        self._asked: dict[tuple[str, bool], float] = {}  # (Accept header, gzip) -> when last asked
 
-    def _render(self, cache: dict, accept: str, compress: bool) -> tuple[str, bytes]:
+    def _render(self, cache: dict, accept: str, compress: bool, source=None) -> tuple[str, bytes]:
         encoder, content_type = choose_encoder(accept)
         key = (content_type, compress)
         body = cache.get(key)
         if body is None:
             plain = cache.get((content_type, False))
             if plain is None:
-                plain = cache[(content_type, False)] = encoder(self.registry)
+                plain = cache[(content_type, False)] = encoder(source or self.registry)
             body = cache[key] = gzip.compress(plain, compresslevel=1) if compress else plain
         return content_type, body
 
     def refresh(self, *_) -> None:
         cache: dict = {}
-        self._render(cache, PROMETHEUS_ACCEPT, True)
-        self._render(cache, "", False)
+        # collected once for both encoders: building the families is half of a render
+        source = _Collected(list(self.registry.collect()))
+        self._render(cache, PROMETHEUS_ACCEPT, True, source)
+        recently = time.monotonic() - self.ASKED_WITHIN_SECONDS
+        for (accept, compress), at in list(self._asked.items()):
+            if at >= recently:
+                self._render(cache, accept, compress, source)
         self._cache = cache  # one assignment: a scrape sees the old cache or the new, never a mix
 
     def __call__(self, environ, start_response):
         if "name[]" in environ.get("QUERY_STRING", ""):
             return self._fallback(environ, start_response)
         compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
-        content_type, body = self._render(self._cache, environ.get("HTTP_ACCEPT", ""), compress)
+        accept = environ.get("HTTP_ACCEPT", "")
+        content_type, body = self._render(self._cache, accept, compress)
+        if len(self._asked) < 64 or (accept, compress) in self._asked:  # bounded: clients choose the header
+            self._asked[(accept, compress)] = time.monotonic()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if compress:
             headers.append(("Content-Encoding", "gzip"))

@@ -25,6 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from dlbench.telemetry.catalogue import CLOCKS_EVENT_REASONS
+from dlbench.telemetry.fields import read_fields
+from dlbench.telemetry.gpm import read_gpm
+from dlbench.telemetry.health import read_health
+from dlbench.telemetry.interconnect import read_interconnect
+from dlbench.telemetry.mig import read_mig
+from dlbench.telemetry.processes import read_processes
 
 FAKE_NVML_ENV = "DLBENCH_FAKE_NVML"
 
@@ -424,6 +430,11 @@ class NvmlReader:
             correctable, uncorrectable, pending, failure = rows
             r["remapped_rows"] = {"correctable": int(correctable), "uncorrectable": int(uncorrectable)}
             r["row_remap_pending"], r["row_remap_failure"] = int(bool(pending)), int(bool(failure))
+        read_health(self, index, r)
+        read_interconnect(self, index, r)
+        read_gpm(self, index, r)
+        read_processes(self, index, r)
+        read_mig(self, index, r)
 
     def _read_memory(self, index: int, r: dict) -> None:
         """Memory through nvmlDeviceGetMemoryInfo_v2, which reports driver-reserved memory apart from `used`.
@@ -476,26 +487,7 @@ class NvmlReader:
 
     def _field_value(self, index: int, field_id: int) -> float | None:
         """A single NVML field value; the per-value return code says whether this GPU has the field at all."""
-        nvml = self.nvml
-        key = (index, f"field:{field_id}")
-        retry_at = self._unsupported.get(key)
-        if retry_at is not None and time.monotonic() < retry_at:
-            return None
-        values = self._call(index, "nvmlDeviceGetFieldValues", [field_id])
-        if values is None:
-            return None
-        value = values[0]
-        if value.nvmlReturn == nvml.NVML_ERROR_NOT_SUPPORTED:
-            self._unsupported[key] = time.monotonic() + UNSUPPORTED_RETRY_SECONDS
-            return None
-        if value.nvmlReturn != nvml.NVML_SUCCESS:
-            self._count_error("nvmlDeviceGetFieldValues")
-            return None
-        member = {nvml.NVML_VALUE_TYPE_DOUBLE: "dVal", nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
-                  nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal", nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
-                  nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal", nvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
-                  }.get(value.valueType, "uiVal")
-        return getattr(value.value, member)
+        return read_fields(self, index, [(field_id, 0)]).get((field_id, 0))
 
     # --- XID events ---------------------------------------------------------------------------------------------
     def poll_xid_events(self, limit: int = 256) -> list[tuple[int, int, float]]:

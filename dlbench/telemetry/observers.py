@@ -183,8 +183,8 @@ class _TrainCollector(Collector):
         o = self.observer
         if o.info is None:
             return
-        labels = [o.info.run_id, o.info.workload, o.hostname]
-        info_labels = [o.info.run_id, o.info.workload, o.hostname, o.info.device, o.precision,
+        labels = [o.info.run_id, o.info.workload, o.hostname, o.rank]
+        info_labels = [o.info.run_id, o.info.workload, o.hostname, o.rank, o.info.device, o.precision,
                        str(o.info.batch_size)]
         yield from families_from_rows([BY_NAME["dlbench_train_info"]], [(info_labels, {"info": 1})])
         yield from families_from_rows([s for s in specs("train") if s.type != "histogram"
@@ -203,8 +203,9 @@ class LiveMetricsObserver(RunObserver):
     """Serves training metrics (and the run's GPU telemetry) on /metrics while the run lasts."""
 
     def __init__(self, port: int, listen: str = "127.0.0.1", telemetry: TelemetryObserver | None = None,
-                 precision: str = "", loss_read_interval: float = 1.0):
+                 precision: str = "", loss_read_interval: float = 1.0, rank: int = 0):
         self.telemetry = telemetry
+        self.rank = str(rank)
         self.precision = precision
         self.hostname = socket.gethostname()
         self.loss_read_interval = loss_read_interval

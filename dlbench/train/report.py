@@ -42,6 +42,28 @@ def _fmt(value, spec: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
+def _distributed_rows(job: dict | None) -> list[tuple[str, str]]:
+    """A torchrun job: its shape, the aggregate throughput, the slowest rank and the measured communication share.
+    The throughput rows above stay rank 0's own, comparable with a single-GPU run."""
+    if not job:
+        return []
+    rows = [("ranks", f"{job['world_size']} = {job['nodes']} node(s) x {job['processes_per_node']} ({job['backend']}, "
+             f"global batch {job['global_batch_size']})")]
+    aggregate = job.get("aggregate") or {}
+    if aggregate.get("samples_per_second") is not None:
+        rows.append(("aggregate throughput (samples/s)", _fmt(aggregate["samples_per_second"], ",.1f")))
+    if aggregate.get("tokens_per_second") is not None:
+        rows.append(("aggregate throughput (tokens/s)", _fmt(aggregate["tokens_per_second"], ",.0f")))
+    slowest = job.get("slowest_rank")
+    if slowest:
+        rows.append(("slowest rank", f"{slowest['rank']} on {slowest['host']} "
+                     f"({_fmt(slowest['samples_per_second'], ',.1f')}/s)"))
+    communication = job.get("communication") or {}
+    if communication.get("share") is not None:
+        rows.append(("gradient sync share of a pass", f"{communication['share']:.1%} (DDP no_sync comparison)"))
+    return rows
+
+
 def summary_table(result: dict) -> Table:
     workload, metrics, config = result["workload"], result["metrics"] or {}, result["config"]
     env = result.get("environment") or {}
@@ -59,6 +81,7 @@ def summary_table(result: dict) -> Table:
         rows.append(("throughput (tokens/s)", _fmt(throughput["tokens_per_second"], ",.0f")))
     rows.append((f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
                  _fmt(throughput.get("samples_per_second"), ",.1f")))
+    rows += _distributed_rows(result.get("distributed"))
     if metrics.get("input_wait_share"):
         rows.append(("waiting for input", f"{metrics['input_wait_share']:.1%} of the window "
                      f"(compute alone: {_fmt(throughput.get('compute_samples_per_second'), ',.1f')}/s)"))

@@ -11,7 +11,7 @@ import torch
 
 from dlbench import environment
 from dlbench.errors import RunFailed, UserError
-from dlbench.train import contention, data, device as devices, flops, interrupt, peaks, results
+from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
@@ -91,13 +91,18 @@ def _is_out_of_memory(error: BaseException) -> bool:
 
 
 class Run:
-    def __init__(self, config: RunConfig, observers: list[RunObserver] = (), command_line: list[str] | None = None):
+    def __init__(self, config: RunConfig, observers: list[RunObserver] = (), command_line: list[str] | None = None,
+                 dist_timeout: float = distributed.DEFAULT_TIMEOUT_SECONDS):
         self.config = config
         self.observers = list(observers)
         self.workload = get_workload(config.workload)
         if config.pad_vocab and self.workload.task != "causal-lm":
             raise UserError(f"--pad-vocab applies to GPT-2 workloads; {self.workload.name} is {self.workload.task}")
-        self.device = resolve_device(config.device)
+        # under torchrun every rank trains its own replica on the GPU of its local rank (DDP); otherwise one process
+        self.where = distributed.topology()
+        requested_device = distributed.device_for(config.device, self.where) if self.where else config.device
+        self.device = resolve_device(requested_device)
+        self.group = distributed.ProcessGroup(self.where, self.device, dist_timeout) if self.where else None
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
         on_cpu = self.device.type == "cpu"
         default_batch = self.workload.default_batch_size
@@ -134,18 +139,22 @@ class Run:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()
+        if self.group:  # after the move to the device, before the optimizer and compile (DDP's documented order)
+            model = self.group.wrap(model)
         self.optimizer = _optimizer(self.config.optimizer, model)
         self.scaler = self.precision.grad_scaler()
         self.model = torch.compile(model) if self.config.compile else model
+        # each rank draws its own batches (the model starts equal everywhere: same seed, and DDP broadcasts rank 0's)
+        data_seed = self.config.seed + (self.where.rank if self.where else 0)
         if self.dataset is None:
             inputs, targets = data.synthetic_batch(self.workload, self.batch_size, self.seq_len, self.device,
-                                                   self.config.seed)
+                                                   data_seed)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.next_batch = lambda: (inputs, targets)
         else:
             loader = data.RealBatches(self.dataset, self.workload, self.batch_size, self.device, self.workers,
-                                      self.config.seed, channels_last=self.channels_last)
+                                      data_seed, channels_last=self.channels_last)
             self.next_batch = loader.next
 
     def _train_step(self) -> torch.Tensor:
@@ -211,6 +220,9 @@ class Run:
             if self.device.type == "cuda":
                 devices.select(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
+            if self.group:
+                result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size)
+                self.group.start()
             self._setup()
             result["backend"] = self.precision.backend_flags()
             for observer in self.observers:
@@ -224,6 +236,10 @@ class Run:
             self._finish("failed", str(exc))
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is recorded in the result before it is reported
+            if self.group and distributed.is_collective_error(exc):
+                failure = self.group.failure(exc)
+                self._finish("failed", str(failure))
+                raise failure from None
             if not _is_out_of_memory(exc):
                 self._finish("failed", f"{type(exc).__name__}: {exc}")
                 raise
@@ -233,15 +249,54 @@ class Run:
             raise RunFailed(error) from None
         try:  # still holding signals since the timed loop ended: a second Ctrl-C must not lose the measurement
             self._measure(clock, timed_seconds, flops_per_sample, peak_flops)
+            if self.group and status == "completed":
+                status, error = self._gather_ranks(clock, uuid)
             self._save(status, error)
         finally:
             interrupt.release()
         return self._notify()
 
+    def _gather_ranks(self, clock: StepClock, uuid: str | None) -> tuple[str, str | None]:
+        """Gather every rank's window into rank 0's result. The collectives wait on the other ranks, so signals are
+        let through meanwhile (torchrun's SIGTERM when a rank died, Ctrl-C), and held again for the save."""
+        interrupt.release()
+        try:
+            self._gather(clock, uuid)
+        except KeyboardInterrupt as stop:
+            interrupt.hold()
+            return self._interrupted(stop, "while gathering the ranks' results")
+        except Exception as exc:  # noqa: BLE001 - a peer lost after the timed window still fails the run
+            interrupt.hold()
+            if not distributed.is_collective_error(exc):
+                raise
+            failure = self.group.failure(exc)
+            self._save("failed", str(failure))
+            self._notify()
+            raise failure from None
+        interrupt.hold()
+        return "completed", None
+
+    def _forward_backward(self) -> None:
+        inputs, targets = self.next_batch()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            loss = flops.loss_of(self.model(inputs), targets)
+        loss.backward()
+
+    def _gather(self, clock: StepClock, uuid: str | None) -> None:
+        """Every rank's window, its parameters' digest and the communication probe, gathered into rank 0's result."""
+        digest = distributed.parameters_digest(self.model)  # before the probe, which leaves the parameters alone
+        probe = distributed.communication_probe(self.group, self._forward_backward, clock.synchronize)
+        record = distributed.rank_record(self.where, self.device, uuid, self.result["metrics"], digest, probe)
+        records = self.group.gather(record)
+        self.result["distributed"] = distributed.summary(self.where, self.group, self.batch_size, records)
+
     def _interrupted(self, stop: KeyboardInterrupt, when: str) -> tuple[str, str]:
         signal = interrupt.signal_of(stop)
         self.result["interrupted_by"] = signal.signal_name
         how = "Ctrl-C" if signal.signal_name == "SIGINT" else "a stop request: systemd, Slurm's scancel, kill"
+        if self.where and signal.signal_name == "SIGTERM":  # torchrun stops every rank when one of them fails
+            how += f", or torchrun after another rank failed (its report names the rank); {self.where.where()}"
         return "interrupted", f"interrupted by {signal.signal_name} ({how}) {when}"
 
     def _warm_up(self, clock: StepClock) -> None:
@@ -360,7 +415,8 @@ class Run:
                     self.result[observer.section] = {"error": f"{type(exc).__name__}: {exc}"}
         self._check_telemetry_gpu()
         results.finish(self.result, status, error)
-        results.save(self.result, self.config.output)
+        if self.is_reporting_rank:  # one result per job, from rank 0
+            results.save(self.result, self.config.output)
 
     def _notify(self) -> dict:
         for observer in self.observers:  # a push may wait on the network: interruptible again
@@ -374,6 +430,16 @@ class Run:
         if gpu.get("uuid") and expected and gpu["uuid"] != expected:
             self.result["warnings"].append(f"telemetry read {gpu['uuid']}, but the run trained on {expected}")
 
+    @property
+    def is_reporting_rank(self) -> bool:
+        return self.where is None or self.where.rank == 0
+
     def close(self) -> None:
         for observer in self.observers:
             observer.close()
+        if self.group:
+            # DDP's reducer holds the process group: free it while the group is still alive, then destroy the group.
+            # Left to the interpreter's exit, the reducer and gloo's threads are torn down after the group and the
+            # process can hang there after its result is written (seen here about one run in three with gloo).
+            self.model = self.optimizer = None
+            self.group.close()

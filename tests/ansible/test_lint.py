@@ -7,7 +7,8 @@ import pytest
 
 from .conftest import ANSIBLE_BIN, REPO
 
-PLAYBOOKS = ["playbooks/setup_gpu.yml", "playbooks/verify.yml", "playbooks/update_driver.yml", "playbooks/validate.yml"]
+PLAYBOOKS = ["playbooks/setup_gpu.yml", "playbooks/verify.yml", "playbooks/update_driver.yml", "playbooks/validate.yml",
+             "playbooks/benchmark_multinode.yml"]
 
 
 def run(*command):

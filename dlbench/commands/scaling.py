@@ -1,0 +1,180 @@
+"""`dlbench scaling WORKLOAD --gpus 1,2,4,8`: the same run at each size in turn, and how well throughput scales.
+
+Each size is an ordinary `dlbench run WORKLOAD --gpus N` (torchrun, DDP) in its own process tree, so one size's
+failure or memory cannot leak into the next. Efficiency is throughput(n) / (n x throughput(1)), the usual weak-scaling
+figure with the per-GPU batch fixed (as in NVIDIA's DeepLearningExamples multi-GPU tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int
+
+# `dlbench run` options a scaling study passes to every size unchanged
+PASSED_ON = (
+    "--device",
+    "--batch-size",
+    "--seq-len",
+    "--steps",
+    "--duration",
+    "--warmup",
+    "--precision",
+    "--optimizer",
+    "--dist-timeout",
+)
+
+
+def sizes(text: str) -> list[int]:
+    """ "1,2,4,8" -> [1, 2, 4, 8]: distinct positive whole numbers, in the order they run (ascending)."""
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected process counts such as 1,2,4,8, not {text!r}") from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError(f"process counts must be positive whole numbers, not {text!r}")
+    return values
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("workload", help="workload name (see 'dlbench list')")
+    count = parser.add_mutually_exclusive_group(required=True)
+    count.add_argument("--gpus", type=sizes, metavar="N,N,...", help="GPU counts of this host to run, e.g. 1,2,4,8")
+    count.add_argument(
+        "--nproc", type=sizes, metavar="N,N,...", help="process counts on --device (on the CPU: gloo), e.g. 1,2,4"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (each rank takes its local rank's GPU)")
+    parser.add_argument("--batch-size", type=positive_int, help="samples per step per process (kept at every size)")
+    parser.add_argument("--seq-len", type=positive_int)
+    parser.add_argument("--steps", type=positive_int, help="timed steps at every size")
+    parser.add_argument("--duration", type=positive_float, metavar="SECONDS")
+    parser.add_argument("--warmup", type=non_negative_int)
+    parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16"))
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"))
+    parser.add_argument("--dist-timeout", type=positive_float, metavar="SECONDS")
+    parser.add_argument(
+        "--output",
+        type=non_empty("--output"),
+        metavar="FILE.json",
+        help="write the scaling study here (atomically); each size's result sits beside it",
+    )
+    parser.add_argument("--json", action="store_true", help="print the scaling study JSON instead of a table")
+
+
+def _run_command(args, flag: str, size: int, output: str) -> list[str]:
+    command = [sys.executable, "-m", "dlbench", "run", args.workload, flag, str(size), "--output", output]
+    for option in PASSED_ON:
+        value = getattr(args, option[2:].replace("-", "_"))
+        if value is not None and not (option == "--device" and value == "auto"):
+            command += [option, str(value)]
+    return command
+
+
+def _entry(size: int, path: str, returncode: int) -> dict:
+    """One size of the study, from the result its rank 0 wrote (if it wrote one)."""
+    entry = {
+        "processes": size,
+        "exit_code": returncode,
+        "result": os.path.abspath(path),
+        "status": "failed",
+        "error": None,
+        "samples_per_second": None,
+        "tokens_per_second": None,
+        "slowest_rank": None,
+        "communication_share": None,
+        "efficiency": None,
+    }
+    try:
+        with open(path, encoding="utf-8") as handle:
+            result = json.load(handle)
+    except (OSError, ValueError):
+        entry["error"] = f"no result (exit code {returncode})"
+        entry["result"] = None
+        return entry
+    job = result.get("distributed") or {}
+    aggregate = job.get("aggregate") or {}
+    entry.update(
+        status=result["status"],
+        error=result.get("error"),
+        samples_per_second=aggregate.get("samples_per_second"),
+        tokens_per_second=aggregate.get("tokens_per_second"),
+        slowest_rank=job.get("slowest_rank"),
+        communication_share=(job.get("communication") or {}).get("share"),
+    )
+    return entry
+
+
+def study(entries: list[dict]) -> dict:
+    """Efficiency of every size against the one-process run: throughput(n) / (n x throughput(1))."""
+    baseline = next((entry for entry in entries if entry["processes"] == 1), None)
+    base_rate = baseline["samples_per_second"] if baseline and baseline["status"] == "completed" else None
+    for entry in entries:
+        if base_rate and entry["status"] == "completed" and entry["samples_per_second"] is not None:
+            entry["efficiency"] = entry["samples_per_second"] / (entry["processes"] * base_rate)
+    return {"baseline_samples_per_second": base_rate, "sizes": entries}
+
+
+def run(args) -> int:
+    from dlbench import launch
+    from dlbench.atomic import check_writable, write_json
+    from dlbench.workloads import get_workload
+
+    get_workload(args.workload)
+    if args.output:
+        check_writable(args.output)
+    flag, counts = ("--gpus", args.gpus) if args.gpus else ("--nproc", args.nproc)
+    if flag == "--gpus":
+        launch.processes(counts[-1], None, args.device)  # the largest size must fit this host: refuse before running
+    counts = sorted(set(counts) | {1})  # the one-process run is the baseline every efficiency is measured against
+    folder = os.path.splitext(args.output)[0] + ".runs" if args.output else tempfile.mkdtemp(prefix="dlbench-scaling-")
+    os.makedirs(folder, exist_ok=True)
+    entries = []
+    for size in counts:
+        path = os.path.join(folder, f"{args.workload}-{size}.json")
+        print(f"dlbench scaling: {args.workload} on {size} process(es)", file=sys.stderr, flush=True)
+        returncode = subprocess.run(
+            _run_command(args, flag, size, path), stdout=subprocess.DEVNULL, check=False
+        ).returncode
+        entries.append(_entry(size, path, returncode))
+        if returncode in (130, 143):  # Ctrl-C or SIGTERM: stop the study, keep what was measured
+            break
+    document = {
+        "workload": args.workload,
+        "launcher": "torchrun",
+        "unit": flag[2:],
+        "runs_folder": folder,
+        **study(entries),
+    }
+    if args.output:
+        write_json(args.output, document)
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        _print_table(document)
+    return 0 if all(entry["status"] == "completed" for entry in entries) else 1
+
+
+def _print_table(document: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"dlbench scaling {document['workload']}")
+    for column in ("processes", "status", "samples/s", "efficiency", "gradient sync share", "slowest rank"):
+        table.add_column(column, justify="right")
+    for entry in document["sizes"]:
+        rate, efficiency, share = entry["samples_per_second"], entry["efficiency"], entry["communication_share"]
+        slowest = entry["slowest_rank"]
+        table.add_row(
+            str(entry["processes"]),
+            entry["status"],
+            "n/a" if rate is None else f"{rate:,.1f}",
+            "n/a" if efficiency is None else f"{efficiency:.1%}",
+            "n/a" if share is None else f"{share:.1%}",
+            "n/a" if not slowest else f"{slowest['rank']} on {slowest['host']}",
+        )
+    Console().print(table)

@@ -1,0 +1,86 @@
+"""GPU health beyond XID: the recovery action the driver asks for, ECC, retired pages, throttle durations, fan,
+video engines and power-limit bounds. Adds keys to one GPU's reading (see NvmlReader._read_into).
+
+Names and signatures are nvidia-ml-py's (pynvml.py, 13.x): nvmlDeviceGetFieldValues, nvmlDeviceGetTotalEccErrors,
+nvmlDeviceGetFanSpeed, nvmlDeviceGetEncoderUtilization / nvmlDeviceGetDecoderUtilization ([percent, sampling period
+in us]), nvmlDeviceGetPowerManagementDefaultLimit and nvmlDeviceGetPowerManagementLimitConstraints ([min, max], mW).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlbench.telemetry.fields import field_ids, once_per_start, read_fields
+
+# NVML_FI_DEV_GET_GPU_RECOVERY_ACTION replaces the deprecated NVML_FI_DEV_RESET_STATUS and
+# NVML_FI_DEV_DRAIN_AND_RESET_STATUS (pynvml.py comments); values are nvmlDeviceGpuRecoveryAction_t:
+# 0 none, 1 GPU reset, 2 node reboot, 3 drain P2P, 4 drain and reset (NVML_GPU_RECOVERY_ACTION_* in pynvml.py).
+# Pages are retired on GPUs before Ampere; from Ampere on, row remapping replaces it and these fields answer
+# NOT_SUPPORTED (NVIDIA "GPU Memory Error Management", dynamic page retirement vs row remapping).
+HEALTH_FIELDS = {
+    "recovery_action": "NVML_FI_DEV_GET_GPU_RECOVERY_ACTION",
+    "retired_single_bit_ecc": "NVML_FI_DEV_RETIRED_SBE",
+    "retired_double_bit_ecc": "NVML_FI_DEV_RETIRED_DBE",
+    "retired_pending": "NVML_FI_DEV_RETIRED_PENDING",
+}
+# Time spent in each clock-event reason since the driver loaded, in nanoseconds (nvidia-smi's "Clocks Event
+# Reasons Counters"); label values match dlbench_gpu_clocks_event_active's reasons. Taken by name from the binding:
+# NVML numbered the three slowdown fields 251-253 in some headers and 269-271 in CUDA 13's.
+CLOCKS_EVENT_DURATION_FIELDS = {
+    "sw_power_cap": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP",
+    "sync_boost": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST",
+    "sw_thermal_slowdown": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN",
+    "hw_thermal_slowdown": "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN",
+    "hw_power_brake_slowdown": "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN",
+}
+
+
+def read_health(reader: Any, index: int, r: dict) -> None:
+    nvml, call = reader.nvml, reader._call
+    health, durations = field_ids(nvml, HEALTH_FIELDS), field_ids(nvml, CLOCKS_EVENT_DURATION_FIELDS)
+    values = read_fields(reader, index, [(f, 0) for f in (*health.values(), *durations.values())])
+    got = {label: values[(f, 0)] for label, f in health.items() if (f, 0) in values}
+    if "recovery_action" in got:
+        r["recovery_action"] = int(got["recovery_action"])
+    retired = {
+        kind: int(got["retired_" + kind]) for kind in ("single_bit_ecc", "double_bit_ecc") if "retired_" + kind in got
+    }
+    if retired:
+        r["retired_pages"] = retired
+    if "retired_pending" in got:
+        r["retired_pages_pending"] = int(bool(got["retired_pending"]))
+    seconds = {label: values[(f, 0)] / 1e9 for label, f in durations.items() if (f, 0) in values}
+    if seconds:
+        r["clocks_event_duration_seconds"] = seconds
+    volatile = {}
+    for kind, error_type in (
+        ("corrected", nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED),
+        ("uncorrected", nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED),
+    ):
+        count = call(index, "nvmlDeviceGetTotalEccErrors", error_type, nvml.NVML_VOLATILE_ECC, variant="_volatile")
+        if count is not None:
+            volatile[kind] = int(count)
+    if volatile:
+        r["ecc_volatile_errors"] = volatile
+    fan = call(index, "nvmlDeviceGetFanSpeed")  # passively cooled data-centre boards answer NOT_SUPPORTED
+    if fan is not None:
+        r["fan_speed_ratio"] = fan / 100.0
+    for key, function in (
+        ("encoder_utilization_ratio", "nvmlDeviceGetEncoderUtilization"),
+        ("decoder_utilization_ratio", "nvmlDeviceGetDecoderUtilization"),
+    ):
+        utilization = call(index, function)
+        if utilization is not None:
+            r[key] = utilization[0] / 100.0
+    r.update(once_per_start(reader, index, "power_limits", lambda: _power_limits(reader, index)))
+
+
+def _power_limits(reader: Any, index: int) -> dict:
+    limits = {}
+    default = reader._call(index, "nvmlDeviceGetPowerManagementDefaultLimit")
+    if default is not None:
+        limits["power_default_limit_watts"] = default / 1000.0
+    bounds = reader._call(index, "nvmlDeviceGetPowerManagementLimitConstraints")
+    if bounds is not None:
+        limits["power_min_limit_watts"], limits["power_max_limit_watts"] = bounds[0] / 1000.0, bounds[1] / 1000.0
+    return limits

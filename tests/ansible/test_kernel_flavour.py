@@ -1,0 +1,90 @@
+"""The Ubuntu kernel flavour the nvidia_driver role derives its headers and signed-module metapackages from, rendered
+by Ansible's own templating from the role's defaults, vars/main.yml, vars/Ubuntu.yml and preflight.yml (no host).
+
+Kernel releases are real ones: 5.15.0-122-generic (jammy GA), 6.8.0-45-generic (noble GA, jammy HWE),
+6.14.0-29-generic (noble HWE), 6.8.0-1015-aws, 6.8.0-1017-nvidia-64k (packages.ubuntu.com, linux-image-* packages).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from .conftest import REPO
+
+ROLE = REPO / "playbooks" / "roles" / "nvidia_driver"
+# Run in a separate interpreter: in pytest's, the name `ansible` is this test package (tests/ansible).
+TEMPLATE = """
+import json, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+def trusted(value):  # Ansible 2.19 renders only strings marked as coming from playbook files
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: trusted(item) for key, item in value.items()}
+    return value
+variables, flavour, expressions = trusted(json.load(sys.stdin))
+variables["nvidia_driver_kernel_flavour"] = Templar(DataLoader(), variables=variables).template(flavour)
+templar = Templar(DataLoader(), variables=variables)
+print(json.dumps([templar.template(expression).strip() for expression in expressions]))
+"""
+
+
+def render(expressions, kernel_release, release, version):
+    variables = {}
+    for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / "Ubuntu.yml"):
+        variables.update(yaml.safe_load(path.read_text()))
+    variables.update(
+        ansible_facts={
+            "distribution": "Ubuntu",
+            "distribution_release": release,
+            "distribution_version": version,
+            "kernel": kernel_release,
+        },
+        stack_driver_branch="580",
+        stack_cuda_version="13.0",
+        stack_torch_cuda_variant="cu130",
+    )
+    (record,) = [
+        task["ansible.builtin.set_fact"]
+        for task in yaml.safe_load((ROLE / "tasks" / "preflight.yml").read_text())
+        if "nvidia_driver_kernel_flavour" in task.get("ansible.builtin.set_fact", {})
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", TEMPLATE],
+        input=json.dumps([variables, record["nvidia_driver_kernel_flavour"], expressions]),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(
+    "kernel_release, release, version, flavour",
+    [
+        ("5.15.0-122-generic", "jammy", "22.04", "generic"),
+        ("6.8.0-45-generic", "jammy", "22.04", "generic-hwe-22.04"),
+        ("6.8.0-45-generic", "noble", "24.04", "generic"),
+        # Before the fix: "generic", whose metapackages track 6.8, so the next HWE kernel booted without headers/module.
+        ("6.14.0-29-generic", "noble", "24.04", "generic-hwe-24.04"),
+        ("6.14.0-29-generic-64k", "noble", "24.04", "generic-64k-hwe-24.04"),
+        ("6.8.0-1015-aws", "noble", "24.04", "aws"),
+        ("6.8.0-1017-nvidia-64k", "noble", "24.04", "nvidia-64k"),
+    ],
+)
+def test_ubuntu_headers_and_modules_follow_the_kernel_track(kernel_release, release, version, flavour):
+    rendered, headers = render(
+        ["{{ __nvidia_driver_ubuntu_flavour }}", "{{ __nvidia_driver_kernel_headers_packages | join(' ') }}"],
+        kernel_release,
+        release,
+        version,
+    )
+    assert rendered == flavour
+    assert headers == f"dkms linux-headers-{kernel_release} linux-headers-{flavour}"

@@ -1,0 +1,36 @@
+"""playbooks/update_driver.yml when the upgrade fails: the driver packages must be held again.
+
+The holds are released for the in-branch upgrade; left released after a failure, the next unattended upgrade moves the
+driver (and not the loaded kernel module) to a new version, and NVML fails with "Driver/library version mismatch".
+"""
+
+import shutil
+
+import pytest
+
+from . import standins
+from .conftest import HGX_H100, Playbook, debian_kernel_release, simulate_pci
+
+pytestmark = pytest.mark.integration
+
+
+def selection(host, package):
+    return host.run("dpkg", "--get-selections", package).stdout.split()[-1]
+
+
+def test_failed_upgrade_holds_the_driver_again(fresh_host, tmp_path):
+    # A held package named as NVIDIA's repository names the driver's compute library (libnvidia-compute, 580.95.05-1);
+    # its content does not matter here, only that apt and dpkg see an installed, held driver package.
+    deb = standins.build_deb(tmp_path, "libnvidia-compute", "580.95.05-1")
+    shutil.copy(deb, fresh_host.path("/tmp"))
+    fresh_host.run("dpkg", "-i", f"/tmp/{deb.name}")
+    fresh_host.run("apt-mark", "hold", "libnvidia-compute")
+    # The mirror is unreachable (nothing listens on port 9 of 127.0.0.1): apt cannot refresh, the upgrade fails.
+    fresh_host.path("/etc/apt/sources.list").write_text("deb [trusted=yes] http://127.0.0.1:9/nvidia ./\n")
+    variables = {
+        "nvidia_driver_pci_dump": simulate_pci(fresh_host, HGX_H100),
+        "nvidia_driver_kernel_release": debian_kernel_release(fresh_host),
+    }
+    result = Playbook(fresh_host, tmp_path / "ansible", variables).run(playbook="playbooks/update_driver.yml")
+    assert result.rc != 0 and "Upgrade the driver packages inside the pinned branch" in result.output, result.tail()
+    assert selection(fresh_host, "libnvidia-compute") == "hold", result.tail()

@@ -1,0 +1,337 @@
+"""Data-parallel runs on the CPU: real torchrun, real gloo process groups, real DDP, several processes.
+
+What a GPU adds (NCCL, one GPU per local rank) cannot run here; everything above the backend choice is the same code.
+Kept small: a few timed steps of the two smallest workloads, since CI has two cores for the whole suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from dlbench import launch
+from run_support import validate
+
+RUN_TIMEOUT = 240  # seconds for a whole torchrun job: start-up of N Python processes importing torch, on 2 cores
+
+
+def dlbench(*argv: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # N ranks on 2 cores: one thread each, as torchrun itself sets
+    return subprocess.run(
+        [sys.executable, "-m", "dlbench", *argv], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+def load(path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        result = json.load(handle)
+    validate(result)
+    return result
+
+
+def check_job(result: dict, world_size: int) -> dict:
+    assert result["status"] == "completed", result["error"]
+    job = result["distributed"]
+    assert job["backend"] == "gloo" and job["world_size"] == world_size and job["nodes"] == 1
+    assert job["processes_per_node"] == world_size
+    ranks = job["ranks"]
+    assert [rank["rank"] for rank in ranks] == list(range(world_size))
+    assert job["global_batch_size"] == world_size * result["config"]["batch_size"]
+    # the aggregate is the sum of what each rank measured, and rank 0's own figure is its entry
+    assert job["aggregate"]["samples_per_second"] == pytest.approx(sum(rank["samples_per_second"] for rank in ranks))
+    assert ranks[0]["samples_per_second"] == pytest.approx(result["metrics"]["throughput"]["samples_per_second"])
+    slowest = min(ranks, key=lambda rank: rank["samples_per_second"])
+    assert job["slowest_rank"]["rank"] == slowest["rank"]
+    # gradients stayed in sync: every replica holds the same parameters, bit for bit, after the timed steps
+    digests = {rank["parameters_sha256"] for rank in ranks}
+    assert len(digests) == 1 and job["parameters_in_sync"] is True
+    communication = job["communication"]
+    assert communication["synced_pass_seconds"] > 0 and communication["unsynced_pass_seconds"] > 0
+    assert 0.0 <= communication["share"] <= 1.0
+    return job
+
+
+def test_two_ranks_train_in_sync_and_rank_zero_writes_one_result(tmp_path):
+    out = tmp_path / "mlp.json"
+    done = dlbench(
+        "run",
+        "mnist-mlp",
+        "--nproc",
+        "2",
+        "--device",
+        "cpu",
+        "--steps",
+        "4",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "16",
+        "--no-telemetry",
+        "--output",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    check_job(load(out), 2)
+    assert list(tmp_path.iterdir()) == [out]  # one result for the job, not one per rank
+
+
+def test_four_ranks_of_cifar_cnn(tmp_path):
+    out = tmp_path / "cnn.json"
+    done = dlbench(
+        "run",
+        "cifar-cnn",
+        "--nproc",
+        "4",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "4",
+        "--no-telemetry",
+        "--json",
+        "--output",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = check_job(load(out), 4)
+    assert json.loads(done.stdout)["distributed"]["world_size"] == 4  # only rank 0 prints, so stdout is one document
+    assert len({rank["device"] for rank in job["ranks"]}) == 1
+
+
+def test_replicas_differ_without_ddp(tmp_path):
+    """The sync check can fail: two single-process runs on the ranks' different data end with different digests."""
+    import torch
+
+    from dlbench.train import distributed
+
+    first, second = torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+    second.load_state_dict(first.state_dict())
+    assert distributed.parameters_digest(first) == distributed.parameters_digest(second)
+    with torch.no_grad():
+        second.weight[0, 0] += 1e-6
+    assert distributed.parameters_digest(first) != distributed.parameters_digest(second)
+
+
+def _free_port_pair() -> int:
+    """A port P with P+1 also free (the ranks' --metrics-port base + local rank)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            base = first.getsockname()[1]
+            if base >= 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", base + 1))
+                except OSError:
+                    continue
+            return base
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            variables = dict(item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item)
+    except OSError:
+        return None
+    return int(variables[b"RANK"]) if b"RANK" in variables else None
+
+
+def _scrape(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
+def test_each_rank_serves_its_own_port_and_a_killed_rank_ends_the_job(tmp_path):
+    base = _free_port_pair()
+    out = tmp_path / "killed.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "run",
+            "mnist-mlp",
+            "--nproc",
+            "2",
+            "--device",
+            "cpu",
+            "--steps",
+            "1000000",
+            "--warmup",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-telemetry",
+            "--dist-timeout",
+            "30",
+            "--metrics-port",
+            str(base),
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        # `dlbench run --nproc` became torchrun (exec: same pid); its children are the ranks
+        deadline, pages = time.monotonic() + RUN_TIMEOUT, {}
+        while time.monotonic() < deadline and len(pages) < 2:
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            for port in (base, base + 1):
+                page = _scrape(port)
+                if page and "dlbench_train_steps_total{" in page:
+                    pages[port] = page
+            time.sleep(0.5)
+        assert set(pages) == {base, base + 1}
+        for port, rank in ((base, "0"), (base + 1, "1")):
+            assert f'rank="{rank}"' in pages[port] and f'rank="{1 - int(rank)}"' not in pages[port]
+
+        ranks = {_rank_of(child): child for child in _children(job.pid)}
+        assert set(ranks) == {0, 1}
+        killed_at = time.monotonic()
+        os.kill(ranks[1], signal.SIGKILL)
+        _, stderr = job.communicate(timeout=90)
+        ended_after = time.monotonic() - killed_at
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert job.returncode != 0
+    assert ended_after < 60  # well within the 30 s collective timeout plus torchrun's teardown
+    # torchrun names the failed rank, its host and the signal; rank 0 left a result saying why it stopped
+    root_cause = stderr.split("Root Cause", 1)[-1]
+    assert "rank      : 1 (local_rank: 1)" in root_cause and "SIGKILL" in root_cause, stderr[-3000:]
+    assert "host      :" in root_cause
+    assert out.exists(), stderr[-3000:]
+    result = load(out)
+    assert result["status"] in ("failed", "interrupted")
+    assert result["error"]
+    assert result["distributed"]["world_size"] == 2
+
+
+def test_a_hung_rank_fails_the_others_after_the_timeout(tmp_path):
+    """A rank that stops answering (SIGSTOP: alive, sockets open, silent) must not leave rank 0 waiting: its
+    collective times out after --dist-timeout, and it writes a `failed` result naming itself and its host."""
+    out = tmp_path / "hung.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "dlbench", "run", "mnist-mlp", "--nproc", "2", "--device", "cpu", "--steps", "1000000",
+         "--warmup", "1", "--batch-size", "8", "--no-telemetry", "--dist-timeout", "5", "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    stopped = None
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline and stopped is None:
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            ranks = {_rank_of(child): child for child in _children(job.pid)}
+            if set(ranks) == {0, 1} and _cpu_seconds(ranks[1]) > 3.0:  # past start-up, into training
+                stopped = ranks[1]
+                os.kill(stopped, signal.SIGSTOP)
+            time.sleep(0.5)
+        assert stopped is not None
+        stopped_at = time.monotonic()
+        while not out.exists() and time.monotonic() - stopped_at < 60:
+            time.sleep(0.2)
+        failed_after = time.monotonic() - stopped_at
+    finally:
+        if stopped is not None:
+            os.kill(stopped, signal.SIGCONT)  # let torchrun's SIGTERM reach it rather than wait for its SIGKILL
+        _, stderr = job.communicate(timeout=90)
+    assert failed_after < 30  # the 5 s timeout, not forever
+    assert job.returncode != 0
+    result = load(out)
+    assert result["status"] == "failed"
+    assert f"rank 0 on {socket.gethostname()}" in result["error"] and "collective failed" in result["error"]
+    assert result["error"] in stderr
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_scaling_writes_an_efficiency_per_size(tmp_path):
+    out = tmp_path / "scaling.json"
+    done = dlbench(
+        "scaling",
+        "mnist-mlp",
+        "--nproc",
+        "2",
+        "--device",
+        "cpu",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "16",
+        "--output",
+        str(out),
+        timeout=2 * RUN_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = json.loads(out.read_text())
+    assert [entry["processes"] for entry in study["sizes"]] == [1, 2]  # the one-process baseline is added
+    one, two = study["sizes"]
+    assert one["efficiency"] == pytest.approx(1.0)
+    assert two["efficiency"] == pytest.approx(two["samples_per_second"] / (2 * one["samples_per_second"]))
+    assert study["baseline_samples_per_second"] == one["samples_per_second"]
+    for entry in study["sizes"]:
+        result = load(entry["result"])
+        assert result["distributed"]["world_size"] == entry["processes"]
+        assert entry["samples_per_second"] == result["distributed"]["aggregate"]["samples_per_second"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("--gpus", "2", "--device", "cpu"), "use --nproc N for N processes on the CPU"),
+        (("--gpus", "2", "--nproc", "2"), "give one"),
+    ],
+)
+def test_process_count_errors_are_one_line(argv, message):
+    done = dlbench("run", "mnist-mlp", *argv, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"dlbench: error: {done.stderr.split('error: ', 1)[1].strip()}"]
+    assert message in done.stderr
+
+
+def test_gpus_beyond_the_host_are_refused(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # what Slurm sets for a one-GPU allocation
+    from dlbench.errors import UserError
+
+    with pytest.raises(UserError, match="--gpus 2: this host has 1 usable NVIDIA GPU"):
+        launch.processes(2, None, "auto")
+    assert launch.processes(1, None, "auto") == 1
+
+
+def test_each_rank_runs_the_command_without_the_launch_options():
+    argv = ["run", "gpt2", "--gpus", "8", "--steps", "5", "--nproc=2", "--output", "r.json"]
+    command = launch.torchrun_command(8, argv)
+    assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=8"]
+    assert command[5:] == ["-m", "dlbench", "run", "gpt2", "--steps", "5", "--output", "r.json"]

@@ -1,0 +1,78 @@
+"""GPM profiling activity (Hopper and newer): ratios over the sampling interval, absent before Hopper, DCGM names.
+
+Faked: NVML only (dlbench.telemetry.fake_nvml: h100-sxm offers GPM, a100 and v100 answer isSupportedDevice = 0, as
+nvmlGpmQueryDeviceSupport does before Hopper). The exposition is prometheus_client's real one.
+"""
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from dlbench.telemetry import fake_nvml
+from dlbench.telemetry.collector import TelemetryCollector
+from dlbench.telemetry.host import HostReader
+from dlbench.telemetry.nvml import NvmlReader
+from dlbench.telemetry.sampler import Sampler
+from tests.test_telemetry_exposition import find, samples
+
+BUSY = {
+    "GRAPHICS_UTIL": 100,
+    "SM_UTIL": 83,
+    "SM_OCCUPANCY": 41,
+    "ANY_TENSOR_UTIL": 67,
+    "DRAM_BW_UTIL": 52,
+    "FP32_UTIL": 12,
+    "FP16_UTIL": 3,
+}
+
+
+def test_gpm_ratios_cover_the_interval_between_two_reads_and_only_on_hopper():
+    fake = fake_nvml.from_spec("h100-sxm,a100,v100")
+    reader = NvmlReader(fake).start()
+    fake.gpus[0].values["gpm"] = BUSY
+    first = reader.read_all()
+    assert not [key for key in first[0] if key.startswith("gpm_")], "one sample cannot give an average"
+    second = reader.read_all()
+    r = second[0]
+    assert r["gpm_sm_active_ratio"] == pytest.approx(0.83)
+    assert r["gpm_sm_occupancy_ratio"] == pytest.approx(0.41)
+    assert r["gpm_tensor_active_ratio"] == pytest.approx(0.67)
+    assert r["gpm_dram_active_ratio"] == pytest.approx(0.52)
+    assert r["gpm_graphics_engine_active_ratio"] == 1.0
+    assert r["gpm_pipe_active_ratio"] == pytest.approx({"fp32": 0.12, "fp16": 0.03})  # no FP64 work offered: absent
+    for older in (1, 2):
+        assert not [key for key in second[older] if key.startswith("gpm_")]
+    assert not reader.errors
+
+
+def test_gpm_costs_one_sample_call_per_read_and_no_support_query_after_the_first():
+    fake = fake_nvml.from_spec("h100-sxm,a100")
+    reader = NvmlReader(fake).start()
+    counts = {"nvmlGpmSampleGet": 0, "nvmlGpmQueryDeviceSupport": 0}
+    for name in counts:
+        real = getattr(fake, name)
+
+        def counting(*args, real=real, name=name):
+            counts[name] += 1
+            return real(*args)
+
+        setattr(fake, name, counting)
+    for _ in range(4):
+        reader.read_all()
+    assert counts == {"nvmlGpmSampleGet": 4, "nvmlGpmQueryDeviceSupport": 2}
+
+
+def test_dcgm_compat_serves_the_profiling_names_as_ratios():
+    fake = fake_nvml.from_spec("h100-sxm,a100")
+    fake.gpus[0].values["gpm"] = BUSY
+    sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
+    sampler.sample_now()
+    sampler.sample_now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=True))
+    parsed = samples(generate_latest(registry).decode())
+    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="0") == [pytest.approx(0.83)]
+    assert find(parsed, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", gpu="0") == [pytest.approx(0.67)]
+    assert find(parsed, "DCGM_FI_PROF_PIPE_FP16_ACTIVE", gpu="0") == [pytest.approx(0.03)]
+    assert find(parsed, "DCGM_FI_PROF_PIPE_FP64_ACTIVE", gpu="0") == []
+    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="1") == []  # A100: no GPM, absent rather than 0
+    assert find(parsed, "dlbench_gpu_pipe_active_ratio", gpu="0", pipe="fp32") == [pytest.approx(0.12)]
