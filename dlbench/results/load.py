@@ -8,6 +8,7 @@ from pathlib import Path
 from dlbench.errors import UserError
 from dlbench.results import pytest_benchmark
 from dlbench.train.results import SCHEMA_VERSION
+from dlbench.validate import summarize
 
 
 def _read_json(path: Path):
@@ -83,10 +84,17 @@ def _check_run_result(document: dict, path: Path) -> dict:
     return document
 
 
-def load_file(path: str | Path) -> list[dict]:
-    """The results in one file: one for a `dlbench run` result, one per benchmark for pytest-benchmark."""
+def load_file(path: str | Path, validate_reports: list[dict] | None = None) -> list[dict]:
+    """The results in one file: one for a `dlbench run` result, one per benchmark for pytest-benchmark. A
+    `dlbench validate` report is checked and appended to `validate_reports` where the caller reads them (report
+    does, compare does not), and adds no result."""
     path = Path(path)
     document = _read_json(path)
+    if summarize.is_report(document):
+        if validate_reports is None:
+            raise UserError(f"{path}: a dlbench validate report, not a run result (dlbench report reads it)")
+        validate_reports.append(summarize.check_report(document, path))
+        return []
     if pytest_benchmark.is_pytest_benchmark(document):
         _check_pytest_benchmark(document, path)
         return pytest_benchmark.to_results(document, str(path))
@@ -95,16 +103,16 @@ def load_file(path: str | Path) -> list[dict]:
     raise UserError(f"{path}: neither a dlbench result (no schema_version) nor a pytest-benchmark file")
 
 
-def load_path(path: str | Path) -> list[dict]:
+def load_path(path: str | Path, validate_reports: list[dict] | None = None) -> list[dict]:
     """A file, or every *.json under a directory (pytest-benchmark's .benchmarks/ tree included)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.json") if p.is_file())
         if not files:
             raise UserError(f"{path}: directory holds no .json results")
-        return [result for file in files for result in load_file(file)]
-    return load_file(path)
+        return [result for file in files for result in load_file(file, validate_reports)]
+    return load_file(path, validate_reports)
 
 
-def load_paths(paths: list[str]) -> list[dict]:
-    return [result for path in paths for result in load_path(path)]
+def load_paths(paths: list[str], validate_reports: list[dict] | None = None) -> list[dict]:
+    return [result for path in paths for result in load_path(path, validate_reports)]

@@ -18,6 +18,23 @@ from dlbench.validate.report import FAIL, SCHEMA_VERSION
 COMPARED_FAMILIES = ("compute", "memory", "interconnect", "burnin", "training")
 
 
+def is_report(data) -> bool:
+    """Whether a JSON document says it is a `dlbench validate` report (other JSON files are left out)."""
+    return isinstance(data, dict) and isinstance(data.get("tool"), dict) and data["tool"].get("name") == "dlbench validate"
+
+
+def check_report(data: dict, path) -> dict:
+    """`data`, a report by its own word, checked for what a summary needs; refused with one line naming `path`."""
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(f"{path}: report schema_version {data.get('schema_version')}, this dlbench reads "
+                        f"{SCHEMA_VERSION}")
+    problem = _malformed(data)
+    if problem:
+        raise UserError(f"{path}: not a complete dlbench validate report ({problem})")
+    data["_path"] = str(path)
+    return data
+
+
 def load_reports(folder: Path) -> list[dict]:
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of reports")
@@ -27,17 +44,8 @@ def load_reports(folder: Path) -> list[dict]:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise UserError(f"{path}: not a readable JSON report ({error})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("tool"), dict) \
-                or data["tool"].get("name") != "dlbench validate":
-            continue  # other JSON files (a summary written earlier) are not reports
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise UserError(f"{path}: report schema_version {data.get('schema_version')}, this dlbench reads "
-                            f"{SCHEMA_VERSION}")
-        problem = _malformed(data)
-        if problem:
-            raise UserError(f"{path}: not a complete dlbench validate report ({problem})")
-        data["_path"] = str(path)
-        reports.append(data)
+        if is_report(data):  # other JSON files (a summary written earlier) are not reports
+            reports.append(check_report(data, path))
     if not reports:
         raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
     return reports
@@ -66,8 +74,9 @@ def gpu_model(report: dict) -> str:
     return " + ".join(names) if names else "no GPU"
 
 
-def outliers(reports: list[dict], tolerance: float) -> list[dict]:
-    """Each (host, GPU, check) more than `tolerance` below the median of its model's GPUs in the fleet."""
+def against_median(reports: list[dict]) -> list[dict]:
+    """Each (host, GPU, rate check) against the median of the same check on all GPUs of its model in the fleet,
+    where the model has at least three such figures."""
     figures: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
     for report in reports:
         for check in report["checks"]:
@@ -84,10 +93,25 @@ def outliers(reports: list[dict], tolerance: float) -> list[dict]:
             continue  # a median of two says nothing about which one is off
         median = statistics.median(value for _, _, value in values)
         for host, gpu, value in values:
-            if median > 0 and value < (1 - tolerance) * median:
-                found.append({"host": host, "gpu": gpu, "model": model, "check": check_id, "value": value,
-                              "median": median, "below_median": round(1 - value / median, 4)})
+            below = round(1 - value / median, 4) if median > 0 else 0.0
+            found.append({"host": host, "gpu": gpu, "model": model, "check": check_id, "value": value,
+                          "median": median, "below_median": below})
     return found
+
+
+def is_outlier(figure: dict, tolerance: float) -> bool:
+    return figure["median"] > 0 and figure["value"] < (1 - tolerance) * figure["median"]
+
+
+def outliers(reports: list[dict], tolerance: float) -> list[dict]:
+    """Each (host, GPU, check) more than `tolerance` below the median of its model's GPUs in the fleet."""
+    return [figure for figure in against_median(reports) if is_outlier(figure, tolerance)]
+
+
+def describe_outlier(item: dict) -> str:
+    """An outlier in one sentence, as the console and `dlbench report` show it."""
+    return (f"outlier {item['host']} GPU {item['gpu']} ({item['model']}): {item['check']} {item['value']:.4g}, "
+            f"{item['below_median']:.1%} below the fleet median {item['median']:.4g}")
 
 
 def summary(reports: list[dict], tolerance: float) -> dict:
@@ -127,9 +151,7 @@ def main(folder: Path, tolerance: float, output: Path | None) -> int:
         table.add_row(check_id, *(_cell(host["checks"].get(check_id)) for host in result["hosts"]))
     console.print(table)
     for item in result["outliers"]:
-        console.print(f"[bold red]outlier[/] {item['host']} GPU {item['gpu']} ({item['model']}): {item['check']} "
-                      f"{item['value']:.4g}, {item['below_median']:.1%} below the fleet median {item['median']:.4g}",
-                      highlight=False)
+        console.print(f"[bold red]outlier[/]{describe_outlier(item).removeprefix('outlier')}", highlight=False)
     if output is not None:
         atomic.write_json(output, result)
     failed = any(host["verdict"] == FAIL for host in result["hosts"])
