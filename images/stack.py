@@ -134,8 +134,10 @@ def _pyproject() -> dict:
 
 
 def project_dependencies() -> list[str]:
-    """dlbench's own runtime requirements, torch left to the variant."""
-    return [dep for dep in _pyproject()["project"]["dependencies"] if not dep.replace(" ", "").startswith("torch")]
+    """dlbench's own runtime requirements with the `train` extra (the images train), torch left to the variant."""
+    project = _pyproject()["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["train"]]
+    return [dep for dep in wanted if not dep.replace(" ", "").startswith("torch")]
 
 
 def build_requirements() -> list[str]:
