@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -13,3 +14,15 @@ def run_dlbench(*args, timeout=300, **kwargs):
 @pytest.fixture
 def dlbench_cli():
     return run_dlbench
+
+
+@pytest.fixture
+def nonblocking_stdin():
+    """Standard input left non-blocking, as CI's was after some child process set O_NONBLOCK on the shared
+    /dev/null that pytest puts on fd 0. ansible-playbook refuses to start on an inherited non-blocking stdin
+    ("Ansible requires blocking IO on stdin/stdout/stderr"), so every test that starts Ansible gives it its own
+    stdin=subprocess.DEVNULL."""
+    was_blocking = os.get_blocking(0)
+    os.set_blocking(0, False)
+    yield
+    os.set_blocking(0, was_blocking)

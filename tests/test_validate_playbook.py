@@ -33,10 +33,10 @@ def _play(tmp_path, nvml_scenario: dict):
     env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": "",
            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOCALHOST_WARNING": "false"}
     return subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/validate.yml"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
 
 
-def test_every_host_is_validated_and_its_reports_fetched_and_summarized(tmp_path):
+def test_every_host_is_validated_and_its_reports_fetched_and_summarized(tmp_path, nonblocking_stdin):
     done = _play(tmp_path, {"init_error": "LIBRARY_NOT_FOUND"})  # hosts without a driver: host checks pass
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     reports = tmp_path / "reports"

@@ -147,7 +147,7 @@ class Playbook:
         vault.write_text(f'vault_jupyterlab_password: "{JUPYTER_PASSWORD}"\n'
                          'vault_grafana_admin_password: "grafana-test-password"\n')
         subprocess.run([str(ANSIBLE_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file),
-                        str(vault)], check=True, capture_output=True, cwd=REPO)
+                        str(vault)], check=True, stdin=subprocess.DEVNULL, capture_output=True, cwd=REPO)
         self.args = ["-i", str(inventory), "-e", f"@{self.workdir / 'vars.json'}", "-e", f"@{vault}",
                      "--vault-password-file", str(password_file)]
 
@@ -160,9 +160,10 @@ class Playbook:
         env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"), ANSIBLE_STDOUT_CALLBACK="default")
         log = self.workdir / f"run-{len(list(self.workdir.glob('run-*.log')))}.log"
+        # stdin: a fresh /dev/null; see tests/conftest.py nonblocking_stdin
         with open(log, "w") as out:
             process = subprocess.Popen([str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
-                                       stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+                                       stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         return RunningPlaybook(process, log)
 
 

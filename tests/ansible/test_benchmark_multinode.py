@@ -59,6 +59,7 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
             json.dumps(variables),
             "playbooks/benchmark_multinode.yml",
         ],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         cwd=REPO,

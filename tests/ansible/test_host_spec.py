@@ -31,7 +31,7 @@ def _play(tmp_path, *extra):
                DLBENCH_FAKE_NVML="h100-sxm*2")
     done = subprocess.run([str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(inventory), "--tags", "spec",
                            "-e", yaml.safe_dump(variables, default_flow_style=True).strip(), *extra,
-                           "playbooks/setup_gpu.yml"], capture_output=True, text=True, cwd=REPO, env=env)
+                           "playbooks/setup_gpu.yml"], stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, env=env)
     recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", done.stdout)
     assert done.returncode == 0 and recap, done.stdout[-3000:] + done.stderr[-2000:]
     return done, int(recap.group(2))

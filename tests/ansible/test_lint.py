@@ -13,7 +13,7 @@ PLAYBOOKS = ["playbooks/setup_gpu.yml", "playbooks/verify.yml", "playbooks/updat
 
 def run(*command):
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1")
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, env=env)
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
