@@ -55,19 +55,56 @@ ExecStart=/usr/bin/nvidia-persistenced --user nvidia-persistenced --no-persisten
 ExecStopPost=/bin/rm -rf /var/run/nvidia-persistenced
 """
 CUDA_RELEASE = "13.0"
+# The DKMS module the driver's kernel package registers: dkms.conf as in NVIDIA's nvidia-kernel-open-dkms (one
+# record per module it builds), and a postinst that leaves /var/lib/dkms as `dkms add`, `build` and `install` leave it
+# (dkms 3.0, /usr/sbin/dkms: is_module_built wants <tree>/nvidia/<version>/<kernel>/<arch>/module/<name>.ko,
+# _is_module_installed the symlink kernel-<kernel>-<arch> to that directory; github.com/dell/dkms). The real
+# `dkms status` of the test host (Debian 12's dkms 3.0.10) reads it and prints "nvidia/580.95.05, <kernel>, x86_64:
+# installed". Like dkms's common.postinst on a first install in a chroot (the running kernel is not the chroot's),
+# it builds for every kernel under /lib/modules that has headers (a build link); nothing is compiled here.
+DKMS_MODULES = ("nvidia", "nvidia-modeset", "nvidia-drm", "nvidia-uvm", "nvidia-peermem")
+
+
+def dkms_conf(version):
+    return f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\nAUTOINSTALL="yes"\n' + "".join(
+        f'BUILT_MODULE_NAME[{i}]="{name}"\nDEST_MODULE_LOCATION[{i}]="/kernel/drivers/video"\n'
+        for i, name in enumerate(DKMS_MODULES))
+
+
+def dkms_postinst(version):
+    return f"""tree=/var/lib/dkms/nvidia
+version={version}
+arch=$(uname -m)
+mkdir -p "$tree/$version"
+ln -sfn /usr/src/nvidia-$version "$tree/$version/source"
+for build in /lib/modules/*/build; do
+  [ -e "$build" ] || continue
+  kernel=$(basename "$(dirname "$build")")
+  built="$tree/$version/$kernel/$arch/module"
+  mkdir -p "$built" "/lib/modules/$kernel/updates/dkms"
+  for name in {' '.join(DKMS_MODULES)}; do
+    echo "stand-in $name.ko $version for $kernel" > "$built/$name.ko"
+    cp "$built/$name.ko" "/lib/modules/$kernel/updates/dkms/$name.ko"
+  done
+  ln -sfn "$version/$kernel/$arch" "$tree/kernel-$kernel-$arch"
+done"""
+
+
 # The versions the playbooks pin come from the one version spec, so that a bump there is what the test installs.
 _STACK = yaml.safe_load((Path(__file__).resolve().parents[2] / "stack.yml").read_text())
 TOOLKIT_VERSION = _STACK["stack_container_toolkit_version"]
 MINIFORGE_VERSION = _STACK["stack_miniforge_version"]
 
-NVIDIA_SMI = f"""#!/bin/sh
+
+def nvidia_smi(version=DRIVER_VERSION):
+    return f"""#!/bin/sh
 # STAND-IN nvidia-smi (dlbench test fixture): prints what a one-GPU H100 host prints.
 case "$*" in
-  *--query-gpu=driver_version*) echo "{DRIVER_VERSION}" ;;
+  *--query-gpu=driver_version*) echo "{version}" ;;
   *-L*) echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-00000000-1111-2222-3333-444444444444)" ;;
   *)
     echo "+-----------------------------------------------------------------------------------------+"
-    echo "| NVIDIA-SMI {DRIVER_VERSION}              Driver Version: {DRIVER_VERSION}      CUDA Version: {CUDA_RELEASE}     |"
+    echo "| NVIDIA-SMI {version}              Driver Version: {version}      CUDA Version: {CUDA_RELEASE}     |"
     echo "|   0  NVIDIA H100 80GB HBM3          On  |   00000000:18:00.0 Off |                    0 |"
     echo "+-----------------------------------------------------------------------------------------+"
     ;;
@@ -157,12 +194,12 @@ def _control(name, version, arch="all", depends=(), description=None):
     return "\n".join(lines) + "\n"
 
 
-def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arch="all"):
+def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arch="all", description=None):
     """Build NAME_VERSION_ARCH.deb with FILES {path: (bytes or str, mode) or ('->', target)}."""
     root = Path(out_dir) / f".build-{name}"
     shutil.rmtree(root, ignore_errors=True)
     (root / "DEBIAN").mkdir(parents=True)
-    (root / "DEBIAN" / "control").write_text(_control(name, version, arch, depends))
+    (root / "DEBIAN" / "control").write_text(_control(name, version, arch, depends, description))
     conffiles = []
     for path, spec in (files or {}).items():
         target = root / path.lstrip("/")
@@ -238,10 +275,13 @@ def _release(directory, files, suite=None):
 
 
 def flat_repo(directory, debs, signer):
-    """A flat repository (`deb URL /`), the layout of NVIDIA's CUDA and container toolkit repositories."""
+    """A flat repository (`deb URL /`), the layout of NVIDIA's CUDA and container toolkit repositories; unsigned
+    without SIGNER (for a `file:` source inside a test host, which apt then reads with trusted=yes)."""
     directory = Path(directory)
     (directory / "Packages").write_text(_packages_index(debs, directory))
-    signer.sign_release(_release(directory, ["Packages"]))
+    release = _release(directory, ["Packages"])
+    if signer:
+        signer.sign_release(release)
 
 
 def dist_repo(directory, suite, component, debs, signer):
@@ -257,12 +297,17 @@ def dist_repo(directory, suite, component, debs, signer):
     signer.sign_release(_release(dist, names, suite=suite))
 
 
+def service_unit(exec_start):
+    """A plain enabled service unit for a stand-in daemon, as (content, mode)."""
+    return (f"[Unit]\nDescription={exec_start}\n[Service]\nExecStart={exec_start}\n"
+            "[Install]\nWantedBy=multi-user.target\n", 0o644)
+
+
 def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
     """Lay out every stand-in under WWW as the real servers do; return the playbook variables pointing at them."""
     www = Path(www)
     exe = 0o755
-    unit = lambda exec_start: (f"[Unit]\nDescription={exec_start}\n[Service]\nExecStart={exec_start}\n"  # noqa: E731
-                               "[Install]\nWantedBy=multi-user.target\n", 0o644)
+    unit = service_unit
 
     for distro in ("debian12", "ubuntu2404"):
         cuda_repo(www, base_url, signer, distro, arch, unit)
@@ -341,22 +386,13 @@ def cuda_repo(www, base_url, signer, distro, arch, unit):
     branch = DRIVER_VERSION.split(".")[0]
     cuda_major = CUDA_RELEASE.split(".")[0]
     cuda_dash = CUDA_RELEASE.replace(".", "-")
-    driver_deb = f"{DRIVER_VERSION}-1"
     debs = [
         build_deb(cuda_dir, "cuda-keyring", "1.1-1", {
             keyring: (signer.public_binary, 0o644),
             f"/etc/apt/sources.list.d/cuda-{distro}-{arch}.list": (f"deb [signed-by={keyring}] {cuda_url} /\n", 0o644),
         }),
         build_deb(cuda_dir, f"nvidia-driver-pinning-{branch}", "1.0-1"),
-        build_deb(cuda_dir, f"libnvidia-compute-{branch}", driver_deb, {
-            "/usr/bin/nvidia-smi": (NVIDIA_SMI, exe),
-            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
-            "/lib/systemd/system/nvidia-persistenced.service": unit("/usr/bin/nvidia-persistenced"),
-        }),
-        build_deb(cuda_dir, "nvidia-open", driver_deb,
-                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
-        build_deb(cuda_dir, "cuda-drivers", driver_deb,
-                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
+        *driver_packages(cuda_dir, DRIVER_VERSION),
         build_deb(cuda_dir, f"cuda-toolkit-{cuda_dash}", f"{CUDA_RELEASE}.1-1", {
             f"/usr/local/cuda-{CUDA_RELEASE}/bin/nvcc": (NVCC, exe),
             f"/usr/local/cuda-{CUDA_RELEASE}/lib64/.keep": ("", 0o644),
@@ -378,6 +414,34 @@ def cuda_repo(www, base_url, signer, distro, arch, unit):
     flat_repo(cuda_dir, debs, signer)
 
 
+def driver_packages(directory, upstream):
+    """The CUDA repository's driver packages of one driver release (UPSTREAM, e.g. 580.95.05), Debian revision -1."""
+    exe, branch, driver_deb = 0o755, upstream.split(".")[0], f"{upstream}-1"
+    return [
+        build_deb(directory, f"libnvidia-compute-{branch}", driver_deb, {
+            "/usr/bin/nvidia-smi": (nvidia_smi(upstream), exe),
+            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
+            "/lib/systemd/system/nvidia-persistenced.service": service_unit("/usr/bin/nvidia-persistenced"),
+        }),
+        # NVIDIA's packaging from 560 on (driver installation guide, "Compute-only and Desktop Installation",
+        # Debian and Ubuntu: https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/compute-only-and-
+        # desktop-installation.html): nvidia-driver-cuda is the compute-only (headless) user space, nvidia-driver the
+        # desktop one (X/Wayland, GL, Vulkan), nvidia-kernel-open-dkms / nvidia-kernel-dkms the DKMS-built modules;
+        # nvidia-open and cuda-drivers are the "desktop and compute" metapackages over all of them.
+        build_deb(directory, "nvidia-driver-cuda", driver_deb,
+                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
+        build_deb(directory, "nvidia-driver", driver_deb, depends=[f"nvidia-driver-pinning-{branch}"],
+                  description="stand-in desktop driver: X/Wayland driver, GL, EGL, Vulkan (dlbench test fixture)"),
+        *(build_deb(directory, f"nvidia-kernel{kind}-dkms", driver_deb, {
+            f"/usr/src/nvidia-{upstream}/dkms.conf": (dkms_conf(upstream), 0o644),
+        }, depends=["dkms"], postinst=dkms_postinst(upstream)) for kind in ("-open", "")),
+        build_deb(directory, "nvidia-open", driver_deb, depends=[
+            "nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-open-dkms (= {driver_deb})"]),
+        build_deb(directory, "cuda-drivers", driver_deb, depends=[
+            "nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-dkms (= {driver_deb})"]),
+    ]
+
+
 UBUNTU_KERNEL = "6.8.0-1015-aws"  # an Ubuntu 24.04 AWS kernel, for the Secure Boot + cloud flavour scenario
 
 
@@ -390,7 +454,7 @@ def ubuntu_archive(directory, signer, unit):
     srv = f"{branch}-server"
     debs = [
         build_deb(directory, f"libnvidia-compute-{srv}", version),
-        build_deb(directory, f"nvidia-utils-{srv}", version, {"/usr/bin/nvidia-smi": (NVIDIA_SMI, exe)}),
+        build_deb(directory, f"nvidia-utils-{srv}", version, {"/usr/bin/nvidia-smi": (nvidia_smi(), exe)}),
         build_deb(directory, f"nvidia-compute-utils-{srv}", version, {
             "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
             "/lib/systemd/system/nvidia-persistenced.service": (UBUNTU_PERSISTENCED_UNIT, 0o644),

@@ -31,20 +31,23 @@ PLAY = """- name: Configure Docker's daemon.json alone
 """
 
 
-@pytest.mark.parametrize("swarm_node, live_restore", [(False, True), (True, False)], ids=["plain", "swarm-node"])
-def test_live_restore_only_off_swarm(site, fresh_host, tmp_path, swarm_node, live_restore):
+def test_live_restore_only_off_swarm(site, fresh_host, tmp_path):
+    """On a plain host live-restore goes on; once the host has joined a swarm, the next run turns it off. One host
+    for both (the toolkit is installed once), which is also the order a fleet sees them in."""
     fresh_host.path("/etc/apt/sources.list").write_text("")  # only the stand-in toolkit repository
-    if swarm_node:
-        # What `docker swarm join` leaves in the data root (moby daemon/cluster/noderunner.go, nodeStartConfig).
-        state = fresh_host.path("/var/lib/docker/swarm/docker-state.json")
-        state.parent.mkdir(parents=True)
-        state.write_text(
-            '{"LocalAddr":"10.0.0.5","RemoteAddr":"10.0.0.1:2377","ListenAddr":"0.0.0.0:2377",'
-            '"AdvertiseAddr":"10.0.0.5:2377"}'
-        )
     play = tmp_path / "daemon-json.yml"
     play.write_text(PLAY.format(stack=REPO / "stack.yml"))
-    result = Playbook(fresh_host, tmp_path / "ansible", dict(site)).run(playbook=str(play))
-    assert result.rc == 0, result.tail()
-    daemon = json.loads(fresh_host.path("/etc/docker/daemon.json").read_text())
-    assert daemon["live-restore"] is live_restore and "nvidia" in daemon["runtimes"], daemon
+    playbook = Playbook(fresh_host, tmp_path / "ansible", dict(site))
+    for swarm_node, live_restore in ((False, True), (True, False)):
+        if swarm_node:
+            # What `docker swarm join` leaves in the data root (moby daemon/cluster/noderunner.go, nodeStartConfig).
+            state = fresh_host.path("/var/lib/docker/swarm/docker-state.json")
+            state.parent.mkdir(parents=True)
+            state.write_text(
+                '{"LocalAddr":"10.0.0.5","RemoteAddr":"10.0.0.1:2377","ListenAddr":"0.0.0.0:2377",'
+                '"AdvertiseAddr":"10.0.0.5:2377"}'
+            )
+        result = playbook.run(playbook=str(play))
+        assert result.rc == 0, result.tail()
+        daemon = json.loads(fresh_host.path("/etc/docker/daemon.json").read_text())
+        assert daemon["live-restore"] is live_restore and "nvidia" in daemon["runtimes"], (swarm_node, daemon)

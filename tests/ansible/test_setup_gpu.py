@@ -101,7 +101,8 @@ def test_packages_installed_and_held(provisioned):
     host, _, _ = provisioned
     installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
     status = {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
-    for package in ("nvidia-driver-pinning-580", "nvidia-open", "libnvidia-compute-580", "nvidia-fabricmanager",
+    for package in ("nvidia-driver-pinning-580", "nvidia-driver-cuda", "nvidia-kernel-open-dkms",
+                    "libnvidia-compute-580", "nvidia-fabricmanager",
                     "cuda-toolkit-13-0",
                     "cudnn9-cuda-13", "nvidia-container-toolkit", "docker-ce", "prometheus-node-exporter",
                     "prometheus", "grafana", "chrony", "htop", "tmux", "screen", "zip", "sudo", "pciutils"):
@@ -111,7 +112,8 @@ def test_packages_installed_and_held(provisioned):
     # version although the repository has a newer one.
     assert status["nvidia-fabricmanager"][0] == "580.95.05-1"
     held = set(host.run("apt-mark", "showhold").stdout.split())
-    assert {"nvidia-open", "libnvidia-compute-580", "nvidia-driver-pinning-580", "nvidia-container-toolkit",
+    assert {"nvidia-driver-cuda", "nvidia-kernel-open-dkms", "libnvidia-compute-580", "nvidia-driver-pinning-580",
+            "nvidia-container-toolkit",
             "nvidia-container-toolkit-base", "libnvidia-container1", "libnvidia-container-tools",
             "nvidia-fabricmanager", "docker-ce", "docker-ce-cli", "containerd.io"} <= held
 
@@ -122,6 +124,88 @@ def test_cloud_kernel_gets_its_flavours_headers(provisioned):
     assert f"kernel {release} (cloud-amd64)" in " ".join(first.output.split())
     installed = host.run("dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n").stdout.splitlines()
     assert {f"linux-headers-{release} ii", "linux-headers-cloud-amd64 ii"} <= {line.strip() for line in installed}
+
+
+def installed_packages(host):
+    lines = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout.splitlines()
+    return {line.split()[0]: line.split()[1:] for line in lines if line.split()[-1] in ("ii", "hi")}
+
+
+def test_compute_only_driver_on_a_server(provisioned):
+    """nvidia_driver_flavour's default: NVIDIA's compute-only packages, not the desktop metapackage's X/GL/Vulkan."""
+    host, first, _ = provisioned
+    status = installed_packages(host)
+    assert {"nvidia-driver-cuda", "nvidia-kernel-open-dkms"} <= status.keys()
+    assert not {"nvidia-open", "cuda-drivers", "nvidia-driver", "nvidia-kernel-dkms"} & status.keys()
+    assert "driver: compute; kernel modules: open" in " ".join(first.output.split())
+
+
+def test_dkms_built_the_module_for_the_kernel(provisioned):
+    host, first, _ = provisioned
+    release = debian_kernel_release(host).replace("-amd64", "-cloud-amd64")
+    # The real dkms of the host reads the tree the stand-in module package left (standins.DKMS_POSTINST).
+    assert f"nvidia/580.95.05, {release}, x86_64: installed" in host.run("dkms", "status").stdout
+    assert f"NVIDIA module built for {release}" in " ".join(first.output.split())
+
+
+def copy_of(host, workdir):
+    """A writable copy of HOST (an overlay over its root): a test may change it without touching the shared host."""
+    return Host(CACHE / "ansible-testhost", workdir, phase, lower=host.root)
+
+
+def provisioned_variables(site, host, workdir):
+    variables = base_variables(site, host, workdir)
+    variables["nvidia_driver_kernel_release"] = debian_kernel_release(host).replace("-amd64", "-cloud-amd64")
+    return variables
+
+
+def test_dkms_check_names_a_bootable_kernel_without_the_module(provisioned, site, tmp_path):
+    """A second kernel, bootable and with headers, that DKMS did not build for: the driver role stops, naming it."""
+    with copy_of(provisioned.host, tmp_path / "copy") as host:
+        # What an upgrade to a newer Debian kernel leaves when the DKMS build for it failed: the image in /boot and
+        # the headers (their /lib/modules/<release>/build link), no module.
+        newer = "6.1.0-99-cloud-amd64"
+        host.path(f"/boot/vmlinuz-{newer}").write_text("stand-in kernel image\n")
+        host.path(f"/lib/modules/{newer}").mkdir(parents=True)
+        host.path(f"/lib/modules/{newer}/build").symlink_to(f"/usr/src/linux-headers-{debian_kernel_release(host)}")
+        playbook = Playbook(host, tmp_path / "ansible", provisioned_variables(site, host, tmp_path))
+        result = playbook.run("--tags", "nvidia_driver")
+    assert result.rc != 0 and result.failed == 1, result.tail()
+    said = " ".join(result.output.split())
+    assert f"The NVIDIA kernel module is not built for kernel {newer} " in said, result.tail()
+    assert f"dkms autoinstall -k {newer}" in said
+
+
+def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
+    """update_driver.yml on a copy of the provisioned host, NVIDIA's repository now offering a newer 580 driver:
+    holds released, upgraded inside the pin, held again, the module rebuilt, a reboot asked for; one host at a time."""
+    plays = yaml.safe_load((REPO / "playbooks" / "update_driver.yml").read_text())
+    assert [(play["serial"], play["max_fail_percentage"]) for play in plays] == [(1, 0)]
+    newer = standins.NEWER_DRIVER_VERSION
+    with copy_of(provisioned.host, tmp_path / "copy") as host:
+        before = installed_packages(host)
+        # The newer release of the packages the host has, as the CUDA repository publishes a branch's next driver
+        # (standins.cuda_repo builds the same packages at DRIVER_VERSION), served from a local flat repository.
+        repo = host.path("/var/lib/dlbench-test/driver-update")
+        repo.mkdir(parents=True)
+        debs = standins.driver_packages(repo, newer)
+        standins.flat_repo(repo, debs, signer=None)
+        host.path("/etc/apt/sources.list.d/driver-update.list").write_text(
+            "deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n")  # local files only; see standins
+        playbook = Playbook(host, tmp_path / "ansible", provisioned_variables(site, host, tmp_path))
+        result = playbook.run(playbook="playbooks/update_driver.yml")
+        after = installed_packages(host)
+        dkms = host.run("dkms", "status").stdout
+    assert result.rc == 0, result.tail()
+    for package in ("libnvidia-compute-580", "nvidia-driver-cuda", "nvidia-kernel-open-dkms"):
+        assert before[package][0] == f"{standins.DRIVER_VERSION}-1" and before[package][1] == "hi", package
+        assert after[package] == [f"{newer}-1", "hi"], package  # upgraded, and held again
+    assert after["nvidia-driver-pinning-580"][1] == "hi"
+    release = provisioned_variables(site, provisioned.host, tmp_path)["nvidia_driver_kernel_release"]
+    assert f"nvidia/{newer}, {release}, x86_64: installed" in dkms
+    said = " ".join(result.output.split())
+    # The reboot the new driver needs was asked for (a chroot is never rebooted: the operator is told to).
+    assert "The NVIDIA driver changed and this host was not rebooted" in said, result.tail()
 
 
 def test_persistence_mode_drop_in(provisioned):

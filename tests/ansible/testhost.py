@@ -67,8 +67,9 @@ def cached_root(cache_dir, progress=print):
 class Host:
     """A writable copy of the cached tree, with /proc mounted as in any chroot someone works in."""
 
-    def __init__(self, cache_dir, workdir, progress=print):
-        self.lower = cached_root(cache_dir, progress)
+    def __init__(self, cache_dir, workdir, progress=print, lower=None):
+        # LOWER: another host's root to start from (a copy of a provisioned host), instead of the cached tree.
+        self.lower = lower or cached_root(cache_dir, progress)
         self.workdir = Path(workdir)
         self.root = self.workdir / "root"
         self.overlay = False
