@@ -109,6 +109,85 @@ def test_four_ranks_of_cifar_cnn(tmp_path):
     assert len({rank["device"] for rank in job["ranks"]}) == 1
 
 
+def test_fsdp_shards_a_transformer_across_two_ranks_in_bf16(tmp_path):
+    """FSDP2 over gloo on the CPU, on the transformer smoke test: each rank holds half the parameters, the loss is
+    finite, and the full parameters every rank gathers from the shards are bit-identical."""
+    import math
+
+    out = tmp_path / "fsdp.json"
+    done = dlbench(
+        "run",
+        "gpt2-tiny",
+        "--nproc",
+        "2",
+        "--device",
+        "cpu",
+        "--fsdp",
+        "--precision",
+        "bf16",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "32",
+        "--no-telemetry",
+        "--output",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = load(out)
+    assert result["status"] == "completed", result["error"]
+    job = result["distributed"]
+    assert job["strategy"] == "fsdp" and job["backend"] == "gloo" and job["world_size"] == 2
+    # one group per transformer block (2) plus the root; bf16 compute and all-gathers, fp32 gradient reduction
+    assert job["sharding"] == {
+        "api": "torch.distributed.fsdp.fully_shard",
+        "unit": "transformer block",
+        "groups": 3,
+        "param_dtype": "bfloat16",
+        "reduce_dtype": "float32",
+    }
+    loss = result["metrics"]["loss"]
+    assert math.isfinite(loss["first"]) and math.isfinite(loss["last"])
+    ranks = job["ranks"]
+    total = result["workload"]["parameters"]
+    # sharded, not replicated: the shards add up to the model, and each rank holds about half of it
+    assert sum(rank["parameters_held"] for rank in ranks) == total
+    assert all(0.4 * total < rank["parameters_held"] < 0.6 * total for rank in ranks)
+    assert len({rank["parameters_sha256"] for rank in ranks}) == 1 and job["parameters_in_sync"] is True
+    assert job["communication"] is None  # no FSDP pass runs without communication to compare against
+    assert job["aggregate"]["tokens_per_second"] == pytest.approx(sum(rank["tokens_per_second"] for rank in ranks))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("cifar-cnn", "--nproc", "2", "--device", "cpu"), "cifar-cnn is not one: drop --fsdp"),
+        (("gpt2-tiny", "--device", "cpu"), "--fsdp shards the model across processes: add --nproc N"),
+    ],
+)
+def test_fsdp_is_refused_in_one_line_before_torchrun_starts(argv, message):
+    done = dlbench("run", *argv, "--fsdp", "--steps", "1", timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr[-3000:]
+
+
+def test_fsdp_with_fp16_is_refused_under_torchrun(monkeypatch):
+    """A rank started by an external torchrun (RANK set) checks again, fp16 included, before it joins the group."""
+    from dlbench.errors import UserError
+    from dlbench.train.runner import Run, RunConfig
+
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0"), ("LOCAL_WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match="--fsdp with --precision fp16: use --precision bf16"):
+        Run(RunConfig("gpt2-tiny", device="cpu", precision="fp16", fsdp=True))
+    with pytest.raises(UserError, match="resnet18 is not one"):
+        Run(RunConfig("resnet18", device="cpu", fsdp=True))
+
+
 def test_replicas_differ_without_ddp(tmp_path):
     """The sync check can fail: two single-process runs on the ranks' different data end with different digests."""
     import torch
