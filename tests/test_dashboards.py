@@ -261,8 +261,10 @@ def _two_ranks_of_one_run() -> list[dict]:
     for rank in ("0", "1"):
         labels = f'job="dlbench-train", run_id="r1", workload="gpt2", hostname="n1", rank="{rank}"'
         series += [
-            {"series": f'dlbench_train_info{{{labels}, device="cuda:{rank}", precision="bf16", batch_size="8"}}',
-             "values": "1x20"},
+            {
+                "series": f'dlbench_train_info{{{labels}, device="cuda:{rank}", precision="bf16", batch_size="8"}}',
+                "values": "1x20",
+            },
             {"series": f"dlbench_train_samples_per_second{{{labels}}}", "values": "100x20"},
             {"series": f"dlbench_train_mfu_ratio{{{labels}}}", "values": "0.4x20"},
             {"series": f"dlbench_train_loss{{{labels}}}", "values": "3x20"},
@@ -281,18 +283,31 @@ def test_training_run_panels_show_each_rank_and_filter_by_the_rank_variable(tmp_
     rank = {v.name: v for v in queries.variables(board)}["rank"]
     assert rank.multi and rank.include_all and rank.all_value == ".*"
     assert queries.parse_label_values(rank.query)[1] == "rank"
-    per_run = [t for t in queries.targets("training-run.json", board) if queries.metric_names(t.expr) and all(
-        name.startswith("dlbench_train_") for name in queries.metric_names(t.expr))]
+    per_run = [
+        t
+        for t in queries.targets("training-run.json", board)
+        if queries.metric_names(t.expr)
+        and all(name.startswith("dlbench_train_") for name in queries.metric_names(t.expr))
+    ]
     assert len(per_run) >= 10
     tests, everything = [], {v.name: ".*" for v in queries.variables(board)}
     for picked, expected in ((".*", ("0", "1")), ("1", ("1",))):
         exprs = []
         for target in per_run:
             expr = queries.substitute(target.expr, everything | {"rank": picked})
-            exprs.append({"expr": f"count by (rank) ({expr})",
-                          "exp_samples": [{"labels": f'{{rank="{r}"}}', "value": 1} for r in expected]})
-        tests.append({"interval": "15s", "input_series": _two_ranks_of_one_run(),
-                      "promql_expr_test": [dict(e, eval_time="4m") for e in exprs]})
+            exprs.append(
+                {
+                    "expr": f"count by (rank) ({expr})",
+                    "exp_samples": [{"labels": f'{{rank="{r}"}}', "value": 1} for r in expected],
+                }
+            )
+        tests.append(
+            {
+                "interval": "15s",
+                "input_series": _two_ranks_of_one_run(),
+                "promql_expr_test": [dict(e, eval_time="4m") for e in exprs],
+            }
+        )
     for target in per_run:
         assert target.instant or "{{rank}}" in target.legend, f"{target.panel_title}: {target.legend!r}"
     path = tmp_path / "ranks_test.yml"

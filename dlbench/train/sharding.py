@@ -49,7 +49,8 @@ def shard(model: torch.nn.Module, blocks_path: str, device: torch.device, world_
     blocks = blocks_of(model, blocks_path)
     for block in blocks:
         fully_shard(block, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)  # the root keeps its parameters gathered between forward and backward
+    # the root (embeddings, final norm, head) keeps its parameters gathered from forward to backward (FSDP2's default)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
     return {
         "api": "torch.distributed.fsdp.fully_shard",
         "unit": "transformer block",
