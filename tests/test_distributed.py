@@ -188,6 +188,46 @@ def test_fsdp_with_fp16_is_refused_under_torchrun(monkeypatch):
         Run(RunConfig("resnet18", device="cpu", fsdp=True))
 
 
+# One rank of a job in which rank 1 reaches Run.close() seconds after rank 0 has closed and exited: what a loaded
+# machine did when gloo ranks hung at exit after writing their result (dlbench/train/runner.py, Run.close). Each rank
+# then counts the DDP wrappers still alive: one left holds its reducer, and through it the gloo group, into the
+# interpreter's teardown, where that hang happened.
+SLOW_CLOSE_RANK = """
+import gc, os, sys, time
+import torch
+import torch.distributed as dist
+from dlbench.train.runner import Run, RunConfig
+
+rank = int(os.environ["RANK"])
+run = Run(RunConfig("mnist-mlp", device="cpu", steps=2, warmup=1, batch_size=8, output=sys.argv[1]))
+try:
+    run.execute()
+finally:
+    if rank == 1:
+        time.sleep(3)
+    run.close()
+gc.collect()
+left = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
+print(f"rank {rank} closed: group destroyed {not dist.is_initialized()}, DDP wrappers left {left}", flush=True)
+"""
+
+
+def test_a_rank_that_closes_late_still_exits_with_nothing_left_holding_the_group(tmp_path):
+    """Regression test for the gloo hang at exit: Run.close must free DDP (its reducer holds the process group) and
+    then destroy the group, and a job whose rank 1 closes 3 s after rank 0 must end well inside a short timeout."""
+    script = tmp_path / "slow_close.py"
+    script.write_text(SLOW_CLOSE_RANK)
+    out = tmp_path / "slow.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    # a hang at exit would run into this timeout: half the budget of a whole job, since this one trains 3 steps
+    done = subprocess.run([*command, str(out)], capture_output=True, text=True, timeout=RUN_TIMEOUT // 2, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank} closed: group destroyed True, DDP wrappers left 0" in done.stdout, done.stdout
+    check_job(load(out), 2)
+
+
 def test_replicas_differ_without_ddp(tmp_path):
     """The sync check can fail: two single-process runs on the ranks' different data end with different digests."""
     import torch
