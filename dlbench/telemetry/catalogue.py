@@ -19,7 +19,8 @@ TRAIN_LABELS = ("run_id", "workload", "hostname")
 # a live run's series also name the torchrun rank that serves them (0 for a single-process run): in a data-parallel
 # job every rank serves its own port, and their series must not collide in Prometheus
 LIVE_LABELS = TRAIN_LABELS + ("rank",)
-PROCESS_LABELS = GPU_LABELS + ("pid", "slurm_job_id", "namespace", "pod")
+OWNER_LABELS = ("pid", "slurm_job_id", "namespace", "pod")  # a process and the job or pod it belongs to
+PROCESS_LABELS = GPU_LABELS + OWNER_LABELS
 MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id", "profile")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
 
@@ -37,7 +38,7 @@ class MetricSpec:
     help: str
     source: str  # where the value comes from (NVML call, psutil function, run hook)
     absent_when: str
-    group: str  # gpu, nvlink_link, process, mig, host, exporter, train, run, dcgm
+    group: str  # gpu, nvlink_link, process, mig, mig_process, host, exporter, train, run, dcgm
     field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
     labels: tuple[str, ...] = ()
     scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
@@ -66,6 +67,44 @@ def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
 def _dcgm(name, help_, source, field, scale=1.0, absent=SUPPORTED, integer="round"):
     return MetricSpec(name, "gauge", "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
                       DCGM_LABELS, scale, integer)
+
+
+# per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py); also per MIG instance below
+_GPM_SPECS = (
+    _gpu("dlbench_gpu_graphics_engine_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval any compute or graphics work was active on the GPU.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_GRAPHICS_UTIL) / 100", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_active_ratio", "gauge", "ratio",
+         "Fraction of SMs busy over the last sampling interval: low beside a high dlbench_gpu_utilization_ratio means "
+         "kernels too small to fill the GPU.", "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_UTIL) / 100",
+         "gpm_sm_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_occupancy_ratio", "gauge", "ratio",
+         "Warps resident on the SMs against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_OCCUPANCY) / 100", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_tensor_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were running any tensor-core operation.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_ANY_TENSOR_UTIL) / 100", "gpm_tensor_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_dram_active_ratio", "gauge", "ratio",
+         "Device-memory bandwidth used against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_DRAM_BW_UTIL) / 100", "gpm_dram_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_pipe_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were doing non-tensor math on the pipe: fp64, fp32 or fp16.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_FP64_UTIL / FP32_UTIL / FP16_UTIL) / 100", "gpm_pipe_active_ratio",
+         labels=GPU_LABELS + ("pipe",), absent=GPM_ABSENT + ", per pipe"),
+)
+
+MIG_ABSENT = "absent unless the GPU is in MIG mode with instances"
+
+
+def _mig_gpm_specs() -> tuple[MetricSpec, ...]:
+    """The GPU's GPM specs (defined once, in _GPM_SPECS) for a MIG GPU instance, sampled with nvmlGpmMigSampleGet."""
+    return tuple(
+        MetricSpec(spec.name.replace("dlbench_gpu_", "dlbench_mig_"), spec.type, spec.unit,
+                   spec.help.replace("the GPU", "the MIG GPU instance") + " Shared by the compute instances of "
+                   "one GPU instance.", spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
+                   spec.absent_when + "; absent unless the GPU is in MIG mode with instances", "mig", spec.field,
+                   MIG_LABELS + spec.labels[len(GPU_LABELS):])
+        for spec in _GPM_SPECS)
 
 
 CLOCKS_EVENT_REASONS = {
@@ -264,26 +303,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _link("dlbench_gpu_nvlink_link_crc_errors_total", "counter", "", "Data-link CRC errors on each NVLink link.",
           "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)", "nvlink_link_crc_errors"),
     # --- per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py) ---------------------------------
-    _gpu("dlbench_gpu_graphics_engine_active_ratio", "gauge", "ratio",
-         "Fraction of the last sampling interval any compute or graphics work was active on the GPU.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_GRAPHICS_UTIL) / 100", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_sm_active_ratio", "gauge", "ratio",
-         "Fraction of SMs busy over the last sampling interval: low beside a high dlbench_gpu_utilization_ratio means "
-         "kernels too small to fill the GPU.", "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_UTIL) / 100",
-         "gpm_sm_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_sm_occupancy_ratio", "gauge", "ratio",
-         "Warps resident on the SMs against the theoretical maximum, over the last sampling interval.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_OCCUPANCY) / 100", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_tensor_active_ratio", "gauge", "ratio",
-         "Fraction of the last sampling interval the SMs were running any tensor-core operation.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_ANY_TENSOR_UTIL) / 100", "gpm_tensor_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_dram_active_ratio", "gauge", "ratio",
-         "Device-memory bandwidth used against the theoretical maximum, over the last sampling interval.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_DRAM_BW_UTIL) / 100", "gpm_dram_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_pipe_active_ratio", "gauge", "ratio",
-         "Fraction of the last sampling interval the SMs were doing non-tensor math on the pipe: fp64, fp32 or fp16.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_FP64_UTIL / FP32_UTIL / FP16_UTIL) / 100", "gpm_pipe_active_ratio",
-         labels=GPU_LABELS + ("pipe",), absent=GPM_ABSENT + ", per pipe"),
+    *_GPM_SPECS,
     # --- per process on a GPU (dlbench/telemetry/processes.py) -----------------------------------------------------
     _gpu("dlbench_gpu_processes", "gauge", "", "Compute processes running on the GPU (all of them, also those past "
          "the per-process limit).", "len(nvmlDeviceGetComputeRunningProcesses)", "process_count"),
@@ -309,6 +329,17 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("dlbench_mig_memory_total_bytes", "gauge", "bytes", "Memory of a MIG instance in total.",
                "nvmlDeviceGetMemoryInfo(MIG device handle).total",
                "absent unless the GPU is in MIG mode with instances", "mig", "memory_total_bytes", MIG_LABELS),
+    MetricSpec("dlbench_mig_processes", "gauge", "", "Compute processes running in a MIG instance (all of them).",
+               "len(nvmlDeviceGetComputeRunningProcesses(MIG device handle))", MIG_ABSENT, "mig", "process_count",
+               MIG_LABELS),
+    *_mig_gpm_specs(),
+    # --- processes per MIG instance -----------------------------------------------------------------------------
+    MetricSpec("dlbench_mig_process_memory_used_bytes", "gauge", "bytes",
+               f"GPU memory a process uses in a MIG instance, for the {TOP_PROCESSES} processes using the most per "
+               "instance; owner labels as dlbench_gpu_process_memory_used_bytes. NVML has no per-process "
+               "utilisation in MIG mode.", "nvmlDeviceGetComputeRunningProcesses(MIG device handle).usedGpuMemory; "
+               "/proc/PID/cgroup", MIG_ABSENT + ", and where NVML cannot tell a process's memory", "mig_process",
+               "memory_used_bytes", MIG_LABELS + OWNER_LABELS),
     # --- host ---------------------------------------------------------------------------------------------------
     _host("dlbench_host_cpu_utilization_ratio", "gauge", "ratio", "CPU busy fraction over all cores since the "
           "previous sample.", "psutil.cpu_percent() / 100", "cpu_utilization_ratio"),
@@ -460,6 +491,7 @@ _SECTIONS = (
     ("nvlink_link", "Per NVLink link (`dlbench exporter --nvlink-per-link`)"),
     ("process", f"Per process on a GPU (`dlbench exporter`; top {TOP_PROCESSES} processes by GPU memory per GPU)"),
     ("mig", "MIG instances (`dlbench exporter`)"),
+    ("mig_process", f"Per process in a MIG instance (`dlbench exporter`; top {TOP_PROCESSES} per instance)"),
     ("host", "Host"),
     ("exporter", "Exporter self-health"),
     ("train", "Live training (`dlbench run --metrics-port PORT`)"),
