@@ -446,8 +446,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "memory_clock_hertz", 1e-6),
     _dcgm("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.",
           "as dlbench_gpu_pcie_replay_errors_total", "pcie_replay_errors"),
-    _dcgm("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered (0: none since the exporter started).",
-          "nvmlEventSetWait_v2", "last_xid_code", absent="absent where XID events are unsupported"),
+    # err_code repeats the value as a label, as dcgm-exporter does since its PR #309 (2024), so a new code is a new
+    # series; dcgm-exporter's err_msg (its own text per code) is not reproduced
+    MetricSpec("DCGM_FI_DEV_XID_ERRORS", "gauge", "",
+               "Value of the last XID error encountered (0: none since the exporter started); err_code is the same "
+               "code as a label.", "nvmlEventSetWait_v2", "absent where XID events are unsupported; only with "
+               "--dcgm-compat", "dcgm", "last_xid", DCGM_LABELS + ("err_code",), integer="round"),
     _dcgm("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.",
           "as dlbench_gpu_remapped_rows", "remapped_rows.uncorrectable"),
     _dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.",
@@ -477,6 +481,76 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           integer=""),
     _dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", "as dlbench_gpu_row_remap_failure",
           "row_remap_failure"),
+    # --- the newer families under DCGM's names (dcgmlib/dcgm_fields.h in github.com/NVIDIA/DCGM; the commented
+    # lines of dcgm-exporter's etc/default-counters.csv and dcp-metrics-included.csv), in DCGM's units --------------
+    # PCIe: DCGM_FI_PROF_PCIE_*_BYTES is a rate in bytes/s (dcp-metrics-included.csv: "The rate of data transmitted
+    # over the PCIe bus - including both protocol headers and data payloads - in bytes per second"); DCGM measures it
+    # with its profiling module, here it is NVML's 20 ms PCIe throughput sample, which NVML does not say includes
+    # headers. DCGM_FI_DEV_PCIE_*_THROUGHPUT, deprecated in DCGM for the former, is NVML's figure in KB/s.
+    _dcgm("DCGM_FI_PROF_PCIE_TX_BYTES", "The rate of data transmitted over the PCIe bus in bytes per second.",
+          "as dlbench_gpu_pcie_throughput_bytes_per_second{direction=\"tx\"}", "pcie_throughput_bytes_per_second.tx"),
+    _dcgm("DCGM_FI_PROF_PCIE_RX_BYTES", "The rate of data received over the PCIe bus in bytes per second.",
+          "as dlbench_gpu_pcie_throughput_bytes_per_second{direction=\"rx\"}", "pcie_throughput_bytes_per_second.rx"),
+    _dcgm("DCGM_FI_DEV_PCIE_TX_THROUGHPUT", "PCIe TX throughput (in KB/s) via NVML.",
+          "nvmlDeviceGetPcieThroughput(NVML_PCIE_UTIL_TX_BYTES)", "pcie_throughput_bytes_per_second.tx", 1 / 1024),
+    _dcgm("DCGM_FI_DEV_PCIE_RX_THROUGHPUT", "PCIe RX throughput (in KB/s) via NVML.",
+          "nvmlDeviceGetPcieThroughput(NVML_PCIE_UTIL_RX_BYTES)", "pcie_throughput_bytes_per_second.rx", 1 / 1024),
+    _dcgm("DCGM_FI_DEV_PCIE_LINK_GEN", "PCIe current link generation.", "as dlbench_gpu_pcie_link_generation",
+          "pcie_link_generation"),
+    _dcgm("DCGM_FI_DEV_PCIE_LINK_WIDTH", "PCIe current link width.", "as dlbench_gpu_pcie_link_width",
+          "pcie_link_width"),
+    _dcgm("DCGM_FI_DEV_PCIE_MAX_LINK_GEN", "PCIe max link generation.", "as dlbench_gpu_pcie_link_max_generation",
+          "pcie_link_max_generation"),
+    _dcgm("DCGM_FI_DEV_PCIE_MAX_LINK_WIDTH", "PCIe max link width.", "as dlbench_gpu_pcie_link_max_width",
+          "pcie_link_max_width"),
+    # NVLink errors summed over the GPU's links, as DCGM's *_TOTAL fields. Not mapped: the CRC counters (DCGM splits
+    # FLIT and DATA CRC errors, NVML's NVML_FI_DEV_NVLINK_ERROR_DL_CRC is one counter) and
+    # DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL (DCGM documents no unit for it); use the dlbench_gpu_nvlink_* series.
+    _dcgm("DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL", "Total number of NVLink retries.",
+          "as dlbench_gpu_nvlink_replay_errors_total", "nvlink_replay_errors", absent=NVLINK_ABSENT),
+    _dcgm("DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", "Total number of NVLink recovery errors.",
+          "as dlbench_gpu_nvlink_recovery_errors_total", "nvlink_recovery_errors", absent=NVLINK_ABSENT),
+    # ECC: DCGM's single-bit / double-bit names carry NVML's corrected / uncorrected counts
+    _dcgm("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.",
+          "as dlbench_gpu_ecc_volatile_errors_total{type=\"corrected\"}", "ecc_volatile_errors.corrected"),
+    _dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.",
+          "as dlbench_gpu_ecc_volatile_errors_total{type=\"uncorrected\"}", "ecc_volatile_errors.uncorrected"),
+    _dcgm("DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "Total number of single-bit persistent ECC errors.",
+          "as dlbench_gpu_ecc_errors_total{type=\"corrected\"}", "ecc_errors.corrected"),
+    _dcgm("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "Total number of double-bit persistent ECC errors.",
+          "as dlbench_gpu_ecc_errors_total{type=\"uncorrected\"}", "ecc_errors.uncorrected"),
+    _dcgm("DCGM_FI_DEV_RETIRED_SBE", "Total number of retired pages due to single-bit errors.",
+          "as dlbench_gpu_retired_pages{cause=\"single_bit_ecc\"}", "retired_pages.single_bit_ecc"),
+    _dcgm("DCGM_FI_DEV_RETIRED_DBE", "Total number of retired pages due to double-bit errors.",
+          "as dlbench_gpu_retired_pages{cause=\"double_bit_ecc\"}", "retired_pages.double_bit_ecc"),
+    _dcgm("DCGM_FI_DEV_RETIRED_PENDING", "Total number of pages pending retirement.",
+          "as dlbench_gpu_retired_pages_pending", "retired_pages_pending"),
+    # Throttle durations in microseconds, the unit dcgm-exporter's counters file gives ("Throttling duration due to
+    # power constraints (in us)"; DCGM 4's dcgm_fields.h comment says ns: rate() ratios against time() need the us).
+    # NVML's clock-event counters are ns. Thermal is not mapped: NVML counts software and hardware thermal slowdown
+    # apart, DCGM_FI_DEV_THERMAL_VIOLATION is one figure from another NVML call (nvmlDeviceGetViolationStatus).
+    _dcgm("DCGM_FI_DEV_POWER_VIOLATION", "Throttling duration due to power constraints (in us).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sw_power_cap\"} (s * 1e6)",
+          "clocks_event_duration_seconds.sw_power_cap", 1e6),
+    _dcgm("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "Throttling duration due to sync-boost constraints (in us).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sync_boost\"} (s * 1e6)",
+          "clocks_event_duration_seconds.sync_boost", 1e6),
+    _dcgm("DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", "as dlbench_gpu_encoder_utilization_ratio",
+          "encoder_utilization_ratio", 100.0),
+    _dcgm("DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", "as dlbench_gpu_decoder_utilization_ratio",
+          "decoder_utilization_ratio", 100.0),
+    _dcgm("DCGM_FI_DEV_FAN_SPEED", "Fan speed for the device in percent 0-100.", "as dlbench_gpu_fan_speed_ratio",
+          "fan_speed_ratio", 100.0),
+    _dcgm("DCGM_FI_DEV_PSTATE", "Performance state (P-State) 0-15. 0=highest.", "as dlbench_gpu_performance_state",
+          "performance_state"),
+    _dcgm("DCGM_FI_DEV_ENFORCED_POWER_LIMIT", "Effective power limit that the driver enforces (in W).",
+          "as dlbench_gpu_power_limit_watts", "power_limit_watts", integer=""),
+    _dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT_DEF", "Default power management limit for the device (in W).",
+          "as dlbench_gpu_power_default_limit_watts", "power_default_limit_watts", integer=""),
+    _dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT_MIN", "Minimum power management limit for the device (in W).",
+          "as dlbench_gpu_power_min_limit_watts", "power_min_limit_watts", integer=""),
+    _dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT_MAX", "Maximum power management limit for the device (in W).",
+          "as dlbench_gpu_power_max_limit_watts", "power_max_limit_watts", integer=""),
 )
 
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
