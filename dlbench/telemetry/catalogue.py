@@ -269,6 +269,11 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "NVLink links in the active state; below dlbench_gpu_nvlink_links is a link down or asleep.",
          "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 1",
          "nvlink_links_active", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_links_inactive", "gauge", "",
+         "NVLink links in the inactive state: down, not merely asleep (a sleeping link is neither active nor "
+         "inactive). More than before is a link lost (alert DlbenchGPUNVLinkDown).",
+         "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 0",
+         "nvlink_links_inactive", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on all NVLink links.",
          "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
          "(KiB * 1024)", "nvlink_transmitted_bytes", absent=NVLINK_ABSENT),
