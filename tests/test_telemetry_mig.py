@@ -49,6 +49,13 @@ def test_each_instance_is_a_device_with_its_memory_and_profile():
 def test_promtool_finds_nothing_to_say_about_mig_series():
     text, _, _ = mig_exposition()
     assert promtool_remarks(text) == ""
+    _, _, sampler = exposition("h100-mig", prepare=_mig_activity)
+    sampler.sample_now()  # GPM per instance needs a second sample
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1"))
+    text = generate_latest(registry).decode()
+    assert "dlbench_mig_sm_active_ratio{" in text and "dlbench_mig_process_memory_used_bytes{" in text
+    assert promtool_remarks(text) == ""
 
 
 MIG_BUSY = {"SM_UTIL": 91, "SM_OCCUPANCY": 30, "ANY_TENSOR_UTIL": 74, "DRAM_BW_UTIL": 40, "FP16_UTIL": 5}
