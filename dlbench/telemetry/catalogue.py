@@ -532,7 +532,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "as dlbench_gpu_retired_pages_pending", "retired_pages_pending"),
     # Throttle durations in microseconds, the unit dcgm-exporter's counters file gives ("Throttling duration due to
     # power constraints (in us)"; DCGM 4's dcgm_fields.h comment says ns: rate() ratios against time() need the us).
-    # NVML's clock-event counters are ns. Thermal is not mapped: NVML counts software and hardware thermal slowdown
+    # NVML's clock-event counters are ns. DCGM reads these two from nvmlDeviceGetViolationStatus(NVML_PERF_POLICY_
+    # POWER / SYNC_BOOST), "how long did power violations cause the GPU to be below application clocks"; the
+    # clock-event counters time the same reasons holding the clocks down. Thermal is not mapped: NVML counts software and hardware thermal slowdown
     # apart, DCGM_FI_DEV_THERMAL_VIOLATION is one figure from another NVML call (nvmlDeviceGetViolationStatus).
     _dcgm("DCGM_FI_DEV_POWER_VIOLATION", "Throttling duration due to power constraints (in us).",
           "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sw_power_cap\"} (s * 1e6)",
