@@ -484,7 +484,8 @@ class FakeNvml(types.ModuleType):
 
     def nvmlGpmSampleFree(self, sample):
         if self._gpm_samples.pop(_address(sample), False) is False:
-            raise _error("INVALID_ARGUMENT")  # freeing twice is a bug in the caller
+            # in C a double free is undefined behaviour, not an error code; the fake refuses it so a test sees it
+            raise _error("INVALID_ARGUMENT")
 
 
     def nvmlGpmSampleGet(self, device, sample):
@@ -495,7 +496,9 @@ class FakeNvml(types.ModuleType):
         return sample
 
     def nvmlGpmMigSampleGet(self, device, gpuInstanceId, gpmSample):
-        """A sample of one MIG GPU instance, asked of its parent GPU's handle (a MIG device handle is refused)."""
+        """A sample of one MIG GPU instance, asked of its parent GPU's handle ("device: Device to get samples for",
+        "gpuInstanceId: MIG GPU Instance ID", NVML API reference, GPM Functions). Refusing a MIG device handle and an
+        unknown instance id (INVALID_ARGUMENT, NOT_FOUND) is this fake's assumption: NVML does not document it."""
         gpu = self._gpu(device, "nvmlGpmMigSampleGet")
         if _address(device) % 0x1000:
             raise _error("INVALID_ARGUMENT")
