@@ -1,11 +1,16 @@
 """MIG instances as devices: memory per instance, labelled by parent GPU, instance ids and profile.
 
 Faked: NVML only (dlbench.telemetry.fake_nvml preset a100-mig: an A100 80GB split 3g.40gb + 2g.20gb + 1g.10gb x2;
-h100-sxm with MIG off; v100 without MIG). The exposition and promtool are real.
+h100-mig: the same split on an H100, whose instances also answer GPM; h100-sxm with MIG off; v100 without MIG).
+The exposition and promtool are real.
 """
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
+from dlbench.telemetry import fake_nvml
+from dlbench.telemetry.collector import TelemetryCollector
+from dlbench.telemetry.nvml import NvmlReader
 from promtool_metrics import promtool_remarks
 from tests.test_telemetry_exposition import exposition, find, samples
 
@@ -44,3 +49,72 @@ def test_each_instance_is_a_device_with_its_memory_and_profile():
 def test_promtool_finds_nothing_to_say_about_mig_series():
     text, _, _ = mig_exposition()
     assert promtool_remarks(text) == ""
+    _, _, sampler = exposition("h100-mig", prepare=_mig_activity)
+    sampler.sample_now()  # GPM per instance needs a second sample
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1"))
+    text = generate_latest(registry).decode()
+    assert "dlbench_mig_sm_active_ratio{" in text and "dlbench_mig_process_memory_used_bytes{" in text
+    assert promtool_remarks(text) == ""
+
+
+MIG_BUSY = {"SM_UTIL": 91, "SM_OCCUPANCY": 30, "ANY_TENSOR_UTIL": 74, "DRAM_BW_UTIL": 40, "FP16_UTIL": 5}
+
+
+def _mig_activity(fake):
+    # h100-mig: GPU instance 2 (3g.40gb) busy, instance 9 idle; pids 4101/4102 in the 3g, 4201 in slot 2's 1g
+    gpu = fake.gpus[0]
+    gpu.values["mig_gpm"] = {"2": MIG_BUSY, "9": {"SM_UTIL": 0}}
+    gpu.values["mig_processes"] = {"0": [[4101, 9 * 2**30], [4102, 2**30]], "2": [[4201, None]]}
+    gpu.values["processes"] = [[4101, 9 * 2**30, None], [4102, 2**30, None], [4201, None, None]]
+
+
+def test_each_hopper_instance_has_its_own_gpm_activity_and_processes():
+    text, _, sampler = exposition("h100-mig,a100-mig", prepare=_mig_activity)
+    parsed = samples(text)
+    assert find(parsed, "dlbench_mig_sm_active_ratio") == [], "one GPM sample cannot give an average"
+    sampler.sample_now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1"))
+    parsed = samples(generate_latest(registry).decode())
+    three_g = dict(gpu="0", gpu_instance_id="2", profile="3g.40gb")
+    assert find(parsed, "dlbench_mig_sm_active_ratio", **three_g) == [pytest.approx(0.91)]
+    assert find(parsed, "dlbench_mig_tensor_active_ratio", **three_g) == [pytest.approx(0.74)]
+    assert find(parsed, "dlbench_mig_pipe_active_ratio", pipe="fp16", **three_g) == [pytest.approx(0.05)]
+    assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="9") == [0.0]
+    # instance 3 has no scripted activity: GPM answers NOT_SUPPORTED per metric, so absent rather than 0
+    assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="3") == []
+    assert find(parsed, "dlbench_mig_processes", **three_g) == [2]
+    assert find(parsed, "dlbench_mig_processes", gpu="0", gpu_instance_id="3") == [0]
+    assert find(parsed, "dlbench_mig_process_memory_used_bytes", pid="4101", **three_g) == [9 * 2**30]
+    assert find(parsed, "dlbench_mig_process_memory_used_bytes", pid="4102", gpu_instance_id="2") == [2**30]
+    assert find(parsed, "dlbench_mig_processes", gpu="0", gpu_instance_id="9", profile="1g.10gb") == [1]
+    assert find(parsed, "dlbench_mig_process_memory_used_bytes", pid="4201") == []  # memory not available
+    # an A100 in MIG mode: instances and their processes, but no GPM before Hopper
+    assert len(find(parsed, "dlbench_mig_processes", gpu="1")) == 4
+    assert [
+        name
+        for (name, labels) in parsed
+        if name.startswith("dlbench_mig_") and name.endswith("active_ratio") and dict(labels)["gpu"] == "1"
+    ] == []
+    assert not sampler.nvml.errors
+
+
+def test_compute_instances_of_one_gpu_instance_share_one_gpm_stream():
+    """nvmlGpmMigSampleGet samples a GPU instance: two MIG devices in it must not each take a sample per read."""
+    fake = fake_nvml.from_spec("h100-mig")
+    _mig_activity(fake)
+    fake.gpus[0].spec = {**fake.gpus[0].spec, "mig": [("3g.40gb", 2, 40192), ("3g.40gb", 2, 40192)]}
+    taken = []
+    real = fake.nvmlGpmMigSampleGet
+
+    def counting(device, gpu_instance_id, sample):
+        taken.append(gpu_instance_id)
+        return real(device, gpu_instance_id, sample)
+
+    fake.nvmlGpmMigSampleGet = counting
+    reader = NvmlReader(fake).start()
+    reader.read_all()
+    second = reader.read_all()[0]
+    assert taken == [2, 2]
+    assert [d["gpm_sm_active_ratio"] for d in second["mig_devices"]] == [pytest.approx(0.91)] * 2

@@ -5,14 +5,20 @@ Names and signatures are nvidia-ml-py's (pynvml.py 13.x): nvmlDeviceGetMigMode(d
 (NVML_DEVICE_MIG_ENABLE = 1), nvmlDeviceGetMaxMigDeviceCount(device), nvmlDeviceGetMigDeviceHandleByIndex(device,
 index) (NVML_ERROR_NOT_FOUND for an index with no instance), and on the MIG device handle nvmlDeviceGetUUID
 ("MIG-..." UUIDs), nvmlDeviceGetName ("NVIDIA A100-SXM4-80GB MIG 1g.10gb": the profile is the last word),
-nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId and nvmlDeviceGetMemoryInfo (the instance's own memory).
-Whole-GPU utilisation is not available per instance in NVML (NOT_SUPPORTED in MIG mode); GPM per instance is left
-for later.
+nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId, nvmlDeviceGetMemoryInfo (the instance's own memory)
+and nvmlDeviceGetComputeRunningProcesses (the processes in that instance: "Per-instance information can be queried
+by using specific MIG device handles", NVML API reference). Activity per instance comes from GPM on Hopper and newer,
+sampled through the parent GPU with nvmlGpmMigSampleGet(parent, gpuInstanceId, sample) (dlbench/telemetry/gpm.py).
+Whole-GPU utilisation, and so per-process utilisation, is not available per instance in NVML (NOT_SUPPORTED in MIG
+mode): an instance's processes carry their memory only.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from dlbench.telemetry.gpm import read_mig_gpm
+from dlbench.telemetry.processes import ProcessOwners, top_processes
 
 
 def read_mig(reader: Any, index: int, r: dict) -> None:
@@ -33,11 +39,21 @@ def read_mig(reader: Any, index: int, r: dict) -> None:
         except nvml.NVMLError:
             reader._count_error("nvmlDeviceGetMigDeviceHandleByIndex")
             continue
-        instances.append(_instance(reader, handle))
+        instances.append(_instance(reader, index, handle))
+    # GPM counts per GPU instance: one sample per instance per read, shared by the compute instances inside it
+    activity: dict[int, dict] = {}
+    for instance in instances:
+        gpu_instance_id = instance["gpu_instance_id"]
+        if gpu_instance_id == "":
+            continue
+        if gpu_instance_id not in activity:
+            activity[gpu_instance_id] = {}
+            read_mig_gpm(reader, index, int(gpu_instance_id), activity[gpu_instance_id])
+        instance.update(activity[gpu_instance_id])
     r["mig_devices"] = instances
 
 
-def _instance(reader: Any, handle: Any) -> dict:
+def _instance(reader: Any, index: int, handle: Any) -> dict:
     nvml = reader.nvml
 
     def ask(call: str):
@@ -58,6 +74,11 @@ def _instance(reader: Any, handle: Any) -> dict:
         "profile": name.rsplit(" MIG ", 1)[1] if " MIG " in name else "",
     }
     memory = ask("nvmlDeviceGetMemoryInfo")
+    instance = {key: ("" if value is None else value) for key, value in instance.items()}
     if memory is not None:
         instance["memory_used_bytes"], instance["memory_total_bytes"] = int(memory.used), int(memory.total)
-    return {key: ("" if value is None else value) for key, value in instance.items()}
+    running = ask("nvmlDeviceGetComputeRunningProcesses")
+    if running is not None:
+        owners = reader._static.setdefault((index, "process_owners", instance["mig_uuid"]), ProcessOwners())
+        instance["process_count"], instance["processes"] = top_processes(running, owners, {})
+    return instance
