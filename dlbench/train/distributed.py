@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 from dlbench.errors import RunFailed, UserError
+from dlbench.train import sharding
 
 # torch's own default for init_process_group (10 minutes); a rank that stops answering fails the others after this
 DEFAULT_TIMEOUT_SECONDS = 600
@@ -87,7 +88,8 @@ def device_for(requested: str, where: Topology) -> str:
 
 
 class ProcessGroup:
-    """The job's default process group, NCCL on GPUs and gloo on the CPU, and the DDP wrapper around the model."""
+    """The job's default process group, NCCL on GPUs and gloo on the CPU, and how the model is spread over it: the
+    DDP wrapper (a replica per rank), or FSDP's sharding of a transformer's blocks (`--fsdp`)."""
 
     def __init__(
         self,
@@ -114,8 +116,6 @@ class ProcessGroup:
 
     def wrap(self, model: torch.nn.Module, precision: str) -> torch.nn.Module:
         if self.shard_blocks:
-            from dlbench.train import sharding
-
             self.sharding = sharding.shard(model, self.shard_blocks, self.device, self.where.world_size, precision)
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None
