@@ -454,3 +454,18 @@ def test_each_rank_runs_the_command_without_the_launch_options():
     command = launch.torchrun_command(8, argv)
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=8"]
     assert command[5:] == ["-m", "dlbench", "run", "gpt2", "--steps", "5", "--output", "r.json"]
+
+
+def test_scaling_passes_fsdp_to_every_size_and_refuses_it_for_a_cnn():
+    import argparse
+
+    from dlbench.commands import scaling
+
+    parser = argparse.ArgumentParser()
+    scaling.add_arguments(parser)
+    args = parser.parse_args(["gpt2", "--gpus", "1,2", "--fsdp", "--precision", "bf16"])
+    command = scaling._run_command(args, "--gpus", 2, "out.json")
+    assert command[3:7] == ["run", "gpt2", "--gpus", "2"] and command[-1] == "--fsdp"
+    refused = dlbench("scaling", "resnet50", "--nproc", "1,2", "--fsdp", timeout=60)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "resnet50 is not one: drop --fsdp" in refused.stderr
