@@ -162,6 +162,22 @@ def test_fsdp_shards_a_transformer_across_two_ranks_in_bf16(tmp_path):
     assert job["aggregate"]["tokens_per_second"] == pytest.approx(sum(rank["tokens_per_second"] for rank in ranks))
 
 
+def test_fsdp_trains_the_same_parameters_as_ddp_in_fp32(tmp_path):
+    """Sharding changes where the parameters live, not the training: in fp32, two ranks with FSDP end with the very
+    parameters two ranks with DDP end with (equal SHA-256; the sum of two ranks' gradients is exact either way)."""
+    digests = {}
+    for strategy in ("ddp", "fsdp"):
+        out = tmp_path / f"{strategy}.json"
+        argv = ["run", "gpt2-tiny", "--nproc", "2", "--device", "cpu", "--precision", "fp32", "--steps", "2"]
+        argv += ["--warmup", "1", "--batch-size", "2", "--seq-len", "32", "--no-telemetry", "--output", str(out)]
+        done = dlbench(*argv, *(["--fsdp"] if strategy == "fsdp" else []))
+        assert done.returncode == 0, done.stderr[-3000:]
+        job = load(out)["distributed"]
+        assert job["strategy"] == strategy and job["parameters_in_sync"] is True
+        digests[strategy] = job["ranks"][0]["parameters_sha256"]
+    assert digests["fsdp"] == digests["ddp"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
