@@ -44,7 +44,8 @@ def build():
             label_variable(
                 "rank",
                 "Rank",
-                'label_values(dlbench_train_info{run_id=~"$run_id", workload=~"$workload", hostname=~"$hostname"}, rank)',
+                "label_values(dlbench_train_info"
+                '{run_id=~"$run_id", workload=~"$workload", hostname=~"$hostname"}, rank)',
             ),
             label_variable("job", "GPU job", 'label_values(dlbench_gpu_up{hostname=~"$hostname"}, job)', multi=False),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),

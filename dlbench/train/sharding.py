@@ -5,7 +5,8 @@ forward and backward, and reduce-scatters its gradients after; the optimizer the
 (https://docs.pytorch.org/docs/stable/distributed.fsdp.fully_shard.html). The unit of sharding here is one
 transformer block, then the root for what is left (embeddings, final norm, output head): fully_shard is applied
 bottom-up, and its documentation warns against sharding only the root, which would gather the whole model at once.
-The same recipe as torchtitan's and the FSDP2 tutorial's (https://docs.pytorch.org/tutorials/intermediate/FSDP_tutorial.html).
+The same recipe as torchtitan's and the FSDP2 tutorial's
+(https://docs.pytorch.org/tutorials/intermediate/FSDP_tutorial.html).
 """
 
 from __future__ import annotations
