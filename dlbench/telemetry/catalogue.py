@@ -530,18 +530,19 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "as dlbench_gpu_retired_pages{cause=\"double_bit_ecc\"}", "retired_pages.double_bit_ecc"),
     _dcgm("DCGM_FI_DEV_RETIRED_PENDING", "Total number of pages pending retirement.",
           "as dlbench_gpu_retired_pages_pending", "retired_pages_pending"),
-    # Throttle durations in microseconds, the unit dcgm-exporter's counters file gives ("Throttling duration due to
-    # power constraints (in us)"; DCGM 4's dcgm_fields.h comment says ns: rate() ratios against time() need the us).
-    # NVML's clock-event counters are ns. DCGM reads these two from nvmlDeviceGetViolationStatus(NVML_PERF_POLICY_
-    # POWER / SYNC_BOOST), "how long did power violations cause the GPU to be below application clocks"; the
-    # clock-event counters time the same reasons holding the clocks down. Thermal is not mapped: NVML counts software and hardware thermal slowdown
-    # apart, DCGM_FI_DEV_THERMAL_VIOLATION is one figure from another NVML call (nvmlDeviceGetViolationStatus).
-    _dcgm("DCGM_FI_DEV_POWER_VIOLATION", "Throttling duration due to power constraints (in us).",
-          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sw_power_cap\"} (s * 1e6)",
-          "clocks_event_duration_seconds.sw_power_cap", 1e6),
-    _dcgm("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "Throttling duration due to sync-boost constraints (in us).",
-          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sync_boost\"} (s * 1e6)",
-          "clocks_event_duration_seconds.sync_boost", 1e6),
+    # Throttle durations in nanoseconds, as DCGM serves them: DCGM passes on nvmlDeviceGetViolationStatus(
+    # NVML_PERF_POLICY_POWER / SYNC_BOOST).violationTime, "violationTime in Nanoseconds" (NVML API reference,
+    # nvmlViolationTime_t; dcgm_fields.h: "Power Violation time in ns"). dcgm-exporter's counters file said "(in us)",
+    # a documentation error fixed to ns in its PR #589; older dcgm_fields.h comments said usec too. The NVML clock-event
+    # counters used here are ns as well and time the same reasons holding the clocks down. Thermal is not mapped: NVML
+    # counts software and hardware thermal slowdown apart, DCGM_FI_DEV_THERMAL_VIOLATION is one figure from
+    # nvmlDeviceGetViolationStatus(NVML_PERF_POLICY_THERMAL).
+    _dcgm("DCGM_FI_DEV_POWER_VIOLATION", "Throttling duration due to power constraints (in ns).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sw_power_cap\"} (s * 1e9)",
+          "clocks_event_duration_seconds.sw_power_cap", 1e9),
+    _dcgm("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "Throttling duration due to sync-boost constraints (in ns).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sync_boost\"} (s * 1e9)",
+          "clocks_event_duration_seconds.sync_boost", 1e9),
     _dcgm("DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", "as dlbench_gpu_encoder_utilization_ratio",
           "encoder_utilization_ratio", 100.0),
     _dcgm("DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", "as dlbench_gpu_decoder_utilization_ratio",
