@@ -118,3 +118,40 @@ def test_compute_instances_of_one_gpu_instance_share_one_gpm_stream():
     second = reader.read_all()[0]
     assert taken == [2, 2]
     assert [d["gpm_sm_active_ratio"] for d in second["mig_devices"]] == [pytest.approx(0.91)] * 2
+
+
+def test_a_changed_mig_layout_frees_the_streams_and_owners_of_instances_gone():
+    """Destroying and re-creating MIG instances (no NVML restart) must neither keep the GPM buffers and process owners
+    of instances that are gone, nor average a new GPU instance against a sample of the old one that had its id."""
+    fake = fake_nvml.from_spec("h100-mig")
+    _mig_activity(fake)
+    fake.gpus[0].values["mig_gpm"]["9"] = {"SM_UTIL": 40.0}
+    reader = NvmlReader(fake).start()
+    reader.read_all()
+    reader.read_all()
+    assert fake.live_gpm_samples() == 2 * (1 + 4)
+    assert len(_instance_owners(reader)) == 4
+    # 1g.10gb instances 9 and 10 destroyed, a 2g.20gb created in their place that gets id 9 again
+    fake.gpus[0].spec = {
+        **fake.gpus[0].spec,
+        "mig": [("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("2g.20gb", 9, 19968)],
+    }
+    devices = {d["gpu_instance_id"]: d for d in reader.read_all()[0]["mig_devices"]}
+    assert fake.live_gpm_samples() == 2 * (1 + 3)
+    assert len(_instance_owners(reader)) == 3
+    assert "gpm_sm_active_ratio" not in devices[9], "a new instance's first sample has nothing to average against"
+    assert devices[2]["gpm_sm_active_ratio"] == pytest.approx(0.91)  # the instance kept keeps its stream
+    devices = {d["gpu_instance_id"]: d for d in reader.read_all()[0]["mig_devices"]}
+    assert devices[9]["gpm_sm_active_ratio"] == pytest.approx(0.40)
+    fake.gpus[0].spec = {key: value for key, value in fake.gpus[0].spec.items() if key != "mig"}  # MIG mode off
+    assert reader.read_all()[0]["mig_mode"] == 0
+    assert fake.live_gpm_samples() == 2 and _instance_owners(reader) == []
+    reader.close()
+    assert fake.live_gpm_samples() == 0
+
+
+def _instance_owners(reader):
+    """The per-MIG-instance process-owner caches the reader holds."""
+    return [
+        key for key in reader._static if isinstance(key, tuple) and key[1:2] == ("process_owners",) and len(key) == 3
+    ]
