@@ -155,3 +155,11 @@ def _instance_owners(reader):
     return [
         key for key in reader._static if isinstance(key, tuple) and key[1:2] == ("process_owners",) and len(key) == 3
     ]
+
+
+def test_mig_help_texts_compare_only_with_series_served_in_mig_mode():
+    """NVML has no whole-GPU utilisation in MIG mode, so a MIG series' help must not tell users to compare it with
+    dlbench_gpu_utilization_ratio, which is absent there."""
+    from dlbench.telemetry.catalogue import specs
+
+    assert [spec.name for spec in specs("mig") if "dlbench_gpu_utilization_ratio" in spec.help] == []

@@ -96,12 +96,18 @@ _GPM_SPECS = (
 MIG_ABSENT = "absent unless the GPU is in MIG mode with instances"
 
 
+def _mig_help(gpu_help: str) -> str:
+    """A GPU GPM help text for a MIG GPU instance. Its comparison with dlbench_gpu_utilization_ratio goes: NVML has no
+    whole-GPU utilisation in MIG mode, so that series is absent there."""
+    return gpu_help.split(": low beside a high dlbench_gpu_utilization_ratio")[0].rstrip(".").replace(
+        "the GPU", "the MIG GPU instance") + "."
+
+
 def _mig_gpm_specs() -> tuple[MetricSpec, ...]:
     """The GPU's GPM specs (defined once, in _GPM_SPECS) for a MIG GPU instance, sampled with nvmlGpmMigSampleGet."""
     return tuple(
         MetricSpec(spec.name.replace("dlbench_gpu_", "dlbench_mig_"), spec.type, spec.unit,
-                   spec.help.replace("the GPU", "the MIG GPU instance") + " Shared by the compute instances of "
-                   "one GPU instance.", spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
+                   _mig_help(spec.help) + " Shared by the compute instances of one GPU instance.", spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
                    spec.absent_when + "; absent unless the GPU is in MIG mode with instances", "mig", spec.field,
                    MIG_LABELS + spec.labels[len(GPU_LABELS):])
         for spec in _GPM_SPECS)
