@@ -163,3 +163,41 @@ def test_mig_help_texts_compare_only_with_series_served_in_mig_mode():
     from dlbench.telemetry.catalogue import specs
 
     assert [spec.name for spec in specs("mig") if "dlbench_gpu_utilization_ratio" in spec.help] == []
+
+
+def test_dcgm_compat_serves_each_gpu_instance_under_the_profiling_names_with_dcgm_exporters_mig_labels():
+    """dcgm-exporter labels a MIG GPU instance's series GPU_I_PROFILE and GPU_I_ID beside the parent GPU's labels (its
+    metrics template: `{{if $metric.MigProfile}},GPU_I_PROFILE="...",GPU_I_ID="..."{{end}}`), in the same family as
+    the whole GPUs' series; MIG dashboards built on dcgm-exporter select on them."""
+
+    def prepare(fake):
+        _mig_activity(fake)
+        fake.gpus[1].values["gpm"] = {"SM_UTIL": 50.0}
+
+    text, _, sampler = exposition("h100-mig,h100-sxm", dcgm=True, prepare=prepare)
+    sampler.sample_now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=True))
+    text = generate_latest(registry).decode()
+    parsed = samples(text)
+    three_g = find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2")
+    assert three_g == [pytest.approx(0.91)]
+    assert find(parsed, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", GPU_I_ID="2") == [pytest.approx(0.74)]
+    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", GPU_I_ID="3") == []  # no activity scripted: absent, not 0
+    labels = [dict(ls) for (name, ls) in parsed if name == "DCGM_FI_PROF_SM_ACTIVE" and dict(ls).get("GPU_I_ID")]
+    assert {label["GPU_I_ID"] for label in labels} == {"2", "9"}  # one series per GPU instance
+    assert {label["UUID"] for label in labels} == {sampler.nvml.gpus[0].uuid}  # the parent's, as dcgm-exporter
+    assert set(labels[0]) == {
+        "gpu",
+        "UUID",
+        "pci_bus_id",
+        "device",
+        "modelName",
+        "Hostname",
+        "DCGM_FI_DRIVER_VERSION",
+        "GPU_I_PROFILE",
+        "GPU_I_ID",
+    }
+    whole = [v for (name, ls), v in parsed.items() if name == "DCGM_FI_PROF_SM_ACTIVE" and "GPU_I_ID" not in dict(ls)]
+    assert whole == [pytest.approx(0.5)]  # the whole GPU not in MIG mode, in the same family
+    assert text.count("# TYPE DCGM_FI_PROF_SM_ACTIVE ") == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dlbench.telemetry.processes import TOP_PROCESSES
 
@@ -23,6 +23,8 @@ OWNER_LABELS = ("pid", "slurm_job_id", "namespace", "pod")  # a process and the 
 PROCESS_LABELS = GPU_LABELS + OWNER_LABELS
 MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id", "profile")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
+# dcgm-exporter adds these to a MIG GPU instance's series (gpu, UUID and the rest stay the parent GPU's)
+DCGM_MIG_LABELS = DCGM_LABELS + ("GPU_I_PROFILE", "GPU_I_ID")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
 NVLINK_ABSENT = SUPPORTED + " (GPUs without NVLink)"
@@ -107,7 +109,8 @@ def _mig_gpm_specs() -> tuple[MetricSpec, ...]:
     """The GPU's GPM specs (defined once, in _GPM_SPECS) for a MIG GPU instance, sampled with nvmlGpmMigSampleGet."""
     return tuple(
         MetricSpec(spec.name.replace("dlbench_gpu_", "dlbench_mig_"), spec.type, spec.unit,
-                   _mig_help(spec.help) + " Shared by the compute instances of one GPU instance.", spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
+                   _mig_help(spec.help) + " Shared by the compute instances of one GPU instance.",
+                   spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
                    spec.absent_when + "; absent unless the GPU is in MIG mode with instances", "mig", spec.field,
                    MIG_LABELS + spec.labels[len(GPU_LABELS):])
         for spec in _GPM_SPECS)
@@ -568,6 +571,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
+# --dcgm-compat's profiling names for each MIG GPU instance, as dcgm-exporter serves them: the same families, the
+# instance's series labelled GPU_I_PROFILE and GPU_I_ID (from the GPM stream of the GPU instance, mig.py)
+DCGM_MIG_SPECS = tuple(replace(spec, labels=DCGM_MIG_LABELS) for spec in CATALOGUE
+                       if spec.group == "dcgm" and spec.field.startswith("gpm_"))
 
 
 def specs(group: str) -> tuple[MetricSpec, ...]:
