@@ -109,3 +109,17 @@ def test_nvlink_down_cases_use_the_label_set_the_exporter_serves():
     assert tested
     for labels in tested:
         assert set(labels) - {"job", "instance"} == set(inactive.labels), labels
+
+
+def test_no_alert_reads_a_long_range_sample_by_sample():
+    """A range of more than a few hours over per-GPU series, read at the scrape interval, loads every sample of it at every
+    evaluation: [24h] at 15 s is 5,760 samples a series, 46 million for 1,000 eight-GPU nodes, past Prometheus's
+    default --query.max-samples (50 million), where the rule fails to evaluate and its alert can never fire. Such
+    ranges are read as subqueries at a coarse step ([24h:5m], 288 points a series) instead."""
+    hours = {"h": 1, "d": 24, "w": 24 * 7, "y": 24 * 365}
+    too_long = []
+    for name, rule in _alerts().items():
+        for value, unit in re.findall(r"\[(\d+)([hdwy])\]", rule["expr"]):  # [N<unit>] without a subquery step
+            if int(value) * hours[unit] > 6:
+                too_long.append(f"{name}: [{value}{unit}]")
+    assert too_long == []

@@ -151,8 +151,10 @@ def test_dcgm_compat_names_the_newer_families_in_dcgms_units():
     assert [one(f"DCGM_FI_DEV_ECC_{k}_TOTAL") for k in ("SBE_VOL", "DBE_VOL", "SBE_AGG", "DBE_AGG")] == [5, 1, 40, 2]
     assert [one(f"DCGM_FI_DEV_RETIRED_{k}", gpu="1") for k in ("SBE", "DBE", "PENDING")] == [3, 1, 1]
     assert find(parsed, "DCGM_FI_DEV_RETIRED_SBE", gpu="0") == []  # Hopper remaps rows instead
-    assert one("DCGM_FI_DEV_POWER_VIOLATION") == 2_500_000  # microseconds, from NVML's nanoseconds
-    assert one("DCGM_FI_DEV_SYNC_BOOST_VIOLATION") == 7
+    # nanoseconds, as DCGM passes on nvmlViolationTime_t.violationTime (NVML: "violationTime in Nanoseconds");
+    # dcgm-exporter's "(in us)" help text was a documentation error, corrected to ns in its PR #589
+    assert one("DCGM_FI_DEV_POWER_VIOLATION") == 2_500_000_000
+    assert one("DCGM_FI_DEV_SYNC_BOOST_VIOLATION") == 7_000
     assert (one("DCGM_FI_DEV_ENC_UTIL"), one("DCGM_FI_DEV_DEC_UTIL")) == (35, 12)
     assert one("DCGM_FI_DEV_FAN_SPEED", gpu="2") == 47 and find(parsed, "DCGM_FI_DEV_FAN_SPEED", gpu="0") == []
     assert one("DCGM_FI_DEV_PSTATE") == 2

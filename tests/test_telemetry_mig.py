@@ -118,3 +118,86 @@ def test_compute_instances_of_one_gpu_instance_share_one_gpm_stream():
     second = reader.read_all()[0]
     assert taken == [2, 2]
     assert [d["gpm_sm_active_ratio"] for d in second["mig_devices"]] == [pytest.approx(0.91)] * 2
+
+
+def test_a_changed_mig_layout_frees_the_streams_and_owners_of_instances_gone():
+    """Destroying and re-creating MIG instances (no NVML restart) must neither keep the GPM buffers and process owners
+    of instances that are gone, nor average a new GPU instance against a sample of the old one that had its id."""
+    fake = fake_nvml.from_spec("h100-mig")
+    _mig_activity(fake)
+    fake.gpus[0].values["mig_gpm"]["9"] = {"SM_UTIL": 40.0}
+    reader = NvmlReader(fake).start()
+    reader.read_all()
+    reader.read_all()
+    assert fake.live_gpm_samples() == 2 * (1 + 4)
+    assert len(_instance_owners(reader)) == 4
+    # 1g.10gb instances 9 and 10 destroyed, a 2g.20gb created in their place that gets id 9 again
+    fake.gpus[0].spec = {
+        **fake.gpus[0].spec,
+        "mig": [("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("2g.20gb", 9, 19968)],
+    }
+    devices = {d["gpu_instance_id"]: d for d in reader.read_all()[0]["mig_devices"]}
+    assert fake.live_gpm_samples() == 2 * (1 + 3)
+    assert len(_instance_owners(reader)) == 3
+    assert "gpm_sm_active_ratio" not in devices[9], "a new instance's first sample has nothing to average against"
+    assert devices[2]["gpm_sm_active_ratio"] == pytest.approx(0.91)  # the instance kept keeps its stream
+    devices = {d["gpu_instance_id"]: d for d in reader.read_all()[0]["mig_devices"]}
+    assert devices[9]["gpm_sm_active_ratio"] == pytest.approx(0.40)
+    fake.gpus[0].spec = {key: value for key, value in fake.gpus[0].spec.items() if key != "mig"}  # MIG mode off
+    assert reader.read_all()[0]["mig_mode"] == 0
+    assert fake.live_gpm_samples() == 2 and _instance_owners(reader) == []
+    reader.close()
+    assert fake.live_gpm_samples() == 0
+
+
+def _instance_owners(reader):
+    """The per-MIG-instance process-owner caches the reader holds."""
+    return [
+        key for key in reader._static if isinstance(key, tuple) and key[1:2] == ("process_owners",) and len(key) == 3
+    ]
+
+
+def test_mig_help_texts_compare_only_with_series_served_in_mig_mode():
+    """NVML has no whole-GPU utilisation in MIG mode, so a MIG series' help must not tell users to compare it with
+    dlbench_gpu_utilization_ratio, which is absent there."""
+    from dlbench.telemetry.catalogue import specs
+
+    assert [spec.name for spec in specs("mig") if "dlbench_gpu_utilization_ratio" in spec.help] == []
+
+
+def test_dcgm_compat_serves_each_gpu_instance_under_the_profiling_names_with_dcgm_exporters_mig_labels():
+    """dcgm-exporter labels a MIG GPU instance's series GPU_I_PROFILE and GPU_I_ID beside the parent GPU's labels (its
+    metrics template: `{{if $metric.MigProfile}},GPU_I_PROFILE="...",GPU_I_ID="..."{{end}}`), in the same family as
+    the whole GPUs' series; MIG dashboards built on dcgm-exporter select on them."""
+
+    def prepare(fake):
+        _mig_activity(fake)
+        fake.gpus[1].values["gpm"] = {"SM_UTIL": 50.0}
+
+    text, _, sampler = exposition("h100-mig,h100-sxm", dcgm=True, prepare=prepare)
+    sampler.sample_now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=True))
+    text = generate_latest(registry).decode()
+    parsed = samples(text)
+    three_g = find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2")
+    assert three_g == [pytest.approx(0.91)]
+    assert find(parsed, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", GPU_I_ID="2") == [pytest.approx(0.74)]
+    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", GPU_I_ID="3") == []  # no activity scripted: absent, not 0
+    labels = [dict(ls) for (name, ls) in parsed if name == "DCGM_FI_PROF_SM_ACTIVE" and dict(ls).get("GPU_I_ID")]
+    assert {label["GPU_I_ID"] for label in labels} == {"2", "9"}  # one series per GPU instance
+    assert {label["UUID"] for label in labels} == {sampler.nvml.gpus[0].uuid}  # the parent's, as dcgm-exporter
+    assert set(labels[0]) == {
+        "gpu",
+        "UUID",
+        "pci_bus_id",
+        "device",
+        "modelName",
+        "Hostname",
+        "DCGM_FI_DRIVER_VERSION",
+        "GPU_I_PROFILE",
+        "GPU_I_ID",
+    }
+    whole = [v for (name, ls), v in parsed.items() if name == "DCGM_FI_PROF_SM_ACTIVE" and "GPU_I_ID" not in dict(ls)]
+    assert whole == [pytest.approx(0.5)]  # the whole GPU not in MIG mode, in the same family
+    assert text.count("# TYPE DCGM_FI_PROF_SM_ACTIVE ") == 1

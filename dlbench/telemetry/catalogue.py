@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dlbench.telemetry.processes import TOP_PROCESSES
 
@@ -23,6 +23,8 @@ OWNER_LABELS = ("pid", "slurm_job_id", "namespace", "pod")  # a process and the 
 PROCESS_LABELS = GPU_LABELS + OWNER_LABELS
 MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id", "profile")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
+# dcgm-exporter adds these to a MIG GPU instance's series (gpu, UUID and the rest stay the parent GPU's)
+DCGM_MIG_LABELS = DCGM_LABELS + ("GPU_I_PROFILE", "GPU_I_ID")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
 NVLINK_ABSENT = SUPPORTED + " (GPUs without NVLink)"
@@ -96,12 +98,19 @@ _GPM_SPECS = (
 MIG_ABSENT = "absent unless the GPU is in MIG mode with instances"
 
 
+def _mig_help(gpu_help: str) -> str:
+    """A GPU GPM help text for a MIG GPU instance. Its comparison with dlbench_gpu_utilization_ratio goes: NVML has no
+    whole-GPU utilisation in MIG mode, so that series is absent there."""
+    return gpu_help.split(": low beside a high dlbench_gpu_utilization_ratio")[0].rstrip(".").replace(
+        "the GPU", "the MIG GPU instance") + "."
+
+
 def _mig_gpm_specs() -> tuple[MetricSpec, ...]:
     """The GPU's GPM specs (defined once, in _GPM_SPECS) for a MIG GPU instance, sampled with nvmlGpmMigSampleGet."""
     return tuple(
         MetricSpec(spec.name.replace("dlbench_gpu_", "dlbench_mig_"), spec.type, spec.unit,
-                   spec.help.replace("the GPU", "the MIG GPU instance") + " Shared by the compute instances of "
-                   "one GPU instance.", spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
+                   _mig_help(spec.help) + " Shared by the compute instances of one GPU instance.",
+                   spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
                    spec.absent_when + "; absent unless the GPU is in MIG mode with instances", "mig", spec.field,
                    MIG_LABELS + spec.labels[len(GPU_LABELS):])
         for spec in _GPM_SPECS)
@@ -530,18 +539,19 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "as dlbench_gpu_retired_pages{cause=\"double_bit_ecc\"}", "retired_pages.double_bit_ecc"),
     _dcgm("DCGM_FI_DEV_RETIRED_PENDING", "Total number of pages pending retirement.",
           "as dlbench_gpu_retired_pages_pending", "retired_pages_pending"),
-    # Throttle durations in microseconds, the unit dcgm-exporter's counters file gives ("Throttling duration due to
-    # power constraints (in us)"; DCGM 4's dcgm_fields.h comment says ns: rate() ratios against time() need the us).
-    # NVML's clock-event counters are ns. DCGM reads these two from nvmlDeviceGetViolationStatus(NVML_PERF_POLICY_
-    # POWER / SYNC_BOOST), "how long did power violations cause the GPU to be below application clocks"; the
-    # clock-event counters time the same reasons holding the clocks down. Thermal is not mapped: NVML counts software and hardware thermal slowdown
-    # apart, DCGM_FI_DEV_THERMAL_VIOLATION is one figure from another NVML call (nvmlDeviceGetViolationStatus).
-    _dcgm("DCGM_FI_DEV_POWER_VIOLATION", "Throttling duration due to power constraints (in us).",
-          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sw_power_cap\"} (s * 1e6)",
-          "clocks_event_duration_seconds.sw_power_cap", 1e6),
-    _dcgm("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "Throttling duration due to sync-boost constraints (in us).",
-          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sync_boost\"} (s * 1e6)",
-          "clocks_event_duration_seconds.sync_boost", 1e6),
+    # Throttle durations in nanoseconds, as DCGM serves them: DCGM passes on nvmlDeviceGetViolationStatus(
+    # NVML_PERF_POLICY_POWER / SYNC_BOOST).violationTime, "violationTime in Nanoseconds" (NVML API reference,
+    # nvmlViolationTime_t; dcgm_fields.h: "Power Violation time in ns"). dcgm-exporter's counters file said "(in us)",
+    # a documentation error fixed to ns in its PR #589; older dcgm_fields.h comments said usec too. The NVML clock-event
+    # counters used here are ns as well and time the same reasons holding the clocks down. Thermal is not mapped: NVML
+    # counts software and hardware thermal slowdown apart, DCGM_FI_DEV_THERMAL_VIOLATION is one figure from
+    # nvmlDeviceGetViolationStatus(NVML_PERF_POLICY_THERMAL).
+    _dcgm("DCGM_FI_DEV_POWER_VIOLATION", "Throttling duration due to power constraints (in ns).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sw_power_cap\"} (s * 1e9)",
+          "clocks_event_duration_seconds.sw_power_cap", 1e9),
+    _dcgm("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "Throttling duration due to sync-boost constraints (in ns).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sync_boost\"} (s * 1e9)",
+          "clocks_event_duration_seconds.sync_boost", 1e9),
     _dcgm("DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", "as dlbench_gpu_encoder_utilization_ratio",
           "encoder_utilization_ratio", 100.0),
     _dcgm("DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", "as dlbench_gpu_decoder_utilization_ratio",
@@ -561,6 +571,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
+# --dcgm-compat's profiling names for each MIG GPU instance, as dcgm-exporter serves them: the same families, the
+# instance's series labelled GPU_I_PROFILE and GPU_I_ID (from the GPM stream of the GPU instance, mig.py)
+DCGM_MIG_SPECS = tuple(replace(spec, labels=DCGM_MIG_LABELS) for spec in CATALOGUE
+                       if spec.group == "dcgm" and spec.field.startswith("gpm_"))
 
 
 def specs(group: str) -> tuple[MetricSpec, ...]:

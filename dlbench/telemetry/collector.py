@@ -13,8 +13,8 @@ from typing import Any, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dlbench.telemetry.catalogue import GPU_LABELS, MIG_LABELS, OWNER_LABELS, MetricSpec, specs
-from dlbench.telemetry.rows import child_rows
+from dlbench.telemetry.catalogue import DCGM_MIG_SPECS, GPU_LABELS, MIG_LABELS, OWNER_LABELS, MetricSpec, specs
+from dlbench.telemetry.rows import child_rows, gpu_instance_rows
 from dlbench.telemetry.sampler import Sampler
 
 
@@ -118,4 +118,11 @@ class TelemetryCollector(Collector):
                 health["last_sample_timestamp_seconds"] = snapshot.timestamp
             yield from families_from_rows(specs("exporter"), [([self.hostname], health)])
         if self.dcgm_compat:
-            yield from families_from_rows(specs("dcgm"), dcgm_rows)
+            # a MIG GPU instance's profiling series join its family, told apart by GPU_I_PROFILE and GPU_I_ID
+            families = {family.name: family for family in families_from_rows(specs("dcgm"), dcgm_rows)}
+            for family in families_from_rows(DCGM_MIG_SPECS, gpu_instance_rows(dcgm_rows)):
+                if family.name in families:
+                    families[family.name].samples.extend(family.samples)
+                else:
+                    families[family.name] = family  # every GPU is in MIG mode
+            yield from families.values()

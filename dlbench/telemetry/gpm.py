@@ -32,7 +32,8 @@ GPM_METRICS = {
     "pipe_active.fp32": "NVML_GPM_METRIC_FP32_UTIL",
     "pipe_active.fp16": "NVML_GPM_METRIC_FP16_UTIL",
 }
-_STREAM = "gpm"  # reader._static key part of a GPM stream: (index, "gpm") for a GPU, (index, "gpm", gi) per instance
+# reader._static key part of a GPM stream: (index, "gpm") for a GPU, (index, "gpm", gi, profile) per MIG GPU instance
+_STREAM = "gpm"
 
 
 def read_gpm(reader: Any, index: int, r: dict) -> None:
@@ -41,13 +42,36 @@ def read_gpm(reader: Any, index: int, r: dict) -> None:
     _read_stream(reader, index, state, lambda sample: reader._call(index, "nvmlGpmSampleGet", sample), r)
 
 
-def read_mig_gpm(reader: Any, index: int, gpu_instance_id: int, instance: dict) -> None:
-    """One MIG GPU instance's GPM metrics into its reading, sampled through its parent GPU's handle."""
-    key = (index, _STREAM, gpu_instance_id)
+def read_mig_gpm(reader: Any, index: int, gpu_instance_id: int, profile: str, instance: dict) -> None:
+    """One MIG GPU instance's GPM metrics into its reading, sampled through its parent GPU's handle.
+
+    The stream is the instance's id and profile: an id that comes back with another profile (instances destroyed and
+    created again) is a new instance, whose first sample must not be averaged against the old one's last.
+    """
+    key = (index, _STREAM, gpu_instance_id, profile)
     if key not in reader._static:
         reader._static[key] = _start(reader, index)
-    _read_stream(reader, index, reader._static[key],
-                 lambda sample: reader._call(index, "nvmlGpmMigSampleGet", gpu_instance_id, sample), instance)
+    _read_stream(
+        reader,
+        index,
+        reader._static[key],
+        lambda sample: reader._call(index, "nvmlGpmMigSampleGet", gpu_instance_id, sample),
+        instance,
+    )
+
+
+def free_gone_mig_gpm(reader: Any, index: int, present: set[tuple[int, str]]) -> None:
+    """Free the streams of GPU `index`'s MIG GPU instances that are no longer there: (id, profile) not in `present`.
+
+    MIG instances are destroyed and created while NVML stays up; without this each one gone keeps its two buffers
+    until the exporter or NVML restarts. Runs in the GPU's own read, so no call of that GPU is using them.
+    """
+    for key in [
+        key
+        for key in list(reader._static)
+        if isinstance(key, tuple) and len(key) == 4 and key[:2] == (index, _STREAM) and key[2:] not in present
+    ]:
+        _free(reader.nvml, reader._static.pop(key, None))
 
 
 def free_gpm_samples(reader: Any, busy: set[int]) -> None:
@@ -56,17 +80,20 @@ def free_gpm_samples(reader: Any, busy: set[int]) -> None:
     `busy`: GPUs whose read is still in progress (a hung call). Their buffers may be written to at any moment, so
     they are left allocated rather than freed under the call: one stream's two buffers per hung GPU, not per restart.
     """
-    nvml = reader.nvml
     # list() first: a hung GPU's thread may still add entries of its own
     for key in [key for key in list(reader._static) if isinstance(key, tuple) and key[1:2] == (_STREAM,)]:
         state = reader._static.pop(key, None)
-        if not state or key[0] in busy:
-            continue
-        for sample in state["samples"]:
-            try:
-                nvml.nvmlGpmSampleFree(sample)
-            except nvml.NVMLError:
-                pass  # NVML already failing (that is why it restarts): nothing more can be done for the buffer
+        if key[0] not in busy:
+            _free(reader.nvml, state)
+
+
+def _free(nvml: Any, state: dict | None) -> None:
+    """nvmlGpmSampleFree a stream's two buffers (a stream never started has none)."""
+    for sample in (state or {}).get("samples", ()):
+        try:
+            nvml.nvmlGpmSampleFree(sample)
+        except nvml.NVMLError:
+            pass  # NVML already failing (that is why it restarts): nothing more can be done for the buffer
 
 
 def _read_stream(reader: Any, index: int, state: dict, take: Callable[[Any], Any], r: dict) -> None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.telemetry.gpm import read_mig_gpm
+from dlbench.telemetry.gpm import free_gone_mig_gpm, read_mig_gpm
 from dlbench.telemetry.processes import ProcessOwners, top_processes
+
+_OWNERS = "process_owners"  # reader._static key part of an instance's process owners: (index, _OWNERS, mig_uuid)
 
 
 def read_mig(reader: Any, index: int, r: dict) -> None:
@@ -28,6 +30,7 @@ def read_mig(reader: Any, index: int, r: dict) -> None:
         return  # a GPU without MIG
     r["mig_mode"] = int(mode[0] == nvml.NVML_DEVICE_MIG_ENABLE)
     if not r["mig_mode"]:
+        _forget_instances_gone(reader, index, [], set())  # MIG switched off: every instance is gone
         return
     count = reader._call(index, "nvmlDeviceGetMaxMigDeviceCount") or 0
     instances = []
@@ -41,16 +44,30 @@ def read_mig(reader: Any, index: int, r: dict) -> None:
             continue
         instances.append(_instance(reader, index, handle))
     # GPM counts per GPU instance: one sample per instance per read, shared by the compute instances inside it
-    activity: dict[int, dict] = {}
+    activity: dict[tuple[int, str], dict] = {}
     for instance in instances:
-        gpu_instance_id = instance["gpu_instance_id"]
-        if gpu_instance_id == "":
+        if instance["gpu_instance_id"] == "":
             continue
-        if gpu_instance_id not in activity:
-            activity[gpu_instance_id] = {}
-            read_mig_gpm(reader, index, int(gpu_instance_id), activity[gpu_instance_id])
-        instance.update(activity[gpu_instance_id])
+        gpu_instance = (int(instance["gpu_instance_id"]), instance["profile"])
+        if gpu_instance not in activity:
+            activity[gpu_instance] = {}
+            read_mig_gpm(reader, index, *gpu_instance, activity[gpu_instance])
+        instance.update(activity[gpu_instance])
+    _forget_instances_gone(reader, index, instances, set(activity))
     r["mig_devices"] = instances
+
+
+def _forget_instances_gone(reader: Any, index: int, instances: list[dict], gpu_instances: set[tuple[int, str]]) -> None:
+    """Drop what the reader keeps per instance (GPM buffers, process owners) for instances destroyed since the last
+    read: a MIG layout can change any number of times while NVML stays up."""
+    free_gone_mig_gpm(reader, index, gpu_instances)
+    present = {instance["mig_uuid"] for instance in instances}
+    for key in [
+        key
+        for key in list(reader._static)
+        if isinstance(key, tuple) and len(key) == 3 and key[:2] == (index, _OWNERS) and key[2] not in present
+    ]:
+        reader._static.pop(key, None)
 
 
 def _instance(reader: Any, index: int, handle: Any) -> dict:
@@ -79,6 +96,6 @@ def _instance(reader: Any, index: int, handle: Any) -> dict:
         instance["memory_used_bytes"], instance["memory_total_bytes"] = int(memory.used), int(memory.total)
     running = ask("nvmlDeviceGetComputeRunningProcesses")
     if running is not None:
-        owners = reader._static.setdefault((index, "process_owners", instance["mig_uuid"]), ProcessOwners())
+        owners = reader._static.setdefault((index, _OWNERS, instance["mig_uuid"]), ProcessOwners())
         instance["process_count"], instance["processes"] = top_processes(running, owners, {})
     return instance
