@@ -25,12 +25,21 @@ def test_failed_upgrade_holds_the_driver_again(fresh_host, tmp_path):
     shutil.copy(deb, fresh_host.path("/tmp"))
     fresh_host.run("dpkg", "-i", f"/tmp/{deb.name}")
     fresh_host.run("apt-mark", "hold", "libnvidia-compute")
-    # The mirror is unreachable (nothing listens on port 9 of 127.0.0.1): apt cannot refresh, the upgrade fails.
-    fresh_host.path("/etc/apt/sources.list").write_text("deb [trusted=yes] http://127.0.0.1:9/nvidia ./\n")
+    # The repository offers the branch's next release, but its download arrives damaged ("Hash Sum mismatch", as
+    # behind a broken mirror or proxy): the cache refreshes, the upgrade itself fails. (An unreachable mirror fails
+    # too, but only after the apt module's five cache-refresh retries with back-off, half a minute of sleeping.)
+    repo = fresh_host.path("/var/lib/dlbench-test/driver-update")
+    repo.mkdir(parents=True)
+    newer = standins.build_deb(repo, "libnvidia-compute", "580.105.08-1")
+    standins.flat_repo(repo, [newer], signer=None)
+    with open(newer, "ab") as damaged:
+        damaged.write(b"damaged in transit")
+    fresh_host.path("/etc/apt/sources.list").write_text("deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n")
     variables = {
         "nvidia_driver_pci_dump": simulate_pci(fresh_host, HGX_H100),
         "nvidia_driver_kernel_release": debian_kernel_release(fresh_host),
     }
     result = Playbook(fresh_host, tmp_path / "ansible", variables).run(playbook="playbooks/update_driver.yml")
     assert result.rc != 0 and "Upgrade the driver packages inside the pinned branch" in result.output, result.tail()
+    assert "Hash Sum mismatch" in result.output, result.tail()  # the upgrade itself failed, not anything before it
     assert selection(fresh_host, "libnvidia-compute") == "hold", result.tail()
