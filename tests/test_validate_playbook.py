@@ -4,7 +4,7 @@
 Two hosts are what this file adds: the fleet summary over more than one report, and a failing host failing the play
 after every report is fetched. The run against a provisioned host (the Debian 12 host of tests/ansible after
 setup_gpu.yml, with the conda environment's dlbench the role calls by default) is
-tests/ansible/test_playbooks_on_provisioned_host.py. Real GPUs are covered by neither.
+tests/ansible/test_validate_and_benchmark_on_provisioned_host.py. Real GPUs are covered by neither.
 """
 
 import json

@@ -259,8 +259,8 @@ def cpu_benchmark_variables(tmp_path):
 
 
 # Session-scoped and here rather than in test_setup_gpu.py: the provisioned host is also what
-# test_playbooks_on_provisioned_host.py runs validate.yml and benchmark_multinode.yml against, and provisioning
-# takes minutes, so every module shares the one host.
+# test_validate_and_benchmark_on_provisioned_host.py runs validate.yml and benchmark_multinode.yml against, and
+# provisioning takes minutes, so every module shares the one host.
 @pytest.fixture(scope="session")
 def provisioned(site, dlbench_wheel, tmp_path_factory):
     """Two runs on one host; meanwhile (the first run mostly waits on downloads) --check on a second, fresh host."""

@@ -4,7 +4,7 @@ Both hosts are this machine (ansible_connection=local): there is one provisioned
 this machine's network, so two local "hosts" are what can form a real two-node torchrun job here. Each host runs its
 own torchrun with its own node rank, joined through the static rendezvous on 127.0.0.1, on the CPU (gloo). The
 one-node run against the provisioned Debian 12 host, with the conda environment's torchrun and dlbench, is
-test_playbooks_on_provisioned_host.py.
+test_validate_and_benchmark_on_provisioned_host.py.
 """
 
 import json
