@@ -103,7 +103,8 @@ def _ecc_mode(ctx: Context) -> CheckResult:
         notes.append(f"ECC is off on GPU {', '.join(shipped_off)}, as this workstation card ships; on, it guards "
                      "training against silent memory errors for a little memory and bandwidth")
     if turned_off or shipped_off:
-        notes.append(f"turn it on with: sudo nvidia-smi -i {','.join(turned_off + shipped_off)} -e 1, then reboot")
+        notes.append(f"turn it on with: {_ecc_on_command(sorted(turned_off + shipped_off, key=int), len(with_ecc))}, "
+                     "then reboot")
     if without:
         notes.append(f"GPU {', '.join(without)} has no ECC")
     per_gpu = {i: "no ECC" if i not in with_ecc else "on" if with_ecc[i].ecc_enabled
@@ -114,6 +115,14 @@ def _ecc_mode(ctx: Context) -> CheckResult:
                        source="NVML nvmlDeviceGetEccMode and nvmlDeviceGetDefaultEccMode (the mode the card ships "
                        "with: on for data-centre cards, off for workstation cards); nvidia-smi -e",
                        per_gpu=per_gpu, detail="; ".join(notes))
+
+
+def _ecc_on_command(gpus: list[str], with_ecc: int) -> str:
+    # nvidia-smi(1): -e "will impact all GPUs unless a single GPU is specified using the -i argument", and takes
+    # effect after the next reboot; so one command for all, or one per GPU.
+    if len(gpus) == with_ecc:
+        return "sudo nvidia-smi -e 1"
+    return " && ".join(f"sudo nvidia-smi -i {gpu} -e 1" for gpu in gpus)
 
 
 def _modes(ctx: Context) -> list[CheckResult]:
