@@ -176,6 +176,8 @@ def test_a_card_without_ecc_beside_cards_with_it_is_named_not_judged():
     ecc = by_id(inventory.run(context({"preset": "rtx4090"}, {"preset": H100})))["inventory.ecc_mode"]
     assert ecc.verdict == PASS and ecc.per_gpu == {"0": "no ECC", "1": "on"}
     assert ecc.detail == "GPU 0 has no ECC"
+    ecc = by_id(inventory.run(context({"preset": "rtx4090"}, {"preset": "rtx6000-ada"})))["inventory.ecc_mode"]
+    assert ecc.verdict == WARN and "turn it on with: sudo nvidia-smi -i 1 -e 1, then reboot" in ecc.detail  # not GPU 0
 
 
 def test_a_geforce_card_has_no_ecc_or_mig_to_judge():

@@ -86,8 +86,8 @@ def _ecc_mode(ctx: Context) -> CheckResult:
     a data-centre card ships with ECC on, so off means someone turned it off: FAIL. A workstation card (RTX / Quadro,
     e.g. RTX 6000 Ada, RTX A6000) ships with it off, so off is the factory setting, a choice of capacity and speed
     over integrity that a training host should not make silently: WARN, with the command that turns it on. A card
-    without ECC (GeForce: NVML answers NOT_SUPPORTED) has nothing to judge. A default NVML does not report is taken
-    as on, the stricter reading."""
+    without ECC (GeForce: NVML answers NOT_SUPPORTED) has nothing to judge. Where NVML does not report the default,
+    it is taken as on, the stricter reading."""
     check_id, title = "inventory.ecc_mode", "ECC enabled where the card has it"
     states = {str(i): state for i, state in ctx.static.items()}
     with_ecc = {i: state for i, state in states.items() if state.ecc_enabled is not None}
@@ -103,7 +103,7 @@ def _ecc_mode(ctx: Context) -> CheckResult:
         notes.append(f"ECC is off on GPU {', '.join(shipped_off)}, as this workstation card ships; on, it guards "
                      "training against silent memory errors for a little memory and bandwidth")
     if turned_off or shipped_off:
-        notes.append(f"turn it on with: {_ecc_on_command(sorted(turned_off + shipped_off, key=int), len(with_ecc))}, "
+        notes.append(f"turn it on with: {_ecc_on_command(sorted(turned_off + shipped_off, key=int), len(states))}, "
                      "then reboot")
     if without:
         notes.append(f"GPU {', '.join(without)} has no ECC")
@@ -117,10 +117,10 @@ def _ecc_mode(ctx: Context) -> CheckResult:
                        per_gpu=per_gpu, detail="; ".join(notes))
 
 
-def _ecc_on_command(gpus: list[str], with_ecc: int) -> str:
+def _ecc_on_command(gpus: list[str], gpu_count: int) -> str:
     # nvidia-smi(1): -e "will impact all GPUs unless a single GPU is specified using the -i argument", and takes
-    # effect after the next reboot; so one command for all, or one per GPU.
-    if len(gpus) == with_ecc:
+    # effect after the next reboot; so one command when every GPU of the host needs it, else one per GPU.
+    if len(gpus) == gpu_count:
         return "sudo nvidia-smi -e 1"
     return " && ".join(f"sudo nvidia-smi -i {gpu} -e 1" for gpu in gpus)
 
