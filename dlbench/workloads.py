@@ -27,6 +27,9 @@ class Workload:
     vocab_size: int = 0  # language models
     seq_len: int = 0
     builder_kwargs: dict = field(default_factory=dict)
+    # transformers: the attribute path of the model's list of blocks, which `--fsdp` shards one by one; empty for
+    # the CNNs and the MLP, which train with DDP only
+    blocks: str = ""
 
     @property
     def is_image(self) -> bool:
@@ -57,17 +60,20 @@ _ALL = [
     Workload("resnet50", "ResNet-50 v1.5, ImageNet classification at 224x224", "classification",
              "dlbench.models.resnet:resnet50", 25_557_032, 64, image_size=224),
     Workload("vit_b_16", "Vision Transformer B/16, ImageNet classification at 224x224", "classification",
-             "dlbench.models.vit:vit_b_16", 86_567_656, 32, image_size=224),
+             "dlbench.models.vit:vit_b_16", 86_567_656, 32, image_size=224, blocks="layers"),
     Workload("gpt2", "GPT-2 124M causal language model, context 1024", "causal-lm",
              "dlbench.models.gpt2:GPT", 124_439_808, 8, vocab_size=50257, seq_len=1024,
-             builder_kwargs={"size": "gpt2"}),
+             builder_kwargs={"size": "gpt2"}, blocks="transformer.h"),
     Workload("gpt2-medium", "GPT-2 350M causal language model, context 1024", "causal-lm",
              "dlbench.models.gpt2:GPT", 354_823_168, 4, vocab_size=50257, seq_len=1024,
-             builder_kwargs={"size": "gpt2-medium"}),
+             builder_kwargs={"size": "gpt2-medium"}, blocks="transformer.h"),
+    Workload("gpt2-tiny", "GPT-2 at 2 layers x 64 wide, context 128 (transformer smoke test)", "causal-lm",
+             "dlbench.models.gpt2:GPT", 3_324_736, 8, vocab_size=50257, seq_len=128,
+             builder_kwargs={"size": "gpt2-tiny"}, blocks="transformer.h"),
     Workload("bert-base", "BERT-base masked language model, sequence 128", "masked-lm",
-             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 32, vocab_size=30522, seq_len=128),
+             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 32, vocab_size=30522, seq_len=128, blocks="layers"),
     Workload("bert-base-512", "BERT-base masked language model, sequence 512", "masked-lm",
-             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 8, vocab_size=30522, seq_len=512),
+             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 8, vocab_size=30522, seq_len=512, blocks="layers"),
 ]
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in _ALL}
@@ -79,3 +85,14 @@ def get_workload(name: str) -> Workload:
     close = difflib.get_close_matches(name, WORKLOADS, n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise UserError(f"unknown workload '{name}'{hint} (see 'dlbench list')")
+
+
+def check_fsdp(workload: Workload, distributed: bool) -> None:
+    """`--fsdp` shards a transformer's blocks across the ranks of a torchrun job: refuse it for anything else."""
+    if not workload.blocks:
+        shardable = ", ".join(w.name for w in _ALL if w.blocks)
+        raise UserError(f"--fsdp shards transformer workloads block by block ({shardable}); {workload.name} is not "
+                        "one: drop --fsdp to train it data-parallel with DDP")
+    if not distributed:
+        raise UserError("--fsdp shards the model across processes: add --nproc N (CPU) or --gpus N, or start the run "
+                        "under torchrun")

@@ -32,9 +32,9 @@ MODERN_PANEL_TYPES = {
 REQUIRED_VARIABLES = {
     "gpu-fleet-overview.json": {"datasource", "job", "hostname", "gpu"},
     "gpu-node-detail.json": {"datasource", "job", "hostname", "gpu"},
-    "training-run.json": {"datasource", "job", "hostname", "gpu", "run_id", "workload"},
+    "training-run.json": {"datasource", "job", "hostname", "gpu", "run_id", "workload", "rank"},
 }
-IDENTITY_LABELS = ("job", "instance", "hostname", "gpu", "uuid", "run_id", "workload")
+IDENTITY_LABELS = ("job", "instance", "hostname", "gpu", "uuid", "run_id", "workload", "rank")
 
 
 def all_targets():
@@ -252,3 +252,65 @@ def test_xid_events_and_exporter_restarts_are_annotated():
         exprs = queries.annotations(BOARDS[name])
         assert any("dlbench_gpu_last_xid_timestamp_seconds" in e for e in exprs), name
         assert any("process_start_time_seconds" in e for e in exprs), name
+
+
+def _two_ranks_of_one_run() -> list[dict]:
+    """promtool input: what two ranks of one torchrun job serve (--metrics-port, base + local rank), every live
+    series of the catalogue with its labels (run_id, workload, hostname, rank), 15 s apart for 5 minutes."""
+    series = []
+    for rank in ("0", "1"):
+        labels = f'job="dlbench-train", run_id="r1", workload="gpt2", hostname="n1", rank="{rank}"'
+        series += [
+            {
+                "series": f'dlbench_train_info{{{labels}, device="cuda:{rank}", precision="bf16", batch_size="8"}}',
+                "values": "1x20",
+            },
+            {"series": f"dlbench_train_samples_per_second{{{labels}}}", "values": "100x20"},
+            {"series": f"dlbench_train_mfu_ratio{{{labels}}}", "values": "0.4x20"},
+            {"series": f"dlbench_train_loss{{{labels}}}", "values": "3x20"},
+            {"series": f"dlbench_train_steps_total{{{labels}}}", "values": "0+10x20"},
+            {"series": f'dlbench_train_step_seconds_bucket{{{labels}, le="0.1"}}', "values": "0+10x20"},
+            {"series": f'dlbench_train_step_seconds_bucket{{{labels}, le="+Inf"}}', "values": "0+10x20"},
+        ]
+    return series
+
+
+def test_training_run_panels_show_each_rank_and_filter_by_the_rank_variable(tmp_path):
+    """Every per-run panel of the training-run dashboard, evaluated by promtool over two ranks' series: with the
+    `rank` variable on All each rank is a series of its own (named in the legend), with rank 1 picked only rank 1's.
+    Before the variable existed, both ranks' step-time histograms were summed into one quantile."""
+    board = BOARDS["training-run.json"]
+    rank = {v.name: v for v in queries.variables(board)}["rank"]
+    assert rank.multi and rank.include_all and rank.all_value == ".*"
+    assert queries.parse_label_values(rank.query)[1] == "rank"
+    per_run = [
+        t
+        for t in queries.targets("training-run.json", board)
+        if queries.metric_names(t.expr)
+        and all(name.startswith("dlbench_train_") for name in queries.metric_names(t.expr))
+    ]
+    assert len(per_run) >= 10
+    tests, everything = [], {v.name: ".*" for v in queries.variables(board)}
+    for picked, expected in ((".*", ("0", "1")), ("1", ("1",))):
+        exprs = []
+        for target in per_run:
+            expr = queries.substitute(target.expr, everything | {"rank": picked})
+            exprs.append(
+                {
+                    "expr": f"count by (rank) ({expr})",
+                    "exp_samples": [{"labels": f'{{rank="{r}"}}', "value": 1} for r in expected],
+                }
+            )
+        tests.append(
+            {
+                "interval": "15s",
+                "input_series": _two_ranks_of_one_run(),
+                "promql_expr_test": [dict(e, eval_time="4m") for e in exprs],
+            }
+        )
+    for target in per_run:
+        assert target.instant or "{{rank}}" in target.legend, f"{target.panel_title}: {target.legend!r}"
+    path = tmp_path / "ranks_test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "tests": tests}))
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -109,6 +109,141 @@ def test_four_ranks_of_cifar_cnn(tmp_path):
     assert len({rank["device"] for rank in job["ranks"]}) == 1
 
 
+def test_fsdp_shards_a_transformer_across_two_ranks_in_bf16(tmp_path):
+    """FSDP2 over gloo on the CPU, on the transformer smoke test: each rank holds half the parameters, the loss is
+    finite, and the full parameters every rank gathers from the shards are bit-identical."""
+    import math
+
+    out = tmp_path / "fsdp.json"
+    done = dlbench(
+        "run",
+        "gpt2-tiny",
+        "--nproc",
+        "2",
+        "--device",
+        "cpu",
+        "--fsdp",
+        "--precision",
+        "bf16",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "32",
+        "--no-telemetry",
+        "--output",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = load(out)
+    assert result["status"] == "completed", result["error"]
+    job = result["distributed"]
+    assert job["strategy"] == "fsdp" and job["backend"] == "gloo" and job["world_size"] == 2
+    # one group per transformer block (2) plus the root; bf16 compute and all-gathers, fp32 gradient reduction
+    assert job["sharding"] == {
+        "api": "torch.distributed.fsdp.fully_shard",
+        "unit": "transformer block",
+        "groups": 3,
+        "param_dtype": "bfloat16",
+        "reduce_dtype": "float32",
+    }
+    loss = result["metrics"]["loss"]
+    assert math.isfinite(loss["first"]) and math.isfinite(loss["last"])
+    ranks = job["ranks"]
+    total = result["workload"]["parameters"]
+    # sharded, not replicated: the shards add up to the model, and each rank holds about half of it
+    assert sum(rank["parameters_held"] for rank in ranks) == total
+    assert all(0.4 * total < rank["parameters_held"] < 0.6 * total for rank in ranks)
+    assert len({rank["parameters_sha256"] for rank in ranks}) == 1 and job["parameters_in_sync"] is True
+    assert job["communication"] is None  # no FSDP pass runs without communication to compare against
+    assert job["aggregate"]["tokens_per_second"] == pytest.approx(sum(rank["tokens_per_second"] for rank in ranks))
+
+
+def test_fsdp_trains_the_same_parameters_as_ddp_in_fp32(tmp_path):
+    """Sharding changes where the parameters live, not the training: in fp32, two ranks with FSDP end with the very
+    parameters two ranks with DDP end with (equal SHA-256; the sum of two ranks' gradients is exact either way)."""
+    digests = {}
+    for strategy in ("ddp", "fsdp"):
+        out = tmp_path / f"{strategy}.json"
+        argv = ["run", "gpt2-tiny", "--nproc", "2", "--device", "cpu", "--precision", "fp32", "--steps", "2"]
+        argv += ["--warmup", "1", "--batch-size", "2", "--seq-len", "32", "--no-telemetry", "--output", str(out)]
+        done = dlbench(*argv, *(["--fsdp"] if strategy == "fsdp" else []))
+        assert done.returncode == 0, done.stderr[-3000:]
+        job = load(out)["distributed"]
+        assert job["strategy"] == strategy and job["parameters_in_sync"] is True
+        digests[strategy] = job["ranks"][0]["parameters_sha256"]
+    assert digests["fsdp"] == digests["ddp"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("cifar-cnn", "--nproc", "2", "--device", "cpu"), "cifar-cnn is not one: drop --fsdp"),
+        (("gpt2-tiny", "--device", "cpu"), "--fsdp shards the model across processes: add --nproc N"),
+    ],
+)
+def test_fsdp_is_refused_in_one_line_before_torchrun_starts(argv, message):
+    done = dlbench("run", *argv, "--fsdp", "--steps", "1", timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr[-3000:]
+
+
+def test_fsdp_with_fp16_is_refused_under_torchrun(monkeypatch):
+    """A rank started by an external torchrun (RANK set) checks again, fp16 included, before it joins the group."""
+    from dlbench.errors import UserError
+    from dlbench.train.runner import Run, RunConfig
+
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0"), ("LOCAL_WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match="--fsdp with --precision fp16: use --precision bf16"):
+        Run(RunConfig("gpt2-tiny", device="cpu", precision="fp16", fsdp=True))
+    with pytest.raises(UserError, match="resnet18 is not one"):
+        Run(RunConfig("resnet18", device="cpu", fsdp=True))
+
+
+# One rank of a job in which rank 1 reaches Run.close() seconds after rank 0 has closed and exited: what a loaded
+# machine did when gloo ranks hung at exit after writing their result (dlbench/train/runner.py, Run.close). Each rank
+# then counts the DDP wrappers still alive: one left holds its reducer, and through it the gloo group, into the
+# interpreter's teardown, where that hang happened.
+SLOW_CLOSE_RANK = """
+import gc, os, sys, time
+import torch
+import torch.distributed as dist
+from dlbench.train.runner import Run, RunConfig
+
+rank = int(os.environ["RANK"])
+run = Run(RunConfig("mnist-mlp", device="cpu", steps=2, warmup=1, batch_size=8, output=sys.argv[1]))
+try:
+    run.execute()
+finally:
+    if rank == 1:
+        time.sleep(3)
+    run.close()
+gc.collect()
+left = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
+print(f"rank {rank} closed: group destroyed {not dist.is_initialized()}, DDP wrappers left {left}", flush=True)
+"""
+
+
+def test_a_rank_that_closes_late_still_exits_with_nothing_left_holding_the_group(tmp_path):
+    """Regression test for the gloo hang at exit: Run.close must free DDP (its reducer holds the process group) and
+    then destroy the group, and a job whose rank 1 closes 3 s after rank 0 must end well inside a short timeout."""
+    script = tmp_path / "slow_close.py"
+    script.write_text(SLOW_CLOSE_RANK)
+    out = tmp_path / "slow.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    # a hang at exit would run into this timeout: half the budget of a whole job, since this one trains 3 steps
+    done = subprocess.run([*command, str(out)], capture_output=True, text=True, timeout=RUN_TIMEOUT // 2, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank} closed: group destroyed True, DDP wrappers left 0" in done.stdout, done.stdout
+    check_job(load(out), 2)
+
+
 def test_replicas_differ_without_ddp(tmp_path):
     """The sync check can fail: two single-process runs on the ranks' different data end with different digests."""
     import torch
@@ -335,3 +470,18 @@ def test_each_rank_runs_the_command_without_the_launch_options():
     command = launch.torchrun_command(8, argv)
     assert command[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=8"]
     assert command[5:] == ["-m", "dlbench", "run", "gpt2", "--steps", "5", "--output", "r.json"]
+
+
+def test_scaling_passes_fsdp_to_every_size_and_refuses_it_for_a_cnn():
+    import argparse
+
+    from dlbench.commands import scaling
+
+    parser = argparse.ArgumentParser()
+    scaling.add_arguments(parser)
+    args = parser.parse_args(["gpt2", "--gpus", "1,2", "--fsdp", "--precision", "bf16"])
+    command = scaling._run_command(args, "--gpus", 2, "out.json")
+    assert command[3:7] == ["run", "gpt2", "--gpus", "2"] and command[-1] == "--fsdp"
+    refused = dlbench("scaling", "resnet50", "--nproc", "1,2", "--fsdp", timeout=60)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "resnet50 is not one: drop --fsdp" in refused.stderr

@@ -6,6 +6,7 @@ sure every alert has at least one case where it must fire and one where it must 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,3 +68,58 @@ def test_every_alert_is_unit_tested_firing_and_silent():
     alerts = set(_alerts())
     assert alerts - firing == set(), "alerts never expected to fire in a unit test"
     assert alerts - silent == set(), "alerts never expected to stay silent in a unit test"
+
+
+def _unit_test_series(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """(metric name, labels) of every input series of a promtool unit-test file."""
+    found = []
+    for case in yaml.safe_load(path.read_text())["tests"]:
+        for entry in case.get("input_series", []):
+            name, _, rest = entry["series"].partition("{")
+            found.append((name, dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest))))
+    return found
+
+
+def test_nvlink_down_cases_use_the_label_set_the_exporter_serves():
+    """The promtool cases for DlbenchGPUNVLinkDown must match what a real exposition serves for a GPU with a link down,
+    or the rule could pass its tests and never match in production."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dlbench.telemetry import fake_nvml
+    from dlbench.telemetry.collector import TelemetryCollector
+    from dlbench.telemetry.host import HostReader
+    from dlbench.telemetry.nvml import NvmlReader
+    from dlbench.telemetry.sampler import Sampler
+
+    fake = fake_nvml.from_spec("h100-sxm")
+    fake.gpus[0].values["nvlink"] = {"7": {"state": fake_nvml._real.NVML_NVLINK_STATE_INACTIVE},
+                                     "8": {"state": fake_nvml._real.NVML_NVLINK_STATE_SLEEP}}
+    sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
+    sampler.sample_now()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="n1"))
+    served = {sample.name: sample for family in text_string_to_metric_families(generate_latest(registry).decode())
+              for sample in family.samples}
+    inactive = served["dlbench_gpu_nvlink_links_inactive"]
+    assert inactive.value == 1, "a sleeping link is not a link down"
+    assert served["dlbench_gpu_nvlink_links_active"].value == 16
+    tested = [labels for name, labels in _unit_test_series(PROMETHEUS_DIR / "tests" / "alerts_fleet_test.yml")
+              if name == "dlbench_gpu_nvlink_links_inactive"]
+    assert tested
+    for labels in tested:
+        assert set(labels) - {"job", "instance"} == set(inactive.labels), labels
+
+
+def test_no_alert_reads_a_long_range_sample_by_sample():
+    """A range of more than a few hours over per-GPU series, read at the scrape interval, loads every sample of it at every
+    evaluation: [24h] at 15 s is 5,760 samples a series, 46 million for 1,000 eight-GPU nodes, past Prometheus's
+    default --query.max-samples (50 million), where the rule fails to evaluate and its alert can never fire. Such
+    ranges are read as subqueries at a coarse step ([24h:5m], 288 points a series) instead."""
+    hours = {"h": 1, "d": 24, "w": 24 * 7, "y": 24 * 365}
+    too_long = []
+    for name, rule in _alerts().items():
+        for value, unit in re.findall(r"\[(\d+)([hdwy])\]", rule["expr"]):  # [N<unit>] without a subquery step
+            if int(value) * hours[unit] > 6:
+                too_long.append(f"{name}: [{value}{unit}]")
+    assert too_long == []

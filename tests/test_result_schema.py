@@ -42,7 +42,7 @@ def test_a_cli_result_with_telemetry_validates(dlbench_cli, tmp_path):
     assert result["requested"]["batch_size"] == 4 and result["requested"]["warmup"] == 0
 
 
-@pytest.mark.parametrize("workload,extra", [("gpt2", {"batch_size": 1, "seq_len": 16, "pad_vocab": True}),
+@pytest.mark.parametrize("workload,extra", [("gpt2-tiny", {"batch_size": 1, "seq_len": 16, "pad_vocab": True}),
                                             ("bert-base", {"batch_size": 2, "seq_len": 16}),
                                             ("mnist-mlp", {"steps": None, "warmup": None})])
 def test_results_of_every_kind_of_workload_validate(workload, extra):

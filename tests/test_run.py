@@ -57,7 +57,7 @@ def test_duration_mode_times_for_the_requested_seconds():
 
 
 def test_language_model_reports_tokens_per_second():
-    result = run_in_process(workload="gpt2", batch_size=1, seq_len=16, steps=2)
+    result = run_in_process(workload="gpt2-tiny", batch_size=1, seq_len=16, steps=2)  # the causal-lm smoke test
     throughput = result["metrics"]["throughput"]
     assert throughput["tokens_per_second"] == pytest.approx(throughput["samples_per_second"] * 16)
     assert result["workload"]["tokens_per_sample"] == 16

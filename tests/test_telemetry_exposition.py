@@ -61,7 +61,7 @@ def test_promtool_only_objects_to_dcgm_exporters_own_label_names():
     complaints = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert complaints, "expected promtool to flag modelName/Hostname/UUID"
     for line in complaints:
-        assert line.startswith("DCGM_FI_DEV_"), line
+        assert line.startswith(("DCGM_FI_DEV_", "DCGM_FI_PROF_")), line
         assert "camelCase" in line or "should not include type 'counter'" in line, line
 
 
@@ -118,6 +118,51 @@ def test_dcgm_compat_uses_dcgm_exporter_units_and_labels():
     assert labels["device"] == "nvidia0" and labels["modelName"] == "NVIDIA H100 80GB HBM3"
     assert labels["Hostname"] == "node1" and labels["DCGM_FI_DRIVER_VERSION"] == "580.95.05"
     assert labels["UUID"].startswith("GPU-")
+
+
+def test_dcgm_compat_names_the_newer_families_in_dcgms_units():
+    """PCIe, NVLink, ECC, retired pages, throttle durations, video engines, fan and power limits under the field
+    names of dcgm_fields.h, scaled to DCGM's units (guards the scale factors: us, KB/s, %, W)."""
+
+    def prepare(fake):
+        fake.gpus[0].values.update(pcie_tx_kbps=12_000_000, pcie_rx_kbps=3_000, pcie_width_now=8, pstate=2,
+                                   ecc_volatile_corrected=5, ecc_volatile_uncorrected=1, ecc_corrected=40,
+                                   ecc_uncorrected=2, encoder_percent=35, decoder_percent=12,
+                                   clocks_event_ns={"sw_power_cap": 2_500_000_000, "sync_boost": 7_000},
+                                   nvlink={"3": {"replay": 4, "recovery": 1}, "9": {"replay": 2}})
+        fake.gpus[1].values.update(retired_sbe=3, retired_dbe=1, retired_pending=1)
+        fake.gpus[2].values.update(fan_percent=47)
+        fake.inject_xid(0, 79)
+
+    parsed = samples(exposition("h100-sxm,v100,rtx4090", dcgm=True, prepare=prepare)[0])
+
+    def one(name, gpu="0"):
+        values = find(parsed, name, gpu=gpu)
+        assert len(values) == 1, (name, gpu, values)
+        return values[0]
+
+    assert one("DCGM_FI_PROF_PCIE_TX_BYTES") == 12_000_000 * 1024  # bytes per second
+    assert one("DCGM_FI_DEV_PCIE_TX_THROUGHPUT") == 12_000_000 and one("DCGM_FI_DEV_PCIE_RX_THROUGHPUT") == 3_000
+    assert (one("DCGM_FI_DEV_PCIE_LINK_WIDTH"), one("DCGM_FI_DEV_PCIE_MAX_LINK_WIDTH")) == (8, 16)
+    assert (one("DCGM_FI_DEV_PCIE_LINK_GEN"), one("DCGM_FI_DEV_PCIE_MAX_LINK_GEN")) == (5, 5)
+    assert one("DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL") == 6
+    assert one("DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL") == 1
+    assert find(parsed, "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL", gpu="2") == []  # no NVLink: absent
+    assert [one(f"DCGM_FI_DEV_ECC_{k}_TOTAL") for k in ("SBE_VOL", "DBE_VOL", "SBE_AGG", "DBE_AGG")] == [5, 1, 40, 2]
+    assert [one(f"DCGM_FI_DEV_RETIRED_{k}", gpu="1") for k in ("SBE", "DBE", "PENDING")] == [3, 1, 1]
+    assert find(parsed, "DCGM_FI_DEV_RETIRED_SBE", gpu="0") == []  # Hopper remaps rows instead
+    # nanoseconds, as DCGM passes on nvmlViolationTime_t.violationTime (NVML: "violationTime in Nanoseconds");
+    # dcgm-exporter's "(in us)" help text was a documentation error, corrected to ns in its PR #589
+    assert one("DCGM_FI_DEV_POWER_VIOLATION") == 2_500_000_000
+    assert one("DCGM_FI_DEV_SYNC_BOOST_VIOLATION") == 7_000
+    assert (one("DCGM_FI_DEV_ENC_UTIL"), one("DCGM_FI_DEV_DEC_UTIL")) == (35, 12)
+    assert one("DCGM_FI_DEV_FAN_SPEED", gpu="2") == 47 and find(parsed, "DCGM_FI_DEV_FAN_SPEED", gpu="0") == []
+    assert one("DCGM_FI_DEV_PSTATE") == 2
+    assert one("DCGM_FI_DEV_ENFORCED_POWER_LIMIT") == 700.0
+    assert [one(f"DCGM_FI_DEV_POWER_MGMT_LIMIT_{k}") for k in ("DEF", "MIN", "MAX")] == [700.0, 200.0, 700.0]
+    # the owed err_code label: the last XID code, as label and value, as dcgm-exporter serves it since its #309
+    assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="0", err_code="79") == [79.0]
+    assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="1", err_code="0") == [0.0]
 
 
 def test_lost_gpu_keeps_identity_and_reports_down_and_errors_by_call():

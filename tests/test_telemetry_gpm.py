@@ -76,3 +76,40 @@ def test_dcgm_compat_serves_the_profiling_names_as_ratios():
     assert find(parsed, "DCGM_FI_PROF_PIPE_FP64_ACTIVE", gpu="0") == []
     assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="1") == []  # A100: no GPM, absent rather than 0
     assert find(parsed, "dlbench_gpu_pipe_active_ratio", gpu="0", pipe="fp32") == [pytest.approx(0.12)]
+
+
+def test_nvml_restarts_free_the_gpm_sample_buffers_instead_of_leaking_them():
+    """A recovery loop (driver unloaded and back, again and again) must not allocate two new buffers per GPU and per
+    MIG GPU instance at every restart without freeing the old ones (nvmlGpmSampleFree)."""
+    fake = fake_nvml.from_spec("h100-sxm,h100-mig,a100")
+    reader = NvmlReader(fake).start()
+    reader.read_all()
+    streams = fake.live_gpm_samples()
+    assert streams == 2 * (1 + 1 + 4)  # H100, H100 in MIG mode and its 4 GPU instances; none on the A100
+    for _ in range(5):
+        fake.gpus[2].faults = {"nvmlDeviceGetUtilizationRates": "DRIVER_NOT_LOADED"}
+        assert reader.read_all() == {} and not reader.up  # NVML down: the reader shuts it down
+        assert fake.live_gpm_samples() == 0
+        fake.gpus[2].faults = {}
+        assert reader.retry_start(now=float("inf"))
+        reader.read_all()
+        assert fake.live_gpm_samples() == streams
+    reader.close()
+    assert fake.live_gpm_samples() == 0
+    assert not reader.errors.get("nvmlGpmSampleGet")
+
+
+def test_a_gpu_hung_in_a_call_keeps_its_gpm_buffers_across_a_restart():
+    """Freeing a buffer that a hung call may still write into would be a use after free: that GPU's two are left."""
+    fake = fake_nvml.from_spec("h100-sxm*2")
+    reader = NvmlReader(fake).start()
+    reader.read_all()
+    fake.gpus[1].faults = {"nvmlDeviceGetPowerUsage": "HANG"}
+    try:
+        assert reader.read_all(timeout=0.2)[1] == {"up": 0, "late": 1}
+        fake.gpus[0].faults = {"nvmlDeviceGetUtilizationRates": "DRIVER_NOT_LOADED"}
+        assert reader.read_all(timeout=0.5) == {}
+        assert fake.live_gpm_samples() == 2
+    finally:
+        fake.gpus[1].faults = {}
+        reader.close()

@@ -2,7 +2,8 @@
 
 GPU = 'job=~"$job", hostname=~"$hostname", gpu=~"$gpu"'
 HOST = 'job=~"$job", hostname=~"$hostname"'
-TRAIN = 'run_id=~"$run_id", workload=~"$workload"'
+# a live run's series carry the torchrun rank (0 for a single-process run): a data-parallel job shows every rank
+TRAIN = 'run_id=~"$run_id", workload=~"$workload", rank=~"$rank"'
 
 # Legends
 GPU_LEGEND = "{{hostname}} GPU {{gpu}}"

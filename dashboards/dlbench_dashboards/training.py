@@ -8,8 +8,9 @@ from .selectors import GPU_ONLY_LEGEND, TRAIN
 
 UID = "dlbench-training-run"
 RATE = "$__rate_interval"
-RUN_LEGEND = "{{run_id}} {{workload}}"
-STAT_LEGEND = "{{workload}}"
+# one series per rank of a data-parallel job: the legends name it, so that a slow rank stands out
+RUN_LEGEND = "{{run_id}} {{workload}} rank {{rank}}"
+STAT_LEGEND = "{{workload}} rank {{rank}}"
 LEGEND = GPU_ONLY_LEGEND  # one host's GPUs
 MFU_UNDEFINED = "n/a (CPU or unknown GPU peak)"
 
@@ -20,7 +21,7 @@ def _train(metric: str, legend: str) -> tuple[str, str]:
 
 def _step_quantile(q: float) -> tuple[str, str]:
     return (
-        f"histogram_quantile({q}, sum by (le, run_id, workload) "
+        f"histogram_quantile({q}, sum by (le, run_id, workload, rank) "
         f"(rate(dlbench_train_step_seconds_bucket{{{TRAIN}}}[{RATE}])))",
         f"p{round(q * 100)} {RUN_LEGEND}",
     )
@@ -40,6 +41,12 @@ def build():
                 "Host",
                 'label_values(dlbench_train_info{run_id=~"$run_id", workload=~"$workload"}, hostname)',
             ),
+            label_variable(
+                "rank",
+                "Rank",
+                "label_values(dlbench_train_info"
+                '{run_id=~"$run_id", workload=~"$workload", hostname=~"$hostname"}, rank)',
+            ),
             label_variable("job", "GPU job", 'label_values(dlbench_gpu_up{hostname=~"$hostname"}, job)', multi=False),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),
         ],
@@ -50,7 +57,7 @@ def build():
         table_panel(
             "Run",
             [(f"dlbench_train_info{{{TRAIN}}}", "")],
-            description="Identity of the selected runs: device, precision and batch size.",
+            description="Identity of the selected runs, one row per rank: device, precision and batch size.",
             hide=("Time", "__name__", "job", "instance", "Value"),
         ),
         width=8,

@@ -44,12 +44,15 @@ def add_arguments(parser) -> None:
 
 
 def add_distributed_arguments(parser) -> None:
-    group = parser.add_argument_group("data-parallel (torchrun, DDP)")
+    group = parser.add_argument_group("data-parallel (torchrun: DDP, or FSDP with --fsdp)")
     group.add_argument("--gpus", type=positive_int, metavar="N",
                        help="train on N GPUs of this host: starts torchrun with one process per GPU (DDP over NCCL)")
     group.add_argument("--nproc", type=positive_int, metavar="N",
                        help="start N processes on --device (on the CPU: DDP over gloo, to try data-parallel runs "
                        "without GPUs)")
+    group.add_argument("--fsdp", action="store_true",
+                       help="transformer workloads: shard parameters, gradients and optimizer state across the ranks "
+                       "with FSDP2, one transformer block at a time, instead of a full replica per rank (DDP)")
     group.add_argument("--dist-timeout", type=positive_float, default=600, metavar="SECONDS",
                        help="under torchrun: how long a rank waits on the others before the run fails (default 600)")
 
@@ -60,7 +63,8 @@ def _config_from_args(args):
     return RunConfig(workload=args.workload, device=args.device, batch_size=args.batch_size, seq_len=args.seq_len,
                      steps=args.steps, warmup=args.warmup, duration=args.duration, precision=args.precision,
                      channels_last=args.channels_last, compile=args.compile, optimizer=args.optimizer, seed=args.seed,
-                     data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab)
+                     data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab,
+                     fsdp=args.fsdp)
 
 
 def _without_credentials(argument: str) -> str:
@@ -86,16 +90,18 @@ def build_run(args, console, command_line: list[str] | None = None):
 def run(args) -> int:
     from dlbench.atomic import check_writable
     from dlbench.train import interrupt
-    from dlbench.workloads import get_workload
+    from dlbench.workloads import check_fsdp, get_workload
 
     # systemd, Slurm and Kubernetes stop jobs with SIGTERM: like Ctrl-C, it ends the run with an `interrupted` result
     # (before torch is imported, so a signal during start-up is named too and ends without a traceback)
     interrupt.install()
 
-    get_workload(args.workload)  # a typo fails before torch is imported
+    workload = get_workload(args.workload)  # a typo fails before torch is imported
     if args.output:
         check_writable(args.output)
     nproc = launch.processes(args.gpus, args.nproc, args.device)
+    if args.fsdp:  # before torchrun starts: one line here, not one failure per rank
+        check_fsdp(workload, distributed=nproc is not None or "RANK" in os.environ)
     if nproc is not None:
         if "RANK" in os.environ:
             raise UserError("--gpus/--nproc start torchrun; this process already runs under torchrun (RANK is set)")

@@ -57,6 +57,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16"))
     parser.add_argument("--optimizer", choices=("sgd", "adamw"))
     parser.add_argument("--dist-timeout", type=positive_float, metavar="SECONDS")
+    parser.add_argument("--fsdp", action="store_true",
+                        help="transformer workloads: FSDP at every size, the one-process baseline included")
     parser.add_argument(
         "--output",
         type=non_empty("--output"),
@@ -72,7 +74,7 @@ def _run_command(args, flag: str, size: int, output: str) -> list[str]:
         value = getattr(args, option[2:].replace("-", "_"))
         if value is not None and not (option == "--device" and value == "auto"):
             command += [option, str(value)]
-    return command
+    return command + (["--fsdp"] if args.fsdp else [])
 
 
 def _entry(size: int, path: str, returncode: int) -> dict:
@@ -122,9 +124,11 @@ def study(entries: list[dict]) -> dict:
 def run(args) -> int:
     from dlbench import launch
     from dlbench.atomic import check_writable, write_json
-    from dlbench.workloads import get_workload
+    from dlbench.workloads import check_fsdp, get_workload
 
-    get_workload(args.workload)
+    workload = get_workload(args.workload)
+    if args.fsdp:
+        check_fsdp(workload, distributed=True)  # every size, 1 included, runs under torchrun
     if args.output:
         check_writable(args.output)
     flag, counts = ("--gpus", args.gpus) if args.gpus else ("--nproc", args.nproc)

@@ -1,4 +1,4 @@
-"""GPT-2 (124M and 350M), in the shape of nanoGPT's model.py.
+"""GPT-2 (124M and 350M, and a tiny smoke-test size), in the shape of nanoGPT's model.py.
 
 The output head shares its weight with the token embedding (124,439,808 parameters for the 124M model), and
 attention runs through `scaled_dot_product_attention` with a causal mask (flash attention on GPUs that have it).
@@ -28,6 +28,9 @@ class GPTConfig:
 SIZES = {
     "gpt2": GPTConfig(),
     "gpt2-medium": GPTConfig(n_layer=24, n_head=16, n_embd=1024),
+    # GPT-2's architecture and vocabulary at a size a CPU trains in milliseconds a step: the transformer smoke test
+    # (what mnist-mlp and cifar-cnn are to the image workloads), e.g. for --fsdp across processes without a GPU
+    "gpt2-tiny": GPTConfig(block_size=128, n_layer=2, n_head=2, n_embd=64),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dlbench.telemetry.processes import TOP_PROCESSES
 
@@ -19,9 +19,12 @@ TRAIN_LABELS = ("run_id", "workload", "hostname")
 # a live run's series also name the torchrun rank that serves them (0 for a single-process run): in a data-parallel
 # job every rank serves its own port, and their series must not collide in Prometheus
 LIVE_LABELS = TRAIN_LABELS + ("rank",)
-PROCESS_LABELS = GPU_LABELS + ("pid", "slurm_job_id", "namespace", "pod")
+OWNER_LABELS = ("pid", "slurm_job_id", "namespace", "pod")  # a process and the job or pod it belongs to
+PROCESS_LABELS = GPU_LABELS + OWNER_LABELS
 MIG_LABELS = GPU_LABELS + ("mig_uuid", "gpu_instance_id", "compute_instance_id", "profile")
 DCGM_LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION")
+# dcgm-exporter adds these to a MIG GPU instance's series (gpu, UUID and the rest stay the parent GPU's)
+DCGM_MIG_LABELS = DCGM_LABELS + ("GPU_I_PROFILE", "GPU_I_ID")
 
 SUPPORTED = "absent where the GPU does not support it (NVML_ERROR_NOT_SUPPORTED) and while the GPU is down"
 NVLINK_ABSENT = SUPPORTED + " (GPUs without NVLink)"
@@ -37,7 +40,7 @@ class MetricSpec:
     help: str
     source: str  # where the value comes from (NVML call, psutil function, run hook)
     absent_when: str
-    group: str  # gpu, nvlink_link, process, mig, host, exporter, train, run, dcgm
+    group: str  # gpu, nvlink_link, process, mig, mig_process, host, exporter, train, run, dcgm
     field: str  # key of the reading the value is taken from; "a.b" reads a nested dict
     labels: tuple[str, ...] = ()
     scale: float = 1.0  # multiplier from the reading's base unit (dcgm-exporter uses %, MiB, MHz, mJ)
@@ -66,6 +69,51 @@ def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
 def _dcgm(name, help_, source, field, scale=1.0, absent=SUPPORTED, integer="round"):
     return MetricSpec(name, "gauge", "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
                       DCGM_LABELS, scale, integer)
+
+
+# per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py); also per MIG instance below
+_GPM_SPECS = (
+    _gpu("dlbench_gpu_graphics_engine_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval any compute or graphics work was active on the GPU.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_GRAPHICS_UTIL) / 100", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_active_ratio", "gauge", "ratio",
+         "Fraction of SMs busy over the last sampling interval: low beside a high dlbench_gpu_utilization_ratio means "
+         "kernels too small to fill the GPU.", "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_UTIL) / 100",
+         "gpm_sm_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_sm_occupancy_ratio", "gauge", "ratio",
+         "Warps resident on the SMs against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_OCCUPANCY) / 100", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_tensor_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were running any tensor-core operation.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_ANY_TENSOR_UTIL) / 100", "gpm_tensor_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_dram_active_ratio", "gauge", "ratio",
+         "Device-memory bandwidth used against the theoretical maximum, over the last sampling interval.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_DRAM_BW_UTIL) / 100", "gpm_dram_active_ratio", absent=GPM_ABSENT),
+    _gpu("dlbench_gpu_pipe_active_ratio", "gauge", "ratio",
+         "Fraction of the last sampling interval the SMs were doing non-tensor math on the pipe: fp64, fp32 or fp16.",
+         "nvmlGpmMetricsGet(NVML_GPM_METRIC_FP64_UTIL / FP32_UTIL / FP16_UTIL) / 100", "gpm_pipe_active_ratio",
+         labels=GPU_LABELS + ("pipe",), absent=GPM_ABSENT + ", per pipe"),
+)
+
+MIG_ABSENT = "absent unless the GPU is in MIG mode with instances"
+
+
+def _mig_help(gpu_help: str) -> str:
+    """A GPU GPM help text for a MIG GPU instance. Its comparison with dlbench_gpu_utilization_ratio goes: NVML has no
+    whole-GPU utilisation in MIG mode, so that series is absent there."""
+    return gpu_help.split(": low beside a high dlbench_gpu_utilization_ratio")[0].rstrip(".").replace(
+        "the GPU", "the MIG GPU instance") + "."
+
+
+def _mig_gpm_specs() -> tuple[MetricSpec, ...]:
+    """The GPU's GPM specs (defined once, in _GPM_SPECS) for a MIG GPU instance, sampled with nvmlGpmMigSampleGet."""
+    return tuple(
+        MetricSpec(spec.name.replace("dlbench_gpu_", "dlbench_mig_"), spec.type, spec.unit,
+                   _mig_help(spec.help) + " Shared by the compute instances of one GPU instance.",
+                   spec.source.replace("nvmlGpmMetricsGet(", "nvmlGpmMetricsGet(MIG: "),
+                   spec.absent_when + "; absent unless the GPU is in MIG mode with instances", "mig", spec.field,
+                   MIG_LABELS + spec.labels[len(GPU_LABELS):])
+        for spec in _GPM_SPECS)
 
 
 CLOCKS_EVENT_REASONS = {
@@ -230,6 +278,11 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "NVLink links in the active state; below dlbench_gpu_nvlink_links is a link down or asleep.",
          "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 1",
          "nvlink_links_active", absent=NVLINK_ABSENT),
+    _gpu("dlbench_gpu_nvlink_links_inactive", "gauge", "",
+         "NVLink links in the inactive state: down, not merely asleep (a sleeping link is neither active nor "
+         "inactive). More than before is a link lost (alert DlbenchGPUNVLinkDown).",
+         "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 0",
+         "nvlink_links_inactive", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on all NVLink links.",
          "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
          "(KiB * 1024)", "nvlink_transmitted_bytes", absent=NVLINK_ABSENT),
@@ -264,26 +317,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _link("dlbench_gpu_nvlink_link_crc_errors_total", "counter", "", "Data-link CRC errors on each NVLink link.",
           "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)", "nvlink_link_crc_errors"),
     # --- per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py) ---------------------------------
-    _gpu("dlbench_gpu_graphics_engine_active_ratio", "gauge", "ratio",
-         "Fraction of the last sampling interval any compute or graphics work was active on the GPU.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_GRAPHICS_UTIL) / 100", "gpm_graphics_engine_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_sm_active_ratio", "gauge", "ratio",
-         "Fraction of SMs busy over the last sampling interval: low beside a high dlbench_gpu_utilization_ratio means "
-         "kernels too small to fill the GPU.", "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_UTIL) / 100",
-         "gpm_sm_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_sm_occupancy_ratio", "gauge", "ratio",
-         "Warps resident on the SMs against the theoretical maximum, over the last sampling interval.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_SM_OCCUPANCY) / 100", "gpm_sm_occupancy_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_tensor_active_ratio", "gauge", "ratio",
-         "Fraction of the last sampling interval the SMs were running any tensor-core operation.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_ANY_TENSOR_UTIL) / 100", "gpm_tensor_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_dram_active_ratio", "gauge", "ratio",
-         "Device-memory bandwidth used against the theoretical maximum, over the last sampling interval.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_DRAM_BW_UTIL) / 100", "gpm_dram_active_ratio", absent=GPM_ABSENT),
-    _gpu("dlbench_gpu_pipe_active_ratio", "gauge", "ratio",
-         "Fraction of the last sampling interval the SMs were doing non-tensor math on the pipe: fp64, fp32 or fp16.",
-         "nvmlGpmMetricsGet(NVML_GPM_METRIC_FP64_UTIL / FP32_UTIL / FP16_UTIL) / 100", "gpm_pipe_active_ratio",
-         labels=GPU_LABELS + ("pipe",), absent=GPM_ABSENT + ", per pipe"),
+    *_GPM_SPECS,
     # --- per process on a GPU (dlbench/telemetry/processes.py) -----------------------------------------------------
     _gpu("dlbench_gpu_processes", "gauge", "", "Compute processes running on the GPU (all of them, also those past "
          "the per-process limit).", "len(nvmlDeviceGetComputeRunningProcesses)", "process_count"),
@@ -309,6 +343,17 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("dlbench_mig_memory_total_bytes", "gauge", "bytes", "Memory of a MIG instance in total.",
                "nvmlDeviceGetMemoryInfo(MIG device handle).total",
                "absent unless the GPU is in MIG mode with instances", "mig", "memory_total_bytes", MIG_LABELS),
+    MetricSpec("dlbench_mig_processes", "gauge", "", "Compute processes running in a MIG instance (all of them).",
+               "len(nvmlDeviceGetComputeRunningProcesses(MIG device handle))", MIG_ABSENT, "mig", "process_count",
+               MIG_LABELS),
+    *_mig_gpm_specs(),
+    # --- processes per MIG instance -----------------------------------------------------------------------------
+    MetricSpec("dlbench_mig_process_memory_used_bytes", "gauge", "bytes",
+               f"GPU memory a process uses in a MIG instance, for the {TOP_PROCESSES} processes using the most per "
+               "instance; owner labels as dlbench_gpu_process_memory_used_bytes. NVML has no per-process "
+               "utilisation in MIG mode.", "nvmlDeviceGetComputeRunningProcesses(MIG device handle).usedGpuMemory; "
+               "/proc/PID/cgroup", MIG_ABSENT + ", and where NVML cannot tell a process's memory", "mig_process",
+               "memory_used_bytes", MIG_LABELS + OWNER_LABELS),
     # --- host ---------------------------------------------------------------------------------------------------
     _host("dlbench_host_cpu_utilization_ratio", "gauge", "ratio", "CPU busy fraction over all cores since the "
           "previous sample.", "psutil.cpu_percent() / 100", "cpu_utilization_ratio"),
@@ -415,8 +460,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           "memory_clock_hertz", 1e-6),
     _dcgm("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.",
           "as dlbench_gpu_pcie_replay_errors_total", "pcie_replay_errors"),
-    _dcgm("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered (0: none since the exporter started).",
-          "nvmlEventSetWait_v2", "last_xid_code", absent="absent where XID events are unsupported"),
+    # err_code repeats the value as a label, as dcgm-exporter does since its PR #309 (2024), so a new code is a new
+    # series; dcgm-exporter's err_msg (its own text per code) is not reproduced
+    MetricSpec("DCGM_FI_DEV_XID_ERRORS", "gauge", "",
+               "Value of the last XID error encountered (0: none since the exporter started); err_code is the same "
+               "code as a label.", "nvmlEventSetWait_v2", "absent where XID events are unsupported; only with "
+               "--dcgm-compat", "dcgm", "last_xid", DCGM_LABELS + ("err_code",), integer="round"),
     _dcgm("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.",
           "as dlbench_gpu_remapped_rows", "remapped_rows.uncorrectable"),
     _dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.",
@@ -446,9 +495,86 @@ CATALOGUE: tuple[MetricSpec, ...] = (
           integer=""),
     _dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed.", "as dlbench_gpu_row_remap_failure",
           "row_remap_failure"),
+    # --- the newer families under DCGM's names (dcgmlib/dcgm_fields.h in github.com/NVIDIA/DCGM; the commented
+    # lines of dcgm-exporter's etc/default-counters.csv and dcp-metrics-included.csv), in DCGM's units --------------
+    # PCIe: DCGM_FI_PROF_PCIE_*_BYTES is a rate in bytes/s (dcp-metrics-included.csv: "The rate of data transmitted
+    # over the PCIe bus - including both protocol headers and data payloads - in bytes per second"); DCGM measures it
+    # with its profiling module, here it is NVML's 20 ms PCIe throughput sample, which NVML does not say includes
+    # headers. DCGM_FI_DEV_PCIE_*_THROUGHPUT, deprecated in DCGM for the former, is NVML's figure in KB/s.
+    _dcgm("DCGM_FI_PROF_PCIE_TX_BYTES", "The rate of data transmitted over the PCIe bus in bytes per second.",
+          "as dlbench_gpu_pcie_throughput_bytes_per_second{direction=\"tx\"}", "pcie_throughput_bytes_per_second.tx"),
+    _dcgm("DCGM_FI_PROF_PCIE_RX_BYTES", "The rate of data received over the PCIe bus in bytes per second.",
+          "as dlbench_gpu_pcie_throughput_bytes_per_second{direction=\"rx\"}", "pcie_throughput_bytes_per_second.rx"),
+    _dcgm("DCGM_FI_DEV_PCIE_TX_THROUGHPUT", "PCIe TX throughput (in KB/s) via NVML.",
+          "nvmlDeviceGetPcieThroughput(NVML_PCIE_UTIL_TX_BYTES)", "pcie_throughput_bytes_per_second.tx", 1 / 1024),
+    _dcgm("DCGM_FI_DEV_PCIE_RX_THROUGHPUT", "PCIe RX throughput (in KB/s) via NVML.",
+          "nvmlDeviceGetPcieThroughput(NVML_PCIE_UTIL_RX_BYTES)", "pcie_throughput_bytes_per_second.rx", 1 / 1024),
+    _dcgm("DCGM_FI_DEV_PCIE_LINK_GEN", "PCIe current link generation.", "as dlbench_gpu_pcie_link_generation",
+          "pcie_link_generation"),
+    _dcgm("DCGM_FI_DEV_PCIE_LINK_WIDTH", "PCIe current link width.", "as dlbench_gpu_pcie_link_width",
+          "pcie_link_width"),
+    _dcgm("DCGM_FI_DEV_PCIE_MAX_LINK_GEN", "PCIe max link generation.", "as dlbench_gpu_pcie_link_max_generation",
+          "pcie_link_max_generation"),
+    _dcgm("DCGM_FI_DEV_PCIE_MAX_LINK_WIDTH", "PCIe max link width.", "as dlbench_gpu_pcie_link_max_width",
+          "pcie_link_max_width"),
+    # NVLink errors summed over the GPU's links, as DCGM's *_TOTAL fields. Not mapped: the CRC counters (DCGM splits
+    # FLIT and DATA CRC errors, NVML's NVML_FI_DEV_NVLINK_ERROR_DL_CRC is one counter) and
+    # DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL (DCGM documents no unit for it); use the dlbench_gpu_nvlink_* series.
+    _dcgm("DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL", "Total number of NVLink retries.",
+          "as dlbench_gpu_nvlink_replay_errors_total", "nvlink_replay_errors", absent=NVLINK_ABSENT),
+    _dcgm("DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", "Total number of NVLink recovery errors.",
+          "as dlbench_gpu_nvlink_recovery_errors_total", "nvlink_recovery_errors", absent=NVLINK_ABSENT),
+    # ECC: DCGM's single-bit / double-bit names carry NVML's corrected / uncorrected counts
+    _dcgm("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.",
+          "as dlbench_gpu_ecc_volatile_errors_total{type=\"corrected\"}", "ecc_volatile_errors.corrected"),
+    _dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.",
+          "as dlbench_gpu_ecc_volatile_errors_total{type=\"uncorrected\"}", "ecc_volatile_errors.uncorrected"),
+    _dcgm("DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "Total number of single-bit persistent ECC errors.",
+          "as dlbench_gpu_ecc_errors_total{type=\"corrected\"}", "ecc_errors.corrected"),
+    _dcgm("DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "Total number of double-bit persistent ECC errors.",
+          "as dlbench_gpu_ecc_errors_total{type=\"uncorrected\"}", "ecc_errors.uncorrected"),
+    _dcgm("DCGM_FI_DEV_RETIRED_SBE", "Total number of retired pages due to single-bit errors.",
+          "as dlbench_gpu_retired_pages{cause=\"single_bit_ecc\"}", "retired_pages.single_bit_ecc"),
+    _dcgm("DCGM_FI_DEV_RETIRED_DBE", "Total number of retired pages due to double-bit errors.",
+          "as dlbench_gpu_retired_pages{cause=\"double_bit_ecc\"}", "retired_pages.double_bit_ecc"),
+    _dcgm("DCGM_FI_DEV_RETIRED_PENDING", "Total number of pages pending retirement.",
+          "as dlbench_gpu_retired_pages_pending", "retired_pages_pending"),
+    # Throttle durations in nanoseconds, as DCGM serves them: DCGM passes on nvmlDeviceGetViolationStatus(
+    # NVML_PERF_POLICY_POWER / SYNC_BOOST).violationTime, "violationTime in Nanoseconds" (NVML API reference,
+    # nvmlViolationTime_t; dcgm_fields.h: "Power Violation time in ns"). dcgm-exporter's counters file said "(in us)",
+    # a documentation error fixed to ns in its PR #589; older dcgm_fields.h comments said usec too. The NVML clock-event
+    # counters used here are ns as well and time the same reasons holding the clocks down. Thermal is not mapped: NVML
+    # counts software and hardware thermal slowdown apart, DCGM_FI_DEV_THERMAL_VIOLATION is one figure from
+    # nvmlDeviceGetViolationStatus(NVML_PERF_POLICY_THERMAL).
+    _dcgm("DCGM_FI_DEV_POWER_VIOLATION", "Throttling duration due to power constraints (in ns).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sw_power_cap\"} (s * 1e9)",
+          "clocks_event_duration_seconds.sw_power_cap", 1e9),
+    _dcgm("DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "Throttling duration due to sync-boost constraints (in ns).",
+          "as dlbench_gpu_clocks_event_duration_seconds_total{reason=\"sync_boost\"} (s * 1e9)",
+          "clocks_event_duration_seconds.sync_boost", 1e9),
+    _dcgm("DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", "as dlbench_gpu_encoder_utilization_ratio",
+          "encoder_utilization_ratio", 100.0),
+    _dcgm("DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", "as dlbench_gpu_decoder_utilization_ratio",
+          "decoder_utilization_ratio", 100.0),
+    _dcgm("DCGM_FI_DEV_FAN_SPEED", "Fan speed for the device in percent 0-100.", "as dlbench_gpu_fan_speed_ratio",
+          "fan_speed_ratio", 100.0),
+    _dcgm("DCGM_FI_DEV_PSTATE", "Performance state (P-State) 0-15. 0=highest.", "as dlbench_gpu_performance_state",
+          "performance_state"),
+    _dcgm("DCGM_FI_DEV_ENFORCED_POWER_LIMIT", "Effective power limit that the driver enforces (in W).",
+          "as dlbench_gpu_power_limit_watts", "power_limit_watts", integer=""),
+    _dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT_DEF", "Default power management limit for the device (in W).",
+          "as dlbench_gpu_power_default_limit_watts", "power_default_limit_watts", integer=""),
+    _dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT_MIN", "Minimum power management limit for the device (in W).",
+          "as dlbench_gpu_power_min_limit_watts", "power_min_limit_watts", integer=""),
+    _dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT_MAX", "Maximum power management limit for the device (in W).",
+          "as dlbench_gpu_power_max_limit_watts", "power_max_limit_watts", integer=""),
 )
 
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
+# --dcgm-compat's profiling names for each MIG GPU instance, as dcgm-exporter serves them: the same families, the
+# instance's series labelled GPU_I_PROFILE and GPU_I_ID (from the GPM stream of the GPU instance, mig.py)
+DCGM_MIG_SPECS = tuple(replace(spec, labels=DCGM_MIG_LABELS) for spec in CATALOGUE
+                       if spec.group == "dcgm" and spec.field.startswith("gpm_"))
 
 
 def specs(group: str) -> tuple[MetricSpec, ...]:
@@ -460,6 +586,7 @@ _SECTIONS = (
     ("nvlink_link", "Per NVLink link (`dlbench exporter --nvlink-per-link`)"),
     ("process", f"Per process on a GPU (`dlbench exporter`; top {TOP_PROCESSES} processes by GPU memory per GPU)"),
     ("mig", "MIG instances (`dlbench exporter`)"),
+    ("mig_process", f"Per process in a MIG instance (`dlbench exporter`; top {TOP_PROCESSES} per instance)"),
     ("host", "Host"),
     ("exporter", "Exporter self-health"),
     ("train", "Live training (`dlbench run --metrics-port PORT`)"),

@@ -13,8 +13,8 @@ from typing import Any, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dlbench.telemetry.catalogue import GPU_LABELS, MIG_LABELS, PROCESS_LABELS, MetricSpec, specs
-from dlbench.telemetry.rows import child_rows
+from dlbench.telemetry.catalogue import DCGM_MIG_SPECS, GPU_LABELS, MIG_LABELS, OWNER_LABELS, MetricSpec, specs
+from dlbench.telemetry.rows import child_rows, gpu_instance_rows
 from dlbench.telemetry.sampler import Sampler
 
 
@@ -83,7 +83,8 @@ class TelemetryCollector(Collector):
 
     def describe(self) -> list:
         # the catalogue knows every name, so registering neither collects nor reads NVML (and name[] filters work)
-        groups = (("gpu",) + (("nvlink_link",) if self.nvlink_per_link else ()) + ("process", "mig", "host")
+        groups = (("gpu",) + (("nvlink_link",) if self.nvlink_per_link else ())
+                  + ("process", "mig", "mig_process", "host")
                   + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat else ()))
         return [new_family(spec) for group in groups for spec in specs(group)]
 
@@ -103,10 +104,10 @@ class TelemetryCollector(Collector):
                                    nvml.driver_version], reading))
         yield from families_from_rows(self._info_specs, info_rows)
         yield from families_from_rows(self._gpu_specs, gpu_rows)
-        yield from families_from_rows(specs("process"), child_rows(gpu_rows, "processes",
-                                                                    PROCESS_LABELS[len(GPU_LABELS):]))
-        yield from families_from_rows(specs("mig"), child_rows(gpu_rows, "mig_devices",
-                                                                MIG_LABELS[len(GPU_LABELS):]))
+        yield from families_from_rows(specs("process"), child_rows(gpu_rows, "processes", OWNER_LABELS))
+        mig_rows = child_rows(gpu_rows, "mig_devices", MIG_LABELS[len(GPU_LABELS):])
+        yield from families_from_rows(specs("mig"), mig_rows)
+        yield from families_from_rows(specs("mig_process"), child_rows(mig_rows, "processes", OWNER_LABELS))
         if snapshot is not None:
             yield from families_from_rows(specs("host"), [([self.hostname], snapshot.host)])
         if self.exporter_health:
@@ -117,4 +118,11 @@ class TelemetryCollector(Collector):
                 health["last_sample_timestamp_seconds"] = snapshot.timestamp
             yield from families_from_rows(specs("exporter"), [([self.hostname], health)])
         if self.dcgm_compat:
-            yield from families_from_rows(specs("dcgm"), dcgm_rows)
+            # a MIG GPU instance's profiling series join its family, told apart by GPU_I_PROFILE and GPU_I_ID
+            families = {family.name: family for family in families_from_rows(specs("dcgm"), dcgm_rows)}
+            for family in families_from_rows(DCGM_MIG_SPECS, gpu_instance_rows(dcgm_rows)):
+                if family.name in families:
+                    families[family.name].samples.extend(family.samples)
+                else:
+                    families[family.name] = family  # every GPU is in MIG mode
+            yield from families.values()

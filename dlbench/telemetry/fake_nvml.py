@@ -69,6 +69,13 @@ PRESETS = {
                      power_bounds_mw=(100_000, 400_000),
                      mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
                      unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates")),
+    # An H100 SXM in MIG mode with 3g.40gb + 2g.20gb + 1g.10gb x2: Hopper, so GPM answers per GPU instance
+    # (nvmlGpmMigSampleGet); instance ids and memory follow the A100 layout above (nominal sizes, not measured)
+    "h100-mig": dict(name="NVIDIA H100 80GB HBM3", memory_total=81559 * 2**20, power_limit_mw=700_000,
+                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, nvlinks=18,
+                     power_bounds_mw=(200_000, 700_000), gpm=True,
+                     mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
+                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates")),
     # V100 SXM2 (Volta): 6 NVLink 2 links; pages are retired (no row remapping before Ampere); no PCIe byte
     # counter fields and no GPU recovery action field on this generation (assumed here, to exercise absence)
     "v100": dict(name="Tesla V100-SXM2-32GB", memory_total=32768 * 2**20, power_limit_mw=300_000,
@@ -102,6 +109,8 @@ DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 *
                       encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
                       pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
                       mig_memory_used=[],  # MIG instance slot -> bytes used
+                      mig_processes={},  # MIG instance slot (str) -> [[pid, GPU memory bytes], ...]
+                      mig_gpm={},  # GPU instance id (str) -> {GPM metric name: percent}, as "gpm"
                       processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
                       gpm={})  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
 
@@ -190,7 +199,8 @@ class FakeNvml(types.ModuleType):
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self.calls = 0  # every device call, for tests that want to see work being done
-        self._gpm_samples: dict[int, tuple | None] = {}  # sample address -> (GPU index, scripted values) once taken
+        # sample address -> ((GPU index, GPU instance id or None), scripted values) once taken; None before
+        self._gpm_samples: dict[int, tuple | None] = {}
         self.driver_version = DRIVER_VERSION
 
     def __getattr__(self, name):
@@ -445,9 +455,13 @@ class FakeNvml(types.ModuleType):
     # c_nvmlProcessInfo_v3_t, usedGpuMemory None when NVML answers NVML_VALUE_NOT_AVAILABLE; nvmlDeviceGetProcessUtilization
     # -> c_nvmlProcessUtilizationSample_t newer than the timestamp, NVML_ERROR_NOT_FOUND when there are none)
     def nvmlDeviceGetComputeRunningProcesses(self, handle):
-        gpu = self._gpu(handle, "nvmlDeviceGetComputeRunningProcesses")
+        """On a MIG device handle, only the processes in that instance (NVML: per-instance information comes from
+        MIG device handles); on the parent, the scripted "processes"."""
+        gpu, slot = self._gpu(handle, "nvmlDeviceGetComputeRunningProcesses"), _address(handle) % 0x1000 // 0x10 - 1
+        scripted = gpu.values["processes"] if slot < 0 else [
+            (pid, memory, None) for pid, memory in gpu.values["mig_processes"].get(str(slot), [])]
         processes = []
-        for pid, memory, _ in gpu.values["processes"]:
+        for pid, memory, _ in scripted:
             info = _real.nvmlStructToFriendlyObject(_real.c_nvmlProcessInfo_v3_t(pid=int(pid), usedGpuMemory=0))
             info.usedGpuMemory = None if memory is None else int(memory)
             processes.append(info)
@@ -476,14 +490,41 @@ class FakeNvml(types.ModuleType):
         return sample
 
     def nvmlGpmSampleFree(self, sample):
-        self._gpm_samples.pop(_address(sample), None)
+        if self._gpm_samples.pop(_address(sample), False) is False:
+            # in C a double free is undefined behaviour, not an error code; the fake refuses it so a test sees it
+            raise _error("INVALID_ARGUMENT")
+
 
     def nvmlGpmSampleGet(self, device, sample):
         gpu = self._gpu(device, "nvmlGpmSampleGet")
         if not gpu.spec.get("gpm"):
             raise _error("NOT_SUPPORTED")
-        self._gpm_samples[_address(sample)] = (gpu.index, dict(gpu.values["gpm"]))
+        self._take_gpm_sample(sample, (gpu.index, None), gpu.values["gpm"])
         return sample
+
+    def nvmlGpmMigSampleGet(self, device, gpuInstanceId, gpmSample):
+        """A sample of one MIG GPU instance, asked of its parent GPU's handle ("device: Device to get samples for",
+        "gpuInstanceId: MIG GPU Instance ID", NVML API reference, GPM Functions). Refusing a MIG device handle and an
+        unknown instance id (INVALID_ARGUMENT, NOT_FOUND) is this fake's assumption: NVML does not document it."""
+        gpu = self._gpu(device, "nvmlGpmMigSampleGet")
+        if _address(device) % 0x1000:
+            raise _error("INVALID_ARGUMENT")
+        if not gpu.spec.get("gpm"):
+            raise _error("NOT_SUPPORTED")
+        if gpuInstanceId not in [entry[1] for entry in gpu.spec.get("mig", ())]:
+            raise _error("NOT_FOUND")
+        self._take_gpm_sample(gpmSample, (gpu.index, gpuInstanceId),
+                              gpu.values["mig_gpm"].get(str(gpuInstanceId), {}))
+        return gpmSample
+
+    def _take_gpm_sample(self, sample, owner: tuple, scripted: dict) -> None:
+        if _address(sample) not in self._gpm_samples:
+            raise _error("INVALID_ARGUMENT")  # a buffer never allocated, or already freed
+        self._gpm_samples[_address(sample)] = (owner, dict(scripted))
+
+    def live_gpm_samples(self) -> int:
+        """GPM sample buffers allocated and not yet freed (a leak grows this)."""
+        return len(self._gpm_samples)
 
     def nvmlGpmMetricsGet(self, request):
         """Each metric is what the scripted "gpm" values say at the second sample (the activity in between)."""

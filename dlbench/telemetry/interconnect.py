@@ -30,6 +30,8 @@ NVLINK_FIELDS = {
     "nvlink_crc_errors": "NVML_FI_DEV_NVLINK_ERROR_DL_CRC",
 }
 NVLINK_STATE_ACTIVE = 1  # nvmlNvlinkState NVML_NVLINK_STATE_ACTIVE
+# NVML_NVLINK_STATE_INACTIVE: the link is down. SLEEP (2, a power-saving state) and ACTIVE_TRAFFIC_DISABLED (3) are not
+NVLINK_STATE_INACTIVE = 0
 NVLINK_INTERVAL_SECONDS = 5.0
 KIB = 1024  # NVML reports PCIe throughput in KB/s and NVLink data in KiB; both taken as 1024 bytes
 
@@ -78,6 +80,7 @@ def _nvlinks(reader: Any, index: int, links: int) -> dict:
             reading[key.replace("nvlink_", "nvlink_link_", 1)] = per_link
             if key == "nvlink_state":
                 reading["nvlink_links_active"] = sum(state == NVLINK_STATE_ACTIVE for state in per_link.values())
+                reading["nvlink_links_inactive"] = sum(state == NVLINK_STATE_INACTIVE for state in per_link.values())
             else:
                 reading[key] = sum(per_link.values())
     cache["at"], cache["reading"] = now, reading

@@ -5,14 +5,22 @@ Names and signatures are nvidia-ml-py's (pynvml.py 13.x): nvmlDeviceGetMigMode(d
 (NVML_DEVICE_MIG_ENABLE = 1), nvmlDeviceGetMaxMigDeviceCount(device), nvmlDeviceGetMigDeviceHandleByIndex(device,
 index) (NVML_ERROR_NOT_FOUND for an index with no instance), and on the MIG device handle nvmlDeviceGetUUID
 ("MIG-..." UUIDs), nvmlDeviceGetName ("NVIDIA A100-SXM4-80GB MIG 1g.10gb": the profile is the last word),
-nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId and nvmlDeviceGetMemoryInfo (the instance's own memory).
-Whole-GPU utilisation is not available per instance in NVML (NOT_SUPPORTED in MIG mode); GPM per instance is left
-for later.
+nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId, nvmlDeviceGetMemoryInfo (the instance's own memory)
+and nvmlDeviceGetComputeRunningProcesses (the processes in that instance: "Per-instance information can be queried
+by using specific MIG device handles", NVML API reference). Activity per instance comes from GPM on Hopper and newer,
+sampled through the parent GPU with nvmlGpmMigSampleGet(parent, gpuInstanceId, sample) (dlbench/telemetry/gpm.py).
+Whole-GPU utilisation, and so per-process utilisation, is not available per instance in NVML (NOT_SUPPORTED in MIG
+mode): an instance's processes carry their memory only.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from dlbench.telemetry.gpm import free_gone_mig_gpm, read_mig_gpm
+from dlbench.telemetry.processes import ProcessOwners, top_processes
+
+_OWNERS = "process_owners"  # reader._static key part of an instance's process owners: (index, _OWNERS, mig_uuid)
 
 
 def read_mig(reader: Any, index: int, r: dict) -> None:
@@ -22,6 +30,7 @@ def read_mig(reader: Any, index: int, r: dict) -> None:
         return  # a GPU without MIG
     r["mig_mode"] = int(mode[0] == nvml.NVML_DEVICE_MIG_ENABLE)
     if not r["mig_mode"]:
+        _forget_instances_gone(reader, index, [], set())  # MIG switched off: every instance is gone
         return
     count = reader._call(index, "nvmlDeviceGetMaxMigDeviceCount") or 0
     instances = []
@@ -33,11 +42,35 @@ def read_mig(reader: Any, index: int, r: dict) -> None:
         except nvml.NVMLError:
             reader._count_error("nvmlDeviceGetMigDeviceHandleByIndex")
             continue
-        instances.append(_instance(reader, handle))
+        instances.append(_instance(reader, index, handle))
+    # GPM counts per GPU instance: one sample per instance per read, shared by the compute instances inside it
+    activity: dict[tuple[int, str], dict] = {}
+    for instance in instances:
+        if instance["gpu_instance_id"] == "":
+            continue
+        gpu_instance = (int(instance["gpu_instance_id"]), instance["profile"])
+        if gpu_instance not in activity:
+            activity[gpu_instance] = {}
+            read_mig_gpm(reader, index, *gpu_instance, activity[gpu_instance])
+        instance.update(activity[gpu_instance])
+    _forget_instances_gone(reader, index, instances, set(activity))
     r["mig_devices"] = instances
 
 
-def _instance(reader: Any, handle: Any) -> dict:
+def _forget_instances_gone(reader: Any, index: int, instances: list[dict], gpu_instances: set[tuple[int, str]]) -> None:
+    """Drop what the reader keeps per instance (GPM buffers, process owners) for instances destroyed since the last
+    read: a MIG layout can change any number of times while NVML stays up."""
+    free_gone_mig_gpm(reader, index, gpu_instances)
+    present = {instance["mig_uuid"] for instance in instances}
+    for key in [
+        key
+        for key in list(reader._static)
+        if isinstance(key, tuple) and len(key) == 3 and key[:2] == (index, _OWNERS) and key[2] not in present
+    ]:
+        reader._static.pop(key, None)
+
+
+def _instance(reader: Any, index: int, handle: Any) -> dict:
     nvml = reader.nvml
 
     def ask(call: str):
@@ -58,6 +91,11 @@ def _instance(reader: Any, handle: Any) -> dict:
         "profile": name.rsplit(" MIG ", 1)[1] if " MIG " in name else "",
     }
     memory = ask("nvmlDeviceGetMemoryInfo")
+    instance = {key: ("" if value is None else value) for key, value in instance.items()}
     if memory is not None:
         instance["memory_used_bytes"], instance["memory_total_bytes"] = int(memory.used), int(memory.total)
-    return {key: ("" if value is None else value) for key, value in instance.items()}
+    running = ask("nvmlDeviceGetComputeRunningProcesses")
+    if running is not None:
+        owners = reader._static.setdefault((index, _OWNERS, instance["mig_uuid"]), ProcessOwners())
+        instance["process_count"], instance["processes"] = top_processes(running, owners, {})
+    return instance

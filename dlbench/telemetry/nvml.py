@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from dlbench.telemetry.catalogue import CLOCKS_EVENT_REASONS
 from dlbench.telemetry.fields import read_fields
-from dlbench.telemetry.gpm import read_gpm
+from dlbench.telemetry.gpm import free_gpm_samples, read_gpm
 from dlbench.telemetry.health import read_health
 from dlbench.telemetry.interconnect import read_interconnect
 from dlbench.telemetry.mig import read_mig
@@ -126,6 +126,11 @@ class _GpuWorker:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        """A read is in progress (possibly hung in an NVML call)."""
+        return not self._done.is_set()
 
     def _run(self) -> None:
         while True:
@@ -267,6 +272,8 @@ class NvmlReader:
                 pass
             self._event_set = None
         self.xid_supported = set()
+        # before nvmlShutdown: the buffers are NVML's; a GPU whose read is still running keeps its own
+        free_gpm_samples(self, busy={index for index, worker in self._workers.items() if worker.busy})
         self._shutdown_quietly()
         self.up, self.problem = False, problem
         self._next_init = time.monotonic()  # the first retry after losing NVML is due at once

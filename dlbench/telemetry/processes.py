@@ -102,8 +102,12 @@ def read_processes(reader: Any, index: int, r: dict) -> None:
         pass  # no sample since the last read, or no per-process utilisation on this GPU
     except nvml.NVMLError:
         reader._count_error("nvmlDeviceGetProcessUtilization")
+    r["process_count"], r["processes"] = top_processes(running, owners, utilization)
+
+
+def top_processes(running: list, owners: ProcessOwners, utilization: dict[int, float]) -> tuple[int, list[dict]]:
+    """(how many processes run, the TOP_PROCESSES using the most memory with their owner labels and readings)."""
     processes = sorted(running, key=lambda p: -(p.usedGpuMemory or 0))
-    r["process_count"] = len(processes)
     listed = []
     for process in processes[:TOP_PROCESSES]:
         pid = int(process.pid)
@@ -115,4 +119,4 @@ def read_processes(reader: Any, index: int, r: dict) -> None:
             entry["sm_utilization_ratio"] = utilization[pid]
         listed.append(entry)
     owners.forget_all_but({int(p.pid) for p in processes})
-    r["processes"] = listed
+    return len(processes), listed

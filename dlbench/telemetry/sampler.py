@@ -161,6 +161,8 @@ class Sampler:
                     reading["xid_errors"] = {str(c): n for c, n in self.xid_counts[index].items()}
                     reading["last_xid_timestamp_seconds"] = {str(c): t for c, t in self.xid_last_seen[index].items()}
                     reading["last_xid_code"] = self.xid_last_code.get(index, 0)
+                    # --dcgm-compat's DCGM_FI_DEV_XID_ERRORS: the code as value and as its err_code label
+                    reading["last_xid"] = {str(reading["last_xid_code"]): reading["last_xid_code"]}
             host = self.host.read() if self.host is not None else {}
             duration = time.perf_counter() - started
             snapshot = Snapshot(time.time(), time.monotonic(), gpus, host, duration)

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
 from dlbench.errors import RunFailed, UserError
+from dlbench.train import sharding
 
 # torch's own default for init_process_group (10 minutes); a rank that stops answering fails the others after this
 DEFAULT_TIMEOUT_SECONDS = 600
@@ -86,13 +88,24 @@ def device_for(requested: str, where: Topology) -> str:
 
 
 class ProcessGroup:
-    """The job's default process group, NCCL on GPUs and gloo on the CPU, and the DDP wrapper around the model."""
+    """The job's default process group, NCCL on GPUs and gloo on the CPU, and how the model is spread over it: the
+    DDP wrapper (a replica per rank), or FSDP's sharding of a transformer's blocks (`--fsdp`)."""
 
-    def __init__(self, where: Topology, device: torch.device, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        where: Topology,
+        device: torch.device,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        shard_blocks: str | None = None,
+    ):
         self.where = where
         self.device = device
         self.timeout_seconds = timeout_seconds
         self.backend = "nccl" if device.type == "cuda" else "gloo"
+        # DDP (a full replica per rank), or FSDP2 sharding the blocks found at `shard_blocks` (`--fsdp`)
+        self.shard_blocks = shard_blocks
+        self.strategy = "fsdp" if shard_blocks else "ddp"
+        self.sharding: dict | None = None  # how FSDP sharded the model, once it has
         self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
 
     def start(self) -> None:
@@ -101,7 +114,10 @@ class ProcessGroup:
         options = {"device_id": self.device} if self.device.type == "cuda" else {}
         dist.init_process_group(self.backend, timeout=datetime.timedelta(seconds=self.timeout_seconds), **options)
 
-    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+    def wrap(self, model: torch.nn.Module, precision: str) -> torch.nn.Module:
+        if self.shard_blocks:
+            self.sharding = sharding.shard(model, self.shard_blocks, self.device, self.where.world_size, precision)
+            return model
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return self.ddp
@@ -150,12 +166,24 @@ def is_collective_error(error: BaseException) -> bool:
 
 
 def parameters_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of every parameter's bytes: equal on every rank exactly when DDP kept the replicas in sync."""
+    """SHA-256 of every parameter's bytes: equal on every rank exactly when DDP kept the replicas in sync. FSDP's
+    sharded parameters (DTensors) are gathered whole first, a collective every rank makes in the same order, so
+    each rank digests the full state its shards make up."""
     digest = hashlib.sha256()
     with torch.no_grad():
         for parameter in model.parameters():
+            if isinstance(parameter, DTensor):
+                parameter = parameter.full_tensor()
             digest.update(parameter.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def parameters_held(model: torch.nn.Module) -> int:
+    """Parameter elements this rank keeps between steps: the whole model under DDP, its shards under FSDP."""
+    return sum(
+        parameter.to_local().numel() if isinstance(parameter, DTensor) else parameter.numel()
+        for parameter in model.parameters()
+    )
 
 
 def communication_probe(group: ProcessGroup, forward_backward, synchronize, steps: int = PROBE_STEPS) -> dict:
@@ -183,7 +211,13 @@ def communication_probe(group: ProcessGroup, forward_backward, synchronize, step
 
 
 def rank_record(
-    where: Topology, device: torch.device, uuid: str | None, metrics: dict, digest: str | None, probe: dict | None
+    where: Topology,
+    device: torch.device,
+    uuid: str | None,
+    metrics: dict,
+    digest: str | None,
+    probe: dict | None,
+    held: int | None = None,
 ) -> dict:
     """What one rank tells rank 0 about its timed window."""
     throughput = metrics.get("throughput") or {}
@@ -203,6 +237,7 @@ def rank_record(
         "step_time_mean_seconds": steps.get("mean"),
         "step_time_p99_seconds": steps.get("p99"),
         "parameters_sha256": digest,
+        "parameters_held": held,
         "communication_probe": probe,
     }
 
@@ -251,7 +286,8 @@ def topology_section(where: Topology, group: ProcessGroup, batch_size: int) -> d
     return {
         "launcher": "torchrun",
         "backend": group.backend,
-        "strategy": "ddp",
+        "strategy": group.strategy,
+        "sharding": group.sharding,
         "timeout_seconds": group.timeout_seconds,
         "world_size": where.world_size,
         "nodes": where.nodes,

@@ -48,7 +48,7 @@ def _distributed_rows(job: dict | None) -> list[tuple[str, str]]:
     if not job:
         return []
     rows = [("ranks", f"{job['world_size']} = {job['nodes']} node(s) x {job['processes_per_node']} ({job['backend']}, "
-             f"global batch {job['global_batch_size']})")]
+             f"{job['strategy']}, global batch {job['global_batch_size']})")]
     aggregate = job.get("aggregate") or {}
     if aggregate.get("samples_per_second") is not None:
         rows.append(("aggregate throughput (samples/s)", _fmt(aggregate["samples_per_second"], ",.1f")))

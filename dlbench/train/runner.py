@@ -11,12 +11,12 @@ import torch
 
 from dlbench import environment
 from dlbench.errors import RunFailed, UserError
-from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results
+from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results, sharding
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import timed_window, warmup_for
-from dlbench.workloads import get_workload
+from dlbench.workloads import check_fsdp, get_workload
 
 CPU_MAX_DEFAULT_BATCH = 32
 # nanoGPT and llm.c pad GPT-2's 50257-token vocabulary to a multiple of 64 (50304) so that the output layer's matmul
@@ -44,6 +44,7 @@ class RunConfig:
     workers: int | None = None  # DataLoader workers for real data; None: from the cores and GPUs present
     output: str | None = None
     pad_vocab: bool = False
+    fsdp: bool = False  # under torchrun: shard a transformer's blocks with FSDP2 instead of replicating it (DDP)
 
 
 def _optimizer(name: str, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -102,8 +103,14 @@ class Run:
         self.where = distributed.topology()
         requested_device = distributed.device_for(config.device, self.where) if self.where else config.device
         self.device = resolve_device(requested_device)
-        self.group = distributed.ProcessGroup(self.where, self.device, dist_timeout) if self.where else None
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
+        if config.fsdp:
+            check_fsdp(self.workload, self.where is not None)
+            sharding.mixed_precision(self.precision.name)  # refuses fp16 before anything starts
+        shard_blocks = self.workload.blocks if config.fsdp else None
+        self.group = (
+            distributed.ProcessGroup(self.where, self.device, dist_timeout, shard_blocks) if self.where else None
+        )
         on_cpu = self.device.type == "cpu"
         default_batch = self.workload.default_batch_size
         self.batch_size = config.batch_size or (min(default_batch, CPU_MAX_DEFAULT_BATCH) if on_cpu else default_batch)
@@ -139,12 +146,13 @@ class Run:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()
-        if self.group:  # after the move to the device, before the optimizer and compile (DDP's documented order)
-            model = self.group.wrap(model)
+        if self.group:  # after the move to the device, before the optimizer and compile (DDP's and FSDP's order)
+            model = self.group.wrap(model, self.precision.name)
         self.optimizer = _optimizer(self.config.optimizer, model)
         self.scaler = self.precision.grad_scaler()
         self.model = torch.compile(model) if self.config.compile else model
-        # each rank draws its own batches (the model starts equal everywhere: same seed, and DDP broadcasts rank 0's)
+        # each rank draws its own batches (the model starts equal everywhere: same seed, and DDP broadcasts rank 0's;
+        # FSDP shards the equal initial parameters, each rank keeping its own slice)
         data_seed = self.config.seed + (self.where.rank if self.where else 0)
         if self.dataset is None:
             inputs, targets = data.synthetic_batch(self.workload, self.batch_size, self.seq_len, self.device,
@@ -224,6 +232,8 @@ class Run:
                 result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size)
                 self.group.start()
             self._setup()
+            if self.group:
+                result["distributed"]["sharding"] = self.group.sharding
             result["backend"] = self.precision.backend_flags()
             for observer in self.observers:
                 observer.on_start(info)
@@ -286,8 +296,15 @@ class Run:
     def _gather(self, clock: StepClock, uuid: str | None) -> None:
         """Every rank's window, its parameters' digest and the communication probe, gathered into rank 0's result."""
         digest = distributed.parameters_digest(self.model)  # before the probe, which leaves the parameters alone
-        probe = distributed.communication_probe(self.group, self._forward_backward, clock.synchronize)
-        record = distributed.rank_record(self.where, self.device, uuid, self.result["metrics"], digest, probe)
+        # DDP's no_sync() isolates its one collective; FSDP all-gathers parameters in every pass, so no pass runs
+        # without communication to compare against: not measured there
+        probe = (
+            distributed.communication_probe(self.group, self._forward_backward, clock.synchronize)
+            if self.group.strategy == "ddp"
+            else None
+        )
+        record = distributed.rank_record(self.where, self.device, uuid, self.result["metrics"], digest, probe,
+                                         distributed.parameters_held(self.model))
         records = self.group.gather(record)
         self.result["distributed"] = distributed.summary(self.where, self.group, self.batch_size, records)
 

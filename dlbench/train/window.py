@@ -63,7 +63,7 @@ class Warmup:
             return f"{self.steps} step{'' if self.steps == 1 else 's'} (--warmup)"
         return (f"until the last {SETTLE_STEPS} step times agree within {SETTLE_SPREAD:.0%} of their median or their "
                 f"median moves less than {SETTLE_DRIFT:.0%}; at least {MIN_WARMUP_STEPS} steps, at most "
-                f"{self.max_seconds:g} s after the first step")
+                f"{self.max_seconds:g} s after the first step once {SETTLE_STEPS} more steps have run")
 
     def finished(self, step_seconds: list[float], seconds_after_first: float) -> tuple[bool, bool | None]:
         """(stop warming up, settled); settled is None for a fixed count."""
@@ -71,7 +71,9 @@ class Warmup:
             return len(step_seconds) >= self.steps, None
         if len(step_seconds) >= MIN_WARMUP_STEPS and settled(step_seconds[1:]):
             return True, True
-        return seconds_after_first >= self.max_seconds, False
+        # The cap waits until the rule has seen its SETTLE_STEPS steps: on a CPU a ResNet step takes seconds, and a cap
+        # reached after two of them would report "not settled" for a rule that was never tried.
+        return seconds_after_first >= self.max_seconds and len(step_seconds) > SETTLE_STEPS, False
 
 
 def settled(step_seconds: list[float]) -> bool:
