@@ -160,6 +160,8 @@ def test_a_workstation_card_as_it_ships_warns_that_ecc_is_off():
     assert "as this workstation card ships" in ecc.detail
     assert "turn it on with: sudo nvidia-smi -e 1, then reboot" in ecc.detail  # every GPU: no -i
     assert results["inventory.mig_mode"].verdict == SKIP  # no MIG on workstation cards
+    # with ECC off NVML keeps no ECC counts ("Requires ECC Mode to be enabled"): nothing to judge, not a clean PASS
+    assert health_after_load(context({"preset": "rtx6000-ada"}))["health.ecc_uncorrected"].verdict == SKIP
 
 
 def test_a_workstation_card_with_ecc_turned_on_passes():

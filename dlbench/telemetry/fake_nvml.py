@@ -396,7 +396,12 @@ class FakeNvml(types.ModuleType):
         return int(self._gpu(handle, "nvmlDeviceGetPcieReplayCounter").values["pcie_replay"])
 
     def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
-        values = self._gpu(handle, "nvmlDeviceGetTotalEccErrors").values
+        gpu = self._gpu(handle, "nvmlDeviceGetTotalEccErrors")
+        values = gpu.values
+        # NVML API reference, nvmlDeviceGetTotalEccErrors: "Requires ECC Mode to be enabled"; with it off (a
+        # workstation card as it ships, or "ecc_mode": [0, ...]) there are no counts to read
+        if not values.get("ecc_mode", [gpu.spec.get("ecc_default", 1)])[0]:
+            raise _error("NOT_SUPPORTED")
         prefix = "ecc_volatile_" if counter_type == _real.NVML_VOLATILE_ECC else "ecc_"
         return int(values[prefix + ("corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
                                     else "uncorrected")])
