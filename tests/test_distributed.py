@@ -225,6 +225,7 @@ finally:
 gc.collect()
 left = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
 print(f"rank {rank} closed: group destroyed {not dist.is_initialized()}, DDP wrappers left {left}", flush=True)
+print(f"rank {rank} run id {run.run_id}", flush=True)
 """
 
 
@@ -241,7 +242,12 @@ def test_a_rank_that_closes_late_still_exits_with_nothing_left_holding_the_group
     assert done.returncode == 0, done.stderr[-3000:]
     for rank in (0, 1):
         assert f"rank {rank} closed: group destroyed True, DDP wrappers left 0" in done.stdout, done.stdout
-    check_job(load(out), 2)
+    result = load(out)
+    check_job(result, 2)
+    # the same job, the same run id on every rank (what their live series carry): rank 0's, the result's. Each rank
+    # drawing its own made the dashboards list a 2-rank job as two runs of one rank each.
+    run_ids = {line.split()[-1] for line in done.stdout.splitlines() if " run id " in line}
+    assert run_ids == {result["run_id"]}, done.stdout
 
 
 def test_replicas_differ_without_ddp(tmp_path):

@@ -122,6 +122,12 @@ class ProcessGroup:
         self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return self.ddp
 
+    def shared(self, value):
+        """Rank 0's `value` on every rank (a broadcast of one picklable object)."""
+        holder = [value]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
     def gather(self, record: dict) -> list[dict]:
         records: list = [None] * self.where.world_size
         dist.all_gather_object(records, record)

@@ -218,8 +218,6 @@ class Run:
         peak_flops = peak["tflops"] * 1e12 if peak else None
         self._describe(flops_per_sample, peak)
         result["environment"] = _runtime_environment(self.device, uuid, nvml_index)
-        info = RunInfo(self.run_id, self.workload.name, str(self.device), nvml_index, self.batch_size,
-                       self.workload.sample_unit, flops_per_sample, peak_flops, gpu_uuid=uuid)
         clock = StepClock(self.device)
         self.first_loss = self.last_loss = None
         self.load = contention.CpuContention(self.device.type)
@@ -231,10 +229,15 @@ class Run:
             if self.group:
                 result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size)
                 self.group.start()
+                # one job, one run id: every rank's live series carry rank 0's, so that the dashboards and alerts
+                # see the ranks of a job as one run told apart by `rank` (each rank drew its own id at start)
+                self.run_id = result["run_id"] = self.group.shared(self.run_id)
             self._setup()
             if self.group:
                 result["distributed"]["sharding"] = self.group.sharding
             result["backend"] = self.precision.backend_flags()
+            info = RunInfo(self.run_id, self.workload.name, str(self.device), nvml_index, self.batch_size,
+                           self.workload.sample_unit, flops_per_sample, peak_flops, gpu_uuid=uuid)
             for observer in self.observers:
                 observer.on_start(info)
             self._warm_up(clock)
