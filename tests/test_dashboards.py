@@ -255,11 +255,12 @@ def test_xid_events_and_exporter_restarts_are_annotated():
 
 
 def _two_ranks_of_one_run() -> list[dict]:
-    """promtool input: what two ranks of one torchrun job serve (--metrics-port, base + local rank), every live
-    series of the catalogue with its labels (run_id, workload, hostname, rank), 15 s apart for 5 minutes."""
+    """promtool input: what two ranks of one torchrun job across two hosts serve (--metrics-port on each), every
+    live series of the catalogue with its labels (run_id, workload, hostname, rank), 15 s apart for 5 minutes. The
+    ranks share rank 0's run id, as dlbench run gives it to every rank of a job."""
     series = []
-    for rank in ("0", "1"):
-        labels = f'job="dlbench-train", run_id="r1", workload="gpt2", hostname="n1", rank="{rank}"'
+    for rank, host in (("0", "n1"), ("1", "n2")):
+        labels = f'job="dlbench-train", run_id="r1", workload="gpt2", hostname="{host}", rank="{rank}"'
         series += [
             {
                 "series": f'dlbench_train_info{{{labels}, device="cuda:{rank}", precision="bf16", batch_size="8"}}',
@@ -277,8 +278,10 @@ def _two_ranks_of_one_run() -> list[dict]:
 
 def test_training_run_panels_show_each_rank_and_filter_by_the_rank_variable(tmp_path):
     """Every per-run panel of the training-run dashboard, evaluated by promtool over two ranks' series: with the
-    `rank` variable on All each rank is a series of its own (named in the legend), with rank 1 picked only rank 1's.
-    Before the variable existed, both ranks' step-time histograms were summed into one quantile."""
+    `rank` variable on All each rank is a series of its own (named in the legend), with rank 1 picked only rank 1's,
+    and with the host n2 picked (rank still on All) only the rank that trains there. Before the variable existed,
+    both ranks' step-time histograms were summed into one quantile; before the per-run panels read the host
+    variable, picking a host left every host's ranks on them."""
     board = BOARDS["training-run.json"]
     rank = {v.name: v for v in queries.variables(board)}["rank"]
     assert rank.multi and rank.include_all and rank.all_value == ".*"
@@ -291,10 +294,10 @@ def test_training_run_panels_show_each_rank_and_filter_by_the_rank_variable(tmp_
     ]
     assert len(per_run) >= 10
     tests, everything = [], {v.name: ".*" for v in queries.variables(board)}
-    for picked, expected in ((".*", ("0", "1")), ("1", ("1",))):
+    for picked, expected in (({}, ("0", "1")), ({"rank": "1"}, ("1",)), ({"hostname": "n2"}, ("1",))):
         exprs = []
         for target in per_run:
-            expr = queries.substitute(target.expr, everything | {"rank": picked})
+            expr = queries.substitute(target.expr, everything | picked)
             exprs.append(
                 {
                     "expr": f"count by (rank) ({expr})",
