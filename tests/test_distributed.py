@@ -111,7 +111,7 @@ def test_four_ranks_of_cifar_cnn(tmp_path):
 
 def test_fsdp_shards_a_transformer_across_two_ranks_in_bf16(tmp_path):
     """FSDP2 over gloo on the CPU, on the transformer smoke test: each rank holds half the parameters, the loss is
-    finite, and the full parameters every rank gathers from the shards are bit-identical."""
+    finite, and the result claims no replica sync check where there are no replicas."""
     import math
 
     out = tmp_path / "fsdp.json"
@@ -157,7 +157,8 @@ def test_fsdp_shards_a_transformer_across_two_ranks_in_bf16(tmp_path):
     # sharded, not replicated: the shards add up to the model, and each rank holds about half of it
     assert sum(rank["parameters_held"] for rank in ranks) == total
     assert all(0.4 * total < rank["parameters_held"] < 0.6 * total for rank in ranks)
-    assert len({rank["parameters_sha256"] for rank in ranks}) == 1 and job["parameters_in_sync"] is True
+    # no replicas to compare: not `true`, which the digests of one all-gathered whole would always give
+    assert job["parameters_in_sync"] is None
     assert job["communication"] is None  # no FSDP pass runs without communication to compare against
     assert job["aggregate"]["tokens_per_second"] == pytest.approx(sum(rank["tokens_per_second"] for rank in ranks))
 
@@ -173,7 +174,7 @@ def test_fsdp_trains_the_same_parameters_as_ddp_in_fp32(tmp_path):
         done = dlbench(*argv, *(["--fsdp"] if strategy == "fsdp" else []))
         assert done.returncode == 0, done.stderr[-3000:]
         job = load(out)["distributed"]
-        assert job["strategy"] == strategy and job["parameters_in_sync"] is True
+        assert job["strategy"] == strategy and job["parameters_in_sync"] is {"ddp": True, "fsdp": None}[strategy]
         digests[strategy] = job["ranks"][0]["parameters_sha256"]
     assert digests["fsdp"] == digests["ddp"]
 
