@@ -26,3 +26,12 @@ def nonblocking_stdin():
     os.set_blocking(0, False)
     yield
     os.set_blocking(0, was_blocking)
+
+
+@pytest.fixture(scope="session")
+def cpu_images(tmp_path_factory):
+    """Both images of the CPU variant, built once per session with buildah (tests/images_support.py): the image
+    tests run inside them, the container check's test loads the pytorch image into a Docker Engine."""
+    from images_support import build_cpu_images
+
+    yield from build_cpu_images(tmp_path_factory)

@@ -188,18 +188,7 @@ def test_report_opens_in_chromium_with_every_plot_no_errors_and_no_network(repor
     for figure_id in FIGURE_IDS:
         assert re.search(rf'<figure id="figure-{figure_id}"><svg', dom.stdout), figure_id
 
-    png = tmp_path / "report.png"
-    shot, console, _ = _chromium(report[0], tmp_path, "--window-size=1200,2800", f"--screenshot={png}")
-    assert shot.returncode == 0 and png.stat().st_size > 0, shot.stderr[-2000:]
-    assert console == []
-    from PIL import Image
-
-    with Image.open(png) as image:
-        assert image.size == (1200, 2800)
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
-    assert len(colours) > 200  # text, four figures, their colours: a blank or broken page has a handful
-    if os.environ.get("DLBENCH_REPORT_PNG"):
-        shutil.copy(png, os.environ["DLBENCH_REPORT_PNG"])
+    # its screenshot: tests/test_report_validate.py, on the page with the fleet table as well
 
 
 @pytest.mark.integration

@@ -1,7 +1,9 @@
 """`dlbench report` on `dlbench validate` reports: the fleet table (hosts x check families, with verdicts) and each
 GPU against the fleet median of its model, outliers named, in the HTML page and the Markdown summary."""
 
+import os
 import re
+import shutil
 
 import pytest
 
@@ -111,12 +113,26 @@ def test_fleet_page_opens_in_chromium_with_no_errors_and_no_network(fleet_dir, t
 
     write_report_runs(tmp_path / "runs")
     page = tmp_path / "mixed.html"
-    assert run_dlbench("report", tmp_path / "runs", fleet_dir, "--html", page).returncode == 0
+    assert run_dlbench("report", tmp_path / "runs", fleet_dir, "--html", page, "--title", "H100 node").returncode == 0
     dom, console, foreign = _chromium(page, tmp_path, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console == [] and foreign == []
     assert '<h2 id="fleet">Fleet validation</h2>' in dom.stdout and "outlier node3 GPU 0" in dom.stdout
     assert '<figure id="figure-' in dom.stdout  # the run results' figures are still drawn beside the fleet
+
+    # The screenshot: the whole page (about 3,000 pixels high at this width), as docs/report.png shows it
+    png = tmp_path / "report.png"
+    shot, console, _ = _chromium(page, tmp_path, "--window-size=1200,3050", f"--screenshot={png}")
+    assert shot.returncode == 0 and png.stat().st_size > 0, shot.stderr[-2000:]
+    assert console == []
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.size == (1200, 3050)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert len(colours) > 200  # text, the figures, their colours: a blank or broken page has a handful
+    if os.environ.get("DLBENCH_REPORT_PNG"):  # how docs/report.png is made
+        shutil.copy(png, os.environ["DLBENCH_REPORT_PNG"])
 
 
 def test_compare_refuses_a_validate_report_with_one_line(fleet_dir, dlbench_cli):

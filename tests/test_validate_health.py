@@ -135,13 +135,51 @@ def test_inventory_modes():
                   {"preset": H100, "values": {"ecc_mode": [0, 0], "mig_mode": [1, 1]}})
     results = by_id(inventory.run(ctx))
     assert results["inventory.persistence_mode"].verdict == WARN
-    assert results["inventory.ecc_mode"].verdict == FAIL and "GPUs 1 differ" in results["inventory.ecc_mode"].detail
+    assert results["inventory.ecc_mode"].verdict == FAIL
+    assert "ECC is off on GPU 1, a card that ships with it on" in results["inventory.ecc_mode"].detail
     assert results["inventory.mig_mode"].verdict == WARN
 
 
 def test_a_pending_ecc_change_asks_for_a_reset():
     ctx = context({"preset": H100, "values": {"ecc_mode": [1, 0]}})
     assert by_id(inventory.run(ctx))["inventory.pending_mode_change"].verdict == WARN
+
+
+def test_ecc_turned_off_on_a_data_centre_card_fails_with_the_command_that_turns_it_on():
+    result = by_id(inventory.run(context({"preset": H100}, {"preset": "a100", "values": {"ecc_mode": [0, 0]}})))
+    ecc = result["inventory.ecc_mode"]
+    assert ecc.verdict == FAIL and ecc.measured == "1/2 GPUs with ECC" and ecc.per_gpu == {"0": "on", "1": "off"}
+    assert "sudo nvidia-smi -i 1 -e 1, then reboot" in ecc.detail
+
+
+def test_a_workstation_card_as_it_ships_warns_that_ecc_is_off():
+    # RTX 6000 Ada / RTX A6000: ECC present, off from the factory (nvmlDeviceGetDefaultEccMode: DISABLED)
+    results = by_id(inventory.run(context({"preset": "rtx6000-ada"}, {"preset": "rtx6000-ada"})))
+    ecc = results["inventory.ecc_mode"]
+    assert ecc.verdict == WARN and ecc.per_gpu == {"0": "off (ships off)", "1": "off (ships off)"}
+    assert "as this workstation card ships" in ecc.detail
+    assert "turn it on with: sudo nvidia-smi -e 1, then reboot" in ecc.detail  # every GPU: no -i
+    assert results["inventory.mig_mode"].verdict == SKIP  # no MIG on workstation cards
+    # with ECC off NVML keeps no ECC counts ("Requires ECC Mode to be enabled"): nothing to judge, not a clean PASS
+    assert health_after_load(context({"preset": "rtx6000-ada"}))["health.ecc_uncorrected"].verdict == SKIP
+
+
+def test_a_workstation_card_with_ecc_turned_on_passes():
+    results = by_id(inventory.run(context({"preset": "rtx6000-ada", "values": {"ecc_mode": [1, 1]}})))
+    assert results["inventory.ecc_mode"].verdict == PASS and results["inventory.ecc_mode"].detail == ""
+
+
+def test_ecc_off_where_nvml_cannot_say_how_the_card_ships_is_judged_as_a_data_centre_card():
+    gpu = {"preset": "rtx6000-ada", "faults": {"nvmlDeviceGetDefaultEccMode": "NOT_SUPPORTED"}}
+    assert by_id(inventory.run(context(gpu)))["inventory.ecc_mode"].verdict == FAIL
+
+
+def test_a_card_without_ecc_beside_cards_with_it_is_named_not_judged():
+    ecc = by_id(inventory.run(context({"preset": "rtx4090"}, {"preset": H100})))["inventory.ecc_mode"]
+    assert ecc.verdict == PASS and ecc.per_gpu == {"0": "no ECC", "1": "on"}
+    assert ecc.detail == "GPU 0 has no ECC"
+    ecc = by_id(inventory.run(context({"preset": "rtx4090"}, {"preset": "rtx6000-ada"})))["inventory.ecc_mode"]
+    assert ecc.verdict == WARN and "turn it on with: sudo nvidia-smi -i 1 -e 1, then reboot" in ecc.detail  # not GPU 0
 
 
 def test_a_geforce_card_has_no_ecc_or_mig_to_judge():

@@ -1,8 +1,10 @@
 """playbooks/validate.yml run for real by ansible-playbook, over two inventory hosts that are this machine
 (connection local, each with its own report folder), with NVML simulated and no GPU for torch.
 
-What is not covered here: the debootstrapped Debian 12 host of tests/ansible (the dlbench conda environment the
-playbook calls exists only after setup_gpu.yml has run there) and, of course, real GPUs.
+Two hosts are what this file adds: the fleet summary over more than one report, and a failing host failing the play
+after every report is fetched. The run against a provisioned host (the Debian 12 host of tests/ansible after
+setup_gpu.yml, with the conda environment's dlbench the role calls by default) is
+tests/ansible/test_validate_and_benchmark_on_provisioned_host.py. Real GPUs are covered by neither.
 """
 
 import json

@@ -9,8 +9,8 @@ from dlbench.validate.nvml_extra import extend_simulation
 
 def simulated_nvml(*gpus: dict):
     """A simulated NVML (dlbench/telemetry/fake_nvml.py plus the validation calls) with one GPU per dict:
-    {"preset": "h100-sxm", "values": {...}} as in a scenario file."""
-    fake = fake_nvml.FakeNvml([fake_nvml.FakeGpu(i, g["preset"], dict(g.get("values", {})))
+    {"preset": "h100-sxm", "values": {...}, "faults": {...}} as in a scenario file."""
+    fake = fake_nvml.FakeNvml([fake_nvml.FakeGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
                                for i, g in enumerate(gpus)])
     return extend_simulation(fake)
 

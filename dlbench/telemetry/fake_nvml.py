@@ -89,6 +89,13 @@ PRESETS = {
                     power_bounds_mw=(150_000, 600_000),
                     unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows",
                                  "retired_pages")),
+    # workstation card (NVIDIA RTX 6000 Ada Generation datasheet: 48 GB GDDR6 with ECC, 300 W, PCIe Gen4 x16, no
+    # NVLink, blower fan): has ECC but ships with it off (ecc_default 0: nvmlDeviceGetDefaultEccMode answers
+    # DISABLED, and ECC stays off until `nvidia-smi -e 1` and a reset), no MIG, no HBM sensor; power bounds assumed
+    "rtx6000-ada": dict(name="NVIDIA RTX 6000 Ada Generation", memory_total=49140 * 2**20, power_limit_mw=300_000,
+                        sm_max_mhz=2505, mem_max_mhz=10001, pcie_gen=4, pcie_width=16, nvlinks=0,
+                        power_bounds_mw=(100_000, 300_000), ecc_default=0,
+                        unsupported=("memory_temperature", "retired_pages", "nvmlDeviceGetMigMode")),
 }
 
 HANG_LIMIT_SECONDS = 120.0
@@ -389,7 +396,12 @@ class FakeNvml(types.ModuleType):
         return int(self._gpu(handle, "nvmlDeviceGetPcieReplayCounter").values["pcie_replay"])
 
     def nvmlDeviceGetTotalEccErrors(self, handle, error_type, counter_type):
-        values = self._gpu(handle, "nvmlDeviceGetTotalEccErrors").values
+        gpu = self._gpu(handle, "nvmlDeviceGetTotalEccErrors")
+        values = gpu.values
+        # NVML API reference, nvmlDeviceGetTotalEccErrors: "Requires ECC Mode to be enabled"; with it off (a
+        # workstation card as it ships, or "ecc_mode": [0, ...]) there are no counts to read
+        if not values.get("ecc_mode", [gpu.spec.get("ecc_default", 1)])[0]:
+            raise _error("NOT_SUPPORTED")
         prefix = "ecc_volatile_" if counter_type == _real.NVML_VOLATILE_ECC else "ecc_"
         return int(values[prefix + ("corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
                                     else "uncorrected")])

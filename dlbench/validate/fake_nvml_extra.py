@@ -1,13 +1,16 @@
 """TEST-ONLY: the NVML calls `dlbench validate` reads on top of those dlbench/telemetry/fake_nvml.py simulates.
 
 Scripted through the same scenario "values" as the telemetry simulation (see that module), with these keys:
-  persistence (1/0), ecc_mode ([current, pending], 1 = enabled), mig_mode ([current, pending]),
+  persistence (1/0), ecc_mode ([current, pending], 1 = enabled; default: both the preset's ecc_default, itself 1
+  unless the preset says otherwise), mig_mode ([current, pending]),
   pcie_gen_current / pcie_width_current (the link as trained now; default the preset's maximum),
   retired_pages ([single-bit-cause count, double-bit-cause count]), retired_pages_pending (1/0).
 What each reproduces (pynvml from nvidia-ml-py, NVML API reference "Device Queries",
 https://docs.nvidia.com/deploy/nvml-api/group__nvmlDeviceQueries.html):
   nvmlDeviceGetPersistenceMode -> NVML_FEATURE_ENABLED/DISABLED;
   nvmlDeviceGetEccMode -> (current, pending), NOT_SUPPORTED on GeForce cards;
+  nvmlDeviceGetDefaultEccMode -> [the mode the card ships with]: enabled on data-centre cards, disabled on
+  workstation cards (RTX / Quadro), NOT_SUPPORTED without ECC;
   nvmlDeviceGetMigMode -> (current, pending) NVML_DEVICE_MIG_ENABLE/DISABLE, NOT_SUPPORTED before Ampere A100/A30
   and on GeForce;
   nvmlDeviceGetMaxPcieLinkGeneration/Width -> the best link the GPU and the system can train (the preset's);
@@ -36,10 +39,17 @@ class ValidationFakeNvml(FakeNvml):
         gpu = self._gpu(handle, "nvmlDeviceGetEccMode")
         if not self._ecc_card(gpu):
             raise _error("NOT_SUPPORTED")
-        return list(gpu.values.get("ecc_mode", [1, 1]))
+        default = gpu.spec.get("ecc_default", 1)
+        return list(gpu.values.get("ecc_mode", [default, default]))
+
+    def nvmlDeviceGetDefaultEccMode(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetDefaultEccMode")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        return [gpu.spec.get("ecc_default", 1)]
 
     def nvmlDeviceGetMigMode(self, handle):
-        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")
+        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")  # NOT_SUPPORTED where the preset lists it (workstation cards)
         if not self._ecc_card(gpu):  # the GeForce preset: no MIG either
             raise _error("NOT_SUPPORTED")
         return list(gpu.values.get("mig_mode", [0, 0]))

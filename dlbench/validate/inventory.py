@@ -1,7 +1,7 @@
 """Inventory: the GPUs present against what was ordered, and the settings a compute node should have.
 
 GPU count and model (against --expect-gpus / --expect-model), memory (the same on every GPU), persistence mode,
-ECC mode where the card has ECC, MIG mode, and the PCIe link: read under load (an idle GPU trains its link down to
+ECC mode where the card has ECC (judged against the mode the card ships with), MIG mode, and the PCIe link: read under load (an idle GPU trains its link down to
 save power, so an idle reading says nothing), it must reach the maximum the GPU and the slot support.
 """
 
@@ -81,14 +81,56 @@ def _per_gpu_mode(ctx: Context, check_id: str, title: str, field: str, good, bad
                        per_gpu=known, detail=f"GPUs {', '.join(bad)} differ" if bad else "")
 
 
+def _ecc_mode(ctx: Context) -> CheckResult:
+    """ECC on every card that has it. How bad "off" is depends on how the card ships (nvmlDeviceGetDefaultEccMode):
+    a data-centre card ships with ECC on, so off means someone turned it off: FAIL. A workstation card (RTX / Quadro,
+    e.g. RTX 6000 Ada, RTX A6000) ships with it off, so off is the factory setting, a choice of capacity and speed
+    over integrity that a training host should not make silently: WARN, with the command that turns it on. A card
+    without ECC (GeForce: NVML answers NOT_SUPPORTED) has nothing to judge. Where NVML does not report the default,
+    it is taken as on, the stricter reading."""
+    check_id, title = "inventory.ecc_mode", "ECC enabled where the card has it"
+    states = {str(i): state for i, state in ctx.static.items()}
+    with_ecc = {i: state for i, state in states.items() if state.ecc_enabled is not None}
+    if not with_ecc:
+        return skip(check_id, title, "no GPU here has ECC (NVML: not supported, as on GeForce cards)")
+    turned_off = [i for i, state in with_ecc.items() if not state.ecc_enabled and state.ecc_default is not False]
+    shipped_off = [i for i, state in with_ecc.items() if not state.ecc_enabled and state.ecc_default is False]
+    without = [i for i in states if i not in with_ecc]
+    notes = []
+    if turned_off:
+        notes.append(f"ECC is off on GPU {', '.join(turned_off)}, a card that ships with it on")
+    if shipped_off:
+        notes.append(f"ECC is off on GPU {', '.join(shipped_off)}, as this workstation card ships; on, it guards "
+                     "training against silent memory errors for a little memory and bandwidth")
+    if turned_off or shipped_off:
+        notes.append(f"turn it on with: {_ecc_on_command(sorted(turned_off + shipped_off, key=int), len(states))}, "
+                     "then reboot")
+    if without:
+        notes.append(f"GPU {', '.join(without)} has no ECC")
+    per_gpu = {i: "no ECC" if i not in with_ecc else "on" if with_ecc[i].ecc_enabled
+               else "off (ships off)" if i in shipped_off else "off" for i in states}
+    enabled = len(with_ecc) - len(turned_off) - len(shipped_off)
+    return CheckResult(check_id, title, FAIL if turned_off else WARN if shipped_off else PASS,
+                       f"{enabled}/{len(with_ecc)} GPUs with ECC", expected="ECC on for every GPU that has it",
+                       source="NVML nvmlDeviceGetEccMode and nvmlDeviceGetDefaultEccMode (the mode the card ships "
+                       "with: on for data-centre cards, off for workstation cards); nvidia-smi -e",
+                       per_gpu=per_gpu, detail="; ".join(notes))
+
+
+def _ecc_on_command(gpus: list[str], gpu_count: int) -> str:
+    # nvidia-smi(1): -e "will impact all GPUs unless a single GPU is specified using the -i argument", and takes
+    # effect after the next reboot; so one command when every GPU of the host needs it, else one per GPU.
+    if len(gpus) == gpu_count:
+        return "sudo nvidia-smi -e 1"
+    return " && ".join(f"sudo nvidia-smi -i {gpu} -e 1" for gpu in gpus)
+
+
 def _modes(ctx: Context) -> list[CheckResult]:
     results = [
         _per_gpu_mode(ctx, "inventory.persistence_mode", "persistence mode", "persistence_enabled", True, WARN,
                       "NVIDIA driver persistence documentation: keep the driver loaded on compute nodes",
                       "NVML does not report persistence mode"),
-        _per_gpu_mode(ctx, "inventory.ecc_mode", "ECC enabled where the card has it", "ecc_enabled", True, FAIL,
-                      "NVIDIA data-centre GPUs ship with ECC on; off trades integrity for capacity",
-                      "no GPU here has ECC (GeForce cards)"),
+        _ecc_mode(ctx),
         _per_gpu_mode(ctx, "inventory.mig_mode", "MIG disabled (whole GPUs)", "mig_enabled", False, WARN,
                       "MIG user guide: with MIG on, a process sees one GPU instance, not the whole GPU",
                       "no GPU here supports MIG"),

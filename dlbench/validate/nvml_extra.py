@@ -15,6 +15,7 @@ class StaticState:
     persistence_enabled: bool | None = None
     ecc_enabled: bool | None = None  # current mode
     ecc_pending: bool | None = None  # mode after the next reset
+    ecc_default: bool | None = None  # the mode the card ships with: on for data-centre cards, off for workstation
     mig_enabled: bool | None = None
     mig_pending: bool | None = None
     pcie_max_generation: int | None = None  # the most the GPU and the slot together can do
@@ -42,6 +43,9 @@ def read_static(nvml: Any, index: int) -> StaticState:
     ecc = _value(nvml, "nvmlDeviceGetEccMode", handle)
     if ecc is not None:
         state.ecc_enabled, state.ecc_pending = (mode == nvml.NVML_FEATURE_ENABLED for mode in ecc)
+    default_ecc = _value(nvml, "nvmlDeviceGetDefaultEccMode", handle)  # pynvml answers a one-element list
+    if default_ecc is not None:
+        state.ecc_default = default_ecc[0] == nvml.NVML_FEATURE_ENABLED
     mig = _value(nvml, "nvmlDeviceGetMigMode", handle)
     if mig is not None:
         state.mig_enabled, state.mig_pending = (mode == nvml.NVML_DEVICE_MIG_ENABLE for mode in mig)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from prometheus_server import free_port
+
 from . import pci_bus, standins
 from .testhost import Host
 
@@ -238,3 +240,60 @@ def base_variables(site, host, workdir, dlbench_wheel=None, pci=HGX_H100):
 def fresh_host(tmp_path):
     with Host(CACHE / "ansible-testhost", tmp_path / "host", phase) as host:
         yield host
+
+
+def cpu_benchmark_variables(tmp_path):
+    """playbooks/benchmark_multinode.yml settings for a job of a few seconds on the CPU: mnist-mlp, one process per
+    host over gloo, the rendezvous on 127.0.0.1 (local hosts and the chroot host all share this machine's network;
+    a chroot's ansible_host is its root directory, not an address), the result fetched into TMP_PATH/fetched."""
+    return {
+        "workload": "mnist-mlp",
+        "benchmark_multinode_nproc_per_node": 1,
+        "benchmark_multinode_rdzv_address": "127.0.0.1",
+        "benchmark_multinode_rdzv_port": free_port(),
+        "benchmark_multinode_run_args": ["--device", "cpu", "--steps", "3", "--warmup", "1", "--batch-size", "8",
+                                         "--no-telemetry", "--dist-timeout", "60"],
+        "benchmark_multinode_fetch_dir": str(tmp_path / "fetched"),
+        "benchmark_multinode_timeout": 300,
+    }
+
+
+# Session-scoped and here rather than in test_setup_gpu.py: the provisioned host is also what
+# test_validate_and_benchmark_on_provisioned_host.py runs validate.yml and benchmark_multinode.yml against, and
+# provisioning takes minutes, so every module shares the one host.
+@pytest.fixture(scope="session")
+def provisioned(site, dlbench_wheel, tmp_path_factory):
+    """Two runs on one host; meanwhile (the first run mostly waits on downloads) --check on a second, fresh host."""
+    workdir = tmp_path_factory.mktemp("provisioned")
+    with Host(CACHE / "ansible-testhost", workdir / "host", phase) as host, \
+            Host(CACHE / "ansible-testhost", workdir / "check-host", phase) as check_host:
+        # An operator's existing Docker setting that the container role must keep.
+        host.path("/etc/docker").mkdir(parents=True, exist_ok=True)
+        host.path("/etc/docker/daemon.json").write_text(json.dumps({"data-root": "/srv/docker"}))
+        variables = base_variables(site, host, workdir, dlbench_wheel)
+        # A Debian cloud image's kernel: its headers and the cloud flavour's metapackage come from Debian's archive.
+        variables["nvidia_driver_kernel_release"] = variables["nvidia_driver_kernel_release"].replace("-amd64",
+                                                                                                      "-cloud-amd64")
+        playbook = Playbook(host, workdir / "ansible", variables)
+        check_playbook = Playbook(check_host, workdir / "check-ansible",
+                                  base_variables(site, check_host, workdir / "check-ansible"))
+        started = time.monotonic()
+        phase("check run: setup_gpu.yml --check on a fresh host, in the background")
+        check_running = check_playbook.start("--check")
+        phase("first run: setup_gpu.yml provisions the host")
+        first = playbook.run()
+        first_seconds = time.monotonic() - started
+        check = check_running.wait()
+        phase(f"first run done in {first_seconds:.0f} s (rc {first.rc}); check run rc {check.rc}")
+        phase("second run: setup_gpu.yml again, which must change nothing")
+        second = playbook.run() if first.rc == 0 else None
+        phase(f"second run done in {time.monotonic() - started - first_seconds:.0f} s; verifying the host")
+        yield Provisioned(host, first, second, check_host, check)
+
+
+class Provisioned:
+    def __init__(self, host, first, second, check_host, check):
+        self.host, self.first, self.second, self.check_host, self.check = host, first, second, check_host, check
+
+    def __iter__(self):
+        return iter((self.host, self.first, self.second))

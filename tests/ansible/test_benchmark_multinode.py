@@ -1,8 +1,10 @@
 """playbooks/benchmark_multinode.yml, run for real: two inventory hosts, one torchrun each, one two-node job.
 
-Both hosts are this machine (ansible_connection=local): the debootstrapped test host is a chroot with no network
-between hosts and no torch, so two local "hosts" are what can form a real two-node torchrun job here. Each host runs
-its own torchrun with its own node rank, joined through the static rendezvous on 127.0.0.1, on the CPU (gloo).
+Both hosts are this machine (ansible_connection=local): there is one provisioned test host, a chroot that shares
+this machine's network, so two local "hosts" are what can form a real two-node torchrun job here. Each host runs its
+own torchrun with its own node rank, joined through the static rendezvous on 127.0.0.1, on the CPU (gloo). The
+one-node run against the provisioned Debian 12 host, with the conda environment's torchrun and dlbench, is
+test_validate_and_benchmark_on_provisioned_host.py.
 """
 
 import json
@@ -10,10 +12,9 @@ import os
 import subprocess
 import sys
 
-from prometheus_server import free_port
 from run_support import validate
 
-from .conftest import ANSIBLE_BIN, REPO
+from .conftest import ANSIBLE_BIN, REPO, cpu_benchmark_variables
 
 
 def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
@@ -23,30 +24,12 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
         f"node-a ansible_connection=local ansible_python_interpreter={sys.executable}\n"
         f"node-b ansible_connection=local ansible_python_interpreter={sys.executable}\n"
     )
-    variables = {
-        "benchmark_multinode_hosts": "bench",
-        "workload": "mnist-mlp",
-        "benchmark_multinode_python": sys.executable,
-        "benchmark_multinode_nproc_per_node": 1,
-        "benchmark_multinode_rdzv_address": "127.0.0.1",
-        "benchmark_multinode_rdzv_port": free_port(),
-        "benchmark_multinode_run_args": [
-            "--device",
-            "cpu",
-            "--steps",
-            "3",
-            "--warmup",
-            "1",
-            "--batch-size",
-            "8",
-            "--no-telemetry",
-            "--dist-timeout",
-            "60",
-        ],
-        "benchmark_multinode_remote_dir": str(tmp_path / "remote"),
-        "benchmark_multinode_fetch_dir": str(tmp_path / "fetched"),
-        "benchmark_multinode_timeout": 300,
-    }
+    variables = cpu_benchmark_variables(tmp_path)
+    variables.update(
+        benchmark_multinode_hosts="bench",
+        benchmark_multinode_python=sys.executable,
+        benchmark_multinode_remote_dir=str(tmp_path / "remote"),
+    )
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1", OMP_NUM_THREADS="1"
     )

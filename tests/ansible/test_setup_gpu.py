@@ -12,57 +12,17 @@ other hosts: Ubuntu packaging, Maxwell, Volta with CUDA 13, Kepler, an unknown G
 
 import json
 import re
-import time
 
 import jinja2
 import pytest
 import yaml
 
 from . import standins
-from .conftest import ADMIN_KEY, CACHE, JUPYTER_PASSWORD, REPO, Playbook, base_variables, debian_kernel_release, phase
-from .testhost import Host
+from .conftest import ADMIN_KEY, JUPYTER_PASSWORD, REPO, Playbook, base_variables, debian_kernel_release
 
 pytestmark = pytest.mark.integration
 
 STACK = yaml.safe_load((REPO / "stack.yml").read_text())
-
-
-@pytest.fixture(scope="module")
-def provisioned(site, dlbench_wheel, tmp_path_factory):
-    """Two runs on one host; meanwhile (the first run mostly waits on downloads) --check on a second, fresh host."""
-    workdir = tmp_path_factory.mktemp("provisioned")
-    with Host(CACHE / "ansible-testhost", workdir / "host", phase) as host, \
-            Host(CACHE / "ansible-testhost", workdir / "check-host", phase) as check_host:
-        # An operator's existing Docker setting that the container role must keep.
-        host.path("/etc/docker").mkdir(parents=True, exist_ok=True)
-        host.path("/etc/docker/daemon.json").write_text(json.dumps({"data-root": "/srv/docker"}))
-        variables = base_variables(site, host, workdir, dlbench_wheel)
-        # A Debian cloud image's kernel: its headers and the cloud flavour's metapackage come from Debian's archive.
-        variables["nvidia_driver_kernel_release"] = variables["nvidia_driver_kernel_release"].replace("-amd64",
-                                                                                                      "-cloud-amd64")
-        playbook = Playbook(host, workdir / "ansible", variables)
-        check_playbook = Playbook(check_host, workdir / "check-ansible",
-                                  base_variables(site, check_host, workdir / "check-ansible"))
-        started = time.monotonic()
-        phase("check run: setup_gpu.yml --check on a fresh host, in the background")
-        check_running = check_playbook.start("--check")
-        phase("first run: setup_gpu.yml provisions the host")
-        first = playbook.run()
-        first_seconds = time.monotonic() - started
-        check = check_running.wait()
-        phase(f"first run done in {first_seconds:.0f} s (rc {first.rc}); check run rc {check.rc}")
-        phase("second run: setup_gpu.yml again, which must change nothing")
-        second = playbook.run() if first.rc == 0 else None
-        phase(f"second run done in {time.monotonic() - started - first_seconds:.0f} s; verifying the host")
-        yield Provisioned(host, first, second, check_host, check)
-
-
-class Provisioned:
-    def __init__(self, host, first, second, check_host, check):
-        self.host, self.first, self.second, self.check_host, self.check = host, first, second, check_host, check
-
-    def __iter__(self):
-        return iter((self.host, self.first, self.second))
 
 
 def test_first_run_succeeds(provisioned):
