@@ -45,6 +45,7 @@ def check_job(result: dict, world_size: int) -> dict:
     ranks = job["ranks"]
     assert [rank["rank"] for rank in ranks] == list(range(world_size))
     assert job["global_batch_size"] == world_size * result["config"]["batch_size"]
+    assert job["global_batch_tokens"] is None  # images: a batch is counted in samples only
     # the aggregate is the sum of what each rank measured, and rank 0's own figure is its entry
     assert job["aggregate"]["samples_per_second"] == pytest.approx(sum(rank["samples_per_second"] for rank in ranks))
     assert ranks[0]["samples_per_second"] == pytest.approx(result["metrics"]["throughput"]["samples_per_second"])
@@ -142,6 +143,7 @@ def test_fsdp_shards_a_transformer_across_two_ranks_in_bf16(tmp_path):
     assert result["status"] == "completed", result["error"]
     job = result["distributed"]
     assert job["strategy"] == "fsdp" and job["backend"] == "gloo" and job["world_size"] == 2
+    assert job["global_batch_size"] == 2 * 2 and job["global_batch_tokens"] == 2 * 2 * 32  # ranks x batch x seq-len
     # one group per transformer block (2) plus the root; bf16 compute and all-gathers, fp32 gradient reduction
     assert job["sharding"] == {
         "api": "torch.distributed.fsdp.fully_shard",

@@ -253,7 +253,9 @@ def _total(records: list[dict], key: str) -> float | None:
     return None if any(value is None for value in values) else sum(values)
 
 
-def summary(where: Topology, group: ProcessGroup, batch_size: int, records: list[dict]) -> dict:
+def summary(
+    where: Topology, group: ProcessGroup, batch_size: int, records: list[dict], tokens_per_sample: int | None = None
+) -> dict:
     """The `distributed` section of rank 0's result: the job's shape, every rank, the aggregate, the slowest rank."""
     records = sorted(records, key=lambda record: record["rank"])
     rated = [record for record in records if record["samples_per_second"] is not None]
@@ -272,7 +274,7 @@ def summary(where: Topology, group: ProcessGroup, batch_size: int, records: list
         }
     for record in records:
         record.pop("communication_probe", None)
-    return topology_section(where, group, batch_size) | {
+    return topology_section(where, group, batch_size, tokens_per_sample) | {
         "hosts": sorted({record["host"] for record in records}),
         "aggregate": {
             "samples_per_second": _total(records, "samples_per_second"),
@@ -291,7 +293,9 @@ def summary(where: Topology, group: ProcessGroup, batch_size: int, records: list
     }
 
 
-def topology_section(where: Topology, group: ProcessGroup, batch_size: int) -> dict:
+def topology_section(
+    where: Topology, group: ProcessGroup, batch_size: int, tokens_per_sample: int | None = None
+) -> dict:
     """What rank 0 can say about the job when the ranks could not gather (a failure or an interruption)."""
     return {
         "launcher": "torchrun",
@@ -305,6 +309,8 @@ def topology_section(where: Topology, group: ProcessGroup, batch_size: int) -> d
         "hosts": [where.host],
         "per_rank_batch_size": batch_size,
         "global_batch_size": batch_size * where.world_size,
+        # language models state their batch in tokens (GPT-3's "0.5M tokens"): the sequences times their length
+        "global_batch_tokens": batch_size * where.world_size * tokens_per_sample if tokens_per_sample else None,
         "aggregate": None,
         "slowest_rank": None,
         "parameters_in_sync": None,

@@ -134,6 +134,10 @@ class Run:
         self.cpu_load: dict | None = None
 
     @property
+    def _tokens_per_sample(self) -> int | None:
+        return self.workload.tokens_per_sample(self.seq_len) or None
+
+    @property
     def timed_steps_target(self) -> int | None:
         return self.window.steps if self.window.seconds is None else None
 
@@ -227,7 +231,8 @@ class Run:
                 devices.select(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
             if self.group:
-                result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size)
+                result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size,
+                                                                     self._tokens_per_sample)
                 self.group.start()
                 # one job, one run id: every rank's live series carry rank 0's, so that the dashboards and alerts
                 # see the ranks of a job as one run told apart by `rank` (each rank drew its own id at start)
@@ -309,7 +314,8 @@ class Run:
         record = distributed.rank_record(self.where, self.device, uuid, self.result["metrics"], digest, probe,
                                          distributed.parameters_held(self.model))
         records = self.group.gather(record)
-        self.result["distributed"] = distributed.summary(self.where, self.group, self.batch_size, records)
+        self.result["distributed"] = distributed.summary(self.where, self.group, self.batch_size, records,
+                                                         self._tokens_per_sample)
 
     def _interrupted(self, stop: KeyboardInterrupt, when: str) -> tuple[str, str]:
         signal = interrupt.signal_of(stop)
