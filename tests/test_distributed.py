@@ -159,6 +159,9 @@ def test_fsdp_shards_a_transformer_across_two_ranks_in_bf16(tmp_path):
     # sharded, not replicated: the shards add up to the model, and each rank holds about half of it
     assert sum(rank["parameters_held"] for rank in ranks) == total
     assert all(0.4 * total < rank["parameters_held"] < 0.6 * total for rank in ranks)
+    # every rank's own peak memory (on the CPU: its resident set), rank 0's the same as its metrics say
+    assert all(rank["peak_device_memory_bytes"] is None and rank["peak_host_memory_bytes"] > 0 for rank in ranks)
+    assert ranks[0]["peak_host_memory_bytes"] == result["metrics"]["peak_host_memory_bytes"]
     # no replicas to compare: not `true`, which the digests of one all-gathered whole would always give
     assert job["parameters_in_sync"] is None
     assert job["communication"] is None  # no FSDP pass runs without communication to compare against

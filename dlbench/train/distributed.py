@@ -244,6 +244,9 @@ def rank_record(
         "step_time_p99_seconds": steps.get("p99"),
         "parameters_sha256": digest,
         "parameters_held": held,
+        # each rank's own peak: what FSDP's sharding saves (or a rank that holds more than the others) shows here
+        "peak_device_memory_bytes": metrics.get("peak_device_memory_bytes"),
+        "peak_host_memory_bytes": metrics.get("peak_host_memory_bytes"),
         "communication_probe": probe,
     }
 
