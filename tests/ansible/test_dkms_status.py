@@ -77,3 +77,18 @@ def test_the_role_asks_for_the_version_of_its_own_module_package(modules, packag
     variables["nvidia_driver_modules_flavour"] = modules
     expression = variables["__nvidia_driver_dkms_package"]
     assert jinja2.Environment().from_string(expression).render(variables) == package
+
+
+@pytest.mark.parametrize(
+    "releases, newest",
+    [
+        (["6.1.0-26-cloud-amd64", "6.1.0-112-cloud-amd64", "6.1.0-9-cloud-amd64"], "6.1.0-112-cloud-amd64"),
+        (["5.15.0-122-generic", "6.8.0-45-generic"], "6.8.0-45-generic"),  # jammy GA and HWE
+        (["6.8.0-45-generic", "6.8.0-100-generic", "6.8.0-1015-aws"], "6.8.0-1015-aws"),
+        (["6.12.12+bpo-amd64", "6.1.0-26-amd64"], "6.12.12+bpo-amd64"),
+        ([], ""),
+    ],
+)
+def test_the_kernel_the_next_boot_picks_is_the_newest_in_version_order(releases, newest):
+    """As GRUB's generated menu orders them (sort -V): not by text, where 6.1.0-9 would beat 6.1.0-112."""
+    assert nvidia_dkms.newest_kernel(releases) == newest
