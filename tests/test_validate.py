@@ -9,6 +9,8 @@ import junitparser
 import pytest
 
 from dlbench.errors import UserError
+from dlbench.hostspec import facts
+from dlbench.hostspec.reader import HostReader
 from dlbench.validate import stack, writers
 from dlbench.validate.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
 from validate_support import context
@@ -16,13 +18,38 @@ from validate_support import context
 NO_DRIVER = json.dumps({"init_error": "LIBRARY_NOT_FOUND"})
 
 
-def _env(tmp_path, nvml: str) -> dict:
-    """The environment of a run: NVML simulated (a preset list, or a scenario written to a file), no GPU for torch."""
+# PCI functions as sysfs shows them (/sys/bus/pci/devices/ADDRESS -> ../../../devices/pciDOMAIN:BUS/.../ADDRESS,
+# with `vendor`, `device` and `class` files holding "0x" hex and a newline; Documentation/ABI/testing/sysfs-bus-pci).
+# Ids from pci.ids (https://pci-ids.ucw.cz): 10de:2330 GH100 [H100 SXM5 80GB] (3D controller, 0x030200) and
+# 10de:22a3 GH100 [H100 NVSwitch] (bridge, 0x068000) at their HGX H100 baseboard slots (tests/ansible/pci_bus.py);
+# 8086:09a2 Ice Lake Memory Map/VT-d (system peripheral, 0x088000), a function every Xeon host has.
+PCI_H100_SXM = ("pci0000:17/0000:17:01.0/0000:18:00.0", "0x10de", "0x2330", "0x030200")
+PCI_H100_NVSWITCH = ("pci0000:05/0000:05:01.0/0000:07:00.0", "0x10de", "0x22a3", "0x068000")
+PCI_INTEL_VTD = ("pci0000:00/0000:00:05.0", "0x8086", "0x09a2", "0x088000")
+
+
+def _sysfs(root, *functions) -> str:
+    """A host root whose /sys/bus/pci/devices lists FUNCTIONS, laid out as the kernel lays them out."""
+    bus = root / "sys/bus/pci/devices"
+    bus.mkdir(parents=True, exist_ok=True)
+    for path, vendor, device, pci_class in functions:
+        folder = root / "sys/devices" / path
+        folder.mkdir(parents=True)
+        for name, value in (("vendor", vendor), ("device", device), ("class", pci_class)):
+            (folder / name).write_text(value + "\n")
+        (bus / folder.name).symlink_to(os.path.relpath(folder, bus))
+    return str(root)
+
+
+def _env(tmp_path, nvml: str, pci=(PCI_INTEL_VTD,)) -> dict:
+    """The environment of a run: NVML simulated (a preset list, or a scenario written to a file), no GPU for torch,
+    the PCI bus read from a tree under tmp_path (DLBENCH_RECORDED_HOST) instead of this machine's."""
     if nvml.startswith("{"):
         scenario = tmp_path / "scenario.json"
         scenario.write_text(nvml)
         nvml = str(scenario)
-    return {**os.environ, "DLBENCH_FAKE_NVML": nvml, "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200"}
+    return {**os.environ, "DLBENCH_FAKE_NVML": nvml, "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200",
+            "DLBENCH_RECORDED_HOST": _sysfs(tmp_path / "host", *pci)}
 
 
 def _schema_validator():
@@ -51,6 +78,33 @@ def test_a_host_without_gpus_passes_its_host_checks_and_skips_the_gpu_checks(dlb
     assert len(cases) == len(report["checks"])
     skipped = [c for c in cases if c.result and isinstance(c.result[0], junitparser.Skipped)]
     assert len(skipped) == report["counts"][SKIP]
+
+
+def test_gpus_on_the_pci_bus_without_a_working_driver_fail_the_inventory(dlbench_cli, tmp_path):
+    """An H100 on the bus while NVML cannot load (no driver, or one built for another kernel) is no CPU-only host."""
+    report_path = tmp_path / "report.json"
+    done = dlbench_cli("validate", "--json", report_path,
+                       env=_env(tmp_path, NO_DRIVER, pci=(PCI_INTEL_VTD, PCI_H100_NVSWITCH, PCI_H100_SXM)))
+    assert done.returncode == 1, done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    report = json.loads(report_path.read_text())
+    _schema_validator().validate(report)
+    count = {c["id"]: c for c in report["checks"]}["inventory.gpu_count"]
+    assert count["verdict"] == FAIL
+    assert count["detail"] == ("1 NVIDIA GPU(s) on the PCI bus (0000:18:00.0) but none in NVML: "
+                               "NVML unavailable (NVML Shared Library Not Found)"), count["detail"]
+    assert "1 NVIDIA GPU(s) on the PCI bus" in done.stdout  # the table says why
+
+
+@pytest.mark.parametrize("functions, seen", [(None, None), ((), []), ((PCI_INTEL_VTD, PCI_H100_NVSWITCH), []),
+                                             ((PCI_H100_NVSWITCH, PCI_H100_SXM), ["0000:18:00.0"])])
+def test_the_pci_bus_shows_nvidia_gpus_but_not_nvswitches_and_cannot_tell_without_sys(tmp_path, functions, seen):
+    """No /sys/bus/pci (a chroot, some containers) is "cannot tell" (None), not "no GPU"."""
+    root = tmp_path / "host"
+    root.mkdir()
+    if functions is not None:
+        _sysfs(root, *functions)
+    assert facts.nvidia_pci_gpus(HostReader(root)) == seen
 
 
 def test_missing_gpus_fail_with_exit_code_1_and_junit_failures(dlbench_cli, tmp_path):
