@@ -13,32 +13,9 @@ from dlbench.hostspec import facts
 from dlbench.hostspec.reader import HostReader
 from dlbench.validate import stack, writers
 from dlbench.validate.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
-from validate_support import context
+from validate_support import PCI_H100_NVSWITCH, PCI_H100_SXM, PCI_INTEL_VTD, context, pci_bus
 
 NO_DRIVER = json.dumps({"init_error": "LIBRARY_NOT_FOUND"})
-
-
-# PCI functions as sysfs shows them (/sys/bus/pci/devices/ADDRESS -> ../../../devices/pciDOMAIN:BUS/.../ADDRESS,
-# with `vendor`, `device` and `class` files holding "0x" hex and a newline; Documentation/ABI/testing/sysfs-bus-pci).
-# Ids from pci.ids (https://pci-ids.ucw.cz): 10de:2330 GH100 [H100 SXM5 80GB] (3D controller, 0x030200) and
-# 10de:22a3 GH100 [H100 NVSwitch] (bridge, 0x068000) at their HGX H100 baseboard slots (tests/ansible/pci_bus.py);
-# 8086:09a2 Ice Lake Memory Map/VT-d (system peripheral, 0x088000), a function every Xeon host has.
-PCI_H100_SXM = ("pci0000:17/0000:17:01.0/0000:18:00.0", "0x10de", "0x2330", "0x030200")
-PCI_H100_NVSWITCH = ("pci0000:05/0000:05:01.0/0000:07:00.0", "0x10de", "0x22a3", "0x068000")
-PCI_INTEL_VTD = ("pci0000:00/0000:00:05.0", "0x8086", "0x09a2", "0x088000")
-
-
-def _sysfs(root, *functions) -> str:
-    """A host root whose /sys/bus/pci/devices lists FUNCTIONS, laid out as the kernel lays them out."""
-    bus = root / "sys/bus/pci/devices"
-    bus.mkdir(parents=True, exist_ok=True)
-    for path, vendor, device, pci_class in functions:
-        folder = root / "sys/devices" / path
-        folder.mkdir(parents=True)
-        for name, value in (("vendor", vendor), ("device", device), ("class", pci_class)):
-            (folder / name).write_text(value + "\n")
-        (bus / folder.name).symlink_to(os.path.relpath(folder, bus))
-    return str(root)
 
 
 def _env(tmp_path, nvml: str, pci=(PCI_INTEL_VTD,)) -> dict:
@@ -49,7 +26,7 @@ def _env(tmp_path, nvml: str, pci=(PCI_INTEL_VTD,)) -> dict:
         scenario.write_text(nvml)
         nvml = str(scenario)
     return {**os.environ, "DLBENCH_FAKE_NVML": nvml, "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200",
-            "DLBENCH_RECORDED_HOST": _sysfs(tmp_path / "host", *pci)}
+            "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "host", *pci)}
 
 
 def _schema_validator():
@@ -103,7 +80,7 @@ def test_the_pci_bus_shows_nvidia_gpus_but_not_nvswitches_and_cannot_tell_withou
     root = tmp_path / "host"
     root.mkdir()
     if functions is not None:
-        _sysfs(root, *functions)
+        pci_bus(root, *functions)
     assert facts.nvidia_pci_gpus(HostReader(root)) == seen
 
 

@@ -202,8 +202,8 @@ def python_packages(reader: HostReader) -> dict:
 
 # NVIDIA GPUs on the PCI bus, with or without a driver: vendor 0x10de (https://pci-ids.ucw.cz/read/PC/10de) and base
 # class 03 display controller, subclass 00 VGA compatible or 02 3D controller (the data-centre GPUs); sysfs prints
-# both as 0x-prefixed hex with a newline, e.g. "0x10de\n" and "0x030200\n" (Documentation/ABI/testing/sysfs-bus-pci;
-# class codes: PCI-SIG PCI Code and ID Assignment Specification). NVSwitches (0x0680) and the GPUs' audio (0x0403)
+# them as "0x%04x\n" and "0x%06x\n", e.g. "0x10de\n" and "0x030200\n" (Linux drivers/pci/pci-sysfs.c,
+# pci_config_attr; class codes: PCI-SIG PCI Code and ID Assignment Specification). NVSwitches (0x0680) and the GPUs' audio (0x0403)
 # and USB (0x0c03) functions share the vendor and are not GPUs. The same rule as scripts/torch-build.sh's
 # find_nvidia_gpu (shell, before any Python exists) and the nvidia_driver role's lspci filter.
 PCI_DEVICES = "/sys/bus/pci/devices"
