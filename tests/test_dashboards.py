@@ -217,13 +217,17 @@ def test_fleet_overview_plots_one_series_per_host_and_links_each_to_its_node_das
             assert "by (job, hostname)" in target["expr"], f"{panel['title']}: {target['expr']}"
             assert target["legendFormat"] == "{{hostname}}", panel["title"]
         links = panel["fieldConfig"]["defaults"]["links"]
-        assert any("/d/dlbench-gpu-node?" in link["url"] and "${__field.labels.hostname}" in link["url"]
-                   for link in links), panel["title"]
+        assert any(
+            "/d/dlbench-gpu-node?" in link["url"] and "${__field.labels.hostname}" in link["url"] for link in links
+        ), panel["title"]
     hosts = next(p for p in queries.panels(board) if p["title"] == "Hosts")
     assert "${__data.fields.hostname}" in hosts["fieldConfig"]["defaults"]["links"][0]["url"]
     node_uid = BOARDS["gpu-node-detail.json"]["uid"]
-    assert all(f"/d/{node_uid}?" in link["url"] for p in queries.panels(board)
-               for link in p.get("fieldConfig", {}).get("defaults", {}).get("links", []))
+    assert all(
+        f"/d/{node_uid}?" in link["url"]
+        for p in queries.panels(board)
+        for link in p.get("fieldConfig", {}).get("defaults", {}).get("links", [])
+    )
 
 
 def test_the_power_cap_is_not_counted_as_slowed_clocks_but_shown_on_its_own():
@@ -243,8 +247,9 @@ def test_a_time_axis_never_carries_a_rate_of_counts():
             if panel["type"] != "timeseries" or unit not in ("s", "ms"):
                 continue
             for target in panel["targets"]:
-                assert not re.search(r"rate\((?![^)]*_seconds_(?:sum|total|bucket))", target["expr"]), (
-                    f"{name}: {panel['title']} plots {target['expr']} on a {unit} axis")
+                assert not re.search(
+                    r"rate\((?![^)]*_seconds_(?:sum|total|bucket))", target["expr"]
+                ), f"{name}: {panel['title']} plots {target['expr']} on a {unit} axis"
 
 
 def test_xid_events_and_exporter_restarts_are_annotated():
@@ -255,11 +260,12 @@ def test_xid_events_and_exporter_restarts_are_annotated():
 
 
 def _two_ranks_of_one_run() -> list[dict]:
-    """promtool input: what two ranks of one torchrun job serve (--metrics-port, base + local rank), every live
-    series of the catalogue with its labels (run_id, workload, hostname, rank), 15 s apart for 5 minutes."""
+    """promtool input: what two ranks of one torchrun job across two hosts serve (--metrics-port on each), every
+    live series of the catalogue with its labels (run_id, workload, hostname, rank), 15 s apart for 5 minutes. The
+    ranks share rank 0's run id, as dlbench run gives it to every rank of a job."""
     series = []
-    for rank in ("0", "1"):
-        labels = f'job="dlbench-train", run_id="r1", workload="gpt2", hostname="n1", rank="{rank}"'
+    for rank, host in (("0", "n1"), ("1", "n2")):
+        labels = f'job="dlbench-train", run_id="r1", workload="gpt2", hostname="{host}", rank="{rank}"'
         series += [
             {
                 "series": f'dlbench_train_info{{{labels}, device="cuda:{rank}", precision="bf16", batch_size="8"}}',
@@ -277,8 +283,10 @@ def _two_ranks_of_one_run() -> list[dict]:
 
 def test_training_run_panels_show_each_rank_and_filter_by_the_rank_variable(tmp_path):
     """Every per-run panel of the training-run dashboard, evaluated by promtool over two ranks' series: with the
-    `rank` variable on All each rank is a series of its own (named in the legend), with rank 1 picked only rank 1's.
-    Before the variable existed, both ranks' step-time histograms were summed into one quantile."""
+    `rank` variable on All each rank is a series of its own (named in the legend), with rank 1 picked only rank 1's,
+    and with the host n2 picked (rank still on All) only the rank that trains there. Before the variable existed,
+    both ranks' step-time histograms were summed into one quantile; before the per-run panels read the host
+    variable, picking a host left every host's ranks on them."""
     board = BOARDS["training-run.json"]
     rank = {v.name: v for v in queries.variables(board)}["rank"]
     assert rank.multi and rank.include_all and rank.all_value == ".*"
@@ -290,11 +298,21 @@ def test_training_run_panels_show_each_rank_and_filter_by_the_rank_variable(tmp_
         and all(name.startswith("dlbench_train_") for name in queries.metric_names(t.expr))
     ]
     assert len(per_run) >= 10
+    # the two headline stats add the selected ranks up (throughput) or average them (MFU): one value per run
+    job_level = {"sum": 100.0, "avg": 0.4}  # each rank's series: 100 samples/s, MFU 0.4
+    whole = {t.expr: t.expr.split(" by ")[0] for t in per_run if t.expr.startswith(("sum by", "avg by"))}
+    assert {t.panel_title for t in per_run if t.expr in whole} == {"Job throughput", "MFU"}
     tests, everything = [], {v.name: ".*" for v in queries.variables(board)}
-    for picked, expected in ((".*", ("0", "1")), ("1", ("1",))):
+    for picked, expected in (({}, ("0", "1")), ({"rank": "1"}, ("1",)), ({"hostname": "n2"}, ("1",))):
         exprs = []
         for target in per_run:
-            expr = queries.substitute(target.expr, everything | {"rank": picked})
+            expr = queries.substitute(target.expr, everything | picked)
+            if target.expr in whole:
+                value = job_level[whole[target.expr]] * (len(expected) if whole[target.expr] == "sum" else 1)
+                exprs.append(
+                    {"expr": expr, "exp_samples": [{"labels": '{run_id="r1", workload="gpt2"}', "value": value}]}
+                )
+                continue
             exprs.append(
                 {
                     "expr": f"count by (rank) ({expr})",
@@ -309,7 +327,7 @@ def test_training_run_panels_show_each_rank_and_filter_by_the_rank_variable(tmp_
             }
         )
     for target in per_run:
-        assert target.instant or "{{rank}}" in target.legend, f"{target.panel_title}: {target.legend!r}"
+        assert target.instant or target.expr in whole or "{{rank}}" in target.legend, target.panel_title
     path = tmp_path / "ranks_test.yml"
     path.write_text(yaml.safe_dump({"rule_files": [], "tests": tests}))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)

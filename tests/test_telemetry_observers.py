@@ -134,6 +134,12 @@ def test_run_arguments_build_the_observers_and_reject_bad_input():
         parse("--metrics-port", "70000")
 
 
+def _pushed_values(text: str, *names: str) -> dict:
+    """The value of each named series in a Pushgateway's exposition (one series per name here)."""
+    return {name: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() for name in names
+            if line.startswith(name + "{")}
+
+
 @pytest.mark.integration
 def test_end_of_run_summary_reaches_a_real_pushgateway(tmp_path):
     binary = shutil.which("prometheus-pushgateway")
@@ -160,6 +166,15 @@ def test_end_of_run_summary_reaches_a_real_pushgateway(tmp_path):
         assert 'job="dlbench_run"' in line and 'workload="resnet50"' in line
         assert float(line.rsplit(" ", 1)[1]) == pytest.approx(64 / 0.05)
         assert "dlbench_run_energy_joules{" in text and "dlbench_run_mfu_ratio{" in text
+        pushed = _pushed_values(text, "dlbench_run_job_samples_per_second", "dlbench_run_world_size")
+        assert pushed == {"dlbench_run_job_samples_per_second": pytest.approx(64 / 0.05), "dlbench_run_world_size": 1}
+        # rank 0 of a 2-rank job: the job's aggregate beside rank 0's own figure (the next push replaces this one)
+        push.on_finish(dict(result, distributed={"world_size": 2, "aggregate": {"samples_per_second": 2500.0}}))
+        text = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
+        pushed = _pushed_values(text, "dlbench_run_samples_per_second", "dlbench_run_job_samples_per_second",
+                                "dlbench_run_world_size")
+        assert pushed == {"dlbench_run_samples_per_second": pytest.approx(64 / 0.05),
+                          "dlbench_run_job_samples_per_second": 2500.0, "dlbench_run_world_size": 2}
     finally:
         telemetry.close()
         gateway.terminate()

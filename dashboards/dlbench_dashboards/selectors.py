@@ -2,8 +2,9 @@
 
 GPU = 'job=~"$job", hostname=~"$hostname", gpu=~"$gpu"'
 HOST = 'job=~"$job", hostname=~"$hostname"'
-# a live run's series carry the torchrun rank (0 for a single-process run): a data-parallel job shows every rank
-TRAIN = 'run_id=~"$run_id", workload=~"$workload", rank=~"$rank"'
+# a live run's series carry the torchrun rank (0 for a single-process run): a data-parallel job shows every rank.
+# The host too: the rank variable's All is `.*`, so without it a picked host would still show every host's ranks.
+TRAIN = 'run_id=~"$run_id", workload=~"$workload", hostname=~"$hostname", rank=~"$rank"'
 
 # Legends
 GPU_LEGEND = "{{hostname}} GPU {{gpu}}"

@@ -11,12 +11,20 @@ RATE = "$__rate_interval"
 # one series per rank of a data-parallel job: the legends name it, so that a slow rank stands out
 RUN_LEGEND = "{{run_id}} {{workload}} rank {{rank}}"
 STAT_LEGEND = "{{workload}} rank {{rank}}"
+JOB_LEGEND = "{{workload}} (selected ranks)"
 LEGEND = GPU_ONLY_LEGEND  # one host's GPUs
 MFU_UNDEFINED = "n/a (CPU or unknown GPU peak)"
 
 
 def _train(metric: str, legend: str) -> tuple[str, str]:
     return f"{metric}{{{TRAIN}}}", legend
+
+
+def _job(aggregation: str, metric: str) -> tuple[str, str]:
+    """The selected ranks of each run together: with Rank on All, the whole job (`sum` for throughput, as rank 0's
+    result adds its ranks up; `avg` for ratios such as MFU, the job's achieved FLOP/s over its GPUs' summed peaks
+    when the GPUs are alike)."""
+    return f"{aggregation} by (run_id, workload) ({metric}{{{TRAIN}}})", JOB_LEGEND
 
 
 def _step_quantile(q: float) -> tuple[str, str]:
@@ -65,19 +73,21 @@ def build():
     )
     layout.add(
         stat_panel(
-            "Throughput",
-            [_train("dlbench_train_samples_per_second", STAT_LEGEND)],
+            "Job throughput",
+            [_job("sum", "dlbench_train_samples_per_second")],
             unit="none",
             graph=True,
-            description="Samples per second over the last 20 steps.",
+            description="Samples per second of the selected ranks together, each over its last 20 steps: with Rank on "
+            "All, the job's aggregate (the result's distributed.aggregate). The time series below shows each rank.",
         ),
         stat_panel(
             "MFU",
-            [_train("dlbench_train_mfu_ratio", STAT_LEGEND)],
+            [_job("avg", "dlbench_train_mfu_ratio")],
             unit="percentunit",
             graph=True,
             no_value=MFU_UNDEFINED,
-            description="Model FLOPs utilisation: achieved FLOP/s over the GPU's dense peak. Not defined on CPU.",
+            description="Model FLOPs utilisation, the mean of the selected ranks': achieved FLOP/s over the GPU's dense "
+            "peak. Not defined on CPU.",
         ),
         stat_panel(
             "Steps",
@@ -155,7 +165,8 @@ def build():
             description="Current SM clock over its maximum (recording rule).",
         ),
         gpu_panels.clocks_limited(
-            LEGEND, description="Thermal or hardware slowdown or the power brake holding clocks down; the power cap a "
+            LEGEND,
+            description="Thermal or hardware slowdown or the power brake holding clocks down; the power cap a "
             "GPU at full load sits on is not counted.",
         ),
         width=8,

@@ -302,6 +302,11 @@ class PushgatewayObserver(RunObserver):
             values["samples_per_second"] = samples / seconds
             if self.info.flops_per_sample and self.info.peak_flops:
                 values["mfu_ratio"] = values["samples_per_second"] * self.info.flops_per_sample / self.info.peak_flops
+        job = result.get("distributed")  # rank 0 of a torchrun job: every rank's figures, gathered
+        values["world_size"] = job["world_size"] if job else 1
+        values["job_samples_per_second"] = (
+            (job.get("aggregate") or {}).get("samples_per_second") if job else values.get("samples_per_second")
+        )
         telemetry = result.get("telemetry") or (self.telemetry.contribute() if self.telemetry else None)
         gpu = (telemetry or {}).get("gpu") or {}
         for key in ("energy_joules", "energy_per_sample_joules", "power_mean_watts"):

@@ -122,6 +122,12 @@ class ProcessGroup:
         self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return self.ddp
 
+    def shared(self, value):
+        """Rank 0's `value` on every rank (a broadcast of one picklable object)."""
+        holder = [value]
+        dist.broadcast_object_list(holder, src=0)
+        return holder[0]
+
     def gather(self, record: dict) -> list[dict]:
         records: list = [None] * self.where.world_size
         dist.all_gather_object(records, record)
@@ -238,6 +244,9 @@ def rank_record(
         "step_time_p99_seconds": steps.get("p99"),
         "parameters_sha256": digest,
         "parameters_held": held,
+        # each rank's own peak: what FSDP's sharding saves (or a rank that holds more than the others) shows here
+        "peak_device_memory_bytes": metrics.get("peak_device_memory_bytes"),
+        "peak_host_memory_bytes": metrics.get("peak_host_memory_bytes"),
         "communication_probe": probe,
     }
 
@@ -247,7 +256,9 @@ def _total(records: list[dict], key: str) -> float | None:
     return None if any(value is None for value in values) else sum(values)
 
 
-def summary(where: Topology, group: ProcessGroup, batch_size: int, records: list[dict]) -> dict:
+def summary(
+    where: Topology, group: ProcessGroup, batch_size: int, records: list[dict], tokens_per_sample: int | None = None
+) -> dict:
     """The `distributed` section of rank 0's result: the job's shape, every rank, the aggregate, the slowest rank."""
     records = sorted(records, key=lambda record: record["rank"])
     rated = [record for record in records if record["samples_per_second"] is not None]
@@ -266,7 +277,7 @@ def summary(where: Topology, group: ProcessGroup, batch_size: int, records: list
         }
     for record in records:
         record.pop("communication_probe", None)
-    return topology_section(where, group, batch_size) | {
+    return topology_section(where, group, batch_size, tokens_per_sample) | {
         "hosts": sorted({record["host"] for record in records}),
         "aggregate": {
             "samples_per_second": _total(records, "samples_per_second"),
@@ -275,13 +286,19 @@ def summary(where: Topology, group: ProcessGroup, batch_size: int, records: list
         "slowest_rank": (
             None if slowest is None else {key: slowest[key] for key in ("rank", "host", "samples_per_second")}
         ),
-        "parameters_in_sync": len({record["parameters_sha256"] for record in records}) == 1,
+        # replicas (DDP) must end bit-identical; FSDP has none to compare: every rank's digest is of the same
+        # all-gathered whole, equal by construction, so a `true` there would claim a check that cannot fail
+        "parameters_in_sync": (
+            len({record["parameters_sha256"] for record in records}) == 1 if group.strategy == "ddp" else None
+        ),
         "communication": communication,
         "ranks": records,
     }
 
 
-def topology_section(where: Topology, group: ProcessGroup, batch_size: int) -> dict:
+def topology_section(
+    where: Topology, group: ProcessGroup, batch_size: int, tokens_per_sample: int | None = None
+) -> dict:
     """What rank 0 can say about the job when the ranks could not gather (a failure or an interruption)."""
     return {
         "launcher": "torchrun",
@@ -295,6 +312,8 @@ def topology_section(where: Topology, group: ProcessGroup, batch_size: int) -> d
         "hosts": [where.host],
         "per_rank_batch_size": batch_size,
         "global_batch_size": batch_size * where.world_size,
+        # language models state their batch in tokens (GPT-3's "0.5M tokens"): the sequences times their length
+        "global_batch_tokens": batch_size * where.world_size * tokens_per_sample if tokens_per_sample else None,
         "aggregate": None,
         "slowest_rank": None,
         "parameters_in_sync": None,

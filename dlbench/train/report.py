@@ -42,13 +42,17 @@ def _fmt(value, spec: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
+def _tokens(count: int | None) -> str:
+    return f" = {count:,} tokens" if count else ""
+
+
 def _distributed_rows(job: dict | None) -> list[tuple[str, str]]:
     """A torchrun job: its shape, the aggregate throughput, the slowest rank and the measured communication share.
     The throughput rows above stay rank 0's own, comparable with a single-GPU run."""
     if not job:
         return []
     rows = [("ranks", f"{job['world_size']} = {job['nodes']} node(s) x {job['processes_per_node']} ({job['backend']}, "
-             f"{job['strategy']}, global batch {job['global_batch_size']})")]
+             f"{job['strategy']}, global batch {job['global_batch_size']}{_tokens(job.get('global_batch_tokens'))})")]
     aggregate = job.get("aggregate") or {}
     if aggregate.get("samples_per_second") is not None:
         rows.append(("aggregate throughput (samples/s)", _fmt(aggregate["samples_per_second"], ",.1f")))

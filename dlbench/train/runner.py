@@ -134,6 +134,10 @@ class Run:
         self.cpu_load: dict | None = None
 
     @property
+    def _tokens_per_sample(self) -> int | None:
+        return self.workload.tokens_per_sample(self.seq_len) or None
+
+    @property
     def timed_steps_target(self) -> int | None:
         return self.window.steps if self.window.seconds is None else None
 
@@ -218,8 +222,6 @@ class Run:
         peak_flops = peak["tflops"] * 1e12 if peak else None
         self._describe(flops_per_sample, peak)
         result["environment"] = _runtime_environment(self.device, uuid, nvml_index)
-        info = RunInfo(self.run_id, self.workload.name, str(self.device), nvml_index, self.batch_size,
-                       self.workload.sample_unit, flops_per_sample, peak_flops, gpu_uuid=uuid)
         clock = StepClock(self.device)
         self.first_loss = self.last_loss = None
         self.load = contention.CpuContention(self.device.type)
@@ -229,12 +231,18 @@ class Run:
                 devices.select(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
             if self.group:
-                result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size)
+                result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size,
+                                                                     self._tokens_per_sample)
                 self.group.start()
+                # one job, one run id: every rank's live series carry rank 0's, so that the dashboards and alerts
+                # see the ranks of a job as one run told apart by `rank` (each rank drew its own id at start)
+                self.run_id = result["run_id"] = self.group.shared(self.run_id)
             self._setup()
             if self.group:
                 result["distributed"]["sharding"] = self.group.sharding
             result["backend"] = self.precision.backend_flags()
+            info = RunInfo(self.run_id, self.workload.name, str(self.device), nvml_index, self.batch_size,
+                           self.workload.sample_unit, flops_per_sample, peak_flops, gpu_uuid=uuid)
             for observer in self.observers:
                 observer.on_start(info)
             self._warm_up(clock)
@@ -306,7 +314,8 @@ class Run:
         record = distributed.rank_record(self.where, self.device, uuid, self.result["metrics"], digest, probe,
                                          distributed.parameters_held(self.model))
         records = self.group.gather(record)
-        self.result["distributed"] = distributed.summary(self.where, self.group, self.batch_size, records)
+        self.result["distributed"] = distributed.summary(self.where, self.group, self.batch_size, records,
+                                                         self._tokens_per_sample)
 
     def _interrupted(self, stop: KeyboardInterrupt, when: str) -> tuple[str, str]:
         signal = interrupt.signal_of(stop)
