@@ -40,6 +40,8 @@ cuda_variant=$(sed -n 's/^stack_torch_cuda_variant: *"\{0,1\}\([^" #]*\).*/\1/p'
 #  - without a driver, the PCI bus still shows the device: vendor 0x10de, class 0x0300xx (VGA) or 0x0302xx (3D
 #    controller, the data-centre GPUs). NVSwitch (class 0x0680) and the GPUs' audio functions (0x0403) are not GPUs.
 #    (PCI class codes: PCI-SIG Code and ID Assignment Specification; 10de: https://pci-ids.ucw.cz/read/PC/10de)
+#    The same rule as nvidia_pci_gpus in dlbench/hostspec/facts.py (`dlbench validate`), kept here in shell
+#    because this runs before any Python environment with dlbench exists.
 find_nvidia_gpu() {
     local listed count device
     if listed=$("$nvidia_smi" -L 2>/dev/null) && count=$(grep -c '^GPU [0-9]' <<<"$listed") && [ "$count" -gt 0 ]; then

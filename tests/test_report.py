@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dlbench.results import plots
+from dlbench.results import plots, tables
 from results_support import make_result, pytest_benchmark_document, write, write_report_runs
 
 FIGURE_IDS = [figure_id for figure_id, _, _ in plots.FIGURES]
@@ -38,6 +38,41 @@ def test_html_has_environment_results_and_every_figure(report):
     # what the numbers are: resnet50 bf16 at 85 ms a step and batch 256 is about 3,000 images/s
     assert re.search(r"<td class=num>3,0\d\d\.\d</td>", page)
     assert "<script" not in page and "src=" not in page and "@import" not in page
+
+
+def test_the_environment_table_has_one_row_per_host_even_where_micro_benchmarks_record_less(report):
+    """The micro-benchmarks (pytest-benchmark: hostname, no driver or torch) ran on gpu-a like the four runs."""
+    page = report[0].read_text()
+    environment = page[page.index("<h2>Environment</h2>") : page.index("<h2>Results</h2>")]
+    assert environment.count("<tr><td>gpu-a</td>") == 1 and "<td>580.95.05</td>" in environment
+    markdown = report[1].read_text()
+    assert len(re.findall(r"^\| gpu-a \|", markdown, flags=re.M)) == 1
+
+
+def test_a_partly_recorded_environment_folds_only_into_one_that_agrees_with_it():
+    full = {"host": "gpu-a", "device": "H100", "driver": "580.95.05", "torch": "2.13.0"}
+    partial = {"host": "gpu-a", "device": "H100", "driver": "", "torch": ""}
+    other_host = {"host": "gpu-b", "device": "H100", "driver": "", "torch": ""}
+    other_driver = {"host": "gpu-a", "device": "H100", "driver": "570.86.15", "torch": ""}
+
+    def rows(*environments):
+        results = [
+            {
+                "environment": {
+                    "hostname": e["host"],
+                    "driver_version": e["driver"] or None,
+                    "torch": {"version": e["torch"] or None},
+                },
+                "telemetry": {"gpu": {"name": e["device"]}},
+            }
+            for e in environments
+        ]
+        return [(row["host"], row["driver"], row["torch"]) for row in tables.environment_rows(results)]
+
+    assert rows(partial, full) == [("gpu-a", "580.95.05", "2.13.0")]
+    assert rows(full, partial, other_host) == [("gpu-a", "580.95.05", "2.13.0"), ("gpu-b", "", "")]
+    # a different driver on gpu-a is a different environment, kept; the partial row is folded into the full ones
+    assert rows(full, other_driver, partial) == [("gpu-a", "580.95.05", "2.13.0"), ("gpu-a", "570.86.15", "")]
 
 
 def test_markdown_summary_is_a_table_a_wiki_renders(report):

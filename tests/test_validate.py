@@ -9,20 +9,24 @@ import junitparser
 import pytest
 
 from dlbench.errors import UserError
+from dlbench.hostspec import facts
+from dlbench.hostspec.reader import HostReader
 from dlbench.validate import stack, writers
 from dlbench.validate.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
-from validate_support import context
+from validate_support import PCI_H100_NVSWITCH, PCI_H100_SXM, PCI_INTEL_VTD, context, pci_bus
 
 NO_DRIVER = json.dumps({"init_error": "LIBRARY_NOT_FOUND"})
 
 
-def _env(tmp_path, nvml: str) -> dict:
-    """The environment of a run: NVML simulated (a preset list, or a scenario written to a file), no GPU for torch."""
+def _env(tmp_path, nvml: str, pci=(PCI_INTEL_VTD,)) -> dict:
+    """The environment of a run: NVML simulated (a preset list, or a scenario written to a file), no GPU for torch,
+    the PCI bus read from a tree under tmp_path (DLBENCH_RECORDED_HOST) instead of this machine's."""
     if nvml.startswith("{"):
         scenario = tmp_path / "scenario.json"
         scenario.write_text(nvml)
         nvml = str(scenario)
-    return {**os.environ, "DLBENCH_FAKE_NVML": nvml, "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200"}
+    return {**os.environ, "DLBENCH_FAKE_NVML": nvml, "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200",
+            "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "host", *pci)}
 
 
 def _schema_validator():
@@ -51,6 +55,33 @@ def test_a_host_without_gpus_passes_its_host_checks_and_skips_the_gpu_checks(dlb
     assert len(cases) == len(report["checks"])
     skipped = [c for c in cases if c.result and isinstance(c.result[0], junitparser.Skipped)]
     assert len(skipped) == report["counts"][SKIP]
+
+
+def test_gpus_on_the_pci_bus_without_a_working_driver_fail_the_inventory(dlbench_cli, tmp_path):
+    """An H100 on the bus while NVML cannot load (no driver, or one built for another kernel) is no CPU-only host."""
+    report_path = tmp_path / "report.json"
+    done = dlbench_cli("validate", "--json", report_path,
+                       env=_env(tmp_path, NO_DRIVER, pci=(PCI_INTEL_VTD, PCI_H100_NVSWITCH, PCI_H100_SXM)))
+    assert done.returncode == 1, done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    report = json.loads(report_path.read_text())
+    _schema_validator().validate(report)
+    count = {c["id"]: c for c in report["checks"]}["inventory.gpu_count"]
+    assert count["verdict"] == FAIL
+    assert count["detail"] == ("1 NVIDIA GPU(s) on the PCI bus (0000:18:00.0) but none in NVML: "
+                               "NVML unavailable (NVML Shared Library Not Found)"), count["detail"]
+    assert "1 NVIDIA GPU(s) on the PCI bus" in done.stdout  # the table says why
+
+
+@pytest.mark.parametrize("functions, seen", [(None, None), ((), []), ((PCI_INTEL_VTD, PCI_H100_NVSWITCH), []),
+                                             ((PCI_H100_NVSWITCH, PCI_H100_SXM), ["0000:18:00.0"])])
+def test_the_pci_bus_shows_nvidia_gpus_but_not_nvswitches_and_cannot_tell_without_sys(tmp_path, functions, seen):
+    """No /sys/bus/pci (a chroot, some containers) is "cannot tell" (None), not "no GPU"."""
+    root = tmp_path / "host"
+    root.mkdir()
+    if functions is not None:
+        pci_bus(root, *functions)
+    assert facts.nvidia_pci_gpus(HostReader(root)) == seen
 
 
 def test_missing_gpus_fail_with_exit_code_1_and_junit_failures(dlbench_cli, tmp_path):

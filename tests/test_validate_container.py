@@ -15,7 +15,7 @@ from dlbench.validate import container, stack
 from dlbench.validate.report import FAIL, INFO, PASS, SKIP
 from docker_engine import load_image, start_engine, stop_engine
 from images_support import UID, remove_in_background
-from validate_support import context
+from validate_support import PCI_INTEL_VTD, context, pci_bus
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,8 @@ def test_dlbench_validate_image_passes_on_a_cpu_host_as_the_images_non_root_user
     scenario = tmp_path / "nvml.json"
     scenario.write_text(NO_DRIVER)
     report = tmp_path / "report.json"
-    env = {**os.environ, "DOCKER_HOST": host, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "DOCKER_HOST": host, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": "",
+           "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD)}  # a CPU-only PCI bus
     done = dlbench_cli("validate", "--image", image, "--stack", cpu_stack, "--json", report, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     checks = {c["id"]: c for c in json.loads(report.read_text())["checks"]}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from validate_support import PCI_INTEL_VTD, pci_bus
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +34,9 @@ def _play(tmp_path, nvml_scenario: dict):
                   f"validate_remote_dir={tmp_path}/remote{n}\n" for n in (1, 2))
         + f"[all:vars]\nvalidate_dlbench={dlbench}\nvalidate_controller_dlbench={dlbench}\n"
           f"ansible_python_interpreter={sys.executable}\n")
+    # the hosts' PCI bus: a CPU-only one, so that a machine with NVIDIA GPUs runs the same test
     env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": "",
+           "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD),
            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOCALHOST_WARNING": "false"}
     return subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/validate.yml"], cwd=REPO, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)

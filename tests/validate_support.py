@@ -1,6 +1,9 @@
-"""Helpers for the `dlbench validate` tests: a simulated NVML in-process, and a Context over it."""
+"""Helpers for the `dlbench validate` tests: a simulated NVML in-process, a Context over it, and a PCI bus in sysfs
+layout."""
 
 from __future__ import annotations
+
+import os
 
 from dlbench.telemetry import fake_nvml
 from dlbench.validate.context import Context, Options
@@ -19,3 +22,28 @@ def context(*gpus: dict, **options) -> Context:
     options.setdefault("cpu", True)
     options.setdefault("interval_seconds", 0.05)
     return Context(Options(**options), nvml=simulated_nvml(*gpus) if gpus else None)
+
+
+# PCI functions as sysfs shows them (/sys/bus/pci/devices/ADDRESS -> ../../../devices/pciDOMAIN:BUS/.../ADDRESS,
+# with `vendor`, `device` and `class` files printed "0x%04x\n", "0x%04x\n" and "0x%06x\n" by Linux's
+# drivers/pci/pci-sysfs.c, pci_config_attr).
+# Ids from pci.ids (https://pci-ids.ucw.cz): 10de:2330 GH100 [H100 SXM5 80GB] (3D controller, 0x030200) and
+# 10de:22a3 GH100 [H100 NVSwitch] (bridge, 0x068000) at their HGX H100 baseboard slots (tests/ansible/pci_bus.py; the parent bridges are illustrative);
+# 8086:09a2 Ice Lake Memory Map/VT-d (system peripheral, 0x088000), a function every Xeon host has.
+PCI_H100_SXM = ("pci0000:17/0000:17:01.0/0000:18:00.0", "0x10de", "0x2330", "0x030200")
+PCI_H100_NVSWITCH = ("pci0000:05/0000:05:01.0/0000:07:00.0", "0x10de", "0x22a3", "0x068000")
+PCI_INTEL_VTD = ("pci0000:00/0000:00:05.0", "0x8086", "0x09a2", "0x088000")
+
+
+def pci_bus(root, *functions) -> str:
+    """A host root whose /sys/bus/pci/devices lists FUNCTIONS, laid out as the kernel lays them out, for
+    DLBENCH_RECORDED_HOST (dlbench/hostspec/reader.py): a run then sees this bus, not the machine's own."""
+    bus = root / "sys/bus/pci/devices"
+    bus.mkdir(parents=True, exist_ok=True)
+    for path, vendor, device, pci_class in functions:
+        folder = root / "sys/devices" / path
+        folder.mkdir(parents=True)
+        for name, value in (("vendor", vendor), ("device", device), ("class", pci_class)):
+            (folder / name).write_text(value + "\n")
+        (bus / folder.name).symlink_to(os.path.relpath(folder, bus))
+    return str(root)

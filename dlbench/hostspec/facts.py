@@ -200,6 +200,34 @@ def python_packages(reader: HostReader) -> dict:
             "cudnn": build["cudnn"] or Unanswered("no cuDNN wheel (nvidia-cudnn-cu*) is installed")}
 
 
+# NVIDIA GPUs on the PCI bus, with or without a driver: vendor 0x10de (https://pci-ids.ucw.cz/read/PC/10de) and base
+# class 03 display controller, subclass 00 VGA compatible or 02 3D controller (the data-centre GPUs); sysfs prints
+# them as "0x%04x\n" and "0x%06x\n", e.g. "0x10de\n" and "0x030200\n" (Linux drivers/pci/pci-sysfs.c,
+# pci_config_attr; class codes: PCI-SIG PCI Code and ID Assignment Specification). NVSwitches (0x0680) and the GPUs' audio (0x0403)
+# and USB (0x0c03) functions share the vendor and are not GPUs. The same rule as scripts/torch-build.sh's
+# find_nvidia_gpu (shell, before any Python exists) and the nvidia_driver role's lspci filter.
+PCI_DEVICES = "/sys/bus/pci/devices"
+NVIDIA_VENDOR = "0x10de"
+GPU_CLASS_PREFIXES = ("0x0300", "0x0302")
+
+
+def nvidia_pci_gpus(reader: HostReader) -> list[str] | None:
+    """The PCI addresses of the NVIDIA GPUs on the bus, in bus order; None when there is no PCI bus to read (a
+    container or chroot without /sys): "cannot tell", which is not "no GPU"."""
+    if not reader.exists(PCI_DEVICES):
+        return None
+    found = []
+    for address in reader.listdir(PCI_DEVICES):
+        try:
+            vendor = reader.read(f"{PCI_DEVICES}/{address}/vendor").strip().lower()
+            pci_class = reader.read(f"{PCI_DEVICES}/{address}/class").strip().lower()
+        except Unanswered:
+            continue
+        if vendor == NVIDIA_VENDOR and pci_class.startswith(GPU_CLASS_PREFIXES):
+            found.append(address)
+    return found
+
+
 def gpus(nvml_reader=None) -> dict:
     """GPUs and the driver through the telemetry NVML reader (a simulated NVML in tests, see
     dlbench/telemetry/fake_nvml.py); an NvmlReader already started (by `dlbench validate`) is reused."""

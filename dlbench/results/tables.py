@@ -85,12 +85,23 @@ def used_columns(rows: list[dict[str, str]], columns: tuple[str, ...], drop_unif
 
 
 def environment_rows(results: list[dict]) -> list[dict[str, str]]:
-    """One row per distinct environment (host and software), in the order results name them."""
+    """One row per distinct environment (host and software), in the order results name them.
+
+    A result that records less of its environment is not a different one: pytest-benchmark's `machine_info` names
+    the host but no driver, torch or CUDA, so the micro-benchmarks of host gpu-a would otherwise add a second, mostly
+    empty gpu-a row. A row whose every known fact equals another row's is folded into that row."""
     seen: OrderedDict = OrderedDict()
     for result in results:
         facts = {k: "" if v is None else str(v) for k, v in fields.environment_facts(result).items()}
         seen.setdefault(tuple(facts.items()), facts)
-    return list(seen.values())
+    rows = list(seen.values())
+    return [row for row in rows if not any(other is not row and _knows_more(other, row) for other in rows)]
+
+
+def _knows_more(fuller: dict[str, str], partial: dict[str, str]) -> bool:
+    """`fuller` agrees with every fact `partial` knows and knows at least one more."""
+    known = {k: v for k, v in partial.items() if v}
+    return all(fuller.get(k) == v for k, v in known.items()) and sum(map(bool, fuller.values())) > len(known)
 
 
 def notes(results: list[dict]) -> list[str]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlbench.hostspec import facts
+from dlbench.hostspec.reader import HostReader, host_reader
 from dlbench.telemetry.nvml import NvmlReader, load_pynvml
 from dlbench.validate import nvml_extra
 
@@ -56,8 +58,10 @@ class LoadWindow:
 
 
 class Context:
-    def __init__(self, options: Options, nvml: Any = None):
+    def __init__(self, options: Options, nvml: Any = None, host: HostReader | None = None):
         self.options = options
+        # The PCI bus, read before NVML: GPUs there that NVML cannot list mean a broken driver, not a CPU-only host.
+        self.pci_gpus = facts.nvidia_pci_gpus(host if host is not None else host_reader())
         os.environ.update(DEVICE_ORDER)  # before torch touches CUDA: the interconnect's workers inherit it too
         self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(), watch_xid=True)
         if self.reader.nvml is not None:

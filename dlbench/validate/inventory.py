@@ -11,10 +11,14 @@ from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN, CheckResult, skip
 
 NVML_SOURCE = "NVML device queries"
+PCI_SOURCE = "/sys/bus/pci/devices (vendor 0x10de, class 0x0300xx or 0x0302xx)"
 
 
 def _no_gpu(ctx: Context) -> str:
-    return f"no GPU: {ctx.nvml_problem}" if ctx.nvml_problem else "NVML lists no GPU"
+    nvml = ctx.nvml_problem or "NVML lists no GPU"
+    if ctx.pci_gpus:
+        return f"{len(ctx.pci_gpus)} NVIDIA GPU(s) on the PCI bus ({', '.join(ctx.pci_gpus)}) but none in NVML: {nvml}"
+    return f"no GPU: {ctx.nvml_problem}" if ctx.nvml_problem else nvml
 
 
 def run(ctx: Context) -> list[CheckResult]:
@@ -29,6 +33,8 @@ def run(ctx: Context) -> list[CheckResult]:
     elif count:
         results.append(CheckResult("inventory.gpu_count", "number of GPUs", INFO, count, "GPUs",
                                    detail="no --expect-gpus given"))
+    elif ctx.pci_gpus:
+        results.append(_driver_not_answering(ctx))
     else:
         results.append(skip("inventory.gpu_count", "number of GPUs", _no_gpu(ctx)))
     if not count:
@@ -37,6 +43,14 @@ def run(ctx: Context) -> list[CheckResult]:
     results.append(_memory(ctx))
     results += _modes(ctx)
     return results
+
+
+def _driver_not_answering(ctx: Context) -> CheckResult:
+    """NVIDIA GPUs on the PCI bus but none in NVML: the driver is missing, not loaded or broken (e.g. built for
+    another kernel). An acceptance run must not mistake that host for a CPU-only one."""
+    return CheckResult("inventory.gpu_count", "number of GPUs", FAIL, 0, "GPUs",
+                       expected=f"== {len(ctx.pci_gpus)} (the NVIDIA GPUs on the PCI bus)", source=PCI_SOURCE,
+                       detail=_no_gpu(ctx))
 
 
 def _model(ctx: Context) -> CheckResult:
