@@ -69,11 +69,14 @@ def test_an_older_version_left_installed_does_not_stand_in_for_the_drivers():
 
 
 @pytest.mark.parametrize(
-    "modules, package", [("open", "nvidia-kernel-open-dkms"), ("proprietary", "nvidia-kernel-dkms")]
+    "distribution, modules, package",
+    [("Debian", "open", "nvidia-kernel-open-dkms"), ("Debian", "proprietary", "nvidia-kernel-dkms"),
+     ("Ubuntu", "open", "nvidia-dkms-open"), ("Ubuntu", "proprietary", "nvidia-dkms")],
 )
-def test_the_role_asks_for_the_version_of_its_own_module_package(modules, package):
+def test_the_role_asks_for_the_version_of_its_own_module_package(distribution, modules, package):
     """The version the check wants is that of the package whose postinst has DKMS build the modules."""
     variables = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    variables.update(yaml.safe_load((ROLE / "vars" / f"{distribution}.yml").read_text()))
     variables["nvidia_driver_modules_flavour"] = modules
     expression = variables["__nvidia_driver_dkms_package"]
     assert jinja2.Environment().from_string(expression).render(variables) == package

@@ -35,19 +35,20 @@ print(json.dumps([templar.template(expression).strip() for expression in express
 """
 
 
-def render(expressions, kernel_release, release, version):
+def render(expressions, kernel_release, release, version, distribution="Ubuntu"):
     variables = {}
-    for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / "Ubuntu.yml"):
+    for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / f"{distribution}.yml"):
         variables.update(yaml.safe_load(path.read_text()))
     variables.update(
         ansible_facts={
-            "distribution": "Ubuntu",
+            "distribution": distribution,
             "distribution_release": release,
             "distribution_version": version,
             "kernel": kernel_release,
         },
         stack_driver_branch="580",
         stack_cuda_version="13.0",
+        nvidia_driver_modules_flavour="open",  # preflight.yml's set_fact, from the GPU generation
         stack_torch_cuda_variant="cu130",
     )
     (record,) = [
@@ -88,3 +89,22 @@ def test_ubuntu_headers_and_modules_follow_the_kernel_track(kernel_release, rele
     )
     assert rendered == flavour
     assert headers == f"dkms linux-headers-{kernel_release} linux-headers-{flavour}"
+
+
+@pytest.mark.parametrize(
+    "distribution, kernel_release, release, version, packages",
+    [
+        # NVIDIA Driver Installation Guide, compute-only system: Debian "apt -V install nvidia-driver-cuda
+        # nvidia-kernel-open-dkms", Ubuntu "apt -V install libnvidia-compute nvidia-dkms-open" (the CUDA repository
+        # keeps Ubuntu-style names there). Before the fix Ubuntu got Debian's names, which its repository lacks.
+        ("Debian", "6.1.0-26-amd64", "bookworm", "12", "nvidia-driver-cuda nvidia-kernel-open-dkms nvidia-kernel-open-dkms"),
+        ("Ubuntu", "6.8.0-45-generic", "noble", "24.04", "libnvidia-compute nvidia-dkms-open nvidia-dkms-open"),
+    ],
+)
+def test_compute_only_driver_packages_have_each_distributions_names(distribution, kernel_release, release, version,
+                                                                     packages):
+    (rendered,) = render(
+        ["{{ (__nvidia_driver_cuda_repo_packages.compute.open + [__nvidia_driver_dkms_package]) | join(' ') }}"],
+        kernel_release, release, version, distribution,
+    )
+    assert rendered == packages
