@@ -9,11 +9,10 @@ print there (2.x, a stale older version).
 
 import importlib.util
 
-import jinja2
 import pytest
-import yaml
 
 from .conftest import REPO
+from .test_kernel_flavour import render
 
 ROLE = REPO / "playbooks" / "roles" / "nvidia_driver"
 _spec = importlib.util.spec_from_file_location("nvidia_dkms", ROLE / "filter_plugins" / "nvidia_dkms.py")
@@ -75,11 +74,9 @@ def test_an_older_version_left_installed_does_not_stand_in_for_the_drivers():
 )
 def test_the_role_asks_for_the_version_of_its_own_module_package(distribution, modules, package):
     """The version the check wants is that of the package whose postinst has DKMS build the modules."""
-    variables = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
-    variables.update(yaml.safe_load((ROLE / "vars" / f"{distribution}.yml").read_text()))
-    variables["nvidia_driver_modules_flavour"] = modules
-    expression = variables["__nvidia_driver_dkms_package"]
-    assert jinja2.Environment().from_string(expression).render(variables) == package
+    (rendered,) = render(["{{ __nvidia_driver_dkms_package }}"], "6.8.0-45-generic", "noble", "24.04", distribution,
+                         modules)
+    assert rendered == package
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ print(json.dumps([templar.template(expression).strip() for expression in express
 """
 
 
-def render(expressions, kernel_release, release, version, distribution="Ubuntu"):
+def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open"):
     variables = {}
     for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / f"{distribution}.yml"):
         variables.update(yaml.safe_load(path.read_text()))
@@ -48,7 +48,7 @@ def render(expressions, kernel_release, release, version, distribution="Ubuntu")
         },
         stack_driver_branch="580",
         stack_cuda_version="13.0",
-        nvidia_driver_modules_flavour="open",  # preflight.yml's set_fact, from the GPU generation
+        nvidia_driver_modules_flavour=modules,  # preflight.yml's set_fact, from the GPU generation
         stack_torch_cuda_variant="cu130",
     )
     (record,) = [
