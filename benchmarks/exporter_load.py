@@ -42,7 +42,7 @@ def exporter(web_config=None):
 
 
 def half_open(count: int) -> None:
-    from dlbench.telemetry.http import MAX_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
+    from dlbench.telemetry.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
 
     server = exporter()
     url = f"http://127.0.0.1:{server.server.port}/metrics"
@@ -64,10 +64,10 @@ def half_open(count: int) -> None:
         for s in sockets:
             s.close()
         print(
-            f"half-open: {count} silent connections; threads {baseline} before, {during} during (cap "
-            f"{MAX_CONNECTIONS}), {after} after the {SOCKET_TIMEOUT_SECONDS:g} s socket timeout; a scrape during "
-            f"the flood was {scrape_during}, after it answered in {recovered_ms:.1f} ms; "
-            f"{server.server.server.rejected_connections} connections refused at the cap"
+            f"half-open: {count} silent connections; threads {baseline} before, {during} during (at most "
+            f"{MAX_PENDING_CONNECTIONS} wait), {after} after the {SOCKET_TIMEOUT_SECONDS:g} s socket timeout; a scrape "
+            f"during the flood was {scrape_during}, after it answered in {recovered_ms:.1f} ms; "
+            f"{server.server.server.evicted_connections} idle connections closed to make room"
         )
     finally:
         server.close()

@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -60,8 +61,9 @@ def test_server_header_names_no_python_version():
         stop(process)
 
 
-def test_half_open_connections_are_capped_and_dropped_after_the_socket_timeout():
-    from dlbench.telemetry.http import MAX_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
+def test_half_open_connections_are_bounded_and_dropped_after_the_socket_timeout():
+    """More silent connections than may wait at once: the oldest are closed, threads stay bounded, scrapes answer."""
+    from dlbench.telemetry.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
 
     port = free_port()
     process = start_exporter("--port", str(port))
@@ -70,19 +72,115 @@ def test_half_open_connections_are_capped_and_dropped_after_the_socket_timeout()
     try:
         wait_for(lambda: http_get(f"{url}/health")[0] == 200, 30, "exporter")
         baseline = threads_of(process.pid)
-        for _ in range(200):  # connect, then say nothing
+        for _ in range(MAX_PENDING_CONNECTIONS + 50):  # connect, then say nothing
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         time.sleep(0.5)
-        assert threads_of(process.pid) <= baseline + MAX_CONNECTIONS
-        # after the timeout the server has let them all go and scrapes are answered again
+        assert threads_of(process.pid) <= baseline + MAX_PENDING_CONNECTIONS + 2
+        assert http_get(f"{url}/metrics")[0] == 200  # during the flood: its connection pushes out an idle one
+        # after the timeout the server has let them all go
         time.sleep(SOCKET_TIMEOUT_SECONDS + 0.5)
-        wait_for(lambda: http_get(f"{url}/metrics")[0] == 200, 10, "a scrape after the half-open ones expire")
-        assert threads_of(process.pid) <= baseline + 2
+        wait_for(lambda: threads_of(process.pid) <= baseline + 2, 10, "the idle connections' threads to end")
         assert process.poll() is None
     finally:
         for s in sockets:
             s.close()
         assert "Traceback" not in stop(process)
+
+
+def test_idle_connections_take_no_slot_while_prometheus_scrapes():
+    """One client holding 40 idle connections open (re-opening those the server drops) must not lock Prometheus out:
+    a slot is a request in flight, not a socket (promhttp's MaxRequestsInFlight)."""
+    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT, PROMETHEUS_ACCEPT, SOCKET_TIMEOUT_SECONDS
+
+    idle = MAX_REQUESTS_IN_FLIGHT + 8
+    port = free_port()
+    process = start_exporter("--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    stop_holding = threading.Event()
+    held: list[socket.socket] = []
+
+    def hold():
+        while not stop_holding.is_set():
+            for i, s in enumerate(held):
+                try:
+                    s.setblocking(False)
+                    dropped = s.recv(1) == b""
+                except BlockingIOError:
+                    dropped = False
+                except OSError:
+                    dropped = True
+                if dropped:
+                    s.close()
+                    held[i] = socket.create_connection(("127.0.0.1", port), timeout=5)
+            stop_holding.wait(0.05)
+
+    try:
+        wait_for(lambda: http_get(f"{url}/health")[0] == 200, 30, "exporter")
+        held.extend(socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(idle))
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        request = urllib.request.Request(f"{url}/metrics", headers={"Accept": PROMETHEUS_ACCEPT,
+                                                                   "Accept-Encoding": "gzip"})
+        answered, failed = 0, []
+        deadline = time.monotonic() + SOCKET_TIMEOUT_SECONDS * 2  # across the server dropping and re-opening them
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 200 and response.read()
+                answered += 1
+            except OSError as error:
+                failed.append(repr(error))
+            time.sleep(0.2)
+        assert not failed, f"{len(failed)} of {answered + len(failed)} scrapes failed: {failed[:3]}"
+        assert answered >= 20
+    finally:
+        stop_holding.set()
+        for s in held:
+            s.close()
+        assert "Traceback" not in stop(process)
+
+
+def test_requests_beyond_the_cap_in_flight_get_503():
+    """Requests whose headers have arrived are what is capped: past MAX_REQUESTS_IN_FLIGHT answers 503 at once, and the
+    requests in flight are answered when they finish."""
+    from prometheus_client.registry import CollectorRegistry
+
+    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT, MetricsServer
+
+    release, entered, lock = threading.Event(), [0], threading.Lock()
+
+    def slow_health():  # a request that stays in flight until the test lets it go
+        with lock:
+            entered[0] += 1
+        release.wait(30)
+        return 200, {"status": "ok"}
+
+    server = MetricsServer(CollectorRegistry(), "127.0.0.1", 0, health=slow_health).start()
+    url = f"http://127.0.0.1:{server.port}/health"
+    statuses: list[int] = []
+
+    def ask():
+        statuses.append(http_get(url, timeout=30)[0])
+
+    try:
+        in_flight = [threading.Thread(target=ask) for _ in range(MAX_REQUESTS_IN_FLIGHT)]
+        for thread in in_flight:
+            thread.start()
+        wait_for(lambda: entered[0] == MAX_REQUESTS_IN_FLIGHT, 20, "the requests to be in flight")
+        started = time.monotonic()
+        for _ in range(3):
+            status, body = http_get(url, timeout=10)
+            assert status == 503, (status, body[:200])
+            assert b"too many requests in flight" in body
+        assert time.monotonic() - started < 5  # answered at once, not after the others
+        release.set()
+        for thread in in_flight:
+            thread.join(30)
+        assert statuses == [200] * MAX_REQUESTS_IN_FLIGHT
+        assert http_get(url)[0] == 200  # slots are given back
+    finally:
+        release.set()
+        server.close()
 
 
 def test_a_client_trickling_its_request_is_dropped_at_the_deadline():

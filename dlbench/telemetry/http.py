@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+from collections import OrderedDict
 import io
 import ipaddress
 import json
@@ -24,9 +25,15 @@ from dlbench.errors import UserError
 # A client that connects and then says nothing (half-open, slowloris) is dropped after this long; Prometheus sends
 # its request at once. Without it every such connection would hold a thread forever.
 SOCKET_TIMEOUT_SECONDS = 5.0
-# Connections served at once; more are closed at once instead of each taking a thread. A few Prometheus servers,
-# a blackbox probe and a curl need a handful.
-MAX_CONNECTIONS = 32
+# Requests answered at once, counted from the moment a request's line and headers have arrived, as Go exporters count
+# them (promhttp.HandlerOpts.MaxRequestsInFlight, node_exporter's --web.max-requests); more get 503 at once. A few
+# Prometheus servers, a blackbox probe and a curl need a handful. Idle connections take no slot: a client holding
+# sockets open without asking anything must not lock Prometheus out.
+MAX_REQUESTS_IN_FLIGHT = 32
+# Connections whose request has not arrived yet (each waits in its own thread, for SOCKET_TIMEOUT_SECONDS at most).
+# Beyond this many the oldest is closed to make room: a scraper's connection waits only the milliseconds its request
+# takes to arrive, so a flood of idle sockets pushes out its own, not the scraper's.
+MAX_PENDING_CONNECTIONS = 256
 SERVER_NAME = "dlbench"  # the Server header: no Python or library versions for a scanner to match
 
 
@@ -34,7 +41,7 @@ class _RequestDeadlineReader(io.RawIOBase):
     """The connection's reads, each allowed only what is left of one deadline for the whole request.
 
     A socket timeout alone bounds each read, so a client that sends a byte every few seconds (slowloris) would
-    hold its connection, and one of the MAX_CONNECTIONS slots, for ever: 32 such clients would lock Prometheus out.
+    hold its connection, and a thread, for ever.
     """
 
     def __init__(self, connection: socket.socket, deadline: float):
@@ -62,8 +69,24 @@ class _QuietHandler(WSGIRequestHandler):
 
     def parse_request(self) -> bool:
         parsed = super().parse_request()  # request line and headers read: writing the answer gets a fresh timeout
+        self.server.request_arrived()
+        if not parsed:
+            return False
         self.connection.settimeout(SOCKET_TIMEOUT_SECONDS)
-        return parsed
+        self._in_flight = self.server.admit()
+        if not self._in_flight:
+            self.close_connection = True
+            self.send_error(503, "too many requests in flight")
+            return False
+        return True
+
+    def handle(self) -> None:
+        self._in_flight = False
+        try:
+            super().handle()
+        finally:
+            if self._in_flight:
+                self.server.release()
 
     def log_message(self, format, *args):  # one line per scrape would drown the operator's log
         pass
@@ -149,21 +172,56 @@ class PrerenderedMetrics:
         return [body]
 
 
-def _server_class(address: str, tls=None, max_connections: int = MAX_CONNECTIONS):
+def _server_class(address: str, tls=None, max_requests: int = MAX_REQUESTS_IN_FLIGHT,
+                  max_pending: int = MAX_PENDING_CONNECTIONS):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
 
     class Server(ThreadingWSGIServer):
         address_family = family
         daemon_threads = True
-        rejected_connections = 0
-        _slots = threading.BoundedSemaphore(max_connections)
+        rejected_requests = 0  # answered 503: more than max_requests in flight
+        evicted_connections = 0  # closed while idle to make room for newer ones
 
-        def process_request(self, request, client_address):
-            if not self._slots.acquire(blocking=False):
-                Server.rejected_connections += 1
-                self.shutdown_request(request)
-                return
-            super().process_request(request, client_address)
+        def __init__(self, *args, **kwargs):
+            self._slots = threading.BoundedSemaphore(max_requests)
+            # connections with no request yet: the thread serving each -> its file descriptor (the same before and
+            # after a TLS handshake, which replaces the socket object)
+            self._pending: OrderedDict[int, int] = OrderedDict()
+            self._pending_lock = threading.Lock()
+            super().__init__(*args, **kwargs)
+
+        # --- requests in flight ------------------------------------------------------------------------------
+        def admit(self) -> bool:
+            if self._slots.acquire(blocking=False):
+                return True
+            Server.rejected_requests += 1
+            return False
+
+        def release(self) -> None:
+            self._slots.release()
+
+        # --- connections waiting for their request -------------------------------------------------------------
+        def _wait_for_request(self, connection: socket.socket) -> None:
+            with self._pending_lock:
+                self._pending[threading.get_ident()] = connection.fileno()
+                if len(self._pending) > max_pending:
+                    _, oldest = self._pending.popitem(last=False)
+                    Server.evicted_connections += 1
+                    # under the lock: its thread closes it only after leaving _pending, so the number is still its
+                    # socket. Shut down through a duplicate: that wakes the thread, blocked reading, with end of file
+                    try:
+                        with socket.fromfd(oldest, family, socket.SOCK_STREAM) as duplicate:
+                            duplicate.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def request_arrived(self) -> None:
+            with self._pending_lock:
+                self._pending.pop(threading.get_ident(), None)
+
+        def shutdown_request(self, request):
+            self.request_arrived()  # before the descriptor is closed and can be reused
+            super().shutdown_request(request)
 
         def handle_error(self, request, client_address):
             # a client that timed out or went away is routine for a server on a network, not a bug to print
@@ -172,19 +230,17 @@ def _server_class(address: str, tls=None, max_connections: int = MAX_CONNECTIONS
             super().handle_error(request, client_address)
 
         def process_request_thread(self, request, client_address):
-            try:
-                if tls is not None:
-                    # the handshake runs here, in the connection's own thread and under its timeout, so that a
-                    # client that never completes it cannot stall the accept loop
-                    request.settimeout(SOCKET_TIMEOUT_SECONDS)
-                    try:
-                        request = tls.wrap_socket(request, server_side=True)
-                    except (OSError, ValueError):
-                        self.shutdown_request(request)
-                        return
-                super().process_request_thread(request, client_address)
-            finally:
-                self._slots.release()
+            self._wait_for_request(request)
+            if tls is not None:
+                # the handshake runs here, in the connection's own thread and under its timeout, so that a client
+                # that never completes it cannot stall the accept loop
+                request.settimeout(SOCKET_TIMEOUT_SECONDS)
+                try:
+                    request = tls.wrap_socket(request, server_side=True)
+                except (OSError, ValueError):
+                    self.shutdown_request(request)
+                    return
+            super().process_request_thread(request, client_address)
 
     return Server
 
@@ -197,7 +253,7 @@ class MetricsServer:
 
     def __init__(self, registry: CollectorRegistry, listen: str, port: int,
                  health: Callable[[], tuple[int, dict]] | None = None, metrics_app=None, web_config=None,
-                 max_connections: int = MAX_CONNECTIONS):
+                 max_requests: int = MAX_REQUESTS_IN_FLIGHT, max_pending: int = MAX_PENDING_CONNECTIONS):
         metrics_app = metrics_app or make_wsgi_app(registry)
         self._health = health or (lambda: (200, {"status": "ok"}))
         self.web_config = web_config
@@ -226,7 +282,7 @@ class MetricsServer:
 
         tls = web_config.tls if web_config is not None else None
         try:
-            self.server = make_server(listen, port, app, _server_class(listen, tls, max_connections),
+            self.server = make_server(listen, port, app, _server_class(listen, tls, max_requests, max_pending),
                                       handler_class=_QuietHandler)
         except OSError as error:
             reason = {errno.EADDRINUSE: "address already in use", errno.EACCES: "permission denied",
