@@ -343,3 +343,46 @@ def test_listening_beyond_loopback_warns_unless_tls_is_on(listen, tls, warns):
     from dlbench.telemetry.exporter import exposure_warning
 
     assert (exposure_warning(listen, tls) is not None) == warns
+
+
+def test_bcrypt_checks_run_one_at_a_time_and_outcomes_are_remembered(tmp_path, monkeypatch):
+    """As exporter-toolkit (web/handler.go bcryptMtx, web/cache.go): a burst of wrong passwords from many clients is
+    checked one at a time, and a credential already checked, right or wrong, is not checked again."""
+    import bcrypt
+
+    from dlbench.telemetry.web_config import load_web_config
+
+    config = load_web_config(str(self_signed_web_config(tmp_path, "prometheus", "secret")))
+    real_checkpw, running, most, calls, lock = bcrypt.checkpw, [0], [0], [0], threading.Lock()
+
+    def observed_checkpw(password, hashed):  # the real check, counted: how many run at once
+        with lock:
+            running[0] += 1
+            calls[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return real_checkpw(password, hashed)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(bcrypt, "checkpw", observed_checkpw)
+
+    def header(user, password):
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(config.authorized(header("prometheus", f"guess{i}"))))
+               for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [False] * 16
+    assert most[0] == 1, f"{most[0]} bcrypt checks ran at once"
+    assert calls[0] == 16
+    for _ in range(5):  # the same wrong password again, the right one twice, an unknown user twice
+        assert not config.authorized(header("prometheus", "guess0"))
+    assert config.authorized(header("prometheus", "secret")) and config.authorized(header("prometheus", "secret"))
+    assert not config.authorized(header("mallory", "secret")) and not config.authorized(header("mallory", "secret"))
+    assert calls[0] == 16 + 2  # one check for the right password, one for the unknown user

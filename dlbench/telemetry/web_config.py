@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import re
 import ssl
 import threading
@@ -51,12 +52,27 @@ _TLS_VERSIONS = {
 }
 
 
+# exporter-toolkit's web/cache.go: at most this many checked credentials are remembered; when full, a tenth of them
+# (chosen at random) are forgotten at once
+AUTH_CACHE_SIZE = 100
+
+
 @dataclass
 class WebConfig:
+    """TLS context and basic-auth users; `authorized` checks a request's credentials as exporter-toolkit does.
+
+    exporter-toolkit (web/handler.go, ServeHTTP; https://github.com/prometheus/exporter-toolkit) runs one bcrypt check
+    at a time (its bcryptMtx) and caches the outcome, success or failure, per (user, hash, password) in a bounded cache
+    (web/cache.go). Mirrored here: a burst of wrong passwords costs one core at most instead of every core, a scraper
+    retrying the same wrong password costs nothing after the first, and an unknown user is checked against a hash too
+    so that timing does not tell which user names exist.
+    """
+
     tls: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
-    _verified: set = field(default_factory=set)  # sha256(user:password) already checked against bcrypt
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _checked: dict = field(default_factory=dict)  # sha256(user, hash, password) -> bool, at most AUTH_CACHE_SIZE
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the cache
+    _bcrypt_lock: threading.Lock = field(default_factory=threading.Lock)  # one bcrypt check at a time
 
     def authorized(self, header: str | None) -> bool:
         """Whether an Authorization header carries a configured user and password (always True without users)."""
@@ -68,21 +84,24 @@ class WebConfig:
             user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        digest = hashlib.sha256(f"{user}:{password}".encode()).digest()
+        known = user in self.users
+        stored = self.users[user] if known else self._dummy_hash()
+        key = hashlib.sha256(b"\0".join((user.encode(), stored, password.encode()))).digest()
         with self._lock:
-            if digest in self._verified:
-                return True
-        # bcrypt costs ~50 ms by design; a scraper sends the same credentials every time, so a success is
-        # remembered (as exporter-toolkit does) and only new credentials pay for it. An unknown user still pays,
-        # so that timing does not tell which user names exist.
+            cached = self._checked.get(key)
+        if cached is not None:
+            return cached
         import bcrypt
 
-        stored = self.users.get(user, self._dummy_hash())
-        if not bcrypt.checkpw(password.encode(), stored) or user not in self.users:
-            return False
+        with self._bcrypt_lock:  # ~50 ms by design: in parallel, a burst of guesses would take every core
+            matches = bcrypt.checkpw(password.encode(), stored)
+        result = known and matches
         with self._lock:
-            self._verified.add(digest)
-        return True
+            if len(self._checked) >= AUTH_CACHE_SIZE:
+                for old in random.sample(list(self._checked), max(len(self._checked) // 10, 1)):
+                    del self._checked[old]
+            self._checked[key] = result
+        return result
 
     def _dummy_hash(self) -> bytes:
         return next(iter(self.users.values()))
