@@ -137,9 +137,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          labels=("gpu", "uuid", "name", "pci_bus_id", "hostname", "driver_version", "cuda_driver_version"),
          absent="never for a GPU NVML enumerated at start (kept while the GPU is down)"),
     _gpu("dlbench_gpu_up", "gauge", "",
-         "1 if the GPU answers NVML; 0 if NVML calls it lost (GPU_IS_LOST, RESET_REQUIRED) or its read missed the "
-         "sample's deadline. A single failing query does not count (see dlbench_exporter_nvml_errors_total).",
+         "1 if the GPU answers NVML; 0 if NVML calls it lost (GPU_IS_LOST, RESET_REQUIRED), its read missed the "
+         "sample's deadline, or every query of its read failed (dlbench_gpu_query_error_ratio 1). A single failing "
+         "query does not count (see dlbench_exporter_nvml_errors_total).",
          "every NVML call of the sample", "up", absent="never for a GPU NVML enumerated"),
+    _gpu("dlbench_gpu_query_error_ratio", "gauge", "ratio",
+         "Fraction of the GPU's NVML queries in the latest sample that failed with an error other than NOT_SUPPORTED "
+         "(UNKNOWN, TIMEOUT, NO_PERMISSION, ...): 1 is a GPU that answers nothing although NVML does not call it "
+         "lost, between 0 and 1 a GPU with some readings missing.", "every NVML call of the sample",
+         "query_error_ratio", absent="absent while the GPU is lost or its read is late"),
     _gpu("dlbench_gpu_read_late", "gauge", "",
          "1 while the GPU's NVML read has not finished within the sample's deadline (a hung call), else 0.",
          "sampler", "late", absent="never for a GPU NVML enumerated"),

@@ -12,7 +12,8 @@ Selected only by `dlbench.telemetry.nvml.load_pynvml()` when DLBENCH_FAKE_NVML i
 scenario.json: {"init_error": "LIBRARY_NOT_FOUND"} or
     {"driver_version": "535.54.03", "gpus": [{"preset": "h100-sxm", "values": {"utilization_gpu": 97, "power_mw": 650000, ...},
                "faults": {"nvmlDeviceGetPowerUsage": "TIMEOUT"}, "lost": false, "xid": [79]}]}
-Fault values name an NVML_ERROR_* constant without the prefix, raised on every call of that function, or:
+Fault values name an NVML_ERROR_* constant without the prefix, raised on every call of that function (of every
+device function for the key "*"), or:
     "UNKNOWN*1"  raised on the next call only (a transient failure), then the call answers again;
     "HANG"       the call blocks until the fault is removed from the scenario (or HANG_LIMIT_SECONDS pass).
 Each code in "xid" is delivered once as an event.
@@ -160,7 +161,7 @@ class FakeGpu:
             raise _error("GPU_IS_LOST")
         if call in self.spec["unsupported"]:
             raise _error("NOT_SUPPORTED")
-        fault = self.faults.get(call)
+        fault = self.faults.get(call, self.faults.get("*"))
         if fault == "HANG":
             deadline = time.monotonic() + HANG_LIMIT_SECONDS
             while self.faults.get(call) == "HANG" and time.monotonic() < deadline:

@@ -246,16 +246,19 @@ def _server_class(address: str, tls=None, max_requests: int = MAX_REQUESTS_IN_FL
 
 
 class MetricsServer:
-    """Serves `registry` on /metrics and `health()` (status, JSON body) on /health, in a daemon thread.
+    """Serves `registry` on /metrics, `health()` (status, JSON body) on /health and `live()` on /live, in a daemon
+    thread.
 
     `metrics_app` replaces prometheus_client's WSGI app for /metrics (the exporter passes PrerenderedMetrics).
     """
 
     def __init__(self, registry: CollectorRegistry, listen: str, port: int,
                  health: Callable[[], tuple[int, dict]] | None = None, metrics_app=None, web_config=None,
-                 max_requests: int = MAX_REQUESTS_IN_FLIGHT, max_pending: int = MAX_PENDING_CONNECTIONS):
+                 max_requests: int = MAX_REQUESTS_IN_FLIGHT, max_pending: int = MAX_PENDING_CONNECTIONS,
+                 live: Callable[[], tuple[int, dict]] | None = None):
         metrics_app = metrics_app or make_wsgi_app(registry)
         self._health = health or (lambda: (200, {"status": "ok"}))
+        checks = {"/health": self._health, **({"/live": live} if live is not None else {})}
         self.web_config = web_config
 
         def routes(environ, start_response):
@@ -266,13 +269,13 @@ class MetricsServer:
                 return [b"unauthorized\n"]
             if path == "/metrics":
                 return metrics_app(environ, start_response)
-            if path == "/health":
-                status, body = self._health()
+            if path in checks:
+                status, body = checks[path]()
                 start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
                                [("Content-Type", "application/json")])
                 return [json.dumps(body).encode()]
             start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found: try /metrics or /health\n"]
+            return [f"not found: try /metrics or {' or '.join(checks)}\n".encode()]
 
         def app(environ, start_response):
             def with_server_header(status, headers, exc_info=None):
