@@ -239,8 +239,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "Time the named reason has held the clocks down since the driver was loaded; rate() is the throttled "
          "fraction of the time. reason is one of: sw_power_cap, sync_boost, sw_thermal_slowdown, "
          "hw_thermal_slowdown, hw_power_brake_slowdown.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_CLOCKS_EVENT_REASON_*) (ns / 1e9)", "clocks_event_duration_seconds",
-         labels=GPU_LABELS + ("reason",), absent=SUPPORTED + ", per reason"),
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_PERF_POLICY_POWER / _SYNC_BOOST, and the three slowdown fields at "
+         "the ids of the running driver's generation: 251-253 for CUDA 12.9-13.0 drivers, 269-271 from 13.1) "
+         "(ns / 1e9)", "clocks_event_duration_seconds", labels=GPU_LABELS + ("reason",),
+         absent=SUPPORTED + ", per reason; the three slowdown reasons also on drivers before CUDA 12.9 (R575)"),
     _gpu("dlbench_gpu_fan_speed_ratio", "gauge", "ratio",
          "Intended fan speed as a fraction of the maximum (fan 0).", "nvmlDeviceGetFanSpeed / 100", "fan_speed_ratio",
          absent=SUPPORTED + " (passively cooled data-centre boards have no fan)"),
