@@ -163,6 +163,28 @@ def test_dcgm_compat_names_the_newer_families_in_dcgms_units():
     # the owed err_code label: the last XID code, as label and value, as dcgm-exporter serves it since its #309
     assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="0", err_code="79") == [79.0]
     assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="1", err_code="0") == [0.0]
+    # err_msg as dcgm-exporter writes it (internal/pkg/collector/xid_errors.go), so its alerts' text works
+    assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="0", err_msg="GPU has fallen off the bus") == [79.0]
+    assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="1", err_msg="No Error") == [0.0]
+
+
+# NVIDIA's XID catalogue, "Resolution Bucket (Immediate Action)" (docs.nvidia.com/deploy/xid-errors/
+# analyzing-xid-catalog.html): the codes the review found only warning, 46 (RESET_GPU: a drain), the NVLink family
+@pytest.mark.parametrize("code, expected", [
+    (46, "critical"), (48, "critical"), (79, "critical"), (143, "critical"), (158, "critical"), (167, "critical"),
+    (171, "critical"), (172, "critical"), (74, "critical"), (136, "critical"), (144, "critical"), (149, "critical"),
+    (150, "critical"), (155, "critical"), (95, "critical"), (119, "critical"),
+    (13, "application"), (31, "application"), (94, "application"),
+    (43, "informational"), (45, "informational"), (63, "informational"), (154, "informational"), (157, "informational"),
+    (54, "warning"), (1, "warning"), (500, "warning"),
+])
+def test_xid_series_carry_the_catalogue_class(code, expected):
+    def prepare(fake):
+        fake.inject_xid(0, code)
+    parsed = samples(exposition("h100-sxm", prepare=prepare)[0])
+    assert find(parsed, "dlbench_gpu_xid_errors_total", gpu="0", xid=str(code), xid_class=expected) == [1.0]
+    assert len(find(parsed, "dlbench_gpu_last_xid_timestamp_seconds", gpu="0", xid=str(code),
+                    xid_class=expected)) == 1
 
 
 def test_lost_gpu_keeps_identity_and_reports_down_and_errors_by_call():

@@ -208,14 +208,18 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "nvmlDeviceGetRemappedRows", "row_remap_pending"),
     _gpu("dlbench_gpu_row_remap_failure", "gauge", "", "1 if a row remap failed (the GPU needs service).",
          "nvmlDeviceGetRemappedRows", "row_remap_failure"),
-    _gpu("dlbench_gpu_xid_errors_total", "counter", "", "XID events seen since the exporter started, by XID code.",
-         "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events", "xid_errors",
-         labels=GPU_LABELS + ("xid",),
+    _gpu("dlbench_gpu_xid_errors_total", "counter", "",
+         "XID events seen since the exporter started, by XID code. xid_class is what NVIDIA's XID catalogue says to "
+         "do (its Resolution Bucket, Immediate Action): critical (reset the GPU, reboot, or NVIDIA's ECC and NVLink "
+         "workflows), application (restart the job), informational (nothing, or follow another XID) or warning.",
+         "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events; class from dlbench/telemetry/xid.py",
+         "xid_errors", labels=GPU_LABELS + ("xid", "xid_class"),
          absent="absent until the first XID event of that code; no series at all where XID events are unsupported"),
     _gpu("dlbench_gpu_last_xid_timestamp_seconds", "gauge", "seconds",
-         "Unix time the exporter last saw an XID event of this code (alert on changes, not on its value).",
+         "Unix time the exporter last saw an XID event of this code (alert on changes, not on its value); xid_class "
+         "as on dlbench_gpu_xid_errors_total.",
          "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events", "last_xid_timestamp_seconds",
-         labels=GPU_LABELS + ("xid",), absent="absent until the first XID event of that code"),
+         labels=GPU_LABELS + ("xid", "xid_class"), absent="absent until the first XID event of that code"),
     # --- per GPU: health beyond XID (dlbench/telemetry/health.py) ------------------------------------------------
     _gpu("dlbench_gpu_recovery_action", "gauge", "",
          "What the driver asks an operator to do to recover the GPU: 0 nothing, 1 reset the GPU, 2 reboot the node, "
@@ -478,11 +482,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _dcgm("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.",
           "as dlbench_gpu_pcie_replay_errors_total", "pcie_replay_errors"),
     # err_code repeats the value as a label, as dcgm-exporter does since its PR #309 (2024), so a new code is a new
-    # series; dcgm-exporter's err_msg (its own text per code) is not reproduced
+    # series, and err_msg is dcgm-exporter's text for the code (internal/pkg/collector/gpu_collector.go)
     MetricSpec("DCGM_FI_DEV_XID_ERRORS", "gauge", "",
                "Value of the last XID error encountered (0: none since the exporter started); err_code is the same "
-               "code as a label.", "nvmlEventSetWait_v2", "absent where XID events are unsupported; only with "
-               "--dcgm-compat", "dcgm", "last_xid", DCGM_LABELS + ("err_code",), integer="round"),
+               "code as a label, err_msg dcgm-exporter's text for it.", "nvmlEventSetWait_v2",
+               "absent where XID events are unsupported; only with --dcgm-compat", "dcgm", "last_xid",
+               DCGM_LABELS + ("err_code", "err_msg"), integer="round"),
     _dcgm("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.",
           "as dlbench_gpu_remapped_rows", "remapped_rows.uncorrectable"),
     _dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.",

@@ -48,7 +48,8 @@ def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[
     """One family per spec with a sample per row that has the spec's field.
 
     rows: (label values for the spec's leading labels, reading). A dict value expands into one sample per key,
-    the key going into the spec's last label (reason, type, xid, period, call). Families without samples are
+    the key going into the spec's last label (reason, type, xid, period, call), or a tuple key into as many last
+    labels (xid and xid_class). Families without samples are
     left out, so an unsupported metric is absent rather than empty.
     """
     for spec in group_specs:
@@ -59,7 +60,8 @@ def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[
                 continue
             if isinstance(value, dict):
                 for key, item in value.items():
-                    family.add_metric(label_values + [str(key)], _value(spec, item))
+                    keys = [str(part) for part in key] if isinstance(key, tuple) else [str(key)]
+                    family.add_metric(label_values + keys, _value(spec, item))
             else:
                 family.add_metric(label_values, _value(spec, value))
         if family.samples:
