@@ -67,8 +67,24 @@ def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
 
 
 def _dcgm(name, help_, source, field, scale=1.0, absent=SUPPORTED, integer="round"):
-    return MetricSpec(name, "gauge", "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
+    type_ = "counter" if name in DCGM_COUNTERS else "gauge"
+    return MetricSpec(name, type_, "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
                       DCGM_LABELS, scale, integer)
+
+
+# The DCGM fields dcgm-exporter types counter (its etc/default-counters.csv and etc/dcp-metrics-included.csv, "counter"
+# in the second column), among those served here. Their names lack Prometheus's _total, so OpenMetrics cannot carry
+# them as counters: with --dcgm-compat the exporter answers in the Prometheus text format, as dcgm-exporter does
+# (PrerenderedMetrics). DCGM_FI_PROF_PCIE_TX/RX_BYTES, commented "counter" in the csv, stay gauges: DCGM serves them
+# as a rate in bytes per second, and so does this exporter.
+DCGM_COUNTERS = frozenset({
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_POWER_VIOLATION",
+    "DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "DCGM_FI_DEV_RETIRED_SBE",
+    "DCGM_FI_DEV_RETIRED_DBE", "DCGM_FI_DEV_RETIRED_PENDING", "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL",
+    "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+})
 
 
 # per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py); also per MIG instance below
@@ -350,10 +366,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "nvmlDeviceGetMigMode()[0] == NVML_DEVICE_MIG_ENABLE", "mig_mode", absent=SUPPORTED + " (no MIG)"),
     MetricSpec("dlbench_mig_memory_used_bytes", "gauge", "bytes",
                "Memory used in a MIG instance. gpu and uuid are the parent GPU's; profile is the instance's "
-               "(e.g. 1g.10gb).", "nvmlDeviceGetMemoryInfo(MIG device handle).used",
+               "(e.g. 1g.10gb). Without what the driver reserves, as for whole GPUs.",
+               "nvmlDeviceGetMemoryInfo(MIG device handle, nvmlMemory_v2).used (v1, which counts reserved memory as "
+               "used, on drivers before R510)",
                "absent unless the GPU is in MIG mode with instances", "mig", "memory_used_bytes", MIG_LABELS),
+    MetricSpec("dlbench_mig_memory_free_bytes", "gauge", "bytes", "Memory free in a MIG instance.",
+               "nvmlDeviceGetMemoryInfo(MIG device handle, nvmlMemory_v2).free",
+               "absent unless the GPU is in MIG mode with instances", "mig", "memory_free_bytes", MIG_LABELS),
     MetricSpec("dlbench_mig_memory_total_bytes", "gauge", "bytes", "Memory of a MIG instance in total.",
-               "nvmlDeviceGetMemoryInfo(MIG device handle).total",
+               "nvmlDeviceGetMemoryInfo(MIG device handle, nvmlMemory_v2).total",
                "absent unless the GPU is in MIG mode with instances", "mig", "memory_total_bytes", MIG_LABELS),
     MetricSpec("dlbench_mig_processes", "gauge", "", "Compute processes running in a MIG instance (all of them).",
                "len(nvmlDeviceGetComputeRunningProcesses(MIG device handle))", MIG_ABSENT, "mig", "process_count",
@@ -593,10 +614,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
-# --dcgm-compat's profiling names for each MIG GPU instance, as dcgm-exporter serves them: the same families, the
-# instance's series labelled GPU_I_PROFILE and GPU_I_ID (from the GPM stream of the GPU instance, mig.py)
+# --dcgm-compat's names for each MIG GPU instance, as dcgm-exporter serves them (it watches every GPU instance entity:
+# internal/pkg/devicemonitoring/device_monitoring.go): the same families, the instance's series labelled GPU_I_PROFILE
+# and GPU_I_ID; profiling from the GPM stream of the GPU instance, framebuffer from its own memory (mig.py)
+DCGM_MIG_FIELDS = ("memory_used_bytes", "memory_free_bytes")
 DCGM_MIG_SPECS = tuple(replace(spec, labels=DCGM_MIG_LABELS) for spec in CATALOGUE
-                       if spec.group == "dcgm" and spec.field.startswith("gpm_"))
+                       if spec.group == "dcgm" and (spec.field.startswith("gpm_") or spec.field in DCGM_MIG_FIELDS))
 
 
 def specs(group: str) -> tuple[MetricSpec, ...]:
@@ -644,9 +667,14 @@ def render_markdown() -> str:
         "- Every series also gets Prometheus's own `job` and `instance` labels; `up` covers the exporter process.",
         "- `dlbench exporter` also serves prometheus_client's `process_*` series (`process_start_time_seconds`,",
         "  `process_resident_memory_bytes`, ...) without a `hostname` label: restarts and leaks show there.",
-        "- The dcgm-exporter names are exposed as gauges (dcgm-exporter declares some of them counters; `rate()` and",
-        "  `increase()` work the same on either). Their label names (`UUID`, `modelName`, `Hostname`) are not",
-        "  snake_case, so `promtool check metrics` comments on them; the default output has nothing to comment on.",
+        "- The dcgm-exporter names carry dcgm-exporter's types (its etc/default-counters.csv): the counters among",
+        "  them lack `_total`, which OpenMetrics requires of counters, so with `--dcgm-compat` `/metrics` answers in",
+        "  the Prometheus text format, as dcgm-exporter does (a `name[]`-filtered request shows them as gauges). Their",
+        "  label names (`UUID`, `modelName`, `Hostname`) are not snake_case, so `promtool check metrics` comments on",
+        "  them; the default output has nothing to comment on.",
+        "- `DCGM_FI_PROF_*` come from NVML GPM, which Hopper and newer GPUs have: before Hopper they are absent",
+        "  (dcgm-exporter reads them from DCGM's profiling module); `DCGM_FI_DEV_GPU_UTIL`, `DCGM_FI_DEV_MEM_COPY_UTIL`",
+        "  and the other NVML-backed names are served on every GPU.",
         "- `dlbench run --metrics-port PORT` under torchrun serves each local rank on PORT + local rank; the live",
         "  `dlbench_train_*` series carry the torchrun `rank` (0 for a single-process run).",
         "- `dlbench_gpu_xid_errors_total` counts events seen since the exporter started; alert on its increase or on",

@@ -30,6 +30,10 @@ def lookup(reading: dict, field: str) -> Any:
 
 def new_family(spec: MetricSpec) -> Metric:
     labels = list(spec.labels)
+    if spec.type == "counter" and not spec.name.endswith("_total"):
+        # DCGM's counter names (DCGM_COUNTERS): prometheus_client would serve them as NAME_total; built as gauges
+        # and typed counter when the text exposition is rendered (http.PrerenderedMetrics)
+        return GaugeMetricFamily(spec.name, spec.help, labels=labels, unit=spec.unit)
     if spec.type == "counter":
         return CounterMetricFamily(spec.family_name, spec.help, labels=labels, unit=spec.unit)
     if spec.type == "histogram":

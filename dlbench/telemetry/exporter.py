@@ -12,6 +12,7 @@ from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from dlbench.telemetry import EXPORTER_DEFAULT_PORT
+from dlbench.telemetry.catalogue import DCGM_COUNTERS
 from dlbench.telemetry.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
 from dlbench.telemetry.http import MetricsServer, PrerenderedMetrics, is_loopback
@@ -35,7 +36,7 @@ class Exporter:
                  nvlink_per_link: bool = False):
         # bind first: a taken port should fail in a second, before NVML is touched
         self.registry = CollectorRegistry(auto_describe=False)
-        self.metrics = PrerenderedMetrics(self.registry)
+        self.metrics = PrerenderedMetrics(self.registry, DCGM_COUNTERS if dcgm_compat else frozenset())
         self.server = MetricsServer(self.registry, listen, port, health=self.health, metrics_app=self.metrics,
                                     web_config=web_config, live=self.live)
         self.nvml = NvmlReader(nvml).start()

@@ -112,6 +112,7 @@ DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 *
                       encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
                       pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
                       mig_memory_used=[],  # MIG instance slot -> bytes used
+                      mig_memory_reserved=[],  # MIG instance slot -> bytes reserved (v1 counts them as used)
                       mig_processes={},  # MIG instance slot (str) -> [[pid, GPU memory bytes], ...]
                       mig_gpm={},  # GPU instance id (str) -> {GPM metric name: percent}, as "gpm"
                       processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
@@ -326,12 +327,14 @@ class FakeNvml(types.ModuleType):
     def nvmlDeviceGetMemoryInfo(self, handle, version=None):
         # "memory_used" is what processes allocated; v1 adds the reserved memory to it, v2 reports it apart
         gpu, slot = self._gpu(handle, "nvmlDeviceGetMemoryInfo"), _address(handle) % 0x1000 // 0x10 - 1
-        if slot >= 0:  # a MIG instance: its own slice of the memory
-            used = gpu.values["mig_memory_used"][slot] if slot < len(gpu.values["mig_memory_used"]) else 0
+        if slot >= 0:  # a MIG instance: its own slice of the memory, with its own reserved part
+            allocated = int(gpu.values["mig_memory_used"][slot]) if slot < len(gpu.values["mig_memory_used"]) else 0
+            reserved = int(gpu.values["mig_memory_reserved"][slot]) if slot < len(
+                gpu.values["mig_memory_reserved"]) else 0
             total = gpu.spec["mig"][slot][2] * 2**20
-            return _real.c_nvmlMemory_t(total=total, free=total - int(used), used=int(used))
-        total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
-        reserved = int(gpu.values["memory_reserved"])
+        else:
+            total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
+            reserved = int(gpu.values["memory_reserved"])
         if not version:
             return _real.c_nvmlMemory_t(total=total, free=total - allocated - reserved, used=allocated + reserved)
         return _real.c_nvmlMemory_v2_t(version=version, total=total, reserved=reserved,

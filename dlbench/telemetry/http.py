@@ -129,20 +129,28 @@ class PrerenderedMetrics:
 
     ASKED_WITHIN_SECONDS = 600.0  # a few scrape intervals of the slowest usual scraper
 
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, counters_without_total: frozenset[str] = frozenset()):
+        """counters_without_total: gauge families to serve typed counter, names that lack _total (dcgm-exporter's
+        DCGM_FI_* counters). OpenMetrics requires a counter's samples to end in _total, so with any such family
+        every scrape is answered in the Prometheus text format, as dcgm-exporter answers."""
         self.registry = registry
         self._fallback = make_wsgi_app(registry)
         self._cache: dict[tuple[str, bool], bytes] = {}
         self._asked: dict[tuple[str, bool], float] = {}  # (Accept header, gzip) -> when last asked
+        self._retype = [(f"# TYPE {name} gauge\n".encode(), f"# TYPE {name} counter\n".encode())
+                        for name in sorted(counters_without_total)]
 
     def _render(self, cache: dict, accept: str, compress: bool, source=None) -> tuple[str, bytes]:
-        encoder, content_type = choose_encoder(accept)
+        encoder, content_type = choose_encoder("" if self._retype else accept)
         key = (content_type, compress)
         body = cache.get(key)
         if body is None:
             plain = cache.get((content_type, False))
             if plain is None:
-                plain = cache[(content_type, False)] = encoder(source or self.registry)
+                plain = encoder(source or self.registry)
+                for gauge, counter in self._retype:
+                    plain = plain.replace(gauge, counter, 1)
+                cache[(content_type, False)] = plain
             body = cache[key] = gzip.compress(plain, compresslevel=1) if compress else plain
         return content_type, body
 
