@@ -167,6 +167,26 @@ def test_nvlink_links_are_read_on_a_slower_cadence_and_repeated_between(monkeypa
     assert reader.read_all()[0]["nvlink_link_state"]["7"] == 0
 
 
+def test_one_links_counter_reset_does_not_lower_the_gpus_total(monkeypatch):
+    """A link retrained or reset (`nvidia-smi nvlink -r`) starts its counters at 0 again; the per-GPU total must not
+    fall, or rate() sees the whole total as new (a spike of its full value). Across an NVML restart too."""
+    monkeypatch.setattr(interconnect, "NVLINK_INTERVAL_SECONDS", 0.0)
+    fake, reader = reader_for("h100-sxm")
+    links = fake.gpus[0].values["nvlink"] = {"3": {"replay": 40, "tx_kib": 1000}, "9": {"replay": 2, "tx_kib": 500}}
+    first = reader.read_all()[0]
+    assert (first["nvlink_replay_errors"], first["nvlink_transmitted_bytes"]) == (42, 1500 * 1024)
+    links["3"].update(replay=1, tx_kib=10)  # link 3 reset, then counted 1 replay and 10 KiB
+    links["9"].update(replay=3, tx_kib=600)
+    second = reader.read_all()[0]
+    assert second["nvlink_replay_errors"] == 42 + 1 + 1
+    assert second["nvlink_transmitted_bytes"] == (1500 + 10 + 100) * 1024
+    assert second["nvlink_link_replay_errors"]["3"] == 1  # the per-link series shows the link's own reset
+    reader.close()
+    reader.start()  # NVML initialised again: the total goes on from where it was
+    links["3"].update(replay=2)
+    assert reader.read_all()[0]["nvlink_replay_errors"] == 44 + 1
+
+
 def test_board_limits_are_read_once_per_nvml_start():
     fake, reader = reader_for("h100-sxm")
     calls = []

@@ -312,19 +312,19 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 0",
          "nvlink_links_inactive", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
+         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
          "(KiB * 1024)", "nvlink_transmitted_bytes", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_received_bytes_total", "counter", "bytes", "Data bytes received on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) "
+         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) "
          "(KiB * 1024)", "nvlink_received_bytes", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_replay_errors_total", "counter", "", "Data-link replays on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
          "nvlink_replay_errors", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_recovery_errors_total", "counter", "", "Data-link recoveries on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
          "nvlink_recovery_errors", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_crc_errors_total", "counter", "", "Data-link CRC errors on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
          "nvlink_crc_errors", absent=NVLINK_ABSENT),
     # --- per NVLink link, only with --nvlink-per-link ------------------------------------------------------------
     _link("dlbench_gpu_nvlink_link_state", "gauge", "",

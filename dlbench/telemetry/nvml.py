@@ -170,6 +170,8 @@ class NvmlReader:
         self._handles: dict[int, Any] = {}
         self._unsupported: dict[tuple[int, str], float] = {}  # (index, call) -> monotonic time to try again
         self._static: dict[int, dict] = {}  # readings that cannot change while the driver is loaded
+        # counters the exporter keeps itself, across NVML restarts (interconnect.LinkTotal: NVLink totals over links)
+        self.counter_totals: dict = {}
         self._workers: dict[int, _GpuWorker] = {}
         self._event_set = None
         self._address_to_index: dict[int, int] = {}
