@@ -318,13 +318,16 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) "
          "(KiB * 1024)", "nvlink_received_bytes", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_replay_errors_total", "counter", "", "Data-link replays on all NVLink links.",
-         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of "
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
          "nvlink_replay_errors", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_recovery_errors_total", "counter", "", "Data-link recoveries on all NVLink links.",
-         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of "
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
          "nvlink_recovery_errors", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_crc_errors_total", "counter", "", "Data-link CRC errors on all NVLink links.",
-         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of "
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
          "nvlink_crc_errors", absent=NVLINK_ABSENT),
     # --- per NVLink link, only with --nvlink-per-link ------------------------------------------------------------
     _link("dlbench_gpu_nvlink_link_state", "gauge", "",
@@ -673,8 +676,8 @@ def render_markdown() -> str:
         "  label names (`UUID`, `modelName`, `Hostname`) are not snake_case, so `promtool check metrics` comments on",
         "  them; the default output has nothing to comment on.",
         "- `DCGM_FI_PROF_*` come from NVML GPM, which Hopper and newer GPUs have: before Hopper they are absent",
-        "  (dcgm-exporter reads them from DCGM's profiling module); `DCGM_FI_DEV_GPU_UTIL`, `DCGM_FI_DEV_MEM_COPY_UTIL`",
-        "  and the other NVML-backed names are served on every GPU.",
+        "  (dcgm-exporter reads them from DCGM's profiling module); `DCGM_FI_DEV_GPU_UTIL`,",
+        "  `DCGM_FI_DEV_MEM_COPY_UTIL` and the other NVML-backed names are served on every GPU.",
         "- `dlbench run --metrics-port PORT` under torchrun serves each local rank on PORT + local rank; the live",
         "  `dlbench_train_*` series carry the torchrun `rank` (0 for a single-process run).",
         "- `dlbench_gpu_xid_errors_total` counts events seen since the exporter started; alert on its increase or on",

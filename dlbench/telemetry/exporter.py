@@ -56,7 +56,7 @@ class Exporter:
         return self.sampler.alive and age is not None and age < 3 * self.sampler.interval + 5, age
 
     def health(self) -> tuple[int, dict]:
-        """/health: 200 while the exporter delivers GPU data (fresh samples, NVML up), for systemd and blackbox probes."""
+        """/health: 200 while the exporter delivers GPU data (fresh samples, NVML up): systemd and blackbox probes."""
         fresh, age = self._fresh()
         latest = self.sampler.latest
         gpus = latest.gpus.values() if latest else ()

@@ -25,7 +25,7 @@ HEALTH_FIELDS = {
 }
 # Time spent in each clock-event reason since the driver loaded, in nanoseconds (nvidia-smi's "Clocks Event
 # Reasons Counters"); label values match dlbench_gpu_clocks_event_active's reasons. SW power cap and sync boost are
-# NVML_FI_DEV_PERF_POLICY_POWER / _SYNC_BOOST, numbered alike in every header (the CLOCKS_EVENT_REASON_* names alias them).
+# NVML_FI_DEV_PERF_POLICY_POWER / _SYNC_BOOST, numbered alike in every header (CLOCKS_EVENT_REASON_* names alias them).
 CLOCKS_EVENT_DURATION_FIELDS = {
     "sw_power_cap": "NVML_FI_DEV_PERF_POLICY_POWER",
     "sync_boost": "NVML_FI_DEV_PERF_POLICY_SYNC_BOOST",

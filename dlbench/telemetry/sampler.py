@@ -159,7 +159,7 @@ class Sampler:
             for index, reading in gpus.items():
                 if index in self.nvml.xid_supported:
                     # kept while the GPU is down: XID 79 is exactly the event that takes it down
-                    # keyed (xid, xid_class): both labels of the series (NVIDIA's catalogue class, dlbench/telemetry/xid.py)
+                    # keyed (xid, xid_class): both labels of the series (the catalogue class: dlbench/telemetry/xid.py)
                     reading["xid_errors"] = {(str(c), xid_class(c)): n for c, n in self.xid_counts[index].items()}
                     reading["last_xid_timestamp_seconds"] = {(str(c), xid_class(c)): t
                                                              for c, t in self.xid_last_seen[index].items()}
