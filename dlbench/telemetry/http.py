@@ -187,6 +187,9 @@ def _server_class(address: str, tls=None, max_requests: int = MAX_REQUESTS_IN_FL
     class Server(ThreadingWSGIServer):
         address_family = family
         daemon_threads = True
+        # the kernel's queue of connections not yet accepted: socketserver's 5 would make a burst of connects (idle
+        # ones among them) wait for SYN retries; Go's net.Listen uses the system's maximum too
+        request_queue_size = socket.SOMAXCONN
         rejected_requests = 0  # answered 503: more than max_requests in flight
         evicted_connections = 0  # closed while idle to make room for newer ones
 
