@@ -1,4 +1,4 @@
-"""`dlbench exporter`: serve GPU and host metrics for Prometheus on /metrics, liveness on /health."""
+"""`dlbench exporter`: GPU and host metrics for Prometheus on /metrics, health on /health, liveness on /live."""
 
 from __future__ import annotations
 
