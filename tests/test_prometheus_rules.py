@@ -123,3 +123,20 @@ def test_no_alert_reads_a_long_range_sample_by_sample():
             if int(value) * hours[unit] > 6:
                 too_long.append(f"{name}: [{value}{unit}]")
     assert too_long == []
+
+
+def test_xid_classes_are_the_same_for_dlbench_and_dcgm_exporter_and_follow_nvidias_catalogue():
+    """One list of paging XIDs, whichever exporter reports the code. The codes NVIDIA's XID catalogue sends to a GPU
+    reset, reboot or drain (and 46, CRITICAL in NVIDIA's Health Validation checks) must be in it; the application's
+    own codes must not."""
+    alerts = _alerts()
+    critical = set(re.search(r'xid=~"([\d|]+)"', alerts["DlbenchGPUXidCritical"]["expr"]).group(1).split("|"))
+    dcgm_critical = set(re.search(r'err_code=~"([\d|]+)"', alerts["DlbenchDCGMXidCritical"]["expr"]).group(1).split("|"))
+    assert critical == dcgm_critical
+    assert {"46", "48", "79", "136", "143", "144", "145", "146", "147", "148", "149", "150", "155", "157", "158",
+            "167", "171", "172"} <= critical
+    assert not critical & {"13", "31", "43", "45"}
+    not_warning = set(re.search(r'xid!~"([\d|]+)"', alerts["DlbenchGPUXidWarning"]["expr"]).group(1).split("|"))
+    dcgm_not_warning = set(re.search(r'err_code!~"([\d|]+)"', alerts["DlbenchDCGMXidWarning"]["expr"]).group(1).split("|"))
+    assert not_warning == critical | {"13", "31", "43", "45"}
+    assert dcgm_not_warning == not_warning | {"0"}
