@@ -143,3 +143,40 @@ def test_xid_classes_are_the_same_for_dlbench_and_dcgm_exporter_and_follow_nvidi
     dcgm_not_warning = set(re.search(r'err_code!~"([\d|]+)"', alerts["DlbenchDCGMXidWarning"]["expr"]).group(1).split("|"))
     assert not_warning == critical | {"13", "31", "43", "45"}
     assert dcgm_not_warning == not_warning | {"0"}
+
+
+def test_mixed_fleet_case_uses_the_label_sets_dcgm_compat_serves():
+    """The --dcgm-compat host of kubernetes_test.yml's mixed fleet must carry the labels a real `dlbench exporter
+    --dcgm-compat` exposition has (with an XID 48 delivered), or the scoping of optional/dcgm-compat.yml could pass
+    its test and miss in production."""
+    import time
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dlbench.telemetry import fake_nvml
+    from dlbench.telemetry.collector import TelemetryCollector
+    from dlbench.telemetry.host import HostReader
+    from dlbench.telemetry.nvml import NvmlReader
+    from dlbench.telemetry.sampler import Sampler
+
+    fake = fake_nvml.from_spec("h100-sxm")
+    fake.inject_xid(0, 48)
+    sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
+    served: dict[str, set[str]] = {}
+    deadline = time.monotonic() + 10
+    while "dlbench_gpu_last_xid_timestamp_seconds" not in served and time.monotonic() < deadline:
+        sampler.sample_now()  # the XID arrives through NVML's event set, read beside the samples
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(TelemetryCollector(sampler, hostname="n1", dcgm_compat=True))
+        for family in text_string_to_metric_families(generate_latest(registry).decode()):
+            for sample in family.samples:
+                served.setdefault(sample.name, set(sample.labels))
+        time.sleep(0.2)
+    tested = [(name, labels) for name, labels in _unit_test_series(PROMETHEUS_DIR / "tests" / "kubernetes_test.yml")
+              if labels.get("instance") == "n1:19835"]
+    assert {name for name, _ in tested} >= {"DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_GPU_TEMP",
+                                           "dlbench_gpu_last_xid_timestamp_seconds", "dlbench_exporter_nvml_up"}
+    for name, labels in tested:
+        if name != "up":
+            assert set(labels) - {"job", "instance"} == served[name], name
