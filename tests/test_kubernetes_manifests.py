@@ -96,3 +96,41 @@ def test_the_daemonsets_command_line_serves_metrics_named_by_node(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_servicemonitor_job_is_the_job_prometheus_yml_and_the_alerts_use():
+    """DlbenchExporterDown selects up{job="dlbench"}: the ServiceMonitor must name its job as prometheus.yml does,
+    not after the Service (the Operator's default)."""
+    (monitor,) = documents("servicemonitor.yaml")
+    config = yaml.safe_load((DEPLOY.parents[1] / "dashboards" / "prometheus" / "prometheus.yml").read_text())
+    exporter_job = next(job["job_name"] for job in config["scrape_configs"]
+                        if any("dlbench-exporter" in f for sd in job.get("file_sd_configs", []) for f in sd["files"]))
+    (endpoint,) = monitor["spec"]["endpoints"]
+    job_rules = [rule for rule in endpoint["relabelings"] if rule.get("targetLabel") == "job"]
+    assert [rule["replacement"] for rule in job_rules] == [exporter_job]
+    alerts = (DEPLOY.parents[1] / "dashboards" / "prometheus" / "rules" / "dlbench-alerts.yml").read_text()
+    assert f'up{{job="{exporter_job}"' in alerts
+
+
+@pytest.mark.integration
+def test_readiness_holds_while_nvml_is_down(tmp_path):
+    """/health answers 503 while NVML is down; readiness must not, or one node with a broken driver would hold every
+    rolling update of the DaemonSet (a NotReady pod counts against maxUnavailable)."""
+    (container,) = by_kind("DaemonSet")["spec"]["template"]["spec"]["containers"]
+    readiness = container["readinessProbe"]["httpGet"]["path"]
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text('{"init_error": "DRIVER_NOT_LOADED"}')
+    port = free_port()
+    env = {**os.environ, "POD_IP": "127.0.0.1", "NODE_NAME": "gpu-node-7", "DLBENCH_FAKE_NVML": str(scenario)}
+    args = [arg.replace("$(POD_IP)", env["POD_IP"]).replace("19835", str(port)) for arg in container["args"]]
+    process = subprocess.Popen([sys.executable, "-m", "dlbench", *args[1:]], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_get(url + "/health")[0] == 503, 30, "/health to report NVML down")
+        status, body = http_get(url + readiness)
+        assert status == 200, readiness
+        assert b"dlbench_exporter_nvml_up" in http_get(url + "/metrics")[1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
