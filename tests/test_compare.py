@@ -73,7 +73,7 @@ def test_small_change_below_the_threshold_is_same_even_when_significant():
     a = make_result(times=step_times(100, 0.005, count=400, seed=1))
     b = make_result(times=step_times(102, 0.005, count=400, seed=2))
     pair = compare([a], [b]).pairs[0]
-    assert pair.decision.p_value < 1e-6  # 2 % is real at 0.5 % jitter ...
+    assert pair.decision.finding("median step time").p_value < 1e-6  # 2 % is real at 0.5 % jitter ...
     assert pair.verdict == "same"  # ... but below the 5 % threshold
     assert compare([a], [b], threshold=0.01).pairs[0].verdict == "regression"
 
@@ -507,7 +507,10 @@ def test_real_runs_of_today_compare_and_report(dlbench_cli, tmp_path):
     # 8 steps on a shared CPU: a change the test cannot confirm is "noisy"; what matters is that it was decided
     assert pair["verdict"] in ("same", "better", "regression", "noisy")
     assert pair["settings"]["device_model"] and pair["settings"]["precision"] == "fp32"
-    # `dlbench run` keeps every step time (metrics.step_times_seconds), so the rank test on the samples decides
-    assert pair["decision"]["method"] == "mann-whitney-u"
+    # `dlbench run` keeps every step time (metrics.step_times_seconds), so the median is tested on the samples
+    tests = {f["statistic"]: f["test"] for f in pair["decision"]["findings"]}
+    assert tests == {"throughput": "welch-t", "mean step time": "welch-t", "median step time": "mann-whitney-u"}
+    # 8 steps of mnist-mlp last well under a second: the run warns, and compare will not call the pair "same"
+    assert pair["verdict"] == "noisy" and "its timed window lasted" in pair["reason"]
     out = dlbench_cli("report", *paths, "--markdown", "-")
     assert out.returncode == 0 and out.stdout.count("| mnist-mlp |") == 2

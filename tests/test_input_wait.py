@@ -104,3 +104,27 @@ def test_a_cpu_run_measures_on_the_host_and_a_gpu_run_with_events():
     assert input_wait.meter_for(torch.device("cpu")).measures == "host"
     assert input_wait.DeviceInputWait.measures == "device"
     assert input_wait.compute_alone(10, 1.0, 1.0) is None  # nothing but waiting: no compute rate to give
+
+
+def test_the_summary_says_whose_wait_it_shows():
+    from rich.console import Console
+
+    from dlbench.train.report import summary_table
+
+    def shown(measured_on: str) -> str:
+        result = {
+            "workload": {"name": "resnet50", "sample_unit": "images"},
+            "status": "completed",
+            "config": {"device": "cuda:0"},
+            "metrics": {
+                "input_wait_share": 0.4,
+                "input_wait_measured_on": measured_on,
+                "throughput": {"samples_per_second": 100.0, "compute_samples_per_second": 166.7},
+            },
+        }
+        console = Console(record=True, width=200)
+        console.print(summary_table(result))
+        return console.export_text()
+
+    assert "GPU idle waiting for input" in shown("device") and "compute alone: 166.7/s" in shown("device")
+    assert "GPU idle" not in shown("host") and "waiting for input" in shown("host")

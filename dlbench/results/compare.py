@@ -51,7 +51,10 @@ class Pair:
             "settings": self.settings(),
             "baseline": _label(self.baseline),
             "candidate": _label(self.candidate),
-            "runs": {"baseline": [_label(r) for r in self.baselines], "candidate": [_label(r) for r in self.candidates]},
+            "runs": {
+                "baseline": [_label(r) for r in self.baselines],
+                "candidate": [_label(r) for r in self.candidates],
+            },
             "verdict": self.verdict,
             "reason": self.reason,
             "decision": self.decision.as_dict() if self.decision else None,

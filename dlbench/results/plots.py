@@ -70,7 +70,8 @@ def labels(results: list[dict]) -> list[str]:
             continue
         repeated = {n for n in names if names.count(n) > 1}
         names = [
-            f"{n} · {extra(r)}" if n in repeated and extra(r) and extra(r) not in n else n for n, r in zip(names, results)
+            f"{n} · {extra(r)}" if n in repeated and extra(r) and extra(r) not in n else n
+            for n, r in zip(names, results)
         ]
     return names
 

@@ -39,9 +39,8 @@ def settings_text(result: dict) -> str:
         value = fields.MATCH_FIELDS[name](result)
         if value is not None and not (name == "world_size" and value == 1):
             parts.append(f"{word} {value}")
-    parts += [
-        name.replace("_", "-") for name in ("channels_last", "compile", "pad_vocab") if fields.MATCH_FIELDS[name](result)
-    ]
+    flags = ("channels_last", "compile", "pad_vocab")
+    parts += [name.replace("_", "-") for name in flags if fields.MATCH_FIELDS[name](result)]
     strategy = fields.MATCH_FIELDS["strategy"](result)
     if strategy:
         parts.append(strategy.upper())

@@ -11,7 +11,8 @@ import torch
 
 from dlbench import environment
 from dlbench.errors import RunFailed, UserError
-from dlbench.train import contention, data, device as devices, distributed, flops, input_wait, interrupt, peaks, results, sharding
+from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results, sharding
+from dlbench.train import input_wait
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
