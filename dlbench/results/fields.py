@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from dlbench.results.stats import Summary
+from dlbench.train.results import SHORT_WINDOW_SECONDS
 
 # Where a newer result may keep the settings a run resolved ("auto" -> "bf16"), before the flat `config`.
 _RESOLVED_SECTIONS = (("resolved",), ("settings", "resolved"), ("config", "resolved"))
@@ -161,9 +162,6 @@ def throughput(result: dict, per_step: bool = False) -> tuple[float, str] | None
     if isinstance(mean, (int, float)) and not isinstance(mean, bool) and mean > 0:
         return 1.0 / mean, "steps/s"
     return None
-
-
-SHORT_WINDOW_SECONDS = 1.0  # the run's own warning: below this, timer and scheduler noise are large against it
 
 
 def suspect_reasons(result: dict) -> list[str]:

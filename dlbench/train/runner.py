@@ -423,7 +423,7 @@ class Run:
 
     def _short_window_warning(self, metrics: dict) -> str | None:
         seconds = metrics["timed_seconds"]
-        if metrics["steps_timed"] and seconds < 1.0:
+        if metrics["steps_timed"] and seconds < results.SHORT_WINDOW_SECONDS:
             return (f"the timed window lasted {seconds:.3f} s: timer and scheduler noise and the telemetry's 0.5 s "
                     "sampling are large against it; time at least several seconds (--duration)")
         return None
