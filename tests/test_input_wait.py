@@ -128,3 +128,23 @@ def test_the_summary_says_whose_wait_it_shows():
 
     assert "GPU idle waiting for input" in shown("device") and "compute alone: 166.7/s" in shown("device")
     assert "GPU idle" not in shown("host") and "waiting for input" in shown("host")
+
+
+def test_on_cuda_the_events_go_on_the_runs_stream(monkeypatch):
+    """The hand-off events must sit on the stream the step's work is queued on (the run's GPU, whichever is current),
+    or they would time another queue."""
+
+    class RecordedEvent:
+        def __init__(self, enable_timing=False):
+            assert enable_timing, "idle time needs timing-enabled events"
+
+        def record(self, stream=None):
+            self.stream = stream
+
+    monkeypatch.setattr(torch.cuda, "Event", RecordedEvent)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: f"stream of {device}")
+    meter = input_wait.meter_for(torch.device("cuda", 1))
+    assert meter.measures == "device"
+    meter.before()
+    meter.after()
+    assert [event.stream for event in meter._pairs[0]] == ["stream of cuda:1"] * 2
