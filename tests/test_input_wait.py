@@ -1,9 +1,10 @@
 """Input wait on an asynchronous device, against a simulated CUDA stream (there is no GPU here).
 
-The stand-in models only what the CUDA programming guide states about streams and events: work issued to one stream
-runs in issue order, and an event recorded on it completes when all work issued before it has finished
-(cudaEventRecord / cudaEventElapsedTime), and not before the host recorded it. Host time moves when the host waits
-for a batch or spends time launching; the GPU's time moves with the work queued on it.
+The stand-in models only what NVIDIA documents about streams and events: work issued to one stream runs in issue
+order, and an event "is recorded after all preceding operations in stream have been completed" (CUDA Runtime API,
+cudaEventRecord, https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__EVENT.html), so not before the host
+recorded it either; cudaEventElapsedTime gives milliseconds between two. Host time moves when the host waits for a
+batch or spends time launching; the GPU's time moves with the work queued on it.
 """
 
 import pytest

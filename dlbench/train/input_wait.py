@@ -8,10 +8,11 @@ a GPU step of 60 ms and 20 ms of launching, the host waits 80 ms a step and the 
 80 ms from the wall time leaves the 20 ms of launching, and "compute alone" comes out 3x the GPU's real rate.
 
 So on CUDA an event is recorded on the run's stream just before the host asks for a batch, and another just after it
-has the batch (and has queued its copy to the device). A CUDA event completes when the work queued before it is done
-and not before it was recorded, so the first completes when the GPU has finished the previous step, the second when
-the GPU could start on the new batch. The time between them is the time the GPU sat idle for want of input (the
-batch's copy included). Both are read after the window's final synchronisation: nothing waits inside the loop.
+has the batch (and has queued its copy to the device). A CUDA event "is recorded after all preceding operations in
+stream have been completed" (CUDA Runtime API, cudaEventRecord), and not before the host recorded it, so the first
+completes when the GPU has finished the previous step, the second when the GPU could start on the new batch. The time
+between them is the time the GPU sat idle for want of input (the batch's copy, queued on the same stream, included).
+Both are read after the window's final synchronisation: nothing waits inside the loop.
 """
 
 from __future__ import annotations
