@@ -104,6 +104,7 @@ def test_a_cpu_run_measures_on_the_host_and_a_gpu_run_with_events():
     assert isinstance(input_wait.meter_for(torch.device("cpu")), input_wait.HostInputWait)
     assert input_wait.meter_for(torch.device("cpu")).measures == "host"
     assert input_wait.DeviceInputWait.measures == "device"
+    assert input_wait.meter_for(torch.device("cuda", 0), synthetic=True).measures == "host"  # no loader, no events
     assert input_wait.compute_alone(10, 1.0, 1.0) is None  # nothing but waiting: no compute rate to give
 
 

@@ -7,8 +7,8 @@ queued before, so the host's blocked time is not the GPU's idle time. With a loa
 a GPU step of 60 ms and 20 ms of launching, the host waits 80 ms a step and the GPU 40 ms; subtracting the host's
 80 ms from the wall time leaves the 20 ms of launching, and "compute alone" comes out 3x the GPU's real rate.
 
-So on CUDA an event is recorded on the run's stream just before the host asks for a batch, and another just after it
-has the batch (and has queued its copy to the device). A CUDA event "is recorded after all preceding operations in
+So on CUDA (with a data loader) an event is recorded on the run's stream just before the host asks for a batch, and
+one after it has the batch (and has queued its copy to the device). A CUDA event "is recorded after all preceding operations in
 stream have been completed" (CUDA Runtime API, cudaEventRecord), and not before the host recorded it, so the first
 completes when the GPU has finished the previous step, the second when the GPU could start on the new batch. The time
 between them is the time the GPU sat idle for want of input (the batch's copy, queued on the same stream, included).
@@ -75,8 +75,10 @@ class DeviceInputWait:
         return sum(asked.elapsed_time(received) for asked, received in self._pairs) / 1000.0
 
 
-def meter_for(device) -> HostInputWait | DeviceInputWait:
-    if device.type != "cuda":
+def meter_for(device, synthetic: bool = False) -> HostInputWait | DeviceInputWait:
+    """Events on CUDA with a loader; the host clock otherwise. A synthetic batch already sits on the GPU and is
+    handed over at once: nothing to wait for, and two events a step would only add launch cost to small models."""
+    if device.type != "cuda" or synthetic:
         return HostInputWait()
     import torch
 

@@ -131,7 +131,7 @@ class Run:
         self.dataset = None if synthetic else data.open_dataset(config.data, self.workload, self.seq_len)
         self.run_id = results.new_run_id(self.workload.name)
         self.result = results.new_result(self.run_id, config, command_line)
-        self.input_wait = input_wait.meter_for(self.device)  # on CUDA the GPU's idle time, not the host's
+        self.input_wait = input_wait.meter_for(self.device, synthetic)  # on CUDA the GPU's idle time, not the host's
         self.cpu_load: dict | None = None
 
     @property
