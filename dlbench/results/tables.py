@@ -152,8 +152,9 @@ def _knows_more(fuller: dict[str, str], partial: dict[str, str]) -> bool:
 def notes(results: list[dict]) -> list[str]:
     """Sentences a reader must see: failures, interruptions, and the telemetry's explanations of a slow run."""
     out = []
-    for result in results:
-        name = fields.workload_name(result)
+    for result in in_groups(results):
+        where = " ".join(part for part in (host(result), started(result)) if part)
+        name = f"{fields.workload_name(result)} ({where})" if where else fields.workload_name(result)  # which run
         if result.get("status") != "completed":
             out.append(f"{name}: {result.get('status')}: {result.get('error') or 'no reason recorded'}")
         for sentence in (result.get("telemetry") or {}).get("explanations") or []:
