@@ -128,9 +128,7 @@ def _rates(results: list[dict]) -> tuple[list[float], str] | None:
     return [rate for rate, _ in rates], rates[0][1]
 
 
-def decide_pair(
-    a: list[dict] | dict, b: list[dict] | dict, alpha: float, threshold: float, noise: float
-) -> Pair:
+def decide_pair(a: list[dict] | dict, b: list[dict] | dict, limits: stats.Limits = stats.Limits()) -> Pair:
     a, b = (a if isinstance(a, list) else [a]), (b if isinstance(b, list) else [b])
     pair = Pair(a, b, environment_changes=_environment_changes(a[-1], b[-1]), metrics=metric_deltas(a, b))
     for results, role in ((a, "baseline"), (b, "candidate")):
@@ -144,9 +142,9 @@ def decide_pair(
     suspects = _suspects(a, "baseline") + _suspects(b, "candidate")
     try:
         if len(a) == 1 and len(b) == 1:
-            pair.decision = _decide_steps(a[0], b[0], alpha, threshold, noise, suspects, pair)
+            pair.decision = _decide_steps(a[0], b[0], limits, suspects, pair)
         else:
-            pair.decision = _decide_runs(a, b, alpha, threshold, noise, suspects, pair)
+            pair.decision = _decide_runs(a, b, limits, suspects, pair)
     except stats.TooFewSamples as error:
         pair.reason = str(error)
         return pair
@@ -155,21 +153,21 @@ def decide_pair(
     return pair
 
 
-def _decide_steps(a, b, alpha, threshold, noise, suspects, pair) -> stats.Decision | None:
+def _decide_steps(a, b, limits, suspects, pair) -> stats.Decision | None:
     summary_a, summary_b = fields.step_summary(a), fields.step_summary(b)
     if summary_a is None or summary_b is None:
         pair.reason = "a result has neither step-time samples nor their mean, deviation and count"
         return None
     rates = _rates([a, b])
     rate_a, rate_b, unit = (rates[0][0], rates[0][1], rates[1]) if rates else (None, None, "steps/s")
-    decision = stats.decide(summary_a, summary_b, rate_a, rate_b, unit, alpha, threshold, noise, suspects)
+    decision = stats.decide(summary_a, summary_b, rate_a, rate_b, unit, limits, suspects)
     pair.notes.append("one run a side: judged on its steps, blind to run-to-run variation (give several runs a side)")
     if decision.finding("median step time") is None:
         pair.notes.append("median not tested: a result did not keep its step-time samples (mean tested, Welch)")
     return decision
 
 
-def _decide_runs(a, b, alpha, threshold, noise, suspects, pair) -> stats.Decision | None:
+def _decide_runs(a, b, limits, suspects, pair) -> stats.Decision | None:
     rates = _rates(a + b)
     if rates is None:
         pair.reason = "a result has no throughput and no mean step time"
@@ -183,9 +181,7 @@ def _decide_runs(a, b, alpha, threshold, noise, suspects, pair) -> stats.Decisio
         medians[: len(a)] if all(medians) else None,
         medians[len(a) :] if all(medians) else None,
         unit,
-        alpha,
-        threshold,
-        noise,
+        limits,
         suspects,
     )
 
@@ -241,6 +237,7 @@ def compare(
     noise: float = stats.DEFAULT_NOISE,
 ) -> Comparison:
     """Every group of candidate results against the baseline results that measured the same thing."""
+    limits = stats.Limits(alpha, threshold, noise)
     shared = sorted(_files(baseline) & _files(candidate))
     if shared:  # a run against itself says nothing, and always says "same"
         raise UserError(f"{shared[0]} is on both sides: compare a run with another run, not with itself")
@@ -257,7 +254,7 @@ def compare(
                 f"runs differ in what decides the number: {_describe_differences(differences)}; "
                 f"compare anyway with {' '.join('--ignore ' + n for n in differences)}"
             )
-        return Comparison([decide_pair(a, b, alpha, threshold, noise)], [], [], [])
+        return Comparison([decide_pair(a, b, limits)], [], [], [])
     groups_a, groups_b = defaultdict(list), defaultdict(list)
     for result in baseline:
         groups_a[fields.match_key(result, ignore)].append(result)
@@ -272,7 +269,7 @@ def compare(
                     "each is one run, and the verdict tests the run-to-run variation"
                 )
     pairs = [
-        decide_pair(_oldest_first(groups_a[key]), _oldest_first(groups_b[key]), alpha, threshold, noise)
+        decide_pair(_oldest_first(groups_a[key]), _oldest_first(groups_b[key]), limits)
         for key in groups_a
         if key in groups_b
     ]

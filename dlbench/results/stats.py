@@ -169,6 +169,15 @@ class TooFewSamples(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a verdict needs: p below `alpha`, a change of at least `threshold`, spread at most `noise`."""
+
+    alpha: float = DEFAULT_ALPHA
+    threshold: float = DEFAULT_THRESHOLD
+    noise: float = DEFAULT_NOISE
+
+
 @dataclass
 class Finding:
     """One statistic on both sides and the test of its difference."""
@@ -241,14 +250,13 @@ def _judge(
     counts: tuple[int, int],
     scatter: str,
     suspects: list[str],
-    alpha: float,
-    threshold: float,
-    noise: float,
+    limits: Limits,
 ) -> Decision:
     """Noise first, then significance: a verdict on runs that cannot be trusted, or that scatter more than the change
     to be found, is `noisy` whatever a test says (two contended runs of the same code differed by +81 % and +171 %
     with p < 1e-8). Then any statistic significantly worse beyond the threshold is a regression, so a slow tail
     that leaves the median alone still counts through the mean and the throughput."""
+    alpha, threshold, noise = limits.alpha, limits.threshold, limits.noise
     observed = ", ".join(f.text() for f in findings)
     noise_reasons = list(suspects)
     if max(spreads) > noise:
@@ -285,9 +293,7 @@ def decide(
     rate_a: float | None = None,
     rate_b: float | None = None,
     rate_unit: str = "steps/s",
-    alpha: float = DEFAULT_ALPHA,
-    threshold: float = DEFAULT_THRESHOLD,
-    noise: float = DEFAULT_NOISE,
+    limits: Limits = Limits(),
     suspects: list[str] = (),
 ) -> Decision:
     """One run a side: B (candidate) against A (baseline) from their step times.
@@ -311,7 +317,7 @@ def decide(
         findings.append(Finding("median step time", "s", a.median, b.median, mann_whitney_u(a.samples, b.samples)[1],
                                 "mann-whitney-u"))
     return _judge(findings, "steps", (a.relative_spread, b.relative_spread), (a.count, b.count),
-                  "step times (IQR/median)", list(suspects), alpha, threshold, noise)
+                  "step times (IQR/median)", list(suspects), limits)
 
 
 def decide_runs(
@@ -320,9 +326,7 @@ def decide_runs(
     medians_a: list[float] | None = None,
     medians_b: list[float] | None = None,
     rate_unit: str = "samples/s",
-    alpha: float = DEFAULT_ALPHA,
-    threshold: float = DEFAULT_THRESHOLD,
-    noise: float = DEFAULT_NOISE,
+    limits: Limits = Limits(),
     suspects: list[str] = (),
 ) -> Decision:
     """Several runs a side: each run is one value, as each round is one value in pytest-benchmark, so the test sees
@@ -344,4 +348,4 @@ def decide_runs(
         med_a, med_b = summary(medians_a), summary(medians_b)
         findings.append(Finding("median step time", "s", med_a.mean, med_b.mean, test(med_a, med_b), name))
     return _judge(findings, "runs", (rate_sa.relative_spread, rate_sb.relative_spread), (len(rates_a), len(rates_b)),
-                  "run throughputs (1.349 x standard deviation / mean)", list(suspects), alpha, threshold, noise)
+                  "run throughputs (1.349 x standard deviation / mean)", list(suspects), limits)
