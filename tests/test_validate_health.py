@@ -241,3 +241,15 @@ def test_docs_name_each_xid_code_under_the_class_validate_and_the_alerts_use():
     warned = codes(r"`DlbenchGPUXidWarning`: ([^)]*)\)")
     assert warned and {xid_class(code) for code in warned} == {"warning"}
     assert "a `critical` XID during the run is a FAIL" in paragraph
+
+
+def test_validate_docs_name_only_critical_xids_as_failures():
+    import re
+    from pathlib import Path
+
+    from dlbench.telemetry.xid import xid_class
+
+    row = next(line for line in (Path(__file__).parents[1] / "docs" / "validate.md").read_text().splitlines()
+               if line.startswith("| `health.xid`"))
+    named = [int(code) for code in re.findall(r"\b(\d+)\b", row.split("|")[3])]
+    assert named and {xid_class(code) for code in named} == {"critical"}
