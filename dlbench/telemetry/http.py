@@ -34,6 +34,11 @@ MAX_REQUESTS_IN_FLIGHT = 32
 # Beyond this many the oldest is closed to make room: a scraper's connection waits only the milliseconds its request
 # takes to arrive, so a flood of idle sockets pushes out its own, not the scraper's.
 MAX_PENDING_CONNECTIONS = 256
+# Credentials are checked before a request takes a slot, as exporter-toolkit's auth wrapper (web/handler.go) runs
+# outside promhttp's in-flight limit: requests with wrong passwords, each a bcrypt check run one at a time, must not
+# hold the slots a scraper whose password was checked before needs. Credentials not seen before wait for bcrypt in
+# at most this many threads; beyond that they get 503 at once, so a flood of guesses cannot pile up threads either.
+MAX_PASSWORD_CHECKS = 8
 SERVER_NAME = "dlbench"  # the Server header: no Python or library versions for a scanner to match
 
 
@@ -73,6 +78,21 @@ class _QuietHandler(WSGIRequestHandler):
         if not parsed:
             return False
         self.connection.settimeout(SOCKET_TIMEOUT_SECONDS)
+        authenticated = self.server.authenticate(self.headers.get("Authorization"))
+        if not authenticated:
+            self.close_connection = True
+            if authenticated is None:
+                self.send_error(503, "too many password checks in progress")
+            else:
+                body = b"unauthorized\n"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="dlbench"')
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+            return False
         self._in_flight = self.server.admit()
         if not self._in_flight:
             self.close_connection = True
@@ -180,9 +200,10 @@ class PrerenderedMetrics:
         return [body]
 
 
-def _server_class(address: str, tls=None, max_requests: int = MAX_REQUESTS_IN_FLIGHT,
+def _server_class(address: str, web_config=None, max_requests: int = MAX_REQUESTS_IN_FLIGHT,
                   max_pending: int = MAX_PENDING_CONNECTIONS):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    tls = web_config.tls if web_config is not None else None
 
     class Server(ThreadingWSGIServer):
         address_family = family
@@ -195,11 +216,27 @@ def _server_class(address: str, tls=None, max_requests: int = MAX_REQUESTS_IN_FL
 
         def __init__(self, *args, **kwargs):
             self._slots = threading.BoundedSemaphore(max_requests)
+            self._password_checks = threading.BoundedSemaphore(MAX_PASSWORD_CHECKS)
             # connections with no request yet: the thread serving each -> its file descriptor (the same before and
             # after a TLS handshake, which replaces the socket object)
             self._pending: OrderedDict[int, int] = OrderedDict()
             self._pending_lock = threading.Lock()
             super().__init__(*args, **kwargs)
+
+        # --- credentials ---------------------------------------------------------------------------------------
+        def authenticate(self, header: str | None) -> bool | None:
+            """Whether the request may go on; None: its password needs a bcrypt check and too many are waiting."""
+            if web_config is None:
+                return True
+            verdict = web_config.known_verdict(header)
+            if verdict is not None:
+                return verdict
+            if not self._password_checks.acquire(blocking=False):
+                return None
+            try:
+                return web_config.authorized(header)
+            finally:
+                self._password_checks.release()
 
         # --- requests in flight ------------------------------------------------------------------------------
         def admit(self) -> bool:
@@ -273,11 +310,7 @@ class MetricsServer:
         self.web_config = web_config
 
         def routes(environ, start_response):
-            path = environ.get("PATH_INFO", "/")
-            if web_config is not None and not web_config.authorized(environ.get("HTTP_AUTHORIZATION")):
-                start_response("401 Unauthorized", [("Content-Type", "text/plain"),
-                                                     ("WWW-Authenticate", 'Basic realm="dlbench"')])
-                return [b"unauthorized\n"]
+            path = environ.get("PATH_INFO", "/")  # credentials were checked before the request was admitted
             if path == "/metrics":
                 return metrics_app(environ, start_response)
             if path in checks:
@@ -294,9 +327,8 @@ class MetricsServer:
 
             return routes(environ, with_server_header)
 
-        tls = web_config.tls if web_config is not None else None
         try:
-            self.server = make_server(listen, port, app, _server_class(listen, tls, max_requests, max_pending),
+            self.server = make_server(listen, port, app, _server_class(listen, web_config, max_requests, max_pending),
                                       handler_class=_QuietHandler)
         except OSError as error:
             reason = {errno.EADDRINUSE: "address already in use", errno.EACCES: "permission denied",
