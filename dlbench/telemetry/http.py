@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from typing import Callable
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import make_wsgi_app
@@ -144,7 +145,7 @@ class PrerenderedMetrics:
     sample (`refresh`) and scrapes copy bytes. Only forms asked for in the last ASKED_WITHIN_SECONDS are rendered
     ahead (Prometheus's gzipped OpenMetrics always): encoding is most of a render, so a text form nobody reads is
     not encoded every sample. Other forms are rendered on first request and kept until the next sample. Requests
-    with `name[]` filters go to prometheus_client's own app.
+    with `name[]` filters are rendered for themselves, through the same encoder choice and counter types.
     """
 
     ASKED_WITHIN_SECONDS = 600.0  # a few scrape intervals of the slowest usual scraper
@@ -154,7 +155,6 @@ class PrerenderedMetrics:
         DCGM_FI_* counters). OpenMetrics requires a counter's samples to end in _total, so with any such family
         every scrape is answered in the Prometheus text format, as dcgm-exporter answers."""
         self.registry = registry
-        self._fallback = make_wsgi_app(registry)
         self._cache: dict[tuple[str, bool], bytes] = {}
         self._asked: dict[tuple[str, bool], float] = {}  # (Accept header, gzip) -> when last asked
         self._retype = [(f"# TYPE {name} gauge\n".encode(), f"# TYPE {name} counter\n".encode())
@@ -186,13 +186,15 @@ class PrerenderedMetrics:
         self._cache = cache  # one assignment: a scrape sees the old cache or the new, never a mix
 
     def __call__(self, environ, start_response):
-        if "name[]" in environ.get("QUERY_STRING", ""):
-            return self._fallback(environ, start_response)
         compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
         accept = environ.get("HTTP_ACCEPT", "")
-        content_type, body = self._render(self._cache, accept, compress)
-        if len(self._asked) < 64 or (accept, compress) in self._asked:  # bounded: clients choose the header
-            self._asked[(accept, compress)] = time.monotonic()
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        if names:  # rendered for this request only, but in the same format and types as a whole scrape
+            content_type, body = self._render({}, accept, compress, self.registry.restricted_registry(names))
+        else:
+            content_type, body = self._render(self._cache, accept, compress)
+            if len(self._asked) < 64 or (accept, compress) in self._asked:  # bounded: clients choose the header
+                self._asked[(accept, compress)] = time.monotonic()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if compress:
             headers.append(("Content-Encoding", "gzip"))
