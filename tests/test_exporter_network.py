@@ -389,3 +389,56 @@ def test_bcrypt_checks_run_one_at_a_time_and_outcomes_are_remembered(tmp_path, m
     assert config.authorized(header("prometheus", "secret")) and config.authorized(header("prometheus", "secret"))
     assert not config.authorized(header("mallory", "secret")) and not config.authorized(header("mallory", "secret"))
     assert calls[0] == 16 + 2  # one check for the right password, one for the unknown user
+
+
+def test_wrong_passwords_take_no_slot_from_a_scraper_with_the_right_one(tmp_path):
+    """exporter-toolkit checks basic auth in a wrapper around the handler (web/handler.go), outside promhttp's
+    MaxRequestsInFlight: a flood of requests with wrong passwords, each a bcrypt check run one at a time, must not
+    hold the request slots that Prometheus, whose password was checked once already, needs for its scrapes."""
+    import bcrypt
+
+    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT
+
+    hashed = bcrypt.hashpw(b"scrape-secret", bcrypt.gensalt(rounds=10)).decode()  # exporter-toolkit's docs' cost
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    port = free_port()
+    process = start_exporter("--port", str(port), "--web-config-file", str(tmp_path / "web.yml"))
+
+    def get(password: str) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={
+            "Authorization": "Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    stop_flood, flood_answers = threading.Event(), []
+
+    def flood(worker: int) -> None:
+        attempt = 0
+        while not stop_flood.is_set():
+            attempt += 1
+            flood_answers.append(get(f"guess-{worker}-{attempt}"))
+
+    try:
+        wait_for(lambda: get("scrape-secret") == 200, 30, "the exporter")  # Prometheus's password, checked once
+        flooders = [threading.Thread(target=flood, args=(i,)) for i in range(MAX_REQUESTS_IN_FLIGHT + 8)]
+        for thread in flooders:
+            thread.start()
+        wait_for(lambda: len(flood_answers) >= 20, 60, "the flood to be answered")
+        scrapes = []
+        for _ in range(20):
+            scrapes.append(get("scrape-secret"))
+            time.sleep(0.1)
+        stop_flood.set()
+        for thread in flooders:
+            thread.join(timeout=30)
+        assert scrapes == [200] * 20
+        assert 200 not in flood_answers and set(flood_answers) <= {401, 503}
+    finally:
+        stop_flood.set()
+        assert "Traceback" not in stop(process)

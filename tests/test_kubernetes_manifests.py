@@ -7,7 +7,11 @@ is checked against the Service it must select. Faked: NVML only, in the exporter
 """
 
 import copy
+import http.client
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -112,12 +116,33 @@ def test_servicemonitor_job_is_the_job_prometheus_yml_and_the_alerts_use():
     assert f'up{{job="{exporter_job}"' in alerts
 
 
+def kubelet_probe(probe: dict, port: int) -> bool:
+    """One probe as the kubelet runs it (kubernetes pkg/probe/http and pkg/probe/tcp): an httpGet succeeds on a
+    status from 200 to 399 within timeoutSeconds (1 by default), a tcpSocket on an established connection."""
+    timeout = probe.get("timeoutSeconds", 1)
+    try:
+        if "httpGet" in probe:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            try:
+                connection.request("GET", probe["httpGet"].get("path", "/"))
+                return 200 <= connection.getresponse().status < 400
+            finally:
+                connection.close()
+        socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 @pytest.mark.integration
-def test_readiness_holds_while_nvml_is_down(tmp_path):
-    """/health answers 503 while NVML is down; readiness must not, or one node with a broken driver would hold every
-    rolling update of the DaemonSet (a NotReady pod counts against maxUnavailable)."""
+def test_probes_pass_while_nvml_is_down_and_fail_on_a_stopped_exporter(tmp_path):
+    """/health answers 503 while NVML is down; readiness and liveness must not fail then, or one node with a broken
+    driver would hold every rolling update of the DaemonSet (a NotReady pod counts against maxUnavailable) or restart
+    in a loop. But an exporter that answers nothing (here: stopped with SIGSTOP; the kernel still completes TCP
+    handshakes on its listening socket) must fail both."""
     (container,) = by_kind("DaemonSet")["spec"]["template"]["spec"]["containers"]
-    readiness = container["readinessProbe"]["httpGet"]["path"]
+    probes = {"readiness": container["readinessProbe"], "liveness": container["livenessProbe"]}
+    assert {probe["httpGet"]["port"] for probe in probes.values() if "httpGet" in probe} <= {"metrics"}
     scenario = tmp_path / "scenario.json"
     scenario.write_text('{"init_error": "DRIVER_NOT_LOADED"}')
     port = free_port()
@@ -128,9 +153,12 @@ def test_readiness_holds_while_nvml_is_down(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_get(url + "/health")[0] == 503, 30, "/health to report NVML down")
-        status, body = http_get(url + readiness)
-        assert status == 200, readiness
-        assert b"dlbench_exporter_nvml_up" in http_get(url + "/metrics")[1]
+        wait_for(lambda: all(kubelet_probe(probe, port) for probe in probes.values()), 30, "the probes to pass")
+        assert re.search(rb"^dlbench_exporter_nvml_up(\{[^}]*\})? 0", http_get(url + "/metrics")[1], re.M)
+        process.send_signal(signal.SIGSTOP)
+        assert {name: kubelet_probe(probe, port) for name, probe in probes.items()} == {
+            "readiness": False, "liveness": False}
     finally:
+        process.send_signal(signal.SIGCONT)
         process.terminate()
         process.wait(timeout=10)

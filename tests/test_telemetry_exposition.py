@@ -376,3 +376,23 @@ def test_dcgm_compat_types_dcgms_counters_counter_in_what_prometheus_is_served()
     plain.refresh()
     plain({"HTTP_ACCEPT": PROMETHEUS_ACCEPT}, lambda status, headers: answered.update(headers))
     assert answered["Content-Type"].startswith("application/openmetrics-text")
+
+
+def test_dcgm_compat_answers_a_name_filtered_request_as_a_whole_scrape():
+    """`/metrics?name[]=...` (Prometheus federation-style filtering, as prometheus_client supports it) must serve
+    the same format and types as a whole scrape, not OpenMetrics with DCGM's counters typed gauge."""
+    from dlbench.telemetry.catalogue import DCGM_COUNTERS
+
+    _, _, sampler = exposition(dcgm=True)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=True))
+    metrics = PrerenderedMetrics(registry, DCGM_COUNTERS)
+    metrics.refresh()
+    answered = {}
+    query = "name[]=DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION&name[]=DCGM_FI_DEV_GPU_TEMP"
+    body = b"".join(metrics({"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "HTTP_ACCEPT": PROMETHEUS_ACCEPT,
+                             "QUERY_STRING": query},
+                            lambda status, headers: answered.update(headers)))
+    assert answered["Content-Type"].startswith("text/plain; version=0.0.4")
+    types = dict(line.split()[2:4] for line in body.decode().splitlines() if line.startswith("# TYPE "))
+    assert types == {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter", "DCGM_FI_DEV_GPU_TEMP": "gauge"}

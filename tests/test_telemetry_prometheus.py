@@ -148,8 +148,17 @@ def test_live_training_run_is_scraped_with_run_labels(tmp_path):
         for o in observers:
             o.on_timed_start()
         step, started = 0, time.perf_counter()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def scraped() -> bool:  # what the assertions below read has reached Prometheus
+            return bool(prometheus.query('dlbench_train_steps_total{run_id="run-live-1"} > 100')
+                        and prometheus.query('dlbench_train_step_seconds_count{run_id="run-live-1"} > 100')
+                        and prometheus.query('dlbench_host_cpu_utilization_ratio{job="dlbench_run"}'))
+
+        # Train until Prometheus has scraped more than 100 steps. The bound only keeps a broken run from waiting
+        # forever: on a loaded 2-core machine 100 steps and their scrape took more than 20 s.
+        deadline = time.monotonic() + 300
+        while not (step >= 100 and step % 10 == 0 and scraped()):
+            assert time.monotonic() < deadline, f"Prometheus did not see 100 of the {step} steps within 300 s"
             t0 = time.perf_counter()
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(inputs), labels)
@@ -159,8 +168,6 @@ def test_live_training_run_is_scraped_with_run_labels(tmp_path):
             for o in observers:
                 o.on_step(step, time.perf_counter() - t0, 32, loss)
             time.sleep(0.005)
-            if step % 50 == 0 and prometheus.query('dlbench_train_steps_total{run_id="run-live-1"} > 100'):
-                break
         for o in observers:
             o.on_timed_end(time.perf_counter() - started, step * 32)
         steps = prometheus.query('dlbench_train_steps_total{run_id="run-live-1",workload="mnist-mlp"}')

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from typing import Callable
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import make_wsgi_app
@@ -34,6 +35,11 @@ MAX_REQUESTS_IN_FLIGHT = 32
 # Beyond this many the oldest is closed to make room: a scraper's connection waits only the milliseconds its request
 # takes to arrive, so a flood of idle sockets pushes out its own, not the scraper's.
 MAX_PENDING_CONNECTIONS = 256
+# Credentials are checked before a request takes a slot, as exporter-toolkit's auth wrapper (web/handler.go) runs
+# outside promhttp's in-flight limit: requests with wrong passwords, each a bcrypt check run one at a time, must not
+# hold the slots a scraper whose password was checked before needs. Credentials not seen before wait for bcrypt in
+# at most this many threads; beyond that they get 503 at once, so a flood of guesses cannot pile up threads either.
+MAX_PASSWORD_CHECKS = 8
 SERVER_NAME = "dlbench"  # the Server header: no Python or library versions for a scanner to match
 
 
@@ -73,6 +79,21 @@ class _QuietHandler(WSGIRequestHandler):
         if not parsed:
             return False
         self.connection.settimeout(SOCKET_TIMEOUT_SECONDS)
+        authenticated = self.server.authenticate(self.headers.get("Authorization"))
+        if not authenticated:
+            self.close_connection = True
+            if authenticated is None:
+                self.send_error(503, "too many password checks in progress")
+            else:
+                body = b"unauthorized\n"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="dlbench"')
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+            return False
         self._in_flight = self.server.admit()
         if not self._in_flight:
             self.close_connection = True
@@ -124,7 +145,7 @@ class PrerenderedMetrics:
     sample (`refresh`) and scrapes copy bytes. Only forms asked for in the last ASKED_WITHIN_SECONDS are rendered
     ahead (Prometheus's gzipped OpenMetrics always): encoding is most of a render, so a text form nobody reads is
     not encoded every sample. Other forms are rendered on first request and kept until the next sample. Requests
-    with `name[]` filters go to prometheus_client's own app.
+    with `name[]` filters are rendered for themselves, through the same encoder choice and counter types.
     """
 
     ASKED_WITHIN_SECONDS = 600.0  # a few scrape intervals of the slowest usual scraper
@@ -134,7 +155,6 @@ class PrerenderedMetrics:
         DCGM_FI_* counters). OpenMetrics requires a counter's samples to end in _total, so with any such family
         every scrape is answered in the Prometheus text format, as dcgm-exporter answers."""
         self.registry = registry
-        self._fallback = make_wsgi_app(registry)
         self._cache: dict[tuple[str, bool], bytes] = {}
         self._asked: dict[tuple[str, bool], float] = {}  # (Accept header, gzip) -> when last asked
         self._retype = [(f"# TYPE {name} gauge\n".encode(), f"# TYPE {name} counter\n".encode())
@@ -166,13 +186,15 @@ class PrerenderedMetrics:
         self._cache = cache  # one assignment: a scrape sees the old cache or the new, never a mix
 
     def __call__(self, environ, start_response):
-        if "name[]" in environ.get("QUERY_STRING", ""):
-            return self._fallback(environ, start_response)
         compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
         accept = environ.get("HTTP_ACCEPT", "")
-        content_type, body = self._render(self._cache, accept, compress)
-        if len(self._asked) < 64 or (accept, compress) in self._asked:  # bounded: clients choose the header
-            self._asked[(accept, compress)] = time.monotonic()
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        if names:  # rendered for this request only, but in the same format and types as a whole scrape
+            content_type, body = self._render({}, accept, compress, self.registry.restricted_registry(names))
+        else:
+            content_type, body = self._render(self._cache, accept, compress)
+            if len(self._asked) < 64 or (accept, compress) in self._asked:  # bounded: clients choose the header
+                self._asked[(accept, compress)] = time.monotonic()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if compress:
             headers.append(("Content-Encoding", "gzip"))
@@ -180,9 +202,10 @@ class PrerenderedMetrics:
         return [body]
 
 
-def _server_class(address: str, tls=None, max_requests: int = MAX_REQUESTS_IN_FLIGHT,
+def _server_class(address: str, web_config=None, max_requests: int = MAX_REQUESTS_IN_FLIGHT,
                   max_pending: int = MAX_PENDING_CONNECTIONS):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    tls = web_config.tls if web_config is not None else None
 
     class Server(ThreadingWSGIServer):
         address_family = family
@@ -195,11 +218,27 @@ def _server_class(address: str, tls=None, max_requests: int = MAX_REQUESTS_IN_FL
 
         def __init__(self, *args, **kwargs):
             self._slots = threading.BoundedSemaphore(max_requests)
+            self._password_checks = threading.BoundedSemaphore(MAX_PASSWORD_CHECKS)
             # connections with no request yet: the thread serving each -> its file descriptor (the same before and
             # after a TLS handshake, which replaces the socket object)
             self._pending: OrderedDict[int, int] = OrderedDict()
             self._pending_lock = threading.Lock()
             super().__init__(*args, **kwargs)
+
+        # --- credentials ---------------------------------------------------------------------------------------
+        def authenticate(self, header: str | None) -> bool | None:
+            """Whether the request may go on; None: its password needs a bcrypt check and too many are waiting."""
+            if web_config is None:
+                return True
+            verdict = web_config.known_verdict(header)
+            if verdict is not None:
+                return verdict
+            if not self._password_checks.acquire(blocking=False):
+                return None
+            try:
+                return web_config.authorized(header)
+            finally:
+                self._password_checks.release()
 
         # --- requests in flight ------------------------------------------------------------------------------
         def admit(self) -> bool:
@@ -273,11 +312,7 @@ class MetricsServer:
         self.web_config = web_config
 
         def routes(environ, start_response):
-            path = environ.get("PATH_INFO", "/")
-            if web_config is not None and not web_config.authorized(environ.get("HTTP_AUTHORIZATION")):
-                start_response("401 Unauthorized", [("Content-Type", "text/plain"),
-                                                     ("WWW-Authenticate", 'Basic realm="dlbench"')])
-                return [b"unauthorized\n"]
+            path = environ.get("PATH_INFO", "/")  # credentials were checked before the request was admitted
             if path == "/metrics":
                 return metrics_app(environ, start_response)
             if path in checks:
@@ -294,9 +329,8 @@ class MetricsServer:
 
             return routes(environ, with_server_header)
 
-        tls = web_config.tls if web_config is not None else None
         try:
-            self.server = make_server(listen, port, app, _server_class(listen, tls, max_requests, max_pending),
+            self.server = make_server(listen, port, app, _server_class(listen, web_config, max_requests, max_pending),
                                       handler_class=_QuietHandler)
         except OSError as error:
             reason = {errno.EADDRINUSE: "address already in use", errno.EACCES: "permission denied",

@@ -76,26 +76,38 @@ class WebConfig:
 
     def authorized(self, header: str | None) -> bool:
         """Whether an Authorization header carries a configured user and password (always True without users)."""
+        verdict = self.known_verdict(header)
+        return self._check(header) if verdict is None else verdict
+
+    def known_verdict(self, header: str | None) -> bool | None:
+        """The answer where no bcrypt check is needed (no users, no or malformed credentials, a credential checked
+        before); None where only a bcrypt check can tell."""
         if not self.users:
             return True
-        if not header or not header.startswith("Basic "):
+        credential = self._credential(header)
+        if credential is None:
             return False
+        with self._lock:
+            return self._checked.get(credential[3])
+
+    def _credential(self, header: str | None) -> tuple[str, str, bytes, bytes] | None:
+        """(user, password, the hash to check against, cache key) from a Basic header; None if it is not one."""
+        if not header or not header.startswith("Basic "):
+            return None
         try:
             user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            return False
-        known = user in self.users
-        stored = self.users[user] if known else self._dummy_hash()
-        key = hashlib.sha256(b"\0".join((user.encode(), stored, password.encode()))).digest()
-        with self._lock:
-            cached = self._checked.get(key)
-        if cached is not None:
-            return cached
+            return None
+        stored = self.users.get(user) or self._dummy_hash()
+        return user, password, stored, hashlib.sha256(b"\0".join((user.encode(), stored, password.encode()))).digest()
+
+    def _check(self, header: str | None) -> bool:
+        user, password, stored, key = self._credential(header)
         import bcrypt
 
         with self._bcrypt_lock:  # ~50 ms by design: in parallel, a burst of guesses would take every core
             matches = bcrypt.checkpw(password.encode(), stored)
-        result = known and matches
+        result = user in self.users and matches
         with self._lock:
             if len(self._checked) >= AUTH_CACHE_SIZE:
                 for old in random.sample(list(self._checked), max(len(self._checked) // 10, 1)):
