@@ -52,8 +52,8 @@ def host_with_a_held_driver(host, tmp_path):
     mirror.mkdir()
     newer = standins.build_deb(mirror, "libnvidia-compute", "580.105.08-1")
     standins.flat_repo(mirror, [newer], signer=None)
-    with open(newer, "ab") as damaged:
-        damaged.write(b"damaged in transit")
+    damaged = newer.read_bytes()  # the same size, other bytes: apt checks the size first, then the hashes
+    newer.write_bytes(damaged[:-18] + b"damaged in transit")
     host.path("/etc/apt/sources.list").write_text(f"deb [trusted=yes] http://{proxy.MIRROR_HOST}/ /\n")
     return mirror, {
         "nvidia_driver_pci_dump": simulate_pci(host, HGX_H100),
