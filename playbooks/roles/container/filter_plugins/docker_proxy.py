@@ -29,13 +29,13 @@ def docker_daemon_proxies(environment):
 
 
 def docker_proxy_environment(proxies):
-    """The systemd drop-in's Environment= assignments for PROXIES (docker_daemon_proxies' form): quoted, with `%`
-    doubled (systemd would read it as a specifier) and `"` and `\\` escaped."""
+    """The systemd drop-in's Environment= lines for PROXIES (docker_daemon_proxies' form), one per setting: quoted,
+    with `%` doubled (systemd would read it as a specifier) and `"` and `\\` escaped."""
     lines = []
     for key, value in proxies.items():
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
         lines.append(f'Environment="{_KEYS[key]}={escaped}"')
-    return lines
+    return "\n".join(lines)
 
 
 def docker_engine_major(version):
