@@ -276,7 +276,7 @@ def provisioned(site, dlbench_wheel, tmp_path_factory):
                                                                                                       "-cloud-amd64")
         playbook = Playbook(host, workdir / "ansible", variables)
         check_playbook = Playbook(check_host, workdir / "check-ansible",
-                                  base_variables(site, check_host, workdir / "check-ansible"))
+                                  base_variables(site, check_host, workdir / "check-ansible", dlbench_wheel))
         started = time.monotonic()
         phase("check run: setup_gpu.yml --check on a fresh host, in the background")
         check_running = check_playbook.start("--check")

@@ -96,11 +96,51 @@ TOOLKIT_VERSION = _STACK["stack_container_toolkit_version"]
 MINIFORGE_VERSION = _STACK["stack_miniforge_version"]
 
 
+# Where the stand-in nvidia-smi reads the GPU's compute processes (what NVML reports: one "PID NAME USED_MIB" line
+# each); absent or empty: an idle GPU.
+GPU_PROCESSES = "/var/lib/dlbench-test/gpu-processes"
+
+
 def nvidia_smi(version=DRIVER_VERSION):
     return f"""#!/bin/sh
 # STAND-IN nvidia-smi (dlbench test fixture): prints what a one-GPU H100 host prints.
 case "$*" in
   *--query-gpu=driver_version*) echo "{version}" ;;
+  *--query-compute-apps=*)
+    # nvidia-smi(1) --query-compute-apps with --format=csv: the fields asked for, in their order, joined by ", ", one
+    # line per process with a CUDA context; a header line unless noheader; memory in MiB unless nounits; nothing at all
+    # on an idle GPU under noheader.
+    fields=$(echo "$*" | sed -n 's/.*--query-compute-apps=\\([^ ]*\\).*/\\1/p' | tr , ' ')
+    format=$(echo "$*" | sed -n 's/.*--format=\\([^ ]*\\).*/\\1/p')
+    case ",$format," in *,noheader,*) ;; *)
+      header=""
+      for field in $fields; do
+        case "$field" in
+          process_name|name) field=process_name ;;
+          used_memory|used_gpu_memory) field="used_gpu_memory [MiB]" ;;
+        esac
+        header="${{header:+$header, }}$field"
+      done
+      echo "$header" ;;
+    esac
+    unit=" MiB"
+    case ",$format," in *,nounits,*) unit="" ;; esac
+    [ -s {GPU_PROCESSES} ] || exit 0
+    while read -r pid name used; do
+      line=""
+      for field in $fields; do
+        case "$field" in
+          pid) value=$pid ;;
+          process_name|name) value=$name ;;
+          used_memory|used_gpu_memory) value="$used$unit" ;;
+          gpu_uuid) value=GPU-00000000-1111-2222-3333-444444444444 ;;
+          *) echo "Field \\"$field\\" is not a valid field to query." >&2; exit 2 ;;
+        esac
+        line="${{line:+$line, }}$value"
+      done
+      echo "$line"
+    done < {GPU_PROCESSES}
+    ;;
   *-L*) echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-00000000-1111-2222-3333-444444444444)" ;;
   *)
     echo "+-----------------------------------------------------------------------------------------+"

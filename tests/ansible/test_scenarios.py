@@ -7,11 +7,12 @@ costs seconds; the Ubuntu host runs the driver role (`--tags nvidia_driver`) for
 host is the HGX H100 with NVSwitch on a Debian cloud kernel (test_setup_gpu.py).
 """
 
+import json
 import urllib.request
 
 import pytest
 
-from . import standins
+from . import proxy, standins
 from .conftest import Playbook, base_variables
 from .test_setup_gpu import effective_exec_start
 
@@ -113,8 +114,28 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
     assert status["nvidia-fabricmanager-580"][0] == f"580.95.05-{standins.UBUNTU_FABRICMANAGER_REVISION}"
     assert status["libnvidia-nscq-580"][0] == f"580.95.05-{standins.UBUNTU_FABRICMANAGER_REVISION}"
     assert status["nvidia-fabricmanager-580"][-1] == "hi"
+    # NVLink 5: the fabric manager's precheck refuses to start unless ib_umad is loaded; it is, at every boot.
+    modules_load = host.path("/etc/modules-load.d/nvidia-fabricmanager.conf").read_text()
+    assert [line for line in modules_load.splitlines() if not line.startswith("#")] == ["ib_umad"]
     # Ubuntu's static unit keeps --no-persistence-mode; the drop-in turns persistence mode on.
     assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
     assert effective_exec_start(host, "nvidia-persistenced.service") == [
         "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
 
+
+def test_behind_a_proxy_dockerd_pulls_through_it_too(site, fresh_host, tmp_path):
+    """setup_proxy_env reaches apt and downloads, and dockerd, which pulls the container check's image itself: Docker's
+    Engine 28 from its repository reads it from daemon.json's "proxies". The stand-in servers sit behind the proxy
+    too (no no_proxy), so the requests it forwarded show the role's own traffic went through it."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with proxy.serving(mirror) as behind:
+        variables = base_variables(site, fresh_host, tmp_path)
+        variables["setup_proxy_env"] = {"http_proxy": behind.url, "https_proxy": behind.url}
+        result = Playbook(fresh_host, tmp_path / "ansible", variables).run("--tags", "container")
+    assert result.rc == 0, result.tail()
+    assert any(request == f"GET {site.base_url}/docker/linux/debian/gpg" for request in behind.requests), behind.requests
+    daemon = json.loads(fresh_host.path("/etc/docker/daemon.json").read_text())
+    assert daemon["proxies"] == {"http-proxy": behind.url, "https-proxy": behind.url}
+    assert daemon["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"  # nvidia-ctk kept it
+    assert not fresh_host.path("/etc/systemd/system/docker.service.d/http-proxy.conf").exists()

@@ -72,6 +72,8 @@ def test_packages_installed_and_held(provisioned):
     # The NVSwitch on the PCI bus got the fabric manager on the first run (no driver loaded yet), at the driver's
     # version although the repository has a newer one.
     assert status["nvidia-fabricmanager"][0] == "580.95.05-1"
+    # An H100's NVSwitches (NVLink 4) are the fabric manager's own: no subnet manager, no ib_umad (B200: test_scenarios).
+    assert not host.path("/etc/modules-load.d/nvidia-fabricmanager.conf").exists()
     held = set(host.run("apt-mark", "showhold").stdout.split())
     assert {"nvidia-driver-cuda", "nvidia-kernel-open-dkms", "libnvidia-compute-580", "nvidia-driver-pinning-580",
             "nvidia-container-toolkit",
@@ -139,10 +141,17 @@ def test_dkms_check_names_a_bootable_kernel_without_the_module(provisioned, site
 
 def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
     """update_driver.yml on a copy of the provisioned host, NVIDIA's repository now offering a newer 580 driver:
-    holds released, upgraded inside the pin, held again, the module rebuilt, a reboot asked for; one host at a time."""
+    drained, holds released, upgraded inside the pin, the fabric manager re-pinned to the new driver, held again, the
+    module rebuilt, a reboot asked for and the host left drained until then; one host at a time. Run again after the
+    reboot, with nothing left to upgrade, it returns the host to service."""
     plays = yaml.safe_load((REPO / "playbooks" / "update_driver.yml").read_text())
     assert [(play["serial"], play["max_fail_percentage"]) for play in plays] == [(1, 0)]
     newer = standins.NEWER_DRIVER_VERSION
+    # A fabric manager release ahead of the driver's, as a mirror caught between the two syncs serves it, or the
+    # Ubuntu archive, which updates fabric-manager-<branch> and the driver's source package separately. The fabric
+    # manager refuses to start unless its version is the driver's.
+    fabricmanager_ahead = "580.126.09"
+    log = tmp_path / "hooks.log"
     with copy_of(provisioned.host, tmp_path / "copy") as host:
         before = installed_packages(host)
         # The newer release of the packages the host has, as the CUDA repository publishes a branch's next driver
@@ -150,23 +159,37 @@ def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
         repo = host.path("/var/lib/dlbench-test/driver-update")
         repo.mkdir(parents=True)
         debs = standins.driver_packages(repo, newer)
+        debs.append(standins.build_deb(repo, "nvidia-fabricmanager", f"{fabricmanager_ahead}-1"))
         standins.flat_repo(repo, debs, signer=None)
         host.path("/etc/apt/sources.list.d/driver-update.list").write_text(
             "deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n")  # local files only; see standins
-        playbook = Playbook(host, tmp_path / "ansible", provisioned_variables(site, host, tmp_path))
+        variables = provisioned_variables(site, host, tmp_path)
+        variables.update(update_driver_drain_command=f"echo drain {{{{ inventory_hostname }}}} >> {log}",
+                         update_driver_undrain_command=f"echo undrain {{{{ inventory_hostname }}}} >> {log}")
+        playbook = Playbook(host, tmp_path / "ansible", variables)
         result = playbook.run(playbook="playbooks/update_driver.yml")
         after = installed_packages(host)
         dkms = host.run("dkms", "status").stdout
+        hooks_after_update = log.read_text()
+        again = playbook.run(playbook="playbooks/update_driver.yml") if result.rc == 0 else None
     assert result.rc == 0, result.tail()
     for package in ("libnvidia-compute-580", "nvidia-driver-cuda", "nvidia-kernel-open-dkms"):
         assert before[package][0] == f"{standins.DRIVER_VERSION}-1" and before[package][1] == "hi", package
         assert after[package] == [f"{newer}-1", "hi"], package  # upgraded, and held again
     assert after["nvidia-driver-pinning-580"][1] == "hi"
+    # The fabric manager follows the driver, not the newest release on offer.
+    assert before["nvidia-fabricmanager"] == [f"{standins.DRIVER_VERSION}-1", "hi"]
+    assert after["nvidia-fabricmanager"] == [f"{newer}-1", "hi"]
     release = provisioned_variables(site, provisioned.host, tmp_path)["nvidia_driver_kernel_release"]
     assert f"nvidia/{newer}, {release}, x86_64: installed" in dkms
     said = " ".join(result.output.split())
-    # The reboot the new driver needs was asked for (a chroot is never rebooted: the operator is told to).
+    # The reboot the new driver needs was asked for (a chroot is never rebooted: the operator is told to), and until
+    # then the host stays out of service.
     assert "The NVIDIA driver changed and this host was not rebooted" in said, result.tail()
+    assert hooks_after_update == "drain testgpu\n"
+    assert "testgpu stays drained: reboot it, run playbooks/verify.yml" in said
+    assert again.rc == 0, again.tail()
+    assert log.read_text() == "drain testgpu\ndrain testgpu\nundrain testgpu\n", again.tail()
 
 
 def test_persistence_mode_drop_in(provisioned):
@@ -361,8 +384,8 @@ def test_sshd_hardening_refused_without_an_admin_key(site, fresh_host, tmp_path)
     assert not fresh_host.path("/etc/ssh/sshd_config.d/10-dlbench-hardening.conf").exists()
 
 
-def test_miniforge_installer_with_wrong_sha256_is_refused(site, fresh_host, tmp_path):
-    variables = base_variables(site, fresh_host, tmp_path)
+def test_miniforge_installer_with_wrong_sha256_is_refused(site, dlbench_wheel, fresh_host, tmp_path):
+    variables = base_variables(site, fresh_host, tmp_path, dlbench_wheel)
     variables["conda_miniforge_sha256"] = "0" * 64  # what a tampered or corrupted download looks like
     playbook = Playbook(fresh_host, tmp_path / "ansible", variables)
     result = playbook.run("--tags", "conda")
@@ -370,3 +393,22 @@ def test_miniforge_installer_with_wrong_sha256_is_refused(site, fresh_host, tmp_
     assert "did not match " + "0" * 64 in result.output
     assert not fresh_host.path("/opt/miniforge3").exists()
     assert not fresh_host.path(f"/var/cache/dlbench/Miniforge3-{standins.MINIFORGE_VERSION}-Linux-x86_64.sh").exists()
+
+
+@pytest.mark.parametrize("tags, phrase", [
+    # A whole run stops in the provisioning play's first task, before the common role changes anything.
+    ((), "set conda_dlbench_wheel to a wheel built from this checkout (pip wheel --no-deps -w dist .) or"
+         " conda_pip_index_url to your own index that serves dlbench"),
+    (("--tags", "monitoring"), "The dlbench exporter would come from PyPI"),
+], ids=["setup_gpu", "monitoring-alone"])
+def test_dlbench_from_the_public_index_is_refused(site, fresh_host, tmp_path, tags, phrase):
+    """The defaults a user gets, without a wheel or an index of their own: dlbench is not published on PyPI, and
+    whatever is published there under its name would be installed as root."""
+    playbook = Playbook(fresh_host, tmp_path / "ansible", base_variables(site, fresh_host, tmp_path))
+    result = playbook.run(*tags)
+    said = " ".join(result.output.split())
+    assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
+    assert phrase in said and "installed as root" in said and "Nothing was changed." in said, result.tail()
+    assert not fresh_host.path("/opt/dlbench-exporter").exists()
+    assert not fresh_host.path("/etc/apt/sources.list.d/cuda-debian12-x86_64.list").exists()
+
