@@ -170,7 +170,8 @@ def main() -> None:
         "median_ratio_dlbench_over_plain": ratio, "target": ">= 0.98",
     }
     ranks = f", rank 0 of {args.ranks}" if args.ranks > 1 else ""
-    print(f"{args.workload} on {args.device}{ranks}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds")
+    print(f"{args.workload} on {args.device}{ranks}, batch {args.batch_size}, {args.steps} steps x {args.rounds} "
+          "rounds")
     print(f"  plain loop  median {statistics.median(plain):10.1f} samples/s  {[round(x, 1) for x in plain]}")
     print(f"  dlbench run median {statistics.median(harness):10.1f} samples/s  {[round(x, 1) for x in harness]}")
     print(f"  ratio dlbench/plain = {ratio:.4f}  ({'meets' if ratio >= 0.98 else 'MISSES'} the >= 0.98 target)")
