@@ -23,8 +23,8 @@ from run_support import validate
 RUN_TIMEOUT = 240  # seconds for a whole torchrun job: start-up of N Python processes importing torch, on 2 cores
 
 
-def dlbench(*argv: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # N ranks on 2 cores: one thread each, as torchrun itself sets
+def dlbench(*argv: str, timeout: float = RUN_TIMEOUT, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))  # N ranks on 2 cores: one thread each, as torchrun sets
     return subprocess.run(
         [sys.executable, "-m", "dlbench", *argv], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
@@ -58,6 +58,97 @@ def check_job(result: dict, world_size: int) -> dict:
     assert communication["synced_pass_seconds"] > 0 and communication["unsynced_pass_seconds"] > 0
     assert 0.0 <= communication["share"] <= 1.0
     return job
+
+
+# --- default settings: every rank must run as many steps as the others ------------------------------------------
+# The ranks used to end warm-up (the settle rule) and the timed window (steps and seconds) each on its own clock;
+# under DDP and FSDP every step is a collective, so the rank that stopped first waited in its next collective until
+# the timeout failed the job. These runs use the defaults a user gets (no --steps, no --warmup), skewed the way a
+# loaded machine skews them: rank 1 sleeps before each step (the runner's test hook) and a CPU hog runs beside the
+# job. The subprocess timeout is a liveness bound, not a timed assertion; --dist-timeout turns a hang into a failure
+# well inside it.
+SKEW = {"DLBENCH_TEST_STEP_DELAY": "1:0.003"}
+HOG = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
+
+
+@pytest.fixture
+def cpu_hog():
+    """A busy process beside the job for the length of the test (one core's worth)."""
+    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    yield hog
+    hog.kill()
+    hog.wait()
+
+
+def check_ranks_agreed(result: dict, world_size: int) -> None:
+    assert result["status"] == "completed", result["error"]
+    window = result["window"]
+    assert window["decided_by"] == "all ranks" and window["ranks"] == world_size
+    ranks = result["distributed"]["ranks"]
+    steps = {rank["steps_timed"] for rank in ranks}
+    assert len(steps) == 1, ranks  # one decision for the job: the same number of timed steps on every rank
+    assert steps == {window["planned_steps"] + sum(window["extensions"])}
+    # the CPU defaults were reached on every rank: at least 10 steps and 3 s
+    assert min(steps) >= 10 and all(rank["timed_seconds"] >= 3.0 for rank in ranks)
+    # the sibling ranks on this host and torchrun's agent are the job, not other load on the machine
+    load = result["metrics"]["cpu_contention"]
+    if result["distributed"]["processes_per_node"] > 1:
+        assert load["job_processes_cores_mean"] > load["this_process_cores_mean"]
+    else:
+        assert load["job_processes_cores_mean"] == load["this_process_cores_mean"]
+
+
+@pytest.mark.parametrize("workload, extra", [("mnist-mlp", ()),
+                                              ("gpt2-tiny", ("--fsdp", "--batch-size", "2", "--seq-len", "32"))],
+                         ids=["ddp", "fsdp"])
+def test_default_settings_end_on_every_rank_with_one_rank_skewed(tmp_path, cpu_hog, workload, extra):
+    out = tmp_path / "defaults.json"
+    done = dlbench("run", workload, "--nproc", "2", "--device", "cpu", *extra, "--no-telemetry", "--dist-timeout",
+                   "60", "--output", str(out), env=SKEW)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = load(out)
+    check_ranks_agreed(result, 2)
+    assert result["requested"]["steps"] is None and result["requested"]["warmup"] is None
+    assert result["warmup"]["rule"].startswith("until the last 5 step times agree")
+
+
+def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(tmp_path, cpu_hog):
+    out = tmp_path / "scaling.json"
+    done = dlbench("scaling", "mnist-mlp", "--nproc", "1,2", "--device", "cpu", "--dist-timeout", "60", "--output",
+                   str(out), env=SKEW, timeout=2 * RUN_TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = json.loads(out.read_text())["sizes"]
+    check_ranks_agreed(load(one["result"]), 1)  # the baseline is a one-rank torchrun job
+    check_ranks_agreed(load(two["result"]), 2)
+
+
+def test_the_multinode_command_form_with_default_settings(tmp_path):
+    """playbooks/benchmark_multinode.yml's (and examples/slurm's) form: one torchrun per node with a static
+    rendezvous, --nnodes 2 --node-rank N, here two "nodes" on this machine over gloo, with the playbook's defaults."""
+    from prometheus_server import free_port
+
+    out, port = tmp_path / "multinode.json", free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", **SKEW)
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
+             "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}",
+             "-m", "dlbench", "run", "mnist-mlp", "--output", str(out), "--device", "cpu", "--no-telemetry",
+             "--dist-timeout", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for node in (0, 1)
+    ]
+    try:
+        ended = [node.communicate(timeout=RUN_TIMEOUT) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+                node.communicate()
+    assert [node.returncode for node in nodes] == [0, 0], ended[0][1][-3000:] + ended[1][1][-3000:]
+    result = load(out)
+    check_ranks_agreed(result, 2)
+    assert result["distributed"]["nodes"] == 2
 
 
 def test_two_ranks_train_in_sync_and_rank_zero_writes_one_result(tmp_path):
@@ -468,6 +559,35 @@ def test_process_count_errors_are_one_line(argv, message):
     assert message in done.stderr
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("--nproc", "2", "--seed", str(2**64 - 1)), "--seed 18446744073709551615 with 2 processes"),
+        (("--nproc", "0"), "argument --nproc: must be a positive whole number, got 0"),
+        (("--gpus", "64"), "--gpus 64: this host has"),
+    ],
+    ids=["seed-beyond-64-bits", "nproc-0", "gpus-beyond-host"],
+)
+def test_bad_process_input_is_refused_in_one_line_and_writes_nothing(tmp_path, argv, message):
+    out = tmp_path / "r.json"
+    done = dlbench("run", "mnist-mlp", "--device", "auto", *argv, "--output", str(out), timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert message in lines[0] and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert lines[1:] in ([], ["(see 'dlbench run --help')"])  # argparse's errors add where to read the options
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rank_of_an_external_torchrun_refuses_a_seed_its_rank_overflows(monkeypatch):
+    from dlbench.errors import UserError
+    from dlbench.train.runner import Run, RunConfig
+
+    for name, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "1"), ("LOCAL_WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match="use a seed of at most 18446744073709551614"):
+        Run(RunConfig("mnist-mlp", device="cpu", seed=2**64 - 1))
+
+
 def test_gpus_beyond_the_host_are_refused(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # what Slurm sets for a one-GPU allocation
     from dlbench.errors import UserError
@@ -497,3 +617,21 @@ def test_scaling_passes_fsdp_to_every_size_and_refuses_it_for_a_cnn():
     refused = dlbench("scaling", "resnet50", "--nproc", "1,2", "--fsdp", timeout=60)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "resnet50 is not one: drop --fsdp" in refused.stderr
+
+
+def test_the_harness_overhead_benchmark_compares_a_two_rank_job(tmp_path):
+    """benchmarks/harness_overhead.py --ranks 2 as docs/benchmarks.md shows it, cut to one short round: the DDP
+    tutorial loop and `dlbench run --nproc 2` (agreed window) each as a torchrun job, rank 0's figures compared."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "harness_overhead.py"
+    out = tmp_path / "overhead.json"
+    argv = ["--ranks", "2", "--workload", "mnist-mlp", "--batch-size", "16", "--steps", "20", "--duration", "1"]
+    done = subprocess.run([sys.executable, str(script), *argv, "--rounds", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=2 * RUN_TIMEOUT, check=False,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["ranks"] == 2 and report["dlbench_window"] == "default warm-up, --duration 1"
+    assert report["plain_samples_per_second"][0] > 0 and report["dlbench_samples_per_second"][0] > 0
+    assert "ratio dlbench/plain" in done.stdout
