@@ -131,7 +131,7 @@ def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
             verdict,
         )
     console.print(table)
-    console.print(f"* significant at p < {alpha:g}; spread: IQR/median of step times (or its equivalent across runs)")
+    console.print(f"* significant at p < {alpha:g} (Holm-adjusted for the number of tests); spread: IQR/median of step times (or its equivalent across runs)")
     if len(comparison.pairs) == 1:
         _print_metrics(console, comparison.pairs[0])
     for pair in comparison.pairs:
