@@ -1,6 +1,7 @@
 """`dlbench compare`: verdicts on result pairs with known answers, matching, and bad input."""
 
 import json
+import os
 import random
 
 import pytest
@@ -609,3 +610,16 @@ def test_several_runs_a_side_show_throughput_as_total_samples_over_total_seconds
     rate = compare([short, long], others).pairs[0].decision.finding("throughput")
     assert rate.baseline == pytest.approx(1010 * 256 / (10 * 0.2 + 1000 * 0.1))  # 2,535 samples/s, not 1,920
     assert rate.candidate == pytest.approx(2560)
+
+
+def test_the_table_in_a_ci_log_keeps_its_figures_and_verdict_whole(dlbench_cli, tmp_path):
+    """Without a terminal (a pipe, a CI log) rich drew 80 columns and cut the row to 'resne… -16.… regre…'."""
+    out = _compare_files(
+        dlbench_cli, tmp_path, make_result(times=step_times(100, 0.01, seed=1)),
+        make_result(times=step_times(120, 0.01, seed=2), started_at="2026-11-30T02:00:00+00:00"), "--threshold", "5",
+    )
+    plain = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # as a CI job runs it: no terminal, no COLUMNS
+    table = dlbench_cli("compare", tmp_path / "before.json", tmp_path / "after.json", env=plain).stdout
+    row = next(line for line in table.splitlines() if " 1/1 " in line)
+    assert "…" not in row and "regression" in row and "-16.3%*" in row and "bf16, batch 256" in row
+    assert out.returncode == 1
