@@ -388,6 +388,17 @@ def test_student_t_pooled_matches_reference_values():
             '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_time_seconds": {"mean": "slow"}}}',
             "metrics.step_time_seconds.mean is not a number",
         ),
+        # Python's json writes NaN and Infinity and reads them back: a NaN step time made a traceback, a NaN mean
+        # a verdict of "same" (no test rejects NaN)
+        (
+            '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_times_seconds": [0.1, NaN, 0.1]}}',
+            "metrics.step_times_seconds holds nan, not a step time",
+        ),
+        (
+            '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_time_seconds": {"mean": Infinity}}}',
+            "metrics.step_time_seconds.mean is not a number (inf)",
+        ),
+        ('{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"timed_seconds": NaN}}', "timed_seconds is not"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(dlbench_cli, tmp_path, content, message):
