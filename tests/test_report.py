@@ -354,3 +354,18 @@ def test_a_run_compare_would_distrust_is_named_in_the_report_with_the_reason(dlb
     notes = [line for line in out.stdout.splitlines() if "not to be trusted" in line]
     assert notes == ["- cifar-cnn (vm 2026-12-06 10:47:04): not to be trusted for comparison: other processes kept 1.8 "
                      "of its 2 CPU cores busy (92%)"]
+
+
+def test_a_torchrun_jobs_row_shows_what_the_job_did_beside_rank_0s_own(dlbench_cli, tmp_path):
+    """`metrics` is rank 0's own (docs/results.md): a 2-GPU row showed half of the job's throughput and nothing
+    else. The job's (distributed.aggregate: every rank) stands beside it; a report of single runs has no such column."""
+    single = make_result(started_at="2026-11-30T01:00:00+00:00")
+    job = make_result(started_at="2026-11-30T02:00:00+00:00", world_size=2)
+    job["distributed"] = {"world_size": 2, "strategy": "ddp", "aggregate": {"samples_per_second": 5980.0}}
+    out = dlbench_cli("report", write(tmp_path / "one.json", single), "--markdown", "-")
+    assert "job samples/s" not in out.stdout
+    out = dlbench_cli("report", write(tmp_path / "two.json", job), tmp_path / "one.json", "--markdown", "-")
+    header = next(line for line in out.stdout.splitlines() if line.startswith("| workload |"))
+    assert "| samples/s | job samples/s |" in header
+    row = next(line for line in out.stdout.splitlines() if "GPUs 2" in line)
+    assert "| 5,980.0 |" in row

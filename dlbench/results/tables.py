@@ -10,6 +10,7 @@ from dlbench.results import fields
 
 NUMERIC_COLUMNS = (
     "samples/s",
+    "job samples/s",
     "tokens/s",
     "step p50 / p90 (ms)",
     "TFLOP/s",
@@ -28,6 +29,14 @@ def _value(metric_name: str, unit: str, result: dict, spec: str) -> str:
     metric = next(m for m in fields.HEADLINE_METRICS if m.name == metric_name and m.unit == unit)
     value = metric.read(result)
     return "" if value is None else format(value * metric.scale, spec)
+
+
+def _job_rate(result: dict) -> str:
+    """A torchrun job's throughput, every rank's samples (distributed.aggregate); `samples/s` beside it is rank 0's
+    own, as `metrics` is, so that it compares with a single-GPU run: an 8-GPU row would otherwise show an eighth of
+    what the job did."""
+    rate = ((result.get("distributed") or {}).get("aggregate") or {}).get("samples_per_second")
+    return format(rate, ",.1f") if isinstance(rate, (int, float)) and not isinstance(rate, bool) else ""
 
 
 def settings_text(result: dict) -> str:
@@ -109,6 +118,7 @@ def result_rows(results: list[dict]) -> list[dict[str, str]]:
                 "file": file_name(result, results),
                 "status": str(result.get("status")),
                 "samples/s": _value("throughput", "samples/s", result, ",.1f"),
+                "job samples/s": _job_rate(result),
                 "tokens/s": _value("throughput", "tokens/s", result, ",.0f"),
                 "step p50 / p90 (ms)": " / ".join(v for v in (p50, p90) if v),
                 "TFLOP/s": _value("achieved", "TFLOP/s", result, ".4g"),  # 0.01234 on a CPU, 795.3 on an H100
