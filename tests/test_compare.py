@@ -1,6 +1,7 @@
 """`dlbench compare`: verdicts on result pairs with known answers, matching, and bad input."""
 
 import json
+import os
 import random
 
 import pytest
@@ -387,6 +388,17 @@ def test_student_t_pooled_matches_reference_values():
             '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_time_seconds": {"mean": "slow"}}}',
             "metrics.step_time_seconds.mean is not a number",
         ),
+        # Python's json writes NaN and Infinity and reads them back: a NaN step time made a traceback, a NaN mean
+        # a verdict of "same" (no test rejects NaN)
+        (
+            '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_times_seconds": [0.1, NaN, 0.1]}}',
+            "metrics.step_times_seconds holds nan, not a step time",
+        ),
+        (
+            '{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"step_time_seconds": {"mean": Infinity}}}',
+            "metrics.step_time_seconds.mean is not a number (inf)",
+        ),
+        ('{"schema_version": 1, "workload": {"name": "x"}, "metrics": {"timed_seconds": NaN}}', "timed_seconds is not"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(dlbench_cli, tmp_path, content, message):
@@ -446,8 +458,9 @@ def test_welch_uses_students_t_not_a_normal_tail():
 def test_a_clear_change_on_too_few_steps_is_never_same():
     """Five steps a side, every candidate step 20 % slower: the rank test cannot reach p < 0.01 at that size (its
     smallest p is 0.012), but the t-test on the means can, so the throughput's regression is found."""
-    a = make_result(times=[0.300, 0.301, 0.302, 0.303, 0.304])
-    b = make_result(times=[0.360, 0.361, 0.362, 0.363, 0.364])
+    # in no particular order: a steady climb would be a drift, worth fewer than five independent steps
+    a = make_result(times=[0.302, 0.300, 0.304, 0.301, 0.303])
+    b = make_result(times=[0.362, 0.360, 0.364, 0.361, 0.363])
     pair = compare([a], [b]).pairs[0]
     assert pair.decision.finding("median step time").p_value > 0.01
     assert pair.verdict == "regression" and pair.decision.finding("throughput").p_value < 1e-6
@@ -514,3 +527,110 @@ def test_real_runs_of_today_compare_and_report(dlbench_cli, tmp_path):
     assert pair["verdict"] == "noisy" and "its timed window lasted" in pair["reason"]
     out = dlbench_cli("report", *paths, "--markdown", "-")
     assert out.returncode == 0 and out.stdout.count("| mnist-mlp |") == 2
+
+
+def _drifting_steps(median_ms: float, spread: float, count: int, persistence: float, seed: int) -> list[float]:
+    """Step times in seconds whose deviations follow an AR(1) process (x_t = persistence x_{t-1} + noise) with a
+    marginal standard deviation of `spread` x the median: a clock that drifts with temperature, a neighbour's job
+    that comes and goes. Consecutive steps move together; the process itself never changes."""
+    rng = random.Random(seed)
+    innovation = spread * (1 - persistence**2) ** 0.5
+    deviation, out = rng.gauss(0, spread), []
+    for _ in range(count):
+        deviation = persistence * deviation + rng.gauss(0, innovation)
+        out.append(median_ms * (1 + deviation) / 1e3)
+    return out
+
+
+def test_steps_that_drift_together_are_not_counted_as_independent_proofs():
+    """Identical processes whose steps drift together (lag-1 autocorrelation 0.95): the means of two 300-step windows
+    differ by about 2 % by chance, which testing 300 steps as 300 independent draws calls significant. With a 1 %
+    threshold the steps were called a regression or better in most of 60 trials; counted as the handful of
+    independent values they are worth, about as often as alpha says."""
+    alarms = 0
+    for trial in range(60):
+        a = make_result(times=_drifting_steps(100, 0.04, 300, 0.95, seed=2 * trial))
+        b = make_result(times=_drifting_steps(100, 0.04, 300, 0.95, seed=2 * trial + 1))
+        alarms += compare([a], [b], threshold=0.01).pairs[0].verdict in ("regression", "better")
+    assert alarms <= 3  # alpha 0.01: under one expected; the AR(1) estimate of the worth is slightly optimistic
+
+
+def test_independent_steps_keep_their_full_worth():
+    times = step_times(100, 0.02, count=200, seed=3)
+    assert stats.effective_count(times) == pytest.approx(200, rel=0.25)
+    assert stats.effective_count(_drifting_steps(100, 0.04, 300, 0.95, seed=1)) < 30
+
+
+def test_a_short_run_against_a_long_runs_grouped_step_times_is_not_a_change():
+    """A long run keeps 5-step means, a short one every step (timing.step_time_series). The same process, with a
+    fifth of its steps twice as slow: the median of 5-step means sits about 20 % above the median step, which the
+    rank test called a significant regression of the median. Averaged to 5-step means on both sides, it is not."""
+    rng = random.Random(5)
+
+    def steps(count):
+        return [(0.2 if rng.random() < 0.2 else 0.1) * rng.gauss(1, 0.005) for _ in range(count)]
+
+    short = make_result(times=steps(2000), started_at="2026-11-30T01:00:00+00:00")
+    long_steps = steps(10_000)
+    long = make_result(times=long_steps, started_at="2026-11-30T02:00:00+00:00")
+    long["metrics"]["step_times_seconds"] = [sum(long_steps[i : i + 5]) / 5 for i in range(0, 10_000, 5)]
+    long["metrics"]["step_times_group_size"] = 5
+    pair = compare([short], [long], noise=0.5).pairs[0]
+    assert pair.verdict == "same", pair.reason
+    assert pair.decision.finding("median step time").change == pytest.approx(0, abs=0.02)
+
+
+def test_holm_adjustment_matches_reference_values():
+    """statsmodels.stats.multitest.multipletests([0.01, 0.04, 0.03], method="holm")[1] is [0.03, 0.06, 0.06]; a
+    p shared by two findings (throughput and mean: one test) counts once."""
+    findings = [
+        stats.Finding("throughput", "samples/s", 1, 1, 0.01, "welch-t", True, tested="mean"),
+        stats.Finding("mean step time", "s", 1, 1, 0.01, "welch-t", tested="mean"),
+        stats.Finding("median step time", "s", 1, 1, 0.04, "mann-whitney-u"),
+        stats.Finding("other", "s", 1, 1, 0.03, "welch-t"),
+    ]
+    stats.holm_adjust(findings)
+    assert [f.p_value for f in findings] == pytest.approx([0.03, 0.03, 0.06, 0.06])
+    assert [f.p_raw for f in findings] == [0.01, 0.01, 0.04, 0.03]
+
+
+def test_two_tests_each_just_below_alpha_are_not_a_regression_on_their_own():
+    """The mean (Welch) and the median (rank test) are two tests: calling a regression when either passes alpha on
+    its own raises the false-alarm rate towards 2 alpha. A pair whose two p-values both lie between alpha / 2 and
+    alpha was a regression; after Holm's adjustment neither passes, and the change is unconfirmed: noisy."""
+    alpha, limits = 0.05, stats.Limits(alpha=0.05, threshold=0.01, noise=0.5)
+    for seed in range(400):
+        a = step_times(100, 0.05, count=40, seed=10_000 + seed)
+        b = [t * 1.03 for t in step_times(100, 0.05, count=40, seed=20_000 + seed)]
+        decision = stats.decide(stats.Summary.of_samples(a), stats.Summary.of_samples(b), limits=limits)
+        tests = {f.test: getattr(f, "p_raw", None) or f.p_value for f in decision.findings}  # each test's own p
+        if all(alpha / 2 < p < alpha for p in tests.values()):
+            break
+    else:
+        pytest.fail("no pair with both p-values between alpha / 2 and alpha among 400 seeds")
+    assert decision.verdict == "noisy", decision.reason
+    assert all(alpha <= f.p_value for f in decision.findings)
+
+
+def test_several_runs_a_side_show_throughput_as_total_samples_over_total_seconds():
+    """A 10-step run and a 1000-step run of the same code, one stalled for a while: the side's throughput is all its
+    samples over all its seconds, not the mean of two rates that weighs the short run as much as the long one."""
+    short = make_result(times=[0.2] * 10, started_at="2026-11-30T01:00:00+00:00")
+    long = make_result(times=[0.1] * 1000, started_at="2026-11-30T02:00:00+00:00")
+    others = [make_result(times=[0.1] * 500, started_at=f"2026-11-30T0{h}:00:00+00:00") for h in (3, 4)]
+    rate = compare([short, long], others).pairs[0].decision.finding("throughput")
+    assert rate.baseline == pytest.approx(1010 * 256 / (10 * 0.2 + 1000 * 0.1))  # 2,535 samples/s, not 1,920
+    assert rate.candidate == pytest.approx(2560)
+
+
+def test_the_table_in_a_ci_log_keeps_its_figures_and_verdict_whole(dlbench_cli, tmp_path):
+    """Without a terminal (a pipe, a CI log) rich drew 80 columns and cut the row to 'resne… -16.… regre…'."""
+    out = _compare_files(
+        dlbench_cli, tmp_path, make_result(times=step_times(100, 0.01, seed=1)),
+        make_result(times=step_times(120, 0.01, seed=2), started_at="2026-11-30T02:00:00+00:00"), "--threshold", "5",
+    )
+    plain = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # as a CI job runs it: no terminal, no COLUMNS
+    table = dlbench_cli("compare", tmp_path / "before.json", tmp_path / "after.json", env=plain).stdout
+    row = next(line for line in table.splitlines() if " 1/1 " in line)
+    assert "…" not in row and "regression" in row and "-16.3%*" in row and "bf16, batch 256" in row
+    assert out.returncode == 1

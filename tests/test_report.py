@@ -313,3 +313,59 @@ def test_every_run_is_a_bar_in_chromium(tmp_path):
     assert shot.returncode == 0 and png.stat().st_size > 0
     if os.environ.get("DLBENCH_REPORT_RUNS_PNG"):
         shutil.copy(png, os.environ["DLBENCH_REPORT_RUNS_PNG"])
+
+
+def _back_to_back(directory: Path) -> list[Path]:
+    """Two short CPU runs one after the other, each in its own folder as `--output a/run.json`, `b/run.json`."""
+    paths = []
+    for folder, second in (("a", "04"), ("b", "40")):
+        result = make_result("cifar-cnn", times=step_times(1700, 0.05, count=8, seed=ord(folder)), precision="fp32",
+                             batch_size=32, started_at=f"2026-12-06T10:47:{second}+00:00", telemetry={})
+        result["environment"].update(hostname="vm", device_name="AMD EPYC")
+        result["metrics"]["cpu_contention"] = {"distorted": folder == "a", "other_processes_cores_mean": 1.8,
+                                               "cores_available": 2, "other_processes_share": 0.92}
+        paths.append(write(directory / folder / "run.json", result))
+    return paths
+
+
+def test_two_runs_of_one_minute_in_files_of_one_name_are_told_apart(dlbench_cli, tmp_path):
+    """The first thing a user does: two short runs back to back into a/run.json and b/run.json. The rows named the
+    file run.json twice and the two bars were both 'vm · 2026-12-06 10:47 · run.json'."""
+    paths = _back_to_back(tmp_path / "runs")
+    out = dlbench_cli("report", *paths, "--markdown", "-")
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| cifar-cnn |")]
+    assert "| a/run.json |" in rows[0] and "| b/run.json |" in rows[1]
+    from dlbench.results.load import load_paths
+
+    results = load_paths([str(p) for p in paths], [])
+    assert plots.run_labels(results) == ["vm · 2026-12-06 10:47 · a/run.json", "vm · 2026-12-06 10:47 · b/run.json"]
+    assert len(set(plots.labels(results))) == 2
+    for result in results:  # results handed over without their files: the second tells them apart
+        result.pop("source", None)
+    assert plots.run_labels(results) == ["vm · 2026-12-06 10:47:04", "vm · 2026-12-06 10:47:40"]
+
+
+def test_a_run_compare_would_distrust_is_named_in_the_report_with_the_reason(dlbench_cli, tmp_path):
+    """A contended run's number is in the table like any other; the notes say it cannot be trusted, and why, as
+    `dlbench compare` does before it calls the pair noisy."""
+    paths = _back_to_back(tmp_path / "runs")
+    out = dlbench_cli("report", *paths, "--markdown", "-")
+    notes = [line for line in out.stdout.splitlines() if "not to be trusted" in line]
+    assert notes == ["- cifar-cnn (vm 2026-12-06 10:47:04): not to be trusted for comparison: other processes kept 1.8 "
+                     "of its 2 CPU cores busy (92%)"]
+
+
+def test_a_torchrun_jobs_row_shows_what_the_job_did_beside_rank_0s_own(dlbench_cli, tmp_path):
+    """`metrics` is rank 0's own (docs/results.md): a 2-GPU row showed half of the job's throughput and nothing
+    else. The job's (distributed.aggregate: every rank) stands beside it; a report of single runs has no such column."""
+    single = make_result(started_at="2026-11-30T01:00:00+00:00")
+    job = make_result(started_at="2026-11-30T02:00:00+00:00", world_size=2)
+    job["distributed"] = {"world_size": 2, "strategy": "ddp", "aggregate": {"samples_per_second": 5980.0}}
+    out = dlbench_cli("report", write(tmp_path / "one.json", single), "--markdown", "-")
+    assert "job samples/s" not in out.stdout
+    out = dlbench_cli("report", write(tmp_path / "two.json", job), tmp_path / "one.json", "--markdown", "-")
+    header = next(line for line in out.stdout.splitlines() if line.startswith("| workload |"))
+    assert "| samples/s | job samples/s |" in header
+    row = next(line for line in out.stdout.splitlines() if "GPUs 2" in line)
+    assert "| 5,980.0 |" in row

@@ -93,15 +93,16 @@ def _number(value: float | None) -> str:
 
 def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     table = Table(title="dlbench compare", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ("workload", "settings", "runs", "throughput base", "throughput new", "throughput", "mean step",
                "median step", "spread", "verdict")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("workload", "settings", "verdict") else "right")
+        # the verdict never shrinks to "regre…" in a narrow terminal (the lines below the table give the figures)
+        table.add_column(column, justify="left" if column in ("workload", "settings", "verdict") else "right",
+                         no_wrap=column == "verdict", min_width=len("regression") if column == "verdict" else None)
     for pair in comparison.pairs:
         d = pair.decision
         settings = ", ".join(filter(None, (settings_text(pair.baseline), device_model(pair.baseline))))
@@ -131,7 +132,7 @@ def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
             verdict,
         )
     console.print(table)
-    console.print(f"* significant at p < {alpha:g}; spread: IQR/median of step times (or its equivalent across runs)")
+    console.print(f"* significant at p < {alpha:g} (Holm-adjusted for the number of tests); spread: IQR/median of step times (or its equivalent across runs)")
     if len(comparison.pairs) == 1:
         _print_metrics(console, comparison.pairs[0])
     for pair in comparison.pairs:
@@ -146,6 +147,18 @@ def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
             console.print(f"{label}: {result['workload']['name']} ({(result.get('source') or {}).get('file')})")
     for note in comparison.notes:
         console.print(f"note: {note}")
+
+
+def _console():
+    """Rich's console, as wide as the terminal; where the output goes to a file, a pipe or a CI log (no terminal, no
+    COLUMNS set), 160 columns instead of rich's 80, which cut the table's figures and verdict to ellipses."""
+    import os
+
+    from rich.console import Console
+
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=160)
 
 
 def _print_metrics(console, pair) -> None:

@@ -154,7 +154,8 @@ def decide_pair(a: list[dict] | dict, b: list[dict] | dict, limits: stats.Limits
 
 
 def _decide_steps(a, b, limits, suspects, pair) -> stats.Decision | None:
-    summary_a, summary_b = fields.step_summary(a), fields.step_summary(b)
+    group = max(fields.step_group_size(a), fields.step_group_size(b))  # like with like: k-step means on both sides
+    summary_a, summary_b = fields.step_summary(a, group), fields.step_summary(b, group)
     if summary_a is None or summary_b is None:
         pair.reason = "a result has neither step-time samples nor their mean, deviation and count"
         return None
@@ -183,7 +184,13 @@ def _decide_runs(a, b, limits, suspects, pair) -> stats.Decision | None:
         unit,
         limits,
         suspects,
+        _pooled(a, b) if unit == "samples/s" else None,
     )
+
+
+def _pooled(a: list[dict], b: list[dict]) -> tuple[float, float] | None:
+    pooled_a, pooled_b = fields.pooled_throughput(a), fields.pooled_throughput(b)
+    return None if pooled_a is None or pooled_b is None else (pooled_a, pooled_b)
 
 
 def _newest(results: list[dict]) -> dict:

@@ -7,6 +7,7 @@ their absence never fails.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -131,10 +132,24 @@ def step_times(result: dict) -> list[float] | None:
     return None
 
 
-def step_summary(result: dict) -> Summary | None:
-    """The step-time distribution: from the samples when the result kept them, else from its summary."""
+def step_group_size(result: dict) -> int:
+    """Steps per stored step time: a long run keeps the mean of each run of this many steps, not every step."""
+    group = (result.get("metrics") or {}).get("step_times_group_size")
+    return group if isinstance(group, int) and not isinstance(group, bool) and group > 1 else 1
+
+
+def step_summary(result: dict, group: int = 1) -> Summary | None:
+    """The step-time distribution: from the samples when the result kept them, else from its summary.
+
+    `group`: describe means of this many consecutive steps, as a longer run stored its own. A mean of 5 steps is not
+    a step: its median sits nearer the mean and its quartiles closer together, so a short run (every step kept) set
+    against a long one (5-step means kept) would differ in median and spread with nothing changed. The finer series
+    is averaged to the coarser one's group before anything is tested."""
     samples = step_times(result)
     if samples:
+        factor = max(1, round(group / step_group_size(result)))
+        if factor > 1:
+            samples = [statistics.fmean(samples[i : i + factor]) for i in range(0, len(samples), factor)]
         return Summary.of_samples(samples)
     metrics = result.get("metrics") or {}
     stats = metrics.get("step_time_seconds") or {}
@@ -162,6 +177,18 @@ def throughput(result: dict, per_step: bool = False) -> tuple[float, str] | None
     if isinstance(mean, (int, float)) and not isinstance(mean, bool) and mean > 0:
         return 1.0 / mean, "steps/s"
     return None
+
+
+def pooled_throughput(results: list[dict]) -> float | None:
+    """Samples over seconds across several runs: every run's timed samples over every run's timed seconds (total
+    over total, as MLPerf's and pytest-benchmark's totals), not the mean of their rates, which weighs a 2-second run
+    as much as a minute's. None unless every run recorded both."""
+    samples = [_dig(r, ("metrics", "samples_timed")) for r in results]
+    seconds = [_dig(r, ("metrics", "timed_seconds")) for r in results]
+    numbers = samples + seconds
+    if not results or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in numbers):
+        return None
+    return sum(samples) / sum(seconds)
 
 
 def suspect_reasons(result: dict) -> list[str]:

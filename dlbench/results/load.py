@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from dlbench.errors import UserError
 from dlbench.results import pytest_benchmark
+from dlbench.results.fields import STEP_TIMES_KEYS
 from dlbench.train.results import SCHEMA_VERSION
 from dlbench.validate import summarize
 
@@ -39,7 +41,9 @@ def _read_json(path: Path):
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN and Infinity: Python's json reads and writes them, and every statistic they touch becomes NaN, which no
+    # test rejects (a verdict of "same", or a traceback deep in the statistics)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_numbers(section, keys: tuple[str, ...], where: str) -> None:
@@ -80,6 +84,16 @@ def _check_run_result(document: dict, path: Path) -> dict:
         _check_numbers(metrics, ("steps_timed",), f"{path}: metrics")
         if metrics.get("step_time_seconds") is not None:
             _check_numbers(metrics["step_time_seconds"], _STEP_TIME_STATS, f"{path}: metrics.step_time_seconds")
+        _check_numbers(metrics, ("timed_seconds", "samples_timed"), f"{path}: metrics")
+        if isinstance(metrics.get("throughput"), dict):
+            _check_numbers(metrics["throughput"], ("samples_per_second",), f"{path}: metrics.throughput")
+        for key in STEP_TIMES_KEYS:
+            times = metrics.get(key)
+            if times is None:
+                continue
+            bad = [t for t in times if not _is_number(t)] if isinstance(times, list) else [times]
+            if bad:
+                raise UserError(f"{path}: metrics.{key} holds {bad[0]!r}, not a step time in seconds")
     document.setdefault("source", {"format": "dlbench run", "file": str(path)})
     return document
 

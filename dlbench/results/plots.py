@@ -64,7 +64,7 @@ def labels(results: list[dict]) -> list[str]:
         (lambda r: tables.host(r)) if len(hosts) > 1 else None,
         lambda r: tables.started(r)[:16],
         lambda r: tables.started(r)[11:19],
-        tables.file_name,
+        lambda r: tables.file_name(r, results),
     ):
         if extra is None or len(set(names)) == len(names):
             continue
@@ -76,9 +76,15 @@ def labels(results: list[dict]) -> list[str]:
     return names
 
 
-def run_label(result: dict) -> str:
-    """A run inside its group: where and when it ran."""
-    return " · ".join(p for p in (tables.host(result), tables.started(result)[:16], tables.file_name(result)) if p)
+def run_labels(results: list[dict]) -> list[str]:
+    """Each run inside its group by where and when it ran and its file, to the minute, or to the second where two
+    runs share a minute (two short runs back to back do): no two bars alike."""
+
+    def label(result: dict, time: str) -> str:
+        return " · ".join(p for p in (tables.host(result), time, tables.file_name(result, results)) if p)
+
+    names = [label(r, tables.started(r)[:16]) for r in results]
+    return [label(r, tables.started(r)) if names.count(n) > 1 else n for n, r in zip(names, results)]
 
 
 # what a throughput counts, by the kind of sample: images and sequences are not drawn on one axis
@@ -128,7 +134,7 @@ def throughput_chart(results: list[dict]) -> str | None:
                 drawn += 1
             ax.bar_label(bars, fmt="{:,.0f}", padding=2, fontsize=8)
             ticks += positions
-            names += [f"    {run_label(r)}" for r in members]
+            names += [f"    {name}" for name in run_labels(members)]
             row += len(members)
         ax.set_yticks(ticks, names, fontsize=8)
         for tick, name in zip(ax.get_yticklabels(), names):

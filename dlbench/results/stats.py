@@ -41,10 +41,15 @@ class Summary:
     q1: float | None = None
     q3: float | None = None
     samples: list[float] | None = field(default=None, repr=False)
+    # independent values the `count` samples are worth: fewer where consecutive steps move together (a clock that
+    # drifts, a neighbour that comes and goes), so that the tests do not count one slow minute as many proofs
+    independent: float | None = None
 
     @classmethod
     def of_samples(cls, samples: list[float]) -> "Summary":
-        ordered = sorted(float(s) for s in samples)
+        """`samples` in the order measured: their order is what tells how much consecutive steps move together."""
+        measured = [float(s) for s in samples]
+        ordered = sorted(measured)
         if len(ordered) > 1:
             # linear interpolation between order statistics: numpy's default and dlbench's step percentiles
             q1, median, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
@@ -58,7 +63,12 @@ class Summary:
             q1=q1,
             q3=q3,
             samples=ordered,
+            independent=effective_count(measured),
         )
+
+    @property
+    def effective(self) -> float:
+        return self.count if self.independent is None else self.independent
 
     @property
     def relative_spread(self) -> float:
@@ -70,12 +80,45 @@ class Summary:
         return NORMAL_IQR_PER_STDEV * self.stdev / self.mean if self.mean > 0 else 0.0
 
 
+def lag1_autocorrelation(series: list[float]) -> float:
+    """The correlation of each value with the next (the usual estimator, deviations from the series' mean)."""
+    if len(series) < 3:
+        return 0.0
+    mean = statistics.fmean(series)
+    deviations = [v - mean for v in series]
+    variance = sum(d * d for d in deviations)
+    if variance == 0:
+        return 0.0
+    return sum(x * y for x, y in zip(deviations, deviations[1:])) / variance
+
+
+def effective_count(series: list[float]) -> float:
+    """How many independent values a serially correlated series is worth for a test of its mean:
+    n' = n (1 - r1) / (1 + r1) with r1 the lag-1 autocorrelation (the AR(1) variance inflation: Wilks, "Statistical
+    Methods in the Atmospheric Sciences", 3rd ed., eq. 5.12; Zwiers and von Storch, J. Climate 8, 1995). Step times
+    are such a series: 300 steps of a GPU whose clock drifts with its temperature are worth a handful of draws, and
+    testing them as 300 calls regressions that are the drift. Negative r1 (alternating steps) is not credited: n.
+    At least 2, so that a variance still has one degree of freedom."""
+    n = len(series)
+    r1 = lag1_autocorrelation(series)
+    if r1 <= 0:
+        return float(n)
+    return max(2.0, min(float(n), n * (1.0 - r1) / (1.0 + r1)))
+
+
 def _two_sided_normal_p(z: float) -> float:
     return math.erfc(abs(z) / math.sqrt(2.0))
 
 
-def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
+def mann_whitney_u(
+    x: list[float], y: list[float], effective_x: float | None = None, effective_y: float | None = None
+) -> tuple[float, float]:
     """(U of x, two-sided p) by the normal approximation with tie and continuity corrections.
+
+    `effective_x`/`effective_y`: the independent values each sample is worth (`effective_count`), where fewer than
+    its length. U / (n_x n_y) estimates P(X < Y) with a variance of (n_x + n_y + 1) / (12 n_x n_y) under H0; serially
+    correlated samples carry the information of n'_x and n'_y draws, so the variance grows by that expression's
+    ratio at n' and at n (the same inflation as the t-test's; without it 300 drifting steps a side are 300 proofs).
 
     U_x = R_x - n_x(n_x+1)/2 with R_x the sum of x's mid-ranks in the pooled sample; under H0 U has mean n_x n_y / 2
     and variance n_x n_y / 12 * ((n+1) - sum(t^3 - t) / (n(n-1))) over tie groups of size t (Mann & Whitney 1947;
@@ -97,6 +140,8 @@ def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
     u_x = rank_sum_x - n_x * (n_x + 1) / 2.0
     mean_u = n_x * n_y / 2.0
     variance = n_x * n_y / 12.0 * ((n + 1) - tie_term / (n * (n - 1)))
+    e_x, e_y = min(effective_x or n_x, n_x), min(effective_y or n_y, n_y)
+    variance *= ((e_x + e_y + 1) / (e_x * e_y)) / ((n + 1) / (n_x * n_y))
     if variance <= 0:  # every value equal: no evidence of any difference
         return u_x, 1.0
     # continuity correction: move half a unit towards the mean (what use_continuity=True does)
@@ -142,12 +187,14 @@ def welch_t(a: Summary, b: Summary) -> float:
     """Two-sided p of Welch's t-test from summaries: t = (mean_b - mean_a) / sqrt(s_a^2/n_a + s_b^2/n_b) against
     Student's t with the Welch-Satterthwaite degrees of freedom (Welch 1947; what scipy.stats.ttest_ind_from_stats
     with equal_var=False computes). Not a normal tail: at the 5 to 20 rounds a slow benchmark keeps, the normal tail
-    makes p several times too small and calls regressions the data do not show."""
-    var_a, var_b = a.stdev**2 / a.count, b.stdev**2 / b.count
+    makes p several times too small and calls regressions the data do not show. Each side counts the independent
+    values its samples are worth (`Summary.effective`), not its length."""
+    n_a, n_b = a.effective, b.effective
+    var_a, var_b = a.stdev**2 / n_a, b.stdev**2 / n_b
     error = math.sqrt(var_a + var_b)
     if error == 0:
         return 1.0 if a.mean == b.mean else 0.0
-    df = (var_a + var_b) ** 2 / (var_a**2 / (a.count - 1) + var_b**2 / (b.count - 1))
+    df = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
     return _two_sided_t_p((b.mean - a.mean) / error, df)
 
 
@@ -189,6 +236,10 @@ class Finding:
     p_value: float
     test: str  # "mann-whitney-u", "welch-t", "student-t-pooled"
     higher_is_better: bool = False
+    # the test this finding's p comes from, where another finding shares it (throughput and mean step time are one
+    # Welch test on one run a side): shared tests count once when p-values are adjusted for their number
+    tested: str = ""
+    p_raw: float | None = None  # the test's own p, before the adjustment for the number of tests (Holm)
 
     @property
     def change(self) -> float:
@@ -243,6 +294,25 @@ class Decision:
         }
 
 
+def holm_adjust(findings: list[Finding]) -> None:
+    """Replace each finding's p by its Holm-adjusted p (Holm, Scand. J. Statist. 6, 1979): with m distinct tests
+    sorted by p, the i-th smallest becomes max over j <= i of min(1, (m - j + 1) p_(j)). A verdict of "regression"
+    when any of the throughput, mean and median tests passes alpha on its own is a family of tests whose chance of a
+    false alarm is up to m x alpha; compared with alpha after the adjustment, it is at most alpha (Holm's procedure
+    holds the family-wise error rate whatever the tests' dependence, and rejects at least as much as Bonferroni)."""
+    raw: dict[str, float] = {}
+    for finding in findings:
+        raw.setdefault(finding.tested or finding.statistic, finding.p_value if finding.p_raw is None else finding.p_raw)
+    order = sorted(raw, key=raw.get)
+    adjusted, running = {}, 0.0
+    for index, key in enumerate(order):
+        running = max(running, min(1.0, (len(order) - index) * raw[key]))
+        adjusted[key] = running
+    for finding in findings:
+        key = finding.tested or finding.statistic
+        finding.p_raw, finding.p_value = raw[key], adjusted[key]
+
+
 def _judge(
     findings: list[Finding],
     level: str,
@@ -251,12 +321,14 @@ def _judge(
     scatter: str,
     suspects: list[str],
     limits: Limits,
+    worth: tuple[float, float] | None = None,
 ) -> Decision:
     """Noise first, then significance: a verdict on runs that cannot be trusted, or that scatter more than the change
     to be found, is `noisy` whatever a test says (two contended runs of the same code differed by +81 % and +171 %
     with p < 1e-8). Then any statistic significantly worse beyond the threshold is a regression, so a slow tail
     that leaves the median alone still counts through the mean and the throughput."""
     alpha, threshold, noise = limits.alpha, limits.threshold, limits.noise
+    holm_adjust(findings)
     observed = ", ".join(f.text() for f in findings)
     noise_reasons = list(suspects)
     if max(spreads) > noise:
@@ -278,9 +350,15 @@ def _judge(
         # steps a side the rank test's smallest p is 0.012, above the default alpha)
         what = "steps" if level == "steps" else "runs"
         verdict = NOISY
+        correlated = ""
+        if worth and (worth[0] < counts[0] or worth[1] < counts[1]):
+            correlated = (
+                f", worth about {worth[0]:.0f} and {worth[1]:.0f} independent values: consecutive steps move "
+                "together"
+            )
         reason = (
             f"{', '.join(f.text() for f in unconfirmed)}: beyond {threshold:.0%} but not significant "
-            f"({counts[0]} and {counts[1]} {what}): too few {what} to tell, run more"
+            f"({counts[0]} and {counts[1]} {what}{correlated}): too few {what} to tell, run more"
         )
     else:
         verdict, reason = SAME, f"{observed}: within {threshold:.0%}"
@@ -310,14 +388,15 @@ def decide(
     if rate_a is None or rate_b is None:
         rate_a, rate_b, rate_unit = 1.0 / a.mean, 1.0 / b.mean, "steps/s"
     findings = [
-        Finding("throughput", rate_unit, rate_a, rate_b, p_mean, "welch-t", higher_is_better=True),
-        Finding("mean step time", "s", a.mean, b.mean, p_mean, "welch-t"),
+        Finding("throughput", rate_unit, rate_a, rate_b, p_mean, "welch-t", higher_is_better=True,
+                tested="mean step time"),
+        Finding("mean step time", "s", a.mean, b.mean, p_mean, "welch-t", tested="mean step time"),
     ]
     if a.samples is not None and b.samples is not None:
-        findings.append(Finding("median step time", "s", a.median, b.median, mann_whitney_u(a.samples, b.samples)[1],
-                                "mann-whitney-u"))
+        p_median = mann_whitney_u(a.samples, b.samples, a.effective, b.effective)[1]
+        findings.append(Finding("median step time", "s", a.median, b.median, p_median, "mann-whitney-u"))
     return _judge(findings, "steps", (a.relative_spread, b.relative_spread), (a.count, b.count),
-                  "step times (IQR/median)", list(suspects), limits)
+                  "step times (IQR/median)", list(suspects), limits, (a.effective, b.effective))
 
 
 def decide_runs(
@@ -328,11 +407,13 @@ def decide_runs(
     rate_unit: str = "samples/s",
     limits: Limits = Limits(),
     suspects: list[str] = (),
+    pooled: tuple[float, float] | None = None,
 ) -> Decision:
     """Several runs a side: each run is one value, as each round is one value in pytest-benchmark, so the test sees
     the run-to-run variation (a new process, a new allocation, another GPU clock) that the steps of one run hide.
     Throughput per run and median step time per run are tested across runs with Welch's t, or Student's pooled t
-    where one side has a single run."""
+    where one side has a single run. `pooled`: each side's throughput as total samples over total seconds, shown and
+    held against the threshold in place of the mean of the runs' rates (the test stays on the per-run rates)."""
     if len(rates_a) + len(rates_b) < 3 or not rates_a or not rates_b:
         raise TooFewSamples("too few runs to test run-to-run variation (at least three in all, one a side)")
     test = welch_t if min(len(rates_a), len(rates_b)) > 1 else pooled_t
@@ -343,7 +424,8 @@ def decide_runs(
                        statistics.stdev(values) if len(values) > 1 else 0.0)
 
     rate_sa, rate_sb = summary(rates_a), summary(rates_b)
-    findings = [Finding("throughput", rate_unit, rate_sa.mean, rate_sb.mean, test(rate_sa, rate_sb), name, True)]
+    shown_a, shown_b = pooled or (rate_sa.mean, rate_sb.mean)
+    findings = [Finding("throughput", rate_unit, shown_a, shown_b, test(rate_sa, rate_sb), name, True)]
     if medians_a and medians_b and len(medians_a) == len(rates_a) and len(medians_b) == len(rates_b):
         med_a, med_b = summary(medians_a), summary(medians_b)
         findings.append(Finding("median step time", "s", med_a.mean, med_b.mean, test(med_a, med_b), name))

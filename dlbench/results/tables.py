@@ -10,6 +10,7 @@ from dlbench.results import fields
 
 NUMERIC_COLUMNS = (
     "samples/s",
+    "job samples/s",
     "tokens/s",
     "step p50 / p90 (ms)",
     "TFLOP/s",
@@ -28,6 +29,14 @@ def _value(metric_name: str, unit: str, result: dict, spec: str) -> str:
     metric = next(m for m in fields.HEADLINE_METRICS if m.name == metric_name and m.unit == unit)
     value = metric.read(result)
     return "" if value is None else format(value * metric.scale, spec)
+
+
+def _job_rate(result: dict) -> str:
+    """A torchrun job's throughput, every rank's samples (distributed.aggregate); `samples/s` beside it is rank 0's
+    own, as `metrics` is, so that it compares with a single-GPU run: an 8-GPU row would otherwise show an eighth of
+    what the job did."""
+    rate = ((result.get("distributed") or {}).get("aggregate") or {}).get("samples_per_second")
+    return format(rate, ",.1f") if isinstance(rate, (int, float)) and not isinstance(rate, bool) else ""
 
 
 def settings_text(result: dict) -> str:
@@ -65,8 +74,21 @@ def host(result: dict) -> str:
     return str((result.get("environment") or {}).get("hostname") or "")
 
 
-def file_name(result: dict) -> str:
-    return os.path.basename(str((result.get("source") or {}).get("file") or ""))
+def _path(result: dict) -> str:
+    return str((result.get("source") or {}).get("file") or "")
+
+
+def file_name(result: dict, among: list[dict] = ()) -> str:
+    """The result's file by its name, with as many of its folders as tell it apart from the files of `among`:
+    runs/a/run.json and runs/b/run.json are a/run.json and b/run.json, not run.json twice."""
+    path = _path(result)
+    parts = os.path.normpath(path).split(os.sep) if path else []
+    others = {os.path.normpath(p) for p in map(_path, among) if p} - {os.path.normpath(path)}
+    for length in range(1, len(parts) + 1):
+        suffix = os.sep.join(parts[-length:])
+        if not any(other == suffix or other.endswith(os.sep + suffix) for other in others):
+            return suffix
+    return path
 
 
 def group_key(result: dict) -> tuple:
@@ -93,9 +115,10 @@ def result_rows(results: list[dict]) -> list[dict[str, str]]:
                 "device": fields.device_model(result) or "",
                 "host": host(result),
                 "started (UTC)": started(result),
-                "file": file_name(result),
+                "file": file_name(result, results),
                 "status": str(result.get("status")),
                 "samples/s": _value("throughput", "samples/s", result, ",.1f"),
+                "job samples/s": _job_rate(result),
                 "tokens/s": _value("throughput", "tokens/s", result, ",.0f"),
                 "step p50 / p90 (ms)": " / ".join(v for v in (p50, p90) if v),
                 "TFLOP/s": _value("achieved", "TFLOP/s", result, ".4g"),  # 0.01234 on a CPU, 795.3 on an H100
@@ -157,6 +180,8 @@ def notes(results: list[dict]) -> list[str]:
         name = f"{fields.workload_name(result)} ({where})" if where else fields.workload_name(result)  # which run
         if result.get("status") != "completed":
             out.append(f"{name}: {result.get('status')}: {result.get('error') or 'no reason recorded'}")
+        for why in fields.suspect_reasons(result):  # what makes `dlbench compare` call it noisy: the reader sees it
+            out.append(f"{name}: not to be trusted for comparison: {why}")
         for sentence in (result.get("telemetry") or {}).get("explanations") or []:
             out.append(f"{name}: {sentence}")
     return out
