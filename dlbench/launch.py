@@ -56,6 +56,18 @@ def processes(gpus: int | None, nproc: int | None, device: str) -> int | None:
     return nproc
 
 
+SEED_LIMIT = 2**64  # torch.manual_seed and numpy take 0 to 2**64 - 1
+
+
+def check_seed_for_ranks(seed: int, ranks: int) -> None:
+    """Rank r seeds its data with seed + r: refuse a seed that the last rank would push past 64 bits."""
+    if seed + ranks - 1 >= SEED_LIMIT:
+        raise UserError(
+            f"--seed {seed} with {ranks} processes: rank r draws its data with seed + r, which must stay below 2**64; "
+            f"use a seed of at most {SEED_LIMIT - ranks}"
+        )
+
+
 def without_launch_options(argv: list[str]) -> list[str]:
     """The command line each rank runs: the same options, less the ones that asked for the processes."""
     kept: list[str] = []

@@ -23,8 +23,8 @@ from run_support import validate
 RUN_TIMEOUT = 240  # seconds for a whole torchrun job: start-up of N Python processes importing torch, on 2 cores
 
 
-def dlbench(*argv: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # N ranks on 2 cores: one thread each, as torchrun itself sets
+def dlbench(*argv: str, timeout: float = RUN_TIMEOUT, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))  # N ranks on 2 cores: one thread each, as torchrun sets
     return subprocess.run(
         [sys.executable, "-m", "dlbench", *argv], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
@@ -58,6 +58,91 @@ def check_job(result: dict, world_size: int) -> dict:
     assert communication["synced_pass_seconds"] > 0 and communication["unsynced_pass_seconds"] > 0
     assert 0.0 <= communication["share"] <= 1.0
     return job
+
+
+# --- default settings: every rank must run as many steps as the others ------------------------------------------
+# The ranks used to end warm-up (the settle rule) and the timed window (steps and seconds) each on its own clock;
+# under DDP and FSDP every step is a collective, so the rank that stopped first waited in its next collective until
+# the timeout failed the job. These runs use the defaults a user gets (no --steps, no --warmup), skewed the way a
+# loaded machine skews them: rank 1 sleeps before each step (the runner's test hook) and a CPU hog runs beside the
+# job. The subprocess timeout is a liveness bound, not a timed assertion; --dist-timeout turns a hang into a failure
+# well inside it.
+SKEW = {"DLBENCH_TEST_STEP_DELAY": "1:0.003"}
+HOG = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
+
+
+@pytest.fixture
+def cpu_hog():
+    """A busy process beside the job for the length of the test (one core's worth)."""
+    hog = subprocess.Popen([sys.executable, "-c", HOG])
+    yield hog
+    hog.kill()
+    hog.wait()
+
+
+def check_ranks_agreed(result: dict, world_size: int) -> None:
+    assert result["status"] == "completed", result["error"]
+    window = result["window"]
+    assert window["decided_by"] == "all ranks" and window["ranks"] == world_size
+    ranks = result["distributed"]["ranks"]
+    steps = {rank["steps_timed"] for rank in ranks}
+    assert len(steps) == 1, ranks  # one decision for the job: the same number of timed steps on every rank
+    assert steps == {window["planned_steps"] + sum(window["extensions"])}
+    # the CPU defaults were reached on every rank: at least 10 steps and 3 s
+    assert min(steps) >= 10 and all(rank["timed_seconds"] >= 3.0 for rank in ranks)
+
+
+@pytest.mark.parametrize("workload, extra", [("mnist-mlp", ()),
+                                              ("gpt2-tiny", ("--fsdp", "--batch-size", "2", "--seq-len", "32"))],
+                         ids=["ddp", "fsdp"])
+def test_default_settings_end_on_every_rank_with_one_rank_skewed(tmp_path, cpu_hog, workload, extra):
+    out = tmp_path / "defaults.json"
+    done = dlbench("run", workload, "--nproc", "2", "--device", "cpu", *extra, "--no-telemetry", "--dist-timeout",
+                   "60", "--output", str(out), env=SKEW)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = load(out)
+    check_ranks_agreed(result, 2)
+    assert result["requested"]["steps"] is None and result["requested"]["warmup"] is None
+    assert result["warmup"]["rule"].startswith("until the last 5 step times agree")
+
+
+def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(tmp_path, cpu_hog):
+    out = tmp_path / "scaling.json"
+    done = dlbench("scaling", "mnist-mlp", "--nproc", "1,2", "--device", "cpu", "--dist-timeout", "60", "--output",
+                   str(out), env=SKEW, timeout=2 * RUN_TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = json.loads(out.read_text())["sizes"]
+    assert load(one["result"])["window"]["decided_by"] == "this process"
+    check_ranks_agreed(load(two["result"]), 2)
+
+
+def test_the_multinode_command_form_with_default_settings(tmp_path):
+    """playbooks/benchmark_multinode.yml's (and examples/slurm's) form: one torchrun per node with a static
+    rendezvous, --nnodes 2 --node-rank N, here two "nodes" on this machine over gloo, with the playbook's defaults."""
+    from prometheus_server import free_port
+
+    out, port = tmp_path / "multinode.json", free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", **SKEW)
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
+             "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}",
+             "-m", "dlbench", "run", "mnist-mlp", "--output", str(out), "--device", "cpu", "--no-telemetry",
+             "--dist-timeout", "60"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for node in (0, 1)
+    ]
+    try:
+        ended = [node.communicate(timeout=RUN_TIMEOUT) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+                node.communicate()
+    assert [node.returncode for node in nodes] == [0, 0], ended[0][1][-3000:] + ended[1][1][-3000:]
+    result = load(out)
+    check_ranks_agreed(result, 2)
+    assert result["distributed"]["nodes"] == 2
 
 
 def test_two_ranks_train_in_sync_and_rank_zero_writes_one_result(tmp_path):
@@ -466,6 +551,35 @@ def test_process_count_errors_are_one_line(argv, message):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"dlbench: error: {done.stderr.split('error: ', 1)[1].strip()}"]
     assert message in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("--nproc", "2", "--seed", str(2**64 - 1)), "--seed 18446744073709551615 with 2 processes"),
+        (("--nproc", "0"), "argument --nproc: must be a positive whole number, got 0"),
+        (("--gpus", "64"), "--gpus 64: this host has"),
+    ],
+    ids=["seed-beyond-64-bits", "nproc-0", "gpus-beyond-host"],
+)
+def test_bad_process_input_is_refused_in_one_line_and_writes_nothing(tmp_path, argv, message):
+    out = tmp_path / "r.json"
+    done = dlbench("run", "mnist-mlp", "--device", "auto", *argv, "--output", str(out), timeout=60)
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert message in lines[0] and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert lines[1:] in ([], ["(see 'dlbench run --help')"])  # argparse's errors add where to read the options
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rank_of_an_external_torchrun_refuses_a_seed_its_rank_overflows(monkeypatch):
+    from dlbench.errors import UserError
+    from dlbench.train.runner import Run, RunConfig
+
+    for name, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "1"), ("LOCAL_WORLD_SIZE", "2")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError, match="use a seed of at most 18446744073709551614"):
+        Run(RunConfig("mnist-mlp", device="cpu", seed=2**64 - 1))
 
 
 def test_gpus_beyond_the_host_are_refused(monkeypatch):

@@ -55,7 +55,8 @@ def test_the_sbatch_script_runs_torchrun_with_the_rendezvous_on_the_first_node(t
         DLBENCH_RESULTS=str(results),
         DLBENCH_RDZV_PORT=str(free_port()),
         OMP_NUM_THREADS="1",
-        DLBENCH_RUN_ARGS="--device cpu --steps 3 --warmup 1 --batch-size 8 --no-telemetry",
+        # the script's defaults: no --steps, no --warmup (the ranks must agree on both ends of the window)
+        DLBENCH_RUN_ARGS="--device cpu --batch-size 8 --no-telemetry --dist-timeout 60",
     )
     done = subprocess.run(
         ["bash", str(SBATCH), "mnist-mlp"], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path

@@ -1,5 +1,6 @@
 """How long a run warms up and is timed, what it waits for, and whether other load on the machine distorted it."""
 
+import json
 import subprocess
 import sys
 import time
@@ -22,6 +23,32 @@ def test_default_windows_are_time_based():
     assert window.timed_window(5, None, on_gpu=True) == window.TimedWindow(5, None)  # what was asked, exactly
     both = window.TimedWindow(5, 2.0)
     assert not both.done(5, 1.0) and not both.done(4, 2.5) and both.done(5, 2.0)
+
+
+def test_a_job_plans_its_window_from_the_settled_warm_up_step_time():
+    assert window.settled_step_seconds([9.0, 1.0, 0.2, 0.1, 0.1, 0.1, 0.3]) == 0.1  # the last 5 steps' median
+    assert window.settled_step_seconds([]) is None  # --warmup 0
+    assert window.planned_steps(window.TimedWindow(10, 3.0), 0.01) == 300  # 3 s of 10 ms steps
+    assert window.planned_steps(window.TimedWindow(10, 3.0), 1.0) == 10  # the step count, when it is more
+    assert window.planned_steps(window.TimedWindow(None, 30.0), None) == 1  # no estimate: one step, then measure
+    assert window.planned_steps(window.TimedWindow(7, None), 0.01) == 7
+
+
+def test_a_job_extends_its_window_at_the_rate_measured_until_both_limits_are_reached():
+    both = window.TimedWindow(10, 3.0)
+    assert window.more_steps(both, 300, 3.2) == 0
+    assert window.more_steps(both, 300, 2.0) == 150  # 1 s more at 150 steps a second
+    assert window.more_steps(both, 4, 3.5) == 6  # the duration is over, the step count is not
+    assert window.more_steps(window.TimedWindow(None, 30.0), 1, 40.0) == 0  # one slow first step filled it
+    assert window.more_steps(window.TimedWindow(None, 30.0), 1, 1e-9) >= 1
+
+
+def test_one_process_decides_its_window_alone_and_says_so():
+    result = run(steps=3, warmup=1)
+    section = result["window"]
+    assert (section["decided_by"], section["ranks"], section["planned_steps"], section["extensions"]) == (
+        "this process", 1, None, [])
+    assert section["warmup_step_seconds"] > 0 and result["metrics"]["steps_timed"] == 3
 
 
 def test_a_smoke_workload_on_the_cpu_times_long_enough_to_mean_something():
@@ -117,7 +144,7 @@ def test_default_workers_come_from_the_cores_and_gpus(monkeypatch):
 
 def test_contention_is_other_processes_busy_time_on_our_cpus(monkeypatch):
     # scripted /proc readings: in 2 s, the 4 usable CPUs were busy 5 CPU-seconds, 3 of them ours
-    readings = iter([(100.0, 1000.0, 50.0), (102.0, 1005.0, 53.0)])
+    readings = iter([(100.0, 1000.0, 50.0, 50.0), (102.0, 1005.0, 53.0, 53.0)])
     load = contention.CpuContention("cpu")
     load.cpus = [0, 1, 2, 3]
     monkeypatch.setattr(load, "_read", lambda: next(readings))
@@ -126,6 +153,45 @@ def test_contention_is_other_processes_busy_time_on_our_cpus(monkeypatch):
     assert summary["this_process_cores_mean"] == 1.5 and summary["other_processes_cores_mean"] == 1.0
     assert summary["other_processes_share"] == 0.25 and summary["distorted"]
     assert "1.0 of the 4 usable CPU cores" in contention.warning(summary)
+
+
+def test_the_jobs_other_ranks_count_as_the_job_not_as_competition(monkeypatch):
+    # scripted: in 2 s, the 2 usable CPUs were busy 4 CPU-seconds: 1.5 this rank's, 2.5 the job's (its sibling rank
+    # and torchrun's agent included), so 1.5 from outside the job
+    readings = iter([(100.0, 1000.0, 50.0, 80.0), (102.0, 1004.0, 51.5, 82.5)])
+    load = contention.CpuContention("cpu", job=object())
+    load.cpus = [0, 1]
+    monkeypatch.setattr(load, "_read", lambda: next(readings))
+    load.start()
+    summary = load.stop()
+    assert summary["this_process_cores_mean"] == 0.75 and summary["job_processes_cores_mean"] == 1.25
+    assert summary["other_processes_cores_mean"] == 0.75 and summary["other_processes_share"] == 0.375
+
+
+# One "rank" of a job whose launcher also started a sibling that burns a core: what torchrun's agent and two local
+# ranks look like from inside one of them (psutil reads the real process tree).
+RANK = """
+import json, time
+from dlbench.train import contention
+load = contention.CpuContention("cpu", contention.job_root(2))
+load.start()
+time.sleep(1.5)
+print(json.dumps(load.stop()))
+"""
+LAUNCHER = f"""
+import subprocess, sys
+burn = "import time\\nend = time.time() + 1.5\\nwhile time.time() < end: pass"
+sibling = subprocess.Popen([sys.executable, "-c", burn])
+print(subprocess.run([sys.executable, "-c", {RANK!r}], capture_output=True, text=True, check=True).stdout)
+sibling.wait()
+"""
+
+
+def test_a_sibling_rank_under_the_same_launcher_counts_as_the_job():
+    done = subprocess.run([sys.executable, "-c", LAUNCHER], capture_output=True, text=True, timeout=120, check=True)
+    summary = json.loads(done.stdout)
+    assert summary["job_processes_cores_mean"] - summary["this_process_cores_mean"] >= 0.1
+    assert contention.job_root(1) is None  # one process: its own tree is the job
 
 
 def test_our_own_children_count_as_ours_not_as_competition():

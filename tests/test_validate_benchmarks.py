@@ -268,9 +268,26 @@ def test_resnet50_on_an_h100_against_the_published_figure(monkeypatch, two_h100s
     two_h100s(ctx, {})
     done = {"status": "completed", "run_id": "r", "config": {"batch_size": 64}, "workload": {"sample_unit": "image"},
             "metrics": {"throughput": {"samples_per_second": images_per_second}, "mfu": 0.4}}
-    monkeypatch.setattr(training, "train", lambda workload, device, warmup, steps, **sizes: done)
+    asked = []
+    monkeypatch.setattr(training, "train", lambda workload, device, duration=None, **sizes: asked.append(duration) or done)
     results = by_id(training.run(ctx))
     # Lambda: H100 SXM 2790 img/s; tolerance 15%: PASS from 2371.5, and below only a WARN (a similar, not equal setup)
     assert results["training.resnet50"].verdict == verdict
     assert "Lambda" in results["training.resnet50"].source
     assert results["training.gpt2"].verdict == INFO and "MFU 40.0%" in results["training.gpt2"].detail
+    assert asked == [None, None]  # `dlbench run`'s default window (30 s on a GPU), not a fixed 20 steps
+
+
+def test_gpt2s_training_check_reports_tokens_per_second_as_its_run_measured():
+    """A language model's samples are sequences: the check reports the run's headline, tokens/s, in that unit (it
+    reported sequences/s labelled tokens/s, 1024x too small for gpt2). A real gpt2-tiny result from the runner."""
+    from dlbench.validate import training
+    from dlbench.train.runner import RunConfig
+    from run_support import execute
+
+    result = execute(RunConfig("gpt2-tiny", device="cpu", steps=2, warmup=0, batch_size=2, seq_len=16))
+    failed, value, unit, data = training._measured("training.gpt2", "gpt2", result)
+    throughput = result["metrics"]["throughput"]
+    assert failed is None and unit == "tokens/s"
+    assert value == round(throughput["tokens_per_second"], 2) == round(throughput["samples_per_second"] * 16, 2)
+    assert data["samples_per_second"] == throughput["samples_per_second"]

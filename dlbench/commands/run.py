@@ -103,6 +103,7 @@ def run(args) -> int:
     if args.fsdp:  # before torchrun starts: one line here, not one failure per rank
         check_fsdp(workload, distributed=nproc is not None or "RANK" in os.environ)
     if nproc is not None:
+        launch.check_seed_for_ranks(args.seed, nproc)  # one line here, not one traceback per rank
         if "RANK" in os.environ:
             raise UserError("--gpus/--nproc start torchrun; this process already runs under torchrun (RANK is set)")
         launch.exec_torchrun(nproc, sys.argv[1:])  # does not return

@@ -4,6 +4,9 @@ On a shared CPU host the same run swings by 2x or more with other load, and noth
 Over the timed window this measures the CPU time spent on the cores this process may run on (its affinity set),
 minus the CPU time of this process and its children (DataLoader workers): what is left is other processes' load,
 in cores. psutil's per-CPU times include `steal`, the time a hypervisor gave to other guests, which competes too.
+
+Under torchrun the job's other ranks on this host, and torchrun's agent that started them, are the run itself, not
+competition: a 2-rank CPU job would otherwise always call itself distorted. Their CPU time is counted as the job's.
 """
 
 from __future__ import annotations
@@ -48,15 +51,36 @@ def _tree_seconds(process: psutil.Process) -> float:
     return total
 
 
+def job_root(local_ranks: int) -> psutil.Process | None:
+    """The process whose tree is this host's part of a multi-process job: the parent that started its ranks
+    (torchrun's agent, or Slurm's step daemon under srun), or None for a single process."""
+    if local_ranks <= 1:
+        return None
+    try:
+        return psutil.Process().parent()
+    except psutil.Error:
+        return None
+
+
 class CpuContention:
-    def __init__(self, device_type: str):
+    def __init__(self, device_type: str, job: psutil.Process | None = None):
         self.device_type = device_type
         self.cpus = _usable_cpus()
         self.process = psutil.Process()
-        self._start: tuple[float, float, float] | None = None
+        self.job = job  # the job's root on this host (see job_root): its whole tree is the run's own load
+        self._start: tuple[float, float, float, float] | None = None
 
-    def _read(self) -> tuple[float, float, float]:
-        return time.monotonic(), _busy_seconds(self.cpus), _tree_seconds(self.process)
+    def _job_seconds(self) -> float:
+        try:
+            return _tree_seconds(self.job)
+        except psutil.Error:  # the launcher is gone: the job is ending; count this process alone
+            self.job = None
+            return _tree_seconds(self.process)
+
+    def _read(self) -> tuple[float, float, float, float]:
+        """(time, busy CPU seconds of our CPUs, this process tree's CPU seconds, the job's on this host)."""
+        own = _tree_seconds(self.process)
+        return time.monotonic(), _busy_seconds(self.cpus), own, self._job_seconds() if self.job else own
 
     def start(self) -> None:
         self._start = self._read()
@@ -64,12 +88,13 @@ class CpuContention:
     def stop(self) -> dict | None:
         if self._start is None:
             return None
-        (t0, busy0, own0), (t1, busy1, own1) = self._start, self._read()
+        (t0, busy0, own0, job0), (t1, busy1, own1, job1) = self._start, self._read()
         wall = t1 - t0
         if wall <= 0:
             return None
         own = max(0.0, own1 - own0) / wall
-        other = max(0.0, (busy1 - busy0) / wall - own)
+        job = max(own, (job1 - job0) / wall)
+        other = max(0.0, (busy1 - busy0) / wall - job)
         cores = len(self.cpus)
         share = other / cores
         limit = DISTORTING_SHARE.get(self.device_type, DISTORTING_SHARE["cpu"])
@@ -77,6 +102,7 @@ class CpuContention:
             "window_seconds": round(wall, 3),
             "cores_available": cores,
             "this_process_cores_mean": round(own, 3),
+            "job_processes_cores_mean": round(job, 3),
             "other_processes_cores_mean": round(other, 3),
             "other_processes_share": round(share, 4),
             "distorting_share": limit,

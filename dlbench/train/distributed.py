@@ -128,6 +128,13 @@ class ProcessGroup:
         dist.broadcast_object_list(holder, src=0)
         return holder[0]
 
+    def agreed_max(self, value: float) -> float:
+        """The largest of every rank's `value`, on every rank: one all-reduce of one number, how the ranks agree on
+        when warm-up and the timed window end (each rank's own clock and settle rule differ)."""
+        number = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(number, op=dist.ReduceOp.MAX)
+        return number.item()
+
     def gather(self, record: dict) -> list[dict]:
         records: list = [None] * self.where.world_size
         dist.all_gather_object(records, record)

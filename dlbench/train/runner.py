@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import time
@@ -9,19 +10,34 @@ from dataclasses import dataclass
 
 import torch
 
-from dlbench import environment
+from dlbench import environment, launch
 from dlbench.errors import RunFailed, UserError
 from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results, sharding
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
-from dlbench.train.window import timed_window, warmup_for
+from dlbench.train.window import more_steps, planned_steps, settled_step_seconds, timed_window, warmup_for
 from dlbench.workloads import check_fsdp, get_workload
 
 CPU_MAX_DEFAULT_BATCH = 32
 # nanoGPT and llm.c pad GPT-2's 50257-token vocabulary to a multiple of 64 (50304) so that the output layer's matmul
 # runs on full tensor-core tiles; --pad-vocab does the same, for MFU comparable with theirs
 VOCAB_PAD_MULTIPLE = 64
+
+# Test hook, not a setting: "RANK:SECONDS" makes rank RANK sleep SECONDS before each step's batch, so that the tests
+# can skew one rank of a job against the others (tests/test_distributed.py). Read here and nowhere else.
+TEST_STEP_DELAY_VARIABLE = "DLBENCH_TEST_STEP_DELAY"
+
+
+def _test_step_delay(rank: int) -> float:
+    text = os.environ.get(TEST_STEP_DELAY_VARIABLE, "")
+    if not text:
+        return 0.0
+    try:
+        delayed_rank, seconds = text.split(":")
+        return float(seconds) if int(delayed_rank) == rank else 0.0
+    except ValueError:
+        raise UserError(f"{TEST_STEP_DELAY_VARIABLE}={text!r}: expected RANK:SECONDS (a test hook)") from None
 
 
 @dataclass
@@ -101,6 +117,8 @@ class Run:
             raise UserError(f"--pad-vocab applies to GPT-2 workloads; {self.workload.name} is {self.workload.task}")
         # under torchrun every rank trains its own replica on the GPU of its local rank (DDP); otherwise one process
         self.where = distributed.topology()
+        if self.where:  # each rank seeds its data with seed + rank: the last rank's must still be a valid seed
+            launch.check_seed_for_ranks(config.seed, self.where.world_size)
         requested_device = distributed.device_for(config.device, self.where) if self.where else config.device
         self.device = resolve_device(requested_device)
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
@@ -132,6 +150,7 @@ class Run:
         self.result = results.new_result(self.run_id, config, command_line)
         self.input_wait = 0.0
         self.cpu_load: dict | None = None
+        self.warmup_step_seconds: float | None = None  # the settled step time the warm-up ended on
 
     @property
     def _tokens_per_sample(self) -> int | None:
@@ -168,6 +187,15 @@ class Run:
             loader = data.RealBatches(self.dataset, self.workload, self.batch_size, self.device, self.workers,
                                       data_seed, channels_last=self.channels_last)
             self.next_batch = loader.next
+        delay = _test_step_delay(self.where.rank if self.where else 0)
+        if delay:
+            batch = self.next_batch
+
+            def delayed_batch():
+                time.sleep(delay)
+                return batch()
+
+            self.next_batch = delayed_batch
 
     def _train_step(self) -> torch.Tensor:
         waiting = time.perf_counter()
@@ -224,7 +252,8 @@ class Run:
         result["environment"] = _runtime_environment(self.device, uuid, nvml_index)
         clock = StepClock(self.device)
         self.first_loss = self.last_loss = None
-        self.load = contention.CpuContention(self.device.type)
+        self.load = contention.CpuContention(
+            self.device.type, contention.job_root(self.where.local_world_size if self.where else 1))
         timed_seconds, status, error = 0.0, "completed", None
         try:
             if self.device.type == "cuda":
@@ -326,10 +355,15 @@ class Run:
         return "interrupted", f"interrupted by {signal.signal_name} ({how}) {when}"
 
     def _warm_up(self, clock: StepClock) -> None:
-        """Untimed steps until the warm-up rule is met; synchronized per step, since these are not measured."""
+        """Untimed steps until the warm-up rule is met; synchronized per step, since these are not measured.
+
+        Under torchrun the settle rule is met on each rank at its own step, but every rank must stop after the same
+        one (each step is a collective): after each warm-up step the ranks agree, and stop once every rank's rule has
+        been met. A fixed --warmup N is the same count everywhere and needs no agreement."""
         step_seconds: list[float] = []
         started = first_done = time.perf_counter()
-        settled = None
+        settled, ready = None, False
+        agree = self.group is not None and self.warmup.steps is None
         while True:
             if self.warmup.steps is not None and len(step_seconds) >= self.warmup.steps:
                 break
@@ -340,9 +374,11 @@ class Run:
             step_seconds.append(now - begin)
             if len(step_seconds) == 1:
                 first_done = now
-            done, settled = self.warmup.finished(step_seconds, now - first_done)
-            if done:
+            if not ready:  # once met, a rank stays ready while it waits for the others
+                ready, settled = self.warmup.finished(step_seconds, now - first_done)
+            if (self.group.agreed_max(0.0 if ready else 1.0) == 0.0) if agree else ready:
                 break
+        self.warmup_step_seconds = settled_step_seconds(step_seconds)
         self.result["warmup"] = {"steps": len(step_seconds), "seconds": round(time.perf_counter() - started, 4),
                                  "settled": settled, "rule": self.warmup.rule,
                                  "last_step_seconds": step_seconds[-1] if step_seconds else None}
@@ -356,9 +392,44 @@ class Run:
             self.first_loss = loss
         self.last_loss = loss
 
+    def _plan_window(self) -> int | None:
+        """Steps the job agrees to time before anyone looks at the clock (None: one process, which checks its limits
+        after every step). Recorded in the result's `window` section."""
+        section = {"decided_by": "this process", "ranks": 1, "planned_steps": None,
+                   "warmup_step_seconds": self.warmup_step_seconds, "extensions": [],
+                   "method": "this process checks the step count and its clock against the limits after each step"}
+        self.result["window"] = section
+        if self.group is None:
+            return None
+        planned = planned_steps(self.window, self.warmup_step_seconds)
+        if self.window.seconds is not None:  # a step count alone is the same on every rank already
+            planned = int(self.group.agreed_max(planned))
+            method = ("the ranks agreed on a step count before timing (the most any rank's settled warm-up step time "
+                      "needs to fill the duration: one all-reduce), then, while the duration was not reached on "
+                      "every rank, on more steps at the rate measured (one all-reduce per extension)")
+        else:
+            method = "the step count, the same on every rank"
+        section.update(decided_by="all ranks", ranks=self.where.world_size, planned_steps=planned, method=method)
+        return planned
+
+    def _agreed_more_steps(self, steps_done: int, elapsed: float) -> int:
+        """Steps every rank runs next: 0 (the window is over) or the most any rank still needs. Called between the
+        agreed chunks of timed steps, never inside one."""
+        if self.window.seconds is None:  # the agreed count was the window: reached on every rank at once
+            return 0
+        more = int(self.group.agreed_max(more_steps(self.window, steps_done, elapsed)))
+        if more:
+            self.result["window"]["extensions"].append(more)
+        return more
+
     def _timed_steps(self, clock: StepClock) -> tuple[str, str | None, float]:
-        """The measured part: (status, error, timed wall-clock seconds). An interruption here keeps the steps done."""
+        """The measured part: (status, error, timed wall-clock seconds). An interruption here keeps the steps done.
+
+        One process stops when its window's limits are reached. The ranks of a job run agreed chunks of steps
+        (_plan_window), so that every rank runs exactly as many steps as the others and each step's collectives
+        match; the loop inside a chunk holds no collective of dlbench's own."""
         status, error, step, elapsed = "completed", None, 0, 0.0
+        target = self._plan_window()
         clock.start()
         self.load.start()
         self.input_wait = 0.0
@@ -373,8 +444,14 @@ class Run:
                 previous, elapsed = elapsed, clock.elapsed()
                 for observer in self.observers:
                     observer.on_step(step, elapsed - previous, self.batch_size, loss)
-                if self.window.done(step, elapsed):
-                    break
+                if target is None:
+                    if self.window.done(step, elapsed):
+                        break
+                elif step >= target:
+                    more = self._agreed_more_steps(step, elapsed)
+                    if not more:
+                        break
+                    target += more
         except KeyboardInterrupt as stop:
             interrupt.hold()
             status, error = self._interrupted(stop, f"after {step} timed steps")

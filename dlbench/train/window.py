@@ -9,10 +9,16 @@ steps): NVML's power reading is a trailing average over about a second and telem
 window of a fraction of a second would describe the warm-up, and the p99 of 20 steps is their maximum. On a CPU, at
 least 10 steps and at least 3 s, so that a smoke workload (mnist-mlp: about a millisecond a step) times something
 longer than the timer's and the scheduler's noise.
+
+Under torchrun these limits are the job's, not each rank's: every DDP/FSDP step is a collective, so every rank must
+run exactly as many steps as the others, or the first rank to stop waits in its next collective for peers still
+training, until the collective timeout fails the job. Each rank's own clock and its own settle rule would disagree,
+so the job decides once and shares the decision (see `planned_steps` and `more_steps`, and Run._timed_steps).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -40,6 +46,31 @@ class TimedWindow:
     def describe(self) -> str:
         parts = [f"{self.steps} steps" if self.steps else "", f"{self.seconds:g} s" if self.seconds else ""]
         return "at least " + " and ".join(p for p in parts if p)
+
+
+def settled_step_seconds(step_seconds: list[float]) -> float | None:
+    """The step time warm-up ended on: the median of its last SETTLE_STEPS steps (None after no warm-up)."""
+    return statistics.median(step_seconds[-SETTLE_STEPS:]) if step_seconds else None
+
+
+def planned_steps(window: TimedWindow, step_seconds: float | None) -> int:
+    """The steps a job agrees to time before it looks at the clock: the window's step count, or as many steps of the
+    warm-up's settled step time as fill its duration, whichever is more (at least one)."""
+    steps = window.steps or 1
+    if window.seconds is not None and step_seconds and step_seconds > 0:
+        steps = max(steps, math.ceil(window.seconds / step_seconds))
+    return steps
+
+
+def more_steps(window: TimedWindow, steps_done: int, elapsed: float) -> int:
+    """Steps still needed once `steps_done` timed steps took `elapsed` seconds: 0 when both limits are reached, else
+    enough to reach them at the rate measured so far (at least one)."""
+    if window.done(steps_done, elapsed):
+        return 0
+    needed = (window.steps or 0) - steps_done
+    if window.seconds is not None and elapsed < window.seconds and steps_done and elapsed > 0:
+        needed = max(needed, math.ceil((window.seconds - elapsed) * steps_done / elapsed))
+    return max(needed, 1)
 
 
 def timed_window(steps: int | None, duration: float | None, on_gpu: bool) -> TimedWindow:
