@@ -222,3 +222,23 @@ def test_float8_swaps_every_linear_but_the_output_head_for_torchaos():
     assert len(converted) == 10 and all(name.startswith("layers.") for name in converted)
     assert type(model.output) is torch.nn.Linear
     assert converted[0] == "layers.0.attention.wqkv" and converted[0] + "" in dict(model.named_modules())
+
+
+def test_llama_tiny_trains_in_one_process_with_default_settings():
+    from run_support import execute
+
+    result = execute(RunConfig("llama-tiny", device="cpu"))
+    assert result["status"] == "completed", result["error"]
+    config = result["config"]
+    # torchtitan's configuration where one process can have it: AdamW, selective checkpointing, no sharding
+    assert (config["optimizer"], config["activation_checkpointing"], config["fsdp"]) == ("adamw", "selective", False)
+    assert (config["batch_size"], config["seq_len"]) == (4, 128)
+    loss = result["metrics"]["loss"]
+    assert loss["last"] < loss["first"]
+    llm = result["llm"]
+    formula = 6 * (229_696 - 1024 * 64) + 6 * 2 * 4 * (2 * 16) * 128
+    assert llm["flops_per_token"] == formula == 1_181_568
+    assert result["workload"]["training_flops_per_sample"] / 128 == formula - 6 * (2 * 2 + 1) * 64
+    assert llm["tokens_per_second_per_gpu"] == result["metrics"]["throughput"]["tokens_per_second"]
+    assert llm["mfu"] is None and llm["anchor"] is None  # the CPU has no peak; llama-tiny no published figure
+    assert result["memory_estimate"]["total"] < result["memory_estimate"]["capacity"]
