@@ -471,6 +471,9 @@ class Run:
                       "every rank, on more steps at the rate measured (one all-reduce per extension)")
         else:
             method = "the step count, the same on every rank"
+        if self.warmup.steps is None:
+            method = ("warm-up ended after the first step at which every rank's settle rule was met (one all-reduce "
+                      f"per warm-up step); timed: {method}")
         section.update(decided_by="all ranks", ranks=self.where.world_size, planned_steps=planned, method=method)
         return planned
 
