@@ -187,6 +187,7 @@ def test_8b_fits_eight_80_gb_gpus_with_fsdp_but_not_without_checkpointing():
     (["llama-tiny", "--device", "cpu", "--precision", "fp8"],
      "--precision fp8 needs an NVIDIA GPU of the Hopper generation or newer"),
     (["gpt2-tiny", "--device", "cpu", "--activation-checkpointing", "full", "--precision", "fp32"], None),
+    (["llama-tiny", "--device", "cpu", "--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),  # 128,256 = 64 x 2,004
     (["mnist-mlp", "--device", "cpu", "--activation-checkpointing", "selective"],
      "--activation-checkpointing selective wraps a transformer's blocks; mnist-mlp has none"),
 ])
@@ -242,3 +243,17 @@ def test_llama_tiny_trains_in_one_process_with_default_settings():
     assert llm["tokens_per_second_per_gpu"] == result["metrics"]["throughput"]["tokens_per_second"]
     assert llm["mfu"] is None and llm["anchor"] is None  # the CPU has no peak; llama-tiny no published figure
     assert result["memory_estimate"]["total"] < result["memory_estimate"]["capacity"]
+
+
+def test_a_job_that_cannot_fit_is_refused_once_before_torchrun_starts(capsys, monkeypatch):
+    """`--nproc 2` on the CPU: the ranks would share this host's memory; refused in the launching process."""
+    import os
+
+    monkeypatch.delenv("RANK", raising=False)
+    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if host >= 128.5 * GB:  # two FSDP ranks of llama3-8b need 64 GB of model state each
+        pytest.skip("this host has the memory for two ranks of llama3-8b")
+    code = cli.main(["run", "llama3-8b", "--nproc", "2", "--device", "cpu", "--no-telemetry"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "llama3-8b does not fit this host's memory shared by 2 ranks" in err and "FSDP over 2 ranks" in err

@@ -113,6 +113,10 @@ def run(args) -> int:
         check_fsdp(workload, distributed=nproc is not None or "RANK" in os.environ)
     if nproc is not None:
         launch.check_seed_for_ranks(args.seed, nproc)  # one line here, not one traceback per rank
+        if "RANK" not in os.environ:  # the job's fit, once here rather than in every rank (each would refuse alike)
+            from dlbench.train.runner import check_job_fits
+
+            check_job_fits(_config_from_args(args), nproc, "cuda" if args.gpus else args.device)
         if "RANK" in os.environ:
             raise UserError("--gpus/--nproc start torchrun; this process already runs under torchrun (RANK is set)")
         launch.exec_torchrun(nproc, sys.argv[1:])  # does not return

@@ -19,7 +19,7 @@ from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import more_steps, planned_steps, settled_step_seconds, timed_window, warmup_for
-from dlbench.workloads import check_fsdp, get_workload
+from dlbench.workloads import Workload, check_fsdp, get_workload
 
 CPU_MAX_DEFAULT_BATCH = 32
 # nanoGPT and llm.c pad GPT-2's 50257-token vocabulary to a multiple of 64 (50304) so that the output layer's matmul
@@ -111,13 +111,53 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return False
 
 
+def settings_for(workload: Workload, config: RunConfig, on_cpu: bool, distributed: bool) -> dict:
+    """What a run trains with where the command line leaves it to the workload (its recipe) or the device: one place
+    for Run and for `dlbench run`'s check before it starts torchrun."""
+    recipe, default_batch = workload.recipe, workload.default_batch_size
+    return {
+        "optimizer": config.optimizer or recipe.optimizer,
+        "checkpointing": config.activation_checkpointing or recipe.activation_checkpointing,
+        # the Llama workloads shard by default wherever there are ranks to shard across (torchtitan's FSDP2 over all)
+        "fsdp": config.fsdp if config.fsdp is not None else recipe.fsdp and distributed,
+        "batch_size": config.batch_size or (min(default_batch, CPU_MAX_DEFAULT_BATCH) if on_cpu else default_batch),
+        "seq_len": config.seq_len or workload.seq_len,
+    }
+
+
+def check_fit(workload: Workload, settings: dict, device: torch.device, precision: Precision, ranks: int,
+              ranks_on_host: int, model_overrides: dict) -> dict:
+    """The fit check (dlbench/train/fit.py) against this device's memory: a GPU's own, or the host's shared by the
+    ranks on it."""
+    if device.type == "cuda":
+        capacity = torch.cuda.get_device_properties(device).total_memory
+        where = f"one {torch.cuda.get_device_name(device)}"
+    else:
+        capacity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // ranks_on_host
+        where = "this host's memory" + (f" shared by {ranks_on_host} ranks" if ranks_on_host > 1 else "")
+    shape = fit.shape_of(workload, **model_overrides)
+    return fit.check(workload, shape, capacity, where, ranks, settings["fsdp"], settings["optimizer"],
+                     settings["batch_size"], settings["seq_len"] if not workload.is_image else 0,
+                     settings["checkpointing"], gather_bytes=2 if precision.autocast_dtype else 4)
+
+
+def check_job_fits(config: RunConfig, processes: int, device_name: str) -> None:
+    """`dlbench run --gpus N` / `--nproc N`: the fit check for the whole job before torchrun starts, so that a job
+    that cannot fit says so in one line rather than once per rank with torchrun's report after."""
+    workload = get_workload(config.workload)
+    device = resolve_device(device_name)
+    precision = Precision(resolve_precision(config.precision, device), device)
+    settings = settings_for(workload, config, device.type == "cpu", distributed=True)
+    check_fit(workload, settings, device, precision, processes, processes, {})
+
+
 class Run:
     def __init__(self, config: RunConfig, observers: list[RunObserver] = (), command_line: list[str] | None = None,
                  dist_timeout: float = distributed.DEFAULT_TIMEOUT_SECONDS):
         self.config = config
         self.observers = list(observers)
         self.workload = get_workload(config.workload)
-        if config.pad_vocab and self.workload.task != "causal-lm":
+        if config.pad_vocab and not self.workload.builder.startswith("dlbench.models.gpt2:"):  # Llama's: 64 x 2,004
             raise UserError(f"--pad-vocab applies to GPT-2 workloads; {self.workload.name} is {self.workload.task}")
         # under torchrun every rank trains its own replica on the GPU of its local rank (DDP); otherwise one process
         self.where = distributed.topology()
@@ -130,25 +170,22 @@ class Run:
             raise UserError(f"--precision fp8 converts the Llama workloads' linears to Float8; {self.workload.name} "
                             "is not one: use --precision bf16")
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
-        self.optimizer_name = config.optimizer or recipe.optimizer
-        self.checkpointing = config.activation_checkpointing or recipe.activation_checkpointing
+        on_cpu = self.device.type == "cpu"
+        settings = settings_for(self.workload, config, on_cpu, distributed=self.where is not None)
+        self.optimizer_name, self.checkpointing = settings["optimizer"], settings["checkpointing"]
         if self.checkpointing != "none" and not self.workload.blocks:
             raise UserError(f"--activation-checkpointing {self.checkpointing} wraps a transformer's blocks; "
                             f"{self.workload.name} has none: use --activation-checkpointing none")
         if config.fsdp:
             check_fsdp(self.workload, self.where is not None)
-        # the Llama workloads shard by default wherever there are ranks to shard across (torchtitan's FSDP2 over all)
-        self.fsdp = config.fsdp if config.fsdp is not None else recipe.fsdp and self.where is not None
+        self.fsdp = settings["fsdp"]
         if self.fsdp:
             sharding.mixed_precision(self.precision.name)  # refuses fp16 before anything starts
         shard_blocks = self.workload.blocks if self.fsdp else None
         self.group = (
             distributed.ProcessGroup(self.where, self.device, dist_timeout, shard_blocks) if self.where else None
         )
-        on_cpu = self.device.type == "cpu"
-        default_batch = self.workload.default_batch_size
-        self.batch_size = config.batch_size or (min(default_batch, CPU_MAX_DEFAULT_BATCH) if on_cpu else default_batch)
-        self.seq_len = config.seq_len or self.workload.seq_len
+        self.batch_size, self.seq_len = settings["batch_size"], settings["seq_len"]
         if not self.workload.is_image and self.seq_len > self.workload.seq_len:
             raise UserError(f"--seq-len {self.seq_len}: {self.workload.name} has a context of {self.workload.seq_len}")
         self.vocab_size = self.workload.vocab_size
@@ -171,18 +208,11 @@ class Run:
 
     def _check_fit(self) -> dict:
         """Refuse, before anything is allocated, a run whose lower-bound memory per rank exceeds what it has."""
-        ranks = self.where.world_size if self.where else 1
-        if self.device.type == "cuda":
-            capacity = torch.cuda.get_device_properties(self.device).total_memory
-            where = f"one {torch.cuda.get_device_name(self.device)}"
-        else:  # the ranks of a CPU job share this host's memory
-            sharing = self.where.local_world_size if self.where else 1
-            capacity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // sharing
-            where = "this host's memory" + (f" shared by {sharing} ranks" if sharing > 1 else "")
-        shape = fit.shape_of(self.workload, **self.model_overrides)
-        return fit.check(self.workload, shape, capacity, where, ranks, self.fsdp, self.optimizer_name,
-                         self.batch_size, self.seq_len if not self.workload.is_image else 0, self.checkpointing,
-                         gather_bytes=2 if self.precision.autocast_dtype else 4)
+        settings = {"optimizer": self.optimizer_name, "checkpointing": self.checkpointing, "fsdp": self.fsdp,
+                    "batch_size": self.batch_size, "seq_len": self.seq_len}
+        return check_fit(self.workload, settings, self.device, self.precision,
+                         self.where.world_size if self.where else 1, self.where.local_world_size if self.where else 1,
+                         self.model_overrides)
 
     @property
     def _tokens_per_sample(self) -> int | None:
