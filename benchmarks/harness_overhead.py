@@ -7,11 +7,12 @@ harness costs at most 2% of throughput, i.e. the ratio dlbench/plain stays >= 0.
 
     python benchmarks/harness_overhead.py --workload cifar-cnn --batch-size 64 --steps 50 --rounds 5
 
-With --nproc N the same comparison runs in a torchrun job of N ranks (gloo on the CPU, NCCL on GPUs): the plain
-loop is the DDP tutorial's, and `dlbench run` uses its default warm-up and a --duration window, so the ranks' agreed
-ends of warm-up and window (dlbench/train/runner.py, _plan_window) are inside what is measured. Rank 0's figures:
+With --ranks N each round is two torchrun jobs of N ranks (gloo on the CPU, NCCL on GPUs), one process group per
+process as in real use: the DDP tutorial's loop, and `dlbench run --nproc N` as a user types it, with its default
+warm-up and a --duration window, so that the ranks' agreed ends of warm-up and window (dlbench/train/runner.py,
+_plan_window) are inside what is measured. Rank 0's figures are compared:
 
-    python benchmarks/harness_overhead.py --nproc 2 --workload cifar-cnn --batch-size 32 --steps 300 --duration 3
+    python benchmarks/harness_overhead.py --ranks 2 --workload cifar-cnn --batch-size 32 --steps 300 --duration 3
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import gc
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -84,20 +87,44 @@ def plain_loop(workload_name: str, batch_size: int, steps: int, warmup: int, dev
     return steps * batch_size / seconds
 
 
-def dlbench_loop(workload_name: str, batch_size: int, steps: int, warmup: int, device: str,
-                 duration: float | None = None) -> float:
-    """`dlbench run` as the CLI builds it, default observers on: the telemetry sampler (0.5 s) and the progress bar.
-    With `duration`: its default warm-up and that window instead of fixed counts (what a job's ranks agree on)."""
+def dlbench_loop(workload_name: str, batch_size: int, steps: int, warmup: int, device: str) -> float:
+    """`dlbench run` as the CLI builds it, default observers on: the telemetry sampler (0.5 s) and the progress bar."""
     parser = argparse.ArgumentParser()
     run_command.add_arguments(parser)
-    window = ["--duration", str(duration)] if duration else ["--steps", str(steps), "--warmup", str(warmup)]
-    args = parser.parse_args([workload_name, "--device", device, "--batch-size", str(batch_size), *window,
-                              "--precision", "fp32"])
+    args = parser.parse_args([workload_name, "--device", device, "--batch-size", str(batch_size), "--steps",
+                              str(steps), "--warmup", str(warmup), "--precision", "fp32"])
     run = run_command.build_run(args, Console(stderr=True))
     try:
         return run.execute()["metrics"]["throughput"]["samples_per_second"]
     finally:
         run.close()
+
+
+def plain_job(args) -> float:
+    """The DDP tutorial's loop as a torchrun job of args.ranks processes (this script, --rank-output): rank 0's
+    samples per second."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "plain.json")
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.ranks}",
+                   os.path.abspath(__file__), "--workload", args.workload, "--batch-size", str(args.batch_size),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device,
+                   "--rank-output", out]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out, encoding="utf-8") as handle:
+            return json.load(handle)["samples_per_second"]
+
+
+def dlbench_job(args) -> float:
+    """`dlbench run --nproc N` as a user types it (default observers and warm-up, a --duration window): rank 0's
+    samples per second."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "dlbench.json")
+        command = [sys.executable, "-m", "dlbench", "run", args.workload, "--nproc", str(args.ranks), "--device",
+                   args.device, "--batch-size", str(args.batch_size), "--duration", str(args.duration),
+                   "--precision", "fp32", "--output", out]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out, encoding="utf-8") as handle:
+            return json.load(handle)["metrics"]["throughput"]["samples_per_second"]
 
 
 def main() -> None:
@@ -110,34 +137,41 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 makes a shared machine less noisy)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
-    parser.add_argument("--nproc", type=int, default=1, help="ranks of a torchrun job on this host (default 1)")
+    parser.add_argument("--ranks", type=int, default=1,
+                        help="ranks of a torchrun job on this host (default 1; not --nproc: torchrun would take it)")
     parser.add_argument("--duration", type=float, default=3.0,
-                        help="with --nproc: seconds of dlbench's agreed window (the plain loop times --steps)")
+                        help="with --ranks: seconds of dlbench's agreed window (the plain loop times --steps)")
+    parser.add_argument("--rank-output", help=argparse.SUPPRESS)  # a rank of plain_job's torchrun job
     args = parser.parse_args()
-    if args.nproc > 1 and "RANK" not in os.environ:  # become the torchrun job; each rank runs this script again
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-                   *sys.argv]
-        os.execv(command[0], command)
+    if args.rank_output:
+        samples_per_second = plain_loop(args.workload, args.batch_size, args.steps, args.warmup, args.device)
+        if os.environ["RANK"] == "0":
+            with open(args.rank_output, "w", encoding="utf-8") as handle:
+                json.dump({"samples_per_second": samples_per_second}, handle)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    duration = args.duration if args.nproc > 1 else None
+    duration = args.duration if args.ranks > 1 else None
     plain, harness = [], []
     for _ in range(args.rounds):
-        plain.append(plain_loop(args.workload, args.batch_size, args.steps, args.warmup, args.device))
-        harness.append(dlbench_loop(args.workload, args.batch_size, args.steps, args.warmup, args.device, duration))
-    if os.environ.get("RANK", "0") != "0":  # rank 0 reports for the job
-        return
+        if args.ranks > 1:
+            plain.append(plain_job(args))
+            harness.append(dlbench_job(args))
+        else:
+            plain.append(plain_loop(args.workload, args.batch_size, args.steps, args.warmup, args.device))
+            harness.append(dlbench_loop(args.workload, args.batch_size, args.steps, args.warmup, args.device))
     ratio = statistics.median(harness) / statistics.median(plain)
     report = {
         "workload": args.workload, "device": args.device, "batch_size": args.batch_size, "steps": args.steps,
-        "rounds": args.rounds, "threads": torch.get_num_threads(), "ranks": args.nproc,
+        "rounds": args.rounds, "threads": torch.get_num_threads(), "ranks": args.ranks,
         "dlbench_window": f"default warm-up, --duration {duration:g}" if duration else "--steps/--warmup as given",
         "plain_samples_per_second": plain, "dlbench_samples_per_second": harness,
         "median_ratio_dlbench_over_plain": ratio, "target": ">= 0.98",
     }
-    ranks = f", rank 0 of {args.nproc}" if args.nproc > 1 else ""
-    print(f"{args.workload} on {args.device}{ranks}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds")
+    ranks = f", rank 0 of {args.ranks}" if args.ranks > 1 else ""
+    print(f"{args.workload} on {args.device}{ranks}, batch {args.batch_size}, {args.steps} steps x {args.rounds} "
+          "rounds")
     print(f"  plain loop  median {statistics.median(plain):10.1f} samples/s  {[round(x, 1) for x in plain]}")
     print(f"  dlbench run median {statistics.median(harness):10.1f} samples/s  {[round(x, 1) for x in harness]}")
     print(f"  ratio dlbench/plain = {ratio:.4f}  ({'meets' if ratio >= 0.98 else 'MISSES'} the >= 0.98 target)")

@@ -619,6 +619,24 @@ def test_scaling_passes_fsdp_to_every_size_and_refuses_it_for_a_cnn():
     assert "resnet50 is not one: drop --fsdp" in refused.stderr
 
 
+def test_the_harness_overhead_benchmark_compares_a_two_rank_job(tmp_path):
+    """benchmarks/harness_overhead.py --ranks 2 as docs/benchmarks.md shows it, cut to one short round: the DDP
+    tutorial loop and `dlbench run --nproc 2` (agreed window) each as a torchrun job, rank 0's figures compared."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "harness_overhead.py"
+    out = tmp_path / "overhead.json"
+    argv = ["--ranks", "2", "--workload", "mnist-mlp", "--batch-size", "16", "--steps", "20", "--duration", "1"]
+    done = subprocess.run([sys.executable, str(script), *argv, "--rounds", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=2 * RUN_TIMEOUT, check=False,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["ranks"] == 2 and report["dlbench_window"] == "default warm-up, --duration 1"
+    assert report["plain_samples_per_second"][0] > 0 and report["dlbench_samples_per_second"][0] > 0
+    assert "ratio dlbench/plain" in done.stdout
+
+
 # -- the Llama workloads' defaults: FSDP2 over all ranks, per-op selective checkpointing, AdamW (tests/test_llama.py
 # holds the model to torchtitan's; here the smoke size trains with no option but the process count)
 

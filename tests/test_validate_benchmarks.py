@@ -269,7 +269,8 @@ def test_resnet50_on_an_h100_against_the_published_figure(monkeypatch, two_h100s
     done = {"status": "completed", "run_id": "r", "config": {"batch_size": 64}, "workload": {"sample_unit": "image"},
             "metrics": {"throughput": {"samples_per_second": images_per_second}, "mfu": 0.4}}
     asked = []
-    monkeypatch.setattr(training, "train", lambda workload, device, duration=None, **sizes: asked.append(duration) or done)
+    monkeypatch.setattr(training, "train",
+                        lambda workload, device, duration=None, **sizes: asked.append(duration) or done)
     results = by_id(training.run(ctx))
     # Lambda: H100 SXM 2790 img/s; tolerance 15%: PASS from 2371.5, and below only a WARN (a similar, not equal setup)
     assert results["training.resnet50"].verdict == verdict

@@ -14,7 +14,7 @@ import torch
 from dlbench import environment, launch
 from dlbench.errors import RunFailed, UserError
 from dlbench.train import anchors, contention, data, device as devices, distributed, fit, flops, interrupt, peaks
-from dlbench.train import recipe as recipes, results, sharding
+from dlbench.train import input_wait, recipe as recipes, results, sharding
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
@@ -202,7 +202,7 @@ class Run:
         self.memory_estimate = self._check_fit()
         self.run_id = results.new_run_id(self.workload.name)
         self.result = results.new_result(self.run_id, config, command_line)
-        self.input_wait = 0.0
+        self.input_wait = input_wait.meter_for(self.device, synthetic)  # on CUDA the GPU's idle time, not the host's
         self.cpu_load: dict | None = None
         self.warmup_step_seconds: float | None = None  # the settled step time the warm-up ended on
 
@@ -271,9 +271,9 @@ class Run:
             self.next_batch = delayed_batch
 
     def _train_step(self) -> torch.Tensor:
-        waiting = time.perf_counter()
+        self.input_wait.before()
         inputs, targets = self.next_batch()
-        self.input_wait += time.perf_counter() - waiting
+        self.input_wait.after()
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             loss = flops.loss_of(self.model(inputs), targets)
@@ -527,7 +527,7 @@ class Run:
         target = self._plan_window()
         clock.start()
         self.load.start()
-        self.input_wait = 0.0
+        self.input_wait.reset()
         for observer in self.observers:
             observer.on_timed_start()
         try:
@@ -561,27 +561,28 @@ class Run:
         step_seconds = clock.step_seconds()
         samples = len(step_seconds) * self.batch_size
         series, group_size = step_time_series(step_seconds)
+        waited = self.input_wait.seconds()  # after clock.stop()'s synchronisation: every event has completed
         metrics: dict = {"steps_timed": len(step_seconds), "samples_timed": samples, "timed_seconds": timed_seconds,
                          "throughput": None, "step_time_seconds": None, "step_times_seconds": series,
                          "step_times_group_size": group_size, "achieved_flops_per_second": None,
                          "peak_flops_per_second": peak, "mfu": None,
-                         "input_wait_seconds": round(self.input_wait, 6) if step_seconds else None,
-                         "input_wait_share": None, "cpu_contention": self.cpu_load}
+                         "input_wait_seconds": round(waited, 6) if step_seconds else None,
+                         "input_wait_share": None, "input_wait_measured_on": self.input_wait.measures,
+                         "cpu_contention": self.cpu_load}
         if step_seconds and timed_seconds > 0:
             throughput = samples / timed_seconds  # total over total, not a mean of per-step rates
             achieved = throughput * flops_per_sample
             tokens = self.workload.tokens_per_sample(self.seq_len)
-            computing = timed_seconds - self.input_wait
             metrics.update(
                 throughput={"samples_per_second": throughput,
                             "tokens_per_second": throughput * tokens if tokens else None,
                             "sample": self.result["workload"]["sample"],
                             "headline": "tokens_per_second" if tokens else "samples_per_second",
-                            "compute_samples_per_second": samples / computing if computing > 0 else None},
+                            "compute_samples_per_second": input_wait.compute_alone(samples, timed_seconds, waited)},
                 step_time_seconds=step_statistics(step_seconds),
                 achieved_flops_per_second=achieved,
                 mfu=achieved / peak if peak else None,
-                input_wait_share=round(self.input_wait / timed_seconds, 4),
+                input_wait_share=round(waited / timed_seconds, 4),
             )
         metrics.update(_peak_memory(self.device))
         metrics["loss"] = {"first": None if self.first_loss is None else float(self.first_loss),
@@ -593,7 +594,7 @@ class Run:
 
     def _short_window_warning(self, metrics: dict) -> str | None:
         seconds = metrics["timed_seconds"]
-        if metrics["steps_timed"] and seconds < 1.0:
+        if metrics["steps_timed"] and seconds < results.SHORT_WINDOW_SECONDS:
             return (f"the timed window lasted {seconds:.3f} s: timer and scheduler noise and the telemetry's 0.5 s "
                     "sampling are large against it; time at least several seconds (--duration)")
         return None

@@ -29,6 +29,9 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
         benchmark_multinode_hosts="bench",
         benchmark_multinode_python=sys.executable,
         benchmark_multinode_remote_dir=str(tmp_path / "remote"),
+        # the playbook's own window: dlbench run's defaults, no --steps or --warmup, which the two nodes' ranks must
+        # agree on (they ended on their own clocks and hung the job until --dist-timeout)
+        benchmark_multinode_run_args=["--device", "cpu", "--batch-size", "8", "--no-telemetry", "--dist-timeout", "60"],
     )
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1", OMP_NUM_THREADS="1"
@@ -58,3 +61,5 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
     assert (job["world_size"], job["nodes"], job["processes_per_node"]) == (2, 2, 1)
     assert [(rank["rank"], rank["node_rank"]) for rank in job["ranks"]] == [(0, 0), (1, 1)]
     assert job["parameters_in_sync"] is True
+    assert result["window"]["decided_by"] == "all ranks" and result["requested"]["steps"] is None
+    assert len({rank["steps_timed"] for rank in job["ranks"]}) == 1
