@@ -3,10 +3,10 @@ benchmarks/gpu_reference.sh: a config registry for torchtitan 0.3.0's trainer (`
 benchmarks.torchtitan_llama --config llama3_1b_bf16`; torchtitan/config/manager.py accepts a module path).
 
 Built like torchtitan's own llama3_8b() (torchtitan/models/llama3/config_registry.py): its model registry's 1B or 8B
-flavour with its default attention, AdamW at 3e-4, selective per-op activation checkpointing, FSDP over every rank; and like
-the 2024-12 benchmark: local batch 2, sequence 8,192. Data: torchtitan's bundled `c4_test` sample and test tokenizer
-(a checkout's tests/assets: run from the checkout), since the GPU machines reach no network; token ids below 2,048
-change no matmul's shape. Checkpoints, validation, profiling and TensorBoard are off, as in a throughput run.
+flavour with its default attention, AdamW at 3e-4, selective per-op activation checkpointing, FSDP over every rank;
+and like the 2024-12 benchmark: local batch 2, sequence 8,192. Data: torchtitan's bundled `c4_test` sample and test
+tokenizer (a checkout's tests/assets: run from the checkout), since the GPU machines reach no network; token ids below
+2,048 change no matmul's shape. Checkpoints, validation, profiling and TensorBoard are off, as in a throughput run.
 
 Not importable without a GPU build of torch (torchtitan imports triton), so it is only compiled by the tests here.
 Two differences that the ratio carries and docs/benchmarks.md states: torchtitan 0.3.0 no longer offers SDPA for
@@ -35,7 +35,8 @@ def _config(flavor: str, compiled: bool, float8: bool) -> Trainer.Config:
     converters = [Float8LinearConverter.Config(model_compile_enabled=compiled)] if float8 else None
     model_spec = model_registry(flavor, converters=converters)
     return Trainer.Config(
-        loss=ChunkedLossWrapper.Config(loss_fn=CrossEntropyLoss.Config(global_vocab_size=decoder_vocab_size(model_spec))),
+        loss=ChunkedLossWrapper.Config(
+            loss_fn=CrossEntropyLoss.Config(global_vocab_size=decoder_vocab_size(model_spec))),
         hf_assets_path="./tests/assets/tokenizer",
         model_spec=model_spec,
         optimizer=default_adamw(lr=3e-4),

@@ -176,7 +176,8 @@ def test_8b_fits_eight_80_gb_gpus_with_fsdp_but_not_without_checkpointing():
                                         r"--activation-checkpointing selective; or a smaller size"):
         fit.check(spec, shape, capacity, "one H100", 8, True, "adamw", 2, 8192, "none")
     # the same GPUs without sharding: every rank holds the whole model state
-    with pytest.raises(UserError, match=r"unsharded .* would fit: --fsdp \(shard across the 8 ranks rather than replicate\)"):
+    with pytest.raises(UserError, match=r"unsharded .* would fit: --fsdp \(shard across the 8 ranks rather than "
+                                        r"replicate\)"):
         fit.check(spec, shape, capacity, "one H100", 8, False, "adamw", 2, 8192, "selective")
 
 
@@ -187,7 +188,8 @@ def test_8b_fits_eight_80_gb_gpus_with_fsdp_but_not_without_checkpointing():
     (["llama-tiny", "--device", "cpu", "--precision", "fp8"],
      "--precision fp8 needs an NVIDIA GPU of the Hopper generation or newer"),
     (["gpt2-tiny", "--device", "cpu", "--activation-checkpointing", "full", "--precision", "fp32"], None),
-    (["llama-tiny", "--device", "cpu", "--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),  # 128,256 = 64 x 2,004
+    # Llama's 128,256 is 64 x 2,004 already
+    (["llama-tiny", "--device", "cpu", "--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),
     (["mnist-mlp", "--device", "cpu", "--activation-checkpointing", "selective"],
      "--activation-checkpointing selective wraps a transformer's blocks; mnist-mlp has none"),
 ])
