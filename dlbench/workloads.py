@@ -8,9 +8,31 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dlbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a workload trains when the command line does not say: the harness's plain loop (SGD, DDP under
+    torchrun, whole-model compile), or, for the Llama workloads, torchtitan's benchmark configuration."""
+
+    optimizer: str = "sgd"
+    fsdp: bool = False  # under torchrun: FSDP2 over all ranks unless --no-fsdp
+    activation_checkpointing: str = "none"  # none, selective (per-op) or full, per transformer block
+    compile_unit: str = "model"  # "block": --compile compiles each transformer block, as torchtitan does
+    grad_clip_norm: float | None = None
+    float8: bool = False  # --precision fp8 converts its linears with torchao
+    anchor: str | None = None  # key of its published reference figures in data/anchors.json
+    compared_with: str | None = None  # "torchtitan": the result reports tokens/s/GPU and MFU as torchtitan counts
+
+
+# torchtitan's Llama 3 benchmark (pytorch/torchtitan, benchmarks/llama3_h100_202412_torchtitan.md and
+# torchtitan/models/llama3/train_configs/llama3_8b.toml): FSDP2 over every rank, per-op selective activation
+# checkpointing, AdamW, gradient clipping at 1.0, per-block torch.compile, Float8 linears as the third rung
+TORCHTITAN = Recipe(optimizer="adamw", fsdp=True, activation_checkpointing="selective", compile_unit="block",
+                    grad_clip_norm=1.0, float8=True, compared_with="torchtitan")
 
 
 @dataclass(frozen=True)
@@ -30,6 +52,7 @@ class Workload:
     # transformers: the attribute path of the model's list of blocks, which `--fsdp` shards one by one; empty for
     # the CNNs and the MLP, which train with DDP only
     blocks: str = ""
+    recipe: Recipe = Recipe()
 
     @property
     def is_image(self) -> bool:
@@ -70,6 +93,16 @@ _ALL = [
     Workload("gpt2-tiny", "GPT-2 at 2 layers x 64 wide, context 128 (transformer smoke test)", "causal-lm",
              "dlbench.models.gpt2:GPT", 3_324_736, 8, vocab_size=50257, seq_len=128,
              builder_kwargs={"size": "gpt2-tiny"}, blocks="transformer.h"),
+    Workload("llama3-8b", "Llama 3.1 8B decoder (torchtitan's 8B flavour), context 8192, torchtitan's benchmark "
+             "configuration", "causal-lm", "dlbench.models.llama:Llama", 8_030_261_248, 2, vocab_size=128256,
+             seq_len=8192, builder_kwargs={"size": "8B"}, blocks="layers",
+             recipe=replace(TORCHTITAN, anchor="llama3-8b")),
+    Workload("llama3-1b", "Llama 3.2 1B decoder (torchtitan's 1B flavour, tied embeddings), context 8192, "
+             "torchtitan's benchmark configuration", "causal-lm", "dlbench.models.llama:Llama", 1_235_814_400, 2,
+             vocab_size=128256, seq_len=8192, builder_kwargs={"size": "1B"}, blocks="layers", recipe=TORCHTITAN),
+    Workload("llama-tiny", "Llama 3 architecture at 2 layers x 64 wide, context 128 (smoke test of the Llama "
+             "workloads' configuration)", "causal-lm", "dlbench.models.llama:Llama", 229_696, 4, vocab_size=1024,
+             seq_len=128, builder_kwargs={"size": "tiny"}, blocks="layers", recipe=TORCHTITAN),
     Workload("bert-base", "BERT-base masked language model, sequence 128", "masked-lm",
              "dlbench.models.bert:BertForMaskedLM", 109_514_298, 32, vocab_size=30522, seq_len=128, blocks="layers"),
     Workload("bert-base-512", "BERT-base masked language model, sequence 512", "masked-lm",

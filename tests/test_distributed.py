@@ -635,3 +635,46 @@ def test_the_harness_overhead_benchmark_compares_a_two_rank_job(tmp_path):
     assert report["ranks"] == 2 and report["dlbench_window"] == "default warm-up, --duration 1"
     assert report["plain_samples_per_second"][0] > 0 and report["dlbench_samples_per_second"][0] > 0
     assert "ratio dlbench/plain" in done.stdout
+
+
+# -- the Llama workloads' defaults: FSDP2 over all ranks, per-op selective checkpointing, AdamW (tests/test_llama.py
+# holds the model to torchtitan's; here the smoke size trains with no option but the process count)
+
+LLAMA_TINY_FLOPS_PER_TOKEN = 6 * (229_696 - 1024 * 64) + 6 * 2 * 4 * (2 * 16) * 128  # torchtitan's formula
+
+
+def _check_llama_job(result: dict, strategy: str) -> dict:
+    assert result["status"] == "completed", result["error"]
+    config, job, llm = result["config"], result["distributed"], result["llm"]
+    assert (config["optimizer"], config["activation_checkpointing"], config["fsdp"]) == (
+        "adamw", "selective", strategy == "fsdp")
+    assert (config["batch_size"], config["seq_len"], job["strategy"], job["world_size"]) == (4, 128, strategy, 2)
+    # warm-up and window agreed across ranks: every rank timed the same steps
+    assert result["window"]["decided_by"] == "all ranks"
+    assert len({rank["steps_timed"] for rank in job["ranks"]}) == 1
+    loss = result["metrics"]["loss"]
+    assert loss["last"] < loss["first"]
+    assert llm["tokens_per_second_per_gpu"] == pytest.approx(job["aggregate"]["tokens_per_second"] / 2)
+    assert llm["flops_per_token"] == LLAMA_TINY_FLOPS_PER_TOKEN and llm["anchor"] is None
+    return job
+
+
+def test_llama_tiny_trains_with_fsdp_across_two_ranks_by_default(tmp_path):
+    out = tmp_path / "fsdp.json"
+    done = dlbench("run", "llama-tiny", "--nproc", "2", "--device", "cpu", "--no-telemetry", "--output", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = _check_llama_job(load(out), "fsdp")
+    assert job["sharding"]["groups"] == 3 and job["parameters_in_sync"] is None
+    total = 229_696
+    assert sum(rank["parameters_held"] for rank in job["ranks"]) == total
+    assert all(0.45 * total < rank["parameters_held"] < 0.55 * total for rank in job["ranks"])
+
+
+def test_llama_tiny_trains_with_ddp_across_two_ranks_on_request(tmp_path):
+    out = tmp_path / "ddp.json"
+    done = dlbench("run", "llama-tiny", "--nproc", "2", "--device", "cpu", "--no-fsdp", "--no-telemetry",
+                   "--output", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = _check_llama_job(load(out), "ddp")
+    assert job["parameters_in_sync"] is True
+    assert all(rank["parameters_held"] == 229_696 for rank in job["ranks"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -24,13 +25,20 @@ def add_arguments(parser) -> None:
                         help="time at least this long (with --steps: until both are reached)")
     parser.add_argument("--warmup", type=non_negative_int,
                         help="untimed warm-up steps (default: until step time settles)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16"), default="auto",
-                        help="autocast precision; auto = bf16 on Ampere or newer GPUs, fp32 elsewhere")
+    parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16", "fp8"), default="auto",
+                        help="autocast precision; auto = bf16 on Ampere or newer GPUs, fp32 elsewhere; fp8 = "
+                        "torchao's Float8 linears (Llama workloads, Hopper or newer)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for image workloads")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model (the Llama workloads: each transformer block, as torchtitan)")
+    parser.add_argument("--activation-checkpointing", choices=("none", "selective", "full"),
+                        help="recompute activations of each transformer block in the backward pass: selective = "
+                        "torchtitan's per-op policy (default for the Llama workloads), full, or none (the others' "
+                        "default)")
     parser.add_argument("--pad-vocab", action="store_true",
                         help="GPT-2: pad the vocabulary to a multiple of 64 (50304), as nanoGPT and llm.c do")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"),
+                        help="default: the workload's (adamw for the Llama workloads, sgd for the others)")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--data", type=non_empty("--data"), default="synthetic", metavar="synthetic|PATH",
                         help="synthetic (default), an ImageFolder tree or CIFAR-10 batches, or a uint16 token file")
@@ -50,9 +58,10 @@ def add_distributed_arguments(parser) -> None:
     group.add_argument("--nproc", type=positive_int, metavar="N",
                        help="start N processes on --device (on the CPU: DDP over gloo, to try data-parallel runs "
                        "without GPUs)")
-    group.add_argument("--fsdp", action="store_true",
+    group.add_argument("--fsdp", action=argparse.BooleanOptionalAction,
                        help="transformer workloads: shard parameters, gradients and optimizer state across the ranks "
-                       "with FSDP2, one transformer block at a time, instead of a full replica per rank (DDP)")
+                       "with FSDP2, one transformer block at a time, instead of a full replica per rank (DDP); "
+                       "the Llama workloads' default (--no-fsdp: DDP)")
     group.add_argument("--dist-timeout", type=positive_float, default=600, metavar="SECONDS",
                        help="under torchrun: how long a rank waits on the others before the run fails (default 600)")
 
@@ -64,7 +73,7 @@ def _config_from_args(args):
                      steps=args.steps, warmup=args.warmup, duration=args.duration, precision=args.precision,
                      channels_last=args.channels_last, compile=args.compile, optimizer=args.optimizer, seed=args.seed,
                      data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab,
-                     fsdp=args.fsdp)
+                     fsdp=args.fsdp, activation_checkpointing=args.activation_checkpointing)
 
 
 def _without_credentials(argument: str) -> str:
@@ -104,6 +113,10 @@ def run(args) -> int:
         check_fsdp(workload, distributed=nproc is not None or "RANK" in os.environ)
     if nproc is not None:
         launch.check_seed_for_ranks(args.seed, nproc)  # one line here, not one traceback per rank
+        if "RANK" not in os.environ:  # the job's fit, once here rather than in every rank (each would refuse alike)
+            from dlbench.train.runner import check_job_fits
+
+            check_job_fits(_config_from_args(args), nproc, "cuda" if args.gpus else args.device)
         if "RANK" in os.environ:
             raise UserError("--gpus/--nproc start torchrun; this process already runs under torchrun (RANK is set)")
         launch.exec_torchrun(nproc, sys.argv[1:])  # does not return

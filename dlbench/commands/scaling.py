@@ -26,6 +26,7 @@ PASSED_ON = (
     "--warmup",
     "--precision",
     "--optimizer",
+    "--activation-checkpointing",
     "--dist-timeout",
 )
 
@@ -54,7 +55,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=positive_int, help="timed steps at every size")
     parser.add_argument("--duration", type=positive_float, metavar="SECONDS")
     parser.add_argument("--warmup", type=non_negative_int)
-    parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16"))
+    parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16", "fp8"))
+    parser.add_argument("--activation-checkpointing", choices=("none", "selective", "full"))
     parser.add_argument("--optimizer", choices=("sgd", "adamw"))
     parser.add_argument("--dist-timeout", type=positive_float, metavar="SECONDS")
     parser.add_argument("--fsdp", action="store_true",

@@ -9,7 +9,7 @@ import torch
 
 from dlbench.errors import UserError
 
-PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16", "fp8")
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -87,6 +87,10 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     major = torch.cuda.get_device_capability(device)[0] if is_cuda else 0
     if requested == "auto":
         return "bf16" if is_cuda and major >= 8 else "fp32"
+    if requested == "fp8":  # Float8 linears, bf16 for the rest (the Llama workloads, torchao)
+        from dlbench.train.recipe import check_float8
+
+        check_float8(device)
     if requested == "tf32" and not (is_cuda and major >= 8):
         raise UserError("--precision tf32 needs an NVIDIA GPU of the Ampere generation or newer")
     if requested == "bf16" and is_cuda and not torch.cuda.is_bf16_supported(including_emulation=False):
@@ -115,7 +119,7 @@ class Precision:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name)
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.bfloat16}.get(self.name)
 
     def autocast(self):
         dtype = self.autocast_dtype
@@ -148,5 +152,6 @@ class Precision:
 
     @property
     def peak_key(self) -> str:
-        """Which column of the peak table this precision runs on."""
-        return self.name
+        """Which column of the peak table this precision runs on: Float8 runs against the dense bf16 peak, as
+        torchtitan reports them (its MFU is not defined for a mix of Float8 and bf16 matmuls)."""
+        return "bf16" if self.name == "fp8" else self.name

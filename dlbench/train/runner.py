@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from contextlib import nullcontext
 import resource
 import time
 from dataclasses import dataclass
@@ -12,13 +13,13 @@ import torch
 
 from dlbench import environment, launch
 from dlbench.errors import RunFailed, UserError
-from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results, sharding
-from dlbench.train import input_wait
+from dlbench.train import anchors, contention, data, device as devices, distributed, fit, flops, interrupt, peaks
+from dlbench.train import input_wait, recipe as recipes, results, sharding
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import more_steps, planned_steps, settled_step_seconds, timed_window, warmup_for
-from dlbench.workloads import check_fsdp, get_workload
+from dlbench.workloads import Workload, check_fsdp, get_workload
 
 CPU_MAX_DEFAULT_BATCH = 32
 # nanoGPT and llm.c pad GPT-2's 50257-token vocabulary to a multiple of 64 (50304) so that the output layer's matmul
@@ -55,18 +56,20 @@ class RunConfig:
     precision: str = "auto"
     channels_last: bool = False
     compile: bool = False
-    optimizer: str = "sgd"
+    optimizer: str | None = None  # None: the workload's (AdamW for the Llama workloads, SGD otherwise)
     seed: int = 0
     data: str = "synthetic"
     workers: int | None = None  # DataLoader workers for real data; None: from the cores and GPUs present
     output: str | None = None
     pad_vocab: bool = False
-    fsdp: bool = False  # under torchrun: shard a transformer's blocks with FSDP2 instead of replicating it (DDP)
+    # under torchrun: shard a transformer's blocks with FSDP2 instead of replicating it (DDP); None: the workload's
+    fsdp: bool | None = None
+    activation_checkpointing: str | None = None  # none, selective or full per block; None: the workload's
 
 
-def _optimizer(name: str, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+def _optimizer(name: str, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    if name == "adamw":  # on GPUs the fused kernel, torchtitan's default implementation
+        return torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01, fused=device.type == "cuda")
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
 
@@ -108,13 +111,53 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return False
 
 
+def settings_for(workload: Workload, config: RunConfig, on_cpu: bool, distributed: bool) -> dict:
+    """What a run trains with where the command line leaves it to the workload (its recipe) or the device: one place
+    for Run and for `dlbench run`'s check before it starts torchrun."""
+    recipe, default_batch = workload.recipe, workload.default_batch_size
+    return {
+        "optimizer": config.optimizer or recipe.optimizer,
+        "checkpointing": config.activation_checkpointing or recipe.activation_checkpointing,
+        # the Llama workloads shard by default wherever there are ranks to shard across (torchtitan's FSDP2 over all)
+        "fsdp": config.fsdp if config.fsdp is not None else recipe.fsdp and distributed,
+        "batch_size": config.batch_size or (min(default_batch, CPU_MAX_DEFAULT_BATCH) if on_cpu else default_batch),
+        "seq_len": config.seq_len or workload.seq_len,
+    }
+
+
+def check_fit(workload: Workload, settings: dict, device: torch.device, precision: Precision, ranks: int,
+              ranks_on_host: int, model_overrides: dict) -> dict:
+    """The fit check (dlbench/train/fit.py) against this device's memory: a GPU's own, or the host's shared by the
+    ranks on it."""
+    if device.type == "cuda":
+        capacity = torch.cuda.get_device_properties(device).total_memory
+        where = f"one {torch.cuda.get_device_name(device)}"
+    else:
+        capacity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // ranks_on_host
+        where = "this host's memory" + (f" shared by {ranks_on_host} ranks" if ranks_on_host > 1 else "")
+    shape = fit.shape_of(workload, **model_overrides)
+    return fit.check(workload, shape, capacity, where, ranks, settings["fsdp"], settings["optimizer"],
+                     settings["batch_size"], settings["seq_len"] if not workload.is_image else 0,
+                     settings["checkpointing"], gather_bytes=2 if precision.autocast_dtype else 4)
+
+
+def check_job_fits(config: RunConfig, processes: int, device_name: str) -> None:
+    """`dlbench run --gpus N` / `--nproc N`: the fit check for the whole job before torchrun starts, so that a job
+    that cannot fit says so in one line rather than once per rank with torchrun's report after."""
+    workload = get_workload(config.workload)
+    device = resolve_device(device_name)
+    precision = Precision(resolve_precision(config.precision, device), device)
+    settings = settings_for(workload, config, device.type == "cpu", distributed=True)
+    check_fit(workload, settings, device, precision, processes, processes, {})
+
+
 class Run:
     def __init__(self, config: RunConfig, observers: list[RunObserver] = (), command_line: list[str] | None = None,
                  dist_timeout: float = distributed.DEFAULT_TIMEOUT_SECONDS):
         self.config = config
         self.observers = list(observers)
         self.workload = get_workload(config.workload)
-        if config.pad_vocab and self.workload.task != "causal-lm":
+        if config.pad_vocab and not self.workload.builder.startswith("dlbench.models.gpt2:"):  # Llama's: 64 x 2,004
             raise UserError(f"--pad-vocab applies to GPT-2 workloads; {self.workload.name} is {self.workload.task}")
         # under torchrun every rank trains its own replica on the GPU of its local rank (DDP); otherwise one process
         self.where = distributed.topology()
@@ -122,18 +165,27 @@ class Run:
             launch.check_seed_for_ranks(config.seed, self.where.world_size)
         requested_device = distributed.device_for(config.device, self.where) if self.where else config.device
         self.device = resolve_device(requested_device)
+        recipe = self.workload.recipe
+        if config.precision == "fp8" and not recipe.float8:
+            raise UserError(f"--precision fp8 converts the Llama workloads' linears to Float8; {self.workload.name} "
+                            "is not one: use --precision bf16")
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
+        on_cpu = self.device.type == "cpu"
+        settings = settings_for(self.workload, config, on_cpu, distributed=self.where is not None)
+        self.optimizer_name, self.checkpointing = settings["optimizer"], settings["checkpointing"]
+        if self.checkpointing != "none" and not self.workload.blocks:
+            raise UserError(f"--activation-checkpointing {self.checkpointing} wraps a transformer's blocks; "
+                            f"{self.workload.name} has none: use --activation-checkpointing none")
         if config.fsdp:
             check_fsdp(self.workload, self.where is not None)
+        self.fsdp = settings["fsdp"]
+        if self.fsdp:
             sharding.mixed_precision(self.precision.name)  # refuses fp16 before anything starts
-        shard_blocks = self.workload.blocks if config.fsdp else None
+        shard_blocks = self.workload.blocks if self.fsdp else None
         self.group = (
             distributed.ProcessGroup(self.where, self.device, dist_timeout, shard_blocks) if self.where else None
         )
-        on_cpu = self.device.type == "cpu"
-        default_batch = self.workload.default_batch_size
-        self.batch_size = config.batch_size or (min(default_batch, CPU_MAX_DEFAULT_BATCH) if on_cpu else default_batch)
-        self.seq_len = config.seq_len or self.workload.seq_len
+        self.batch_size, self.seq_len = settings["batch_size"], settings["seq_len"]
         if not self.workload.is_image and self.seq_len > self.workload.seq_len:
             raise UserError(f"--seq-len {self.seq_len}: {self.workload.name} has a context of {self.workload.seq_len}")
         self.vocab_size = self.workload.vocab_size
@@ -147,11 +199,20 @@ class Run:
         self.workers = None if synthetic else (
             config.workers if config.workers is not None else data.default_workers(self.device))
         self.dataset = None if synthetic else data.open_dataset(config.data, self.workload, self.seq_len)
+        self.memory_estimate = self._check_fit()
         self.run_id = results.new_run_id(self.workload.name)
         self.result = results.new_result(self.run_id, config, command_line)
         self.input_wait = input_wait.meter_for(self.device, synthetic)  # on CUDA the GPU's idle time, not the host's
         self.cpu_load: dict | None = None
         self.warmup_step_seconds: float | None = None  # the settled step time the warm-up ended on
+
+    def _check_fit(self) -> dict:
+        """Refuse, before anything is allocated, a run whose lower-bound memory per rank exceeds what it has."""
+        settings = {"optimizer": self.optimizer_name, "checkpointing": self.checkpointing, "fsdp": self.fsdp,
+                    "batch_size": self.batch_size, "seq_len": self.seq_len}
+        return check_fit(self.workload, settings, self.device, self.precision,
+                         self.where.world_size if self.where else 1, self.where.local_world_size if self.where else 1,
+                         self.model_overrides)
 
     @property
     def _tokens_per_sample(self) -> int | None:
@@ -170,11 +231,22 @@ class Run:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()
+        # torchtitan's order (models/llama3/parallelize.py): Float8 linears, activation checkpointing, per-block
+        # compile, then sharding; the optimizer last, over the sharded parameters
+        self.after_step = None
+        if self.precision.name == "fp8":
+            self.result["float8"] = recipes.convert_float8(model, sharded=self.fsdp)
+            if self.fsdp:
+                self.after_step = recipes.float8_scale_step(model)
+        recipes.checkpoint_blocks(model, self.workload.blocks, self.checkpointing)
+        per_block = self.config.compile and self.workload.recipe.compile_unit == "block"
+        if per_block:
+            recipes.compile_blocks(model, self.workload.blocks)
         if self.group:  # after the move to the device, before the optimizer and compile (DDP's and FSDP's order)
             model = self.group.wrap(model, self.precision.name)
-        self.optimizer = _optimizer(self.config.optimizer, model)
+        self.optimizer = _optimizer(self.optimizer_name, model, self.device)
         self.scaler = self.precision.grad_scaler()
-        self.model = torch.compile(model) if self.config.compile else model
+        self.model = torch.compile(model) if self.config.compile and not per_block else model
         # each rank draws its own batches (the model starts equal everywhere: same seed, and DDP broadcasts rank 0's;
         # FSDP shards the equal initial parameters, each rank keeping its own slice)
         data_seed = self.config.seed + (self.where.rank if self.where else 0)
@@ -203,16 +275,31 @@ class Run:
         inputs, targets = self.next_batch()
         self.input_wait.after()
         self.optimizer.zero_grad(set_to_none=True)
-        with self.precision.autocast():
+        with self._autocast():
             loss = flops.loss_of(self.model(inputs), targets)
+        clip = self.workload.recipe.grad_clip_norm
         if self.scaler is None:
             loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip, foreach=True)
             self.optimizer.step()
         else:
             self.scaler.scale(loss).backward()
+            if clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip, foreach=True)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+        if self.after_step:
+            self.after_step()
         return loss.detach()
+
+    def _autocast(self):
+        """Autocast, except where FSDP already computes in bf16 (its MixedPrecisionPolicy casts the gathered
+        parameters): torchtitan's maybe_enable_amp leaves autocast off under FSDP for the same reason."""
+        if self.fsdp and self.precision.autocast_dtype is not None:
+            return nullcontext()
+        return self.precision.autocast()
 
     def _peak(self) -> dict | None:
         if self.device.type != "cuda":
@@ -236,8 +323,10 @@ class Run:
             device=str(self.device), precision=self.precision.name, batch_size=self.batch_size,
             seq_len=result["workload"]["seq_len"], steps=self.window.steps, duration=self.window.seconds,
             warmup=self.warmup.steps, channels_last=self.channels_last, workers=self.workers,
+            optimizer=self.optimizer_name, fsdp=self.fsdp, activation_checkpointing=self.checkpointing,
         )
         result["peak"] = peak
+        result["memory_estimate"] = self.memory_estimate
 
     def execute(self) -> dict:
         result = self.result
@@ -271,6 +360,8 @@ class Run:
             if self.group:
                 result["distributed"]["sharding"] = self.group.sharding
             result["backend"] = self.precision.backend_flags()
+            if self.fsdp and self.precision.autocast_dtype is not None:
+                result["backend"]["autocast_dtype"] = None  # FSDP's MixedPrecisionPolicy instead (_autocast)
             info = RunInfo(self.run_id, self.workload.name, str(self.device), nvml_index, self.batch_size,
                            self.workload.sample_unit, flops_per_sample, peak_flops, gpu_uuid=uuid)
             for observer in self.observers:
@@ -327,7 +418,7 @@ class Run:
     def _forward_backward(self) -> None:
         inputs, targets = self.next_batch()
         self.optimizer.zero_grad(set_to_none=True)
-        with self.precision.autocast():
+        with self._autocast():
             loss = flops.loss_of(self.model(inputs), targets)
         loss.backward()
 
@@ -522,6 +613,10 @@ class Run:
                 except Exception as exc:  # noqa: BLE001 - telemetry trouble must not lose the measurement
                     self.result[observer.section] = {"error": f"{type(exc).__name__}: {exc}"}
         self._check_telemetry_gpu()
+        if self.workload.recipe.compared_with == "torchtitan":  # in the units of torchtitan's figures
+            self.result["llm"] = anchors.section(
+                self.result, self.workload, self.precision.name, self.config.compile,
+                anchors.torchtitan_flops_per_token(self.workload, self.seq_len))
         results.finish(self.result, status, error)
         if self.is_reporting_rank:  # one result per job, from rank 0
             results.save(self.result, self.config.output)

@@ -29,7 +29,7 @@ def mixed_precision(precision: str) -> MixedPrecisionPolicy:
         # fp16 needs loss scaling whose overflow check agrees across the shards (FSDP1's ShardedGradScaler); a plain
         # GradScaler would let ranks that saw an inf skip a step the others take, and the shards would drift apart
         raise UserError("--fsdp with --precision fp16: use --precision bf16 (same tensor-core speed, no loss scaling)")
-    if precision == "bf16":
+    if precision in ("bf16", "fp8"):  # fp8: Float8 linears, everything else in bf16
         return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     return MixedPrecisionPolicy()
 
