@@ -1,8 +1,8 @@
 """Runs the check families in order and fills the report.
 
-Order matters: the stack and inventory read the idle host first, the load checks (compute, memory, interconnect,
-burn-in, training, container) run under NVML sampling, and the link and health verdicts come last, from what the
-load showed. A check that raises becomes a FAIL carrying the error: on new hardware an exception is evidence.
+Order matters: the stack, inventory and power limits read the idle host first, the load checks (compute, memory,
+interconnect, burn-in, training, container) run under NVML sampling, and the link, fabric and health verdicts come
+last, from what the load showed. A check that raises becomes a FAIL carrying the error: on new hardware an exception is evidence.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, health, interconnect, inventory, memory, p2p, stack, training
+from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, power, stack, training
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
 
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:
-    chosen = [("stack", stack.run), ("inventory", inventory.run), ("compute", compute.run), ("memory", memory.run),
+    chosen = [("stack", stack.run), ("inventory", inventory.run), ("power", power.run), ("compute", compute.run),
+              ("memory", memory.run),
               ("interconnect", interconnect.run), ("interconnect", p2p.run), ("training", training.run)]
     if ctx.options.spec:
         from dlbench.validate import spec
@@ -32,7 +33,7 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         from dlbench.validate import burnin
 
         chosen.append(("burnin", burnin.run))
-    chosen += [("link", lambda c: [inventory.pcie_link(c)]), ("health", health.run)]
+    chosen += [("link", lambda c: [inventory.pcie_link(c)]), ("fabric", fabric.run), ("health", health.run)]
     return chosen
 
 
