@@ -58,7 +58,8 @@ def _environment(ctx: Context) -> dict:
     env["driver_version"] = reader.driver_version or None
     env["nvml"] = "ok" if reader.up else reader.problem
     env["gpus"] = [{"index": gpu.index, "name": gpu.name, "uuid": gpu.uuid, "pci_bus_id": gpu.pci_bus_id,
-                    "memory_total_bytes": ctx.baseline.get(gpu.index, {}).get("memory_total_bytes")}
+                    "memory_total_bytes": ctx.baseline.get(gpu.index, {}).get("memory_total_bytes"),
+                    "vbios": ctx.static[gpu.index].vbios_version if gpu.index in ctx.static else None}
                    for gpu in reader.gpus]
     return env
 
