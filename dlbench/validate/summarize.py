@@ -13,6 +13,7 @@ identical nodes vary by about 0.1% on a synthetic benchmark, so 5% below the pee
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -40,17 +41,47 @@ def check_report(data: dict, path) -> dict:
     return data
 
 
+# Reading is most of a summary's time (a report with its temperature series is 100 KiB and more; 10,000 of them are
+# over a gigabyte of JSON), so from this many files on they are parsed in parallel, one process per core.
+PARALLEL_FROM = 200
+
+
+def _read(path: Path) -> tuple[str, object]:
+    """("report", the report without its checks' supporting data, which no summary reads), ("other", None) for a
+    JSON file that is not a report, or ("error", the one line that refuses the folder)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as error:
+        return "error", f"{path}: not a readable JSON report ({error})"
+    if not is_report(data):  # other JSON files (a summary written earlier) are not reports
+        return "other", None
+    try:
+        report = check_report(data, path)
+    except UserError as error:
+        return "error", str(error)
+    for check in report["checks"]:
+        check.pop("data", None)
+    return "report", report
+
+
 def load_reports(folder: Path) -> list[dict]:
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of reports")
+    paths = sorted(folder.rglob("*.json"))
+    workers = min(os.cpu_count() or 1, 16)
+    if len(paths) >= PARALLEL_FROM and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            answers = list(pool.map(_read, paths, chunksize=max(1, len(paths) // (workers * 8))))
+    else:
+        answers = [_read(path) for path in paths]
     reports = []
-    for path in sorted(folder.rglob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise UserError(f"{path}: not a readable JSON report ({error})") from None
-        if is_report(data):  # other JSON files (a summary written earlier) are not reports
-            reports.append(check_report(data, path))
+    for kind, payload in answers:  # in path order: the first bad file is the one named
+        if kind == "error":
+            raise UserError(payload)
+        if kind == "report":
+            reports.append(payload)
     if not reports:
         raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
     return reports
@@ -79,11 +110,12 @@ def gpu_model(report: dict) -> str:
     return " + ".join(names) if names else "no GPU"
 
 
-def against_median(reports: list[dict]) -> list[dict]:
+def against_median(reports: list[dict], below: float | None = None) -> list[dict]:
     """Each (host, GPU, rate check) against the median of the same check on all GPUs of its model in the fleet,
-    where the model has at least three such figures."""
+    where the model has at least three such figures; with `below`, only those more than that fraction under it."""
     figures: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
     for report in reports:
+        model = gpu_model(report)
         for check in report["checks"]:
             if check["family"] not in COMPARED_FAMILIES or check["verdict"] == "SKIP":
                 continue
@@ -91,16 +123,19 @@ def against_median(reports: list[dict]) -> list[dict]:
                 continue  # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
             for gpu, value in check.get("per_gpu", {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    figures.setdefault((gpu_model(report), check["id"]), []).append((report["host"], gpu, value))
+                    figures.setdefault((model, check["id"]), []).append((report["host"], gpu, value))
     found = []
     for (model, check_id), values in sorted(figures.items()):
         if len(values) < 3:
             continue  # a median of two says nothing about which one is off
         median = statistics.median(value for _, _, value in values)
+        # at 10,000 hosts there are a million figures: build a record only for those asked for
+        floor = (1 - below) * median if below is not None and median > 0 else None
         for host, gpu, value in values:
-            below = round(1 - value / median, 4) if median > 0 else 0.0
+            if below is not None and (floor is None or value >= floor):
+                continue
             found.append({"host": host, "gpu": gpu, "model": model, "check": check_id, "value": value,
-                          "median": median, "below_median": below})
+                          "median": median, "below_median": round(1 - value / median, 4) if median > 0 else 0.0})
     return found
 
 
@@ -110,7 +145,7 @@ def is_outlier(figure: dict, tolerance: float) -> bool:
 
 def outliers(reports: list[dict], tolerance: float) -> list[dict]:
     """Each (host, GPU, check) more than `tolerance` below the median of its model's GPUs in the fleet."""
-    return [figure for figure in against_median(reports) if is_outlier(figure, tolerance)]
+    return against_median(reports, below=tolerance)
 
 
 def describe_outlier(item: dict) -> str:
@@ -297,8 +332,8 @@ def main(folder: Path, tolerance: float, output: Path | None, csv_path: Path | N
     if not drift:
         console.print("versions: " + "; ".join(f"{name} {escape(str(g['majority']))}"
                                                for name, g in result["versions"].items()), highlight=False)
-    if output is not None:
-        atomic.write_json(output, result)
+    if output is not None:  # compact: at 10,000 hosts the matrix is tens of MB, and indenting costs a minute
+        atomic.write_text(output, json.dumps(result, separators=(",", ":")) + "\n")
     if csv_path is not None:
         write_csv(result, csv_path)
     failed = any(host["verdict"] == FAIL for host in result["hosts"])
