@@ -166,3 +166,37 @@ def test_matmul_rate_is_the_mean_of_the_timed_iterations_not_the_fastest():
     # 2·m·n·k = 2e12 FLOP per iteration: 1 s, 2 s and 3 s iterations average 2 s, i.e. 1 TFLOP/s (fastest: 2)
     assert compute.shape_tflops(10_000, 10_000, 10_000, [1.0, 2.0, 3.0]) == pytest.approx(1.0)
     assert compute.SWEEPS["long"].warmup_seconds == 30  # mamf-finder warms the accelerator up for 30 s
+
+
+def _run_node(monkeypatch, gpus, during_load=lambda fake: None):
+    """`dlbench validate`'s runner over the simulated node, with the families these checks need: a load phase (the
+    GPUs' counters move as `during_load` scripts them), then power, link, fabric and health, as the runner orders them."""
+    from dlbench.validate import health, inventory, runner
+
+    def load(ctx):
+        with ctx.under_load("load"):
+            during_load(ctx.reader.nvml)
+        return []
+
+    monkeypatch.setattr(runner, "families", lambda ctx: [
+        ("power", power.run), ("compute", load), ("link", lambda c: [inventory.pcie_link(c)]),
+        ("fabric", lambda c: fabric.run(c, service=lambda: "active")), ("health", health.run)])
+    ctx = context(*gpus)
+    ctx.on_gpu = lambda: True  # the load "ran on the GPUs" (the simulated ones)
+    return runner.validate(ctx)
+
+
+def test_a_healthy_simulated_node_exits_0(monkeypatch):
+    report = _run_node(monkeypatch, node())
+    assert (report.verdict, report.exit_code) == (PASS, 0), [(c.id, c.verdict, c.detail) for c in report.checks]
+
+
+@pytest.mark.parametrize("gpus,during_load,check_id", [
+    (node(gpu3={"nvlink": {"7": {"state": 0}}}), lambda fake: None, "fabric.nvlink_links"),
+    (node(), lambda fake: fake.gpus[4].values.update(nvlink={"11": {"crc": 1000}}), "fabric.nvlink_errors"),
+    (node(gpu1={"power_limit_mw": 350_000}), lambda fake: None, "power.limit"),
+])
+def test_each_fault_fails_the_node_with_exit_code_1(monkeypatch, gpus, during_load, check_id):
+    report = _run_node(monkeypatch, gpus, during_load)
+    failed = [c.id for c in report.checks if c.verdict == FAIL]
+    assert failed == [check_id] and report.exit_code == 1
