@@ -200,3 +200,11 @@ def test_each_fault_fails_the_node_with_exit_code_1(monkeypatch, gpus, during_lo
     report = _run_node(monkeypatch, gpus, during_load)
     failed = [c.id for c in report.checks if c.verdict == FAIL]
     assert failed == [check_id] and report.exit_code == 1
+
+
+def test_an_h200_node_is_judged_by_the_h200_row_of_the_table():
+    ctx = context(*[{"preset": "h200"}] * EIGHT)
+    results = {**fabric_after_load(ctx), **by_id(power.run(ctx))}
+    assert results["fabric.nvlink_links"].verdict == PASS and results["fabric.nvlink_links"].measured == 18
+    assert results["power.limit"].verdict == PASS and "H200 Tensor Core GPU datasheet" in results["power.limit"].source
+    assert baselines.allreduce_reference(ctx.gpus[0].name, EIGHT).value == 431

@@ -6,7 +6,7 @@ Scripted through the same scenario "values" as the telemetry simulation (see tha
   pcie_gen_current / pcie_width_current (the link as trained now; default the preset's maximum),
   retired_pages ([single-bit-cause count, double-bit-cause count]), retired_pages_pending (1/0),
   vbios (the VBIOS version string; default VBIOS below), fabric_state / fabric_status (nvmlGpuFabricState_t and
-  nvmlReturn_t of the fabric registration; default 3 COMPLETED / 0 SUCCESS on Hopper presets, NOT_SUPPORTED on others).
+  nvmlReturn_t of the fabric registration; default 3 COMPLETED / 0 SUCCESS on Hopper presets (h100*, h200), NOT_SUPPORTED on others).
 The NVLink links (state, CRC / replay / recovery counters) and the power limits are the telemetry simulation's
 ("nvlink" and "power_limit_mw" values; the default limit is the preset's).
 What each reproduces (pynvml from nvidia-ml-py, NVML API reference "Device Queries",
@@ -35,7 +35,7 @@ from dlbench.telemetry.fake_nvml import FakeNvml, _error
 
 # The VBIOS an HGX H100 fleet was held to in imbue-ai/cluster-health (health_checks/config.json: 96.00.99.00.01);
 # the others are illustrative values in the same printed form.
-VBIOS = {"h100-sxm": "96.00.99.00.01", "h100-mig": "96.00.99.00.01", "a100": "92.00.45.00.06",
+VBIOS = {"h100-sxm": "96.00.99.00.01", "h100-mig": "96.00.99.00.01", "h200": "96.00.b3.00.01", "a100": "92.00.45.00.06",
          "a100-mig": "92.00.45.00.06", "v100": "88.00.43.00.01", "rtx4090": "95.02.18.80.5f",
          "rtx6000-ada": "95.02.5d.00.01"}
 
@@ -102,7 +102,7 @@ class ValidationFakeNvml(FakeNvml):
 
     def nvmlDeviceGetGpuFabricInfo(self, handle, info_pointer):
         gpu = self._gpu(handle, "nvmlDeviceGetGpuFabricInfo")
-        if not gpu.preset.startswith("h100"):
+        if not gpu.preset.startswith(("h100", "h200")):
             raise _error("NOT_SUPPORTED")
         info = info_pointer._obj  # ctypes.byref(c_nvmlGpuFabricInfo_t()), as the real binding is called
         info.state = int(gpu.values.get("fabric_state", _real.NVML_GPU_FABRIC_STATE_COMPLETED))
