@@ -208,3 +208,41 @@ def test_an_h200_node_is_judged_by_the_h200_row_of_the_table():
     assert results["fabric.nvlink_links"].verdict == PASS and results["fabric.nvlink_links"].measured == 18
     assert results["power.limit"].verdict == PASS and "H200 Tensor Core GPU datasheet" in results["power.limit"].source
     assert baselines.allreduce_reference(ctx.gpus[0].name, EIGHT).value == 431
+
+
+def _sustained(monkeypatch, watts: dict[int, int], sm_mhz=lambda index, t: 1980, gpus=None):
+    """The sustained phase over the simulated node: the GEMM load (which needs a GPU) replaced by scripting what NVML
+    reports under it: each GPU's board power and SM clock while it runs."""
+    import time
+
+    monkeypatch.setattr(power, "SUSTAINED_SECONDS", 0.8)
+    ctx = context(*(gpus or node()), level="long")
+    ctx.on_gpu = lambda: True
+    fake = ctx.reader.nvml
+
+    def load(torch, devices, seconds):
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            for index, gpu in enumerate(fake.gpus):
+                gpu.values.update(power_mw=watts.get(index, 650) * 1000,
+                                  sm_mhz=sm_mhz(index, time.monotonic() - start))
+            time.sleep(0.02)
+
+    return power.sustained(ctx, load=load)[0]
+
+
+def test_a_node_holding_power_near_tdp_passes_the_sustained_phase(monkeypatch):
+    result = _sustained(monkeypatch, {})
+    assert result.verdict == PASS and result.measured == pytest.approx(650 / 700, abs=0.01)
+    assert "120 s" in result.source and result.per_gpu["0"]["mean_watts"] == 650
+
+
+def test_a_gpu_that_cannot_hold_power_or_collapses_its_clock_fails_the_sustained_phase(monkeypatch):
+    result = _sustained(monkeypatch, {2: 400})
+    assert result.verdict == FAIL and "GPU 2 held 400 W, 57% of 700 W" in result.detail
+    collapse = _sustained(monkeypatch, {}, sm_mhz=lambda index, t: 600 if index == 6 and t > 0.5 else 1980)
+    assert collapse.verdict == FAIL and "GPU 6 SM clock fell to 600 MHz from 1980" in collapse.detail
+
+
+def test_the_sustained_phase_runs_at_long_only():
+    assert power.sustained(context(*node()))[0].verdict == SKIP

@@ -29,6 +29,8 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         from dlbench.validate import container
 
         chosen.append(("container", container.run))
+    if ctx.options.level == "long":
+        chosen.append(("power", power.sustained))  # 120 s near TDP, after the short loads
     if ctx.options.burn_in_seconds:
         from dlbench.validate import burnin
 
