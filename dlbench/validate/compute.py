@@ -113,7 +113,7 @@ def run(ctx: Context) -> list[CheckResult]:
                     warm_up(torch, device, sweep.warmup_seconds)
                 best, shape, per_shape = best_matmul_tflops(torch, device, precision, sweep)
                 label = device_label(device)
-                per_device[label], shapes[label] = round(best, 3), {"best_shape": shape, "tflops": per_shape}
+                per_device[label], shapes[label] = float(f"{best:.5g}"), {"best_shape": shape, "tflops": per_shape}
         name, low = judge.slowest(per_device)
         data = {"sweep": [list(s) for s in sweep.shapes], "warmup": sweep.warmup, "iterations": sweep.iterations,
                 "warmup_seconds": sweep.warmup_seconds, "statistic": "mean of the timed iterations",
