@@ -87,3 +87,17 @@ def test_the_cpu_path_skips_the_peer_matrix():
     from dlbench.validate import p2p
 
     assert p2p.run(context())[0].verdict == SKIP
+
+
+def test_h200_pairs_are_held_to_azures_published_copy_bandwidth(three_gpus):
+    """8x H200: Azure's nd96isr_h200_v5 health check wants GPU-to-GPU copies of at least 335 GB/s (WARN only here)."""
+    from dlbench.validate import p2p
+
+    ctx = context({"preset": "h200"}, {"preset": "h200"}, {"preset": "h200"})
+    three_gpus(ctx, {})
+    peers, reference = p2p.run(ctx)
+    assert (peers.verdict, reference.verdict, reference.id) == (PASS, PASS, "interconnect.p2p_reference")
+    assert "check_gpu_bw 48 335" in reference.source
+    three_gpus(ctx, {(pair, other): 280.0 for pair in range(3) for other in range(3)})  # every pair slow alike
+    peers, reference = p2p.run(ctx)
+    assert peers.verdict == PASS and reference.verdict == WARN and reference.measured == 280.0

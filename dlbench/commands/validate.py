@@ -1,8 +1,8 @@
 """`dlbench validate`: accept or reject this GPU host with measured evidence; `dlbench validate summarize DIR`
 compares the reports of a fleet.
 
-Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (or, for summarize, a host failed or a GPU is an
-outlier), 2 bad input (nothing measured, nothing written).
+Exit codes: 0 nothing failed (warnings allowed), 1 a check failed (or, for summarize, a host failed, a GPU is an
+outlier or a version differs from the fleet's majority), 2 bad input (nothing measured, nothing written).
 """
 
 from __future__ import annotations
@@ -69,13 +69,15 @@ def add_arguments(parser) -> None:
                            help="flag a GPU this far below the fleet median of its model (default 0.05)")
     summarize.add_argument("--json", dest="summary_json", type=Path, metavar="FILE",
                            help="write the summary as JSON (atomically)")
+    summarize.add_argument("--csv", dest="summary_csv", type=Path, metavar="FILE",
+                           help="write the full host-by-check matrix as CSV (atomically)")
 
 
 def run(args) -> int:
     if args.action == "summarize":
         from dlbench.validate import summarize
 
-        return summarize.main(args.reports, args.outlier, args.summary_json)
+        return summarize.main(args.reports, args.outlier, args.summary_json, args.summary_csv)
     return _validate(args)
 
 

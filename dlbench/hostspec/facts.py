@@ -209,11 +209,22 @@ def python_packages(reader: HostReader) -> dict:
 PCI_DEVICES = "/sys/bus/pci/devices"
 NVIDIA_VENDOR = "0x10de"
 GPU_CLASS_PREFIXES = ("0x0300", "0x0302")
+NVSWITCH_CLASS_PREFIXES = ("0x0680",)  # "other bridge": how an NVSwitch of an HGX baseboard shows on the bus
 
 
 def nvidia_pci_gpus(reader: HostReader) -> list[str] | None:
     """The PCI addresses of the NVIDIA GPUs on the bus, in bus order; None when there is no PCI bus to read (a
     container or chroot without /sys): "cannot tell", which is not "no GPU"."""
+    return nvidia_pci_functions(reader, GPU_CLASS_PREFIXES)
+
+
+def nvidia_pci_nvswitches(reader: HostReader) -> list[str] | None:
+    """The PCI addresses of the NVSwitches on the bus (HGX baseboards), None when there is no PCI bus to read."""
+    return nvidia_pci_functions(reader, NVSWITCH_CLASS_PREFIXES)
+
+
+def nvidia_pci_functions(reader: HostReader, class_prefixes: tuple[str, ...]) -> list[str] | None:
+    """The PCI addresses of NVIDIA functions whose class starts with one of `class_prefixes`, in bus order."""
     if not reader.exists(PCI_DEVICES):
         return None
     found = []
@@ -223,7 +234,7 @@ def nvidia_pci_gpus(reader: HostReader) -> list[str] | None:
             pci_class = reader.read(f"{PCI_DEVICES}/{address}/class").strip().lower()
         except Unanswered:
             continue
-        if vendor == NVIDIA_VENDOR and pci_class.startswith(GPU_CLASS_PREFIXES):
+        if vendor == NVIDIA_VENDOR and pci_class.startswith(class_prefixes):
             found.append(address)
     return found
 

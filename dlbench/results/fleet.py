@@ -5,10 +5,7 @@ The figures and the outliers are `dlbench validate summarize`'s (dlbench/validat
 from __future__ import annotations
 
 from dlbench.validate import summarize
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
 
-# the verdict a family shows is its worst check's: one FAIL rejects the host, as it does in the report itself
-_SEVERITY = {SKIP: 0, INFO: 1, PASS: 2, WARN: 3, FAIL: 4}
 HOST_COLUMNS = ["host", "GPU model", "verdict"]
 FIGURE_COLUMNS = ["host", "GPU", "GPU model", "check", "value", "fleet median", "vs median", "outlier"]
 NUMERIC_COLUMNS = ("value", "fleet median", "vs median")
@@ -31,10 +28,7 @@ def host_rows(reports: list[dict]) -> list[dict[str, str]]:
             "GPU model": summarize.gpu_model(report),
             "verdict": report["verdict"],
         }
-        for check in report["checks"]:
-            current = row.get(check["family"])
-            if current is None or _SEVERITY.get(check["verdict"], 0) > _SEVERITY.get(current, 0):
-                row[check["family"]] = check["verdict"]
+        row.update(summarize.family_verdicts(report))
         rows.append(row)
     return rows
 
@@ -60,3 +54,17 @@ def figure_rows(reports: list[dict], tolerance: float) -> list[dict[str, str]]:
 def outlier_lines(reports: list[dict], tolerance: float) -> list[str]:
     """One sentence per outlier, worded as `dlbench validate summarize` prints it."""
     return [summarize.describe_outlier(item) for item in summarize.outliers(reports, tolerance)]
+
+
+def family_count_rows(reports: list[dict]) -> list[dict[str, str]]:
+    """Hosts by their worst verdict in each check family: the lead of the fleet section."""
+    return [{"family": family, **{verdict: str(n) for verdict, n in counts.items()}}
+            for family, counts in summarize.family_counts(reports).items()]
+
+
+FAMILY_COUNT_COLUMNS = ["family", *summarize.VERDICT_ORDER]
+
+
+def version_lines(reports: list[dict]) -> list[str]:
+    """The versions on which hosts differ from the majority, worded as `dlbench validate summarize` prints them."""
+    return summarize.version_drift({"versions": summarize.version_groups(reports)})

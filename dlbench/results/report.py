@@ -42,8 +42,16 @@ def _counts(results: list[dict], reports: list[dict]) -> str:
 
 def _fleet_html(reports: list[dict], tolerance: float) -> list[str]:
     figures = fleet.figure_rows(reports, tolerance)
+    drift = fleet.version_lines(reports)
     parts = [
         '<h2 id="fleet">Fleet validation</h2>',
+        "<h3>Hosts by their worst verdict in each check family</h3>",
+        _table(fleet.family_count_rows(reports), fleet.FAMILY_COUNT_COLUMNS),
+        "<h3>Versions that differ across the fleet (golden: the majority)</h3>",
+        "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in drift) + "</ul>"
+        if drift
+        else '<p class="empty">Every host carries the same versions.</p>',
+        "<h3>Every host</h3>",
         _table(fleet.host_rows(reports), fleet.HOST_COLUMNS + fleet.families(reports)),
         f"<h2>GPUs against the fleet median of their model (outlier: more than {tolerance:.0%} below)</h2>",
     ]

@@ -59,6 +59,13 @@ PRESETS = {
                      sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, nvlinks=18,
                      power_bounds_mw=(200_000, 700_000), gpm=True,
                      unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    # H200 SXM: the H100's board with 141 GB HBM3e (NVIDIA H200 datasheet: 141 GB, 4.8 TB/s, up to 700 W, NVLink
+    # 900 GB/s = 18 links); NVML's name as torch.cuda.get_device_name reports it ("NVIDIA H200", gpu_peaks.json);
+    # 143771 MiB total as nvidia-smi shows it on H200 SXM (assumed here from the 141 GB marketing size)
+    "h200": dict(name="NVIDIA H200", memory_total=143771 * 2**20, power_limit_mw=700_000,
+                 sm_max_mhz=1980, mem_max_mhz=3201, pcie_gen=5, pcie_width=16, nvlinks=18,
+                 power_bounds_mw=(200_000, 700_000), gpm=True,
+                 unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
     # A100 SXM4: 12 NVLink 3 links (NVIDIA A100 datasheet: 600 GB/s)
     "a100": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
                  sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,

@@ -64,20 +64,59 @@ def memory_reference(device_name: str, memory_gib: float | None) -> tuple[float,
                              f"{fraction:.0%} of the datasheet {spec:g} GB/s")
 
 
-def allreduce_reference(device_name: str, ranks: int) -> Expectation | None:
-    """Published nccl-tests all-reduce bus bandwidth for `ranks` GPUs of this model in one node, if any."""
+def _entry(device_name: str) -> dict:
     peak = peaks.lookup(device_name)
-    entry = _table()["gpus"].get(peak.gpu, {}) if peak else {}
+    return _table()["gpus"].get(peak.gpu, {}) if peak else {}
+
+
+def model_name(device_name: str) -> str:
+    """The table's name for this GPU (\"H100 SXM\"), or the name the driver gave when the table lacks it."""
+    peak = peaks.lookup(device_name)
+    return peak.gpu if peak else device_name
+
+
+def no_reference(device_name: str, count: int, what: str) -> str:
+    """The one wording for a GPU model and count the table has no figure for: measured, not judged."""
+    return (f"no reference for {model_name(device_name)} x{count} ({what}) in dlbench/data/validate_baselines.json: "
+            "measured, not judged")
+
+
+def allreduce_reference(device_name: str, ranks: int) -> Expectation | None:
+    """Published all-reduce bus bandwidth for `ranks` GPUs of this model in one node, if any."""
+    entry = _entry(device_name)
     figure = entry.get("allreduce_busbw_gbs", {}).get(str(ranks))
     if not figure:
         return None
-    return Expectation(figure, entry["allreduce_source"], f"published nccl-tests all-reduce busbw, {ranks} GPUs")
+    return Expectation(figure, entry["allreduce_source"], f"published all-reduce busbw, {ranks} GPUs")
+
+
+def p2p_reference(device_name: str) -> Expectation | None:
+    """Published GPU-to-GPU copy bandwidth for this model, if any."""
+    entry = _entry(device_name)
+    if not entry.get("p2p_gbs"):
+        return None
+    return Expectation(entry["p2p_gbs"], entry["p2p_source"], "published GPU-to-GPU copy bandwidth")
+
+
+def nvlinks_reference(device_name: str) -> Expectation | None:
+    """NVLink links each GPU of this model has (0: none), if the table knows it."""
+    entry = _entry(device_name)
+    if "nvlinks_per_gpu" not in entry:
+        return None
+    return Expectation(entry["nvlinks_per_gpu"], entry["nvlink_source"], "links per GPU, all active")
+
+
+def tdp_reference(device_name: str) -> Expectation | None:
+    """The model's maximum board power (TDP) from its datasheet, if the table knows it."""
+    entry = _entry(device_name)
+    if not entry.get("tdp_watts"):
+        return None
+    return Expectation(entry["tdp_watts"], entry["tdp_source"], "datasheet maximum board power")
 
 
 def training_reference(device_name: str, workload: str) -> Expectation | None:
     """Published training throughput of `workload` on this GPU model, with its tolerance, if any."""
-    peak = peaks.lookup(device_name)
-    entry = (_table()["gpus"].get(peak.gpu, {}) if peak else {}).get("training", {}).get(workload)
+    entry = _entry(device_name).get("training", {}).get(workload)
     if not entry:
         return None
     return Expectation(entry["samples_per_second"], entry["source"], "published training throughput",

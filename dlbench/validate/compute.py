@@ -1,13 +1,18 @@
 """Compute: the best achievable dense matmul rate per GPU and precision ("maximum achievable matmul FLOPS").
 
-Method of stas00's mamf-finder (ml-engineering, compute/accelerator/benchmarks/mamf-finder.py): for each shape of
-a sweep, warm-up iterations then timed iterations, each between CUDA events with the L2 flushed before it; the
-fastest iteration gives the shape's rate (2·m·n·k FLOPs), and the best shape is the GPU's rate. Every GPU is
-measured; the slowest is the reported value and each GPU is compared with the median of its peers.
+Method of stas00's mamf-finder (ml-engineering, compute/accelerator/benchmarks/mamf-finder.py, whose published
+results the references are): the accelerator is first warmed up for a while (mamf-finder: 30 s) so its clocks and
+temperature settle, then for each shape of a sweep warm-up iterations and timed iterations, each between CUDA events
+with the L2 flushed before it; the MEAN of the timed iterations gives the shape's rate (2·m·n·k FLOPs) and the best
+shape is the GPU's rate. Not the fastest iteration: on a cold GPU one iteration at boost clock reads several percent
+above what the GPU sustains, and the references are means. Every GPU is measured; the slowest is the reported value
+and each GPU is compared with the median of its peers.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from dataclasses import dataclass
 
 from dlbench.validate import baselines, judge
@@ -21,6 +26,7 @@ class Sweep:
     shapes: tuple[tuple[int, int, int], ...]  # (m, n, k): A is m×k, B is k×n
     warmup: int
     iterations: int
+    warmup_seconds: float = 0.0  # matmuls on the device before any shape is timed, once per device
 
 
 SWEEPS = {
@@ -28,7 +34,7 @@ SWEEPS = {
     "quick": Sweep(((4096, 4096, 4096), (8192, 8192, 8192), (8192, 8192, 2048)), warmup=10, iterations=30),
     # long: mamf-finder's counts (50 warm-up, 100 timed) over a grid of multiples of 2048 up to 16384
     "long": Sweep(tuple((m, n, k) for m in (4096, 8192, 16384) for n in (4096, 8192, 16384)
-                        for k in (2048, 4096, 8192, 16384)), warmup=50, iterations=100),
+                        for k in (2048, 4096, 8192, 16384)), warmup=50, iterations=100, warmup_seconds=30.0),
     # the CPU path: the same code at sizes a laptop finishes in seconds; no verdict
     "cpu": Sweep(((128, 128, 128), (256, 256, 256)), warmup=1, iterations=3),
 }
@@ -39,8 +45,26 @@ def _dtype(torch, precision: str):
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
+def warm_up(torch, device, seconds: float) -> None:
+    """Keep the device busy with bf16 matmuls for `seconds`, so the timed sweep starts from a warm, settled GPU."""
+    if seconds <= 0 or device.type != "cuda":
+        return
+    a = torch.randn(8192, 8192, dtype=torch.bfloat16, device=device)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for _ in range(10):
+            torch.mm(a, a)
+        torch.cuda.synchronize(device)
+    del a
+
+
+def shape_tflops(m: int, n: int, k: int, times: list[float]) -> float:
+    """TFLOP/s of one shape from its timed iterations: 2·m·n·k over the mean time, as mamf-finder reports."""
+    return 2 * m * n * k / statistics.fmean(times) / 1e12
+
+
 def best_matmul_tflops(torch, device, precision: str, sweep: Sweep) -> tuple[float, tuple[int, int, int], dict]:
-    """(best TFLOP/s, its shape, TFLOP/s per shape) on one device."""
+    """(best TFLOP/s, its shape, TFLOP/s per shape) on one device, each shape's rate the mean of its iterations."""
     dtype = _dtype(torch, precision)
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"  # fp32 must not quietly run on TF32 tensor cores
@@ -53,7 +77,7 @@ def best_matmul_tflops(torch, device, precision: str, sweep: Sweep) -> tuple[flo
             out = torch.empty(m, n, dtype=dtype, device=device)
             times = iteration_seconds(torch, device, lambda: torch.mm(a, b, out=out), sweep.warmup,
                                       sweep.iterations, before=flush)
-            per_shape[f"{m}x{n}x{k}"] = 2 * m * n * k / min(times) / 1e12
+            per_shape[f"{m}x{n}x{k}"] = shape_tflops(m, n, k, times)
             del a, b, out
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
@@ -85,11 +109,14 @@ def run(ctx: Context) -> list[CheckResult]:
         per_device, shapes = {}, {}
         with ctx.under_load(check_id):
             for device in devices:
+                if precision == PRECISIONS[0]:
+                    warm_up(torch, device, sweep.warmup_seconds)
                 best, shape, per_shape = best_matmul_tflops(torch, device, precision, sweep)
                 label = device_label(device)
-                per_device[label], shapes[label] = round(best, 3), {"best_shape": shape, "tflops": per_shape}
+                per_device[label], shapes[label] = float(f"{best:.5g}"), {"best_shape": shape, "tflops": per_shape}
         name, low = judge.slowest(per_device)
         data = {"sweep": [list(s) for s in sweep.shapes], "warmup": sweep.warmup, "iterations": sweep.iterations,
+                "warmup_seconds": sweep.warmup_seconds, "statistic": "mean of the timed iterations",
                 "per_device": shapes}
         if not on_gpu:
             results.append(CheckResult(check_id, title, INFO, low, "TFLOP/s", per_gpu=per_device, data=data,
@@ -99,7 +126,8 @@ def run(ctx: Context) -> list[CheckResult]:
         result = judge.against_reference(
             check_id, title, low, "TFLOP/s", baselines.matmul_reference(gpu_name, precision),
             ctx.options.peer_tolerance, can_fail=precision == "bf16",
-            no_reference=f"no dense peak known for {gpu_name} (dlbench/data/gpu_peaks.json)",
+            no_reference=baselines.no_reference(gpu_name, len(devices), f"{precision} matmul; no dense peak in "
+                                                "dlbench/data/gpu_peaks.json either"),
             per_gpu=per_device, data=data)
         results.append(judge.name_slowest(result, f"{name} ({gpu_name})"))
         if len(per_device) > 1:

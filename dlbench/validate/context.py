@@ -61,7 +61,9 @@ class Context:
     def __init__(self, options: Options, nvml: Any = None, host: HostReader | None = None):
         self.options = options
         # The PCI bus, read before NVML: GPUs there that NVML cannot list mean a broken driver, not a CPU-only host.
-        self.pci_gpus = facts.nvidia_pci_gpus(host if host is not None else host_reader())
+        host = host if host is not None else host_reader()
+        self.pci_gpus = facts.nvidia_pci_gpus(host)
+        self.pci_nvswitches = facts.nvidia_pci_nvswitches(host)  # an NVSwitch system needs Fabric Manager
         os.environ.update(DEVICE_ORDER)  # before torch touches CUDA: the interconnect's workers inherit it too
         self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(), watch_xid=True)
         if self.reader.nvml is not None:
@@ -70,6 +72,9 @@ class Context:
         self.baseline = self.reader.read_all()  # before any load: the counters the run is compared against
         self.static = {gpu.index: nvml_extra.read_static(self.reader.nvml, gpu.index)
                        for gpu in self.reader.gpus} if self.reader.up else {}
+        # NVLink error counters before any load: the fabric check judges what they grew by during the run
+        self.nvlinks_before = {gpu.index: nvml_extra.read_nvlinks(self.reader.nvml, gpu.index)
+                               for gpu in self.reader.gpus} if self.reader.up else {}
         self.windows: list[LoadWindow] = []
         self.xid_events: list[tuple[int, int, float]] = []
         self.results: list = []  # the checks done so far, for checks that compare with them (container)

@@ -87,7 +87,7 @@ def _device_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult
         reference = baselines.memory_reference(gpu_name, _memory_gib(ctx, name))
         result = judge.against_reference(
             check_id, title, low, "GB/s", reference[1] if reference else None, ctx.options.peer_tolerance,
-            can_fail=True, no_reference=f"no memory bandwidth known for {gpu_name} (validate_baselines.json)",
+            can_fail=True, no_reference=baselines.no_reference(gpu_name, len(devices), "memory bandwidth"),
             per_gpu=per_device, data={**data, "datasheet_gbs": reference[0] if reference else None})
         results.append(judge.name_slowest(result, name))
     return results

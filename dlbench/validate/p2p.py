@@ -10,7 +10,7 @@ its peers is a WARN (a link to look at), not a FAIL.
 
 from __future__ import annotations
 
-from dlbench.validate import judge
+from dlbench.validate import baselines, judge
 from dlbench.validate.context import Context
 from dlbench.validate.report import INFO, PASS, WARN, CheckResult, skip
 from dlbench.validate.timing import iteration_seconds
@@ -60,4 +60,18 @@ def run(ctx: Context) -> list[CheckResult]:
     if not all(direct.values()):
         result.verdict = WARN
         result.detail += "; no peer access between " + ", ".join(p for p, ok in direct.items() if not ok)
-    return [result]
+    return [result] + _against_reference(ctx, matrix)
+
+
+def _against_reference(ctx: Context, matrix: dict[str, float]) -> list[CheckResult]:
+    """The slowest pair against the model's published GPU-to-GPU figure, where the table has one (WARN only: the
+    published figure comes from another copy engine tool, nvbandwidth); no check where it has none."""
+    model = ctx.gpus[0].name if ctx.gpus else None
+    reference = baselines.p2p_reference(model) if model else None
+    if reference is None:
+        return []
+    pair, low = judge.slowest(matrix)
+    result = judge.against_reference("interconnect.p2p_reference", "slowest GPU pair's copy bandwidth against the "
+                                     "model's published figure", low, "GB/s", reference, ctx.options.peer_tolerance,
+                                     can_fail=False, no_reference="", per_gpu=matrix)
+    return [judge.name_slowest(result, pair)]

@@ -1,8 +1,8 @@
 """Runs the check families in order and fills the report.
 
-Order matters: the stack and inventory read the idle host first, the load checks (compute, memory, interconnect,
-burn-in, training, container) run under NVML sampling, and the link and health verdicts come last, from what the
-load showed. A check that raises becomes a FAIL carrying the error: on new hardware an exception is evidence.
+Order matters: the stack, inventory and power limits read the idle host first, the load checks (compute, memory,
+interconnect, burn-in, training, container) run under NVML sampling, and the link, fabric and health verdicts come
+last, from what the load showed. A check that raises becomes a FAIL carrying the error: on new hardware an exception is evidence.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, health, interconnect, inventory, memory, p2p, stack, training
+from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, power, stack, training
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
 
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:
-    chosen = [("stack", stack.run), ("inventory", inventory.run), ("compute", compute.run), ("memory", memory.run),
+    chosen = [("stack", stack.run), ("inventory", inventory.run), ("power", power.run), ("compute", compute.run),
+              ("memory", memory.run),
               ("interconnect", interconnect.run), ("interconnect", p2p.run), ("training", training.run)]
     if ctx.options.spec:
         from dlbench.validate import spec
@@ -28,11 +29,13 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         from dlbench.validate import container
 
         chosen.append(("container", container.run))
+    if ctx.options.level == "long":
+        chosen.append(("power", power.sustained))  # 120 s near TDP, after the short loads
     if ctx.options.burn_in_seconds:
         from dlbench.validate import burnin
 
         chosen.append(("burnin", burnin.run))
-    chosen += [("link", lambda c: [inventory.pcie_link(c)]), ("health", health.run)]
+    chosen += [("link", lambda c: [inventory.pcie_link(c)]), ("fabric", fabric.run), ("health", health.run)]
     return chosen
 
 
@@ -57,7 +60,8 @@ def _environment(ctx: Context) -> dict:
     env["driver_version"] = reader.driver_version or None
     env["nvml"] = "ok" if reader.up else reader.problem
     env["gpus"] = [{"index": gpu.index, "name": gpu.name, "uuid": gpu.uuid, "pci_bus_id": gpu.pci_bus_id,
-                    "memory_total_bytes": ctx.baseline.get(gpu.index, {}).get("memory_total_bytes")}
+                    "memory_total_bytes": ctx.baseline.get(gpu.index, {}).get("memory_total_bytes"),
+                    "vbios": ctx.static[gpu.index].vbios_version if gpu.index in ctx.static else None}
                    for gpu in reader.gpus]
     return env
 

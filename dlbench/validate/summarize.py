@@ -1,4 +1,9 @@
-"""`dlbench validate summarize DIR`: many hosts' reports side by side, and each GPU against the fleet median.
+"""`dlbench validate summarize DIR`: a fleet's reports, led by what an operator acts on.
+
+The console leads with the hosts counted by verdict per check family, then the failed checks with their reason, the
+GPUs below the fleet median of their model, and the versions on which hosts differ from the majority (VBIOS, driver,
+CUDA, torch, NCCL, kernel: what the reports carry), each list cut after a screenful; the full host-by-check matrix is
+in --json, --csv and `dlbench report --html`, so the view reads the same at 5 hosts and at 1,000.
 
 Hosts are grouped by GPU model (identical hardware only is compared). For every per-GPU figure of the compute and
 memory checks, a GPU more than the outlier fraction below the median of all GPUs of its model in the fleet is named:
@@ -8,6 +13,7 @@ identical nodes vary by about 0.1% on a synthetic benchmark, so 5% below the pee
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -35,17 +41,47 @@ def check_report(data: dict, path) -> dict:
     return data
 
 
+# Reading is most of a summary's time (a report with its temperature series is 100 KiB and more; 10,000 of them are
+# over a gigabyte of JSON), so from this many files on they are parsed in parallel, one process per core.
+PARALLEL_FROM = 200
+
+
+def _read(path: Path) -> tuple[str, object]:
+    """("report", the report without its checks' supporting data, which no summary reads), ("other", None) for a
+    JSON file that is not a report, or ("error", the one line that refuses the folder)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as error:
+        return "error", f"{path}: not a readable JSON report ({error})"
+    if not is_report(data):  # other JSON files (a summary written earlier) are not reports
+        return "other", None
+    try:
+        report = check_report(data, path)
+    except UserError as error:
+        return "error", str(error)
+    for check in report["checks"]:
+        check.pop("data", None)
+    return "report", report
+
+
 def load_reports(folder: Path) -> list[dict]:
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of reports")
+    paths = sorted(folder.rglob("*.json"))
+    workers = min(os.cpu_count() or 1, 16)
+    if len(paths) >= PARALLEL_FROM and workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            answers = list(pool.map(_read, paths, chunksize=max(1, len(paths) // (workers * 8))))
+    else:
+        answers = [_read(path) for path in paths]
     reports = []
-    for path in sorted(folder.rglob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise UserError(f"{path}: not a readable JSON report ({error})") from None
-        if is_report(data):  # other JSON files (a summary written earlier) are not reports
-            reports.append(check_report(data, path))
+    for kind, payload in answers:  # in path order: the first bad file is the one named
+        if kind == "error":
+            raise UserError(payload)
+        if kind == "report":
+            reports.append(payload)
     if not reports:
         raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
     return reports
@@ -74,11 +110,12 @@ def gpu_model(report: dict) -> str:
     return " + ".join(names) if names else "no GPU"
 
 
-def against_median(reports: list[dict]) -> list[dict]:
+def against_median(reports: list[dict], below: float | None = None) -> list[dict]:
     """Each (host, GPU, rate check) against the median of the same check on all GPUs of its model in the fleet,
-    where the model has at least three such figures."""
+    where the model has at least three such figures; with `below`, only those more than that fraction under it."""
     figures: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
     for report in reports:
+        model = gpu_model(report)
         for check in report["checks"]:
             if check["family"] not in COMPARED_FAMILIES or check["verdict"] == "SKIP":
                 continue
@@ -86,16 +123,19 @@ def against_median(reports: list[dict]) -> list[dict]:
                 continue  # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
             for gpu, value in check.get("per_gpu", {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    figures.setdefault((gpu_model(report), check["id"]), []).append((report["host"], gpu, value))
+                    figures.setdefault((model, check["id"]), []).append((report["host"], gpu, value))
     found = []
     for (model, check_id), values in sorted(figures.items()):
         if len(values) < 3:
             continue  # a median of two says nothing about which one is off
         median = statistics.median(value for _, _, value in values)
+        # at 10,000 hosts there are a million figures: build a record only for those asked for
+        floor = (1 - below) * median if below is not None and median > 0 else None
         for host, gpu, value in values:
-            below = round(1 - value / median, 4) if median > 0 else 0.0
+            if below is not None and (floor is None or value >= floor):
+                continue
             found.append({"host": host, "gpu": gpu, "model": model, "check": check_id, "value": value,
-                          "median": median, "below_median": below})
+                          "median": median, "below_median": round(1 - value / median, 4) if median > 0 else 0.0})
     return found
 
 
@@ -105,13 +145,95 @@ def is_outlier(figure: dict, tolerance: float) -> bool:
 
 def outliers(reports: list[dict], tolerance: float) -> list[dict]:
     """Each (host, GPU, check) more than `tolerance` below the median of its model's GPUs in the fleet."""
-    return [figure for figure in against_median(reports) if is_outlier(figure, tolerance)]
+    return against_median(reports, below=tolerance)
 
 
 def describe_outlier(item: dict) -> str:
     """An outlier in one sentence, as the console and `dlbench report` show it."""
     return (f"outlier {item['host']} GPU {item['gpu']} ({item['model']}): {item['check']} {item['value']:.4g}, "
             f"{item['below_median']:.1%} below the fleet median {item['median']:.4g}")
+
+
+# the verdict a family shows for a host is its worst check's: one FAIL rejects the host, as it does in the report
+SEVERITY = {"SKIP": 0, "INFO": 1, "PASS": 2, "WARN": 3, "FAIL": 4}
+VERDICT_ORDER = ("FAIL", "WARN", "PASS", "INFO", "SKIP")
+SHOWN = 20  # lines of each list on the console; the rest is in --json, --csv and the HTML page
+
+
+def family_verdicts(report: dict) -> dict[str, str]:
+    """Check family -> the worst verdict of its checks in this report, families in the order they ran."""
+    worst: dict[str, str] = {}
+    for check in report["checks"]:
+        current = worst.get(check["family"])
+        if current is None or SEVERITY.get(check["verdict"], 0) > SEVERITY.get(current, 0):
+            worst[check["family"]] = check["verdict"]
+    return worst
+
+
+def family_counts(reports: list[dict]) -> dict[str, dict[str, int]]:
+    """Check family -> verdict -> number of hosts whose worst check of that family has that verdict."""
+    counts: dict[str, dict[str, int]] = {}
+    for report in reports:
+        for family, verdict in family_verdicts(report).items():
+            per_verdict = counts.setdefault(family, dict.fromkeys(VERDICT_ORDER, 0))
+            per_verdict[verdict] = per_verdict.get(verdict, 0) + 1
+    return counts
+
+
+def failures(reports: list[dict]) -> list[dict]:
+    """Every failed check of every host, with the GPUs it names and its reason."""
+    found = []
+    for report in reports:
+        for check in report["checks"]:
+            if check["verdict"] == FAIL:
+                found.append({"host": report["host"], "check": check["id"],
+                              "reason": check.get("detail") or check.get("expected") or "failed"})
+    return found
+
+
+def _kernel(environment: dict) -> str | None:
+    # environment.os is Python's platform.platform(): "Linux-6.8.0-45-generic-x86_64-with-glibc2.39"
+    text = environment.get("os")
+    return text.split("-with-")[0] if isinstance(text, str) else None
+
+
+def _joined(values) -> str | None:
+    present = sorted({str(value) for value in values if value not in (None, "")})
+    return " + ".join(present) if present else None
+
+
+def _nccl(report: dict) -> str | None:
+    return next((str(c.get("measured")) for c in report["checks"] if c["id"] == "stack.nccl" and c.get("measured")),
+                None)
+
+
+# What each report carries, by name: the versions a fleet must agree on (Imbue's cluster-health holds hosts to one
+# VBIOS, driver, OFED and firmware; a differing host is the one to look at first)
+VERSIONS = {
+    "VBIOS": lambda r: _joined(gpu.get("vbios") for gpu in r["environment"].get("gpus", [])),
+    "driver": lambda r: r["environment"].get("driver_version"),
+    "CUDA (torch build)": lambda r: (r["environment"].get("torch") or {}).get("cuda"),
+    "torch": lambda r: (r["environment"].get("torch") or {}).get("version"),
+    "NCCL": _nccl,
+    "OS and kernel": lambda r: _kernel(r["environment"]),
+}
+
+
+def version_groups(reports: list[dict]) -> dict[str, dict]:
+    """For each version the reports carry: the majority value (the golden one), and the hosts that differ from it."""
+    groups = {}
+    for name, read in VERSIONS.items():
+        by_value: dict[str, list[str]] = {}
+        for report in reports:
+            value = read(report)
+            if value is not None:
+                by_value.setdefault(value, []).append(report["host"])
+        if not by_value:
+            continue
+        majority = max(by_value, key=lambda value: (len(by_value[value]), value))
+        groups[name] = {"majority": majority, "hosts_with_majority": len(by_value[majority]),
+                        "differing": {value: hosts for value, hosts in sorted(by_value.items()) if value != majority}}
+    return groups
 
 
 def summary(reports: list[dict], tolerance: float) -> dict:
@@ -121,38 +243,98 @@ def summary(reports: list[dict], tolerance: float) -> dict:
         verdicts = {check["id"]: {"verdict": check["verdict"], "measured": check.get("measured"),
                                   "unit": check.get("unit", "")} for check in report["checks"]}
         hosts.append({"host": report["host"], "model": gpu_model(report), "verdict": report["verdict"],
-                      "report": report["_path"], "checks": verdicts})
-    return {"schema_version": SCHEMA_VERSION, "hosts": hosts, "checks": check_ids,
+                      "report": report["_path"], "checks": verdicts,
+                      "versions": {name: read(report) for name, read in VERSIONS.items()}})
+    return {"schema_version": SCHEMA_VERSION, "host_count": len(hosts),
+            "host_verdicts": {v: sum(1 for h in hosts if h["verdict"] == v) for v in ("FAIL", "WARN", "PASS")},
+            "families": family_counts(reports), "failures": failures(reports),
+            "versions": version_groups(reports), "hosts": hosts, "checks": check_ids,
             "outlier_tolerance": tolerance, "outliers": outliers(reports, tolerance)}
 
 
-def _cell(entry: dict | None) -> str:
-    if entry is None:
-        return ""
-    style = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim", "INFO": "cyan"}[entry["verdict"]]
-    measured = entry["measured"]
-    value = f" {measured:.4g}" if isinstance(measured, float) else f" {measured}" if isinstance(measured, int) else ""
-    return f"[{style}]{entry['verdict']}[/]{value}"
+def version_drift(result: dict) -> list[str]:
+    """One sentence per version on which some hosts differ from the majority."""
+    lines = []
+    for name, group in result["versions"].items():
+        if group["differing"]:
+            others = "; ".join(f"{value} on {_some(hosts)}" for value, hosts in group["differing"].items())
+            lines.append(f"{name}: {group['majority']} on {group['hosts_with_majority']} hosts; differs: {others}")
+    return lines
 
 
-def main(folder: Path, tolerance: float, output: Path | None) -> int:
-    from rich.console import Console
+def _some(hosts: list[str], shown: int = 10) -> str:
+    named = ", ".join(str(h) for h in hosts[:shown])
+    return named + (f" and {len(hosts) - shown} more" if len(hosts) > shown else "")
+
+
+def write_csv(result: dict, path: Path) -> None:
+    """The full matrix, one row per host: its verdict, versions, and each check's verdict and measured value."""
+    import csv
+    import io
+
+    versions = list(VERSIONS)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["host", "GPU model", "verdict", *versions,
+                     *(column for check in result["checks"] for column in (check, f"{check} measured"))])
+    for host in result["hosts"]:
+        cells = []
+        for check in result["checks"]:
+            entry = host["checks"].get(check)
+            cells += [entry["verdict"], "" if entry["measured"] is None else entry["measured"]] if entry else ["", ""]
+        writer.writerow([host["host"], host["model"], host["verdict"],
+                         *(host["versions"].get(name) or "" for name in versions), *cells])
+    atomic.write_text(path, buffer.getvalue())
+
+
+def _print_lead(console, result: dict) -> None:
     from rich.table import Table
 
-    if output is not None:
-        atomic.check_writable(output)
+    verdicts = result["host_verdicts"]
+    console.print(f"[bold]dlbench validate: {result['host_count']} hosts[/]: [bold red]{verdicts['FAIL']} FAIL[/], "
+                  f"[yellow]{verdicts['WARN']} WARN[/], [green]{verdicts['PASS']} PASS[/]", highlight=False)
+    table = Table(title="hosts by their worst verdict in each check family")
+    table.add_column("family")
+    for verdict in VERDICT_ORDER:
+        table.add_column(verdict, justify="right")
+    for family, counts in result["families"].items():
+        table.add_row(family, *(str(counts.get(v, 0)) if counts.get(v) else "" for v in VERDICT_ORDER))
+    console.print(table)
+
+
+def _print_list(console, title: str, lines: list[str], style: str) -> None:
+    if not lines:
+        return
+    console.print(f"[bold]{title}[/] ({len(lines)})", highlight=False)
+    for line in lines[:SHOWN]:
+        console.print(f"  [{style}]{line}[/]", highlight=False, markup=True, soft_wrap=True)
+    if len(lines) > SHOWN:
+        console.print(f"  ... and {len(lines) - SHOWN} more: the full list is in --json, --csv and the HTML report",
+                      highlight=False)
+
+
+def main(folder: Path, tolerance: float, output: Path | None, csv_path: Path | None = None) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    for path in (output, csv_path):
+        if path is not None:
+            atomic.check_writable(path)
     result = summary(load_reports(folder), tolerance)
     console = Console()
-    table = Table(title=f"dlbench validate: {len(result['hosts'])} hosts")
-    table.add_column("check")
-    for host in result["hosts"]:
-        table.add_column(f"{host['host']}\n{host['model']}\n{host['verdict']}", overflow="fold")
-    for check_id in result["checks"]:
-        table.add_row(check_id, *(_cell(host["checks"].get(check_id)) for host in result["hosts"]))
-    console.print(table)
-    for item in result["outliers"]:
-        console.print(f"[bold red]outlier[/]{describe_outlier(item).removeprefix('outlier')}", highlight=False)
-    if output is not None:
-        atomic.write_json(output, result)
+    _print_lead(console, result)
+    _print_list(console, "failed checks", [escape(f"{f['host']}: {f['check']}: {f['reason']}")
+                                           for f in result["failures"]], "red")
+    _print_list(console, "outliers", [escape(describe_outlier(item)) for item in result["outliers"]], "red")
+    drift = version_drift(result)
+    _print_list(console, "versions that differ across the fleet (golden: the majority)", [escape(l) for l in drift],
+                "yellow")
+    if not drift:
+        console.print("versions: " + "; ".join(f"{name} {escape(str(g['majority']))}"
+                                               for name, g in result["versions"].items()), highlight=False)
+    if output is not None:  # compact: at 10,000 hosts the matrix is tens of MB, and indenting costs a minute
+        atomic.write_text(output, json.dumps(result, separators=(",", ":")) + "\n")
+    if csv_path is not None:
+        write_csv(result, csv_path)
     failed = any(host["verdict"] == FAIL for host in result["hosts"])
-    return 1 if failed or result["outliers"] else 0
+    return 1 if failed or result["outliers"] or drift else 0

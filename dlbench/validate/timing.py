@@ -1,8 +1,8 @@
 """Timing a GPU operation the way the matmul and bandwidth micro-benchmarks need it.
 
 On CUDA each timed iteration sits between two CUDA events on the device's current stream and the device is
-synchronized once after all of them (stas00 mamf-finder: warm-up, then timed iterations, the fastest kept); an
-optional `before` (an L2 flush) runs outside the events. On the CPU, perf_counter around each call.
+synchronized once after all of them (stas00 mamf-finder: warm-up, then timed iterations; the caller picks the
+statistic); an optional `before` (an L2 flush) runs outside the events. On the CPU, perf_counter around each call.
 """
 
 from __future__ import annotations

@@ -1,0 +1,113 @@
+"""How long does `dlbench validate summarize` take on a large fleet? 10,000 reports, against reading them alone.
+
+The reports are written by the validate report writer (Report / CheckResult -> JSON, as `dlbench validate --json`
+writes them) with what an 8-GPU host's report holds: about 45 checks, figures for each GPU, and a temperature,
+clock and power series of 60 samples per GPU. Some hosts fail a check, one GPU in 200 is slow, one host in 500
+has another VBIOS. Baseline: reading and parsing the same files (json.loads of each), which any summary must do;
+the target is summarize under 5 s for 10,000 reports, and the ratio says what the summary adds on top of reading.
+Rounds alternate (ABAB...) so drift of the machine hits both alike; the median of the rounds is reported.
+
+    python benchmarks/summarize_fleet.py --reports 10000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from dlbench import atomic
+from dlbench.validate import summarize
+from dlbench.validate.report import FAIL, INFO, PASS, CheckResult, Report
+
+GPUS = 8
+FAMILIES = {"stack": 8, "inventory": 8, "power": 1, "compute": 6, "memory": 6, "interconnect": 3, "link": 1,
+            "fabric": 3, "health": 9}
+TARGET_SECONDS = 5.0
+
+
+def host_report(n: int) -> dict:
+    vbios = "96.00.74.00.0B" if n % 500 == 7 else "96.00.99.00.01"
+    report = Report({"hostname": f"gpu{n:05d}", "driver_version": "580.95.05",
+                     "os": "Linux-6.8.0-45-generic-x86_64-with-glibc2.39",
+                     "torch": {"version": "2.9.0", "cuda": "13.0", "cudnn": "9.13.0"},
+                     "gpus": [{"index": i, "name": "NVIDIA H100 80GB HBM3", "vbios": vbios,
+                               "uuid": f"GPU-{n:08x}-{i:04x}", "pci_bus_id": f"0000:{0x18 + i:02x}:00.0",
+                               "memory_total_bytes": 85520809984} for i in range(GPUS)]}, {"level": "quick"})
+    for family, count in FAMILIES.items():
+        for k in range(count):
+            rate = family in ("compute", "memory", "interconnect")
+            per_gpu = {str(i): 780.0 - (60.0 if (n % 200 == 3 and i == 5) else 0.0) + k for i in range(GPUS)}
+            verdict = FAIL if (family == "health" and k == 0 and n % 97 == 0) else PASS if rate else INFO
+            report.add(CheckResult(f"{family}.check_{k}", f"{family} check {k}", verdict,
+                                   min(per_gpu.values()), "TFLOP/s" if rate else "", expected=">= 715 TFLOP/s",
+                                   source="published reference", per_gpu=per_gpu,
+                                   detail="GPU 2: 2 uncorrectable" if verdict == FAIL else ""))
+    series = {str(i): [{"check": "compute.matmul_bf16", "t": float(t), "temperature_celsius": 60.0 + t / 10,
+                        "sm_clock_mhz": 1980.0, "power_watts": 650.0} for t in range(60)] for i in range(GPUS)}
+    report.add(CheckResult("health.temperature", "highest GPU temperature under load", INFO, 66.0, "°C",
+                           data={"series": series}))
+    report.finished = report.started + 240
+    return report.to_dict()
+
+
+def write_fleet(folder: Path, count: int) -> int:
+    total = 0
+    for n in range(count):
+        path = folder / f"gpu{n:05d}.json"
+        atomic.write_json(path, host_report(n))
+        total += path.stat().st_size
+    return total
+
+
+def read_only(folder: Path) -> float:
+    start = time.perf_counter()
+    for path in sorted(folder.rglob("*.json")):
+        json.loads(path.read_text())
+    return time.perf_counter() - start
+
+
+def summarize_once(folder: Path, out: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = summarize.main(folder, 0.05, out / "summary.json", out / "matrix.csv")
+    return time.perf_counter() - start, code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, out = Path(tmp) / "reports", Path(tmp) / "out"
+        folder.mkdir()
+        out.mkdir()
+        written = write_fleet(folder, args.reports)
+        baseline, measured = [], []
+        for _ in range(args.rounds):
+            baseline.append(read_only(folder))
+            seconds, code = summarize_once(folder, out)
+            measured.append(seconds)
+        summary = json.loads((out / "summary.json").read_text())
+    result = {
+        "reports": args.reports, "mean_report_kib": round(written / args.reports / 1024, 1),
+        "read_and_parse_seconds": round(statistics.median(baseline), 3),
+        "summarize_seconds": round(statistics.median(measured), 3),
+        "ratio_summarize_to_read": round(statistics.median(measured) / statistics.median(baseline), 2),
+        "target_seconds": TARGET_SECONDS,
+        "within_target": statistics.median(measured) < TARGET_SECONDS,
+        "exit_code": code, "failed_hosts": summary["host_verdicts"]["FAIL"], "outliers": len(summary["outliers"]),
+        "vbios_differing": summary["versions"]["VBIOS"]["differing"] and
+        sum(len(h) for h in summary["versions"]["VBIOS"]["differing"].values()),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
