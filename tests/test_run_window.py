@@ -247,3 +247,12 @@ def test_step_time_series_groups_only_past_its_limit():
     assert step_time_series([3.0, 1.0, 2.0], limit=3) == ([3.0, 1.0, 2.0], 1)
     assert step_time_series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], limit=3) == ([2.0, 5.0, 7.0], 3)
     assert step_time_series([], limit=3) == ([], 1)
+
+
+def test_the_test_step_delay_hook_is_named_in_the_result(monkeypatch):
+    # DLBENCH_TEST_STEP_DELAY exists for the tests; set by mistake elsewhere it would slow a run (or one rank, and with
+    # it the whole job) with no trace in the result, whose figures would then be read as the hardware's
+    monkeypatch.setenv("DLBENCH_TEST_STEP_DELAY", "0:0.001")
+    assert any("rank 0 slept 0.001 s before every step" in warning for warning in run(steps=3, warmup=1)["warnings"])
+    monkeypatch.setenv("DLBENCH_TEST_STEP_DELAY", "1:0.001")  # another rank slowed: the job's result says so too
+    assert any("rank 1 slept 0.001 s before every step" in warning for warning in run(steps=3, warmup=1)["warnings"])
