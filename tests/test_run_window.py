@@ -217,7 +217,8 @@ time.sleep(600)
 """
 PINNED_LAUNCHER = f"""
 import subprocess, sys
-rank = subprocess.Popen([sys.executable, "-c", {PINNED_RANK!r}], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+rank = subprocess.Popen([sys.executable, "-c", {PINNED_RANK!r}], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        text=True)
 rank.stdout.readline()
 sibling = subprocess.Popen([sys.executable, "-c", {PINNED_SIBLING!r}], stdout=subprocess.PIPE, text=True)
 sibling.stdout.readline()  # alive, its 0.3 s spent on CPU 1
