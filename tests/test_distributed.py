@@ -678,3 +678,50 @@ def test_llama_tiny_trains_with_ddp_across_two_ranks_on_request(tmp_path):
     job = _check_llama_job(load(out), "ddp")
     assert job["parameters_in_sync"] is True
     assert all(rank["parameters_held"] == 229_696 for rank in job["ranks"])
+
+
+# --- the decisions are the job's: a peer rank that disagrees changes what this rank does ----------------------------
+# The subprocess tests above catch per-rank decisions only when the skew happens to make two ranks disagree. Here the
+# disagreement is certain: a real one-rank gloo group in this process, whose every agreement (ProcessGroup.agreed_max,
+# the all-reduce MAX) also folds in a scripted second rank's value: that rank settles its warm-up 40 steps later, needs
+# 7 more steps than this one to fill the duration, and asks for 5 more at the first check. A rank that decided alone
+# would stop earlier at each of the three points.
+PEER_WARMUP_STEPS_NOT_READY = 40
+
+
+def test_every_decision_waits_for_the_slower_peer(monkeypatch):
+    from prometheus_server import free_port
+
+    from dlbench.train import distributed
+    from dlbench.train.runner import Run, RunConfig
+
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("LOCAL_WORLD_SIZE", "1"),
+                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(free_port()))):
+        monkeypatch.setenv(name, value)
+    run = Run(RunConfig("mnist-mlp", device="cpu", batch_size=8, duration=0.3))
+    calls = {"warm-up": 0, "plan": [], "extend": []}
+    all_reduce_max = distributed.ProcessGroup.agreed_max
+
+    def with_a_slower_peer(group, value):
+        mine = all_reduce_max(group, value)  # the real collective, over the real (one-rank) group
+        if "window" not in run.result:  # warm-up: 1.0 while a rank's settle rule is not met yet
+            calls["warm-up"] += 1
+            return max(mine, 1.0 if calls["warm-up"] <= PEER_WARMUP_STEPS_NOT_READY else 0.0)
+        if not calls["plan"]:
+            calls["plan"].append(mine)
+            return mine + 7
+        calls["extend"].append(mine)
+        return max(mine, 5.0) if len(calls["extend"]) == 1 else mine
+
+    monkeypatch.setattr(distributed.ProcessGroup, "agreed_max", with_a_slower_peer)
+    try:
+        result = run.execute()
+    finally:
+        run.close()
+    validate(result)
+    assert result["status"] == "completed", result["error"]
+    assert result["warmup"]["steps"] == calls["warm-up"] > PEER_WARMUP_STEPS_NOT_READY
+    window = result["window"]
+    assert window["planned_steps"] == calls["plan"][0] + 7
+    assert window["extensions"][0] == max(calls["extend"][0], 5)
+    assert result["metrics"]["steps_timed"] == window["planned_steps"] + sum(window["extensions"])

@@ -1,6 +1,7 @@
 """How long a run warms up and is timed, what it waits for, and whether other load on the machine distorted it."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -203,6 +204,45 @@ def test_a_sibling_rank_under_the_same_launcher_counts_as_the_job():
     assert contention.job_root(1) is None  # one process: its own tree is the job
 
 
+# The same, with the rank and its sibling bound to different CPUs, as `torchrun --numa-binding=node` binds each rank
+# to its GPU's NUMA node (through numactl): the sibling's CPU time was spent on CPUs this rank does not measure, so
+# subtracting it from this rank's CPUs' busy time would hide that much other load there.
+PINNED_RANK = "import os\nos.sched_setaffinity(0, {0})\n" + RANK
+PINNED_SIBLING = """
+import os, sys, time
+os.sched_setaffinity(0, {1})
+while time.process_time() < 0.3: pass
+print("burnt", flush=True)
+time.sleep(600)
+"""
+PINNED_LAUNCHER = f"""
+import subprocess, sys
+rank = subprocess.Popen([sys.executable, "-c", {PINNED_RANK!r}], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        text=True)
+rank.stdout.readline()
+sibling = subprocess.Popen([sys.executable, "-c", {PINNED_SIBLING!r}], stdout=subprocess.PIPE, text=True)
+sibling.stdout.readline()  # alive, its 0.3 s spent on CPU 1
+rank.stdin.write("stop\\n")
+rank.stdin.flush()
+print(rank.stdout.readline(), end="")
+rank.wait()
+sibling.kill()
+sibling.wait()
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="needs two usable CPUs to bind the ranks apart")
+def test_a_sibling_rank_bound_to_other_cpus_is_not_subtracted_from_ours():
+    done = subprocess.run([sys.executable, "-c", PINNED_LAUNCHER], capture_output=True, text=True, timeout=120,
+                          check=True)
+    summary = json.loads(done.stdout)
+    assert summary["cores_available"] == 1
+    sibling_cpu_seconds = (summary["job_processes_cores_mean"] - summary["this_process_cores_mean"]) * summary[
+        "window_seconds"]
+    assert sibling_cpu_seconds < 0.1  # at most half the launcher's own (it may run on either CPU), not the 0.3 s
+
+
 def test_our_own_children_count_as_ours_not_as_competition():
     load = contention.CpuContention("cpu")
     load.start()
@@ -247,3 +287,12 @@ def test_step_time_series_groups_only_past_its_limit():
     assert step_time_series([3.0, 1.0, 2.0], limit=3) == ([3.0, 1.0, 2.0], 1)
     assert step_time_series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], limit=3) == ([2.0, 5.0, 7.0], 3)
     assert step_time_series([], limit=3) == ([], 1)
+
+
+def test_the_test_step_delay_hook_is_named_in_the_result(monkeypatch):
+    # DLBENCH_TEST_STEP_DELAY exists for the tests; set by mistake elsewhere it would slow a run (or one rank, and with
+    # it the whole job) with no trace in the result, whose figures would then be read as the hardware's
+    monkeypatch.setenv("DLBENCH_TEST_STEP_DELAY", "0:0.001")
+    assert any("rank 0 slept 0.001 s before every step" in warning for warning in run(steps=3, warmup=1)["warnings"])
+    monkeypatch.setenv("DLBENCH_TEST_STEP_DELAY", "1:0.001")  # another rank slowed: the job's result says so too
+    assert any("rank 1 slept 0.001 s before every step" in warning for warning in run(steps=3, warmup=1)["warnings"])

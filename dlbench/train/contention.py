@@ -7,6 +7,8 @@ in cores. psutil's per-CPU times include `steal`, the time a hypervisor gave to 
 
 Under torchrun the job's other ranks on this host, and torchrun's agent that started them, are the run itself, not
 competition: a 2-rank CPU job would otherwise always call itself distorted. Their CPU time is counted as the job's.
+Only the part they can have spent on this rank's CPUs is: ranks bound apart (torchrun --numa-binding,
+https://pytorch.org/docs/stable/elastic/run.html, "NUMA Binding") load CPUs this rank does not measure.
 """
 
 from __future__ import annotations
@@ -38,14 +40,28 @@ def _busy_seconds(cpus: list[int]) -> float:
     return busy
 
 
-def _tree_seconds(process: psutil.Process) -> float:
-    """CPU time of this process, its finished children, and its live descendants."""
+def _share_on(process: psutil.Process, cpus: frozenset[int] | None) -> float:
+    """The part of `process`'s CPU time that can have been spent on `cpus`: all of it when it may run on no others,
+    none when it may run on none of them (`torchrun --numa-binding` binds each rank to its GPU's NUMA node), else
+    the part of its own affinity set they are (an estimate: the kernel keeps no per-CPU account of a process)."""
+    if cpus is None:
+        return 1.0
+    try:
+        allowed = set(process.cpu_affinity())
+    except (psutil.Error, AttributeError):  # gone, or no affinity to read (macOS): count it whole, as before
+        return 1.0
+    return len(allowed & cpus) / len(allowed) if allowed else 1.0
+
+
+def _tree_seconds(process: psutil.Process, cpus: frozenset[int] | None = None) -> float:
+    """CPU time of this process, its finished children, and its live descendants; with `cpus`, only the part each
+    can have spent on those CPUs (finished children: as their parent's affinity allows)."""
     times = process.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
+    total = (times.user + times.system + times.children_user + times.children_system) * _share_on(process, cpus)
     for child in process.children(recursive=True):
         try:
             child_times = child.cpu_times()
-            total += child_times.user + child_times.system
+            total += (child_times.user + child_times.system) * _share_on(child, cpus)
         except psutil.Error:  # gone in between: its time is in children_* once reaped
             pass
     return total
@@ -72,7 +88,7 @@ class CpuContention:
 
     def _job_seconds(self) -> float:
         try:
-            return _tree_seconds(self.job)
+            return _tree_seconds(self.job, frozenset(self.cpus))  # only what it spent on the CPUs measured here
         except psutil.Error:  # the launcher is gone: the job is ending; count this process alone
             self.job = None
             return _tree_seconds(self.process)
