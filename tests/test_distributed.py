@@ -210,6 +210,19 @@ def test_fsdp_with_fp16_is_refused_under_torchrun(monkeypatch):
         Run(RunConfig("resnet18", device="cpu", fsdp=True))
 
 
+def test_a_single_process_run_imports_neither_dtensor_nor_fsdp_before_it_trains():
+    """They cost one to two seconds of start-up, which a run that stops on bad input need not pay: only a
+    multi-process run imports them (dlbench.train.distributed), or torch itself once a step runs."""
+    probe = ("import sys\n"
+             "from dlbench.train.runner import Run, RunConfig\n"
+             "Run(RunConfig('gpt2-tiny', device='cpu', steps=1, warmup=0)).close()\n"
+             "print(' '.join(m for m in ('torch.distributed.tensor', 'torch.distributed.fsdp', 'dlbench.train.sharding')"
+             " if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == ""
+
+
 # One rank of a job in which rank 1 reaches Run.close() seconds after rank 0 has closed and exited: what a loaded
 # machine did when gloo ranks hung at exit after writing their result (dlbench/train/runner.py, Run.close). Each rank
 # then counts the DDP wrappers still alive: one left holds its reducer, and through it the gloo group, into the

@@ -11,7 +11,7 @@ import torch
 
 from dlbench import environment
 from dlbench.errors import RunFailed, UserError
-from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results, sharding
+from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
@@ -106,6 +106,8 @@ class Run:
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
         if config.fsdp:
             check_fsdp(self.workload, self.where is not None)
+            from dlbench.train import sharding  # FSDP: only multi-process runs import it (dlbench.train.distributed)
+
             sharding.mixed_precision(self.precision.name)  # refuses fp16 before anything starts
         shard_blocks = self.workload.blocks if config.fsdp else None
         self.group = (
