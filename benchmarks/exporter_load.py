@@ -4,16 +4,24 @@
    the flood and after the socket timeout.
 2. Concurrent scrapes: 8 clients scrape /metrics of an exporter with 8 simulated GPUs, 100 times each.
 3. The same with basic auth (bcrypt hash, cost 10) over TLS, against plain HTTP in the same run (ratio).
+4. Scrape latency and memory of a `dlbench exporter --dcgm-compat` process as Prometheus scrapes it (its Accept
+   header, gzip; 500 sequential scrapes): 8 H100s with 4 processes each, and 8 H100s split into 7 MIG instances each
+   (1g.10gb). With --baseline-tree (another checkout, e.g. `git archive main | tar -x -C /tmp/base`), the same
+   scenarios run against that tree's code too, interleaved, and the ratios are printed (this tree / baseline).
 
-    .venv/bin/python benchmarks/exporter_load.py [--half-open 200] [--clients 8] [--scrapes 100]
-Everything listens on 127.0.0.1 and stops by itself (the whole run takes about 20 s).
+    .venv/bin/python benchmarks/exporter_load.py [--half-open 200] [--clients 8] [--scrapes 100] \
+        [--baseline-tree DIR] [--only latency]
+Everything listens on 127.0.0.1 and stops by itself (the whole run takes about a minute).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
+import os
 import socket
+import subprocess
 import ssl
 import tempfile
 import threading
@@ -42,7 +50,7 @@ def exporter(web_config=None):
 
 
 def half_open(count: int) -> None:
-    from dlbench.telemetry.http import MAX_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
+    from dlbench.telemetry.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
 
     server = exporter()
     url = f"http://127.0.0.1:{server.server.port}/metrics"
@@ -64,10 +72,10 @@ def half_open(count: int) -> None:
         for s in sockets:
             s.close()
         print(
-            f"half-open: {count} silent connections; threads {baseline} before, {during} during (cap "
-            f"{MAX_CONNECTIONS}), {after} after the {SOCKET_TIMEOUT_SECONDS:g} s socket timeout; a scrape during "
-            f"the flood was {scrape_during}, after it answered in {recovered_ms:.1f} ms; "
-            f"{server.server.server.rejected_connections} connections refused at the cap"
+            f"half-open: {count} silent connections; threads {baseline} before, {during} during (at most "
+            f"{MAX_PENDING_CONNECTIONS} wait), {after} after the {SOCKET_TIMEOUT_SECONDS:g} s socket timeout; a scrape "
+            f"during the flood was {scrape_during}, after it answered in {recovered_ms:.1f} ms; "
+            f"{server.server.server.evicted_connections} idle connections closed to make room"
         )
     finally:
         server.close()
@@ -131,14 +139,107 @@ def concurrent(clients: int, scrapes: int) -> None:
     )
 
 
+# 8 x 7 MIG instances: an H100 80GB split into seven 1g.10gb GPU instances (NVIDIA MIG user guide, H100 profiles:
+# 1g.10gb, up to 7 instances; GPU instance ids 7-13 as its listings show for seven 1g instances). Defined here, at the
+# start of the exporter process, so that the scenario runs on a tree whose simulated NVML lacks the preset.
+_LAUNCHER = """
+import sys
+from dlbench.telemetry import fake_nvml
+spec = dict(fake_nvml.PRESETS["h100-mig"])
+spec["mig"] = [("1g.10gb", 7 + i, 9728) for i in range(7)]
+fake_nvml.PRESETS.setdefault("h100-mig7", spec)
+from dlbench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+SCENARIOS = {
+    "8 x H100, 4 processes each": [
+        {"preset": "h100-sxm", "values": {"utilization_gpu": 93, "memory_used": 60 * 2**30, "power_mw": 640_000,
+                                          "processes": [[4000 + 10 * g + p, 12 * 2**30, 20] for p in range(4)]}}
+        for g in range(8)],
+    "8 x H100 x 7 MIG (1g.10gb)": [
+        {"preset": "h100-mig7", "values": {"mig_memory_used": [5 * 2**30] * 7,
+                                           "mig_processes": {str(i): [[5000 + 10 * g + i, 4 * 2**30]] for i in range(7)},
+                                           "mig_gpm": {str(7 + i): {"SM_UTIL": 60.0} for i in range(7)}}}
+        for g in range(8)],
+}
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def scrape_latency(tree: Path, gpus: list, scrapes: int, folder: Path) -> dict:
+    """p50/p99/max scrape latency (ms), series served and RSS (bytes) of a --dcgm-compat exporter run from `tree`."""
+    from prometheus_server import free_port, http_get, wait_for
+
+    from dlbench.telemetry.http import PROMETHEUS_ACCEPT
+
+    scenario = folder / f"scenario-{abs(hash((str(tree), len(gpus), json.dumps(gpus))))}.json"
+    scenario.write_text(json.dumps({"gpus": gpus}))
+    port = free_port()
+    env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "PYTHONPATH": str(tree)}
+    process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, "exporter", "--port", str(port), "--interval", "5",
+                                "--dcgm-compat"], env=env, cwd=str(tree), stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_for(lambda: http_get(url)[0] == 200, 60, "the exporter")
+        time.sleep(6)  # a second sample: GPM figures, the formats Prometheus asks for rendered ahead
+        request = urllib.request.Request(url, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+        times = []
+        for _ in range(scrapes):
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+            times.append(time.perf_counter() - t0)
+        body = http_get(url)[1].decode()
+        series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+        return {"p50": percentile(times, .5), "p99": percentile(times, .99), "max": max(times) * 1e3,
+                "series": series, "rss": _rss_bytes(process.pid)}
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def latency(scrapes: int, baseline: Path | None, rounds: int) -> None:
+    here = Path(__file__).resolve().parents[1]
+    trees = {"this tree": here, **({"baseline": baseline.resolve()} if baseline else {})}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, gpus in SCENARIOS.items():
+            results: dict[str, list[dict]] = {tree: [] for tree in trees}
+            for _ in range(rounds):  # interleaved, so that load from other work hits both alike
+                for tree, path in trees.items():
+                    results[tree].append(scrape_latency(path, gpus, scrapes, Path(folder)))
+            best = {tree: {key: min(r[key] for r in runs) if key != "series" else runs[0][key]
+                           for key in runs[0]} for tree, runs in results.items()}
+            for tree, figures in best.items():
+                print(f"{name}, --dcgm-compat, {tree}: {figures['series']} series, scrape p50 {figures['p50']:.2f} ms, "
+                      f"p99 {figures['p99']:.2f} ms, max {figures['max']:.2f} ms (best of {rounds} runs of "
+                      f"{scrapes}), RSS {figures['rss'] / 2**20:.1f} MiB")
+            if baseline:
+                mine, base = best["this tree"], best["baseline"]
+                print(f"{name}: ratio this tree / baseline: p50 {mine['p50'] / base['p50']:.2f}, p99 "
+                      f"{mine['p99'] / base['p99']:.2f}, RSS {mine['rss'] / base['rss']:.2f}, series "
+                      f"{mine['series'] / base['series']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--half-open", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--scrapes", type=int, default=100)
+    parser.add_argument("--latency-scrapes", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each latency scenario (the best is kept)")
+    parser.add_argument("--baseline-tree", type=Path, help="another checkout to compare the latency scenarios with")
+    parser.add_argument("--only", choices=("latency",), help="run only the latency and memory scenarios")
     args = parser.parse_args()
-    half_open(args.half_open)
-    concurrent(args.clients, args.scrapes)
+    if args.only != "latency":
+        half_open(args.half_open)
+        concurrent(args.clients, args.scrapes)
+    latency(args.latency_scrapes, args.baseline_tree, args.rounds)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ COMMANDS = {
     "compare": ("dlbench.commands.compare", "compare results: per-workload regression verdicts from step-time samples"),
     "convert": ("dlbench.commands.convert", "convert pytest-benchmark JSON to dlbench results and back"),
     "report": ("dlbench.commands.report", "write a self-contained HTML report and a Markdown summary of results"),
-    "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health)"),
+    "exporter": ("dlbench.commands.exporter", "serve GPU and host metrics for Prometheus (/metrics, /health, /live)"),
 }
 
 

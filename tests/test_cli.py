@@ -75,3 +75,37 @@ def test_unknown_workload_suggests_the_closest_name():
     assert result.returncode == 2
     assert "did you mean 'resnet18'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _command_paths(parser=None, prefix=()):
+    """Every command and sub-command the parser knows, found by walking argparse's own tree: a command added later
+    is covered without editing this list."""
+    import argparse
+
+    from dlbench.cli import build_parser
+
+    parser = parser or build_parser()
+    paths = [prefix]
+    for action in parser._actions:  # argparse keeps its subparsers here; no public accessor exists
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                paths += _command_paths(child, prefix + (name,))
+    return paths
+
+
+def test_the_walk_finds_every_command_and_the_sub_commands():
+    from dlbench.cli import COMMANDS
+
+    paths = _command_paths()
+    assert {path[0] for path in paths if path} == set(COMMANDS)
+    assert ("validate", "summarize") in paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda path: " ".join(path) or "dlbench")
+def test_every_help_prints_and_exits_0(path):
+    """argparse %-formats help strings when it prints them: a bare % (e.g. 'default 5%') is a traceback on --help
+    and nowhere else."""
+    result = dlbench(*path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and "Traceback" not in result.stdout
+    assert result.stdout.startswith(f"usage: dlbench{' ' if path else ''}{' '.join(path)}")

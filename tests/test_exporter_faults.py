@@ -76,6 +76,11 @@ def test_driver_loaded_after_the_exporter_started_is_picked_up(running_exporter)
     url, scenario = running_exporter({"init_error": "DRIVER_NOT_LOADED", "gpus": [{"preset": "h100-sxm"}] * 2})
     status, body = health(url)
     assert status == 503 and body["status"] == "nvml_down" and "Driver Not Loaded" in body["nvml_problem"]
+    # /live, for Kubernetes' probes: the process works and retries NVML by itself; a restart would not help and an
+    # unready pod would stall the DaemonSet's rolling updates
+    status, body = http_get(f"{url}/live")
+    assert status == 200 and json.loads(body) == {"status": "ok", "nvml_up": False,
+                                                  "last_sample_age_seconds": json.loads(body)["last_sample_age_seconds"]}
     parsed = metrics(url)
     assert value(parsed, "dlbench_exporter_nvml_up") == 0
     assert not [name for name, _ in parsed if name.startswith("dlbench_gpu_")]
@@ -122,7 +127,27 @@ def test_one_failing_query_leaves_the_gpu_up_and_is_counted(running_exporter):
     assert value(parsed, "dlbench_gpu_pcie_replay_errors_total", gpu="0") is None  # that series only is dropped
     assert value(parsed, "dlbench_gpu_pcie_replay_errors_total", gpu="1") == 0
     assert value(parsed, "dlbench_gpu_temperature_celsius", gpu="0") == 35
+    assert 0 < value(parsed, "dlbench_gpu_query_error_ratio", gpu="0") < 0.2  # one query of many
+    assert value(parsed, "dlbench_gpu_query_error_ratio", gpu="1") == 0
     assert health(url)[0] == 200
+
+
+def test_a_gpu_failing_every_query_is_down_and_shown_unreadable(running_exporter):
+    """UNKNOWN (or TIMEOUT, NO_PERMISSION) from every call: NVML does not call the GPU lost, but it gives no data, so
+    it must not look healthy (up 1 with only its static series left)."""
+    url, scenario = running_exporter({"gpus": [{"preset": "h100-sxm"}, {"preset": "a100"}]})
+    wait_for(lambda: value(metrics(url), "dlbench_gpu_up", gpu="0") == 1, 10, "GPU 0 up")
+    write_scenario(scenario, {"gpus": [{"preset": "h100-sxm", "faults": {"*": "UNKNOWN"}}, {"preset": "a100"}]})
+    parsed = wait_for(lambda: (lambda p: p if value(p, "dlbench_gpu_up", gpu="0") == 0 else None)(metrics(url)), 10,
+                      "GPU 0 to be reported down")
+    assert value(parsed, "dlbench_gpu_query_error_ratio", gpu="0") == 1
+    assert value(parsed, "dlbench_gpu_read_late", gpu="0") == 0  # not a hang: it answers, with errors
+    assert value(parsed, "dlbench_gpu_up", gpu="1") == 1 and value(parsed, "dlbench_gpu_query_error_ratio", gpu="1") == 0
+    status, body = health(url)
+    assert status == 200 and body["gpus_unreadable"] == 1 and body["gpus_up"] == 1
+    write_scenario(scenario, {"gpus": [{"preset": "h100-sxm"}, {"preset": "a100"}]})
+    wait_for(lambda: value(metrics(url), "dlbench_gpu_up", gpu="0") == 1, 10, "GPU 0 up again")
+    assert health(url)[1]["gpus_unreadable"] == 0
 
 
 def test_a_permanent_minor_error_does_not_make_the_exporter_stale(running_exporter):

@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -60,8 +61,9 @@ def test_server_header_names_no_python_version():
         stop(process)
 
 
-def test_half_open_connections_are_capped_and_dropped_after_the_socket_timeout():
-    from dlbench.telemetry.http import MAX_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
+def test_half_open_connections_are_bounded_and_dropped_after_the_socket_timeout():
+    """More silent connections than may wait at once: the oldest are closed, threads stay bounded, scrapes answer."""
+    from dlbench.telemetry.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
 
     port = free_port()
     process = start_exporter("--port", str(port))
@@ -70,19 +72,118 @@ def test_half_open_connections_are_capped_and_dropped_after_the_socket_timeout()
     try:
         wait_for(lambda: http_get(f"{url}/health")[0] == 200, 30, "exporter")
         baseline = threads_of(process.pid)
-        for _ in range(200):  # connect, then say nothing
+        for _ in range(MAX_PENDING_CONNECTIONS + 50):  # connect, then say nothing
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         time.sleep(0.5)
-        assert threads_of(process.pid) <= baseline + MAX_CONNECTIONS
-        # after the timeout the server has let them all go and scrapes are answered again
+        assert threads_of(process.pid) <= baseline + MAX_PENDING_CONNECTIONS + 2
+        assert http_get(f"{url}/metrics")[0] == 200  # during the flood: its connection pushes out an idle one
+        # after the timeout the server has let them all go
         time.sleep(SOCKET_TIMEOUT_SECONDS + 0.5)
-        wait_for(lambda: http_get(f"{url}/metrics")[0] == 200, 10, "a scrape after the half-open ones expire")
-        assert threads_of(process.pid) <= baseline + 2
+        wait_for(lambda: threads_of(process.pid) <= baseline + 2, 10, "the idle connections' threads to end")
         assert process.poll() is None
     finally:
         for s in sockets:
             s.close()
         assert "Traceback" not in stop(process)
+
+
+def test_idle_connections_take_no_slot_while_prometheus_scrapes():
+    """One client holding 40 idle connections open (re-opening those the server drops) must not lock Prometheus out:
+    a slot is a request in flight, not a socket (promhttp's MaxRequestsInFlight)."""
+    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT, PROMETHEUS_ACCEPT, SOCKET_TIMEOUT_SECONDS
+
+    idle = MAX_REQUESTS_IN_FLIGHT + 8
+    port = free_port()
+    process = start_exporter("--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    stop_holding = threading.Event()
+    held: list[socket.socket] = []
+
+    def hold():
+        while not stop_holding.is_set():
+            for i, s in enumerate(held):
+                try:
+                    s.setblocking(False)
+                    dropped = s.recv(1) == b""
+                except BlockingIOError:
+                    dropped = False
+                except OSError:
+                    dropped = True
+                if dropped:
+                    s.close()
+                    try:
+                        held[i] = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    except OSError:
+                        pass  # the closed one is seen as dropped again on the next pass, and replaced then
+            stop_holding.wait(0.05)
+
+    try:
+        wait_for(lambda: http_get(f"{url}/health")[0] == 200, 30, "exporter")
+        held.extend(socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(idle))
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        request = urllib.request.Request(f"{url}/metrics", headers={"Accept": PROMETHEUS_ACCEPT,
+                                                                   "Accept-Encoding": "gzip"})
+        answered, failed = 0, []
+        deadline = time.monotonic() + SOCKET_TIMEOUT_SECONDS * 2  # across the server dropping and re-opening them
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 200 and response.read()
+                answered += 1
+            except OSError as error:
+                failed.append(repr(error))
+            time.sleep(0.2)
+        assert not failed, f"{len(failed)} of {answered + len(failed)} scrapes failed: {failed[:3]}"
+        assert answered >= 20
+    finally:
+        stop_holding.set()
+        for s in held:
+            s.close()
+        assert "Traceback" not in stop(process)
+
+
+def test_requests_beyond_the_cap_in_flight_get_503():
+    """Requests whose headers have arrived are what is capped: past MAX_REQUESTS_IN_FLIGHT answers 503 at once, and the
+    requests in flight are answered when they finish."""
+    from prometheus_client.registry import CollectorRegistry
+
+    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT, MetricsServer
+
+    release, entered, lock = threading.Event(), [0], threading.Lock()
+
+    def slow_health():  # a request that stays in flight until the test lets it go
+        with lock:
+            entered[0] += 1
+        release.wait(30)
+        return 200, {"status": "ok"}
+
+    server = MetricsServer(CollectorRegistry(), "127.0.0.1", 0, health=slow_health).start()
+    url = f"http://127.0.0.1:{server.port}/health"
+    statuses: list[int] = []
+
+    def ask():
+        statuses.append(http_get(url, timeout=30)[0])
+
+    try:
+        in_flight = [threading.Thread(target=ask) for _ in range(MAX_REQUESTS_IN_FLIGHT)]
+        for thread in in_flight:
+            thread.start()
+        wait_for(lambda: entered[0] == MAX_REQUESTS_IN_FLIGHT, 20, "the requests to be in flight")
+        started = time.monotonic()
+        for _ in range(3):
+            status, body = http_get(url, timeout=10)
+            assert status == 503, (status, body[:200])
+            assert b"too many requests in flight" in body
+        assert time.monotonic() - started < 5  # answered at once, not after the others
+        release.set()
+        for thread in in_flight:
+            thread.join(30)
+        assert statuses == [200] * MAX_REQUESTS_IN_FLIGHT
+        assert http_get(url)[0] == 200  # slots are given back
+    finally:
+        release.set()
+        server.close()
 
 
 def test_a_client_trickling_its_request_is_dropped_at_the_deadline():
@@ -245,3 +346,99 @@ def test_listening_beyond_loopback_warns_unless_tls_is_on(listen, tls, warns):
     from dlbench.telemetry.exporter import exposure_warning
 
     assert (exposure_warning(listen, tls) is not None) == warns
+
+
+def test_bcrypt_checks_run_one_at_a_time_and_outcomes_are_remembered(tmp_path, monkeypatch):
+    """As exporter-toolkit (web/handler.go bcryptMtx, web/cache.go): a burst of wrong passwords from many clients is
+    checked one at a time, and a credential already checked, right or wrong, is not checked again."""
+    import bcrypt
+
+    from dlbench.telemetry.web_config import load_web_config
+
+    config = load_web_config(str(self_signed_web_config(tmp_path, "prometheus", "secret")))
+    real_checkpw, running, most, calls, lock = bcrypt.checkpw, [0], [0], [0], threading.Lock()
+
+    def observed_checkpw(password, hashed):  # the real check, counted: how many run at once
+        with lock:
+            running[0] += 1
+            calls[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return real_checkpw(password, hashed)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(bcrypt, "checkpw", observed_checkpw)
+
+    def header(user, password):
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(config.authorized(header("prometheus", f"guess{i}"))))
+               for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [False] * 16
+    assert most[0] == 1, f"{most[0]} bcrypt checks ran at once"
+    assert calls[0] == 16
+    for _ in range(5):  # the same wrong password again, the right one twice, an unknown user twice
+        assert not config.authorized(header("prometheus", "guess0"))
+    assert config.authorized(header("prometheus", "secret")) and config.authorized(header("prometheus", "secret"))
+    assert not config.authorized(header("mallory", "secret")) and not config.authorized(header("mallory", "secret"))
+    assert calls[0] == 16 + 2  # one check for the right password, one for the unknown user
+
+
+def test_wrong_passwords_take_no_slot_from_a_scraper_with_the_right_one(tmp_path):
+    """exporter-toolkit checks basic auth in a wrapper around the handler (web/handler.go), outside promhttp's
+    MaxRequestsInFlight: a flood of requests with wrong passwords, each a bcrypt check run one at a time, must not
+    hold the request slots that Prometheus, whose password was checked once already, needs for its scrapes."""
+    import bcrypt
+
+    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT
+
+    hashed = bcrypt.hashpw(b"scrape-secret", bcrypt.gensalt(rounds=10)).decode()  # exporter-toolkit's docs' cost
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    port = free_port()
+    process = start_exporter("--port", str(port), "--web-config-file", str(tmp_path / "web.yml"))
+
+    def get(password: str) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={
+            "Authorization": "Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    stop_flood, flood_answers = threading.Event(), []
+
+    def flood(worker: int) -> None:
+        attempt = 0
+        while not stop_flood.is_set():
+            attempt += 1
+            flood_answers.append(get(f"guess-{worker}-{attempt}"))
+
+    try:
+        wait_for(lambda: get("scrape-secret") == 200, 30, "the exporter")  # Prometheus's password, checked once
+        flooders = [threading.Thread(target=flood, args=(i,)) for i in range(MAX_REQUESTS_IN_FLIGHT + 8)]
+        for thread in flooders:
+            thread.start()
+        wait_for(lambda: len(flood_answers) >= 20, 60, "the flood to be answered")
+        scrapes = []
+        for _ in range(20):
+            scrapes.append(get("scrape-secret"))
+            time.sleep(0.1)
+        stop_flood.set()
+        for thread in flooders:
+            thread.join(timeout=30)
+        assert scrapes == [200] * 20
+        assert 200 not in flood_answers and set(flood_answers) <= {401, 503}
+    finally:
+        stop_flood.set()
+        assert "Traceback" not in stop(process)

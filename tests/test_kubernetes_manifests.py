@@ -7,7 +7,11 @@ is checked against the Service it must select. Faked: NVML only, in the exporter
 """
 
 import copy
+import http.client
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -94,5 +98,67 @@ def test_the_daemonsets_command_line_serves_metrics_named_by_node(tmp_path):
         _, body = http_get(url + "/metrics")
         assert b'dlbench_gpu_nvlink_links_active{gpu="0"' in body and b'hostname="gpu-node-7"' in body
     finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_servicemonitor_job_is_the_job_prometheus_yml_and_the_alerts_use():
+    """DlbenchExporterDown selects up{job="dlbench"}: the ServiceMonitor must name its job as prometheus.yml does,
+    not after the Service (the Operator's default)."""
+    (monitor,) = documents("servicemonitor.yaml")
+    config = yaml.safe_load((DEPLOY.parents[1] / "dashboards" / "prometheus" / "prometheus.yml").read_text())
+    exporter_job = next(job["job_name"] for job in config["scrape_configs"]
+                        if any("dlbench-exporter" in f for sd in job.get("file_sd_configs", []) for f in sd["files"]))
+    (endpoint,) = monitor["spec"]["endpoints"]
+    job_rules = [rule for rule in endpoint["relabelings"] if rule.get("targetLabel") == "job"]
+    assert [rule["replacement"] for rule in job_rules] == [exporter_job]
+    alerts = (DEPLOY.parents[1] / "dashboards" / "prometheus" / "rules" / "dlbench-alerts.yml").read_text()
+    assert f'up{{job="{exporter_job}"' in alerts
+
+
+def kubelet_probe(probe: dict, port: int) -> bool:
+    """One probe as the kubelet runs it (kubernetes pkg/probe/http and pkg/probe/tcp): an httpGet succeeds on a
+    status from 200 to 399 within timeoutSeconds (1 by default), a tcpSocket on an established connection."""
+    timeout = probe.get("timeoutSeconds", 1)
+    try:
+        if "httpGet" in probe:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            try:
+                connection.request("GET", probe["httpGet"].get("path", "/"))
+                return 200 <= connection.getresponse().status < 400
+            finally:
+                connection.close()
+        socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.integration
+def test_probes_pass_while_nvml_is_down_and_fail_on_a_stopped_exporter(tmp_path):
+    """/health answers 503 while NVML is down; readiness and liveness must not fail then, or one node with a broken
+    driver would hold every rolling update of the DaemonSet (a NotReady pod counts against maxUnavailable) or restart
+    in a loop. But an exporter that answers nothing (here: stopped with SIGSTOP; the kernel still completes TCP
+    handshakes on its listening socket) must fail both."""
+    (container,) = by_kind("DaemonSet")["spec"]["template"]["spec"]["containers"]
+    probes = {"readiness": container["readinessProbe"], "liveness": container["livenessProbe"]}
+    assert {probe["httpGet"]["port"] for probe in probes.values() if "httpGet" in probe} <= {"metrics"}
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text('{"init_error": "DRIVER_NOT_LOADED"}')
+    port = free_port()
+    env = {**os.environ, "POD_IP": "127.0.0.1", "NODE_NAME": "gpu-node-7", "DLBENCH_FAKE_NVML": str(scenario)}
+    args = [arg.replace("$(POD_IP)", env["POD_IP"]).replace("19835", str(port)) for arg in container["args"]]
+    process = subprocess.Popen([sys.executable, "-m", "dlbench", *args[1:]], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_get(url + "/health")[0] == 503, 30, "/health to report NVML down")
+        wait_for(lambda: all(kubelet_probe(probe, port) for probe in probes.values()), 30, "the probes to pass")
+        assert re.search(rb"^dlbench_exporter_nvml_up(\{[^}]*\})? 0", http_get(url + "/metrics")[1], re.M)
+        process.send_signal(signal.SIGSTOP)
+        assert {name: kubelet_probe(probe, port) for name, probe in probes.items()} == {
+            "readiness": False, "liveness": False}
+    finally:
+        process.send_signal(signal.SIGCONT)
         process.terminate()
         process.wait(timeout=10)

@@ -49,14 +49,17 @@ def _alerts() -> dict[str, dict]:
     return alerts
 
 
-def test_every_alert_has_severity_summary_and_runbook():
+def test_every_alert_has_severity_summary_and_description():
+    """summary and description are the annotation names Alertmanager's default templates and kube-prometheus's
+    rules use; a `runbook` annotation would show nowhere."""
     alerts = _alerts()
     assert len(alerts) >= 15
     for name, rule in alerts.items():
         assert rule.get("labels", {}).get("severity") in {"critical", "warning", "info"}, name
         annotations = rule.get("annotations", {})
         assert annotations.get("summary", "").strip(), f"{name} has no summary"
-        assert annotations.get("runbook", "").strip(), f"{name} has no runbook hint"
+        assert annotations.get("description", "").strip(), f"{name} has no description (what to do first)"
+        assert set(annotations) <= {"summary", "description", "runbook_url"}, name
 
 
 def test_every_alert_is_unit_tested_firing_and_silent():
@@ -123,3 +126,61 @@ def test_no_alert_reads_a_long_range_sample_by_sample():
             if int(value) * hours[unit] > 6:
                 too_long.append(f"{name}: [{value}{unit}]")
     assert too_long == []
+
+
+def test_xid_classes_are_the_same_for_dlbench_and_dcgm_exporter_and_follow_nvidias_catalogue():
+    """One list of paging XIDs and one of silent ones, whichever exporter reports the code. Spot checks against
+    NVIDIA's XID catalogue, Resolution Bucket (Immediate Action): RESET_GPU (46, 143, 158), RESTART_BM (79), the XID
+    48 and NVLink workflows (48, 74, 144-150) page; RESTART_APP (13, 31, 94) and IGNORE (43, 157) or follow-another-XID
+    (154) codes stay silent; UNEXPECTED_ERR_REPORT_ISSUE (61) warns."""
+    alerts = _alerts()
+
+    def codes(rule: str, matcher: str) -> set[str]:
+        return set(re.search(matcher + r'"([\d|]+)"', alerts[rule]["expr"]).group(1).split("|"))
+
+    critical = codes("DlbenchGPUXidCritical", "xid=~")
+    assert critical == codes("DlbenchDCGMXidCritical", "err_code=~")
+    assert {"46", "48", "74", "79", "136", "143", "144", "145", "146", "147", "148", "149", "150", "155", "158",
+            "167", "171", "172"} <= critical
+    silent = {"13", "31", "43", "45", "94", "154", "157"}
+    assert not critical & silent and "61" not in critical
+    not_warning = codes("DlbenchGPUXidWarning", "xid!~")
+    assert critical | silent <= not_warning and "61" not in not_warning
+    assert codes("DlbenchDCGMXidWarning", "err_code!~") == not_warning | {"0"}
+
+
+def test_mixed_fleet_case_uses_the_label_sets_dcgm_compat_serves():
+    """The --dcgm-compat host of kubernetes_test.yml's mixed fleet must carry the labels a real `dlbench exporter
+    --dcgm-compat` exposition has (with an XID 48 delivered), or the scoping of optional/dcgm-compat.yml could pass
+    its test and miss in production."""
+    import time
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dlbench.telemetry import fake_nvml
+    from dlbench.telemetry.collector import TelemetryCollector
+    from dlbench.telemetry.host import HostReader
+    from dlbench.telemetry.nvml import NvmlReader
+    from dlbench.telemetry.sampler import Sampler
+
+    fake = fake_nvml.from_spec("h100-sxm")
+    fake.inject_xid(0, 48)
+    sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
+    served: dict[str, set[str]] = {}
+    deadline = time.monotonic() + 10
+    while "dlbench_gpu_last_xid_timestamp_seconds" not in served and time.monotonic() < deadline:
+        sampler.sample_now()  # the XID arrives through NVML's event set, read beside the samples
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(TelemetryCollector(sampler, hostname="n1", dcgm_compat=True))
+        for family in text_string_to_metric_families(generate_latest(registry).decode()):
+            for sample in family.samples:
+                served.setdefault(sample.name, set(sample.labels))
+        time.sleep(0.2)
+    tested = [(name, labels) for name, labels in _unit_test_series(PROMETHEUS_DIR / "tests" / "kubernetes_test.yml")
+              if labels.get("instance") == "n1:19835"]
+    assert {name for name, _ in tested} >= {"DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_GPU_TEMP",
+                                           "dlbench_gpu_last_xid_timestamp_seconds", "dlbench_exporter_nvml_up"}
+    for name, labels in tested:
+        if name != "up":
+            assert set(labels) - {"job", "instance"} == served[name], name

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dlbench.results import plots, tables
-from results_support import make_result, pytest_benchmark_document, write, write_report_runs
+from results_support import make_result, pytest_benchmark_document, step_times, write, write_report_runs
 
 FIGURE_IDS = [figure_id for figure_id, _, _ in plots.FIGURES]
 
@@ -101,7 +101,8 @@ def test_markdown_alone_needs_no_matplotlib_and_can_go_to_stdout(dlbench_cli, tm
     (blocker / "matplotlib.py").write_text("raise ImportError('blocked for this test')\n")
     env = {**os.environ, "PYTHONPATH": str(blocker)}
     out = dlbench_cli("report", result, "--markdown", "-", env=env)
-    assert out.returncode == 0 and "| resnet50 |" in out.stdout and "interrupted" in out.stdout
+    assert out.returncode == 0 and "| resnet50 |" in out.stdout
+    assert "- resnet50 (gpu-a 2026-11-30 01:00:00): interrupted: no reason recorded" in out.stdout  # which run
     out = dlbench_cli("report", result, "--html", tmp_path / "r.html", env=env)
     assert out.returncode == 2 and "pip install 'dlbench[report]'" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "r.html").exists() and result.read_text() == result_text
@@ -241,3 +242,74 @@ def test_the_browser_checks_catch_a_page_that_reaches_out(report, tmp_path):
     )
     _, _, foreign = _chromium(page, tmp_path, "--dump-dom")
     assert "cdn.jsdelivr.net" in foreign and "example.com" in foreign
+
+
+# --- every run shown: the review's four cifar-cnn results were one bar of their mean ------------------------------
+def _review_runs(directory: Path) -> list[Path]:
+    """Four cifar-cnn results on one CPU host (130 to 483 images/s, as the review's were) and two gpt2-tiny ones."""
+    paths = []
+    for i, rate in enumerate((275.8, 129.6, 482.7, 360.9)):
+        result = make_result(
+            "cifar-cnn", times=step_times(32e3 / rate, 0.02, count=200, seed=i), batch_size=32, precision="fp32",
+            started_at=f"2026-12-06T0{i}:1{i}:00+00:00", telemetry={},
+        )
+        result["environment"].update(hostname="vm", device_name="AMD EPYC 7B13")
+        paths.append(write(directory / f"cifar-{i}.json", result))
+    for i in range(2):
+        result = make_result("gpt2-tiny", times=step_times(1000.0, 0.02, count=20, seed=9 + i), batch_size=4,
+                             seq_len=128, precision="fp32", started_at=f"2026-12-06T05:0{i}:00+00:00", telemetry={})
+        result["environment"].update(hostname="vm", device_name="AMD EPYC 7B13")
+        paths.append(write(directory / f"gpt2-tiny-{i}.json", result))
+    return paths
+
+
+def test_every_run_is_its_own_bar_and_row(dlbench_cli, tmp_path):
+    _review_runs(tmp_path / "runs")
+    out = dlbench_cli("report", tmp_path / "runs", "--html", tmp_path / "r.html", "--markdown", "-")
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| cifar-cnn |")]
+    assert len(rows) == 4 and len(set(rows)) == 4  # four rows, no two alike
+    # told apart by when each ran, in the order they ran (the host is in the environment table: one host here)
+    assert [re.search(r"2026-12-06 0\d:\d\d:00", row).group() for row in rows] == [
+        "2026-12-06 00:10:00", "2026-12-06 01:11:00", "2026-12-06 02:12:00", "2026-12-06 03:13:00"
+    ]
+    rates = [float(re.search(r"\| (\d+\.\d) \|", row).group(1)) for row in rows]
+    assert rates == pytest.approx([275.8, 129.6, 482.7, 360.9], rel=0.02)
+    page = (tmp_path / "r.html").read_text()
+    assert page.count('id="throughput-run-') == 6  # one bar per run: four cifar-cnn, two gpt2-tiny
+
+
+def test_labels_tell_runs_apart_by_host_then_time():
+    a, b = make_result(started_at="2026-12-06T01:00:00+00:00"), make_result(started_at="2026-12-06T02:00:00+00:00")
+    assert plots.labels([a, b]) == ["resnet50 · bf16 · 2026-12-06 01:00", "resnet50 · bf16 · 2026-12-06 02:00"]
+    b["environment"]["hostname"] = "gpu-b"
+    assert plots.labels([a, b]) == ["resnet50 · bf16 · gpu-a", "resnet50 · bf16 · gpu-b"]
+    assert plots.labels([a, make_result("gpt2")]) == ["resnet50 · bf16", "gpt2 · bf16"]
+
+
+def test_an_empty_directory_is_one_line_and_exit_2(dlbench_cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = dlbench_cli("report", tmp_path / "empty", "--html", tmp_path / "r.html", "--markdown", tmp_path / "r.md")
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and "holds no .json results" in out.stderr
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r.md").exists()
+
+
+@pytest.mark.integration
+def test_every_run_is_a_bar_in_chromium(tmp_path):
+    """The page of the review's six runs as a browser builds it: six bars, no console error, no network. Its
+    screenshot is kept beside the test's files (DLBENCH_REPORT_RUNS_PNG names a copy) for a person to look at."""
+    from conftest import run_dlbench
+
+    _review_runs(tmp_path / "runs")
+    page = tmp_path / "runs.html"
+    out = run_dlbench("report", tmp_path / "runs", "--html", page)
+    assert out.returncode == 0, out.stderr
+    dom, console, foreign = _chromium(page, tmp_path, "--dump-dom")
+    assert dom.returncode == 0 and console == [] and foreign == []
+    assert len(re.findall(r'<g id="throughput-run-\d+"', dom.stdout)) == 6
+    png = tmp_path / "runs.png"
+    shot, _, _ = _chromium(page, tmp_path, "--window-size=1200,2400", f"--screenshot={png}")
+    assert shot.returncode == 0 and png.stat().st_size > 0
+    if os.environ.get("DLBENCH_REPORT_RUNS_PNG"):
+        shutil.copy(png, os.environ["DLBENCH_REPORT_RUNS_PNG"])

@@ -87,6 +87,7 @@ def test_input_wait_is_reported_beside_compute(monkeypatch, tmp_path):
     result = run(data=str(tmp_path), workers=0, batch_size=2, steps=5, warmup=0)
     metrics = result["metrics"]
     assert metrics["input_wait_seconds"] >= 5 * 2 * 0.02
+    assert metrics["input_wait_measured_on"] == "host"  # a CPU step is synchronous: the host's wait is the device's
     # The share is the wait over the timed window; how large it is depends on how busy the CPU is, so compare it
     # with the run's own figures rather than a fixed bound.
     assert metrics["input_wait_share"] == round(metrics["input_wait_seconds"] / metrics["timed_seconds"], 4)

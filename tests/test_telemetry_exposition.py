@@ -163,6 +163,28 @@ def test_dcgm_compat_names_the_newer_families_in_dcgms_units():
     # the owed err_code label: the last XID code, as label and value, as dcgm-exporter serves it since its #309
     assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="0", err_code="79") == [79.0]
     assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="1", err_code="0") == [0.0]
+    # err_msg as dcgm-exporter writes it (internal/pkg/collector/xid_errors.go), so its alerts' text works
+    assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="0", err_msg="GPU has fallen off the bus") == [79.0]
+    assert find(parsed, "DCGM_FI_DEV_XID_ERRORS", gpu="1", err_msg="No Error") == [0.0]
+
+
+# NVIDIA's XID catalogue, "Resolution Bucket (Immediate Action)" (docs.nvidia.com/deploy/xid-errors/
+# analyzing-xid-catalog.html): the codes the review found only warning, 46 (RESET_GPU: a drain), the NVLink family
+@pytest.mark.parametrize("code, expected", [
+    (46, "critical"), (48, "critical"), (79, "critical"), (143, "critical"), (158, "critical"), (167, "critical"),
+    (171, "critical"), (172, "critical"), (74, "critical"), (136, "critical"), (144, "critical"), (149, "critical"),
+    (150, "critical"), (155, "critical"), (95, "critical"), (119, "critical"),
+    (13, "application"), (31, "application"), (94, "application"),
+    (43, "informational"), (45, "informational"), (63, "informational"), (154, "informational"), (157, "informational"),
+    (54, "warning"), (1, "warning"), (500, "warning"),
+])
+def test_xid_series_carry_the_catalogue_class(code, expected):
+    def prepare(fake):
+        fake.inject_xid(0, code)
+    parsed = samples(exposition("h100-sxm", prepare=prepare)[0])
+    assert find(parsed, "dlbench_gpu_xid_errors_total", gpu="0", xid=str(code), xid_class=expected) == [1.0]
+    assert len(find(parsed, "dlbench_gpu_last_xid_timestamp_seconds", gpu="0", xid=str(code),
+                    xid_class=expected)) == 1
 
 
 def test_lost_gpu_keeps_identity_and_reports_down_and_errors_by_call():
@@ -302,3 +324,75 @@ def test_prerender_collects_once_and_encodes_only_the_forms_asked_for():
     metrics.refresh()  # asked for in the last interval: now rendered ahead, from the same collection
     assert len(collects) == 3 and "dlbench_test_value 3.0" in scrape("text/plain")
     assert "dlbench_test_value 3.0" in scrape(PROMETHEUS_ACCEPT) and len(collects) == 3
+
+
+# dcgm-exporter's etc/default-counters.csv at NVIDIA/dcgm-exporter d5e5f51 (2026-05-12), second column, for the fields
+# --dcgm-compat serves (commented lines included: they are its documented types)
+DCGM_EXPORTER_TYPES = {
+    "DCGM_FI_DEV_SM_CLOCK": "gauge", "DCGM_FI_DEV_MEM_CLOCK": "gauge", "DCGM_FI_DEV_MEMORY_TEMP": "gauge",
+    "DCGM_FI_DEV_GPU_TEMP": "gauge", "DCGM_FI_DEV_POWER_USAGE": "gauge",
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": "counter",
+    "DCGM_FI_DEV_GPU_UTIL": "gauge", "DCGM_FI_DEV_MEM_COPY_UTIL": "gauge", "DCGM_FI_DEV_ENC_UTIL": "gauge",
+    "DCGM_FI_DEV_DEC_UTIL": "gauge", "DCGM_FI_DEV_XID_ERRORS": "gauge", "DCGM_FI_DEV_FB_FREE": "gauge",
+    "DCGM_FI_DEV_FB_USED": "gauge", "DCGM_FI_DEV_FB_RESERVED": "gauge",
+    "DCGM_FI_DEV_POWER_VIOLATION": "counter", "DCGM_FI_DEV_SYNC_BOOST_VIOLATION": "counter",
+    "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL": "counter", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": "counter",
+    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": "counter", "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL": "counter",
+    "DCGM_FI_DEV_RETIRED_SBE": "counter", "DCGM_FI_DEV_RETIRED_DBE": "counter", "DCGM_FI_DEV_RETIRED_PENDING": "counter",
+    "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL": "counter", "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL": "counter",
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": "counter", "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": "counter",
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE": "gauge", "DCGM_FI_PROF_GR_ENGINE_ACTIVE": "gauge",
+    "DCGM_FI_PROF_SM_ACTIVE": "gauge", "DCGM_FI_PROF_SM_OCCUPANCY": "gauge", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": "gauge",
+    "DCGM_FI_PROF_DRAM_ACTIVE": "gauge", "DCGM_FI_PROF_PIPE_FP64_ACTIVE": "gauge",
+    "DCGM_FI_PROF_PIPE_FP32_ACTIVE": "gauge", "DCGM_FI_PROF_PIPE_FP16_ACTIVE": "gauge",
+}
+
+
+def test_dcgm_compat_types_dcgms_counters_counter_in_what_prometheus_is_served():
+    """Prometheus asks for OpenMetrics first, where a counter's samples must end in _total; DCGM's names do not, so
+    --dcgm-compat answers in the text format (as dcgm-exporter does) with dcgm-exporter's types."""
+    from dlbench.telemetry.catalogue import DCGM_COUNTERS
+
+    def prepare(fake):
+        fake.inject_xid(0, 79)
+        fake.gpus[0].values.update(nvlink={"3": {"replay": 4}})
+
+    _, _, sampler = exposition("h100-sxm,v100", dcgm=True, prepare=prepare)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=True))
+    metrics = PrerenderedMetrics(registry, DCGM_COUNTERS)
+    metrics.refresh()
+    answered = {}
+    body = b"".join(metrics({"HTTP_ACCEPT": PROMETHEUS_ACCEPT}, lambda status, headers: answered.update(headers)))
+    assert answered["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    types = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE DCGM_"))
+    served = {name: types[name] for name in DCGM_EXPORTER_TYPES if name in types}
+    assert served == {name: DCGM_EXPORTER_TYPES[name] for name in served}
+    assert len([t for t in served.values() if t == "counter"]) == 15  # the v100 serves the retired-page counters
+    assert "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{" in text and "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION_total" not in text
+    # without --dcgm-compat the exporter keeps serving OpenMetrics to Prometheus
+    plain = PrerenderedMetrics(registry)
+    plain.refresh()
+    plain({"HTTP_ACCEPT": PROMETHEUS_ACCEPT}, lambda status, headers: answered.update(headers))
+    assert answered["Content-Type"].startswith("application/openmetrics-text")
+
+
+def test_dcgm_compat_answers_a_name_filtered_request_as_a_whole_scrape():
+    """`/metrics?name[]=...` (Prometheus federation-style filtering, as prometheus_client supports it) must serve
+    the same format and types as a whole scrape, not OpenMetrics with DCGM's counters typed gauge."""
+    from dlbench.telemetry.catalogue import DCGM_COUNTERS
+
+    _, _, sampler = exposition(dcgm=True)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TelemetryCollector(sampler, hostname="node1", dcgm_compat=True))
+    metrics = PrerenderedMetrics(registry, DCGM_COUNTERS)
+    metrics.refresh()
+    answered = {}
+    query = "name[]=DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION&name[]=DCGM_FI_DEV_GPU_TEMP"
+    body = b"".join(metrics({"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "HTTP_ACCEPT": PROMETHEUS_ACCEPT,
+                             "QUERY_STRING": query},
+                            lambda status, headers: answered.update(headers)))
+    assert answered["Content-Type"].startswith("text/plain; version=0.0.4")
+    types = dict(line.split()[2:4] for line in body.decode().splitlines() if line.startswith("# TYPE "))
+    assert types == {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter", "DCGM_FI_DEV_GPU_TEMP": "gauge"}

@@ -47,6 +47,35 @@ def test_h100_health_readings_in_base_units():
     assert not reader.errors
 
 
+# a Blackwell board with power smoothing on: values the power-smoothing fields answer, large enough that read as
+# nanoseconds of throttling they would show (profile 2, 50 % floor, a 10 W/s ramp, 1000 W ceiling)
+POWER_SMOOTHING = {"enabled": 1, "active_preset_profile": 2, "admin_override_percent_tmp_floor": 50,
+                   "admin_override_ramp_up_rate": 10_000, "applied_tmp_ceil": 1000, "priv_lvl": 1,
+                   "imm_ramp_down_enabled": 1}
+SLOWDOWN = {"sw_thermal_slowdown": 3_000_000_000, "hw_thermal_slowdown": 2_000_000_000,
+            "hw_power_brake_slowdown": 1_000_000_000}
+
+
+@pytest.mark.parametrize("cuda_driver_version, expected", [
+    (13000, {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0}),  # R580: 251-253
+    (12090, {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0}),  # R575: 251-253
+    (13010, {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0}),  # R590: 269-271
+    (12080, {}),  # R570: 251-268 are power smoothing, no slowdown counters at all
+])
+def test_slowdown_counters_follow_the_driver_generation_not_the_binding(cuda_driver_version, expected):
+    """The installed nvidia-ml-py names one generation's field ids; the driver answering may be of the other. Whatever
+    the pairing, power-smoothing values must never come out as throttle time."""
+    fake, _ = reader_for("h100-sxm")
+    fake.cuda_driver_version = cuda_driver_version
+    fake.gpus[0].values.update(power_smoothing=POWER_SMOOTHING, clocks_event_ns={"sw_power_cap": 5_000_000_000,
+                                                                                 **SLOWDOWN})
+    reader = NvmlReader(fake).start()
+    durations = reader.read_all()[0]["clocks_event_duration_seconds"]
+    assert {k: v for k, v in durations.items() if k in SLOWDOWN} == pytest.approx(expected)
+    assert durations["sw_power_cap"] == pytest.approx(5.0) and durations["sync_boost"] == 0
+    assert not reader.errors
+
+
 def test_v100_retires_pages_and_lacks_what_came_later():
     fake, reader = reader_for("v100")
     fake.gpus[0].values.update(retired_sbe=3, retired_dbe=1, retired_pending=1)
@@ -136,6 +165,26 @@ def test_nvlink_links_are_read_on_a_slower_cadence_and_repeated_between(monkeypa
     assert sum(fake_nvml._real.NVML_FI_DEV_NVLINK_GET_STATE in batch for batch in asked) == 1
     monkeypatch.setattr(interconnect, "NVLINK_INTERVAL_SECONDS", 0.0)
     assert reader.read_all()[0]["nvlink_link_state"]["7"] == 0
+
+
+def test_one_links_counter_reset_does_not_lower_the_gpus_total(monkeypatch):
+    """A link retrained or reset (`nvidia-smi nvlink -r`) starts its counters at 0 again; the per-GPU total must not
+    fall, or rate() sees the whole total as new (a spike of its full value). Across an NVML restart too."""
+    monkeypatch.setattr(interconnect, "NVLINK_INTERVAL_SECONDS", 0.0)
+    fake, reader = reader_for("h100-sxm")
+    links = fake.gpus[0].values["nvlink"] = {"3": {"replay": 40, "tx_kib": 1000}, "9": {"replay": 2, "tx_kib": 500}}
+    first = reader.read_all()[0]
+    assert (first["nvlink_replay_errors"], first["nvlink_transmitted_bytes"]) == (42, 1500 * 1024)
+    links["3"].update(replay=1, tx_kib=10)  # link 3 reset, then counted 1 replay and 10 KiB
+    links["9"].update(replay=3, tx_kib=600)
+    second = reader.read_all()[0]
+    assert second["nvlink_replay_errors"] == 42 + 1 + 1
+    assert second["nvlink_transmitted_bytes"] == (1500 + 10 + 100) * 1024
+    assert second["nvlink_link_replay_errors"]["3"] == 1  # the per-link series shows the link's own reset
+    reader.close()
+    reader.start()  # NVML initialised again: the total goes on from where it was
+    links["3"].update(replay=2)
+    assert reader.read_all()[0]["nvlink_replay_errors"] == 44 + 1
 
 
 def test_board_limits_are_read_once_per_nvml_start():

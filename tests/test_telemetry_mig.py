@@ -201,3 +201,35 @@ def test_dcgm_compat_serves_each_gpu_instance_under_the_profiling_names_with_dcg
     whole = [v for (name, ls), v in parsed.items() if name == "DCGM_FI_PROF_SM_ACTIVE" and "GPU_I_ID" not in dict(ls)]
     assert whole == [pytest.approx(0.5)]  # the whole GPU not in MIG mode, in the same family
     assert text.count("# TYPE DCGM_FI_PROF_SM_ACTIVE ") == 1
+
+
+def test_instance_memory_leaves_reserved_memory_out_of_used():
+    """nvmlDeviceGetMemoryInfo v1's used is "Sum of Reserved and Allocated" (NVML API reference, nvmlMemory_t): an
+    idle instance looked partly used. v2 on the MIG device handle, as for whole GPUs."""
+
+    def prepare(fake):
+        fake.gpus[0].values.update(mig_memory_used=[12 * 2**30, 0, 0, 0], mig_memory_reserved=[300 * 2**20] * 4)
+
+    parsed = samples(exposition("a100-mig", prepare=prepare)[0])
+    assert find(parsed, "dlbench_mig_memory_used_bytes", gpu_instance_id="2") == [12 * 2**30]
+    assert find(parsed, "dlbench_mig_memory_used_bytes", gpu_instance_id="3") == [0]  # idle: nothing used
+    assert find(parsed, "dlbench_mig_memory_free_bytes", gpu_instance_id="3") == [(19968 - 300) * 2**20]
+
+
+def test_dcgm_compat_serves_each_gpu_instances_framebuffer():
+    """dcgm-exporter serves DCGM_FI_DEV_FB_USED/FREE for each GPU instance entity with GPU_I_PROFILE and GPU_I_ID
+    (internal/pkg/devicemonitoring/device_monitoring.go watches GPU instances; its issue #317 shows the series), in
+    MiB, beside the whole GPU's; on an A100 as on an H100 (memory needs no GPM)."""
+
+    def prepare(fake):
+        fake.gpus[0].values.update(mig_memory_used=[12 * 2**30, 5 * 2**20, 0, 0], mig_memory_reserved=[2**20] * 4)
+
+    parsed = samples(exposition("a100-mig", dcgm=True, prepare=prepare)[0])
+    assert find(parsed, "DCGM_FI_DEV_FB_USED", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2") == [12 * 1024]
+    assert find(parsed, "DCGM_FI_DEV_FB_FREE", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2") == [40192 - 12 * 1024 - 1]
+    assert find(parsed, "DCGM_FI_DEV_FB_USED", GPU_I_PROFILE="2g.20gb", GPU_I_ID="3") == [5]
+    per_instance = [dict(ls)["GPU_I_ID"] for (n, ls) in parsed if n == "DCGM_FI_DEV_FB_USED" and "GPU_I_ID" in dict(ls)]
+    assert sorted(per_instance, key=int) == ["2", "3", "9", "10"]
+    whole = [v for (n, ls), v in parsed.items() if n == "DCGM_FI_DEV_FB_USED" and "GPU_I_ID" not in dict(ls)]
+    assert len(whole) == 1  # the parent GPU's own series stays
+    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE") == []  # an A100: no GPM, no profiling names promised

@@ -269,8 +269,9 @@ def test_xid_events_are_counted_per_code_and_kept_while_the_gpu_is_down():
     fake.gpus[1].lost = True
     snapshot = sampler.sample_now()
     assert snapshot.gpus[1]["up"] == 0
-    assert snapshot.gpus[1]["xid_errors"] == {"79": 2} and snapshot.gpus[1]["last_xid_code"] == 79
-    assert snapshot.gpus[0]["xid_errors"] == {"94": 1}
+    # keyed by code and NVIDIA's catalogue class: 79 reboot (critical), 94 contained ECC: restart the app
+    assert snapshot.gpus[1]["xid_errors"] == {("79", "critical"): 2} and snapshot.gpus[1]["last_xid_code"] == 79
+    assert snapshot.gpus[0]["xid_errors"] == {("94", "application"): 1}
 
 
 def test_sampler_thread_samples_and_windows_aggregate():

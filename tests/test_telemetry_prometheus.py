@@ -68,6 +68,14 @@ def test_prometheus_scrapes_the_exporter_and_a_lost_gpu_leaves_it_serving(export
         assert 400 < float(rate[0]["value"][1]) < 900
         assert prometheus.query('DCGM_FI_DEV_GPU_UTIL{gpu="0"}')[0]["metric"]["modelName"] == "NVIDIA H100 80GB HBM3"
         assert float(prometheus.query("dlbench_exporter_nvml_up")[0]["value"][1]) == 1
+        # --dcgm-compat's DCGM counters reach Prometheus typed counter, as dcgm-exporter's default-counters.csv has them
+        # (the text format: OpenMetrics would need _total), and rate() works on them
+        _, body = http_get(f"{prometheus.url}/api/v1/metadata?metric=DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")
+        assert json.loads(body)["data"]["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"][0]["type"] == "counter"
+        _, body = http_get(f"{prometheus.url}/api/v1/metadata?metric=DCGM_FI_DEV_GPU_UTIL")
+        assert json.loads(body)["data"]["DCGM_FI_DEV_GPU_UTIL"][0]["type"] == "gauge"
+        rate = prometheus.wait_for_series('irate(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0"}[3s])')  # mJ/s
+        assert 400_000 < float(rate[0]["value"][1]) < 900_000
 
         # faults while running: a failing call on GPU 0, then GPU 1 falls off the bus with XID 79
         write_scenario(scenario, [
@@ -78,7 +86,9 @@ def test_prometheus_scrapes_the_exporter_and_a_lost_gpu_leaves_it_serving(export
         ])
         down = prometheus.wait_for_series('dlbench_gpu_up{gpu="1"} == 0')
         assert down[0]["metric"]["uuid"] == by_gpu["1"]["uuid"]
-        prometheus.wait_for_series('dlbench_gpu_xid_errors_total{gpu="1",xid="79"} == 1')
+        prometheus.wait_for_series('dlbench_gpu_xid_errors_total{gpu="1",xid="79",xid_class="critical"} == 1')
+        prometheus.wait_for_series('DCGM_FI_DEV_XID_ERRORS{gpu="1",err_code="79",err_msg="GPU has fallen off the bus"}'
+                                   ' == 79')
         prometheus.wait_for_series('dlbench_exporter_nvml_errors_total{call="nvmlDeviceGetTemperature"} > 0')
         prometheus.wait_for_series('dlbench_gpu_up{gpu="1"} == 0 and on() absent(dlbench_gpu_power_watts{gpu="1"})')
         assert float(prometheus.query('dlbench_gpu_up{gpu="2"}')[0]["value"][1]) == 1
@@ -138,8 +148,17 @@ def test_live_training_run_is_scraped_with_run_labels(tmp_path):
         for o in observers:
             o.on_timed_start()
         step, started = 0, time.perf_counter()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def scraped() -> bool:  # what the assertions below read has reached Prometheus
+            return bool(prometheus.query('dlbench_train_steps_total{run_id="run-live-1"} > 100')
+                        and prometheus.query('dlbench_train_step_seconds_count{run_id="run-live-1"} > 100')
+                        and prometheus.query('dlbench_host_cpu_utilization_ratio{job="dlbench_run"}'))
+
+        # Train until Prometheus has scraped more than 100 steps. The bound only keeps a broken run from waiting
+        # forever: on a loaded 2-core machine 100 steps and their scrape took more than 20 s.
+        deadline = time.monotonic() + 300
+        while not (step >= 100 and step % 10 == 0 and scraped()):
+            assert time.monotonic() < deadline, f"Prometheus did not see 100 of the {step} steps within 300 s"
             t0 = time.perf_counter()
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(inputs), labels)
@@ -149,8 +168,6 @@ def test_live_training_run_is_scraped_with_run_labels(tmp_path):
             for o in observers:
                 o.on_step(step, time.perf_counter() - t0, 32, loss)
             time.sleep(0.005)
-            if step % 50 == 0 and prometheus.query('dlbench_train_steps_total{run_id="run-live-1"} > 100'):
-                break
         for o in observers:
             o.on_timed_end(time.perf_counter() - started, step * 32)
         steps = prometheus.query('dlbench_train_steps_total{run_id="run-live-1",workload="mnist-mlp"}')

@@ -1,4 +1,5 @@
-"""`dlbench compare BASELINE CANDIDATE`: is the candidate slower? Per-workload verdicts from step-time distributions.
+"""`dlbench compare BASELINE CANDIDATE`: is the candidate slower? Per-workload verdicts on throughput, mean and
+median step time: from the step times of one run a side, or across runs where a side has several.
 
 Exit codes: 0 same, better or noisy; 1 a regression beyond the threshold; 2 could not compare (bad input, runs that
 measured different things, too few samples).
@@ -36,9 +37,18 @@ def probability(text: str) -> float:
     return value
 
 
+def _shown(fraction: float) -> str:
+    """A fraction as a percentage inside an argparse help string, which is %-formatted: '5%%' prints as '5%'."""
+    return f"{fraction:.0%}".replace("%", "%%")
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("baseline", help="result JSON, pytest-benchmark JSON, or a directory of them")
-    parser.add_argument("candidate", help="the same, for the run to judge against the baseline")
+    parser.add_argument(
+        "baseline",
+        help="result JSON, pytest-benchmark JSON, or a directory of them (several runs of the same settings are "
+        "tested across runs)",
+    )
+    parser.add_argument("candidate", help="the same, for the runs to judge against the baseline")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.add_argument(
         "--ignore",
@@ -53,22 +63,22 @@ def add_arguments(parser) -> None:
         type=percent,
         default=stats.DEFAULT_THRESHOLD,
         metavar="PERCENT",
-        help=f"median step-time change that counts as a regression or improvement "
-        f"(default {stats.DEFAULT_THRESHOLD:.0%})",
+        help="change in throughput, mean or median step time that counts as a regression or improvement "
+        f"(default {_shown(stats.DEFAULT_THRESHOLD)})",
     )
     parser.add_argument(
         "--noise",
         type=percent,
         default=stats.DEFAULT_NOISE,
         metavar="PERCENT",
-        help=f"step-time spread (IQR/median) beyond which an undecided pair is 'noisy' "
-        f"(default {stats.DEFAULT_NOISE:.0%})",
+        help="spread (IQR/median of step times, or its equivalent across runs) beyond which a pair is 'noisy', "
+        f"whatever the tests say (default {_shown(stats.DEFAULT_NOISE)})",
     )
     parser.add_argument(
         "--alpha",
         type=probability,
         default=stats.DEFAULT_ALPHA,
-        help=f"significance level of the rank test (default {stats.DEFAULT_ALPHA})",
+        help=f"significance level of the tests (default {stats.DEFAULT_ALPHA})",
     )
 
 
@@ -81,41 +91,53 @@ def _number(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
-def _print_table(comparison) -> None:
+def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(title="dlbench compare", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("workload", "settings", "p50 base (ms)", "p50 new (ms)", "change", "p", "spread", "verdict"):
-        table.add_column(column, justify="right" if column in ("change", "p", "spread") or "ms" in column else "left")
+    columns = ("workload", "settings", "runs", "throughput base", "throughput new", "throughput", "mean step",
+               "median step", "spread", "verdict")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("workload", "settings", "verdict") else "right")
     for pair in comparison.pairs:
         d = pair.decision
         settings = ", ".join(filter(None, (settings_text(pair.baseline), device_model(pair.baseline))))
+        runs = f"{len(pair.baselines)}/{len(pair.candidates)}"
         if d is None:
-            table.add_row(pair.workload, settings, "", "", "", "", "", f"[bold]{pair.verdict}[/]: {pair.reason}")
+            table.add_row(pair.workload, settings, runs, "", "", "", "", "", "", f"[bold]{pair.verdict}[/]")
             continue
-        median = next((row for row in pair.metrics if row["metric"] == "step time p50"), {})
+        rate = d.finding("throughput")
         verdict = f"[{_STYLE[d.verdict]}]{d.verdict}[/]" if _STYLE[d.verdict] else d.verdict
+
+        def change(statistic: str) -> str:
+            finding = d.finding(statistic)
+            if finding is None:
+                return "-"
+            return f"{finding.change:+.1%}{'*' if finding.p_value < alpha else ''}"
+
         table.add_row(
             pair.workload,
             settings,
-            _number(median.get("baseline")),
-            _number(median.get("candidate")),
-            f"{d.change:+.1%}",
-            f"{d.p_value:.2g}",
+            runs,
+            f"{_number(rate.baseline)} {rate.unit}",
+            _number(rate.candidate),
+            change("throughput"),
+            change("mean step time"),
+            change("median step time"),
             f"{d.spread_a:.0%}/{d.spread_b:.0%}",
             verdict,
         )
     console.print(table)
+    console.print(f"* significant at p < {alpha:g}; spread: IQR/median of step times (or its equivalent across runs)")
     if len(comparison.pairs) == 1:
         _print_metrics(console, comparison.pairs[0])
     for pair in comparison.pairs:
         for note in pair.notes:
             console.print(f"note ({pair.workload}): {note}")
-        if pair.decision is not None:
-            console.print(f"{pair.workload}: {pair.verdict}: {pair.reason}")
+        console.print(f"{pair.workload}: {pair.verdict}: {pair.reason}")
     for label, results in (
         ("only in baseline", comparison.only_baseline),
         ("only in candidate", comparison.only_candidate),
@@ -150,7 +172,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(comparison.as_dict(), indent=2))
     else:
-        _print_table(comparison)
+        _print_table(comparison, args.alpha)
     undecided = [f"{p.workload}: {p.reason}" for p in comparison.pairs if p.verdict == UNDECIDED]
     if undecided:  # the one line a script or a person reads on stderr, whatever went to stdout
         print(f"dlbench: could not compare {'; '.join(undecided)}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`dlbench exporter`: serve GPU and host metrics for Prometheus on /metrics, liveness on /health."""
+"""`dlbench exporter`: GPU and host metrics for Prometheus on /metrics, health on /health, liveness on /live."""
 
 from __future__ import annotations
 
@@ -39,7 +39,10 @@ def add_arguments(parser) -> None:
                         help=f"Prometheus web-config YAML with tls_server_config and basic_auth_users (env "
                              f"{ENV_WEB_CONFIG}; the format node_exporter's --web.config.file reads)")
     parser.add_argument("--dcgm-compat", action="store_true",
-                        help="also expose the dcgm-exporter default names (DCGM_FI_DEV_*) for existing dashboards")
+                        help="also expose dcgm-exporter's field names (DCGM_FI_DEV_*, in its units and types; per MIG "
+                             "GPU instance too) and answer in its text format; the profiling names (DCGM_FI_PROF_*) "
+                             "only on Hopper and newer, from NVML GPM: before Hopper only DCGM's profiling module has "
+                             "them, so dashboard panels on them stay empty there")
     parser.add_argument("--nvlink-per-link", action="store_true",
                         help="also expose NVLink state, traffic and errors per link (6 series per link, 864 for 8 "
                              "H100s); by default NVLink is served as per-GPU totals")

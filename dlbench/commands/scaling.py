@@ -118,7 +118,9 @@ def study(entries: list[dict]) -> dict:
     for entry in entries:
         if base_rate and entry["status"] == "completed" and entry["samples_per_second"] is not None:
             entry["efficiency"] = entry["samples_per_second"] / (entry["processes"] * base_rate)
-    return {"baseline_samples_per_second": base_rate, "sizes": entries}
+    from dlbench.results import superlinear
+
+    return {"baseline_samples_per_second": base_rate, "sizes": entries, "warnings": superlinear.warnings(entries)}
 
 
 def run(args) -> int:
@@ -158,6 +160,8 @@ def run(args) -> int:
         write_json(args.output, document)
     if args.json:
         print(json.dumps(document, indent=2))
+        for warning in document["warnings"]:  # a person piping the JSON still sees it
+            print(f"dlbench scaling: warning: {warning}", file=sys.stderr)
     else:
         _print_table(document)
     return 0 if all(entry["status"] == "completed" for entry in entries) else 1
@@ -181,4 +185,7 @@ def _print_table(document: dict) -> None:
             "n/a" if share is None else f"{share:.1%}",
             "n/a" if not slowest else f"{slowest['rank']} on {slowest['host']}",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for warning in document.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)

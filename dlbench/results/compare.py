@@ -1,7 +1,10 @@
-"""Pair results that measured the same thing, and decide each pair from its step-time distributions."""
+"""Pair results that measured the same thing, and decide each pair: from the step times of one run a side, or from
+the run-to-run variation of several."""
 
 from __future__ import annotations
 
+import os
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -14,14 +17,22 @@ UNDECIDED = "could not compare"
 
 @dataclass
 class Pair:
-    baseline: dict
-    candidate: dict
-    verdict: str
-    reason: str
+    baselines: list[dict]  # every result of the baseline side with these settings, newest last
+    candidates: list[dict]
+    verdict: str = UNDECIDED
+    reason: str = ""
     decision: stats.Decision | None = None
     metrics: list[dict] = field(default_factory=list)
     environment_changes: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def baseline(self) -> dict:
+        return self.baselines[-1]
+
+    @property
+    def candidate(self) -> dict:
+        return self.candidates[-1]
 
     @property
     def workload(self) -> str:
@@ -40,6 +51,10 @@ class Pair:
             "settings": self.settings(),
             "baseline": _label(self.baseline),
             "candidate": _label(self.candidate),
+            "runs": {
+                "baseline": [_label(r) for r in self.baselines],
+                "candidate": [_label(r) for r in self.candidates],
+            },
             "verdict": self.verdict,
             "reason": self.reason,
             "decision": self.decision.as_dict() if self.decision else None,
@@ -59,10 +74,16 @@ def _label(result: dict) -> dict:
     }
 
 
-def metric_deltas(a: dict, b: dict) -> list[dict]:
+def _mean_metric(metric: fields.Metric, results: list[dict]) -> float | None:
+    values = [v for v in (metric.read(r) for r in results) if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def metric_deltas(a: list[dict], b: list[dict]) -> list[dict]:
+    """Every headline metric on both sides (the mean over a side's runs where it has several) and its change."""
     rows = []
     for metric in fields.HEADLINE_METRICS:
-        old, new = metric.read(a), metric.read(b)
+        old, new = _mean_metric(metric, a), _mean_metric(metric, b)
         if old is None and new is None:
             continue
         change = new / old - 1.0 if old not in (None, 0) and new is not None else None
@@ -84,31 +105,93 @@ def _environment_changes(a: dict, b: dict) -> dict:
     return {key: [old[key], new[key]] for key in old if old[key] != new[key] and (old[key] or new[key])}
 
 
-def decide_pair(a: dict, b: dict, alpha: float, threshold: float, noise: float) -> Pair:
-    pair = Pair(a, b, UNDECIDED, "", environment_changes=_environment_changes(a, b), metrics=metric_deltas(a, b))
-    for result, role in ((a, "baseline"), (b, "candidate")):
-        if result.get("status") == "failed":
-            pair.reason = f"the {role} run failed: {result.get('error') or 'no reason recorded'}"
-            return pair
-        if result.get("status") == "interrupted":
-            pair.notes.append(f"the {role} run was interrupted; its timed steps are compared")
-    summary_a, summary_b = fields.step_summary(a), fields.step_summary(b)
-    if summary_a is None or summary_b is None:
-        pair.reason = "a result has neither step-time samples nor their mean, deviation and count"
-        return pair
+def _run_name(result: dict, role: str, several: bool) -> str:
+    if not several:
+        return f"the {role} run"
+    source = (result.get("source") or {}).get("file")
+    return f"the {role} run {os.path.basename(source) if source else result.get('run_id')}"
+
+
+def _suspects(results: list[dict], role: str) -> list[str]:
+    several = len(results) > 1
+    return [f"{_run_name(r, role, several)}: {why}" for r in results for why in fields.suspect_reasons(r)]
+
+
+def _rates(results: list[dict]) -> tuple[list[float], str] | None:
+    """Each run's throughput, all in one unit: samples/s where every run recorded it, else steps/s for all."""
+    rates = [fields.throughput(r) for r in results]
+    if None not in rates and len({unit for _, unit in rates}) > 1:
+        # a converted pytest-benchmark entry beside a run: steps/s for every one
+        rates = [fields.throughput(r, per_step=True) for r in results]
+    if None in rates:
+        return None
+    return [rate for rate, _ in rates], rates[0][1]
+
+
+def decide_pair(a: list[dict] | dict, b: list[dict] | dict, limits: stats.Limits = stats.Limits()) -> Pair:
+    a, b = (a if isinstance(a, list) else [a]), (b if isinstance(b, list) else [b])
+    pair = Pair(a, b, environment_changes=_environment_changes(a[-1], b[-1]), metrics=metric_deltas(a, b))
+    for results, role in ((a, "baseline"), (b, "candidate")):
+        for result in results:
+            name = _run_name(result, role, len(results) > 1)
+            if result.get("status") == "failed":
+                pair.reason = f"{name} failed: {result.get('error') or 'no reason recorded'}"
+                return pair
+            if result.get("status") == "interrupted":
+                pair.notes.append(f"{name} was interrupted; its timed steps are compared")
+    suspects = _suspects(a, "baseline") + _suspects(b, "candidate")
     try:
-        pair.decision = stats.decide(summary_a, summary_b, alpha, threshold, noise)
+        if len(a) == 1 and len(b) == 1:
+            pair.decision = _decide_steps(a[0], b[0], limits, suspects, pair)
+        else:
+            pair.decision = _decide_runs(a, b, limits, suspects, pair)
     except stats.TooFewSamples as error:
         pair.reason = str(error)
         return pair
-    pair.verdict, pair.reason = pair.decision.verdict, pair.decision.reason
-    if pair.decision.method != "mann-whitney-u":
-        pair.notes.append("tested on mean, deviation and count (Welch): a result did not keep its step-time samples")
+    if pair.decision is not None:
+        pair.verdict, pair.reason = pair.decision.verdict, pair.decision.reason
     return pair
+
+
+def _decide_steps(a, b, limits, suspects, pair) -> stats.Decision | None:
+    summary_a, summary_b = fields.step_summary(a), fields.step_summary(b)
+    if summary_a is None or summary_b is None:
+        pair.reason = "a result has neither step-time samples nor their mean, deviation and count"
+        return None
+    rates = _rates([a, b])
+    rate_a, rate_b, unit = (rates[0][0], rates[0][1], rates[1]) if rates else (None, None, "steps/s")
+    decision = stats.decide(summary_a, summary_b, rate_a, rate_b, unit, limits, suspects)
+    pair.notes.append("one run a side: judged on its steps, blind to run-to-run variation (give several runs a side)")
+    if decision.finding("median step time") is None:
+        pair.notes.append("median not tested: a result did not keep its step-time samples (mean tested, Welch)")
+    return decision
+
+
+def _decide_runs(a, b, limits, suspects, pair) -> stats.Decision | None:
+    rates = _rates(a + b)
+    if rates is None:
+        pair.reason = "a result has no throughput and no mean step time"
+        return None
+    values, unit = rates
+    summaries = [fields.step_summary(r) for r in a + b]
+    medians = [s.median for s in summaries] if all(summaries) else [None] * len(summaries)
+    return stats.decide_runs(
+        values[: len(a)],
+        values[len(a) :],
+        medians[: len(a)] if all(medians) else None,
+        medians[len(a) :] if all(medians) else None,
+        unit,
+        limits,
+        suspects,
+    )
 
 
 def _newest(results: list[dict]) -> dict:
     return max(results, key=lambda r: str(r.get("started_at") or ""))
+
+
+def _oldest_first(results: list[dict]) -> list[dict]:
+    return sorted(results, key=lambda r: str(r.get("started_at") or ""))
 
 
 def _describe_differences(differences: dict) -> str:
@@ -141,6 +224,10 @@ class Comparison:
         }
 
 
+def _files(results: list[dict]) -> set[str]:
+    return {os.path.realpath(f) for f in ((r.get("source") or {}).get("file") for r in results) if f}
+
+
 def compare(
     baseline: list[dict],
     candidate: list[dict],
@@ -149,7 +236,11 @@ def compare(
     threshold: float = stats.DEFAULT_THRESHOLD,
     noise: float = stats.DEFAULT_NOISE,
 ) -> Comparison:
-    """Every result of `candidate` against the baseline result that measured the same thing."""
+    """Every group of candidate results against the baseline results that measured the same thing."""
+    limits = stats.Limits(alpha, threshold, noise)
+    shared = sorted(_files(baseline) & _files(candidate))
+    if shared:  # a run against itself says nothing, and always says "same"
+        raise UserError(f"{shared[0]} is on both sides: compare a run with another run, not with itself")
     if len(baseline) == 1 and len(candidate) == 1:
         # two runs named on purpose: say exactly why they cannot be compared
         a, b = baseline[0], candidate[0]
@@ -163,7 +254,7 @@ def compare(
                 f"runs differ in what decides the number: {_describe_differences(differences)}; "
                 f"compare anyway with {' '.join('--ignore ' + n for n in differences)}"
             )
-        return Comparison([decide_pair(a, b, alpha, threshold, noise)], [], [], [])
+        return Comparison([decide_pair(a, b, limits)], [], [], [])
     groups_a, groups_b = defaultdict(list), defaultdict(list)
     for result in baseline:
         groups_a[fields.match_key(result, ignore)].append(result)
@@ -174,11 +265,11 @@ def compare(
         for group in groups.values():
             if len(group) > 1:
                 notes.append(
-                    f"{len(group)} {side} results for {fields.workload_name(group[0])} with the same "
-                    "settings: the newest is compared"
+                    f"{len(group)} {side} results for {fields.workload_name(group[0])} with the same settings: "
+                    "each is one run, and the verdict tests the run-to-run variation"
                 )
     pairs = [
-        decide_pair(_newest(groups_a[key]), _newest(groups_b[key]), alpha, threshold, noise)
+        decide_pair(_oldest_first(groups_a[key]), _oldest_first(groups_b[key]), limits)
         for key in groups_a
         if key in groups_b
     ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from dlbench.results.stats import Summary
+from dlbench.train.results import SHORT_WINDOW_SECONDS
 
 # Where a newer result may keep the settings a run resolved ("auto" -> "bf16"), before the flat `config`.
 _RESOLVED_SECTIONS = (("resolved",), ("settings", "resolved"), ("config", "resolved"))
@@ -58,6 +59,22 @@ def _channels_last(result: dict) -> bool:
     return bool(setting(result, "channels_last")) and _dig(result, ("workload", "seq_len")) is None
 
 
+def _strategy(result: dict) -> str | None:
+    """How the model was spread over the ranks: DDP replicates it, FSDP shards it (and gathers it in every pass), so
+    the same workload does different work. None for a run outside torchrun."""
+    strategy = _dig(result, ("distributed", "strategy"))
+    if strategy:
+        return str(strategy)
+    if setting(result, "fsdp"):
+        return "fsdp"
+    return "ddp" if _world_size(result) > 1 else None
+
+
+def _pad_vocab(result: dict) -> bool:
+    # --pad-vocab grows GPT-2's output layer from 50257 to 50304 rows: a different matmul, and different FLOPs
+    return bool(setting(result, "pad_vocab"))
+
+
 def _data(result: dict) -> str:
     data = setting(result, "data")
     return "synthetic" if data in (None, "synthetic") else "dataset"  # paths differ between hosts; the kind matters
@@ -75,6 +92,8 @@ MATCH_FIELDS: dict[str, Callable[[dict], Any]] = {
     "compile": lambda r: bool(setting(r, "compile")),
     "device_model": device_model,
     "world_size": _world_size,
+    "strategy": _strategy,
+    "pad_vocab": _pad_vocab,
     "optimizer": lambda r: setting(r, "optimizer"),
     "data": _data,
     "params": lambda r: setting(r, "params"),  # a pytest-benchmark parametrisation
@@ -131,6 +150,37 @@ def step_summary(result: dict) -> Summary | None:
         q1=stats.get("q1"),
         q3=stats.get("q3"),
     )
+
+
+def throughput(result: dict, per_step: bool = False) -> tuple[float, str] | None:
+    """(rate, unit): samples over the timed seconds as the run recorded it (total over total), else (or with
+    `per_step`) one over the mean step time (a pytest-benchmark entry's OPS: rounds per second)."""
+    rate = _dig(result, ("metrics", "throughput", "samples_per_second"))
+    if not per_step and isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0:
+        return float(rate), "samples/s"
+    mean = _dig(result, ("metrics", "step_time_seconds", "mean"))
+    if isinstance(mean, (int, float)) and not isinstance(mean, bool) and mean > 0:
+        return 1.0 / mean, "steps/s"
+    return None
+
+
+def suspect_reasons(result: dict) -> list[str]:
+    """Why this run's numbers cannot be trusted to compare, from what the run itself recorded: other processes
+    busy on its CPU cores (its contention flag), a warm-up that never settled, a window too short to time."""
+    reasons = []
+    metrics = result.get("metrics") or {}
+    load = metrics.get("cpu_contention") or {}
+    if load.get("distorted"):
+        reasons.append(
+            f"other processes kept {load.get('other_processes_cores_mean', 0):.1f} of its "
+            f"{load.get('cores_available', '?')} CPU cores busy ({load.get('other_processes_share', 0):.0%})"
+        )
+    if (result.get("warmup") or {}).get("settled") is False:
+        reasons.append("its step time had not settled when warm-up ended")
+    seconds = metrics.get("timed_seconds")
+    if isinstance(seconds, (int, float)) and metrics.get("steps_timed") and seconds < SHORT_WINDOW_SECONDS:
+        reasons.append(f"its timed window lasted {seconds:.3f} s")
+    return reasons
 
 
 # Environment facts shown beside a comparison: they explain a difference, they do not block one.

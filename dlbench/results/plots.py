@@ -10,7 +10,7 @@ import re
 from collections import OrderedDict
 
 from dlbench.errors import UserError
-from dlbench.results import fields
+from dlbench.results import fields, tables
 
 INSTALL_HINT = "dlbench report draws its plots with matplotlib: pip install 'dlbench[report]' (or pass only --markdown)"
 # the telemetry time series a run may keep (columnar, one list per quantity, `t_seconds` from the window's start)
@@ -51,51 +51,101 @@ def _svg(figure) -> str:
     return re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # RDF boilerplate
 
 
-def label(result: dict) -> str:
-    """Short name of a result in a legend: workload, precision, and the host when results come from several."""
-    precision = fields.setting(result, "precision")
-    host = (result.get("environment") or {}).get("hostname")
-    name = fields.workload_name(result).split("::")[-1]  # a pytest id: the test's name and parameters suffice
-    return " · ".join(str(part) for part in (name, precision, host) if part)
+def labels(results: list[dict]) -> list[str]:
+    """A name for each result, unique among `results`: workload and precision, then the host where results come
+    from several, then the start time and the file until no two are alike (four runs of one workload on one host
+    are four labels, told apart by when they ran)."""
+    names = [
+        " · ".join(str(p) for p in (fields.workload_name(r).split("::")[-1], fields.setting(r, "precision")) if p)
+        for r in results
+    ]  # a pytest id: the test's name and parameters suffice
+    hosts = {tables.host(r) for r in results}
+    for extra in (
+        (lambda r: tables.host(r)) if len(hosts) > 1 else None,
+        lambda r: tables.started(r)[:16],
+        lambda r: tables.started(r)[11:19],
+        tables.file_name,
+    ):
+        if extra is None or len(set(names)) == len(names):
+            continue
+        repeated = {n for n in names if names.count(n) > 1}
+        names = [
+            f"{n} · {extra(r)}" if n in repeated and extra(r) and extra(r) not in n else n
+            for n, r in zip(names, results)
+        ]
+    return names
+
+
+def run_label(result: dict) -> str:
+    """A run inside its group: where and when it ran."""
+    return " · ".join(p for p in (tables.host(result), tables.started(result)[:16], tables.file_name(result)) if p)
+
+
+# what a throughput counts, by the kind of sample: images and sequences are not drawn on one axis
+_SAMPLE_AXES = (("image", "images/s"), ("sequence", "sequences/s (tokens/s = sequences/s x sequence length)"))
+
+
+def _sample_kind(result: dict) -> str:
+    kind = ((result.get("metrics") or {}).get("throughput") or {}).get("sample")
+    if kind in ("image", "sequence"):
+        return kind
+    return "image" if fields.MATCH_FIELDS["seq_len"](result) is None else "sequence"
 
 
 def throughput_chart(results: list[dict]) -> str | None:
-    """Samples per second by workload, one bar per precision (and device)."""
-    rows = [
-        (
-            fields.workload_name(r),
-            f"{fields.setting(r, 'precision')} · {fields.device_model(r) or '?'}",
-            fields.HEADLINE_METRICS[2].read(r),
-            r,
-        )
-        for r in results
-    ]
-    rows = [row for row in rows if row[2] is not None]
-    if not rows:
+    """Samples per second, one bar per run, the runs of one workload, settings and device grouped under its name
+    (each labelled with its host and start time); images and sequences on separate axes."""
+    measured = [r for r in tables.in_groups(results) if fields.HEADLINE_METRICS[2].read(r) is not None]
+    panels = [(axis, [r for r in measured if _sample_kind(r) == kind]) for kind, axis in _SAMPLE_AXES]
+    panels = [(axis, runs) for axis, runs in panels if runs]
+    if not panels:
         return None
     plt = _pyplot()
-    workloads = list(OrderedDict.fromkeys(row[0] for row in rows))
-    series = list(OrderedDict.fromkeys(row[1] for row in rows))
-    figure, axes = plt.subplots(figsize=(8, 0.6 + 0.45 * len(workloads) * max(1, len(series)) ** 0.5 + 0.6))
-    height = 0.8 / len(series)
-    for i, name in enumerate(series):
-        values = {row[0]: row[2] for row in rows if row[1] == name}
-        positions = [w + i * height for w, workload in enumerate(workloads) if workload in values]
-        widths = [values[workload] for workload in workloads if workload in values]
-        bars = axes.barh(positions, widths, height=height, label=name)
-        axes.bar_label(bars, fmt="{:,.0f}", padding=2, fontsize=8)
-    axes.set_yticks([w + height * (len(series) - 1) / 2 for w in range(len(workloads))], workloads)
-    axes.invert_yaxis()
-    axes.set_xlim(0, max(row[2] for row in rows) * 1.12)  # room for the value labels
-    axes.set_xlabel("throughput (samples/s: images or sequences)")
-    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(workloads)), ncol=2)
+    rows_per_panel = [len(runs) + len({tables.group_key(r) for r in runs}) for _, runs in panels]
+    figure, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(9, 0.5 + 0.28 * sum(rows_per_panel) + 0.7 * len(panels)),
+        gridspec_kw={"height_ratios": rows_per_panel},
+        squeeze=False,
+    )
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = 0
+    for ax, (axis_label, runs) in zip(axes[:, 0], panels):
+        ticks, names, row = [], [], 0
+        groups = list(OrderedDict.fromkeys(tables.group_key(r) for r in runs))
+        for index, key in enumerate(groups):
+            ticks.append(row)
+            workload, settings, device = key
+            names.append(" · ".join(p for p in (workload.split("::")[-1], settings, device) if p))
+            row += 1
+            members = [r for r in runs if tables.group_key(r) == key]
+            positions = list(range(row, row + len(members)))
+            values = [fields.HEADLINE_METRICS[2].read(r) for r in members]
+            bars = ax.barh(positions, values, height=0.7, color=colours[index % len(colours)])
+            for bar in bars:  # an id per run's bar in the SVG: what a browser test counts
+                bar.set_gid(f"throughput-run-{drawn}")
+                drawn += 1
+            ax.bar_label(bars, fmt="{:,.0f}", padding=2, fontsize=8)
+            ticks += positions
+            names += [f"    {run_label(r)}" for r in members]
+            row += len(members)
+        ax.set_yticks(ticks, names, fontsize=8)
+        for tick, name in zip(ax.get_yticklabels(), names):
+            if not name.startswith(" "):
+                tick.set_fontweight("bold")  # a group's heading row
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(fields.HEADLINE_METRICS[2].read(r) for r in runs) * 1.15)  # room for the value labels
+        ax.set_xlabel(f"throughput, {axis_label}: one bar per run")
+    figure.tight_layout()
     return _svg(figure)
 
 
 def step_time_chart(results: list[dict]) -> str | None:
     """Step-time distribution per result: a box from the samples, or from the stored percentiles."""
     boxes = []
-    for result in results:
+    ordered = tables.in_groups(results)
+    for result, name in zip(ordered, labels(ordered)):
         summary = fields.step_summary(result)
         stats = (result.get("metrics") or {}).get("step_time_seconds") or {}
         if summary is None:
@@ -120,7 +170,7 @@ def step_time_chart(results: list[dict]) -> str | None:
                 "fliers": [],
             }
         box = {key: ([v * 1e3 for v in value] if key == "fliers" else value * 1e3) for key, value in box.items()}
-        box["label"] = label(result)
+        box["label"] = name
         boxes.append(box)
     if not boxes:
         return None
@@ -140,7 +190,8 @@ def step_time_chart(results: list[dict]) -> str | None:
 
 def telemetry_chart(results: list[dict]) -> str | None:
     """GPU utilisation, power, SM clock and temperature over the timed window, one line per result."""
-    runs = [(label(r), (r.get("telemetry") or {}).get("series")) for r in results]
+    ordered = tables.in_groups(results)
+    runs = [(name, (r.get("telemetry") or {}).get("series")) for r, name in zip(ordered, labels(ordered))]
     runs = [(name, series) for name, series in runs if isinstance(series, dict) and series.get("t_seconds")]
     if not runs:
         return None
@@ -163,9 +214,10 @@ def telemetry_chart(results: list[dict]) -> str | None:
 
 def mfu_chart(results: list[dict]) -> str | None:
     """Achieved FLOP/s as a share of the GPU's dense peak at the run's precision."""
+    ordered = tables.in_groups(results)
     rows = [
-        (label(r), r["metrics"]["mfu"], (r.get("metrics") or {}).get("peak_flops_per_second"))
-        for r in results
+        (name, r["metrics"]["mfu"], (r.get("metrics") or {}).get("peak_flops_per_second"))
+        for r, name in zip(ordered, labels(ordered))
         if (r.get("metrics") or {}).get("mfu") is not None
     ]
     if not rows:
@@ -190,10 +242,11 @@ def mfu_chart(results: list[dict]) -> str | None:
 def rates_chart(results: list[dict]) -> str | None:
     """Micro-benchmarks: achieved TFLOP/s (compute) and GB/s (copies) from each one's median round."""
     panels = []
+    ordered = tables.in_groups(results)
     for metric in (m for m in fields.HEADLINE_METRICS if m.unit in ("TFLOP/s", "GB/s")):
         rows = [
-            (label(r), metric.read(r) * metric.scale)
-            for r in results
+            (name, metric.read(r) * metric.scale)
+            for r, name in zip(ordered, labels(ordered))
             if (r.get("workload") or {}).get("task") == "micro-benchmark" and metric.read(r) is not None
         ]
         if rows:
@@ -221,7 +274,7 @@ def rates_chart(results: list[dict]) -> str | None:
 
 
 FIGURES = (
-    ("throughput", "Throughput by workload and precision", throughput_chart),
+    ("throughput", "Throughput of every run, grouped by workload, settings and device", throughput_chart),
     ("step-time", "Step-time distribution", step_time_chart),
     ("telemetry", "GPU utilisation, power, clocks and temperature over the run", telemetry_chart),
     ("mfu", "MFU against the GPU's peak", mfu_chart),

@@ -1,15 +1,17 @@
-"""Is run B slower than run A? Decided from both runs' step-time samples, not from two means.
+"""Is run B slower than run A? Decided from step-time samples, or from several runs a side, not from two means.
 
-A verdict needs two things at once: the difference must be real (a rank test on the samples says the two
-distributions differ, p below `alpha`) and it must matter (the medians differ by more than `threshold`). The steps of
-one run are not independent draws (clocks drift with temperature, a neighbour's job comes and goes), so p-values are
-optimistic; the threshold on the effect size is what keeps such drift from being called a regression. Runs whose
-step times scatter widely get the verdict "noisy" when no such difference shows: they could hide a change of that size.
+A verdict needs three things: the runs can be trusted (no contention flag, a settled warm-up, a window long enough:
+the caller names what is wrong), they do not scatter more than the change being looked for, and then a statistic
+differs in a way that is both real (its test gives p below `alpha`) and large (beyond `threshold`). Three statistics
+are judged: the throughput (total over total), the mean and the median step time; a slow tail moves the first two and
+leaves the median alone. The steps of one run are not independent draws (clocks drift with temperature, a neighbour's
+job comes and goes), so their p-values are optimistic; several runs a side, each one value, are what measures the
+variation between runs.
 
 No scipy: the normal approximation of the Mann-Whitney U test is a few lines, and it is what
-`scipy.stats.mannwhitneyu(x, y, method="asymptotic", use_continuity=True)` computes. When a result carries only a
-summary (mean, standard deviation, count), Welch's t-test on the summaries stands in for the rank test. A difference
-beyond the threshold that the test cannot confirm (too few steps) is "noisy", never "same".
+`scipy.stats.mannwhitneyu(x, y, method="asymptotic", use_continuity=True)` computes; the t-tests use Student's t
+through the regularized incomplete beta function (`scipy.stats.ttest_ind_from_stats`). A difference beyond the
+threshold that a test cannot confirm (too few steps or runs) is "noisy", never "same".
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 SAME, BETTER, REGRESSION, NOISY = "same", "better", "regression", "noisy"
 
 DEFAULT_ALPHA = 0.01  # two-sided; strict, because a step-time series has many samples and a CI gate must not flap
-DEFAULT_THRESHOLD = 0.05  # relative change in median step time that counts: pytest-benchmark's `mean:5%` habit
+DEFAULT_THRESHOLD = 0.05  # relative change (throughput, mean, median) that counts: pytest-benchmark's `mean:5%` habit
 DEFAULT_NOISE = 0.10  # relative IQR (IQR / median) above which a run is too scattered to call "same"
 NORMAL_IQR_PER_STDEV = 2 * 0.6744897501960817  # 2 * the standard normal's 75th percentile, scipy.stats.norm.ppf(0.75)
 MIN_SAMPLES = 5  # below this the normal approximation is meaningless; even at 5 a side it cannot reach p < 0.012
@@ -149,72 +151,201 @@ def welch_t(a: Summary, b: Summary) -> float:
     return _two_sided_t_p((b.mean - a.mean) / error, df)
 
 
-@dataclass
-class Decision:
-    verdict: str
-    method: str  # "mann-whitney-u" (on samples) or "welch-t-summary" (on mean, stdev and count)
-    p_value: float
-    change: float  # b's step time over a's, minus 1 (+0.10 is 10 % slower): of the medians, or the means for Welch
-    statistic: str  # "median" or "mean": what `change` compares
-    spread_a: float
-    spread_b: float
-    count_a: int
-    count_b: int
-    reason: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+def pooled_t(a: Summary, b: Summary) -> float:
+    """Two-sided p of Student's t-test with a pooled variance (what scipy.stats.ttest_ind_from_stats with
+    equal_var=True computes). Used where one side is a single run: it has no spread of its own, so the other side's
+    run-to-run spread stands for both (equal variances assumed), with n_a + n_b - 2 degrees of freedom."""
+    df = a.count + b.count - 2
+    if df < 1:
+        raise TooFewSamples("a t-test needs three values in all")
+    pooled = ((a.count - 1) * a.stdev**2 + (b.count - 1) * b.stdev**2) / df
+    error = math.sqrt(pooled * (1.0 / a.count + 1.0 / b.count))
+    if error == 0:
+        return 1.0 if a.mean == b.mean else 0.0
+    return _two_sided_t_p((b.mean - a.mean) / error, df)
 
 
 class TooFewSamples(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a verdict needs: p below `alpha`, a change of at least `threshold`, spread at most `noise`."""
+
+    alpha: float = DEFAULT_ALPHA
+    threshold: float = DEFAULT_THRESHOLD
+    noise: float = DEFAULT_NOISE
+
+
+@dataclass
+class Finding:
+    """One statistic on both sides and the test of its difference."""
+
+    statistic: str  # "throughput", "mean step time", "median step time"
+    unit: str
+    baseline: float
+    candidate: float
+    p_value: float
+    test: str  # "mann-whitney-u", "welch-t", "student-t-pooled"
+    higher_is_better: bool = False
+
+    @property
+    def change(self) -> float:
+        return self.candidate / self.baseline - 1.0 if self.baseline else 0.0
+
+    @property
+    def loss(self) -> float:
+        """How much worse the candidate is, as a fraction of the baseline: positive is worse, whatever the sign of
+        a better value (throughput up, step time down)."""
+        return -self.change if self.higher_is_better else self.change
+
+    def text(self) -> str:
+        return f"{self.statistic} {self.change:+.1%} (p={self.p_value:.2g})"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "change": self.change}
+
+
+@dataclass
+class Decision:
+    verdict: str
+    level: str  # "steps": one run a side, judged on its step times; "runs": several a side, on run-to-run variation
+    findings: list[Finding]
+    # the finding the verdict rests on: the first worse (or better) beyond the threshold, else the one that moved
+    # most; findings come throughput first, the figure a user gates on
+    headline: Finding
+    spread_a: float
+    spread_b: float
+    count_a: int  # steps (level "steps") or runs (level "runs") on each side
+    count_b: int
+    reason: str
+    suspects: list[str] = field(default_factory=list)  # why a run cannot be trusted, each naming the run
+
+    def finding(self, statistic: str) -> Finding | None:
+        return next((f for f in self.findings if f.statistic == statistic), None)
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "level": self.level,
+            "statistic": self.headline.statistic,
+            "change": self.headline.change,
+            "p_value": self.headline.p_value,
+            "method": self.headline.test,
+            "spread_a": self.spread_a,
+            "spread_b": self.spread_b,
+            "count_a": self.count_a,
+            "count_b": self.count_b,
+            "reason": self.reason,
+            "suspects": self.suspects,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def _judge(
+    findings: list[Finding],
+    level: str,
+    spreads: tuple[float, float],
+    counts: tuple[int, int],
+    scatter: str,
+    suspects: list[str],
+    limits: Limits,
+) -> Decision:
+    """Noise first, then significance: a verdict on runs that cannot be trusted, or that scatter more than the change
+    to be found, is `noisy` whatever a test says (two contended runs of the same code differed by +81 % and +171 %
+    with p < 1e-8). Then any statistic significantly worse beyond the threshold is a regression, so a slow tail
+    that leaves the median alone still counts through the mean and the throughput."""
+    alpha, threshold, noise = limits.alpha, limits.threshold, limits.noise
+    observed = ", ".join(f.text() for f in findings)
+    noise_reasons = list(suspects)
+    if max(spreads) > noise:
+        noise_reasons.append(
+            f"{scatter} scatter by {max(spreads):.0%} (limit {noise:.0%}): a change of {threshold:.0%} could hide in it"
+        )
+    worse = [f for f in findings if f.p_value < alpha and f.loss >= threshold]
+    gains = [f for f in findings if f.p_value < alpha and f.loss <= -threshold]
+    unconfirmed = [f for f in findings if f.p_value >= alpha and abs(f.loss) >= threshold]
+    headline = (worse or gains or unconfirmed or sorted(findings, key=lambda f: -abs(f.loss)))[0]
+    if noise_reasons:
+        verdict, reason = NOISY, f"{'; '.join(noise_reasons)} (seen: {observed})"
+    elif worse:
+        verdict, reason = REGRESSION, ", ".join(f.text() for f in worse)
+    elif gains:
+        verdict, reason = BETTER, ", ".join(f.text() for f in gains)
+    elif unconfirmed:
+        # absence of evidence is not "same": a statistic moved beyond the threshold, but too few values to tell (at 5
+        # steps a side the rank test's smallest p is 0.012, above the default alpha)
+        what = "steps" if level == "steps" else "runs"
+        verdict = NOISY
+        reason = (
+            f"{', '.join(f.text() for f in unconfirmed)}: beyond {threshold:.0%} but not significant "
+            f"({counts[0]} and {counts[1]} {what}): too few {what} to tell, run more"
+        )
+    else:
+        verdict, reason = SAME, f"{observed}: within {threshold:.0%}"
+    return Decision(verdict, level, findings, headline, spreads[0], spreads[1], counts[0], counts[1], reason, suspects)
+
+
 def decide(
     a: Summary,
     b: Summary,
-    alpha: float = DEFAULT_ALPHA,
-    threshold: float = DEFAULT_THRESHOLD,
-    noise: float = DEFAULT_NOISE,
+    rate_a: float | None = None,
+    rate_b: float | None = None,
+    rate_unit: str = "steps/s",
+    limits: Limits = Limits(),
+    suspects: list[str] = (),
 ) -> Decision:
-    """The verdict on B (candidate) against A (baseline); times, so lower is better."""
+    """One run a side: B (candidate) against A (baseline) from their step times.
+
+    Three statistics: the throughput (total samples over total time, `rate_a`/`rate_b`; without them one over the
+    mean step time, pytest-benchmark's OPS), the mean step time (the same information as a time: its Welch test is
+    the throughput's), and the median step time (rank test, where both runs kept their samples)."""
     if a.count < MIN_SAMPLES or b.count < MIN_SAMPLES:
         raise TooFewSamples(
             f"too few step-time samples to test ({a.count} and {b.count}; at least {MIN_SAMPLES} "
             "each): run more steps"
         )
+    p_mean = welch_t(a, b)
+    if rate_a is None or rate_b is None:
+        rate_a, rate_b, rate_unit = 1.0 / a.mean, 1.0 / b.mean, "steps/s"
+    findings = [
+        Finding("throughput", rate_unit, rate_a, rate_b, p_mean, "welch-t", higher_is_better=True),
+        Finding("mean step time", "s", a.mean, b.mean, p_mean, "welch-t"),
+    ]
     if a.samples is not None and b.samples is not None:
-        method, (_, p) = "mann-whitney-u", mann_whitney_u(a.samples, b.samples)
-        statistic, change = "median", b.median / a.median - 1.0
-    else:
-        # without samples the median may be absent or an estimate; the test is on means, so is the effect
-        method, p = "welch-t-summary", welch_t(a, b)
-        statistic, change = "mean", b.mean / a.mean - 1.0
-    spread_a, spread_b = a.relative_spread, b.relative_spread
-    significant = p < alpha
-    if significant and change >= threshold:
-        verdict, reason = REGRESSION, f"{change:+.1%} {statistic} step time, p={p:.2g}"
-    elif significant and change <= -threshold:
-        verdict, reason = BETTER, f"{change:+.1%} {statistic} step time, p={p:.2g}"
-    elif max(spread_a, spread_b) > noise:
-        verdict = NOISY
-        reason = (
-            f"step times scatter by {max(spread_a, spread_b):.0%} (IQR/median; limit {noise:.0%}): "
-            f"a change of {threshold:.0%} could hide in it"
-        )
-    elif not significant and abs(change) >= threshold:
-        # absence of evidence is not "same": the samples moved by more than the threshold, but too few of them to
-        # tell (at 5 steps a side the rank test's smallest p is 0.012, above the default alpha)
-        verdict = NOISY
-        reason = (
-            f"{change:+.1%} {statistic} step time, but not significant (p={p:.2g}, {a.count} and {b.count} "
-            "steps): too few steps to tell, run more"
-        )
-    else:
-        verdict = SAME
-        reason = (
-            f"{change:+.1%} {statistic} step time is within {threshold:.0%}"
-            if significant
-            else f"no significant difference (p={p:.2g}, {change:+.1%})"
-        )
-    return Decision(verdict, method, p, change, statistic, spread_a, spread_b, a.count, b.count, reason)
+        findings.append(Finding("median step time", "s", a.median, b.median, mann_whitney_u(a.samples, b.samples)[1],
+                                "mann-whitney-u"))
+    return _judge(findings, "steps", (a.relative_spread, b.relative_spread), (a.count, b.count),
+                  "step times (IQR/median)", list(suspects), limits)
+
+
+def decide_runs(
+    rates_a: list[float],
+    rates_b: list[float],
+    medians_a: list[float] | None = None,
+    medians_b: list[float] | None = None,
+    rate_unit: str = "samples/s",
+    limits: Limits = Limits(),
+    suspects: list[str] = (),
+) -> Decision:
+    """Several runs a side: each run is one value, as each round is one value in pytest-benchmark, so the test sees
+    the run-to-run variation (a new process, a new allocation, another GPU clock) that the steps of one run hide.
+    Throughput per run and median step time per run are tested across runs with Welch's t, or Student's pooled t
+    where one side has a single run."""
+    if len(rates_a) + len(rates_b) < 3 or not rates_a or not rates_b:
+        raise TooFewSamples("too few runs to test run-to-run variation (at least three in all, one a side)")
+    test = welch_t if min(len(rates_a), len(rates_b)) > 1 else pooled_t
+    name = "welch-t" if test is welch_t else "student-t-pooled"
+
+    def summary(values: list[float]) -> Summary:
+        return Summary(len(values), statistics.fmean(values), statistics.median(values),
+                       statistics.stdev(values) if len(values) > 1 else 0.0)
+
+    rate_sa, rate_sb = summary(rates_a), summary(rates_b)
+    findings = [Finding("throughput", rate_unit, rate_sa.mean, rate_sb.mean, test(rate_sa, rate_sb), name, True)]
+    if medians_a and medians_b and len(medians_a) == len(rates_a) and len(medians_b) == len(rates_b):
+        med_a, med_b = summary(medians_a), summary(medians_b)
+        findings.append(Finding("median step time", "s", med_a.mean, med_b.mean, test(med_a, med_b), name))
+    return _judge(findings, "runs", (rate_sa.relative_spread, rate_sb.relative_spread), (len(rates_a), len(rates_b)),
+                  "run throughputs (1.349 x standard deviation / mean)", list(suspects), limits)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import os
 from collections import OrderedDict
 
 from dlbench.results import fields
@@ -17,7 +19,8 @@ NUMERIC_COLUMNS = (
     "power (W)",
     "J/sample",
 )
-RESULT_COLUMNS = ("workload", "settings", "device", "status") + NUMERIC_COLUMNS
+# host, start time and file tell apart the results of one workload and settings (four runs are four rows)
+RESULT_COLUMNS = ("workload", "settings", "device", "host", "started (UTC)", "file", "status") + NUMERIC_COLUMNS
 ENVIRONMENT_COLUMNS = ("host", "device", "gpu_uuid", "driver", "torch", "cuda", "cudnn", "dlbench")
 
 
@@ -36,19 +39,61 @@ def settings_text(result: dict) -> str:
         value = fields.MATCH_FIELDS[name](result)
         if value is not None and not (name == "world_size" and value == 1):
             parts.append(f"{word} {value}")
-    parts += [name.replace("_", "-") for name in ("channels_last", "compile") if fields.MATCH_FIELDS[name](result)]
+    flags = ("channels_last", "compile", "pad_vocab")
+    parts += [name.replace("_", "-") for name in flags if fields.MATCH_FIELDS[name](result)]
+    strategy = fields.MATCH_FIELDS["strategy"](result)
+    if strategy:
+        parts.append(strategy.upper())
+    if fields.MATCH_FIELDS["data"](result) != "synthetic":
+        parts.append("real data")
     return ", ".join(parts)
+
+
+def started(result: dict) -> str:
+    """The run's start as 'YYYY-MM-DD HH:MM:SS' in UTC, or the text as stored when it is not an ISO time."""
+    text = str(result.get("started_at") or "")
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def host(result: dict) -> str:
+    return str((result.get("environment") or {}).get("hostname") or "")
+
+
+def file_name(result: dict) -> str:
+    return os.path.basename(str((result.get("source") or {}).get("file") or ""))
+
+
+def group_key(result: dict) -> tuple:
+    """What makes results comparable, in the order a reader scans: workload, settings, device."""
+    return (fields.workload_name(result), settings_text(result), fields.device_model(result) or "")
+
+
+def in_groups(results: list[dict]) -> list[dict]:
+    """The results with each group's together, groups in order of first appearance, a group's runs by start time."""
+    first_seen: dict = {}
+    for index, result in enumerate(results):
+        first_seen.setdefault(group_key(result), index)
+    return sorted(results, key=lambda r: (first_seen[group_key(r)], started(r), host(r), file_name(r)))
 
 
 def result_rows(results: list[dict]) -> list[dict[str, str]]:
     rows = []
-    for result in results:
+    for result in in_groups(results):
         p50, p90 = _value("step time p50", "ms", result, ".2f"), _value("step time p90", "ms", result, ".2f")
         rows.append(
             {
                 "workload": fields.workload_name(result),
                 "settings": settings_text(result),
                 "device": fields.device_model(result) or "",
+                "host": host(result),
+                "started (UTC)": started(result),
+                "file": file_name(result),
                 "status": str(result.get("status")),
                 "samples/s": _value("throughput", "samples/s", result, ",.1f"),
                 "tokens/s": _value("throughput", "tokens/s", result, ",.0f"),
@@ -65,7 +110,7 @@ def result_rows(results: list[dict]) -> list[dict[str, str]]:
 
 
 # columns that say nothing when every row has the same value: the device is in the environment table already
-_DROPPED_WHEN_UNIFORM = {"device": None, "status": "completed"}
+_DROPPED_WHEN_UNIFORM = {"device": None, "host": None, "status": "completed"}
 
 
 def used_columns(rows: list[dict[str, str]], columns: tuple[str, ...], drop_uniform: bool = True) -> list[str]:
@@ -107,8 +152,9 @@ def _knows_more(fuller: dict[str, str], partial: dict[str, str]) -> bool:
 def notes(results: list[dict]) -> list[str]:
     """Sentences a reader must see: failures, interruptions, and the telemetry's explanations of a slow run."""
     out = []
-    for result in results:
-        name = fields.workload_name(result)
+    for result in in_groups(results):
+        where = " ".join(part for part in (host(result), started(result)) if part)
+        name = f"{fields.workload_name(result)} ({where})" if where else fields.workload_name(result)  # which run
         if result.get("status") != "completed":
             out.append(f"{name}: {result.get('status')}: {result.get('error') or 'no reason recorded'}")
         for sentence in (result.get("telemetry") or {}).get("explanations") or []:

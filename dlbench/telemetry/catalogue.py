@@ -67,8 +67,24 @@ def _host(name, type_, unit, help_, source, field, labels=HOST_LABELS):
 
 
 def _dcgm(name, help_, source, field, scale=1.0, absent=SUPPORTED, integer="round"):
-    return MetricSpec(name, "gauge", "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
+    type_ = "counter" if name in DCGM_COUNTERS else "gauge"
+    return MetricSpec(name, type_, "", help_, source, absent + "; only with --dcgm-compat", "dcgm", field,
                       DCGM_LABELS, scale, integer)
+
+
+# The DCGM fields dcgm-exporter types counter (its etc/default-counters.csv and etc/dcp-metrics-included.csv, "counter"
+# in the second column), among those served here. Their names lack Prometheus's _total, so OpenMetrics cannot carry
+# them as counters: with --dcgm-compat the exporter answers in the Prometheus text format, as dcgm-exporter does
+# (PrerenderedMetrics). DCGM_FI_PROF_PCIE_TX/RX_BYTES, commented "counter" in the csv, stay gauges: DCGM serves them
+# as a rate in bytes per second, and so does this exporter.
+DCGM_COUNTERS = frozenset({
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "DCGM_FI_DEV_POWER_VIOLATION",
+    "DCGM_FI_DEV_SYNC_BOOST_VIOLATION", "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL", "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL", "DCGM_FI_DEV_RETIRED_SBE",
+    "DCGM_FI_DEV_RETIRED_DBE", "DCGM_FI_DEV_RETIRED_PENDING", "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL",
+    "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+})
 
 
 # per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py); also per MIG instance below
@@ -137,9 +153,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          labels=("gpu", "uuid", "name", "pci_bus_id", "hostname", "driver_version", "cuda_driver_version"),
          absent="never for a GPU NVML enumerated at start (kept while the GPU is down)"),
     _gpu("dlbench_gpu_up", "gauge", "",
-         "1 if the GPU answers NVML; 0 if NVML calls it lost (GPU_IS_LOST, RESET_REQUIRED) or its read missed the "
-         "sample's deadline. A single failing query does not count (see dlbench_exporter_nvml_errors_total).",
+         "1 if the GPU answers NVML; 0 if NVML calls it lost (GPU_IS_LOST, RESET_REQUIRED), its read missed the "
+         "sample's deadline, or every query of its read failed (dlbench_gpu_query_error_ratio 1). A single failing "
+         "query does not count (see dlbench_exporter_nvml_errors_total).",
          "every NVML call of the sample", "up", absent="never for a GPU NVML enumerated"),
+    _gpu("dlbench_gpu_query_error_ratio", "gauge", "ratio",
+         "Fraction of the GPU's NVML queries in the latest sample that failed with an error other than NOT_SUPPORTED "
+         "(UNKNOWN, TIMEOUT, NO_PERMISSION, ...): 1 is a GPU that answers nothing although NVML does not call it "
+         "lost, between 0 and 1 a GPU with some readings missing.", "every NVML call of the sample",
+         "query_error_ratio", absent="absent while the GPU is lost or its read is late"),
     _gpu("dlbench_gpu_read_late", "gauge", "",
          "1 while the GPU's NVML read has not finished within the sample's deadline (a hung call), else 0.",
          "sampler", "late", absent="never for a GPU NVML enumerated"),
@@ -202,14 +224,18 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "nvmlDeviceGetRemappedRows", "row_remap_pending"),
     _gpu("dlbench_gpu_row_remap_failure", "gauge", "", "1 if a row remap failed (the GPU needs service).",
          "nvmlDeviceGetRemappedRows", "row_remap_failure"),
-    _gpu("dlbench_gpu_xid_errors_total", "counter", "", "XID events seen since the exporter started, by XID code.",
-         "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events", "xid_errors",
-         labels=GPU_LABELS + ("xid",),
+    _gpu("dlbench_gpu_xid_errors_total", "counter", "",
+         "XID events seen since the exporter started, by XID code. xid_class is what NVIDIA's XID catalogue says to "
+         "do (its Resolution Bucket, Immediate Action): critical (reset the GPU, reboot, or NVIDIA's ECC and NVLink "
+         "workflows), application (restart the job), informational (nothing, or follow another XID) or warning.",
+         "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events; class from dlbench/telemetry/xid.py",
+         "xid_errors", labels=GPU_LABELS + ("xid", "xid_class"),
          absent="absent until the first XID event of that code; no series at all where XID events are unsupported"),
     _gpu("dlbench_gpu_last_xid_timestamp_seconds", "gauge", "seconds",
-         "Unix time the exporter last saw an XID event of this code (alert on changes, not on its value).",
+         "Unix time the exporter last saw an XID event of this code (alert on changes, not on its value); xid_class "
+         "as on dlbench_gpu_xid_errors_total.",
          "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events", "last_xid_timestamp_seconds",
-         labels=GPU_LABELS + ("xid",), absent="absent until the first XID event of that code"),
+         labels=GPU_LABELS + ("xid", "xid_class"), absent="absent until the first XID event of that code"),
     # --- per GPU: health beyond XID (dlbench/telemetry/health.py) ------------------------------------------------
     _gpu("dlbench_gpu_recovery_action", "gauge", "",
          "What the driver asks an operator to do to recover the GPU: 0 nothing, 1 reset the GPU, 2 reboot the node, "
@@ -233,8 +259,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "Time the named reason has held the clocks down since the driver was loaded; rate() is the throttled "
          "fraction of the time. reason is one of: sw_power_cap, sync_boost, sw_thermal_slowdown, "
          "hw_thermal_slowdown, hw_power_brake_slowdown.",
-         "nvmlDeviceGetFieldValues(NVML_FI_DEV_CLOCKS_EVENT_REASON_*) (ns / 1e9)", "clocks_event_duration_seconds",
-         labels=GPU_LABELS + ("reason",), absent=SUPPORTED + ", per reason"),
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_PERF_POLICY_POWER / _SYNC_BOOST, and the three slowdown fields at "
+         "the ids of the running driver's generation: 251-253 for CUDA 12.9-13.0 drivers, 269-271 from 13.1) "
+         "(ns / 1e9)", "clocks_event_duration_seconds", labels=GPU_LABELS + ("reason",),
+         absent=SUPPORTED + ", per reason; the three slowdown reasons also on drivers before CUDA 12.9 (R575)"),
     _gpu("dlbench_gpu_fan_speed_ratio", "gauge", "ratio",
          "Intended fan speed as a fraction of the maximum (fan 0).", "nvmlDeviceGetFanSpeed / 100", "fan_speed_ratio",
          absent=SUPPORTED + " (passively cooled data-centre boards have no fan)"),
@@ -284,19 +312,22 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "count of links with nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_GET_STATE, scope = link) = 0",
          "nvlink_links_inactive", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_transmitted_bytes_total", "counter", "bytes", "Data bytes sent on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
+         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, scope = link) "
          "(KiB * 1024)", "nvlink_transmitted_bytes", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_received_bytes_total", "counter", "bytes", "Data bytes received on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) "
+         "sum of each link's increases (a link reset does not lower it) of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, scope = link) "
          "(KiB * 1024)", "nvlink_received_bytes", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_replay_errors_total", "counter", "", "Data-link replays on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of "
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, scope = link)",
          "nvlink_replay_errors", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_recovery_errors_total", "counter", "", "Data-link recoveries on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of "
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, scope = link)",
          "nvlink_recovery_errors", absent=NVLINK_ABSENT),
     _gpu("dlbench_gpu_nvlink_crc_errors_total", "counter", "", "Data-link CRC errors on all NVLink links.",
-         "sum over links of nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
+         "sum of each link's increases (a link reset does not lower it) of "
+         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
          "nvlink_crc_errors", absent=NVLINK_ABSENT),
     # --- per NVLink link, only with --nvlink-per-link ------------------------------------------------------------
     _link("dlbench_gpu_nvlink_link_state", "gauge", "",
@@ -338,10 +369,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
          "nvmlDeviceGetMigMode()[0] == NVML_DEVICE_MIG_ENABLE", "mig_mode", absent=SUPPORTED + " (no MIG)"),
     MetricSpec("dlbench_mig_memory_used_bytes", "gauge", "bytes",
                "Memory used in a MIG instance. gpu and uuid are the parent GPU's; profile is the instance's "
-               "(e.g. 1g.10gb).", "nvmlDeviceGetMemoryInfo(MIG device handle).used",
+               "(e.g. 1g.10gb). Without what the driver reserves, as for whole GPUs.",
+               "nvmlDeviceGetMemoryInfo(MIG device handle, nvmlMemory_v2).used (v1, which counts reserved memory as "
+               "used, on drivers before R510)",
                "absent unless the GPU is in MIG mode with instances", "mig", "memory_used_bytes", MIG_LABELS),
+    MetricSpec("dlbench_mig_memory_free_bytes", "gauge", "bytes", "Memory free in a MIG instance.",
+               "nvmlDeviceGetMemoryInfo(MIG device handle, nvmlMemory_v2).free",
+               "absent unless the GPU is in MIG mode with instances", "mig", "memory_free_bytes", MIG_LABELS),
     MetricSpec("dlbench_mig_memory_total_bytes", "gauge", "bytes", "Memory of a MIG instance in total.",
-               "nvmlDeviceGetMemoryInfo(MIG device handle).total",
+               "nvmlDeviceGetMemoryInfo(MIG device handle, nvmlMemory_v2).total",
                "absent unless the GPU is in MIG mode with instances", "mig", "memory_total_bytes", MIG_LABELS),
     MetricSpec("dlbench_mig_processes", "gauge", "", "Compute processes running in a MIG instance (all of them).",
                "len(nvmlDeviceGetComputeRunningProcesses(MIG device handle))", MIG_ABSENT, "mig", "process_count",
@@ -470,11 +506,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     _dcgm("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.",
           "as dlbench_gpu_pcie_replay_errors_total", "pcie_replay_errors"),
     # err_code repeats the value as a label, as dcgm-exporter does since its PR #309 (2024), so a new code is a new
-    # series; dcgm-exporter's err_msg (its own text per code) is not reproduced
+    # series, and err_msg is dcgm-exporter's text for the code (internal/pkg/collector/gpu_collector.go)
     MetricSpec("DCGM_FI_DEV_XID_ERRORS", "gauge", "",
                "Value of the last XID error encountered (0: none since the exporter started); err_code is the same "
-               "code as a label.", "nvmlEventSetWait_v2", "absent where XID events are unsupported; only with "
-               "--dcgm-compat", "dcgm", "last_xid", DCGM_LABELS + ("err_code",), integer="round"),
+               "code as a label, err_msg dcgm-exporter's text for it.", "nvmlEventSetWait_v2",
+               "absent where XID events are unsupported; only with --dcgm-compat", "dcgm", "last_xid",
+               DCGM_LABELS + ("err_code", "err_msg"), integer="round"),
     _dcgm("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors.",
           "as dlbench_gpu_remapped_rows", "remapped_rows.uncorrectable"),
     _dcgm("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors.",
@@ -580,10 +617,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
-# --dcgm-compat's profiling names for each MIG GPU instance, as dcgm-exporter serves them: the same families, the
-# instance's series labelled GPU_I_PROFILE and GPU_I_ID (from the GPM stream of the GPU instance, mig.py)
+# --dcgm-compat's names for each MIG GPU instance, as dcgm-exporter serves them (it watches every GPU instance entity:
+# internal/pkg/devicemonitoring/device_monitoring.go): the same families, the instance's series labelled GPU_I_PROFILE
+# and GPU_I_ID; profiling from the GPM stream of the GPU instance, framebuffer from its own memory (mig.py)
+DCGM_MIG_FIELDS = ("memory_used_bytes", "memory_free_bytes")
 DCGM_MIG_SPECS = tuple(replace(spec, labels=DCGM_MIG_LABELS) for spec in CATALOGUE
-                       if spec.group == "dcgm" and spec.field.startswith("gpm_"))
+                       if spec.group == "dcgm" and (spec.field.startswith("gpm_") or spec.field in DCGM_MIG_FIELDS))
 
 
 def specs(group: str) -> tuple[MetricSpec, ...]:
@@ -631,9 +670,14 @@ def render_markdown() -> str:
         "- Every series also gets Prometheus's own `job` and `instance` labels; `up` covers the exporter process.",
         "- `dlbench exporter` also serves prometheus_client's `process_*` series (`process_start_time_seconds`,",
         "  `process_resident_memory_bytes`, ...) without a `hostname` label: restarts and leaks show there.",
-        "- The dcgm-exporter names are exposed as gauges (dcgm-exporter declares some of them counters; `rate()` and",
-        "  `increase()` work the same on either). Their label names (`UUID`, `modelName`, `Hostname`) are not",
-        "  snake_case, so `promtool check metrics` comments on them; the default output has nothing to comment on.",
+        "- The dcgm-exporter names carry dcgm-exporter's types (its etc/default-counters.csv): the counters among",
+        "  them lack `_total`, which OpenMetrics requires of counters, so with `--dcgm-compat` `/metrics` answers in",
+        "  the Prometheus text format, as dcgm-exporter does (a `name[]`-filtered request shows them as gauges). Their",
+        "  label names (`UUID`, `modelName`, `Hostname`) are not snake_case, so `promtool check metrics` comments on",
+        "  them; the default output has nothing to comment on.",
+        "- `DCGM_FI_PROF_*` come from NVML GPM, which Hopper and newer GPUs have: before Hopper they are absent",
+        "  (dcgm-exporter reads them from DCGM's profiling module); `DCGM_FI_DEV_GPU_UTIL`,",
+        "  `DCGM_FI_DEV_MEM_COPY_UTIL` and the other NVML-backed names are served on every GPU.",
         "- `dlbench run --metrics-port PORT` under torchrun serves each local rank on PORT + local rank; the live",
         "  `dlbench_train_*` series carry the torchrun `rank` (0 for a single-process run).",
         "- `dlbench_gpu_xid_errors_total` counts events seen since the exporter started; alert on its increase or on",

@@ -30,6 +30,10 @@ def lookup(reading: dict, field: str) -> Any:
 
 def new_family(spec: MetricSpec) -> Metric:
     labels = list(spec.labels)
+    if spec.type == "counter" and not spec.name.endswith("_total"):
+        # DCGM's counter names (DCGM_COUNTERS): prometheus_client would serve them as NAME_total; built as gauges
+        # and typed counter when the text exposition is rendered (http.PrerenderedMetrics)
+        return GaugeMetricFamily(spec.name, spec.help, labels=labels, unit=spec.unit)
     if spec.type == "counter":
         return CounterMetricFamily(spec.family_name, spec.help, labels=labels, unit=spec.unit)
     if spec.type == "histogram":
@@ -48,7 +52,8 @@ def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[
     """One family per spec with a sample per row that has the spec's field.
 
     rows: (label values for the spec's leading labels, reading). A dict value expands into one sample per key,
-    the key going into the spec's last label (reason, type, xid, period, call). Families without samples are
+    the key going into the spec's last label (reason, type, xid, period, call), or a tuple key into as many last
+    labels (xid and xid_class). Families without samples are
     left out, so an unsupported metric is absent rather than empty.
     """
     for spec in group_specs:
@@ -59,7 +64,8 @@ def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[
                 continue
             if isinstance(value, dict):
                 for key, item in value.items():
-                    family.add_metric(label_values + [str(key)], _value(spec, item))
+                    keys = [str(part) for part in key] if isinstance(key, tuple) else [str(key)]
+                    family.add_metric(label_values + keys, _value(spec, item))
             else:
                 family.add_metric(label_values, _value(spec, value))
         if family.samples:

@@ -12,6 +12,7 @@ from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from dlbench.telemetry import EXPORTER_DEFAULT_PORT
+from dlbench.telemetry.catalogue import DCGM_COUNTERS
 from dlbench.telemetry.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
 from dlbench.telemetry.http import MetricsServer, PrerenderedMetrics, is_loopback
@@ -35,9 +36,9 @@ class Exporter:
                  nvlink_per_link: bool = False):
         # bind first: a taken port should fail in a second, before NVML is touched
         self.registry = CollectorRegistry(auto_describe=False)
-        self.metrics = PrerenderedMetrics(self.registry)
+        self.metrics = PrerenderedMetrics(self.registry, DCGM_COUNTERS if dcgm_compat else frozenset())
         self.server = MetricsServer(self.registry, listen, port, health=self.health, metrics_app=self.metrics,
-                                    web_config=web_config)
+                                    web_config=web_config, live=self.live)
         self.nvml = NvmlReader(nvml).start()
         self.sampler = Sampler(self.nvml, HostReader(), interval)
         self.hostname = hostname or default_hostname()
@@ -48,22 +49,42 @@ class Exporter:
         ProcessCollector(registry=self.registry)
         self.sampler.listeners.append(self.metrics.refresh)
 
-    def health(self) -> tuple[int, dict]:
+    def _fresh(self) -> tuple[bool, float | None]:
+        """Whether the sampler is alive and has not missed several intervals; the latest sample's age."""
         latest = self.sampler.latest
         age = None if latest is None else time.monotonic() - latest.monotonic
-        # fresh: the sampler is alive and has not missed several intervals
-        fresh = self.sampler.alive and age is not None and age < 3 * self.sampler.interval + 5
+        return self.sampler.alive and age is not None and age < 3 * self.sampler.interval + 5, age
+
+    def health(self) -> tuple[int, dict]:
+        """/health: 200 while the exporter delivers GPU data (fresh samples, NVML up): systemd and blackbox probes."""
+        fresh, age = self._fresh()
+        latest = self.sampler.latest
         gpus = latest.gpus.values() if latest else ()
-        # NVML down is unhealthy too: a probe (systemd, Kubernetes, blackbox) must see a GPU exporter that sees no
-        # GPU, e.g. started before the driver was loaded, while it retries
+        # NVML down is unhealthy too: a probe (systemd, blackbox) must see a GPU exporter that sees no GPU, e.g.
+        # started before the driver was loaded, while it retries
         healthy = fresh and self.nvml.up
+        unreadable = sum(1 for r in gpus if r.get("query_error_ratio") == 1.0)
         status = "ok" if healthy else ("stale" if not fresh else "nvml_down")
         body = {"status": status, "nvml_up": self.nvml.up, "nvml_problem": self.nvml.problem,
                 "gpus": len(self.nvml.gpus), "gpus_up": sum(1 for r in gpus if r.get("up")),
                 "gpus_late": sum(1 for r in gpus if r.get("late")),
+                # GPUs that answer every query with an error NVML does not call "lost" (dlbench_gpu_query_error_ratio 1)
+                "gpus_unreadable": unreadable,
                 "last_sample_age_seconds": None if age is None else round(age, 3),
                 "sampler_errors": self.sampler.loop_errors}
         return (200 if healthy else 503), body
+
+    def live(self) -> tuple[int, dict]:
+        """/live: 200 while the process works (the sampler takes fresh samples), whatever NVML does.
+
+        For Kubernetes' liveness and readiness probes: a restart cannot load a driver (the exporter retries NVML by
+        itself), and a pod marked unready for a broken driver would stall every rolling update of the DaemonSet while
+        Prometheus still scrapes it; dlbench_exporter_nvml_up 0 raises the alert instead.
+        """
+        fresh, age = self._fresh()
+        body = {"status": "ok" if fresh else "stale", "nvml_up": self.nvml.up,
+                "last_sample_age_seconds": None if age is None else round(age, 3)}
+        return (200 if fresh else 503), body
 
     def start(self) -> "Exporter":
         self.sampler.start()
@@ -100,7 +121,7 @@ def run_exporter(listen: str, port: int, interval: float, dcgm_compat: bool, hos
     tls = web_config is not None and web_config.tls is not None
     where = f"{'https' if tls else 'http'}://{'[' + listen + ']' if ':' in listen else listen}:{exporter.server.port}"
     nvml = "NVML ok" if exporter.nvml.up else f"host metrics only until NVML answers: {exporter.nvml.problem}"
-    print(f"dlbench exporter: serving {where}/metrics and /health as {exporter.hostname}, "
+    print(f"dlbench exporter: serving {where}/metrics, /health and /live as {exporter.hostname}, "
           f"{len(exporter.nvml.gpus)} GPU(s), {nvml}, sampling every {interval:g} s", file=sys.stderr, flush=True)
     warning = exposure_warning(listen, tls)
     if warning:

@@ -12,7 +12,8 @@ Selected only by `dlbench.telemetry.nvml.load_pynvml()` when DLBENCH_FAKE_NVML i
 scenario.json: {"init_error": "LIBRARY_NOT_FOUND"} or
     {"driver_version": "535.54.03", "gpus": [{"preset": "h100-sxm", "values": {"utilization_gpu": 97, "power_mw": 650000, ...},
                "faults": {"nvmlDeviceGetPowerUsage": "TIMEOUT"}, "lost": false, "xid": [79]}]}
-Fault values name an NVML_ERROR_* constant without the prefix, raised on every call of that function, or:
+Fault values name an NVML_ERROR_* constant without the prefix, raised on every call of that function (of every
+device function for the key "*"), or:
     "UNKNOWN*1"  raised on the next call only (a transient failure), then the call answers again;
     "HANG"       the call blocks until the fault is removed from the scenario (or HANG_LIMIT_SECONDS pass).
 Each code in "xid" is delivered once as an event.
@@ -38,6 +39,7 @@ https://docs.nvidia.com/deploy/nvml-api/):
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import threading
@@ -106,17 +108,22 @@ DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 *
                       remapped=(0, 0, 0, 0), memory_reserved=0,
                       ecc_volatile_corrected=0, ecc_volatile_uncorrected=0, recovery_action=0,
                       retired_sbe=0, retired_dbe=0, retired_pending=0, clocks_event_ns={}, fan_percent=30,
+                      power_smoothing={},  # power-smoothing field name (_POWER_SMOOTHING_FIELDS) -> value
                       encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
                       pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
                       mig_memory_used=[],  # MIG instance slot -> bytes used
+                      mig_memory_reserved=[],  # MIG instance slot -> bytes reserved (v1 counts them as used)
                       mig_processes={},  # MIG instance slot (str) -> [[pid, GPU memory bytes], ...]
                       mig_gpm={},  # GPU instance id (str) -> {GPM metric name: percent}, as "gpm"
                       processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
                       gpm={})  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
 
 
-# an R580 production driver (NVIDIA Linux driver 580.95.05); a scenario's "driver_version" replaces it
+# an R580 production driver (NVIDIA Linux driver 580.95.05); a scenario's "driver_version" replaces it. R580 is the
+# CUDA 13.0 driver (nvmlSystemGetCudaDriverVersion 13000); a scenario's "cuda_driver_version" replaces that, and with
+# it the field numbering the simulated driver answers (_driver_fields)
 DRIVER_VERSION = "580.95.05"
+CUDA_DRIVER_VERSION = 13000
 
 _HANDLE_BASE = 0x7E5700000000  # fake device addresses: real-typed handles (c_nvmlDevice_t) never dereferenced
 
@@ -160,7 +167,7 @@ class FakeGpu:
             raise _error("GPU_IS_LOST")
         if call in self.spec["unsupported"]:
             raise _error("NOT_SUPPORTED")
-        fault = self.faults.get(call)
+        fault = self.faults.get(call, self.faults.get("*"))
         if fault == "HANG":
             deadline = time.monotonic() + HANG_LIMIT_SECONDS
             while self.faults.get(call) == "HANG" and time.monotonic() < deadline:
@@ -202,6 +209,7 @@ class FakeNvml(types.ModuleType):
         # sample address -> ((GPU index, GPU instance id or None), scripted values) once taken; None before
         self._gpm_samples: dict[int, tuple | None] = {}
         self.driver_version = DRIVER_VERSION
+        self.cuda_driver_version = CUDA_DRIVER_VERSION
 
     def __getattr__(self, name):
         return getattr(_real, name)
@@ -227,6 +235,7 @@ class FakeNvml(types.ModuleType):
             return  # a half-written file; the next call sees the whole one
         self.init_error = scenario.get("init_error")
         self.driver_version = scenario.get("driver_version", DRIVER_VERSION)
+        self.cuda_driver_version = int(scenario.get("cuda_driver_version", CUDA_DRIVER_VERSION))
         for index, entry in enumerate(scenario.get("gpus", [])):
             if index >= len(self.gpus):
                 self.gpus.append(FakeGpu(index, entry["preset"]))
@@ -267,7 +276,7 @@ class FakeNvml(types.ModuleType):
         return self.driver_version
 
     def nvmlSystemGetCudaDriverVersion(self):
-        return 13000
+        return self.cuda_driver_version
 
     def nvmlDeviceGetCount(self):
         if not self._initialised:
@@ -318,12 +327,14 @@ class FakeNvml(types.ModuleType):
     def nvmlDeviceGetMemoryInfo(self, handle, version=None):
         # "memory_used" is what processes allocated; v1 adds the reserved memory to it, v2 reports it apart
         gpu, slot = self._gpu(handle, "nvmlDeviceGetMemoryInfo"), _address(handle) % 0x1000 // 0x10 - 1
-        if slot >= 0:  # a MIG instance: its own slice of the memory
-            used = gpu.values["mig_memory_used"][slot] if slot < len(gpu.values["mig_memory_used"]) else 0
+        if slot >= 0:  # a MIG instance: its own slice of the memory, with its own reserved part
+            allocated = int(gpu.values["mig_memory_used"][slot]) if slot < len(gpu.values["mig_memory_used"]) else 0
+            reserved = int(gpu.values["mig_memory_reserved"][slot]) if slot < len(
+                gpu.values["mig_memory_reserved"]) else 0
             total = gpu.spec["mig"][slot][2] * 2**20
-            return _real.c_nvmlMemory_t(total=total, free=total - int(used), used=int(used))
-        total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
-        reserved = int(gpu.values["memory_reserved"])
+        else:
+            total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
+            reserved = int(gpu.values["memory_reserved"])
         if not version:
             return _real.c_nvmlMemory_t(total=total, free=total - allocated - reserved, used=allocated + reserved)
         return _real.c_nvmlMemory_v2_t(version=version, total=total, reserved=reserved,
@@ -342,7 +353,7 @@ class FakeNvml(types.ModuleType):
         for slot, field_id in zip(values, field_ids):
             field_id, scope = field_id if isinstance(field_id, tuple) else (field_id, 0)
             slot.fieldId, slot.scopeId = field_id, scope
-            value = _field(gpu, field_id, scope)
+            value = _field(gpu, field_id, scope, self.cuda_driver_version)
             if value is None:
                 slot.nvmlReturn = _real.NVML_ERROR_NOT_SUPPORTED
             else:
@@ -592,14 +603,42 @@ class _EventSet(list):
         self.indices: set[int] = set()
 
 
-# field id -> the FakeGpu value it answers with; ids by the binding's names, so they follow the binding's numbering
-_CLOCKS_EVENT_FIELDS = {
-    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP: "sw_power_cap",
-    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST: "sync_boost",
-    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN: "sw_thermal_slowdown",
-    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: "hw_thermal_slowdown",
-    _real.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN: "hw_power_brake_slowdown",
-}
+# The field numbering of the simulated driver, by the CUDA version it reports: the numbers the NVML header of that
+# generation gives, as NVIDIA publishes it (NVIDIA/go-nvml gen/nvml/nvml.h, one commit per CUDA release; NVIDIA's own
+# mock driver, NVIDIA/k8s-test-infra, pins the same ids for driver 580.65.06), independent of the installed binding:
+# - CUDA 12.8 (R570): power smoothing at 251-268, no clock-event duration counters;
+# - CUDA 12.9 and 13.0 (R575, R580): clock-event durations at 251-253, power sync 254-255, power smoothing 256-273;
+# - CUDA 13.1 and later (R590 on): power smoothing back at 251-268, clock-event durations at 269-271.
+# The SW power cap and sync boost counters are the older NVML_FI_DEV_PERF_POLICY_POWER / _SYNC_BOOST (74, 76) in all.
+_POWER_SMOOTHING_FIELDS = (  # nvml.h "Power Smoothing" block, in order
+    "enabled", "priv_lvl", "imm_ramp_down_enabled", "applied_tmp_ceil", "applied_tmp_floor",
+    "max_percent_tmp_floor_setting", "min_percent_tmp_floor_setting", "hw_circuitry_percent_lifetime_remaining",
+    "max_num_preset_profiles", "profile_percent_tmp_floor", "profile_ramp_up_rate", "profile_ramp_down_rate",
+    "profile_ramp_down_hyst_val", "active_preset_profile", "admin_override_percent_tmp_floor",
+    "admin_override_ramp_up_rate", "admin_override_ramp_down_rate", "admin_override_ramp_down_hyst_val",
+)
+_SLOWDOWN_REASONS = ("sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
+
+
+@functools.lru_cache(maxsize=None)
+def _driver_fields(cuda_version: int) -> dict[int, tuple[str, str]]:
+    """field id -> ("clocks_event_ns" or "power_smoothing", name) in the simulated driver's numbering."""
+    fields = {74: ("clocks_event_ns", "sw_power_cap"), 76: ("clocks_event_ns", "sync_boost")}
+    if cuda_version >= 13010:
+        clocks, smoothing = 269, 251
+    elif cuda_version >= 12090:
+        clocks, smoothing = 251, 256
+    elif cuda_version >= 12080:
+        clocks, smoothing = None, 251
+    else:
+        clocks = smoothing = None
+    if clocks is not None:
+        fields.update({clocks + i: ("clocks_event_ns", name) for i, name in enumerate(_SLOWDOWN_REASONS)})
+    if smoothing is not None:
+        fields.update({smoothing + i: ("power_smoothing", name) for i, name in enumerate(_POWER_SMOOTHING_FIELDS)})
+    return fields
+
+
 _NVLINK_FIELDS = {  # per-link value name in values["nvlink"][link] (default: an active, quiet link)
     _real.NVML_FI_DEV_NVLINK_GET_STATE: ("state", _real.NVML_NVLINK_STATE_ACTIVE),
     _real.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX: ("tx_kib", 0),
@@ -614,17 +653,20 @@ _PCIE_FIELDS = {_real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: "pcie_tx_bytes",
                 _real.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: "pcie_rx_bytes"}
 
 
-def _field(gpu: FakeGpu, field_id: int, scope: int):
+def _field(gpu: FakeGpu, field_id: int, scope: int, cuda_version: int = CUDA_DRIVER_VERSION):
     """The value NVML would give for one field of this GPU, or None for NOT_SUPPORTED."""
     values, unsupported = gpu.values, gpu.spec["unsupported"]
+    kind, name = _driver_fields(cuda_version).get(field_id, (None, None))
+    if kind == "clocks_event_ns":
+        return values["clocks_event_ns"].get(name, 0)
+    if kind == "power_smoothing":  # a GPU with power smoothing (Blackwell): only what the scenario sets
+        return values["power_smoothing"].get(name)
     if field_id == _real.NVML_FI_DEV_MEMORY_TEMP and "memory_temperature" not in unsupported:
         return values["memory_temperature"]
     if field_id == _real.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION and "recovery_action" not in unsupported:
         return values["recovery_action"]
     if field_id in _RETIRED_FIELDS and "retired_pages" not in unsupported:
         return values[_RETIRED_FIELDS[field_id]]
-    if field_id in _CLOCKS_EVENT_FIELDS:
-        return values["clocks_event_ns"].get(_CLOCKS_EVENT_FIELDS[field_id], 0)
     if field_id in _PCIE_FIELDS and "pcie_byte_counters" not in unsupported:
         return values[_PCIE_FIELDS[field_id]]
     if field_id == _real.NVML_FI_DEV_NVLINK_LINK_COUNT:

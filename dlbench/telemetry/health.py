@@ -24,20 +24,45 @@ HEALTH_FIELDS = {
     "retired_pending": "NVML_FI_DEV_RETIRED_PENDING",
 }
 # Time spent in each clock-event reason since the driver loaded, in nanoseconds (nvidia-smi's "Clocks Event
-# Reasons Counters"); label values match dlbench_gpu_clocks_event_active's reasons. Taken by name from the binding:
-# NVML numbered the three slowdown fields 251-253 in some headers and 269-271 in CUDA 13's.
+# Reasons Counters"); label values match dlbench_gpu_clocks_event_active's reasons. SW power cap and sync boost are
+# NVML_FI_DEV_PERF_POLICY_POWER / _SYNC_BOOST, numbered alike in every header (CLOCKS_EVENT_REASON_* names alias them).
 CLOCKS_EVENT_DURATION_FIELDS = {
-    "sw_power_cap": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_POWER_CAP",
-    "sync_boost": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SYNC_BOOST",
-    "sw_thermal_slowdown": "NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN",
-    "hw_thermal_slowdown": "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN",
-    "hw_power_brake_slowdown": "NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN",
+    "sw_power_cap": "NVML_FI_DEV_PERF_POLICY_POWER",
+    "sync_boost": "NVML_FI_DEV_PERF_POLICY_SYNC_BOOST",
 }
+# The three slowdown counters are numbered by the driver's generation, not by the installed binding: NVIDIA's nvml.h
+# (NVIDIA/go-nvml gen/nvml/nvml.h, synced per CUDA release) put them at 251-253 in CUDA 12.9 and 13.0 (R575, R580),
+# where CUDA 12.8 (R570) and 13.1+ (R590 on) have power smoothing (NVML_FI_PWR_SMOOTHING_*), and at 269-271 from 13.1,
+# which 12.9/13.0 gave to power smoothing (269 ACTIVE_PRESET_PROFILE, 270 ADMIN_OVERRIDE_PERCENT_TMP_FLOOR, 271
+# ADMIN_OVERRIDE_RAMP_UP_RATE). NVIDIA's mock driver pins 251-253 for driver 580.65.06 (NVIDIA/k8s-test-infra,
+# "269-271 are power-smoothing ramp fields to that driver"). nvidia-ml-py's constants follow the header it was cut
+# from (13.615.71: 269-271), and pyproject does not tie it to the driver, so the ids are chosen here from the CUDA
+# version the running driver reports (nvmlSystemGetCudaDriverVersion): a binding from the other generation must not
+# read power smoothing as throttle time.
+SLOWDOWN_REASONS = ("sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
+SLOWDOWN_FIELDS_BY_CUDA = (  # (first CUDA driver version, first field id); before the first: no such counters
+    ((12, 9), 251),
+    ((13, 1), 269),
+)
+
+
+def slowdown_field_ids(cuda_driver_version: str) -> dict[str, int]:
+    """reason -> field id of its duration counter in the running driver ({} when the driver has none or is unknown)."""
+    try:
+        version = tuple(int(part) for part in cuda_driver_version.split(".")[:2])
+    except ValueError:
+        return {}
+    first = None
+    for since, field_id in SLOWDOWN_FIELDS_BY_CUDA:
+        if version >= since:
+            first = field_id
+    return {} if first is None else {reason: first + i for i, reason in enumerate(SLOWDOWN_REASONS)}
 
 
 def read_health(reader: Any, index: int, r: dict) -> None:
     nvml, call = reader.nvml, reader._call
-    health, durations = field_ids(nvml, HEALTH_FIELDS), field_ids(nvml, CLOCKS_EVENT_DURATION_FIELDS)
+    health = field_ids(nvml, HEALTH_FIELDS)
+    durations = {**field_ids(nvml, CLOCKS_EVENT_DURATION_FIELDS), **slowdown_field_ids(reader.cuda_driver_version)}
     values = read_fields(reader, index, [(f, 0) for f in (*health.values(), *durations.values())])
     got = {label: values[(f, 0)] for label, f in health.items() if (f, 0) in values}
     if "recovery_action" in got:

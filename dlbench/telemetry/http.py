@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+from collections import OrderedDict
 import io
 import ipaddress
 import json
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from typing import Callable
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import make_wsgi_app
@@ -24,9 +26,20 @@ from dlbench.errors import UserError
 # A client that connects and then says nothing (half-open, slowloris) is dropped after this long; Prometheus sends
 # its request at once. Without it every such connection would hold a thread forever.
 SOCKET_TIMEOUT_SECONDS = 5.0
-# Connections served at once; more are closed at once instead of each taking a thread. A few Prometheus servers,
-# a blackbox probe and a curl need a handful.
-MAX_CONNECTIONS = 32
+# Requests answered at once, counted from the moment a request's line and headers have arrived, as Go exporters count
+# them (promhttp.HandlerOpts.MaxRequestsInFlight, node_exporter's --web.max-requests); more get 503 at once. A few
+# Prometheus servers, a blackbox probe and a curl need a handful. Idle connections take no slot: a client holding
+# sockets open without asking anything must not lock Prometheus out.
+MAX_REQUESTS_IN_FLIGHT = 32
+# Connections whose request has not arrived yet (each waits in its own thread, for SOCKET_TIMEOUT_SECONDS at most).
+# Beyond this many the oldest is closed to make room: a scraper's connection waits only the milliseconds its request
+# takes to arrive, so a flood of idle sockets pushes out its own, not the scraper's.
+MAX_PENDING_CONNECTIONS = 256
+# Credentials are checked before a request takes a slot, as exporter-toolkit's auth wrapper (web/handler.go) runs
+# outside promhttp's in-flight limit: requests with wrong passwords, each a bcrypt check run one at a time, must not
+# hold the slots a scraper whose password was checked before needs. Credentials not seen before wait for bcrypt in
+# at most this many threads; beyond that they get 503 at once, so a flood of guesses cannot pile up threads either.
+MAX_PASSWORD_CHECKS = 8
 SERVER_NAME = "dlbench"  # the Server header: no Python or library versions for a scanner to match
 
 
@@ -34,7 +47,7 @@ class _RequestDeadlineReader(io.RawIOBase):
     """The connection's reads, each allowed only what is left of one deadline for the whole request.
 
     A socket timeout alone bounds each read, so a client that sends a byte every few seconds (slowloris) would
-    hold its connection, and one of the MAX_CONNECTIONS slots, for ever: 32 such clients would lock Prometheus out.
+    hold its connection, and a thread, for ever.
     """
 
     def __init__(self, connection: socket.socket, deadline: float):
@@ -62,8 +75,39 @@ class _QuietHandler(WSGIRequestHandler):
 
     def parse_request(self) -> bool:
         parsed = super().parse_request()  # request line and headers read: writing the answer gets a fresh timeout
+        self.server.request_arrived()
+        if not parsed:
+            return False
         self.connection.settimeout(SOCKET_TIMEOUT_SECONDS)
-        return parsed
+        authenticated = self.server.authenticate(self.headers.get("Authorization"))
+        if not authenticated:
+            self.close_connection = True
+            if authenticated is None:
+                self.send_error(503, "too many password checks in progress")
+            else:
+                body = b"unauthorized\n"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="dlbench"')
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+            return False
+        self._in_flight = self.server.admit()
+        if not self._in_flight:
+            self.close_connection = True
+            self.send_error(503, "too many requests in flight")
+            return False
+        return True
+
+    def handle(self) -> None:
+        self._in_flight = False
+        try:
+            super().handle()
+        finally:
+            if self._in_flight:
+                self.server.release()
 
     def log_message(self, format, *args):  # one line per scrape would drown the operator's log
         pass
@@ -101,25 +145,32 @@ class PrerenderedMetrics:
     sample (`refresh`) and scrapes copy bytes. Only forms asked for in the last ASKED_WITHIN_SECONDS are rendered
     ahead (Prometheus's gzipped OpenMetrics always): encoding is most of a render, so a text form nobody reads is
     not encoded every sample. Other forms are rendered on first request and kept until the next sample. Requests
-    with `name[]` filters go to prometheus_client's own app.
+    with `name[]` filters are rendered for themselves, through the same encoder choice and counter types.
     """
 
     ASKED_WITHIN_SECONDS = 600.0  # a few scrape intervals of the slowest usual scraper
 
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, counters_without_total: frozenset[str] = frozenset()):
+        """counters_without_total: gauge families to serve typed counter, names that lack _total (dcgm-exporter's
+        DCGM_FI_* counters). OpenMetrics requires a counter's samples to end in _total, so with any such family
+        every scrape is answered in the Prometheus text format, as dcgm-exporter answers."""
         self.registry = registry
-        self._fallback = make_wsgi_app(registry)
         self._cache: dict[tuple[str, bool], bytes] = {}
         self._asked: dict[tuple[str, bool], float] = {}  # (Accept header, gzip) -> when last asked
+        self._retype = [(f"# TYPE {name} gauge\n".encode(), f"# TYPE {name} counter\n".encode())
+                        for name in sorted(counters_without_total)]
 
     def _render(self, cache: dict, accept: str, compress: bool, source=None) -> tuple[str, bytes]:
-        encoder, content_type = choose_encoder(accept)
+        encoder, content_type = choose_encoder("" if self._retype else accept)
         key = (content_type, compress)
         body = cache.get(key)
         if body is None:
             plain = cache.get((content_type, False))
             if plain is None:
-                plain = cache[(content_type, False)] = encoder(source or self.registry)
+                plain = encoder(source or self.registry)
+                for gauge, counter in self._retype:
+                    plain = plain.replace(gauge, counter, 1)
+                cache[(content_type, False)] = plain
             body = cache[key] = gzip.compress(plain, compresslevel=1) if compress else plain
         return content_type, body
 
@@ -135,13 +186,15 @@ class PrerenderedMetrics:
         self._cache = cache  # one assignment: a scrape sees the old cache or the new, never a mix
 
     def __call__(self, environ, start_response):
-        if "name[]" in environ.get("QUERY_STRING", ""):
-            return self._fallback(environ, start_response)
         compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
         accept = environ.get("HTTP_ACCEPT", "")
-        content_type, body = self._render(self._cache, accept, compress)
-        if len(self._asked) < 64 or (accept, compress) in self._asked:  # bounded: clients choose the header
-            self._asked[(accept, compress)] = time.monotonic()
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        if names:  # rendered for this request only, but in the same format and types as a whole scrape
+            content_type, body = self._render({}, accept, compress, self.registry.restricted_registry(names))
+        else:
+            content_type, body = self._render(self._cache, accept, compress)
+            if len(self._asked) < 64 or (accept, compress) in self._asked:  # bounded: clients choose the header
+                self._asked[(accept, compress)] = time.monotonic()
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         if compress:
             headers.append(("Content-Encoding", "gzip"))
@@ -149,21 +202,76 @@ class PrerenderedMetrics:
         return [body]
 
 
-def _server_class(address: str, tls=None, max_connections: int = MAX_CONNECTIONS):
+def _server_class(address: str, web_config=None, max_requests: int = MAX_REQUESTS_IN_FLIGHT,
+                  max_pending: int = MAX_PENDING_CONNECTIONS):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    tls = web_config.tls if web_config is not None else None
 
     class Server(ThreadingWSGIServer):
         address_family = family
         daemon_threads = True
-        rejected_connections = 0
-        _slots = threading.BoundedSemaphore(max_connections)
+        # the kernel's queue of connections not yet accepted: socketserver's 5 would make a burst of connects (idle
+        # ones among them) wait for SYN retries; Go's net.Listen uses the system's maximum too
+        request_queue_size = socket.SOMAXCONN
+        rejected_requests = 0  # answered 503: more than max_requests in flight
+        evicted_connections = 0  # closed while idle to make room for newer ones
 
-        def process_request(self, request, client_address):
-            if not self._slots.acquire(blocking=False):
-                Server.rejected_connections += 1
-                self.shutdown_request(request)
-                return
-            super().process_request(request, client_address)
+        def __init__(self, *args, **kwargs):
+            self._slots = threading.BoundedSemaphore(max_requests)
+            self._password_checks = threading.BoundedSemaphore(MAX_PASSWORD_CHECKS)
+            # connections with no request yet: the thread serving each -> its file descriptor (the same before and
+            # after a TLS handshake, which replaces the socket object)
+            self._pending: OrderedDict[int, int] = OrderedDict()
+            self._pending_lock = threading.Lock()
+            super().__init__(*args, **kwargs)
+
+        # --- credentials ---------------------------------------------------------------------------------------
+        def authenticate(self, header: str | None) -> bool | None:
+            """Whether the request may go on; None: its password needs a bcrypt check and too many are waiting."""
+            if web_config is None:
+                return True
+            verdict = web_config.known_verdict(header)
+            if verdict is not None:
+                return verdict
+            if not self._password_checks.acquire(blocking=False):
+                return None
+            try:
+                return web_config.authorized(header)
+            finally:
+                self._password_checks.release()
+
+        # --- requests in flight ------------------------------------------------------------------------------
+        def admit(self) -> bool:
+            if self._slots.acquire(blocking=False):
+                return True
+            Server.rejected_requests += 1
+            return False
+
+        def release(self) -> None:
+            self._slots.release()
+
+        # --- connections waiting for their request -------------------------------------------------------------
+        def _wait_for_request(self, connection: socket.socket) -> None:
+            with self._pending_lock:
+                self._pending[threading.get_ident()] = connection.fileno()
+                if len(self._pending) > max_pending:
+                    _, oldest = self._pending.popitem(last=False)
+                    Server.evicted_connections += 1
+                    # under the lock: its thread closes it only after leaving _pending, so the number is still its
+                    # socket. Shut down through a duplicate: that wakes the thread, blocked reading, with end of file
+                    try:
+                        with socket.fromfd(oldest, family, socket.SOCK_STREAM) as duplicate:
+                            duplicate.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def request_arrived(self) -> None:
+            with self._pending_lock:
+                self._pending.pop(threading.get_ident(), None)
+
+        def shutdown_request(self, request):
+            self.request_arrived()  # before the descriptor is closed and can be reused
+            super().shutdown_request(request)
 
         def handle_error(self, request, client_address):
             # a client that timed out or went away is routine for a server on a network, not a bug to print
@@ -172,51 +280,48 @@ def _server_class(address: str, tls=None, max_connections: int = MAX_CONNECTIONS
             super().handle_error(request, client_address)
 
         def process_request_thread(self, request, client_address):
-            try:
-                if tls is not None:
-                    # the handshake runs here, in the connection's own thread and under its timeout, so that a
-                    # client that never completes it cannot stall the accept loop
-                    request.settimeout(SOCKET_TIMEOUT_SECONDS)
-                    try:
-                        request = tls.wrap_socket(request, server_side=True)
-                    except (OSError, ValueError):
-                        self.shutdown_request(request)
-                        return
-                super().process_request_thread(request, client_address)
-            finally:
-                self._slots.release()
+            self._wait_for_request(request)
+            if tls is not None:
+                # the handshake runs here, in the connection's own thread and under its timeout, so that a client
+                # that never completes it cannot stall the accept loop
+                request.settimeout(SOCKET_TIMEOUT_SECONDS)
+                try:
+                    request = tls.wrap_socket(request, server_side=True)
+                except (OSError, ValueError):
+                    self.shutdown_request(request)
+                    return
+            super().process_request_thread(request, client_address)
 
     return Server
 
 
 class MetricsServer:
-    """Serves `registry` on /metrics and `health()` (status, JSON body) on /health, in a daemon thread.
+    """Serves `registry` on /metrics, `health()` (status, JSON body) on /health and `live()` on /live, in a daemon
+    thread.
 
     `metrics_app` replaces prometheus_client's WSGI app for /metrics (the exporter passes PrerenderedMetrics).
     """
 
     def __init__(self, registry: CollectorRegistry, listen: str, port: int,
                  health: Callable[[], tuple[int, dict]] | None = None, metrics_app=None, web_config=None,
-                 max_connections: int = MAX_CONNECTIONS):
+                 max_requests: int = MAX_REQUESTS_IN_FLIGHT, max_pending: int = MAX_PENDING_CONNECTIONS,
+                 live: Callable[[], tuple[int, dict]] | None = None):
         metrics_app = metrics_app or make_wsgi_app(registry)
         self._health = health or (lambda: (200, {"status": "ok"}))
+        checks = {"/health": self._health, **({"/live": live} if live is not None else {})}
         self.web_config = web_config
 
         def routes(environ, start_response):
-            path = environ.get("PATH_INFO", "/")
-            if web_config is not None and not web_config.authorized(environ.get("HTTP_AUTHORIZATION")):
-                start_response("401 Unauthorized", [("Content-Type", "text/plain"),
-                                                     ("WWW-Authenticate", 'Basic realm="dlbench"')])
-                return [b"unauthorized\n"]
+            path = environ.get("PATH_INFO", "/")  # credentials were checked before the request was admitted
             if path == "/metrics":
                 return metrics_app(environ, start_response)
-            if path == "/health":
-                status, body = self._health()
+            if path in checks:
+                status, body = checks[path]()
                 start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
                                [("Content-Type", "application/json")])
                 return [json.dumps(body).encode()]
             start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found: try /metrics or /health\n"]
+            return [f"not found: try /metrics or {' or '.join(checks)}\n".encode()]
 
         def app(environ, start_response):
             def with_server_header(status, headers, exc_info=None):
@@ -224,9 +329,8 @@ class MetricsServer:
 
             return routes(environ, with_server_header)
 
-        tls = web_config.tls if web_config is not None else None
         try:
-            self.server = make_server(listen, port, app, _server_class(listen, tls, max_connections),
+            self.server = make_server(listen, port, app, _server_class(listen, web_config, max_requests, max_pending),
                                       handler_class=_QuietHandler)
         except OSError as error:
             reason = {errno.EADDRINUSE: "address already in use", errno.EACCES: "permission denied",

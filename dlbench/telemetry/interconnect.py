@@ -82,9 +82,34 @@ def _nvlinks(reader: Any, index: int, links: int) -> dict:
                 reading["nvlink_links_active"] = sum(state == NVLINK_STATE_ACTIVE for state in per_link.values())
                 reading["nvlink_links_inactive"] = sum(state == NVLINK_STATE_INACTIVE for state in per_link.values())
             else:
-                reading[key] = sum(per_link.values())
+                reading[key] = gpu_total(reader.counter_totals.setdefault((index, key), LinkTotal()), per_link)
     cache["at"], cache["reading"] = now, reading
     return reading
+
+
+class LinkTotal:
+    """A GPU's counter total over its links that only goes up: the sum of each link's increases.
+
+    Summing the links' raw counters would make one link's reset (a retrain, `nvidia-smi nvlink -r`) lower the total,
+    which Prometheus's rate() reads as a reset of the whole counter: a spike of the total's full value. A link whose
+    counter went down is taken to have started again from 0. Kept by the reader across NVML restarts, so that a
+    driver hiccup does not drop the total back to the raw sum either.
+    """
+
+    def __init__(self):
+        self.last: dict[str, int] = {}
+        self.total: int | None = None
+
+
+def gpu_total(state: LinkTotal, per_link: dict[str, int]) -> int:
+    if state.total is None:
+        state.total = sum(per_link.values())
+    else:
+        for link, value in per_link.items():
+            before = state.last.get(link)
+            state.total += value if before is None or value < before else value - before
+    state.last.update(per_link)  # a link missing from this read keeps its last value
+    return state.total
 
 
 def _link_limits(reader: Any, index: int) -> dict:

@@ -5,7 +5,8 @@ Names and signatures are nvidia-ml-py's (pynvml.py 13.x): nvmlDeviceGetMigMode(d
 (NVML_DEVICE_MIG_ENABLE = 1), nvmlDeviceGetMaxMigDeviceCount(device), nvmlDeviceGetMigDeviceHandleByIndex(device,
 index) (NVML_ERROR_NOT_FOUND for an index with no instance), and on the MIG device handle nvmlDeviceGetUUID
 ("MIG-..." UUIDs), nvmlDeviceGetName ("NVIDIA A100-SXM4-80GB MIG 1g.10gb": the profile is the last word),
-nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId, nvmlDeviceGetMemoryInfo (the instance's own memory)
+nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId, nvmlDeviceGetMemoryInfo (the instance's own memory,
+v2 as for whole GPUs)
 and nvmlDeviceGetComputeRunningProcesses (the processes in that instance: "Per-instance information can be queried
 by using specific MIG device handles", NVML API reference). Activity per instance comes from GPM on Hopper and newer,
 sampled through the parent GPU with nvmlGpmMigSampleGet(parent, gpuInstanceId, sample) (dlbench/telemetry/gpm.py).
@@ -73,9 +74,9 @@ def _forget_instances_gone(reader: Any, index: int, instances: list[dict], gpu_i
 def _instance(reader: Any, index: int, handle: Any) -> dict:
     nvml = reader.nvml
 
-    def ask(call: str):
+    def ask(call: str, *args):
         try:
-            return getattr(nvml, call)(handle)
+            return getattr(nvml, call)(handle, *args)
         except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound):
             return None
         except nvml.NVMLError:
@@ -90,10 +91,15 @@ def _instance(reader: Any, index: int, handle: Any) -> dict:
         "compute_instance_id": ask("nvmlDeviceGetComputeInstanceId"),
         "profile": name.rsplit(" MIG ", 1)[1] if " MIG " in name else "",
     }
-    memory = ask("nvmlDeviceGetMemoryInfo")
     instance = {key: ("" if value is None else value) for key, value in instance.items()}
+    # v2, as for whole GPUs (NvmlReader._read_memory): v1's `used` is the "Sum of Reserved and Allocated device
+    # memory" (NVML API reference, nvmlMemory_t), so an idle instance looked partly used; v1 on drivers before R510
+    memory = ask("nvmlDeviceGetMemoryInfo", nvml.nvmlMemory_v2) if hasattr(nvml, "nvmlMemory_v2") else None
+    if memory is None:
+        memory = ask("nvmlDeviceGetMemoryInfo")
     if memory is not None:
         instance["memory_used_bytes"], instance["memory_total_bytes"] = int(memory.used), int(memory.total)
+        instance["memory_free_bytes"] = int(memory.free)
     running = ask("nvmlDeviceGetComputeRunningProcesses")
     if running is not None:
         owners = reader._static.setdefault((index, _OWNERS, instance["mig_uuid"]), ProcessOwners())

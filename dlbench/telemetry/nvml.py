@@ -8,6 +8,8 @@ Rules the rest of the package relies on:
   stays up;
 - only the errors NVML documents as "this GPU is gone" (GPU_LOST_ERRORS) report the GPU `up: 0`; it is tried again
   on the next read, so a GPU that comes back is reported up again;
+- each reading says what share of the GPU's queries failed (`query_error_ratio`); a GPU that answered none of them,
+  with errors NVML does not call "lost" (UNKNOWN, TIMEOUT, ...), is reported `up: 0` too: it gives no data;
 - each GPU is read in its own thread with a deadline: a hung call holds up that GPU only, which is reported
   `up: 0, late: 1` until its read finishes;
 - without NVML (no driver, no library) or when NVML itself fails (NVML_DOWN_ERRORS), the reader is down, reads
@@ -43,6 +45,9 @@ GPU_LOST_ERRORS = ("NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_RESET_REQUIRED")
 NVML_DOWN_ERRORS = ("NVML_ERROR_UNINITIALIZED", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
                     "NVML_ERROR_LIBRARY_NOT_FOUND")
 UNSUPPORTED_RETRY_SECONDS = 300.0
+# a read whose queries all failed marks the GPU down only if it asked at least this many (one failing query of a GPU
+# that is asked little is not a GPU that answers nothing)
+UNREADABLE_MIN_QUERIES = 3
 INIT_BACKOFF_SECONDS = (1.0, 60.0)  # first retry after 1 s, doubling up to once a minute (nvmlInit failing is cheap)
 
 
@@ -165,11 +170,14 @@ class NvmlReader:
         self._handles: dict[int, Any] = {}
         self._unsupported: dict[tuple[int, str], float] = {}  # (index, call) -> monotonic time to try again
         self._static: dict[int, dict] = {}  # readings that cannot change while the driver is loaded
+        # counters the exporter keeps itself, across NVML restarts (interconnect.LinkTotal: NVLink totals over links)
+        self.counter_totals: dict = {}
         self._workers: dict[int, _GpuWorker] = {}
         self._event_set = None
         self._address_to_index: dict[int, int] = {}
         self._lock = threading.RLock()  # life cycle (start, close, reset) and the shared counters
         self._event_lock = threading.Lock()
+        self._read_tally = threading.local()  # [queries, failed] of the GPU read running in this thread
 
     # --- life cycle ---------------------------------------------------------------------------------------------
     def start(self) -> "NvmlReader":
@@ -324,13 +332,20 @@ class NvmlReader:
             # pop, not del: the run's thread (read_energy_joules) and the GPU's thread may both get here
             self._unsupported.pop(key, None)
         nvml = self.nvml
+        tally = getattr(self._read_tally, "counts", None)
+        if tally is not None:
+            tally[0] += 1
         try:
             return getattr(nvml, call)(self._handles[index], *args)
         except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound, AttributeError):
             # AttributeError: a binding too old to have the function at all
             self._unsupported[key] = time.monotonic() + UNSUPPORTED_RETRY_SECONDS
+            if tally is not None:
+                tally[0] -= 1  # not a query this GPU can answer: neither asked nor failed
             return None
         except nvml.NVMLError as error:
+            if tally is not None:
+                tally[1] += 1
             self._count_error(call)
             if self._error_is(error, GPU_LOST_ERRORS):
                 raise _GpuDown(str(error)) from error
@@ -373,12 +388,21 @@ class NvmlReader:
 
     def _read_one(self, index: int) -> dict:
         reading: dict[str, Any] = {"up": 1, "late": 0}
+        self._read_tally.counts = tally = [0, 0]  # this thread reads this GPU only
         try:
             self._read_into(index, reading)
         except _GpuDown:
             return {"up": 0, "late": 0}
         except _NvmlDown:
             return {"up": 0, "late": 0, "nvml_down": 1}
+        finally:
+            self._read_tally.counts = None
+        queries, failed = tally
+        reading["query_error_ratio"] = failed / queries if queries else 0.0
+        if queries >= UNREADABLE_MIN_QUERIES and failed == queries:
+            # every query failed with errors NVML does not call "GPU lost": no data, so not up either; only the ratio
+            # is kept (1), which tells this case apart from a lost GPU
+            return {"up": 0, "late": 0, "query_error_ratio": 1.0}
         return reading
 
     def _read_into(self, index: int, r: dict) -> None:

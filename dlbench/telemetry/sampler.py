@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from dlbench.telemetry.host import HostReader
 from dlbench.telemetry.nvml import NvmlReader
+from dlbench.telemetry.xid import dcgm_xid_message, xid_class
 
 
 @dataclass
@@ -158,11 +159,14 @@ class Sampler:
             for index, reading in gpus.items():
                 if index in self.nvml.xid_supported:
                     # kept while the GPU is down: XID 79 is exactly the event that takes it down
-                    reading["xid_errors"] = {str(c): n for c, n in self.xid_counts[index].items()}
-                    reading["last_xid_timestamp_seconds"] = {str(c): t for c, t in self.xid_last_seen[index].items()}
-                    reading["last_xid_code"] = self.xid_last_code.get(index, 0)
-                    # --dcgm-compat's DCGM_FI_DEV_XID_ERRORS: the code as value and as its err_code label
-                    reading["last_xid"] = {str(reading["last_xid_code"]): reading["last_xid_code"]}
+                    # keyed (xid, xid_class): both labels of the series (the catalogue class: dlbench/telemetry/xid.py)
+                    reading["xid_errors"] = {(str(c), xid_class(c)): n for c, n in self.xid_counts[index].items()}
+                    reading["last_xid_timestamp_seconds"] = {(str(c), xid_class(c)): t
+                                                             for c, t in self.xid_last_seen[index].items()}
+                    code = reading["last_xid_code"] = self.xid_last_code.get(index, 0)
+                    # --dcgm-compat's DCGM_FI_DEV_XID_ERRORS: the code as value and as its err_code label, with
+                    # dcgm-exporter's err_msg text
+                    reading["last_xid"] = {(str(code), dcgm_xid_message(code)): code}
             host = self.host.read() if self.host is not None else {}
             duration = time.perf_counter() - started
             snapshot = Snapshot(time.time(), time.monotonic(), gpus, host, duration)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import re
 import ssl
 import threading
@@ -51,38 +52,68 @@ _TLS_VERSIONS = {
 }
 
 
+# exporter-toolkit's web/cache.go: at most this many checked credentials are remembered; when full, a tenth of them
+# (chosen at random) are forgotten at once
+AUTH_CACHE_SIZE = 100
+
+
 @dataclass
 class WebConfig:
+    """TLS context and basic-auth users; `authorized` checks a request's credentials as exporter-toolkit does.
+
+    exporter-toolkit (web/handler.go, ServeHTTP; https://github.com/prometheus/exporter-toolkit) runs one bcrypt check
+    at a time (its bcryptMtx) and caches the outcome, success or failure, per (user, hash, password) in a bounded cache
+    (web/cache.go). Mirrored here: a burst of wrong passwords costs one core at most instead of every core, a scraper
+    retrying the same wrong password costs nothing after the first, and an unknown user is checked against a hash too
+    so that timing does not tell which user names exist.
+    """
+
     tls: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
-    _verified: set = field(default_factory=set)  # sha256(user:password) already checked against bcrypt
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _checked: dict = field(default_factory=dict)  # sha256(user, hash, password) -> bool, at most AUTH_CACHE_SIZE
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the cache
+    _bcrypt_lock: threading.Lock = field(default_factory=threading.Lock)  # one bcrypt check at a time
 
     def authorized(self, header: str | None) -> bool:
         """Whether an Authorization header carries a configured user and password (always True without users)."""
+        verdict = self.known_verdict(header)
+        return self._check(header) if verdict is None else verdict
+
+    def known_verdict(self, header: str | None) -> bool | None:
+        """The answer where no bcrypt check is needed (no users, no or malformed credentials, a credential checked
+        before); None where only a bcrypt check can tell."""
         if not self.users:
             return True
-        if not header or not header.startswith("Basic "):
+        credential = self._credential(header)
+        if credential is None:
             return False
+        with self._lock:
+            return self._checked.get(credential[3])
+
+    def _credential(self, header: str | None) -> tuple[str, str, bytes, bytes] | None:
+        """(user, password, the hash to check against, cache key) from a Basic header; None if it is not one."""
+        if not header or not header.startswith("Basic "):
+            return None
         try:
             user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
-            return False
-        digest = hashlib.sha256(f"{user}:{password}".encode()).digest()
-        with self._lock:
-            if digest in self._verified:
-                return True
-        # bcrypt costs ~50 ms by design; a scraper sends the same credentials every time, so a success is
-        # remembered (as exporter-toolkit does) and only new credentials pay for it. An unknown user still pays,
-        # so that timing does not tell which user names exist.
+            return None
+        stored = self.users.get(user) or self._dummy_hash()
+        return user, password, stored, hashlib.sha256(b"\0".join((user.encode(), stored, password.encode()))).digest()
+
+    def _check(self, header: str | None) -> bool:
+        user, password, stored, key = self._credential(header)
         import bcrypt
 
-        stored = self.users.get(user, self._dummy_hash())
-        if not bcrypt.checkpw(password.encode(), stored) or user not in self.users:
-            return False
+        with self._bcrypt_lock:  # ~50 ms by design: in parallel, a burst of guesses would take every core
+            matches = bcrypt.checkpw(password.encode(), stored)
+        result = user in self.users and matches
         with self._lock:
-            self._verified.add(digest)
-        return True
+            if len(self._checked) >= AUTH_CACHE_SIZE:
+                for old in random.sample(list(self._checked), max(len(self._checked) // 10, 1)):
+                    del self._checked[old]
+            self._checked[key] = result
+        return result
 
     def _dummy_hash(self) -> bytes:
         return next(iter(self.users.values()))

@@ -87,7 +87,9 @@ def summary_table(result: dict) -> Table:
                  _fmt(throughput.get("samples_per_second"), ",.1f")))
     rows += _distributed_rows(result.get("distributed"))
     if metrics.get("input_wait_share"):
-        rows.append(("waiting for input", f"{metrics['input_wait_share']:.1%} of the window "
+        on_gpu = metrics.get("input_wait_measured_on") == "device"  # CUDA events: the GPU's idle time
+        waiting = "GPU idle waiting for input" if on_gpu else "waiting for input"
+        rows.append((waiting, f"{metrics['input_wait_share']:.1%} of the window "
                      f"(compute alone: {_fmt(throughput.get('compute_samples_per_second'), ',.1f')}/s)"))
     warmup = result.get("warmup") or {}
     if warmup:

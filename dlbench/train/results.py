@@ -22,6 +22,9 @@ from dlbench.atomic import write_json
 SCHEMA_VERSION = 2
 STATUSES = ("completed", "interrupted", "failed")
 SCHEMA_RESOURCE = "data/result.schema.json"
+# a timed window shorter than this is warned about by the run and not trusted by compare: timer and scheduler noise
+# and the telemetry's 0.5 s sampling are large against it
+SHORT_WINDOW_SECONDS = 1.0
 
 
 @lru_cache(maxsize=1)

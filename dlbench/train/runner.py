@@ -12,6 +12,7 @@ import torch
 from dlbench import environment
 from dlbench.errors import RunFailed, UserError
 from dlbench.train import contention, data, device as devices, distributed, flops, interrupt, peaks, results
+from dlbench.train import input_wait
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
@@ -132,7 +133,7 @@ class Run:
         self.dataset = None if synthetic else data.open_dataset(config.data, self.workload, self.seq_len)
         self.run_id = results.new_run_id(self.workload.name)
         self.result = results.new_result(self.run_id, config, command_line)
-        self.input_wait = 0.0
+        self.input_wait = input_wait.meter_for(self.device, synthetic)  # on CUDA the GPU's idle time, not the host's
         self.cpu_load: dict | None = None
 
     @property
@@ -172,9 +173,9 @@ class Run:
             self.next_batch = loader.next
 
     def _train_step(self) -> torch.Tensor:
-        waiting = time.perf_counter()
+        self.input_wait.before()
         inputs, targets = self.next_batch()
-        self.input_wait += time.perf_counter() - waiting
+        self.input_wait.after()
         self.optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
             loss = flops.loss_of(self.model(inputs), targets)
@@ -363,7 +364,7 @@ class Run:
         status, error, step, elapsed = "completed", None, 0, 0.0
         clock.start()
         self.load.start()
-        self.input_wait = 0.0
+        self.input_wait.reset()
         for observer in self.observers:
             observer.on_timed_start()
         try:
@@ -391,27 +392,28 @@ class Run:
         step_seconds = clock.step_seconds()
         samples = len(step_seconds) * self.batch_size
         series, group_size = step_time_series(step_seconds)
+        waited = self.input_wait.seconds()  # after clock.stop()'s synchronisation: every event has completed
         metrics: dict = {"steps_timed": len(step_seconds), "samples_timed": samples, "timed_seconds": timed_seconds,
                          "throughput": None, "step_time_seconds": None, "step_times_seconds": series,
                          "step_times_group_size": group_size, "achieved_flops_per_second": None,
                          "peak_flops_per_second": peak, "mfu": None,
-                         "input_wait_seconds": round(self.input_wait, 6) if step_seconds else None,
-                         "input_wait_share": None, "cpu_contention": self.cpu_load}
+                         "input_wait_seconds": round(waited, 6) if step_seconds else None,
+                         "input_wait_share": None, "input_wait_measured_on": self.input_wait.measures,
+                         "cpu_contention": self.cpu_load}
         if step_seconds and timed_seconds > 0:
             throughput = samples / timed_seconds  # total over total, not a mean of per-step rates
             achieved = throughput * flops_per_sample
             tokens = self.workload.tokens_per_sample(self.seq_len)
-            computing = timed_seconds - self.input_wait
             metrics.update(
                 throughput={"samples_per_second": throughput,
                             "tokens_per_second": throughput * tokens if tokens else None,
                             "sample": self.result["workload"]["sample"],
                             "headline": "tokens_per_second" if tokens else "samples_per_second",
-                            "compute_samples_per_second": samples / computing if computing > 0 else None},
+                            "compute_samples_per_second": input_wait.compute_alone(samples, timed_seconds, waited)},
                 step_time_seconds=step_statistics(step_seconds),
                 achieved_flops_per_second=achieved,
                 mfu=achieved / peak if peak else None,
-                input_wait_share=round(self.input_wait / timed_seconds, 4),
+                input_wait_share=round(waited / timed_seconds, 4),
             )
         metrics.update(_peak_memory(self.device))
         metrics["loss"] = {"first": None if self.first_loss is None else float(self.first_loss),
@@ -423,7 +425,7 @@ class Run:
 
     def _short_window_warning(self, metrics: dict) -> str | None:
         seconds = metrics["timed_seconds"]
-        if metrics["steps_timed"] and seconds < 1.0:
+        if metrics["steps_timed"] and seconds < results.SHORT_WINDOW_SECONDS:
             return (f"the timed window lasted {seconds:.3f} s: timer and scheduler noise and the telemetry's 0.5 s "
                     "sampling are large against it; time at least several seconds (--duration)")
         return None

@@ -5,13 +5,15 @@ Counters are compared with the reading taken before any load, so an error during
 
 from __future__ import annotations
 
+from dlbench.telemetry.xid import xid_class
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
 
-# XIDs that mean the hardware or its memory failed (NVIDIA XID catalogue; facts.md section 6): a FAIL. Others during
-# a validation run (94 contained ECC error; 13, 31, 43, 45 usually come from an application) are a WARN.
-CRITICAL_XIDS = {48, 62, 64, 74, 79, 95, 119, 120, 140, 149, 154}
-XID_SOURCE = "NVIDIA XID error catalogue (docs.nvidia.com/deploy/xid-errors)"
+# An XID whose class is critical (the GPU needs a reset, a reboot or NVIDIA's ECC or NVLink workflow) is a FAIL; any
+# other XID during a validation run (the job's own fault, informational, or not in the catalogue) is a WARN. The
+# classes are the exporter's and the alert rules' (dlbench/telemetry/xid.py), from the same catalogue column.
+XID_SOURCE = ("NVIDIA XID catalogue, Resolution Bucket (Immediate Action) "
+              "(docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html)")
 # Clock-event reasons that mean the GPU slowed itself down for heat or a hardware signal; the software power cap
 # at full load is normal and is not one of them (NVML nvmlClocksEventReasons).
 SLOWDOWN_REASONS = ("hw_slowdown", "hw_thermal_slowdown", "sw_thermal_slowdown", "hw_power_brake_slowdown")
@@ -88,7 +90,7 @@ def _xid(ctx: Context) -> CheckResult:
     events = ctx.xid_events
     if not events and not ctx.reader.xid_supported:
         return skip(check_id, title, "XID events are not available from this driver (NVML event registration)")
-    critical = [(i, code) for i, code, _ in events if code in CRITICAL_XIDS]
+    critical = [(i, code) for i, code, _ in events if xid_class(code) == "critical"]
     verdict = FAIL if critical else WARN if events else PASS
     per_gpu: dict[str, list[int]] = {}
     for index, code, _ in events:
