@@ -105,6 +105,9 @@ _ALL = [
              seq_len=128, builder_kwargs={"size": "tiny"}, blocks="layers", recipe=TORCHTITAN),
     Workload("bert-base", "BERT-base masked language model, sequence 128", "masked-lm",
              "dlbench.models.bert:BertForMaskedLM", 109_514_298, 32, vocab_size=30522, seq_len=128, blocks="layers"),
+    Workload("bert-tiny", "BERT at 2 layers x 128 wide, sequence 128 (masked-lm smoke test)", "masked-lm",
+             "dlbench.models.bert:BertForMaskedLM", 4_416_698, 32, vocab_size=30522, seq_len=128,
+             builder_kwargs={"size": "bert-tiny"}, blocks="layers"),
     Workload("bert-base-512", "BERT-base masked language model, sequence 512", "masked-lm",
              "dlbench.models.bert:BertForMaskedLM", 109_514_298, 8, vocab_size=30522, seq_len=512, blocks="layers"),
 ]

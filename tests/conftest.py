@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -35,3 +36,24 @@ def cpu_images(tmp_path_factory):
     from images_support import build_cpu_images
 
     yield from build_cpu_images(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def cli_run(tmp_path_factory):
+    """One `dlbench run` on the CPU as a user starts it, writing its result (--output) with telemetry: the tests of
+    the written document, its telemetry window and its schema each check their part of this one run rather than
+    starting a run each (seconds apiece, most of it start-up)."""
+    out_dir = tmp_path_factory.mktemp("cli-run")
+    output = out_dir / "result.json"
+    process = run_dlbench("run", "cifar-cnn", "--device", "cpu", "--steps", 3, "--warmup", 1, "--batch-size", 8,
+                          "--telemetry-interval", "0.1", "--output", output)
+    return CliRun(process, output)
+
+
+class CliRun:
+    def __init__(self, process, output):
+        self.process, self.output = process, output
+
+    def result(self):
+        assert self.process.returncode == 0, self.process.stderr
+        return json.loads(self.output.read_text())

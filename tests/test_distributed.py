@@ -301,6 +301,26 @@ def test_fsdp_with_fp16_is_refused_under_torchrun(monkeypatch):
         Run(RunConfig("resnet18", device="cpu", fsdp=True))
 
 
+def test_a_single_process_run_refused_on_bad_input_imports_neither_dtensor_nor_fsdp():
+    """They cost one to two seconds of start-up, which a run that stops on bad input need not pay: only a
+    multi-process run imports them (dlbench.train.distributed), or torch itself once the fit check builds the model on
+    the meta device (which loads torch._dynamo, and FSDP with it) or a step runs."""
+    probe = ("import sys\n"
+             "from dlbench.errors import UserError\n"
+             "from dlbench.train.runner import Run, RunConfig\n"
+             "try:\n"
+             "    Run(RunConfig('gpt2-tiny', device='cpu', seq_len=1_000_000))\n"
+             "except UserError:\n"
+             "    pass\n"
+             "else:\n"
+             "    raise SystemExit('the bad --seq-len was accepted')\n"
+             "print(' '.join(m for m in ('torch.distributed.tensor', 'torch.distributed.fsdp', 'dlbench.train.sharding')"
+             " if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == ""
+
+
 # One rank of a job in which rank 1 reaches Run.close() seconds after rank 0 has closed and exited: what a loaded
 # machine did when gloo ranks hung at exit after writing their result (dlbench/train/runner.py, Run.close). Each rank
 # then counts the DDP wrappers still alive: one left holds its reducer, and through it the gloo group, into the

@@ -284,6 +284,9 @@ def _local_wheel_dirs() -> list[Path]:
     return found
 
 
+# A test of how the image tests behave on another machine, not of the images: the slow tier only. With the layer
+# cache (tests/images_support.py) its nested build reuses this session's layers where it finds the same wheels.
+@pytest.mark.slow
 def test_image_build_passes_or_skips_with_the_local_wheel_directories_hidden(tmp_path):
     """The image tests as a fresh machine runs them: every local wheel directory of this machine's pip
     configuration is hidden behind an empty one in a private mount namespace, and the build fixture must then

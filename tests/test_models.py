@@ -18,7 +18,9 @@ CANONICAL = {
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 def test_declared_parameter_count_matches_built_model(name):
     workload = WORKLOADS[name]
-    with torch.device("meta"):  # shapes only: llama3-8b would take 32 GB of real fp32 parameters
+    # On the meta device: the shapes without the memory or the initialisation (bert-base builds in 1.3 s on the CPU
+    # and 0.02 s here; llama3-8b would take 32 GB of real fp32 parameters), and tied weights are still one parameter.
+    with torch.device("meta"):
         model = workload.build_model()
     assert sum(p.numel() for p in model.parameters()) == workload.parameters
 
@@ -37,7 +39,7 @@ def test_image_models_output_one_logit_per_class(name):
     assert tuple(out.shape) == (2, w.num_classes)
 
 
-@pytest.mark.parametrize("name", ["gpt2", "gpt2-medium", "bert-base"])
+@pytest.mark.parametrize("name", ["gpt2", "gpt2-medium", "bert-base", "bert-tiny"])
 def test_language_models_output_vocabulary_logits_per_token(name):
     w = WORKLOADS[name]
     with torch.device("meta"):
@@ -47,5 +49,6 @@ def test_language_models_output_vocabulary_logits_per_token(name):
 
 
 def test_gpt2_ties_output_head_to_token_embedding():
-    model = WORKLOADS["gpt2"].build_model()
+    with torch.device("meta"):
+        model = WORKLOADS["gpt2"].build_model()
     assert model.lm_head.weight is model.transformer.wte.weight

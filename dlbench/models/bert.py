@@ -1,4 +1,5 @@
-"""BERT-base for masked language modelling, with the shapes of Hugging Face's BertForMaskedLM.
+"""BERT-base (and BERT-Tiny, the smoke-test size) for masked language modelling, with the shapes of Hugging Face's
+BertForMaskedLM.
 
 109,514,298 parameters: the decoder of the prediction head shares its weight with the word embedding, and the
 pooler (unused by masked LM) is left out, as BertForMaskedLM does.
@@ -69,10 +70,19 @@ class BertLayer(nn.Module):
         return self.output_norm(x + self.dropout(y))
 
 
+SIZES = {
+    "bert-base": BertConfig(),
+    # BERT-Tiny of Google's 24 BERT miniatures (L=2, H=128, A=2, feed-forward 4H; Turc et al. 2019,
+    # https://github.com/google-research/bert): BERT's architecture and vocabulary at a size a CPU trains in
+    # milliseconds a step, the masked-lm smoke test.
+    "bert-tiny": BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
+}
+
+
 class BertForMaskedLM(nn.Module):
-    def __init__(self):
+    def __init__(self, size: str = "bert-base"):
         super().__init__()
-        config = BertConfig()
+        config = SIZES[size]
         self.config = config
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import DTensor
 
 from dlbench.errors import RunFailed, UserError
-from dlbench.train import sharding
+
+# DTensor and FSDP (dlbench.train.sharding) are imported where a multi-process run uses them. Importing them costs
+# one to two seconds, which a run that stops before its first step (bad input, a missing GPU) no longer pays; a
+# training step imports them anyway, through torch._dynamo, which torch.optim's first step loads.
 
 # torch's own default for init_process_group (10 minutes); a rank that stops answering fails the others after this
 DEFAULT_TIMEOUT_SECONDS = 600
@@ -116,6 +118,8 @@ class ProcessGroup:
 
     def wrap(self, model: torch.nn.Module, precision: str) -> torch.nn.Module:
         if self.shard_blocks:
+            from dlbench.train import sharding
+
             self.sharding = sharding.shard(model, self.shard_blocks, self.device, self.where.world_size, precision)
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None
@@ -182,6 +186,8 @@ def parameters_digest(model: torch.nn.Module) -> str:
     """SHA-256 of every parameter's bytes: equal on every rank exactly when DDP kept the replicas in sync. FSDP's
     sharded parameters (DTensors) are gathered whole first, a collective every rank makes in the same order, so
     each rank digests the full state its shards make up."""
+    from torch.distributed.tensor import DTensor
+
     digest = hashlib.sha256()
     with torch.no_grad():
         for parameter in model.parameters():
@@ -193,6 +199,8 @@ def parameters_digest(model: torch.nn.Module) -> str:
 
 def parameters_held(model: torch.nn.Module) -> int:
     """Parameter elements this rank keeps between steps: the whole model under DDP, its shards under FSDP."""
+    from torch.distributed.tensor import DTensor
+
     return sum(
         parameter.to_local().numel() if isinstance(parameter, DTensor) else parameter.numel()
         for parameter in model.parameters()

@@ -14,7 +14,7 @@ import torch
 from dlbench import environment, launch
 from dlbench.errors import RunFailed, UserError
 from dlbench.train import anchors, contention, data, device as devices, distributed, fit, flops, interrupt, peaks
-from dlbench.train import input_wait, recipe as recipes, results, sharding
+from dlbench.train import input_wait, recipe as recipes, results
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
@@ -181,6 +181,8 @@ class Run:
             check_fsdp(self.workload, self.where is not None)
         self.fsdp = settings["fsdp"]
         if self.fsdp:
+            from dlbench.train import sharding  # FSDP: only multi-process runs import it (dlbench.train.distributed)
+
             sharding.mixed_precision(self.precision.name)  # refuses fp16 before anything starts
         shard_blocks = self.workload.blocks if self.fsdp else None
         self.group = (

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from cache_dir import cache_root, locked
 from prometheus_server import free_port
 
 from . import pci_bus, standins
 from .testhost import Host
 
 REPO = Path(__file__).resolve().parents[2]
-# The debootstrapped tree (about 1.2 GB) and the torch wheels; git-ignored. DLBENCH_TEST_CACHE moves them to a
-# directory that outlives fresh clones (CI), so the tree is built once per machine instead of once per clone.
-CACHE = Path(os.environ.get("DLBENCH_TEST_CACHE", REPO / ".cache"))
+# The debootstrapped tree (about 1.2 GB) and the torch wheels, outside the clone (tests/cache_dir.py), so that they
+# are built once per machine instead of once per clone.
+CACHE = cache_root()
 ANSIBLE_BIN = Path(sys.executable).parent
 TORCH_REQUIREMENT = "torch==2.13.0"
 JUPYTER_PASSWORD = "correct horse battery staple"
@@ -95,15 +96,17 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def torch_wheels():
-    """The real torch CPU wheel and its dependencies, downloaded once into .cache/ (a PyTorch index stand-in)."""
+    """The real torch CPU wheel and its dependencies, downloaded once into the test cache (a PyTorch index
+    stand-in)."""
     key = hashlib.sha256(f"{TORCH_REQUIREMENT} {sys.version_info[:2]}".encode()).hexdigest()[:16]
     target = CACHE / "ansible-wheels" / key
-    if not (target / "complete").exists():
-        phase(f"downloading {TORCH_REQUIREMENT} and its dependencies into {target} (once)")
-        shutil.rmtree(target, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(target),
-                        TORCH_REQUIREMENT], check=True)
-        (target / "complete").touch()
+    with locked(target.with_suffix(".lock")):
+        if not (target / "complete").exists():
+            phase(f"downloading {TORCH_REQUIREMENT} and its dependencies into {target} (once)")
+            shutil.rmtree(target, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d",
+                            str(target), TORCH_REQUIREMENT], check=True)
+            (target / "complete").touch()
     return sorted(target.glob("*.whl"))
 
 

@@ -1,7 +1,9 @@
 """A Debian 12 root filesystem made by debootstrap, cached, and handed out fresh per test.
 
-The tree is built once per package list (its hash names the cache directory under .cache/, which git ignores) and
-reused; each test gets a writable copy: an overlayfs over the cached tree where the kernel allows it, else cp -a.
+The tree starts from the minbase tree that images/debian-base.sh debootstraps once for the image base too (one
+debootstrap for both), copied, with PACKAGES installed on top. It is built once per base and package list (their
+hash names its directory in the test cache, tests/cache_dir.py) under a lock, so that two sessions at once build it
+once; each test gets a writable copy: an overlayfs over the cached tree where the kernel allows it, else cp -a.
 """
 
 import contextlib
@@ -13,6 +15,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from cache_dir import locked
+
 SUITE = "bookworm"
 MIRROR = os.environ.get("DLBENCH_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # What a fresh Debian 12 server has before Ansible arrives (systemd, sshd, Python, apt's Python binding), plus the
@@ -23,11 +27,21 @@ PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt", "python3-venv", "ca-certificates",
     "iproute2", "procps", "pciutils", "build-essential", "ffmpeg", "git", "curl", "wget", "dkms", "linux-headers-amd64",
 ])
-BUILD_RECIPE_VERSION = 1
+BUILD_RECIPE_VERSION = 2
+DEBIAN_BASE = Path(__file__).resolve().parents[2] / "images" / "debian-base.sh"
 
 
-def cache_key():
-    recipe = json.dumps([BUILD_RECIPE_VERSION, SUITE, MIRROR, PACKAGES]).encode()
+def minbase_tree(cache_root):
+    """The shared debootstrapped minbase tree (images/debian-base.sh --rootfs), built first if needed."""
+    result = subprocess.run([str(DEBIAN_BASE), "--rootfs"], capture_output=True, text=True, check=False,
+                            env={**os.environ, "CACHE_DIR": str(cache_root), "DEBIAN_MIRROR": MIRROR})
+    if result.returncode != 0:
+        raise RuntimeError(f"images/debian-base.sh --rootfs failed: {result.stderr[-3000:]}")
+    return Path(result.stdout.strip())
+
+
+def cache_key(base):
+    recipe = json.dumps([BUILD_RECIPE_VERSION, str(base), PACKAGES]).encode()
     return hashlib.sha256(recipe).hexdigest()[:16]
 
 
@@ -41,19 +55,33 @@ def mounted_proc(root):
         subprocess.run(["umount", "-l", str(proc)], check=False)
 
 
+_FOUND = {}  # cache_dir -> its tree, once looked up in this process
+
+
 def cached_root(cache_dir, progress=print):
-    """Return the cached tree for this package list, building it first if needed (PROGRESS reports the steps)."""
-    final = Path(cache_dir) / cache_key() / "root"
-    if (final.parent / "complete").exists():
-        return final
-    progress(f"debootstrap: building the Debian 12 test host tree once, into {final.parent} (minutes)")
+    """Return the cached tree for this package list, building it first if needed (PROGRESS reports the steps).
+    The shared minbase tree lives in the test cache's root, the parent of CACHE_DIR."""
+    cache_dir = Path(cache_dir)
+    if cache_dir in _FOUND:
+        return _FOUND[cache_dir]
+    progress(f"the Debian 12 minbase tree: images/debian-base.sh --rootfs, in {cache_dir.parent} (debootstraps once)")
+    base = minbase_tree(cache_dir.parent)
+    final = cache_dir / cache_key(base) / "root"
+    if not (final.parent / "complete").exists():
+        with locked(final.parent.with_suffix(".lock")):
+            if not (final.parent / "complete").exists():  # another session may have built it while this one waited
+                _build(base, final, progress)
+    _FOUND[cache_dir] = final
+    return final
+
+
+def _build(base, final, progress):
+    progress(f"test host tree: {len(PACKAGES)} packages on a copy of {base}, once, into {final.parent} (minutes)")
     building = final.parent / f"building-{uuid.uuid4().hex[:8]}"
     shutil.rmtree(final.parent, ignore_errors=True)
-    building.mkdir(parents=True)
-    subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(building), MIRROR],
-                   check=True, capture_output=True)
+    building.parent.mkdir(parents=True)
+    subprocess.run(["cp", "-a", str(base), str(building)], check=True)
     shutil.copy("/etc/resolv.conf", building / "etc" / "resolv.conf")
-    progress("debootstrap: installing the base packages into the tree")
     with mounted_proc(building):
         env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
         subprocess.run(["chroot", str(building), "apt-get", "install", "-y", "-q", "--no-install-recommends",
@@ -61,7 +89,6 @@ def cached_root(cache_dir, progress=print):
         subprocess.run(["chroot", str(building), "apt-get", "clean"], check=True, env=env)
     building.rename(final)
     (final.parent / "complete").touch()
-    return final
 
 
 class Host:
