@@ -79,7 +79,7 @@ def test_jupyterlab_image_has_a_health_check_and_its_own_labels(built):
 def test_no_caches_or_build_leftovers_in_the_image(built, pytorch_container):
     mount = Path(built.sh("mount", pytorch_container).stdout.strip())
     try:
-        leftovers = [path for path in ("root/.cache", f"home/dlbench/.cache", "tmp/dlbench-src", "run/secrets/ca-bundle")
+        leftovers = [path for path in ("root/.cache", "home/dlbench/.cache", "tmp/dlbench-src", "run/secrets/ca-bundle")
                      if (mount / path).exists()]
         leftovers += [str(path) for path in (mount / "var/lib/apt/lists").glob("*_Packages*")]
         leftovers += [str(path) for path in (mount / "var/cache/apt/archives").glob("*.deb")]
@@ -284,6 +284,7 @@ def _local_wheel_dirs() -> list[Path]:
     return found
 
 
+@pytest.mark.slow  # a nested session of the image tests: where PyTorch's CPU index answers, the build again
 def test_image_build_passes_or_skips_with_the_local_wheel_directories_hidden(tmp_path):
     """The image tests as a fresh machine runs them: every local wheel directory of this machine's pip
     configuration is hidden behind an empty one in a private mount namespace, and the build fixture must then
