@@ -6,7 +6,9 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +57,25 @@ def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
         env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
     assert done.returncode != 0
     assert "make test: no test of the fast tier matches PYTEST_ARGS; make test-all" in done.stderr
+
+
+def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
+    # conda_dlbench_wheel / monitoring_dlbench_wheel name this wheel; the roles install it with its `train` extra
+    venv, dist = Path(sys.prefix), tmp_path / "dist"
+    done = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "dist", f"VENV={venv}", f"DIST={dist}"],
+                          capture_output=True, text=True, timeout=600,
+                          env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS")})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert sorted(path.name for path in dist.iterdir()) == [f"dlbench-{version}-py3-none-any.whl",
+                                                            f"dlbench-{version}.tar.gz"]
+    with zipfile.ZipFile(dist / f"dlbench-{version}-py3-none-any.whl") as wheel:
+        names = set(wheel.namelist())
+        entry_points = wheel.read(f"dlbench-{version}.dist-info/entry_points.txt").decode()
+        metadata = wheel.read(f"dlbench-{version}.dist-info/METADATA").decode()
+    assert {"dlbench/cli.py", "dlbench/data/result.schema.json", "dlbench/data/gpu_peaks.json"} <= names
+    assert "dlbench = dlbench.cli:main" in entry_points
+    assert "Provides-Extra: train" in metadata
+    with tarfile.open(dist / f"dlbench-{version}.tar.gz") as sdist:
+        members = {Path(name).relative_to(f"dlbench-{version}").as_posix() for name in sdist.getnames()[1:]}
+    assert {"pyproject.toml", "README.md", "dlbench/cli.py", "dlbench/data/result.schema.json"} <= members

@@ -54,7 +54,7 @@ def add_arguments(parser) -> None:
         default=stats.DEFAULT_THRESHOLD,
         metavar="PERCENT",
         help=f"median step-time change that counts as a regression or improvement "
-        f"(default {stats.DEFAULT_THRESHOLD:.0%})",
+        f"(default {stats.DEFAULT_THRESHOLD:.0%}%)",  # %%: argparse %-formats help texts
     )
     parser.add_argument(
         "--noise",
@@ -62,7 +62,7 @@ def add_arguments(parser) -> None:
         default=stats.DEFAULT_NOISE,
         metavar="PERCENT",
         help=f"step-time spread (IQR/median) beyond which an undecided pair is 'noisy' "
-        f"(default {stats.DEFAULT_NOISE:.0%})",
+        f"(default {stats.DEFAULT_NOISE:.0%}%)",
     )
     parser.add_argument(
         "--alpha",

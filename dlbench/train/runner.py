@@ -18,7 +18,6 @@ from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import timed_window, warmup_for
 from dlbench.workloads import check_fsdp, get_workload
 
-CPU_MAX_DEFAULT_BATCH = 32
 # nanoGPT and llm.c pad GPT-2's 50257-token vocabulary to a multiple of 64 (50304) so that the output layer's matmul
 # runs on full tensor-core tiles; --pad-vocab does the same, for MFU comparable with theirs
 VOCAB_PAD_MULTIPLE = 64
@@ -112,9 +111,9 @@ class Run:
             distributed.ProcessGroup(self.where, self.device, dist_timeout, shard_blocks) if self.where else None
         )
         on_cpu = self.device.type == "cpu"
-        default_batch = self.workload.default_batch_size
-        self.batch_size = config.batch_size or (min(default_batch, CPU_MAX_DEFAULT_BATCH) if on_cpu else default_batch)
-        self.seq_len = config.seq_len or self.workload.seq_len
+        default_batch, default_seq_len = self.workload.default_sizes(on_cpu)
+        self.batch_size = config.batch_size or default_batch
+        self.seq_len = config.seq_len or default_seq_len
         if not self.workload.is_image and self.seq_len > self.workload.seq_len:
             raise UserError(f"--seq-len {self.seq_len}: {self.workload.name} has a context of {self.workload.seq_len}")
         self.vocab_size = self.workload.vocab_size
