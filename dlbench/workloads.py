@@ -35,8 +35,9 @@ class Workload:
     # the CNNs and the MLP, which train with DDP only
     blocks: str = ""
     # On a CPU, without --batch-size / --seq-len: sizes at which the default run (warm-up until step time settles,
-    # then at least 10 timed steps) ends within a minute on two cores; 0: the GPU default, the batch at most 32.
-    # `dlbench list` shows them.
+    # then at least 10 timed steps) ends within about a minute on two cores, at roughly 100 GFLOP of training per step
+    # or less (6 x parameters x tokens for the transformers; ResNet-18 at 16 images measured 91 CPU-seconds for its
+    # whole run); 0: the GPU default, the batch at most 32. `dlbench list` shows them.
     cpu_batch_size: int = 0
     cpu_seq_len: int = 0
 
@@ -76,22 +77,22 @@ _ALL = [
     Workload("resnet50", "ResNet-50 v1.5, ImageNet classification at 224x224", "classification",
              "dlbench.models.resnet:resnet50", 25_557_032, 64, image_size=224, cpu_batch_size=4),
     Workload("vit_b_16", "Vision Transformer B/16, ImageNet classification at 224x224", "classification",
-             "dlbench.models.vit:vit_b_16", 86_567_656, 32, image_size=224, blocks="layers", cpu_batch_size=4),
+             "dlbench.models.vit:vit_b_16", 86_567_656, 32, image_size=224, blocks="layers", cpu_batch_size=2),
     Workload("gpt2", "GPT-2 124M causal language model, context 1024", "causal-lm",
              "dlbench.models.gpt2:GPT", 124_439_808, 8, vocab_size=50257, seq_len=1024,
-             builder_kwargs={"size": "gpt2"}, blocks="transformer.h", cpu_batch_size=4, cpu_seq_len=128),
+             builder_kwargs={"size": "gpt2"}, blocks="transformer.h", cpu_batch_size=1, cpu_seq_len=128),
     Workload("gpt2-medium", "GPT-2 350M causal language model, context 1024", "causal-lm",
              "dlbench.models.gpt2:GPT", 354_823_168, 4, vocab_size=50257, seq_len=1024,
-             builder_kwargs={"size": "gpt2-medium"}, blocks="transformer.h", cpu_batch_size=2, cpu_seq_len=128),
+             builder_kwargs={"size": "gpt2-medium"}, blocks="transformer.h", cpu_batch_size=1, cpu_seq_len=128),
     Workload("gpt2-tiny", "GPT-2 at 2 layers x 64 wide, context 128 (transformer smoke test)", "causal-lm",
              "dlbench.models.gpt2:GPT", 3_324_736, 8, vocab_size=50257, seq_len=128,
              builder_kwargs={"size": "gpt2-tiny"}, blocks="transformer.h"),
     Workload("bert-base", "BERT-base masked language model, sequence 128", "masked-lm",
              "dlbench.models.bert:BertForMaskedLM", 109_514_298, 32, vocab_size=30522, seq_len=128, blocks="layers",
-             cpu_batch_size=8),
+             cpu_batch_size=2),
     Workload("bert-base-512", "BERT-base masked language model, sequence 512", "masked-lm",
              "dlbench.models.bert:BertForMaskedLM", 109_514_298, 8, vocab_size=30522, seq_len=512, blocks="layers",
-             cpu_batch_size=2),
+             cpu_batch_size=1),
 ]
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in _ALL}

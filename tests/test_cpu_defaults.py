@@ -16,12 +16,12 @@ from test_doc_commands import DLBENCH
 def test_dlbench_list_shows_each_workloads_cpu_sizes(dlbench_cli):
     done = dlbench_cli("list", "--json")
     rows = {row["name"]: row for row in json.loads(done.stdout)}
-    assert (rows["gpt2"]["cpu_batch_size"], rows["gpt2"]["cpu_seq_len"]) == (4, 128)
+    assert (rows["gpt2"]["cpu_batch_size"], rows["gpt2"]["cpu_seq_len"]) == (1, 128)
     assert (rows["resnet50"]["cpu_batch_size"], rows["resnet50"]["cpu_seq_len"]) == (4, None)
     for name, workload in WORKLOADS.items():
         assert rows[name]["cpu_batch_size"] <= workload.default_batch_size
     table = dlbench_cli("list", env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"}).stdout
-    assert "on a CPU" in table and "batch 4, 128 tokens" in table
+    assert "on a CPU" in table and "batch 1, 128 tokens" in table
 
 
 def test_every_workload_the_docs_run_has_cpu_sizes_of_its_own():
@@ -31,7 +31,7 @@ def test_every_workload_the_docs_run_has_cpu_sizes_of_its_own():
     assert all(WORKLOADS[name].cpu_batch_size for name in shown - small), shown
 
 
-@pytest.mark.parametrize(("device", "expected"), [("cpu", (4, 128)), ("cuda", (8, 1024))])
+@pytest.mark.parametrize(("device", "expected"), [("cpu", (1, 128)), ("cuda", (8, 1024))])
 def test_a_run_takes_the_cpu_sizes_on_the_cpu_only(device, expected):
     workload = WORKLOADS["gpt2"]
     assert workload.default_sizes(on_cpu=device == "cpu") == expected

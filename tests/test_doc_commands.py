@@ -182,8 +182,11 @@ def test_every_dlbench_command_parses(command):
 
 def _on_the_cpu(argv: list[str]) -> list[str]:
     """The CPU variant of a command the text shows on GPUs: `--gpus N` becomes two processes on the CPU (gloo),
-    `--gpus 1,2,4` the process counts 1,2."""
+    `--gpus 1,2,4` the process counts 1,2; a batch size sized for a GPU gives way to the workload's CPU size."""
     cpu = list(argv)
+    if "--batch-size" in cpu and "--device" not in cpu:
+        at = cpu.index("--batch-size")
+        del cpu[at: at + 2]
     if "--gpus" in cpu:
         at = cpu.index("--gpus")
         cpu[at: at + 2] = ["--nproc", "1,2" if "," in cpu[at + 1] else "2"]
