@@ -1,15 +1,20 @@
-# The two commands of the README: `make run` and `make test`. Each sets up what it needs, from nothing.
+# The commands of the README: `make run`, `make test` (the fast tier), `make test-all` (both tiers: CI) and `make
+# dist`. Each sets up what it needs, from nothing.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WORKLOAD ?= resnet18
 RUN_ARGS ?=
 PYTEST_ARGS ?=
-# Which torch build goes into $(VENV): auto (an NVIDIA GPU present: the stack's CUDA build, else the CPU build),
-# cpu or cuda. See scripts/torch-build.sh.
-TORCH_BUILD ?= auto
+DIST ?= dist
+# Which torch build goes into $(VENV): empty (the default) keeps the build recorded in $(VENV)/torch-build, and on
+# first use is auto; auto (an NVIDIA GPU present: the stack's CUDA build, else the CPU build, or PyPI's wheel where no
+# CPU build can be had), cpu or cuda. See scripts/torch-build.sh.
+TORCH_BUILD ?=
+# Every test run ends with its 15 slowest tests: where the time went, in every CI log.
+PYTEST := $(BIN)/python -m pytest --durations=15
 
-.PHONY: run test test-deps torch clean
+.PHONY: run test test-all test-deps torch dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +41,26 @@ run: torch $(VENV)/.installed-run
 test-deps:
 	./scripts/install-test-deps.sh
 
+# The fast tier: everything but the tests marked slow (tests/conftest.py). pytest's exit 5 (no test selected) gets
+# a line saying why: PYTEST_ARGS chose only slow tests.
 test: torch $(VENV)/.installed-test test-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@echo '$(PYTEST) -m "not slow" $(PYTEST_ARGS)'
+	@$(PYTEST) -m "not slow" $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || echo "make test: no test of" \
+		"the fast tier matches PYTEST_ARGS; make test-all PYTEST_ARGS='...' runs the slow tier too" >&2; exit $$status; }
+
+# Both tiers in one session (the slow tier's image build is shared by its tests): what .ci/run runs.
+test-all: torch $(VENV)/.installed-test test-deps
+	$(PYTEST) $(PYTEST_ARGS)
+
+# The wheel and sdist of dlbench in $(DIST)/, built by PyPA's build in an isolated environment: the wheel is what the
+# playbooks install on the hosts (conda_dlbench_wheel, monitoring_dlbench_wheel; docs/testing.md).
+$(VENV)/.installed-dist: $(BIN)/python
+	$(BIN)/pip install --quiet build
+	touch $@
+
+dist: $(VENV)/.installed-dist
+	rm -rf $(DIST)
+	$(BIN)/python -m build --outdir $(DIST) .
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build $(DIST) *.egg-info

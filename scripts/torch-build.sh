@@ -4,10 +4,12 @@
 # (https://pytorch.org/get-started/locally/): Linux with an NVIDIA GPU gets the stack's CUDA build (PyPI's default
 # Linux wheel, `stack_torch_cuda_variant` in stack.yml); Linux without one gets the CPU build from PyTorch's CPU
 # index; macOS gets PyPI's wheel (CPU and MPS). The CPU build is about 200 MB; the CUDA build with its nvidia-*
-# packages about 2.7 GB, of no use without a GPU.
+# packages about 2.7 GB, of no use without a GPU, but it runs on a CPU: where no CPU build can be had (PyPI carries
+# none), a machine without a GPU takes PyPI's wheel rather than stopping, and says so.
 #
 #   scripts/torch-build.sh choose [auto|cpu|cuda]                 print the build and why; install nothing
-#   scripts/torch-build.sh install PYTHON [auto|cpu|cuda]         install it into PYTHON's environment (or keep it)
+#   scripts/torch-build.sh install PYTHON [auto|cpu|cuda]         install it into PYTHON's environment (or keep it);
+#                                                                 no build named: the one recorded there, else auto
 #   scripts/torch-build.sh download-cpu PYTHON DIR PYVER GLIBC   put the CPU wheel (no dependencies) for Python
 #                                                                 PYVER on a glibc GLIBC system of this machine's
 #                                                                 architecture in DIR (an image's torch: 3.11 2.36
@@ -15,8 +17,16 @@
 #
 # The CPU build is looked for first through the user's own pip configuration (a mirror, a local wheel directory),
 # then on PyTorch's CPU index with a short timeout, so that an unreachable index fails in seconds, not minutes.
+# `install` records the build it settled on in PYTHON's environment (sys.prefix/torch-build), and a later `install`
+# without a build named keeps it: a working torch is never swapped for another build unless TORCH_BUILD asks.
 # Environment: TORCH_CPU_INDEX (default https://download.pytorch.org/whl/cpu), TORCH_INDEX_TIMEOUT (seconds,
 # default 15), NVIDIA_SMI (default nvidia-smi), HOST_ROOT (prefix of /sys and /proc, for tests; default none).
+#
+# Why not uv's `uv pip install --torch-backend=auto` (light-the-torch's logic,
+# https://docs.astral.sh/uv/guides/integration/pytorch/#automatic-backend-selection): it sends torch to PyTorch's own
+# index (the CPU one where it finds no CUDA driver), so where only PyPI answers it fails as this script used to; it
+# reads the CUDA driver only, not a GPU whose driver is not installed yet; and it ignores pip's configuration (a
+# mirror, PIP_FIND_LINKS), which is how a site without PyTorch's index provides the CPU wheel.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
@@ -101,13 +111,16 @@ pip_said() {
     } | sed 's/^/    /' >&2
 }
 
-# Runs `pip ARGS... torch==VERSION+cpu`: through the user's pip configuration, then on PyTorch's CPU index.
+# Runs `pip ARGS... torch==VERSION+cpu`: through the user's pip configuration, then on PyTorch's CPU index; says
+# where it found the wheel, or why not. No --constraint: beside constraints.txt's `torch==VERSION`, which `+cpu`
+# satisfies, pip reports a missing wheel as "conflicting dependencies" rather than the versions it found.
 pip_cpu_build() {
     if pip_logged "$scratch/config.log" "$@" "torch==$torch_version+cpu"; then
         echo "torch-build: torch $torch_version+cpu from your pip configuration"
         return 0
     fi
-    echo "torch-build: your pip configuration has no torch $torch_version+cpu; trying $cpu_index"
+    echo "torch-build: your pip configuration has no torch $torch_version+cpu (PyPI has none: PyTorch publishes" \
+        "its CPU builds on its own index); trying $cpu_index"
     if pip_logged "$scratch/index.log" "$@" --index-url "$cpu_index" --timeout "$index_timeout" --retries 1 \
             "torch==$torch_version+cpu"; then
         echo "torch-build: torch $torch_version+cpu from $cpu_index"
@@ -124,45 +137,73 @@ installed_torch() {
     "$python" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true
 }
 
-install() {
-    local choice build why installed
-    choice=$(choose "${1:-auto}")
-    build=${choice%%$'\t'*}
-    why=${choice#*$'\t'}
-    echo "torch-build: the $build build of torch $torch_version: $why"
-    installed=$(installed_torch)
-    case "$build:$installed" in
-        cpu:"$torch_version+cpu" | cuda:"$torch_version" | cuda:"$torch_version+$cuda_variant" | pypi:"$torch_version")
-            echo "torch-build: torch $installed is installed"
-            return 0 ;;
+# The build of the installed torch where it is the pinned version: cpu, cuda, or pypi (PyPI's wheel without a local
+# label, on Linux the CUDA build); nothing otherwise.
+installed_build() {
+    case $1 in
+        "$torch_version+cpu") echo cpu ;;
+        "$torch_version+$cuda_variant") echo cuda ;;
+        "$torch_version") echo pypi ;;
     esac
-    case $build in
-        cpu)
-            pip_cpu_build install --quiet --constraint "$repo_root/constraints.txt" || {
+}
+
+# PyPI's wheel (on Linux the CUDA build). PEP 440: `==V` also matches V+cpu, and V+cpu sorts above V, so a CPU
+# wheel in the user's wheel directory or mirror would win over PyPI's (or, installed, count as satisfied and stay);
+# `!=V+cpu` rules it out and still admits V+$cuda_variant from PyTorch's own index
+# (https://peps.python.org/pep-0440/#version-matching, #local-version-identifiers).
+pip_pypi_build() {
+    pip_logged "$scratch/pypi.log" install --quiet "torch==$torch_version,!=$torch_version+cpu" || {
+        echo "torch-build: error: cannot install the ${1/cuda/CUDA} build of torch $torch_version. Make PyPI" \
+            "reachable, or add PyTorch's index (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/$cuda_variant)," \
+            "or take the CPU build with TORCH_BUILD=cpu. pip said:" >&2
+        pip_said "$scratch/pypi.log"
+        exit 2
+    }
+}
+
+# $1: the build asked for (auto, cpu, cuda), or empty: the build recorded in the environment, else auto.
+install() {
+    local requested=${1:-} record recorded installed has choice build why
+    record=$("$python" -c 'import sys; print(sys.prefix)')/torch-build
+    recorded=$(cat "$record" 2>/dev/null || true)
+    installed=$(installed_torch)
+    has=$(installed_build "$installed")
+    if [ -z "$requested" ] && [ -n "$recorded" ]; then
+        build=$recorded
+        why="recorded in $record (TORCH_BUILD=auto, cpu or cuda chooses again)"
+    elif [ -z "$requested" ] && [ -n "$has" ]; then
+        # an environment from before the record, or torch installed by hand: a plain make keeps what works
+        build=$has
+        why="the one this environment has (TORCH_BUILD=auto, cpu or cuda chooses again)"
+    else
+        choice=$(choose "${requested:-auto}")
+        build=${choice%%$'\t'*}
+        why=${choice#*$'\t'}
+    fi
+    echo "torch-build: the $build build of torch $torch_version: $why"
+    if [ "$has" = "$build" ] || [ "$has:$build" = pypi:cuda ]; then
+        echo "torch-build: torch $installed is installed"
+    elif [ "$build" = cpu ]; then
+        pip_cpu_build install --quiet || {
+            if [ "$requested" = cpu ]; then
                 echo "torch-build: error: cannot install the CPU build of torch $torch_version. Make $cpu_index" \
                     "reachable (TORCH_CPU_INDEX=URL for a mirror), or put torch-$torch_version+cpu-*.whl in a" \
-                    "directory and set PIP_FIND_LINKS=DIR, or take PyPI's default (CUDA) build with" \
-                    "TORCH_BUILD=cuda." >&2
+                    "directory and set PIP_FIND_LINKS=DIR, or take PyPI's wheel, which runs on a CPU too, with" \
+                    "TORCH_BUILD=auto." >&2
                 exit 2
-            } ;;
-        cuda | pypi)
-            # PEP 440: `==V` also matches V+cpu, and V+cpu sorts above V, so a CPU wheel in the user's wheel
-            # directory or mirror would win over PyPI's (or, installed, count as satisfied and stay); `!=V+cpu` rules
-            # it out and still admits V+$cuda_variant from PyTorch's own index.
-            # (https://peps.python.org/pep-0440/#version-matching, #local-version-identifiers). No --constraint:
-            # the requirement is constraints.txt's own pin, and beside it pip reports a bare "ResolutionImpossible"
-            # rather than the versions it found.
-            [ "$build" = pypi ] ||
-                echo "torch-build: downloading the $cuda_variant build (about 2.7 GB with its nvidia-* packages)"
-            pip_logged "$scratch/cuda.log" install --quiet "torch==$torch_version,!=$torch_version+cpu" || {
-                echo "torch-build: error: cannot install the ${build/cuda/CUDA} build of torch $torch_version. Make PyPI" \
-                    "reachable, or add PyTorch's index" \
-                    "(PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/$cuda_variant), or take the CPU build" \
-                    "with TORCH_BUILD=cpu. pip said:" >&2
-                pip_said "$scratch/cuda.log"
-                exit 2
-            } ;;
-    esac
+            fi
+            echo "torch-build: taking PyPI's torch $torch_version instead, which runs on the CPU too: about 2.7 GB" \
+                "with its nvidia-* packages, against 200 MB for the CPU build (TORCH_BUILD=cpu installs that one" \
+                "once it can be had)"
+            build=pypi
+            pip_pypi_build "$build"
+        }
+    else
+        [ "$build" = pypi ] ||
+            echo "torch-build: downloading the $cuda_variant build (about 2.7 GB with its nvidia-* packages)"
+        pip_pypi_build "$build"
+    fi
+    echo "$build" >"$record"
 }
 
 command=${1:-}
@@ -172,7 +213,7 @@ case $command in
     install)
         [ $# -ge 2 ] || die "usage: scripts/torch-build.sh install PYTHON [auto|cpu|cuda]"
         python=$2
-        install "${3:-auto}" ;;
+        install "${3:-}" ;;
     download-cpu)
         [ $# -eq 5 ] || die "usage: scripts/torch-build.sh download-cpu PYTHON DIR PYTHON_VERSION GLIBC_VERSION"
         python=$2

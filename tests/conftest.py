@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,34 @@ class CliRun:
     def result(self):
         assert self.process.returncode == 0, self.process.stderr
         return json.loads(self.output.read_text())
+
+
+@pytest.fixture
+def ansible_playbook():
+    """The environment's ansible-playbook (the `test` extra, on Python 3.11 to 3.13), for tests that run a playbook
+    for real; using it puts a test in the slow tier."""
+    return Path(sys.executable).parent / "ansible-playbook"
+
+
+# The two tiers (docs/testing.md). `make test` runs the fast one; `make test-all` (CI) both. A test is slow when it
+# uses a fixture below or lives in tests/ansible/ (playbooks against debootstrapped hosts): marked from what the test
+# uses, a new test that builds the images or runs a playbook lands in the slow tier without anyone marking it.
+# Real Prometheus, promtool, the Pushgateway, Chromium, the exporter process and two-rank torchrun take seconds
+# and stay fast. A test may also carry @pytest.mark.slow itself.
+SLOW_FIXTURES = {
+    "cpu_images": "buildah builds both CPU images (debootstrapped base, locked wheels): minutes",
+    "dockerd": "a real Docker Engine, loaded with the CPU image",
+    "ansible_playbook": "ansible-playbook runs a playbook for real",
+}
+SLOW_FOLDERS = (Path(__file__).parent / "ansible",)
+
+
+def is_slow(item: pytest.Item) -> bool:
+    return bool(SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ()))) or any(
+        item.path.is_relative_to(folder) for folder in SLOW_FOLDERS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)

@@ -12,7 +12,7 @@ DASHBOARDS_DIR = ROOT / "dashboards"
 PROMETHEUS_DIR = DASHBOARDS_DIR / "prometheus"
 sys.path.insert(0, str(DASHBOARDS_DIR))
 
-from dlbench_dashboards import queries  # noqa: E402
+from dlbench_dashboards import queries  # noqa: E402, F401 (the tests import it from here)
 
 # Series Prometheus itself adds to every target.
 PROMETHEUS_BUILTINS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}

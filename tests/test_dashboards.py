@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from dashboards_support import DASHBOARDS_DIR, PROMETHEUS_BUILTINS, exported_names, queries, recording_rules

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards_support import DASHBOARDS_DIR, queries
+from dashboards_support import queries
 from dlbench_dashboards import prom
 from live_stack import SCRAPE_INTERVAL_S, LiveStack
 

@@ -79,7 +79,7 @@ def test_jupyterlab_image_has_a_health_check_and_its_own_labels(built):
 def test_no_caches_or_build_leftovers_in_the_image(built, pytorch_container):
     mount = Path(built.sh("mount", pytorch_container).stdout.strip())
     try:
-        leftovers = [path for path in ("root/.cache", f"home/dlbench/.cache", "tmp/dlbench-src", "run/secrets/ca-bundle")
+        leftovers = [path for path in ("root/.cache", "home/dlbench/.cache", "tmp/dlbench-src", "run/secrets/ca-bundle")
                      if (mount / path).exists()]
         leftovers += [str(path) for path in (mount / "var/lib/apt/lists").glob("*_Packages*")]
         leftovers += [str(path) for path in (mount / "var/cache/apt/archives").glob("*.deb")]

@@ -1,9 +1,14 @@
-"""The Makefile's installs ask pip only for what pyproject.toml declares."""
+"""The Makefile: its installs ask pip only for what pyproject.toml declares; its test tiers."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +28,54 @@ def test_every_extra_the_makefile_installs_is_declared_in_pyproject():
     assert (
         requested <= declared
     ), f"the Makefile installs extras pyproject.toml does not declare: {requested - declared}"
+
+
+def _collected(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 5), done.stdout[-3000:] + done.stderr[-3000:]
+    return {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_the_slow_tier_is_what_uses_the_image_build_dockerd_or_ansible_playbook():
+    # one module of each kind: by fixture (cpu_images, dockerd, ansible_playbook), by folder (tests/ansible), and
+    # two that stay fast although they start real processes (torchrun ranks, Prometheus)
+    modules = ["tests/test_images_build.py", "tests/test_validate_container.py", "tests/test_validate_playbook.py",
+               "tests/ansible/test_lint.py", "tests/test_distributed.py", "tests/test_dashboards_live.py"]
+    assert _collected("-m", "slow", *modules) == set(modules[:4])
+    # test_validate_container.py keeps its tests that need no engine in the fast tier
+    assert _collected("-m", "not slow", *modules) == {"tests/test_validate_container.py", *modules[4:]}
+
+
+def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
+    # pytest exits 5 when it runs no test; `make test` adds the reason and keeps the failure
+    venv = Path(sys.prefix)
+    done = subprocess.run(
+        ["make", "-C", str(ROOT), "--no-print-directory", "-o", "torch", "-o", "test-deps", "-o",
+         f"{venv}/.installed-test", "test", f"VENV={venv}", "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_lint.py"],
+        capture_output=True, text=True, timeout=300,
+        env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
+    assert done.returncode != 0
+    assert "make test: no test of the fast tier matches PYTEST_ARGS; make test-all" in done.stderr
+
+
+def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
+    # conda_dlbench_wheel / monitoring_dlbench_wheel name this wheel; the roles install it with its `train` extra
+    venv, dist = Path(sys.prefix), tmp_path / "dist"
+    done = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "dist", f"VENV={venv}", f"DIST={dist}"],
+                          capture_output=True, text=True, timeout=600,
+                          env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS")})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert sorted(path.name for path in dist.iterdir()) == [f"dlbench-{version}-py3-none-any.whl",
+                                                            f"dlbench-{version}.tar.gz"]
+    with zipfile.ZipFile(dist / f"dlbench-{version}-py3-none-any.whl") as wheel:
+        names = set(wheel.namelist())
+        entry_points = wheel.read(f"dlbench-{version}.dist-info/entry_points.txt").decode()
+        metadata = wheel.read(f"dlbench-{version}.dist-info/METADATA").decode()
+    assert {"dlbench/cli.py", "dlbench/data/result.schema.json", "dlbench/data/gpu_peaks.json"} <= names
+    assert "dlbench = dlbench.cli:main" in entry_points
+    assert "Provides-Extra: train" in metadata
+    with tarfile.open(dist / f"dlbench-{version}.tar.gz") as sdist:
+        members = {Path(name).relative_to(f"dlbench-{version}").as_posix() for name in sdist.getnames()[1:]}
+    assert {"pyproject.toml", "README.md", "dlbench/cli.py", "dlbench/data/result.schema.json"} <= members

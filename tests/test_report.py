@@ -1,6 +1,5 @@
 """`dlbench report`: the HTML page and the Markdown summary, and the page as a real browser shows it."""
 
-import json
 import os
 import re
 import shutil

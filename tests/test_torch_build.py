@@ -272,34 +272,91 @@ def test_install_without_any_cpu_build_stops_before_fetching_the_cuda_build(tmp_
     subprocess.run([str(bare_venv), "-m", "pip", "uninstall", "-y", "-q", "torch"], capture_output=True)
     result = _script("install", str(bare_venv), "cpu", host_root=tmp_path, env=_pip_env(user.url, pytorch.url))
     assert result.returncode == 2
-    assert "cannot install the CPU build" in result.stderr and "TORCH_BUILD=cuda" in result.stderr
+    assert "cannot install the CPU build" in result.stderr and "TORCH_BUILD=auto" in result.stderr
+    # pip's own reason, not a resolver "conflict": the versions the index does have
+    assert "Could not find a version that satisfies the requirement" in result.stderr
+    assert "conflicting dependencies" not in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_make_runs_the_choice_before_installing_dlbench_and_says_it(tmp_path, indexes, bare_venv):
+def _make(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """`make -C ROOT ARGS...` as a user types it: nothing of an outer make's (`make test TORCH_BUILD=cuda` exports
+    TORCH_BUILD and passes it on in MAKEFLAGS) reaches this one."""
+    outer = ("TORCH_BUILD", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    clean = {key: value for key, value in env.items() if key not in outer}
+    return subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", *args], capture_output=True, text=True,
+                          env=clean, timeout=timeout)
+
+
+def test_make_runs_the_choice_before_installing_dlbench_and_says_it(tmp_path, indexes):
     user, pytorch = indexes("user", with_torch=False), indexes("pytorch", with_torch=True)
-    env = {**_pip_env(user.url, pytorch.url), "HOST_ROOT": str(tmp_path), "NVIDIA_SMI": str(tmp_path / "none")}
-    result = subprocess.run(
-        ["make", "-C", str(ROOT), "--no-print-directory", "torch", f"VENV={bare_venv.parents[1]}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    env = {**_pip_env(user.url, pytorch.url), "HOST_ROOT": str(tmp_path), "NVIDIA_SMI": str(tmp_path / "none"),
+           "TORCH_BUILD": "cuda", "MAKEFLAGS": "-- TORCH_BUILD=cuda"}  # what an outer `make test TORCH_BUILD=cuda` sets
+    venv = _venv(tmp_path / "venv").parents[1]
+    result = _make("torch", f"VENV={venv}", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0] == (
         f"torch-build: the cpu build of torch {TORCH_VERSION}: no NVIDIA GPU found "
         "(no nvidia-smi listing, no /proc/driver/nvidia/gpus, no NVIDIA display or "
         "3D controller on the PCI bus)"
     )
-    wrong = subprocess.run(
-        ["make", "-C", str(ROOT), "--no-print-directory", "torch", f"VENV={bare_venv.parents[1]}", "TORCH_BUILD=gpu"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    wrong = _make("torch", f"VENV={venv}", "TORCH_BUILD=gpu", env=env, timeout=60)
     assert wrong.returncode == 2 and "TORCH_BUILD must be auto, cpu or cuda" in wrong.stderr
+
+
+def test_where_only_pypi_answers_make_takes_pypis_wheel_says_so_and_keeps_it(tmp_path, indexes):
+    # PyPI as pip sees it: torch 2.13.0 without a local label, no +cpu build; PyTorch's CPU index does not answer.
+    # The stand-in wheel carries PyPI's name and version (what pip chooses by), not its nvidia-* dependencies.
+    pypi = indexes("pypi", with_torch=False, with_pypi_build=True)
+    venv = _venv(tmp_path / "venv").parents[1]
+    python = venv / "bin" / "python"
+    with _silent_server() as silent:
+        env = {**_pip_env(pypi.url, silent), "HOST_ROOT": str(tmp_path), "NVIDIA_SMI": str(tmp_path / "none")}
+        first = _make("torch", f"VENV={venv}", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0].startswith(f"torch-build: the cpu build of torch {TORCH_VERSION}: no NVIDIA GPU found")
+    assert f"your pip configuration has no torch {TORCH_VERSION}+cpu (PyPI has none" in lines[1]
+    assert lines[-1].startswith(f"torch-build: taking PyPI's torch {TORCH_VERSION} instead, which runs on the CPU")
+    assert "2.7 GB" in lines[-1]
+    assert silent in first.stderr  # why the CPU index gave nothing: it did not answer
+    assert "conflicting dependencies" not in first.stdout + first.stderr
+    assert _torch_version(python) == TORCH_VERSION
+    assert (venv / "torch-build").read_text() == "pypi\n"
+
+    # the next plain make keeps it and asks no index anything, although the machine would choose the CPU build
+    served = pypi.requests
+    again = _make("torch", f"VENV={venv}", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines() == [
+        f"torch-build: the pypi build of torch {TORCH_VERSION}: recorded in {venv}/torch-build "
+        "(TORCH_BUILD=auto, cpu or cuda chooses again)",
+        f"torch-build: torch {TORCH_VERSION} is installed",
+    ]
+    assert pypi.requests == served
+
+    # until TORCH_BUILD says otherwise: the CPU build, now that an index has it
+    cpu_index = indexes("pytorch", with_torch=True)
+    switched = _make("torch", f"VENV={venv}", "TORCH_BUILD=cpu", env={**env, "TORCH_CPU_INDEX": cpu_index.url})
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert _torch_version(python) == f"{TORCH_VERSION}+cpu"
+    assert (venv / "torch-build").read_text() == "cpu\n"
+
+
+def test_a_plain_make_keeps_a_working_torch_it_has_no_record_of(tmp_path, indexes):
+    # a .venv made before the record, or where the user installed PyPI's wheel by hand: nothing is fetched
+    pypi = indexes("pypi", with_torch=False, with_pypi_build=True)
+    python = _venv(tmp_path / "venv")
+    env = {**_pip_env(pypi.url, pypi.url), "HOST_ROOT": str(tmp_path), "NVIDIA_SMI": str(tmp_path / "none")}
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"torch=={TORCH_VERSION}"], env=env, check=True,
+                   capture_output=True, timeout=300)
+    served = pypi.requests
+    kept = _make("torch", f"VENV={python.parents[1]}", env=env)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert kept.stdout.splitlines()[0] == (
+        f"torch-build: the pypi build of torch {TORCH_VERSION}: the one this environment has "
+        "(TORCH_BUILD=auto, cpu or cuda chooses again)")
+    assert pypi.requests == served and _torch_version(python) == TORCH_VERSION
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import yaml
 
 from dlbench.validate import container, stack
 from dlbench.validate.report import FAIL, INFO, PASS, SKIP
-from docker_engine import load_image, start_engine, stop_engine
-from images_support import UID, remove_in_background
+from docker_engine import load_image, remove_in_background, start_engine, stop_engine
+from images_support import UID
 from validate_support import PCI_INTEL_VTD, context, pci_bus
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ NO_DRIVER = json.dumps({"init_error": "LIBRARY_NOT_FOUND"})  # NVML as on a host
 
 
 @pytest.fixture(scope="module")
-def engine():
+def dockerd():
     workdir = Path(tempfile.mkdtemp(prefix="dlb-dockerd-"))  # short: a unix socket path has at most 107 bytes
     client, process, host = start_engine(workdir)
     try:
@@ -36,17 +36,17 @@ def engine():
 
 
 @pytest.fixture(scope="module")
-def image(engine, cpu_images):
-    return load_image(engine[0], cpu_images, cpu_images.pytorch)
+def image(dockerd, cpu_images):
+    return load_image(dockerd[0], cpu_images, cpu_images.pytorch)
 
 
 def by_id(results):
     return {r.id: r for r in results}
 
 
-def test_dlbench_validate_image_passes_on_a_cpu_host_as_the_images_non_root_user(engine, image, tmp_path,
+def test_dlbench_validate_image_passes_on_a_cpu_host_as_the_images_non_root_user(dockerd, image, tmp_path,
                                                                                   dlbench_cli):
-    client, host = engine
+    client, host = dockerd
     assert client.images.get(image).attrs["Config"]["User"] == f"{UID}:{UID}"  # the container runs as uid 1000
     # The host is held to the stack the image declares: the CPU variant of stack.yml
     cpu_stack = tmp_path / "stack.yml"
@@ -69,27 +69,27 @@ def test_dlbench_validate_image_passes_on_a_cpu_host_as_the_images_non_root_user
     assert matmul["verdict"] == INFO and matmul["per_gpu"]["cpu"] > 0
 
 
-def test_a_cpu_image_fails_a_cuda_spec(engine, image):
-    result = by_id(container.run(context(image=image, stack=SPEC), client=engine[0]))["container.torch"]
+def test_a_cpu_image_fails_a_cuda_spec(dockerd, image):
+    result = by_id(container.run(context(image=image, stack=SPEC), client=dockerd[0]))["container.torch"]
     assert result.verdict == FAIL and f"stack.yml says {SPEC['stack_torch_version']} cu130" in result.detail
 
 
-def test_without_the_nvidia_toolkit_the_gpu_request_fails_with_the_engines_reason(engine, image):
+def test_without_the_nvidia_toolkit_the_gpu_request_fails_with_the_engines_reason(dockerd, image):
     # NVML (simulated) lists a GPU, so the check asks the engine for every GPU, as `docker run --gpus all` does
-    results = by_id(container.run(context({"preset": "h100-sxm"}, image=image, stack=SPEC), client=engine[0]))
+    results = by_id(container.run(context({"preset": "h100-sxm"}, image=image, stack=SPEC), client=dockerd[0]))
     probe = results["container.probe"]
     assert probe.verdict == FAIL
     assert "could not select device driver" in probe.detail  # what dockerd answers without the NVIDIA runtime
 
 
-def test_an_image_that_is_not_there_and_cannot_be_pulled_fails(engine):
-    result = by_id(container.run(context(image="localhost:1/dlbench/absent:0", stack=SPEC), client=engine[0]))
+def test_an_image_that_is_not_there_and_cannot_be_pulled_fails(dockerd):
+    result = by_id(container.run(context(image="localhost:1/dlbench/absent:0", stack=SPEC), client=dockerd[0]))
     assert result["container.image"].verdict == FAIL and "pull failed" in result["container.image"].detail
 
 
-def test_an_image_without_torch_fails_with_the_reason(engine, cpu_images):
-    bare = load_image(engine[0], cpu_images, cpu_images.base)  # the Debian 12 base the images build on: Python 3 only
-    result = by_id(container.run(context(image=bare, stack=SPEC), client=engine[0]))["container.probe"]
+def test_an_image_without_torch_fails_with_the_reason(dockerd, cpu_images):
+    bare = load_image(dockerd[0], cpu_images, cpu_images.base)  # the Debian 12 base the images build on: Python 3 only
+    result = by_id(container.run(context(image=bare, stack=SPEC), client=dockerd[0]))["container.probe"]
     assert result.verdict == FAIL and "cannot import torch" in result.detail
 
 

@@ -20,10 +20,9 @@ from validate_support import PCI_INTEL_VTD, pci_bus
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[1]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 
-def _play(tmp_path, nvml_scenario: dict):
+def _play(ansible_playbook, tmp_path, nvml_scenario: dict):
     scenario = tmp_path / "nvml.json"
     scenario.write_text(json.dumps(nvml_scenario))
     dlbench = Path(sys.executable).parent / "dlbench"
@@ -38,12 +37,13 @@ def _play(tmp_path, nvml_scenario: dict):
     env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": "",
            "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD),
            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOCALHOST_WARNING": "false"}
-    return subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "playbooks/validate.yml"], cwd=REPO, env=env,
+    return subprocess.run([str(ansible_playbook), "-i", str(inventory), "playbooks/validate.yml"], cwd=REPO, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
 
 
-def test_every_host_is_validated_and_its_reports_fetched_and_summarized(tmp_path, nonblocking_stdin):
-    done = _play(tmp_path, {"init_error": "LIBRARY_NOT_FOUND"})  # hosts without a driver: host checks pass
+def test_every_host_is_validated_and_its_reports_fetched_and_summarized(ansible_playbook, tmp_path, nonblocking_stdin):
+    # hosts without a driver: host checks pass
+    done = _play(ansible_playbook, tmp_path, {"init_error": "LIBRARY_NOT_FOUND"})
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     reports = tmp_path / "reports"
     for host in ("node1", "node2"):
@@ -55,9 +55,9 @@ def test_every_host_is_validated_and_its_reports_fetched_and_summarized(tmp_path
     assert "Every host passed" in done.stdout
 
 
-def test_a_failing_host_fails_the_play_after_every_report_is_fetched(tmp_path):
+def test_a_failing_host_fails_the_play_after_every_report_is_fetched(ansible_playbook, tmp_path):
     # NVML lists two H100s but torch sees none: stack.gpus_visible fails on both hosts
-    done = _play(tmp_path, {"gpus": [{"preset": "h100-sxm"}, {"preset": "h100-sxm"}]})
+    done = _play(ansible_playbook, tmp_path, {"gpus": [{"preset": "h100-sxm"}, {"preset": "h100-sxm"}]})
     assert done.returncode != 0
     assert "A host failed validation or a GPU is an outlier" in done.stdout
     assert {p.name for p in (tmp_path / "reports").glob("*.json")} == {"node1.json", "node2.json", "summary.json"}

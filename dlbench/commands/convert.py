@@ -6,7 +6,6 @@ dlbench convert runs/*.json --to pytest-benchmark --output .benchmarks/Linux-CPy
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 

@@ -20,6 +20,8 @@ def run(args) -> int:
             "parameters": w.parameters,
             "input": f"{w.channels}x{w.image_size}x{w.image_size}" if w.is_image else f"{w.seq_len} tokens",
             "default_batch_size": w.default_batch_size,
+            "cpu_batch_size": w.default_sizes(on_cpu=True)[0],
+            "cpu_seq_len": None if w.is_image else w.default_sizes(on_cpu=True)[1],
             "description": w.description,
         }
         for w in WORKLOADS.values()
@@ -32,14 +34,15 @@ def run(args) -> int:
     from rich.table import Table
 
     console = Console()
-    wide = console.width >= 120  # the description only where it fits without wrapping every row
+    wide = console.width >= 160  # the description only where it fits without wrapping every row
     table = Table(title="dlbench workloads", box=box.SIMPLE_HEAD, pad_edge=False)
-    columns = ["name", "task", "unit", "parameters", "input", "batch"] + (["description"] if wide else [])
+    columns = ["name", "task", "unit", "parameters", "input", "batch", "on a CPU"] + (["description"] if wide else [])
     for column in columns:
         table.add_column(column, justify="right" if column in ("parameters", "batch") else "left", no_wrap=True)
     for row in rows:
+        on_cpu = f"batch {row['cpu_batch_size']}" + (f", {row['cpu_seq_len']} tokens" if row["cpu_seq_len"] else "")
         cells = [row["name"], row["task"], row["sample_unit"], f"{row['parameters']:,}", row["input"],
-                 str(row["default_batch_size"])]
+                 str(row["default_batch_size"]), on_cpu]
         table.add_row(*cells, *([row["description"]] if wide else []))
     console.print(table)
     return 0

@@ -17,7 +17,7 @@ from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
 def add_arguments(parser) -> None:
     parser.add_argument("workload", help="workload name (see 'dlbench list')")
     parser.add_argument("--device", default="auto", help="auto (default: first GPU, else CPU), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=positive_int, help="samples per step (default: the workload's; at most 32 on the CPU)")
+    parser.add_argument("--batch-size", type=positive_int, help="samples per step (default: the workload's; on a CPU its CPU size, see dlbench list)")
     parser.add_argument("--seq-len", type=positive_int, help="tokens per sequence for language workloads")
     parser.add_argument("--steps", type=positive_int,
                         help="timed steps (default: 30 s on GPUs; at least 10 steps and 3 s on the CPU)")

@@ -21,7 +21,6 @@ from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import more_steps, planned_steps, settled_step_seconds, timed_window, warmup_for
 from dlbench.workloads import Workload, check_fsdp, get_workload
 
-CPU_MAX_DEFAULT_BATCH = 32
 # nanoGPT and llm.c pad GPT-2's 50257-token vocabulary to a multiple of 64 (50304) so that the output layer's matmul
 # runs on full tensor-core tiles; --pad-vocab does the same, for MFU comparable with theirs
 VOCAB_PAD_MULTIPLE = 64
@@ -115,14 +114,15 @@ def _is_out_of_memory(error: BaseException) -> bool:
 def settings_for(workload: Workload, config: RunConfig, on_cpu: bool, distributed: bool) -> dict:
     """What a run trains with where the command line leaves it to the workload (its recipe) or the device: one place
     for Run and for `dlbench run`'s check before it starts torchrun."""
-    recipe, default_batch = workload.recipe, workload.default_batch_size
+    recipe = workload.recipe
+    default_batch, default_seq_len = workload.default_sizes(on_cpu)
     return {
         "optimizer": config.optimizer or recipe.optimizer,
         "checkpointing": config.activation_checkpointing or recipe.activation_checkpointing,
         # the Llama workloads shard by default wherever there are ranks to shard across (torchtitan's FSDP2 over all)
         "fsdp": config.fsdp if config.fsdp is not None else recipe.fsdp and distributed,
-        "batch_size": config.batch_size or (min(default_batch, CPU_MAX_DEFAULT_BATCH) if on_cpu else default_batch),
-        "seq_len": config.seq_len or workload.seq_len,
+        "batch_size": config.batch_size or default_batch,
+        "seq_len": config.seq_len or default_seq_len,
     }
 
 

@@ -75,7 +75,8 @@ def best_matmul_tflops(torch, device, precision: str, sweep: Sweep) -> tuple[flo
             a = torch.randn(m, k, dtype=dtype, device=device)
             b = torch.randn(k, n, dtype=dtype, device=device)
             out = torch.empty(m, n, dtype=dtype, device=device)
-            times = iteration_seconds(torch, device, lambda: torch.mm(a, b, out=out), sweep.warmup,
+            # F821: pyflakes takes the `del` below as undefining the lambda's names; the lambda runs before it
+            times = iteration_seconds(torch, device, lambda: torch.mm(a, b, out=out), sweep.warmup,  # noqa: F821
                                       sweep.iterations, before=flush)
             per_shape[f"{m}x{n}x{k}"] = shape_tflops(m, n, k, times)
             del a, b, out

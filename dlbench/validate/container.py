@@ -101,7 +101,7 @@ def _gpus(ctx: Context, probe: dict) -> CheckResult:
 def _torch(ctx: Context, probe: dict, labels: dict) -> CheckResult:
     """torch and its CUDA build inside: as the image's labels declare, and as stack.yml names them."""
     found = f"{probe['torch']} (CUDA {probe['cuda'] or 'none'})"
-    wanted, sources = [], []
+    wanted = []
     if labels.get(LABEL_TORCH):
         wanted.append(("image label", labels[LABEL_TORCH], labels.get(LABEL_VARIANT, "")))
     spec = ctx.options.stack

@@ -9,7 +9,6 @@ backend across two local processes, so the logic is exercised on any machine.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import socket
 import time

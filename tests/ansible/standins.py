@@ -25,7 +25,6 @@ systemctl and Ansible itself are real.
 """
 
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -1,0 +1,36 @@
+"""ruff over the whole tree, with pyproject.toml's [tool.ruff] settings: what a contributor's editor and CI agree on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUFF = Path(sys.executable).parent / "ruff"  # the `test` extra's, at its pinned version
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(RUFF), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_ruff_check_finds_nothing():
+    done = _ruff("check", "--no-cache", "--output-format", "concise", ".")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ruff_check_still_catches_an_unused_import(tmp_path):
+    # the configuration selects rules at all: a file with a finding fails
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n")
+    done = _ruff("check", "--no-cache", "--config", str(ROOT / "pyproject.toml"), str(bad))
+    assert done.returncode == 1 and "F401" in done.stdout
+
+
+@pytest.mark.xfail(reason="the tree is reformatted in one commit once the open branches are merged; that commit "
+                   "removes this mark", strict=False)
+def test_the_tree_is_as_ruff_format_leaves_it():
+    done = _ruff("format", "--check", "--no-cache", ".")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
