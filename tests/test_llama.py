@@ -259,3 +259,42 @@ def test_a_job_that_cannot_fit_is_refused_once_before_torchrun_starts(capsys, mo
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "llama3-8b does not fit this host's memory shared by 2 ranks" in err and "FSDP over 2 ranks" in err
+
+
+def _mm_calls_per_step(model: torch.nn.Module, tokens: torch.Tensor, steps: int) -> list[int]:
+    """aten.mm calls of each training step (forward, recomputation and backward), seen by a dispatch mode."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountMatmuls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.calls += func is torch.ops.aten.mm.default
+            return func(*args, **(kwargs or {}))
+
+    counts = []
+    for _ in range(steps):
+        with CountMatmuls() as counter:
+            model(tokens).float().sum().backward()
+        counts.append(counter.calls)
+    return counts
+
+
+def test_selective_checkpointing_recomputes_the_same_matmuls_every_step_as_torchtitans_policy():
+    """torchtitan's SelectiveAC builds a fresh policy each time a block runs (context_fn calls _get_custom_policy),
+    so every step saves the 1st, 3rd and 5th matmul of a block and recomputes the 2nd and 4th. A policy whose
+    matmul count carried over from step to step would alternate: with five matmuls a block, every other step would
+    recompute three of them and keep two, changing both the memory and the time of alternate steps."""
+    from dlbench.train import recipe
+
+    torch.manual_seed(0)
+    model = Llama("tiny")
+    recipe.checkpoint_blocks(model, "layers", "selective")
+    tokens = torch.randint(0, 1024, (2, 16))
+    plain = Llama("tiny")
+    eager = _mm_calls_per_step(plain, tokens, 1)[0]  # forward + backward, nothing recomputed
+    per_step = _mm_calls_per_step(model, tokens, 3)
+    # two recomputed matmuls per block (wo and w3), the same in every step
+    assert per_step == [eager + 2 * model.config.n_layers] * 3

@@ -67,10 +67,12 @@ def checkpoint_blocks(model: nn.Module, blocks_path: str, mode: str) -> None:
     for index, block in enumerate(blocks):
         if mode == "full":
             blocks[index] = checkpoint_wrapper(block, preserve_rng_state=True, early_stop=False)
-        else:  # a fresh policy per block: each counts its own matmuls, forward and recompute alike
+        else:  # a fresh policy each time a block runs, as torchtitan's context_fn builds it: the matmul count starts
+            # at zero every step (shared by that step's forward and recomputation), so the same matmuls are kept
+            # every step; a count carried over would alternate between keeping two and three of a block's five
             blocks[index] = checkpoint_wrapper(
                 block, preserve_rng_state=True, early_stop=False,
-                context_fn=lambda policy=_selective_policy(): create_selective_checkpoint_contexts(policy))
+                context_fn=lambda: create_selective_checkpoint_contexts(_selective_policy()))
 
 
 def compile_blocks(model: nn.Module, blocks_path: str) -> None:
