@@ -298,3 +298,30 @@ def test_selective_checkpointing_recomputes_the_same_matmuls_every_step_as_torch
     per_step = _mm_calls_per_step(model, tokens, 3)
     # two recomputed matmuls per block (wo and w3), the same in every step
     assert per_step == [eager + 2 * model.config.n_layers] * 3
+
+
+def _finished_llama3_8b(world_size: int, batch_size: int, seq_len: int = 8192, checkpointing: str = "selective",
+                        fsdp: bool = True) -> dict:
+    """The parts of a finished result that the `llm` section reads, as the runner writes them, on 80 GB H100s."""
+    tokens = 6000.0 * world_size
+    return {
+        "config": {"batch_size": batch_size, "seq_len": seq_len, "activation_checkpointing": checkpointing,
+                   "fsdp": fsdp},
+        "metrics": {"throughput": {"tokens_per_second": tokens}},
+        "distributed": {"world_size": world_size, "aggregate": {"tokens_per_second": tokens},
+                        "ranks": [{"peak_device_memory_bytes": 60 * GB}] * world_size},
+        "environment": {"device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3"},
+    }
+
+
+def test_the_anchor_ratio_is_given_only_for_the_anchors_configuration():
+    """torchtitan's 5,762 tok/s/GPU is 8 GPUs, local batch 2, seq 8,192, FSDP, selective checkpointing (Table 1 of
+    benchmarks/llama3_h100_202412_torchtitan.md): a run in another configuration gets the figure for reference, but
+    no ratio to it, and the differences named."""
+    spec = get_workload("llama3-8b")
+    same = anchors.section(_finished_llama3_8b(8, 2), spec, "bf16", False, 1)
+    assert same["ratio_to_anchor"] == pytest.approx(6000 / 5762) and same["anchor_conditions_differ"] == []
+    other = anchors.section(_finished_llama3_8b(4, 1, checkpointing="full"), spec, "bf16", False, 1)
+    assert other["anchor"]["tokens_per_second_per_gpu"] == 5762 and other["ratio_to_anchor"] is None
+    assert other["anchor_conditions_differ"] == [
+        "gpus 4, anchor 8", "batch_size 1, anchor 2", "activation_checkpointing full, anchor selective"]
