@@ -186,7 +186,7 @@ def test_8b_fits_eight_80_gb_gpus_with_fsdp_but_not_without_checkpointing():
 
 @pytest.mark.parametrize("argv,message", [
     (["llama-tiny", "--device", "cpu", "--precision", "fp8"],
-     "--precision fp8 needs an NVIDIA GPU of the Hopper generation or newer"),
+     "--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer"),
     (["gpt2-tiny", "--device", "cpu", "--activation-checkpointing", "full", "--precision", "fp32"], None),
     # Llama's 128,256 is 64 x 2,004 already
     (["llama-tiny", "--device", "cpu", "--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),
@@ -210,6 +210,18 @@ def test_fp8_is_refused_before_hopper_and_for_other_workloads(one_gpu, capsys):
     one_gpu("NVIDIA H100 80GB HBM3", 81559 * 2**20, (9, 0))
     with pytest.raises(UserError, match="gpt2 is not one"):
         Run(RunConfig("gpt2", device="cuda", precision="fp8"))
+
+
+def test_fp8_is_offered_on_ada_as_torchtitan_offers_it(one_gpu):
+    """Ada (compute capability 8.9: L4, L40S, RTX 4090) has Float8 tensor cores and torch._scaled_mm runs there;
+    torchtitan refuses Float8 only below SM89 (torchtitan/components/quantization/float8.py, has_cuda_capability(8, 9))."""
+    from dlbench.train import recipe
+
+    one_gpu("NVIDIA L40S", 46068 * 2**20, (8, 9))
+    recipe.check_float8(torch.device("cuda"))  # no refusal
+    one_gpu("NVIDIA A100-SXM4-80GB", 81920 * 2**20, (8, 0))
+    with pytest.raises(UserError, match="compute capability 8.9"):
+        recipe.check_float8(torch.device("cuda"))
 
 
 def test_float8_swaps_every_linear_but_the_output_head_for_torchaos():
