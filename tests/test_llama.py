@@ -337,3 +337,15 @@ def test_the_anchor_ratio_is_given_only_for_the_anchors_configuration():
     assert other["anchor"]["tokens_per_second_per_gpu"] == 5762 and other["ratio_to_anchor"] is None
     assert other["anchor_conditions_differ"] == [
         "gpus 4, anchor 8", "batch_size 1, anchor 2", "activation_checkpointing full, anchor selective"]
+
+
+def test_mfu_of_the_anchors_figures_is_torchtitans_33_and_39_percent():
+    """benchmarks/llama3_h100_202412_torchtitan.md: 8B on 8 H100 without Float8 "achieves 33% to 39% MFU"
+    (5,762 and 6,667 tok/s/GPU): torchtitan's FLOPs per token against the dense bf16 peak, 989.4 TFLOP/s."""
+    spec = get_workload("llama3-8b")
+    flops_per_token = anchors.torchtitan_flops_per_token(spec, 8192)
+    for tokens_per_gpu, percent in ((5762, 33), (6667, 39)):  # whole percent, as the benchmark states them
+        result = _finished_llama3_8b(8, 2)
+        result["distributed"]["aggregate"]["tokens_per_second"] = 8 * tokens_per_gpu
+        llm = anchors.section(result, spec, "bf16", False, flops_per_token)
+        assert llm["mfu_peak_tflops"] == 989.4 and int(100 * llm["mfu"]) == percent
