@@ -214,7 +214,8 @@ def test_fp8_is_refused_before_hopper_and_for_other_workloads(one_gpu, capsys):
 
 def test_fp8_is_offered_on_ada_as_torchtitan_offers_it(one_gpu):
     """Ada (compute capability 8.9: L4, L40S, RTX 4090) has Float8 tensor cores and torch._scaled_mm runs there;
-    torchtitan refuses Float8 only below SM89 (torchtitan/components/quantization/float8.py, has_cuda_capability(8, 9))."""
+    torchtitan refuses Float8 only below SM89 (torchtitan/components/quantization/float8.py,
+    has_cuda_capability(8, 9))."""
     from dlbench.train import recipe
 
     one_gpu("NVIDIA L40S", 46068 * 2**20, (8, 9))

@@ -87,8 +87,8 @@ def compile_blocks(model: nn.Module, blocks_path: str) -> None:
 def check_float8(device: torch.device) -> None:
     """Refuse `--precision fp8` in one line where torchao's Float8 training cannot run."""
     if device.type != "cuda":
-        raise UserError("--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer (Float8 tensor cores); "
-                        "this run is on the CPU: use --precision bf16 or fp32")
+        raise UserError("--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer (Float8 tensor "
+                        "cores); this run is on the CPU: use --precision bf16 or fp32")
     capability = torch.cuda.get_device_capability(device)
     if tuple(capability) < FLOAT8_MIN_CAPABILITY:
         name = torch.cuda.get_device_name(device)
