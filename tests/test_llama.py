@@ -185,7 +185,7 @@ def test_8b_fits_eight_80_gb_gpus_with_fsdp_but_not_without_checkpointing():
 
 @pytest.mark.parametrize("argv,message", [
     (["llama-tiny", "--device", "cpu", "--precision", "fp8"],
-     "--precision fp8 needs an NVIDIA GPU of the Hopper generation or newer"),
+     "--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer"),
     (["gpt2-tiny", "--device", "cpu", "--activation-checkpointing", "full", "--precision", "fp32"], None),
     # Llama's 128,256 is 64 x 2,004 already
     (["llama-tiny", "--device", "cpu", "--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),
@@ -209,6 +209,19 @@ def test_fp8_is_refused_before_hopper_and_for_other_workloads(one_gpu, capsys):
     one_gpu("NVIDIA H100 80GB HBM3", 81559 * 2**20, (9, 0))
     with pytest.raises(UserError, match="gpt2 is not one"):
         Run(RunConfig("gpt2", device="cuda", precision="fp8"))
+
+
+def test_fp8_is_offered_on_ada_as_torchtitan_offers_it(one_gpu):
+    """Ada (compute capability 8.9: L4, L40S, RTX 4090) has Float8 tensor cores and torch._scaled_mm runs there;
+    torchtitan refuses Float8 only below SM89 (torchtitan/components/quantization/float8.py,
+    has_cuda_capability(8, 9))."""
+    from dlbench.train import recipe
+
+    one_gpu("NVIDIA L40S", 46068 * 2**20, (8, 9))
+    recipe.check_float8(torch.device("cuda"))  # no refusal
+    one_gpu("NVIDIA A100-SXM4-80GB", 81920 * 2**20, (8, 0))
+    with pytest.raises(UserError, match="compute capability 8.9"):
+        recipe.check_float8(torch.device("cuda"))
 
 
 def test_float8_swaps_every_linear_but_the_output_head_for_torchaos():
@@ -258,3 +271,81 @@ def test_a_job_that_cannot_fit_is_refused_once_before_torchrun_starts(capsys, mo
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "llama3-8b does not fit this host's memory shared by 2 ranks" in err and "FSDP over 2 ranks" in err
+
+
+def _mm_calls_per_step(model: torch.nn.Module, tokens: torch.Tensor, steps: int) -> list[int]:
+    """aten.mm calls of each training step (forward, recomputation and backward), seen by a dispatch mode."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountMatmuls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.calls += func is torch.ops.aten.mm.default
+            return func(*args, **(kwargs or {}))
+
+    counts = []
+    for _ in range(steps):
+        with CountMatmuls() as counter:
+            model(tokens).float().sum().backward()
+        counts.append(counter.calls)
+    return counts
+
+
+def test_selective_checkpointing_recomputes_the_same_matmuls_every_step_as_torchtitans_policy():
+    """torchtitan's SelectiveAC builds a fresh policy each time a block runs (context_fn calls _get_custom_policy),
+    so every step saves the 1st, 3rd and 5th matmul of a block and recomputes the 2nd and 4th. A policy whose
+    matmul count carried over from step to step would alternate: with five matmuls a block, every other step would
+    recompute three of them and keep two, changing both the memory and the time of alternate steps."""
+    from dlbench.train import recipe
+
+    torch.manual_seed(0)
+    model = Llama("tiny")
+    recipe.checkpoint_blocks(model, "layers", "selective")
+    tokens = torch.randint(0, 1024, (2, 16))
+    plain = Llama("tiny")
+    eager = _mm_calls_per_step(plain, tokens, 1)[0]  # forward + backward, nothing recomputed
+    per_step = _mm_calls_per_step(model, tokens, 3)
+    # two recomputed matmuls per block (wo and w3), the same in every step
+    assert per_step == [eager + 2 * model.config.n_layers] * 3
+
+
+def _finished_llama3_8b(world_size: int, batch_size: int, seq_len: int = 8192, checkpointing: str = "selective",
+                        fsdp: bool = True) -> dict:
+    """The parts of a finished result that the `llm` section reads, as the runner writes them, on 80 GB H100s."""
+    tokens = 6000.0 * world_size
+    return {
+        "config": {"batch_size": batch_size, "seq_len": seq_len, "activation_checkpointing": checkpointing,
+                   "fsdp": fsdp},
+        "metrics": {"throughput": {"tokens_per_second": tokens}},
+        "distributed": {"world_size": world_size, "aggregate": {"tokens_per_second": tokens},
+                        "ranks": [{"peak_device_memory_bytes": 60 * GB}] * world_size},
+        "environment": {"device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3"},
+    }
+
+
+def test_the_anchor_ratio_is_given_only_for_the_anchors_configuration():
+    """torchtitan's 5,762 tok/s/GPU is 8 GPUs, local batch 2, seq 8,192, FSDP, selective checkpointing (Table 1 of
+    benchmarks/llama3_h100_202412_torchtitan.md): a run in another configuration gets the figure for reference, but
+    no ratio to it, and the differences named."""
+    spec = get_workload("llama3-8b")
+    same = anchors.section(_finished_llama3_8b(8, 2), spec, "bf16", False, 1)
+    assert same["ratio_to_anchor"] == pytest.approx(6000 / 5762) and same["anchor_conditions_differ"] == []
+    other = anchors.section(_finished_llama3_8b(4, 1, checkpointing="full"), spec, "bf16", False, 1)
+    assert other["anchor"]["tokens_per_second_per_gpu"] == 5762 and other["ratio_to_anchor"] is None
+    assert other["anchor_conditions_differ"] == [
+        "gpus 4, anchor 8", "batch_size 1, anchor 2", "activation_checkpointing full, anchor selective"]
+
+
+def test_mfu_of_the_anchors_figures_is_torchtitans_33_and_39_percent():
+    """benchmarks/llama3_h100_202412_torchtitan.md: 8B on 8 H100 without Float8 "achieves 33% to 39% MFU"
+    (5,762 and 6,667 tok/s/GPU): torchtitan's FLOPs per token against the dense bf16 peak, 989.4 TFLOP/s."""
+    spec = get_workload("llama3-8b")
+    flops_per_token = anchors.torchtitan_flops_per_token(spec, 8192)
+    for tokens_per_gpu, percent in ((5762, 33), (6667, 39)):  # whole percent, as the benchmark states them
+        result = _finished_llama3_8b(8, 2)
+        result["distributed"]["aggregate"]["tokens_per_second"] = 8 * tokens_per_gpu
+        llm = anchors.section(result, spec, "bf16", False, flops_per_token)
+        assert llm["mfu_peak_tflops"] == 989.4 and int(100 * llm["mfu"]) == percent

@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
                         help="untimed warm-up steps (default: until step time settles)")
     parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16", "fp8"), default="auto",
                         help="autocast precision; auto = bf16 on Ampere or newer GPUs, fp32 elsewhere; fp8 = "
-                        "torchao's Float8 linears (Llama workloads, Hopper or newer)")
+                        "torchao's Float8 linears (Llama workloads, Ada/Hopper or newer)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for image workloads")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model (the Llama workloads: each transformer block, as torchtitan)")

@@ -53,6 +53,20 @@ def figure_for(workload: str, precision: str, compiled: bool) -> dict | None:
     return None
 
 
+def conditions_differ(result: dict, figure: dict | None) -> list[str]:
+    """Where the run's configuration is not the published figure's (GPU count, local batch, sequence length,
+    checkpointing, sharding): a ratio to a figure of another configuration would compare unlike with unlike."""
+    if figure is None:
+        return []
+    config = result.get("config") or {}
+    world_size = (result.get("distributed") or {}).get("world_size") or 1
+    differ = [] if world_size == figure["gpus"] else [f"gpus {world_size}, anchor {figure['gpus']}"]
+    for key, wanted in figure.get("conditions", {}).items():
+        if config.get(key) != wanted:
+            differ.append(f"{key} {json.dumps(config.get(key))}, anchor {json.dumps(wanted)}".replace('"', ""))
+    return differ
+
+
 def section(result: dict, workload: Workload, precision: str, compiled: bool, flops_per_token: int) -> dict | None:
     """The `llm` section of a finished result, or None when no tokens were timed."""
     metrics = result.get("metrics") or {}
@@ -71,6 +85,7 @@ def section(result: dict, workload: Workload, precision: str, compiled: bool, fl
     peak = peaks.applied(device_name, MFU_PEAK_PRECISION) if device_name else None
     gpu = (result.get("telemetry") or {}).get("gpu") or {}
     figure = figure_for(workload.recipe.anchor, precision, compiled) if workload.recipe.anchor else None
+    differ = conditions_differ(result, figure)
     mfu = per_gpu * flops_per_token / (peak["tflops"] * 1e12) if per_gpu and peak else None
     return {
         "tokens_per_second_per_gpu": per_gpu,
@@ -83,5 +98,7 @@ def section(result: dict, workload: Workload, precision: str, compiled: bool, fl
         "gpu_power_limit_watts": gpu.get("power_limit_watts"),
         "gpu_memory_type": memory_type(device_name),
         "anchor": figure,
-        "ratio_to_anchor": per_gpu / figure["tokens_per_second_per_gpu"] if per_gpu and figure else None,
+        "anchor_conditions_differ": differ,
+        "ratio_to_anchor": (per_gpu / figure["tokens_per_second_per_gpu"]
+                            if per_gpu and figure and not differ else None),
     }

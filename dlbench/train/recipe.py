@@ -13,7 +13,9 @@ from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint
 from dlbench.errors import UserError
 
 ACTIVATION_CHECKPOINTING = ("none", "selective", "full")
-FLOAT8_MIN_CAPABILITY = (9, 0)  # Hopper: what --precision fp8 is offered on (torchao's tensorwise Float8 linears)
+# Ada and newer (SM89: L4, L40S, RTX 4090; Hopper; Blackwell) have Float8 tensor cores: torchtitan offers its Float8
+# linears from there (torchtitan/components/quantization/float8.py, has_cuda_capability(8, 9))
+FLOAT8_MIN_CAPABILITY = (8, 9)
 
 
 def block_list(model: nn.Module, path: str) -> nn.ModuleList:
@@ -67,10 +69,12 @@ def checkpoint_blocks(model: nn.Module, blocks_path: str, mode: str) -> None:
     for index, block in enumerate(blocks):
         if mode == "full":
             blocks[index] = checkpoint_wrapper(block, preserve_rng_state=True, early_stop=False)
-        else:  # a fresh policy per block: each counts its own matmuls, forward and recompute alike
+        else:  # a fresh policy each time a block runs, as torchtitan's context_fn builds it: the matmul count starts
+            # at zero every step (shared by that step's forward and recomputation), so the same matmuls are kept
+            # every step; a count carried over would alternate between keeping two and three of a block's five
             blocks[index] = checkpoint_wrapper(
                 block, preserve_rng_state=True, early_stop=False,
-                context_fn=lambda policy=_selective_policy(): create_selective_checkpoint_contexts(policy))
+                context_fn=lambda: create_selective_checkpoint_contexts(_selective_policy()))
 
 
 def compile_blocks(model: nn.Module, blocks_path: str) -> None:
@@ -83,12 +87,12 @@ def compile_blocks(model: nn.Module, blocks_path: str) -> None:
 def check_float8(device: torch.device) -> None:
     """Refuse `--precision fp8` in one line where torchao's Float8 training cannot run."""
     if device.type != "cuda":
-        raise UserError("--precision fp8 needs an NVIDIA GPU of the Hopper generation or newer (Float8 tensor cores); "
-                        "this run is on the CPU: use --precision bf16 or fp32")
+        raise UserError("--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer (Float8 tensor "
+                        "cores); this run is on the CPU: use --precision bf16 or fp32")
     capability = torch.cuda.get_device_capability(device)
     if tuple(capability) < FLOAT8_MIN_CAPABILITY:
         name = torch.cuda.get_device_name(device)
-        raise UserError(f"--precision fp8 needs a Hopper or newer GPU (compute capability 9.0); {name} is "
+        raise UserError(f"--precision fp8 needs an Ada, Hopper or newer GPU (compute capability 8.9); {name} is "
                         f"{capability[0]}.{capability[1]}: use --precision bf16")
     try:
         import torchao.float8  # noqa: F401
