@@ -59,7 +59,7 @@ def test_a_bundle_holds_the_evidence_and_verifies_with_sha256sum(dlbench_cli, tm
     assert command == f"cd {shlex.quote(str(tmp_path))} && dlbench {shlex.join(argv)}\n"
 
 
-def test_a_tampered_bundle_fails_sha256sum(dlbench_cli, tmp_path):
+def test_a_tampered_bundle_fails_sha256sum(tmp_path):
     from dlbench.validate import bundle
 
     folder = tmp_path / "b"

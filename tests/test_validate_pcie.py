@@ -20,7 +20,7 @@ def _host(tmp_path, nic_width=16, gen="32.0 GT/s PCIe"):
     return RecordedHost(root)
 
 
-def _errors_during_load(tmp_path, host, address, **counts):
+def _errors_during_load(tmp_path, address, **counts):
     """What a load that upsets one device leaves behind: its AER files rewritten with the counts since boot."""
     folder = tmp_path / "host/sys/bus/pci/devices" / address
     for name, text in aer_stats(**counts).items():
@@ -48,7 +48,7 @@ def test_a_clean_node_passes_both_checks(tmp_path):
 def test_uncorrectable_aer_errors_rising_under_load_fail_with_the_counts(tmp_path):
     host = _host(tmp_path)
     ctx = context(host=host)
-    _errors_during_load(tmp_path, host, GPU, correctable=3, nonfatal=2)
+    _errors_during_load(tmp_path, GPU, correctable=3, nonfatal=2)
     check = _checks(ctx)["link.pcie_aer"]
     assert check.verdict == FAIL and check.measured == 5
     assert f"GPU {GPU}: +3 correctable, +2 nonfatal" in check.detail and "reseat" in check.detail
@@ -58,7 +58,7 @@ def test_correctable_errors_warn_and_errors_from_before_the_run_do_not_count(tmp
     root = pci_bus(tmp_path / "host", (*PCI_CONNECTX7, aer_stats(correctable=40, fatal=1)))
     ctx = context(host=RecordedHost(root))
     assert _checks(ctx)["link.pcie_aer"].verdict == PASS  # counts since boot, none during the run
-    _errors_during_load(tmp_path, None, NIC, correctable=47, fatal=1)
+    _errors_during_load(tmp_path, NIC, correctable=47, fatal=1)
     check = _checks(ctx)["link.pcie_aer"]
     assert check.verdict == WARN and check.detail.startswith(f"NIC {NIC}: +7 correctable")
 
@@ -90,7 +90,7 @@ def test_rising_aer_fails_a_whole_run_with_exit_code_1(monkeypatch, tmp_path):
     host = _host(tmp_path)
 
     def load(ctx):
-        _errors_during_load(tmp_path, host, NVME, fatal=1)
+        _errors_during_load(tmp_path, NVME, fatal=1)
         return []
 
     monkeypatch.setattr(runner, "families", lambda ctx: [("compute", load), ("link", pcie.run)])
