@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: `validate --bundle` records it to re-run
     missing = _missing_extra(args.command)
     if missing:
         print(f"dlbench: error: {missing}", file=sys.stderr)

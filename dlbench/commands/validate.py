@@ -60,6 +60,9 @@ def add_arguments(parser) -> None:
                         help="run the micro-benchmarks on the CPU at small sizes even when GPUs are present")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON (atomically)")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write the report as JUnit XML for CI")
+    parser.add_argument("--bundle", type=Path, metavar="DIR",
+                        help="write the evidence (report, raw measurements, nvidia-smi -q, lspci -vv, XID lines, "
+                             "spec, command line, SHA256SUMS) into DIR, a new or empty folder")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     sub.required = False
     summarize = sub.add_parser("summarize", help="compare the JSON reports of many hosts, outliers flagged",
@@ -111,6 +114,10 @@ def _validate(args) -> int:
     for output in (args.json, args.junit):
         if output is not None:
             atomic.check_writable(output)
+    if args.bundle is not None:
+        from dlbench.validate import bundle
+
+        bundle.check_target(args.bundle)
     options = _options(args)
     progress = Console(stderr=True)
 
@@ -119,11 +126,14 @@ def _validate(args) -> int:
         progress.print(f"  [{style}]{result.verdict:4}[/] {result.id} {writers.format_measured(result)}",
                        highlight=False)
 
-    report = validate(Context(options), on_result=on_result,
+    ctx = Context(options)
+    report = validate(ctx, on_result=on_result,
                       on_family=lambda name: progress.print(f"[bold]{name}[/]", highlight=False))
     if args.json:
         writers.write_json(report, args.json)
     if args.junit:
         writers.write_junit(report, args.junit)
+    if args.bundle is not None:
+        bundle.write(args.bundle, report, ctx, args.argv)
     Console().print(writers.console_table(report))
     return report.exit_code

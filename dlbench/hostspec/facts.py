@@ -227,6 +227,12 @@ def nvidia_pci_functions(reader: HostReader, class_prefixes: tuple[str, ...]) ->
     """The PCI addresses of NVIDIA functions whose class starts with one of `class_prefixes`, in bus order."""
     if not reader.exists(PCI_DEVICES):
         return None
+    return [address for address, vendor, pci_class in pci_functions(reader)
+            if vendor == NVIDIA_VENDOR and pci_class.startswith(class_prefixes)]
+
+
+def pci_functions(reader: HostReader) -> list[tuple[str, str, str]]:
+    """(address, vendor, class) of every PCI function sysfs lists, in bus order, as lower-case text ("0x10de")."""
     found = []
     for address in reader.listdir(PCI_DEVICES):
         try:
@@ -234,8 +240,7 @@ def nvidia_pci_functions(reader: HostReader, class_prefixes: tuple[str, ...]) ->
             pci_class = reader.read(f"{PCI_DEVICES}/{address}/class").strip().lower()
         except Unanswered:
             continue
-        if vendor == NVIDIA_VENDOR and pci_class.startswith(class_prefixes):
-            found.append(address)
+        found.append((address, vendor, pci_class))
     return found
 
 

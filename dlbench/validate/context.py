@@ -16,7 +16,7 @@ from typing import Any
 from dlbench.hostspec import facts
 from dlbench.hostspec.reader import HostReader, host_reader
 from dlbench.telemetry.nvml import NvmlReader, load_pynvml
-from dlbench.validate import nvml_extra
+from dlbench.validate import nvml_extra, pcie
 
 LEVELS = ("quick", "long")
 # The checks key every figure by GPU index and judge it against that index's NVML state (link, memory). NVML
@@ -64,6 +64,10 @@ class Context:
         host = host if host is not None else host_reader()
         self.pci_gpus = facts.nvidia_pci_gpus(host)
         self.pci_nvswitches = facts.nvidia_pci_nvswitches(host)  # an NVSwitch system needs Fabric Manager
+        self.host = host
+        # the GPUs, NICs and NVMe drives, and their AER counters before any load: the link checks judge the rise
+        self.pci_functions = pcie.functions(host)
+        self.aer_before = pcie.read_all_aer(host, self.pci_functions)
         os.environ.update(DEVICE_ORDER)  # before torch touches CUDA: the interconnect's workers inherit it too
         self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(), watch_xid=True)
         if self.reader.nvml is not None:

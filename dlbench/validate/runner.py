@@ -12,7 +12,8 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, power, stack, training
+from dlbench.validate import (compute, fabric, health, interconnect, inventory, memory, p2p, pcie, power, stack,
+                              training)
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
@@ -35,7 +36,8 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         from dlbench.validate import burnin
 
         chosen.append(("burnin", burnin.run))
-    chosen += [("link", lambda c: [inventory.pcie_link(c)]), ("fabric", fabric.run), ("health", health.run)]
+    chosen += [("link", lambda c: [inventory.pcie_link(c)]), ("link", pcie.run), ("fabric", fabric.run),
+               ("health", health.run)]
     return chosen
 
 
