@@ -64,6 +64,9 @@ NOT_RUN = {
         "(the next command in docs/distributed.md)",
     "dlbench scaling resnet50 --gpus 1,2,4,8 --output scaling.json":
         "four ResNet-50 runs on the CPU take minutes; `dlbench scaling mnist-mlp --nproc 1,2,4 --device cpu` runs",
+    "dlbench run llama3-1b --mamf-from validate.json":
+        "reads the report of the `dlbench validate` before it, and llama3-1b outgrows a CPU; tests/test_mamf.py "
+        "runs llama-tiny with --mamf-from on a report validate's own code writes",
 }
 
 

@@ -47,6 +47,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output", type=non_empty("--output"), metavar="FILE.json",
                         help="write the result JSON here (atomically)")
     parser.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of a table")
+    parser.add_argument("--mamf-from", type=non_empty("--mamf-from"), metavar="REPORT.json",
+                        help="Llama workloads: also report MFU against the bf16 matmul rate `dlbench validate --json` "
+                        "measured on this host's GPUs (its slowest GPU), beside MFU against the datasheet peak")
     add_distributed_arguments(parser)
     add_run_arguments(parser)
 
@@ -73,7 +76,8 @@ def _config_from_args(args):
                      steps=args.steps, warmup=args.warmup, duration=args.duration, precision=args.precision,
                      channels_last=args.channels_last, compile=args.compile, optimizer=args.optimizer, seed=args.seed,
                      data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab,
-                     fsdp=args.fsdp, activation_checkpointing=args.activation_checkpointing)
+                     fsdp=args.fsdp, activation_checkpointing=args.activation_checkpointing,
+                     mamf_from=args.mamf_from)
 
 
 def _without_credentials(argument: str) -> str:

@@ -67,8 +67,10 @@ def conditions_differ(result: dict, figure: dict | None) -> list[str]:
     return differ
 
 
-def section(result: dict, workload: Workload, precision: str, compiled: bool, flops_per_token: int) -> dict | None:
-    """The `llm` section of a finished result, or None when no tokens were timed."""
+def section(result: dict, workload: Workload, precision: str, compiled: bool, flops_per_token: int,
+            mamf: dict | None = None) -> dict | None:
+    """The `llm` section of a finished result, or None when no tokens were timed. `mamf`: the host's measured bf16
+    matmul rate (dlbench.train.mamf.for_device), where `dlbench run --mamf-from` gave one."""
     metrics = result.get("metrics") or {}
     throughput = metrics.get("throughput") or {}
     job = result.get("distributed") or {}
@@ -87,6 +89,8 @@ def section(result: dict, workload: Workload, precision: str, compiled: bool, fl
     figure = figure_for(workload.recipe.anchor, precision, compiled) if workload.recipe.anchor else None
     differ = conditions_differ(result, figure)
     mfu = per_gpu * flops_per_token / (peak["tflops"] * 1e12) if per_gpu and peak else None
+    mfu_vs_mamf = (per_gpu * flops_per_token / (mamf["tflops"] * 1e12)
+                   if per_gpu and mamf and mamf["applies"] else None)
     return {
         "tokens_per_second_per_gpu": per_gpu,
         "flops_per_token": flops_per_token,
@@ -94,6 +98,8 @@ def section(result: dict, workload: Workload, precision: str, compiled: bool, fl
                          "x head_dim x seq_len",
         "mfu": mfu,
         "mfu_peak_tflops": peak["tflops"] if peak else None,
+        "mfu_vs_mamf": mfu_vs_mamf,
+        "mamf": mamf,
         "peak_memory_max_over_ranks_bytes": peak_memory,
         "gpu_power_limit_watts": gpu.get("power_limit_watts"),
         "gpu_memory_type": memory_type(device_name),

@@ -68,6 +68,20 @@ def _distributed_rows(job: dict | None) -> list[tuple[str, str]]:
     return rows
 
 
+def _llm_mfu_rows(llm: dict | None) -> list[tuple[str, str]]:
+    """The Llama workloads' MFU as torchtitan reports it, and against the host's measured MAMF (--mamf-from)."""
+    if not llm:
+        return []
+    rows = []
+    if llm.get("mfu") is not None:
+        rows.append(("MFU (torchtitan, bf16 peak)", f"{llm['mfu']:.1%} of {llm['mfu_peak_tflops']:,.1f} TFLOP/s"))
+    mamf = llm.get("mamf")
+    if mamf:
+        rows.append(("MFU vs measured MAMF", f"{llm['mfu_vs_mamf']:.1%} of {mamf['tflops']:,.1f} TFLOP/s"
+                     if llm.get("mfu_vs_mamf") is not None else f"n/a ({mamf['reason'] or 'no tokens timed'})"))
+    return rows
+
+
 def summary_table(result: dict) -> Table:
     workload, metrics, config = result["workload"], result["metrics"] or {}, result["config"]
     env = result.get("environment") or {}
@@ -103,6 +117,7 @@ def summary_table(result: dict) -> Table:
     mfu = metrics.get("mfu")
     rows.append(("MFU", f"{mfu:.1%}" if mfu is not None else
                  ("n/a (CPU)" if str(config.get("device")).startswith("cpu") else "unknown (GPU not in peak table)")))
+    rows += _llm_mfu_rows(result.get("llm"))
     if metrics.get("peak_device_memory_bytes") is not None:
         rows.append(("peak device memory", f"{metrics['peak_device_memory_bytes'] / 2**30:.2f} GiB"))
     elif metrics.get("peak_host_memory_bytes") is not None:

@@ -14,7 +14,7 @@ import torch
 from dlbench import environment, launch
 from dlbench.errors import RunFailed, UserError
 from dlbench.train import anchors, contention, data, device as devices, distributed, fit, flops, interrupt, peaks
-from dlbench.train import input_wait, recipe as recipes, results
+from dlbench.train import input_wait, mamf, recipe as recipes, results
 from dlbench.train.device import Precision, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
@@ -65,6 +65,7 @@ class RunConfig:
     # under torchrun: shard a transformer's blocks with FSDP2 instead of replicating it (DDP); None: the workload's
     fsdp: bool | None = None
     activation_checkpointing: str | None = None  # none, selective or full per block; None: the workload's
+    mamf_from: str | None = None  # a `dlbench validate --json` report: MFU against its measured bf16 matmul rate too
 
 
 def _optimizer(name: str, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
@@ -143,13 +144,24 @@ def check_fit(workload: Workload, settings: dict, device: torch.device, precisio
 
 
 def check_job_fits(config: RunConfig, processes: int, device_name: str) -> None:
-    """`dlbench run --gpus N` / `--nproc N`: the fit check for the whole job before torchrun starts, so that a job
-    that cannot fit says so in one line rather than once per rank with torchrun's report after."""
+    """`dlbench run --gpus N` / `--nproc N`: the fit check (and --mamf-from's report) for the whole job before torchrun
+    starts, so that a job that cannot fit says so in one line rather than once per rank with torchrun's report after."""
     workload = get_workload(config.workload)
     device = resolve_device(device_name)
     precision = Precision(resolve_precision(config.precision, device), device)
     settings = settings_for(workload, config, device.type == "cpu", distributed=True)
     check_fit(workload, settings, device, precision, processes, processes, {})
+    mamf_for_run(config.mamf_from, workload, device)
+
+
+def mamf_for_run(path: str | None, workload, device: torch.device) -> dict | None:
+    """--mamf-from: the host's measured bf16 matmul rate for the `llm` section, refused before anything starts."""
+    if path is None:
+        return None
+    if workload.recipe.compared_with != "torchtitan":
+        raise UserError(f"--mamf-from reports MFU in the Llama workloads' `llm` section; {workload.name} has none")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return mamf.for_device(path, device.type, name)
 
 
 class Run:
@@ -166,6 +178,7 @@ class Run:
             launch.check_seed_for_ranks(config.seed, self.where.world_size)
         requested_device = distributed.device_for(config.device, self.where) if self.where else config.device
         self.device = resolve_device(requested_device)
+        self.mamf = mamf_for_run(config.mamf_from, self.workload, self.device)
         recipe = self.workload.recipe
         if config.precision == "fp8" and not recipe.float8:
             raise UserError(f"--precision fp8 converts the Llama workloads' linears to Float8; {self.workload.name} "
@@ -623,7 +636,7 @@ class Run:
         if self.workload.recipe.compared_with == "torchtitan":  # in the units of torchtitan's figures
             self.result["llm"] = anchors.section(
                 self.result, self.workload, self.precision.name, self.config.compile,
-                anchors.torchtitan_flops_per_token(self.workload, self.seq_len))
+                anchors.torchtitan_flops_per_token(self.workload, self.seq_len), self.mamf)
         results.finish(self.result, status, error)
         if self.is_reporting_rank:  # one result per job, from rank 0
             results.save(self.result, self.config.output)
