@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
 import tomllib
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,3 +82,39 @@ def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
     with tarfile.open(dist / f"dlbench-{version}.tar.gz") as sdist:
         members = {Path(name).relative_to(f"dlbench-{version}").as_posix() for name in sdist.getnames()[1:]}
     assert {"pyproject.toml", "README.md", "dlbench/cli.py", "dlbench/data/result.schema.json"} <= members
+
+
+def _without_outer_make(environ) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
+@pytest.mark.parametrize("target, tier", [("test", "fast"), ("test-all", "all"), ("test-deps", "all")])
+def test_each_target_installs_the_system_tools_of_its_tier(target, tier):
+    done = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "-n", target], capture_output=True,
+                          text=True, timeout=120, env=_without_outer_make(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert f"./scripts/install-test-deps.sh {tier}\n" in done.stdout
+
+
+def test_the_fast_tier_needs_no_image_build_ansible_or_docker_engine_tools(tmp_path):
+    # a PATH with the fast tier's tools (the machine's own) and neither buildah, debootstrap, gpg, dockerd nor
+    # apt-get: `fast` finds nothing to install; `all` wants the slow tier's packages and fails on the missing apt-get
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "id", "promtool", "prometheus-pushgateway", "openssl", "chromium"):
+        found = shutil.which(tool)
+        if found is None:
+            pytest.skip(f"{tool} is not installed here (scripts/install-test-deps.sh fast installs it)")
+        (tools / tool).symlink_to(found)
+    script = ROOT / "scripts" / "install-test-deps.sh"
+    env = {"PATH": str(tools), "HOME": str(tmp_path)}
+    fast = subprocess.run([str(tools / "bash"), str(script), "fast"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert (fast.returncode, fast.stdout) == (0, ""), fast.stderr
+    every = subprocess.run([str(tools / "bash"), str(script), "all"], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert every.returncode != 0
+    assert "installing test dependencies: buildah debootstrap gnupg docker.io" in every.stdout
+    wrong = subprocess.run([str(tools / "bash"), str(script), "slow"], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert (wrong.returncode, wrong.stderr) == (2, "install-test-deps: error: the tier must be fast or all, not 'slow'\n")
