@@ -41,13 +41,16 @@ def _collected(*args: str) -> set[str]:
 
 
 def test_the_slow_tier_is_what_uses_the_image_build_dockerd_or_ansible_playbook():
-    # one module of each kind: by fixture (cpu_images, dockerd, ansible_playbook), by folder (tests/ansible), and
-    # two that stay fast although they start real processes (torchrun ranks, Prometheus)
+    # one module of each kind: by fixture (cpu_images, dockerd, ansible_playbook, the Ansible test host through
+    # fresh_host), and three that stay fast although they start real processes (torchrun ranks, Prometheus) or live
+    # beside the playbook tests (the roles' PCI id table, read without Ansible or a host)
     modules = ["tests/test_images_build.py", "tests/test_validate_container.py", "tests/test_validate_playbook.py",
-               "tests/ansible/test_lint.py", "tests/test_distributed.py", "tests/test_dashboards_live.py"]
-    assert _collected("-m", "slow", *modules) == set(modules[:4])
-    # test_validate_container.py keeps its tests that need no engine in the fast tier
-    assert _collected("-m", "not slow", *modules) == {"tests/test_validate_container.py", *modules[4:]}
+               "tests/ansible/test_lint.py", "tests/ansible/test_toolkit_pin.py", "tests/test_distributed.py",
+               "tests/test_dashboards_live.py", "tests/ansible/test_gpu_generations.py"]
+    assert _collected("-m", "slow", *modules) == set(modules[:5])
+    # test_validate_container.py keeps its tests that need no engine in the fast tier, test_lint.py its argument specs
+    assert _collected("-m", "not slow", *modules) == {"tests/test_validate_container.py", "tests/ansible/test_lint.py",
+                                                      *modules[5:]}
 
 
 def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
@@ -55,7 +58,7 @@ def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
     venv = Path(sys.prefix)
     done = subprocess.run(
         ["make", "-C", str(ROOT), "--no-print-directory", "-o", "torch", "-o", "test-deps", "-o",
-         f"{venv}/.installed-test", "test", f"VENV={venv}", "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_lint.py"],
+         f"{venv}/.installed-test", "test", f"VENV={venv}", "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_setup_gpu.py"],
         capture_output=True, text=True, timeout=300,
         env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
     assert done.returncode != 0
