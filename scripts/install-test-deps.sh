@@ -20,6 +20,7 @@ add_if_missing promtool prometheus
 add_if_missing prometheus-pushgateway prometheus-pushgateway  # telemetry: --pushgateway test
 add_if_missing openssl openssl            # TLS tests (tests/tls_support.py) and the JupyterLab image's certificate
 add_if_missing chromium chromium          # dlbench report: the HTML page opened in a real browser (tests/test_report.py)
+add_if_missing systemd-analyze systemd    # playbooks/: jupyterlab.service verified (tests/ansible/test_jupyterlab_unit.py)
 if [ "$tier" = all ]; then
     add_if_missing buildah buildah            # images/: the real image build (tests/test_images_build.py)
     add_if_missing debootstrap debootstrap    # images/ base and the playbooks' test host (Debian 12)

@@ -104,7 +104,7 @@ def test_the_fast_tier_needs_no_image_build_ansible_or_docker_engine_tools(tmp_p
     # apt-get: `fast` finds nothing to install; `all` wants the slow tier's packages and fails on the missing apt-get
     tools = tmp_path / "bin"
     tools.mkdir()
-    for tool in ("bash", "id", "promtool", "prometheus-pushgateway", "openssl", "chromium"):
+    for tool in ("bash", "id", "promtool", "prometheus-pushgateway", "openssl", "chromium", "systemd-analyze"):
         found = shutil.which(tool)
         if found is None:
             pytest.skip(f"{tool} is not installed here (scripts/install-test-deps.sh fast installs it)")
