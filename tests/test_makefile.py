@@ -40,6 +40,11 @@ def _collected(*args: str) -> set[str]:
     return {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
 
 
+def _without_outer_make(environ) -> dict[str, str]:
+    """An outer `make test VAR=...` passes its variables on in MAKEFLAGS: none of them reaches these makes."""
+    return {key: value for key, value in environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
 def test_the_slow_tier_is_what_uses_the_image_build_dockerd_or_ansible_playbook():
     # one module of each kind: by fixture (cpu_images, dockerd, ansible_playbook, the Ansible test host through
     # fresh_host), and three that stay fast although they start real processes (torchrun ranks, Prometheus) or live
@@ -60,7 +65,7 @@ def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
         ["make", "-C", str(ROOT), "--no-print-directory", "-o", "torch", "-o", "test-deps", "-o",
          f"{venv}/.installed-test", "test", f"VENV={venv}", "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_setup_gpu.py"],
         capture_output=True, text=True, timeout=300,
-        env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
+        env=_without_outer_make(os.environ))
     assert done.returncode != 0
     assert "make test: no test of the fast tier matches PYTEST_ARGS; make test-all" in done.stderr
 
@@ -85,10 +90,6 @@ def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
     with tarfile.open(dist / f"dlbench-{version}.tar.gz") as sdist:
         members = {Path(name).relative_to(f"dlbench-{version}").as_posix() for name in sdist.getnames()[1:]}
     assert {"pyproject.toml", "README.md", "dlbench/cli.py", "dlbench/data/result.schema.json"} <= members
-
-
-def _without_outer_make(environ) -> dict[str, str]:
-    return {key: value for key, value in environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
 
 
 @pytest.mark.parametrize("target, tier", [("test", "fast"), ("test-all", "all"), ("test-deps", "all")])
