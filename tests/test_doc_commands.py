@@ -2,8 +2,9 @@
 is covered without anyone listing it, and a broken one fails CI. Each is checked the strongest way this machine
 allows:
 
-- run as written: `cp`, `. .venv/bin/activate`, `export` (JupyterLab's token from openssl); in the slow tier every `dlbench run` and `dlbench scaling`, on the
-  CPU where the text shows GPUs (`--gpus N` becomes two processes on the CPU);
+- run as written: `cp`, `. .venv/bin/activate`, `export` (JupyterLab's token from openssl); in the slow tier every
+  `dlbench run` and `dlbench scaling`, on the CPU where the text shows GPUs (`--gpus N` becomes two processes on the
+  CPU);
 - parsed by the program's own parser where running needs a cluster, a GPU or a server that stays up: dlbench's
   argument parser (the workload looked up; for the CLI reference's synopses, the options its --help lists), and the
   dlbench command inside `docker run`; in the slow tier, where each takes seconds, torchrun's parser
