@@ -68,21 +68,23 @@ def ansible_playbook():
 
 
 # The two tiers (docs/testing.md). `make test` runs the fast one; `make test-all` (CI) both. A test is slow when it
-# uses a fixture below or lives in tests/ansible/ (playbooks against debootstrapped hosts): marked from what the test
-# uses, a new test that builds the images or runs a playbook lands in the slow tier without anyone marking it.
+# uses a fixture below, directly or through another fixture (pytest's item.fixturenames is the closure): marked from
+# what the test uses, a new test that builds the images, a test host or runs a playbook lands in the slow tier without
+# anyone marking it, and tests/ansible/'s unit tests of the roles' filters and templates stay in the fast one.
 # Real Prometheus, promtool, the Pushgateway, Chromium, the exporter process and two-rank torchrun take seconds
 # and stay fast. A test may also carry @pytest.mark.slow itself.
 SLOW_FIXTURES = {
     "cpu_images": "buildah builds both CPU images (debootstrapped base, locked wheels): minutes",
     "dockerd": "a real Docker Engine, loaded with the CPU image",
     "ansible_playbook": "ansible-playbook runs a playbook for real",
+    "site": "tests/ansible: the debootstrapped Debian 12 test host tree and the stand-in repositories",
+    "fresh_host": "tests/ansible: a copy of the debootstrapped test host",
+    "provisioned": "tests/ansible: setup_gpu.yml run for real on the test host",
 }
-SLOW_FOLDERS = (Path(__file__).parent / "ansible",)
 
 
 def is_slow(item: pytest.Item) -> bool:
-    return bool(SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ()))) or any(
-        item.path.is_relative_to(folder) for folder in SLOW_FOLDERS)
+    return bool(SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())))
 
 
 def pytest_collection_modifyitems(config, items):

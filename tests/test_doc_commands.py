@@ -2,8 +2,9 @@
 is covered without anyone listing it, and a broken one fails CI. Each is checked the strongest way this machine
 allows:
 
-- run as written: `cp`, `. .venv/bin/activate`; in the slow tier every `dlbench run` and `dlbench scaling`, on the
-  CPU where the text shows GPUs (`--gpus N` becomes two processes on the CPU);
+- run as written: `cp`, `. .venv/bin/activate`, `export` (JupyterLab's token from openssl); in the slow tier every
+  `dlbench run` and `dlbench scaling`, on the CPU where the text shows GPUs (`--gpus N` becomes two processes on the
+  CPU);
 - parsed by the program's own parser where running needs a cluster, a GPU or a server that stays up: dlbench's
   argument parser (the workload looked up; for the CLI reference's synopses, the options its --help lists), and the
   dlbench command inside `docker run`; in the slow tier, where each takes seconds, torchrun's parser
@@ -49,7 +50,6 @@ ALLOWED = {
     "docker buildx build -f images/Dockerfile --target pytorch .":
         "the CUDA variant's base image comes from a registry; tests/test_images_build.py builds the CPU variant "
         "from the same Dockerfile with buildah (slow tier)",
-    "export JUPYTER_TOKEN=$(openssl rand -hex 24)": "sets a variable for the `docker run` of the JupyterLab image",
     "docker login ghcr.io": "needs a registry account",
     "ansible-vault create group_vars/all/vault.yml": "interactive: asks for a password and opens an editor",
     "scripts/torch-build.sh download-cpu python3 /tmp/torch-wheels 3.11 2.36":
@@ -144,7 +144,8 @@ def _of(*programs: str) -> list[Command]:
     return _distinct([c for c in COMMANDS if c.text not in ALLOWED and _program(c) in programs])
 
 
-HANDLED = {"dlbench", ".venv/bin/dlbench", "make", "pytest", "ansible-playbook", "torchrun", "docker", "cp", "."}
+HANDLED = {"dlbench", ".venv/bin/dlbench", "make", "pytest", "ansible-playbook", "torchrun", "docker", "cp", ".",
+           "export"}
 
 
 def test_the_docs_show_commands_and_each_is_checked_or_allowed_with_a_reason():
@@ -271,6 +272,18 @@ def test_setup_commands_run_as_written(command, tmp_path):
         assert (Path(sys.prefix) / "bin" / "activate").is_file()
         return
     shutil.copy(ROOT / argv[1], tmp_path / argv[2])
+
+
+EXPORTS = _of("export")
+
+
+@pytest.mark.parametrize("command", EXPORTS, ids=_ids(EXPORTS))
+def test_export_commands_set_their_variable(command, tmp_path):
+    # run by bash as written (JupyterLab's token from openssl): the variable is set and not empty
+    name = command.argv[1].split("=")[0]
+    done = subprocess.run(["bash", "-c", f'{command.text} && printf %s "${name}"'], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip(), f"{command}: {done.stderr}"
 
 
 PLAYBOOKS = _of("ansible-playbook")

@@ -50,3 +50,15 @@ def test_readme_examples_do_not_write_into_committed_folders():
     tracked_dirs = {str(Path(path).parent) for path in _git("ls-files").stdout.splitlines()}
     for output in outputs:
         assert output.rstrip("/") not in tracked_dirs, f"a README example writes into the committed {output}"
+
+
+# git's conflict markers (`git merge` writes them into a file it could not merge): in Markdown nothing else fails on
+# them, and both sides of the conflict reach the reader
+# (a Setext heading's line of seven "=" is not one: git always names the side after "<<<<<<<" and ">>>>>>>")
+CONFLICT_MARKER = re.compile(r"^(<{7}|>{7}) ", re.MULTILINE)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_doc_keeps_an_unresolved_merge_conflict(doc):
+    lines = [doc.read_text().count("\n", 0, found.start()) + 1 for found in CONFLICT_MARKER.finditer(doc.read_text())]
+    assert not lines, f"{doc.relative_to(ROOT)}: merge conflict markers on lines {lines}"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
 import tomllib
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,14 +40,22 @@ def _collected(*args: str) -> set[str]:
     return {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
 
 
+def _without_outer_make(environ) -> dict[str, str]:
+    """An outer `make test VAR=...` passes its variables on in MAKEFLAGS: none of them reaches these makes."""
+    return {key: value for key, value in environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+
 def test_the_slow_tier_is_what_uses_the_image_build_dockerd_or_ansible_playbook():
-    # one module of each kind: by fixture (cpu_images, dockerd, ansible_playbook), by folder (tests/ansible), and
-    # two that stay fast although they start real processes (torchrun ranks, Prometheus)
+    # one module of each kind: by fixture (cpu_images, dockerd, ansible_playbook, the Ansible test host through
+    # fresh_host), and three that stay fast although they start real processes (torchrun ranks, Prometheus) or live
+    # beside the playbook tests (the roles' PCI id table, read without Ansible or a host)
     modules = ["tests/test_images_build.py", "tests/test_validate_container.py", "tests/test_validate_playbook.py",
-               "tests/ansible/test_lint.py", "tests/test_distributed.py", "tests/test_dashboards_live.py"]
-    assert _collected("-m", "slow", *modules) == set(modules[:4])
-    # test_validate_container.py keeps its tests that need no engine in the fast tier
-    assert _collected("-m", "not slow", *modules) == {"tests/test_validate_container.py", *modules[4:]}
+               "tests/ansible/test_lint.py", "tests/ansible/test_toolkit_pin.py", "tests/test_distributed.py",
+               "tests/test_dashboards_live.py", "tests/ansible/test_gpu_generations.py"]
+    assert _collected("-m", "slow", *modules) == set(modules[:5])
+    # test_validate_container.py keeps its tests that need no engine in the fast tier, test_lint.py its argument specs
+    assert _collected("-m", "not slow", *modules) == {"tests/test_validate_container.py", "tests/ansible/test_lint.py",
+                                                      *modules[5:]}
 
 
 def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
@@ -52,9 +63,9 @@ def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
     venv = Path(sys.prefix)
     done = subprocess.run(
         ["make", "-C", str(ROOT), "--no-print-directory", "-o", "torch", "-o", "test-deps", "-o",
-         f"{venv}/.installed-test", "test", f"VENV={venv}", "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_lint.py"],
+         f"{venv}/.installed-test", "test", f"VENV={venv}", "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_setup_gpu.py"],
         capture_output=True, text=True, timeout=300,
-        env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
+        env=_without_outer_make(os.environ))
     assert done.returncode != 0
     assert "make test: no test of the fast tier matches PYTEST_ARGS; make test-all" in done.stderr
 
@@ -79,3 +90,35 @@ def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
     with tarfile.open(dist / f"dlbench-{version}.tar.gz") as sdist:
         members = {Path(name).relative_to(f"dlbench-{version}").as_posix() for name in sdist.getnames()[1:]}
     assert {"pyproject.toml", "README.md", "dlbench/cli.py", "dlbench/data/result.schema.json"} <= members
+
+
+@pytest.mark.parametrize("target, tier", [("test", "fast"), ("test-all", "all"), ("test-deps", "all")])
+def test_each_target_installs_the_system_tools_of_its_tier(target, tier):
+    done = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "-n", target], capture_output=True,
+                          text=True, timeout=120, env=_without_outer_make(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert f"./scripts/install-test-deps.sh {tier}\n" in done.stdout
+
+
+def test_the_fast_tier_needs_no_image_build_ansible_or_docker_engine_tools(tmp_path):
+    # a PATH with the fast tier's tools (the machine's own) and neither buildah, debootstrap, gpg, dockerd nor
+    # apt-get: `fast` finds nothing to install; `all` wants the slow tier's packages and fails on the missing apt-get
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "id", "promtool", "prometheus-pushgateway", "openssl", "chromium", "systemd-analyze"):
+        found = shutil.which(tool)
+        if found is None:
+            pytest.skip(f"{tool} is not installed here (scripts/install-test-deps.sh fast installs it)")
+        (tools / tool).symlink_to(found)
+    script = ROOT / "scripts" / "install-test-deps.sh"
+    env = {"PATH": str(tools), "HOME": str(tmp_path)}
+    fast = subprocess.run([str(tools / "bash"), str(script), "fast"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert (fast.returncode, fast.stdout) == (0, ""), fast.stderr
+    every = subprocess.run([str(tools / "bash"), str(script), "all"], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert every.returncode != 0
+    assert "installing test dependencies: buildah debootstrap gnupg docker.io" in every.stdout
+    wrong = subprocess.run([str(tools / "bash"), str(script), "slow"], capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert (wrong.returncode, wrong.stderr) == (2, "install-test-deps: error: the tier must be fast or all, not 'slow'\n")

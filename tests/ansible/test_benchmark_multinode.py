@@ -14,10 +14,10 @@ import sys
 
 from run_support import validate
 
-from .conftest import ANSIBLE_BIN, REPO, cpu_benchmark_variables
+from .conftest import REPO, cpu_benchmark_variables
 
 
-def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
+def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(ansible_playbook, tmp_path):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
         "[bench]\n"
@@ -38,7 +38,7 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(tmp_path):
     )
     done = subprocess.run(
         [
-            str(ANSIBLE_BIN / "ansible-playbook"),
+            str(ansible_playbook),
             "-i",
             str(inventory),
             "-e",

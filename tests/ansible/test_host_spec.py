@@ -19,7 +19,7 @@ from .conftest import ANSIBLE_BIN, REPO
 pytestmark = pytest.mark.integration
 
 
-def _play(tmp_path, *extra):
+def _play(ansible_playbook, tmp_path, *extra):
     inventory = tmp_path / "inventory.ini"
     # ansible_become=false: the play asks for root; the test already is root and this machine has no sudo
     inventory.write_text(f"[gpu_hosts]\nlocalhost ansible_connection=local ansible_become=false "
@@ -29,7 +29,7 @@ def _play(tmp_path, *extra):
                  "host_spec_report_dir": str(tmp_path / "specs")}
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
                DLBENCH_FAKE_NVML="h100-sxm*2")
-    done = subprocess.run([str(ANSIBLE_BIN / "ansible-playbook"), "-i", str(inventory), "--tags", "spec",
+    done = subprocess.run([str(ansible_playbook), "-i", str(inventory), "--tags", "spec",
                            "-e", yaml.safe_dump(variables, default_flow_style=True).strip(), *extra,
                            "playbooks/setup_gpu.yml"], stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, env=env)
     recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", done.stdout)
@@ -38,8 +38,8 @@ def _play(tmp_path, *extra):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the role keeps the spec as root:root")
-def test_the_spec_play_writes_fetches_and_shows_drift(tmp_path):
-    done, changed = _play(tmp_path)
+def test_the_spec_play_writes_fetches_and_shows_drift(ansible_playbook, tmp_path):
+    done, changed = _play(ansible_playbook, tmp_path)
     kept, fetched = tmp_path / "host" / "host-spec.yml", tmp_path / "specs" / "localhost.yml"
     assert changed >= 1 and kept.read_text() == fetched.read_text()
     declared = spec.load(kept)
@@ -47,11 +47,11 @@ def test_the_spec_play_writes_fetches_and_shows_drift(tmp_path):
     assert declared["hardware"]["gpu"][0]["count"] == 2
     assert declared["software"]["pytorch"] == torch_build.collect()["version"].split("+")[0]
 
-    _, changed = _play(tmp_path)
+    _, changed = _play(ansible_playbook, tmp_path)
     assert changed == 0  # the host did not drift
 
     drifted = kept.read_text().replace(f"threads: {os.cpu_count()}", "threads: 999")
     kept.write_text(drifted)
-    done, changed = _play(tmp_path, "--check", "--diff")
+    done, changed = _play(ansible_playbook, tmp_path, "--check", "--diff")
     assert changed == 1 and "-    threads: 999" in done.stdout and f"+    threads: {os.cpu_count()}" in done.stdout
     assert kept.read_text() == drifted  # --check kept the old spec
