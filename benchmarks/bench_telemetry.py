@@ -70,9 +70,11 @@ def sampler_overhead(rounds: int, steps: int) -> None:
         on += [b1, b2]
         ratios.append((b1 + b2) / (a1 + a2))
     spread = max(off) / min(off)
-    print(f"sampler overhead: {rounds} ABBA rounds x {steps} steps, median samples/s off {statistics.median(off):,.0f}, "
-          f"on {statistics.median(on):,.0f}; median pair ratio on/off = {statistics.median(ratios):.4f} "
-          f"(target >= 0.99); run-to-run spread of 'off' {spread:.2f}x, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"sampler overhead: {rounds} ABBA rounds x {steps} steps, median samples/s off {statistics.median(off):,.0f}, "
+        f"on {statistics.median(on):,.0f}; median pair ratio on/off = {statistics.median(ratios):.4f} "
+        f"(target >= 0.99); run-to-run spread of 'off' {spread:.2f}x, load average {os.getloadavg()[0]:.1f}"
+    )
     if spread > 1.1:
         print("  note: 'off' alone varies by more than the 1% being measured; rerun on an idle machine")
     # the same cost measured directly, immune to other tenants: CPU time of one sample over the interval
@@ -87,8 +89,10 @@ def sampler_overhead(rounds: int, steps: int) -> None:
         per_sample = (time.thread_time() - t0) / 200
     finally:
         sampler.close()
-    print(f"sampler CPU time per sample {per_sample * 1e3:.2f} ms; at a 0.5 s interval that is "
-          f"{per_sample / 0.5:.2%} of one core (the training loop's share of the GIL it can take at most)")
+    print(
+        f"sampler CPU time per sample {per_sample * 1e3:.2f} ms; at a 0.5 s interval that is "
+        f"{per_sample / 0.5:.2%} of one core (the training loop's share of the GIL it can take at most)"
+    )
 
 
 def scrape_latency(gpus: int, dcgm: bool, scrapes: int, nvlink_per_link: bool = False) -> tuple[float, float]:
@@ -96,8 +100,14 @@ def scrape_latency(gpus: int, dcgm: bool, scrapes: int, nvlink_per_link: bool = 
     from dlbench.telemetry.exporter import Exporter
     from dlbench.telemetry.http import PROMETHEUS_ACCEPT
 
-    exporter = Exporter("127.0.0.1", 0, interval=1.0, dcgm_compat=dcgm, nvlink_per_link=nvlink_per_link,
-                        nvml=fake_nvml.from_spec(f"h100-sxm*{gpus}")).start()
+    exporter = Exporter(
+        "127.0.0.1",
+        0,
+        interval=1.0,
+        dcgm_compat=dcgm,
+        nvlink_per_link=nvlink_per_link,
+        nvml=fake_nvml.from_spec(f"h100-sxm*{gpus}"),
+    ).start()
     url = f"http://127.0.0.1:{exporter.server.port}/metrics"
     # what Prometheus sends: OpenMetrics preferred, gzip accepted
     request = urllib.request.Request(url, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
@@ -113,7 +123,10 @@ def scrape_latency(gpus: int, dcgm: bool, scrapes: int, nvlink_per_link: bool = 
             t0 = time.perf_counter()
             size = len(urllib.request.urlopen(request).read())
             times.append(time.perf_counter() - t0)
-        renders, render_cpu = [], []  # the work moved off the scrape: rendering after each sample, in the sampler thread
+        renders, render_cpu = (
+            [],
+            [],
+        )  # the work moved off the scrape: rendering after each sample, in the sampler thread
         for _ in range(max(20, scrapes // 10)):
             t0, c0 = time.perf_counter(), time.thread_time()
             exporter.metrics.refresh()
@@ -123,9 +136,11 @@ def scrape_latency(gpus: int, dcgm: bool, scrapes: int, nvlink_per_link: bool = 
         exporter.close()
     p50, p99, render = percentile(times, 0.5), percentile(times, 0.99), percentile(render_cpu, 0.5)
     flags = (" +dcgm-compat" if dcgm else "") + (" +nvlink-per-link" if nvlink_per_link else "")
-    print(f"scrape {gpus} GPU(s){flags:31s}: {size:6d} gzip bytes, p50 {p50:6.2f} ms, "
-          f"p99 {p99:6.2f} ms, p99/20 ms target = {p99 / 20:.2f}; render per sample p50 "
-          f"{percentile(renders, 0.5):.2f} ms, p99 {percentile(renders, 0.99):.2f} ms, CPU p50 {render:.2f} ms")
+    print(
+        f"scrape {gpus} GPU(s){flags:31s}: {size:6d} gzip bytes, p50 {p50:6.2f} ms, "
+        f"p99 {p99:6.2f} ms, p99/20 ms target = {p99 / 20:.2f}; render per sample p50 "
+        f"{percentile(renders, 0.5):.2f} ms, p99 {percentile(renders, 0.99):.2f} ms, CPU p50 {render:.2f} ms"
+    )
     return p99, render
 
 
@@ -141,8 +156,10 @@ def main() -> None:
     eight_links, render_links = scrape_latency(8, False, args.scrapes, nvlink_per_link=True)
     print(f"scrape p99 ratio 8 GPUs / 1 GPU = {eight / one:.2f}; with dcgm-compat / without = {eight_dcgm / eight:.2f}")
     # the per-link series were the default before they became opt-in: the render cost they add
-    print(f"8 GPUs, default / --nvlink-per-link: scrape p99 ratio {eight / eight_links:.2f}, render CPU per sample "
-          f"p50 ratio {render / render_links:.2f}; render CPU at the default 5 s interval {render / 5000:.2%} of a core")
+    print(
+        f"8 GPUs, default / --nvlink-per-link: scrape p99 ratio {eight / eight_links:.2f}, render CPU per sample "
+        f"p50 ratio {render / render_links:.2f}; render CPU at the default 5 s interval {render / 5000:.2%} of a core"
+    )
     sampler_overhead(args.rounds, args.steps)
 
 

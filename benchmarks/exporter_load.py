@@ -116,8 +116,8 @@ def concurrent(clients: int, scrapes: int) -> None:
     finally:
         plain.close()
     print(
-        f"concurrent scrapes, plain HTTP: {clients} clients x {scrapes}, 8 GPUs: p50 {percentile(times, .5):.2f} "
-        f"ms, p99 {percentile(times, .99):.2f} ms, errors {errors}"
+        f"concurrent scrapes, plain HTTP: {clients} clients x {scrapes}, 8 GPUs: p50 {percentile(times, 0.5):.2f} "
+        f"ms, p99 {percentile(times, 0.99):.2f} ms, errors {errors}"
     )
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -132,9 +132,9 @@ def concurrent(clients: int, scrapes: int) -> None:
         finally:
             secured.close()
     print(
-        f"concurrent scrapes, TLS + basic auth: p50 {percentile(tls_times, .5):.2f} ms, p99 "
-        f"{percentile(tls_times, .99):.2f} ms, errors {tls_errors}; p99 ratio TLS+auth / plain = "
-        f"{percentile(tls_times, .99) / percentile(times, .99):.2f} (bcrypt is checked once per credential, "
+        f"concurrent scrapes, TLS + basic auth: p50 {percentile(tls_times, 0.5):.2f} ms, p99 "
+        f"{percentile(tls_times, 0.99):.2f} ms, errors {tls_errors}; p99 ratio TLS+auth / plain = "
+        f"{percentile(tls_times, 0.99) / percentile(times, 0.99):.2f} (bcrypt is checked once per credential, "
         "then remembered; each new TLS connection pays a handshake)"
     )
 
@@ -153,14 +153,28 @@ sys.exit(main(sys.argv[1:]))
 """
 SCENARIOS = {
     "8 x H100, 4 processes each": [
-        {"preset": "h100-sxm", "values": {"utilization_gpu": 93, "memory_used": 60 * 2**30, "power_mw": 640_000,
-                                          "processes": [[4000 + 10 * g + p, 12 * 2**30, 20] for p in range(4)]}}
-        for g in range(8)],
+        {
+            "preset": "h100-sxm",
+            "values": {
+                "utilization_gpu": 93,
+                "memory_used": 60 * 2**30,
+                "power_mw": 640_000,
+                "processes": [[4000 + 10 * g + p, 12 * 2**30, 20] for p in range(4)],
+            },
+        }
+        for g in range(8)
+    ],
     "8 x H100 x 7 MIG (1g.10gb)": [
-        {"preset": "h100-mig7", "values": {"mig_memory_used": [5 * 2**30] * 7,
-                                           "mig_processes": {str(i): [[5000 + 10 * g + i, 4 * 2**30]] for i in range(7)},
-                                           "mig_gpm": {str(7 + i): {"SM_UTIL": 60.0} for i in range(7)}}}
-        for g in range(8)],
+        {
+            "preset": "h100-mig7",
+            "values": {
+                "mig_memory_used": [5 * 2**30] * 7,
+                "mig_processes": {str(i): [[5000 + 10 * g + i, 4 * 2**30]] for i in range(7)},
+                "mig_gpm": {str(7 + i): {"SM_UTIL": 60.0} for i in range(7)},
+            },
+        }
+        for g in range(8)
+    ],
 }
 
 
@@ -182,8 +196,13 @@ def scrape_latency(tree: Path, gpus: list, scrapes: int, folder: Path) -> dict:
     scenario.write_text(json.dumps({"gpus": gpus}))
     port = free_port()
     env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "PYTHONPATH": str(tree)}
-    process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, "exporter", "--port", str(port), "--interval", "5",
-                                "--dcgm-compat"], env=env, cwd=str(tree), stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER, "exporter", "--port", str(port), "--interval", "5", "--dcgm-compat"],
+        env=env,
+        cwd=str(tree),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         wait_for(lambda: http_get(url)[0] == 200, 60, "the exporter")
@@ -197,8 +216,13 @@ def scrape_latency(tree: Path, gpus: list, scrapes: int, folder: Path) -> dict:
             times.append(time.perf_counter() - t0)
         body = http_get(url)[1].decode()
         series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
-        return {"p50": percentile(times, .5), "p99": percentile(times, .99), "max": max(times) * 1e3,
-                "series": series, "rss": _rss_bytes(process.pid)}
+        return {
+            "p50": percentile(times, 0.5),
+            "p99": percentile(times, 0.99),
+            "max": max(times) * 1e3,
+            "series": series,
+            "rss": _rss_bytes(process.pid),
+        }
     finally:
         process.terminate()
         process.communicate(timeout=10)
@@ -213,17 +237,23 @@ def latency(scrapes: int, baseline: Path | None, rounds: int) -> None:
             for _ in range(rounds):  # interleaved, so that load from other work hits both alike
                 for tree, path in trees.items():
                     results[tree].append(scrape_latency(path, gpus, scrapes, Path(folder)))
-            best = {tree: {key: min(r[key] for r in runs) if key != "series" else runs[0][key]
-                           for key in runs[0]} for tree, runs in results.items()}
+            best = {
+                tree: {key: min(r[key] for r in runs) if key != "series" else runs[0][key] for key in runs[0]}
+                for tree, runs in results.items()
+            }
             for tree, figures in best.items():
-                print(f"{name}, --dcgm-compat, {tree}: {figures['series']} series, scrape p50 {figures['p50']:.2f} ms, "
-                      f"p99 {figures['p99']:.2f} ms, max {figures['max']:.2f} ms (best of {rounds} runs of "
-                      f"{scrapes}), RSS {figures['rss'] / 2**20:.1f} MiB")
+                print(
+                    f"{name}, --dcgm-compat, {tree}: {figures['series']} series, scrape p50 {figures['p50']:.2f} ms, "
+                    f"p99 {figures['p99']:.2f} ms, max {figures['max']:.2f} ms (best of {rounds} runs of "
+                    f"{scrapes}), RSS {figures['rss'] / 2**20:.1f} MiB"
+                )
             if baseline:
                 mine, base = best["this tree"], best["baseline"]
-                print(f"{name}: ratio this tree / baseline: p50 {mine['p50'] / base['p50']:.2f}, p99 "
-                      f"{mine['p99'] / base['p99']:.2f}, RSS {mine['rss'] / base['rss']:.2f}, series "
-                      f"{mine['series'] / base['series']:.2f}")
+                print(
+                    f"{name}: ratio this tree / baseline: p50 {mine['p50'] / base['p50']:.2f}, p99 "
+                    f"{mine['p99'] / base['p99']:.2f}, RSS {mine['rss'] / base['rss']:.2f}, series "
+                    f"{mine['series'] / base['series']:.2f}"
+                )
 
 
 def main() -> None:

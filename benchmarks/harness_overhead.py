@@ -91,8 +91,21 @@ def dlbench_loop(workload_name: str, batch_size: int, steps: int, warmup: int, d
     """`dlbench run` as the CLI builds it, default observers on: the telemetry sampler (0.5 s) and the progress bar."""
     parser = argparse.ArgumentParser()
     run_command.add_arguments(parser)
-    args = parser.parse_args([workload_name, "--device", device, "--batch-size", str(batch_size), "--steps",
-                              str(steps), "--warmup", str(warmup), "--precision", "fp32"])
+    args = parser.parse_args(
+        [
+            workload_name,
+            "--device",
+            device,
+            "--batch-size",
+            str(batch_size),
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+            "--precision",
+            "fp32",
+        ]
+    )
     run = run_command.build_run(args, Console(stderr=True))
     try:
         return run.execute()["metrics"]["throughput"]["samples_per_second"]
@@ -105,10 +118,26 @@ def plain_job(args) -> float:
     samples per second."""
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "plain.json")
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.ranks}",
-                   os.path.abspath(__file__), "--workload", args.workload, "--batch-size", str(args.batch_size),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device,
-                   "--rank-output", out]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={args.ranks}",
+            os.path.abspath(__file__),
+            "--workload",
+            args.workload,
+            "--batch-size",
+            str(args.batch_size),
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--device",
+            args.device,
+            "--rank-output",
+            out,
+        ]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(out, encoding="utf-8") as handle:
             return json.load(handle)["samples_per_second"]
@@ -119,9 +148,25 @@ def dlbench_job(args) -> float:
     samples per second."""
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "dlbench.json")
-        command = [sys.executable, "-m", "dlbench", "run", args.workload, "--nproc", str(args.ranks), "--device",
-                   args.device, "--batch-size", str(args.batch_size), "--duration", str(args.duration),
-                   "--precision", "fp32", "--output", out]
+        command = [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "run",
+            args.workload,
+            "--nproc",
+            str(args.ranks),
+            "--device",
+            args.device,
+            "--batch-size",
+            str(args.batch_size),
+            "--duration",
+            str(args.duration),
+            "--precision",
+            "fp32",
+            "--output",
+            out,
+        ]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(out, encoding="utf-8") as handle:
             return json.load(handle)["metrics"]["throughput"]["samples_per_second"]
@@ -137,10 +182,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 makes a shared machine less noisy)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
-    parser.add_argument("--ranks", type=int, default=1,
-                        help="ranks of a torchrun job on this host (default 1; not --nproc: torchrun would take it)")
-    parser.add_argument("--duration", type=float, default=3.0,
-                        help="with --ranks: seconds of dlbench's agreed window (the plain loop times --steps)")
+    parser.add_argument(
+        "--ranks",
+        type=int,
+        default=1,
+        help="ranks of a torchrun job on this host (default 1; not --nproc: torchrun would take it)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=3.0,
+        help="with --ranks: seconds of dlbench's agreed window (the plain loop times --steps)",
+    )
     parser.add_argument("--rank-output", help=argparse.SUPPRESS)  # a rank of plain_job's torchrun job
     args = parser.parse_args()
     if args.rank_output:
@@ -163,15 +216,23 @@ def main() -> None:
             harness.append(dlbench_loop(args.workload, args.batch_size, args.steps, args.warmup, args.device))
     ratio = statistics.median(harness) / statistics.median(plain)
     report = {
-        "workload": args.workload, "device": args.device, "batch_size": args.batch_size, "steps": args.steps,
-        "rounds": args.rounds, "threads": torch.get_num_threads(), "ranks": args.ranks,
+        "workload": args.workload,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "threads": torch.get_num_threads(),
+        "ranks": args.ranks,
         "dlbench_window": f"default warm-up, --duration {duration:g}" if duration else "--steps/--warmup as given",
-        "plain_samples_per_second": plain, "dlbench_samples_per_second": harness,
-        "median_ratio_dlbench_over_plain": ratio, "target": ">= 0.98",
+        "plain_samples_per_second": plain,
+        "dlbench_samples_per_second": harness,
+        "median_ratio_dlbench_over_plain": ratio,
+        "target": ">= 0.98",
     }
     ranks = f", rank 0 of {args.ranks}" if args.ranks > 1 else ""
-    print(f"{args.workload} on {args.device}{ranks}, batch {args.batch_size}, {args.steps} steps x {args.rounds} "
-          "rounds")
+    print(
+        f"{args.workload} on {args.device}{ranks}, batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds"
+    )
     print(f"  plain loop  median {statistics.median(plain):10.1f} samples/s  {[round(x, 1) for x in plain]}")
     print(f"  dlbench run median {statistics.median(harness):10.1f} samples/s  {[round(x, 1) for x in harness]}")
     print(f"  ratio dlbench/plain = {ratio:.4f}  ({'meets' if ratio >= 0.98 else 'MISSES'} the >= 0.98 target)")

@@ -26,32 +26,78 @@ from dlbench.validate import summarize
 from dlbench.validate.report import FAIL, INFO, PASS, CheckResult, Report
 
 GPUS = 8
-FAMILIES = {"stack": 8, "inventory": 8, "power": 1, "compute": 6, "memory": 6, "interconnect": 3, "link": 1,
-            "fabric": 3, "health": 9}
+FAMILIES = {
+    "stack": 8,
+    "inventory": 8,
+    "power": 1,
+    "compute": 6,
+    "memory": 6,
+    "interconnect": 3,
+    "link": 1,
+    "fabric": 3,
+    "health": 9,
+}
 TARGET_SECONDS = 5.0
 
 
 def host_report(n: int) -> dict:
     vbios = "96.00.74.00.0B" if n % 500 == 7 else "96.00.99.00.01"
-    report = Report({"hostname": f"gpu{n:05d}", "driver_version": "580.95.05",
-                     "os": "Linux-6.8.0-45-generic-x86_64-with-glibc2.39",
-                     "torch": {"version": "2.9.0", "cuda": "13.0", "cudnn": "9.13.0"},
-                     "gpus": [{"index": i, "name": "NVIDIA H100 80GB HBM3", "vbios": vbios,
-                               "uuid": f"GPU-{n:08x}-{i:04x}", "pci_bus_id": f"0000:{0x18 + i:02x}:00.0",
-                               "memory_total_bytes": 85520809984} for i in range(GPUS)]}, {"level": "quick"})
+    report = Report(
+        {
+            "hostname": f"gpu{n:05d}",
+            "driver_version": "580.95.05",
+            "os": "Linux-6.8.0-45-generic-x86_64-with-glibc2.39",
+            "torch": {"version": "2.9.0", "cuda": "13.0", "cudnn": "9.13.0"},
+            "gpus": [
+                {
+                    "index": i,
+                    "name": "NVIDIA H100 80GB HBM3",
+                    "vbios": vbios,
+                    "uuid": f"GPU-{n:08x}-{i:04x}",
+                    "pci_bus_id": f"0000:{0x18 + i:02x}:00.0",
+                    "memory_total_bytes": 85520809984,
+                }
+                for i in range(GPUS)
+            ],
+        },
+        {"level": "quick"},
+    )
     for family, count in FAMILIES.items():
         for k in range(count):
             rate = family in ("compute", "memory", "interconnect")
             per_gpu = {str(i): 780.0 - (60.0 if (n % 200 == 3 and i == 5) else 0.0) + k for i in range(GPUS)}
             verdict = FAIL if (family == "health" and k == 0 and n % 97 == 0) else PASS if rate else INFO
-            report.add(CheckResult(f"{family}.check_{k}", f"{family} check {k}", verdict,
-                                   min(per_gpu.values()), "TFLOP/s" if rate else "", expected=">= 715 TFLOP/s",
-                                   source="published reference", per_gpu=per_gpu,
-                                   detail="GPU 2: 2 uncorrectable" if verdict == FAIL else ""))
-    series = {str(i): [{"check": "compute.matmul_bf16", "t": float(t), "temperature_celsius": 60.0 + t / 10,
-                        "sm_clock_mhz": 1980.0, "power_watts": 650.0} for t in range(60)] for i in range(GPUS)}
-    report.add(CheckResult("health.temperature", "highest GPU temperature under load", INFO, 66.0, "°C",
-                           data={"series": series}))
+            report.add(
+                CheckResult(
+                    f"{family}.check_{k}",
+                    f"{family} check {k}",
+                    verdict,
+                    min(per_gpu.values()),
+                    "TFLOP/s" if rate else "",
+                    expected=">= 715 TFLOP/s",
+                    source="published reference",
+                    per_gpu=per_gpu,
+                    detail="GPU 2: 2 uncorrectable" if verdict == FAIL else "",
+                )
+            )
+    series = {
+        str(i): [
+            {
+                "check": "compute.matmul_bf16",
+                "t": float(t),
+                "temperature_celsius": 60.0 + t / 10,
+                "sm_clock_mhz": 1980.0,
+                "power_watts": 650.0,
+            }
+            for t in range(60)
+        ]
+        for i in range(GPUS)
+    }
+    report.add(
+        CheckResult(
+            "health.temperature", "highest GPU temperature under load", INFO, 66.0, "°C", data={"series": series}
+        )
+    )
     report.finished = report.started + 240
     return report.to_dict()
 
@@ -96,15 +142,18 @@ def main() -> None:
             measured.append(seconds)
         summary = json.loads((out / "summary.json").read_text())
     result = {
-        "reports": args.reports, "mean_report_kib": round(written / args.reports / 1024, 1),
+        "reports": args.reports,
+        "mean_report_kib": round(written / args.reports / 1024, 1),
         "read_and_parse_seconds": round(statistics.median(baseline), 3),
         "summarize_seconds": round(statistics.median(measured), 3),
         "ratio_summarize_to_read": round(statistics.median(measured) / statistics.median(baseline), 2),
         "target_seconds": TARGET_SECONDS,
         "within_target": statistics.median(measured) < TARGET_SECONDS,
-        "exit_code": code, "failed_hosts": summary["host_verdicts"]["FAIL"], "outliers": len(summary["outliers"]),
-        "vbios_differing": summary["versions"]["VBIOS"]["differing"] and
-        sum(len(h) for h in summary["versions"]["VBIOS"]["differing"].values()),
+        "exit_code": code,
+        "failed_hosts": summary["host_verdicts"]["FAIL"],
+        "outliers": len(summary["outliers"]),
+        "vbios_differing": summary["versions"]["VBIOS"]["differing"]
+        and sum(len(h) for h in summary["versions"]["VBIOS"]["differing"].values()),
     }
     print(json.dumps(result, indent=2))
 

@@ -36,7 +36,8 @@ def _config(flavor: str, compiled: bool, float8: bool) -> Trainer.Config:
     model_spec = model_registry(flavor, converters=converters)
     return Trainer.Config(
         loss=ChunkedLossWrapper.Config(
-            loss_fn=CrossEntropyLoss.Config(global_vocab_size=decoder_vocab_size(model_spec))),
+            loss_fn=CrossEntropyLoss.Config(global_vocab_size=decoder_vocab_size(model_spec))
+        ),
         hf_assets_path="./tests/assets/tokenizer",
         model_spec=model_spec,
         optimizer=default_adamw(lr=3e-4),

@@ -48,15 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"torchtitan_ratio: {error}", file=sys.stderr)
         return 2
-    ours = ((result.get("llm") or {}).get("tokens_per_second_per_gpu"))
+    ours = (result.get("llm") or {}).get("tokens_per_second_per_gpu")
     if ours is None:
-        print(f"torchtitan_ratio: {args.result} has no llm.tokens_per_second_per_gpu (status {result.get('status')})",
-              file=sys.stderr)
+        print(
+            f"torchtitan_ratio: {args.result} has no llm.tokens_per_second_per_gpu (status {result.get('status')})",
+            file=sys.stderr,
+        )
         return 2
-    print(json.dumps({"workload": result["workload"]["name"], "precision": result["config"]["precision"],
-                      "compile": result["config"]["compile"], "dlbench_tokens_per_second_per_gpu": ours,
-                      "torchtitan_tokens_per_second_per_gpu": theirs, "torchtitan_steps": steps,
-                      "ratio": ours / theirs}))
+    print(
+        json.dumps(
+            {
+                "workload": result["workload"]["name"],
+                "precision": result["config"]["precision"],
+                "compile": result["config"]["compile"],
+                "dlbench_tokens_per_second_per_gpu": ours,
+                "torchtitan_tokens_per_second_per_gpu": theirs,
+                "torchtitan_steps": steps,
+                "ratio": ours / theirs,
+            }
+        )
+    )
     return 0
 
 

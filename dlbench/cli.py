@@ -17,10 +17,16 @@ from dlbench.errors import UserError
 # subcommand name -> (module, one-line help)
 COMMANDS = {
     "run": ("dlbench.commands.run", "train a reference workload and report throughput, MFU, memory and energy"),
-    "scaling": ("dlbench.commands.scaling", "run a workload on 1, 2, 4, ... GPUs (torchrun, DDP) and report scaling efficiency"),
+    "scaling": (
+        "dlbench.commands.scaling",
+        "run a workload on 1, 2, 4, ... GPUs (torchrun, DDP) and report scaling efficiency",
+    ),
     "list": ("dlbench.commands.listing", "list the reference workloads"),
     "env": ("dlbench.commands.env", "show torch, CUDA, cuDNN, driver, GPUs, CPU and memory"),
-    "validate": ("dlbench.commands.validate", "accept or reject this GPU host with measured evidence; summarize a fleet"),
+    "validate": (
+        "dlbench.commands.validate",
+        "accept or reject this GPU host with measured evidence; summarize a fleet",
+    ),
     "compare": ("dlbench.commands.compare", "compare results: per-workload regression verdicts from step-time samples"),
     "convert": ("dlbench.commands.convert", "convert pytest-benchmark JSON to dlbench results and back"),
     "report": ("dlbench.commands.report", "write a self-contained HTML report and a Markdown summary of results"),
@@ -37,8 +43,10 @@ def _missing_extra(command: str) -> str | None:
     module, extra = NEEDS.get(command, (None, None))
     if module is None or importlib.util.find_spec(module) is not None:
         return None
-    return (f"'dlbench {command}' needs {module}, which this installation lacks: "
-            f"pip install 'dlbench[{extra}]' (or, in a checkout, pip install -e '.[{extra}]')")
+    return (
+        f"'dlbench {command}' needs {module}, which this installation lacks: "
+        f"pip install 'dlbench[{extra}]' (or, in a checkout, pip install -e '.[{extra}]')"
+    )
 
 
 class _Parser(argparse.ArgumentParser):

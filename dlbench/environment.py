@@ -42,12 +42,14 @@ def _gpus_from_nvml() -> tuple[str | None, list[dict], str | None]:
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append({
-                "index": index,
-                "name": pynvml.nvmlDeviceGetName(handle),
-                "uuid": pynvml.nvmlDeviceGetUUID(handle),
-                "memory_total_bytes": int(memory.total),
-            })
+            gpus.append(
+                {
+                    "index": index,
+                    "name": pynvml.nvmlDeviceGetName(handle),
+                    "uuid": pynvml.nvmlDeviceGetUUID(handle),
+                    "memory_total_bytes": int(memory.total),
+                }
+            )
         return driver, gpus, None
     except pynvml.NVMLError as error:
         return None, [], f"NVML error ({error})"
@@ -62,7 +64,11 @@ def collect() -> dict:
         "hostname": socket.gethostname(),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "cpu": {"model": _cpu_model(), "logical_cores": psutil.cpu_count(), "physical_cores": psutil.cpu_count(logical=False)},
+        "cpu": {
+            "model": _cpu_model(),
+            "logical_cores": psutil.cpu_count(),
+            "physical_cores": psutil.cpu_count(logical=False),
+        },
         "memory_total_bytes": int(memory.total),
         "torch": torch_build.collect(),
         "driver_version": driver,

@@ -35,8 +35,15 @@ class Recipe:
 # torchtitan's Llama 3 benchmark (pytorch/torchtitan, benchmarks/llama3_h100_202412_torchtitan.md and
 # torchtitan/models/llama3/train_configs/llama3_8b.toml): FSDP2 over every rank, per-op selective activation
 # checkpointing, AdamW, gradient clipping at 1.0, per-block torch.compile, Float8 linears as the third rung
-TORCHTITAN = Recipe(optimizer="adamw", fsdp=True, activation_checkpointing="selective", compile_unit="block",
-                    grad_clip_norm=1.0, float8=True, compared_with="torchtitan")
+TORCHTITAN = Recipe(
+    optimizer="adamw",
+    fsdp=True,
+    activation_checkpointing="selective",
+    compile_unit="block",
+    grad_clip_norm=1.0,
+    float8=True,
+    compared_with="torchtitan",
+)
 
 
 @dataclass(frozen=True)
@@ -91,44 +98,174 @@ class Workload:
 
 
 _ALL = [
-    Workload("mnist-mlp", "784-128-64-10 MLP on 28x28 grey digits (smoke test)", "classification",
-             "dlbench.models.small:MnistMLP", 109_386, 128, image_size=28, channels=1, num_classes=10),
-    Workload("cifar-cnn", "two conv + two fully connected layers on 32x32 colour images (smoke test)",
-             "classification", "dlbench.models.small:CifarCNN", 545_098, 128, image_size=32, num_classes=10),
-    Workload("resnet18", "ResNet-18, ImageNet classification at 224x224", "classification",
-             "dlbench.models.resnet:resnet18", 11_689_512, 64, image_size=224, cpu_batch_size=16),
-    Workload("resnet50", "ResNet-50 v1.5, ImageNet classification at 224x224", "classification",
-             "dlbench.models.resnet:resnet50", 25_557_032, 64, image_size=224, cpu_batch_size=4),
-    Workload("vit_b_16", "Vision Transformer B/16, ImageNet classification at 224x224", "classification",
-             "dlbench.models.vit:vit_b_16", 86_567_656, 32, image_size=224, blocks="layers", cpu_batch_size=2),
-    Workload("gpt2", "GPT-2 124M causal language model, context 1024", "causal-lm",
-             "dlbench.models.gpt2:GPT", 124_439_808, 8, vocab_size=50257, seq_len=1024,
-             builder_kwargs={"size": "gpt2"}, blocks="transformer.h", cpu_batch_size=1, cpu_seq_len=128),
-    Workload("gpt2-medium", "GPT-2 350M causal language model, context 1024", "causal-lm",
-             "dlbench.models.gpt2:GPT", 354_823_168, 4, vocab_size=50257, seq_len=1024,
-             builder_kwargs={"size": "gpt2-medium"}, blocks="transformer.h", cpu_batch_size=1, cpu_seq_len=128),
-    Workload("gpt2-tiny", "GPT-2 at 2 layers x 64 wide, context 128 (transformer smoke test)", "causal-lm",
-             "dlbench.models.gpt2:GPT", 3_324_736, 8, vocab_size=50257, seq_len=128,
-             builder_kwargs={"size": "gpt2-tiny"}, blocks="transformer.h"),
-    Workload("llama3-8b", "Llama 3.1 8B decoder (torchtitan's 8B flavour), context 8192, torchtitan's benchmark "
-             "configuration", "causal-lm", "dlbench.models.llama:Llama", 8_030_261_248, 2, vocab_size=128256,
-             seq_len=8192, builder_kwargs={"size": "8B"}, blocks="layers",
-             recipe=replace(TORCHTITAN, anchor="llama3-8b")),
-    Workload("llama3-1b", "Llama 3.2 1B decoder (torchtitan's 1B flavour, tied embeddings), context 8192, "
-             "torchtitan's benchmark configuration", "causal-lm", "dlbench.models.llama:Llama", 1_235_814_400, 2,
-             vocab_size=128256, seq_len=8192, builder_kwargs={"size": "1B"}, blocks="layers", recipe=TORCHTITAN),
-    Workload("llama-tiny", "Llama 3 architecture at 2 layers x 64 wide, context 128 (smoke test of the Llama "
-             "workloads' configuration)", "causal-lm", "dlbench.models.llama:Llama", 229_696, 4, vocab_size=1024,
-             seq_len=128, builder_kwargs={"size": "tiny"}, blocks="layers", recipe=TORCHTITAN),
-    Workload("bert-base", "BERT-base masked language model, sequence 128", "masked-lm",
-             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 32, vocab_size=30522, seq_len=128, blocks="layers",
-             cpu_batch_size=2),
-    Workload("bert-tiny", "BERT at 2 layers x 128 wide, sequence 128 (masked-lm smoke test)", "masked-lm",
-             "dlbench.models.bert:BertForMaskedLM", 4_416_698, 32, vocab_size=30522, seq_len=128,
-             builder_kwargs={"size": "bert-tiny"}, blocks="layers"),
-    Workload("bert-base-512", "BERT-base masked language model, sequence 512", "masked-lm",
-             "dlbench.models.bert:BertForMaskedLM", 109_514_298, 8, vocab_size=30522, seq_len=512, blocks="layers",
-             cpu_batch_size=1),
+    Workload(
+        "mnist-mlp",
+        "784-128-64-10 MLP on 28x28 grey digits (smoke test)",
+        "classification",
+        "dlbench.models.small:MnistMLP",
+        109_386,
+        128,
+        image_size=28,
+        channels=1,
+        num_classes=10,
+    ),
+    Workload(
+        "cifar-cnn",
+        "two conv + two fully connected layers on 32x32 colour images (smoke test)",
+        "classification",
+        "dlbench.models.small:CifarCNN",
+        545_098,
+        128,
+        image_size=32,
+        num_classes=10,
+    ),
+    Workload(
+        "resnet18",
+        "ResNet-18, ImageNet classification at 224x224",
+        "classification",
+        "dlbench.models.resnet:resnet18",
+        11_689_512,
+        64,
+        image_size=224,
+        cpu_batch_size=16,
+    ),
+    Workload(
+        "resnet50",
+        "ResNet-50 v1.5, ImageNet classification at 224x224",
+        "classification",
+        "dlbench.models.resnet:resnet50",
+        25_557_032,
+        64,
+        image_size=224,
+        cpu_batch_size=4,
+    ),
+    Workload(
+        "vit_b_16",
+        "Vision Transformer B/16, ImageNet classification at 224x224",
+        "classification",
+        "dlbench.models.vit:vit_b_16",
+        86_567_656,
+        32,
+        image_size=224,
+        blocks="layers",
+        cpu_batch_size=2,
+    ),
+    Workload(
+        "gpt2",
+        "GPT-2 124M causal language model, context 1024",
+        "causal-lm",
+        "dlbench.models.gpt2:GPT",
+        124_439_808,
+        8,
+        vocab_size=50257,
+        seq_len=1024,
+        builder_kwargs={"size": "gpt2"},
+        blocks="transformer.h",
+        cpu_batch_size=1,
+        cpu_seq_len=128,
+    ),
+    Workload(
+        "gpt2-medium",
+        "GPT-2 350M causal language model, context 1024",
+        "causal-lm",
+        "dlbench.models.gpt2:GPT",
+        354_823_168,
+        4,
+        vocab_size=50257,
+        seq_len=1024,
+        builder_kwargs={"size": "gpt2-medium"},
+        blocks="transformer.h",
+        cpu_batch_size=1,
+        cpu_seq_len=128,
+    ),
+    Workload(
+        "gpt2-tiny",
+        "GPT-2 at 2 layers x 64 wide, context 128 (transformer smoke test)",
+        "causal-lm",
+        "dlbench.models.gpt2:GPT",
+        3_324_736,
+        8,
+        vocab_size=50257,
+        seq_len=128,
+        builder_kwargs={"size": "gpt2-tiny"},
+        blocks="transformer.h",
+    ),
+    Workload(
+        "llama3-8b",
+        "Llama 3.1 8B decoder (torchtitan's 8B flavour), context 8192, torchtitan's benchmark configuration",
+        "causal-lm",
+        "dlbench.models.llama:Llama",
+        8_030_261_248,
+        2,
+        vocab_size=128256,
+        seq_len=8192,
+        builder_kwargs={"size": "8B"},
+        blocks="layers",
+        recipe=replace(TORCHTITAN, anchor="llama3-8b"),
+    ),
+    Workload(
+        "llama3-1b",
+        "Llama 3.2 1B decoder (torchtitan's 1B flavour, tied embeddings), context 8192, "
+        "torchtitan's benchmark configuration",
+        "causal-lm",
+        "dlbench.models.llama:Llama",
+        1_235_814_400,
+        2,
+        vocab_size=128256,
+        seq_len=8192,
+        builder_kwargs={"size": "1B"},
+        blocks="layers",
+        recipe=TORCHTITAN,
+    ),
+    Workload(
+        "llama-tiny",
+        "Llama 3 architecture at 2 layers x 64 wide, context 128 (smoke test of the Llama workloads' configuration)",
+        "causal-lm",
+        "dlbench.models.llama:Llama",
+        229_696,
+        4,
+        vocab_size=1024,
+        seq_len=128,
+        builder_kwargs={"size": "tiny"},
+        blocks="layers",
+        recipe=TORCHTITAN,
+    ),
+    Workload(
+        "bert-base",
+        "BERT-base masked language model, sequence 128",
+        "masked-lm",
+        "dlbench.models.bert:BertForMaskedLM",
+        109_514_298,
+        32,
+        vocab_size=30522,
+        seq_len=128,
+        blocks="layers",
+        cpu_batch_size=2,
+    ),
+    Workload(
+        "bert-tiny",
+        "BERT at 2 layers x 128 wide, sequence 128 (masked-lm smoke test)",
+        "masked-lm",
+        "dlbench.models.bert:BertForMaskedLM",
+        4_416_698,
+        32,
+        vocab_size=30522,
+        seq_len=128,
+        builder_kwargs={"size": "bert-tiny"},
+        blocks="layers",
+    ),
+    Workload(
+        "bert-base-512",
+        "BERT-base masked language model, sequence 512",
+        "masked-lm",
+        "dlbench.models.bert:BertForMaskedLM",
+        109_514_298,
+        8,
+        vocab_size=30522,
+        seq_len=512,
+        blocks="layers",
+        cpu_batch_size=1,
+    ),
 ]
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in _ALL}
@@ -146,8 +283,11 @@ def check_fsdp(workload: Workload, distributed: bool) -> None:
     """`--fsdp` shards a transformer's blocks across the ranks of a torchrun job: refuse it for anything else."""
     if not workload.blocks:
         shardable = ", ".join(w.name for w in _ALL if w.blocks)
-        raise UserError(f"--fsdp shards transformer workloads block by block ({shardable}); {workload.name} is not "
-                        "one: drop --fsdp to train it data-parallel with DDP")
+        raise UserError(
+            f"--fsdp shards transformer workloads block by block ({shardable}); {workload.name} is not "
+            "one: drop --fsdp to train it data-parallel with DDP"
+        )
     if not distributed:
-        raise UserError("--fsdp shards the model across processes: add --nproc N (CPU) or --gpus N, or start the run "
-                        "under torchrun")
+        raise UserError(
+            "--fsdp shards the model across processes: add --nproc N (CPU) or --gpus N, or start the run under torchrun"
+        )

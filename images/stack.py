@@ -107,8 +107,10 @@ def check_image(name: str) -> None:
 def tag(spec: dict[str, str], image: str, variant_name: str) -> str:
     check_image(image)
     chosen = variant(spec, variant_name)
-    return (f"{REGISTRY_NAMESPACE}/{image}:{spec['stack_dlbench_version']}"
-            f"-torch{spec['stack_torch_version']}-{chosen.name}-py{chosen.python}")
+    return (
+        f"{REGISTRY_NAMESPACE}/{image}:{spec['stack_dlbench_version']}"
+        f"-torch{spec['stack_torch_version']}-{chosen.name}-py{chosen.python}"
+    )
 
 
 def build_args(spec: dict[str, str], variant_name: str) -> dict[str, str]:
@@ -162,8 +164,10 @@ def lock(spec: dict[str, str], variant_name: str, find_links: str | None) -> lis
     """Resolve and hash both images' requirements; jupyterlab is constrained to the pytorch lock's versions."""
     chosen = variant(spec, variant_name)
     if chosen.name == CPU_VARIANT and not find_links:
-        raise SpecError("the CPU variant's torch wheel is not on PyPI: pass --find-links DIR holding "
-                        f"torch-{spec['stack_torch_version']}+cpu-cp{chosen.python.replace('.', '')}-*.whl")
+        raise SpecError(
+            "the CPU variant's torch wheel is not on PyPI: pass --find-links DIR holding "
+            f"torch-{spec['stack_torch_version']}+cpu-cp{chosen.python.replace('.', '')}-*.whl"
+        )
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
     if not Path(uv).exists():
         raise SpecError("uv is not installed (pip install uv)")
@@ -174,10 +178,25 @@ def lock(spec: dict[str, str], variant_name: str, find_links: str | None) -> lis
         with tempfile.TemporaryDirectory() as scratch:
             requirements_in = Path(scratch) / f"{image}.in"
             requirements_in.write_text("\n".join(requirements(spec, image, variant_name)) + "\n")
-            command = [uv, "pip", "compile", str(requirements_in), "--quiet", "--generate-hashes",
-                       "--python-version", chosen.python, "--python-platform", chosen.python_platform,
-                       "--index-url", PYPI_INDEX, "--no-annotate", "--output-file", str(out),
-                       "--custom-compile-command", f"make -C images lock VARIANT={variant_name}"]
+            command = [
+                uv,
+                "pip",
+                "compile",
+                str(requirements_in),
+                "--quiet",
+                "--generate-hashes",
+                "--python-version",
+                chosen.python,
+                "--python-platform",
+                chosen.python_platform,
+                "--index-url",
+                PYPI_INDEX,
+                "--no-annotate",
+                "--output-file",
+                str(out),
+                "--custom-compile-command",
+                f"make -C images lock VARIANT={variant_name}",
+            ]
             if find_links:
                 command += ["--find-links", find_links]
             if image != IMAGE_NAMES[0]:

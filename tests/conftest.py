@@ -9,8 +9,9 @@ import pytest
 
 def run_dlbench(*args, timeout=300, **kwargs):
     """`dlbench ...` as a user runs it: a separate process, so exit codes and stderr are the real ones."""
-    return subprocess.run([sys.executable, "-m", "dlbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "dlbench", *map(str, args)], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 @pytest.fixture
@@ -46,8 +47,22 @@ def cli_run(tmp_path_factory):
     starting a run each (seconds apiece, most of it start-up)."""
     out_dir = tmp_path_factory.mktemp("cli-run")
     output = out_dir / "result.json"
-    process = run_dlbench("run", "cifar-cnn", "--device", "cpu", "--steps", 3, "--warmup", 1, "--batch-size", 8,
-                          "--telemetry-interval", "0.1", "--output", output)
+    process = run_dlbench(
+        "run",
+        "cifar-cnn",
+        "--device",
+        "cpu",
+        "--steps",
+        3,
+        "--warmup",
+        1,
+        "--batch-size",
+        8,
+        "--telemetry-interval",
+        "0.1",
+        "--output",
+        output,
+    )
     return CliRun(process, output)
 
 

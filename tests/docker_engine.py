@@ -32,14 +32,30 @@ def start_engine(workdir: Path):
     except Exception:  # noqa: BLE001 - no engine answers here (no socket, refused): start one
         pass
     if os.geteuid() != 0 or not shutil.which("dockerd"):
-        pytest.fail("the container check's test needs root and dockerd (Debian's docker.io; "
-                    "see scripts/install-test-deps.sh)")
+        pytest.fail(
+            "the container check's test needs root and dockerd (Debian's docker.io; see scripts/install-test-deps.sh)"
+        )
     socket = workdir / "docker.sock"
     log = open(workdir / "dockerd.log", "wb")
-    process = subprocess.Popen(["dockerd", "--host", f"unix://{socket}", "--data-root", str(workdir / "data"),
-                                "--exec-root", str(workdir / "exec"), "--pidfile", str(workdir / "docker.pid"),
-                                "--iptables=false", "--ip6tables=false", "--bridge=none"],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            "dockerd",
+            "--host",
+            f"unix://{socket}",
+            "--data-root",
+            str(workdir / "data"),
+            "--exec-root",
+            str(workdir / "exec"),
+            "--pidfile",
+            str(workdir / "docker.pid"),
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if socket.exists():
@@ -79,5 +95,9 @@ def load_image(client, built, image: str) -> str:
 def remove_in_background(path: Path) -> None:
     """Delete an engine's data root. That is disk-bound and takes a minute or two that nothing waits for: a detached,
     idle-priority rm does it while the suite goes on."""
-    subprocess.Popen(["ionice", "-c3", "rm", "-rf", str(path)], start_new_session=True,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.Popen(
+        ["ionice", "-c3", "rm", "-rf", str(path)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

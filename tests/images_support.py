@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name
 
 from cache_dir import cache_root, locked
 
+
 def parse_lock(path: Path) -> dict[str, tuple[str, list[str]]]:
     """name -> (version, hashes) from a `uv pip compile --generate-hashes` file."""
     entries: dict[str, tuple[str, list[str]]] = {}
@@ -63,26 +64,36 @@ def _torch_cpu_wheel_dir(scratch: Path) -> Path:
     """A directory holding the torch CPU wheel the lock names, fetched as the user's pip would fetch it."""
     result = subprocess.run(
         [str(TORCH_BUILD_SCRIPT), "download-cpu", sys.executable, str(scratch), PYTHON, DEBIAN_12_GLIBC],
-        capture_output=True, text=True, timeout=1800)
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if result.returncode == NO_CPU_WHEEL:
-        pytest.skip(f"the CPU image needs torch {TORCH_VERSION}+cpu for Python {PYTHON}, and neither your pip "
-                    "configuration nor PyTorch's CPU index provides it here. To build and test it: make "
-                    "https://download.pytorch.org/whl/cpu reachable (TORCH_CPU_INDEX=URL for a mirror), or put "
-                    f"torch-{TORCH_VERSION}+cpu-cp311-*.whl in a directory and set PIP_FIND_LINKS=DIR")
+        pytest.skip(
+            f"the CPU image needs torch {TORCH_VERSION}+cpu for Python {PYTHON}, and neither your pip "
+            "configuration nor PyTorch's CPU index provides it here. To build and test it: make "
+            "https://download.pytorch.org/whl/cpu reachable (TORCH_CPU_INDEX=URL for a mirror), or put "
+            f"torch-{TORCH_VERSION}+cpu-cp311-*.whl in a directory and set PIP_FIND_LINKS=DIR"
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = scratch.glob(f"torch-{TORCH_VERSION}+cpu-*.whl")
     locked = parse_lock(CPU_LOCK)["torch"][1]
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    assert digest in locked, (f"{wheel.name} ({result.stdout.strip()}) has sha256 {digest}, the lock "
-                              f"{CPU_LOCK.name} expects {locked}: regenerate it with make -C images lock VARIANT=cpu")
+    assert digest in locked, (
+        f"{wheel.name} ({result.stdout.strip()}) has sha256 {digest}, the lock "
+        f"{CPU_LOCK.name} expects {locked}: regenerate it with make -C images lock VARIANT=cpu"
+    )
     return scratch
 
 
 def _ca_bundle() -> str:
     # This network reaches PyPI through a TLS-inspecting proxy whose CA is in the system bundle; pip inside the
     # build trusts only certifi's roots, so the bundle goes in as a build secret (as a user behind one would).
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
-                      "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and Path(candidate).is_file():
             return candidate
     return ""
@@ -121,8 +132,7 @@ def storage_driver() -> str:
         for directory in (lower, upper, work, merged):
             directory.mkdir()
         options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-        mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)],
-                                 capture_output=True)
+        mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], capture_output=True)
         if mounted.returncode != 0:
             return "vfs"
         subprocess.run(["umount", str(merged)], check=False)
@@ -154,18 +164,37 @@ def build_cpu_images(tmp_path_factory):
     built = Built(buildah, f"{session}/pytorch:{tag}", f"{session}/jupyterlab:{tag}", f"{session}/base:bookworm")
     try:
         with locked(storage.with_suffix(".lock")):
-            base = subprocess.run([str(ROOT / "images" / "debian-base.sh"), BASE_IMAGE], capture_output=True,
-                                  text=True, timeout=900,
-                                  env={**os.environ, "BUILDAH": " ".join(buildah), "CACHE_DIR": str(cache)})
+            base = subprocess.run(
+                [str(ROOT / "images" / "debian-base.sh"), BASE_IMAGE],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                env={**os.environ, "BUILDAH": " ".join(buildah), "CACHE_DIR": str(cache)},
+            )
             assert base.returncode == 0, base.stderr[-3000:]
             build = subprocess.run(
-                ["make", "-C", str(ROOT / "images"), "build", "ENGINE=buildah", f"BUILDAH_FLAGS={' '.join(flags)}",
-                 f"VARIANT={VARIANT}", f"BASE_IMAGE={BASE_IMAGE}", f"TORCH_WHEELS={wheels}",
-                 f"CA_BUNDLE={_ca_bundle()}"],
-                capture_output=True, text=True, timeout=1500)
+                [
+                    "make",
+                    "-C",
+                    str(ROOT / "images"),
+                    "build",
+                    "ENGINE=buildah",
+                    f"BUILDAH_FLAGS={' '.join(flags)}",
+                    f"VARIANT={VARIANT}",
+                    f"BASE_IMAGE={BASE_IMAGE}",
+                    f"TORCH_WHEELS={wheels}",
+                    f"CA_BUNDLE={_ca_bundle()}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=1500,
+            )
             assert build.returncode == 0, (build.stdout + build.stderr)[-5000:]
-            for image, name in ((f"localhost/dlbench/pytorch:{tag}", built.pytorch),
-                                (f"localhost/dlbench/jupyterlab:{tag}", built.jupyterlab), (BASE_IMAGE, built.base)):
+            for image, name in (
+                (f"localhost/dlbench/pytorch:{tag}", built.pytorch),
+                (f"localhost/dlbench/jupyterlab:{tag}", built.jupyterlab),
+                (BASE_IMAGE, built.base),
+            ):
                 built.sh("tag", image, name)
         yield built
     finally:

@@ -54,11 +54,20 @@ def scenario(tick: int) -> dict:
                     "pstate": 0,
                     "pcie_replay": tick // 4,
                     # GPM activity (percent), PCIe and NVLink byte counters, one training process
-                    "gpm": {"SM_UTIL": 70 + 10 * wave, "SM_OCCUPANCY": 35, "ANY_TENSOR_UTIL": 55 + 10 * wave,
-                            "DRAM_BW_UTIL": 48, "FP32_UTIL": 8, "FP16_UTIL": 2},
-                    "pcie_tx_bytes": tick * 2 * GIB, "pcie_rx_bytes": tick * 6 * GIB,
-                    "nvlink": {str(link): {"tx_kib": tick * 2**20, "rx_kib": tick * 2**20, "replay": tick // 6}
-                               for link in range(18)},
+                    "gpm": {
+                        "SM_UTIL": 70 + 10 * wave,
+                        "SM_OCCUPANCY": 35,
+                        "ANY_TENSOR_UTIL": 55 + 10 * wave,
+                        "DRAM_BW_UTIL": 48,
+                        "FP32_UTIL": 8,
+                        "FP16_UTIL": 2,
+                    },
+                    "pcie_tx_bytes": tick * 2 * GIB,
+                    "pcie_rx_bytes": tick * 6 * GIB,
+                    "nvlink": {
+                        str(link): {"tx_kib": tick * 2**20, "rx_kib": tick * 2**20, "replay": tick // 6}
+                        for link in range(18)
+                    },
                     "processes": [[os.getpid(), 60 * GIB, 90]],
                 },
             },
@@ -205,8 +214,19 @@ class LiveStack:
 
     @staticmethod
     def _exporter_command(port: int, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "dlbench", "exporter", "--listen", "127.0.0.1", "--port", str(port),
-                "--interval", "0.5", *extra]
+        return [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "exporter",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--interval",
+            "0.5",
+            *extra,
+        ]
 
     def start(self) -> "LiveStack":
         binary = shutil.which("prometheus")

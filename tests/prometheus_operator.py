@@ -23,8 +23,15 @@ def _sanitize(name: str) -> str:
 
 def _relabel(rule: dict) -> dict:
     """A ServiceMonitor RelabelConfig (camelCase) as a Prometheus relabel_config (snake_case)."""
-    keys = {"sourceLabels": "source_labels", "targetLabel": "target_label", "separator": "separator",
-            "regex": "regex", "replacement": "replacement", "action": "action", "modulus": "modulus"}
+    keys = {
+        "sourceLabels": "source_labels",
+        "targetLabel": "target_label",
+        "separator": "separator",
+        "regex": "regex",
+        "replacement": "replacement",
+        "action": "action",
+        "modulus": "modulus",
+    }
     unknown = set(rule) - set(keys)
     if unknown:
         raise ValueError(f"relabeling keys this stand-in does not model: {sorted(unknown)}")
@@ -42,19 +49,34 @@ def scrape_config(monitor: dict, endpoint_index: int, file_sd_path: str) -> dict
         raise ValueError(f"ServiceMonitor fields this stand-in does not model: {sorted(unknown)}")
     endpoint = spec["endpoints"][endpoint_index]
     if set(endpoint) - SUPPORTED_ENDPOINT_KEYS:
-        raise ValueError(f"endpoint fields this stand-in does not model: {sorted(set(endpoint) - SUPPORTED_ENDPOINT_KEYS)}")
+        raise ValueError(
+            f"endpoint fields this stand-in does not model: {sorted(set(endpoint) - SUPPORTED_ENDPOINT_KEYS)}"
+        )
     meta = monitor["metadata"]
     relabel = [{"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"}]
     for key in sorted(spec["selector"]["matchLabels"]):
-        relabel.append({"action": "keep",
-                        "source_labels": [f"__meta_kubernetes_service_label_{_sanitize(key)}",
-                                          f"__meta_kubernetes_service_labelpresent_{_sanitize(key)}"],
-                        "regex": f"({spec['selector']['matchLabels'][key]});true"})
-    relabel.append({"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"],
-                    "regex": endpoint["port"]})
+        relabel.append(
+            {
+                "action": "keep",
+                "source_labels": [
+                    f"__meta_kubernetes_service_label_{_sanitize(key)}",
+                    f"__meta_kubernetes_service_labelpresent_{_sanitize(key)}",
+                ],
+                "regex": f"({spec['selector']['matchLabels'][key]});true",
+            }
+        )
+    relabel.append(
+        {"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"], "regex": endpoint["port"]}
+    )
     target = ["__meta_kubernetes_endpoint_address_target_kind", "__meta_kubernetes_endpoint_address_target_name"]
     relabel += [
-        {"source_labels": target, "separator": ";", "regex": "Node;(.*)", "replacement": "${1}", "target_label": "node"},
+        {
+            "source_labels": target,
+            "separator": ";",
+            "regex": "Node;(.*)",
+            "replacement": "${1}",
+            "target_label": "node",
+        },
         {"source_labels": target, "separator": ";", "regex": "Pod;(.*)", "replacement": "${1}", "target_label": "pod"},
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
@@ -66,18 +88,19 @@ def scrape_config(monitor: dict, endpoint_index: int, file_sd_path: str) -> dict
         {"target_label": "endpoint", "replacement": endpoint["port"]},
     ]
     relabel += [_relabel(rule) for rule in endpoint.get("relabelings", [])]
-    config = {"job_name": f"serviceMonitor/{meta['namespace']}/{meta['name']}/{endpoint_index}",
-              "honor_labels": False,
-              "file_sd_configs": [{"files": [file_sd_path], "refresh_interval": "1s"}],
-              "relabel_configs": relabel}
+    config = {
+        "job_name": f"serviceMonitor/{meta['namespace']}/{meta['name']}/{endpoint_index}",
+        "honor_labels": False,
+        "file_sd_configs": [{"files": [file_sd_path], "refresh_interval": "1s"}],
+        "relabel_configs": relabel,
+    }
     for key, name in (("interval", "scrape_interval"), ("scrapeTimeout", "scrape_timeout"), ("path", "metrics_path")):
         if key in endpoint:
             config[name] = endpoint[key]
     return config
 
 
-def endpoint_target(address: str, service: dict, pod_name: str, node_name: str, port_name: str,
-                    container: str) -> dict:
+def endpoint_target(address: str, service: dict, pod_name: str, node_name: str, port_name: str, container: str) -> dict:
     """One file_sd entry for a Service endpoint backed by a running, ready pod, with discovery's meta labels."""
     labels = {
         "__meta_kubernetes_namespace": service["metadata"]["namespace"],

@@ -41,9 +41,15 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.2):
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: dict[str, str], scrape_interval: str = "500ms",
-                 job_settings: dict | None = None, scrape_configs: list[dict] | None = None,
-                 rule_files: list[str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        targets: dict[str, str],
+        scrape_interval: str = "500ms",
+        job_settings: dict | None = None,
+        scrape_configs: list[dict] | None = None,
+        rule_files: list[str] | None = None,
+    ):
         self.binary = shutil.which("prometheus")
         if self.binary is None:
             raise RuntimeError("prometheus is not installed; run scripts/install-test-deps.sh")
@@ -51,16 +57,37 @@ class Prometheus:
         self.workdir = workdir
         # job_settings: more scrape_config keys for every job (scheme, tls_config, basic_auth)
         # scrape_configs: whole scrape configs of the caller's (file_sd, relabelling), beside the static jobs
-        jobs = [{"job_name": job, "scrape_interval": scrape_interval, "scrape_timeout": scrape_interval,
-                 "static_configs": [{"targets": [target]}], **(job_settings or {})} for job, target in targets.items()]
+        jobs = [
+            {
+                "job_name": job,
+                "scrape_interval": scrape_interval,
+                "scrape_timeout": scrape_interval,
+                "static_configs": [{"targets": [target]}],
+                **(job_settings or {}),
+            }
+            for job, target in targets.items()
+        ]
         config = workdir / "prometheus.yml"
-        config.write_text(json.dumps({
-            "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-            "scrape_configs": jobs + (scrape_configs or []), "rule_files": rule_files or []}))
+        config.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+                    "scrape_configs": jobs + (scrape_configs or []),
+                    "rule_files": rule_files or [],
+                }
+            )
+        )
         self.log = open(workdir / "prometheus.log", "wb")
         self.process = subprocess.Popen(
-            [self.binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                self.binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(lambda: http_get(f"{self.url}/-/ready")[0] == 200, 30, "prometheus to be ready")
 
     @property
@@ -74,8 +101,9 @@ class Prometheus:
         return answer["data"]["result"]
 
     def wait_for_series(self, promql: str, timeout: float = 20.0, predicate=bool) -> list[dict]:
-        return wait_for(lambda: (lambda r: r if predicate(r) else None)(self.query(promql)), timeout,
-                        f"series for {promql}")
+        return wait_for(
+            lambda: (lambda r: r if predicate(r) else None)(self.query(promql)), timeout, f"series for {promql}"
+        )
 
     def targets_health(self) -> dict[str, str]:
         _, body = http_get(f"{self.url}/api/v1/targets")

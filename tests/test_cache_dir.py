@@ -27,11 +27,14 @@ def test_dlbench_test_cache_overrides_it(monkeypatch, tmp_path):
 
 def test_a_second_session_waits_for_the_entry_being_built(tmp_path):
     lock = tmp_path / "entry.lock"
-    other = ("import sys, time; sys.path.insert(0, sys.argv[1]); from cache_dir import locked\n"
-             "with locked(__import__('pathlib').Path(sys.argv[2])): print(time.monotonic(), flush=True)\n")
+    other = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from cache_dir import locked\n"
+        "with locked(__import__('pathlib').Path(sys.argv[2])): print(time.monotonic(), flush=True)\n"
+    )
     with locked(lock):
-        waiting = subprocess.Popen([sys.executable, "-c", other, str(TESTS), str(lock)], stdout=subprocess.PIPE,
-                                   text=True)
+        waiting = subprocess.Popen(
+            [sys.executable, "-c", other, str(TESTS), str(lock)], stdout=subprocess.PIPE, text=True
+        )
         time.sleep(1.0)
         assert waiting.poll() is None  # still waiting for the lock this session holds
         released = time.monotonic()

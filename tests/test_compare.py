@@ -626,8 +626,12 @@ def test_several_runs_a_side_show_throughput_as_total_samples_over_total_seconds
 def test_the_table_in_a_ci_log_keeps_its_figures_and_verdict_whole(dlbench_cli, tmp_path):
     """Without a terminal (a pipe, a CI log) rich drew 80 columns and cut the row to 'resne… -16.… regre…'."""
     out = _compare_files(
-        dlbench_cli, tmp_path, make_result(times=step_times(100, 0.01, seed=1)),
-        make_result(times=step_times(120, 0.01, seed=2), started_at="2026-11-30T02:00:00+00:00"), "--threshold", "5",
+        dlbench_cli,
+        tmp_path,
+        make_result(times=step_times(100, 0.01, seed=1)),
+        make_result(times=step_times(120, 0.01, seed=2), started_at="2026-11-30T02:00:00+00:00"),
+        "--threshold",
+        "5",
     )
     plain = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # as a CI job runs it: no terminal, no COLUMNS
     table = dlbench_cli("compare", tmp_path / "before.json", tmp_path / "after.json", env=plain).stdout

@@ -115,8 +115,13 @@ def test_mfu_is_achieved_over_the_device_peak_and_shown(monkeypatch):
     run.close()
     metrics = result["metrics"]
     assert metrics["peak_flops_per_second"] == pytest.approx(989.4e12)
-    assert result["peak"] == {"gpu": "H100 SXM", "device_name": "NVIDIA H100 80GB HBM3", "precision": "bf16",
-                              "tflops": 989.4, "source": entry["source"]}
+    assert result["peak"] == {
+        "gpu": "H100 SXM",
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "precision": "bf16",
+        "tflops": 989.4,
+        "source": entry["source"],
+    }
     assert metrics["mfu"] == pytest.approx(metrics["achieved_flops_per_second"] / 989.4e12)
     rows = dict(zip(*(col._cells for col in summary_table(result).columns)))
     assert rows["MFU"] == f"{metrics['mfu']:.1%}"
@@ -234,11 +239,14 @@ def test_a_uuid_nvml_does_not_know_gives_no_index_rather_than_a_wrong_one():
     assert devices.nvml_index("GPU-00000000-0000-0000-0000-000000000000", fake_nvml.from_spec("h100-sxm")) is None
 
 
-@pytest.mark.parametrize("make", [
-    lambda oom: _raised_from(RuntimeError("compiled graph failed"), oom),
-    lambda oom: BackendCompilerFailed(lambda: None, oom, None),  # what torch.compile raises from its backend
-    lambda oom: InductorError(oom, None),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda oom: _raised_from(RuntimeError("compiled graph failed"), oom),
+        lambda oom: BackendCompilerFailed(lambda: None, oom, None),  # what torch.compile raises from its backend
+        lambda oom: InductorError(oom, None),
+    ],
+)
 def test_out_of_memory_is_recognised_when_torch_compile_wraps_it(make):
     from dlbench.train.runner import _is_out_of_memory
 

@@ -246,9 +246,9 @@ def test_a_time_axis_never_carries_a_rate_of_counts():
             if panel["type"] != "timeseries" or unit not in ("s", "ms"):
                 continue
             for target in panel["targets"]:
-                assert not re.search(
-                    r"rate\((?![^)]*_seconds_(?:sum|total|bucket))", target["expr"]
-                ), f"{name}: {panel['title']} plots {target['expr']} on a {unit} axis"
+                assert not re.search(r"rate\((?![^)]*_seconds_(?:sum|total|bucket))", target["expr"]), (
+                    f"{name}: {panel['title']} plots {target['expr']} on a {unit} axis"
+                )
 
 
 def test_xid_events_and_exporter_restarts_are_annotated():

@@ -222,9 +222,9 @@ def test_training_panels_agree_with_each_other(stack):
         )[0]["value"][1]
     )
     assert steps_per_second > 0
-    assert (
-        0.5 < samples_per_second / (steps_per_second * batch_size) < 2
-    ), f"throughput {samples_per_second:.3g} samples/s, but {steps_per_second:.3g} steps/s x batch {batch_size}"
-    assert (
-        0.5 < median_step * steps_per_second < 2
-    ), f"median step {median_step:.3g} s, but {steps_per_second:.3g} steps/s"
+    assert 0.5 < samples_per_second / (steps_per_second * batch_size) < 2, (
+        f"throughput {samples_per_second:.3g} samples/s, but {steps_per_second:.3g} steps/s x batch {batch_size}"
+    )
+    assert 0.5 < median_step * steps_per_second < 2, (
+        f"median step {median_step:.3g} s, but {steps_per_second:.3g} steps/s"
+    )

@@ -98,13 +98,28 @@ def check_ranks_agreed(result: dict, world_size: int) -> None:
         assert load["job_processes_cores_mean"] == load["this_process_cores_mean"]
 
 
-@pytest.mark.parametrize("workload, extra", [("mnist-mlp", ()),
-                                              ("gpt2-tiny", ("--fsdp", "--batch-size", "2", "--seq-len", "32"))],
-                         ids=["ddp", "fsdp"])
+@pytest.mark.parametrize(
+    "workload, extra",
+    [("mnist-mlp", ()), ("gpt2-tiny", ("--fsdp", "--batch-size", "2", "--seq-len", "32"))],
+    ids=["ddp", "fsdp"],
+)
 def test_default_settings_end_on_every_rank_with_one_rank_skewed(tmp_path, cpu_hog, workload, extra):
     out = tmp_path / "defaults.json"
-    done = dlbench("run", workload, "--nproc", "2", "--device", "cpu", *extra, "--no-telemetry", "--dist-timeout",
-                   "60", "--output", str(out), env=SKEW)
+    done = dlbench(
+        "run",
+        workload,
+        "--nproc",
+        "2",
+        "--device",
+        "cpu",
+        *extra,
+        "--no-telemetry",
+        "--dist-timeout",
+        "60",
+        "--output",
+        str(out),
+        env=SKEW,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = load(out)
     check_ranks_agreed(result, 2)
@@ -114,8 +129,20 @@ def test_default_settings_end_on_every_rank_with_one_rank_skewed(tmp_path, cpu_h
 
 def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(tmp_path, cpu_hog):
     out = tmp_path / "scaling.json"
-    done = dlbench("scaling", "mnist-mlp", "--nproc", "1,2", "--device", "cpu", "--dist-timeout", "60", "--output",
-                   str(out), env=SKEW, timeout=2 * RUN_TIMEOUT)
+    done = dlbench(
+        "scaling",
+        "mnist-mlp",
+        "--nproc",
+        "1,2",
+        "--device",
+        "cpu",
+        "--dist-timeout",
+        "60",
+        "--output",
+        str(out),
+        env=SKEW,
+        timeout=2 * RUN_TIMEOUT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = json.loads(out.read_text())["sizes"]
     check_ranks_agreed(load(one["result"]), 1)  # the baseline is a one-rank torchrun job
@@ -131,11 +158,32 @@ def test_the_multinode_command_form_with_default_settings(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", **SKEW)
     nodes = [
         subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
-             "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}",
-             "-m", "dlbench", "run", "mnist-mlp", "--output", str(out), "--device", "cpu", "--no-telemetry",
-             "--dist-timeout", "60"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                f"--node-rank={node}",
+                "--nproc-per-node=1",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                "-m",
+                "dlbench",
+                "run",
+                "mnist-mlp",
+                "--output",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-telemetry",
+                "--dist-timeout",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for node in (0, 1)
     ]
     try:
@@ -305,17 +353,19 @@ def test_a_single_process_run_refused_on_bad_input_imports_neither_dtensor_nor_f
     """They cost one to two seconds of start-up, which a run that stops on bad input need not pay: only a
     multi-process run imports them (dlbench.train.distributed), or torch itself once the fit check builds the model on
     the meta device (which loads torch._dynamo, and FSDP with it) or a step runs."""
-    probe = ("import sys\n"
-             "from dlbench.errors import UserError\n"
-             "from dlbench.train.runner import Run, RunConfig\n"
-             "try:\n"
-             "    Run(RunConfig('gpt2-tiny', device='cpu', seq_len=1_000_000))\n"
-             "except UserError:\n"
-             "    pass\n"
-             "else:\n"
-             "    raise SystemExit('the bad --seq-len was accepted')\n"
-             "print(' '.join(m for m in ('torch.distributed.tensor', 'torch.distributed.fsdp', 'dlbench.train.sharding')"
-             " if m in sys.modules))\n")
+    probe = (
+        "import sys\n"
+        "from dlbench.errors import UserError\n"
+        "from dlbench.train.runner import Run, RunConfig\n"
+        "try:\n"
+        "    Run(RunConfig('gpt2-tiny', device='cpu', seq_len=1_000_000))\n"
+        "except UserError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('the bad --seq-len was accepted')\n"
+        "print(' '.join(m for m in ('torch.distributed.tensor', 'torch.distributed.fsdp', 'dlbench.train.sharding')"
+        " if m in sys.modules))\n"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == ""
@@ -497,9 +547,33 @@ def test_a_hung_rank_fails_the_others_after_the_timeout(tmp_path):
     out = tmp_path / "hung.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     job = subprocess.Popen(
-        [sys.executable, "-m", "dlbench", "run", "mnist-mlp", "--nproc", "2", "--device", "cpu", "--steps", "1000000",
-         "--warmup", "1", "--batch-size", "8", "--no-telemetry", "--dist-timeout", "5", "--output", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "run",
+            "mnist-mlp",
+            "--nproc",
+            "2",
+            "--device",
+            "cpu",
+            "--steps",
+            "1000000",
+            "--warmup",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-telemetry",
+            "--dist-timeout",
+            "5",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     stopped = None
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
@@ -647,9 +721,14 @@ def test_the_harness_overhead_benchmark_compares_a_two_rank_job(tmp_path):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "harness_overhead.py"
     out = tmp_path / "overhead.json"
     argv = ["--ranks", "2", "--workload", "mnist-mlp", "--batch-size", "16", "--steps", "20", "--duration", "1"]
-    done = subprocess.run([sys.executable, str(script), *argv, "--rounds", "1", "--json", str(out)],
-                          capture_output=True, text=True, timeout=2 * RUN_TIMEOUT, check=False,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    done = subprocess.run(
+        [sys.executable, str(script), *argv, "--rounds", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=2 * RUN_TIMEOUT,
+        check=False,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["ranks"] == 2 and report["dlbench_window"] == "default warm-up, --duration 1"
@@ -667,7 +746,10 @@ def _check_llama_job(result: dict, strategy: str) -> dict:
     assert result["status"] == "completed", result["error"]
     config, job, llm = result["config"], result["distributed"], result["llm"]
     assert (config["optimizer"], config["activation_checkpointing"], config["fsdp"]) == (
-        "adamw", "selective", strategy == "fsdp")
+        "adamw",
+        "selective",
+        strategy == "fsdp",
+    )
     assert (config["batch_size"], config["seq_len"], job["strategy"], job["world_size"]) == (4, 128, strategy, 2)
     # warm-up and window agreed across ranks: every rank timed the same steps
     assert result["window"]["decided_by"] == "all ranks"
@@ -692,8 +774,9 @@ def test_llama_tiny_trains_with_fsdp_across_two_ranks_by_default(tmp_path):
 
 def test_llama_tiny_trains_with_ddp_across_two_ranks_on_request(tmp_path):
     out = tmp_path / "ddp.json"
-    done = dlbench("run", "llama-tiny", "--nproc", "2", "--device", "cpu", "--no-fsdp", "--no-telemetry",
-                   "--output", str(out))
+    done = dlbench(
+        "run", "llama-tiny", "--nproc", "2", "--device", "cpu", "--no-fsdp", "--no-telemetry", "--output", str(out)
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     job = _check_llama_job(load(out), "ddp")
     assert job["parameters_in_sync"] is True
@@ -715,8 +798,14 @@ def test_every_decision_waits_for_the_slower_peer(monkeypatch):
     from dlbench.train import distributed
     from dlbench.train.runner import Run, RunConfig
 
-    for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("LOCAL_WORLD_SIZE", "1"),
-                        ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(free_port()))):
+    for name, value in (
+        ("RANK", "0"),
+        ("WORLD_SIZE", "1"),
+        ("LOCAL_RANK", "0"),
+        ("LOCAL_WORLD_SIZE", "1"),
+        ("MASTER_ADDR", "127.0.0.1"),
+        ("MASTER_PORT", str(free_port())),
+    ):
         monkeypatch.setenv(name, value)
     run = Run(RunConfig("mnist-mlp", device="cpu", batch_size=8, duration=0.3))
     calls = {"warm-up": 0, "plan": [], "extend": []}

@@ -44,29 +44,22 @@ PLACEHOLDER = re.compile(r"^(\[.*|[A-Z]{3,}(\.\.\.)?)$")
 OUTPUT = re.compile(r"^([\w.-]+:|--)")
 
 ALLOWED = {
-    "cd dashboards && GRAFANA_ADMIN_PASSWORD='a long secret' docker compose up -d":
-        "pulls Prometheus and Grafana from Docker Hub; tests/test_dashboards_deploy.py checks the compose file and "
-        "tests/test_dashboards_live.py runs the same Prometheus configuration and dashboards",
-    "docker buildx build -f images/Dockerfile --target pytorch .":
-        "the CUDA variant's base image comes from a registry; tests/test_images_build.py builds the CPU variant "
-        "from the same Dockerfile with buildah (slow tier)",
+    "cd dashboards && GRAFANA_ADMIN_PASSWORD='a long secret' docker compose up -d": "pulls Prometheus and Grafana from Docker Hub; tests/test_dashboards_deploy.py checks the compose file and "
+    "tests/test_dashboards_live.py runs the same Prometheus configuration and dashboards",
+    "docker buildx build -f images/Dockerfile --target pytorch .": "the CUDA variant's base image comes from a registry; tests/test_images_build.py builds the CPU variant "
+    "from the same Dockerfile with buildah (slow tier)",
     "docker login ghcr.io": "needs a registry account",
     "ansible-vault create group_vars/all/vault.yml": "interactive: asks for a password and opens an editor",
-    "scripts/torch-build.sh download-cpu python3 /tmp/torch-wheels 3.11 2.36":
-        "downloads from PyTorch's CPU index; tests/test_torch_build.py runs download-cpu against local indexes",
+    "scripts/torch-build.sh download-cpu python3 /tmp/torch-wheels 3.11 2.36": "downloads from PyTorch's CPU index; tests/test_torch_build.py runs download-cpu against local indexes",
 }
 # `dlbench run` and `dlbench scaling` commands parsed but not run, with the reason
 NOT_RUN = {
-    "dlbench run resnet50 --data /data/imagenet/train --workers 8 --channels-last":
-        "needs ImageNet; tests/test_data.py trains on an ImageFolder tree it makes",
-    "dlbench run gpt2-medium --gpus 8 --fsdp --precision bf16":
-        "gpt2-medium with AdamW in two CPU processes needs more memory than CI has; the FSDP path runs on gpt2-tiny "
-        "(the next command in docs/distributed.md)",
-    "dlbench scaling resnet50 --gpus 1,2,4,8 --output scaling.json":
-        "four ResNet-50 runs on the CPU take minutes; `dlbench scaling mnist-mlp --nproc 1,2,4 --device cpu` runs",
-    "dlbench run llama3-1b --mamf-from validate.json":
-        "reads the report of the `dlbench validate` before it, and llama3-1b outgrows a CPU; tests/test_mamf.py "
-        "runs llama-tiny with --mamf-from on a report validate's own code writes",
+    "dlbench run resnet50 --data /data/imagenet/train --workers 8 --channels-last": "needs ImageNet; tests/test_data.py trains on an ImageFolder tree it makes",
+    "dlbench run gpt2-medium --gpus 8 --fsdp --precision bf16": "gpt2-medium with AdamW in two CPU processes needs more memory than CI has; the FSDP path runs on gpt2-tiny "
+    "(the next command in docs/distributed.md)",
+    "dlbench scaling resnet50 --gpus 1,2,4,8 --output scaling.json": "four ResNet-50 runs on the CPU take minutes; `dlbench scaling mnist-mlp --nproc 1,2,4 --device cpu` runs",
+    "dlbench run llama3-1b --mamf-from validate.json": "reads the report of the `dlbench validate` before it, and llama3-1b outgrows a CPU; tests/test_mamf.py "
+    "runs llama-tiny with --mamf-from on a report validate's own code writes",
 }
 
 
@@ -105,7 +98,8 @@ def doc_commands() -> list[Command]:
                     continue  # a synopsis' continuation, a comment, output
                 uncommented = line.split(" #")[0].rstrip()
                 synopsis = bool(SYNOPSIS.search(uncommented)) or any(
-                    PLACEHOLDER.match(word) for word in uncommented.split())
+                    PLACEHOLDER.match(word) for word in uncommented.split()
+                )
                 command = re.split(r" {2,}", line)[0] if synopsis else _without_comment(line).removesuffix(" &")
                 found.append(Command(str(doc.relative_to(ROOT)), start, command.strip(), synopsis))
     return found
@@ -144,15 +138,26 @@ def _of(*programs: str) -> list[Command]:
     return _distinct([c for c in COMMANDS if c.text not in ALLOWED and _program(c) in programs])
 
 
-HANDLED = {"dlbench", ".venv/bin/dlbench", "make", "pytest", "ansible-playbook", "torchrun", "docker", "cp", ".",
-           "export"}
+HANDLED = {
+    "dlbench",
+    ".venv/bin/dlbench",
+    "make",
+    "pytest",
+    "ansible-playbook",
+    "torchrun",
+    "docker",
+    "cp",
+    ".",
+    "export",
+}
 
 
 def test_the_docs_show_commands_and_each_is_checked_or_allowed_with_a_reason():
     assert len(COMMANDS) > 50, "the extraction no longer finds the docs' commands"
     unchecked = [str(c) for c in COMMANDS if c.text not in ALLOWED and _program(c) not in HANDLED]
     assert not unchecked, "commands in the docs that no test checks (add a check or an ALLOWED reason):\n" + "\n".join(
-        unchecked)
+        unchecked
+    )
     stale = set(ALLOWED) - {c.text for c in COMMANDS}
     stale |= set(NOT_RUN) - {c.text for c in COMMANDS}
     assert not stale, f"ALLOWED or NOT_RUN name commands the docs no longer show: {stale}"
@@ -190,10 +195,10 @@ def _on_the_cpu(argv: list[str]) -> list[str]:
     cpu = list(argv)
     if "--batch-size" in cpu and "--device" not in cpu:
         at = cpu.index("--batch-size")
-        del cpu[at: at + 2]
+        del cpu[at : at + 2]
     if "--gpus" in cpu:
         at = cpu.index("--gpus")
-        cpu[at: at + 2] = ["--nproc", "1,2" if "," in cpu[at + 1] else "2"]
+        cpu[at : at + 2] = ["--nproc", "1,2" if "," in cpu[at + 1] else "2"]
     if "--device" not in cpu:
         cpu += ["--device", "cpu"]
     return cpu
@@ -233,7 +238,7 @@ def test_the_dlbench_command_inside_docker_run_parses(command):
     argv = command.argv
     assert argv[1] == "run", f"{command}: only `docker run` is checked here; add a reason to ALLOWED"
     if "dlbench" in argv:
-        _parse_dlbench(argv[argv.index("dlbench") + 1:], str(command))
+        _parse_dlbench(argv[argv.index("dlbench") + 1 :], str(command))
     else:
         assert argv[-1].startswith("dlbench/jupyterlab:"), command
 
@@ -245,8 +250,14 @@ MAKE = _of("make")
 @pytest.mark.parametrize("command", MAKE, ids=_ids(MAKE))
 def test_make_commands_name_real_targets_and_variables(command):
     # -n: the target exists and what it would run is printed, nothing runs
-    done = subprocess.run(["make", "-n", *command.argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")})
+    done = subprocess.run(
+        ["make", "-n", *command.argv[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+    )
     assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
 
 
@@ -256,8 +267,13 @@ PYTEST = _of("pytest")
 @pytest.mark.slow  # each collection imports torch and the micro-benchmarks
 @pytest.mark.parametrize("command", PYTEST, ids=_ids(PYTEST))
 def test_pytest_commands_collect_with_their_options(command, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pytest", *command.argv[1:], "--collect-only", "-q",
-                           "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *command.argv[1:], "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
 
 
@@ -281,8 +297,13 @@ EXPORTS = _of("export")
 def test_export_commands_set_their_variable(command, tmp_path):
     # run by bash as written (JupyterLab's token from openssl): the variable is set and not empty
     name = command.argv[1].split("=")[0]
-    done = subprocess.run(["bash", "-c", f'{command.text} && printf %s "${name}"'], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", "-c", f'{command.text} && printf %s "${name}"'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stdout.strip(), f"{command}: {done.stderr}"
 
 
@@ -294,7 +315,13 @@ def test_ansible_playbook_commands_pass_the_syntax_check(command, ansible_playbo
     # the inventory the README has users copy; --syntax-check parses the play, its roles and the tags it selects
     argv = [arg for arg in command.argv[1:] if arg not in ("--ask-vault-pass", "--check", "--diff")]
     argv[argv.index("-i") + 1] = "inventory.example.ini"
-    done = subprocess.run([str(ansible_playbook), *argv, "--syntax-check"], cwd=ROOT, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=300, env={**os.environ,
-                                                                      "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    done = subprocess.run(
+        [str(ansible_playbook), *argv, "--syntax-check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+    )
     assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"

@@ -79,8 +79,11 @@ def test_driver_loaded_after_the_exporter_started_is_picked_up(running_exporter)
     # /live, for Kubernetes' probes: the process works and retries NVML by itself; a restart would not help and an
     # unready pod would stall the DaemonSet's rolling updates
     status, body = http_get(f"{url}/live")
-    assert status == 200 and json.loads(body) == {"status": "ok", "nvml_up": False,
-                                                  "last_sample_age_seconds": json.loads(body)["last_sample_age_seconds"]}
+    assert status == 200 and json.loads(body) == {
+        "status": "ok",
+        "nvml_up": False,
+        "last_sample_age_seconds": json.loads(body)["last_sample_age_seconds"],
+    }
     parsed = metrics(url)
     assert value(parsed, "dlbench_exporter_nvml_up") == 0
     assert not [name for name, _ in parsed if name.startswith("dlbench_gpu_")]
@@ -88,8 +91,11 @@ def test_driver_loaded_after_the_exporter_started_is_picked_up(running_exporter)
     # retried with backoff (1 s, 2 s, 4 s ...): it must come up by itself
     wait_for(lambda: health(url)[0] == 200, 40, "/health to recover once NVML initialises")
     # /metrics serves the sample rendered after the one in which NVML came up
-    parsed = wait_for(lambda: (lambda p: p if value(p, "dlbench_exporter_nvml_up") == 1 else None)(metrics(url)), 10,
-                      "the GPUs on /metrics")
+    parsed = wait_for(
+        lambda: (lambda p: p if value(p, "dlbench_exporter_nvml_up") == 1 else None)(metrics(url)),
+        10,
+        "the GPUs on /metrics",
+    )
     assert value(parsed, "dlbench_exporter_nvml_up") == 1 and value(parsed, "dlbench_exporter_gpus") == 2
     assert value(parsed, "dlbench_gpu_up", gpu="1") == 1 and value(parsed, "dlbench_gpu_power_watts", gpu="1") == 70
 
@@ -117,8 +123,9 @@ def test_one_failing_query_leaves_the_gpu_up_and_is_counted(running_exporter):
         {"gpus": [{"preset": "h100-sxm", "faults": {"nvmlDeviceGetPcieReplayCounter": "UNKNOWN"}}, {"preset": "a100"}]},
     )
     wait_for(
-        lambda: (value(metrics(url), "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetPcieReplayCounter") or 0)
-        >= 2,
+        lambda: (
+            (value(metrics(url), "dlbench_exporter_nvml_errors_total", call="nvmlDeviceGetPcieReplayCounter") or 0) >= 2
+        ),
         10,
         "the failing call to be counted",
     )
@@ -138,11 +145,16 @@ def test_a_gpu_failing_every_query_is_down_and_shown_unreadable(running_exporter
     url, scenario = running_exporter({"gpus": [{"preset": "h100-sxm"}, {"preset": "a100"}]})
     wait_for(lambda: value(metrics(url), "dlbench_gpu_up", gpu="0") == 1, 10, "GPU 0 up")
     write_scenario(scenario, {"gpus": [{"preset": "h100-sxm", "faults": {"*": "UNKNOWN"}}, {"preset": "a100"}]})
-    parsed = wait_for(lambda: (lambda p: p if value(p, "dlbench_gpu_up", gpu="0") == 0 else None)(metrics(url)), 10,
-                      "GPU 0 to be reported down")
+    parsed = wait_for(
+        lambda: (lambda p: p if value(p, "dlbench_gpu_up", gpu="0") == 0 else None)(metrics(url)),
+        10,
+        "GPU 0 to be reported down",
+    )
     assert value(parsed, "dlbench_gpu_query_error_ratio", gpu="0") == 1
     assert value(parsed, "dlbench_gpu_read_late", gpu="0") == 0  # not a hang: it answers, with errors
-    assert value(parsed, "dlbench_gpu_up", gpu="1") == 1 and value(parsed, "dlbench_gpu_query_error_ratio", gpu="1") == 0
+    assert (
+        value(parsed, "dlbench_gpu_up", gpu="1") == 1 and value(parsed, "dlbench_gpu_query_error_ratio", gpu="1") == 0
+    )
     status, body = health(url)
     assert status == 200 and body["gpus_unreadable"] == 1 and body["gpus_up"] == 1
     write_scenario(scenario, {"gpus": [{"preset": "h100-sxm"}, {"preset": "a100"}]})

@@ -122,8 +122,9 @@ def test_idle_connections_take_no_slot_while_prometheus_scrapes():
         held.extend(socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(idle))
         holder = threading.Thread(target=hold, daemon=True)
         holder.start()
-        request = urllib.request.Request(f"{url}/metrics", headers={"Accept": PROMETHEUS_ACCEPT,
-                                                                   "Accept-Encoding": "gzip"})
+        request = urllib.request.Request(
+            f"{url}/metrics", headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
+        )
         answered, failed = 0, []
         deadline = time.monotonic() + SOCKET_TIMEOUT_SECONDS * 2  # across the server dropping and re-opening them
         while time.monotonic() < deadline:
@@ -320,8 +321,10 @@ def test_unusable_tls_settings_fail_before_serving(tmp_path):
         ("basic_auth_users:\n  prometheus: $2y$99$" + "a" * 53 + "\n", "must be a bcrypt hash"),
         ("tls_server_config: [\n", "not valid YAML"),
         ("http_server_config:\n  http2: true\n", "http_server_config is not supported"),
-        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
-         "client_auth_type must be one of"),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n",
+            "client_auth_type must be one of",
+        ),
     ],
 )
 def test_bad_web_config_is_one_line_and_exit_2(tmp_path, content, message):
@@ -375,8 +378,10 @@ def test_bcrypt_checks_run_one_at_a_time_and_outcomes_are_remembered(tmp_path, m
         return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     results = []
-    threads = [threading.Thread(target=lambda i=i: results.append(config.authorized(header("prometheus", f"guess{i}"))))
-               for i in range(16)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(config.authorized(header("prometheus", f"guess{i}"))))
+        for i in range(16)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -405,8 +410,10 @@ def test_wrong_passwords_take_no_slot_from_a_scraper_with_the_right_one(tmp_path
     process = start_exporter("--port", str(port), "--web-config-file", str(tmp_path / "web.yml"))
 
     def get(password: str) -> int:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={
-            "Authorization": "Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": "Basic " + base64.b64encode(f"prometheus:{password}".encode()).decode()},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 response.read()

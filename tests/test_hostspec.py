@@ -60,16 +60,25 @@ def test_the_issue_example_parses_into_every_field():
     assert hardware["cpu"] == {"model": "AMD EPYC 7543", "sockets": None, "cores": 32, "threads": 64}
     assert hardware["gpu"][0]["count"] == 4 and hardware["gpu"][0]["memory_bytes"] == 80 * 2**30
     assert hardware["ram"] == {"bytes": 512 * 2**30, "type": "DDR4", "ecc": True}
-    assert [(d["type"], d["bytes"]) for d in hardware["storage"]] == [("NVMe SSD", 2 * 10**12),
-                                                                      ("SATA SSD", 8 * 10**12)]
+    assert [(d["type"], d["bytes"]) for d in hardware["storage"]] == [
+        ("NVMe SSD", 2 * 10**12),
+        ("SATA SSD", 8 * 10**12),
+    ]
     assert hardware["network"][0]["speed_mbps"] == 100_000 and hardware["network"][0]["rdma"] == "RoCE"
     assert software["os"] == {"name": "Ubuntu", "version": "22.04"}
     assert software["pytorch"] == "2.0.0" and software["pytorch_cuda"] == "12.1"
     assert software["nvidia_container_toolkit"] == "1.13.1" and software["grafana"] == "9.4.7"
 
 
-@pytest.mark.parametrize("text, count, model", [("NVIDIA A100 80GB × 4", 4, "NVIDIA A100"), ("4x H100", 4, "H100"),
-                                                ("RTX A6000", 1, "RTX A6000"), ("8 × NVIDIA H200", 8, "NVIDIA H200")])
+@pytest.mark.parametrize(
+    "text, count, model",
+    [
+        ("NVIDIA A100 80GB × 4", 4, "NVIDIA A100"),
+        ("4x H100", 4, "H100"),
+        ("RTX A6000", 1, "RTX A6000"),
+        ("8 × NVIDIA H200", 8, "NVIDIA H200"),
+    ],
+)
 def test_gpu_counts_as_people_write_them(tmp_path, text, count, model):
     gpu = spec.load(_spec_file(tmp_path, {"hardware": {"gpu": text}}))["hardware"]["gpu"][0]
     assert (gpu["count"], gpu.get("match", gpu["model"]).strip()) == (count, model)
@@ -96,18 +105,20 @@ def test_stack_yml_reads_as_a_spec_of_the_project_pins():
     assert software["nvidia_container_toolkit"] == stack["stack_container_toolkit_version"]
 
 
-@pytest.mark.parametrize("document, field, form", [
-    ({"hardware": {"ram": "lots"}}, "hardware.ram", "512GB DDR4 ECC"),
-    ({"hardware": {"storage": [{"type": "floppy", "size": "2TB"}]}}, "hardware.storage[0]", "NVMe SSD"),
-    ({"hardware": {"network": "fast RoCE"}}, "hardware.network", "100GbE"),
-    ({"hardware": {"gpu": [{"model": "A100", "count": "four"}]}}, "hardware.gpu[0]", "× count"),
-    ({"software": {"nvidia_driver": "latest"}}, "software.nvidia_driver", ">=580"),
-    ({"software": {"containers": {"docker": "new"}}}, "software.docker", ">=580"),
-    ({"hardwre": {"cpu": "EPYC"}, "software": {}}, "hardwre", "known: hardware"),
-    ({"hardware": {"disk": "2TB"}}, "hardware.disk", "known: cpu, gpu"),
-])
-def test_an_unreadable_field_is_one_line_naming_it_and_the_forms_exit_2(dlbench_cli, tmp_path, document, field,
-                                                                         form):
+@pytest.mark.parametrize(
+    "document, field, form",
+    [
+        ({"hardware": {"ram": "lots"}}, "hardware.ram", "512GB DDR4 ECC"),
+        ({"hardware": {"storage": [{"type": "floppy", "size": "2TB"}]}}, "hardware.storage[0]", "NVMe SSD"),
+        ({"hardware": {"network": "fast RoCE"}}, "hardware.network", "100GbE"),
+        ({"hardware": {"gpu": [{"model": "A100", "count": "four"}]}}, "hardware.gpu[0]", "× count"),
+        ({"software": {"nvidia_driver": "latest"}}, "software.nvidia_driver", ">=580"),
+        ({"software": {"containers": {"docker": "new"}}}, "software.docker", ">=580"),
+        ({"hardwre": {"cpu": "EPYC"}, "software": {}}, "hardwre", "known: hardware"),
+        ({"hardware": {"disk": "2TB"}}, "hardware.disk", "known: cpu, gpu"),
+    ],
+)
+def test_an_unreadable_field_is_one_line_naming_it_and_the_forms_exit_2(dlbench_cli, tmp_path, document, field, form):
     path = _spec_file(tmp_path, document)
     with pytest.raises(UserError, match=field.replace("[", r"\[").replace("]", r"\]")):
         spec.load(path)
@@ -125,7 +136,10 @@ def test_the_recorded_host_reads_as_its_parts():
     assert host["memory"]["ecc"] is True
     assert [(d["name"], d["type"]) for d in host["storage"]] == [("nvme0n1", "NVMe SSD"), ("sda", "SATA SSD")]
     assert {n["name"]: (n["speed_mbps"], n["rdma"]) for n in host["network"]} == {
-        "eno1": (1000, None), "ens1f0np0": (100_000, "RoCE"), "ens1f1np1": (None, "RoCE")}
+        "eno1": (1000, None),
+        "ens1f0np0": (100_000, "RoCE"),
+        "ens1f1np1": (None, "RoCE"),
+    }
 
 
 def test_a_host_that_matches_the_example_passes_every_field():
@@ -196,8 +210,11 @@ def test_a_100gbe_link_down_or_without_rdma_fails(tmp_path):
     host = _copy_host(tmp_path)
     (host / "sys/class/net/ens1f0np0/speed").write_text("25000\n")  # trained down to 25G
     network = _check(host=host)["spec.network_1"]
-    assert network.verdict == FAIL and "ens1f0np0 25Gb/s RoCE" in network.detail and "ens1f1np1 link down" in \
-        network.detail
+    assert (
+        network.verdict == FAIL
+        and "ens1f0np0 25Gb/s RoCE" in network.detail
+        and "ens1f1np1 link down" in network.detail
+    )
     infiniband = _spec_file(tmp_path, {"hardware": {"network": "100Gb InfiniBand"}})
     assert _check(infiniband)["spec.network_1"].verdict == FAIL  # RoCE is not InfiniBand
 
@@ -221,8 +238,10 @@ def test_what_the_host_cannot_answer_is_skip_with_the_reason(tmp_path):
     assert results["spec.pytorch"].verdict == SKIP and "torch is not installed" in results["spec.pytorch"].detail
     reader = NvmlReader(simulated_nvml(), watch_xid=False)  # no GPU driver at all
     reader.nvml.init_error = "LIBRARY_NOT_FOUND"
-    results = {r.id: r for r in compare.check(spec.load(EXAMPLE), facts.collect(RecordedHost(EPYC),
-                                                                                  nvml_reader=reader.start()))}
+    results = {
+        r.id: r
+        for r in compare.check(spec.load(EXAMPLE), facts.collect(RecordedHost(EPYC), nvml_reader=reader.start()))
+    }
     assert results["spec.gpu_1"].verdict == SKIP and "NVML unavailable" in results["spec.gpu_1"].detail
     assert results["spec.nvidia_driver"].verdict == SKIP
 
@@ -260,7 +279,8 @@ def test_env_write_spec_then_spec_passes_on_this_machine(dlbench_cli, tmp_path):
     done = dlbench_cli("env", "--write-spec", written, env=env)
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(written.read_text())["hardware"]["gpu"] == [
-        {"model": "NVIDIA H100 80GB HBM3", "count": 2, "memory": "80GB"}]
+        {"model": "NVIDIA H100 80GB HBM3", "count": 2, "memory": "80GB"}
+    ]
     done = dlbench_cli("env", "--spec", written, "--json", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -305,8 +325,13 @@ def test_validate_spec_judges_the_spec_first_in_its_report(dlbench_cli, tmp_path
 
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"driver_version": "535.54.03", "gpus": [{"preset": "a100"}] * 3}))
-    env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "DLBENCH_RECORDED_HOST": str(EPYC),
-           "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "DLBENCH_FAKE_NVML": str(scenario),
+        "DLBENCH_RECORDED_HOST": str(EPYC),
+        "CUDA_VISIBLE_DEVICES": "",
+        "COLUMNS": "200",
+    }
     report_path = tmp_path / "report.json"
     done = dlbench_cli("validate", "--spec", EXAMPLE, "--expect-gpus", 3, "--json", report_path, env=env)
     assert done.returncode == 1, done.stderr
@@ -327,24 +352,38 @@ def test_validate_with_an_unreadable_spec_is_exit_2_before_measuring(dlbench_cli
     assert not (tmp_path / "report.json").exists()
 
 
-@pytest.mark.parametrize("field, text, expected", [
-    ("cpu", "Xeon 8480+ (56 cores, 112 threads)", {"model": "Xeon 8480+", "sockets": None, "cores": 56,
-                                                    "threads": 112}),
-    ("cpu", "2 × AMD EPYC 7543, 64C/128T", {"model": "AMD EPYC 7543", "sockets": 2, "cores": 64, "threads": 128}),
-    ("gpu", "H100 80GB*8", [{"model": "H100 80GB", "match": "H100", "count": 8, "memory_bytes": 80 * 2**30}]),
-    ("ram", "256 GB non-ECC", {"bytes": 256 * 2**30, "type": None, "ecc": False}),
-    ("ram", {"size": "1TB", "type": "DDR5", "ecc": True}, {"bytes": 2**40, "type": "DDR5", "ecc": True}),
-    ("network", "2 × 200Gb InfiniBand", [{"speed_mbps": 200_000, "rdma": "InfiniBand", "count": 2,
-                                          "text": "2 × 200Gb InfiniBand"}]),
-    ("storage", ["2 × SATA SSD 8TB"], [{"type": "SATA SSD", "bytes": 8 * 10**12, "count": 2}]),
-])
+@pytest.mark.parametrize(
+    "field, text, expected",
+    [
+        (
+            "cpu",
+            "Xeon 8480+ (56 cores, 112 threads)",
+            {"model": "Xeon 8480+", "sockets": None, "cores": 56, "threads": 112},
+        ),
+        ("cpu", "2 × AMD EPYC 7543, 64C/128T", {"model": "AMD EPYC 7543", "sockets": 2, "cores": 64, "threads": 128}),
+        ("gpu", "H100 80GB*8", [{"model": "H100 80GB", "match": "H100", "count": 8, "memory_bytes": 80 * 2**30}]),
+        ("ram", "256 GB non-ECC", {"bytes": 256 * 2**30, "type": None, "ecc": False}),
+        ("ram", {"size": "1TB", "type": "DDR5", "ecc": True}, {"bytes": 2**40, "type": "DDR5", "ecc": True}),
+        (
+            "network",
+            "2 × 200Gb InfiniBand",
+            [{"speed_mbps": 200_000, "rdma": "InfiniBand", "count": 2, "text": "2 × 200Gb InfiniBand"}],
+        ),
+        ("storage", ["2 × SATA SSD 8TB"], [{"type": "SATA SSD", "bytes": 8 * 10**12, "count": 2}]),
+    ],
+)
 def test_the_forms_the_documentation_shows_read(tmp_path, field, text, expected):
     assert spec.load(_spec_file(tmp_path, {"hardware": {field: text}}))["hardware"][field] == expected
 
 
-@pytest.mark.parametrize("content, message", [(b"hardware: [unclosed", "is not valid YAML"),
-                                              (b"\xff\xfe\x00", "is not a UTF-8 text file"),
-                                              (b"- just\n- a list\n", "not a host spec")])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"hardware: [unclosed", "is not valid YAML"),
+        (b"\xff\xfe\x00", "is not a UTF-8 text file"),
+        (b"- just\n- a list\n", "not a host spec"),
+    ],
+)
 def test_a_spec_that_is_not_a_spec_is_one_line_exit_2(dlbench_cli, tmp_path, content, message):
     path = tmp_path / "host.yml"
     path.write_bytes(content)
@@ -369,10 +408,16 @@ def test_an_infiniband_port_without_a_netdev_speed_reads_its_rate_and_multipath_
     path = host / "sys/block/nvme0c0n1"  # the per-controller path of nvme0n1 under native NVMe multipath
     shutil.copytree(host / "sys/block/nvme0n1", path)
     (path / "hidden").write_text("1\n")
-    results = _check(_spec_file(tmp_path, {"hardware": {"network": ["200Gb InfiniBand", "100GbE RoCE"],
-                                                        "storage": ["NVMe SSD 2TB"]}}), host=host)
-    assert results["spec.network_1"].verdict == PASS and results["spec.network_1"].measured == \
-        "ens1f1np1 200Gb/s InfiniBand"
+    results = _check(
+        _spec_file(
+            tmp_path, {"hardware": {"network": ["200Gb InfiniBand", "100GbE RoCE"], "storage": ["NVMe SSD 2TB"]}}
+        ),
+        host=host,
+    )
+    assert (
+        results["spec.network_1"].verdict == PASS
+        and results["spec.network_1"].measured == "ens1f1np1 200Gb/s InfiniBand"
+    )
     assert results["spec.network_2"].verdict == PASS
     assert results["spec.storage_1"].measured == "nvme0n1 NVMe SSD 2.00TB"
     written = write.spec_of(facts.collect(RecordedHost(host), nvml_reader=_gpus()))
@@ -382,8 +427,11 @@ def test_an_infiniband_port_without_a_netdev_speed_reads_its_rate_and_multipath_
 def test_an_arm64_cpuinfo_without_a_model_name_skips_the_model(tmp_path):
     host = _copy_host(tmp_path)
     # arch/arm64/kernel/cpuinfo.c prints "processor", "BogoMIPS", "Features", "CPU implementer"... and no model name
-    (host / "proc/cpuinfo").write_text("".join(f"processor\t: {i}\nBogoMIPS\t: 2000.00\nCPU implementer\t: 0x41\n"
-                                               f"CPU part\t: 0xd4f\n\n" for i in range(72)))
+    (host / "proc/cpuinfo").write_text(
+        "".join(
+            f"processor\t: {i}\nBogoMIPS\t: 2000.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd4f\n\n" for i in range(72)
+        )
+    )
     results = _check(_spec_file(tmp_path, {"hardware": {"cpu": "NVIDIA Grace, 72C/72T"}}), host=host)
     assert results["spec.cpu_model"].verdict == SKIP and "arm64" in results["spec.cpu_model"].detail
     assert results["spec.cpu_threads"].verdict == PASS and results["spec.cpu_cores"].verdict == PASS

@@ -30,6 +30,7 @@ from images_support import BASE_IMAGE, PYTHON, ROOT, SPEC, TORCH_VERSION, UID, V
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-not-a-secret"
 
+
 @pytest.fixture(scope="module")
 def built(cpu_images):
     """The session's one build of both images (tests/conftest.py: cpu_images), which the container check's test
@@ -48,6 +49,7 @@ def jupyter_container(built):
 
 
 # --- metadata ---------------------------------------------------------------------------------------------------
+
 
 def test_pytorch_image_carries_oci_and_stack_labels(built):
     config = built.config(built.pytorch)
@@ -79,8 +81,11 @@ def test_jupyterlab_image_has_a_health_check_and_its_own_labels(built):
 def test_no_caches_or_build_leftovers_in_the_image(built, pytorch_container):
     mount = Path(built.sh("mount", pytorch_container).stdout.strip())
     try:
-        leftovers = [path for path in ("root/.cache", "home/dlbench/.cache", "tmp/dlbench-src", "run/secrets/ca-bundle")
-                     if (mount / path).exists()]
+        leftovers = [
+            path
+            for path in ("root/.cache", "home/dlbench/.cache", "tmp/dlbench-src", "run/secrets/ca-bundle")
+            if (mount / path).exists()
+        ]
         leftovers += [str(path) for path in (mount / "var/lib/apt/lists").glob("*_Packages*")]
         leftovers += [str(path) for path in (mount / "var/cache/apt/archives").glob("*.deb")]
         assert not leftovers
@@ -89,6 +94,7 @@ def test_no_caches_or_build_leftovers_in_the_image(built, pytorch_container):
 
 
 # --- dlbench inside the pytorch image -----------------------------------------------------------------------------
+
 
 def test_runs_as_the_fixed_non_root_uid_and_cannot_change_the_stack(built, pytorch_container):
     identity = built.run(pytorch_container, "id", "-u")
@@ -113,8 +119,20 @@ def test_dlbench_list_names_the_smoke_test_workload(built, pytorch_container):
 
 
 def test_mnist_mlp_trains_inside_the_image_as_non_root(built, pytorch_container):
-    result = built.run(pytorch_container, "dlbench", "run", "mnist-mlp", "--device", "cpu", "--steps", "3",
-                       "--warmup", "1", "--json", timeout=600)
+    result = built.run(
+        pytorch_container,
+        "dlbench",
+        "run",
+        "mnist-mlp",
+        "--device",
+        "cpu",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["metrics"]["steps_timed"] == 3
 
@@ -122,8 +140,21 @@ def test_mnist_mlp_trains_inside_the_image_as_non_root(built, pytorch_container)
 def test_compile_works_inside_the_image_as_non_root(built, pytorch_container):
     # TorchInductor generates C++ for the CPU and builds it with g++ against Python.h: both must be in the image,
     # and its cache must be writable by uid 1000 (it lives under /tmp).
-    result = built.run(pytorch_container, "dlbench", "run", "mnist-mlp", "--device", "cpu", "--compile", "--steps",
-                       "2", "--warmup", "1", "--json", timeout=900)
+    result = built.run(
+        pytorch_container,
+        "dlbench",
+        "run",
+        "mnist-mlp",
+        "--device",
+        "cpu",
+        "--compile",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout)
     assert outcome["status"] == "completed" and outcome["config"]["compile"] is True
@@ -131,6 +162,7 @@ def test_compile_works_inside_the_image_as_non_root(built, pytorch_container):
 
 
 # --- JupyterLab ---------------------------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -143,8 +175,9 @@ _INSECURE = ssl._create_unverified_context()  # the test's self-signed certifica
 
 def _opener(cookies: http.cookiejar.CookieJar | None = None) -> urllib.request.OpenerDirector:
     jar = http.cookiejar.CookieJar() if cookies is None else cookies
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=_INSECURE),
-                                       urllib.request.HTTPCookieProcessor(jar))
+    return urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=_INSECURE), urllib.request.HTTPCookieProcessor(jar)
+    )
 
 
 def _get(url: str, token: str | None = None, opener=None) -> tuple[int, bytes]:
@@ -167,7 +200,10 @@ def _serve(built, container: str, env: dict[str, str], volumes=(), scheme="http"
     mounts = [argument for volume in volumes for argument in ("--volume", volume)]
     server = subprocess.Popen(
         [*built.buildah, "run", "--isolation", "chroot", *mounts, container, "--", "env", *settings, *command],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"{scheme}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -211,8 +247,11 @@ def test_jupyter_refuses_unauthenticated_access_and_accepts_the_token(jupyter_se
 
 def test_jupyter_server_runs_as_the_non_root_uid(jupyter_server):
     _, port, _ = jupyter_server
-    listeners = [conn.pid for conn in psutil.net_connections("tcp")
-                 if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port]
+    listeners = [
+        conn.pid
+        for conn in psutil.net_connections("tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+    ]
     assert listeners and all(psutil.Process(pid).uids().real == UID for pid in listeners if pid)
 
 
@@ -230,8 +269,16 @@ def test_health_check_fails_when_no_server_answers(built, jupyter_container):
 
 
 def test_jupyter_will_not_start_with_authentication_turned_off(built, jupyter_container):
-    result = built.run(jupyter_container, "env", "JUPYTER_TOKEN=", f"JUPYTER_PORT={_free_port()}",
-                       "jupyter", "lab", "--ServerApp.ip=127.0.0.1", timeout=120)
+    result = built.run(
+        jupyter_container,
+        "env",
+        "JUPYTER_TOKEN=",
+        f"JUPYTER_PORT={_free_port()}",
+        "jupyter",
+        "lab",
+        "--ServerApp.ip=127.0.0.1",
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "will not run without authentication" in result.stderr
     assert "Traceback" not in result.stderr
@@ -240,12 +287,31 @@ def test_jupyter_will_not_start_with_authentication_turned_off(built, jupyter_co
 def test_jupyter_with_tls_and_a_hashed_password(built, jupyter_container, tmp_path):
     tls = tmp_path / "tls"
     tls.mkdir()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-keyout", str(tls / "key.pem"), "-out", str(tls / "cert.pem")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(tls / "key.pem"),
+            "-out",
+            str(tls / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     for path in (tmp_path, tls, tls / "key.pem", tls / "cert.pem"):
         path.chmod(0o755 if path.is_dir() else 0o644)  # the server reads them as uid 1000
-    hashed = built.run(jupyter_container, "python", "-c",
-                       "from jupyter_server.auth import passwd; print(passwd('correct horse'))").stdout.strip()
+    hashed = built.run(
+        jupyter_container, "python", "-c", "from jupyter_server.auth import passwd; print(passwd('correct horse'))"
+    ).stdout.strip()
     assert hashed.startswith("argon2:")
     env = {"JUPYTER_PASSWORD_HASH": hashed, "JUPYTER_CERTFILE": "/tls/cert.pem", "JUPYTER_KEYFILE": "/tls/key.pem"}
     with _serve(built, jupyter_container, env, volumes=[f"{tls}:/tls:ro"], scheme="https") as (base, port):
@@ -262,17 +328,25 @@ def test_jupyter_with_tls_and_a_hashed_password(built, jupyter_container, tmp_pa
                 status = error.code
             assert status == expected, password
         assert _get(f"{base}/api/contents", opener=browser)[0] == 200
-        health = built.run(jupyter_container, "env", f"JUPYTER_PORT={port}", "JUPYTER_CERTFILE=/tls/cert.pem",
-                           "jupyter-healthcheck", timeout=60)
+        health = built.run(
+            jupyter_container,
+            "env",
+            f"JUPYTER_PORT={port}",
+            "JUPYTER_CERTFILE=/tls/cert.pem",
+            "jupyter-healthcheck",
+            timeout=60,
+        )
         assert health.returncode == 0 and f"https://127.0.0.1:{port}/api" in health.stdout, health.stderr
 
 
 # --- on a machine without this one's local wheels -----------------------------------------------------------------
 
+
 def _local_wheel_dirs() -> list[Path]:
     """The local directories the user's pip configuration (files and PIP_* environment) takes wheels from."""
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                            check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
+    ).stdout
     found = []
     for line in listed.splitlines():
         key, _, value = line.partition("=")
@@ -295,15 +369,31 @@ def test_image_build_passes_or_skips_with_the_local_wheel_directories_hidden(tmp
         pytest.skip("a private mount namespace needs root (CI runs as root)")
     hidden = [path for path in _local_wheel_dirs() if list(path.glob("torch-*.whl"))]
     if not hidden:
-        pytest.skip("no local wheel directory provides torch here: the image tests above already ran as on a fresh "
-                    "machine")
+        pytest.skip(
+            "no local wheel directory provides torch here: the image tests above already ran as on a fresh machine"
+        )
     empty = tmp_path / "empty"
     empty.mkdir()
     mounts = " && ".join(f"mount --bind {shlex.quote(str(empty))} {shlex.quote(str(path))}" for path in hidden)
-    pytest_run = shlex.join([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-                             f"{Path(__file__)}::test_dlbench_env_reports_the_locked_torch"])
-    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mounts} && {pytest_run}"],
-                            capture_output=True, text=True, timeout=3600, cwd=ROOT)
+    pytest_run = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            f"{Path(__file__)}::test_dlbench_env_reports_the_locked_torch",
+        ]
+    )
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mounts} && {pytest_run}"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
     outcome = re.fullmatch(r"1 (passed|skipped) in [\d.]+s", summary)

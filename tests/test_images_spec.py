@@ -51,17 +51,20 @@ def dockerfile_arg_defaults() -> dict[str, set[str]]:
 
 # --- hadolint -------------------------------------------------------------------------------------------------
 
+
 def test_hadolint_passes_the_dockerfile_with_the_projects_config():
-    result = subprocess.run([hadolint_binary(), "--config", str(IMAGES / ".hadolint.yaml"), str(DOCKERFILE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint_binary(), "--config", str(IMAGES / ".hadolint.yaml"), str(DOCKERFILE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_hadolint_with_the_projects_config_still_catches_a_bad_dockerfile(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM ubuntu:latest\nRUN pip install requests\nUSER root\n")
-    result = subprocess.run([hadolint_binary(), "--config", str(IMAGES / ".hadolint.yaml"), str(bad)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint_binary(), "--config", str(IMAGES / ".hadolint.yaml"), str(bad)], capture_output=True, text=True
+    )
     assert result.returncode != 0
     for rule in ("DL3007", "DL3013", "DL3002"):  # :latest, unpinned pip, last USER root
         assert rule in result.stdout
@@ -77,6 +80,7 @@ def test_every_ignored_hadolint_rule_is_justified_in_the_config():
 
 
 # --- Dockerfile and build arguments ----------------------------------------------------------------------------
+
 
 def test_dockerfile_defaults_are_the_specs_cuda_variant():
     defaults = dockerfile_arg_defaults()
@@ -109,8 +113,15 @@ def test_variant_name_matches_the_cuda_version_and_the_driver_floor_its_branch()
 
 
 # Minimum Linux driver per CUDA toolkit, from NVIDIA's release notes (docs/shared facts, section 3).
-DRIVER_FLOOR_BY_CUDA = {"11.8": "520.61.05", "12.4": "550.54.14", "12.6": "560.28.03", "12.8": "570.26",
-                        "12.9": "575.51.03", "13.0": "580.65.06", "13.1": "590.44.01"}
+DRIVER_FLOOR_BY_CUDA = {
+    "11.8": "520.61.05",
+    "12.4": "550.54.14",
+    "12.6": "560.28.03",
+    "12.8": "570.26",
+    "12.9": "575.51.03",
+    "13.0": "580.65.06",
+    "13.1": "590.44.01",
+}
 
 
 def test_driver_floor_in_the_spec_and_the_image_label_is_nvidias_for_that_cuda():
@@ -122,7 +133,8 @@ def test_driver_floor_in_the_spec_and_the_image_label_is_nvidias_for_that_cuda()
 def test_tags_name_dlbench_torch_variant_and_python():
     assert stack.tag(SPEC, "pytorch", CUDA_VARIANT) == (
         f"dlbench/pytorch:{SPEC['stack_dlbench_version']}-torch{SPEC['stack_torch_version']}"
-        f"-{CUDA_VARIANT}-py{SPEC['stack_python_version']}")
+        f"-{CUDA_VARIANT}-py{SPEC['stack_python_version']}"
+    )
     assert stack.tag(SPEC, "jupyterlab", "cpu").endswith(f"-torch{SPEC['stack_torch_version']}-cpu-py3.11")
 
 
@@ -133,6 +145,7 @@ def test_packaging_versions_agree_with_the_spec():
 
 
 # --- lock files -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("variant_name", ALL_VARIANTS)
 @pytest.mark.parametrize("image", stack.IMAGE_NAMES)
@@ -148,8 +161,9 @@ def test_lock_is_hashed_and_satisfies_what_the_spec_asks(image, variant_name):
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{line} is not in {path.name}"
-        assert requirement.specifier.contains(locked[name][0], prereleases=True), \
+        assert requirement.specifier.contains(locked[name][0], prereleases=True), (
             f"{path.name} locks {name}=={locked[name][0]}, the spec asks {line}"
+        )
 
 
 @pytest.mark.parametrize("variant_name", ALL_VARIANTS)
@@ -201,11 +215,15 @@ def test_playbooks_read_the_spec_and_hard_code_no_other_version():
 
 # --- the helper's errors ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, message", [
-    (["tag", "pytorch", "cu999"], "unknown variant 'cu999'"),
-    (["tag", "tensorflow", "cpu"], "unknown image 'tensorflow'"),
-    (["lock", "cpu"], "--find-links"),
-])
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["tag", "pytorch", "cu999"], "unknown variant 'cu999'"),
+        (["tag", "tensorflow", "cpu"], "unknown image 'tensorflow'"),
+        (["lock", "cpu"], "--find-links"),
+    ],
+)
 def test_stack_helper_rejects_bad_input_with_one_line(argv, message):
     result = subprocess.run([sys.executable, str(IMAGES / "stack.py"), *argv], capture_output=True, text=True)
     assert result.returncode == 2

@@ -107,8 +107,11 @@ def test_servicemonitor_job_is_the_job_prometheus_yml_and_the_alerts_use():
     not after the Service (the Operator's default)."""
     (monitor,) = documents("servicemonitor.yaml")
     config = yaml.safe_load((DEPLOY.parents[1] / "dashboards" / "prometheus" / "prometheus.yml").read_text())
-    exporter_job = next(job["job_name"] for job in config["scrape_configs"]
-                        if any("dlbench-exporter" in f for sd in job.get("file_sd_configs", []) for f in sd["files"]))
+    exporter_job = next(
+        job["job_name"]
+        for job in config["scrape_configs"]
+        if any("dlbench-exporter" in f for sd in job.get("file_sd_configs", []) for f in sd["files"])
+    )
     (endpoint,) = monitor["spec"]["endpoints"]
     job_rules = [rule for rule in endpoint["relabelings"] if rule.get("targetLabel") == "job"]
     assert [rule["replacement"] for rule in job_rules] == [exporter_job]
@@ -148,8 +151,9 @@ def test_probes_pass_while_nvml_is_down_and_fail_on_a_stopped_exporter(tmp_path)
     port = free_port()
     env = {**os.environ, "POD_IP": "127.0.0.1", "NODE_NAME": "gpu-node-7", "DLBENCH_FAKE_NVML": str(scenario)}
     args = [arg.replace("$(POD_IP)", env["POD_IP"]).replace("19835", str(port)) for arg in container["args"]]
-    process = subprocess.Popen([sys.executable, "-m", "dlbench", *args[1:]], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlbench", *args[1:]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_get(url + "/health")[0] == 503, 30, "/health to report NVML down")
@@ -157,7 +161,9 @@ def test_probes_pass_while_nvml_is_down_and_fail_on_a_stopped_exporter(tmp_path)
         assert re.search(rb"^dlbench_exporter_nvml_up(\{[^}]*\})? 0", http_get(url + "/metrics")[1], re.M)
         process.send_signal(signal.SIGSTOP)
         assert {name: kubelet_probe(probe, port) for name, probe in probes.items()} == {
-            "readiness": False, "liveness": False}
+            "readiness": False,
+            "liveness": False,
+        }
     finally:
         process.send_signal(signal.SIGCONT)
         process.terminate()

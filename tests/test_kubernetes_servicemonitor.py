@@ -38,8 +38,9 @@ def _start_exporter(daemonset, port: int, gpus: str) -> subprocess.Popen:
     (container,) = daemonset["spec"]["template"]["spec"]["containers"]
     env = {**os.environ, "POD_IP": "127.0.0.1", "NODE_NAME": NODE, "DLBENCH_FAKE_NVML": gpus}
     args = [arg.replace("$(POD_IP)", env["POD_IP"]).replace("19835", str(port)) for arg in container["args"]]
-    process = subprocess.Popen([sys.executable, "-m", "dlbench", *args[1:]], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlbench", *args[1:]], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_for(lambda: http_get(f"http://127.0.0.1:{port}/metrics")[0] == 200, 30, "the exporter's /metrics")
     return process
 
@@ -55,12 +56,17 @@ def test_servicemonitor_names_targets_by_node_and_the_rules_follow_a_recreated_p
     targets_file = tmp_path / "endpoints.json"
     # Another Service's endpoint in the same namespace, and a second port of this one: the Operator's keep rules
     # must drop both (nothing listens there; a scraped one would show as a down target).
-    other_service = {"metadata": {"name": "dcgm-exporter", "namespace": service["metadata"]["namespace"],
-                                  "labels": {"app.kubernetes.io/name": "dcgm-exporter"}}}
-    decoys = [endpoint_target(f"127.0.0.1:{free_port()}", other_service, "dcgm-exporter-abcde", NODE, "metrics",
-                              "exporter"),
-              endpoint_target(f"127.0.0.1:{free_port()}", service, "dlbench-exporter-x7k2p", NODE, "profiling",
-                              "exporter")]
+    other_service = {
+        "metadata": {
+            "name": "dcgm-exporter",
+            "namespace": service["metadata"]["namespace"],
+            "labels": {"app.kubernetes.io/name": "dcgm-exporter"},
+        }
+    }
+    decoys = [
+        endpoint_target(f"127.0.0.1:{free_port()}", other_service, "dcgm-exporter-abcde", NODE, "metrics", "exporter"),
+        endpoint_target(f"127.0.0.1:{free_port()}", service, "dlbench-exporter-x7k2p", NODE, "profiling", "exporter"),
+    ]
 
     def publish(*endpoints):  # what the endpoints controller and discovery would show Prometheus now
         scratch = targets_file.with_suffix(".tmp")
@@ -76,8 +82,14 @@ def test_servicemonitor_names_targets_by_node_and_the_rules_follow_a_recreated_p
     prometheus = Prometheus(tmp_path, {}, scrape_interval="1s", scrape_configs=[config], rule_files=RULES)
     try:
         (up,) = prometheus.wait_for_series("up", 30)
-        assert up["metric"] == {"__name__": "up", "job": "dlbench", "instance": NODE, "node": NODE,
-                                "service": "dlbench-exporter", "endpoint": "metrics"}
+        assert up["metric"] == {
+            "__name__": "up",
+            "job": "dlbench",
+            "instance": NODE,
+            "node": NODE,
+            "service": "dlbench-exporter",
+            "endpoint": "metrics",
+        }
         assert up["value"][1] == "1"
         gpus = prometheus.wait_for_series("dlbench_gpu_up", 30, lambda r: len(r) == 2)
         assert {(s["metric"]["instance"], s["metric"]["hostname"]) for s in gpus} == {(NODE, NODE)}
@@ -96,17 +108,19 @@ def test_servicemonitor_names_targets_by_node_and_the_rules_follow_a_recreated_p
 
         # The DaemonSet re-creates it after the node's reboot: a new pod, a new address, one GPU fewer.
         exporter = _start_exporter(daemonset, port_b, "h100-sxm*1")
-        publish(endpoint_target(f"127.0.0.1:{port_b}", service, "dlbench-exporter-q9m4t", NODE, "metrics",
-                                "exporter"))
+        publish(endpoint_target(f"127.0.0.1:{port_b}", service, "dlbench-exporter-q9m4t", NODE, "metrics", "exporter"))
         prometheus.wait_for_series("up == 1", 30)
         missing = prometheus.wait_for_series('ALERTS{alertname="DlbenchGPUMissing"}', 30)
         assert [(a["metric"]["hostname"], a["metric"]["uuid"]) for a in missing] == [(NODE, lost_uuid)]
-        wait_for(lambda: not prometheus.query('ALERTS{alertname="DlbenchExporterDown"}'), 30,
-                 "DlbenchExporterDown to clear")
+        wait_for(
+            lambda: not prometheus.query('ALERTS{alertname="DlbenchExporterDown"}'), 30, "DlbenchExporterDown to clear"
+        )
         (up,) = prometheus.query("up")  # the same series as before the re-creation
         assert up["metric"]["instance"] == NODE and up["value"][1] == "1"
-        active = {t["labels"]["instance"] for t in json.loads(http_get(f"{prometheus.url}/api/v1/targets")[1])
-                  ["data"]["activeTargets"]}
+        active = {
+            t["labels"]["instance"]
+            for t in json.loads(http_get(f"{prometheus.url}/api/v1/targets")[1])["data"]["activeTargets"]
+        }
         assert active == {NODE}, "the decoy endpoints must be dropped by the ServiceMonitor's keep rules"
     finally:
         prometheus.close()

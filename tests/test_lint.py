@@ -29,8 +29,10 @@ def test_ruff_check_still_catches_an_unused_import(tmp_path):
     assert done.returncode == 1 and "F401" in done.stdout
 
 
-@pytest.mark.xfail(reason="the tree is reformatted in one commit once the open branches are merged; that commit "
-                   "removes this mark", strict=False)
+@pytest.mark.xfail(
+    reason="the tree is reformatted in one commit once the open branches are merged; that commit removes this mark",
+    strict=False,
+)
 def test_the_tree_is_as_ruff_format_leaves_it():
     done = _ruff("format", "--check", "--no-cache", ".")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr

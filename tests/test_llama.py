@@ -29,11 +29,14 @@ def _meta(size: str) -> Llama:
         return Llama(size)
 
 
-@pytest.mark.parametrize("workload,parameters,hidden,tied", [
-    ("llama3-8b", 8_030_261_248, 14336, False),
-    ("llama3-1b", 1_235_814_400, 8192, True),
-    ("llama-tiny", 229_696, 192, False),
-])
+@pytest.mark.parametrize(
+    "workload,parameters,hidden,tied",
+    [
+        ("llama3-8b", 8_030_261_248, 14336, False),
+        ("llama3-1b", 1_235_814_400, 8192, True),
+        ("llama-tiny", 229_696, 192, False),
+    ],
+)
 def test_parameter_counts_are_torchtitans_on_the_meta_device(workload, parameters, hidden, tied):
     spec = get_workload(workload)
     model = _meta(spec.builder_kwargs["size"])
@@ -51,10 +54,13 @@ def test_the_8b_and_1b_shapes_are_the_flavour_table():
     assert (big.ffn_dim_multiplier, small.ffn_dim_multiplier, big.multiple_of) == (1.3, 1.5, 1024)
 
 
-@pytest.mark.parametrize("workload,seq_len,expected", [
-    ("llama3-8b", 8192, 57_914_449_920),  # 6 x 7,504,924,672 + 6 x 32 x 32 x 256 x 8,192
-    ("llama3-1b", 8192, 7_414_886_400 + 6 * 16 * 32 * 128 * 8192),  # tied: all 1,235,814,400 take part in a matmul
-])
+@pytest.mark.parametrize(
+    "workload,seq_len,expected",
+    [
+        ("llama3-8b", 8192, 57_914_449_920),  # 6 x 7,504,924,672 + 6 x 32 x 32 x 256 x 8,192
+        ("llama3-1b", 8192, 7_414_886_400 + 6 * 16 * 32 * 128 * 8192),  # tied: all 1,235,814,400 take part in a matmul
+    ],
+)
 def test_flops_per_token_follow_torchtitans_formula_and_the_flop_counter(workload, seq_len, expected):
     spec = get_workload(workload)
     assert anchors.torchtitan_flops_per_token(spec, seq_len) == expected
@@ -80,7 +86,8 @@ def test_grouped_query_attention_is_the_textbook_computation():
         angle = torch.view_as_real(model.rotary[:T]).view(1, T, 1, hd // 2, 2)
         cos, sin = angle[..., 0], angle[..., 1]
         return torch.stack([t[..., 0] * cos - t[..., 1] * sin, t[..., 0] * sin + t[..., 1] * cos], -1).view(
-            B, T, heads, hd)
+            B, T, heads, hd
+        )
 
     q, k = rotate(q, config.n_heads), rotate(k, config.n_kv_heads)
     v = v.view(B, T, config.n_kv_heads, hd)
@@ -113,7 +120,11 @@ def test_the_defaults_are_torchtitans_benchmark_configuration():
     assert (spec.seq_len, spec.default_batch_size, spec.blocks) == (8192, 2, "layers")
     recipe = spec.recipe
     assert (recipe.optimizer, recipe.fsdp, recipe.activation_checkpointing, recipe.compile_unit) == (
-        "adamw", True, "selective", "block")
+        "adamw",
+        True,
+        "selective",
+        "block",
+    )
     assert recipe.grad_clip_norm == 1.0 and recipe.float8 and recipe.anchor == "llama3-8b"
     anchor = anchors.figure_for("llama3-8b", "bf16", False)
     assert anchor["tokens_per_second_per_gpu"] == 5762 and anchor["gpu_power_limit_watts"] == 500
@@ -137,9 +148,13 @@ def one_gpu(monkeypatch):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
-        monkeypatch.setattr(torch.cuda, "get_device_properties",
-                            lambda device=None: SimpleNamespace(name=name, total_memory=memory,
-                                                                major=capability[0], minor=capability[1]))
+        monkeypatch.setattr(
+            torch.cuda,
+            "get_device_properties",
+            lambda device=None: SimpleNamespace(
+                name=name, total_memory=memory, major=capability[0], minor=capability[1]
+            ),
+        )
 
     return install
 
@@ -171,27 +186,40 @@ def test_8b_fits_eight_80_gb_gpus_with_fsdp_but_not_without_checkpointing():
     assert estimate["model_state"] == 16 * 8_030_261_248 // 8 and estimate["total"] < capacity
     # without checkpointing the kept activations alone exceed what an 80 GB GPU holds beside the shards
     assert fit.activation_bytes(shape, tokens, "none") > 60 * GB
-    with pytest.raises(UserError, match=r"75.0 GB activations \(none checkpointing\)\); would fit: "
-                                        r"--activation-checkpointing selective; or a smaller size"):
+    with pytest.raises(
+        UserError,
+        match=r"75.0 GB activations \(none checkpointing\)\); would fit: "
+        r"--activation-checkpointing selective; or a smaller size",
+    ):
         fit.check(spec, shape, capacity, "one H100", 8, True, "adamw", 2, 8192, "none")
     # the same GPUs without sharding: every rank holds the whole model state
-    with pytest.raises(UserError, match=r"unsharded .* would fit: --fsdp \(shard across the 8 ranks rather than "
-                                        r"replicate\)"):
+    with pytest.raises(
+        UserError,
+        match=r"unsharded .* would fit: --fsdp \(shard across the 8 ranks rather than "
+        r"replicate\)",
+    ):
         fit.check(spec, shape, capacity, "one H100", 8, False, "adamw", 2, 8192, "selective")
 
 
 # -- refusals ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["llama-tiny", "--device", "cpu", "--precision", "fp8"],
-     "--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer"),
-    (["gpt2-tiny", "--device", "cpu", "--activation-checkpointing", "full", "--precision", "fp32"], None),
-    # Llama's 128,256 is 64 x 2,004 already
-    (["llama-tiny", "--device", "cpu", "--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),
-    (["mnist-mlp", "--device", "cpu", "--activation-checkpointing", "selective"],
-     "--activation-checkpointing selective wraps a transformer's blocks; mnist-mlp has none"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["llama-tiny", "--device", "cpu", "--precision", "fp8"],
+            "--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer",
+        ),
+        (["gpt2-tiny", "--device", "cpu", "--activation-checkpointing", "full", "--precision", "fp32"], None),
+        # Llama's 128,256 is 64 x 2,004 already
+        (["llama-tiny", "--device", "cpu", "--pad-vocab"], "--pad-vocab applies to GPT-2 workloads"),
+        (
+            ["mnist-mlp", "--device", "cpu", "--activation-checkpointing", "selective"],
+            "--activation-checkpointing selective wraps a transformer's blocks; mnist-mlp has none",
+        ),
+    ],
+)
 def test_bad_combinations_are_refused_in_one_line(argv, message, capsys, tmp_path):
     if message is None:  # gpt2's blocks take checkpointing too: accepted (not run here)
         Run(RunConfig("gpt2-tiny", device="cpu", activation_checkpointing="full"))
@@ -232,7 +260,11 @@ def test_float8_swaps_every_linear_but_the_output_head_for_torchaos():
 
     model = Llama("tiny")
     assert recipe.convert_float8(model, sharded=True) == {
-        "library": "torchao.float8", "recipe": "tensorwise", "fsdp_float8_all_gather": True, "linears": 10}
+        "library": "torchao.float8",
+        "recipe": "tensorwise",
+        "fsdp_float8_all_gather": True,
+        "linears": 10,
+    }
     converted = [name for name, module in model.named_modules() if isinstance(module, Float8Linear)]
     assert len(converted) == 10 and all(name.startswith("layers.") for name in converted)
     assert type(model.output) is torch.nn.Linear
@@ -312,16 +344,24 @@ def test_selective_checkpointing_recomputes_the_same_matmuls_every_step_as_torch
     assert per_step == [eager + 2 * model.config.n_layers] * 3
 
 
-def _finished_llama3_8b(world_size: int, batch_size: int, seq_len: int = 8192, checkpointing: str = "selective",
-                        fsdp: bool = True) -> dict:
+def _finished_llama3_8b(
+    world_size: int, batch_size: int, seq_len: int = 8192, checkpointing: str = "selective", fsdp: bool = True
+) -> dict:
     """The parts of a finished result that the `llm` section reads, as the runner writes them, on 80 GB H100s."""
     tokens = 6000.0 * world_size
     return {
-        "config": {"batch_size": batch_size, "seq_len": seq_len, "activation_checkpointing": checkpointing,
-                   "fsdp": fsdp},
+        "config": {
+            "batch_size": batch_size,
+            "seq_len": seq_len,
+            "activation_checkpointing": checkpointing,
+            "fsdp": fsdp,
+        },
         "metrics": {"throughput": {"tokens_per_second": tokens}},
-        "distributed": {"world_size": world_size, "aggregate": {"tokens_per_second": tokens},
-                        "ranks": [{"peak_device_memory_bytes": 60 * GB}] * world_size},
+        "distributed": {
+            "world_size": world_size,
+            "aggregate": {"tokens_per_second": tokens},
+            "ranks": [{"peak_device_memory_bytes": 60 * GB}] * world_size,
+        },
         "environment": {"device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3"},
     }
 
@@ -336,7 +376,10 @@ def test_the_anchor_ratio_is_given_only_for_the_anchors_configuration():
     other = anchors.section(_finished_llama3_8b(4, 1, checkpointing="full"), spec, "bf16", False, 1)
     assert other["anchor"]["tokens_per_second_per_gpu"] == 5762 and other["ratio_to_anchor"] is None
     assert other["anchor_conditions_differ"] == [
-        "gpus 4, anchor 8", "batch_size 1, anchor 2", "activation_checkpointing full, anchor selective"]
+        "gpus 4, anchor 8",
+        "batch_size 1, anchor 2",
+        "activation_checkpointing full, anchor selective",
+    ]
 
 
 def test_mfu_of_the_anchors_figures_is_torchtitans_33_and_39_percent():

@@ -28,14 +28,19 @@ def test_every_extra_the_makefile_installs_is_declared_in_pyproject():
         for extra in extras.split(",")
     }
     assert requested, "the Makefile installs no extra: this test no longer reads it right"
-    assert (
-        requested <= declared
-    ), f"the Makefile installs extras pyproject.toml does not declare: {requested - declared}"
+    assert requested <= declared, (
+        f"the Makefile installs extras pyproject.toml does not declare: {requested - declared}"
+    )
 
 
 def _collected(*args: str) -> set[str]:
-    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode in (0, 5), done.stdout[-3000:] + done.stderr[-3000:]
     return {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
 
@@ -49,23 +54,49 @@ def test_the_slow_tier_is_what_uses_the_image_build_dockerd_or_ansible_playbook(
     # one module of each kind: by fixture (cpu_images, dockerd, ansible_playbook, the Ansible test host through
     # fresh_host), and three that stay fast although they start real processes (torchrun ranks, Prometheus) or live
     # beside the playbook tests (the roles' PCI id table, read without Ansible or a host)
-    modules = ["tests/test_images_build.py", "tests/test_validate_container.py", "tests/test_validate_playbook.py",
-               "tests/ansible/test_lint.py", "tests/ansible/test_toolkit_pin.py", "tests/test_distributed.py",
-               "tests/test_dashboards_live.py", "tests/ansible/test_gpu_generations.py"]
+    modules = [
+        "tests/test_images_build.py",
+        "tests/test_validate_container.py",
+        "tests/test_validate_playbook.py",
+        "tests/ansible/test_lint.py",
+        "tests/ansible/test_toolkit_pin.py",
+        "tests/test_distributed.py",
+        "tests/test_dashboards_live.py",
+        "tests/ansible/test_gpu_generations.py",
+    ]
     assert _collected("-m", "slow", *modules) == set(modules[:5])
     # test_validate_container.py keeps its tests that need no engine in the fast tier, test_lint.py its argument specs
-    assert _collected("-m", "not slow", *modules) == {"tests/test_validate_container.py", "tests/ansible/test_lint.py",
-                                                      *modules[5:]}
+    assert _collected("-m", "not slow", *modules) == {
+        "tests/test_validate_container.py",
+        "tests/ansible/test_lint.py",
+        *modules[5:],
+    }
 
 
 def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
     # pytest exits 5 when it runs no test; `make test` adds the reason and keeps the failure
     venv = Path(sys.prefix)
     done = subprocess.run(
-        ["make", "-C", str(ROOT), "--no-print-directory", "-o", "torch", "-o", "test-deps", "-o",
-         f"{venv}/.installed-test", "test", f"VENV={venv}", "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_setup_gpu.py"],
-        capture_output=True, text=True, timeout=300,
-        env=_without_outer_make(os.environ))
+        [
+            "make",
+            "-C",
+            str(ROOT),
+            "--no-print-directory",
+            "-o",
+            "torch",
+            "-o",
+            "test-deps",
+            "-o",
+            f"{venv}/.installed-test",
+            "test",
+            f"VENV={venv}",
+            "PYTEST_ARGS=-p no:cacheprovider tests/ansible/test_setup_gpu.py",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_without_outer_make(os.environ),
+    )
     assert done.returncode != 0
     assert "make test: no test of the fast tier matches PYTEST_ARGS; make test-all" in done.stderr
 
@@ -73,13 +104,19 @@ def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
 def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
     # conda_dlbench_wheel / monitoring_dlbench_wheel name this wheel; the roles install it with its `train` extra
     venv, dist = Path(sys.prefix), tmp_path / "dist"
-    done = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "dist", f"VENV={venv}", f"DIST={dist}"],
-                          capture_output=True, text=True, timeout=600,
-                          env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS")})
+    done = subprocess.run(
+        ["make", "-C", str(ROOT), "--no-print-directory", "dist", f"VENV={venv}", f"DIST={dist}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS")},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert sorted(path.name for path in dist.iterdir()) == [f"dlbench-{version}-py3-none-any.whl",
-                                                            f"dlbench-{version}.tar.gz"]
+    assert sorted(path.name for path in dist.iterdir()) == [
+        f"dlbench-{version}-py3-none-any.whl",
+        f"dlbench-{version}.tar.gz",
+    ]
     with zipfile.ZipFile(dist / f"dlbench-{version}-py3-none-any.whl") as wheel:
         names = set(wheel.namelist())
         entry_points = wheel.read(f"dlbench-{version}.dist-info/entry_points.txt").decode()
@@ -94,8 +131,13 @@ def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
 
 @pytest.mark.parametrize("target, tier", [("test", "fast"), ("test-all", "all"), ("test-deps", "all")])
 def test_each_target_installs_the_system_tools_of_its_tier(target, tier):
-    done = subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", "-n", target], capture_output=True,
-                          text=True, timeout=120, env=_without_outer_make(os.environ))
+    done = subprocess.run(
+        ["make", "-C", str(ROOT), "--no-print-directory", "-n", target],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_without_outer_make(os.environ),
+    )
     assert done.returncode == 0, done.stderr
     assert f"./scripts/install-test-deps.sh {tier}\n" in done.stdout
 
@@ -112,13 +154,19 @@ def test_the_fast_tier_needs_no_image_build_ansible_or_docker_engine_tools(tmp_p
         (tools / tool).symlink_to(found)
     script = ROOT / "scripts" / "install-test-deps.sh"
     env = {"PATH": str(tools), "HOME": str(tmp_path)}
-    fast = subprocess.run([str(tools / "bash"), str(script), "fast"], capture_output=True, text=True, env=env,
-                          timeout=60)
+    fast = subprocess.run(
+        [str(tools / "bash"), str(script), "fast"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert (fast.returncode, fast.stdout) == (0, ""), fast.stderr
-    every = subprocess.run([str(tools / "bash"), str(script), "all"], capture_output=True, text=True, env=env,
-                           timeout=60)
+    every = subprocess.run(
+        [str(tools / "bash"), str(script), "all"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert every.returncode != 0
     assert "installing test dependencies: buildah debootstrap gnupg docker.io" in every.stdout
-    wrong = subprocess.run([str(tools / "bash"), str(script), "slow"], capture_output=True, text=True, env=env,
-                           timeout=60)
-    assert (wrong.returncode, wrong.stderr) == (2, "install-test-deps: error: the tier must be fast or all, not 'slow'\n")
+    wrong = subprocess.run(
+        [str(tools / "bash"), str(script), "slow"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (wrong.returncode, wrong.stderr) == (
+        2,
+        "install-test-deps: error: the tier must be fast or all, not 'slow'\n",
+    )

@@ -33,8 +33,11 @@ def _write_report(path, monkeypatch, rates=None) -> dict:
             patch.setattr(torch.cuda, "get_device_name", lambda device=None: H100_NAME)
             patch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
             patch.setattr(type(ctx), "compute_devices", lambda self: [torch.device("cuda", i) for i in (0, 1)])
-            patch.setattr(compute, "best_matmul_tflops",
-                          lambda torch_, device, precision, sweep: (rates[device.index], (8192,) * 3, {}))
+            patch.setattr(
+                compute,
+                "best_matmul_tflops",
+                lambda torch_, device, precision, sweep: (rates[device.index], (8192,) * 3, {}),
+            )
         writers.write_json(validate_runner.validate(ctx), path)
     report = json.loads(path.read_text())
     jsonschema.Draft202012Validator(writers.json_schema()).validate(report)
@@ -50,8 +53,11 @@ def h100_report(tmp_path, monkeypatch):
 
 def _finished_run(tokens_per_gpu: float) -> dict:
     """What the `llm` section reads of a finished one-GPU run on an H100, as the runner writes it."""
-    return {"config": {}, "metrics": {"throughput": {"tokens_per_second": tokens_per_gpu}},
-            "environment": {"device": "cuda:0", "device_name": H100_NAME}}
+    return {
+        "config": {},
+        "metrics": {"throughput": {"tokens_per_second": tokens_per_gpu}},
+        "environment": {"device": "cuda:0", "device_name": H100_NAME},
+    }
 
 
 def test_mfu_against_the_slowest_gpus_measured_mamf_beside_the_datasheet_peak(h100_report, monkeypatch):
@@ -73,8 +79,13 @@ def test_mfu_against_the_slowest_gpus_measured_mamf_beside_the_datasheet_peak(h1
 
 
 def _with_table_fields(llm: dict) -> dict:
-    return {"workload": {"name": "llama3-8b"}, "status": "completed", "config": {"device": "cuda"},
-            "metrics": {}, "llm": llm}
+    return {
+        "workload": {"name": "llama3-8b"},
+        "status": "completed",
+        "config": {"device": "cuda"},
+        "metrics": {},
+        "llm": llm,
+    }
 
 
 def test_a_cpu_run_keeps_the_figure_and_says_why_it_gives_no_mfu(h100_report):
@@ -99,30 +110,50 @@ def _bad_reports(tmp_path, monkeypatch) -> dict[str, str]:
     no_check = tmp_path / "no-check.json"
     no_check.write_text(json.dumps(report | {"checks": [c for c in report["checks"] if c["id"] != mamf.CHECK_ID]}))
     skipped = tmp_path / "skipped.json"
-    skipped.write_text(json.dumps(report | {"checks": [
-        c | {"verdict": "SKIP", "measured": None, "detail": "bf16 needs an Ampere or newer GPU"}
-        if c["id"] == mamf.CHECK_ID else c for c in report["checks"]]}))
+    skipped.write_text(
+        json.dumps(
+            report
+            | {
+                "checks": [
+                    c | {"verdict": "SKIP", "measured": None, "detail": "bf16 needs an Ampere or newer GPU"}
+                    if c["id"] == mamf.CHECK_ID
+                    else c
+                    for c in report["checks"]
+                ]
+            }
+        )
+    )
     result = tmp_path / "run.json"
     result.write_text(json.dumps({"schema_version": 2, "llm": {}}))
     (tmp_path / "broken.json").write_text("{not json")
-    return {"missing": str(tmp_path / "none.json"), "cpu": str(cpu_report), "no_check": str(no_check),
-            "skipped": str(skipped), "result": str(result), "broken": str(tmp_path / "broken.json")}
+    return {
+        "missing": str(tmp_path / "none.json"),
+        "cpu": str(cpu_report),
+        "no_check": str(no_check),
+        "skipped": str(skipped),
+        "result": str(result),
+        "broken": str(tmp_path / "broken.json"),
+    }
 
 
-@pytest.mark.parametrize("which,extra,message", [
-    ("missing", [], "no such file"),
-    ("broken", [], "not a readable JSON file (JSONDecodeError)"),
-    ("result", [], "not a `dlbench validate --json` report"),
-    ("no_check", [], "no bf16 matmul measurement (it has no such check)"),
-    ("skipped", [], "no bf16 matmul measurement (compute.matmul_bf16 is SKIP: bf16 needs an Ampere or newer GPU)"),
-    ("cpu", [], "its bf16 matmul was measured on the CPU, not a GPU"),
-    ("missing", ["--nproc", "2"], "no such file"),  # once, before torchrun starts
-])
+@pytest.mark.parametrize(
+    "which,extra,message",
+    [
+        ("missing", [], "no such file"),
+        ("broken", [], "not a readable JSON file (JSONDecodeError)"),
+        ("result", [], "not a `dlbench validate --json` report"),
+        ("no_check", [], "no bf16 matmul measurement (it has no such check)"),
+        ("skipped", [], "no bf16 matmul measurement (compute.matmul_bf16 is SKIP: bf16 needs an Ampere or newer GPU)"),
+        ("cpu", [], "its bf16 matmul was measured on the CPU, not a GPU"),
+        ("missing", ["--nproc", "2"], "no such file"),  # once, before torchrun starts
+    ],
+)
 def test_bad_reports_are_refused_in_one_line_before_training(which, extra, message, tmp_path, monkeypatch, capsys):
     path = _bad_reports(tmp_path, monkeypatch)[which]
     output = tmp_path / "r.json"
-    code = cli.main(["run", "llama-tiny", "--device", "cpu", "--no-telemetry", "--mamf-from", path, *extra,
-                     "--output", str(output)])
+    code = cli.main(
+        ["run", "llama-tiny", "--device", "cpu", "--no-telemetry", "--mamf-from", path, *extra, "--output", str(output)]
+    )
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"--mamf-from {path}: {message}" in err

@@ -48,9 +48,12 @@ def test_peak_is_per_precision():
     assert peaks.peak_flops("Tesla T4", "bf16") is None  # Turing has no bf16: no MFU, not a wrong one
 
 
-@pytest.mark.parametrize("device_name,precision,tflops", [
-    ("NVIDIA B200", "fp32", 75),  # HGX B200 per GPU; 80 is GB200's
-])
+@pytest.mark.parametrize(
+    "device_name,precision,tflops",
+    [
+        ("NVIDIA B200", "fp32", 75),  # HGX B200 per GPU; 80 is GB200's
+    ],
+)
 def test_corrected_peaks(device_name, precision, tflops):
     assert peaks.peak_flops(device_name, precision) == pytest.approx(tflops * 1e12)
 

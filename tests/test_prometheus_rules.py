@@ -96,19 +96,27 @@ def test_nvlink_down_cases_use_the_label_set_the_exporter_serves():
     from dlbench.telemetry.sampler import Sampler
 
     fake = fake_nvml.from_spec("h100-sxm")
-    fake.gpus[0].values["nvlink"] = {"7": {"state": fake_nvml._real.NVML_NVLINK_STATE_INACTIVE},
-                                     "8": {"state": fake_nvml._real.NVML_NVLINK_STATE_SLEEP}}
+    fake.gpus[0].values["nvlink"] = {
+        "7": {"state": fake_nvml._real.NVML_NVLINK_STATE_INACTIVE},
+        "8": {"state": fake_nvml._real.NVML_NVLINK_STATE_SLEEP},
+    }
     sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
     sampler.sample_now()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TelemetryCollector(sampler, hostname="n1"))
-    served = {sample.name: sample for family in text_string_to_metric_families(generate_latest(registry).decode())
-              for sample in family.samples}
+    served = {
+        sample.name: sample
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
     inactive = served["dlbench_gpu_nvlink_links_inactive"]
     assert inactive.value == 1, "a sleeping link is not a link down"
     assert served["dlbench_gpu_nvlink_links_active"].value == 16
-    tested = [labels for name, labels in _unit_test_series(PROMETHEUS_DIR / "tests" / "alerts_fleet_test.yml")
-              if name == "dlbench_gpu_nvlink_links_inactive"]
+    tested = [
+        labels
+        for name, labels in _unit_test_series(PROMETHEUS_DIR / "tests" / "alerts_fleet_test.yml")
+        if name == "dlbench_gpu_nvlink_links_inactive"
+    ]
     assert tested
     for labels in tested:
         assert set(labels) - {"job", "instance"} == set(inactive.labels), labels
@@ -140,8 +148,26 @@ def test_xid_classes_are_the_same_for_dlbench_and_dcgm_exporter_and_follow_nvidi
 
     critical = codes("DlbenchGPUXidCritical", "xid=~")
     assert critical == codes("DlbenchDCGMXidCritical", "err_code=~")
-    assert {"46", "48", "74", "79", "136", "143", "144", "145", "146", "147", "148", "149", "150", "155", "158",
-            "167", "171", "172"} <= critical
+    assert {
+        "46",
+        "48",
+        "74",
+        "79",
+        "136",
+        "143",
+        "144",
+        "145",
+        "146",
+        "147",
+        "148",
+        "149",
+        "150",
+        "155",
+        "158",
+        "167",
+        "171",
+        "172",
+    } <= critical
     silent = {"13", "31", "43", "45", "94", "154", "157"}
     assert not critical & silent and "61" not in critical
     not_warning = codes("DlbenchGPUXidWarning", "xid!~")
@@ -177,10 +203,17 @@ def test_mixed_fleet_case_uses_the_label_sets_dcgm_compat_serves():
             for sample in family.samples:
                 served.setdefault(sample.name, set(sample.labels))
         time.sleep(0.2)
-    tested = [(name, labels) for name, labels in _unit_test_series(PROMETHEUS_DIR / "tests" / "kubernetes_test.yml")
-              if labels.get("instance") == "n1:19835"]
-    assert {name for name, _ in tested} >= {"DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_GPU_TEMP",
-                                           "dlbench_gpu_last_xid_timestamp_seconds", "dlbench_exporter_nvml_up"}
+    tested = [
+        (name, labels)
+        for name, labels in _unit_test_series(PROMETHEUS_DIR / "tests" / "kubernetes_test.yml")
+        if labels.get("instance") == "n1:19835"
+    ]
+    assert {name for name, _ in tested} >= {
+        "DCGM_FI_DEV_XID_ERRORS",
+        "DCGM_FI_DEV_GPU_TEMP",
+        "dlbench_gpu_last_xid_timestamp_seconds",
+        "dlbench_exporter_nvml_up",
+    }
     for name, labels in tested:
         if name != "up":
             assert set(labels) - {"job", "instance"} == served[name], name

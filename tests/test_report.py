@@ -249,14 +249,25 @@ def _review_runs(directory: Path) -> list[Path]:
     paths = []
     for i, rate in enumerate((275.8, 129.6, 482.7, 360.9)):
         result = make_result(
-            "cifar-cnn", times=step_times(32e3 / rate, 0.02, count=200, seed=i), batch_size=32, precision="fp32",
-            started_at=f"2026-12-06T0{i}:1{i}:00+00:00", telemetry={},
+            "cifar-cnn",
+            times=step_times(32e3 / rate, 0.02, count=200, seed=i),
+            batch_size=32,
+            precision="fp32",
+            started_at=f"2026-12-06T0{i}:1{i}:00+00:00",
+            telemetry={},
         )
         result["environment"].update(hostname="vm", device_name="AMD EPYC 7B13")
         paths.append(write(directory / f"cifar-{i}.json", result))
     for i in range(2):
-        result = make_result("gpt2-tiny", times=step_times(1000.0, 0.02, count=20, seed=9 + i), batch_size=4,
-                             seq_len=128, precision="fp32", started_at=f"2026-12-06T05:0{i}:00+00:00", telemetry={})
+        result = make_result(
+            "gpt2-tiny",
+            times=step_times(1000.0, 0.02, count=20, seed=9 + i),
+            batch_size=4,
+            seq_len=128,
+            precision="fp32",
+            started_at=f"2026-12-06T05:0{i}:00+00:00",
+            telemetry={},
+        )
         result["environment"].update(hostname="vm", device_name="AMD EPYC 7B13")
         paths.append(write(directory / f"gpt2-tiny-{i}.json", result))
     return paths
@@ -270,7 +281,10 @@ def test_every_run_is_its_own_bar_and_row(dlbench_cli, tmp_path):
     assert len(rows) == 4 and len(set(rows)) == 4  # four rows, no two alike
     # told apart by when each ran, in the order they ran (the host is in the environment table: one host here)
     assert [re.search(r"2026-12-06 0\d:\d\d:00", row).group() for row in rows] == [
-        "2026-12-06 00:10:00", "2026-12-06 01:11:00", "2026-12-06 02:12:00", "2026-12-06 03:13:00"
+        "2026-12-06 00:10:00",
+        "2026-12-06 01:11:00",
+        "2026-12-06 02:12:00",
+        "2026-12-06 03:13:00",
     ]
     rates = [float(re.search(r"\| (\d+\.\d) \|", row).group(1)) for row in rows]
     assert rates == pytest.approx([275.8, 129.6, 482.7, 360.9], rel=0.02)
@@ -318,11 +332,21 @@ def _back_to_back(directory: Path) -> list[Path]:
     """Two short CPU runs one after the other, each in its own folder as `--output a/run.json`, `b/run.json`."""
     paths = []
     for folder, second in (("a", "04"), ("b", "40")):
-        result = make_result("cifar-cnn", times=step_times(1700, 0.05, count=8, seed=ord(folder)), precision="fp32",
-                             batch_size=32, started_at=f"2026-12-06T10:47:{second}+00:00", telemetry={})
+        result = make_result(
+            "cifar-cnn",
+            times=step_times(1700, 0.05, count=8, seed=ord(folder)),
+            precision="fp32",
+            batch_size=32,
+            started_at=f"2026-12-06T10:47:{second}+00:00",
+            telemetry={},
+        )
         result["environment"].update(hostname="vm", device_name="AMD EPYC")
-        result["metrics"]["cpu_contention"] = {"distorted": folder == "a", "other_processes_cores_mean": 1.8,
-                                               "cores_available": 2, "other_processes_share": 0.92}
+        result["metrics"]["cpu_contention"] = {
+            "distorted": folder == "a",
+            "other_processes_cores_mean": 1.8,
+            "cores_available": 2,
+            "other_processes_share": 0.92,
+        }
         paths.append(write(directory / folder / "run.json", result))
     return paths
 
@@ -351,8 +375,10 @@ def test_a_run_compare_would_distrust_is_named_in_the_report_with_the_reason(dlb
     paths = _back_to_back(tmp_path / "runs")
     out = dlbench_cli("report", *paths, "--markdown", "-")
     notes = [line for line in out.stdout.splitlines() if "not to be trusted" in line]
-    assert notes == ["- cifar-cnn (vm 2026-12-06 10:47:04): not to be trusted for comparison: other processes kept 1.8 "
-                     "of its 2 CPU cores busy (92%)"]
+    assert notes == [
+        "- cifar-cnn (vm 2026-12-06 10:47:04): not to be trusted for comparison: other processes kept 1.8 "
+        "of its 2 CPU cores busy (92%)"
+    ]
 
 
 def test_a_torchrun_jobs_row_shows_what_the_job_did_beside_rank_0s_own(dlbench_cli, tmp_path):

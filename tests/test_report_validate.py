@@ -66,7 +66,7 @@ def test_html_names_each_hosts_verdicts_and_the_outlier_gpus(fleet_report):
 
 def test_html_leads_with_hosts_counted_by_verdict_per_family_and_the_version_groups(fleet_report):
     page = fleet_report[0]
-    lead = page[page.index("Hosts by their worst verdict"):page.index("<h3>Every host</h3>")]
+    lead = page[page.index("Hosts by their worst verdict") : page.index("<h3>Every host</h3>")]
     # columns FAIL, WARN, PASS, INFO, SKIP: node3 warns in compute, node1 and node2 pass
     assert "<tr><td>compute</td><td>0</td><td>1</td><td>2</td><td>0</td><td>0</td></tr>" in lead
     assert "Every host carries the same versions." in lead

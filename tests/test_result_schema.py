@@ -38,9 +38,14 @@ def test_a_cli_result_with_telemetry_validates(cli_run):
     assert result["requested"]["batch_size"] == 8 and result["requested"]["warmup"] == 1
 
 
-@pytest.mark.parametrize("workload,extra", [("gpt2-tiny", {"batch_size": 1, "seq_len": 16, "pad_vocab": True}),
-                                            ("bert-tiny", {"batch_size": 2, "seq_len": 16}),
-                                            ("mnist-mlp", {"steps": None, "warmup": None})])
+@pytest.mark.parametrize(
+    "workload,extra",
+    [
+        ("gpt2-tiny", {"batch_size": 1, "seq_len": 16, "pad_vocab": True}),
+        ("bert-tiny", {"batch_size": 2, "seq_len": 16}),
+        ("mnist-mlp", {"steps": None, "warmup": None}),
+    ],
+)
 def test_results_of_every_kind_of_workload_validate(workload, extra):
     validate(run(workload=workload, **extra))
 

@@ -101,9 +101,26 @@ def test_ctrl_c_during_timed_steps_keeps_the_steps_done(tmp_path):
 
 def test_sigint_to_the_cli_writes_an_interrupted_result(tmp_path):
     out, port = tmp_path / "r.json", free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "mnist-mlp", "--device", "cpu", "--duration", "120",
-                             "--output", str(out), "--metrics-port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "run",
+            "mnist-mlp",
+            "--device",
+            "cpu",
+            "--duration",
+            "120",
+            "--output",
+            str(out),
+            "--metrics-port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # signal once the run is timing: its /health counts the timed steps (a fixed sleep raced start-up under load)
     wait_for(lambda: json.loads(http_get(f"http://127.0.0.1:{port}/health")[1])["steps"] >= 1, 240, "timed steps")
     proc.send_signal(signal.SIGINT)
@@ -188,8 +205,24 @@ def test_a_corrupt_image_in_an_image_folder_is_one_line_and_exit_2(dlbench_cli, 
     (data / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     out = tmp_path / "r.json"
     # workers: the error is raised in a DataLoader worker process and must still arrive as one line
-    proc = dlbench_cli("run", "cifar-cnn", "--device", "cpu", "--data", data, "--workers", 2, "--batch-size", 1,
-                       "--steps", 10, "--warmup", 0, "--output", out)
+    proc = dlbench_cli(
+        "run",
+        "cifar-cnn",
+        "--device",
+        "cpu",
+        "--data",
+        data,
+        "--workers",
+        2,
+        "--batch-size",
+        1,
+        "--steps",
+        10,
+        "--warmup",
+        0,
+        "--output",
+        out,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "DataLoader worker" not in proc.stderr
     [line] = proc.stderr.strip().splitlines()
@@ -203,8 +236,9 @@ def test_an_empty_token_file_is_one_line_and_exit_2(dlbench_cli, tmp_path):
     empty.touch()
     proc = dlbench_cli("run", "gpt2", "--device", "cpu", "--data", empty, "--steps", 1, "--seq-len", 8)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [f"dlbench: error: --data {empty}: the file is empty; expected uint16 "
-                                                "token ids (nanoGPT's train.bin)"]
+    assert proc.stderr.strip().splitlines() == [
+        f"dlbench: error: --data {empty}: the file is empty; expected uint16 token ids (nanoGPT's train.bin)"
+    ]
 
 
 def test_seq_len_beyond_context_is_refused():

@@ -120,8 +120,10 @@ def test_a_named_pipe_nobody_reads_fails_in_bounded_time(tmp_path):
     # Signals are held while the result is written: a blocking open() on an unread pipe hung beyond Ctrl-C.
     fifo = tmp_path / "unread.pipe"
     os.mkfifo(fifo)
-    script = ("import sys; from dlbench import atomic; atomic.FIFO_READER_WAIT_SECONDS = 0.5\n"
-              "try:\n    atomic.write_text(sys.argv[1], 'x')\nexcept atomic.UserError as e:\n    print(e)")
+    script = (
+        "import sys; from dlbench import atomic; atomic.FIFO_READER_WAIT_SECONDS = 0.5\n"
+        "try:\n    atomic.write_text(sys.argv[1], 'x')\nexcept atomic.UserError as e:\n    print(e)"
+    )
     proc = subprocess.run([sys.executable, "-c", script, str(fifo)], capture_output=True, text=True, timeout=20)
     assert proc.stdout.strip() == f"cannot write {fifo}: no process opened the pipe for reading within 0.5 s"
 

@@ -29,9 +29,34 @@ def cifar_dir(tmp_path):
 def start_run(data, out, port):
     # its own session: a process group of its own, like a Slurm job step, so killpg reaches it and its workers only
     return subprocess.Popen(
-        [sys.executable, "-m", "dlbench", "run", "cifar-cnn", "--device", "cpu", "--data", str(data), "--workers", "2",
-         "--batch-size", "4", "--warmup", "1", "--duration", "300", "--output", str(out), "--metrics-port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "run",
+            "cifar-cnn",
+            "--device",
+            "cpu",
+            "--data",
+            str(data),
+            "--workers",
+            "2",
+            "--batch-size",
+            "4",
+            "--warmup",
+            "1",
+            "--duration",
+            "300",
+            "--output",
+            str(out),
+            "--metrics-port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for_timed_steps(proc, port):

@@ -48,7 +48,11 @@ def test_one_process_decides_its_window_alone_and_says_so():
     result = run(steps=3, warmup=1)
     section = result["window"]
     assert (section["decided_by"], section["ranks"], section["planned_steps"], section["extensions"]) == (
-        "this process", 1, None, [])
+        "this process",
+        1,
+        None,
+        [],
+    )
     assert section["warmup_step_seconds"] > 0 and result["metrics"]["steps_timed"] == 3
 
 
@@ -66,12 +70,15 @@ def test_a_short_window_is_named_in_the_warnings():
     assert any("timed window lasted" in w for w in result["warnings"])
 
 
-@pytest.mark.parametrize("times,expected", [
-    ([9.0, 1.0, 1.02, 0.99, 1.01, 1.0, 1.0], True),  # compilation in step 1, then flat
-    ([9.0, 1.0, 0.9, 0.8, 0.7, 0.6], False),  # still getting faster (autotuning, allocator growth)
-    ([5.0] + [1.0, 1.3, 0.9, 1.4, 1.0] * 2, True),  # noisy, but the median stopped moving
-    ([5.0, 1.0, 1.0], False),  # too few steps to tell
-])
+@pytest.mark.parametrize(
+    "times,expected",
+    [
+        ([9.0, 1.0, 1.02, 0.99, 1.01, 1.0, 1.0], True),  # compilation in step 1, then flat
+        ([9.0, 1.0, 0.9, 0.8, 0.7, 0.6], False),  # still getting faster (autotuning, allocator growth)
+        ([5.0] + [1.0, 1.3, 0.9, 1.4, 1.0] * 2, True),  # noisy, but the median stopped moving
+        ([5.0, 1.0, 1.0], False),  # too few steps to tell
+    ],
+)
 def test_warm_up_ends_when_step_time_settles(times, expected):
     done, settled = window.warmup_for(None, "cuda").finished(times, seconds_after_first=1.0)
     assert (done, settled) == (expected, expected)
@@ -199,7 +206,8 @@ def test_a_sibling_rank_under_the_same_launcher_counts_as_the_job():
     done = subprocess.run([sys.executable, "-c", LAUNCHER], capture_output=True, text=True, timeout=120, check=True)
     summary = json.loads(done.stdout)
     sibling_cpu_seconds = (summary["job_processes_cores_mean"] - summary["this_process_cores_mean"]) * summary[
-        "window_seconds"]
+        "window_seconds"
+    ]
     assert sibling_cpu_seconds >= 0.25  # the sibling's 0.3 s (and the launcher's own), less rounding
     assert contention.job_root(1) is None  # one process: its own tree is the job
 
@@ -231,22 +239,28 @@ sibling.wait()
 """
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
-                    reason="needs two usable CPUs to bind the ranks apart")
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+    reason="needs two usable CPUs to bind the ranks apart",
+)
 def test_a_sibling_rank_bound_to_other_cpus_is_not_subtracted_from_ours():
-    done = subprocess.run([sys.executable, "-c", PINNED_LAUNCHER], capture_output=True, text=True, timeout=120,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PINNED_LAUNCHER], capture_output=True, text=True, timeout=120, check=True
+    )
     summary = json.loads(done.stdout)
     assert summary["cores_available"] == 1
     sibling_cpu_seconds = (summary["job_processes_cores_mean"] - summary["this_process_cores_mean"]) * summary[
-        "window_seconds"]
+        "window_seconds"
+    ]
     assert sibling_cpu_seconds < 0.1  # at most half the launcher's own (it may run on either CPU), not the 0.3 s
 
 
 def test_our_own_children_count_as_ours_not_as_competition():
     load = contention.CpuContention("cpu")
     load.start()
-    burner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"])
+    burner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"]
+    )
     burner.wait(timeout=60)  # a DataLoader worker does its work in a child like this one
     summary = load.stop()
     assert summary["this_process_cores_mean"] >= 0.1

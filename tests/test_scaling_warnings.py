@@ -11,14 +11,26 @@ from results_support import make_result, step_times, write
 
 def _size(tmp_path, processes: int, step_ms: float, threads: int, **changes) -> dict:
     """One size of a study as `scaling` reads it: the entry and rank 0's result beside it (batch 32 a rank)."""
-    result = make_result("cifar-cnn", times=step_times(step_ms, 0.01, count=300, seed=processes), batch_size=32,
-                         precision="fp32", device="cpu")
+    result = make_result(
+        "cifar-cnn",
+        times=step_times(step_ms, 0.01, count=300, seed=processes),
+        batch_size=32,
+        precision="fp32",
+        device="cpu",
+    )
     result["environment"]["torch_threads"] = threads
     result.update(changes)
     path = write(tmp_path / f"cifar-cnn-{processes}.json", result)
     rate = processes * result["metrics"]["throughput"]["samples_per_second"]
-    return {"processes": processes, "status": "completed", "result": str(path), "samples_per_second": rate,
-            "efficiency": None, "slowest_rank": None, "communication_share": None}
+    return {
+        "processes": processes,
+        "status": "completed",
+        "result": str(path),
+        "samples_per_second": rate,
+        "efficiency": None,
+        "slowest_rank": None,
+        "communication_share": None,
+    }
 
 
 def test_the_review_case_names_the_thread_counts_and_the_slow_baseline(tmp_path):
@@ -33,8 +45,12 @@ def test_the_review_case_names_the_thread_counts_and_the_slow_baseline(tmp_path)
 
 
 def test_a_contended_baseline_is_named(tmp_path):
-    contended = {"distorted": True, "other_processes_cores_mean": 1.2, "cores_available": 2,
-                 "other_processes_share": 0.6}
+    contended = {
+        "distorted": True,
+        "other_processes_cores_mean": 1.2,
+        "cores_available": 2,
+        "other_processes_share": 0.6,
+    }
     base = _size(tmp_path, 1, 14.0, threads=1)
     with open(base["result"], encoding="utf-8") as handle:
         result = json.load(handle)

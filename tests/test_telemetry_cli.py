@@ -13,8 +13,13 @@ from prometheus_server import free_port, http_get, wait_for
 def start_exporter(*args, env=None):
     environment = {k: v for k, v in os.environ.items() if k != "DLBENCH_FAKE_NVML"}
     environment.update(env or {})
-    return subprocess.Popen([sys.executable, "-m", "dlbench", "exporter", *args], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlbench", "exporter", *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_without_nvml_the_exporter_serves_host_metrics_and_says_nvml_is_down():
@@ -45,12 +50,15 @@ def test_port_in_use_is_one_line_and_nonzero():
     assert err.strip() == f"dlbench: error: cannot listen on 127.0.0.1:{port}: address already in use"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--port", "99999"], "port must be 1-65535"),
-    (["--port", "http"], "port must be a number"),
-    (["--interval", "0"], "interval must be 0.05-3600 seconds"),
-    (["--listen", "no-such-host.invalid", "--port", "1"], "not a valid address"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "99999"], "port must be 1-65535"),
+        (["--port", "http"], "port must be a number"),
+        (["--interval", "0"], "interval must be 0.05-3600 seconds"),
+        (["--listen", "no-such-host.invalid", "--port", "1"], "not a valid address"),
+    ],
+)
 def test_bad_input_is_one_line_and_nonzero(args, message):
     process = start_exporter(*args)
     _, err = process.communicate(timeout=30)
@@ -66,8 +74,9 @@ def test_environment_variables_are_validated_like_flags():
 def test_nvlink_per_link_flag_adds_per_link_series_to_the_real_process():
     # FAKED: NVML only, through the exporter's DLBENCH_FAKE_NVML hook (an H100 SXM with 18 NVLink links)
     port = free_port()
-    process = start_exporter("--port", str(port), "--interval", "0.2", "--nvlink-per-link",
-                             env={"DLBENCH_FAKE_NVML": "h100-sxm"})
+    process = start_exporter(
+        "--port", str(port), "--interval", "0.2", "--nvlink-per-link", env={"DLBENCH_FAKE_NVML": "h100-sxm"}
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: b"dlbench_gpu_nvlink_link_state{" in http_get(f"{url}/metrics")[1], 30, "per-link series")

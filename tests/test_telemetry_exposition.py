@@ -36,19 +36,25 @@ def exposition(spec="h100-sxm,a100,rtx4090", dcgm=False, prepare=None, nvlink_pe
 
 
 def samples(text):
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def find(parsed, name, **labels):
-    return [v for (n, ls), v in parsed.items() if n == name and all(dict(ls).get(k) == val for k, val in labels.items())]
+    return [
+        v for (n, ls), v in parsed.items() if n == name and all(dict(ls).get(k) == val for k, val in labels.items())
+    ]
 
 
 @pytest.mark.integration
 def test_promtool_finds_nothing_to_say_about_the_default_output(tmp_path):
     text, fake, _ = exposition(prepare=lambda f: f.inject_xid(0, 79))
-    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
 
@@ -56,8 +62,9 @@ def test_promtool_finds_nothing_to_say_about_the_default_output(tmp_path):
 @pytest.mark.integration
 def test_promtool_only_objects_to_dcgm_exporters_own_label_names():
     text, _, _ = exposition(dcgm=True)
-    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     complaints = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert complaints, "expected promtool to flag modelName/Hostname/UUID"
     for line in complaints:
@@ -75,10 +82,18 @@ def test_every_exposed_name_is_in_the_catalogue_with_its_labels():
             assert spec is not None, f"{sample.name} is served but not in the catalogue"
             assert set(sample.labels) == set(spec.labels), sample
             seen.add(sample.name)
-    for required in ("dlbench_gpu_info", "dlbench_gpu_up", "dlbench_gpu_energy_joules_total",
-                     "dlbench_gpu_clocks_event_active", "dlbench_gpu_xid_errors_total",
-                     "dlbench_host_load_average", "dlbench_exporter_nvml_up", "DCGM_FI_DEV_GPU_UTIL",
-                     "dlbench_gpu_nvlink_links_active", "dlbench_gpu_nvlink_link_state"):
+    for required in (
+        "dlbench_gpu_info",
+        "dlbench_gpu_up",
+        "dlbench_gpu_energy_joules_total",
+        "dlbench_gpu_clocks_event_active",
+        "dlbench_gpu_xid_errors_total",
+        "dlbench_host_load_average",
+        "dlbench_exporter_nvml_up",
+        "DCGM_FI_DEV_GPU_UTIL",
+        "dlbench_gpu_nvlink_links_active",
+        "dlbench_gpu_nvlink_link_state",
+    ):
         assert required in seen
 
 
@@ -95,9 +110,15 @@ def test_unsupported_metrics_are_absent_for_the_consumer_card_only():
 
 def test_dcgm_compat_uses_dcgm_exporter_units_and_labels():
     def prepare(fake):
-        fake.gpus[0].values.update(utilization_gpu=87, memory_used=4096 * 2**20 + 777_777, sm_mhz=1755,
-                                   power_mw=455_500, memory_reserved=571 * 2**20)
+        fake.gpus[0].values.update(
+            utilization_gpu=87,
+            memory_used=4096 * 2**20 + 777_777,
+            sm_mhz=1755,
+            power_mw=455_500,
+            memory_reserved=571 * 2**20,
+        )
         fake.inject_xid(0, 79)
+
     text = exposition("h100-sxm", dcgm=True, prepare=prepare)[0]
     parsed = samples(text)
     # DCGM's integers: 87 (not 87.00000000000001), whole MiB rounded down as DCGM divides bytes
@@ -125,11 +146,20 @@ def test_dcgm_compat_names_the_newer_families_in_dcgms_units():
     names of dcgm_fields.h, scaled to DCGM's units (guards the scale factors: us, KB/s, %, W)."""
 
     def prepare(fake):
-        fake.gpus[0].values.update(pcie_tx_kbps=12_000_000, pcie_rx_kbps=3_000, pcie_width_now=8, pstate=2,
-                                   ecc_volatile_corrected=5, ecc_volatile_uncorrected=1, ecc_corrected=40,
-                                   ecc_uncorrected=2, encoder_percent=35, decoder_percent=12,
-                                   clocks_event_ns={"sw_power_cap": 2_500_000_000, "sync_boost": 7_000},
-                                   nvlink={"3": {"replay": 4, "recovery": 1}, "9": {"replay": 2}})
+        fake.gpus[0].values.update(
+            pcie_tx_kbps=12_000_000,
+            pcie_rx_kbps=3_000,
+            pcie_width_now=8,
+            pstate=2,
+            ecc_volatile_corrected=5,
+            ecc_volatile_uncorrected=1,
+            ecc_corrected=40,
+            ecc_uncorrected=2,
+            encoder_percent=35,
+            decoder_percent=12,
+            clocks_event_ns={"sw_power_cap": 2_500_000_000, "sync_boost": 7_000},
+            nvlink={"3": {"replay": 4, "recovery": 1}, "9": {"replay": 2}},
+        )
         fake.gpus[1].values.update(retired_sbe=3, retired_dbe=1, retired_pending=1)
         fake.gpus[2].values.update(fan_percent=47)
         fake.inject_xid(0, 79)
@@ -170,27 +200,52 @@ def test_dcgm_compat_names_the_newer_families_in_dcgms_units():
 
 # NVIDIA's XID catalogue, "Resolution Bucket (Immediate Action)" (docs.nvidia.com/deploy/xid-errors/
 # analyzing-xid-catalog.html): the codes the review found only warning, 46 (RESET_GPU: a drain), the NVLink family
-@pytest.mark.parametrize("code, expected", [
-    (46, "critical"), (48, "critical"), (79, "critical"), (143, "critical"), (158, "critical"), (167, "critical"),
-    (171, "critical"), (172, "critical"), (74, "critical"), (136, "critical"), (144, "critical"), (149, "critical"),
-    (150, "critical"), (155, "critical"), (95, "critical"), (119, "critical"),
-    (13, "application"), (31, "application"), (94, "application"),
-    (43, "informational"), (45, "informational"), (63, "informational"), (154, "informational"), (157, "informational"),
-    (54, "warning"), (1, "warning"), (500, "warning"),
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        (46, "critical"),
+        (48, "critical"),
+        (79, "critical"),
+        (143, "critical"),
+        (158, "critical"),
+        (167, "critical"),
+        (171, "critical"),
+        (172, "critical"),
+        (74, "critical"),
+        (136, "critical"),
+        (144, "critical"),
+        (149, "critical"),
+        (150, "critical"),
+        (155, "critical"),
+        (95, "critical"),
+        (119, "critical"),
+        (13, "application"),
+        (31, "application"),
+        (94, "application"),
+        (43, "informational"),
+        (45, "informational"),
+        (63, "informational"),
+        (154, "informational"),
+        (157, "informational"),
+        (54, "warning"),
+        (1, "warning"),
+        (500, "warning"),
+    ],
+)
 def test_xid_series_carry_the_catalogue_class(code, expected):
     def prepare(fake):
         fake.inject_xid(0, code)
+
     parsed = samples(exposition("h100-sxm", prepare=prepare)[0])
     assert find(parsed, "dlbench_gpu_xid_errors_total", gpu="0", xid=str(code), xid_class=expected) == [1.0]
-    assert len(find(parsed, "dlbench_gpu_last_xid_timestamp_seconds", gpu="0", xid=str(code),
-                    xid_class=expected)) == 1
+    assert len(find(parsed, "dlbench_gpu_last_xid_timestamp_seconds", gpu="0", xid=str(code), xid_class=expected)) == 1
 
 
 def test_lost_gpu_keeps_identity_and_reports_down_and_errors_by_call():
     def prepare(fake):
         fake.gpus[1].lost = True
         fake.gpus[0].faults = {"nvmlDeviceGetTemperature": "TIMEOUT"}
+
     text, _, sampler = exposition("h100-sxm*2", prepare=prepare)
     parsed = samples(text)
     assert find(parsed, "dlbench_gpu_up", gpu="1") == [0.0]
@@ -220,7 +275,8 @@ def test_without_nvml_only_host_and_health_metrics_are_served():
 def test_docs_metrics_md_matches_the_catalogue():
     committed = (REPO / "docs" / "metrics.md").read_text()
     assert committed == catalogue.render_markdown(), (
-        "docs/metrics.md is stale: run `python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`")
+        "docs/metrics.md is stale: run `python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`"
+    )
 
 
 def test_catalogue_names_follow_prometheus_conventions():
@@ -288,8 +344,9 @@ def test_promtool_finds_nothing_to_say_about_live_run_metrics():
     finally:
         live.close()
         telemetry.close()
-    result = subprocess.run([shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True,
-                            text=True, timeout=30)
+    result = subprocess.run(
+        [shutil.which("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
     parsed = samples(text)
     assert find(parsed, "dlbench_train_samples_per_second", run_id="run-9") == [pytest.approx(8 / 0.12)]
@@ -329,22 +386,43 @@ def test_prerender_collects_once_and_encodes_only_the_forms_asked_for():
 # dcgm-exporter's etc/default-counters.csv at NVIDIA/dcgm-exporter d5e5f51 (2026-05-12), second column, for the fields
 # --dcgm-compat serves (commented lines included: they are its documented types)
 DCGM_EXPORTER_TYPES = {
-    "DCGM_FI_DEV_SM_CLOCK": "gauge", "DCGM_FI_DEV_MEM_CLOCK": "gauge", "DCGM_FI_DEV_MEMORY_TEMP": "gauge",
-    "DCGM_FI_DEV_GPU_TEMP": "gauge", "DCGM_FI_DEV_POWER_USAGE": "gauge",
-    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter", "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": "counter",
-    "DCGM_FI_DEV_GPU_UTIL": "gauge", "DCGM_FI_DEV_MEM_COPY_UTIL": "gauge", "DCGM_FI_DEV_ENC_UTIL": "gauge",
-    "DCGM_FI_DEV_DEC_UTIL": "gauge", "DCGM_FI_DEV_XID_ERRORS": "gauge", "DCGM_FI_DEV_FB_FREE": "gauge",
-    "DCGM_FI_DEV_FB_USED": "gauge", "DCGM_FI_DEV_FB_RESERVED": "gauge",
-    "DCGM_FI_DEV_POWER_VIOLATION": "counter", "DCGM_FI_DEV_SYNC_BOOST_VIOLATION": "counter",
-    "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL": "counter", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": "counter",
-    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": "counter", "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL": "counter",
-    "DCGM_FI_DEV_RETIRED_SBE": "counter", "DCGM_FI_DEV_RETIRED_DBE": "counter", "DCGM_FI_DEV_RETIRED_PENDING": "counter",
-    "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL": "counter", "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL": "counter",
-    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": "counter", "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": "counter",
-    "DCGM_FI_DEV_ROW_REMAP_FAILURE": "gauge", "DCGM_FI_PROF_GR_ENGINE_ACTIVE": "gauge",
-    "DCGM_FI_PROF_SM_ACTIVE": "gauge", "DCGM_FI_PROF_SM_OCCUPANCY": "gauge", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": "gauge",
-    "DCGM_FI_PROF_DRAM_ACTIVE": "gauge", "DCGM_FI_PROF_PIPE_FP64_ACTIVE": "gauge",
-    "DCGM_FI_PROF_PIPE_FP32_ACTIVE": "gauge", "DCGM_FI_PROF_PIPE_FP16_ACTIVE": "gauge",
+    "DCGM_FI_DEV_SM_CLOCK": "gauge",
+    "DCGM_FI_DEV_MEM_CLOCK": "gauge",
+    "DCGM_FI_DEV_MEMORY_TEMP": "gauge",
+    "DCGM_FI_DEV_GPU_TEMP": "gauge",
+    "DCGM_FI_DEV_POWER_USAGE": "gauge",
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter",
+    "DCGM_FI_DEV_PCIE_REPLAY_COUNTER": "counter",
+    "DCGM_FI_DEV_GPU_UTIL": "gauge",
+    "DCGM_FI_DEV_MEM_COPY_UTIL": "gauge",
+    "DCGM_FI_DEV_ENC_UTIL": "gauge",
+    "DCGM_FI_DEV_DEC_UTIL": "gauge",
+    "DCGM_FI_DEV_XID_ERRORS": "gauge",
+    "DCGM_FI_DEV_FB_FREE": "gauge",
+    "DCGM_FI_DEV_FB_USED": "gauge",
+    "DCGM_FI_DEV_FB_RESERVED": "gauge",
+    "DCGM_FI_DEV_POWER_VIOLATION": "counter",
+    "DCGM_FI_DEV_SYNC_BOOST_VIOLATION": "counter",
+    "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL": "counter",
+    "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": "counter",
+    "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL": "counter",
+    "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL": "counter",
+    "DCGM_FI_DEV_RETIRED_SBE": "counter",
+    "DCGM_FI_DEV_RETIRED_DBE": "counter",
+    "DCGM_FI_DEV_RETIRED_PENDING": "counter",
+    "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL": "counter",
+    "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL": "counter",
+    "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS": "counter",
+    "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS": "counter",
+    "DCGM_FI_DEV_ROW_REMAP_FAILURE": "gauge",
+    "DCGM_FI_PROF_GR_ENGINE_ACTIVE": "gauge",
+    "DCGM_FI_PROF_SM_ACTIVE": "gauge",
+    "DCGM_FI_PROF_SM_OCCUPANCY": "gauge",
+    "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE": "gauge",
+    "DCGM_FI_PROF_DRAM_ACTIVE": "gauge",
+    "DCGM_FI_PROF_PIPE_FP64_ACTIVE": "gauge",
+    "DCGM_FI_PROF_PIPE_FP32_ACTIVE": "gauge",
+    "DCGM_FI_PROF_PIPE_FP16_ACTIVE": "gauge",
 }
 
 
@@ -390,9 +468,12 @@ def test_dcgm_compat_answers_a_name_filtered_request_as_a_whole_scrape():
     metrics.refresh()
     answered = {}
     query = "name[]=DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION&name[]=DCGM_FI_DEV_GPU_TEMP"
-    body = b"".join(metrics({"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "HTTP_ACCEPT": PROMETHEUS_ACCEPT,
-                             "QUERY_STRING": query},
-                            lambda status, headers: answered.update(headers)))
+    body = b"".join(
+        metrics(
+            {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "HTTP_ACCEPT": PROMETHEUS_ACCEPT, "QUERY_STRING": query},
+            lambda status, headers: answered.update(headers),
+        )
+    )
     assert answered["Content-Type"].startswith("text/plain; version=0.0.4")
     types = dict(line.split()[2:4] for line in body.decode().splitlines() if line.startswith("# TYPE "))
     assert types == {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter", "DCGM_FI_DEV_GPU_TEMP": "gauge"}

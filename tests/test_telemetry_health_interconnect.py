@@ -49,26 +49,48 @@ def test_h100_health_readings_in_base_units():
 
 # a Blackwell board with power smoothing on: values the power-smoothing fields answer, large enough that read as
 # nanoseconds of throttling they would show (profile 2, 50 % floor, a 10 W/s ramp, 1000 W ceiling)
-POWER_SMOOTHING = {"enabled": 1, "active_preset_profile": 2, "admin_override_percent_tmp_floor": 50,
-                   "admin_override_ramp_up_rate": 10_000, "applied_tmp_ceil": 1000, "priv_lvl": 1,
-                   "imm_ramp_down_enabled": 1}
-SLOWDOWN = {"sw_thermal_slowdown": 3_000_000_000, "hw_thermal_slowdown": 2_000_000_000,
-            "hw_power_brake_slowdown": 1_000_000_000}
+POWER_SMOOTHING = {
+    "enabled": 1,
+    "active_preset_profile": 2,
+    "admin_override_percent_tmp_floor": 50,
+    "admin_override_ramp_up_rate": 10_000,
+    "applied_tmp_ceil": 1000,
+    "priv_lvl": 1,
+    "imm_ramp_down_enabled": 1,
+}
+SLOWDOWN = {
+    "sw_thermal_slowdown": 3_000_000_000,
+    "hw_thermal_slowdown": 2_000_000_000,
+    "hw_power_brake_slowdown": 1_000_000_000,
+}
 
 
-@pytest.mark.parametrize("cuda_driver_version, expected", [
-    (13000, {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0}),  # R580: 251-253
-    (12090, {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0}),  # R575: 251-253
-    (13010, {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0}),  # R590: 269-271
-    (12080, {}),  # R570: 251-268 are power smoothing, no slowdown counters at all
-])
+@pytest.mark.parametrize(
+    "cuda_driver_version, expected",
+    [
+        (
+            13000,
+            {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0},
+        ),  # R580: 251-253
+        (
+            12090,
+            {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0},
+        ),  # R575: 251-253
+        (
+            13010,
+            {"sw_thermal_slowdown": 3.0, "hw_thermal_slowdown": 2.0, "hw_power_brake_slowdown": 1.0},
+        ),  # R590: 269-271
+        (12080, {}),  # R570: 251-268 are power smoothing, no slowdown counters at all
+    ],
+)
 def test_slowdown_counters_follow_the_driver_generation_not_the_binding(cuda_driver_version, expected):
     """The installed nvidia-ml-py names one generation's field ids; the driver answering may be of the other. Whatever
     the pairing, power-smoothing values must never come out as throttle time."""
     fake, _ = reader_for("h100-sxm")
     fake.cuda_driver_version = cuda_driver_version
-    fake.gpus[0].values.update(power_smoothing=POWER_SMOOTHING, clocks_event_ns={"sw_power_cap": 5_000_000_000,
-                                                                                 **SLOWDOWN})
+    fake.gpus[0].values.update(
+        power_smoothing=POWER_SMOOTHING, clocks_event_ns={"sw_power_cap": 5_000_000_000, **SLOWDOWN}
+    )
     reader = NvmlReader(fake).start()
     durations = reader.read_all()[0]["clocks_event_duration_seconds"]
     assert {k: v for k, v in durations.items() if k in SLOWDOWN} == pytest.approx(expected)

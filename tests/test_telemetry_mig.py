@@ -226,7 +226,9 @@ def test_dcgm_compat_serves_each_gpu_instances_framebuffer():
 
     parsed = samples(exposition("a100-mig", dcgm=True, prepare=prepare)[0])
     assert find(parsed, "DCGM_FI_DEV_FB_USED", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2") == [12 * 1024]
-    assert find(parsed, "DCGM_FI_DEV_FB_FREE", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2") == [40192 - 12 * 1024 - 1]
+    assert find(parsed, "DCGM_FI_DEV_FB_FREE", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2") == [
+        40192 - 12 * 1024 - 1
+    ]
     assert find(parsed, "DCGM_FI_DEV_FB_USED", GPU_I_PROFILE="2g.20gb", GPU_I_ID="3") == [5]
     per_instance = [dict(ls)["GPU_I_ID"] for (n, ls) in parsed if n == "DCGM_FI_DEV_FB_USED" and "GPU_I_ID" in dict(ls)]
     assert sorted(per_instance, key=int) == ["2", "3", "9", "10"]

@@ -19,9 +19,19 @@ def reader_for(spec):
 
 def test_h100_reading_converts_nvml_units_to_base_units():
     fake, reader = reader_for("h100-sxm")
-    fake.gpus[0].values.update(utilization_gpu=97, utilization_memory=41, power_mw=612_345, sm_mhz=1980,
-                               mem_mhz=2619, temperature=71, memory_temperature=80, pstate=0,
-                               clocks_event_reasons=0x4 | 0x20, ecc_corrected=3, remapped=(2, 1, 1, 0))
+    fake.gpus[0].values.update(
+        utilization_gpu=97,
+        utilization_memory=41,
+        power_mw=612_345,
+        sm_mhz=1980,
+        mem_mhz=2619,
+        temperature=71,
+        memory_temperature=80,
+        pstate=0,
+        clocks_event_reasons=0x4 | 0x20,
+        ecc_corrected=3,
+        remapped=(2, 1, 1, 0),
+    )
     r = reader.read_all()[0]
     assert r["up"] == 1
     assert r["utilization_ratio"] == pytest.approx(0.97)
@@ -233,8 +243,12 @@ def test_old_bindings_fall_back_to_the_throttle_reasons_call(monkeypatch):
     fake, reader = reader_for("h100-sxm")
     fake.gpus[0].values["clocks_event_reasons"] = 0x40
     # an nvidia-ml-py older than 12.535 has only the deprecated name
-    monkeypatch.setattr(type(fake), "nvmlDeviceGetCurrentClocksThrottleReasons",
-                        fake_nvml.FakeNvml.nvmlDeviceGetCurrentClocksEventReasons, raising=False)
+    monkeypatch.setattr(
+        type(fake),
+        "nvmlDeviceGetCurrentClocksThrottleReasons",
+        fake_nvml.FakeNvml.nvmlDeviceGetCurrentClocksEventReasons,
+        raising=False,
+    )
     monkeypatch.delattr(fake_nvml.FakeNvml, "nvmlDeviceGetCurrentClocksEventReasons")
     real = fake_nvml._real
     monkeypatch.delattr(real, "nvmlDeviceGetCurrentClocksEventReasons")

@@ -17,8 +17,16 @@ from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
 from dlbench.train.observers import RunInfo
 from prometheus_server import free_port, http_get, wait_for
 
-GPU_RUN = RunInfo(run_id="r1", workload="resnet50", device="cuda:0", gpu_index=0, batch_size=64,
-                  sample_unit="images", flops_per_sample=12.3e9, peak_flops=989.4e12)
+GPU_RUN = RunInfo(
+    run_id="r1",
+    workload="resnet50",
+    device="cuda:0",
+    gpu_index=0,
+    batch_size=64,
+    sample_unit="images",
+    flops_per_sample=12.3e9,
+    peak_flops=989.4e12,
+)
 
 
 def drive(observers, fake, steps=6, step_seconds=0.05, script=None):
@@ -42,8 +50,13 @@ def test_summary_measures_energy_from_the_counter_over_exactly_the_window():
 
     def script(step, fake):
         gpu = fake.gpus[0]
-        gpu.values.update(utilization_gpu=100 if step % 2 else 60, power_mw=500_000, temperature=60 + step,
-                          sm_mhz=1980 if step < 3 else 1500, clocks_event_reasons=0x4 if step >= 3 else 0)
+        gpu.values.update(
+            utilization_gpu=100 if step % 2 else 60,
+            power_mw=500_000,
+            temperature=60 + step,
+            sm_mhz=1980 if step < 3 else 1500,
+            clocks_event_reasons=0x4 if step >= 3 else 0,
+        )
         if step == 0:
             gpu.energy_mj += 1_000_000  # 1000 J "used" by the counter before our reads must not be counted
             gpu.energy_clock = time.monotonic()
@@ -121,8 +134,11 @@ def test_run_arguments_build_the_observers_and_reject_bad_input():
     port = free_port()
     observers = observers_from_args(parse("--metrics-port", str(port), "--pushgateway", "http://pg:9091"))
     try:
-        assert [type(o).__name__ for o in observers] == ["TelemetryObserver", "LiveMetricsObserver",
-                                                         "PushgatewayObserver"]
+        assert [type(o).__name__ for o in observers] == [
+            "TelemetryObserver",
+            "LiveMetricsObserver",
+            "PushgatewayObserver",
+        ]
         with pytest.raises(UserError, match="address already in use"):
             observers_from_args(parse("--metrics-port", str(port)))  # taken: fails before the run starts
     finally:
@@ -136,8 +152,12 @@ def test_run_arguments_build_the_observers_and_reject_bad_input():
 
 def _pushed_values(text: str, *names: str) -> dict:
     """The value of each named series in a Pushgateway's exposition (one series per name here)."""
-    return {name: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() for name in names
-            if line.startswith(name + "{")}
+    return {
+        name: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        for name in names
+        if line.startswith(name + "{")
+    }
 
 
 @pytest.mark.integration
@@ -146,9 +166,11 @@ def test_end_of_run_summary_reaches_a_real_pushgateway(tmp_path):
     if binary is None:
         pytest.fail("prometheus-pushgateway is not installed; run scripts/install-test-deps.sh")
     port = free_port()
-    gateway = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}",
-                                f"--persistence.file={tmp_path / 'pg'}"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    gateway = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={tmp_path / 'pg'}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     fake = fake_nvml.from_spec("h100-sxm")
     telemetry = TelemetryObserver(interval=0.02, nvml=fake)
     push = PushgatewayObserver(f"http://127.0.0.1:{port}", telemetry=telemetry)
@@ -161,7 +183,7 @@ def test_end_of_run_summary_reaches_a_real_pushgateway(tmp_path):
         assert push.pushed
         _, body = http_get(f"http://127.0.0.1:{port}/metrics")
         text = body.decode()
-        assert 'dlbench_run_info{' in text and 'status="completed"' in text and 'run_id="r1"' in text
+        assert "dlbench_run_info{" in text and 'status="completed"' in text and 'run_id="r1"' in text
         line = next(l for l in text.splitlines() if l.startswith("dlbench_run_samples_per_second{"))
         assert 'job="dlbench_run"' in line and 'workload="resnet50"' in line
         assert float(line.rsplit(" ", 1)[1]) == pytest.approx(64 / 0.05)
@@ -171,10 +193,14 @@ def test_end_of_run_summary_reaches_a_real_pushgateway(tmp_path):
         # rank 0 of a 2-rank job: the job's aggregate beside rank 0's own figure (the next push replaces this one)
         push.on_finish(dict(result, distributed={"world_size": 2, "aggregate": {"samples_per_second": 2500.0}}))
         text = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
-        pushed = _pushed_values(text, "dlbench_run_samples_per_second", "dlbench_run_job_samples_per_second",
-                                "dlbench_run_world_size")
-        assert pushed == {"dlbench_run_samples_per_second": pytest.approx(64 / 0.05),
-                          "dlbench_run_job_samples_per_second": 2500.0, "dlbench_run_world_size": 2}
+        pushed = _pushed_values(
+            text, "dlbench_run_samples_per_second", "dlbench_run_job_samples_per_second", "dlbench_run_world_size"
+        )
+        assert pushed == {
+            "dlbench_run_samples_per_second": pytest.approx(64 / 0.05),
+            "dlbench_run_job_samples_per_second": 2500.0,
+            "dlbench_run_world_size": 2,
+        }
     finally:
         telemetry.close()
         gateway.terminate()

@@ -28,15 +28,23 @@ def write_scenario(path, gpus):
 @pytest.fixture
 def exporter(tmp_path):
     scenario = tmp_path / "scenario.json"
-    write_scenario(scenario, [
-        {"preset": "h100-sxm", "values": {"utilization_gpu": 93, "power_mw": 650_000, "sm_mhz": 1980}},
-        {"preset": "rtx4090", "values": {"utilization_gpu": 40}},
-        {"preset": "a100"},
-    ])
+    write_scenario(
+        scenario,
+        [
+            {"preset": "h100-sxm", "values": {"utilization_gpu": 93, "power_mw": 650_000, "sm_mhz": 1980}},
+            {"preset": "rtx4090", "values": {"utilization_gpu": 40}},
+            {"preset": "a100"},
+        ],
+    )
     port = free_port()
     env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "DLBENCH_EXPORTER_PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "-m", "dlbench", "exporter", "--interval", "0.2", "--dcgm-compat"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlbench", "exporter", "--interval", "0.2", "--dcgm-compat"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: http_get(f"{url}/health")[0] == 200, 30, "exporter /health")
@@ -56,8 +64,9 @@ def test_prometheus_scrapes_the_exporter_and_a_lost_gpu_leaves_it_serving(export
         for labels in by_gpu.values():
             assert {"uuid", "pci_bus_id", "hostname", "driver_version", "cuda_driver_version"} <= set(labels)
             assert labels["job"] == "dlbench"
-        utilization = {s["metric"]["gpu"]: float(s["value"][1])
-                       for s in prometheus.query("dlbench_gpu_utilization_ratio")}
+        utilization = {
+            s["metric"]["gpu"]: float(s["value"][1]) for s in prometheus.query("dlbench_gpu_utilization_ratio")
+        }
         assert utilization == {"0": 0.93, "1": 0.40, "2": 0.0}
         # the consumer card has no HBM sensor: absent, not zero
         assert {s["metric"]["gpu"] for s in prometheus.query("dlbench_gpu_memory_temperature_celsius")} == {"0", "2"}
@@ -78,17 +87,24 @@ def test_prometheus_scrapes_the_exporter_and_a_lost_gpu_leaves_it_serving(export
         assert 400_000 < float(rate[0]["value"][1]) < 900_000
 
         # faults while running: a failing call on GPU 0, then GPU 1 falls off the bus with XID 79
-        write_scenario(scenario, [
-            {"preset": "h100-sxm", "values": {"utilization_gpu": 93, "power_mw": 650_000},
-             "faults": {"nvmlDeviceGetTemperature": "TIMEOUT"}},
-            {"preset": "rtx4090", "lost": True, "xid": [79]},
-            {"preset": "a100"},
-        ])
+        write_scenario(
+            scenario,
+            [
+                {
+                    "preset": "h100-sxm",
+                    "values": {"utilization_gpu": 93, "power_mw": 650_000},
+                    "faults": {"nvmlDeviceGetTemperature": "TIMEOUT"},
+                },
+                {"preset": "rtx4090", "lost": True, "xid": [79]},
+                {"preset": "a100"},
+            ],
+        )
         down = prometheus.wait_for_series('dlbench_gpu_up{gpu="1"} == 0')
         assert down[0]["metric"]["uuid"] == by_gpu["1"]["uuid"]
         prometheus.wait_for_series('dlbench_gpu_xid_errors_total{gpu="1",xid="79",xid_class="critical"} == 1')
-        prometheus.wait_for_series('DCGM_FI_DEV_XID_ERRORS{gpu="1",err_code="79",err_msg="GPU has fallen off the bus"}'
-                                   ' == 79')
+        prometheus.wait_for_series(
+            'DCGM_FI_DEV_XID_ERRORS{gpu="1",err_code="79",err_msg="GPU has fallen off the bus"} == 79'
+        )
         prometheus.wait_for_series('dlbench_exporter_nvml_errors_total{call="nvmlDeviceGetTemperature"} > 0')
         prometheus.wait_for_series('dlbench_gpu_up{gpu="1"} == 0 and on() absent(dlbench_gpu_power_watts{gpu="1"})')
         assert float(prometheus.query('dlbench_gpu_up{gpu="2"}')[0]["value"][1]) == 1
@@ -116,8 +132,9 @@ def test_scrapes_never_take_the_exporter_down(exporter):
         thread.start()
     # GPUs disappear and return while the scrapes run
     for lost in (True, False, True):
-        write_scenario(scenario, [{"preset": "h100-sxm", "lost": lost}, {"preset": "rtx4090", "lost": lost},
-                                  {"preset": "a100"}])
+        write_scenario(
+            scenario, [{"preset": "h100-sxm", "lost": lost}, {"preset": "rtx4090", "lost": lost}, {"preset": "a100"}]
+        )
         time.sleep(0.3)
     for thread in threads:
         thread.join()
@@ -135,8 +152,16 @@ def test_live_training_run_is_scraped_with_run_labels(tmp_path):
     port = free_port()
     telemetry = TelemetryObserver(interval=0.2)
     live = LiveMetricsObserver(port, telemetry=telemetry, precision="fp32", loss_read_interval=0.1)
-    info = RunInfo(run_id="run-live-1", workload="mnist-mlp", device="cpu", gpu_index=None, batch_size=32,
-                   sample_unit="images", flops_per_sample=None, peak_flops=None)
+    info = RunInfo(
+        run_id="run-live-1",
+        workload="mnist-mlp",
+        device="cpu",
+        gpu_index=None,
+        batch_size=32,
+        sample_unit="images",
+        flops_per_sample=None,
+        peak_flops=None,
+    )
     prometheus = Prometheus(tmp_path, {"dlbench_run": f"127.0.0.1:{port}"})
     model = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -150,9 +175,11 @@ def test_live_training_run_is_scraped_with_run_labels(tmp_path):
         step, started = 0, time.perf_counter()
 
         def scraped() -> bool:  # what the assertions below read has reached Prometheus
-            return bool(prometheus.query('dlbench_train_steps_total{run_id="run-live-1"} > 100')
-                        and prometheus.query('dlbench_train_step_seconds_count{run_id="run-live-1"} > 100')
-                        and prometheus.query('dlbench_host_cpu_utilization_ratio{job="dlbench_run"}'))
+            return bool(
+                prometheus.query('dlbench_train_steps_total{run_id="run-live-1"} > 100')
+                and prometheus.query('dlbench_train_step_seconds_count{run_id="run-live-1"} > 100')
+                and prometheus.query('dlbench_host_cpu_utilization_ratio{job="dlbench_run"}')
+            )
 
         # Train until Prometheus has scraped more than 100 steps. The bound only keeps a broken run from waiting
         # forever: on a loaded 2-core machine 100 steps and their scrape took more than 20 s.

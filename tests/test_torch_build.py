@@ -115,11 +115,11 @@ def _wheel(path: Path, version: str) -> None:
         wheel.writestr("torch/__init__.py", f'__version__ = "{version}"\n')
         wheel.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
         wheel.writestr(
-            f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n" "Tag: py3-none-any\n"
+            f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         )
         wheel.writestr(
             f"{dist_info}/RECORD",
-            f"torch/__init__.py,,\n{dist_info}/METADATA,,\n{dist_info}/WHEEL,,\n" f"{dist_info}/RECORD,,\n",
+            f"torch/__init__.py,,\n{dist_info}/METADATA,,\n{dist_info}/WHEEL,,\n{dist_info}/RECORD,,\n",
         )
 
 
@@ -284,14 +284,24 @@ def _make(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.C
     TORCH_BUILD and passes it on in MAKEFLAGS) reaches this one."""
     outer = ("TORCH_BUILD", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
     clean = {key: value for key, value in env.items() if key not in outer}
-    return subprocess.run(["make", "-C", str(ROOT), "--no-print-directory", *args], capture_output=True, text=True,
-                          env=clean, timeout=timeout)
+    return subprocess.run(
+        ["make", "-C", str(ROOT), "--no-print-directory", *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=timeout,
+    )
 
 
 def test_make_runs_the_choice_before_installing_dlbench_and_says_it(tmp_path, indexes):
     user, pytorch = indexes("user", with_torch=False), indexes("pytorch", with_torch=True)
-    env = {**_pip_env(user.url, pytorch.url), "HOST_ROOT": str(tmp_path), "NVIDIA_SMI": str(tmp_path / "none"),
-           "TORCH_BUILD": "cuda", "MAKEFLAGS": "-- TORCH_BUILD=cuda"}  # what an outer `make test TORCH_BUILD=cuda` sets
+    env = {
+        **_pip_env(user.url, pytorch.url),
+        "HOST_ROOT": str(tmp_path),
+        "NVIDIA_SMI": str(tmp_path / "none"),
+        "TORCH_BUILD": "cuda",
+        "MAKEFLAGS": "-- TORCH_BUILD=cuda",
+    }  # what an outer `make test TORCH_BUILD=cuda` sets
     venv = _venv(tmp_path / "venv").parents[1]
     result = _make("torch", f"VENV={venv}", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -348,14 +358,20 @@ def test_a_plain_make_keeps_a_working_torch_it_has_no_record_of(tmp_path, indexe
     pypi = indexes("pypi", with_torch=False, with_pypi_build=True)
     python = _venv(tmp_path / "venv")
     env = {**_pip_env(pypi.url, pypi.url), "HOST_ROOT": str(tmp_path), "NVIDIA_SMI": str(tmp_path / "none")}
-    subprocess.run([str(python), "-m", "pip", "install", "-q", f"torch=={TORCH_VERSION}"], env=env, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", f"torch=={TORCH_VERSION}"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     served = pypi.requests
     kept = _make("torch", f"VENV={python.parents[1]}", env=env)
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert kept.stdout.splitlines()[0] == (
         f"torch-build: the pypi build of torch {TORCH_VERSION}: the one this environment has "
-        "(TORCH_BUILD=auto, cpu or cuda chooses again)")
+        "(TORCH_BUILD=auto, cpu or cuda chooses again)"
+    )
     assert pypi.requests == served and _torch_version(python) == TORCH_VERSION
 
 

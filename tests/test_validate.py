@@ -25,8 +25,13 @@ def _env(tmp_path, nvml: str, pci=(PCI_INTEL_VTD,)) -> dict:
         scenario = tmp_path / "scenario.json"
         scenario.write_text(nvml)
         nvml = str(scenario)
-    return {**os.environ, "DLBENCH_FAKE_NVML": nvml, "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200",
-            "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "host", *pci)}
+    return {
+        **os.environ,
+        "DLBENCH_FAKE_NVML": nvml,
+        "CUDA_VISIBLE_DEVICES": "",
+        "COLUMNS": "200",
+        "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "host", *pci),
+    }
 
 
 def _schema_validator():
@@ -60,21 +65,34 @@ def test_a_host_without_gpus_passes_its_host_checks_and_skips_the_gpu_checks(dlb
 def test_gpus_on_the_pci_bus_without_a_working_driver_fail_the_inventory(dlbench_cli, tmp_path):
     """An H100 on the bus while NVML cannot load (no driver, or one built for another kernel) is no CPU-only host."""
     report_path = tmp_path / "report.json"
-    done = dlbench_cli("validate", "--json", report_path,
-                       env=_env(tmp_path, NO_DRIVER, pci=(PCI_INTEL_VTD, PCI_H100_NVSWITCH, PCI_H100_SXM)))
+    done = dlbench_cli(
+        "validate",
+        "--json",
+        report_path,
+        env=_env(tmp_path, NO_DRIVER, pci=(PCI_INTEL_VTD, PCI_H100_NVSWITCH, PCI_H100_SXM)),
+    )
     assert done.returncode == 1, done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     report = json.loads(report_path.read_text())
     _schema_validator().validate(report)
     count = {c["id"]: c for c in report["checks"]}["inventory.gpu_count"]
     assert count["verdict"] == FAIL
-    assert count["detail"] == ("1 NVIDIA GPU(s) on the PCI bus (0000:18:00.0) but none in NVML: "
-                               "NVML unavailable (NVML Shared Library Not Found)"), count["detail"]
+    assert count["detail"] == (
+        "1 NVIDIA GPU(s) on the PCI bus (0000:18:00.0) but none in NVML: "
+        "NVML unavailable (NVML Shared Library Not Found)"
+    ), count["detail"]
     assert "1 NVIDIA GPU(s) on the PCI bus" in done.stdout  # the table says why
 
 
-@pytest.mark.parametrize("functions, seen", [(None, None), ((), []), ((PCI_INTEL_VTD, PCI_H100_NVSWITCH), []),
-                                             ((PCI_H100_NVSWITCH, PCI_H100_SXM), ["0000:18:00.0"])])
+@pytest.mark.parametrize(
+    "functions, seen",
+    [
+        (None, None),
+        ((), []),
+        ((PCI_INTEL_VTD, PCI_H100_NVSWITCH), []),
+        ((PCI_H100_NVSWITCH, PCI_H100_SXM), ["0000:18:00.0"]),
+    ],
+)
 def test_the_pci_bus_shows_nvidia_gpus_but_not_nvswitches_and_cannot_tell_without_sys(tmp_path, functions, seen):
     """No /sys/bus/pci (a chroot, some containers) is "cannot tell" (None), not "no GPU"."""
     root = tmp_path / "host"
@@ -86,8 +104,18 @@ def test_the_pci_bus_shows_nvidia_gpus_but_not_nvswitches_and_cannot_tell_withou
 
 def test_missing_gpus_fail_with_exit_code_1_and_junit_failures(dlbench_cli, tmp_path):
     report_path, junit_path = tmp_path / "report.json", tmp_path / "report.xml"
-    done = dlbench_cli("validate", "--expect-gpus", 8, "--expect-model", "H100", "--json", report_path,
-                       "--junit", junit_path, env=_env(tmp_path, "h100-sxm*2"))
+    done = dlbench_cli(
+        "validate",
+        "--expect-gpus",
+        8,
+        "--expect-model",
+        "H100",
+        "--json",
+        report_path,
+        "--junit",
+        junit_path,
+        env=_env(tmp_path, "h100-sxm*2"),
+    )
     assert done.returncode == 1, done.stderr
     report = json.loads(report_path.read_text())
     _schema_validator().validate(report)
@@ -97,20 +125,28 @@ def test_missing_gpus_fail_with_exit_code_1_and_junit_failures(dlbench_cli, tmp_
     # NVML sees two GPUs, torch none (CUDA_VISIBLE_DEVICES=""): the stack is broken for training
     assert checks["stack.gpus_visible"]["verdict"] == FAIL
     assert report["environment"]["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3"
-    failures = [case for suite in junitparser.JUnitXml.fromfile(str(junit_path)) for case in suite
-                if case.result and isinstance(case.result[0], junitparser.Failure)]
+    failures = [
+        case
+        for suite in junitparser.JUnitXml.fromfile(str(junit_path))
+        for case in suite
+        if case.result and isinstance(case.result[0], junitparser.Failure)
+    ]
     assert {f"{c.classname}.{c.name}" for c in failures} == {
-        f"dlbench.validate.{c['id']}" for c in report["checks"] if c["verdict"] == FAIL}
+        f"dlbench.validate.{c['id']}" for c in report["checks"] if c["verdict"] == FAIL
+    }
     assert "expected: == 8" in failures[[c.name for c in failures].index("gpu_count")].result[0].text
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--burn-in", "soon"), "duration must look like 90s, 30m, 1h or 1h30m"),
-    (("--stack", "/nonexistent/stack.yml"), "--stack /nonexistent/stack.yml: no such file"),
-    (("--json", "/nonexistent/dir/report.json"), "directory /nonexistent/dir does not exist"),
-    (("--peer-tolerance", "5"), "must be between 0 and 1"),
-    (("summarize", "/nonexistent"), "/nonexistent: not a folder of reports"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--burn-in", "soon"), "duration must look like 90s, 30m, 1h or 1h30m"),
+        (("--stack", "/nonexistent/stack.yml"), "--stack /nonexistent/stack.yml: no such file"),
+        (("--json", "/nonexistent/dir/report.json"), "directory /nonexistent/dir does not exist"),
+        (("--peer-tolerance", "5"), "must be between 0 and 1"),
+        (("summarize", "/nonexistent"), "/nonexistent: not a folder of reports"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(dlbench_cli, args, message):
     done = dlbench_cli("validate", *args)
     assert done.returncode == 2
@@ -128,7 +164,6 @@ def test_an_invalid_stack_file_is_refused_before_anything_runs(tmp_path):
         stack.load_stack(bad)
 
 
-
 def test_a_stack_file_that_is_not_text_is_one_line_and_exit_code_2(dlbench_cli, tmp_path):
     binary = tmp_path / "stack.yml"
     binary.write_bytes(b"\xff\xfe\x00stack")  # a UTF-16 file, or any binary dropped by mistake
@@ -137,9 +172,18 @@ def test_a_stack_file_that_is_not_text_is_one_line_and_exit_code_2(dlbench_cli, 
     assert f"--stack {binary} is not a UTF-8 text file" in done.stderr
 
 
-@pytest.mark.parametrize("driver,cuda,verdict", [
-    ("580.95.05", "13.0", PASS), ("580.65.06", "13.0", PASS), ("580.10.01", "13.0", WARN),
-    ("575.51.03", "13.0", FAIL), ("525.60.13", "12.8", WARN), ("520.61.05", "12.8", FAIL), ("570.26", "12.8", PASS)])
+@pytest.mark.parametrize(
+    "driver,cuda,verdict",
+    [
+        ("580.95.05", "13.0", PASS),
+        ("580.65.06", "13.0", PASS),
+        ("580.10.01", "13.0", WARN),
+        ("575.51.03", "13.0", FAIL),
+        ("525.60.13", "12.8", WARN),
+        ("520.61.05", "12.8", FAIL),
+        ("570.26", "12.8", PASS),
+    ],
+)
 def test_driver_floor_per_cuda_release(driver, cuda, verdict):
     assert stack.driver_floor_check(driver, cuda).verdict == verdict
 

@@ -42,8 +42,11 @@ def test_the_best_shape_wins_and_flops_are_2mnk(monkeypatch):
 def test_fp32_runs_without_tf32_and_the_setting_is_restored(monkeypatch):
     seen = []
     original = torch.backends.cuda.matmul.allow_tf32
-    monkeypatch.setattr(compute, "iteration_seconds",
-                        lambda *args, **kwargs: seen.append(torch.backends.cuda.matmul.allow_tf32) or [1.0])
+    monkeypatch.setattr(
+        compute,
+        "iteration_seconds",
+        lambda *args, **kwargs: seen.append(torch.backends.cuda.matmul.allow_tf32) or [1.0],
+    )
     for precision, expected in (("fp32", False), ("tf32", True)):
         seen.clear()
         compute.best_matmul_tflops(torch, torch.device("cpu"), precision, compute.Sweep(((8, 8, 8),), 0, 1))
@@ -62,8 +65,9 @@ def test_cuda_iterations_are_timed_with_events_and_synchronized_once(monkeypatch
         FakeEvent.now_ms += next(durations)
 
     flushed = []
-    times = iteration_seconds(torch, torch.device("cuda", 0), kernel, warmup=0, iterations=3,
-                              before=lambda: flushed.append(1))
+    times = iteration_seconds(
+        torch, torch.device("cuda", 0), kernel, warmup=0, iterations=3, before=lambda: flushed.append(1)
+    )
     assert times == pytest.approx([0.005, 0.003, 0.004])
     assert len(synchronized) == 2 and len(flushed) == 3  # before timing and after all iterations, never per step
 
@@ -77,8 +81,11 @@ def two_h100s(monkeypatch):
 
     def install(ctx, rates):
         monkeypatch.setattr(type(ctx), "compute_devices", lambda self: devices)
-        monkeypatch.setattr(compute, "best_matmul_tflops",
-                            lambda torch_, device, precision, sweep: (rates[precision][device.index], (8192,) * 3, {}))
+        monkeypatch.setattr(
+            compute,
+            "best_matmul_tflops",
+            lambda torch_, device, precision, sweep: (rates[precision][device.index], (8192,) * 3, {}),
+        )
 
     return install
 
@@ -143,8 +150,9 @@ def test_pcie_bandwidth_is_judged_against_the_links_maximum(monkeypatch, two_h10
     two_h100s(ctx, {})
     rates = {0: {"h2d": 52.0, "d2h": 50.0}, 1: {"h2d": 26.0, "d2h": 45.0}}
     monkeypatch.setattr(memory, "host_bandwidth", lambda torch_, device, nbytes, level: rates[device.index])
-    monkeypatch.setattr(memory, "device_bandwidth",
-                        lambda torch_, device, nbytes, level: {"copy": 2900.0, "triad": 2950.0})
+    monkeypatch.setattr(
+        memory, "device_bandwidth", lambda torch_, device, nbytes, level: {"copy": 2900.0, "triad": 2950.0}
+    )
     results = by_id(memory.run(ctx))
     assert results["memory.h2d"].verdict == FAIL and "GPU 1" in results["memory.h2d"].detail
     assert results["memory.d2h"].verdict == PASS
@@ -267,11 +275,17 @@ def test_resnet50_on_an_h100_against_the_published_figure(monkeypatch, two_h100s
 
     ctx = context()
     two_h100s(ctx, {})
-    done = {"status": "completed", "run_id": "r", "config": {"batch_size": 64}, "workload": {"sample_unit": "image"},
-            "metrics": {"throughput": {"samples_per_second": images_per_second}, "mfu": 0.4}}
+    done = {
+        "status": "completed",
+        "run_id": "r",
+        "config": {"batch_size": 64},
+        "workload": {"sample_unit": "image"},
+        "metrics": {"throughput": {"samples_per_second": images_per_second}, "mfu": 0.4},
+    }
     asked = []
-    monkeypatch.setattr(training, "train",
-                        lambda workload, device, duration=None, **sizes: asked.append(duration) or done)
+    monkeypatch.setattr(
+        training, "train", lambda workload, device, duration=None, **sizes: asked.append(duration) or done
+    )
     results = by_id(training.run(ctx))
     # Lambda: H100 SXM 2790 img/s; tolerance 15%: PASS from 2371.5, and below only a WARN (a similar, not equal setup)
     assert results["training.resnet50"].verdict == verdict

@@ -14,21 +14,33 @@ from validate_support import PCI_CONNECTX7, PCI_H100_SXM, PCI_NVME, aer_stats, l
 SPEC = Path(__file__).parent / "fixtures" / "hosts" / "example-spec.yml"
 # Kernel lines as the driver logs them (NVIDIA "XID Errors" guide: "NVRM: Xid (PCI:0000:18:00): 79, pid=..., GPU has
 # fallen off the bus."), between lines of other drivers that the bundle leaves out.
-DMESG = ("[    4.112233] mlx5_core 0000:19:00.0: firmware version: 28.39.1002\n"
-         "[    5.200100] NVRM: loading NVIDIA UNIX x86_64 Kernel Module  550.54.15\n"
-         "[ 8812.345678] NVRM: Xid (PCI:0000:18:00): 79, pid=4242, name=python, GPU has fallen off the bus.\n"
-         "[ 8812.400000] nvme nvme0: I/O 17 QID 3 timeout, aborting\n")
+DMESG = (
+    "[    4.112233] mlx5_core 0000:19:00.0: firmware version: 28.39.1002\n"
+    "[    5.200100] NVRM: loading NVIDIA UNIX x86_64 Kernel Module  550.54.15\n"
+    "[ 8812.345678] NVRM: Xid (PCI:0000:18:00): 79, pid=4242, name=python, GPU has fallen off the bus.\n"
+    "[ 8812.400000] nvme nvme0: I/O 17 QID 3 timeout, aborting\n"
+)
 
 
 def _env(tmp_path) -> dict:
     """Two simulated H100s, no GPU for torch, and a recorded host: its bus (an H100, a ConnectX-7, an NVMe drive, with
     AER counters and links) and its `dmesg`; nvidia-smi and lspci are not installed there."""
-    root = Path(pci_bus(tmp_path / "host", (*PCI_H100_SXM, aer_stats()),
-                        (*PCI_CONNECTX7, {**aer_stats(), **link_files(16, 16)}),
-                        (*PCI_NVME, {**aer_stats(), **link_files(4, 4, "16.0 GT/s PCIe", "16.0 GT/s PCIe")})))
+    root = Path(
+        pci_bus(
+            tmp_path / "host",
+            (*PCI_H100_SXM, aer_stats()),
+            (*PCI_CONNECTX7, {**aer_stats(), **link_files(16, 16)}),
+            (*PCI_NVME, {**aer_stats(), **link_files(4, 4, "16.0 GT/s PCIe", "16.0 GT/s PCIe")}),
+        )
+    )
     (root / "commands.json").write_text(json.dumps({"dmesg": DMESG}))
-    return {**os.environ, "DLBENCH_FAKE_NVML": "h100-sxm*2", "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200",
-            "DLBENCH_RECORDED_HOST": str(root)}
+    return {
+        **os.environ,
+        "DLBENCH_FAKE_NVML": "h100-sxm*2",
+        "CUDA_VISIBLE_DEVICES": "",
+        "COLUMNS": "200",
+        "DLBENCH_RECORDED_HOST": str(root),
+    }
 
 
 def test_a_bundle_holds_the_evidence_and_verifies_with_sha256sum(dlbench_cli, tmp_path):
@@ -38,8 +50,16 @@ def test_a_bundle_holds_the_evidence_and_verifies_with_sha256sum(dlbench_cli, tm
     assert done.returncode in (0, 1), done.stderr  # a verdict either way; the spec is another host's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evidence", "host"]  # no staging folder left behind
     names = sorted(p.name for p in bundle.iterdir())
-    assert names == ["NOTES.txt", "SHA256SUMS", "command.txt", "dmesg-nvrm-xid.txt", "measurements.json",
-                     "report.json", "report.xml", "spec.yml"]
+    assert names == [
+        "NOTES.txt",
+        "SHA256SUMS",
+        "command.txt",
+        "dmesg-nvrm-xid.txt",
+        "measurements.json",
+        "report.json",
+        "report.xml",
+        "spec.yml",
+    ]
     checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=bundle, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count(": OK") == len(names) - 1
@@ -68,15 +88,19 @@ def test_a_tampered_bundle_fails_sha256sum(tmp_path):
     (folder / bundle.MANIFEST).write_text(bundle.manifest(folder))
     assert subprocess.run(["sha256sum", "-c", "--quiet", bundle.MANIFEST], cwd=folder).returncode == 0
     (folder / "report.json").write_text('{"verdict": "PASS"}\n')
-    assert subprocess.run(["sha256sum", "-c", "--quiet", bundle.MANIFEST], cwd=folder,
-                          capture_output=True).returncode == 1
+    assert (
+        subprocess.run(["sha256sum", "-c", "--quiet", bundle.MANIFEST], cwd=folder, capture_output=True).returncode == 1
+    )
 
 
-@pytest.mark.parametrize("prepare,message", [
-    (lambda d: (d.mkdir(), (d / "old.txt").write_text("x")), "the folder is not empty"),
-    (lambda d: d.write_text("x"), "exists and is not a folder"),
-    (lambda d: None, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "prepare,message",
+    [
+        (lambda d: (d.mkdir(), (d / "old.txt").write_text("x")), "the folder is not empty"),
+        (lambda d: d.write_text("x"), "exists and is not a folder"),
+        (lambda d: None, "does not exist"),
+    ],
+)
 def test_a_bundle_folder_that_is_not_new_or_empty_is_refused_in_one_line(dlbench_cli, tmp_path, prepare, message):
     target = tmp_path / "evidence"
     prepare(target)
@@ -124,7 +148,9 @@ def test_a_folder_filled_during_the_run_keeps_the_bundle_beside_it(tmp_path, mon
     report = runner.validate(ctx)
     target.mkdir()
     (target / "someone-elses.txt").write_text("x")
-    with pytest.raises(UserError, match=r"Directory not empty \(it changed during the run\); the complete bundle is in") as refused:
+    with pytest.raises(
+        UserError, match=r"Directory not empty \(it changed during the run\); the complete bundle is in"
+    ) as refused:
         bundle.write(target, report, ctx, ["validate"])
     kept = Path(str(refused.value).rsplit(" ", 1)[1])
     assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=kept).returncode == 0

@@ -44,8 +44,7 @@ def by_id(results):
     return {r.id: r for r in results}
 
 
-def test_dlbench_validate_image_passes_on_a_cpu_host_as_the_images_non_root_user(dockerd, image, tmp_path,
-                                                                                  dlbench_cli):
+def test_dlbench_validate_image_passes_on_a_cpu_host_as_the_images_non_root_user(dockerd, image, tmp_path, dlbench_cli):
     client, host = dockerd
     assert client.images.get(image).attrs["Config"]["User"] == f"{UID}:{UID}"  # the container runs as uid 1000
     # The host is held to the stack the image declares: the CPU variant of stack.yml
@@ -54,8 +53,13 @@ def test_dlbench_validate_image_passes_on_a_cpu_host_as_the_images_non_root_user
     scenario = tmp_path / "nvml.json"
     scenario.write_text(NO_DRIVER)
     report = tmp_path / "report.json"
-    env = {**os.environ, "DOCKER_HOST": host, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": "",
-           "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD)}  # a CPU-only PCI bus
+    env = {
+        **os.environ,
+        "DOCKER_HOST": host,
+        "DLBENCH_FAKE_NVML": str(scenario),
+        "CUDA_VISIBLE_DEVICES": "",
+        "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD),
+    }  # a CPU-only PCI bus
     done = dlbench_cli("validate", "--image", image, "--stack", cpu_stack, "--json", report, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     checks = {c["id"]: c for c in json.loads(report.read_text())["checks"]}

@@ -82,7 +82,8 @@ def test_a_recovery_under_load_fails():
     ctx = context(*node())
     fake = ctx.reader.nvml
     result = fabric_after_load(ctx, lambda: fake.gpus[0].values.update(nvlink={"4": {"recovery": 1}}))[
-        "fabric.nvlink_errors"]
+        "fabric.nvlink_errors"
+    ]
     assert result.verdict == FAIL and "recovery +1 on link 4" in result.detail
 
 
@@ -140,9 +141,17 @@ def test_a_gpu_with_nvlink_but_no_link_reference_gets_info_naming_model_and_coun
     assert "no reference for V100 SXM2 x2 (NVLink links per GPU)" in result.detail
 
 
-@pytest.mark.parametrize("name,links,tdp,allreduce8", [
-    ("NVIDIA H100 80GB HBM3", 18, 700, 460), ("NVIDIA H200", 18, 700, 431), ("NVIDIA B200", 18, 1000, None),
-    ("NVIDIA A100-SXM4-80GB", 12, 400, 230), ("NVIDIA H100 PCIe", None, 350, None), ("NVIDIA L40S", 0, 350, None)])
+@pytest.mark.parametrize(
+    "name,links,tdp,allreduce8",
+    [
+        ("NVIDIA H100 80GB HBM3", 18, 700, 460),
+        ("NVIDIA H200", 18, 700, 431),
+        ("NVIDIA B200", 18, 1000, None),
+        ("NVIDIA A100-SXM4-80GB", 12, 400, 230),
+        ("NVIDIA H100 PCIe", None, 350, None),
+        ("NVIDIA L40S", 0, 350, None),
+    ],
+)
 def test_the_reference_table_per_model_and_count(name, links, tdp, allreduce8):
     link_ref, tdp_ref = baselines.nvlinks_reference(name), baselines.tdp_reference(name)
     assert (link_ref.value if link_ref else None) == links
@@ -155,8 +164,12 @@ def test_the_reference_table_per_model_and_count(name, links, tdp, allreduce8):
 def test_every_reference_in_the_table_carries_its_source():
     table = baselines._table()["gpus"]
     for model, entry in table.items():
-        for key, source in (("allreduce_busbw_gbs", "allreduce_source"), ("nvlinks_per_gpu", "nvlink_source"),
-                            ("tdp_watts", "tdp_source"), ("p2p_gbs", "p2p_source")):
+        for key, source in (
+            ("allreduce_busbw_gbs", "allreduce_source"),
+            ("nvlinks_per_gpu", "nvlink_source"),
+            ("tdp_watts", "tdp_source"),
+            ("p2p_gbs", "p2p_source"),
+        ):
             if key in entry:
                 assert entry.get(source), f"{model}: {key} without {source}"
     json.dumps(table)
@@ -178,9 +191,17 @@ def _run_node(monkeypatch, gpus, during_load=lambda fake: None):
             during_load(ctx.reader.nvml)
         return []
 
-    monkeypatch.setattr(runner, "families", lambda ctx: [
-        ("power", power.run), ("compute", load), ("link", lambda c: [inventory.pcie_link(c)]),
-        ("fabric", lambda c: fabric.run(c, service=lambda: "active")), ("health", health.run)])
+    monkeypatch.setattr(
+        runner,
+        "families",
+        lambda ctx: [
+            ("power", power.run),
+            ("compute", load),
+            ("link", lambda c: [inventory.pcie_link(c)]),
+            ("fabric", lambda c: fabric.run(c, service=lambda: "active")),
+            ("health", health.run),
+        ],
+    )
     ctx = context(*gpus)
     ctx.on_gpu = lambda: True  # the load "ran on the GPUs" (the simulated ones)
     return runner.validate(ctx)
@@ -191,11 +212,14 @@ def test_a_healthy_simulated_node_exits_0(monkeypatch):
     assert (report.verdict, report.exit_code) == (PASS, 0), [(c.id, c.verdict, c.detail) for c in report.checks]
 
 
-@pytest.mark.parametrize("gpus,during_load,check_id", [
-    (node(gpu3={"nvlink": {"7": {"state": 0}}}), lambda fake: None, "fabric.nvlink_links"),
-    (node(), lambda fake: fake.gpus[4].values.update(nvlink={"11": {"crc": 1000}}), "fabric.nvlink_errors"),
-    (node(gpu1={"power_limit_mw": 350_000}), lambda fake: None, "power.limit"),
-])
+@pytest.mark.parametrize(
+    "gpus,during_load,check_id",
+    [
+        (node(gpu3={"nvlink": {"7": {"state": 0}}}), lambda fake: None, "fabric.nvlink_links"),
+        (node(), lambda fake: fake.gpus[4].values.update(nvlink={"11": {"crc": 1000}}), "fabric.nvlink_errors"),
+        (node(gpu1={"power_limit_mw": 350_000}), lambda fake: None, "power.limit"),
+    ],
+)
 def test_each_fault_fails_the_node_with_exit_code_1(monkeypatch, gpus, during_load, check_id):
     report = _run_node(monkeypatch, gpus, during_load)
     failed = [c.id for c in report.checks if c.verdict == FAIL]
@@ -224,8 +248,7 @@ def _sustained(monkeypatch, watts: dict[int, int], sm_mhz=lambda index, t: 1980,
         start = time.monotonic()
         while time.monotonic() - start < seconds:
             for index, gpu in enumerate(fake.gpus):
-                gpu.values.update(power_mw=watts.get(index, 650) * 1000,
-                                  sm_mhz=sm_mhz(index, time.monotonic() - start))
+                gpu.values.update(power_mw=watts.get(index, 650) * 1000, sm_mhz=sm_mhz(index, time.monotonic() - start))
             time.sleep(0.02)
 
     return power.sustained(ctx, load=load)[0]

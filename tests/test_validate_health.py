@@ -31,8 +31,15 @@ def health_after_load(ctx, during=lambda: None, on_gpu=True):
 def test_a_healthy_host_passes_every_health_check():
     ctx = context({"preset": H100}, {"preset": H100})
     results = health_after_load(ctx)
-    for check_id in ("health.ecc_uncorrected", "health.ecc_corrected_during_run", "health.row_remap",
-                     "health.retired_pages", "health.xid", "health.slowdown", "inventory.pcie_link"):
+    for check_id in (
+        "health.ecc_uncorrected",
+        "health.ecc_corrected_during_run",
+        "health.row_remap",
+        "health.retired_pages",
+        "health.xid",
+        "health.slowdown",
+        "inventory.pcie_link",
+    ):
         assert results[check_id].verdict == PASS, results[check_id]
     assert results["health.temperature"].verdict == INFO
     series = results["health.temperature"].data["series"]["0"]
@@ -66,8 +73,12 @@ def test_pending_remap_and_remap_failure_fail(remapped, expected):
 
 
 def test_retired_pages_warn_and_pending_retirement_fails():
-    assert health_after_load(context({"preset": H100, "values": {"retired_pages": [2, 0]}}))[
-        "health.retired_pages"].verdict == WARN
+    assert (
+        health_after_load(context({"preset": H100, "values": {"retired_pages": [2, 0]}}))[
+            "health.retired_pages"
+        ].verdict
+        == WARN
+    )
     pending = context({"preset": H100, "values": {"retired_pages_pending": 1}})
     result = health_after_load(pending)["health.retired_pages"]
     assert result.verdict == FAIL and "reload the driver" in result.detail
@@ -114,8 +125,21 @@ def test_a_slowdown_in_one_sample_only_warns():
 
 # 46, 143, 158 (RESET_GPU) and 171 (uncorrectable DRAM error, XID 48's workflow) were missing from validate's own
 # list; 154 (follow the recovery action) and 157 (IGNORE) are not critical in the catalogue
-@pytest.mark.parametrize("code,verdict", [(79, FAIL), (48, FAIL), (46, FAIL), (143, FAIL), (158, FAIL), (171, FAIL),
-                                          (13, WARN), (94, WARN), (154, WARN), (157, WARN)])
+@pytest.mark.parametrize(
+    "code,verdict",
+    [
+        (79, FAIL),
+        (48, FAIL),
+        (46, FAIL),
+        (143, FAIL),
+        (158, FAIL),
+        (171, FAIL),
+        (13, WARN),
+        (94, WARN),
+        (154, WARN),
+        (157, WARN),
+    ],
+)
 def test_an_xid_during_the_run_is_judged_by_its_code(code, verdict):
     ctx = context({"preset": H100}, {"preset": H100})
     result = health_after_load(ctx, lambda: ctx.reader.nvml.inject_xid(1, code))["health.xid"]
@@ -134,8 +158,10 @@ def test_a_gpu_lost_during_the_run_fails():
 
 
 def test_inventory_modes():
-    ctx = context({"preset": H100, "values": {"persistence": 0}},
-                  {"preset": H100, "values": {"ecc_mode": [0, 0], "mig_mode": [1, 1]}})
+    ctx = context(
+        {"preset": H100, "values": {"persistence": 0}},
+        {"preset": H100, "values": {"ecc_mode": [0, 0], "mig_mode": [1, 1]}},
+    )
     results = by_id(inventory.run(ctx))
     assert results["inventory.persistence_mode"].verdict == WARN
     assert results["inventory.ecc_mode"].verdict == FAIL
@@ -226,12 +252,15 @@ def test_docs_name_each_xid_code_under_the_class_validate_and_the_alerts_use():
 
     text = " ".join((Path(__file__).parents[1] / "docs" / "telemetry.md").read_text().split())
     start = text.index("Each XID series carries `xid_class`")
-    paragraph = text[start:text.index("###", start)]
+    paragraph = text[start : text.index("###", start)]
 
     def codes(pattern: str) -> list[int]:
         listed = re.search(pattern, paragraph).group(1)
-        return [code for first, last in re.findall(r"\b(\d+)(?:-(\d+))?\b", listed)
-                for code in range(int(first), int(last or first) + 1)]
+        return [
+            code
+            for first, last in re.findall(r"\b(\d+)(?:-(\d+))?\b", listed)
+            for code in range(int(first), int(last or first) + 1)
+        ]
 
     for cls in ("critical", "application", "informational"):
         named = codes(rf"`{cls}` \(([^)]*)\)")
@@ -249,7 +278,10 @@ def test_validate_docs_name_only_critical_xids_as_failures():
 
     from dlbench.telemetry.xid import xid_class
 
-    row = next(line for line in (Path(__file__).parents[1] / "docs" / "validate.md").read_text().splitlines()
-               if line.startswith("| `health.xid`"))
+    row = next(
+        line
+        for line in (Path(__file__).parents[1] / "docs" / "validate.md").read_text().splitlines()
+        if line.startswith("| `health.xid`")
+    )
     named = [int(code) for code in re.findall(r"\b(\d+)\b", row.split("|")[3])]
     assert named and {xid_class(code) for code in named} == {"critical"}

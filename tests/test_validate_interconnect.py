@@ -56,8 +56,9 @@ def three_gpus(monkeypatch):
     def install(ctx, rates, no_access=()):
         monkeypatch.setattr(type(ctx), "compute_devices", lambda self: [torch.device("cuda", i) for i in range(3)])
         monkeypatch.setattr(torch.cuda, "can_device_access_peer", lambda i, j: (i, j) not in no_access)
-        monkeypatch.setattr(p2p, "pair_bandwidth",
-                            lambda torch_, s, d, nbytes, level: rates.get((s.index, d.index), 380.0))
+        monkeypatch.setattr(
+            p2p, "pair_bandwidth", lambda torch_, s, d, nbytes, level: rates.get((s.index, d.index), 380.0)
+        )
 
     return install
 

@@ -6,17 +6,29 @@ import pytest
 from dlbench.hostspec.reader import RecordedHost
 from dlbench.validate import pcie, runner
 from dlbench.validate.report import FAIL, PASS, SKIP, WARN
-from validate_support import (PCI_CONNECTX7, PCI_H100_SXM, PCI_INTEL_VTD, PCI_NVME, aer_stats, context, link_files,
-                              pci_bus)
+from validate_support import (
+    PCI_CONNECTX7,
+    PCI_H100_SXM,
+    PCI_INTEL_VTD,
+    PCI_NVME,
+    aer_stats,
+    context,
+    link_files,
+    pci_bus,
+)
 
 GPU, NIC, NVME = PCI_H100_SXM[0].rsplit("/", 1)[1], PCI_CONNECTX7[0].rsplit("/", 1)[1], PCI_NVME[0].rsplit("/", 1)[1]
 
 
 def _host(tmp_path, nic_width=16, gen="32.0 GT/s PCIe"):
     """An HGX-like bus: one H100, a ConnectX-7 (x16 Gen5) and an NVMe drive (x4 Gen4), all AER-capable and clean."""
-    root = pci_bus(tmp_path / "host", PCI_INTEL_VTD, (*PCI_H100_SXM, aer_stats()),
-                   (*PCI_CONNECTX7, {**aer_stats(), **link_files(nic_width, 16, speed=gen)}),
-                   (*PCI_NVME, {**aer_stats(), **link_files(4, 4, "16.0 GT/s PCIe", "16.0 GT/s PCIe")}))
+    root = pci_bus(
+        tmp_path / "host",
+        PCI_INTEL_VTD,
+        (*PCI_H100_SXM, aer_stats()),
+        (*PCI_CONNECTX7, {**aer_stats(), **link_files(nic_width, 16, speed=gen)}),
+        (*PCI_NVME, {**aer_stats(), **link_files(4, 4, "16.0 GT/s PCIe", "16.0 GT/s PCIe")}),
+    )
     return RecordedHost(root)
 
 
@@ -41,8 +53,10 @@ def test_a_clean_node_passes_both_checks(tmp_path):
     assert checks["link.pcie_aer"].verdict == PASS and checks["link.pcie_aer"].measured == 0
     assert checks["link.pcie_aer"].data["devices"] == {GPU: "GPU", NIC: "NIC", NVME: "NVMe"}
     links = checks["link.pcie_nic_nvme"]
-    assert links.verdict == PASS and links.data["links"] == {f"NIC {NIC}": "Gen5 x16 of Gen5 x16",
-                                                             f"NVMe {NVME}": "Gen4 x4 of Gen4 x4"}
+    assert links.verdict == PASS and links.data["links"] == {
+        f"NIC {NIC}": "Gen5 x16 of Gen5 x16",
+        f"NVMe {NVME}": "Gen4 x4 of Gen4 x4",
+    }
 
 
 def test_uncorrectable_aer_errors_rising_under_load_fail_with_the_counts(tmp_path):
@@ -74,8 +88,9 @@ def test_a_nic_below_its_generation_warns(tmp_path):
     assert check.verdict == WARN and f"NIC {NIC} Gen4 of Gen5" in check.detail
 
 
-@pytest.mark.parametrize("speed,gen", [("32.0 GT/s PCIe", 5), ("8 GT/s", 3), ("2.5 GT/s PCIe", 1),
-                                       ("Unknown", None), ("", None)])
+@pytest.mark.parametrize(
+    "speed,gen", [("32.0 GT/s PCIe", 5), ("8 GT/s", 3), ("2.5 GT/s PCIe", 1), ("Unknown", None), ("", None)]
+)
 def test_link_speed_text_to_generation(speed, gen):
     assert pcie.generation(speed) == gen
 

@@ -29,16 +29,32 @@ def _play(ansible_playbook, tmp_path, nvml_scenario: dict):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
         "[gpu_hosts]\n"
-        + "".join(f"node{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
-                  f"validate_remote_dir={tmp_path}/remote{n}\n" for n in (1, 2))
+        + "".join(
+            f"node{n} ansible_connection=local ansible_python_interpreter={sys.executable} "
+            f"validate_remote_dir={tmp_path}/remote{n}\n"
+            for n in (1, 2)
+        )
         + f"[all:vars]\nvalidate_dlbench={dlbench}\nvalidate_controller_dlbench={dlbench}\n"
-          f"ansible_python_interpreter={sys.executable}\n")
+        f"ansible_python_interpreter={sys.executable}\n"
+    )
     # the hosts' PCI bus: a CPU-only one, so that a machine with NVIDIA GPUs runs the same test
-    env = {**os.environ, "DLBENCH_FAKE_NVML": str(scenario), "CUDA_VISIBLE_DEVICES": "",
-           "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD),
-           "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOCALHOST_WARNING": "false"}
-    return subprocess.run([str(ansible_playbook), "-i", str(inventory), "playbooks/validate.yml"], cwd=REPO, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "DLBENCH_FAKE_NVML": str(scenario),
+        "CUDA_VISIBLE_DEVICES": "",
+        "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD),
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+    }
+    return subprocess.run(
+        [str(ansible_playbook), "-i", str(inventory), "playbooks/validate.yml"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_every_host_is_validated_and_its_reports_fetched_and_summarized(ansible_playbook, tmp_path, nonblocking_stdin):

@@ -16,9 +16,15 @@ VBIOS, OLD_VBIOS = "96.00.99.00.01", "96.00.74.00.0B"
 
 
 def _report(host: str, matmul: dict[str, float], model="NVIDIA H100 80GB HBM3", verdict=PASS, vbios=VBIOS) -> dict:
-    report = Report({"hostname": host, "driver_version": "580.95.05",
-                     "os": "Linux-6.8.0-45-generic-x86_64-with-glibc2.39",
-                     "gpus": [{"index": int(i), "name": model, "vbios": vbios} for i in matmul]}, {"level": "quick"})
+    report = Report(
+        {
+            "hostname": host,
+            "driver_version": "580.95.05",
+            "os": "Linux-6.8.0-45-generic-x86_64-with-glibc2.39",
+            "gpus": [{"index": int(i), "name": model, "vbios": vbios} for i in matmul],
+        },
+        {"level": "quick"},
+    )
     report.add(CheckResult("compute.matmul_bf16", "bf16", verdict, min(matmul.values()), "TFLOP/s", per_gpu=matmul))
     report.add(CheckResult("compute.peers_bf16", "peers", PASS, 1.0, per_gpu={i: 1.0 for i in matmul}))
     report.add(CheckResult("stack.driver_branch", "branch", PASS, "580"))
@@ -35,8 +41,9 @@ def test_a_gpu_five_percent_below_the_fleet_median_is_an_outlier(tmp_path, dlben
     fleet = [_report(f"node{n}", {"0": 780.0, "1": 781.0}) for n in range(1, 4)]
     fleet.append(_report("node4", {"0": 779.0, "1": 730.0}))  # 6.4% below the median of 780
     _write(tmp_path, fleet)
-    done = dlbench_cli("validate", "summarize", tmp_path, "--json", tmp_path / "summary.out",
-                       env={**os.environ, "COLUMNS": "200"})
+    done = dlbench_cli(
+        "validate", "summarize", tmp_path, "--json", tmp_path / "summary.out", env={**os.environ, "COLUMNS": "200"}
+    )
     assert done.returncode == 1, done.stderr
     assert "outlier node4 GPU 1" in done.stdout
     summary = json.loads((tmp_path / "summary.out").read_text())
@@ -73,14 +80,17 @@ def test_a_report_of_another_schema_version_is_refused(tmp_path, dlbench_cli):
     assert done.returncode == 2 and "schema_version 99" in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("damage", [
-    lambda report: report.update(tool="dlbench validate"),  # not an object: skipped as "not a report"
-    lambda report: report.pop("checks"),
-    lambda report: report["checks"][0].pop("family"),
-    lambda report: report["checks"].append("PASS"),
-    lambda report: report["checks"][0].update(per_gpu=[780.0]),
-    lambda report: report["environment"]["gpus"][0].pop("name"),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda report: report.update(tool="dlbench validate"),  # not an object: skipped as "not a report"
+        lambda report: report.pop("checks"),
+        lambda report: report["checks"][0].pop("family"),
+        lambda report: report["checks"].append("PASS"),
+        lambda report: report["checks"][0].update(per_gpu=[780.0]),
+        lambda report: report["environment"]["gpus"][0].pop("name"),
+    ],
+)
 def test_a_damaged_report_is_one_line_and_exit_2(tmp_path, dlbench_cli, damage):
     good, damaged = _report("node1", {"0": 780.0}), _report("node2", {"0": 780.0})
     damage(damaged)
@@ -98,8 +108,9 @@ def test_one_host_with_a_different_vbios_is_named_against_the_majority(tmp_path,
     fleet = [_report(f"node{n}", {"0": 780.0, "1": 781.0}) for n in range(1, 5)]
     fleet.append(_report("node5", {"0": 780.0, "1": 781.0}, vbios=OLD_VBIOS))
     _write(tmp_path, fleet)
-    done = dlbench_cli("validate", "summarize", tmp_path, "--json", tmp_path / "summary.out",
-                       env={**os.environ, "COLUMNS": "200"})
+    done = dlbench_cli(
+        "validate", "summarize", tmp_path, "--json", tmp_path / "summary.out", env={**os.environ, "COLUMNS": "200"}
+    )
     assert done.returncode == 1, done.stderr + done.stdout
     assert f"VBIOS: {VBIOS} on 4 hosts; differs: {OLD_VBIOS} on node5" in done.stdout
     versions = json.loads((tmp_path / "summary.out").read_text())["versions"]
@@ -108,12 +119,19 @@ def test_one_host_with_a_different_vbios_is_named_against_the_majority(tmp_path,
 
 
 def test_a_thousand_hosts_lead_with_counts_and_the_failures_and_the_matrix_goes_to_csv(tmp_path, dlbench_cli):
-    fleet = [_report(f"node{n:04d}", {"0": 780.0, "1": 781.0}, verdict=FAIL if n % 40 == 0 else PASS)
-             for n in range(1000)]
+    fleet = [
+        _report(f"node{n:04d}", {"0": 780.0, "1": 781.0}, verdict=FAIL if n % 40 == 0 else PASS) for n in range(1000)
+    ]
     (tmp_path / "reports").mkdir()
     _write(tmp_path / "reports", fleet)
-    done = dlbench_cli("validate", "summarize", tmp_path / "reports", "--csv", tmp_path / "matrix.csv",
-                       env={**os.environ, "COLUMNS": "120"})
+    done = dlbench_cli(
+        "validate",
+        "summarize",
+        tmp_path / "reports",
+        "--csv",
+        tmp_path / "matrix.csv",
+        env={**os.environ, "COLUMNS": "120"},
+    )
     assert done.returncode == 1, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "dlbench validate: 1000 hosts: 25 FAIL, 0 WARN, 975 PASS"
@@ -141,8 +159,9 @@ def test_the_fleet_benchmark_runs_and_reports_time_and_ratio(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize_fleet.py"
-    done = subprocess.run([sys.executable, str(script), "--reports", "400", "--rounds", "1"], capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(script), "--reports", "400", "--rounds", "1"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["reports"] == 400 and result["summarize_seconds"] > 0 and result["ratio_summarize_to_read"] > 0

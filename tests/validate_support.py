@@ -13,8 +13,12 @@ from dlbench.validate.nvml_extra import extend_simulation
 def simulated_nvml(*gpus: dict):
     """A simulated NVML (dlbench/telemetry/fake_nvml.py plus the validation calls) with one GPU per dict:
     {"preset": "h100-sxm", "values": {...}, "faults": {...}} as in a scenario file."""
-    fake = fake_nvml.FakeNvml([fake_nvml.FakeGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
-                               for i, g in enumerate(gpus)])
+    fake = fake_nvml.FakeNvml(
+        [
+            fake_nvml.FakeGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
+            for i, g in enumerate(gpus)
+        ]
+    )
     return extend_simulation(fake)
 
 
@@ -45,23 +49,46 @@ def aer_stats(correctable=0, nonfatal=0, fatal=0) -> dict[str, str]:
     line per error type of aer_correctable_error_string / aer_uncorrectable_error_string, then the total; the
     counts here all sit on the first type)."""
     correctable_names = ["RxErr", "BadTLP", "BadDLLP", "Rollover", "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF"]
-    uncorrectable_names = ["Undefined", "DLP", "SDES", "TLP", "FCP", "CmpltTO", "CmpltAbrt", "UnxCmplt", "RxOF",
-                           "MalfTLP", "ECRC", "UnsupReq", "ACSViol", "UncorrIntErr", "BlockedTLP", "AtomicOpBlocked",
-                           "TLPBlockedErr", "PoisonTLPBlocked"]
+    uncorrectable_names = [
+        "Undefined",
+        "DLP",
+        "SDES",
+        "TLP",
+        "FCP",
+        "CmpltTO",
+        "CmpltAbrt",
+        "UnxCmplt",
+        "RxOF",
+        "MalfTLP",
+        "ECRC",
+        "UnsupReq",
+        "ACSViol",
+        "UncorrIntErr",
+        "BlockedTLP",
+        "AtomicOpBlocked",
+        "TLPBlockedErr",
+        "PoisonTLPBlocked",
+    ]
 
     def lines(names, count, total):
         return "".join(f"{name} {count if i == 0 else 0}\n" for i, name in enumerate(names)) + f"{total} {count}\n"
 
-    return {"aer_dev_correctable": lines(correctable_names, correctable, "TOTAL_ERR_COR"),
-            "aer_dev_nonfatal": lines(uncorrectable_names, nonfatal, "TOTAL_ERR_NONFATAL"),
-            "aer_dev_fatal": lines(uncorrectable_names, fatal, "TOTAL_ERR_FATAL")}
+    return {
+        "aer_dev_correctable": lines(correctable_names, correctable, "TOTAL_ERR_COR"),
+        "aer_dev_nonfatal": lines(uncorrectable_names, nonfatal, "TOTAL_ERR_NONFATAL"),
+        "aer_dev_fatal": lines(uncorrectable_names, fatal, "TOTAL_ERR_FATAL"),
+    }
 
 
 def link_files(width: int, max_width: int, speed="32.0 GT/s PCIe", max_speed="32.0 GT/s PCIe") -> dict[str, str]:
     """The link attributes as drivers/pci/pci-sysfs.c prints them: the width a number, the speed
     pci_speed_string()'s text."""
-    return {"current_link_width": f"{width}\n", "max_link_width": f"{max_width}\n",
-            "current_link_speed": f"{speed}\n", "max_link_speed": f"{max_speed}\n"}
+    return {
+        "current_link_width": f"{width}\n",
+        "max_link_width": f"{max_width}\n",
+        "current_link_speed": f"{speed}\n",
+        "max_link_speed": f"{max_speed}\n",
+    }
 
 
 def pci_bus(root, *functions) -> str:

@@ -157,10 +157,8 @@ def build():
         table_panel(
             "GPU memory by Slurm job or Kubernetes pod",
             [
-                (f"sum {BY_OWNER} "
-                 f"(dlbench_gpu_process_memory_used_bytes{{{GPU}}})", "GPU memory"),
-                (f"count {BY_OWNER} "
-                 f"(dlbench_gpu_process_memory_used_bytes{{{GPU}}})", "processes"),
+                (f"sum {BY_OWNER} (dlbench_gpu_process_memory_used_bytes{{{GPU}}})", "GPU memory"),
+                (f"count {BY_OWNER} (dlbench_gpu_process_memory_used_bytes{{{GPU}}})", "processes"),
             ],
             description="GPU memory of the processes of each Slurm job or pod now, from their cgroups (empty "
             "job and pod: neither). Each GPU lists its 10 largest processes.",

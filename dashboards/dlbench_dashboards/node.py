@@ -91,8 +91,10 @@ def build():
             ),
             label_variable("gpu", "GPU", 'label_values(dlbench_gpu_up{job=~"$job", hostname=~"$hostname"}, gpu)'),
         ],
-        annotations=[annotation("XID events", XID_ANNOTATION, "red"),
-                     annotation("Exporter restarts", RESTART_ANNOTATION, "blue")],
+        annotations=[
+            annotation("XID events", XID_ANNOTATION, "red"),
+            annotation("Exporter restarts", RESTART_ANNOTATION, "blue"),
+        ],
     )
 
     layout.row("Host at a glance")
@@ -180,8 +182,9 @@ def build():
     layout.add(
         time_series(
             "SM activity against utilization",
-            against("dlbench_gpu_sm_active_ratio", "dlbench_gpu_utilization_ratio", LEGEND, " utilization",
-                    " SM active"),
+            against(
+                "dlbench_gpu_sm_active_ratio", "dlbench_gpu_utilization_ratio", LEGEND, " utilization", " SM active"
+            ),
             unit="percentunit",
             min_value=0,
             max_value=1,
@@ -246,9 +249,7 @@ def build():
     layout.row("Temperature, power and energy")
     layout.add(
         gpu_panels.temperature(LEGEND, title="Temperature", with_memory=True, description="Die and HBM temperature."),
-        gpu_panels.power(
-            LEGEND, title="Power", with_limit=True, description="Board power against the enforced limit."
-        ),
+        gpu_panels.power(LEGEND, title="Power", with_limit=True, description="Board power against the enforced limit."),
         time_series(
             "Energy rate",
             [_gpu_rate("dlbench_gpu_energy_joules_total")],
@@ -278,7 +279,7 @@ def build():
             [_gpu_rate("dlbench_gpu_pcie_replay_errors_total")],
             unit="ops",
             min_value=0,
-            description="Retransmitted PCIe packets per second: a steady rise " "points at a riser, cable or slot.",
+            description="Retransmitted PCIe packets per second: a steady rise points at a riser, cable or slot.",
         ),
         time_series(
             "ECC errors",
@@ -308,10 +309,7 @@ def build():
         ),
         table_panel(
             "Remapped rows",
-            [
-                (f'dlbench_gpu_remapped_rows{{{GPU}, type="{kind}"}}', kind)
-                for kind in ("correctable", "uncorrectable")
-            ],
+            [(f'dlbench_gpu_remapped_rows{{{GPU}, type="{kind}"}}', kind) for kind in ("correctable", "uncorrectable")],
             description="Memory rows replaced by spares, over the GPU's life.",
             hide=("Time", "__name__", "job", "instance", "type"),
         ),
@@ -333,10 +331,10 @@ def build():
         ),
         time_series(
             "PCIe link against its maximum",
-            against("dlbench_gpu_pcie_link_width", "dlbench_gpu_pcie_link_max_width", LEGEND, " max lanes",
-                    " lanes")
-            + against("dlbench_gpu_pcie_link_generation", "dlbench_gpu_pcie_link_max_generation", LEGEND, " max gen",
-                      " gen"),
+            against("dlbench_gpu_pcie_link_width", "dlbench_gpu_pcie_link_max_width", LEGEND, " max lanes", " lanes")
+            + against(
+                "dlbench_gpu_pcie_link_generation", "dlbench_gpu_pcie_link_max_generation", LEGEND, " max gen", " gen"
+            ),
             unit="none",
             min_value=0,
             description="Width and generation against the best the GPU and slot allow. Fewer lanes is a degraded "

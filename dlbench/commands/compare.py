@@ -97,12 +97,26 @@ def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
 
     console = _console()
     table = Table(title="dlbench compare", box=box.SIMPLE_HEAD, pad_edge=False)
-    columns = ("workload", "settings", "runs", "throughput base", "throughput new", "throughput", "mean step",
-               "median step", "spread", "verdict")
+    columns = (
+        "workload",
+        "settings",
+        "runs",
+        "throughput base",
+        "throughput new",
+        "throughput",
+        "mean step",
+        "median step",
+        "spread",
+        "verdict",
+    )
     for column in columns:
         # the verdict never shrinks to "regre…" in a narrow terminal (the lines below the table give the figures)
-        table.add_column(column, justify="left" if column in ("workload", "settings", "verdict") else "right",
-                         no_wrap=column == "verdict", min_width=len("regression") if column == "verdict" else None)
+        table.add_column(
+            column,
+            justify="left" if column in ("workload", "settings", "verdict") else "right",
+            no_wrap=column == "verdict",
+            min_width=len("regression") if column == "verdict" else None,
+        )
     for pair in comparison.pairs:
         d = pair.decision
         settings = ", ".join(filter(None, (settings_text(pair.baseline), device_model(pair.baseline))))
@@ -132,7 +146,9 @@ def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
             verdict,
         )
     console.print(table)
-    console.print(f"* significant at p < {alpha:g} (Holm-adjusted for the number of tests); spread: IQR/median of step times (or its equivalent across runs)")
+    console.print(
+        f"* significant at p < {alpha:g} (Holm-adjusted for the number of tests); spread: IQR/median of step times (or its equivalent across runs)"
+    )
     if len(comparison.pairs) == 1:
         _print_metrics(console, comparison.pairs[0])
     for pair in comparison.pairs:

@@ -9,12 +9,19 @@ from pathlib import Path
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the environment (or the --spec checks) as JSON")
-    parser.add_argument("--spec", type=Path, metavar="FILE",
-                        help="check this host against a host spec (hardware and software; stack.yml also reads)")
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        metavar="FILE",
+        help="check this host against a host spec (hardware and software; stack.yml also reads)",
+    )
     parser.add_argument("--write-spec", type=Path, metavar="FILE", help="write this host's spec to FILE (YAML)")
-    parser.add_argument("--python", metavar="PATH",
-                        help="with --spec/--write-spec: read torch and cuDNN from this Python's environment "
-                             "(e.g. the conda environment the work runs in) rather than dlbench's own")
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="with --spec/--write-spec: read torch and cuDNN from this Python's environment "
+        "(e.g. the conda environment the work runs in) rather than dlbench's own",
+    )
 
 
 def _gib(n: int) -> str:
@@ -82,8 +89,12 @@ def _spec(args) -> int:
     for result in compare.check(declared, host):
         report.add(result)
     if args.json:
-        print(json.dumps({"verdict": report.verdict, "counts": report.counts(),
-                          "checks": [c.to_dict() for c in report.checks]}, indent=2))
+        print(
+            json.dumps(
+                {"verdict": report.verdict, "counts": report.counts(), "checks": [c.to_dict() for c in report.checks]},
+                indent=2,
+            )
+        )
     else:
         from rich.console import Console
 

@@ -26,30 +26,64 @@ def _hostname(text: str) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--listen", default=os.environ.get(ENV_LISTEN, "127.0.0.1"), metavar="ADDRESS",
-                        help=f"address to listen on (env {ENV_LISTEN}; default 127.0.0.1; any other address warns "
-                             "unless TLS is on)")
-    parser.add_argument("--port", type=port, default=os.environ.get(ENV_PORT, DEFAULT_PORT),
-                        help=f"port to listen on (env {ENV_PORT}; default {DEFAULT_PORT})")
-    parser.add_argument("--interval", type=_interval, default=os.environ.get(ENV_INTERVAL, "5"), metavar="SECONDS",
-                        help=f"seconds between samples (env {ENV_INTERVAL}; default 5)")
-    parser.add_argument("--hostname", type=_hostname, default=None, metavar="NAME",
-                        help="value of the hostname label (default: $NODE_NAME, else the host's name)")
-    parser.add_argument("--web-config-file", default=os.environ.get(ENV_WEB_CONFIG), metavar="FILE",
-                        help=f"Prometheus web-config YAML with tls_server_config and basic_auth_users (env "
-                             f"{ENV_WEB_CONFIG}; the format node_exporter's --web.config.file reads)")
-    parser.add_argument("--dcgm-compat", action="store_true",
-                        help="also expose dcgm-exporter's field names (DCGM_FI_DEV_*, in its units and types; per MIG "
-                             "GPU instance too) and answer in its text format; the profiling names (DCGM_FI_PROF_*) "
-                             "only on Hopper and newer, from NVML GPM: before Hopper only DCGM's profiling module has "
-                             "them, so dashboard panels on them stay empty there")
-    parser.add_argument("--nvlink-per-link", action="store_true",
-                        help="also expose NVLink state, traffic and errors per link (6 series per link, 864 for 8 "
-                             "H100s); by default NVLink is served as per-GPU totals")
+    parser.add_argument(
+        "--listen",
+        default=os.environ.get(ENV_LISTEN, "127.0.0.1"),
+        metavar="ADDRESS",
+        help=f"address to listen on (env {ENV_LISTEN}; default 127.0.0.1; any other address warns unless TLS is on)",
+    )
+    parser.add_argument(
+        "--port",
+        type=port,
+        default=os.environ.get(ENV_PORT, DEFAULT_PORT),
+        help=f"port to listen on (env {ENV_PORT}; default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_interval,
+        default=os.environ.get(ENV_INTERVAL, "5"),
+        metavar="SECONDS",
+        help=f"seconds between samples (env {ENV_INTERVAL}; default 5)",
+    )
+    parser.add_argument(
+        "--hostname",
+        type=_hostname,
+        default=None,
+        metavar="NAME",
+        help="value of the hostname label (default: $NODE_NAME, else the host's name)",
+    )
+    parser.add_argument(
+        "--web-config-file",
+        default=os.environ.get(ENV_WEB_CONFIG),
+        metavar="FILE",
+        help=f"Prometheus web-config YAML with tls_server_config and basic_auth_users (env "
+        f"{ENV_WEB_CONFIG}; the format node_exporter's --web.config.file reads)",
+    )
+    parser.add_argument(
+        "--dcgm-compat",
+        action="store_true",
+        help="also expose dcgm-exporter's field names (DCGM_FI_DEV_*, in its units and types; per MIG "
+        "GPU instance too) and answer in its text format; the profiling names (DCGM_FI_PROF_*) "
+        "only on Hopper and newer, from NVML GPM: before Hopper only DCGM's profiling module has "
+        "them, so dashboard panels on them stay empty there",
+    )
+    parser.add_argument(
+        "--nvlink-per-link",
+        action="store_true",
+        help="also expose NVLink state, traffic and errors per link (6 series per link, 864 for 8 "
+        "H100s); by default NVLink is served as per-GPU totals",
+    )
 
 
 def run(args) -> int:
     from dlbench.telemetry.exporter import run_exporter
 
-    return run_exporter(args.listen, args.port, args.interval, args.dcgm_compat, hostname=args.hostname,
-                        web_config_file=args.web_config_file, nvlink_per_link=args.nvlink_per_link)
+    return run_exporter(
+        args.listen,
+        args.port,
+        args.interval,
+        args.dcgm_compat,
+        hostname=args.hostname,
+        web_config_file=args.web_config_file,
+        nvlink_per_link=args.nvlink_per_link,
+    )

@@ -41,8 +41,15 @@ def run(args) -> int:
         table.add_column(column, justify="right" if column in ("parameters", "batch") else "left", no_wrap=True)
     for row in rows:
         on_cpu = f"batch {row['cpu_batch_size']}" + (f", {row['cpu_seq_len']} tokens" if row["cpu_seq_len"] else "")
-        cells = [row["name"], row["task"], row["sample_unit"], f"{row['parameters']:,}", row["input"],
-                 str(row["default_batch_size"]), on_cpu]
+        cells = [
+            row["name"],
+            row["task"],
+            row["sample_unit"],
+            f"{row['parameters']:,}",
+            row["input"],
+            str(row["default_batch_size"]),
+            on_cpu,
+        ]
         table.add_row(*cells, *([row["description"]] if wide else []))
     console.print(table)
     return 0

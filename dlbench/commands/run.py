@@ -17,67 +17,136 @@ from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
 def add_arguments(parser) -> None:
     parser.add_argument("workload", help="workload name (see 'dlbench list')")
     parser.add_argument("--device", default="auto", help="auto (default: first GPU, else CPU), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=positive_int, help="samples per step (default: the workload's; on a CPU its CPU size, see dlbench list)")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="samples per step (default: the workload's; on a CPU its CPU size, see dlbench list)",
+    )
     parser.add_argument("--seq-len", type=positive_int, help="tokens per sequence for language workloads")
-    parser.add_argument("--steps", type=positive_int,
-                        help="timed steps (default: 30 s on GPUs; at least 10 steps and 3 s on the CPU)")
-    parser.add_argument("--duration", type=positive_float, metavar="SECONDS",
-                        help="time at least this long (with --steps: until both are reached)")
-    parser.add_argument("--warmup", type=non_negative_int,
-                        help="untimed warm-up steps (default: until step time settles)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "tf32", "bf16", "fp16", "fp8"), default="auto",
-                        help="autocast precision; auto = bf16 on Ampere or newer GPUs, fp32 elsewhere; fp8 = "
-                        "torchao's Float8 linears (Llama workloads, Ada/Hopper or newer)")
+    parser.add_argument(
+        "--steps", type=positive_int, help="timed steps (default: 30 s on GPUs; at least 10 steps and 3 s on the CPU)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=positive_float,
+        metavar="SECONDS",
+        help="time at least this long (with --steps: until both are reached)",
+    )
+    parser.add_argument(
+        "--warmup", type=non_negative_int, help="untimed warm-up steps (default: until step time settles)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "tf32", "bf16", "fp16", "fp8"),
+        default="auto",
+        help="autocast precision; auto = bf16 on Ampere or newer GPUs, fp32 elsewhere; fp8 = "
+        "torchao's Float8 linears (Llama workloads, Ada/Hopper or newer)",
+    )
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for image workloads")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model (the Llama workloads: each transformer block, as torchtitan)")
-    parser.add_argument("--activation-checkpointing", choices=("none", "selective", "full"),
-                        help="recompute activations of each transformer block in the backward pass: selective = "
-                        "torchtitan's per-op policy (default for the Llama workloads), full, or none (the others' "
-                        "default)")
-    parser.add_argument("--pad-vocab", action="store_true",
-                        help="GPT-2: pad the vocabulary to a multiple of 64 (50304), as nanoGPT and llm.c do")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"),
-                        help="default: the workload's (adamw for the Llama workloads, sgd for the others)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (the Llama workloads: each transformer block, as torchtitan)",
+    )
+    parser.add_argument(
+        "--activation-checkpointing",
+        choices=("none", "selective", "full"),
+        help="recompute activations of each transformer block in the backward pass: selective = "
+        "torchtitan's per-op policy (default for the Llama workloads), full, or none (the others' "
+        "default)",
+    )
+    parser.add_argument(
+        "--pad-vocab",
+        action="store_true",
+        help="GPT-2: pad the vocabulary to a multiple of 64 (50304), as nanoGPT and llm.c do",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=("sgd", "adamw"),
+        help="default: the workload's (adamw for the Llama workloads, sgd for the others)",
+    )
     parser.add_argument("--seed", type=seed, default=0)
-    parser.add_argument("--data", type=non_empty("--data"), default="synthetic", metavar="synthetic|PATH",
-                        help="synthetic (default), an ImageFolder tree or CIFAR-10 batches, or a uint16 token file")
-    parser.add_argument("--workers", type=non_negative_int,
-                        help="DataLoader workers for --data PATH (default: from the cores and GPUs present)")
-    parser.add_argument("--output", type=non_empty("--output"), metavar="FILE.json",
-                        help="write the result JSON here (atomically)")
+    parser.add_argument(
+        "--data",
+        type=non_empty("--data"),
+        default="synthetic",
+        metavar="synthetic|PATH",
+        help="synthetic (default), an ImageFolder tree or CIFAR-10 batches, or a uint16 token file",
+    )
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        help="DataLoader workers for --data PATH (default: from the cores and GPUs present)",
+    )
+    parser.add_argument(
+        "--output", type=non_empty("--output"), metavar="FILE.json", help="write the result JSON here (atomically)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result JSON to stdout instead of a table")
-    parser.add_argument("--mamf-from", type=non_empty("--mamf-from"), metavar="REPORT.json",
-                        help="Llama workloads: also report MFU against the bf16 matmul rate `dlbench validate --json` "
-                        "measured on this host's GPUs (its slowest GPU), beside MFU against the datasheet peak")
+    parser.add_argument(
+        "--mamf-from",
+        type=non_empty("--mamf-from"),
+        metavar="REPORT.json",
+        help="Llama workloads: also report MFU against the bf16 matmul rate `dlbench validate --json` "
+        "measured on this host's GPUs (its slowest GPU), beside MFU against the datasheet peak",
+    )
     add_distributed_arguments(parser)
     add_run_arguments(parser)
 
 
 def add_distributed_arguments(parser) -> None:
     group = parser.add_argument_group("data-parallel (torchrun: DDP, or FSDP with --fsdp)")
-    group.add_argument("--gpus", type=positive_int, metavar="N",
-                       help="train on N GPUs of this host: starts torchrun with one process per GPU (DDP over NCCL)")
-    group.add_argument("--nproc", type=positive_int, metavar="N",
-                       help="start N processes on --device (on the CPU: DDP over gloo, to try data-parallel runs "
-                       "without GPUs)")
-    group.add_argument("--fsdp", action=argparse.BooleanOptionalAction,
-                       help="transformer workloads: shard parameters, gradients and optimizer state across the ranks "
-                       "with FSDP2, one transformer block at a time, instead of a full replica per rank (DDP); "
-                       "the Llama workloads' default (--no-fsdp: DDP)")
-    group.add_argument("--dist-timeout", type=positive_float, default=600, metavar="SECONDS",
-                       help="under torchrun: how long a rank waits on the others before the run fails (default 600)")
+    group.add_argument(
+        "--gpus",
+        type=positive_int,
+        metavar="N",
+        help="train on N GPUs of this host: starts torchrun with one process per GPU (DDP over NCCL)",
+    )
+    group.add_argument(
+        "--nproc",
+        type=positive_int,
+        metavar="N",
+        help="start N processes on --device (on the CPU: DDP over gloo, to try data-parallel runs without GPUs)",
+    )
+    group.add_argument(
+        "--fsdp",
+        action=argparse.BooleanOptionalAction,
+        help="transformer workloads: shard parameters, gradients and optimizer state across the ranks "
+        "with FSDP2, one transformer block at a time, instead of a full replica per rank (DDP); "
+        "the Llama workloads' default (--no-fsdp: DDP)",
+    )
+    group.add_argument(
+        "--dist-timeout",
+        type=positive_float,
+        default=600,
+        metavar="SECONDS",
+        help="under torchrun: how long a rank waits on the others before the run fails (default 600)",
+    )
 
 
 def _config_from_args(args):
     from dlbench.train.runner import RunConfig
 
-    return RunConfig(workload=args.workload, device=args.device, batch_size=args.batch_size, seq_len=args.seq_len,
-                     steps=args.steps, warmup=args.warmup, duration=args.duration, precision=args.precision,
-                     channels_last=args.channels_last, compile=args.compile, optimizer=args.optimizer, seed=args.seed,
-                     data=args.data, workers=args.workers, output=args.output, pad_vocab=args.pad_vocab,
-                     fsdp=args.fsdp, activation_checkpointing=args.activation_checkpointing,
-                     mamf_from=args.mamf_from)
+    return RunConfig(
+        workload=args.workload,
+        device=args.device,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        steps=args.steps,
+        warmup=args.warmup,
+        duration=args.duration,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        data=args.data,
+        workers=args.workers,
+        output=args.output,
+        pad_vocab=args.pad_vocab,
+        fsdp=args.fsdp,
+        activation_checkpointing=args.activation_checkpointing,
+        mamf_from=args.mamf_from,
+    )
 
 
 def _without_credentials(argument: str) -> str:
@@ -93,8 +162,12 @@ def build_run(args, console, command_line: list[str] | None = None):
     from dlbench.train.report import ProgressBar
     from dlbench.train.runner import Run
 
-    run_ = Run(_config_from_args(args), observers_from_args(args), command_line=command_line,
-               dist_timeout=getattr(args, "dist_timeout", 600))
+    run_ = Run(
+        _config_from_args(args),
+        observers_from_args(args),
+        command_line=command_line,
+        dist_timeout=getattr(args, "dist_timeout", 600),
+    )
     if run_.is_reporting_rank:  # under torchrun, one bar: rank 0's
         run_.observers.insert(0, ProgressBar(run_.timed_steps_target, run_.window.seconds, console))
     return run_

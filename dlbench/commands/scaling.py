@@ -59,8 +59,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--activation-checkpointing", choices=("none", "selective", "full"))
     parser.add_argument("--optimizer", choices=("sgd", "adamw"))
     parser.add_argument("--dist-timeout", type=positive_float, metavar="SECONDS")
-    parser.add_argument("--fsdp", action="store_true",
-                        help="transformer workloads: FSDP at every size, the one-process baseline included")
+    parser.add_argument(
+        "--fsdp",
+        action="store_true",
+        help="transformer workloads: FSDP at every size, the one-process baseline included",
+    )
     parser.add_argument(
         "--output",
         type=non_empty("--output"),

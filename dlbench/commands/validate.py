@@ -42,38 +42,81 @@ def fraction(text: str) -> float:
 def add_arguments(parser) -> None:
     from dlbench.validate.context import LEVELS
 
-    parser.add_argument("--level", choices=LEVELS, default="quick",
-                        help="quick: a few minutes; long: the full matmul sweep and larger transfers")
+    parser.add_argument(
+        "--level",
+        choices=LEVELS,
+        default="quick",
+        help="quick: a few minutes; long: the full matmul sweep and larger transfers",
+    )
     parser.add_argument("--expect-gpus", type=positive_int, metavar="N", help="FAIL unless exactly N GPUs are present")
-    parser.add_argument("--expect-model", metavar="TEXT",
-                        help="FAIL unless every GPU's name contains TEXT (e.g. 'H100 80GB HBM3')")
-    parser.add_argument("--burn-in", type=duration, metavar="DURATION",
-                        help="sustained load on every GPU for DURATION (90s, 30m, 1h), results cross-checked")
-    parser.add_argument("--stack", type=Path, metavar="FILE",
-                        help="the version spec to hold the host to (default: ./stack.yml or dlbench's own)")
-    parser.add_argument("--spec", type=Path, metavar="FILE",
-                        help="also check the host against a host spec (hardware and software, field by field)")
+    parser.add_argument(
+        "--expect-model", metavar="TEXT", help="FAIL unless every GPU's name contains TEXT (e.g. 'H100 80GB HBM3')"
+    )
+    parser.add_argument(
+        "--burn-in",
+        type=duration,
+        metavar="DURATION",
+        help="sustained load on every GPU for DURATION (90s, 30m, 1h), results cross-checked",
+    )
+    parser.add_argument(
+        "--stack",
+        type=Path,
+        metavar="FILE",
+        help="the version spec to hold the host to (default: ./stack.yml or dlbench's own)",
+    )
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        metavar="FILE",
+        help="also check the host against a host spec (hardware and software, field by field)",
+    )
     parser.add_argument("--image", metavar="TAG", help="also check that this pinned image sees every GPU")
-    parser.add_argument("--peer-tolerance", type=fraction, default=0.10, metavar="FRACTION",
-                        help="how far below its reference or its peers' median a GPU may be (default 0.10)")
-    parser.add_argument("--cpu", action="store_true",
-                        help="run the micro-benchmarks on the CPU at small sizes even when GPUs are present")
+    parser.add_argument(
+        "--peer-tolerance",
+        type=fraction,
+        default=0.10,
+        metavar="FRACTION",
+        help="how far below its reference or its peers' median a GPU may be (default 0.10)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="run the micro-benchmarks on the CPU at small sizes even when GPUs are present",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON (atomically)")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write the report as JUnit XML for CI")
-    parser.add_argument("--bundle", type=Path, metavar="DIR",
-                        help="write the evidence (report, raw measurements, nvidia-smi -q, lspci -vv, XID lines, "
-                             "spec, command line, SHA256SUMS) into DIR, a new or empty folder")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="DIR",
+        help="write the evidence (report, raw measurements, nvidia-smi -q, lspci -vv, XID lines, "
+        "spec, command line, SHA256SUMS) into DIR, a new or empty folder",
+    )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     sub.required = False
-    summarize = sub.add_parser("summarize", help="compare the JSON reports of many hosts, outliers flagged",
-                               description="compare the JSON reports of many hosts, outliers flagged")
+    summarize = sub.add_parser(
+        "summarize",
+        help="compare the JSON reports of many hosts, outliers flagged",
+        description="compare the JSON reports of many hosts, outliers flagged",
+    )
     summarize.add_argument("reports", type=Path, metavar="DIR", help="a folder of `dlbench validate --json` reports")
-    summarize.add_argument("--outlier", type=fraction, default=0.05, metavar="FRACTION",
-                           help="flag a GPU this far below the fleet median of its model (default 0.05)")
-    summarize.add_argument("--json", dest="summary_json", type=Path, metavar="FILE",
-                           help="write the summary as JSON (atomically)")
-    summarize.add_argument("--csv", dest="summary_csv", type=Path, metavar="FILE",
-                           help="write the full host-by-check matrix as CSV (atomically)")
+    summarize.add_argument(
+        "--outlier",
+        type=fraction,
+        default=0.05,
+        metavar="FRACTION",
+        help="flag a GPU this far below the fleet median of its model (default 0.05)",
+    )
+    summarize.add_argument(
+        "--json", dest="summary_json", type=Path, metavar="FILE", help="write the summary as JSON (atomically)"
+    )
+    summarize.add_argument(
+        "--csv",
+        dest="summary_csv",
+        type=Path,
+        metavar="FILE",
+        help="write the full host-by-check matrix as CSV (atomically)",
+    )
 
 
 def run(args) -> int:
@@ -96,11 +139,19 @@ def _options(args):
     stack_path = args.stack or stack.default_stack_path()
     if args.stack is not None and not args.stack.is_file():
         raise UserError(f"--stack {args.stack}: no such file")
-    return Options(level=args.level, expect_gpus=args.expect_gpus, expect_model=args.expect_model,
-                   burn_in_seconds=args.burn_in, stack_path=stack_path,
-                   stack=stack.load_stack(stack_path) if stack_path else None, image=args.image, cpu=args.cpu,
-                   peer_tolerance=args.peer_tolerance, spec_path=args.spec,
-                   spec=spec.load(args.spec) if args.spec else None)
+    return Options(
+        level=args.level,
+        expect_gpus=args.expect_gpus,
+        expect_model=args.expect_model,
+        burn_in_seconds=args.burn_in,
+        stack_path=stack_path,
+        stack=stack.load_stack(stack_path) if stack_path else None,
+        image=args.image,
+        cpu=args.cpu,
+        peer_tolerance=args.peer_tolerance,
+        spec_path=args.spec,
+        spec=spec.load(args.spec) if args.spec else None,
+    )
 
 
 def _validate(args) -> int:
@@ -123,12 +174,14 @@ def _validate(args) -> int:
 
     def on_result(result):
         style = writers.VERDICT_STYLE.get(result.verdict, "")
-        progress.print(f"  [{style}]{result.verdict:4}[/] {result.id} {writers.format_measured(result)}",
-                       highlight=False)
+        progress.print(
+            f"  [{style}]{result.verdict:4}[/] {result.id} {writers.format_measured(result)}", highlight=False
+        )
 
     ctx = Context(options)
-    report = validate(ctx, on_result=on_result,
-                      on_family=lambda name: progress.print(f"[bold]{name}[/]", highlight=False))
+    report = validate(
+        ctx, on_result=on_result, on_family=lambda name: progress.print(f"[bold]{name}[/]", highlight=False)
+    )
     if args.json:
         writers.write_json(report, args.json)
     if args.junit:

@@ -25,11 +25,17 @@ INSTALLED_TOLERANCE = 0.01
 # NVML's total memory of a GPU is its usable memory: an "80GB" H100 reports 81559 MiB of 81920 (99.6%).
 GPU_MEMORY_TOLERANCE = 0.02
 
-SOFTWARE_TITLES = {"nvidia_driver": "NVIDIA driver", "cuda": "CUDA toolkit (nvcc)",
-                   "cudnn": "cuDNN (the torch wheel's)",
-                   "pytorch": "PyTorch", "pytorch_cuda": "PyTorch's CUDA build", "docker": "Docker Engine",
-                   "nvidia_container_toolkit": "NVIDIA Container Toolkit", "prometheus": "Prometheus",
-                   "grafana": "Grafana"}
+SOFTWARE_TITLES = {
+    "nvidia_driver": "NVIDIA driver",
+    "cuda": "CUDA toolkit (nvcc)",
+    "cudnn": "cuDNN (the torch wheel's)",
+    "pytorch": "PyTorch",
+    "pytorch_cuda": "PyTorch's CUDA build",
+    "docker": "Docker Engine",
+    "nvidia_container_toolkit": "NVIDIA Container Toolkit",
+    "prometheus": "Prometheus",
+    "grafana": "Grafana",
+}
 
 
 def check(spec: dict, facts: dict) -> list[CheckResult]:
@@ -54,8 +60,9 @@ def check(spec: dict, facts: dict) -> list[CheckResult]:
     return results
 
 
-def _result(check_id: str, title: str, ok: bool, found, expected: str, source: str, detail: str = "",
-            verdict: str | None = None) -> CheckResult:
+def _result(
+    check_id: str, title: str, ok: bool, found, expected: str, source: str, detail: str = "", verdict: str | None = None
+) -> CheckResult:
     verdict = verdict or (PASS if ok else FAIL)
     if verdict == FAIL and not detail:
         detail = f"expected {expected}, found {found}"
@@ -77,9 +84,12 @@ def _model_matches(wanted: str, found: str) -> bool:
 
 
 def _cpu(want: dict, have, source: str) -> list[CheckResult]:
-    rows = [("cpu_model", "CPU model", want.get("model")), ("cpu_sockets", "CPU sockets", want.get("sockets")),
-            ("cpu_cores", "CPU cores", want.get("cores")),
-            ("cpu_threads", "CPU threads", want.get("threads"))]
+    rows = [
+        ("cpu_model", "CPU model", want.get("model")),
+        ("cpu_sockets", "CPU sockets", want.get("sockets")),
+        ("cpu_cores", "CPU cores", want.get("cores")),
+        ("cpu_threads", "CPU threads", want.get("threads")),
+    ]
     results = []
     for key, title, expected in rows:
         if expected is None:
@@ -88,8 +98,16 @@ def _cpu(want: dict, have, source: str) -> list[CheckResult]:
         if isinstance(answer, Unanswered):
             results.append(_skip(f"spec.{key}", title, answer, str(expected), source))
         elif key == "cpu_model":
-            results.append(_result("spec.cpu_model", title, _model_matches(expected, have["model"]), have["model"],
-                                   f"contains {expected!r}", source))
+            results.append(
+                _result(
+                    "spec.cpu_model",
+                    title,
+                    _model_matches(expected, have["model"]),
+                    have["model"],
+                    f"contains {expected!r}",
+                    source,
+                )
+            )
         else:
             found = have[key.split("_")[1]]
             results.append(_result(f"spec.{key}", title, found == expected, found, f"== {expected}", source))
@@ -105,16 +123,33 @@ def _gpu(i: int, want: dict, have, source: str) -> list[CheckResult]:
     matching = [g for g in have if _model_matches(want.get("match", label), g["model"])]
     names = ", ".join(f"{g['index']}: {g['model']}" for g in have) or "no GPU"
     found = f"{len(matching)} × {label}"
-    results = [_result(f"spec.gpu_{i}", title, len(matching) == want["count"], found, expected, source,
-                       detail="" if len(matching) == want["count"] else f"expected {expected}, found {found} "
-                       f"(the host's GPUs: {names})")]
+    results = [
+        _result(
+            f"spec.gpu_{i}",
+            title,
+            len(matching) == want["count"],
+            found,
+            expected,
+            source,
+            detail=""
+            if len(matching) == want["count"]
+            else f"expected {expected}, found {found} (the host's GPUs: {names})",
+        )
+    ]
     if want.get("memory_bytes") and matching:
         sizes = [g["memory_bytes"] for g in matching if g["memory_bytes"]]
         if sizes:
             low, nominal = min(sizes), want["memory_bytes"]
-            results.append(_result(f"spec.gpu_{i}_memory", f"memory of each {label}",
-                                   low >= nominal * (1 - GPU_MEMORY_TOLERANCE), f"{low / 2**30:.1f} GiB",
-                                   f">= {(1 - GPU_MEMORY_TOLERANCE):.0%} of {nominal / 2**30:.0f} GiB", source))
+            results.append(
+                _result(
+                    f"spec.gpu_{i}_memory",
+                    f"memory of each {label}",
+                    low >= nominal * (1 - GPU_MEMORY_TOLERANCE),
+                    f"{low / 2**30:.1f} GiB",
+                    f">= {(1 - GPU_MEMORY_TOLERANCE):.0%} of {nominal / 2**30:.0f} GiB",
+                    source,
+                )
+            )
     return results
 
 
@@ -131,30 +166,59 @@ def _ram(want: dict, have, source: str) -> list[CheckResult]:
         found, tolerance, how = have["mem_total_bytes"], MEMTOTAL_TOLERANCE, "MemTotal (/proc/meminfo)"
     floor = nominal * (1 - tolerance)
     verdict = FAIL if found < floor else WARN if found > nominal * (1 + INSTALLED_TOLERANCE) else PASS
-    detail = {FAIL: f"expected {expected_text}, found {found / 2**30:.1f} GiB ({how})",
-              WARN: "more memory than the spec declares", PASS: ""}[verdict]
-    results.append(_result("spec.ram_size", "installed memory", verdict == PASS, f"{found / 2**30:.1f} GiB",
-                           f"{expected_text} (>= {floor / 2**30:.1f} GiB by {how}: {tolerance:.0%} tolerance)",
-                           source, detail, verdict))
+    detail = {
+        FAIL: f"expected {expected_text}, found {found / 2**30:.1f} GiB ({how})",
+        WARN: "more memory than the spec declares",
+        PASS: "",
+    }[verdict]
+    results.append(
+        _result(
+            "spec.ram_size",
+            "installed memory",
+            verdict == PASS,
+            f"{found / 2**30:.1f} GiB",
+            f"{expected_text} (>= {floor / 2**30:.1f} GiB by {how}: {tolerance:.0%} tolerance)",
+            source,
+            detail,
+            verdict,
+        )
+    )
     if want.get("type"):
         kind = have.get("type")
         if isinstance(kind, Unanswered):
             results.append(_skip("spec.ram_type", "memory type", kind, want["type"], source))
         else:
-            results.append(_result("spec.ram_type", "memory type", kind.upper() == want["type"].upper(), kind,
-                                   f"== {want['type']}", source))
+            results.append(
+                _result(
+                    "spec.ram_type",
+                    "memory type",
+                    kind.upper() == want["type"].upper(),
+                    kind,
+                    f"== {want['type']}",
+                    source,
+                )
+            )
     if want.get("ecc") is not None:
         ecc, expected = have.get("ecc"), "ECC on" if want["ecc"] else "ECC off"
         if isinstance(ecc, Unanswered) or ecc is None:
             results.append(_skip("spec.ram_ecc", "memory ECC", ecc, expected, source))
         else:
-            results.append(_result("spec.ram_ecc", "memory ECC", ecc == want["ecc"], "ECC on" if ecc else "ECC off",
-                                   expected, source))
+            results.append(
+                _result(
+                    "spec.ram_ecc", "memory ECC", ecc == want["ecc"], "ECC on" if ecc else "ECC off", expected, source
+                )
+            )
     return results
 
 
-TYPE_MATCHES = {"NVMe SSD": {"NVMe SSD"}, "SATA SSD": {"SATA SSD"}, "SATA HDD": {"SATA HDD"},
-                "SAS SSD": {"SSD"}, "SSD": {"NVMe SSD", "SATA SSD", "SSD"}, "HDD": {"SATA HDD", "HDD"}}
+TYPE_MATCHES = {
+    "NVMe SSD": {"NVMe SSD"},
+    "SATA SSD": {"SATA SSD"},
+    "SATA HDD": {"SATA HDD"},
+    "SAS SSD": {"SSD"},
+    "SSD": {"NVMe SSD", "SATA SSD", "SSD"},
+    "HDD": {"SATA HDD", "HDD"},
+}
 
 
 def _storage(wanted: list[dict], disks, source: str) -> list[CheckResult]:
@@ -172,16 +236,23 @@ def _storage(wanted: list[dict], disks, source: str) -> list[CheckResult]:
         for disk in list(unused):
             if len(taken) == want["count"]:
                 break
-            if disk["type"] in TYPE_MATCHES[want["type"]] and units.within(disk["bytes"], want["bytes"],
-                                                                           STORAGE_TOLERANCE):
+            if disk["type"] in TYPE_MATCHES[want["type"]] and units.within(
+                disk["bytes"], want["bytes"], STORAGE_TOLERANCE
+            ):
                 taken.append(disk)
                 unused.remove(disk)
         found = ", ".join(_disk(d) for d in taken) or "none"
-        detail = "" if len(taken) == want["count"] else (
-            f"expected {expected}, found {len(taken)}; the host's other disks: "
-            f"{', '.join(_disk(d) for d in unused) or 'none'}")
-        results.append((i, _result(f"spec.storage_{i + 1}", title, len(taken) == want["count"], found, expected,
-                                   source, detail)))
+        detail = (
+            ""
+            if len(taken) == want["count"]
+            else (
+                f"expected {expected}, found {len(taken)}; the host's other disks: "
+                f"{', '.join(_disk(d) for d in unused) or 'none'}"
+            )
+        )
+        results.append(
+            (i, _result(f"spec.storage_{i + 1}", title, len(taken) == want["count"], found, expected, source, detail))
+        )
     return [result for _, result in sorted(results, key=lambda pair: pair[0])]
 
 
@@ -206,9 +277,17 @@ def _network(i: int, want: dict, links, source: str) -> CheckResult:
 
     matching = [link for link in links if fits(link)]
     ok = len(matching) >= want["count"]
-    return _result(f"spec.network_{i}", title, ok, ", ".join(describe(link) for link in matching) or "none",
-                   expected, source, "" if ok else f"expected {expected}; the host's interfaces: "
-                   f"{', '.join(describe(link) for link in links) or 'none'}")
+    return _result(
+        f"spec.network_{i}",
+        title,
+        ok,
+        ", ".join(describe(link) for link in matching) or "none",
+        expected,
+        source,
+        ""
+        if ok
+        else f"expected {expected}; the host's interfaces: {', '.join(describe(link) for link in links) or 'none'}",
+    )
 
 
 def _os(want: dict, have, source: str) -> CheckResult:
@@ -216,11 +295,20 @@ def _os(want: dict, have, source: str) -> CheckResult:
     if isinstance(have, Unanswered):
         return _skip("spec.os", "operating system and release", have, expected, source)
     name = want["name"].lower()
-    name_ok = name in (have["id"].lower(), have["name"].lower()) or have["id"].lower() in name.split() \
+    name_ok = (
+        name in (have["id"].lower(), have["name"].lower())
+        or have["id"].lower() in name.split()
         or name in have["name"].lower()
+    )
     version_ok = want["version"] is None or units.version_satisfies(have["version"], want["version"])
-    return _result("spec.os", "operating system and release", name_ok and version_ok,
-                   have["pretty"] or f"{have['name']} {have['version']}", expected, source)
+    return _result(
+        "spec.os",
+        "operating system and release",
+        name_ok and version_ok,
+        have["pretty"] or f"{have['name']} {have['version']}",
+        expected,
+        source,
+    )
 
 
 def _version(name: str, rule: str, found, source: str) -> CheckResult:

@@ -31,8 +31,7 @@ def cpu(reader: HostReader) -> dict:
         cores.add((block.get("physical id", "0"), block.get("core id", block["processor"])))
     # arm64 kernels print no "model name" (arch/arm64/kernel/cpuinfo.c): the model is then unknown, not guessed
     model = " + ".join(sorted(models)) or Unanswered("/proc/cpuinfo names no CPU model (arm64 kernels do not)")
-    return {"model": model, "cores": len(cores), "threads": threads,
-            "sockets": len({socket for socket, _ in cores})}
+    return {"model": model, "cores": len(cores), "threads": threads, "sockets": len({socket for socket, _ in cores})}
 
 
 def memory(reader: HostReader) -> dict:
@@ -143,8 +142,12 @@ def os_release(reader: HostReader) -> dict:
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             values[key.strip()] = value.strip().strip("\"'")
-    return {"id": values.get("ID", ""), "name": values.get("NAME", ""), "version": values.get("VERSION_ID", ""),
-            "pretty": values.get("PRETTY_NAME", "")}
+    return {
+        "id": values.get("ID", ""),
+        "name": values.get("NAME", ""),
+        "version": values.get("VERSION_ID", ""),
+        "pretty": values.get("PRETTY_NAME", ""),
+    }
 
 
 def _optional(reader: HostReader, path: str) -> str | None:
@@ -158,8 +161,7 @@ def _optional(reader: HostReader, path: str) -> str | None:
 # Each tool's own version line: (command lines tried in order, pattern of the version in their output).
 VERSION_COMMANDS = {
     # the daemon's version (what runs containers); the client's when the daemon is not reachable by this user
-    "docker": ((("docker", "version", "--format", "{{.Server.Version}}"), ("docker", "--version")),
-               r"(\d+\.\d+\.\d+)"),
+    "docker": ((("docker", "version", "--format", "{{.Server.Version}}"), ("docker", "--version")), r"(\d+\.\d+\.\d+)"),
     # "NVIDIA Container Toolkit CLI version 1.13.1"
     "nvidia_container_toolkit": ((("nvidia-ctk", "--version"),), r"version\s+(\d+\.\d+\.\d+)"),
     # "prometheus, version 2.42.0 (branch: HEAD, revision: ...)"
@@ -194,10 +196,13 @@ def python_packages(reader: HostReader) -> dict:
     except Unanswered as why:
         return {"pytorch": why, "pytorch_cuda": why, "cudnn": why}
     missing = Unanswered("torch is not installed (pip install 'dlbench[train]')")
-    return {"pytorch": build["version"] or missing,
-            "pytorch_cuda": (build["cuda"] or Unanswered("this torch is a CPU-only build")) if build["version"]
-            else missing,
-            "cudnn": build["cudnn"] or Unanswered("no cuDNN wheel (nvidia-cudnn-cu*) is installed")}
+    return {
+        "pytorch": build["version"] or missing,
+        "pytorch_cuda": (build["cuda"] or Unanswered("this torch is a CPU-only build"))
+        if build["version"]
+        else missing,
+        "cudnn": build["cudnn"] or Unanswered("no cuDNN wheel (nvidia-cudnn-cu*) is installed"),
+    }
 
 
 # NVIDIA GPUs on the PCI bus, with or without a driver: vendor 0x10de (https://pci-ids.ucw.cz/read/PC/10de) and base
@@ -227,8 +232,11 @@ def nvidia_pci_functions(reader: HostReader, class_prefixes: tuple[str, ...]) ->
     """The PCI addresses of NVIDIA functions whose class starts with one of `class_prefixes`, in bus order."""
     if not reader.exists(PCI_DEVICES):
         return None
-    return [address for address, vendor, pci_class in pci_functions(reader)
-            if vendor == NVIDIA_VENDOR and pci_class.startswith(class_prefixes)]
+    return [
+        address
+        for address, vendor, pci_class in pci_functions(reader)
+        if vendor == NVIDIA_VENDOR and pci_class.startswith(class_prefixes)
+    ]
 
 
 def pci_functions(reader: HostReader) -> list[tuple[str, str, str]]:
@@ -256,8 +264,10 @@ def gpus(nvml_reader=None) -> dict:
             why = Unanswered(reader.problem or "NVML unavailable")
             return {"gpus": why, "nvidia_driver": why}
         readings = reader.read_all()
-        listed = [{"index": g.index, "model": g.name, "memory_bytes": readings.get(g.index, {}).get(
-            "memory_total_bytes")} for g in reader.gpus]
+        listed = [
+            {"index": g.index, "model": g.name, "memory_bytes": readings.get(g.index, {}).get("memory_total_bytes")}
+            for g in reader.gpus
+        ]
         return {"gpus": listed, "nvidia_driver": reader.driver_version or Unanswered("NVML gives no driver version")}
     finally:
         if own:
@@ -268,8 +278,7 @@ def collect(reader: HostReader | None = None, nvml_reader=None) -> dict:
     """Every fact the spec can ask about."""
     reader = reader or HostReader()
     facts: dict = {}
-    for key, read in (("cpu", cpu), ("memory", memory), ("storage", storage), ("network", network),
-                      ("os", os_release)):
+    for key, read in (("cpu", cpu), ("memory", memory), ("storage", storage), ("network", network), ("os", os_release)):
         try:
             facts[key] = read(reader)
         except Unanswered as why:

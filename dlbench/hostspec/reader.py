@@ -59,7 +59,6 @@ class HostReader:
             raise Unanswered(f"{' '.join(argv)} failed: {last[-1] if last else f'exit {done.returncode}'}")
         return done.stdout
 
-
     def torch_build(self) -> dict:
         """torch's version, CUDA build and cuDNN wheel, as `dlbench env` reads them (without importing torch), of
         this environment or of `python`'s."""
@@ -92,8 +91,9 @@ class RecordedHost(HostReader):
 
     def torch_build(self) -> dict:
         recorded = self.root / "python.json"
-        return json.loads(recorded.read_text()) if recorded.is_file() else {"version": None, "cuda": None,
-                                                                           "cudnn": None}
+        return (
+            json.loads(recorded.read_text()) if recorded.is_file() else {"version": None, "cuda": None, "cudnn": None}
+        )
 
 
 RECORDED_HOST_ENV = "DLBENCH_RECORDED_HOST"

@@ -15,20 +15,29 @@ from dlbench.hostspec import units
 
 HARDWARE = ("cpu", "gpu", "ram", "storage", "network")
 # software field -> where a free-text spec may put it (nested groups as in the field's setup guides, or flat)
-SOFTWARE = {"os": (), "nvidia_driver": (), "cuda": (), "cudnn": (), "pytorch": ("frameworks",),
-            "pytorch_cuda": ("frameworks",), "docker": ("containers",),
-            "nvidia_container_toolkit": ("containers",), "prometheus": ("monitoring",), "grafana": ("monitoring",)}
+SOFTWARE = {
+    "os": (),
+    "nvidia_driver": (),
+    "cuda": (),
+    "cudnn": (),
+    "pytorch": ("frameworks",),
+    "pytorch_cuda": ("frameworks",),
+    "docker": ("containers",),
+    "nvidia_container_toolkit": ("containers",),
+    "prometheus": ("monitoring",),
+    "grafana": ("monitoring",),
+}
 GROUPS = ("frameworks", "containers", "monitoring")
 
 ACCEPTED = {
     "cpu": "'AMD EPYC 7543, 32C/64T' (optional sockets ×, model, cores C / threads T) or "
-           "{model: AMD EPYC 7543, sockets: 1, cores: 32, threads: 64}",
+    "{model: AMD EPYC 7543, sockets: 1, cores: 32, threads: 64}",
     "gpu": "'NVIDIA A100 80GB × 4' (model with its memory, × count) or {model: A100, count: 4, memory: 80GB}, "
-           "or a list of these",
+    "or a list of these",
     "ram": "'512GB DDR4 ECC' (size, optional DDR type, ECC or non-ECC) or {size: 512GB, type: DDR4, ecc: true}",
     "storage": "a list of {type: NVMe SSD | SATA SSD | SSD | HDD, size: 2TB, count: 1} or of 'NVMe SSD 2TB'",
     "network": "'100GbE RoCE' (link speed, optional RoCE / InfiniBand / RDMA, optional × count) or "
-               "{speed: 100GbE, rdma: RoCE, count: 1}, or a list of these",
+    "{speed: 100GbE, rdma: RoCE, count: 1}, or a list of these",
     "os": "'Ubuntu 22.04 LTS' (name and release) or {name: ubuntu, version: '22.04'}",
     "version": "'535.54.03' (every given component equal), '>=580' (a minimum) or '>=580.65.06,<581'",
 }
@@ -52,8 +61,9 @@ def parse(document, path: Path) -> dict:
     if isinstance(document, dict) and "stack_torch_version" in document:
         return from_stack(document, path)
     if not isinstance(document, dict) or not set(document) & {"hardware", "software"}:
-        raise UserError(f"{path}: not a host spec: expected a mapping with 'hardware' and/or 'software', "
-                        "or a dlbench stack.yml")
+        raise UserError(
+            f"{path}: not a host spec: expected a mapping with 'hardware' and/or 'software', or a dlbench stack.yml"
+        )
     _no_unknown(path, "", document, ("hardware", "software"))
     hardware, software = document.get("hardware") or {}, document.get("software") or {}
     _no_unknown(path, "hardware.", hardware, HARDWARE)
@@ -94,8 +104,10 @@ def _flatten_software(path: Path, software: dict) -> dict:
 def _cpu(value, field: Field) -> dict:
     if isinstance(value, dict):
         _check_keys(value, ("model", "sockets", "cores", "threads"), field, "cpu")
-        return {"model": _text(value.get("model")),
-                **{key: _count(value.get(key), field, "cpu") for key in ("sockets", "cores", "threads")}}
+        return {
+            "model": _text(value.get("model")),
+            **{key: _count(value.get(key), field, "cpu") for key in ("sockets", "cores", "threads")},
+        }
     head, comma, tail = str(value).partition(",")
     head, sockets = _split_count(head)  # "2 × AMD EPYC 7543, 64C/128T": two sockets
     text = head + comma + tail
@@ -107,14 +119,20 @@ def _cpu(value, field: Field) -> dict:
         model = re.sub(r"\d+\s*C\s*/\s*\d+\s*T|\d+\s*[- ]?(cores?|threads?)", "", text, flags=re.I).strip(" ,")
     if not model and not cores and not threads:
         raise field.error(value, ACCEPTED["cpu"])
-    return {"model": model or None, "sockets": sockets if sockets > 1 else None, "cores": int(cores) if cores else None,
-            "threads": int(threads) if threads else None}
+    return {
+        "model": model or None,
+        "sockets": sockets if sockets > 1 else None,
+        "cores": int(cores) if cores else None,
+        "threads": int(threads) if threads else None,
+    }
 
 
 def _gpus(value, field: Field) -> list[dict]:
     entries = value if isinstance(value, list) else [value]
-    return [_gpu(entry, Field(field.path, f"{field.name}[{i}]" if isinstance(value, list) else field.name))
-            for i, entry in enumerate(entries)]
+    return [
+        _gpu(entry, Field(field.path, f"{field.name}[{i}]" if isinstance(value, list) else field.name))
+        for i, entry in enumerate(entries)
+    ]
 
 
 def _gpu(value, field: Field) -> dict:
@@ -125,16 +143,23 @@ def _gpu(value, field: Field) -> dict:
         memory = units.size_bytes(value["memory"], memory=True) if value.get("memory") else None
         if value.get("memory") and memory is None:
             raise field.error(value, ACCEPTED["gpu"])
-        return {"model": str(value["model"]), "count": _count(value.get("count", 1), field, "gpu"),
-                "memory_bytes": memory}
+        return {
+            "model": str(value["model"]),
+            "count": _count(value.get("count", 1), field, "gpu"),
+            "memory_bytes": memory,
+        }
     text, count = _split_count(str(value))
     memory_match = units.SIZE.search(text)
     model = units.SIZE.sub("", text).strip() if memory_match else text.strip()
     if not model:
         raise field.error(value, ACCEPTED["gpu"])
     # GPU memory is sold in binary units: an "80GB" A100 has 80 GiB (NVML: 81920 MiB)
-    return {"model": text.strip(), "match": model, "count": count,
-            "memory_bytes": units.size_bytes(memory_match.group(0), memory=True) if memory_match else None}
+    return {
+        "model": text.strip(),
+        "match": model,
+        "count": count,
+        "memory_bytes": units.size_bytes(memory_match.group(0), memory=True) if memory_match else None,
+    }
 
 
 def _ram(value, field: Field) -> dict:
@@ -149,13 +174,24 @@ def _ram(value, field: Field) -> dict:
     if size is None:
         raise field.error(value, ACCEPTED["ram"])
     kind = re.search(r"\b((?:LP)?DDR\d[A-Z]?|HBM\d?e?)\b", text, re.IGNORECASE)
-    ecc = False if re.search(r"\bnon[- ]?ECC\b|\bno ECC\b", text, re.I) else True if re.search(r"\bECC\b", text, re.I) \
+    ecc = (
+        False
+        if re.search(r"\bnon[- ]?ECC\b|\bno ECC\b", text, re.I)
+        else True
+        if re.search(r"\bECC\b", text, re.I)
         else None
+    )
     return {"bytes": size, "type": kind.group(1).upper() if kind else None, "ecc": ecc}
 
 
-STORAGE_TYPES = (("NVMe SSD", r"nvme"), ("SATA HDD", r"sata.*(hdd|hard)|(hdd|hard).*sata"), ("SATA SSD", r"sata"),
-                 ("SAS SSD", r"sas.*ssd"), ("HDD", r"hdd|hard|rotational|spinning"), ("SSD", r"ssd|flash"))
+STORAGE_TYPES = (
+    ("NVMe SSD", r"nvme"),
+    ("SATA HDD", r"sata.*(hdd|hard)|(hdd|hard).*sata"),
+    ("SATA SSD", r"sata"),
+    ("SAS SSD", r"sas.*ssd"),
+    ("HDD", r"hdd|hard|rotational|spinning"),
+    ("SSD", r"ssd|flash"),
+)
 
 
 def _storage(value, field: Field) -> list[dict]:
@@ -166,8 +202,11 @@ def _storage(value, field: Field) -> list[dict]:
         item = Field(field.path, f"{field.name}[{i}]")
         if isinstance(entry, dict):
             _check_keys(entry, ("type", "size", "count"), item, "storage")
-            kind_text, size_text, count = str(entry.get("type", "")), str(entry.get("size", "")), \
-                _count(entry.get("count", 1), item, "storage")
+            kind_text, size_text, count = (
+                str(entry.get("type", "")),
+                str(entry.get("size", "")),
+                _count(entry.get("count", 1), item, "storage"),
+            )
         else:
             kind_text, count = _split_count(str(entry))
             size_text = kind_text
@@ -186,15 +225,24 @@ def _network(value, field: Field) -> list[dict]:
         item = Field(field.path, f"{field.name}[{i}]" if isinstance(value, list) else field.name)
         if isinstance(entry, dict):
             _check_keys(entry, ("speed", "rdma", "count"), item, "network")
-            text, count = f"{entry.get('speed', '')} {entry.get('rdma') or ''}", _count(entry.get("count", 1), item,
-                                                                                          "network")
+            text, count = (
+                f"{entry.get('speed', '')} {entry.get('rdma') or ''}",
+                _count(entry.get("count", 1), item, "network"),
+            )
         else:
             text, count = _split_count(str(entry))
         speed = units.speed_mbps(text)
         if speed is None:
             raise item.error(entry, ACCEPTED["network"])
-        rdma = ("RoCE" if re.search(r"roce", text, re.I) else "InfiniBand" if re.search(r"(?i:infiniband)|\bIB\b", text)
-                else "RDMA" if re.search(r"rdma|true", text, re.I) else None)
+        rdma = (
+            "RoCE"
+            if re.search(r"roce", text, re.I)
+            else "InfiniBand"
+            if re.search(r"(?i:infiniband)|\bIB\b", text)
+            else "RDMA"
+            if re.search(r"rdma|true", text, re.I)
+            else None
+        )
         links.append({"speed_mbps": speed, "rdma": rdma, "count": count, "text": str(entry)})
     return links
 
@@ -225,8 +273,12 @@ def _version_rule(value, field: Field) -> str:
 
 def from_stack(stack: dict, path: Path) -> dict:
     """stack.yml as a spec: the software the playbooks install, as they pin it."""
-    software = {"nvidia_driver": str(stack["stack_driver_branch"]), "cuda": str(stack["stack_cuda_version"]),
-                "cudnn": str(stack["stack_cudnn_major"]), "pytorch": str(stack["stack_torch_version"])}
+    software = {
+        "nvidia_driver": str(stack["stack_driver_branch"]),
+        "cuda": str(stack["stack_cuda_version"]),
+        "cudnn": str(stack["stack_cudnn_major"]),
+        "pytorch": str(stack["stack_torch_version"]),
+    }
     if stack.get("stack_torch_driver_floor"):
         # the branch the playbooks install, and no older than what the torch build's CUDA needs
         software["nvidia_driver"] = f">={stack['stack_torch_driver_floor']},<{int(stack['stack_driver_branch']) + 1}"
@@ -248,7 +300,7 @@ def _split_count(text: str) -> tuple[str, int]:
         return text[: suffix.start()].strip(), int(suffix.group(1) or suffix.group(2))
     prefix = re.match(r"^\s*(\d+)\s*[×xX*]\s+", text)
     if prefix:
-        return text[prefix.end():].strip(), int(prefix.group(1))
+        return text[prefix.end() :].strip(), int(prefix.group(1))
     return text, 1
 
 

@@ -12,8 +12,18 @@ from __future__ import annotations
 import re
 
 DECIMAL = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15}
-BINARY = {"K": 2**10, "KIB": 2**10, "M": 2**20, "MIB": 2**20, "G": 2**30, "GIB": 2**30, "T": 2**40, "TIB": 2**40,
-          "P": 2**50, "PIB": 2**50}
+BINARY = {
+    "K": 2**10,
+    "KIB": 2**10,
+    "M": 2**20,
+    "MIB": 2**20,
+    "G": 2**30,
+    "GIB": 2**30,
+    "T": 2**40,
+    "TIB": 2**40,
+    "P": 2**50,
+    "PIB": 2**50,
+}
 # JEDEC memory units: decimal-looking names with binary values.
 JEDEC = {"MB": 2**20, "GB": 2**30, "TB": 2**40}
 

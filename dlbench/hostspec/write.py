@@ -15,8 +15,12 @@ def spec_of(facts: dict) -> dict:
     unanswered: dict = {}
     cpu = facts.get("cpu")
     if isinstance(cpu, dict):
-        hardware["cpu"] = {"model": cpu["model"], "sockets": cpu["sockets"], "cores": cpu["cores"],
-                           "threads": cpu["threads"]}
+        hardware["cpu"] = {
+            "model": cpu["model"],
+            "sockets": cpu["sockets"],
+            "cores": cpu["cores"],
+            "threads": cpu["threads"],
+        }
         if isinstance(cpu["model"], Unanswered):
             unanswered["hardware.cpu.model"] = str(hardware["cpu"].pop("model"))
     gpus = facts.get("gpus")
@@ -48,14 +52,25 @@ def spec_of(facts: dict) -> dict:
     links = facts.get("network")
     if isinstance(links, list):
         counts = Counter((link["speed_mbps"], link["rdma"]) for link in links if link["speed_mbps"])
-        hardware["network"] = [{"speed": f"{speed / 1000:g}GbE" if speed >= 1000 else f"{speed}Mb/s",
-                                "rdma": rdma, "count": n} for (speed, rdma), n in sorted(counts.items(), reverse=True)]
+        hardware["network"] = [
+            {"speed": f"{speed / 1000:g}GbE" if speed >= 1000 else f"{speed}Mb/s", "rdma": rdma, "count": n}
+            for (speed, rdma), n in sorted(counts.items(), reverse=True)
+        ]
     software: dict = {}
     os_facts = facts.get("os")
     if isinstance(os_facts, dict) and os_facts["id"]:
         software["os"] = {"name": os_facts["id"], "version": os_facts["version"]}
-    for name in ("nvidia_driver", "cuda", "cudnn", "pytorch", "pytorch_cuda", "docker", "nvidia_container_toolkit",
-                 "prometheus", "grafana"):
+    for name in (
+        "nvidia_driver",
+        "cuda",
+        "cudnn",
+        "pytorch",
+        "pytorch_cuda",
+        "docker",
+        "nvidia_container_toolkit",
+        "prometheus",
+        "grafana",
+    ):
         value = facts.get(name)
         if isinstance(value, Unanswered):
             unanswered[f"software.{name}"] = str(value)
@@ -68,8 +83,10 @@ def to_yaml(spec: dict, host: str) -> str:
     import yaml
 
     unanswered = spec.pop("unanswered", {})
-    header = [f"# Host spec of {host}, written by `dlbench env --write-spec`.",
-              "# Check a host against it: dlbench env --spec FILE (or dlbench validate --spec FILE)."]
+    header = [
+        f"# Host spec of {host}, written by `dlbench env --write-spec`.",
+        "# Check a host against it: dlbench env --spec FILE (or dlbench validate --spec FILE).",
+    ]
     if unanswered:
         header.append("# Not declared (this host could not answer):")
         header += [f"#   {field}: {why}" for field, why in sorted(unanswered.items())]

@@ -39,7 +39,11 @@ class BertEmbeddings(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         token_types = torch.zeros_like(input_ids)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(token_types)
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(token_types)
+        )
         return self.dropout(self.LayerNorm(x))
 
 
@@ -61,8 +65,10 @@ class BertLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = (proj(x).view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)
-                   for proj in (self.query, self.key, self.value))
+        q, k, v = (
+            proj(x).view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)
+            for proj in (self.query, self.key, self.value)
+        )
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attention_dropout if self.training else 0.0)
         y = self.attention_output(y.transpose(1, 2).reshape(B, T, C))
         x = self.attention_norm(x + self.dropout(y))

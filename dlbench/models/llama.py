@@ -59,8 +59,16 @@ SIZES = {
     "1B": LlamaConfig(dim=2048, n_layers=16, ffn_dim_multiplier=1.5, tie_embeddings=True),
     # Llama 3's architecture at a size a CPU trains in a fraction of a second a step: the smoke test for the
     # Llama workloads' defaults (FSDP, selective activation checkpointing, AdamW) without a GPU
-    "tiny": LlamaConfig(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=1024, multiple_of=32,
-                        ffn_dim_multiplier=None, max_seq_len=128),
+    "tiny": LlamaConfig(
+        dim=64,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        vocab_size=1024,
+        multiple_of=32,
+        ffn_dim_multiplier=None,
+        max_seq_len=128,
+    ),
 }
 
 
@@ -102,13 +110,19 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, rotary: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.wqkv(x).split(
-            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1)
+            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1
+        )
         q = apply_rotary(q.view(B, T, self.n_heads, self.head_dim), rotary)
         k = apply_rotary(k.view(B, T, self.n_kv_heads, self.head_dim), rotary)
         v = v.view(B, T, self.n_kv_heads, self.head_dim)
         with sdpa_kernel(self.BACKENDS, set_priority=True):
-            y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                               is_causal=True, enable_gqa=self.n_heads > self.n_kv_heads)
+            y = F.scaled_dot_product_attention(
+                q.transpose(1, 2),
+                k.transpose(1, 2),
+                v.transpose(1, 2),
+                is_causal=True,
+                enable_gqa=self.n_heads > self.n_kv_heads,
+            )
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
 
 
@@ -164,7 +178,7 @@ class Llama(nn.Module):
             nn.init.trunc_normal_(block.feed_forward.w1.weight, std=0.02)
             for weight in (block.attention.wo.weight, block.feed_forward.w2.weight, block.feed_forward.w3.weight):
                 nn.init.trunc_normal_(weight, std=depth_std)
-        std = self.config.dim ** -0.5
+        std = self.config.dim**-0.5
         nn.init.trunc_normal_(self.output.weight, std=std, a=-3 * std, b=3 * std)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -46,8 +46,11 @@ class EncoderBlock(nn.Module):
         self.self_attention = SelfAttention(config.hidden_dim, config.num_heads)
         self.ln_2 = nn.LayerNorm(config.hidden_dim, eps=1e-6)
         self.mlp = nn.Sequential(
-            nn.Linear(config.hidden_dim, config.mlp_dim), nn.GELU(), nn.Dropout(config.dropout),
-            nn.Linear(config.mlp_dim, config.hidden_dim), nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_dim, config.mlp_dim),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.mlp_dim, config.hidden_dim),
+            nn.Dropout(config.dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

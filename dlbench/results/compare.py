@@ -253,7 +253,7 @@ def compare(
         a, b = baseline[0], candidate[0]
         if fields.workload_name(a) != fields.workload_name(b):
             raise UserError(
-                f"different workloads ({fields.workload_name(a)} vs {fields.workload_name(b)}): " "nothing to compare"
+                f"different workloads ({fields.workload_name(a)} vs {fields.workload_name(b)}): nothing to compare"
             )
         differences = fields.differing_fields(a, b, ignore)
         if differences:
@@ -293,8 +293,7 @@ def _why_nothing_matches(only_a: list[dict], only_b: list[dict], ignore: tuple[s
     shared = sorted(names_a & names_b)
     if not shared:
         return (
-            f"no workload in common (baseline: {', '.join(sorted(names_a))}; candidate: "
-            f"{', '.join(sorted(names_b))})"
+            f"no workload in common (baseline: {', '.join(sorted(names_a))}; candidate: {', '.join(sorted(names_b))})"
         )
     a = next(r for r in only_a if fields.workload_name(r) == shared[0])
     b = next(r for r in only_b if fields.workload_name(r) == shared[0])

@@ -58,8 +58,10 @@ def outlier_lines(reports: list[dict], tolerance: float) -> list[str]:
 
 def family_count_rows(reports: list[dict]) -> list[dict[str, str]]:
     """Hosts by their worst verdict in each check family: the lead of the fleet section."""
-    return [{"family": family, **{verdict: str(n) for verdict, n in counts.items()}}
-            for family, counts in summarize.family_counts(reports).items()]
+    return [
+        {"family": family, **{verdict: str(n) for verdict, n in counts.items()}}
+        for family, counts in summarize.family_counts(reports).items()
+    ]
 
 
 FAMILY_COUNT_COLUMNS = ["family", *summarize.VERDICT_ORDER]

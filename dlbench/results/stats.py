@@ -353,8 +353,7 @@ def _judge(
         correlated = ""
         if worth and (worth[0] < counts[0] or worth[1] < counts[1]):
             correlated = (
-                f", worth about {worth[0]:.0f} and {worth[1]:.0f} independent values: consecutive steps move "
-                "together"
+                f", worth about {worth[0]:.0f} and {worth[1]:.0f} independent values: consecutive steps move together"
             )
         reason = (
             f"{', '.join(f.text() for f in unconfirmed)}: beyond {threshold:.0%} but not significant "
@@ -381,22 +380,30 @@ def decide(
     the throughput's), and the median step time (rank test, where both runs kept their samples)."""
     if a.count < MIN_SAMPLES or b.count < MIN_SAMPLES:
         raise TooFewSamples(
-            f"too few step-time samples to test ({a.count} and {b.count}; at least {MIN_SAMPLES} "
-            "each): run more steps"
+            f"too few step-time samples to test ({a.count} and {b.count}; at least {MIN_SAMPLES} each): run more steps"
         )
     p_mean = welch_t(a, b)
     if rate_a is None or rate_b is None:
         rate_a, rate_b, rate_unit = 1.0 / a.mean, 1.0 / b.mean, "steps/s"
     findings = [
-        Finding("throughput", rate_unit, rate_a, rate_b, p_mean, "welch-t", higher_is_better=True,
-                tested="mean step time"),
+        Finding(
+            "throughput", rate_unit, rate_a, rate_b, p_mean, "welch-t", higher_is_better=True, tested="mean step time"
+        ),
         Finding("mean step time", "s", a.mean, b.mean, p_mean, "welch-t", tested="mean step time"),
     ]
     if a.samples is not None and b.samples is not None:
         p_median = mann_whitney_u(a.samples, b.samples, a.effective, b.effective)[1]
         findings.append(Finding("median step time", "s", a.median, b.median, p_median, "mann-whitney-u"))
-    return _judge(findings, "steps", (a.relative_spread, b.relative_spread), (a.count, b.count),
-                  "step times (IQR/median)", list(suspects), limits, (a.effective, b.effective))
+    return _judge(
+        findings,
+        "steps",
+        (a.relative_spread, b.relative_spread),
+        (a.count, b.count),
+        "step times (IQR/median)",
+        list(suspects),
+        limits,
+        (a.effective, b.effective),
+    )
 
 
 def decide_runs(
@@ -420,8 +427,12 @@ def decide_runs(
     name = "welch-t" if test is welch_t else "student-t-pooled"
 
     def summary(values: list[float]) -> Summary:
-        return Summary(len(values), statistics.fmean(values), statistics.median(values),
-                       statistics.stdev(values) if len(values) > 1 else 0.0)
+        return Summary(
+            len(values),
+            statistics.fmean(values),
+            statistics.median(values),
+            statistics.stdev(values) if len(values) > 1 else 0.0,
+        )
 
     rate_sa, rate_sb = summary(rates_a), summary(rates_b)
     shown_a, shown_b = pooled or (rate_sa.mean, rate_sb.mean)
@@ -429,5 +440,12 @@ def decide_runs(
     if medians_a and medians_b and len(medians_a) == len(rates_a) and len(medians_b) == len(rates_b):
         med_a, med_b = summary(medians_a), summary(medians_b)
         findings.append(Finding("median step time", "s", med_a.mean, med_b.mean, test(med_a, med_b), name))
-    return _judge(findings, "runs", (rate_sa.relative_spread, rate_sb.relative_spread), (len(rates_a), len(rates_b)),
-                  "run throughputs (1.349 x standard deviation / mean)", list(suspects), limits)
+    return _judge(
+        findings,
+        "runs",
+        (rate_sa.relative_spread, rate_sb.relative_spread),
+        (len(rates_a), len(rates_b)),
+        "run throughputs (1.349 x standard deviation / mean)",
+        list(suspects),
+        limits,
+    )

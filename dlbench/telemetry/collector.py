@@ -73,8 +73,14 @@ def families_from_rows(group_specs: Iterable[MetricSpec], rows: list[tuple[list[
 
 
 class TelemetryCollector(Collector):
-    def __init__(self, sampler: Sampler, hostname: str | None = None, dcgm_compat: bool = False,
-                 exporter_health: bool = True, nvlink_per_link: bool = False):
+    def __init__(
+        self,
+        sampler: Sampler,
+        hostname: str | None = None,
+        dcgm_compat: bool = False,
+        exporter_health: bool = True,
+        nvlink_per_link: bool = False,
+    ):
         self.sampler = sampler
         self.hostname = hostname or socket.gethostname()
         self.dcgm_compat = dcgm_compat
@@ -89,9 +95,13 @@ class TelemetryCollector(Collector):
 
     def describe(self) -> list:
         # the catalogue knows every name, so registering neither collects nor reads NVML (and name[] filters work)
-        groups = (("gpu",) + (("nvlink_link",) if self.nvlink_per_link else ())
-                  + ("process", "mig", "mig_process", "host")
-                  + (("exporter",) if self.exporter_health else ()) + (("dcgm",) if self.dcgm_compat else ()))
+        groups = (
+            ("gpu",)
+            + (("nvlink_link",) if self.nvlink_per_link else ())
+            + ("process", "mig", "mig_process", "host")
+            + (("exporter",) if self.exporter_health else ())
+            + (("dcgm",) if self.dcgm_compat else ())
+        )
         return [new_family(spec) for group in groups for spec in specs(group)]
 
     def collect(self) -> Iterator[Metric]:
@@ -103,22 +113,49 @@ class TelemetryCollector(Collector):
             reading["info"] = 1
             index = str(gpu.index)
             gpu_rows.append(([index, gpu.uuid, self.hostname], reading))
-            info_rows.append(([index, gpu.uuid, gpu.name, gpu.pci_bus_id, self.hostname, nvml.driver_version,
-                               nvml.cuda_driver_version], reading))
+            info_rows.append(
+                (
+                    [
+                        index,
+                        gpu.uuid,
+                        gpu.name,
+                        gpu.pci_bus_id,
+                        self.hostname,
+                        nvml.driver_version,
+                        nvml.cuda_driver_version,
+                    ],
+                    reading,
+                )
+            )
             if reading.get("up") or "last_xid_code" in reading:
-                dcgm_rows.append(([index, gpu.uuid, gpu.pci_bus_id, f"nvidia{index}", gpu.name, self.hostname,
-                                   nvml.driver_version], reading))
+                dcgm_rows.append(
+                    (
+                        [
+                            index,
+                            gpu.uuid,
+                            gpu.pci_bus_id,
+                            f"nvidia{index}",
+                            gpu.name,
+                            self.hostname,
+                            nvml.driver_version,
+                        ],
+                        reading,
+                    )
+                )
         yield from families_from_rows(self._info_specs, info_rows)
         yield from families_from_rows(self._gpu_specs, gpu_rows)
         yield from families_from_rows(specs("process"), child_rows(gpu_rows, "processes", OWNER_LABELS))
-        mig_rows = child_rows(gpu_rows, "mig_devices", MIG_LABELS[len(GPU_LABELS):])
+        mig_rows = child_rows(gpu_rows, "mig_devices", MIG_LABELS[len(GPU_LABELS) :])
         yield from families_from_rows(specs("mig"), mig_rows)
         yield from families_from_rows(specs("mig_process"), child_rows(mig_rows, "processes", OWNER_LABELS))
         if snapshot is not None:
             yield from families_from_rows(specs("host"), [([self.hostname], snapshot.host)])
         if self.exporter_health:
-            health: dict[str, Any] = {"nvml_up": int(nvml.up), "gpu_count": len(nvml.gpus),
-                                      "nvml_errors": dict(nvml.errors)}
+            health: dict[str, Any] = {
+                "nvml_up": int(nvml.up),
+                "gpu_count": len(nvml.gpus),
+                "nvml_errors": dict(nvml.errors),
+            }
             if snapshot is not None:
                 health["collect_duration_seconds"] = snapshot.collect_duration_seconds
                 health["last_sample_timestamp_seconds"] = snapshot.timestamp

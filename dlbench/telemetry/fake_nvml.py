@@ -55,75 +55,167 @@ PRESETS = {
     # gpm: GPM profiling metrics (Hopper and newer; nvmlGpmQueryDeviceSupport answers isSupportedDevice = 0 before)
     # H100 SXM5: 18 NVLink 4 links to the NVSwitches of an HGX board (NVIDIA H100 datasheet: "NVLink: 900GB/s",
     # 18 links x 50 GB/s); passively cooled, so no fan reading; no retired pages (row remapping since Ampere).
-    "h100-sxm": dict(name="NVIDIA H100 80GB HBM3", memory_total=81559 * 2**20, power_limit_mw=700_000,
-                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, nvlinks=18,
-                     power_bounds_mw=(200_000, 700_000), gpm=True,
-                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    "h100-sxm": dict(
+        name="NVIDIA H100 80GB HBM3",
+        memory_total=81559 * 2**20,
+        power_limit_mw=700_000,
+        sm_max_mhz=1980,
+        mem_max_mhz=2619,
+        pcie_gen=5,
+        pcie_width=16,
+        nvlinks=18,
+        power_bounds_mw=(200_000, 700_000),
+        gpm=True,
+        unsupported=("nvmlDeviceGetFanSpeed", "retired_pages"),
+    ),
     # H200 SXM: the H100's board with 141 GB HBM3e (NVIDIA H200 datasheet: 141 GB, 4.8 TB/s, up to 700 W, NVLink
     # 900 GB/s = 18 links); NVML's name as torch.cuda.get_device_name reports it ("NVIDIA H200", gpu_peaks.json);
     # 143771 MiB total as nvidia-smi shows it on H200 SXM (assumed here from the 141 GB marketing size)
-    "h200": dict(name="NVIDIA H200", memory_total=143771 * 2**20, power_limit_mw=700_000,
-                 sm_max_mhz=1980, mem_max_mhz=3201, pcie_gen=5, pcie_width=16, nvlinks=18,
-                 power_bounds_mw=(200_000, 700_000), gpm=True,
-                 unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    "h200": dict(
+        name="NVIDIA H200",
+        memory_total=143771 * 2**20,
+        power_limit_mw=700_000,
+        sm_max_mhz=1980,
+        mem_max_mhz=3201,
+        pcie_gen=5,
+        pcie_width=16,
+        nvlinks=18,
+        power_bounds_mw=(200_000, 700_000),
+        gpm=True,
+        unsupported=("nvmlDeviceGetFanSpeed", "retired_pages"),
+    ),
     # A100 SXM4: 12 NVLink 3 links (NVIDIA A100 datasheet: 600 GB/s)
-    "a100": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
-                 sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,
-                 power_bounds_mw=(100_000, 400_000),
-                 unsupported=("nvmlDeviceGetFanSpeed", "retired_pages")),
+    "a100": dict(
+        name="NVIDIA A100-SXM4-80GB",
+        memory_total=81920 * 2**20,
+        power_limit_mw=400_000,
+        sm_max_mhz=1410,
+        mem_max_mhz=1593,
+        pcie_gen=4,
+        pcie_width=16,
+        nvlinks=12,
+        power_bounds_mw=(100_000, 400_000),
+        unsupported=("nvmlDeviceGetFanSpeed", "retired_pages"),
+    ),
     # The same A100 in MIG mode with 3g.40gb + 2g.20gb + 1g.10gb x2 (7 of its 7 slices; instance memory sizes as in
     # NVIDIA's MIG user guide, A100-SXM4-80GB profile table, in MiB)
-    "a100-mig": dict(name="NVIDIA A100-SXM4-80GB", memory_total=81920 * 2**20, power_limit_mw=400_000,
-                     sm_max_mhz=1410, mem_max_mhz=1593, pcie_gen=4, pcie_width=16, nvlinks=12,
-                     power_bounds_mw=(100_000, 400_000),
-                     mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
-                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates")),
+    "a100-mig": dict(
+        name="NVIDIA A100-SXM4-80GB",
+        memory_total=81920 * 2**20,
+        power_limit_mw=400_000,
+        sm_max_mhz=1410,
+        mem_max_mhz=1593,
+        pcie_gen=4,
+        pcie_width=16,
+        nvlinks=12,
+        power_bounds_mw=(100_000, 400_000),
+        mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
+        unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates"),
+    ),
     # An H100 SXM in MIG mode with 3g.40gb + 2g.20gb + 1g.10gb x2: Hopper, so GPM answers per GPU instance
     # (nvmlGpmMigSampleGet); instance ids and memory follow the A100 layout above (nominal sizes, not measured)
-    "h100-mig": dict(name="NVIDIA H100 80GB HBM3", memory_total=81559 * 2**20, power_limit_mw=700_000,
-                     sm_max_mhz=1980, mem_max_mhz=2619, pcie_gen=5, pcie_width=16, nvlinks=18,
-                     power_bounds_mw=(200_000, 700_000), gpm=True,
-                     mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
-                     unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates")),
+    "h100-mig": dict(
+        name="NVIDIA H100 80GB HBM3",
+        memory_total=81559 * 2**20,
+        power_limit_mw=700_000,
+        sm_max_mhz=1980,
+        mem_max_mhz=2619,
+        pcie_gen=5,
+        pcie_width=16,
+        nvlinks=18,
+        power_bounds_mw=(200_000, 700_000),
+        gpm=True,
+        mig=[("3g.40gb", 2, 40192), ("2g.20gb", 3, 19968), ("1g.10gb", 9, 9728), ("1g.10gb", 10, 9728)],
+        unsupported=("nvmlDeviceGetFanSpeed", "retired_pages", "nvmlDeviceGetUtilizationRates"),
+    ),
     # V100 SXM2 (Volta): 6 NVLink 2 links; pages are retired (no row remapping before Ampere); no PCIe byte
     # counter fields and no GPU recovery action field on this generation (assumed here, to exercise absence)
-    "v100": dict(name="Tesla V100-SXM2-32GB", memory_total=32768 * 2**20, power_limit_mw=300_000,
-                 sm_max_mhz=1530, mem_max_mhz=877, pcie_gen=3, pcie_width=16, nvlinks=6,
-                 power_bounds_mw=(150_000, 300_000),
-                 unsupported=("nvmlDeviceGetFanSpeed", "nvmlDeviceGetRemappedRows", "pcie_byte_counters",
-                              "recovery_action")),
+    "v100": dict(
+        name="Tesla V100-SXM2-32GB",
+        memory_total=32768 * 2**20,
+        power_limit_mw=300_000,
+        sm_max_mhz=1530,
+        mem_max_mhz=877,
+        pcie_gen=3,
+        pcie_width=16,
+        nvlinks=6,
+        power_bounds_mw=(150_000, 300_000),
+        unsupported=("nvmlDeviceGetFanSpeed", "nvmlDeviceGetRemappedRows", "pcie_byte_counters", "recovery_action"),
+    ),
     # consumer card: no HBM sensor, no ECC, no row remapping, no NVLink (NVML answers NOT_SUPPORTED); has a fan
-    "rtx4090": dict(name="NVIDIA GeForce RTX 4090", memory_total=24564 * 2**20, power_limit_mw=450_000,
-                    sm_max_mhz=3120, mem_max_mhz=10501, pcie_gen=4, pcie_width=16, nvlinks=0,
-                    power_bounds_mw=(150_000, 600_000),
-                    unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows",
-                                 "retired_pages")),
+    "rtx4090": dict(
+        name="NVIDIA GeForce RTX 4090",
+        memory_total=24564 * 2**20,
+        power_limit_mw=450_000,
+        sm_max_mhz=3120,
+        mem_max_mhz=10501,
+        pcie_gen=4,
+        pcie_width=16,
+        nvlinks=0,
+        power_bounds_mw=(150_000, 600_000),
+        unsupported=("memory_temperature", "nvmlDeviceGetTotalEccErrors", "nvmlDeviceGetRemappedRows", "retired_pages"),
+    ),
     # workstation card (NVIDIA RTX 6000 Ada Generation datasheet: 48 GB GDDR6 with ECC, 300 W, PCIe Gen4 x16, no
     # NVLink, blower fan): has ECC but ships with it off (ecc_default 0: nvmlDeviceGetDefaultEccMode answers
     # DISABLED, and ECC stays off until `nvidia-smi -e 1` and a reset), no MIG, no HBM sensor; power bounds assumed
-    "rtx6000-ada": dict(name="NVIDIA RTX 6000 Ada Generation", memory_total=49140 * 2**20, power_limit_mw=300_000,
-                        sm_max_mhz=2505, mem_max_mhz=10001, pcie_gen=4, pcie_width=16, nvlinks=0,
-                        power_bounds_mw=(100_000, 300_000), ecc_default=0,
-                        unsupported=("memory_temperature", "retired_pages", "nvmlDeviceGetMigMode")),
+    "rtx6000-ada": dict(
+        name="NVIDIA RTX 6000 Ada Generation",
+        memory_total=49140 * 2**20,
+        power_limit_mw=300_000,
+        sm_max_mhz=2505,
+        mem_max_mhz=10001,
+        pcie_gen=4,
+        pcie_width=16,
+        nvlinks=0,
+        power_bounds_mw=(100_000, 300_000),
+        ecc_default=0,
+        unsupported=("memory_temperature", "retired_pages", "nvmlDeviceGetMigMode"),
+    ),
 }
 
 HANG_LIMIT_SECONDS = 120.0
 
-DEFAULT_VALUES = dict(utilization_gpu=0, utilization_memory=0, memory_used=512 * 2**20, temperature=35,
-                      memory_temperature=40, power_mw=70_000, sm_mhz=345, mem_mhz=1593,
-                      clocks_event_reasons=0x1, pstate=0, pcie_replay=0, ecc_corrected=0, ecc_uncorrected=0,
-                      remapped=(0, 0, 0, 0), memory_reserved=0,
-                      ecc_volatile_corrected=0, ecc_volatile_uncorrected=0, recovery_action=0,
-                      retired_sbe=0, retired_dbe=0, retired_pending=0, clocks_event_ns={}, fan_percent=30,
-                      power_smoothing={},  # power-smoothing field name (_POWER_SMOOTHING_FIELDS) -> value
-                      encoder_percent=0, decoder_percent=0, pcie_tx_kbps=0, pcie_rx_kbps=0, pcie_tx_bytes=0,
-                      pcie_rx_bytes=0, pcie_gen_now=None, pcie_width_now=None, nvlink={},
-                      mig_memory_used=[],  # MIG instance slot -> bytes used
-                      mig_memory_reserved=[],  # MIG instance slot -> bytes reserved (v1 counts them as used)
-                      mig_processes={},  # MIG instance slot (str) -> [[pid, GPU memory bytes], ...]
-                      mig_gpm={},  # GPU instance id (str) -> {GPM metric name: percent}, as "gpm"
-                      processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
-                      gpm={})  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
+DEFAULT_VALUES = dict(
+    utilization_gpu=0,
+    utilization_memory=0,
+    memory_used=512 * 2**20,
+    temperature=35,
+    memory_temperature=40,
+    power_mw=70_000,
+    sm_mhz=345,
+    mem_mhz=1593,
+    clocks_event_reasons=0x1,
+    pstate=0,
+    pcie_replay=0,
+    ecc_corrected=0,
+    ecc_uncorrected=0,
+    remapped=(0, 0, 0, 0),
+    memory_reserved=0,
+    ecc_volatile_corrected=0,
+    ecc_volatile_uncorrected=0,
+    recovery_action=0,
+    retired_sbe=0,
+    retired_dbe=0,
+    retired_pending=0,
+    clocks_event_ns={},
+    fan_percent=30,
+    power_smoothing={},  # power-smoothing field name (_POWER_SMOOTHING_FIELDS) -> value
+    encoder_percent=0,
+    decoder_percent=0,
+    pcie_tx_kbps=0,
+    pcie_rx_kbps=0,
+    pcie_tx_bytes=0,
+    pcie_rx_bytes=0,
+    pcie_gen_now=None,
+    pcie_width_now=None,
+    nvlink={},
+    mig_memory_used=[],  # MIG instance slot -> bytes used
+    mig_memory_reserved=[],  # MIG instance slot -> bytes reserved (v1 counts them as used)
+    mig_processes={},  # MIG instance slot (str) -> [[pid, GPU memory bytes], ...]
+    mig_gpm={},  # GPU instance id (str) -> {GPM metric name: percent}, as "gpm"
+    processes=[],  # [pid, GPU memory bytes or None, SM utilisation percent or None]
+    gpm={},
+)  # GPM metric name without NVML_GPM_METRIC_ (e.g. "SM_UTIL") -> percent
 
 
 # an R580 production driver (NVIDIA Linux driver 580.95.05); a scenario's "driver_version" replaces it. R580 is the
@@ -250,7 +342,7 @@ class FakeNvml(types.ModuleType):
             gpu.values.update(entry.get("values", {}))
             gpu.faults = dict(entry.get("faults", {}))
             gpu.lost = bool(entry.get("lost", False))
-            new = entry.get("xid", [])[gpu.xid_delivered:]
+            new = entry.get("xid", [])[gpu.xid_delivered :]
             gpu.xid_delivered += len(new)
             for code in new:
                 self.inject_xid(index, int(code))
@@ -336,16 +428,18 @@ class FakeNvml(types.ModuleType):
         gpu, slot = self._gpu(handle, "nvmlDeviceGetMemoryInfo"), _address(handle) % 0x1000 // 0x10 - 1
         if slot >= 0:  # a MIG instance: its own slice of the memory, with its own reserved part
             allocated = int(gpu.values["mig_memory_used"][slot]) if slot < len(gpu.values["mig_memory_used"]) else 0
-            reserved = int(gpu.values["mig_memory_reserved"][slot]) if slot < len(
-                gpu.values["mig_memory_reserved"]) else 0
+            reserved = (
+                int(gpu.values["mig_memory_reserved"][slot]) if slot < len(gpu.values["mig_memory_reserved"]) else 0
+            )
             total = gpu.spec["mig"][slot][2] * 2**20
         else:
             total, allocated = gpu.spec["memory_total"], int(gpu.values["memory_used"])
             reserved = int(gpu.values["memory_reserved"])
         if not version:
             return _real.c_nvmlMemory_t(total=total, free=total - allocated - reserved, used=allocated + reserved)
-        return _real.c_nvmlMemory_v2_t(version=version, total=total, reserved=reserved,
-                                       free=total - allocated - reserved, used=allocated)
+        return _real.c_nvmlMemory_v2_t(
+            version=version, total=total, reserved=reserved, free=total - allocated - reserved, used=allocated
+        )
 
     def nvmlDeviceGetTemperature(self, handle, sensor):
         return int(self._gpu(handle, "nvmlDeviceGetTemperature").values["temperature"])
@@ -421,8 +515,9 @@ class FakeNvml(types.ModuleType):
         if not values.get("ecc_mode", [gpu.spec.get("ecc_default", 1)])[0]:
             raise _error("NOT_SUPPORTED")
         prefix = "ecc_volatile_" if counter_type == _real.NVML_VOLATILE_ECC else "ecc_"
-        return int(values[prefix + ("corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED
-                                    else "uncorrected")])
+        return int(
+            values[prefix + ("corrected" if error_type == _real.NVML_MEMORY_ERROR_TYPE_CORRECTED else "uncorrected")]
+        )
 
     def nvmlDeviceGetFanSpeed(self, handle):
         return int(self._gpu(handle, "nvmlDeviceGetFanSpeed").values["fan_percent"])
@@ -481,8 +576,11 @@ class FakeNvml(types.ModuleType):
         """On a MIG device handle, only the processes in that instance (NVML: per-instance information comes from
         MIG device handles); on the parent, the scripted "processes"."""
         gpu, slot = self._gpu(handle, "nvmlDeviceGetComputeRunningProcesses"), _address(handle) % 0x1000 // 0x10 - 1
-        scripted = gpu.values["processes"] if slot < 0 else [
-            (pid, memory, None) for pid, memory in gpu.values["mig_processes"].get(str(slot), [])]
+        scripted = (
+            gpu.values["processes"]
+            if slot < 0
+            else [(pid, memory, None) for pid, memory in gpu.values["mig_processes"].get(str(slot), [])]
+        )
         processes = []
         for pid, memory, _ in scripted:
             info = _real.nvmlStructToFriendlyObject(_real.c_nvmlProcessInfo_v3_t(pid=int(pid), usedGpuMemory=0))
@@ -493,8 +591,11 @@ class FakeNvml(types.ModuleType):
     def nvmlDeviceGetProcessUtilization(self, handle, time_stamp):
         gpu = self._gpu(handle, "nvmlDeviceGetProcessUtilization")
         now_us = int(time.time() * 1e6)
-        samples = [_real.c_nvmlProcessUtilizationSample_t(pid=int(pid), timeStamp=now_us, smUtil=int(sm))
-                   for pid, _, sm in gpu.values["processes"] if sm is not None and now_us > time_stamp]
+        samples = [
+            _real.c_nvmlProcessUtilizationSample_t(pid=int(pid), timeStamp=now_us, smUtil=int(sm))
+            for pid, _, sm in gpu.values["processes"]
+            if sm is not None and now_us > time_stamp
+        ]
         if not samples:
             raise _error("NOT_FOUND")
         return samples
@@ -517,7 +618,6 @@ class FakeNvml(types.ModuleType):
             # in C a double free is undefined behaviour, not an error code; the fake refuses it so a test sees it
             raise _error("INVALID_ARGUMENT")
 
-
     def nvmlGpmSampleGet(self, device, sample):
         gpu = self._gpu(device, "nvmlGpmSampleGet")
         if not gpu.spec.get("gpm"):
@@ -536,8 +636,7 @@ class FakeNvml(types.ModuleType):
             raise _error("NOT_SUPPORTED")
         if gpuInstanceId not in [entry[1] for entry in gpu.spec.get("mig", ())]:
             raise _error("NOT_FOUND")
-        self._take_gpm_sample(gpmSample, (gpu.index, gpuInstanceId),
-                              gpu.values["mig_gpm"].get(str(gpuInstanceId), {}))
+        self._take_gpm_sample(gpmSample, (gpu.index, gpuInstanceId), gpu.values["mig_gpm"].get(str(gpuInstanceId), {}))
         return gpmSample
 
     def _take_gpm_sample(self, sample, owner: tuple, scripted: dict) -> None:
@@ -556,8 +655,11 @@ class FakeNvml(types.ModuleType):
             raise _error("ARGUMENT_VERSION_MISMATCH")
         if first is None or second is None or first[0] != second[0]:
             raise _error("INVALID_ARGUMENT")  # two samples of one GPU, both taken, are required
-        names = {getattr(_real, name): name[len("NVML_GPM_METRIC_"):] for name in dir(_real)
-                 if name.startswith("NVML_GPM_METRIC_") and isinstance(getattr(_real, name), int)}
+        names = {
+            getattr(_real, name): name[len("NVML_GPM_METRIC_") :]
+            for name in dir(_real)
+            if name.startswith("NVML_GPM_METRIC_") and isinstance(getattr(_real, name), int)
+        }
         for slot in request.metrics[: request.numMetrics]:
             percent = second[1].get(names.get(slot.metricId, ""))
             slot.nvmlReturn = _real.NVML_SUCCESS if percent is not None else _real.NVML_ERROR_NOT_SUPPORTED
@@ -618,11 +720,24 @@ class _EventSet(list):
 # - CUDA 13.1 and later (R590 on): power smoothing back at 251-268, clock-event durations at 269-271.
 # The SW power cap and sync boost counters are the older NVML_FI_DEV_PERF_POLICY_POWER / _SYNC_BOOST (74, 76) in all.
 _POWER_SMOOTHING_FIELDS = (  # nvml.h "Power Smoothing" block, in order
-    "enabled", "priv_lvl", "imm_ramp_down_enabled", "applied_tmp_ceil", "applied_tmp_floor",
-    "max_percent_tmp_floor_setting", "min_percent_tmp_floor_setting", "hw_circuitry_percent_lifetime_remaining",
-    "max_num_preset_profiles", "profile_percent_tmp_floor", "profile_ramp_up_rate", "profile_ramp_down_rate",
-    "profile_ramp_down_hyst_val", "active_preset_profile", "admin_override_percent_tmp_floor",
-    "admin_override_ramp_up_rate", "admin_override_ramp_down_rate", "admin_override_ramp_down_hyst_val",
+    "enabled",
+    "priv_lvl",
+    "imm_ramp_down_enabled",
+    "applied_tmp_ceil",
+    "applied_tmp_floor",
+    "max_percent_tmp_floor_setting",
+    "min_percent_tmp_floor_setting",
+    "hw_circuitry_percent_lifetime_remaining",
+    "max_num_preset_profiles",
+    "profile_percent_tmp_floor",
+    "profile_ramp_up_rate",
+    "profile_ramp_down_rate",
+    "profile_ramp_down_hyst_val",
+    "active_preset_profile",
+    "admin_override_percent_tmp_floor",
+    "admin_override_ramp_up_rate",
+    "admin_override_ramp_down_rate",
+    "admin_override_ramp_down_hyst_val",
 )
 _SLOWDOWN_REASONS = ("sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
 
@@ -654,10 +769,15 @@ _NVLINK_FIELDS = {  # per-link value name in values["nvlink"][link] (default: an
     _real.NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY: ("recovery", 0),
     _real.NVML_FI_DEV_NVLINK_ERROR_DL_CRC: ("crc", 0),
 }
-_RETIRED_FIELDS = {_real.NVML_FI_DEV_RETIRED_SBE: "retired_sbe", _real.NVML_FI_DEV_RETIRED_DBE: "retired_dbe",
-                   _real.NVML_FI_DEV_RETIRED_PENDING: "retired_pending"}
-_PCIE_FIELDS = {_real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: "pcie_tx_bytes",
-                _real.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: "pcie_rx_bytes"}
+_RETIRED_FIELDS = {
+    _real.NVML_FI_DEV_RETIRED_SBE: "retired_sbe",
+    _real.NVML_FI_DEV_RETIRED_DBE: "retired_dbe",
+    _real.NVML_FI_DEV_RETIRED_PENDING: "retired_pending",
+}
+_PCIE_FIELDS = {
+    _real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES: "pcie_tx_bytes",
+    _real.NVML_FI_DEV_PCIE_COUNT_RX_BYTES: "pcie_rx_bytes",
+}
 
 
 def _field(gpu: FakeGpu, field_id: int, scope: int, cuda_version: int = CUDA_DRIVER_VERSION):

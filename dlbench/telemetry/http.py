@@ -124,8 +124,10 @@ def is_loopback(address: str) -> bool:
 
 
 # what Prometheus 2.x sends; pre-rendered so that its scrapes are answered from memory
-PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 class _Collected:
@@ -157,8 +159,10 @@ class PrerenderedMetrics:
         self.registry = registry
         self._cache: dict[tuple[str, bool], bytes] = {}
         self._asked: dict[tuple[str, bool], float] = {}  # (Accept header, gzip) -> when last asked
-        self._retype = [(f"# TYPE {name} gauge\n".encode(), f"# TYPE {name} counter\n".encode())
-                        for name in sorted(counters_without_total)]
+        self._retype = [
+            (f"# TYPE {name} gauge\n".encode(), f"# TYPE {name} counter\n".encode())
+            for name in sorted(counters_without_total)
+        ]
 
     def _render(self, cache: dict, accept: str, compress: bool, source=None) -> tuple[str, bytes]:
         encoder, content_type = choose_encoder("" if self._retype else accept)
@@ -202,8 +206,12 @@ class PrerenderedMetrics:
         return [body]
 
 
-def _server_class(address: str, web_config=None, max_requests: int = MAX_REQUESTS_IN_FLIGHT,
-                  max_pending: int = MAX_PENDING_CONNECTIONS):
+def _server_class(
+    address: str,
+    web_config=None,
+    max_requests: int = MAX_REQUESTS_IN_FLIGHT,
+    max_pending: int = MAX_PENDING_CONNECTIONS,
+):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     tls = web_config.tls if web_config is not None else None
 
@@ -302,10 +310,18 @@ class MetricsServer:
     `metrics_app` replaces prometheus_client's WSGI app for /metrics (the exporter passes PrerenderedMetrics).
     """
 
-    def __init__(self, registry: CollectorRegistry, listen: str, port: int,
-                 health: Callable[[], tuple[int, dict]] | None = None, metrics_app=None, web_config=None,
-                 max_requests: int = MAX_REQUESTS_IN_FLIGHT, max_pending: int = MAX_PENDING_CONNECTIONS,
-                 live: Callable[[], tuple[int, dict]] | None = None):
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        listen: str,
+        port: int,
+        health: Callable[[], tuple[int, dict]] | None = None,
+        metrics_app=None,
+        web_config=None,
+        max_requests: int = MAX_REQUESTS_IN_FLIGHT,
+        max_pending: int = MAX_PENDING_CONNECTIONS,
+        live: Callable[[], tuple[int, dict]] | None = None,
+    ):
         metrics_app = metrics_app or make_wsgi_app(registry)
         self._health = health or (lambda: (200, {"status": "ok"}))
         checks = {"/health": self._health, **({"/live": live} if live is not None else {})}
@@ -317,8 +333,10 @@ class MetricsServer:
                 return metrics_app(environ, start_response)
             if path in checks:
                 status, body = checks[path]()
-                start_response(f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
-                               [("Content-Type", "application/json")])
+                start_response(
+                    f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
+                    [("Content-Type", "application/json")],
+                )
                 return [json.dumps(body).encode()]
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [f"not found: try /metrics or {' or '.join(checks)}\n".encode()]
@@ -330,11 +348,19 @@ class MetricsServer:
             return routes(environ, with_server_header)
 
         try:
-            self.server = make_server(listen, port, app, _server_class(listen, web_config, max_requests, max_pending),
-                                      handler_class=_QuietHandler)
+            self.server = make_server(
+                listen,
+                port,
+                app,
+                _server_class(listen, web_config, max_requests, max_pending),
+                handler_class=_QuietHandler,
+            )
         except OSError as error:
-            reason = {errno.EADDRINUSE: "address already in use", errno.EACCES: "permission denied",
-                      errno.EADDRNOTAVAIL: "address not available on this host"}.get(error.errno)
+            reason = {
+                errno.EADDRINUSE: "address already in use",
+                errno.EACCES: "permission denied",
+                errno.EADDRNOTAVAIL: "address not available on this host",
+            }.get(error.errno)
             if isinstance(error, socket.gaierror):
                 reason = "not a valid address"
             raise UserError(f"cannot listen on {listen}:{port}: {reason or error.strerror or error}") from None

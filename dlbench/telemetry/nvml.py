@@ -42,8 +42,12 @@ FAKE_NVML_ENV = "DLBENCH_FAKE_NVML"
 # Everything else (UNKNOWN, TIMEOUT, NO_PERMISSION, ...) is about one query, not about the GPU.
 GPU_LOST_ERRORS = ("NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_RESET_REQUIRED")
 # Errors about the library as a whole: the driver was unloaded or upgraded under us (same reference).
-NVML_DOWN_ERRORS = ("NVML_ERROR_UNINITIALIZED", "NVML_ERROR_DRIVER_NOT_LOADED", "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
-                    "NVML_ERROR_LIBRARY_NOT_FOUND")
+NVML_DOWN_ERRORS = (
+    "NVML_ERROR_UNINITIALIZED",
+    "NVML_ERROR_DRIVER_NOT_LOADED",
+    "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
+    "NVML_ERROR_LIBRARY_NOT_FOUND",
+)
 UNSUPPORTED_RETRY_SECONDS = 300.0
 # a read whose queries all failed marks the GPU down only if it asked at least this many (one failing query of a GPU
 # that is asked little is not a GPU that answers nothing)
@@ -230,8 +234,10 @@ class NvmlReader:
         # a GPU's worker outlives an NVML restart: one whose call is hung for good is reused (it refuses new reads
         # until that call returns) instead of joined by one more hung thread per restart
         kept = self._workers
-        self._workers = {index: kept.pop(index, None) or _GpuWorker(index, lambda i=index: self._read_one(i))
-                         for index in self._handles}
+        self._workers = {
+            index: kept.pop(index, None) or _GpuWorker(index, lambda i=index: self._read_one(i))
+            for index in self._handles
+        }
         self._close_workers(kept)
         self.up, self.problem, self.init_attempts = True, None, 0
         if self.watch_xid:
@@ -449,8 +455,10 @@ class NvmlReader:
         if replays is not None:
             r["pcie_replay_errors"] = int(replays)
         ecc = {}
-        for kind, error_type in (("corrected", nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED),
-                                 ("uncorrected", nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)):
+        for kind, error_type in (
+            ("corrected", nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED),
+            ("uncorrected", nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED),
+        ):
             count = call(index, "nvmlDeviceGetTotalEccErrors", error_type, nvml.NVML_AGGREGATE_ECC)
             if count is not None:
                 ecc[kind] = int(count)
@@ -513,8 +521,11 @@ class NvmlReader:
             prefix = "nvmlClocksThrottleReason"
         if mask is None:
             return None
-        return {label: int(bool(mask & getattr(nvml, prefix + suffix)))
-                for label, suffix in CLOCKS_EVENT_REASONS.items() if hasattr(nvml, prefix + suffix)}
+        return {
+            label: int(bool(mask & getattr(nvml, prefix + suffix)))
+            for label, suffix in CLOCKS_EVENT_REASONS.items()
+            if hasattr(nvml, prefix + suffix)
+        }
 
     def _field_value(self, index: int, field_id: int) -> float | None:
         """A single NVML field value; the per-value return code says whether this GPU has the field at all."""

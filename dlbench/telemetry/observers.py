@@ -23,8 +23,13 @@ from dlbench.telemetry.series import SeriesRecorder
 from dlbench.train.observers import RunInfo, RunObserver
 
 # clock-event reasons that make a run slower than the hardware allows (gpu_idle and the rest are benign)
-SLOWDOWN_REASONS = ("sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
-                    "hw_power_brake_slowdown")
+SLOWDOWN_REASONS = (
+    "sw_power_cap",
+    "hw_slowdown",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+)
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -101,7 +106,9 @@ class TelemetryObserver(RunObserver):
                 elapsed = self._energy_end_at - self._energy_start_at
                 power = energy / elapsed if elapsed > 0 else None
             summary["gpu"] = {
-                "index": index, "name": identity.name, "uuid": identity.uuid,
+                "index": index,
+                "name": identity.name,
+                "uuid": identity.uuid,
                 "utilization_mean_ratio": _rounded(stats["utilization_ratio"].mean),
                 "utilization_max_ratio": _rounded(stats["utilization_ratio"].max),
                 "memory_used_max_bytes": stats["memory_used_bytes"].max,
@@ -112,7 +119,8 @@ class TelemetryObserver(RunObserver):
                 "energy_joules": _rounded(energy, 3),
                 "energy_per_sample_joules": _rounded(energy / samples, 6) if energy is not None and samples else None,
                 "energy_source": "nvmlDeviceGetTotalEnergyConsumption at the window's start and end"
-                if energy is not None else None,
+                if energy is not None
+                else None,
                 "temperature_max_celsius": stats["temperature_celsius"].max,
                 "memory_temperature_max_celsius": stats["memory_temperature_celsius"].max,
                 "sm_clock_min_hertz": stats["sm_clock_hertz"].min,
@@ -121,8 +129,10 @@ class TelemetryObserver(RunObserver):
                 "clocks_event_fraction": {r: round(f, 4) for r, f in window.clocks_event_fraction(index).items()},
                 "down_samples": window.gpu_down_samples[index],
                 # how many readings each figure rests on (a GPU may not support, or fail, some queries)
-                "sample_counts": {**{key: stat.count for key, stat in sorted(stats.items())},
-                                  "clocks_event": window.clocks_event_readings[index]},
+                "sample_counts": {
+                    **{key: stat.count for key, stat in sorted(stats.items())},
+                    "clocks_event": window.clocks_event_readings[index],
+                },
             }
             if self._series is not None:
                 summary["series"] = self._series.series()
@@ -158,8 +168,10 @@ def explain(summary: dict) -> list[str]:
                 notes.append(f"GPU clocks were held down by {reason} for {fraction:.0%} of the timed window")
         utilization = gpu["utilization_mean_ratio"]
         if utilization is not None and utilization < 0.8:
-            notes.append(f"GPU was busy only {utilization:.0%} of the time on average: the input pipeline, the host "
-                         "or a small batch may be the limit")
+            notes.append(
+                f"GPU was busy only {utilization:.0%} of the time on average: the input pipeline, the host "
+                "or a small batch may be the limit"
+            )
         if gpu["down_samples"]:
             notes.append(f"GPU stopped answering NVML in {gpu['down_samples']} sample(s) of the window")
     cpu = summary["host"]["cpu_utilization_mean_ratio"]
@@ -184,11 +196,20 @@ class _TrainCollector(Collector):
         if o.info is None:
             return
         labels = [o.info.run_id, o.info.workload, o.hostname, o.rank]
-        info_labels = [o.info.run_id, o.info.workload, o.hostname, o.rank, o.info.device, o.precision,
-                       str(o.info.batch_size)]
+        info_labels = [
+            o.info.run_id,
+            o.info.workload,
+            o.hostname,
+            o.rank,
+            o.info.device,
+            o.precision,
+            str(o.info.batch_size),
+        ]
         yield from families_from_rows([BY_NAME["dlbench_train_info"]], [(info_labels, {"info": 1})])
-        yield from families_from_rows([s for s in specs("train") if s.type != "histogram"
-                                       and s.name != "dlbench_train_info"], [(labels, o.values())])
+        yield from families_from_rows(
+            [s for s in specs("train") if s.type != "histogram" and s.name != "dlbench_train_info"],
+            [(labels, o.values())],
+        )
         spec = BY_NAME["dlbench_train_step_seconds"]
         histogram = HistogramMetricFamily(spec.name, spec.help, labels=list(spec.labels), unit=spec.unit)
         cumulative, buckets = 0, []
@@ -202,8 +223,15 @@ class _TrainCollector(Collector):
 class LiveMetricsObserver(RunObserver):
     """Serves training metrics (and the run's GPU telemetry) on /metrics while the run lasts."""
 
-    def __init__(self, port: int, listen: str = "127.0.0.1", telemetry: TelemetryObserver | None = None,
-                 precision: str = "", loss_read_interval: float = 1.0, rank: int = 0):
+    def __init__(
+        self,
+        port: int,
+        listen: str = "127.0.0.1",
+        telemetry: TelemetryObserver | None = None,
+        precision: str = "",
+        loss_read_interval: float = 1.0,
+        rank: int = 0,
+    ):
         self.telemetry = telemetry
         self.rank = str(rank)
         self.precision = precision
@@ -223,8 +251,9 @@ class LiveMetricsObserver(RunObserver):
         self.server = MetricsServer(self.registry, listen, port, health=self._health).start()
         self.port = self.server.port
         if not is_loopback(listen):
-            print(f"dlbench: warning: serving run metrics on {listen}:{self.port} without authentication",
-                  file=sys.stderr)
+            print(
+                f"dlbench: warning: serving run metrics on {listen}:{self.port} without authentication", file=sys.stderr
+            )
 
     def _health(self) -> tuple[int, dict]:
         return 200, {"status": "ok", "steps": self.steps}
@@ -326,14 +355,20 @@ class PushgatewayObserver(RunObserver):
         class _Summary(Collector):
             def collect(self_inner):
                 yield from families_from_rows([BY_NAME["dlbench_run_info"]], [(run_info, {"info": 1})])
-                yield from families_from_rows([s for s in specs("run") if s.name != "dlbench_run_info"],
-                                              [(labels, values)])
+                yield from families_from_rows(
+                    [s for s in specs("run") if s.name != "dlbench_run_info"], [(labels, values)]
+                )
 
         registry.register(_Summary())
         try:
             # grouped by host and workload: the latest run of a workload on a host replaces the previous one
-            push_to_gateway(self.url, job=self.JOB, registry=registry, timeout=self.timeout,
-                            grouping_key={"instance": self.hostname, "workload": info.workload})
+            push_to_gateway(
+                self.url,
+                job=self.JOB,
+                registry=registry,
+                timeout=self.timeout,
+                grouping_key={"instance": self.hostname, "workload": info.workload},
+            )
             self.pushed = True
         except (OSError, ValueError) as error:
             # the run's result matters more than its push; say so and carry on

@@ -19,17 +19,36 @@ _seconds = seconds_between(0.05, 60, "telemetry interval")
 
 def add_run_arguments(parser) -> None:
     group = parser.add_argument_group("telemetry")
-    group.add_argument("--metrics-port", type=port, metavar="PORT",
-                       help="serve live training and GPU metrics for Prometheus on this port while the run lasts "
-                       "(under torchrun: PORT + local rank for each rank)")
-    group.add_argument("--metrics-listen", default="127.0.0.1", metavar="ADDRESS",
-                       help="address for --metrics-port (default 127.0.0.1)")
-    group.add_argument("--pushgateway", metavar="URL",
-                       help="push an end-of-run summary to this Prometheus Pushgateway (e.g. http://pg:9091)")
-    group.add_argument("--telemetry-interval", type=_seconds, default=0.5, metavar="SECONDS",
-                       help="seconds between GPU/host samples during the run (default 0.5)")
-    group.add_argument("--no-telemetry", action="store_true",
-                       help="do not sample GPU and host during the run (no telemetry section in the result)")
+    group.add_argument(
+        "--metrics-port",
+        type=port,
+        metavar="PORT",
+        help="serve live training and GPU metrics for Prometheus on this port while the run lasts "
+        "(under torchrun: PORT + local rank for each rank)",
+    )
+    group.add_argument(
+        "--metrics-listen",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address for --metrics-port (default 127.0.0.1)",
+    )
+    group.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="push an end-of-run summary to this Prometheus Pushgateway (e.g. http://pg:9091)",
+    )
+    group.add_argument(
+        "--telemetry-interval",
+        type=_seconds,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds between GPU/host samples during the run (default 0.5)",
+    )
+    group.add_argument(
+        "--no-telemetry",
+        action="store_true",
+        help="do not sample GPU and host during the run (no telemetry section in the result)",
+    )
 
 
 def _check_pushgateway(url: str) -> str:
@@ -69,9 +88,15 @@ def observers_from_args(args) -> list[RunObserver]:
         metrics_port = args.metrics_port + local_rank
         if metrics_port > 65535:
             raise UserError(f"--metrics-port {args.metrics_port} + local rank {local_rank} is past port 65535")
-        observers.append(LiveMetricsObserver(metrics_port, getattr(args, "metrics_listen", "127.0.0.1"),
-                                             telemetry=telemetry, precision=str(getattr(args, "precision", "") or ""),
-                                             rank=rank))
+        observers.append(
+            LiveMetricsObserver(
+                metrics_port,
+                getattr(args, "metrics_listen", "127.0.0.1"),
+                telemetry=telemetry,
+                precision=str(getattr(args, "precision", "") or ""),
+                rank=rank,
+            )
+        )
     if url and rank == 0:
         observers.append(PushgatewayObserver(url, telemetry=telemetry))
     return observers

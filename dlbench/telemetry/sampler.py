@@ -63,8 +63,16 @@ class Window:
     clocks_event_readings: Counter = field(default_factory=Counter)  # index -> samples with a reasons reading
     host: dict = field(default_factory=lambda: defaultdict(_Stat))
 
-    _GPU_KEYS = ("utilization_ratio", "memory_copy_utilization_ratio", "memory_used_bytes", "power_watts",
-                 "temperature_celsius", "memory_temperature_celsius", "sm_clock_hertz", "memory_clock_hertz")
+    _GPU_KEYS = (
+        "utilization_ratio",
+        "memory_copy_utilization_ratio",
+        "memory_used_bytes",
+        "power_watts",
+        "temperature_celsius",
+        "memory_temperature_celsius",
+        "sm_clock_hertz",
+        "memory_clock_hertz",
+    )
     _HOST_KEYS = ("cpu_utilization_ratio", "memory_used_bytes")
 
     def add(self, snapshot: Snapshot) -> None:
@@ -90,8 +98,11 @@ class Window:
 
     def clocks_event_fraction(self, index: int) -> dict[str, float]:
         readings = self.clocks_event_readings[index]
-        return {reason: active / readings for reason, active in sorted(self.clocks_event_samples[index].items())} \
-            if readings else {}
+        return (
+            {reason: active / readings for reason, active in sorted(self.clocks_event_samples[index].items())}
+            if readings
+            else {}
+        )
 
 
 def read_deadline(interval: float) -> float:
@@ -161,8 +172,9 @@ class Sampler:
                     # kept while the GPU is down: XID 79 is exactly the event that takes it down
                     # keyed (xid, xid_class): both labels of the series (the catalogue class: dlbench/telemetry/xid.py)
                     reading["xid_errors"] = {(str(c), xid_class(c)): n for c, n in self.xid_counts[index].items()}
-                    reading["last_xid_timestamp_seconds"] = {(str(c), xid_class(c)): t
-                                                             for c, t in self.xid_last_seen[index].items()}
+                    reading["last_xid_timestamp_seconds"] = {
+                        (str(c), xid_class(c)): t for c, t in self.xid_last_seen[index].items()
+                    }
                     code = reading["last_xid_code"] = self.xid_last_code.get(index, 0)
                     # --dcgm-compat's DCGM_FI_DEV_XID_ERRORS: the code as value and as its err_code label, with
                     # dcgm-exporter's err_msg text

@@ -174,8 +174,7 @@ def load_web_config(path_text: str) -> WebConfig:
     unknown = set(data) - {"tls_server_config", "basic_auth_users"}
     if unknown:
         raise UserError(
-            f"web config {path}: {sorted(unknown)[0]} is not supported "
-            "(supported: tls_server_config, basic_auth_users)"
+            f"web config {path}: {sorted(unknown)[0]} is not supported (supported: tls_server_config, basic_auth_users)"
         )
     config = WebConfig()
     if data.get("tls_server_config"):

@@ -67,8 +67,9 @@ def conditions_differ(result: dict, figure: dict | None) -> list[str]:
     return differ
 
 
-def section(result: dict, workload: Workload, precision: str, compiled: bool, flops_per_token: int,
-            mamf: dict | None = None) -> dict | None:
+def section(
+    result: dict, workload: Workload, precision: str, compiled: bool, flops_per_token: int, mamf: dict | None = None
+) -> dict | None:
     """The `llm` section of a finished result, or None when no tokens were timed. `mamf`: the host's measured bf16
     matmul rate (dlbench.train.mamf.for_device), where `dlbench run --mamf-from` gave one."""
     metrics = result.get("metrics") or {}
@@ -81,21 +82,19 @@ def section(result: dict, workload: Workload, precision: str, compiled: bool, fl
     elif not job:
         per_gpu = throughput.get("tokens_per_second")
     rank_peaks = [rank.get("peak_device_memory_bytes") for rank in job.get("ranks") or []]
-    peak_memory = (max(rank_peaks) if rank_peaks and None not in rank_peaks
-                   else metrics.get("peak_device_memory_bytes"))
+    peak_memory = max(rank_peaks) if rank_peaks and None not in rank_peaks else metrics.get("peak_device_memory_bytes")
     device_name = env.get("device_name") if str(env.get("device", "")).startswith("cuda") else None
     peak = peaks.applied(device_name, MFU_PEAK_PRECISION) if device_name else None
     gpu = (result.get("telemetry") or {}).get("gpu") or {}
     figure = figure_for(workload.recipe.anchor, precision, compiled) if workload.recipe.anchor else None
     differ = conditions_differ(result, figure)
     mfu = per_gpu * flops_per_token / (peak["tflops"] * 1e12) if per_gpu and peak else None
-    mfu_vs_mamf = (per_gpu * flops_per_token / (mamf["tflops"] * 1e12)
-                   if per_gpu and mamf and mamf["applies"] else None)
+    mfu_vs_mamf = per_gpu * flops_per_token / (mamf["tflops"] * 1e12) if per_gpu and mamf and mamf["applies"] else None
     return {
         "tokens_per_second_per_gpu": per_gpu,
         "flops_per_token": flops_per_token,
         "flops_formula": "torchtitan get_dense_model_nparams_and_flops: 6 x matmul parameters + 12 x layers x heads "
-                         "x head_dim x seq_len",
+        "x head_dim x seq_len",
         "mfu": mfu,
         "mfu_peak_tflops": peak["tflops"] if peak else None,
         "mfu_vs_mamf": mfu_vs_mamf,
@@ -105,6 +104,7 @@ def section(result: dict, workload: Workload, precision: str, compiled: bool, fl
         "gpu_memory_type": memory_type(device_name),
         "anchor": figure,
         "anchor_conditions_differ": differ,
-        "ratio_to_anchor": (per_gpu / figure["tokens_per_second_per_gpu"]
-                            if per_gpu and figure and not differ else None),
+        "ratio_to_anchor": (
+            per_gpu / figure["tokens_per_second_per_gpu"] if per_gpu and figure and not differ else None
+        ),
     }

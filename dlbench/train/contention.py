@@ -129,6 +129,8 @@ class CpuContention:
 def warning(summary: dict | None) -> str | None:
     if not summary or not summary["distorted"]:
         return None
-    return (f"other processes kept {summary['other_processes_cores_mean']:.1f} of the {summary['cores_available']} "
-            f"usable CPU cores busy ({summary['other_processes_share']:.0%}) during the timed window: this result is "
-            "likely lower than the machine delivers when idle; rerun on a quiet machine to compare")
+    return (
+        f"other processes kept {summary['other_processes_cores_mean']:.1f} of the {summary['cores_available']} "
+        f"usable CPU cores busy ({summary['other_processes_share']:.0%}) during the timed window: this result is "
+        "likely lower than the machine delivers when idle; rerun on a quiet machine to compare"
+    )

@@ -60,7 +60,7 @@ class BadSample(UserError):
     def __init__(self, message: str):
         last = message.strip().splitlines()[-1] if message.strip() else message
         prefix = f"{__name__}.{type(self).__name__}: "
-        super().__init__(last[len(prefix):] if last.startswith(prefix) else last)
+        super().__init__(last[len(prefix) :] if last.startswith(prefix) else last)
 
 
 def default_workers(device: torch.device) -> int:
@@ -116,8 +116,10 @@ class ImageFolder(Dataset):
             if file.suffix.lower() in IMAGE_SUFFIXES
         ]
         if not self.samples:
-            raise UserError(f"--data {root}: no images found; expected {root}/<class>/<image>.jpg (ImageFolder) "
-                            "or CIFAR-10 python batches (data_batch_1 ...)")
+            raise UserError(
+                f"--data {root}: no images found; expected {root}/<class>/<image>.jpg (ImageFolder) "
+                "or CIFAR-10 python batches (data_batch_1 ...)"
+            )
         self.num_classes = len(classes)
         self.image_size = image_size
         self.mode = "L" if channels == 1 else "RGB"
@@ -161,7 +163,7 @@ class TokenFile(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         start = index * self.window
-        return torch.from_numpy(self.tokens[start:start + self.window].astype(np.int64))
+        return torch.from_numpy(self.tokens[start : start + self.window].astype(np.int64))
 
 
 def _image_dataset(path: Path, workload: Workload) -> Dataset:
@@ -171,13 +173,16 @@ def _image_dataset(path: Path, workload: Workload) -> Dataset:
     batches = sorted(cifar_dir.glob("data_batch_*"))
     if batches:
         if workload.channels != 3:
-            raise UserError(f"--data {path}: CIFAR-10 images have 3 channels; {workload.name} takes {workload.channels}")
+            raise UserError(
+                f"--data {path}: CIFAR-10 images have 3 channels; {workload.name} takes {workload.channels}"
+            )
         dataset = CifarBatches(batches, workload.image_size)
     else:
         dataset = ImageFolder(path, workload.image_size, workload.channels)
     if dataset.num_classes > workload.num_classes:
-        raise UserError(f"--data {path}: {dataset.num_classes} classes, but {workload.name} predicts "
-                        f"{workload.num_classes}")
+        raise UserError(
+            f"--data {path}: {dataset.num_classes} classes, but {workload.name} predicts {workload.num_classes}"
+        )
     return dataset
 
 
@@ -198,8 +203,16 @@ def open_dataset(path_text: str, workload: Workload, seq_len: int) -> Dataset:
 class RealBatches:
     """Endless batches from a dataset: reshuffled each epoch, moved to the device asynchronously."""
 
-    def __init__(self, dataset: Dataset, workload: Workload, batch_size: int, device: torch.device, workers: int,
-                 seed: int, channels_last: bool = False):
+    def __init__(
+        self,
+        dataset: Dataset,
+        workload: Workload,
+        batch_size: int,
+        device: torch.device,
+        workers: int,
+        seed: int,
+        channels_last: bool = False,
+    ):
         if len(dataset) < batch_size:
             raise UserError(f"--data holds {len(dataset)} samples, fewer than one batch of {batch_size}")
         self.workload = workload
@@ -207,8 +220,14 @@ class RealBatches:
         self.memory_format = torch.channels_last if channels_last and workload.is_image else torch.contiguous_format
         self.generator = torch.Generator().manual_seed(seed)
         self.loader = DataLoader(
-            dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-            pin_memory=device.type == "cuda", persistent_workers=workers > 0, generator=self.generator,
+            dataset,
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+            generator=self.generator,
             worker_init_fn=quiet_in_worker if workers > 0 else None,
         )
         self._iterator: Iterator | None = None
@@ -228,8 +247,10 @@ class RealBatches:
             inputs, targets = raw
         else:
             if int(raw.max()) >= self.workload.vocab_size:
-                raise UserError(f"--data: token id {int(raw.max())} is outside {self.workload.name}'s vocabulary "
-                                f"of {self.workload.vocab_size}")
+                raise UserError(
+                    f"--data: token id {int(raw.max())} is outside {self.workload.name}'s vocabulary "
+                    f"of {self.workload.vocab_size}"
+                )
             if self.workload.task == "causal-lm":
                 inputs, targets = raw[:, :-1], raw[:, 1:]
             else:

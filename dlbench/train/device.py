@@ -143,8 +143,10 @@ class Precision:
             "matmul_allow_tf32": bool(cuda.matmul.allow_tf32),
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
             "sdpa_backends_enabled": {
-                "flash": cuda.flash_sdp_enabled(), "mem_efficient": cuda.mem_efficient_sdp_enabled(),
-                "cudnn": cuda.cudnn_sdp_enabled(), "math": cuda.math_sdp_enabled(),
+                "flash": cuda.flash_sdp_enabled(),
+                "mem_efficient": cuda.mem_efficient_sdp_enabled(),
+                "cudnn": cuda.cudnn_sdp_enabled(),
+                "math": cuda.math_sdp_enabled(),
             },
             "autocast_dtype": None if self.autocast_dtype is None else str(self.autocast_dtype).replace("torch.", ""),
             "grad_scaler": self.name == "fp16",

@@ -51,8 +51,12 @@ def shape_of(workload: Workload, **model_overrides) -> Shape:
     config = getattr(model, "config", None)
     dim = getattr(config, "dim", None)
     return Shape(
-        parameters=total, root_parameters=total - sum(block_sizes), block_parameters=max(block_sizes, default=0),
-        layers=len(blocks), dim=dim, hidden=getattr(config, "ffn_hidden_dim", None) if dim else None,
+        parameters=total,
+        root_parameters=total - sum(block_sizes),
+        block_parameters=max(block_sizes, default=0),
+        layers=len(blocks),
+        dim=dim,
+        hidden=getattr(config, "ffn_hidden_dim", None) if dim else None,
         vocab=getattr(config, "vocab_size", None) if dim else None,
     )
 
@@ -71,8 +75,9 @@ def activation_bytes(shape: Shape, tokens: int, checkpointing: str) -> int:
     return 4 * tokens * shape.vocab + 2 * tokens * shape.layers * per_token_per_layer
 
 
-def per_rank_bytes(shape: Shape, ranks: int, fsdp: bool, optimizer: str, tokens: int, checkpointing: str,
-                   gather_bytes: int = 2) -> dict:
+def per_rank_bytes(
+    shape: Shape, ranks: int, fsdp: bool, optimizer: str, tokens: int, checkpointing: str, gather_bytes: int = 2
+) -> dict:
     """The two moments that bound the peak from below: the end of the forward pass (parameters, optimizer state, the
     gathered parameters and every kept activation; gradients do not exist yet, set to None each step) and the
     optimizer step (parameters, gradients, optimizer state; the activations are gone)."""
@@ -96,8 +101,9 @@ def _fewest_ranks(shape: Shape, capacity: int, optimizer: str, tokens: int, chec
     return None
 
 
-def _smaller_workloads(workload: Workload, capacity: int, ranks: int, fsdp: bool, optimizer: str, batch: int,
-                       checkpointing: str) -> list[str]:
+def _smaller_workloads(
+    workload: Workload, capacity: int, ranks: int, fsdp: bool, optimizer: str, batch: int, checkpointing: str
+) -> list[str]:
     """Smaller workloads of the same model family (the same builder) that would fit as asked."""
     names = []
     for other in WORKLOADS.values():
@@ -109,8 +115,19 @@ def _smaller_workloads(workload: Workload, capacity: int, ranks: int, fsdp: bool
     return names
 
 
-def check(workload: Workload, shape: Shape, capacity: int, where: str, ranks: int, fsdp: bool, optimizer: str,
-          batch: int, seq_len: int, checkpointing: str, gather_bytes: int = 2) -> dict:
+def check(
+    workload: Workload,
+    shape: Shape,
+    capacity: int,
+    where: str,
+    ranks: int,
+    fsdp: bool,
+    optimizer: str,
+    batch: int,
+    seq_len: int,
+    checkpointing: str,
+    gather_bytes: int = 2,
+) -> dict:
     """The estimate, for the result; a UserError naming what would fit when even the lower bound does not."""
     tokens = batch * seq_len
     estimate = per_rank_bytes(shape, ranks, fsdp, optimizer, tokens, checkpointing, gather_bytes)
@@ -119,13 +136,17 @@ def check(workload: Workload, shape: Shape, capacity: int, where: str, ranks: in
         return estimate
     remedies = []
     if shape.dim:  # the mildest checkpointing that would do, the less recomputation the better
-        stronger = ACTIVATION_ORDER[ACTIVATION_ORDER.index(checkpointing) + 1:]
+        stronger = ACTIVATION_ORDER[ACTIVATION_ORDER.index(checkpointing) + 1 :]
         for mode in stronger:
             if per_rank_bytes(shape, ranks, fsdp, optimizer, tokens, mode, gather_bytes)["total"] <= capacity:
                 remedies.append(f"--activation-checkpointing {mode}")
                 break
-    if not remedies and not fsdp and ranks > 1 and per_rank_bytes(
-            shape, ranks, True, optimizer, tokens, checkpointing, gather_bytes)["total"] <= capacity:
+    if (
+        not remedies
+        and not fsdp
+        and ranks > 1
+        and per_rank_bytes(shape, ranks, True, optimizer, tokens, checkpointing, gather_bytes)["total"] <= capacity
+    ):
         remedies.append(f"--fsdp (shard across the {ranks} ranks rather than replicate)")
     if not remedies:
         fewest = _fewest_ranks(shape, capacity, optimizer, tokens, "full" if shape.dim else checkpointing)
@@ -138,10 +159,17 @@ def check(workload: Workload, shape: Shape, capacity: int, where: str, ranks: in
     if smaller:
         remedies.append(f"a smaller size ({', '.join(smaller)})")
     sharding = f"FSDP over {ranks} ranks" if fsdp and ranks > 1 else "unsharded"
-    parts = (f"{estimate['model_state'] / GB:.1f} GB parameters, gradients and {optimizer} state at the step"
-             + (f" + {estimate['gathered'] / GB:.1f} GB gathered" if estimate["gathered"] else "")
-             + (f" + {estimate['activations'] / GB:.1f} GB activations ({checkpointing} checkpointing)"
-                if estimate["activations"] else ""))
-    raise UserError(f"{workload.name} does not fit {where} ({capacity / GB:.0f} GB): it needs at least "
-                    f"{estimate['total'] / GB:.1f} GB per rank, {sharding} ({parts}); would fit: "
-                    + ("; or ".join(remedies) if remedies else "nothing this harness offers on this GPU"))
+    parts = (
+        f"{estimate['model_state'] / GB:.1f} GB parameters, gradients and {optimizer} state at the step"
+        + (f" + {estimate['gathered'] / GB:.1f} GB gathered" if estimate["gathered"] else "")
+        + (
+            f" + {estimate['activations'] / GB:.1f} GB activations ({checkpointing} checkpointing)"
+            if estimate["activations"]
+            else ""
+        )
+    )
+    raise UserError(
+        f"{workload.name} does not fit {where} ({capacity / GB:.0f} GB): it needs at least "
+        f"{estimate['total'] / GB:.1f} GB per rank, {sharding} ({parts}); would fit: "
+        + ("; or ".join(remedies) if remedies else "nothing this harness offers on this GPU")
+    )

@@ -20,8 +20,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from dlbench.workloads import Workload
 
 COUNT_BATCH = 2  # any batch works: FLOPs are linear in it
-CONVENTION = ("matmul, convolution and attention FLOPs of one forward and backward pass as executed "
-              "(torch.utils.flop_counter); no gradient for the input batch; optimizer and elementwise work excluded")
+CONVENTION = (
+    "matmul, convolution and attention FLOPs of one forward and backward pass as executed "
+    "(torch.utils.flop_counter); no gradient for the input batch; optimizer and elementwise work excluded"
+)
 
 
 def loss_of(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -32,21 +32,32 @@ def load(path: str) -> dict:
         raise UserError(f"--mamf-from {path}: not a `dlbench validate --json` report")
     check = next((c for c in report.get("checks") or [] if isinstance(c, dict) and c.get("id") == CHECK_ID), None)
     if check is None or not isinstance(check.get("measured"), (int, float)) or check["measured"] <= 0:
-        why = "it has no such check" if check is None else f"{CHECK_ID} is {check.get('verdict')}: {check.get('detail')}"
-        raise UserError(f"--mamf-from {path}: no bf16 matmul measurement ({why}); run `dlbench validate --json` "
-                        "on the GPUs")
+        why = (
+            "it has no such check" if check is None else f"{CHECK_ID} is {check.get('verdict')}: {check.get('detail')}"
+        )
+        raise UserError(
+            f"--mamf-from {path}: no bf16 matmul measurement ({why}); run `dlbench validate --json` on the GPUs"
+        )
     per_gpu = check.get("per_gpu") or {}
     if not per_gpu or "cpu" in per_gpu:
-        raise UserError(f"--mamf-from {path}: its bf16 matmul was measured on the CPU, not a GPU (dlbench validate "
-                        "--cpu, or no GPU visible to torch)")
+        raise UserError(
+            f"--mamf-from {path}: its bf16 matmul was measured on the CPU, not a GPU (dlbench validate "
+            "--cpu, or no GPU visible to torch)"
+        )
     models = sorted({gpu.get("name") for gpu in (report.get("environment") or {}).get("gpus") or []} - {None})
     if len(models) != 1:
-        raise UserError(f"--mamf-from {path}: the report names {len(models)} GPU models ({', '.join(models)}); "
-                        "a MAMF needs one")
+        raise UserError(
+            f"--mamf-from {path}: the report names {len(models)} GPU models ({', '.join(models)}); a MAMF needs one"
+        )
     slowest = min(per_gpu, key=per_gpu.get)
-    return {"tflops": float(check["measured"]), "gpu_name": models[0],
-            "gpu": f"slowest of {len(per_gpu)} GPU(s): index {slowest} of the validate run",
-            "report": str(where.resolve()), "host": report.get("host"), "measured_at": report.get("finished")}
+    return {
+        "tflops": float(check["measured"]),
+        "gpu_name": models[0],
+        "gpu": f"slowest of {len(per_gpu)} GPU(s): index {slowest} of the validate run",
+        "report": str(where.resolve()),
+        "host": report.get("host"),
+        "measured_at": report.get("finished"),
+    }
 
 
 def for_device(path: str | None, device_type: str, device_name: str | None) -> dict | None:
@@ -56,8 +67,10 @@ def for_device(path: str | None, device_type: str, device_name: str | None) -> d
         return None
     mamf = load(path)
     if device_type != "cuda":
-        return mamf | {"applies": False, "reason": f"the run trained on the {device_type.upper()}, the MAMF was "
-                                                   f"measured on {mamf['gpu_name']}"}
+        return mamf | {
+            "applies": False,
+            "reason": f"the run trained on the {device_type.upper()}, the MAMF was measured on {mamf['gpu_name']}",
+        }
     if (device_name or "").strip().lower() != mamf["gpu_name"].strip().lower():
         raise UserError(f"--mamf-from {path}: measured on {mamf['gpu_name']}, but this run trains on {device_name}")
     return mamf | {"applies": True, "reason": None}

@@ -50,5 +50,10 @@ def applied(device_name: str, precision: str) -> dict | None:
     peak = lookup(device_name)
     if peak is None or peak.tflops.get(precision) is None:
         return None
-    return {"gpu": peak.gpu, "device_name": device_name, "precision": precision, "tflops": peak.tflops[precision],
-            "source": peak.source}
+    return {
+        "gpu": peak.gpu,
+        "device_name": device_name,
+        "precision": precision,
+        "tflops": peak.tflops[precision],
+        "source": peak.source,
+    }

@@ -31,12 +31,16 @@ def _save_ops() -> set:
 
     ops = {op.default for op in get_default_op_list().compute_intensive_ops}
     aten = torch.ops.aten
-    ops |= {aten._scaled_dot_product_cudnn_attention.default, aten._scaled_dot_product_attention_math.default,
-            aten._scaled_dot_product_flash_attention.default,
-            aten._scaled_dot_product_efficient_attention.default,
-            aten._scaled_dot_product_fused_attention_overrideable.default,
-            aten.max.default, aten.linear.default,
-            torch.ops._c10d_functional.reduce_scatter_tensor.default}
+    ops |= {
+        aten._scaled_dot_product_cudnn_attention.default,
+        aten._scaled_dot_product_attention_math.default,
+        aten._scaled_dot_product_flash_attention.default,
+        aten._scaled_dot_product_efficient_attention.default,
+        aten._scaled_dot_product_fused_attention_overrideable.default,
+        aten.max.default,
+        aten.linear.default,
+        torch.ops._c10d_functional.reduce_scatter_tensor.default,
+    }
     return ops
 
 
@@ -73,8 +77,11 @@ def checkpoint_blocks(model: nn.Module, blocks_path: str, mode: str) -> None:
             # at zero every step (shared by that step's forward and recomputation), so the same matmuls are kept
             # every step; a count carried over would alternate between keeping two and three of a block's five
             blocks[index] = checkpoint_wrapper(
-                block, preserve_rng_state=True, early_stop=False,
-                context_fn=lambda: create_selective_checkpoint_contexts(_selective_policy()))
+                block,
+                preserve_rng_state=True,
+                early_stop=False,
+                context_fn=lambda: create_selective_checkpoint_contexts(_selective_policy()),
+            )
 
 
 def compile_blocks(model: nn.Module, blocks_path: str) -> None:
@@ -87,18 +94,23 @@ def compile_blocks(model: nn.Module, blocks_path: str) -> None:
 def check_float8(device: torch.device) -> None:
     """Refuse `--precision fp8` in one line where torchao's Float8 training cannot run."""
     if device.type != "cuda":
-        raise UserError("--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer (Float8 tensor "
-                        "cores); this run is on the CPU: use --precision bf16 or fp32")
+        raise UserError(
+            "--precision fp8 needs an NVIDIA GPU of the Ada or Hopper generation or newer (Float8 tensor "
+            "cores); this run is on the CPU: use --precision bf16 or fp32"
+        )
     capability = torch.cuda.get_device_capability(device)
     if tuple(capability) < FLOAT8_MIN_CAPABILITY:
         name = torch.cuda.get_device_name(device)
-        raise UserError(f"--precision fp8 needs an Ada, Hopper or newer GPU (compute capability 8.9); {name} is "
-                        f"{capability[0]}.{capability[1]}: use --precision bf16")
+        raise UserError(
+            f"--precision fp8 needs an Ada, Hopper or newer GPU (compute capability 8.9); {name} is "
+            f"{capability[0]}.{capability[1]}: use --precision bf16"
+        )
     try:
         import torchao.float8  # noqa: F401
     except ImportError as error:
-        raise UserError(f"--precision fp8 uses torchao's Float8 linears, which did not import ({error}): "
-                        "pip install torchao") from None
+        raise UserError(
+            f"--precision fp8 uses torchao's Float8 linears, which did not import ({error}): pip install torchao"
+        ) from None
 
 
 def _float8_eligible(module: nn.Module, fqn: str) -> bool:
@@ -125,8 +137,12 @@ def convert_float8(model: nn.Module, sharded: bool) -> dict:
         return keep
 
     convert_to_float8_training(model, config=config, module_filter_fn=eligible)
-    return {"library": "torchao.float8", "recipe": "tensorwise", "fsdp_float8_all_gather": sharded,
-            "linears": len(converted)}
+    return {
+        "library": "torchao.float8",
+        "recipe": "tensorwise",
+        "fsdp_float8_all_gather": sharded,
+        "linears": len(converted),
+    }
 
 
 def float8_scale_step(model: nn.Module):

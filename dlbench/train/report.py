@@ -16,15 +16,20 @@ class ProgressBar(RunObserver):
     def __init__(self, total_steps: int | None, duration: float | None, console: Console):
         self.total = total_steps if not duration else None
         self.duration = duration
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-                                 TimeElapsedColumn(), console=console, transient=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         self.task = None
         self.elapsed = 0.0
 
     def on_start(self, info: RunInfo) -> None:
         self.progress.start()
-        self.task = self.progress.add_task(f"{info.workload} on {info.device}: warming up", total=self.total,
-                                           detail="")
+        self.task = self.progress.add_task(f"{info.workload} on {info.device}: warming up", total=self.total, detail="")
 
     def on_timed_start(self) -> None:
         self.progress.update(self.task, description="timed steps")
@@ -51,8 +56,13 @@ def _distributed_rows(job: dict | None) -> list[tuple[str, str]]:
     The throughput rows above stay rank 0's own, comparable with a single-GPU run."""
     if not job:
         return []
-    rows = [("ranks", f"{job['world_size']} = {job['nodes']} node(s) x {job['processes_per_node']} ({job['backend']}, "
-             f"{job['strategy']}, global batch {job['global_batch_size']}{_tokens(job.get('global_batch_tokens'))})")]
+    rows = [
+        (
+            "ranks",
+            f"{job['world_size']} = {job['nodes']} node(s) x {job['processes_per_node']} ({job['backend']}, "
+            f"{job['strategy']}, global batch {job['global_batch_size']}{_tokens(job.get('global_batch_tokens'))})",
+        )
+    ]
     aggregate = job.get("aggregate") or {}
     if aggregate.get("samples_per_second") is not None:
         rows.append(("aggregate throughput (samples/s)", _fmt(aggregate["samples_per_second"], ",.1f")))
@@ -60,8 +70,12 @@ def _distributed_rows(job: dict | None) -> list[tuple[str, str]]:
         rows.append(("aggregate throughput (tokens/s)", _fmt(aggregate["tokens_per_second"], ",.0f")))
     slowest = job.get("slowest_rank")
     if slowest:
-        rows.append(("slowest rank", f"{slowest['rank']} on {slowest['host']} "
-                     f"({_fmt(slowest['samples_per_second'], ',.1f')}/s)"))
+        rows.append(
+            (
+                "slowest rank",
+                f"{slowest['rank']} on {slowest['host']} ({_fmt(slowest['samples_per_second'], ',.1f')}/s)",
+            )
+        )
     communication = job.get("communication") or {}
     if communication.get("share") is not None:
         rows.append(("gradient sync share of a pass", f"{communication['share']:.1%} (DDP no_sync comparison)"))
@@ -77,8 +91,14 @@ def _llm_mfu_rows(llm: dict | None) -> list[tuple[str, str]]:
         rows.append(("MFU (torchtitan, bf16 peak)", f"{llm['mfu']:.1%} of {llm['mfu_peak_tflops']:,.1f} TFLOP/s"))
     mamf = llm.get("mamf")
     if mamf:
-        rows.append(("MFU vs measured MAMF", f"{llm['mfu_vs_mamf']:.1%} of {mamf['tflops']:,.1f} TFLOP/s"
-                     if llm.get("mfu_vs_mamf") is not None else f"n/a ({mamf['reason'] or 'no tokens timed'})"))
+        rows.append(
+            (
+                "MFU vs measured MAMF",
+                f"{llm['mfu_vs_mamf']:.1%} of {mamf['tflops']:,.1f} TFLOP/s"
+                if llm.get("mfu_vs_mamf") is not None
+                else f"n/a ({mamf['reason'] or 'no tokens timed'})",
+            )
+        )
     return rows
 
 
@@ -97,26 +117,45 @@ def summary_table(result: dict) -> Table:
     ]
     if throughput.get("tokens_per_second"):  # the headline of a language workload
         rows.append(("throughput (tokens/s)", _fmt(throughput["tokens_per_second"], ",.0f")))
-    rows.append((f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
-                 _fmt(throughput.get("samples_per_second"), ",.1f")))
+    rows.append(
+        (
+            f"throughput ({'images' if workload.get('sample_unit') == 'images' else 'sequences'}/s)",
+            _fmt(throughput.get("samples_per_second"), ",.1f"),
+        )
+    )
     rows += _distributed_rows(result.get("distributed"))
     if metrics.get("input_wait_share"):
         on_gpu = metrics.get("input_wait_measured_on") == "device"  # CUDA events: the GPU's idle time
         waiting = "GPU idle waiting for input" if on_gpu else "waiting for input"
-        rows.append((waiting, f"{metrics['input_wait_share']:.1%} of the window "
-                     f"(compute alone: {_fmt(throughput.get('compute_samples_per_second'), ',.1f')}/s)"))
+        rows.append(
+            (
+                waiting,
+                f"{metrics['input_wait_share']:.1%} of the window "
+                f"(compute alone: {_fmt(throughput.get('compute_samples_per_second'), ',.1f')}/s)",
+            )
+        )
     warmup = result.get("warmup") or {}
     if warmup:
         state = {True: "settled", False: "NOT settled", None: "fixed"}[warmup.get("settled")]
         rows.append(("warm-up", f"{warmup['steps']} steps in {warmup['seconds']:.1f} s ({state})"))
     if steps:
-        rows.append(("step time mean / p50 / p90 / p99 (ms)",
-                     " / ".join(f"{steps[k] * 1000:.1f}" for k in ("mean", "p50", "p90", "p99"))))
+        rows.append(
+            (
+                "step time mean / p50 / p90 / p99 (ms)",
+                " / ".join(f"{steps[k] * 1000:.1f}" for k in ("mean", "p50", "p90", "p99")),
+            )
+        )
     achieved = metrics.get("achieved_flops_per_second")
     rows.append(("achieved TFLOP/s", _fmt(achieved / 1e12 if achieved else None, ".2f")))
     mfu = metrics.get("mfu")
-    rows.append(("MFU", f"{mfu:.1%}" if mfu is not None else
-                 ("n/a (CPU)" if str(config.get("device")).startswith("cpu") else "unknown (GPU not in peak table)")))
+    rows.append(
+        (
+            "MFU",
+            f"{mfu:.1%}"
+            if mfu is not None
+            else ("n/a (CPU)" if str(config.get("device")).startswith("cpu") else "unknown (GPU not in peak table)"),
+        )
+    )
     rows += _llm_mfu_rows(result.get("llm"))
     if metrics.get("peak_device_memory_bytes") is not None:
         rows.append(("peak device memory", f"{metrics['peak_device_memory_bytes'] / 2**30:.2f} GiB"))
@@ -124,12 +163,18 @@ def summary_table(result: dict) -> Table:
         rows.append(("peak host memory (RSS)", f"{metrics['peak_host_memory_bytes'] / 2**30:.2f} GiB"))
     gpu = (result.get("telemetry") or {}).get("gpu") or {}
     if gpu.get("utilization_mean_ratio") is not None:
-        rows.append(("GPU utilization mean / max", f"{gpu['utilization_mean_ratio']:.0%} / {gpu['utilization_max_ratio']:.0%}"))
+        rows.append(
+            ("GPU utilization mean / max", f"{gpu['utilization_mean_ratio']:.0%} / {gpu['utilization_max_ratio']:.0%}")
+        )
     if gpu.get("power_mean_watts") is not None:
         rows.append(("mean power", f"{gpu['power_mean_watts']:.0f} W"))
     if gpu.get("energy_joules") is not None:
-        rows.append(("energy (per sample)", f"{gpu['energy_joules']:.0f} J "
-                     f"({_fmt(gpu.get('energy_per_sample_joules'), '.3f')} J)"))
+        rows.append(
+            (
+                "energy (per sample)",
+                f"{gpu['energy_joules']:.0f} J ({_fmt(gpu.get('energy_per_sample_joules'), '.3f')} J)",
+            )
+        )
     if gpu.get("temperature_max_celsius") is not None:
         rows.append(("max temperature", f"{gpu['temperature_max_celsius']:.0f} °C"))
     loss = metrics.get("loss") or {}

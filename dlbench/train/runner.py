@@ -76,30 +76,55 @@ def _optimizer(name: str, model: torch.nn.Module, device: torch.device) -> torch
 
 def _peak_memory(device: torch.device) -> dict:
     if device.type == "cuda":
-        return {"peak_device_memory_bytes": torch.cuda.max_memory_allocated(device),
-                "peak_device_memory_reserved_bytes": torch.cuda.max_memory_reserved(device)}
+        return {
+            "peak_device_memory_bytes": torch.cuda.max_memory_allocated(device),
+            "peak_device_memory_reserved_bytes": torch.cuda.max_memory_reserved(device),
+        }
     scale = 1 if platform.system() == "Darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return {"peak_device_memory_bytes": None,
-            "peak_host_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale}
+    return {
+        "peak_device_memory_bytes": None,
+        "peak_host_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
+    }
 
 
 def _runtime_environment(device: torch.device, uuid: str | None, nvml_index: int | None) -> dict:
     env = environment.collect()
-    env["torch"].update({"version": torch.__version__, "cuda": torch.version.cuda,
-                         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None})
-    env.update(device=str(device), device_name=env["cpu"]["model"], device_capability=None, device_memory_bytes=None,
-               device_uuid=uuid, nvml_index=nvml_index, torch_threads=torch.get_num_threads())
+    env["torch"].update(
+        {
+            "version": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        }
+    )
+    env.update(
+        device=str(device),
+        device_name=env["cpu"]["model"],
+        device_capability=None,
+        device_memory_bytes=None,
+        device_uuid=uuid,
+        nvml_index=nvml_index,
+        torch_threads=torch.get_num_threads(),
+    )
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(device_name=props.name, device_capability=f"{props.major}.{props.minor}",
-                   device_memory_bytes=props.total_memory)
+        env.update(
+            device_name=props.name,
+            device_capability=f"{props.major}.{props.minor}",
+            device_memory_bytes=props.total_memory,
+        )
     return env
 
 
 # what an allocator's failure looks like when it arrives wrapped (torch.compile re-raises errors from compiled code
 # and from its autotuning as BackendCompilerFailed / InductorError with the original as cause or in the message)
-_OOM_TEXTS = ("CUDA out of memory", "OutOfMemoryError", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED",
-              "CUDNN_STATUS_ALLOC_FAILED", "cudaErrorMemoryAllocation")
+_OOM_TEXTS = (
+    "CUDA out of memory",
+    "OutOfMemoryError",
+    "can't allocate memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "cudaErrorMemoryAllocation",
+)
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
@@ -127,8 +152,15 @@ def settings_for(workload: Workload, config: RunConfig, on_cpu: bool, distribute
     }
 
 
-def check_fit(workload: Workload, settings: dict, device: torch.device, precision: Precision, ranks: int,
-              ranks_on_host: int, model_overrides: dict) -> dict:
+def check_fit(
+    workload: Workload,
+    settings: dict,
+    device: torch.device,
+    precision: Precision,
+    ranks: int,
+    ranks_on_host: int,
+    model_overrides: dict,
+) -> dict:
     """The fit check (dlbench/train/fit.py) against this device's memory: a GPU's own, or the host's shared by the
     ranks on it."""
     if device.type == "cuda":
@@ -138,9 +170,19 @@ def check_fit(workload: Workload, settings: dict, device: torch.device, precisio
         capacity = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // ranks_on_host
         where = "this host's memory" + (f" shared by {ranks_on_host} ranks" if ranks_on_host > 1 else "")
     shape = fit.shape_of(workload, **model_overrides)
-    return fit.check(workload, shape, capacity, where, ranks, settings["fsdp"], settings["optimizer"],
-                     settings["batch_size"], settings["seq_len"] if not workload.is_image else 0,
-                     settings["checkpointing"], gather_bytes=2 if precision.autocast_dtype else 4)
+    return fit.check(
+        workload,
+        shape,
+        capacity,
+        where,
+        ranks,
+        settings["fsdp"],
+        settings["optimizer"],
+        settings["batch_size"],
+        settings["seq_len"] if not workload.is_image else 0,
+        settings["checkpointing"],
+        gather_bytes=2 if precision.autocast_dtype else 4,
+    )
 
 
 def check_job_fits(config: RunConfig, processes: int, device_name: str) -> None:
@@ -165,8 +207,13 @@ def mamf_for_run(path: str | None, workload, device: torch.device) -> dict | Non
 
 
 class Run:
-    def __init__(self, config: RunConfig, observers: list[RunObserver] = (), command_line: list[str] | None = None,
-                 dist_timeout: float = distributed.DEFAULT_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        config: RunConfig,
+        observers: list[RunObserver] = (),
+        command_line: list[str] | None = None,
+        dist_timeout: float = distributed.DEFAULT_TIMEOUT_SECONDS,
+    ):
         self.config = config
         self.observers = list(observers)
         self.workload = get_workload(config.workload)
@@ -181,15 +228,19 @@ class Run:
         self.mamf = mamf_for_run(config.mamf_from, self.workload, self.device)
         recipe = self.workload.recipe
         if config.precision == "fp8" and not recipe.float8:
-            raise UserError(f"--precision fp8 converts the Llama workloads' linears to Float8; {self.workload.name} "
-                            "is not one: use --precision bf16")
+            raise UserError(
+                f"--precision fp8 converts the Llama workloads' linears to Float8; {self.workload.name} "
+                "is not one: use --precision bf16"
+            )
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
         on_cpu = self.device.type == "cpu"
         settings = settings_for(self.workload, config, on_cpu, distributed=self.where is not None)
         self.optimizer_name, self.checkpointing = settings["optimizer"], settings["checkpointing"]
         if self.checkpointing != "none" and not self.workload.blocks:
-            raise UserError(f"--activation-checkpointing {self.checkpointing} wraps a transformer's blocks; "
-                            f"{self.workload.name} has none: use --activation-checkpointing none")
+            raise UserError(
+                f"--activation-checkpointing {self.checkpointing} wraps a transformer's blocks; "
+                f"{self.workload.name} has none: use --activation-checkpointing none"
+            )
         if config.fsdp:
             check_fsdp(self.workload, self.where is not None)
         self.fsdp = settings["fsdp"]
@@ -212,8 +263,9 @@ class Run:
         self.warmup = warmup_for(config.warmup, self.device.type)
         self.channels_last = config.channels_last and self.workload.is_image
         synthetic = config.data == "synthetic"
-        self.workers = None if synthetic else (
-            config.workers if config.workers is not None else data.default_workers(self.device))
+        self.workers = (
+            None if synthetic else (config.workers if config.workers is not None else data.default_workers(self.device))
+        )
         self.dataset = None if synthetic else data.open_dataset(config.data, self.workload, self.seq_len)
         self.memory_estimate = self._check_fit()
         self.run_id = results.new_run_id(self.workload.name)
@@ -224,11 +276,22 @@ class Run:
 
     def _check_fit(self) -> dict:
         """Refuse, before anything is allocated, a run whose lower-bound memory per rank exceeds what it has."""
-        settings = {"optimizer": self.optimizer_name, "checkpointing": self.checkpointing, "fsdp": self.fsdp,
-                    "batch_size": self.batch_size, "seq_len": self.seq_len}
-        return check_fit(self.workload, settings, self.device, self.precision,
-                         self.where.world_size if self.where else 1, self.where.local_world_size if self.where else 1,
-                         self.model_overrides)
+        settings = {
+            "optimizer": self.optimizer_name,
+            "checkpointing": self.checkpointing,
+            "fsdp": self.fsdp,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+        }
+        return check_fit(
+            self.workload,
+            settings,
+            self.device,
+            self.precision,
+            self.where.world_size if self.where else 1,
+            self.where.local_world_size if self.where else 1,
+            self.model_overrides,
+        )
 
     @property
     def _tokens_per_sample(self) -> int | None:
@@ -267,19 +330,27 @@ class Run:
         # FSDP shards the equal initial parameters, each rank keeping its own slice)
         data_seed = self.config.seed + (self.where.rank if self.where else 0)
         if self.dataset is None:
-            inputs, targets = data.synthetic_batch(self.workload, self.batch_size, self.seq_len, self.device,
-                                                   data_seed)
+            inputs, targets = data.synthetic_batch(self.workload, self.batch_size, self.seq_len, self.device, data_seed)
             if self.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             self.next_batch = lambda: (inputs, targets)
         else:
-            loader = data.RealBatches(self.dataset, self.workload, self.batch_size, self.device, self.workers,
-                                      data_seed, channels_last=self.channels_last)
+            loader = data.RealBatches(
+                self.dataset,
+                self.workload,
+                self.batch_size,
+                self.device,
+                self.workers,
+                data_seed,
+                channels_last=self.channels_last,
+            )
             self.next_batch = loader.next
         hook = _test_step_delay()
         if hook:  # in every rank's result (rank 0 writes the job's): a stray setting must not pass for hardware speed
-            self.result["warnings"].append(f"{TEST_STEP_DELAY_VARIABLE} is set: rank {hook[0]} slept {hook[1]:g} s "
-                                           "before every step (a test hook: these figures are not a benchmark)")
+            self.result["warnings"].append(
+                f"{TEST_STEP_DELAY_VARIABLE} is set: rank {hook[0]} slept {hook[1]:g} s "
+                "before every step (a test hook: these figures are not a benchmark)"
+            )
         delay = hook[1] if hook and hook[0] == (self.where.rank if self.where else 0) else 0.0
         if delay:
             batch = self.next_batch
@@ -329,21 +400,34 @@ class Run:
     # -- the run --------------------------------------------------------------------------------------------
     def _describe(self, flops_per_sample: float, peak: dict | None) -> None:
         workload, result = self.workload, self.result
-        result["workload"].update({
-            "description": workload.description, "task": workload.task, "sample_unit": workload.sample_unit,
-            "sample": "image" if workload.is_image else "sequence",
-            "parameters": workload.parameters, "batch_size": self.batch_size,
-            "seq_len": self.seq_len if not workload.is_image else None,
-            "tokens_per_sample": workload.tokens_per_sample(self.seq_len) or None,
-            "vocab_size": self.vocab_size or None,
-            "training_flops_per_sample": flops_per_sample,
-            "flops_convention": flops.CONVENTION,
-        })
+        result["workload"].update(
+            {
+                "description": workload.description,
+                "task": workload.task,
+                "sample_unit": workload.sample_unit,
+                "sample": "image" if workload.is_image else "sequence",
+                "parameters": workload.parameters,
+                "batch_size": self.batch_size,
+                "seq_len": self.seq_len if not workload.is_image else None,
+                "tokens_per_sample": workload.tokens_per_sample(self.seq_len) or None,
+                "vocab_size": self.vocab_size or None,
+                "training_flops_per_sample": flops_per_sample,
+                "flops_convention": flops.CONVENTION,
+            }
+        )
         result["config"].update(
-            device=str(self.device), precision=self.precision.name, batch_size=self.batch_size,
-            seq_len=result["workload"]["seq_len"], steps=self.window.steps, duration=self.window.seconds,
-            warmup=self.warmup.steps, channels_last=self.channels_last, workers=self.workers,
-            optimizer=self.optimizer_name, fsdp=self.fsdp, activation_checkpointing=self.checkpointing,
+            device=str(self.device),
+            precision=self.precision.name,
+            batch_size=self.batch_size,
+            seq_len=result["workload"]["seq_len"],
+            steps=self.window.steps,
+            duration=self.window.seconds,
+            warmup=self.warmup.steps,
+            channels_last=self.channels_last,
+            workers=self.workers,
+            optimizer=self.optimizer_name,
+            fsdp=self.fsdp,
+            activation_checkpointing=self.checkpointing,
         )
         result["peak"] = peak
         result["memory_estimate"] = self.memory_estimate
@@ -354,8 +438,9 @@ class Run:
         uuid = devices.cuda_uuid(self.device)
         nvml_index = devices.nvml_index(uuid)
         if uuid is not None and nvml_index is None:
-            result["warnings"].append(f"{self.device} ({uuid}) was not found through NVML: no GPU telemetry rather "
-                                      "than another GPU's")
+            result["warnings"].append(
+                f"{self.device} ({uuid}) was not found through NVML: no GPU telemetry rather than another GPU's"
+            )
         peak = self._peak()
         peak_flops = peak["tflops"] * 1e12 if peak else None
         self._describe(flops_per_sample, peak)
@@ -363,15 +448,17 @@ class Run:
         clock = StepClock(self.device)
         self.first_loss = self.last_loss = None
         self.load = contention.CpuContention(
-            self.device.type, contention.job_root(self.where.local_world_size if self.where else 1))
+            self.device.type, contention.job_root(self.where.local_world_size if self.where else 1)
+        )
         timed_seconds, status, error = 0.0, "completed", None
         try:
             if self.device.type == "cuda":
                 devices.select(self.device)
                 torch.cuda.reset_peak_memory_stats(self.device)
             if self.group:
-                result["distributed"] = distributed.topology_section(self.where, self.group, self.batch_size,
-                                                                     self._tokens_per_sample)
+                result["distributed"] = distributed.topology_section(
+                    self.where, self.group, self.batch_size, self._tokens_per_sample
+                )
                 self.group.start()
                 # one job, one run id: every rank's live series carry rank 0's, so that the dashboards and alerts
                 # see the ranks of a job as one run told apart by `rank` (each rank drew its own id at start)
@@ -382,8 +469,17 @@ class Run:
             result["backend"] = self.precision.backend_flags()
             if self.fsdp and self.precision.autocast_dtype is not None:
                 result["backend"]["autocast_dtype"] = None  # FSDP's MixedPrecisionPolicy instead (_autocast)
-            info = RunInfo(self.run_id, self.workload.name, str(self.device), nvml_index, self.batch_size,
-                           self.workload.sample_unit, flops_per_sample, peak_flops, gpu_uuid=uuid)
+            info = RunInfo(
+                self.run_id,
+                self.workload.name,
+                str(self.device),
+                nvml_index,
+                self.batch_size,
+                self.workload.sample_unit,
+                flops_per_sample,
+                peak_flops,
+                gpu_uuid=uuid,
+            )
             for observer in self.observers:
                 observer.on_start(info)
             self._warm_up(clock)
@@ -402,8 +498,10 @@ class Run:
             if not _is_out_of_memory(exc):
                 self._finish("failed", f"{type(exc).__name__}: {exc}")
                 raise
-            error = (f"out of memory on {self.device} at batch size {self.batch_size}"
-                     f"{' (compiled)' if self.config.compile else ''}; try --batch-size {max(1, self.batch_size // 2)}")
+            error = (
+                f"out of memory on {self.device} at batch size {self.batch_size}"
+                f"{' (compiled)' if self.config.compile else ''}; try --batch-size {max(1, self.batch_size // 2)}"
+            )
             self._finish("failed", error)
             raise RunFailed(error) from None
         try:  # still holding signals since the timed loop ended: a second Ctrl-C must not lose the measurement
@@ -452,11 +550,19 @@ class Run:
             if self.group.strategy == "ddp"
             else None
         )
-        record = distributed.rank_record(self.where, self.device, uuid, self.result["metrics"], digest, probe,
-                                         distributed.parameters_held(self.model))
+        record = distributed.rank_record(
+            self.where,
+            self.device,
+            uuid,
+            self.result["metrics"],
+            digest,
+            probe,
+            distributed.parameters_held(self.model),
+        )
         records = self.group.gather(record)
-        self.result["distributed"] = distributed.summary(self.where, self.group, self.batch_size, records,
-                                                         self._tokens_per_sample)
+        self.result["distributed"] = distributed.summary(
+            self.where, self.group, self.batch_size, records, self._tokens_per_sample
+        )
 
     def _interrupted(self, stop: KeyboardInterrupt, when: str) -> tuple[str, str]:
         signal = interrupt.signal_of(stop)
@@ -491,13 +597,19 @@ class Run:
             if (self.group.agreed_max(0.0 if ready else 1.0) == 0.0) if agree else ready:
                 break
         self.warmup_step_seconds = settled_step_seconds(step_seconds)
-        self.result["warmup"] = {"steps": len(step_seconds), "seconds": round(time.perf_counter() - started, 4),
-                                 "settled": settled, "rule": self.warmup.rule,
-                                 "last_step_seconds": step_seconds[-1] if step_seconds else None}
+        self.result["warmup"] = {
+            "steps": len(step_seconds),
+            "seconds": round(time.perf_counter() - started, 4),
+            "settled": settled,
+            "rule": self.warmup.rule,
+            "last_step_seconds": step_seconds[-1] if step_seconds else None,
+        }
         if settled is False:
-            self.result["warnings"].append(f"step time had not settled after {len(step_seconds)} warm-up steps "
-                                           f"({self.warmup.max_seconds:g} s): the timed window may include warm-up "
-                                           "effects; pass --warmup N to warm up longer")
+            self.result["warnings"].append(
+                f"step time had not settled after {len(step_seconds)} warm-up steps "
+                f"({self.warmup.max_seconds:g} s): the timed window may include warm-up "
+                "effects; pass --warmup N to warm up longer"
+            )
 
     def _record_loss(self, loss: torch.Tensor) -> None:
         if self.first_loss is None:
@@ -507,23 +619,32 @@ class Run:
     def _plan_window(self) -> int | None:
         """Steps the job agrees to time before anyone looks at the clock (None: one process, which checks its limits
         after every step). Recorded in the result's `window` section."""
-        section = {"decided_by": "this process", "ranks": 1, "planned_steps": None,
-                   "warmup_step_seconds": self.warmup_step_seconds, "extensions": [],
-                   "method": "this process checks the step count and its clock against the limits after each step"}
+        section = {
+            "decided_by": "this process",
+            "ranks": 1,
+            "planned_steps": None,
+            "warmup_step_seconds": self.warmup_step_seconds,
+            "extensions": [],
+            "method": "this process checks the step count and its clock against the limits after each step",
+        }
         self.result["window"] = section
         if self.group is None:
             return None
         planned = planned_steps(self.window, self.warmup_step_seconds)
         if self.window.seconds is not None:  # a step count alone is the same on every rank already
             planned = int(self.group.agreed_max(planned))
-            method = ("the ranks agreed on a step count before timing (the most any rank's settled warm-up step time "
-                      "needs to fill the duration: one all-reduce), then, while the duration was not reached on "
-                      "every rank, on more steps at the rate measured (one all-reduce per extension)")
+            method = (
+                "the ranks agreed on a step count before timing (the most any rank's settled warm-up step time "
+                "needs to fill the duration: one all-reduce), then, while the duration was not reached on "
+                "every rank, on more steps at the rate measured (one all-reduce per extension)"
+            )
         else:
             method = "the step count, the same on every rank"
         if self.warmup.steps is None:
-            method = ("warm-up ended after the first step at which every rank's settle rule was met (one all-reduce "
-                      f"per warm-up step); timed: {method}")
+            method = (
+                "warm-up ended after the first step at which every rank's settle rule was met (one all-reduce "
+                f"per warm-up step); timed: {method}"
+            )
         section.update(decided_by="all ranks", ranks=self.where.world_size, planned_steps=planned, method=method)
         return planned
 
@@ -582,31 +703,44 @@ class Run:
         samples = len(step_seconds) * self.batch_size
         series, group_size = step_time_series(step_seconds)
         waited = self.input_wait.seconds()  # after clock.stop()'s synchronisation: every event has completed
-        metrics: dict = {"steps_timed": len(step_seconds), "samples_timed": samples, "timed_seconds": timed_seconds,
-                         "throughput": None, "step_time_seconds": None, "step_times_seconds": series,
-                         "step_times_group_size": group_size, "achieved_flops_per_second": None,
-                         "peak_flops_per_second": peak, "mfu": None,
-                         "input_wait_seconds": round(waited, 6) if step_seconds else None,
-                         "input_wait_share": None, "input_wait_measured_on": self.input_wait.measures,
-                         "cpu_contention": self.cpu_load}
+        metrics: dict = {
+            "steps_timed": len(step_seconds),
+            "samples_timed": samples,
+            "timed_seconds": timed_seconds,
+            "throughput": None,
+            "step_time_seconds": None,
+            "step_times_seconds": series,
+            "step_times_group_size": group_size,
+            "achieved_flops_per_second": None,
+            "peak_flops_per_second": peak,
+            "mfu": None,
+            "input_wait_seconds": round(waited, 6) if step_seconds else None,
+            "input_wait_share": None,
+            "input_wait_measured_on": self.input_wait.measures,
+            "cpu_contention": self.cpu_load,
+        }
         if step_seconds and timed_seconds > 0:
             throughput = samples / timed_seconds  # total over total, not a mean of per-step rates
             achieved = throughput * flops_per_sample
             tokens = self.workload.tokens_per_sample(self.seq_len)
             metrics.update(
-                throughput={"samples_per_second": throughput,
-                            "tokens_per_second": throughput * tokens if tokens else None,
-                            "sample": self.result["workload"]["sample"],
-                            "headline": "tokens_per_second" if tokens else "samples_per_second",
-                            "compute_samples_per_second": input_wait.compute_alone(samples, timed_seconds, waited)},
+                throughput={
+                    "samples_per_second": throughput,
+                    "tokens_per_second": throughput * tokens if tokens else None,
+                    "sample": self.result["workload"]["sample"],
+                    "headline": "tokens_per_second" if tokens else "samples_per_second",
+                    "compute_samples_per_second": input_wait.compute_alone(samples, timed_seconds, waited),
+                },
                 step_time_seconds=step_statistics(step_seconds),
                 achieved_flops_per_second=achieved,
                 mfu=achieved / peak if peak else None,
                 input_wait_share=round(waited / timed_seconds, 4),
             )
         metrics.update(_peak_memory(self.device))
-        metrics["loss"] = {"first": None if self.first_loss is None else float(self.first_loss),
-                           "last": None if self.last_loss is None else float(self.last_loss)}
+        metrics["loss"] = {
+            "first": None if self.first_loss is None else float(self.first_loss),
+            "last": None if self.last_loss is None else float(self.last_loss),
+        }
         self.result["metrics"] = metrics
         for note in (contention.warning(metrics["cpu_contention"]), self._short_window_warning(metrics)):
             if note:
@@ -615,8 +749,10 @@ class Run:
     def _short_window_warning(self, metrics: dict) -> str | None:
         seconds = metrics["timed_seconds"]
         if metrics["steps_timed"] and seconds < results.SHORT_WINDOW_SECONDS:
-            return (f"the timed window lasted {seconds:.3f} s: timer and scheduler noise and the telemetry's 0.5 s "
-                    "sampling are large against it; time at least several seconds (--duration)")
+            return (
+                f"the timed window lasted {seconds:.3f} s: timer and scheduler noise and the telemetry's 0.5 s "
+                "sampling are large against it; time at least several seconds (--duration)"
+            )
         return None
 
     def _finish(self, status: str, error: str | None) -> dict:
@@ -635,8 +771,13 @@ class Run:
         self._check_telemetry_gpu()
         if self.workload.recipe.compared_with == "torchtitan":  # in the units of torchtitan's figures
             self.result["llm"] = anchors.section(
-                self.result, self.workload, self.precision.name, self.config.compile,
-                anchors.torchtitan_flops_per_token(self.workload, self.seq_len), self.mamf)
+                self.result,
+                self.workload,
+                self.precision.name,
+                self.config.compile,
+                anchors.torchtitan_flops_per_token(self.workload, self.seq_len),
+                self.mamf,
+            )
         results.finish(self.result, status, error)
         if self.is_reporting_rank:  # one result per job, from rank 0
             results.save(self.result, self.config.output)

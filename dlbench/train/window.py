@@ -92,9 +92,11 @@ class Warmup:
     def rule(self) -> str:
         if self.steps is not None:
             return f"{self.steps} step{'' if self.steps == 1 else 's'} (--warmup)"
-        return (f"until the last {SETTLE_STEPS} step times agree within {SETTLE_SPREAD:.0%} of their median or their "
-                f"median moves less than {SETTLE_DRIFT:.0%}; at least {MIN_WARMUP_STEPS} steps, at most "
-                f"{self.max_seconds:g} s after the first step once {SETTLE_STEPS} more steps have run")
+        return (
+            f"until the last {SETTLE_STEPS} step times agree within {SETTLE_SPREAD:.0%} of their median or their "
+            f"median moves less than {SETTLE_DRIFT:.0%}; at least {MIN_WARMUP_STEPS} steps, at most "
+            f"{self.max_seconds:g} s after the first step once {SETTLE_STEPS} more steps have run"
+        )
 
     def finished(self, step_seconds: list[float], seconds_after_first: float) -> tuple[bool, bool | None]:
         """(stop warming up, settled); settled is None for a fixed count."""
@@ -114,8 +116,10 @@ def settled(step_seconds: list[float]) -> bool:
     middle = statistics.median(last)
     if middle > 0 and (max(last) - min(last)) / middle <= SETTLE_SPREAD:
         return True
-    before = step_seconds[-2 * SETTLE_STEPS:-SETTLE_STEPS]
-    return len(before) == SETTLE_STEPS and middle > 0 and abs(middle - statistics.median(before)) / middle <= SETTLE_DRIFT
+    before = step_seconds[-2 * SETTLE_STEPS : -SETTLE_STEPS]
+    return (
+        len(before) == SETTLE_STEPS and middle > 0 and abs(middle - statistics.median(before)) / middle <= SETTLE_DRIFT
+    )
 
 
 def warmup_for(steps: int | None, device_type: str) -> Warmup:

@@ -44,8 +44,11 @@ def matmul_reference(device_name: str, precision: str) -> Expectation | None:
         return Expectation(entry["mamf_bf16_tflops"], entry["source"], "published best achievable (mamf-finder)")
     defaults = _table()["defaults"]
     fraction = defaults["matmul_fraction_of_peak"]
-    return Expectation(peak.tflops[precision] * fraction, f"{peak.source}; {defaults['matmul_fraction_source']}",
-                       f"{fraction:.0%} of the dense {precision} peak {peak.tflops[precision]:g} TFLOP/s")
+    return Expectation(
+        peak.tflops[precision] * fraction,
+        f"{peak.source}; {defaults['matmul_fraction_source']}",
+        f"{fraction:.0%} of the dense {precision} peak {peak.tflops[precision]:g} TFLOP/s",
+    )
 
 
 def memory_reference(device_name: str, memory_gib: float | None) -> tuple[float, Expectation] | None:
@@ -60,8 +63,11 @@ def memory_reference(device_name: str, memory_gib: float | None) -> tuple[float,
         return spec, Expectation(achievable, entry["source"], "published STREAM-like achievable")
     defaults = _table()["defaults"]
     fraction = defaults["memory_fraction_of_spec"]
-    return spec, Expectation(spec * fraction, f"{entry['source']}; {defaults['memory_fraction_source']}",
-                             f"{fraction:.0%} of the datasheet {spec:g} GB/s")
+    return spec, Expectation(
+        spec * fraction,
+        f"{entry['source']}; {defaults['memory_fraction_source']}",
+        f"{fraction:.0%} of the datasheet {spec:g} GB/s",
+    )
 
 
 def _entry(device_name: str) -> dict:
@@ -77,8 +83,10 @@ def model_name(device_name: str) -> str:
 
 def no_reference(device_name: str, count: int, what: str) -> str:
     """The one wording for a GPU model and count the table has no figure for: measured, not judged."""
-    return (f"no reference for {model_name(device_name)} x{count} ({what}) in dlbench/data/validate_baselines.json: "
-            "measured, not judged")
+    return (
+        f"no reference for {model_name(device_name)} x{count} ({what}) in dlbench/data/validate_baselines.json: "
+        "measured, not judged"
+    )
 
 
 def allreduce_reference(device_name: str, ranks: int) -> Expectation | None:
@@ -119,5 +127,6 @@ def training_reference(device_name: str, workload: str) -> Expectation | None:
     entry = _entry(device_name).get("training", {}).get(workload)
     if not entry:
         return None
-    return Expectation(entry["samples_per_second"], entry["source"], "published training throughput",
-                       entry["tolerance"])
+    return Expectation(
+        entry["samples_per_second"], entry["source"], "published training throughput", entry["tolerance"]
+    )

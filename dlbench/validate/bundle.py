@@ -56,11 +56,17 @@ def measurements(ctx, aer_after: dict) -> dict:
     return {
         "nvml_before_load": ctx.baseline,
         "nvml_static": {index: dataclasses.asdict(state) for index, state in ctx.static.items()},
-        "nvlinks_before_load": {index: dataclasses.asdict(links) if links else None
-                                for index, links in ctx.nvlinks_before.items()},
-        "load_windows": [{"label": w.label, "gpu_load": w.gpu_load,
-                          "samples": [{"seconds": t, "readings": readings} for t, readings in w.samples]}
-                         for w in ctx.windows],
+        "nvlinks_before_load": {
+            index: dataclasses.asdict(links) if links else None for index, links in ctx.nvlinks_before.items()
+        },
+        "load_windows": [
+            {
+                "label": w.label,
+                "gpu_load": w.gpu_load,
+                "samples": [{"seconds": t, "readings": readings} for t, readings in w.samples],
+            }
+            for w in ctx.windows
+        ],
         "xid_events": [{"gpu": gpu, "xid": xid, "time": at} for gpu, xid, at in ctx.xid_events],
         "pci_functions": [dataclasses.asdict(f) for f in ctx.pci_functions],
         "aer_before_load": ctx.aer_before,
@@ -86,8 +92,9 @@ def _tool_outputs(host: HostReader, functions: list[pcie.Function]) -> tuple[dic
         notes.append("lspci -vv: no GPU or NIC on the PCI bus")
     try:
         kernel = host.run("dmesg")
-        files["dmesg-nvrm-xid.txt"] = "".join(line + "\n" for line in kernel.splitlines()
-                                              if any(marker in line for marker in KERNEL_LOG_MARKERS))
+        files["dmesg-nvrm-xid.txt"] = "".join(
+            line + "\n" for line in kernel.splitlines() if any(marker in line for marker in KERNEL_LOG_MARKERS)
+        )
     except Unanswered as why:
         notes.append(f"dmesg: {why} (as root, or with kernel.dmesg_restrict=0, it is readable)")
     return files, notes
@@ -108,10 +115,12 @@ def write(target: Path, report: Report, ctx, argv: list[str]) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         aer_after = pcie.read_all_aer(ctx.host, ctx.pci_functions)
-        files = {"report.json": json.dumps(report.to_dict(), indent=2) + "\n",
-                 "report.xml": writers.junit_xml(report),
-                 "measurements.json": json.dumps(measurements(ctx, aer_after), indent=2, default=str) + "\n",
-                 "command.txt": command_line(argv, os.getcwd())}
+        files = {
+            "report.json": json.dumps(report.to_dict(), indent=2) + "\n",
+            "report.xml": writers.junit_xml(report),
+            "measurements.json": json.dumps(measurements(ctx, aer_after), indent=2, default=str) + "\n",
+            "command.txt": command_line(argv, os.getcwd()),
+        }
         tool_files, notes = _tool_outputs(ctx.host, ctx.pci_functions)
         files.update(tool_files)
         spec_path = ctx.options.spec_path
@@ -132,5 +141,6 @@ def write(target: Path, report: Report, ctx, argv: list[str]) -> None:
     try:
         os.rename(staging, target)
     except OSError as error:  # DIR was filled (or made a file) while the checks ran: keep what was measured
-        raise UserError(f"--bundle {target}: {error.strerror} (it changed during the run); the complete bundle "
-                        f"is in {staging}") from None
+        raise UserError(
+            f"--bundle {target}: {error.strerror} (it changed during the run); the complete bundle is in {staging}"
+        ) from None

@@ -48,8 +48,11 @@ class DeviceLoad:
         torch, device = self.torch, self.device
         try:
             n = SIZE[self.kind]
-            dtype = torch.bfloat16 if self.kind == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8 \
+            dtype = (
+                torch.bfloat16
+                if self.kind == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
                 else torch.float32
+            )
             generator = torch.Generator().manual_seed(1234)
             a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
             b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
@@ -63,8 +66,12 @@ class DeviceLoad:
                     result = product(torch, a, b)
                 self.digests.append(digest(torch, result))  # reading the digest waits for the device
                 now = time.monotonic()
-                self.series.append({"t": round(now - start, 3),
-                                    "tflops": round(2 * n**3 * CHECK_EVERY[self.kind] / (now - last) / 1e12, 4)})
+                self.series.append(
+                    {
+                        "t": round(now - start, 3),
+                        "tflops": round(2 * n**3 * CHECK_EVERY[self.kind] / (now - last) / 1e12, 4),
+                    }
+                )
                 last = now
         except Exception as error:  # noqa: BLE001 - reported as this device's failure, the others keep running
             self.error = f"{type(error).__name__}: {error}"
@@ -112,12 +119,21 @@ def _silent_data(torch, loads: list[DeviceLoad]) -> CheckResult:
                 wrong[device_label(load.device)] = wrong.get(device_label(load.device), 0) + 1
     crashed = {device_label(load.device): load.error for load in loads if load.error}
     verdict = FAIL if wrong or crashed else PASS
-    detail = "; ".join([f"device {d}: {n} result(s) differ from the majority" for d, n in wrong.items()]
-                       + [f"device {d}: {e}" for d, e in crashed.items()])
-    return CheckResult("burnin.silent_data_errors", "the same product gives the same bits on every device, every time",
-                       verdict, sum(wrong.values()), f"wrong of {checked} results", expected="== 0",
-                       source="cuBLAS documentation, results reproducibility (same architecture: bit-identical)",
-                       per_gpu={device_label(load.device): len(load.digests) for load in loads}, detail=detail)
+    detail = "; ".join(
+        [f"device {d}: {n} result(s) differ from the majority" for d, n in wrong.items()]
+        + [f"device {d}: {e}" for d, e in crashed.items()]
+    )
+    return CheckResult(
+        "burnin.silent_data_errors",
+        "the same product gives the same bits on every device, every time",
+        verdict,
+        sum(wrong.values()),
+        f"wrong of {checked} results",
+        expected="== 0",
+        source="cuBLAS documentation, results reproducibility (same architecture: bit-identical)",
+        per_gpu={device_label(load.device): len(load.digests) for load in loads},
+        detail=detail,
+    )
 
 
 def _sustained(ctx: Context, loads: list[DeviceLoad]) -> CheckResult:
@@ -132,16 +148,32 @@ def _sustained(ctx: Context, loads: list[DeviceLoad]) -> CheckResult:
     data = {"seconds": ctx.options.burn_in_seconds, "series": {device_label(l.device): l.series for l in loads}}
     title = "matmul rate held for the whole burn-in (lowest interval reported)"
     if not per_device:
-        return CheckResult("burnin.sustained_rate", title, FAIL, detail="no device completed a burn-in interval",
-                           data=data)
+        return CheckResult(
+            "burnin.sustained_rate", title, FAIL, detail="no device completed a burn-in interval", data=data
+        )
     if not ctx.on_gpu():
-        return CheckResult("burnin.sustained_rate", title, INFO, min(per_device.values()), "TFLOP/s",
-                           per_gpu=per_device, data=data, detail="CPU path: no GPU expectation applies")
+        return CheckResult(
+            "burnin.sustained_rate",
+            title,
+            INFO,
+            min(per_device.values()),
+            "TFLOP/s",
+            per_gpu=per_device,
+            data=data,
+            detail="CPU path: no GPU expectation applies",
+        )
     dropped = {d: v for d, v in drops.items() if v > RATE_DROP_WARN}
     verdict = WARN if dropped else PASS if drops else INFO
-    return CheckResult("burnin.sustained_rate", title, verdict, min(per_device.values()), "TFLOP/s",
-                       expected=f"last quarter within {RATE_DROP_WARN:.0%} of the first", source="dlbench's choice: "
-                       "a GPU that cannot hold its clocks under sustained load slows down over the run",
-                       per_gpu=per_device, data={**data, "drop": drops},
-                       detail="; ".join(f"GPU {d}: {v:.0%} slower at the end" for d, v in dropped.items())
-                       or ("" if drops else "too short to compare quarters (fewer than 8 intervals)"))
+    return CheckResult(
+        "burnin.sustained_rate",
+        title,
+        verdict,
+        min(per_device.values()),
+        "TFLOP/s",
+        expected=f"last quarter within {RATE_DROP_WARN:.0%} of the first",
+        source="dlbench's choice: a GPU that cannot hold its clocks under sustained load slows down over the run",
+        per_gpu=per_device,
+        data={**data, "drop": drops},
+        detail="; ".join(f"GPU {d}: {v:.0%} slower at the end" for d, v in dropped.items())
+        or ("" if drops else "too short to compare quarters (fewer than 8 intervals)"),
+    )

@@ -33,8 +33,12 @@ SWEEPS = {
     # quick: square shapes that reach the plateau on every current data-centre GPU, and one with a short k
     "quick": Sweep(((4096, 4096, 4096), (8192, 8192, 8192), (8192, 8192, 2048)), warmup=10, iterations=30),
     # long: mamf-finder's counts (50 warm-up, 100 timed) over a grid of multiples of 2048 up to 16384
-    "long": Sweep(tuple((m, n, k) for m in (4096, 8192, 16384) for n in (4096, 8192, 16384)
-                        for k in (2048, 4096, 8192, 16384)), warmup=50, iterations=100, warmup_seconds=30.0),
+    "long": Sweep(
+        tuple((m, n, k) for m in (4096, 8192, 16384) for n in (4096, 8192, 16384) for k in (2048, 4096, 8192, 16384)),
+        warmup=50,
+        iterations=100,
+        warmup_seconds=30.0,
+    ),
     # the CPU path: the same code at sizes a laptop finishes in seconds; no verdict
     "cpu": Sweep(((128, 128, 128), (256, 256, 256)), warmup=1, iterations=3),
 }
@@ -75,9 +79,15 @@ def best_matmul_tflops(torch, device, precision: str, sweep: Sweep) -> tuple[flo
             a = torch.randn(m, k, dtype=dtype, device=device)
             b = torch.randn(k, n, dtype=dtype, device=device)
             out = torch.empty(m, n, dtype=dtype, device=device)
-            # F821: pyflakes takes the `del` below as undefining the lambda's names; the lambda runs before it
-            times = iteration_seconds(torch, device, lambda: torch.mm(a, b, out=out), sweep.warmup,  # noqa: F821
-                                      sweep.iterations, before=flush)
+            # the tensors bound as defaults: the `del` below frees them for the next shape once the timing is done
+            times = iteration_seconds(
+                torch,
+                device,
+                lambda a=a, b=b, out=out: torch.mm(a, b, out=out),
+                sweep.warmup,
+                sweep.iterations,
+                before=flush,
+            )
             per_shape[f"{m}x{n}x{k}"] = shape_tflops(m, n, k, times)
             del a, b, out
     finally:
@@ -116,22 +126,52 @@ def run(ctx: Context) -> list[CheckResult]:
                 label = device_label(device)
                 per_device[label], shapes[label] = float(f"{best:.5g}"), {"best_shape": shape, "tflops": per_shape}
         name, low = judge.slowest(per_device)
-        data = {"sweep": [list(s) for s in sweep.shapes], "warmup": sweep.warmup, "iterations": sweep.iterations,
-                "warmup_seconds": sweep.warmup_seconds, "statistic": "mean of the timed iterations",
-                "per_device": shapes}
+        data = {
+            "sweep": [list(s) for s in sweep.shapes],
+            "warmup": sweep.warmup,
+            "iterations": sweep.iterations,
+            "warmup_seconds": sweep.warmup_seconds,
+            "statistic": "mean of the timed iterations",
+            "per_device": shapes,
+        }
         if not on_gpu:
-            results.append(CheckResult(check_id, title, INFO, low, "TFLOP/s", per_gpu=per_device, data=data,
-                                       detail="measured on the CPU at small sizes: no GPU expectation applies"))
+            results.append(
+                CheckResult(
+                    check_id,
+                    title,
+                    INFO,
+                    low,
+                    "TFLOP/s",
+                    per_gpu=per_device,
+                    data=data,
+                    detail="measured on the CPU at small sizes: no GPU expectation applies",
+                )
+            )
             continue
         gpu_name = device_name(torch, devices[0])
         result = judge.against_reference(
-            check_id, title, low, "TFLOP/s", baselines.matmul_reference(gpu_name, precision),
-            ctx.options.peer_tolerance, can_fail=precision == "bf16",
-            no_reference=baselines.no_reference(gpu_name, len(devices), f"{precision} matmul; no dense peak in "
-                                                "dlbench/data/gpu_peaks.json either"),
-            per_gpu=per_device, data=data)
+            check_id,
+            title,
+            low,
+            "TFLOP/s",
+            baselines.matmul_reference(gpu_name, precision),
+            ctx.options.peer_tolerance,
+            can_fail=precision == "bf16",
+            no_reference=baselines.no_reference(
+                gpu_name, len(devices), f"{precision} matmul; no dense peak in dlbench/data/gpu_peaks.json either"
+            ),
+            per_gpu=per_device,
+            data=data,
+        )
         results.append(judge.name_slowest(result, f"{name} ({gpu_name})"))
         if len(per_device) > 1:
-            results.append(judge.peers(f"compute.peers_{precision}", f"{precision} matmul rate of each GPU against "
-                                       "the median of its peers", per_device, "TFLOP/s", ctx.options.peer_tolerance))
+            results.append(
+                judge.peers(
+                    f"compute.peers_{precision}",
+                    f"{precision} matmul rate of each GPU against the median of its peers",
+                    per_device,
+                    "TFLOP/s",
+                    ctx.options.peer_tolerance,
+                )
+            )
     return results

@@ -34,9 +34,15 @@ def run_probe(client, image: str, with_gpus: bool) -> tuple[dict | None, str]:
     requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])] if with_gpus else []
     try:
         container = client.containers.run(
-            image, ["python3", "-m", "dlbench.validate.probe"], detach=True, network_mode="none",
-            environment={"PYTHONPATH": MOUNT, **DEVICE_ORDER}, volumes={str(package): {"bind": f"{MOUNT}/dlbench", "mode": "ro"}},
-            device_requests=requests, ipc_mode="host" if with_gpus else None)
+            image,
+            ["python3", "-m", "dlbench.validate.probe"],
+            detach=True,
+            network_mode="none",
+            environment={"PYTHONPATH": MOUNT, **DEVICE_ORDER},
+            volumes={str(package): {"bind": f"{MOUNT}/dlbench", "mode": "ro"}},
+            device_requests=requests,
+            ipc_mode="host" if with_gpus else None,
+        )
     except docker.errors.DockerException as error:
         return None, f"the engine could not start the container: {error}"
     try:
@@ -76,14 +82,19 @@ def run(ctx: Context, client=None) -> list[CheckResult]:
         try:
             labels = client.images.pull(image).labels or {}
         except docker.errors.DockerException as error:
-            return [CheckResult("container.image", f"image {image} is present", FAIL,
-                                detail=f"not on this host and the pull failed: {error}")]
+            return [
+                CheckResult(
+                    "container.image",
+                    f"image {image} is present",
+                    FAIL,
+                    detail=f"not on this host and the pull failed: {error}",
+                )
+            ]
     with_gpus = bool(ctx.gpus)
     with ctx.under_load("container"):
         probe, problem = run_probe(client, image, with_gpus)
     if probe is None or "error" in probe:
-        return [CheckResult("container.probe", f"torch runs in {image}", FAIL,
-                            detail=problem or probe["error"])]
+        return [CheckResult("container.probe", f"torch runs in {image}", FAIL, detail=problem or probe["error"])]
     return [_gpus(ctx, probe), _torch(ctx, probe, labels), _matmul(ctx, probe)]
 
 
@@ -93,9 +104,17 @@ def _gpus(ctx: Context, probe: dict) -> CheckResult:
         return skip("container.gpus", title, "no GPU on this host to hand to the container")
     host = [gpu.name for gpu in ctx.gpus]
     verdict = PASS if probe["gpus"] == host else FAIL
-    return CheckResult("container.gpus", title, verdict, len(probe["gpus"]), "GPUs", expected=f"== {host}",
-                       source="NVML on the host", per_gpu={str(i): n for i, n in enumerate(probe["gpus"])},
-                       detail="" if verdict == PASS else "check the NVIDIA Container Toolkit and the device request")
+    return CheckResult(
+        "container.gpus",
+        title,
+        verdict,
+        len(probe["gpus"]),
+        "GPUs",
+        expected=f"== {host}",
+        source="NVML on the host",
+        per_gpu={str(i): n for i, n in enumerate(probe["gpus"])},
+        detail="" if verdict == PASS else "check the NVIDIA Container Toolkit and the device request",
+    )
 
 
 def _torch(ctx: Context, probe: dict, labels: dict) -> CheckResult:
@@ -108,14 +127,26 @@ def _torch(ctx: Context, probe: dict, labels: dict) -> CheckResult:
     if spec:
         wanted.append(("stack.yml", spec["stack_torch_version"], spec.get("stack_torch_cuda_variant", "")))
     if not wanted:
-        return CheckResult("container.torch", "torch in the image as declared", INFO, found,
-                           detail="the image declares no torch version and no stack.yml was given")
+        return CheckResult(
+            "container.torch",
+            "torch in the image as declared",
+            INFO,
+            found,
+            detail="the image declares no torch version and no stack.yml was given",
+        )
     variant = "cpu" if not probe["cuda"] else "cu" + probe["cuda"].replace(".", "")
-    wrong = [f"{where} says {torch} {v}" for where, torch, v in wanted
-             if torch != probe["torch"] or (v and v != variant)]
-    return CheckResult("container.torch", "torch in the image as declared", FAIL if wrong else PASS, found,
-                       expected=" and ".join(f"{t} {v}".strip() for _, t, v in wanted),
-                       source=", ".join(where for where, _, _ in wanted), detail="; ".join(wrong))
+    wrong = [
+        f"{where} says {torch} {v}" for where, torch, v in wanted if torch != probe["torch"] or (v and v != variant)
+    ]
+    return CheckResult(
+        "container.torch",
+        "torch in the image as declared",
+        FAIL if wrong else PASS,
+        found,
+        expected=" and ".join(f"{t} {v}".strip() for _, t, v in wanted),
+        source=", ".join(where for where, _, _ in wanted),
+        detail="; ".join(wrong),
+    )
 
 
 def _matmul(ctx: Context, probe: dict) -> CheckResult:
@@ -124,14 +155,27 @@ def _matmul(ctx: Context, probe: dict) -> CheckResult:
     inside = probe["matmul_tflops"]
     host_check = next((c for c in ctx.results if c.id == f"compute.matmul_{probe['matmul_precision']}"), None)
     if host_check is None or not ctx.on_gpu():
-        return CheckResult("container.matmul", title, INFO, min(inside.values()), "TFLOP/s", per_gpu=inside,
-                           detail="CPU path or no host figure: nothing to compare")
+        return CheckResult(
+            "container.matmul",
+            title,
+            INFO,
+            min(inside.values()),
+            "TFLOP/s",
+            per_gpu=inside,
+            detail="CPU path or no host figure: nothing to compare",
+        )
     ratios = {d: inside[d] / host_check.per_gpu[d] for d in inside if host_check.per_gpu.get(d)}
     if not ratios:
         return CheckResult("container.matmul", title, FAIL, detail="the container measured no GPU the host did")
     worst = min(ratios, key=ratios.get)
-    result = at_least("container.matmul", title, round(ratios[worst], 4), "of the host's",
-                      1 - ctx.options.peer_tolerance, "the host's compute check in this run",
-                      per_gpu={d: round(r, 4) for d, r in ratios.items()})
+    result = at_least(
+        "container.matmul",
+        title,
+        round(ratios[worst], 4),
+        "of the host's",
+        1 - ctx.options.peer_tolerance,
+        "the host's compute check in this run",
+        per_gpu={d: round(r, 4) for d, r in ratios.items()},
+    )
     result.detail = f"GPU {worst}: {inside[worst]:.4g} TFLOP/s inside, {host_check.per_gpu[worst]:.4g} on the host"
     return result

@@ -42,10 +42,17 @@ class Options:
     interval_seconds: float = 1.0  # NVML sampling while the load checks run
 
     def to_dict(self) -> dict:
-        return {"level": self.level, "expect_gpus": self.expect_gpus, "expect_model": self.expect_model,
-                "burn_in_seconds": self.burn_in_seconds, "stack": str(self.stack_path) if self.stack_path else None,
-                "image": self.image, "cpu": self.cpu, "peer_tolerance": self.peer_tolerance,
-                "spec": str(self.spec_path) if self.spec_path else None}
+        return {
+            "level": self.level,
+            "expect_gpus": self.expect_gpus,
+            "expect_model": self.expect_model,
+            "burn_in_seconds": self.burn_in_seconds,
+            "stack": str(self.stack_path) if self.stack_path else None,
+            "image": self.image,
+            "cpu": self.cpu,
+            "peer_tolerance": self.peer_tolerance,
+            "spec": str(self.spec_path) if self.spec_path else None,
+        }
 
 
 @dataclass
@@ -74,11 +81,17 @@ class Context:
             nvml_extra.extend_simulation(self.reader.nvml)
         self.reader.start()
         self.baseline = self.reader.read_all()  # before any load: the counters the run is compared against
-        self.static = {gpu.index: nvml_extra.read_static(self.reader.nvml, gpu.index)
-                       for gpu in self.reader.gpus} if self.reader.up else {}
+        self.static = (
+            {gpu.index: nvml_extra.read_static(self.reader.nvml, gpu.index) for gpu in self.reader.gpus}
+            if self.reader.up
+            else {}
+        )
         # NVLink error counters before any load: the fabric check judges what they grew by during the run
-        self.nvlinks_before = {gpu.index: nvml_extra.read_nvlinks(self.reader.nvml, gpu.index)
-                               for gpu in self.reader.gpus} if self.reader.up else {}
+        self.nvlinks_before = (
+            {gpu.index: nvml_extra.read_nvlinks(self.reader.nvml, gpu.index) for gpu in self.reader.gpus}
+            if self.reader.up
+            else {}
+        )
         self.windows: list[LoadWindow] = []
         self.xid_events: list[tuple[int, int, float]] = []
         self.results: list = []  # the checks done so far, for checks that compare with them (container)
@@ -150,8 +163,9 @@ class Context:
         self.xid_events.extend(self.reader.poll_xid_events())
 
     def load_samples(self, gpu_load_only: bool = False) -> list[tuple[str, float, dict[int, dict]]]:
-        return [(w.label, t, readings) for w in self.windows if w.gpu_load or not gpu_load_only
-                for t, readings in w.samples]
+        return [
+            (w.label, t, readings) for w in self.windows if w.gpu_load or not gpu_load_only for t, readings in w.samples
+        ]
 
     def close(self) -> None:
         self.reader.close()

@@ -30,10 +30,14 @@ from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 NVLINK_INACTIVE = 0  # nvmlNvlinkState NVML_NVLINK_STATE_INACTIVE
 CRC_FAIL_ABOVE = 100  # DCGM pcie plugin crc_error_threshold (nvvs/diag-skus.yaml.in, plugin default)
-ERRORS_SOURCE = ("NVML NVLink data-link counters (NVML_FI_DEV_NVLINK_ERROR_DL_CRC/REPLAY/RECOVERY) before and after "
-                 "the load; DCGM diagnostic: DCGM_FR_NVLINK_ERROR_CRITICAL, CRC threshold 100")
-FABRIC_SOURCE = ("NVML nvmlDeviceGetGpuFabricInfo (NVML_GPU_FABRIC_STATE_COMPLETED, status NVML_SUCCESS); NVIDIA "
-                 "Fabric Manager user guide; systemctl is-active nvidia-fabricmanager where NVML cannot tell")
+ERRORS_SOURCE = (
+    "NVML NVLink data-link counters (NVML_FI_DEV_NVLINK_ERROR_DL_CRC/REPLAY/RECOVERY) before and after "
+    "the load; DCGM diagnostic: DCGM_FR_NVLINK_ERROR_CRITICAL, CRC threshold 100"
+)
+FABRIC_SOURCE = (
+    "NVML nvmlDeviceGetGpuFabricInfo (NVML_GPU_FABRIC_STATE_COMPLETED, status NVML_SUCCESS); NVIDIA "
+    "Fabric Manager user guide; systemctl is-active nvidia-fabricmanager where NVML cannot tell"
+)
 FABRIC_STATES = {1: "not started", 2: "in progress", 3: "completed"}
 SERVICE = "nvidia-fabricmanager"
 
@@ -57,29 +61,56 @@ def _links(ctx: Context, now: dict[int, NvLinks | None]) -> CheckResult:
     present = {i: links for i, links in now.items() if links is not None}
     if not present:
         if reference is not None and reference.value > 0:
-            return CheckResult(check_id, title, FAIL, 0, "links", expected=f"{reference.value:g} links per GPU",
-                               source=reference.source,
-                               detail=f"NVML reports no NVLink on any GPU; a {baselines.model_name(model)} has "
-                                      f"{reference.value:g}: check the baseboard and the driver")
+            return CheckResult(
+                check_id,
+                title,
+                FAIL,
+                0,
+                "links",
+                expected=f"{reference.value:g} links per GPU",
+                source=reference.source,
+                detail=f"NVML reports no NVLink on any GPU; a {baselines.model_name(model)} has "
+                f"{reference.value:g}: check the baseboard and the driver",
+            )
         return skip(check_id, title, "no GPU here reports NVLink links (PCIe cards, consumer GPUs)")
     active = {str(i): sum(state != NVLINK_INACTIVE for state in links.state.values()) for i, links in present.items()}
-    down = {i: sorted(link for link, state in links.state.items() if state == NVLINK_INACTIVE)
-            for i, links in present.items()}
+    down = {
+        i: sorted(link for link, state in links.state.items() if state == NVLINK_INACTIVE)
+        for i, links in present.items()
+    }
     per_gpu = {str(i): f"{active[str(i)]}/{links.count} active" for i, links in present.items()}
     if reference is None:
-        return CheckResult(check_id, title, INFO, min(active.values()), "links", per_gpu=per_gpu,
-                           detail=baselines.no_reference(model, len(names), "NVLink links per GPU"))
+        return CheckResult(
+            check_id,
+            title,
+            INFO,
+            min(active.values()),
+            "links",
+            per_gpu=per_gpu,
+            detail=baselines.no_reference(model, len(names), "NVLink links per GPU"),
+        )
     expected = int(reference.value)
     problems = [f"GPU {i} link {', '.join(map(str, links))} inactive" for i, links in down.items() if links]
-    problems += [f"GPU {i} has {present[i].count} links, a {baselines.model_name(model)} has {expected}"
-                 for i in present if present[i].count != expected]
+    problems += [
+        f"GPU {i} has {present[i].count} links, a {baselines.model_name(model)} has {expected}"
+        for i in present
+        if present[i].count != expected
+    ]
     problems += [f"GPU {i} reports no NVLink" for i in names if i not in present and expected > 0]
     detail = "; ".join(problems)
     if problems:
         detail += ": reseat the GPU or its baseboard, check `nvidia-smi nvlink -s`, then the vendor's RMA process"
-    return CheckResult(check_id, title, FAIL if problems else PASS, min(active.values()), "links",
-                       expected=f"{expected} active links on every GPU, none inactive", source=reference.source,
-                       per_gpu=per_gpu, detail=detail)
+    return CheckResult(
+        check_id,
+        title,
+        FAIL if problems else PASS,
+        min(active.values()),
+        "links",
+        expected=f"{expected} active links on every GPU, none inactive",
+        source=reference.source,
+        per_gpu=per_gpu,
+        detail=detail,
+    )
 
 
 def _errors(ctx: Context, now: dict[int, NvLinks | None]) -> CheckResult:
@@ -98,47 +129,92 @@ def _errors(ctx: Context, now: dict[int, NvLinks | None]) -> CheckResult:
                     grown.setdefault(str(index), {}).setdefault(counter, {})[str(link)] = delta
     if not counted:
         return skip(check_id, title, "no GPU here reports NVLink error counters")
-    totals = {counter: sum(n for per_gpu in grown.values() for n in per_gpu.get(counter, {}).values())
-              for counter in NVLINK_ERROR_FIELDS}
-    failing = [i for i, counters in grown.items()
-               if counters.get("recovery") or sum(counters.get("crc", {}).values()) > CRC_FAIL_ABOVE]
+    totals = {
+        counter: sum(n for per_gpu in grown.values() for n in per_gpu.get(counter, {}).values())
+        for counter in NVLINK_ERROR_FIELDS
+    }
+    failing = [
+        i
+        for i, counters in grown.items()
+        if counters.get("recovery") or sum(counters.get("crc", {}).values()) > CRC_FAIL_ABOVE
+    ]
     verdict = FAIL if failing else WARN if grown else PASS
-    detail = "; ".join(f"GPU {i}: " + ", ".join(f"{counter} +{n} on link {link}" for counter, per_link in
-                                                counters.items() for link, n in per_link.items())
-                       for i, counters in grown.items())
+    detail = "; ".join(
+        f"GPU {i}: "
+        + ", ".join(
+            f"{counter} +{n} on link {link}" for counter, per_link in counters.items() for link, n in per_link.items()
+        )
+        for i, counters in grown.items()
+    )
     if failing:
-        detail += (f"; GPU {', '.join(failing)}: link errors beyond what a healthy link shows under load: check the "
-                   "link (`nvidia-smi nvlink -e`), reseat, then RMA")
-    return CheckResult(check_id, title, verdict, sum(totals.values()), "errors",
-                       expected=f"no increase; FAIL on any recovery or more than {CRC_FAIL_ABOVE} CRC errors, WARN "
-                                "on fewer CRC or any replay errors",
-                       source=ERRORS_SOURCE, per_gpu=grown, data={"totals": totals}, detail=detail)
+        detail += (
+            f"; GPU {', '.join(failing)}: link errors beyond what a healthy link shows under load: check the "
+            "link (`nvidia-smi nvlink -e`), reseat, then RMA"
+        )
+    return CheckResult(
+        check_id,
+        title,
+        verdict,
+        sum(totals.values()),
+        "errors",
+        expected=f"no increase; FAIL on any recovery or more than {CRC_FAIL_ABOVE} CRC errors, WARN "
+        "on fewer CRC or any replay errors",
+        source=ERRORS_SOURCE,
+        per_gpu=grown,
+        data={"totals": totals},
+        detail=detail,
+    )
 
 
 def _fabric_manager(ctx: Context, service: Callable[[], str | None]) -> CheckResult:
     check_id, title = "fabric.manager", "GPUs registered with Fabric Manager (NVSwitch systems)"
     reported = {str(i): s for i, s in ctx.static.items() if s.fabric_state is not None}
     if reported:
-        per_gpu = {i: FABRIC_STATES.get(s.fabric_state, str(s.fabric_state))
-                      + ("" if s.fabric_status == 0 else f", status {s.fabric_status}") for i, s in reported.items()}
+        per_gpu = {
+            i: FABRIC_STATES.get(s.fabric_state, str(s.fabric_state))
+            + ("" if s.fabric_status == 0 else f", status {s.fabric_status}")
+            for i, s in reported.items()
+        }
         bad = sorted((i for i, s in reported.items() if s.fabric_state != 3 or s.fabric_status != 0), key=int)
-        detail = (f"GPU {', '.join(bad)} not registered: `systemctl status {SERVICE}`, its log "
-                  "(/var/log/fabricmanager.log), and the driver and Fabric Manager versions must match"
-                  if bad else "")
-        return CheckResult(check_id, title, FAIL if bad else PASS, f"{len(reported) - len(bad)}/{len(reported)} GPUs",
-                           expected="state completed, status success on every GPU", source=FABRIC_SOURCE,
-                           per_gpu=per_gpu, detail=detail)
+        detail = (
+            f"GPU {', '.join(bad)} not registered: `systemctl status {SERVICE}`, its log "
+            "(/var/log/fabricmanager.log), and the driver and Fabric Manager versions must match"
+            if bad
+            else ""
+        )
+        return CheckResult(
+            check_id,
+            title,
+            FAIL if bad else PASS,
+            f"{len(reported) - len(bad)}/{len(reported)} GPUs",
+            expected="state completed, status success on every GPU",
+            source=FABRIC_SOURCE,
+            per_gpu=per_gpu,
+            detail=detail,
+        )
     if not ctx.pci_nvswitches:
-        return skip(check_id, title, "no NVSwitch on the PCI bus and NVML reports no fabric state: no Fabric "
-                                     "Manager needed")
+        return skip(
+            check_id, title, "no NVSwitch on the PCI bus and NVML reports no fabric state: no Fabric Manager needed"
+        )
     state = service()
     if state is None:
-        return skip(check_id, title, f"{len(ctx.pci_nvswitches)} NVSwitches on the bus but systemd cannot be asked "
-                                     f"whether {SERVICE} runs")
-    return CheckResult(check_id, title, PASS if state == "active" else FAIL, state,
-                       expected=f"{SERVICE} active", source=FABRIC_SOURCE,
-                       detail="" if state == "active" else f"{len(ctx.pci_nvswitches)} NVSwitches and {SERVICE} is "
-                       f"{state}: `sudo systemctl enable --now {SERVICE}` (same version as the driver)")
+        return skip(
+            check_id,
+            title,
+            f"{len(ctx.pci_nvswitches)} NVSwitches on the bus but systemd cannot be asked whether {SERVICE} runs",
+        )
+    return CheckResult(
+        check_id,
+        title,
+        PASS if state == "active" else FAIL,
+        state,
+        expected=f"{SERVICE} active",
+        source=FABRIC_SOURCE,
+        detail=""
+        if state == "active"
+        else f"{len(ctx.pci_nvswitches)} NVSwitches and {SERVICE} is "
+        f"{state}: `sudo systemctl enable --now {SERVICE}` (same version as the driver)",
+    )
 
 
 def run(ctx: Context, service: Callable[[], str | None] = service_state) -> list[CheckResult]:

@@ -35,9 +35,16 @@ from dlbench.telemetry.fake_nvml import FakeNvml, _error
 
 # The VBIOS an HGX H100 fleet was held to in imbue-ai/cluster-health (health_checks/config.json: 96.00.99.00.01);
 # the others are illustrative values in the same printed form.
-VBIOS = {"h100-sxm": "96.00.99.00.01", "h100-mig": "96.00.99.00.01", "h200": "96.00.b3.00.01", "a100": "92.00.45.00.06",
-         "a100-mig": "92.00.45.00.06", "v100": "88.00.43.00.01", "rtx4090": "95.02.18.80.5f",
-         "rtx6000-ada": "95.02.5d.00.01"}
+VBIOS = {
+    "h100-sxm": "96.00.99.00.01",
+    "h100-mig": "96.00.99.00.01",
+    "h200": "96.00.b3.00.01",
+    "a100": "92.00.45.00.06",
+    "a100-mig": "92.00.45.00.06",
+    "v100": "88.00.43.00.01",
+    "rtx4090": "95.02.18.80.5f",
+    "rtx6000-ada": "95.02.5d.00.01",
+}
 
 
 class ValidationFakeNvml(FakeNvml):

@@ -24,8 +24,11 @@ MIB = 2**20
 # large messages (nccl-tests doc/PERFORMANCE.md: small sizes measure latency, large ones bandwidth; the figures come
 # from sweeps to 8 GiB); a sweep that stops at 256 MiB reads low on healthy NVLink. Both levels go to 1 GiB at least;
 # long goes to 16 GiB, the size Azure's health checks judge 8-GPU nodes at (check_nccl_allreduce ... 16G).
-SIZES = {"quick": [MIB, 16 * MIB, 256 * MIB, 1024 * MIB], "long": [MIB * 4**i for i in range(8)],
-         "cpu": [4096, 256 * 1024, 4 * MIB]}
+SIZES = {
+    "quick": [MIB, 16 * MIB, 256 * MIB, 1024 * MIB],
+    "long": [MIB * 4**i for i in range(8)],
+    "cpu": [4096, 256 * 1024, 4 * MIB],
+}
 ITERATIONS = {"quick": (5, 20), "long": (5, 50), "cpu": (1, 5)}
 TIMEOUT_SECONDS = 600
 
@@ -42,8 +45,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, backend: str, use_cuda: bool, sizes: list[int], warmup: int,
-            iterations: int, results) -> None:
+def _worker(
+    rank: int,
+    world: int,
+    port: int,
+    backend: str,
+    use_cuda: bool,
+    sizes: list[int],
+    warmup: int,
+    iterations: int,
+    results,
+) -> None:
     import torch
     import torch.distributed as dist
 
@@ -83,8 +95,12 @@ def all_reduce(ranks: int, use_cuda: bool, level: str) -> dict:
     results = spawn.Queue()
     port, sizes, (warmup, iterations) = _free_port(), SIZES[level], ITERATIONS[level]
     backend = "nccl" if use_cuda else "gloo"
-    processes = [spawn.Process(target=_worker, args=(rank, ranks, port, backend, use_cuda, sizes, warmup, iterations,
-                                                     results), daemon=True) for rank in range(ranks)]
+    processes = [
+        spawn.Process(
+            target=_worker, args=(rank, ranks, port, backend, use_cuda, sizes, warmup, iterations, results), daemon=True
+        )
+        for rank in range(ranks)
+    ]
     for process in processes:
         process.start()
     try:
@@ -115,18 +131,43 @@ def run(ctx: Context) -> list[CheckResult]:
         outcome = all_reduce(ranks, on_gpu, level)
     if "error" in outcome:
         return [CheckResult(check_id, title, FAIL, detail=outcome["error"])]
-    sweep = {str(nbytes): dict(zip(("algbw_gbs", "busbw_gbs"), (round(v, 3) for v in bus_bandwidth(nbytes, s, ranks))))
-             for nbytes, s in outcome["seconds"].items()}
+    sweep = {
+        str(nbytes): dict(zip(("algbw_gbs", "busbw_gbs"), (round(v, 3) for v in bus_bandwidth(nbytes, s, ranks))))
+        for nbytes, s in outcome["seconds"].items()
+    }
     best = max(point["busbw_gbs"] for point in sweep.values())
     data = {"ranks": ranks, "backend": "nccl" if on_gpu else "gloo", "sweep": sweep}
-    correct = CheckResult("interconnect.allreduce_correct", "all-reduce sums correctly on every rank",
-                          PASS if outcome["correct"] else FAIL, outcome["correct"], expected="sum of 1..n everywhere")
+    correct = CheckResult(
+        "interconnect.allreduce_correct",
+        "all-reduce sums correctly on every rank",
+        PASS if outcome["correct"] else FAIL,
+        outcome["correct"],
+        expected="sum of 1..n everywhere",
+    )
     if not on_gpu:
-        return [correct, CheckResult(check_id, title, INFO, best, "GB/s", data=data,
-                                     detail="gloo across two CPU processes: no GPU expectation applies")]
+        return [
+            correct,
+            CheckResult(
+                check_id,
+                title,
+                INFO,
+                best,
+                "GB/s",
+                data=data,
+                detail="gloo across two CPU processes: no GPU expectation applies",
+            ),
+        ]
     gpu_name = device_name(torch, ctx.compute_devices()[0])
     reference: Expectation | None = allreduce_reference(gpu_name, ranks)
-    result = judge.against_reference(check_id, title, best, "GB/s", reference, ctx.options.peer_tolerance,
-                                     can_fail=True, data=data,
-                                     no_reference=baselines.no_reference(gpu_name, ranks, "all-reduce busbw"))
+    result = judge.against_reference(
+        check_id,
+        title,
+        best,
+        "GB/s",
+        reference,
+        ctx.options.peer_tolerance,
+        can_fail=True,
+        data=data,
+        no_reference=baselines.no_reference(gpu_name, ranks, "all-reduce busbw"),
+    )
     return [correct, result]

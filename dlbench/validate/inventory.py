@@ -27,12 +27,22 @@ def run(ctx: Context) -> list[CheckResult]:
     count = len(gpus)
     if options.expect_gpus is not None:
         verdict = PASS if count == options.expect_gpus else FAIL
-        results.append(CheckResult("inventory.gpu_count", "number of GPUs", verdict, count, "GPUs",
-                                   expected=f"== {options.expect_gpus}", source="--expect-gpus",
-                                   detail="" if verdict == PASS else _no_gpu(ctx) if not count else ""))
+        results.append(
+            CheckResult(
+                "inventory.gpu_count",
+                "number of GPUs",
+                verdict,
+                count,
+                "GPUs",
+                expected=f"== {options.expect_gpus}",
+                source="--expect-gpus",
+                detail="" if verdict == PASS else _no_gpu(ctx) if not count else "",
+            )
+        )
     elif count:
-        results.append(CheckResult("inventory.gpu_count", "number of GPUs", INFO, count, "GPUs",
-                                   detail="no --expect-gpus given"))
+        results.append(
+            CheckResult("inventory.gpu_count", "number of GPUs", INFO, count, "GPUs", detail="no --expect-gpus given")
+        )
     elif ctx.pci_gpus:
         results.append(_driver_not_answering(ctx))
     else:
@@ -48,9 +58,16 @@ def run(ctx: Context) -> list[CheckResult]:
 def _driver_not_answering(ctx: Context) -> CheckResult:
     """NVIDIA GPUs on the PCI bus but none in NVML: the driver is missing, not loaded or broken (e.g. built for
     another kernel). An acceptance run must not mistake that host for a CPU-only one."""
-    return CheckResult("inventory.gpu_count", "number of GPUs", FAIL, 0, "GPUs",
-                       expected=f"== {len(ctx.pci_gpus)} (the NVIDIA GPUs on the PCI bus)", source=PCI_SOURCE,
-                       detail=_no_gpu(ctx))
+    return CheckResult(
+        "inventory.gpu_count",
+        "number of GPUs",
+        FAIL,
+        0,
+        "GPUs",
+        expected=f"== {len(ctx.pci_gpus)} (the NVIDIA GPUs on the PCI bus)",
+        source=PCI_SOURCE,
+        detail=_no_gpu(ctx),
+    )
 
 
 def _model(ctx: Context) -> CheckResult:
@@ -62,8 +79,16 @@ def _model(ctx: Context) -> CheckResult:
         wrong = {i: n for i, n in names.items() if expected.lower() not in n.lower()}
         verdict = FAIL if wrong else PASS
         detail = "; ".join(f"GPU {i} is {n}" for i, n in wrong.items())
-        return CheckResult("inventory.gpu_model", title, verdict, " + ".join(distinct),
-                           expected=f"contains {expected!r}", source="--expect-model", detail=detail, per_gpu=names)
+        return CheckResult(
+            "inventory.gpu_model",
+            title,
+            verdict,
+            " + ".join(distinct),
+            expected=f"contains {expected!r}",
+            source="--expect-model",
+            detail=detail,
+            per_gpu=names,
+        )
     verdict = WARN if len(distinct) > 1 else INFO
     detail = "mixed GPU models in one host" if len(distinct) > 1 else "no --expect-model given"
     return CheckResult("inventory.gpu_model", title, verdict, " + ".join(distinct), detail=detail, per_gpu=names)
@@ -76,23 +101,38 @@ def _memory(ctx: Context) -> CheckResult:
     largest = max(per_gpu.values())
     short = {i: v for i, v in per_gpu.items() if v < 0.99 * largest}
     verdict = FAIL if short else PASS
-    return CheckResult("inventory.gpu_memory", "GPU memory, the same on every GPU of the model", verdict,
-                       round(min(per_gpu.values()) / 2**30, 2), "GiB", expected=f">= 99% of {largest / 2**30:.2f} GiB",
-                       source=NVML_SOURCE, per_gpu={i: round(v / 2**30, 2) for i, v in per_gpu.items()},
-                       detail="; ".join(f"GPU {i} reports {v / 2**30:.2f} GiB" for i, v in short.items()))
+    return CheckResult(
+        "inventory.gpu_memory",
+        "GPU memory, the same on every GPU of the model",
+        verdict,
+        round(min(per_gpu.values()) / 2**30, 2),
+        "GiB",
+        expected=f">= 99% of {largest / 2**30:.2f} GiB",
+        source=NVML_SOURCE,
+        per_gpu={i: round(v / 2**30, 2) for i, v in per_gpu.items()},
+        detail="; ".join(f"GPU {i} reports {v / 2**30:.2f} GiB" for i, v in short.items()),
+    )
 
 
-def _per_gpu_mode(ctx: Context, check_id: str, title: str, field: str, good, bad_verdict: str, source: str,
-                  unsupported: str) -> CheckResult:
+def _per_gpu_mode(
+    ctx: Context, check_id: str, title: str, field: str, good, bad_verdict: str, source: str, unsupported: str
+) -> CheckResult:
     values = {str(i): getattr(state, field) for i, state in ctx.static.items()}
     known = {i: v for i, v in values.items() if v is not None}
     if not known:
         return skip(check_id, title, unsupported)
     bad = sorted(i for i, v in known.items() if v != good)
     verdict = bad_verdict if bad else PASS
-    return CheckResult(check_id, title, verdict, f"{len(known) - len(bad)}/{len(known)} GPUs",
-                       expected=f"{field.replace('_', ' ')} = {good} on every GPU", source=source,
-                       per_gpu=known, detail=f"GPUs {', '.join(bad)} differ" if bad else "")
+    return CheckResult(
+        check_id,
+        title,
+        verdict,
+        f"{len(known) - len(bad)}/{len(known)} GPUs",
+        expected=f"{field.replace('_', ' ')} = {good} on every GPU",
+        source=source,
+        per_gpu=known,
+        detail=f"GPUs {', '.join(bad)} differ" if bad else "",
+    )
 
 
 def _ecc_mode(ctx: Context) -> CheckResult:
@@ -114,21 +154,38 @@ def _ecc_mode(ctx: Context) -> CheckResult:
     if turned_off:
         notes.append(f"ECC is off on GPU {', '.join(turned_off)}, a card that ships with it on")
     if shipped_off:
-        notes.append(f"ECC is off on GPU {', '.join(shipped_off)}, as this workstation card ships; on, it guards "
-                     "training against silent memory errors for a little memory and bandwidth")
+        notes.append(
+            f"ECC is off on GPU {', '.join(shipped_off)}, as this workstation card ships; on, it guards "
+            "training against silent memory errors for a little memory and bandwidth"
+        )
     if turned_off or shipped_off:
-        notes.append(f"turn it on with: {_ecc_on_command(sorted(turned_off + shipped_off, key=int), len(states))}, "
-                     "then reboot")
+        notes.append(
+            f"turn it on with: {_ecc_on_command(sorted(turned_off + shipped_off, key=int), len(states))}, then reboot"
+        )
     if without:
         notes.append(f"GPU {', '.join(without)} has no ECC")
-    per_gpu = {i: "no ECC" if i not in with_ecc else "on" if with_ecc[i].ecc_enabled
-               else "off (ships off)" if i in shipped_off else "off" for i in states}
+    per_gpu = {
+        i: "no ECC"
+        if i not in with_ecc
+        else "on"
+        if with_ecc[i].ecc_enabled
+        else "off (ships off)"
+        if i in shipped_off
+        else "off"
+        for i in states
+    }
     enabled = len(with_ecc) - len(turned_off) - len(shipped_off)
-    return CheckResult(check_id, title, FAIL if turned_off else WARN if shipped_off else PASS,
-                       f"{enabled}/{len(with_ecc)} GPUs with ECC", expected="ECC on for every GPU that has it",
-                       source="NVML nvmlDeviceGetEccMode and nvmlDeviceGetDefaultEccMode (the mode the card ships "
-                       "with: on for data-centre cards, off for workstation cards); nvidia-smi -e",
-                       per_gpu=per_gpu, detail="; ".join(notes))
+    return CheckResult(
+        check_id,
+        title,
+        FAIL if turned_off else WARN if shipped_off else PASS,
+        f"{enabled}/{len(with_ecc)} GPUs with ECC",
+        expected="ECC on for every GPU that has it",
+        source="NVML nvmlDeviceGetEccMode and nvmlDeviceGetDefaultEccMode (the mode the card ships "
+        "with: on for data-centre cards, off for workstation cards); nvidia-smi -e",
+        per_gpu=per_gpu,
+        detail="; ".join(notes),
+    )
 
 
 def _ecc_on_command(gpus: list[str], gpu_count: int) -> str:
@@ -141,20 +198,44 @@ def _ecc_on_command(gpus: list[str], gpu_count: int) -> str:
 
 def _modes(ctx: Context) -> list[CheckResult]:
     results = [
-        _per_gpu_mode(ctx, "inventory.persistence_mode", "persistence mode", "persistence_enabled", True, WARN,
-                      "NVIDIA driver persistence documentation: keep the driver loaded on compute nodes",
-                      "NVML does not report persistence mode"),
+        _per_gpu_mode(
+            ctx,
+            "inventory.persistence_mode",
+            "persistence mode",
+            "persistence_enabled",
+            True,
+            WARN,
+            "NVIDIA driver persistence documentation: keep the driver loaded on compute nodes",
+            "NVML does not report persistence mode",
+        ),
         _ecc_mode(ctx),
-        _per_gpu_mode(ctx, "inventory.mig_mode", "MIG disabled (whole GPUs)", "mig_enabled", False, WARN,
-                      "MIG user guide: with MIG on, a process sees one GPU instance, not the whole GPU",
-                      "no GPU here supports MIG"),
+        _per_gpu_mode(
+            ctx,
+            "inventory.mig_mode",
+            "MIG disabled (whole GPUs)",
+            "mig_enabled",
+            False,
+            WARN,
+            "MIG user guide: with MIG on, a process sees one GPU instance, not the whole GPU",
+            "no GPU here supports MIG",
+        ),
     ]
-    pending = [str(i) for i, s in ctx.static.items()
-               if (s.ecc_pending is not None and s.ecc_pending != s.ecc_enabled)
-               or (s.mig_pending is not None and s.mig_pending != s.mig_enabled)]
+    pending = [
+        str(i)
+        for i, s in ctx.static.items()
+        if (s.ecc_pending is not None and s.ecc_pending != s.ecc_enabled)
+        or (s.mig_pending is not None and s.mig_pending != s.mig_enabled)
+    ]
     if pending:
-        results.append(CheckResult("inventory.pending_mode_change", "no ECC or MIG change waiting for a GPU reset",
-                                   WARN, ", ".join(pending), detail="reset these GPUs (or reboot) to apply it"))
+        results.append(
+            CheckResult(
+                "inventory.pending_mode_change",
+                "no ECC or MIG change waiting for a GPU reset",
+                WARN,
+                ", ".join(pending),
+                detail="reset these GPUs (or reboot) to apply it",
+            )
+        )
     return results
 
 
@@ -181,8 +262,13 @@ def pcie_link(ctx: Context) -> CheckResult:
     if not per_gpu:
         return skip(check_id, title, "NVML does not report the PCIe link")
     verdict = FAIL if down else PASS
-    return CheckResult(check_id, title, verdict, f"{len(per_gpu) - len(down)}/{len(per_gpu)} GPUs at maximum",
-                       expected="current link = maximum link (nvmlDeviceGetMaxPcieLinkGeneration/Width) under load",
-                       source=NVML_SOURCE, per_gpu=per_gpu,
-                       detail=f"downtrained link on GPU {', '.join(down)}: reseat the card or check the riser/slot"
-                       if down else "")
+    return CheckResult(
+        check_id,
+        title,
+        verdict,
+        f"{len(per_gpu) - len(down)}/{len(per_gpu)} GPUs at maximum",
+        expected="current link = maximum link (nvmlDeviceGetMaxPcieLinkGeneration/Width) under load",
+        source=NVML_SOURCE,
+        per_gpu=per_gpu,
+        detail=f"downtrained link on GPU {', '.join(down)}: reseat the card or check the riser/slot" if down else "",
+    )

@@ -24,8 +24,10 @@ PCIE_LANE_GBS = {1: 0.25, 2: 0.5, 3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}
 # Packet headers and flow control leave about 80% of that for payload at large transfers (CUDA bandwidthTest and
 # nvbandwidth measure 25-26 GB/s on Gen4 x16, 50-55 GB/s on Gen5 x16); 0.70 of the raw rate is the PASS floor.
 PCIE_PASS_FRACTION, PCIE_FAIL_FRACTION = 0.70, 0.50
-PCIE_SOURCE = ("PCI-SIG PCIe base specification lane rates after encoding; about 80% payload efficiency as CUDA "
-               "bandwidthTest/nvbandwidth measure it")
+PCIE_SOURCE = (
+    "PCI-SIG PCIe base specification lane rates after encoding; about 80% payload efficiency as CUDA "
+    "bandwidthTest/nvbandwidth measure it"
+)
 
 
 def _level(ctx: Context) -> str:
@@ -72,23 +74,42 @@ def _measure_each(ctx: Context, label: str, devices, measure) -> dict[str, dict[
 
 
 def _device_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult]:
-    per_kind = _measure_each(ctx, "memory.device", devices,
-                             lambda device: device_bandwidth(torch, device, DEVICE_BYTES[level], level))
+    per_kind = _measure_each(
+        ctx, "memory.device", devices, lambda device: device_bandwidth(torch, device, DEVICE_BYTES[level], level)
+    )
     results = []
     for kind, per_device in per_kind.items():
         check_id, title = f"memory.device_{kind}", f"device memory {kind} bandwidth (STREAM-like), slowest device"
         name, low = judge.slowest(per_device)
         data = {"bytes": DEVICE_BYTES[level]}
         if level == "cpu":
-            results.append(CheckResult(check_id, title, INFO, low, "GB/s", per_gpu=per_device, data=data,
-                                       detail="host memory measured on the CPU path: no GPU expectation applies"))
+            results.append(
+                CheckResult(
+                    check_id,
+                    title,
+                    INFO,
+                    low,
+                    "GB/s",
+                    per_gpu=per_device,
+                    data=data,
+                    detail="host memory measured on the CPU path: no GPU expectation applies",
+                )
+            )
             continue
         gpu_name = device_name(torch, devices[0])
         reference = baselines.memory_reference(gpu_name, _memory_gib(ctx, name))
         result = judge.against_reference(
-            check_id, title, low, "GB/s", reference[1] if reference else None, ctx.options.peer_tolerance,
-            can_fail=True, no_reference=baselines.no_reference(gpu_name, len(devices), "memory bandwidth"),
-            per_gpu=per_device, data={**data, "datasheet_gbs": reference[0] if reference else None})
+            check_id,
+            title,
+            low,
+            "GB/s",
+            reference[1] if reference else None,
+            ctx.options.peer_tolerance,
+            can_fail=True,
+            no_reference=baselines.no_reference(gpu_name, len(devices), "memory bandwidth"),
+            per_gpu=per_device,
+            data={**data, "datasheet_gbs": reference[0] if reference else None},
+        )
         results.append(judge.name_slowest(result, name))
     return results
 
@@ -105,16 +126,26 @@ def pcie_reference(ctx: Context, label: str) -> Expectation | None:
 
 
 def _host_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult]:
-    per_direction = _measure_each(ctx, "memory.host", devices,
-                                  lambda device: host_bandwidth(torch, device, HOST_BYTES[level], level))
+    per_direction = _measure_each(
+        ctx, "memory.host", devices, lambda device: host_bandwidth(torch, device, HOST_BYTES[level], level)
+    )
     results = []
     words = {"h2d": "host-to-device", "d2h": "device-to-host"}
     for direction, per_device in per_direction.items():
         check_id, title = f"memory.{direction}", f"pinned {words[direction]} bandwidth, slowest device"
         name, low = judge.slowest(per_device)
         if level == "cpu":
-            results.append(CheckResult(check_id, title, INFO, low, "GB/s", per_gpu=per_device,
-                                       detail="host-to-host copy on the CPU path: no PCIe link to judge"))
+            results.append(
+                CheckResult(
+                    check_id,
+                    title,
+                    INFO,
+                    low,
+                    "GB/s",
+                    per_gpu=per_device,
+                    detail="host-to-host copy on the CPU path: no PCIe link to judge",
+                )
+            )
             continue
         verdicts = {}
         for label, gbs in per_device.items():
@@ -122,13 +153,30 @@ def _host_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult]:
             verdicts[label] = None if reference is None else gbs / reference.value
         judged = {k: v for k, v in verdicts.items() if v is not None}
         if not judged:
-            results.append(CheckResult(check_id, title, INFO, low, "GB/s", per_gpu=per_device,
-                                       detail="NVML does not report the PCIe link maximum: no expectation"))
+            results.append(
+                CheckResult(
+                    check_id,
+                    title,
+                    INFO,
+                    low,
+                    "GB/s",
+                    per_gpu=per_device,
+                    detail="NVML does not report the PCIe link maximum: no expectation",
+                )
+            )
             continue
         worst = min(judged, key=judged.get)
         reference = pcie_reference(ctx, worst)
-        result = judge.at_least_fraction(check_id, title, per_device[worst], "GB/s", reference, PCIE_PASS_FRACTION,
-                                         PCIE_FAIL_FRACTION, per_gpu=per_device)
+        result = judge.at_least_fraction(
+            check_id,
+            title,
+            per_device[worst],
+            "GB/s",
+            reference,
+            PCIE_PASS_FRACTION,
+            PCIE_FAIL_FRACTION,
+            per_gpu=per_device,
+        )
         result.detail = f"lowest fraction of its link: GPU {worst}"
         results.append(result)
     return results

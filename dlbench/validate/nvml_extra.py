@@ -40,8 +40,11 @@ class NvLinks:
     errors: dict[str, dict[int, int]]  # "crc" / "replay" / "recovery" -> link -> count
 
 
-NVLINK_ERROR_FIELDS = {"crc": "NVML_FI_DEV_NVLINK_ERROR_DL_CRC", "replay": "NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY",
-                       "recovery": "NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY"}
+NVLINK_ERROR_FIELDS = {
+    "crc": "NVML_FI_DEV_NVLINK_ERROR_DL_CRC",
+    "replay": "NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY",
+    "recovery": "NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY",
+}
 
 
 def _fields(nvml: Any, handle, ids: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
@@ -50,8 +53,7 @@ def _fields(nvml: Any, handle, ids: list[tuple[int, int]]) -> dict[tuple[int, in
         values = nvml.nvmlDeviceGetFieldValues(handle, ids)
     except (AttributeError, nvml.NVMLError):
         return {}
-    return {(int(v.fieldId), int(v.scopeId)): int(v.value.ullVal) for v in values
-            if v.nvmlReturn == nvml.NVML_SUCCESS}
+    return {(int(v.fieldId), int(v.scopeId)): int(v.value.ullVal) for v in values if v.nvmlReturn == nvml.NVML_SUCCESS}
 
 
 def read_nvlinks(nvml: Any, index: int) -> NvLinks | None:
@@ -60,14 +62,20 @@ def read_nvlinks(nvml: Any, index: int) -> NvLinks | None:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
     except nvml.NVMLError:
         return None
-    count = _fields(nvml, handle, [(nvml.NVML_FI_DEV_NVLINK_LINK_COUNT, 0)]).get((nvml.NVML_FI_DEV_NVLINK_LINK_COUNT, 0))
+    count = _fields(nvml, handle, [(nvml.NVML_FI_DEV_NVLINK_LINK_COUNT, 0)]).get(
+        (nvml.NVML_FI_DEV_NVLINK_LINK_COUNT, 0)
+    )
     if not count:
         return None
-    ids = {"state": nvml.NVML_FI_DEV_NVLINK_GET_STATE,
-           **{name: getattr(nvml, field) for name, field in NVLINK_ERROR_FIELDS.items()}}
+    ids = {
+        "state": nvml.NVML_FI_DEV_NVLINK_GET_STATE,
+        **{name: getattr(nvml, field) for name, field in NVLINK_ERROR_FIELDS.items()},
+    }
     values = _fields(nvml, handle, [(field, link) for field in ids.values() for link in range(count)])
-    per_link = {name: {link: values[(field, link)] for link in range(count) if (field, link) in values}
-                for name, field in ids.items()}
+    per_link = {
+        name: {link: values[(field, link)] for link in range(count) if (field, link) in values}
+        for name, field in ids.items()
+    }
     return NvLinks(count, per_link.pop("state"), per_link)
 
 
@@ -98,16 +106,22 @@ def read_static(nvml: Any, index: int) -> StaticState:
         state.mig_enabled, state.mig_pending = (mode == nvml.NVML_DEVICE_MIG_ENABLE for mode in mig)
     state.pcie_max_generation = _value(nvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle)
     state.pcie_max_width = _value(nvml, "nvmlDeviceGetMaxPcieLinkWidth", handle)
-    pages = [_value(nvml, "nvmlDeviceGetRetiredPages", handle, cause)
-             for cause in (nvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
-                           nvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)]
+    pages = [
+        _value(nvml, "nvmlDeviceGetRetiredPages", handle, cause)
+        for cause in (
+            nvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
+            nvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
+        )
+    ]
     if all(p is not None for p in pages):
         state.retired_pages = sum(len(p) for p in pages)
     pending = _value(nvml, "nvmlDeviceGetRetiredPagesPendingStatus", handle)
     if pending is not None:
         state.retired_pages_pending = pending == nvml.NVML_FEATURE_ENABLED
-    for attribute, call in (("power_default_limit_watts", "nvmlDeviceGetPowerManagementDefaultLimit"),
-                            ("power_enforced_limit_watts", "nvmlDeviceGetEnforcedPowerLimit")):
+    for attribute, call in (
+        ("power_default_limit_watts", "nvmlDeviceGetPowerManagementDefaultLimit"),
+        ("power_enforced_limit_watts", "nvmlDeviceGetEnforcedPowerLimit"),
+    ):
         milliwatts = _value(nvml, call, handle)
         if milliwatts is not None:
             setattr(state, attribute, milliwatts / 1000.0)

@@ -17,8 +17,10 @@ from dlbench.validate.timing import iteration_seconds
 
 BYTES = {"quick": 256 * 2**20, "long": 2**30}
 ITERATIONS = {"quick": (3, 10), "long": (5, 30)}  # (warm-up, timed)
-SOURCE = ("every pair of an NVLink/NVSwitch node runs at the same rate (nvbandwidth, p2pBandwidthLatencyTest); "
-          "pairs across CPU sockets of a PCIe host are slower by design")
+SOURCE = (
+    "every pair of an NVLink/NVSwitch node runs at the same rate (nvbandwidth, p2pBandwidthLatencyTest); "
+    "pairs across CPU sockets of a PCIe host are slower by design"
+)
 CHECK_ID, TITLE = "interconnect.p2p_bandwidth", "GPU-to-GPU copy bandwidth of every pair against the median pair"
 
 
@@ -51,8 +53,18 @@ def run(ctx: Context) -> list[CheckResult]:
                     matrix[pair] = round(pair_bandwidth(torch, source, destination, BYTES[level], level), 2)
     data = {"bytes": BYTES[level], "peer_access": direct}
     if not any(direct.values()):
-        return [CheckResult(CHECK_ID, TITLE, INFO, min(matrix.values()), "GB/s", per_gpu=matrix, data=data,
-                            detail="no pair has peer access (copies go through host memory): no comparison")]
+        return [
+            CheckResult(
+                CHECK_ID,
+                TITLE,
+                INFO,
+                min(matrix.values()),
+                "GB/s",
+                per_gpu=matrix,
+                data=data,
+                detail="no pair has peer access (copies go through host memory): no comparison",
+            )
+        ]
     result = judge.peers(CHECK_ID, TITLE, matrix, "GB/s", ctx.options.peer_tolerance, source=SOURCE)
     result.data = {**data, "gbs": matrix}
     if result.verdict != PASS:
@@ -71,7 +83,15 @@ def _against_reference(ctx: Context, matrix: dict[str, float]) -> list[CheckResu
     if reference is None:
         return []
     pair, low = judge.slowest(matrix)
-    result = judge.against_reference("interconnect.p2p_reference", "slowest GPU pair's copy bandwidth against the "
-                                     "model's published figure", low, "GB/s", reference, ctx.options.peer_tolerance,
-                                     can_fail=False, no_reference="", per_gpu=matrix)
+    result = judge.against_reference(
+        "interconnect.p2p_reference",
+        "slowest GPU pair's copy bandwidth against the model's published figure",
+        low,
+        "GB/s",
+        reference,
+        ctx.options.peer_tolerance,
+        can_fail=False,
+        no_reference="",
+        per_gpu=matrix,
+    )
     return [judge.name_slowest(result, pair)]

@@ -34,9 +34,11 @@ AER_FILES = {"correctable": "aer_dev_correctable", "nonfatal": "aer_dev_nonfatal
 AER_TOTALS = {"correctable": "TOTAL_ERR_COR", "nonfatal": "TOTAL_ERR_NONFATAL", "fatal": "TOTAL_ERR_FATAL"}
 # pci_speed_string() rates to the PCIe generation that introduced them (PCI-SIG base specifications 1.0 to 6.0)
 GENERATION_OF_RATE = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6}
-AER_SOURCE = ("Linux AER statistics (sysfs aer_dev_correctable/nonfatal/fatal, Documentation/ABI/testing/"
-              "sysfs-bus-pci-devices-aer-stats) before and after the load; DCGM PCIe test: replays tolerated, "
-              "uncorrectable errors not")
+AER_SOURCE = (
+    "Linux AER statistics (sysfs aer_dev_correctable/nonfatal/fatal, Documentation/ABI/testing/"
+    "sysfs-bus-pci-devices-aer-stats) before and after the load; DCGM PCIe test: replays tolerated, "
+    "uncorrectable errors not"
+)
 LINK_SOURCE = "Linux sysfs current_link_width/speed against max_link_width/speed (drivers/pci/pci-sysfs.c)"
 
 
@@ -58,8 +60,11 @@ def _kind(vendor: str, pci_class: str) -> str | None:
 
 def functions(host: HostReader) -> list[Function]:
     """The GPUs, NICs and NVMe drives on the PCI bus, in bus order (none where there is no /sys to read)."""
-    return [Function(address, kind) for address, vendor, pci_class in facts.pci_functions(host)
-            if (kind := _kind(vendor, pci_class))]
+    return [
+        Function(address, kind)
+        for address, vendor, pci_class in facts.pci_functions(host)
+        if (kind := _kind(vendor, pci_class))
+    ]
 
 
 def read_aer(host: HostReader, address: str) -> dict[str, int] | None:
@@ -85,7 +90,7 @@ def read_all_aer(host: HostReader, found: list[Function]) -> dict[str, dict[str,
 
 
 def generation(speed: str) -> int | None:
-    """"32.0 GT/s PCIe" (or the older "8 GT/s") -> 5; None for "Unknown" or text this does not know."""
+    """ "32.0 GT/s PCIe" (or the older "8 GT/s") -> 5; None for "Unknown" or text this does not know."""
     try:
         return GENERATION_OF_RATE.get(float(speed.split()[0]))
     except (ValueError, IndexError):
@@ -95,8 +100,10 @@ def generation(speed: str) -> int | None:
 def read_link(host: HostReader, address: str) -> tuple[int, int, int, int] | None:
     """(current generation, current width, maximum generation, maximum width), None where sysfs cannot tell."""
     try:
-        values = [host.read(f"{PCI_DEVICES}/{address}/{name}").strip() for name in
-                  ("current_link_speed", "current_link_width", "max_link_speed", "max_link_width")]
+        values = [
+            host.read(f"{PCI_DEVICES}/{address}/{name}").strip()
+            for name in ("current_link_speed", "current_link_width", "max_link_speed", "max_link_width")
+        ]
     except Unanswered:
         return None
     gen, max_gen = generation(values[0]), generation(values[2])
@@ -105,14 +112,20 @@ def read_link(host: HostReader, address: str) -> tuple[int, int, int, int] | Non
     return gen, int(values[1]), max_gen, int(values[3])
 
 
-def aer_errors(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
-               found: list[Function]) -> CheckResult:
+def aer_errors(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], found: list[Function]
+) -> CheckResult:
     check_id, title = "link.pcie_aer", "No PCIe AER errors on the GPUs, NICs and NVMe drives during the run"
     kinds = {f.address: f.kind for f in found}
     watched = sorted(set(before) & set(after))
     if not watched:
-        return skip(check_id, title, "no AER counters in sysfs (kernel older than 4.19, AER off, or no PCIe "
-                                     "device of interest)" if found else "no GPU, NIC or NVMe drive on the PCI bus")
+        return skip(
+            check_id,
+            title,
+            "no AER counters in sysfs (kernel older than 4.19, AER off, or no PCIe device of interest)"
+            if found
+            else "no GPU, NIC or NVMe drive on the PCI bus",
+        )
     rises = {}
     for address in watched:
         delta = {s: after[address][s] - before[address][s] for s in AER_FILES}
@@ -120,16 +133,27 @@ def aer_errors(before: dict[str, dict[str, int]], after: dict[str, dict[str, int
             rises[address] = delta
     uncorrectable = [a for a, d in rises.items() if d["nonfatal"] or d["fatal"]]
     verdict = FAIL if uncorrectable else WARN if rises else PASS
-    detail = "; ".join(f"{kinds[a]} {a}: " + ", ".join(f"+{n} {s}" for s, n in d.items() if n)
-                       for a, d in rises.items())
+    detail = "; ".join(
+        f"{kinds[a]} {a}: " + ", ".join(f"+{n} {s}" for s, n in d.items() if n) for a, d in rises.items()
+    )
     if uncorrectable:
-        detail += (": uncorrectable errors under load: reseat the device, check the riser or cable, and look for "
-                   "AER lines in dmesg")
+        detail += (
+            ": uncorrectable errors under load: reseat the device, check the riser or cable, and look for "
+            "AER lines in dmesg"
+        )
     elif rises:
         detail += ": the link replayed packets under load (signal integrity): watch it, reseat if it keeps rising"
-    return CheckResult(check_id, title, verdict, sum(sum(d.values()) for d in rises.values()), "errors",
-                       expected="no uncorrectable AER error during the run; correctable ones warn", source=AER_SOURCE,
-                       detail=detail, data={"devices": {a: kinds[a] for a in watched}, "rises": rises})
+    return CheckResult(
+        check_id,
+        title,
+        verdict,
+        sum(sum(d.values()) for d in rises.values()),
+        "errors",
+        expected="no uncorrectable AER error during the run; correctable ones warn",
+        source=AER_SOURCE,
+        detail=detail,
+        data={"devices": {a: kinds[a] for a in watched}, "rises": rises},
+    )
 
 
 def links(host: HostReader, found: list[Function]) -> CheckResult:
@@ -153,14 +177,25 @@ def links(host: HostReader, found: list[Function]) -> CheckResult:
     verdict = FAIL if narrow else WARN if slow else PASS
     detail = ""
     if narrow:
-        detail = (f"fewer lanes than the device has: {', '.join(narrow)}: move it to a slot wired for its full "
-                  "width or reseat it")
+        detail = (
+            f"fewer lanes than the device has: {', '.join(narrow)}: move it to a slot wired for its full "
+            "width or reseat it"
+        )
     if slow:
-        detail += ("; " if detail else "") + (f"below the device's generation: {', '.join(slow)}: check the slot's "
-                                              "generation and the BIOS link-speed setting")
-    return CheckResult(check_id, title, verdict, f"{len(per_device) - len(narrow) - len(slow)}/{len(per_device)} "
-                       "at maximum", expected="current link = maximum link (width and generation)",
-                       source=LINK_SOURCE, detail=detail, data={"links": per_device})
+        detail += ("; " if detail else "") + (
+            f"below the device's generation: {', '.join(slow)}: check the slot's "
+            "generation and the BIOS link-speed setting"
+        )
+    return CheckResult(
+        check_id,
+        title,
+        verdict,
+        f"{len(per_device) - len(narrow) - len(slow)}/{len(per_device)} at maximum",
+        expected="current link = maximum link (width and generation)",
+        source=LINK_SOURCE,
+        detail=detail,
+        data={"links": per_device},
+    )
 
 
 def run(ctx) -> list[CheckResult]:

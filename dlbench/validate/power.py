@@ -17,8 +17,10 @@ from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, PASS, WARN, CheckResult, skip
 
 CHECK_ID, TITLE = "power.limit", "enforced power limit at the default and the model's TDP"
-SOURCE = ("NVML nvmlDeviceGetEnforcedPowerLimit and nvmlDeviceGetPowerManagementDefaultLimit; DCGM diagnostic "
-          "DCGM_FR_ENFORCED_POWER_LIMIT")
+SOURCE = (
+    "NVML nvmlDeviceGetEnforcedPowerLimit and nvmlDeviceGetPowerManagementDefaultLimit; DCGM diagnostic "
+    "DCGM_FR_ENFORCED_POWER_LIMIT"
+)
 SLACK = 0.99  # limits are set in whole watts; a watt or so below the default is not a cap
 
 
@@ -38,33 +40,62 @@ def run(ctx: Context) -> list[CheckResult]:
         return [skip(CHECK_ID, TITLE, "NVML reports no enforced power limit on this GPU")]
     model = ctx.gpus[0].name
     tdp = baselines.tdp_reference(model)
-    capped = {i: s.power_default_limit_watts for i, s in states.items()
-              if s.power_default_limit_watts and s.power_enforced_limit_watts < SLACK * s.power_default_limit_watts}
-    low_default = {i: s.power_default_limit_watts for i, s in states.items()
-                   if tdp and s.power_default_limit_watts and s.power_default_limit_watts < SLACK * tdp.value}
-    below_tdp = {i: s.power_enforced_limit_watts for i, s in states.items()
-                 if tdp and not s.power_default_limit_watts and s.power_enforced_limit_watts < SLACK * tdp.value}
+    capped = {
+        i: s.power_default_limit_watts
+        for i, s in states.items()
+        if s.power_default_limit_watts and s.power_enforced_limit_watts < SLACK * s.power_default_limit_watts
+    }
+    low_default = {
+        i: s.power_default_limit_watts
+        for i, s in states.items()
+        if tdp and s.power_default_limit_watts and s.power_default_limit_watts < SLACK * tdp.value
+    }
+    below_tdp = {
+        i: s.power_enforced_limit_watts
+        for i, s in states.items()
+        if tdp and not s.power_default_limit_watts and s.power_enforced_limit_watts < SLACK * tdp.value
+    }
     notes = []
     if capped:
-        notes.append("; ".join(f"GPU {i} capped at {states[i].power_enforced_limit_watts:g} W of its default "
-                               f"{default:g} W" for i, default in capped.items())
-                     + f": restore with `{_set_default_command(capped, len(ctx.gpus))}` and remove what set the cap")
+        notes.append(
+            "; ".join(
+                f"GPU {i} capped at {states[i].power_enforced_limit_watts:g} W of its default {default:g} W"
+                for i, default in capped.items()
+            )
+            + f": restore with `{_set_default_command(capped, len(ctx.gpus))}` and remove what set the cap"
+        )
     if below_tdp:
-        notes.append("; ".join(f"GPU {i} limited to {limit:g} W" for i, limit in below_tdp.items())
-                     + f", below the {tdp.value:g} W TDP of a {baselines.model_name(model)}")
+        notes.append(
+            "; ".join(f"GPU {i} limited to {limit:g} W" for i, limit in below_tdp.items())
+            + f", below the {tdp.value:g} W TDP of a {baselines.model_name(model)}"
+        )
     if low_default:
-        notes.append("; ".join(f"GPU {i} ships with a {default:g} W default" for i, default in low_default.items())
-                     + f", below the {tdp.value:g} W TDP of a {baselines.model_name(model)} datasheet: a lower-power "
-                       "board configuration; check it against the order")
+        notes.append(
+            "; ".join(f"GPU {i} ships with a {default:g} W default" for i, default in low_default.items())
+            + f", below the {tdp.value:g} W TDP of a {baselines.model_name(model)} datasheet: a lower-power "
+            "board configuration; check it against the order"
+        )
     if not tdp:
         notes.append(baselines.no_reference(model, len(ctx.gpus), "TDP") + " (only the default limit is judged)")
-    per_gpu = {i: {"enforced_watts": s.power_enforced_limit_watts, "default_watts": s.power_default_limit_watts}
-               for i, s in states.items()}
+    per_gpu = {
+        i: {"enforced_watts": s.power_enforced_limit_watts, "default_watts": s.power_default_limit_watts}
+        for i, s in states.items()
+    }
     verdict = FAIL if capped or below_tdp else WARN if low_default else PASS
     expected = "enforced limit = default limit" + (f" = {tdp.value:g} W TDP" if tdp else "")
-    return [CheckResult(CHECK_ID, TITLE, verdict, min(s.power_enforced_limit_watts for s in states.values()), "W",
-                        expected=expected, source=f"{SOURCE}; {tdp.source}" if tdp else SOURCE, per_gpu=per_gpu,
-                        detail="; ".join(notes))]
+    return [
+        CheckResult(
+            CHECK_ID,
+            TITLE,
+            verdict,
+            min(s.power_enforced_limit_watts for s in states.values()),
+            "W",
+            expected=expected,
+            source=f"{SOURCE}; {tdp.source}" if tdp else SOURCE,
+            per_gpu=per_gpu,
+            detail="; ".join(notes),
+        )
+    ]
 
 
 # The sustained phase at --level long, as DCGM's targeted power test judges it (nvvs plugin targeted_power: 120 s of
@@ -77,8 +108,10 @@ SUSTAINED_SECONDS = 120.0
 SUSTAINED_FRACTION = 0.75
 RAMP_FRACTION = 0.2  # the first fifth of the phase is the ramp: clocks and power settle
 CLOCK_COLLAPSE = 0.5  # an SM clock sample below half the highest the GPU held in the phase is a collapse
-SUSTAINED_SOURCE = ("DCGM diagnostic targeted_power (nvvs/diag-skus.yaml.in: 120 s, pass at 0.75 of the target power, "
-                    "fail on clock drop)")
+SUSTAINED_SOURCE = (
+    "DCGM diagnostic targeted_power (nvvs/diag-skus.yaml.in: 120 s, pass at 0.75 of the target power, "
+    "fail on clock drop)"
+)
 
 
 def gemm_load(torch, devices, seconds: float) -> None:
@@ -94,7 +127,7 @@ def gemm_load(torch, devices, seconds: float) -> None:
 
 
 def _phase_series(window, index: int) -> tuple[list[float], list[float]]:
-    samples = window.samples[int(len(window.samples) * RAMP_FRACTION):]
+    samples = window.samples[int(len(window.samples) * RAMP_FRACTION) :]
     power = [r[index]["power_watts"] for _, r in samples if r.get(index, {}).get("power_watts") is not None]
     clock = [r[index]["sm_clock_hertz"] / 1e6 for _, r in samples if r.get(index, {}).get("sm_clock_hertz")]
     return power, clock
@@ -111,15 +144,20 @@ def sustained(ctx: Context, load=gemm_load) -> list[CheckResult]:
     tdp = baselines.tdp_reference(ctx.gpus[0].name)
     per_gpu, short, collapsed = {}, [], []
     for gpu in ctx.gpus:
-        target = tdp.value if tdp else (ctx.static[gpu.index].power_default_limit_watts if gpu.index in ctx.static
-                                        else None)
+        target = (
+            tdp.value if tdp else (ctx.static[gpu.index].power_default_limit_watts if gpu.index in ctx.static else None)
+        )
         power, clock = _phase_series(window, gpu.index)
         if not power or not target:
             continue
         mean = statistics.fmean(power)
         top_clock = max(clock) if clock else None
-        per_gpu[str(gpu.index)] = {"mean_watts": round(mean, 1), "of_target": round(mean / target, 3),
-                                   "min_sm_mhz": min(clock) if clock else None, "max_sm_mhz": top_clock}
+        per_gpu[str(gpu.index)] = {
+            "mean_watts": round(mean, 1),
+            "of_target": round(mean / target, 3),
+            "min_sm_mhz": min(clock) if clock else None,
+            "max_sm_mhz": top_clock,
+        }
         if mean < SUSTAINED_FRACTION * target:
             short.append(f"GPU {gpu.index} held {mean:.0f} W, {mean / target:.0%} of {target:g} W")
         if clock and min(clock) < CLOCK_COLLAPSE * top_clock:
@@ -131,12 +169,29 @@ def sustained(ctx: Context, load=gemm_load) -> list[CheckResult]:
     if short:
         detail += ": check power.limit, the PSUs and cooling (nvidia-smi -q -d PERFORMANCE names the throttle reason)"
     if not tdp:
-        detail = "; ".join(filter(None, [detail, baselines.no_reference(ctx.gpus[0].name, len(ctx.gpus), "TDP")
-                                         + ": judged against the default power limit"]))
-    return [CheckResult(SUSTAINED_ID, SUSTAINED_TITLE, FAIL if short or collapsed else PASS, worst, "of target power",
-                        expected=f">= {SUSTAINED_FRACTION:.0%} of " + (f"the {tdp.value:g} W TDP" if tdp else
-                                                                       "the default power limit")
-                        + f" for {SUSTAINED_SECONDS:g} s after the ramp, no SM clock below {CLOCK_COLLAPSE:.0%} of "
-                          "the highest it held",
-                        source=f"{SUSTAINED_SOURCE}; {tdp.source}" if tdp else SUSTAINED_SOURCE, per_gpu=per_gpu,
-                        detail=detail)]
+        detail = "; ".join(
+            filter(
+                None,
+                [
+                    detail,
+                    baselines.no_reference(ctx.gpus[0].name, len(ctx.gpus), "TDP")
+                    + ": judged against the default power limit",
+                ],
+            )
+        )
+    return [
+        CheckResult(
+            SUSTAINED_ID,
+            SUSTAINED_TITLE,
+            FAIL if short or collapsed else PASS,
+            worst,
+            "of target power",
+            expected=f">= {SUSTAINED_FRACTION:.0%} of "
+            + (f"the {tdp.value:g} W TDP" if tdp else "the default power limit")
+            + f" for {SUSTAINED_SECONDS:g} s after the ramp, no SM clock below {CLOCK_COLLAPSE:.0%} of "
+            "the highest it held",
+            source=f"{SUSTAINED_SOURCE}; {tdp.source}" if tdp else SUSTAINED_SOURCE,
+            per_gpu=per_gpu,
+            detail=detail,
+        )
+    ]

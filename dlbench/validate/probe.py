@@ -20,13 +20,18 @@ def measure() -> dict:
 
     cuda = torch.cuda.is_available()
     devices = [torch.device("cuda", i) for i in range(torch.cuda.device_count())] if cuda else [torch.device("cpu")]
-    result.update(torch=torch.__version__.split("+")[0], cuda=torch.version.cuda, cuda_available=cuda,
-                  gpus=[torch.cuda.get_device_name(d) for d in devices] if cuda else [])
+    result.update(
+        torch=torch.__version__.split("+")[0],
+        cuda=torch.version.cuda,
+        cuda_available=cuda,
+        gpus=[torch.cuda.get_device_name(d) for d in devices] if cuda else [],
+    )
     precision = "bf16" if not cuda or torch.cuda.get_device_capability(devices[0])[0] >= 8 else "fp32"
     sweep = SWEEPS["quick" if cuda else "cpu"]
     result["matmul_precision"] = precision
-    result["matmul_tflops"] = {device_label(d): round(best_matmul_tflops(torch, d, precision, sweep)[0], 3)
-                               for d in devices}
+    result["matmul_tflops"] = {
+        device_label(d): round(best_matmul_tflops(torch, d, precision, sweep)[0], 3) for d in devices
+    }
     return result
 
 

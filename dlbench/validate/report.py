@@ -48,8 +48,18 @@ def skip(check_id: str, title: str, reason: str) -> CheckResult:
     return CheckResult(check_id, title, SKIP, detail=reason)
 
 
-def at_least(check_id: str, title: str, measured: float, unit: str, floor: float, source: str, *,
-             warn_floor: float | None = None, detail: str = "", **extra) -> CheckResult:
+def at_least(
+    check_id: str,
+    title: str,
+    measured: float,
+    unit: str,
+    floor: float,
+    source: str,
+    *,
+    warn_floor: float | None = None,
+    detail: str = "",
+    **extra,
+) -> CheckResult:
     """PASS at or above `floor`; WARN between `warn_floor` and `floor` when given; FAIL below."""
     if measured >= floor:
         verdict = PASS

@@ -12,16 +12,22 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import (compute, fabric, health, interconnect, inventory, memory, p2p, pcie, power, stack,
-                              training)
+from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, pcie, power, stack, training
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
 
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:
-    chosen = [("stack", stack.run), ("inventory", inventory.run), ("power", power.run), ("compute", compute.run),
-              ("memory", memory.run),
-              ("interconnect", interconnect.run), ("interconnect", p2p.run), ("training", training.run)]
+    chosen = [
+        ("stack", stack.run),
+        ("inventory", inventory.run),
+        ("power", power.run),
+        ("compute", compute.run),
+        ("memory", memory.run),
+        ("interconnect", interconnect.run),
+        ("interconnect", p2p.run),
+        ("training", training.run),
+    ]
     if ctx.options.spec:
         from dlbench.validate import spec
 
@@ -36,8 +42,12 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         from dlbench.validate import burnin
 
         chosen.append(("burnin", burnin.run))
-    chosen += [("link", lambda c: [inventory.pcie_link(c)]), ("link", pcie.run), ("fabric", fabric.run),
-               ("health", health.run)]
+    chosen += [
+        ("link", lambda c: [inventory.pcie_link(c)]),
+        ("link", pcie.run),
+        ("fabric", fabric.run),
+        ("health", health.run),
+    ]
     return chosen
 
 
@@ -47,8 +57,14 @@ def _guarded(family: str, run: Callable[[Context], list[CheckResult]], ctx: Cont
         results = run(ctx)
     except Exception as error:  # noqa: BLE001 - a crash on new hardware is a finding, not a reason to stop
         frame = traceback.extract_tb(error.__traceback__)[-1]
-        results = [CheckResult(f"{family}.error", f"{family} checks ran to the end", FAIL,
-                               detail=f"{type(error).__name__}: {error} (at {frame.filename}:{frame.lineno})")]
+        results = [
+            CheckResult(
+                f"{family}.error",
+                f"{family} checks ran to the end",
+                FAIL,
+                detail=f"{type(error).__name__}: {error} (at {frame.filename}:{frame.lineno})",
+            )
+        ]
     elapsed = time.monotonic() - started
     for result in results:
         result.duration_seconds = round(elapsed / max(1, len(results)), 3)
@@ -61,15 +77,25 @@ def _environment(ctx: Context) -> dict:
     reader = ctx.reader
     env["driver_version"] = reader.driver_version or None
     env["nvml"] = "ok" if reader.up else reader.problem
-    env["gpus"] = [{"index": gpu.index, "name": gpu.name, "uuid": gpu.uuid, "pci_bus_id": gpu.pci_bus_id,
-                    "memory_total_bytes": ctx.baseline.get(gpu.index, {}).get("memory_total_bytes"),
-                    "vbios": ctx.static[gpu.index].vbios_version if gpu.index in ctx.static else None}
-                   for gpu in reader.gpus]
+    env["gpus"] = [
+        {
+            "index": gpu.index,
+            "name": gpu.name,
+            "uuid": gpu.uuid,
+            "pci_bus_id": gpu.pci_bus_id,
+            "memory_total_bytes": ctx.baseline.get(gpu.index, {}).get("memory_total_bytes"),
+            "vbios": ctx.static[gpu.index].vbios_version if gpu.index in ctx.static else None,
+        }
+        for gpu in reader.gpus
+    ]
     return env
 
 
-def validate(ctx: Context, on_result: Callable[[CheckResult], None] = lambda result: None,
-             on_family: Callable[[str], None] = lambda name: None) -> Report:
+def validate(
+    ctx: Context,
+    on_result: Callable[[CheckResult], None] = lambda result: None,
+    on_family: Callable[[str], None] = lambda name: None,
+) -> Report:
     report = Report(_environment(ctx), ctx.options.to_dict())
     try:
         for family, run in families(ctx):

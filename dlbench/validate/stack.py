@@ -17,8 +17,15 @@ from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 # Minimum Linux driver per CUDA toolkit release (NVIDIA CUDA Toolkit release notes, "CUDA Toolkit and Corresponding
 # Driver Versions"; facts.md section 3).
-DRIVER_FLOOR = {"11.8": "520.61.05", "12.4": "550.54.14", "12.6": "560.28.03", "12.8": "570.26",
-                "12.9": "575.51.03", "13.0": "580.65.06", "13.1": "590.44.01"}
+DRIVER_FLOOR = {
+    "11.8": "520.61.05",
+    "12.4": "550.54.14",
+    "12.6": "560.28.03",
+    "12.8": "570.26",
+    "12.9": "575.51.03",
+    "13.0": "580.65.06",
+    "13.1": "590.44.01",
+}
 # Minor-version compatibility floor per CUDA major: runs, but without PTX JIT for GPUs newer than the binary's code.
 MINOR_COMPAT_FLOOR = {"12": "525.60.13", "13": "580"}
 DRIVER_SOURCE = "NVIDIA CUDA Toolkit release notes: minimum driver per toolkit and minor-version compatibility"
@@ -59,8 +66,13 @@ def driver_floor_check(driver: str, cuda: str) -> CheckResult:
     if _version(driver) >= _version(floor):
         verdict, detail = PASS, ""
     elif compat and _version(driver) >= _version(compat):
-        verdict, detail = WARN, (f"below {floor}: runs only through minor-version compatibility (no PTX JIT for "
-                                 "GPUs the binary has no code for)")
+        verdict, detail = (
+            WARN,
+            (
+                f"below {floor}: runs only through minor-version compatibility (no PTX JIT for "
+                "GPUs the binary has no code for)"
+            ),
+        )
     else:
         verdict, detail = FAIL, f"driver {driver} cannot run CUDA {cuda} code (needs {floor})"
     return CheckResult(check_id, title, verdict, driver, expected=f">= {floor}", source=DRIVER_SOURCE, detail=detail)
@@ -82,9 +94,15 @@ def _kernel_check(torch, devices) -> CheckResult:
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     verdict = FAIL if failures else PASS
-    return CheckResult("stack.kernel", "a fp32 matrix product on every device equals the CPU's", verdict,
-                       len(devices) - len(failures), "devices", expected=f"== {len(devices)}",
-                       detail="; ".join(f"{d}: max error {e:.3g}" for d, e in failures.items()))
+    return CheckResult(
+        "stack.kernel",
+        "a fp32 matrix product on every device equals the CPU's",
+        verdict,
+        len(devices) - len(failures),
+        "devices",
+        expected=f"== {len(devices)}",
+        detail="; ".join(f"{d}: max error {e:.3g}" for d, e in failures.items()),
+    )
 
 
 def run(ctx: Context) -> list[CheckResult]:
@@ -96,21 +114,31 @@ def run(ctx: Context) -> list[CheckResult]:
         results.append(skip("stack.spec", "host against stack.yml", "no stack.yml found: pass --stack FILE"))
     else:
         if driver:
-            results.append(_equal("stack.driver_branch", "driver branch", driver.split(".")[0],
-                                  spec["stack_driver_branch"]))
+            results.append(
+                _equal("stack.driver_branch", "driver branch", driver.split(".")[0], spec["stack_driver_branch"])
+            )
         else:
             results.append(skip("stack.driver_branch", "driver branch", f"no NVIDIA driver ({ctx.nvml_problem})"))
         if build["version"]:
-            results.append(_equal("stack.torch_version", "torch version", build["version"].split("+")[0],
-                                  spec["stack_torch_version"]))
+            results.append(
+                _equal(
+                    "stack.torch_version", "torch version", build["version"].split("+")[0], spec["stack_torch_version"]
+                )
+            )
             variant = spec.get("stack_torch_cuda_variant", "")
             declared_cuda = f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else spec["stack_cuda_version"]
             if ctx.gpus:
-                results.append(_equal("stack.torch_cuda", f"torch CUDA build ({variant})", build["cuda"] or "cpu",
-                                      declared_cuda))
+                results.append(
+                    _equal("stack.torch_cuda", f"torch CUDA build ({variant})", build["cuda"] or "cpu", declared_cuda)
+                )
             else:
-                results.append(skip("stack.torch_cuda", f"torch CUDA build ({variant})",
-                                    f"no GPU on this host: torch's build is {build['cuda'] or 'CPU-only'}"))
+                results.append(
+                    skip(
+                        "stack.torch_cuda",
+                        f"torch CUDA build ({variant})",
+                        f"no GPU on this host: torch's build is {build['cuda'] or 'CPU-only'}",
+                    )
+                )
     if build["version"] is None:
         results.append(skip("stack.torch", "torch installed", ctx.no_torch_reason()))
         return results
@@ -126,8 +154,15 @@ def run(ctx: Context) -> list[CheckResult]:
             results.append(skip("stack.cudnn", "cuDNN major version", "this torch build has no cuDNN (CPU build)"))
     if torch.cuda.is_available():
         nccl = ".".join(map(str, torch.cuda.nccl.version())) if hasattr(torch.cuda, "nccl") else None
-        results.append(CheckResult("stack.nccl", "NCCL version torch ships", INFO, nccl,
-                                   detail="pinned through the torch wheel's nvidia-nccl dependency"))
+        results.append(
+            CheckResult(
+                "stack.nccl",
+                "NCCL version torch ships",
+                INFO,
+                nccl,
+                detail="pinned through the torch wheel's nvidia-nccl dependency",
+            )
+        )
     results.append(_visible_check(ctx, torch))
     gpu_devices = [d for d in ctx.compute_devices() if d.type == "cuda"]
     if gpu_devices:
@@ -144,9 +179,22 @@ def _visible_check(ctx: Context, torch) -> CheckResult:
     if nvml_count == 0:
         return skip("stack.gpus_visible", title, f"no GPU: {ctx.nvml_problem or 'NVML lists none'}")
     verdict = PASS if torch_count == nvml_count else FAIL
-    detail = "" if verdict == PASS else (
-        f"NVML lists {nvml_count} GPU(s), torch sees {torch_count}: check CUDA_VISIBLE_DEVICES "
-        f"({os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}) and torch's CUDA build "
-        f"({torch.version.cuda or 'CPU-only'})")
-    return CheckResult("stack.gpus_visible", title, verdict, torch_count, "GPUs", expected=f"== {nvml_count} (NVML)",
-                       source="NVML device count", detail=detail)
+    detail = (
+        ""
+        if verdict == PASS
+        else (
+            f"NVML lists {nvml_count} GPU(s), torch sees {torch_count}: check CUDA_VISIBLE_DEVICES "
+            f"({os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}) and torch's CUDA build "
+            f"({torch.version.cuda or 'CPU-only'})"
+        )
+    )
+    return CheckResult(
+        "stack.gpus_visible",
+        title,
+        verdict,
+        torch_count,
+        "GPUs",
+        expected=f"== {nvml_count} (NVML)",
+        source="NVML device count",
+        detail=detail,
+    )

@@ -26,14 +26,17 @@ COMPARED_FAMILIES = ("compute", "memory", "interconnect", "burnin", "training")
 
 def is_report(data) -> bool:
     """Whether a JSON document says it is a `dlbench validate` report (other JSON files are left out)."""
-    return isinstance(data, dict) and isinstance(data.get("tool"), dict) and data["tool"].get("name") == "dlbench validate"
+    return (
+        isinstance(data, dict) and isinstance(data.get("tool"), dict) and data["tool"].get("name") == "dlbench validate"
+    )
 
 
 def check_report(data: dict, path) -> dict:
     """`data`, a report by its own word, checked for what a summary needs; refused with one line naming `path`."""
     if data.get("schema_version") != SCHEMA_VERSION:
-        raise UserError(f"{path}: report schema_version {data.get('schema_version')}, this dlbench reads "
-                        f"{SCHEMA_VERSION}")
+        raise UserError(
+            f"{path}: report schema_version {data.get('schema_version')}, this dlbench reads {SCHEMA_VERSION}"
+        )
     problem = _malformed(data)
     if problem:
         raise UserError(f"{path}: not a complete dlbench validate report ({problem})")
@@ -95,7 +98,9 @@ def _malformed(report: dict) -> str | None:
     if not isinstance(report.get("environment", {}), dict) or not isinstance(report.get("checks"), list):
         return "no list of checks"
     gpus = report.get("environment", {}).get("gpus", [])
-    if not isinstance(gpus, list) or not all(isinstance(gpu, dict) and isinstance(gpu.get("name"), str) for gpu in gpus):
+    if not isinstance(gpus, list) or not all(
+        isinstance(gpu, dict) and isinstance(gpu.get("name"), str) for gpu in gpus
+    ):
         return "environment.gpus is not a list of named GPUs"
     for check in report["checks"]:
         if not isinstance(check, dict) or not all(isinstance(check.get(k), str) for k in ("id", "family", "verdict")):
@@ -134,8 +139,17 @@ def against_median(reports: list[dict], below: float | None = None) -> list[dict
         for host, gpu, value in values:
             if below is not None and (floor is None or value >= floor):
                 continue
-            found.append({"host": host, "gpu": gpu, "model": model, "check": check_id, "value": value,
-                          "median": median, "below_median": round(1 - value / median, 4) if median > 0 else 0.0})
+            found.append(
+                {
+                    "host": host,
+                    "gpu": gpu,
+                    "model": model,
+                    "check": check_id,
+                    "value": value,
+                    "median": median,
+                    "below_median": round(1 - value / median, 4) if median > 0 else 0.0,
+                }
+            )
     return found
 
 
@@ -150,8 +164,10 @@ def outliers(reports: list[dict], tolerance: float) -> list[dict]:
 
 def describe_outlier(item: dict) -> str:
     """An outlier in one sentence, as the console and `dlbench report` show it."""
-    return (f"outlier {item['host']} GPU {item['gpu']} ({item['model']}): {item['check']} {item['value']:.4g}, "
-            f"{item['below_median']:.1%} below the fleet median {item['median']:.4g}")
+    return (
+        f"outlier {item['host']} GPU {item['gpu']} ({item['model']}): {item['check']} {item['value']:.4g}, "
+        f"{item['below_median']:.1%} below the fleet median {item['median']:.4g}"
+    )
 
 
 # the verdict a family shows for a host is its worst check's: one FAIL rejects the host, as it does in the report
@@ -186,8 +202,13 @@ def failures(reports: list[dict]) -> list[dict]:
     for report in reports:
         for check in report["checks"]:
             if check["verdict"] == FAIL:
-                found.append({"host": report["host"], "check": check["id"],
-                              "reason": check.get("detail") or check.get("expected") or "failed"})
+                found.append(
+                    {
+                        "host": report["host"],
+                        "check": check["id"],
+                        "reason": check.get("detail") or check.get("expected") or "failed",
+                    }
+                )
     return found
 
 
@@ -203,8 +224,9 @@ def _joined(values) -> str | None:
 
 
 def _nccl(report: dict) -> str | None:
-    return next((str(c.get("measured")) for c in report["checks"] if c["id"] == "stack.nccl" and c.get("measured")),
-                None)
+    return next(
+        (str(c.get("measured")) for c in report["checks"] if c["id"] == "stack.nccl" and c.get("measured")), None
+    )
 
 
 # What each report carries, by name: the versions a fleet must agree on (Imbue's cluster-health holds hosts to one
@@ -231,8 +253,11 @@ def version_groups(reports: list[dict]) -> dict[str, dict]:
         if not by_value:
             continue
         majority = max(by_value, key=lambda value: (len(by_value[value]), value))
-        groups[name] = {"majority": majority, "hosts_with_majority": len(by_value[majority]),
-                        "differing": {value: hosts for value, hosts in sorted(by_value.items()) if value != majority}}
+        groups[name] = {
+            "majority": majority,
+            "hosts_with_majority": len(by_value[majority]),
+            "differing": {value: hosts for value, hosts in sorted(by_value.items()) if value != majority},
+        }
     return groups
 
 
@@ -240,16 +265,32 @@ def summary(reports: list[dict], tolerance: float) -> dict:
     check_ids = sorted({check["id"] for report in reports for check in report["checks"]})
     hosts = []
     for report in reports:
-        verdicts = {check["id"]: {"verdict": check["verdict"], "measured": check.get("measured"),
-                                  "unit": check.get("unit", "")} for check in report["checks"]}
-        hosts.append({"host": report["host"], "model": gpu_model(report), "verdict": report["verdict"],
-                      "report": report["_path"], "checks": verdicts,
-                      "versions": {name: read(report) for name, read in VERSIONS.items()}})
-    return {"schema_version": SCHEMA_VERSION, "host_count": len(hosts),
-            "host_verdicts": {v: sum(1 for h in hosts if h["verdict"] == v) for v in ("FAIL", "WARN", "PASS")},
-            "families": family_counts(reports), "failures": failures(reports),
-            "versions": version_groups(reports), "hosts": hosts, "checks": check_ids,
-            "outlier_tolerance": tolerance, "outliers": outliers(reports, tolerance)}
+        verdicts = {
+            check["id"]: {"verdict": check["verdict"], "measured": check.get("measured"), "unit": check.get("unit", "")}
+            for check in report["checks"]
+        }
+        hosts.append(
+            {
+                "host": report["host"],
+                "model": gpu_model(report),
+                "verdict": report["verdict"],
+                "report": report["_path"],
+                "checks": verdicts,
+                "versions": {name: read(report) for name, read in VERSIONS.items()},
+            }
+        )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "host_count": len(hosts),
+        "host_verdicts": {v: sum(1 for h in hosts if h["verdict"] == v) for v in ("FAIL", "WARN", "PASS")},
+        "families": family_counts(reports),
+        "failures": failures(reports),
+        "versions": version_groups(reports),
+        "hosts": hosts,
+        "checks": check_ids,
+        "outlier_tolerance": tolerance,
+        "outliers": outliers(reports, tolerance),
+    }
 
 
 def version_drift(result: dict) -> list[str]:
@@ -275,15 +316,29 @@ def write_csv(result: dict, path: Path) -> None:
     versions = list(VERSIONS)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["host", "GPU model", "verdict", *versions,
-                     *(column for check in result["checks"] for column in (check, f"{check} measured"))])
+    writer.writerow(
+        [
+            "host",
+            "GPU model",
+            "verdict",
+            *versions,
+            *(column for check in result["checks"] for column in (check, f"{check} measured")),
+        ]
+    )
     for host in result["hosts"]:
         cells = []
         for check in result["checks"]:
             entry = host["checks"].get(check)
             cells += [entry["verdict"], "" if entry["measured"] is None else entry["measured"]] if entry else ["", ""]
-        writer.writerow([host["host"], host["model"], host["verdict"],
-                         *(host["versions"].get(name) or "" for name in versions), *cells])
+        writer.writerow(
+            [
+                host["host"],
+                host["model"],
+                host["verdict"],
+                *(host["versions"].get(name) or "" for name in versions),
+                *cells,
+            ]
+        )
     atomic.write_text(path, buffer.getvalue())
 
 
@@ -291,8 +346,11 @@ def _print_lead(console, result: dict) -> None:
     from rich.table import Table
 
     verdicts = result["host_verdicts"]
-    console.print(f"[bold]dlbench validate: {result['host_count']} hosts[/]: [bold red]{verdicts['FAIL']} FAIL[/], "
-                  f"[yellow]{verdicts['WARN']} WARN[/], [green]{verdicts['PASS']} PASS[/]", highlight=False)
+    console.print(
+        f"[bold]dlbench validate: {result['host_count']} hosts[/]: [bold red]{verdicts['FAIL']} FAIL[/], "
+        f"[yellow]{verdicts['WARN']} WARN[/], [green]{verdicts['PASS']} PASS[/]",
+        highlight=False,
+    )
     table = Table(title="hosts by their worst verdict in each check family")
     table.add_column("family")
     for verdict in VERDICT_ORDER:
@@ -309,8 +367,10 @@ def _print_list(console, title: str, lines: list[str], style: str) -> None:
     for line in lines[:SHOWN]:
         console.print(f"  [{style}]{line}[/]", highlight=False, markup=True, soft_wrap=True)
     if len(lines) > SHOWN:
-        console.print(f"  ... and {len(lines) - SHOWN} more: the full list is in --json, --csv and the HTML report",
-                      highlight=False)
+        console.print(
+            f"  ... and {len(lines) - SHOWN} more: the full list is in --json, --csv and the HTML report",
+            highlight=False,
+        )
 
 
 def main(folder: Path, tolerance: float, output: Path | None, csv_path: Path | None = None) -> int:
@@ -323,15 +383,22 @@ def main(folder: Path, tolerance: float, output: Path | None, csv_path: Path | N
     result = summary(load_reports(folder), tolerance)
     console = Console()
     _print_lead(console, result)
-    _print_list(console, "failed checks", [escape(f"{f['host']}: {f['check']}: {f['reason']}")
-                                           for f in result["failures"]], "red")
+    _print_list(
+        console,
+        "failed checks",
+        [escape(f"{f['host']}: {f['check']}: {f['reason']}") for f in result["failures"]],
+        "red",
+    )
     _print_list(console, "outliers", [escape(describe_outlier(item)) for item in result["outliers"]], "red")
     drift = version_drift(result)
-    _print_list(console, "versions that differ across the fleet (golden: the majority)", [escape(l) for l in drift],
-                "yellow")
+    _print_list(
+        console, "versions that differ across the fleet (golden: the majority)", [escape(l) for l in drift], "yellow"
+    )
     if not drift:
-        console.print("versions: " + "; ".join(f"{name} {escape(str(g['majority']))}"
-                                               for name, g in result["versions"].items()), highlight=False)
+        console.print(
+            "versions: " + "; ".join(f"{name} {escape(str(g['majority']))}" for name, g in result["versions"].items()),
+            highlight=False,
+        )
     if output is not None:  # compact: at 10,000 hosts the matrix is tens of MB, and indenting costs a minute
         atomic.write_text(output, json.dumps(result, separators=(",", ":")) + "\n")
     if csv_path is not None:

@@ -11,8 +11,9 @@ import time
 from typing import Callable
 
 
-def iteration_seconds(torch, device, fn: Callable[[], object], warmup: int, iterations: int,
-                      before: Callable[[], object] | None = None) -> list[float]:
+def iteration_seconds(
+    torch, device, fn: Callable[[], object], warmup: int, iterations: int, before: Callable[[], object] | None = None
+) -> list[float]:
     for _ in range(warmup):
         if before:
             before()

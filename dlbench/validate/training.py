@@ -49,9 +49,15 @@ def _measured(check_id: str, title: str, result: dict) -> tuple[CheckResult | No
     if result["status"] != "completed" or value is None:
         return CheckResult(check_id, title, FAIL, detail=result.get("error") or result["status"]), None, "", {}
     unit = "tokens/s" if headline == "tokens_per_second" else f"{result['workload']['sample_unit']}/s"
-    data = {"mfu": metrics.get("mfu"), "batch_size": result["config"]["batch_size"], "run_id": result["run_id"],
-            "samples_per_second": throughput.get("samples_per_second"), "timed_seconds": metrics.get("timed_seconds"),
-            "steps_timed": metrics.get("steps_timed"), "step_time_seconds": metrics.get("step_time_seconds")}
+    data = {
+        "mfu": metrics.get("mfu"),
+        "batch_size": result["config"]["batch_size"],
+        "run_id": result["run_id"],
+        "samples_per_second": throughput.get("samples_per_second"),
+        "timed_seconds": metrics.get("timed_seconds"),
+        "steps_timed": metrics.get("steps_timed"),
+        "step_time_seconds": metrics.get("step_time_seconds"),
+    }
     return None, round(value, 2), unit, data
 
 
@@ -65,23 +71,36 @@ def run(ctx: Context) -> list[CheckResult]:
         check_id, title = "training.smoke", f"{workload} through the training runner on the CPU"
         with ctx.under_load(check_id):
             failed, throughput, unit, data = _measured(check_id, title, train(workload, "cpu", **sizes))
-        smoke = failed or CheckResult(check_id, title, INFO, throughput, unit, data=data,
-                                      detail="CPU path: no expectation applies")
-        return [smoke] + [skip(f"training.{w}", f"{w} training throughput", "GPU only: a step takes tens of "
-                               "seconds on a CPU") for w in WORKLOADS]
+        smoke = failed or CheckResult(
+            check_id, title, INFO, throughput, unit, data=data, detail="CPU path: no expectation applies"
+        )
+        return [smoke] + [
+            skip(f"training.{w}", f"{w} training throughput", "GPU only: a step takes tens of seconds on a CPU")
+            for w in WORKLOADS
+        ]
     name = device_name(torch, device)
     results = []
     for workload in WORKLOADS:
         check_id, title = f"training.{workload}", f"{workload} bf16 training throughput on {device}"
         with ctx.under_load(check_id):
             failed, throughput, unit, data = _measured(
-                check_id, title, train(workload, str(device), DURATION[ctx.options.level]))
+                check_id, title, train(workload, str(device), DURATION[ctx.options.level])
+            )
         if failed:
             results.append(failed)
             continue
         reference = baselines.training_reference(name, workload)
-        results.append(against_reference(check_id, title, throughput, unit, reference,
-                                         reference.tolerance if reference else 0.15, can_fail=False, data=data,
-                                         no_reference=f"no published {workload} figure for {name}; MFU "
-                                         f"{data['mfu'] or 0:.1%}"))
+        results.append(
+            against_reference(
+                check_id,
+                title,
+                throughput,
+                unit,
+                reference,
+                reference.tolerance if reference else 0.15,
+                can_fail=False,
+                data=data,
+                no_reference=f"no published {workload} figure for {name}; MFU {data['mfu'] or 0:.1%}",
+            )
+        )
     return results

@@ -51,20 +51,36 @@ def write_json(report: Report, path) -> None:
 def junit_xml(report: Report) -> str:
     data = report.to_dict()
     counts = data["counts"]
-    suite_attrs = {"name": f"dlbench validate {data['host']}", "tests": str(len(report.checks)),
-                   "failures": str(counts[FAIL]), "errors": "0", "skipped": str(counts[SKIP]),
-                   "time": f"{data['duration_seconds']:.3f}", "timestamp": data["started"].rstrip("Z"),
-                   "hostname": data["host"] or "localhost"}
+    suite_attrs = {
+        "name": f"dlbench validate {data['host']}",
+        "tests": str(len(report.checks)),
+        "failures": str(counts[FAIL]),
+        "errors": "0",
+        "skipped": str(counts[SKIP]),
+        "time": f"{data['duration_seconds']:.3f}",
+        "timestamp": data["started"].rstrip("Z"),
+        "hostname": data["host"] or "localhost",
+    }
     suites = ET.Element("testsuites", {k: suite_attrs[k] for k in ("name", "tests", "failures", "errors", "time")})
     suite = ET.SubElement(suites, "testsuite", suite_attrs)
     properties = ET.SubElement(suite, "properties")
-    for name, value in (("verdict", data["verdict"]), ("dlbench_version", data["tool"]["version"]),
-                        ("driver_version", data["environment"].get("driver_version") or "")):
+    for name, value in (
+        ("verdict", data["verdict"]),
+        ("dlbench_version", data["tool"]["version"]),
+        ("driver_version", data["environment"].get("driver_version") or ""),
+    ):
         ET.SubElement(properties, "property", {"name": name, "value": str(value)})
     for check in report.checks:
         family, _, name = check.id.partition(".")
-        case = ET.SubElement(suite, "testcase", {"classname": f"dlbench.validate.{family}", "name": name or family,
-                                                 "time": f"{check.duration_seconds:.3f}"})
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"dlbench.validate.{family}",
+                "name": name or family,
+                "time": f"{check.duration_seconds:.3f}",
+            },
+        )
         summary = check.detail or check.expected or check.verdict
         if check.verdict == SKIP:
             ET.SubElement(case, "skipped", {"message": summary})

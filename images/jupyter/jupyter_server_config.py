@@ -34,8 +34,10 @@ if password_hash:
     c.PasswordIdentityProvider.hashed_password = password_hash
     c.PasswordIdentityProvider.allow_password_change = False
 elif token is not None and not token.strip():
-    _refuse("JUPYTER_TOKEN is empty and JUPYTER_PASSWORD_HASH is not set: the server will not run without "
-            "authentication (unset JUPYTER_TOKEN for a random token)")
+    _refuse(
+        "JUPYTER_TOKEN is empty and JUPYTER_PASSWORD_HASH is not set: the server will not run without "
+        "authentication (unset JUPYTER_TOKEN for a random token)"
+    )
 
 certfile = os.environ.get("JUPYTER_CERTFILE", "")
 keyfile = os.environ.get("JUPYTER_KEYFILE", "")

@@ -104,8 +104,20 @@ def torch_wheels():
         if not (target / "complete").exists():
             phase(f"downloading {TORCH_REQUIREMENT} and its dependencies into {target} (once)")
             shutil.rmtree(target, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d",
-                            str(target), TORCH_REQUIREMENT], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--only-binary=:all:",
+                    "-d",
+                    str(target),
+                    TORCH_REQUIREMENT,
+                ],
+                check=True,
+            )
             (target / "complete").touch()
     return sorted(target.glob("*.whl"))
 
@@ -113,8 +125,9 @@ def torch_wheels():
 @pytest.fixture(scope="session")
 def dlbench_wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("dlbench-wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], check=True
+    )
     return next(out.glob("dlbench-*.whl"))
 
 
@@ -144,17 +157,32 @@ class Playbook:
             "[gpu_hosts]\n"
             f"testgpu ansible_host={host.root} ansible_connection=community.general.chroot "
             "ansible_python_interpreter=/usr/bin/python3 ansible_become=false\n"
-            "[monitoring]\ntestgpu\n")
+            "[monitoring]\ntestgpu\n"
+        )
         (self.workdir / "vars.json").write_text(json.dumps(variables))
         password_file = self.workdir / "vault-password"
         password_file.write_text("test-vault-password\n")
         vault = self.workdir / "vault.yml"
-        vault.write_text(f'vault_jupyterlab_password: "{JUPYTER_PASSWORD}"\n'
-                         'vault_grafana_admin_password: "grafana-test-password"\n')
-        subprocess.run([str(ANSIBLE_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file),
-                        str(vault)], check=True, stdin=subprocess.DEVNULL, capture_output=True, cwd=REPO)
-        self.args = ["-i", str(inventory), "-e", f"@{self.workdir / 'vars.json'}", "-e", f"@{vault}",
-                     "--vault-password-file", str(password_file)]
+        vault.write_text(
+            f'vault_jupyterlab_password: "{JUPYTER_PASSWORD}"\nvault_grafana_admin_password: "grafana-test-password"\n'
+        )
+        subprocess.run(
+            [str(ANSIBLE_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(vault)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd=REPO,
+        )
+        self.args = [
+            "-i",
+            str(inventory),
+            "-e",
+            f"@{self.workdir / 'vars.json'}",
+            "-e",
+            f"@{vault}",
+            "--vault-password-file",
+            str(password_file),
+        ]
 
     def run(self, *extra, playbook="playbooks/setup_gpu.yml"):
         phase(f"ansible-playbook {playbook} {' '.join(extra)} on {self.host.root}")
@@ -162,13 +190,24 @@ class Playbook:
 
     def start(self, *extra, playbook="playbooks/setup_gpu.yml"):
         """Start ansible-playbook in the background; .wait() returns its PlaybookResult."""
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"), ANSIBLE_STDOUT_CALLBACK="default")
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"),
+            ANSIBLE_STDOUT_CALLBACK="default",
+        )
         log = self.workdir / f"run-{len(list(self.workdir.glob('run-*.log')))}.log"
         # stdin: a fresh /dev/null; see tests/conftest.py nonblocking_stdin
         with open(log, "w") as out:
-            process = subprocess.Popen([str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
-                                       stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            process = subprocess.Popen(
+                [str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=env,
+            )
         return RunningPlaybook(process, log)
 
 
@@ -216,22 +255,24 @@ def simulate_pci(host, devices):
 
 def debian_kernel_release(host):
     """The Debian 12 kernel whose headers the test host has (the machine's own kernel is not a Debian one)."""
-    releases = [p.name[len("linux-headers-"):] for p in host.path("/usr/src").glob("linux-headers-*-amd64")]
+    releases = [p.name[len("linux-headers-") :] for p in host.path("/usr/src").glob("linux-headers-*-amd64")]
     return sorted(release for release in releases if "-cloud-" not in release)[-1]
 
 
 def base_variables(site, host, workdir, dlbench_wheel=None, pci=HGX_H100):
     variables = dict(site)
-    variables.update({
-        # The stand-in conda makes environments with the chroot's own Python (Debian 12: 3.11).
-        "conda_python_version": "3.11",
-        # No GPU here: lspci reads a simulated bus, and the stand-in nvidia-smi answers for the GPU on it.
-        "nvidia_driver_pci_dump": simulate_pci(host, pci),
-        "nvidia_driver_kernel_release": debian_kernel_release(host),
-        "common_admin_user": "ops",
-        "common_admin_ssh_keys": [ADMIN_KEY],
-        "common_ca_certificates": extra_ca_certificates(host.root, workdir),
-    })
+    variables.update(
+        {
+            # The stand-in conda makes environments with the chroot's own Python (Debian 12: 3.11).
+            "conda_python_version": "3.11",
+            # No GPU here: lspci reads a simulated bus, and the stand-in nvidia-smi answers for the GPU on it.
+            "nvidia_driver_pci_dump": simulate_pci(host, pci),
+            "nvidia_driver_kernel_release": debian_kernel_release(host),
+            "common_admin_user": "ops",
+            "common_admin_ssh_keys": [ADMIN_KEY],
+            "common_ca_certificates": extra_ca_certificates(host.root, workdir),
+        }
+    )
     if dlbench_wheel:
         # dlbench is not on PyPI: the conda role installs this wheel (with the `train` extra) into the `dl`
         # environment, and the monitoring role takes the same one by default for the exporter's environment.
@@ -254,8 +295,19 @@ def cpu_benchmark_variables(tmp_path):
         "benchmark_multinode_nproc_per_node": 1,
         "benchmark_multinode_rdzv_address": "127.0.0.1",
         "benchmark_multinode_rdzv_port": free_port(),
-        "benchmark_multinode_run_args": ["--device", "cpu", "--steps", "3", "--warmup", "1", "--batch-size", "8",
-                                         "--no-telemetry", "--dist-timeout", "60"],
+        "benchmark_multinode_run_args": [
+            "--device",
+            "cpu",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-telemetry",
+            "--dist-timeout",
+            "60",
+        ],
         "benchmark_multinode_fetch_dir": str(tmp_path / "fetched"),
         "benchmark_multinode_timeout": 300,
     }
@@ -268,18 +320,24 @@ def cpu_benchmark_variables(tmp_path):
 def provisioned(site, dlbench_wheel, tmp_path_factory):
     """Two runs on one host; meanwhile (the first run mostly waits on downloads) --check on a second, fresh host."""
     workdir = tmp_path_factory.mktemp("provisioned")
-    with Host(CACHE / "ansible-testhost", workdir / "host", phase) as host, \
-            Host(CACHE / "ansible-testhost", workdir / "check-host", phase) as check_host:
+    with (
+        Host(CACHE / "ansible-testhost", workdir / "host", phase) as host,
+        Host(CACHE / "ansible-testhost", workdir / "check-host", phase) as check_host,
+    ):
         # An operator's existing Docker setting that the container role must keep.
         host.path("/etc/docker").mkdir(parents=True, exist_ok=True)
         host.path("/etc/docker/daemon.json").write_text(json.dumps({"data-root": "/srv/docker"}))
         variables = base_variables(site, host, workdir, dlbench_wheel)
         # A Debian cloud image's kernel: its headers and the cloud flavour's metapackage come from Debian's archive.
-        variables["nvidia_driver_kernel_release"] = variables["nvidia_driver_kernel_release"].replace("-amd64",
-                                                                                                      "-cloud-amd64")
+        variables["nvidia_driver_kernel_release"] = variables["nvidia_driver_kernel_release"].replace(
+            "-amd64", "-cloud-amd64"
+        )
         playbook = Playbook(host, workdir / "ansible", variables)
-        check_playbook = Playbook(check_host, workdir / "check-ansible",
-                                  base_variables(site, check_host, workdir / "check-ansible", dlbench_wheel))
+        check_playbook = Playbook(
+            check_host,
+            workdir / "check-ansible",
+            base_variables(site, check_host, workdir / "check-ansible", dlbench_wheel),
+        )
         started = time.monotonic()
         phase("check run: setup_gpu.yml --check on a fresh host, in the background")
         check_running = check_playbook.start("--check")

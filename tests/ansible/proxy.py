@@ -18,6 +18,8 @@ import urllib.request
 MIRROR_HOST = "driver-mirror.invalid"
 # Request headers passed on (conditional requests keep apt's cache logic real); the rest are hop-by-hop or the proxy's.
 _PASSED = {"if-modified-since", "if-none-match", "range", "if-range", "accept", "user-agent"}
+
+
 # Onward connections as this machine makes them (through its own proxy, if it has one), without following
 # redirects: the client follows them, through this proxy.
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -43,8 +45,9 @@ class _ProxyHandler(http.server.SimpleHTTPRequestHandler):
             self.path = url.path or "/"
             send()
             return
-        request = urllib.request.Request(self.path, method=self.command,
-                                         headers={k: v for k, v in self.headers.items() if k.lower() in _PASSED})
+        request = urllib.request.Request(
+            self.path, method=self.command, headers={k: v for k, v in self.headers.items() if k.lower() in _PASSED}
+        )
         try:
             response = _DIRECT.open(request, timeout=60)
         except urllib.error.HTTPError as error:
@@ -58,8 +61,9 @@ class _ProxyHandler(http.server.SimpleHTTPRequestHandler):
             for key, value in response.headers.items():
                 if key.lower() not in ("connection", "transfer-encoding", "content-length"):
                     self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body) if self.command == "GET" else
-                                                   response.headers.get("Content-Length", 0)))
+            self.send_header(
+                "Content-Length", str(len(body) if self.command == "GET" else response.headers.get("Content-Length", 0))
+            )
             self.end_headers()
             self.wfile.write(body)
 

@@ -22,30 +22,35 @@ GENERATIONS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__nvidia
 
 def gpu_line(device_id, name="Device", class_id="0302"):
     """An `lspci -nn -mm` line for one NVIDIA device."""
-    return (f'00:1e.0 "3D controller [{class_id}]" "NVIDIA Corporation [10de]" "{name} [{device_id}]" -ra1 -p00 '
-            f'"NVIDIA Corporation [10de]" "Device [0000]"')
+    return (
+        f'00:1e.0 "3D controller [{class_id}]" "NVIDIA Corporation [10de]" "{name} [{device_id}]" -ra1 -p00 '
+        f'"NVIDIA Corporation [10de]" "Device [0000]"'
+    )
 
 
-@pytest.mark.parametrize("device_id, name, generation, modules", [
-    ("102d", "GK210GL [Tesla K80]", "Kepler or older", "unknown"),
-    ("13f2", "GM204GL [Tesla M60]", "Maxwell", "proprietary"),
-    ("13f3", "GM204GL [Tesla M6]", "Maxwell", "proprietary"),
-    ("17fd", "GM200GL [Tesla M40]", "Maxwell", "proprietary"),
-    ("1431", "GM206GL [Tesla M4]", "Maxwell", "proprietary"),
-    ("15f8", "GP100GL [Tesla P100 PCIe 16GB]", "Pascal", "proprietary"),
-    ("1b38", "GP102GL [Tesla P40]", "Pascal", "proprietary"),
-    ("1db1", "GV100GL [Tesla V100 SXM2 16GB]", "Volta", "proprietary"),
-    ("1eb8", "TU104GL [Tesla T4]", "Turing", "either"),
-    ("20b0", "GA100 [A100 SXM4 40GB]", "Ampere", "either"),
-    ("2236", "GA102GL [A10]", "Ampere", "either"),
-    ("2330", "GH100 [H100 SXM5 80GB]", "Hopper", "either"),
-    ("2342", "GH100 [GH200 120GB / 480GB]", "Hopper", "either"),
-    ("27b8", "AD104GL [L4]", "Ada Lovelace", "either"),
-    ("2901", "Device", "Blackwell, HGX B200", "open"),
-    ("2bb5", "GB202GL [RTX PRO 6000 Blackwell Server Edition]", "Blackwell", "open"),
-    ("3182", "GB110 [B300 SXM6 AC]", "Blackwell, HGX B300", "open"),
-    ("3021", "Device", "unknown", "unknown"),  # GR100: newer than the table
-])
+@pytest.mark.parametrize(
+    "device_id, name, generation, modules",
+    [
+        ("102d", "GK210GL [Tesla K80]", "Kepler or older", "unknown"),
+        ("13f2", "GM204GL [Tesla M60]", "Maxwell", "proprietary"),
+        ("13f3", "GM204GL [Tesla M6]", "Maxwell", "proprietary"),
+        ("17fd", "GM200GL [Tesla M40]", "Maxwell", "proprietary"),
+        ("1431", "GM206GL [Tesla M4]", "Maxwell", "proprietary"),
+        ("15f8", "GP100GL [Tesla P100 PCIe 16GB]", "Pascal", "proprietary"),
+        ("1b38", "GP102GL [Tesla P40]", "Pascal", "proprietary"),
+        ("1db1", "GV100GL [Tesla V100 SXM2 16GB]", "Volta", "proprietary"),
+        ("1eb8", "TU104GL [Tesla T4]", "Turing", "either"),
+        ("20b0", "GA100 [A100 SXM4 40GB]", "Ampere", "either"),
+        ("2236", "GA102GL [A10]", "Ampere", "either"),
+        ("2330", "GH100 [H100 SXM5 80GB]", "Hopper", "either"),
+        ("2342", "GH100 [GH200 120GB / 480GB]", "Hopper", "either"),
+        ("27b8", "AD104GL [L4]", "Ada Lovelace", "either"),
+        ("2901", "Device", "Blackwell, HGX B200", "open"),
+        ("2bb5", "GB202GL [RTX PRO 6000 Blackwell Server Edition]", "Blackwell", "open"),
+        ("3182", "GB110 [B300 SXM6 AC]", "Blackwell, HGX B300", "open"),
+        ("3021", "Device", "unknown", "unknown"),  # GR100: newer than the table
+    ],
+)
 def test_generation_from_the_device_id(device_id, name, generation, modules):
     (device,) = nvidia_pci.nvidia_pci_devices([gpu_line(device_id, name)], GENERATIONS)
     assert (device["kind"], device["generation"], device["modules"]) == ("gpu", generation, modules)
@@ -77,7 +82,10 @@ def test_hgx_b200_wants_the_nvlink_subnet_manager():
 
 
 def test_generation_ranges_do_not_overlap():
-    ranges = sorted((int(a, 16), int(b or a, 16), g["name"]) for g in GENERATIONS
-                    for a, _, b in (r.partition("-") for r in g["ids"]))
+    ranges = sorted(
+        (int(a, 16), int(b or a, 16), g["name"])
+        for g in GENERATIONS
+        for a, _, b in (r.partition("-") for r in g["ids"])
+    )
     for (_, last, name), (first, _, next_name) in zip(ranges, ranges[1:]):
         assert last < first, f"{name} overlaps {next_name}"

@@ -22,16 +22,41 @@ pytestmark = pytest.mark.integration
 def _play(ansible_playbook, tmp_path, *extra):
     inventory = tmp_path / "inventory.ini"
     # ansible_become=false: the play asks for root; the test already is root and this machine has no sudo
-    inventory.write_text(f"[gpu_hosts]\nlocalhost ansible_connection=local ansible_become=false "
-                         f"ansible_python_interpreter={sys.executable}\n")
-    variables = {"host_spec_dlbench": str(ANSIBLE_BIN / "dlbench"), "host_spec_python": sys.executable,
-                 "host_spec_remote_dir": str(tmp_path / "host"),
-                 "host_spec_report_dir": str(tmp_path / "specs")}
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
-               DLBENCH_FAKE_NVML="h100-sxm*2")
-    done = subprocess.run([str(ansible_playbook), "-i", str(inventory), "--tags", "spec",
-                           "-e", yaml.safe_dump(variables, default_flow_style=True).strip(), *extra,
-                           "playbooks/setup_gpu.yml"], stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, env=env)
+    inventory.write_text(
+        f"[gpu_hosts]\nlocalhost ansible_connection=local ansible_become=false "
+        f"ansible_python_interpreter={sys.executable}\n"
+    )
+    variables = {
+        "host_spec_dlbench": str(ANSIBLE_BIN / "dlbench"),
+        "host_spec_python": sys.executable,
+        "host_spec_remote_dir": str(tmp_path / "host"),
+        "host_spec_report_dir": str(tmp_path / "specs"),
+    }
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        NO_COLOR="1",
+        ANSIBLE_NOCOLOR="1",
+        DLBENCH_FAKE_NVML="h100-sxm*2",
+    )
+    done = subprocess.run(
+        [
+            str(ansible_playbook),
+            "-i",
+            str(inventory),
+            "--tags",
+            "spec",
+            "-e",
+            yaml.safe_dump(variables, default_flow_style=True).strip(),
+            *extra,
+            "playbooks/setup_gpu.yml",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     recap = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", done.stdout)
     assert done.returncode == 0 and recap, done.stdout[-3000:] + done.stderr[-2000:]
     return done, int(recap.group(2))

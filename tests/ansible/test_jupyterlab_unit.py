@@ -24,9 +24,14 @@ def render(tmp_path, nvidia_modprobe):
     (prefix / "bin" / "jupyter").write_text("#!/bin/sh\n")
     (prefix / "bin" / "jupyter").chmod(0o755)
     unit = jinja2.Template(TEMPLATE.read_text(), keep_trailing_newline=True, trim_blocks=True).render(
-        ansible_managed="Ansible managed", jupyterlab_user="jupyter", jupyterlab_home="/srv/jupyter",
-        jupyterlab_root_dir="/srv/jupyter/notebooks", jupyterlab_env_prefix=str(prefix),
-        jupyterlab_config_dir="/etc/jupyterlab", __jupyterlab_nvidia_modprobe={"stat": {"exists": nvidia_modprobe}})
+        ansible_managed="Ansible managed",
+        jupyterlab_user="jupyter",
+        jupyterlab_home="/srv/jupyter",
+        jupyterlab_root_dir="/srv/jupyter/notebooks",
+        jupyterlab_env_prefix=str(prefix),
+        jupyterlab_config_dir="/etc/jupyterlab",
+        __jupyterlab_nvidia_modprobe={"stat": {"exists": nvidia_modprobe}},
+    )
     path = tmp_path / "jupyterlab.service"
     path.write_text(unit)
     return path, unit

@@ -7,8 +7,13 @@ import pytest
 
 from .conftest import ANSIBLE_BIN, REPO
 
-PLAYBOOKS = ["playbooks/setup_gpu.yml", "playbooks/verify.yml", "playbooks/update_driver.yml", "playbooks/validate.yml",
-             "playbooks/benchmark_multinode.yml"]
+PLAYBOOKS = [
+    "playbooks/setup_gpu.yml",
+    "playbooks/verify.yml",
+    "playbooks/update_driver.yml",
+    "playbooks/validate.yml",
+    "playbooks/benchmark_multinode.yml",
+]
 
 
 def run(*command):
@@ -24,16 +29,31 @@ def test_syntax_check(playbook, ansible_playbook):
 
 def test_ansible_lint_production_profile(ansible_playbook):
     # ansible-lint runs ansible-playbook --syntax-check on each playbook itself: a minute, the slow tier
-    result = run(str(ANSIBLE_BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor",
-                 "playbooks/", "requirements.yml")
+    result = run(
+        str(ANSIBLE_BIN / "ansible-lint"),
+        "--profile",
+        "production",
+        "--offline",
+        "--nocolor",
+        "playbooks/",
+        "requirements.yml",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
 
 
 def test_every_role_declares_its_arguments():
     roles = sorted(p for p in (REPO / "playbooks" / "roles").iterdir() if p.is_dir())
-    assert {r.name for r in roles} >= {"common", "nvidia_driver", "cuda", "cudnn", "container", "conda",
-                                       "jupyterlab", "monitoring"}
+    assert {r.name for r in roles} >= {
+        "common",
+        "nvidia_driver",
+        "cuda",
+        "cudnn",
+        "container",
+        "conda",
+        "jupyterlab",
+        "monitoring",
+    }
     for role in roles:
         assert (role / "meta" / "argument_specs.yml").is_file(), role.name
         assert (role / "defaults" / "main.yml").is_file(), role.name

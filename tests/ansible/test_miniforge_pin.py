@@ -18,8 +18,14 @@ def rendered_sha256(architecture, **overrides):
     variables = dict(STACK)
     variables.update(yaml.safe_load((REPO / "playbooks/roles/conda/defaults/main.yml").read_text()))
     variables.update(ansible_facts={"architecture": architecture}, **overrides)
-    out = subprocess.run([sys.executable, "-c", TEMPLATE], input=json.dumps([variables, "", ["{{ conda_miniforge_sha256 }}"]]),
-                         capture_output=True, text=True, check=True, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-c", TEMPLATE],
+        input=json.dumps([variables, "", ["{{ conda_miniforge_sha256 }}"]]),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    )
     return json.loads(out.stdout)[0]
 
 

@@ -23,18 +23,41 @@ MIRROR = os.environ.get("DLBENCH_TEST_DEBIAN_MIRROR", "http://deb.debian.org/deb
 # largest Debian packages the common and nvidia_driver roles install (compilers, ffmpeg, kernel headers): they come
 # from Debian's real archive either way, and preinstalling them keeps the test within its time budget. The roles
 # still install everything else they name, for real, from the same archive.
-PACKAGES = sorted([
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt", "python3-venv", "ca-certificates",
-    "iproute2", "procps", "pciutils", "build-essential", "ffmpeg", "git", "curl", "wget", "dkms", "linux-headers-amd64",
-])
+PACKAGES = sorted(
+    [
+        "systemd",
+        "systemd-sysv",
+        "dbus",
+        "openssh-server",
+        "python3",
+        "python3-apt",
+        "python3-venv",
+        "ca-certificates",
+        "iproute2",
+        "procps",
+        "pciutils",
+        "build-essential",
+        "ffmpeg",
+        "git",
+        "curl",
+        "wget",
+        "dkms",
+        "linux-headers-amd64",
+    ]
+)
 BUILD_RECIPE_VERSION = 2
 DEBIAN_BASE = Path(__file__).resolve().parents[2] / "images" / "debian-base.sh"
 
 
 def minbase_tree(cache_root):
     """The shared debootstrapped minbase tree (images/debian-base.sh --rootfs), built first if needed."""
-    result = subprocess.run([str(DEBIAN_BASE), "--rootfs"], capture_output=True, text=True, check=False,
-                            env={**os.environ, "CACHE_DIR": str(cache_root), "DEBIAN_MIRROR": MIRROR})
+    result = subprocess.run(
+        [str(DEBIAN_BASE), "--rootfs"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CACHE_DIR": str(cache_root), "DEBIAN_MIRROR": MIRROR},
+    )
     if result.returncode != 0:
         raise RuntimeError(f"images/debian-base.sh --rootfs failed: {result.stderr[-3000:]}")
     return Path(result.stdout.strip())
@@ -84,8 +107,12 @@ def _build(base, final, progress):
     shutil.copy("/etc/resolv.conf", building / "etc" / "resolv.conf")
     with mounted_proc(building):
         env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-        subprocess.run(["chroot", str(building), "apt-get", "install", "-y", "-q", "--no-install-recommends",
-                        *PACKAGES], check=True, capture_output=True, env=env)
+        subprocess.run(
+            ["chroot", str(building), "apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         subprocess.run(["chroot", str(building), "apt-get", "clean"], check=True, env=env)
     building.rename(final)
     (final.parent / "complete").touch()
@@ -106,8 +133,9 @@ class Host:
         for directory in (upper, work, self.root):
             directory.mkdir(parents=True)
         options = f"lowerdir={self.lower},upperdir={upper},workdir={work}"
-        mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(self.root)],
-                                 capture_output=True)
+        mounted = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(self.root)], capture_output=True
+        )
         if mounted.returncode == 0:
             self.overlay = True
         else:
@@ -127,7 +155,11 @@ class Host:
         return self.root / inside.lstrip("/")
 
     def run(self, *command, check=True):
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-               "HOME": "/root"}
-        return subprocess.run(["chroot", str(self.root), *command], capture_output=True, text=True, check=check,
-                              env=env)
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/root",
+        }
+        return subprocess.run(
+            ["chroot", str(self.root), *command], capture_output=True, text=True, check=check, env=env
+        )

@@ -13,8 +13,15 @@ GPU_CLASSES = ("0300", "0302")  # VGA compatible controller, 3D controller
 NVSWITCH_CLASS = "0680"  # bridge, other (NVIDIA's NVSwitch)
 # Every device carries every field, so the role's Jinja never meets an undefined one. An id in no range of the table
 # is "unknown": modules "unknown", and the role asks for an explicit choice.
-DEFAULTS = {"supported": True, "modules": "unknown", "last_branch": 0, "last_cuda_major": 0, "max_torch_variant": 0,
-            "open_only_on_aarch64": False, "nvlink_subnet_manager": False}
+DEFAULTS = {
+    "supported": True,
+    "modules": "unknown",
+    "last_branch": 0,
+    "last_cuda_major": 0,
+    "max_torch_variant": 0,
+    "open_only_on_aarch64": False,
+    "nvlink_subnet_manager": False,
+}
 
 
 def _generation(device_id, generations):
