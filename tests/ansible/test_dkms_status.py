@@ -70,7 +70,7 @@ def test_an_older_version_left_installed_does_not_stand_in_for_the_drivers():
 @pytest.mark.parametrize(
     "distribution, modules, package",
     [("Debian", "open", "nvidia-kernel-open-dkms"), ("Debian", "proprietary", "nvidia-kernel-dkms"),
-     ("Ubuntu", "open", "nvidia-dkms-open"), ("Ubuntu", "proprietary", "nvidia-dkms")],
+     ("Ubuntu", "open", "nvidia-dkms-580-open"), ("Ubuntu", "proprietary", "nvidia-dkms-580")],
 )
 def test_the_role_asks_for_the_version_of_its_own_module_package(distribution, modules, package):
     """The version the check wants is that of the package whose postinst has DKMS build the modules."""

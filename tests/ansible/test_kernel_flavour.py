@@ -35,7 +35,7 @@ print(json.dumps([templar.template(expression).strip() for expression in express
 """
 
 
-def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open"):
+def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open", branch="580"):
     variables = {}
     for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / f"{distribution}.yml"):
         variables.update(yaml.safe_load(path.read_text()))
@@ -46,7 +46,7 @@ def render(expressions, kernel_release, release, version, distribution="Ubuntu",
             "distribution_version": version,
             "kernel": kernel_release,
         },
-        stack_driver_branch="580",
+        stack_driver_branch=branch,
         stack_cuda_version="13.0",
         nvidia_driver_modules_flavour=modules,  # preflight.yml's set_fact, from the GPU generation
         stack_torch_cuda_variant="cu130",
@@ -92,19 +92,22 @@ def test_ubuntu_headers_and_modules_follow_the_kernel_track(kernel_release, rele
 
 
 @pytest.mark.parametrize(
-    "distribution, kernel_release, release, version, packages",
+    "distribution, branch, packages",
     [
         # NVIDIA Driver Installation Guide, compute-only system: Debian "apt -V install nvidia-driver-cuda
-        # nvidia-kernel-open-dkms", Ubuntu "apt -V install libnvidia-compute nvidia-dkms-open" (the CUDA repository
-        # keeps Ubuntu-style names there). Before the fix Ubuntu got Debian's names, which its repository lacks.
-        ("Debian", "6.1.0-26-amd64", "bookworm", "12", "nvidia-driver-cuda nvidia-kernel-open-dkms nvidia-kernel-open-dkms"),
-        ("Ubuntu", "6.8.0-45-generic", "noble", "24.04", "libnvidia-compute nvidia-dkms-open nvidia-dkms-open"),
+        # nvidia-kernel-open-dkms". Ubuntu: Canonical's names, with the branch up to 580 and nvidia-smi and the
+        # persistence daemon in their own packages (test_apt_resolution.py has apt resolve them); the unversioned
+        # names from 590 on. Before the fix Ubuntu got the 590 names on 580, which pulled a 590 driver.
+        ("Debian", "580", "nvidia-driver-cuda nvidia-kernel-open-dkms nvidia-kernel-open-dkms"),
+        ("Ubuntu", "580", "libnvidia-compute-580 nvidia-compute-utils-580 nvidia-utils-580 nvidia-dkms-580-open "
+                          "nvidia-dkms-580-open"),
+        ("Ubuntu", "590", "libnvidia-compute nvidia-compute-utils nvidia-utils nvidia-dkms-open nvidia-dkms-open"),
     ],
 )
-def test_compute_only_driver_packages_have_each_distributions_names(distribution, kernel_release, release, version,
-                                                                     packages):
+def test_compute_only_driver_packages_have_each_distributions_names(distribution, branch, packages):
+    release, version = ("noble", "24.04") if distribution == "Ubuntu" else ("bookworm", "12")
     (rendered,) = render(
         ["{{ (__nvidia_driver_cuda_repo_packages.compute.open + [__nvidia_driver_dkms_package]) | join(' ') }}"],
-        kernel_release, release, version, distribution,
+        "6.8.0-45-generic", release, version, distribution, branch=branch,
     )
     assert rendered == packages
