@@ -35,7 +35,8 @@ print(json.dumps([templar.template(expression).strip() for expression in express
 """
 
 
-def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open", branch="580"):
+def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open", branch="580",
+           extra=None):
     variables = {}
     for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / f"{distribution}.yml"):
         variables.update(yaml.safe_load(path.read_text()))
@@ -51,6 +52,7 @@ def render(expressions, kernel_release, release, version, distribution="Ubuntu",
         nvidia_driver_modules_flavour=modules,  # preflight.yml's set_fact, from the GPU generation
         stack_torch_cuda_variant="cu130",
     )
+    variables.update(extra or {})  # what tasks register (the role's vars are lazily templated, as in a play)
     (record,) = [
         task["ansible.builtin.set_fact"]
         for task in yaml.safe_load((ROLE / "tasks" / "preflight.yml").read_text())

@@ -85,12 +85,51 @@ def test_secure_boot_refuses_dkms_with_the_enrollment_steps(site, fresh_host, tm
     assert enrolled.rc == 0 and said(enrolled, "Secure Boot: on"), enrolled.tail()
 
 
-def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_path):
-    """Ubuntu 24.04 on an AWS kernel with Secure Boot on and an HGX B200, the driver from the Ubuntu archive."""
-    host = fresh_host
+def ubuntu_noble(host):
     host.path("/etc/os-release").unlink()
     host.path("/etc/os-release").write_text(UBUNTU_NOBLE_OS_RELEASE)
     host.path("/etc/lsb-release").write_text("DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\nDISTRIB_CODENAME=noble\n")
+    return host
+
+
+def installed_status(host):
+    installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
+    return {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
+
+
+def test_ubuntu_cuda_repository_driver_installs_from_canonical_style_packages(site, fresh_host, tmp_path):
+    """Ubuntu 24.04, the default source: NVIDIA's CUDA repository, whose stand-in carries Canonical's packaging of
+    580 (and 590's unversioned names, which must not be taken), installed for real on the test host. Before the fix
+    the role asked for libnvidia-compute and nvidia-dkms-open, which pulled 590 (or, with names right, left the host
+    without nvidia-smi and the persistence daemon)."""
+    host = ubuntu_noble(fresh_host)
+    variables = base_variables(site, host, tmp_path, pci=("h100_sxm",))
+    # The tree is Debian's: its kernel's headers stand in for Ubuntu's, which Debian's archive does not carry.
+    variables["nvidia_driver_kernel_headers_packages"] = ["dkms"]
+    result = Playbook(host, tmp_path / "ansible", variables).run("--tags", "nvidia_driver")
+    assert result.rc == 0, result.tail()
+    status = installed_status(host)
+    for package in ("libnvidia-compute-580", "nvidia-compute-utils-580", "nvidia-utils-580", "nvidia-dkms-580-open"):
+        assert status[package] == [f"{standins.DRIVER_VERSION}-0ubuntu1", "hi"], package
+    assert not {"libnvidia-compute", "nvidia-dkms-open", "nvidia-driver-cuda"} & status.keys()
+    # nvidia-smi from nvidia-utils-580 answers; the persistence daemon runs as Canonical's postinst's account, with
+    # persistence mode on over Canonical's static unit.
+    assert host.run("dpkg", "-S", "/usr/bin/nvidia-smi").stdout.startswith("nvidia-utils-580:")
+    assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
+    assert effective_exec_start(host, "nvidia-persistenced.service") == [
+        "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
+    # Canonical's module for the AWS kernel, found by the real modinfo (the check now covers this source too).
+    assert said(result, f"NVIDIA module built for {standins.UBUNTU_KERNEL}"), result.tail()
+    # The module, asked of the kernel's module tree by the real modinfo; and the origin pin in apt's view.
+    kernel = variables["nvidia_driver_kernel_release"]
+    assert host.run("modinfo", "-k", kernel, "-F", "version", "nvidia").stdout.strip() == standins.DRIVER_VERSION
+    assert said(result, f"NVIDIA module built for {kernel}"), result.tail()
+    assert host.path("/etc/apt/preferences.d/00-nvidia-driver-origin.pref").exists()
+
+
+def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_path):
+    """Ubuntu 24.04 on an AWS kernel with Secure Boot on and an HGX B200, the driver from the Ubuntu archive."""
+    host = ubuntu_noble(fresh_host)
     secure_boot_on(host)
     variables = base_variables(site, host, tmp_path, pci=("b200",))
     variables.update(nvidia_driver_source="ubuntu", nvidia_driver_kernel_release=standins.UBUNTU_KERNEL)
@@ -100,8 +139,7 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
         f"deb [signed-by=/usr/share/keyrings/ubuntu-standin.gpg] {site.base_url}/ubuntu/ /\n")
     result = Playbook(host, tmp_path / "ansible", variables).run("--tags", "nvidia_driver")
     assert result.rc == 0, result.tail()
-    installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
-    status = {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
+    status = installed_status(host)
     # Canonical's signed prebuilt modules for the running AWS kernel and its flavour; nothing built by DKMS.
     for package in ("nvidia-headless-no-dkms-580-server-open",
                     f"linux-modules-nvidia-580-server-open-{standins.UBUNTU_KERNEL}",
@@ -117,4 +155,6 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
     assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
     assert effective_exec_start(host, "nvidia-persistenced.service") == [
         "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
+    # Canonical's module for the AWS kernel, found by the real modinfo (the check now covers this source too).
+    assert said(result, f"NVIDIA module built for {standins.UBUNTU_KERNEL}"), result.tail()
 
