@@ -80,6 +80,10 @@ def render(expressions, kernel_release, release, version, distribution="Ubuntu",
         ("6.14.0-29-generic-64k", "noble", "24.04", "generic-64k-hwe-24.04"),
         ("6.8.0-1015-aws", "noble", "24.04", "aws"),
         ("6.8.0-1017-nvidia-64k", "noble", "24.04", "nvidia-64k"),
+        # GH200/GB200 on Grace's HWE kernels (packages.ubuntu.com linux-headers-nvidia-64k-hwe-24.04,
+        # linux-headers-nvidia-hwe-24.04). Before the fix: nvidia-64k / nvidia, the GA 6.8 track.
+        ("6.14.0-1011-nvidia-64k", "noble", "24.04", "nvidia-64k-hwe-24.04"),
+        ("6.11.0-1010-nvidia", "noble", "24.04", "nvidia-hwe-24.04"),
     ],
 )
 def test_ubuntu_headers_and_modules_follow_the_kernel_track(kernel_release, release, version, flavour):
@@ -113,3 +117,16 @@ def test_compute_only_driver_packages_have_each_distributions_names(distribution
         "6.8.0-45-generic", release, version, distribution, branch=branch,
     )
     assert rendered == packages
+
+
+def test_the_holds_cover_debian_packagings_driver_libraries_and_firmware():
+    """Debian-style packaging's libcuda1, libcudadebugger1 and firmware-nvidia-gsp carry the driver's version too;
+    the container toolkit is held by its own role, other packages not at all."""
+    installed = ["libcuda1", "libcudadebugger1", "firmware-nvidia-gsp", "nvidia-driver-cuda", "libnvidia-ml1",
+                 "nvidia-container-toolkit", "libnvidia-container1", "libcudart12", "firmware-misc-nonfree", "dkms"]
+    facts = {"distribution": "Debian", "distribution_release": "bookworm", "distribution_version": "12",
+             "kernel": "6.1.0-26-amd64", "packages": {name: [{}] for name in installed}}
+    (rendered,) = render(["{{ __nvidia_driver_installed_packages | join(' ') }}"], "6.1.0-26-amd64", "bookworm", "12",
+                         "Debian", extra={"ansible_facts": facts})
+    assert rendered.split() == ["firmware-nvidia-gsp", "libcuda1", "libcudadebugger1", "libnvidia-ml1",
+                                "nvidia-driver-cuda"]

@@ -81,6 +81,7 @@ def test_secure_boot_refuses_dkms_with_the_enrollment_steps(site, fresh_host, tm
     secure_boot_on(fresh_host)
     result = preflight(site, fresh_host, tmp_path, ("t4",))
     assert_refused(result, "Secure Boot is on", "mokutil --import /var/lib/dkms/mok.pub", "Enroll MOK")
+    assert not said(result, "dkms generate_mok;")  # not in Debian 12's dkms 3.0.10 (dell/dkms: since v3.1.0)
     enrolled = preflight(site, fresh_host, tmp_path, ("t4",), "-e", "nvidia_driver_secure_boot_key_enrolled=true")
     assert enrolled.rc == 0 and said(enrolled, "Secure Boot: on"), enrolled.tail()
 
@@ -95,6 +96,22 @@ def ubuntu_noble(host):
 def installed_status(host):
     installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
     return {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
+
+
+def test_shim_validation_off_is_no_secure_boot(site, fresh_host, tmp_path):
+    """`mokutil --disable-validation`: shim sets MokSBStateRT to 1 and the kernel loads unsigned modules."""
+    secure_boot_on(fresh_host)
+    mok = fresh_host.path("/sys/firmware/efi/efivars/MokSBStateRT-605dab50-e046-4300-abb6-3dd810dd8b23")
+    mok.write_bytes(bytes([0x06, 0, 0, 0, 1]))
+    result = preflight(site, fresh_host, tmp_path, ("t4",))
+    assert result.rc == 0 and said(result, "Secure Boot: off"), result.tail()
+
+
+def test_without_lspci_the_preflight_refuses(site, fresh_host, tmp_path):
+    """pciutils missing: no silent "no GPU" that lets every refusal pass."""
+    for path in ("/usr/bin/lspci", "/usr/sbin/lspci"):
+        fresh_host.path(path).unlink(missing_ok=True)
+    assert_refused(preflight(site, fresh_host, tmp_path, ("t4",)), "lspci failed", "Install pciutils")
 
 
 def test_ubuntu_cuda_repository_driver_installs_from_canonical_style_packages(site, fresh_host, tmp_path):
