@@ -130,3 +130,18 @@ def test_the_holds_cover_debian_packagings_driver_libraries_and_firmware():
                          "Debian", extra={"ansible_facts": facts})
     assert rendered.split() == ["firmware-nvidia-gsp", "libcuda1", "libcudadebugger1", "libnvidia-ml1",
                                 "nvidia-driver-cuda"]
+
+
+def test_the_ubuntu_archive_source_holds_the_kernel_with_its_module_metapackage():
+    """Held alone, linux-modules-nvidia-580-server-open-aws would let linux-aws bring a kernel ABI it has no module
+    for; held together they move together (update_driver.yml). Other kernels' metapackages stay free."""
+    installed = ["linux-aws", "linux-image-aws", "linux-headers-aws", "linux-modules-nvidia-580-server-open-aws",
+                 "linux-modules-nvidia-580-server-open-6.8.0-1015-aws", "linux-image-6.8.0-1015-aws",
+                 "linux-generic", "linux-image-generic", "nvidia-utils-580-server", "nvidia-container-toolkit"]
+    facts = {"distribution": "Ubuntu", "distribution_release": "noble", "distribution_version": "24.04",
+             "kernel": "6.8.0-1015-aws", "packages": {name: [{}] for name in installed}}
+    (rendered,) = render(["{{ __nvidia_driver_installed_packages | join(' ') }}"], "6.8.0-1015-aws", "noble", "24.04",
+                         extra={"ansible_facts": facts})
+    assert rendered.split() == ["linux-aws", "linux-headers-aws", "linux-image-aws",
+                                "linux-modules-nvidia-580-server-open-6.8.0-1015-aws",
+                                "linux-modules-nvidia-580-server-open-aws", "nvidia-utils-580-server"]
