@@ -145,3 +145,25 @@ def test_the_ubuntu_archive_source_holds_the_kernel_with_its_module_metapackage(
     assert rendered.split() == ["linux-aws", "linux-headers-aws", "linux-image-aws",
                                 "linux-modules-nvidia-580-server-open-6.8.0-1015-aws",
                                 "linux-modules-nvidia-580-server-open-aws", "nvidia-utils-580-server"]
+
+
+@pytest.mark.parametrize("distribution, kernel_release, release, version, packages", [
+    # Debian keeps only the current ABIs' headers (bookworm today: 6.1.0-47 and -50 cloud-amd64): an older image's
+    # kernel gets the flavour's newest kernel with its headers instead. Before the fix: "Unable to locate package".
+    ("Debian", "6.1.0-28-cloud-amd64", "bookworm", "12", "dkms linux-image-cloud-amd64 linux-headers-cloud-amd64"),
+    ("Ubuntu", "6.8.0-1015-aws", "noble", "24.04", "dkms linux-image-aws linux-headers-aws"),
+])
+def test_a_kernel_whose_headers_left_the_archive_gets_the_flavours_newest_kernel(distribution, kernel_release,
+                                                                                  release, version, packages):
+    (rendered,) = render(["{{ __nvidia_driver_kernel_headers_packages | join(' ') }}"], kernel_release, release,
+                         version, distribution, extra={"__nvidia_driver_release_headers": {"rc": 100}})
+    assert rendered == packages
+
+
+@pytest.mark.parametrize("kernel_release, suite", [
+    ("6.12.12+bpo-cloud-amd64", "bookworm-backports"),  # before the fix: bookworm's 6.1-track metapackage
+    ("6.1.0-26-cloud-amd64", ""),
+])
+def test_a_backports_kernel_takes_its_headers_from_backports(kernel_release, suite):
+    (rendered,) = render(["{{ __nvidia_driver_kernel_headers_release }}"], kernel_release, "bookworm", "12", "Debian")
+    assert rendered == suite
