@@ -7,6 +7,7 @@ costs seconds; the Ubuntu host runs the driver role (`--tags nvidia_driver`) for
 host is the HGX H100 with NVSwitch on a Debian cloud kernel (test_setup_gpu.py).
 """
 
+import shutil
 import urllib.request
 
 import pytest
@@ -23,6 +24,25 @@ SECURE_BOOT_ON = bytes([0x06, 0, 0, 0, 1])
 UBUNTU_NOBLE_OS_RELEASE = (  # /etc/os-release of Ubuntu 24.04 LTS (base-files 13ubuntu10)
     'PRETTY_NAME="Ubuntu 24.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.3 LTS (Noble Numbat)"\n'
     "VERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=noble\n")
+
+
+# Shim's MOK list lives in EFI variables (MokListRT), which need a real efivarfs: mokutil checks the file system's
+# magic, so a chroot cannot give it one. The stand-in mokutil answers --test-key from the certificates the test
+# "enrolls" into MOK_LIST, with mokutil's own messages ("<file> is already enrolled" / "<file> is not enrolled").
+MOK_LIST = "/var/lib/dlbench-test/mok-list"
+STAND_IN_MOKUTIL = f"""#!/bin/sh
+# STAND-IN mokutil (dlbench test fixture): --test-key against {MOK_LIST}.
+[ "$1" = --test-key ] || {{ echo "stand-in mokutil: only --test-key" >&2; exit 2; }}
+for enrolled in {MOK_LIST}/*; do
+  if [ -f "$enrolled" ] && cmp -s "$enrolled" "$2"; then echo "$2 is already enrolled"; exit 0; fi
+done
+echo "$2 is not enrolled"
+"""
+
+
+def stand_in_mokutil(host):
+    host.path("/usr/bin/mokutil").write_text(STAND_IN_MOKUTIL)
+    host.path("/usr/bin/mokutil").chmod(0o755)
 
 
 def secure_boot_on(host):
@@ -82,6 +102,14 @@ def test_secure_boot_refuses_dkms_with_the_enrollment_steps(site, fresh_host, tm
     result = preflight(site, fresh_host, tmp_path, ("t4",))
     assert_refused(result, "Secure Boot is on", "mokutil --import /var/lib/dkms/mok.pub", "Enroll MOK")
     assert not said(result, "dkms generate_mok;")  # not in Debian 12's dkms 3.0.10 (dell/dkms: since v3.1.0)
+    # Said to be enrolled, and not: shim's MOK list is asked (mokutil --test-key), not the flag trusted.
+    stand_in_mokutil(fresh_host)
+    fresh_host.path("/var/lib/dkms").mkdir(parents=True, exist_ok=True)
+    fresh_host.path("/var/lib/dkms/mok.pub").write_bytes(b"stand-in DER certificate")
+    claimed = preflight(site, fresh_host, tmp_path, ("t4",), "-e", "nvidia_driver_secure_boot_key_enrolled=true")
+    assert_refused(claimed, "/var/lib/dkms/mok.pub is not enrolled")
+    fresh_host.path(MOK_LIST).mkdir(parents=True)
+    shutil.copy(fresh_host.path("/var/lib/dkms/mok.pub"), fresh_host.path(MOK_LIST) / "dkms.der")
     enrolled = preflight(site, fresh_host, tmp_path, ("t4",), "-e", "nvidia_driver_secure_boot_key_enrolled=true")
     assert enrolled.rc == 0 and said(enrolled, "Secure Boot: on"), enrolled.tail()
 
