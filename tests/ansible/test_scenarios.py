@@ -163,8 +163,6 @@ def test_ubuntu_cuda_repository_driver_installs_from_canonical_style_packages(si
     assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
     assert effective_exec_start(host, "nvidia-persistenced.service") == [
         "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
-    # Canonical's module for the AWS kernel, found by the real modinfo (the check now covers this source too).
-    assert said(result, f"NVIDIA module built for {standins.UBUNTU_KERNEL}"), result.tail()
     # The module, asked of the kernel's module tree by the real modinfo; and the origin pin in apt's view.
     kernel = variables["nvidia_driver_kernel_release"]
     assert host.run("modinfo", "-k", kernel, "-F", "version", "nvidia").stdout.strip() == standins.DRIVER_VERSION
