@@ -180,3 +180,21 @@ def test_without_the_origin_pin_ubuntus_newer_build_of_the_same_names_wins(tmp_p
               preferences(with_origin_pin=False))
     installed = apt.simulate(role_packages("__nvidia_driver_cuda_repo_packages.compute.open", "open"))
     assert installed["libnvidia-compute-580"] == f"{UBUNTU_580}-{UBUNTU_REVISION}"
+
+
+@pytest.mark.parametrize("with_fabricmanager_pin, expected", [(True, NVIDIA_580), (False, standins.NEWER_DRIVER_VERSION)])
+def test_the_fabric_manager_stays_at_the_drivers_version_under_the_branch_pin(tmp_path, with_fabricmanager_pin,
+                                                                               expected):
+    """The branch pin raises every 580 fabric manager alike and apt takes the first matching record, so without the
+    role's own pin (templates/nvidia-fabricmanager.pref.j2) the branch's newest wins, which the driver refuses."""
+    fabricmanager = [ubuntu_packaging.Stanza("nvidia-fabricmanager", f"{version}-1", {}, [])
+                     for version in (NVIDIA_580, standins.NEWER_DRIVER_VERSION)]
+    prefs = preferences(with_origin_pin=False)
+    if with_fabricmanager_pin:
+        template = (ROLE / "templates" / "nvidia-fabricmanager.pref.j2").read_text()
+        prefs["00-nvidia-fabricmanager.pref"] = (
+            template.replace("{{ ansible_managed }}", "Ansible managed").replace("{{ nvidia_driver_branch }}", BRANCH)
+            .replace("{{ __nvidia_driver_fabricmanager_packages | join(' ') }}", "nvidia-fabricmanager")
+            .replace("{{ __nvidia_driver_upstream }}", NVIDIA_580))
+    apt = Apt(tmp_path, {("NVIDIA", "NVIDIA CUDA"): fabricmanager}, prefs)
+    assert apt.simulate(["nvidia-fabricmanager"]) == {"nvidia-fabricmanager": f"{expected}-1"}
