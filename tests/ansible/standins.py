@@ -48,13 +48,21 @@ CUDA_RELEASE = "13.0"
 # (dkms 3.0, /usr/sbin/dkms: is_module_built wants <tree>/nvidia/<version>/<kernel>/<arch>/module/<name>.ko,
 # _is_module_installed the symlink kernel-<kernel>-<arch> to that directory; github.com/dell/dkms). The real
 # `dkms status` of the test host (Debian 12's dkms 3.0.10) reads it and prints "nvidia/580.95.05, <kernel>, x86_64:
-# installed". Like dkms's common.postinst on a first install in a chroot (the running kernel is not the chroot's),
-# it builds for every kernel under /lib/modules that has headers (a build link); nothing is compiled here.
+# installed". Its maintainer scripts are those dh_dkms writes (dkms 3.0.10, debian/scripts/postinst-dkms and
+# prerm-dkms): the postinst runs the host's real /usr/lib/dkms/common.postinst, which picks the kernels as it does on
+# a real host (the running and the newest in /boot, every one under /lib/modules on a first install in a chroot whose
+# running kernel is not the chroot's; dkms_common.postinst, github.com/dell/dkms), and the real dkms builds and
+# installs; the prerm removes the old version from every kernel before an upgrade. Stood in for: the compiler
+# (dkms.conf's MAKE copies the stand-in modules shipped beside it; dkms itself still refuses a kernel without headers),
+# and, where a test names it in RUNNING_KERNEL, the running kernel that `uname -r` reports (a chroot runs the
+# machine's own kernel, which common.postinst then takes for "a chroot's host").
+RUNNING_KERNEL = "/var/lib/dlbench-test/running-kernel"
 DKMS_MODULES = ("nvidia", "nvidia-modeset", "nvidia-drm", "nvidia-uvm", "nvidia-peermem")
 
 
 def dkms_conf(version):
-    return f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\nAUTOINSTALL="yes"\n' + "".join(
+    return (f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\nAUTOINSTALL="yes"\n'
+            'MAKE[0]="cp dlbench-stand-in/*.ko ."\nCLEAN="true"\n') + "".join(
         f'BUILT_MODULE_NAME[{i}]="{name}"\nDEST_MODULE_LOCATION[{i}]="/kernel/drivers/video"\n'
         for i, name in enumerate(DKMS_MODULES))
 
@@ -87,23 +95,21 @@ def dkms_module_files(version):
 
 
 def dkms_postinst(version):
-    return f"""tree=/var/lib/dkms/nvidia
-version={version}
-arch=$(uname -m)
-mkdir -p "$tree/$version"
-ln -sfn /usr/src/nvidia-$version "$tree/$version/source"
-for build in /lib/modules/*/build; do
-  [ -e "$build" ] || continue
-  kernel=$(basename "$(dirname "$build")")
-  built="$tree/$version/$kernel/$arch/module"
-  mkdir -p "$built" "/lib/modules/$kernel/updates/dkms"
-  for name in {' '.join(DKMS_MODULES)}; do
-    cp "/usr/src/nvidia-$version/dlbench-stand-in/$name.ko" "$built/$name.ko"
-    cp "$built/$name.ko" "/lib/modules/$kernel/updates/dkms/$name.ko"
-  done
-  ln -sfn "$version/$kernel/$arch" "$tree/kernel-$kernel-$arch"
-  depmod -a "$kernel"  # as dkms install does
-done"""
+    return f"""if [ -s {RUNNING_KERNEL} ]; then
+  shim=$(mktemp -d)
+  printf '#!/bin/sh\\n[ "$1" = -r ] && exec cat {RUNNING_KERNEL}\\nexec %s "$@"\\n' "$(command -v uname)" > "$shim/uname"
+  chmod +x "$shim/uname"
+  PATH="$shim:$PATH"
+fi
+if [ "$1" = configure ] && [ -x /usr/lib/dkms/common.postinst ]; then
+  /usr/lib/dkms/common.postinst nvidia {version} /usr/share/nvidia "" "$2"
+fi"""
+
+
+def dkms_prerm(version):
+    return f"""case "$1" in remove|upgrade|deconfigure)
+  if [ "$(dkms status -m nvidia -v {version})" ]; then dkms remove -m nvidia -v {version} --all; fi ;;
+esac"""
 
 
 # The versions the playbooks pin come from the one version spec, so that a bump there is what the test installs.
@@ -253,7 +259,7 @@ def _control(name, version, arch="all", depends=(), description=None, relations=
 
 
 def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arch="all", description=None,
-              relations=None):
+              relations=None, prerm=None):
     """Build NAME_VERSION_ARCH.deb with FILES {path: (bytes or str, mode) or ('->', target)}; RELATIONS adds control
     fields such as Provides and Conflicts ({field: [relation, ...]})."""
     root = Path(out_dir) / f".build-{name}"
@@ -278,6 +284,9 @@ def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arc
         script = postinst if postinst.startswith("#!") else "#!/bin/sh\nset -e\n" + postinst + "\n"
         (root / "DEBIAN" / "postinst").write_text(script)
         (root / "DEBIAN" / "postinst").chmod(0o755)
+    if prerm:
+        (root / "DEBIAN" / "prerm").write_text("#!/bin/sh\nset -e\n" + prerm + "\n")
+        (root / "DEBIAN" / "prerm").chmod(0o755)
     deb = Path(out_dir) / f"{name}_{version}_{arch}.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
                    check=True, capture_output=True)
@@ -485,7 +494,9 @@ def pinning_preferences(branch):
     """The apt preferences nvidia-driver-pinning-BRANCH installs. NVIDIA's driver installation guide ("Version locking",
     APT) describes it as locking the driver packages onto the branch; its file is not published outside the .deb, so
     this is the guide's APT version lock for the branch: the branch's versions of the driver packages raised to 1000,
-    other versions left at the default 500 (a name that exists only in a newer branch still resolves there)."""
+    other versions left at the default 500 (a name that exists only in a newer branch still resolves there).
+    INVENTED from the guide's description, not copied from the package: the role and test_apt_resolution.py are checked
+    against a guess of this file until it is captured from the .deb or a real host."""
     return (f"Package: *nvidia* libcuda* libxnvctrl* cuda-drivers*\nPin: version {branch}.*\nPin-Priority: 1000\n")
 
 
@@ -513,14 +524,14 @@ def ubuntu_driver_debs(directory, packages):
         upstream = stanza.version.rsplit("-", 1)[0]
         files = {path: content for path in stanza.files
                  if (content := ubuntu_file(path, upstream, stanza.units)) is not None}
-        postinst = stanza.postinst
+        postinst, prerm = stanza.postinst, None
         if f"/usr/src/nvidia-{upstream}/dkms.conf" in stanza.files:
             files.update(dkms_module_files(upstream))
-            postinst = dkms_postinst(upstream)
+            postinst, prerm = dkms_postinst(upstream), dkms_prerm(upstream)
         relations = dict(stanza.relations)
         depends = relations.pop("Depends", [])
         debs.append(build_deb(directory, stanza.name, stanza.version, files, depends=depends, postinst=postinst,
-                              relations=relations))
+                              relations=relations, prerm=prerm))
     return debs
 
 
@@ -544,7 +555,7 @@ def driver_packages(directory, upstream):
                   description="stand-in desktop driver: X/Wayland driver, GL, EGL, Vulkan (dlbench test fixture)"),
         *(build_deb(directory, f"nvidia-kernel{kind}-dkms", driver_deb, {
             f"/usr/src/nvidia-{upstream}/dkms.conf": (dkms_conf(upstream), 0o644), **dkms_module_files(upstream),
-        }, depends=["dkms"], postinst=dkms_postinst(upstream)) for kind in ("-open", "")),
+        }, depends=["dkms"], postinst=dkms_postinst(upstream), prerm=dkms_prerm(upstream)) for kind in ("-open", "")),
         build_deb(directory, "nvidia-open", driver_deb, depends=[
             "nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-open-dkms (= {driver_deb})"]),
         build_deb(directory, "cuda-drivers", driver_deb, depends=[
@@ -557,7 +568,12 @@ UBUNTU_KERNEL = "6.8.0-1015-aws"  # an Ubuntu 24.04 AWS kernel, for the Secure B
 
 def ubuntu_archive(directory, signer, unit):
     """The Ubuntu archive's NVIDIA packages that the ubuntu driver source installs (packages.ubuntu.com, noble-updates,
-    restricted; names as `ubuntu-drivers install --gpgpu` installs them), as a flat repository served from here."""
+    restricted; names as `ubuntu-drivers install --gpgpu` installs them), as a flat repository served from here.
+
+    The driver packages are generated from Canonical's packaging (ubuntu_packaging.py); the kernel-module packages
+    below are HAND-WRITTEN from packages.ubuntu.com's names and Depends, not generated from linux-restricted-modules'
+    metadata: the role is checked against a guess of their layout (module directory, version, postinst) until it is
+    captured from a real host or the .deb."""
     directory.mkdir(parents=True)
     exe, branch = 0o755, DRIVER_VERSION.split(".")[0]
     version = f"{DRIVER_VERSION}-{UBUNTU_DRIVER_REVISION}"

@@ -181,8 +181,14 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
         host.path("/usr/share/keyrings/ubuntu-standin.gpg").write_bytes(response.read())
     host.path("/etc/apt/sources.list.d/ubuntu-nvidia.list").write_text(
         f"deb [signed-by=/usr/share/keyrings/ubuntu-standin.gpg] {site.base_url}/ubuntu/ /\n")
+    # An older AWS kernel kept in /boot: Canonical publishes a new driver's prebuilt modules for the current kernel ABIs
+    # only, so it has none; the next boot does not pick it (a warning, not a failure).
+    older = "6.8.0-1010-aws"
+    host.path(f"/boot/vmlinuz-{older}").write_text("stand-in kernel image\n")
+    host.path(f"/lib/modules/{older}").mkdir(parents=True)
     result = Playbook(host, tmp_path / "ansible", variables).run("--tags", "nvidia_driver")
     assert result.rc == 0, result.tail()
+    assert said(result, f"Kernel {older} has no NVIDIA module at version 580.95.05"), result.tail()
     status = installed_status(host)
     # Canonical's signed prebuilt modules for the running AWS kernel and its flavour; nothing built by DKMS.
     for package in ("nvidia-headless-no-dkms-580-server-open",

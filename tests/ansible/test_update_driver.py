@@ -29,10 +29,13 @@ def version(host, package):
 
 
 def hooks(tmp_path):
-    """Drain and undrain commands that record themselves on the control node, where they run."""
+    """Drain and undrain commands that record themselves on the control node, where they run, with any proxy they
+    are given."""
     log = tmp_path / "hooks.log"
-    return log, {"update_driver_drain_command": f"echo drain {{{{ inventory_hostname }}}} >> {log}",
-                 "update_driver_undrain_command": f"echo undrain {{{{ inventory_hostname }}}} >> {log}"}
+    # Each records the proxy variables it sees after the host's name: none (the play's proxy is for the host's downloads).
+    seen = "${http_proxy}${https_proxy}${HTTP_PROXY}${HTTPS_PROXY}"
+    return log, {"update_driver_drain_command": f'echo "drain {{{{ inventory_hostname }}}}{seen}" >> {log}',
+                 "update_driver_undrain_command": f'echo "undrain {{{{ inventory_hostname }}}}{seen}" >> {log}'}
 
 
 def host_with_a_held_driver(host, tmp_path):

@@ -9,7 +9,9 @@ the commits it names (580-noble: the series NVIDIA's CUDA repository packages th
 NVIDIA's names by branch (NVIDIA driver installation guide, Recent updates, "Ubuntu 590 and later packages": "Starting
 with branch 590, the Ubuntu packages will be renamed by removing the branch designation from the package name",
 libnvidia-compute-580 -> libnvidia-compute, nvidia-dkms-580-open -> nvidia-dkms-open ...): a 590 release here is the
-580 template with the branch removed from every name (versioned_names=False).
+580 template with the branch removed from every name (versioned_names=False). These 590 names are SYNTHESIZED from
+the guide's rename rule, not extracted from a 590 packaging branch: checked against a guess until captured from the
+590 .debs or a real host.
 """
 
 from dataclasses import dataclass, field
