@@ -31,6 +31,8 @@ from pathlib import Path
 
 import yaml
 
+from . import ubuntu_packaging
+
 DRIVER_VERSION = "580.95.05"
 # A later driver of the same branch in NVIDIA's repository, as there always is one: the fabric manager must still be
 # installed at the installed driver's version, not the newest.
@@ -39,54 +41,74 @@ NEWER_DRIVER_VERSION = "580.105.08"
 # different source packages (nvidia-graphics-drivers-580-server, fabric-manager-580) with different revisions.
 UBUNTU_DRIVER_REVISION = "0ubuntu0.24.04.2"
 UBUNTU_FABRICMANAGER_REVISION = "0ubuntu0.24.04.1"
-# nvidia-persistenced.service as Ubuntu's nvidia-compute-utils-<branch>(-server) ships it: static (no [Install]
-# section, started by the driver's udev rule) and with persistence mode off. NVIDIA's Ansible role
-# (NVIDIA/ansible-role-nvidia-driver, files/nvidia-persistenced-override.conf) and DeepOps override its ExecStart.
-UBUNTU_PERSISTENCED_UNIT = """[Unit]
-Description=NVIDIA Persistence Daemon
-Wants=syslog.target
-StopWhenUnneeded=true
-Before=systemd-backlight@backlight:nvidia_0.service
-
-[Service]
-Type=forking
-ExecStart=/usr/bin/nvidia-persistenced --user nvidia-persistenced --no-persistence-mode --verbose
-ExecStopPost=/bin/rm -rf /var/run/nvidia-persistenced
-"""
 CUDA_RELEASE = "13.0"
 # The DKMS module the driver's kernel package registers: dkms.conf as in NVIDIA's nvidia-kernel-open-dkms (one
 # record per module it builds), and a postinst that leaves /var/lib/dkms as `dkms add`, `build` and `install` leave it
 # (dkms 3.0, /usr/sbin/dkms: is_module_built wants <tree>/nvidia/<version>/<kernel>/<arch>/module/<name>.ko,
 # _is_module_installed the symlink kernel-<kernel>-<arch> to that directory; github.com/dell/dkms). The real
 # `dkms status` of the test host (Debian 12's dkms 3.0.10) reads it and prints "nvidia/580.95.05, <kernel>, x86_64:
-# installed". Like dkms's common.postinst on a first install in a chroot (the running kernel is not the chroot's),
-# it builds for every kernel under /lib/modules that has headers (a build link); nothing is compiled here.
+# installed". Its maintainer scripts are those dh_dkms writes (dkms 3.0.10, debian/scripts/postinst-dkms and
+# prerm-dkms): the postinst runs the host's real /usr/lib/dkms/common.postinst, which picks the kernels as it does on
+# a real host (the running and the newest in /boot, every one under /lib/modules on a first install in a chroot whose
+# running kernel is not the chroot's; dkms_common.postinst, github.com/dell/dkms), and the real dkms builds and
+# installs; the prerm removes the old version from every kernel before an upgrade. Stood in for: the compiler
+# (dkms.conf's MAKE copies the stand-in modules shipped beside it; dkms itself still refuses a kernel without headers),
+# and, where a test names it in RUNNING_KERNEL, the running kernel that `uname -r` reports (a chroot runs the
+# machine's own kernel, which common.postinst then takes for "a chroot's host").
+RUNNING_KERNEL = "/var/lib/dlbench-test/running-kernel"
 DKMS_MODULES = ("nvidia", "nvidia-modeset", "nvidia-drm", "nvidia-uvm", "nvidia-peermem")
 
 
 def dkms_conf(version):
-    return f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\nAUTOINSTALL="yes"\n' + "".join(
+    return (f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\nAUTOINSTALL="yes"\n'
+            'MAKE[0]="cp dlbench-stand-in/*.ko ."\nCLEAN="true"\n') + "".join(
         f'BUILT_MODULE_NAME[{i}]="{name}"\nDEST_MODULE_LOCATION[{i}]="/kernel/drivers/video"\n'
         for i, name in enumerate(DKMS_MODULES))
 
 
+def kernel_module(name, version):
+    """A stand-in kernel module: an ELF64 relocatable object whose only content is the .modinfo section a real module
+    carries ("name=", "version=", "license=" strings, as the kernel's modpost writes them), so that the real
+    `modinfo -k <kernel> -F version nvidia` (kmod, libkmod-elf.c) reads it as it reads the real one."""
+    import struct
+    modinfo = b"".join(f"{key}={value}".encode() + b"\0" for key, value in
+                       (("version", version), ("license", "Dual MIT/GPL"), ("name", name.replace("-", "_"))))
+    shstrtab = b"\0.modinfo\0.shstrtab\0"
+    header_size, section_size = 64, 64
+    data_offset = header_size
+    strtab_offset = data_offset + len(modinfo)
+    sections_offset = (strtab_offset + len(shstrtab) + 7) & ~7
+    header = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 1, 62, 1, 0, 0, sections_offset, 0,
+                         header_size, 0, 0, section_size, 3, 2)
+    sections = bytes(section_size)  # the null section
+    sections += struct.pack("<IIQQQQIIQQ", 1, 1, 2, 0, data_offset, len(modinfo), 0, 0, 1, 0)  # .modinfo, SHF_ALLOC
+    sections += struct.pack("<IIQQQQIIQQ", 10, 3, 0, 0, strtab_offset, len(shstrtab), 0, 0, 1, 0)  # .shstrtab
+    padding = bytes(sections_offset - strtab_offset - len(shstrtab))
+    return header + modinfo + shstrtab + padding + sections
+
+
+def dkms_module_files(version):
+    """The built modules the DKMS stand-in installs, shipped beside dkms.conf (nothing is compiled here)."""
+    return {f"/usr/src/nvidia-{version}/dlbench-stand-in/{name}.ko": (kernel_module(name, version), 0o644)
+            for name in DKMS_MODULES}
+
+
 def dkms_postinst(version):
-    return f"""tree=/var/lib/dkms/nvidia
-version={version}
-arch=$(uname -m)
-mkdir -p "$tree/$version"
-ln -sfn /usr/src/nvidia-$version "$tree/$version/source"
-for build in /lib/modules/*/build; do
-  [ -e "$build" ] || continue
-  kernel=$(basename "$(dirname "$build")")
-  built="$tree/$version/$kernel/$arch/module"
-  mkdir -p "$built" "/lib/modules/$kernel/updates/dkms"
-  for name in {' '.join(DKMS_MODULES)}; do
-    echo "stand-in $name.ko $version for $kernel" > "$built/$name.ko"
-    cp "$built/$name.ko" "/lib/modules/$kernel/updates/dkms/$name.ko"
-  done
-  ln -sfn "$version/$kernel/$arch" "$tree/kernel-$kernel-$arch"
-done"""
+    return f"""if [ -s {RUNNING_KERNEL} ]; then
+  shim=$(mktemp -d)
+  printf '#!/bin/sh\\n[ "$1" = -r ] && exec cat {RUNNING_KERNEL}\\nexec %s "$@"\\n' "$(command -v uname)" > "$shim/uname"
+  chmod +x "$shim/uname"
+  PATH="$shim:$PATH"
+fi
+if [ "$1" = configure ] && [ -x /usr/lib/dkms/common.postinst ]; then
+  /usr/lib/dkms/common.postinst nvidia {version} /usr/share/nvidia "" "$2"
+fi"""
+
+
+def dkms_prerm(version):
+    return f"""case "$1" in remove|upgrade|deconfigure)
+  if [ "$(dkms status -m nvidia -v {version})" ]; then dkms remove -m nvidia -v {version} --all; fi ;;
+esac"""
 
 
 # The versions the playbooks pin come from the one version spec, so that a bump there is what the test installs.
@@ -218,7 +240,7 @@ echo "installed stand-in Miniforge into $prefix"
 """
 
 
-def _control(name, version, arch="all", depends=(), description=None):
+def _control(name, version, arch="all", depends=(), description=None, relations=None):
     lines = [
         f"Package: {name}",
         f"Version: {version}",
@@ -229,16 +251,20 @@ def _control(name, version, arch="all", depends=(), description=None):
     ]
     if depends:
         lines.append("Depends: " + ", ".join(depends))
+    for field, values in (relations or {}).items():
+        lines.append(f"{field}: " + ", ".join(values))
     lines.append(f"Description: {description or 'stand-in ' + name + ' (dlbench test fixture)'}")
     return "\n".join(lines) + "\n"
 
 
-def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arch="all", description=None):
-    """Build NAME_VERSION_ARCH.deb with FILES {path: (bytes or str, mode) or ('->', target)}."""
+def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arch="all", description=None,
+              relations=None, prerm=None):
+    """Build NAME_VERSION_ARCH.deb with FILES {path: (bytes or str, mode) or ('->', target)}; RELATIONS adds control
+    fields such as Provides and Conflicts ({field: [relation, ...]})."""
     root = Path(out_dir) / f".build-{name}"
     shutil.rmtree(root, ignore_errors=True)
     (root / "DEBIAN").mkdir(parents=True)
-    (root / "DEBIAN" / "control").write_text(_control(name, version, arch, depends, description))
+    (root / "DEBIAN" / "control").write_text(_control(name, version, arch, depends, description, relations))
     conffiles = []
     for path, spec in (files or {}).items():
         target = root / path.lstrip("/")
@@ -254,8 +280,12 @@ def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arc
     if conffiles:
         (root / "DEBIAN" / "conffiles").write_text("\n".join(conffiles) + "\n")
     if postinst:
-        (root / "DEBIAN" / "postinst").write_text("#!/bin/sh\nset -e\n" + postinst + "\n")
+        script = postinst if postinst.startswith("#!") else "#!/bin/sh\nset -e\n" + postinst + "\n"
+        (root / "DEBIAN" / "postinst").write_text(script)
         (root / "DEBIAN" / "postinst").chmod(0o755)
+    if prerm:
+        (root / "DEBIAN" / "prerm").write_text("#!/bin/sh\nset -e\n" + prerm + "\n")
+        (root / "DEBIAN" / "prerm").chmod(0o755)
     deb = Path(out_dir) / f"{name}_{version}_{arch}.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
                    check=True, capture_output=True)
@@ -300,8 +330,8 @@ def _packages_index(debs, base):
     return "\n".join(entries)
 
 
-def _release(directory, files, suite=None):
-    lines = ["Origin: dlbench-tests", "Label: dlbench-tests", "Date: Mon, 23 Nov 2026 00:00:00 UTC",
+def _release(directory, files, suite=None, origin="dlbench-tests", label="dlbench-tests"):
+    lines = [f"Origin: {origin}", f"Label: {label}", "Date: Mon, 23 Nov 2026 00:00:00 UTC",
              "Architectures: amd64 arm64 all"]
     if suite:
         lines += [f"Suite: {suite}", f"Codename: {suite}", "Components: " + " ".join(sorted({f.split('/')[0] for f in files}))]
@@ -313,12 +343,12 @@ def _release(directory, files, suite=None):
     return Path(directory) / "Release"
 
 
-def flat_repo(directory, debs, signer):
+def flat_repo(directory, debs, signer, origin="dlbench-tests", label="dlbench-tests"):
     """A flat repository (`deb URL /`), the layout of NVIDIA's CUDA and container toolkit repositories; unsigned
     without SIGNER (for a `file:` source inside a test host, which apt then reads with trusted=yes)."""
     directory = Path(directory)
     (directory / "Packages").write_text(_packages_index(debs, directory))
-    release = _release(directory, ["Packages"])
+    release = _release(directory, ["Packages"], origin=origin, label=label)
     if signer:
         signer.sign_release(release)
 
@@ -430,8 +460,14 @@ def cuda_repo(www, base_url, signer, distro, arch, unit):
             keyring: (signer.public_binary, 0o644),
             f"/etc/apt/sources.list.d/cuda-{distro}-{arch}.list": (f"deb [signed-by={keyring}] {cuda_url} /\n", 0o644),
         }),
-        build_deb(cuda_dir, f"nvidia-driver-pinning-{branch}", "1.0-1"),
-        *driver_packages(cuda_dir, DRIVER_VERSION),
+        build_deb(cuda_dir, f"nvidia-driver-pinning-{branch}", "1.0-1", {
+            f"/etc/apt/preferences.d/nvidia-driver-pinning-{branch}": (pinning_preferences(branch), 0o644)}),
+        # Ubuntu: Canonical's packaging and names (ubuntu_packaging.py), this branch's and the next one's (unversioned
+        # names), as the repository carries every branch; Debian: NVIDIA's own Debian packaging.
+        *(ubuntu_driver_debs(cuda_dir, ubuntu_packaging.stanzas(branch, DRIVER_VERSION, ubuntu_packaging.CUDA_REPO_REVISION))
+          + ubuntu_driver_debs(cuda_dir, ubuntu_packaging.stanzas(branch, ubuntu_packaging.NEXT_BRANCH_VERSION,
+                                                                  ubuntu_packaging.CUDA_REPO_REVISION, versioned_names=False))
+          if distro.startswith("ubuntu") else driver_packages(cuda_dir, DRIVER_VERSION)),
         build_deb(cuda_dir, f"cuda-toolkit-{cuda_dash}", f"{CUDA_RELEASE}.1-1", {
             f"/usr/local/cuda-{CUDA_RELEASE}/bin/nvcc": (NVCC, exe),
             f"/usr/local/cuda-{CUDA_RELEASE}/lib64/.keep": ("", 0o644),
@@ -450,7 +486,52 @@ def cuda_repo(www, base_url, signer, distro, arch, unit):
         # NVLink subnet manager for HGX B200/B300 (NVIDIA's repository; Fabric Manager user guide, Blackwell).
         build_deb(cuda_dir, "nvlsm", "2025.10.3-1", {"/opt/nvidia/nvlsm/sbin/nvlsm": ("#!/bin/sh\nexit 0\n", exe)}),
     ]
-    flat_repo(cuda_dir, debs, signer)
+    flat_repo(cuda_dir, debs, signer, origin="NVIDIA", label="NVIDIA CUDA")  # as NVIDIA's Release files say
+
+
+def pinning_preferences(branch):
+    """The apt preferences nvidia-driver-pinning-BRANCH installs. NVIDIA's driver installation guide ("Version locking",
+    APT) describes it as locking the driver packages onto the branch; its file is not published outside the .deb, so
+    this is the guide's APT version lock for the branch: the branch's versions of the driver packages raised to 1000,
+    other versions left at the default 500 (a name that exists only in a newer branch still resolves there).
+    INVENTED from the guide's description, not copied from the package: the role and test_apt_resolution.py are checked
+    against a guess of this file until it is captured from the .deb or a real host."""
+    return (f"Package: *nvidia* libcuda* libxnvctrl* cuda-drivers*\nPin: version {branch}.*\nPin-Priority: 1000\n")
+
+
+def ubuntu_file(path, upstream, units):
+    """Stand-in content of a file an Ubuntu driver package ships, for the files the playbooks touch; None for the
+    rest (libraries, manuals, kernel sources), which the stand-ins leave out."""
+    name = path.rsplit("/", 1)[1]
+    if path == "/usr/bin/nvidia-smi":
+        return (nvidia_smi(upstream), 0o755)
+    if path == "/usr/bin/nvidia-persistenced":
+        return ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", 0o755)
+    if path.startswith("/lib/systemd/system/") and name in units:
+        return (units[name], 0o644)
+    if path == f"/usr/src/nvidia-{upstream}/dkms.conf":
+        return (dkms_conf(upstream), 0o644)
+    return None
+
+
+def ubuntu_driver_debs(directory, packages):
+    """Stand-in .debs of Canonical-style driver packages (ubuntu_packaging.stanzas): the real names, versions,
+    relations and maintainer script for the persistence daemon's account; the DKMS packages install the stand-in
+    modules (dkms_postinst) instead of compiling."""
+    debs = []
+    for stanza in packages:
+        upstream = stanza.version.rsplit("-", 1)[0]
+        files = {path: content for path in stanza.files
+                 if (content := ubuntu_file(path, upstream, stanza.units)) is not None}
+        postinst, prerm = stanza.postinst, None
+        if f"/usr/src/nvidia-{upstream}/dkms.conf" in stanza.files:
+            files.update(dkms_module_files(upstream))
+            postinst, prerm = dkms_postinst(upstream), dkms_prerm(upstream)
+        relations = dict(stanza.relations)
+        depends = relations.pop("Depends", [])
+        debs.append(build_deb(directory, stanza.name, stanza.version, files, depends=depends, postinst=postinst,
+                              relations=relations, prerm=prerm))
+    return debs
 
 
 def driver_packages(directory, upstream):
@@ -472,8 +553,8 @@ def driver_packages(directory, upstream):
         build_deb(directory, "nvidia-driver", driver_deb, depends=[f"nvidia-driver-pinning-{branch}"],
                   description="stand-in desktop driver: X/Wayland driver, GL, EGL, Vulkan (dlbench test fixture)"),
         *(build_deb(directory, f"nvidia-kernel{kind}-dkms", driver_deb, {
-            f"/usr/src/nvidia-{upstream}/dkms.conf": (dkms_conf(upstream), 0o644),
-        }, depends=["dkms"], postinst=dkms_postinst(upstream)) for kind in ("-open", "")),
+            f"/usr/src/nvidia-{upstream}/dkms.conf": (dkms_conf(upstream), 0o644), **dkms_module_files(upstream),
+        }, depends=["dkms"], postinst=dkms_postinst(upstream), prerm=dkms_prerm(upstream)) for kind in ("-open", "")),
         build_deb(directory, "nvidia-open", driver_deb, depends=[
             "nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-open-dkms (= {driver_deb})"]),
         build_deb(directory, "cuda-drivers", driver_deb, depends=[
@@ -486,31 +567,32 @@ UBUNTU_KERNEL = "6.8.0-1015-aws"  # an Ubuntu 24.04 AWS kernel, for the Secure B
 
 def ubuntu_archive(directory, signer, unit):
     """The Ubuntu archive's NVIDIA packages that the ubuntu driver source installs (packages.ubuntu.com, noble-updates,
-    restricted; names as `ubuntu-drivers install --gpgpu` installs them), as a flat repository served from here."""
+    restricted; names as `ubuntu-drivers install --gpgpu` installs them), as a flat repository served from here.
+
+    The driver packages are generated from Canonical's packaging (ubuntu_packaging.py); the kernel-module packages
+    below are HAND-WRITTEN from packages.ubuntu.com's names and Depends, not generated from linux-restricted-modules'
+    metadata: the role is checked against a guess of their layout (module directory, version, postinst) until it is
+    captured from a real host or the .deb."""
     directory.mkdir(parents=True)
     exe, branch = 0o755, DRIVER_VERSION.split(".")[0]
     version = f"{DRIVER_VERSION}-{UBUNTU_DRIVER_REVISION}"
     srv = f"{branch}-server"
-    debs = [
-        build_deb(directory, f"libnvidia-compute-{srv}", version),
-        build_deb(directory, f"nvidia-utils-{srv}", version, {"/usr/bin/nvidia-smi": (nvidia_smi(), exe)}),
-        build_deb(directory, f"nvidia-compute-utils-{srv}", version, {
-            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
-            "/lib/systemd/system/nvidia-persistenced.service": (UBUNTU_PERSISTENCED_UNIT, 0o644),
-        }, postinst="getent passwd nvidia-persistenced >/dev/null"
-                    " || useradd -r -M -s /usr/sbin/nologin nvidia-persistenced"),
-    ]
+    # The driver: Canonical's -server packaging (ubuntu_packaging.py), as the archive's nvidia-graphics-drivers-580-server.
+    debs = ubuntu_driver_debs(directory, ubuntu_packaging.stanzas(srv, DRIVER_VERSION, UBUNTU_DRIVER_REVISION))
+    abi, kernel_flavour = UBUNTU_KERNEL.rsplit("-", 1)
     for flavour in ("", "-open"):
         modules = f"linux-modules-nvidia-{srv}{flavour}"
+        module_dir = f"/lib/modules/{UBUNTU_KERNEL}/kernel/nvidia-{branch}srv{flavour}"
         debs += [
-            build_deb(directory, f"nvidia-headless-no-dkms-{srv}{flavour}", version,
-                      depends=[f"nvidia-compute-utils-{srv} (= {version})", f"libnvidia-compute-{srv} (= {version})"]),
-            # Canonical's prebuilt, signed modules for one kernel, and the flavour's metapackage that follows it.
-            build_deb(directory, f"{modules}-{UBUNTU_KERNEL}", f"{UBUNTU_KERNEL.rsplit('-', 1)[0]}+{version}", {
-                f"/lib/modules/{UBUNTU_KERNEL}/kernel/nvidia-{branch}srv{flavour}/nvidia.ko": ("stand-in\n", 0o644),
-            }),
-            build_deb(directory, f"{modules}-{UBUNTU_KERNEL.rsplit('-', 1)[1]}", f"{UBUNTU_KERNEL.rsplit('-', 1)[0]}.1",
-                      depends=[f"{modules}-{UBUNTU_KERNEL}"]),
+            # Canonical's prebuilt, signed modules for one kernel (linux-restricted-modules; packages.ubuntu.com:
+            # linux-modules-nvidia-580-server-open-<abi>-<flavour> depends on nvidia-kernel-common-580-server (>= the
+            # driver)), registered with depmod as the kernel's own postinst does; and the flavour's metapackage that
+            # follows the kernel from ABI to ABI.
+            build_deb(directory, f"{modules}-{UBUNTU_KERNEL}", f"{abi}+{version}", {
+                f"{module_dir}/{name}.ko": (kernel_module(name, DRIVER_VERSION), 0o644) for name in DKMS_MODULES
+            }, depends=[f"nvidia-kernel-common-{srv} (>= {DRIVER_VERSION})"], postinst=f"depmod -a {UBUNTU_KERNEL}"),
+            build_deb(directory, f"{modules}-{kernel_flavour}", f"{abi}.1",
+                      depends=[f"{modules}-{UBUNTU_KERNEL}", f"nvidia-kernel-common-{srv} (>= {DRIVER_VERSION})"]),
         ]
     # Ubuntu names them by branch only (no nvidia-fabricmanager without a branch), with nscq beside them.
     for upstream in (DRIVER_VERSION, NEWER_DRIVER_VERSION):
@@ -523,7 +605,7 @@ def ubuntu_archive(directory, signer, unit):
             build_deb(directory, f"libnvidia-nscq-{branch}", fm_version),
         ]
     debs.append(build_deb(directory, f"linux-modules-extra-{UBUNTU_KERNEL}", f"{UBUNTU_KERNEL.rsplit('-', 1)[0]}.1"))
-    flat_repo(directory, debs, signer)
+    flat_repo(directory, debs, signer, origin="Ubuntu", label="Ubuntu")
 
 
 def simple_index(www_dir, wheels):

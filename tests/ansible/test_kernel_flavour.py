@@ -35,7 +35,8 @@ print(json.dumps([templar.template(expression).strip() for expression in express
 """
 
 
-def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open"):
+def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open", branch="580",
+           extra=None):
     variables = {}
     for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / f"{distribution}.yml"):
         variables.update(yaml.safe_load(path.read_text()))
@@ -46,11 +47,12 @@ def render(expressions, kernel_release, release, version, distribution="Ubuntu",
             "distribution_version": version,
             "kernel": kernel_release,
         },
-        stack_driver_branch="580",
+        stack_driver_branch=branch,
         stack_cuda_version="13.0",
         nvidia_driver_modules_flavour=modules,  # preflight.yml's set_fact, from the GPU generation
         stack_torch_cuda_variant="cu130",
     )
+    variables.update(extra or {})  # what tasks register (the role's vars are lazily templated, as in a play)
     (record,) = [
         task["ansible.builtin.set_fact"]
         for task in yaml.safe_load((ROLE / "tasks" / "preflight.yml").read_text())
@@ -78,6 +80,10 @@ def render(expressions, kernel_release, release, version, distribution="Ubuntu",
         ("6.14.0-29-generic-64k", "noble", "24.04", "generic-64k-hwe-24.04"),
         ("6.8.0-1015-aws", "noble", "24.04", "aws"),
         ("6.8.0-1017-nvidia-64k", "noble", "24.04", "nvidia-64k"),
+        # GH200/GB200 on Grace's HWE kernels (packages.ubuntu.com linux-headers-nvidia-64k-hwe-24.04,
+        # linux-headers-nvidia-hwe-24.04). Before the fix: nvidia-64k / nvidia, the GA 6.8 track.
+        ("6.14.0-1011-nvidia-64k", "noble", "24.04", "nvidia-64k-hwe-24.04"),
+        ("6.11.0-1010-nvidia", "noble", "24.04", "nvidia-hwe-24.04"),
     ],
 )
 def test_ubuntu_headers_and_modules_follow_the_kernel_track(kernel_release, release, version, flavour):
@@ -92,19 +98,72 @@ def test_ubuntu_headers_and_modules_follow_the_kernel_track(kernel_release, rele
 
 
 @pytest.mark.parametrize(
-    "distribution, kernel_release, release, version, packages",
+    "distribution, branch, packages",
     [
         # NVIDIA Driver Installation Guide, compute-only system: Debian "apt -V install nvidia-driver-cuda
-        # nvidia-kernel-open-dkms", Ubuntu "apt -V install libnvidia-compute nvidia-dkms-open" (the CUDA repository
-        # keeps Ubuntu-style names there). Before the fix Ubuntu got Debian's names, which its repository lacks.
-        ("Debian", "6.1.0-26-amd64", "bookworm", "12", "nvidia-driver-cuda nvidia-kernel-open-dkms nvidia-kernel-open-dkms"),
-        ("Ubuntu", "6.8.0-45-generic", "noble", "24.04", "libnvidia-compute nvidia-dkms-open nvidia-dkms-open"),
+        # nvidia-kernel-open-dkms". Ubuntu: Canonical's names, with the branch up to 580 and nvidia-smi and the
+        # persistence daemon in their own packages (test_apt_resolution.py has apt resolve them); the unversioned
+        # names from 590 on. Before the fix Ubuntu got the 590 names on 580, which pulled a 590 driver.
+        ("Debian", "580", "nvidia-driver-cuda nvidia-kernel-open-dkms nvidia-kernel-open-dkms"),
+        ("Ubuntu", "580", "libnvidia-compute-580 nvidia-compute-utils-580 nvidia-utils-580 nvidia-dkms-580-open "
+                          "nvidia-dkms-580-open"),
+        ("Ubuntu", "590", "libnvidia-compute nvidia-compute-utils nvidia-utils nvidia-dkms-open nvidia-dkms-open"),
     ],
 )
-def test_compute_only_driver_packages_have_each_distributions_names(distribution, kernel_release, release, version,
-                                                                     packages):
+def test_compute_only_driver_packages_have_each_distributions_names(distribution, branch, packages):
+    release, version = ("noble", "24.04") if distribution == "Ubuntu" else ("bookworm", "12")
     (rendered,) = render(
         ["{{ (__nvidia_driver_cuda_repo_packages.compute.open + [__nvidia_driver_dkms_package]) | join(' ') }}"],
-        kernel_release, release, version, distribution,
+        "6.8.0-45-generic", release, version, distribution, branch=branch,
     )
     assert rendered == packages
+
+
+def test_the_holds_cover_debian_packagings_driver_libraries_and_firmware():
+    """Debian-style packaging's libcuda1, libcudadebugger1 and firmware-nvidia-gsp carry the driver's version too;
+    the container toolkit is held by its own role, other packages not at all."""
+    installed = ["libcuda1", "libcudadebugger1", "firmware-nvidia-gsp", "nvidia-driver-cuda", "libnvidia-ml1",
+                 "nvidia-container-toolkit", "libnvidia-container1", "libcudart12", "firmware-misc-nonfree", "dkms"]
+    facts = {"distribution": "Debian", "distribution_release": "bookworm", "distribution_version": "12",
+             "kernel": "6.1.0-26-amd64", "packages": {name: [{}] for name in installed}}
+    (rendered,) = render(["{{ __nvidia_driver_installed_packages | join(' ') }}"], "6.1.0-26-amd64", "bookworm", "12",
+                         "Debian", extra={"ansible_facts": facts})
+    assert rendered.split() == ["firmware-nvidia-gsp", "libcuda1", "libcudadebugger1", "libnvidia-ml1",
+                                "nvidia-driver-cuda"]
+
+
+def test_the_ubuntu_archive_source_holds_the_kernel_with_its_module_metapackage():
+    """Held alone, linux-modules-nvidia-580-server-open-aws would let linux-aws bring a kernel ABI it has no module
+    for; held together they move together (update_driver.yml). Other kernels' metapackages stay free."""
+    installed = ["linux-aws", "linux-image-aws", "linux-headers-aws", "linux-modules-nvidia-580-server-open-aws",
+                 "linux-modules-nvidia-580-server-open-6.8.0-1015-aws", "linux-image-6.8.0-1015-aws",
+                 "linux-generic", "linux-image-generic", "nvidia-utils-580-server", "nvidia-container-toolkit"]
+    facts = {"distribution": "Ubuntu", "distribution_release": "noble", "distribution_version": "24.04",
+             "kernel": "6.8.0-1015-aws", "packages": {name: [{}] for name in installed}}
+    (rendered,) = render(["{{ __nvidia_driver_installed_packages | join(' ') }}"], "6.8.0-1015-aws", "noble", "24.04",
+                         extra={"ansible_facts": facts})
+    assert rendered.split() == ["linux-aws", "linux-headers-aws", "linux-image-aws",
+                                "linux-modules-nvidia-580-server-open-6.8.0-1015-aws",
+                                "linux-modules-nvidia-580-server-open-aws", "nvidia-utils-580-server"]
+
+
+@pytest.mark.parametrize("distribution, kernel_release, release, version, packages", [
+    # Debian keeps only the current ABIs' headers (bookworm today: 6.1.0-47 and -50 cloud-amd64): an older image's
+    # kernel gets the flavour's newest kernel with its headers instead. Before the fix: "Unable to locate package".
+    ("Debian", "6.1.0-28-cloud-amd64", "bookworm", "12", "dkms linux-image-cloud-amd64 linux-headers-cloud-amd64"),
+    ("Ubuntu", "6.8.0-1015-aws", "noble", "24.04", "dkms linux-image-aws linux-headers-aws"),
+])
+def test_a_kernel_whose_headers_left_the_archive_gets_the_flavours_newest_kernel(distribution, kernel_release,
+                                                                                  release, version, packages):
+    (rendered,) = render(["{{ __nvidia_driver_kernel_headers_packages | join(' ') }}"], kernel_release, release,
+                         version, distribution, extra={"__nvidia_driver_release_headers": {"rc": 100}})
+    assert rendered == packages
+
+
+@pytest.mark.parametrize("kernel_release, suite", [
+    ("6.12.12+bpo-cloud-amd64", "bookworm-backports"),  # before the fix: bookworm's 6.1-track metapackage
+    ("6.1.0-26-cloud-amd64", ""),
+])
+def test_a_backports_kernel_takes_its_headers_from_backports(kernel_release, suite):
+    (rendered,) = render(["{{ __nvidia_driver_kernel_headers_release }}"], kernel_release, "bookworm", "12", "Debian")
+    assert rendered == suite

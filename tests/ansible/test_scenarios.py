@@ -8,6 +8,7 @@ host is the HGX H100 with NVSwitch on a Debian cloud kernel (test_setup_gpu.py).
 """
 
 import json
+import shutil
 import urllib.request
 
 import pytest
@@ -24,6 +25,25 @@ SECURE_BOOT_ON = bytes([0x06, 0, 0, 0, 1])
 UBUNTU_NOBLE_OS_RELEASE = (  # /etc/os-release of Ubuntu 24.04 LTS (base-files 13ubuntu10)
     'PRETTY_NAME="Ubuntu 24.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.3 LTS (Noble Numbat)"\n'
     "VERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=noble\n")
+
+
+# Shim's MOK list lives in EFI variables (MokListRT), which need a real efivarfs: mokutil checks the file system's
+# magic, so a chroot cannot give it one. The stand-in mokutil answers --test-key from the certificates the test
+# "enrolls" into MOK_LIST, with mokutil's own messages ("<file> is already enrolled" / "<file> is not enrolled").
+MOK_LIST = "/var/lib/dlbench-test/mok-list"
+STAND_IN_MOKUTIL = f"""#!/bin/sh
+# STAND-IN mokutil (dlbench test fixture): --test-key against {MOK_LIST}.
+[ "$1" = --test-key ] || {{ echo "stand-in mokutil: only --test-key" >&2; exit 2; }}
+for enrolled in {MOK_LIST}/*; do
+  if [ -f "$enrolled" ] && cmp -s "$enrolled" "$2"; then echo "$2 is already enrolled"; exit 0; fi
+done
+echo "$2 is not enrolled"
+"""
+
+
+def stand_in_mokutil(host):
+    host.path("/usr/bin/mokutil").write_text(STAND_IN_MOKUTIL)
+    host.path("/usr/bin/mokutil").chmod(0o755)
 
 
 def secure_boot_on(host):
@@ -82,16 +102,78 @@ def test_secure_boot_refuses_dkms_with_the_enrollment_steps(site, fresh_host, tm
     secure_boot_on(fresh_host)
     result = preflight(site, fresh_host, tmp_path, ("t4",))
     assert_refused(result, "Secure Boot is on", "mokutil --import /var/lib/dkms/mok.pub", "Enroll MOK")
+    assert not said(result, "dkms generate_mok;")  # not in Debian 12's dkms 3.0.10 (dell/dkms: since v3.1.0)
+    # Said to be enrolled, and not: shim's MOK list is asked (mokutil --test-key), not the flag trusted.
+    stand_in_mokutil(fresh_host)
+    fresh_host.path("/var/lib/dkms").mkdir(parents=True, exist_ok=True)
+    fresh_host.path("/var/lib/dkms/mok.pub").write_bytes(b"stand-in DER certificate")
+    claimed = preflight(site, fresh_host, tmp_path, ("t4",), "-e", "nvidia_driver_secure_boot_key_enrolled=true")
+    assert_refused(claimed, "/var/lib/dkms/mok.pub is not enrolled")
+    fresh_host.path(MOK_LIST).mkdir(parents=True)
+    shutil.copy(fresh_host.path("/var/lib/dkms/mok.pub"), fresh_host.path(MOK_LIST) / "dkms.der")
     enrolled = preflight(site, fresh_host, tmp_path, ("t4",), "-e", "nvidia_driver_secure_boot_key_enrolled=true")
     assert enrolled.rc == 0 and said(enrolled, "Secure Boot: on"), enrolled.tail()
 
 
-def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_path):
-    """Ubuntu 24.04 on an AWS kernel with Secure Boot on and an HGX B200, the driver from the Ubuntu archive."""
-    host = fresh_host
+def ubuntu_noble(host):
     host.path("/etc/os-release").unlink()
     host.path("/etc/os-release").write_text(UBUNTU_NOBLE_OS_RELEASE)
     host.path("/etc/lsb-release").write_text("DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=24.04\nDISTRIB_CODENAME=noble\n")
+    return host
+
+
+def installed_status(host):
+    installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
+    return {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
+
+
+def test_shim_validation_off_is_no_secure_boot(site, fresh_host, tmp_path):
+    """`mokutil --disable-validation`: shim sets MokSBStateRT to 1 and the kernel loads unsigned modules."""
+    secure_boot_on(fresh_host)
+    mok = fresh_host.path("/sys/firmware/efi/efivars/MokSBStateRT-605dab50-e046-4300-abb6-3dd810dd8b23")
+    mok.write_bytes(bytes([0x06, 0, 0, 0, 1]))
+    result = preflight(site, fresh_host, tmp_path, ("t4",))
+    assert result.rc == 0 and said(result, "Secure Boot: off"), result.tail()
+
+
+def test_without_lspci_the_preflight_refuses(site, fresh_host, tmp_path):
+    """pciutils missing: no silent "no GPU" that lets every refusal pass."""
+    for path in ("/usr/bin/lspci", "/usr/sbin/lspci"):
+        fresh_host.path(path).unlink(missing_ok=True)
+    assert_refused(preflight(site, fresh_host, tmp_path, ("t4",)), "lspci failed", "Install pciutils")
+
+
+def test_ubuntu_cuda_repository_driver_installs_from_canonical_style_packages(site, fresh_host, tmp_path):
+    """Ubuntu 24.04, the default source: NVIDIA's CUDA repository, whose stand-in carries Canonical's packaging of
+    580 (and 590's unversioned names, which must not be taken), installed for real on the test host. Before the fix
+    the role asked for libnvidia-compute and nvidia-dkms-open, which pulled 590 (or, with names right, left the host
+    without nvidia-smi and the persistence daemon)."""
+    host = ubuntu_noble(fresh_host)
+    variables = base_variables(site, host, tmp_path, pci=("h100_sxm",))
+    # The tree is Debian's: its kernel's headers stand in for Ubuntu's, which Debian's archive does not carry.
+    variables["nvidia_driver_kernel_headers_packages"] = ["dkms"]
+    result = Playbook(host, tmp_path / "ansible", variables).run("--tags", "nvidia_driver")
+    assert result.rc == 0, result.tail()
+    status = installed_status(host)
+    for package in ("libnvidia-compute-580", "nvidia-compute-utils-580", "nvidia-utils-580", "nvidia-dkms-580-open"):
+        assert status[package] == [f"{standins.DRIVER_VERSION}-0ubuntu1", "hi"], package
+    assert not {"libnvidia-compute", "nvidia-dkms-open", "nvidia-driver-cuda"} & status.keys()
+    # nvidia-smi from nvidia-utils-580 answers; the persistence daemon runs as Canonical's postinst's account, with
+    # persistence mode on over Canonical's static unit.
+    assert host.run("dpkg", "-S", "/usr/bin/nvidia-smi").stdout.startswith("nvidia-utils-580:")
+    assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
+    assert effective_exec_start(host, "nvidia-persistenced.service") == [
+        "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
+    # The module, asked of the kernel's module tree by the real modinfo; and the origin pin in apt's view.
+    kernel = variables["nvidia_driver_kernel_release"]
+    assert host.run("modinfo", "-k", kernel, "-F", "version", "nvidia").stdout.strip() == standins.DRIVER_VERSION
+    assert said(result, f"NVIDIA module built for {kernel}"), result.tail()
+    assert host.path("/etc/apt/preferences.d/00-nvidia-driver-origin.pref").exists()
+
+
+def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_path):
+    """Ubuntu 24.04 on an AWS kernel with Secure Boot on and an HGX B200, the driver from the Ubuntu archive."""
+    host = ubuntu_noble(fresh_host)
     secure_boot_on(host)
     variables = base_variables(site, host, tmp_path, pci=("b200",))
     variables.update(nvidia_driver_source="ubuntu", nvidia_driver_kernel_release=standins.UBUNTU_KERNEL)
@@ -99,10 +181,15 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
         host.path("/usr/share/keyrings/ubuntu-standin.gpg").write_bytes(response.read())
     host.path("/etc/apt/sources.list.d/ubuntu-nvidia.list").write_text(
         f"deb [signed-by=/usr/share/keyrings/ubuntu-standin.gpg] {site.base_url}/ubuntu/ /\n")
+    # An older AWS kernel kept in /boot: Canonical publishes a new driver's prebuilt modules for the current kernel ABIs
+    # only, so it has none; the next boot does not pick it (a warning, not a failure).
+    older = "6.8.0-1010-aws"
+    host.path(f"/boot/vmlinuz-{older}").write_text("stand-in kernel image\n")
+    host.path(f"/lib/modules/{older}").mkdir(parents=True)
     result = Playbook(host, tmp_path / "ansible", variables).run("--tags", "nvidia_driver")
     assert result.rc == 0, result.tail()
-    installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
-    status = {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
+    assert said(result, f"Kernel {older} has no NVIDIA module at version 580.95.05"), result.tail()
+    status = installed_status(host)
     # Canonical's signed prebuilt modules for the running AWS kernel and its flavour; nothing built by DKMS.
     for package in ("nvidia-headless-no-dkms-580-server-open",
                     f"linux-modules-nvidia-580-server-open-{standins.UBUNTU_KERNEL}",
@@ -121,6 +208,8 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
     assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
     assert effective_exec_start(host, "nvidia-persistenced.service") == [
         "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
+    # Canonical's module for the AWS kernel, found by the real modinfo (the check now covers this source too).
+    assert said(result, f"NVIDIA module built for {standins.UBUNTU_KERNEL}"), result.tail()
 
 
 def test_behind_a_proxy_dockerd_pulls_through_it_too(site, fresh_host, tmp_path):

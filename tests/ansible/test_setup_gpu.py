@@ -106,7 +106,7 @@ def test_compute_only_driver_on_a_server(provisioned):
 def test_dkms_built_the_module_for_the_kernel(provisioned):
     host, first, _ = provisioned
     release = debian_kernel_release(host).replace("-amd64", "-cloud-amd64")
-    # The real dkms of the host reads the tree the stand-in module package left (standins.DKMS_POSTINST).
+    # The real dkms of the host reads the tree the stand-in module package left (standins.dkms_postinst).
     assert f"nvidia/580.95.05, {release}, x86_64: installed" in host.run("dkms", "status").stdout
     assert f"NVIDIA module built for {release}" in " ".join(first.output.split())
 
@@ -123,18 +123,21 @@ def provisioned_variables(site, host, workdir):
 
 
 def test_dkms_check_names_a_bootable_kernel_without_the_module(provisioned, site, tmp_path):
-    """A second kernel, bootable and with headers, that DKMS did not build for: the driver role stops, naming it."""
+    """A second kernel, bootable and with a headers link, that DKMS cannot build for: the role has DKMS try, then
+    stops, naming it."""
     with copy_of(provisioned.host, tmp_path / "copy") as host:
-        # What an upgrade to a newer Debian kernel leaves when the DKMS build for it failed: the image in /boot and
-        # the headers (their /lib/modules/<release>/build link), no module.
+        # What an upgrade to a newer Debian kernel leaves when its headers are broken: the image in /boot and a
+        # /lib/modules/<release>/build link to a headers tree without its contents; the real dkms refuses to build.
         newer = "6.1.0-99-cloud-amd64"
         host.path(f"/boot/vmlinuz-{newer}").write_text("stand-in kernel image\n")
         host.path(f"/lib/modules/{newer}").mkdir(parents=True)
-        host.path(f"/lib/modules/{newer}/build").symlink_to(f"/usr/src/linux-headers-{debian_kernel_release(host)}")
+        host.path(f"/usr/src/linux-headers-{newer}").mkdir(parents=True)
+        host.path(f"/lib/modules/{newer}/build").symlink_to(f"/usr/src/linux-headers-{newer}")
         playbook = Playbook(host, tmp_path / "ansible", provisioned_variables(site, host, tmp_path))
         result = playbook.run("--tags", "nvidia_driver")
     assert result.rc != 0 and result.failed == 1, result.tail()
     said = " ".join(result.output.split())
+    assert "Build the NVIDIA module with DKMS for each kernel that has headers but not the driver's module" in said
     assert f"The NVIDIA kernel module is not built for kernel {newer} " in said, result.tail()
     assert f"dkms autoinstall -k {newer}" in said
 
@@ -163,6 +166,15 @@ def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
         standins.flat_repo(repo, debs, signer=None)
         host.path("/etc/apt/sources.list.d/driver-update.list").write_text(
             "deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n")  # local files only; see standins
+        # A host running the cloud kernel with the generic one of the same ABI also bootable, both with headers:
+        # dkms's common.postinst rebuilds on the upgrade for the running and the newest kernel only (here the same:
+        # equal ABIs, the later name), after the prerm removed the old module from both; the role builds the other.
+        running = provisioned_variables(site, host, tmp_path)["nvidia_driver_kernel_release"]
+        other = debian_kernel_release(host)
+        host.path(standins.RUNNING_KERNEL).write_text(running + "\n")
+        for kernel in (running, other):
+            host.path(f"/boot/vmlinuz-{kernel}").write_text("stand-in kernel image\n")
+            host.path(f"/boot/config-{kernel}").write_text("# stand-in kernel config\n")
         variables = provisioned_variables(site, host, tmp_path)
         variables.update(update_driver_drain_command=f"echo drain {{{{ inventory_hostname }}}} >> {log}",
                          update_driver_undrain_command=f"echo undrain {{{{ inventory_hostname }}}} >> {log}")
@@ -180,9 +192,10 @@ def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
     # The fabric manager follows the driver, not the newest release on offer.
     assert before["nvidia-fabricmanager"] == [f"{standins.DRIVER_VERSION}-1", "hi"]
     assert after["nvidia-fabricmanager"] == [f"{newer}-1", "hi"]
-    release = provisioned_variables(site, provisioned.host, tmp_path)["nvidia_driver_kernel_release"]
-    assert f"nvidia/{newer}, {release}, x86_64: installed" in dkms
+    assert f"nvidia/{newer}, {running}, x86_64: installed" in dkms
+    assert f"nvidia/{newer}, {other}, x86_64: installed" in dkms, dkms
     said = " ".join(result.output.split())
+    assert f"NVIDIA module built for {', '.join(sorted([running, other]))}" in said, result.tail()
     # The reboot the new driver needs was asked for (a chroot is never rebooted: the operator is told to), and until
     # then the host stays out of service.
     assert "The NVIDIA driver changed and this host was not rebooted" in said, result.tail()

@@ -29,28 +29,32 @@ def version(host, package):
 
 
 def hooks(tmp_path):
-    """Drain and undrain commands that record themselves on the control node, where they run."""
+    """Drain and undrain commands that record themselves on the control node, where they run, with any proxy they
+    are given."""
     log = tmp_path / "hooks.log"
-    return log, {"update_driver_drain_command": f"echo drain {{{{ inventory_hostname }}}} >> {log}",
-                 "update_driver_undrain_command": f"echo undrain {{{{ inventory_hostname }}}} >> {log}"}
+    # Each records the proxy variables it sees after the host's name: none (the play's proxy is for the host's downloads).
+    seen = "${http_proxy}${https_proxy}${HTTP_PROXY}${HTTPS_PROXY}"
+    return log, {"update_driver_drain_command": f'echo "drain {{{{ inventory_hostname }}}}{seen}" >> {log}',
+                 "update_driver_undrain_command": f'echo "undrain {{{{ inventory_hostname }}}}{seen}" >> {log}'}
 
 
 def host_with_a_held_driver(host, tmp_path):
     """A held driver package that carries the stand-in nvidia-smi; the branch's next release, damaged in transit, on a
     mirror that only the proxy reaches. Return the mirror's directory (on the control node) and the variables."""
-    # A package named as NVIDIA's repository names the driver's compute library (libnvidia-compute, 580.95.05-1);
+    # A package named as NVIDIA's Debian packaging names the driver's CUDA library (libcuda1, 580.95.05-1; the
+    # unversioned libnvidia-compute exists only on Ubuntu from 590 on);
     # what matters is that apt and dpkg see an installed, held driver package and that nvidia-smi answers.
-    deb = standins.build_deb(tmp_path, "libnvidia-compute", "580.95.05-1", {
+    deb = standins.build_deb(tmp_path, "libcuda1", "580.95.05-1", {
         "/usr/bin/nvidia-smi": (standins.nvidia_smi("580.95.05"), 0o755)})
     shutil.copy(deb, host.path("/tmp"))
     host.run("dpkg", "-i", f"/tmp/{deb.name}")
-    host.run("apt-mark", "hold", "libnvidia-compute")
+    host.run("apt-mark", "hold", "libcuda1")
     # The download arrives damaged ("Hash Sum mismatch", as behind a broken mirror or proxy): the cache refreshes, the
     # upgrade itself fails. (An unreachable mirror fails too, but only after the apt module's five cache-refresh
     # retries with back-off, half a minute of sleeping.)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    newer = standins.build_deb(mirror, "libnvidia-compute", "580.105.08-1")
+    newer = standins.build_deb(mirror, "libcuda1", "580.105.08-1")
     standins.flat_repo(mirror, [newer], signer=None)
     damaged = newer.read_bytes()  # the same size, other bytes: apt checks the size first, then the hashes
     newer.write_bytes(damaged[:-18] + b"damaged in transit")
@@ -80,8 +84,8 @@ def test_failed_upgrade_holds_the_driver_again_behind_a_proxy(fresh_host, tmp_pa
     # apt reached the mirror through the proxy (its name resolves nowhere) and the upgrade itself failed there.
     assert "Hash Sum mismatch" in result.output, result.tail()
     assert any(request.endswith("/Packages") or "/Packages." in request for request in behind.requests), behind.requests
-    assert any(request.endswith("libnvidia-compute_580.105.08-1_all.deb") for request in behind.requests)
-    assert selection(fresh_host, "libnvidia-compute") == "hold", result.tail()
+    assert any(request.endswith("libcuda1_580.105.08-1_all.deb") for request in behind.requests)
+    assert selection(fresh_host, "libcuda1") == "hold", result.tail()
 
 
 def test_busy_gpus_refuse_the_update_and_the_host_stays_drained(fresh_host, tmp_path):
@@ -99,8 +103,8 @@ def test_busy_gpus_refuse_the_update_and_the_host_stays_drained(fresh_host, tmp_
     assert "update_driver_allow_busy_gpus=true" in said and "Nothing was changed (the host stays drained)." in said
     assert log.read_text() == "drain testgpu\n"
     assert result.changed == 1 and behind.requests == [], result.tail()  # the drain; no apt, no cache refresh
-    assert version(fresh_host, "libnvidia-compute") == "580.95.05-1"
-    assert selection(fresh_host, "libnvidia-compute") == "hold"
+    assert version(fresh_host, "libcuda1") == "580.95.05-1"
+    assert selection(fresh_host, "libcuda1") == "hold"
 
 
 def test_no_nvidia_smi_answer_refuses_the_update(fresh_host, tmp_path):
