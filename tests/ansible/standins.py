@@ -60,10 +60,13 @@ DKMS_MODULES = ("nvidia", "nvidia-modeset", "nvidia-drm", "nvidia-uvm", "nvidia-
 
 
 def dkms_conf(version):
-    return (f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\nAUTOINSTALL="yes"\n'
-            'MAKE[0]="cp dlbench-stand-in/*.ko ."\nCLEAN="true"\n') + "".join(
+    return (
+        f'PACKAGE_NAME="nvidia"\nPACKAGE_VERSION="{version}"\nAUTOINSTALL="yes"\n'
+        'MAKE[0]="cp dlbench-stand-in/*.ko ."\nCLEAN="true"\n'
+    ) + "".join(
         f'BUILT_MODULE_NAME[{i}]="{name}"\nDEST_MODULE_LOCATION[{i}]="/kernel/drivers/video"\n'
-        for i, name in enumerate(DKMS_MODULES))
+        for i, name in enumerate(DKMS_MODULES)
+    )
 
 
 def kernel_module(name, version):
@@ -71,15 +74,38 @@ def kernel_module(name, version):
     carries ("name=", "version=", "license=" strings, as the kernel's modpost writes them), so that the real
     `modinfo -k <kernel> -F version nvidia` (kmod, libkmod-elf.c) reads it as it reads the real one."""
     import struct
-    modinfo = b"".join(f"{key}={value}".encode() + b"\0" for key, value in
-                       (("version", version), ("license", "Dual MIT/GPL"), ("name", name.replace("-", "_"))))
+
+    modinfo = b"".join(
+        f"{key}={value}".encode() + b"\0"
+        for key, value in (("version", version), ("license", "Dual MIT/GPL"), ("name", name.replace("-", "_")))
+    )
     shstrtab = b"\0.modinfo\0.shstrtab\0"
     header_size, section_size = 64, 64
     data_offset = header_size
     strtab_offset = data_offset + len(modinfo)
     sections_offset = (strtab_offset + len(shstrtab) + 7) & ~7
-    header = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 1, 62, 1, 0, 0, sections_offset, 0,
-                         header_size, 0, 0, section_size, 3, 2)
+    header = struct.pack(
+        "<4sBBBBB7xHHIQQQIHHHHHH",
+        b"\x7fELF",
+        2,
+        1,
+        1,
+        0,
+        0,
+        1,
+        62,
+        1,
+        0,
+        0,
+        sections_offset,
+        0,
+        header_size,
+        0,
+        0,
+        section_size,
+        3,
+        2,
+    )
     sections = bytes(section_size)  # the null section
     sections += struct.pack("<IIQQQQIIQQ", 1, 1, 2, 0, data_offset, len(modinfo), 0, 0, 1, 0)  # .modinfo, SHF_ALLOC
     sections += struct.pack("<IIQQQQIIQQ", 10, 3, 0, 0, strtab_offset, len(shstrtab), 0, 0, 1, 0)  # .shstrtab
@@ -89,8 +115,10 @@ def kernel_module(name, version):
 
 def dkms_module_files(version):
     """The built modules the DKMS stand-in installs, shipped beside dkms.conf (nothing is compiled here)."""
-    return {f"/usr/src/nvidia-{version}/dlbench-stand-in/{name}.ko": (kernel_module(name, version), 0o644)
-            for name in DKMS_MODULES}
+    return {
+        f"/usr/src/nvidia-{version}/dlbench-stand-in/{name}.ko": (kernel_module(name, version), 0o644)
+        for name in DKMS_MODULES
+    }
 
 
 def dkms_postinst(version):
@@ -171,6 +199,7 @@ case "$*" in
     ;;
 esac
 """
+
 
 NVCC = f"""#!/bin/sh
 # STAND-IN nvcc (dlbench test fixture): prints what nvcc {CUDA_RELEASE} prints for --version.
@@ -257,8 +286,18 @@ def _control(name, version, arch="all", depends=(), description=None, relations=
     return "\n".join(lines) + "\n"
 
 
-def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arch="all", description=None,
-              relations=None, prerm=None):
+def build_deb(
+    out_dir,
+    name,
+    version,
+    files=None,
+    depends=(),
+    postinst=None,
+    arch="all",
+    description=None,
+    relations=None,
+    prerm=None,
+):
     """Build NAME_VERSION_ARCH.deb with FILES {path: (bytes or str, mode) or ('->', target)}; RELATIONS adds control
     fields such as Provides and Conflicts ({field: [relation, ...]})."""
     root = Path(out_dir) / f".build-{name}"
@@ -287,8 +326,9 @@ def build_deb(out_dir, name, version, files=None, depends=(), postinst=None, arc
         (root / "DEBIAN" / "prerm").write_text("#!/bin/sh\nset -e\n" + prerm + "\n")
         (root / "DEBIAN" / "prerm").chmod(0o755)
     deb = Path(out_dir) / f"{name}_{version}_{arch}.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)], check=True, capture_output=True
+    )
     shutil.rmtree(root)
     return deb
 
@@ -308,8 +348,11 @@ class Signer:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "all"], check=False, capture_output=True)
 
     def _gpg(self, *args):
-        return subprocess.run(["gpg", "--homedir", str(self.home), "--batch", "--pinentry-mode", "loopback",
-                               "--passphrase", "", *args], check=True, capture_output=True)
+        return subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "", *args],
+            check=True,
+            capture_output=True,
+        )
 
     def sign_release(self, release):
         release = Path(release)
@@ -322,19 +365,29 @@ def _packages_index(debs, base):
     for deb in sorted(debs):
         control = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True).stdout
         data = deb.read_bytes()
-        entries.append(control.rstrip("\n") + "\n"
-                       f"Filename: {deb.relative_to(base).as_posix()}\n"
-                       f"Size: {len(data)}\n"
-                       f"MD5sum: {hashlib.md5(data).hexdigest()}\n"
-                       f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
+        entries.append(
+            control.rstrip("\n") + "\n"
+            f"Filename: {deb.relative_to(base).as_posix()}\n"
+            f"Size: {len(data)}\n"
+            f"MD5sum: {hashlib.md5(data).hexdigest()}\n"
+            f"SHA256: {hashlib.sha256(data).hexdigest()}\n"
+        )
     return "\n".join(entries)
 
 
 def _release(directory, files, suite=None, origin="dlbench-tests", label="dlbench-tests"):
-    lines = [f"Origin: {origin}", f"Label: {label}", "Date: Mon, 23 Nov 2026 00:00:00 UTC",
-             "Architectures: amd64 arm64 all"]
+    lines = [
+        f"Origin: {origin}",
+        f"Label: {label}",
+        "Date: Mon, 23 Nov 2026 00:00:00 UTC",
+        "Architectures: amd64 arm64 all",
+    ]
     if suite:
-        lines += [f"Suite: {suite}", f"Codename: {suite}", "Components: " + " ".join(sorted({f.split('/')[0] for f in files}))]
+        lines += [
+            f"Suite: {suite}",
+            f"Codename: {suite}",
+            "Components: " + " ".join(sorted({f.split("/")[0] for f in files})),
+        ]
     lines.append("SHA256:")
     for name in files:
         data = (Path(directory) / name).read_bytes()
@@ -368,8 +421,10 @@ def dist_repo(directory, suite, component, debs, signer):
 
 def service_unit(exec_start):
     """A plain enabled service unit for a stand-in daemon, as (content, mode)."""
-    return (f"[Unit]\nDescription={exec_start}\n[Service]\nExecStart={exec_start}\n"
-            "[Install]\nWantedBy=multi-user.target\n", 0o644)
+    return (
+        f"[Unit]\nDescription={exec_start}\n[Service]\nExecStart={exec_start}\n[Install]\nWantedBy=multi-user.target\n",
+        0o644,
+    )
 
 
 def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
@@ -392,8 +447,12 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
         build_deb(lnc_dir, "libnvidia-container1", tk),
         build_deb(lnc_dir, "libnvidia-container-tools", tk, depends=[f"libnvidia-container1 (= {tk})"]),
         build_deb(lnc_dir, "nvidia-container-toolkit-base", tk, {"/usr/bin/nvidia-ctk": (NVIDIA_CTK, exe)}),
-        build_deb(lnc_dir, "nvidia-container-toolkit", tk,
-                  depends=[f"nvidia-container-toolkit-base (= {tk})", f"libnvidia-container-tools (= {tk})"]),
+        build_deb(
+            lnc_dir,
+            "nvidia-container-toolkit",
+            tk,
+            depends=[f"nvidia-container-toolkit-base (= {tk})", f"libnvidia-container-tools (= {tk})"],
+        ),
     ]
     flat_repo(lnc_dir, debs, signer)
 
@@ -402,12 +461,23 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
     pool.mkdir(parents=True)
     (docker / "gpg").write_bytes(signer.public_armored)
     debs = [
-        build_deb(pool, "docker-ce", "5:28.5.1-1~debian.12~bookworm", {
-            "/usr/bin/dockerd": ("#!/bin/sh\n# STAND-IN dockerd\nexit 0\n", exe),
-            "/lib/systemd/system/docker.service": unit("/usr/bin/dockerd"),
-        }, depends=["docker-ce-cli", "containerd.io"], postinst="getent group docker >/dev/null || groupadd -r docker"),
-        build_deb(pool, "docker-ce-cli", "5:28.5.1-1~debian.12~bookworm",
-                  {"/usr/bin/docker": ("#!/bin/sh\n# STAND-IN docker\nexit 0\n", exe)}),
+        build_deb(
+            pool,
+            "docker-ce",
+            "5:28.5.1-1~debian.12~bookworm",
+            {
+                "/usr/bin/dockerd": ("#!/bin/sh\n# STAND-IN dockerd\nexit 0\n", exe),
+                "/lib/systemd/system/docker.service": unit("/usr/bin/dockerd"),
+            },
+            depends=["docker-ce-cli", "containerd.io"],
+            postinst="getent group docker >/dev/null || groupadd -r docker",
+        ),
+        build_deb(
+            pool,
+            "docker-ce-cli",
+            "5:28.5.1-1~debian.12~bookworm",
+            {"/usr/bin/docker": ("#!/bin/sh\n# STAND-IN docker\nexit 0\n", exe)},
+        ),
         build_deb(pool, "containerd.io", "1.7.28-1~debian.12~bookworm"),
         build_deb(pool, "docker-buildx-plugin", "0.29.1-1~debian.12~bookworm"),
         build_deb(pool, "docker-compose-plugin", "2.40.3-1~debian.12~bookworm"),
@@ -418,11 +488,19 @@ def build_site(www, base_url, signer, arch="x86_64", deb_arch="amd64"):
     gpool = grafana / "pool"
     gpool.mkdir(parents=True)
     (grafana / "gpg.key").write_bytes(signer.public_armored)
-    debs = [build_deb(gpool, "grafana", "12.2.1", {
-        "/usr/sbin/grafana-server": ("#!/bin/sh\n# STAND-IN grafana-server\nexit 0\n", exe),
-        "/lib/systemd/system/grafana-server.service": unit("/usr/sbin/grafana-server"),
-    }, postinst="getent group grafana >/dev/null || groupadd -r grafana\n"
-                "getent passwd grafana >/dev/null || useradd -r -g grafana -d /usr/share/grafana grafana")]
+    debs = [
+        build_deb(
+            gpool,
+            "grafana",
+            "12.2.1",
+            {
+                "/usr/sbin/grafana-server": ("#!/bin/sh\n# STAND-IN grafana-server\nexit 0\n", exe),
+                "/lib/systemd/system/grafana-server.service": unit("/usr/sbin/grafana-server"),
+            },
+            postinst="getent group grafana >/dev/null || groupadd -r grafana\n"
+            "getent passwd grafana >/dev/null || useradd -r -g grafana -d /usr/share/grafana grafana",
+        )
+    ]
     dist_repo(grafana, "stable", "main", debs, signer)
 
     installer_name = f"Miniforge3-{MINIFORGE_VERSION}-Linux-{arch}.sh"
@@ -456,33 +534,75 @@ def cuda_repo(www, base_url, signer, distro, arch, unit):
     cuda_major = CUDA_RELEASE.split(".")[0]
     cuda_dash = CUDA_RELEASE.replace(".", "-")
     debs = [
-        build_deb(cuda_dir, "cuda-keyring", "1.1-1", {
-            keyring: (signer.public_binary, 0o644),
-            f"/etc/apt/sources.list.d/cuda-{distro}-{arch}.list": (f"deb [signed-by={keyring}] {cuda_url} /\n", 0o644),
-        }),
-        build_deb(cuda_dir, f"nvidia-driver-pinning-{branch}", "1.0-1", {
-            f"/etc/apt/preferences.d/nvidia-driver-pinning-{branch}": (pinning_preferences(branch), 0o644)}),
+        build_deb(
+            cuda_dir,
+            "cuda-keyring",
+            "1.1-1",
+            {
+                keyring: (signer.public_binary, 0o644),
+                f"/etc/apt/sources.list.d/cuda-{distro}-{arch}.list": (
+                    f"deb [signed-by={keyring}] {cuda_url} /\n",
+                    0o644,
+                ),
+            },
+        ),
+        build_deb(
+            cuda_dir,
+            f"nvidia-driver-pinning-{branch}",
+            "1.0-1",
+            {f"/etc/apt/preferences.d/nvidia-driver-pinning-{branch}": (pinning_preferences(branch), 0o644)},
+        ),
         # Ubuntu: Canonical's packaging and names (ubuntu_packaging.py), this branch's and the next one's (unversioned
         # names), as the repository carries every branch; Debian: NVIDIA's own Debian packaging.
-        *(ubuntu_driver_debs(cuda_dir, ubuntu_packaging.stanzas(branch, DRIVER_VERSION, ubuntu_packaging.CUDA_REPO_REVISION))
-          + ubuntu_driver_debs(cuda_dir, ubuntu_packaging.stanzas(branch, ubuntu_packaging.NEXT_BRANCH_VERSION,
-                                                                  ubuntu_packaging.CUDA_REPO_REVISION, versioned_names=False))
-          if distro.startswith("ubuntu") else driver_packages(cuda_dir, DRIVER_VERSION)),
-        build_deb(cuda_dir, f"cuda-toolkit-{cuda_dash}", f"{CUDA_RELEASE}.1-1", {
-            f"/usr/local/cuda-{CUDA_RELEASE}/bin/nvcc": (NVCC, exe),
-            f"/usr/local/cuda-{CUDA_RELEASE}/lib64/.keep": ("", 0o644),
-            "/usr/local/cuda": ("->", f"cuda-{CUDA_RELEASE}"),
-        }),
-        build_deb(cuda_dir, f"libcudnn9-cuda-{cuda_major}", "9.14.0.64-1", {
-            "/usr/lib/x86_64-linux-gnu/libcudnn.so.9.14.0": ("stand-in\n", 0o644),
-        }),
+        *(
+            ubuntu_driver_debs(
+                cuda_dir, ubuntu_packaging.stanzas(branch, DRIVER_VERSION, ubuntu_packaging.CUDA_REPO_REVISION)
+            )
+            + ubuntu_driver_debs(
+                cuda_dir,
+                ubuntu_packaging.stanzas(
+                    branch,
+                    ubuntu_packaging.NEXT_BRANCH_VERSION,
+                    ubuntu_packaging.CUDA_REPO_REVISION,
+                    versioned_names=False,
+                ),
+            )
+            if distro.startswith("ubuntu")
+            else driver_packages(cuda_dir, DRIVER_VERSION)
+        ),
+        build_deb(
+            cuda_dir,
+            f"cuda-toolkit-{cuda_dash}",
+            f"{CUDA_RELEASE}.1-1",
+            {
+                f"/usr/local/cuda-{CUDA_RELEASE}/bin/nvcc": (NVCC, exe),
+                f"/usr/local/cuda-{CUDA_RELEASE}/lib64/.keep": ("", 0o644),
+                "/usr/local/cuda": ("->", f"cuda-{CUDA_RELEASE}"),
+            },
+        ),
+        build_deb(
+            cuda_dir,
+            f"libcudnn9-cuda-{cuda_major}",
+            "9.14.0.64-1",
+            {
+                "/usr/lib/x86_64-linux-gnu/libcudnn.so.9.14.0": ("stand-in\n", 0o644),
+            },
+        ),
         build_deb(cuda_dir, f"cudnn9-cuda-{cuda_major}", "9.14.0.64-1", depends=[f"libcudnn9-cuda-{cuda_major}"]),
         # NVIDIA's repository names the fabric manager nvidia-fabricmanager from 580 on and carries every release of
         # the branch; it depends on nothing the test needs.
-        *(build_deb(cuda_dir, "nvidia-fabricmanager", f"{version}-1", {
-            "/usr/bin/nv-fabricmanager": ("#!/bin/sh\n# STAND-IN nv-fabricmanager\nexit 0\n", exe),
-            "/lib/systemd/system/nvidia-fabricmanager.service": unit("/usr/bin/nv-fabricmanager"),
-        }) for version in (DRIVER_VERSION, NEWER_DRIVER_VERSION)),
+        *(
+            build_deb(
+                cuda_dir,
+                "nvidia-fabricmanager",
+                f"{version}-1",
+                {
+                    "/usr/bin/nv-fabricmanager": ("#!/bin/sh\n# STAND-IN nv-fabricmanager\nexit 0\n", exe),
+                    "/lib/systemd/system/nvidia-fabricmanager.service": unit("/usr/bin/nv-fabricmanager"),
+                },
+            )
+            for version in (DRIVER_VERSION, NEWER_DRIVER_VERSION)
+        ),
         # NVLink subnet manager for HGX B200/B300 (NVIDIA's repository; Fabric Manager user guide, Blackwell).
         build_deb(cuda_dir, "nvlsm", "2025.10.3-1", {"/opt/nvidia/nvlsm/sbin/nvlsm": ("#!/bin/sh\nexit 0\n", exe)}),
     ]
@@ -496,7 +616,7 @@ def pinning_preferences(branch):
     other versions left at the default 500 (a name that exists only in a newer branch still resolves there).
     INVENTED from the guide's description, not copied from the package: the role and test_apt_resolution.py are checked
     against a guess of this file until it is captured from the .deb or a real host."""
-    return (f"Package: *nvidia* libcuda* libxnvctrl* cuda-drivers*\nPin: version {branch}.*\nPin-Priority: 1000\n")
+    return f"Package: *nvidia* libcuda* libxnvctrl* cuda-drivers*\nPin: version {branch}.*\nPin-Priority: 1000\n"
 
 
 def ubuntu_file(path, upstream, units):
@@ -521,16 +641,27 @@ def ubuntu_driver_debs(directory, packages):
     debs = []
     for stanza in packages:
         upstream = stanza.version.rsplit("-", 1)[0]
-        files = {path: content for path in stanza.files
-                 if (content := ubuntu_file(path, upstream, stanza.units)) is not None}
+        files = {
+            path: content for path in stanza.files if (content := ubuntu_file(path, upstream, stanza.units)) is not None
+        }
         postinst, prerm = stanza.postinst, None
         if f"/usr/src/nvidia-{upstream}/dkms.conf" in stanza.files:
             files.update(dkms_module_files(upstream))
             postinst, prerm = dkms_postinst(upstream), dkms_prerm(upstream)
         relations = dict(stanza.relations)
         depends = relations.pop("Depends", [])
-        debs.append(build_deb(directory, stanza.name, stanza.version, files, depends=depends, postinst=postinst,
-                              relations=relations, prerm=prerm))
+        debs.append(
+            build_deb(
+                directory,
+                stanza.name,
+                stanza.version,
+                files,
+                depends=depends,
+                postinst=postinst,
+                relations=relations,
+                prerm=prerm,
+            )
+        )
     return debs
 
 
@@ -538,27 +669,61 @@ def driver_packages(directory, upstream):
     """The CUDA repository's driver packages of one driver release (UPSTREAM, e.g. 580.95.05), Debian revision -1."""
     exe, branch, driver_deb = 0o755, upstream.split(".")[0], f"{upstream}-1"
     return [
-        build_deb(directory, f"libnvidia-compute-{branch}", driver_deb, {
-            "/usr/bin/nvidia-smi": (nvidia_smi(upstream), exe),
-            "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
-            "/lib/systemd/system/nvidia-persistenced.service": service_unit("/usr/bin/nvidia-persistenced"),
-        }),
+        build_deb(
+            directory,
+            f"libnvidia-compute-{branch}",
+            driver_deb,
+            {
+                "/usr/bin/nvidia-smi": (nvidia_smi(upstream), exe),
+                "/usr/bin/nvidia-persistenced": ("#!/bin/sh\n# STAND-IN nvidia-persistenced\nexit 0\n", exe),
+                "/lib/systemd/system/nvidia-persistenced.service": service_unit("/usr/bin/nvidia-persistenced"),
+            },
+        ),
         # NVIDIA's packaging from 560 on (driver installation guide, "Compute-only and Desktop Installation",
         # Debian and Ubuntu: https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/compute-only-and-
         # desktop-installation.html): nvidia-driver-cuda is the compute-only (headless) user space, nvidia-driver the
         # desktop one (X/Wayland, GL, Vulkan), nvidia-kernel-open-dkms / nvidia-kernel-dkms the DKMS-built modules;
         # nvidia-open and cuda-drivers are the "desktop and compute" metapackages over all of them.
-        build_deb(directory, "nvidia-driver-cuda", driver_deb,
-                  depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"]),
-        build_deb(directory, "nvidia-driver", driver_deb, depends=[f"nvidia-driver-pinning-{branch}"],
-                  description="stand-in desktop driver: X/Wayland driver, GL, EGL, Vulkan (dlbench test fixture)"),
-        *(build_deb(directory, f"nvidia-kernel{kind}-dkms", driver_deb, {
-            f"/usr/src/nvidia-{upstream}/dkms.conf": (dkms_conf(upstream), 0o644), **dkms_module_files(upstream),
-        }, depends=["dkms"], postinst=dkms_postinst(upstream), prerm=dkms_prerm(upstream)) for kind in ("-open", "")),
-        build_deb(directory, "nvidia-open", driver_deb, depends=[
-            "nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-open-dkms (= {driver_deb})"]),
-        build_deb(directory, "cuda-drivers", driver_deb, depends=[
-            "nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-dkms (= {driver_deb})"]),
+        build_deb(
+            directory,
+            "nvidia-driver-cuda",
+            driver_deb,
+            depends=[f"nvidia-driver-pinning-{branch}", f"libnvidia-compute-{branch} (= {driver_deb})"],
+        ),
+        build_deb(
+            directory,
+            "nvidia-driver",
+            driver_deb,
+            depends=[f"nvidia-driver-pinning-{branch}"],
+            description="stand-in desktop driver: X/Wayland driver, GL, EGL, Vulkan (dlbench test fixture)",
+        ),
+        *(
+            build_deb(
+                directory,
+                f"nvidia-kernel{kind}-dkms",
+                driver_deb,
+                {
+                    f"/usr/src/nvidia-{upstream}/dkms.conf": (dkms_conf(upstream), 0o644),
+                    **dkms_module_files(upstream),
+                },
+                depends=["dkms"],
+                postinst=dkms_postinst(upstream),
+                prerm=dkms_prerm(upstream),
+            )
+            for kind in ("-open", "")
+        ),
+        build_deb(
+            directory,
+            "nvidia-open",
+            driver_deb,
+            depends=["nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-open-dkms (= {driver_deb})"],
+        ),
+        build_deb(
+            directory,
+            "cuda-drivers",
+            driver_deb,
+            depends=["nvidia-driver-cuda", "nvidia-driver", f"nvidia-kernel-dkms (= {driver_deb})"],
+        ),
     ]
 
 
@@ -588,20 +753,34 @@ def ubuntu_archive(directory, signer, unit):
             # linux-modules-nvidia-580-server-open-<abi>-<flavour> depends on nvidia-kernel-common-580-server (>= the
             # driver)), registered with depmod as the kernel's own postinst does; and the flavour's metapackage that
             # follows the kernel from ABI to ABI.
-            build_deb(directory, f"{modules}-{UBUNTU_KERNEL}", f"{abi}+{version}", {
-                f"{module_dir}/{name}.ko": (kernel_module(name, DRIVER_VERSION), 0o644) for name in DKMS_MODULES
-            }, depends=[f"nvidia-kernel-common-{srv} (>= {DRIVER_VERSION})"], postinst=f"depmod -a {UBUNTU_KERNEL}"),
-            build_deb(directory, f"{modules}-{kernel_flavour}", f"{abi}.1",
-                      depends=[f"{modules}-{UBUNTU_KERNEL}", f"nvidia-kernel-common-{srv} (>= {DRIVER_VERSION})"]),
+            build_deb(
+                directory,
+                f"{modules}-{UBUNTU_KERNEL}",
+                f"{abi}+{version}",
+                {f"{module_dir}/{name}.ko": (kernel_module(name, DRIVER_VERSION), 0o644) for name in DKMS_MODULES},
+                depends=[f"nvidia-kernel-common-{srv} (>= {DRIVER_VERSION})"],
+                postinst=f"depmod -a {UBUNTU_KERNEL}",
+            ),
+            build_deb(
+                directory,
+                f"{modules}-{kernel_flavour}",
+                f"{abi}.1",
+                depends=[f"{modules}-{UBUNTU_KERNEL}", f"nvidia-kernel-common-{srv} (>= {DRIVER_VERSION})"],
+            ),
         ]
     # Ubuntu names them by branch only (no nvidia-fabricmanager without a branch), with nscq beside them.
     for upstream in (DRIVER_VERSION, NEWER_DRIVER_VERSION):
         fm_version = f"{upstream}-{UBUNTU_FABRICMANAGER_REVISION}"
         debs += [
-            build_deb(directory, f"nvidia-fabricmanager-{branch}", fm_version, {
-                "/usr/bin/nv-fabricmanager": ("#!/bin/sh\n# STAND-IN nv-fabricmanager\nexit 0\n", exe),
-                "/lib/systemd/system/nvidia-fabricmanager.service": unit("/usr/bin/nv-fabricmanager"),
-            }),
+            build_deb(
+                directory,
+                f"nvidia-fabricmanager-{branch}",
+                fm_version,
+                {
+                    "/usr/bin/nv-fabricmanager": ("#!/bin/sh\n# STAND-IN nv-fabricmanager\nexit 0\n", exe),
+                    "/lib/systemd/system/nvidia-fabricmanager.service": unit("/usr/bin/nv-fabricmanager"),
+                },
+            ),
             build_deb(directory, f"libnvidia-nscq-{branch}", fm_version),
         ]
     debs.append(build_deb(directory, f"linux-modules-extra-{UBUNTU_KERNEL}", f"{UBUNTU_KERNEL.rsplit('-', 1)[0]}.1"))
@@ -625,5 +804,6 @@ def simple_index(www_dir, wheels):
             digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
             links.append(f'<a href="{wheel.name}#sha256={digest}">{wheel.name}</a><br>')
         (page / "index.html").write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
-    (www_dir / "index.html").write_text("<html><body>\n" + "\n".join(
-        f'<a href="{p}/">{p}</a><br>' for p in sorted(by_project)) + "\n</body></html>\n")
+    (www_dir / "index.html").write_text(
+        "<html><body>\n" + "\n".join(f'<a href="{p}/">{p}</a><br>' for p in sorted(by_project)) + "\n</body></html>\n"
+    )

@@ -33,15 +33,18 @@ BASE_SYSTEM = {"dkms": "3.0.11-1ubuntu13", "adduser": "3.137ubuntu1", "ocl-icd-l
 
 def nvidia_repository():
     packages = ubuntu_packaging.stanzas(BRANCH, NVIDIA_580, ubuntu_packaging.CUDA_REPO_REVISION)
-    packages += ubuntu_packaging.stanzas(BRANCH, ubuntu_packaging.NEXT_BRANCH_VERSION,
-                                         ubuntu_packaging.CUDA_REPO_REVISION, versioned_names=False)
+    packages += ubuntu_packaging.stanzas(
+        BRANCH, ubuntu_packaging.NEXT_BRANCH_VERSION, ubuntu_packaging.CUDA_REPO_REVISION, versioned_names=False
+    )
     return packages
 
 
 def ubuntu_archive():
-    return (ubuntu_packaging.stanzas(BRANCH, UBUNTU_580, UBUNTU_REVISION)
-            + ubuntu_packaging.stanzas(f"{BRANCH}-server", NVIDIA_580, standins.UBUNTU_DRIVER_REVISION)
-            + lrm_packages())
+    return (
+        ubuntu_packaging.stanzas(BRANCH, UBUNTU_580, UBUNTU_REVISION)
+        + ubuntu_packaging.stanzas(f"{BRANCH}-server", NVIDIA_580, standins.UBUNTU_DRIVER_REVISION)
+        + lrm_packages()
+    )
 
 
 def lrm_packages():
@@ -52,10 +55,15 @@ def lrm_packages():
     stanzas = []
     for modules in (f"linux-modules-nvidia-{BRANCH}-server", f"linux-modules-nvidia-{BRANCH}-server-open"):
         stanzas += [
-            ubuntu_packaging.Stanza(f"{modules}-{standins.UBUNTU_KERNEL}", f"{abi}+{version}", {"Depends": [common]},
-                                    [f"/lib/modules/{standins.UBUNTU_KERNEL}/kernel/nvidia-580srv/nvidia.ko"]),
-            ubuntu_packaging.Stanza(f"{modules}-{flavour}", f"{abi}.1",
-                                    {"Depends": [f"{modules}-{standins.UBUNTU_KERNEL}", common]}, []),
+            ubuntu_packaging.Stanza(
+                f"{modules}-{standins.UBUNTU_KERNEL}",
+                f"{abi}+{version}",
+                {"Depends": [common]},
+                [f"/lib/modules/{standins.UBUNTU_KERNEL}/kernel/nvidia-580srv/nvidia.ko"],
+            ),
+            ubuntu_packaging.Stanza(
+                f"{modules}-{flavour}", f"{abi}.1", {"Depends": [f"{modules}-{standins.UBUNTU_KERNEL}", common]}, []
+            ),
         ]
     return stanzas
 
@@ -76,26 +84,61 @@ class Apt:
         (root / "preferences.d").mkdir()
         for name, text in preferences.items():
             (root / "preferences.d" / name).write_text(text)
-        (root / "status").write_text("".join(
-            f"Package: {name}\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: x <x@x>\n"
-            f"Architecture: all\nVersion: {version}\nDescription: {name}\n\n" for name, version in BASE_SYSTEM.items()))
+        (root / "status").write_text(
+            "".join(
+                f"Package: {name}\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: x <x@x>\n"
+                f"Architecture: all\nVersion: {version}\nDescription: {name}\n\n"
+                for name, version in BASE_SYSTEM.items()
+            )
+        )
         for directory in ("lists/partial", "cache/archives/partial", "log"):
             (root / directory).mkdir(parents=True)
         self.run("update")
 
     def options(self):
         root = self.root
-        return ["-o", f"Dir={root}", "-o", f"Dir::State::status={root}/status", "-o", f"Dir::State::lists={root}/lists",
-                "-o", f"Dir::Cache={root}/cache", "-o", f"Dir::Log={root}/log",
-                "-o", f"Dir::Etc::sourcelist={root}/sources.list", "-o", "Dir::Etc::sourceparts=-",
-                "-o", f"Dir::Etc::preferences={root}/none", "-o", f"Dir::Etc::preferencesparts={root}/preferences.d",
-                "-o", "Dir::Etc::parts=-", "-o", "APT::Architecture=amd64", "-o", "APT::Architectures::=amd64",
-                "-o", "Debug::NoLocking=1", "-o", "APT::Get::List-Cleanup=0", "-o", "Acquire::Languages=none",
-                "-o", "APT::Install-Recommends=0"]
+        return [
+            "-o",
+            f"Dir={root}",
+            "-o",
+            f"Dir::State::status={root}/status",
+            "-o",
+            f"Dir::State::lists={root}/lists",
+            "-o",
+            f"Dir::Cache={root}/cache",
+            "-o",
+            f"Dir::Log={root}/log",
+            "-o",
+            f"Dir::Etc::sourcelist={root}/sources.list",
+            "-o",
+            "Dir::Etc::sourceparts=-",
+            "-o",
+            f"Dir::Etc::preferences={root}/none",
+            "-o",
+            f"Dir::Etc::preferencesparts={root}/preferences.d",
+            "-o",
+            "Dir::Etc::parts=-",
+            "-o",
+            "APT::Architecture=amd64",
+            "-o",
+            "APT::Architectures::=amd64",
+            "-o",
+            "Debug::NoLocking=1",
+            "-o",
+            "APT::Get::List-Cleanup=0",
+            "-o",
+            "Acquire::Languages=none",
+            "-o",
+            "APT::Install-Recommends=0",
+        ]
 
     def run(self, *args):
-        return subprocess.run(["apt-get", *self.options(), *args], capture_output=True, text=True,
-                              env={"LC_ALL": "C", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+        return subprocess.run(
+            ["apt-get", *self.options(), *args],
+            capture_output=True,
+            text=True,
+            env={"LC_ALL": "C", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+        )
 
     def simulate(self, packages):
         """{package: version} apt would install for PACKAGES, or the error apt printed."""
@@ -111,20 +154,25 @@ def preferences(with_origin_pin=True):
     prefs = {f"nvidia-driver-pinning-{BRANCH}": standins.pinning_preferences(BRANCH)}
     if with_origin_pin:
         template = (ROLE / "templates" / "nvidia-driver-origin.pref.j2").read_text()
-        prefs["00-nvidia-driver-origin.pref"] = template.replace("{{ ansible_managed }}", "Ansible managed") \
-            .replace("{{ nvidia_driver_branch }}", BRANCH)
+        prefs["00-nvidia-driver-origin.pref"] = template.replace("{{ ansible_managed }}", "Ansible managed").replace(
+            "{{ nvidia_driver_branch }}", BRANCH
+        )
     return prefs
 
 
 @pytest.fixture
 def apt(tmp_path):
-    return Apt(tmp_path, {("NVIDIA", "NVIDIA CUDA"): nvidia_repository(), ("Ubuntu", "Ubuntu"): ubuntu_archive()},
-               preferences())
+    return Apt(
+        tmp_path,
+        {("NVIDIA", "NVIDIA CUDA"): nvidia_repository(), ("Ubuntu", "Ubuntu"): ubuntu_archive()},
+        preferences(),
+    )
 
 
 def role_packages(expression, modules):
-    (rendered,) = render([f"{{{{ {expression} | join(' ') }}}}"], standins.UBUNTU_KERNEL, "noble", "24.04",
-                         "Ubuntu", modules)
+    (rendered,) = render(
+        [f"{{{{ {expression} | join(' ') }}}}"], standins.UBUNTU_KERNEL, "noble", "24.04", "Ubuntu", modules
+    )
     return rendered.split()
 
 
@@ -138,8 +186,11 @@ def assert_one_580_driver_with_its_tools(installed, source, version):
     if source == "cuda_repo":
         wanted.append(f"/usr/src/nvidia-{NVIDIA_580}/dkms.conf")
     upstream, revision = version.split("-", 1)
-    packages = (ubuntu_packaging.stanzas(BRANCH, upstream, revision) if source == "cuda_repo"
-                else ubuntu_packaging.stanzas(f"{BRANCH}-server", upstream, revision))
+    packages = (
+        ubuntu_packaging.stanzas(BRANCH, upstream, revision)
+        if source == "cuda_repo"
+        else ubuntu_packaging.stanzas(f"{BRANCH}-server", upstream, revision)
+    )
     for path in wanted:
         assert ubuntu_packaging.shipping(packages, path) & installed.keys(), path
 
@@ -147,8 +198,9 @@ def assert_one_580_driver_with_its_tools(installed, source, version):
 @pytest.mark.parametrize("modules", ["open", "proprietary"])
 def test_the_cuda_repository_set_resolves_to_one_580_release_from_nvidia(apt, modules):
     packages = role_packages("__nvidia_driver_cuda_repo_packages.compute[nvidia_driver_modules_flavour]", modules)
-    assert_one_580_driver_with_its_tools(apt.simulate(packages), "cuda_repo",
-                                         f"{NVIDIA_580}-{ubuntu_packaging.CUDA_REPO_REVISION}")
+    assert_one_580_driver_with_its_tools(
+        apt.simulate(packages), "cuda_repo", f"{NVIDIA_580}-{ubuntu_packaging.CUDA_REPO_REVISION}"
+    )
 
 
 @pytest.mark.parametrize("modules", ["open", "proprietary"])
@@ -157,44 +209,62 @@ def test_the_ubuntu_archive_set_resolves_to_the_server_series(tmp_path, modules)
     apt = Apt(tmp_path, {("Ubuntu", "Ubuntu"): ubuntu_archive()}, {})
     packages = role_packages("__nvidia_driver_ubuntu_archive_packages", modules)
     installed = apt.simulate(packages)
-    assert_one_580_driver_with_its_tools({k: v for k, v in installed.items() if not k.startswith("linux-")}
-                                         if isinstance(installed, dict) else installed,
-                                         "ubuntu", f"{NVIDIA_580}-{standins.UBUNTU_DRIVER_REVISION}")
+    assert_one_580_driver_with_its_tools(
+        {k: v for k, v in installed.items() if not k.startswith("linux-")}
+        if isinstance(installed, dict)
+        else installed,
+        "ubuntu",
+        f"{NVIDIA_580}-{standins.UBUNTU_DRIVER_REVISION}",
+    )
     assert f"linux-modules-nvidia-580-server{'-open' if modules == 'open' else ''}-aws" in installed
 
 
-@pytest.mark.parametrize("packages", [
-    ["libnvidia-compute", "nvidia-dkms-open"],  # the 590 names the role asked for before: a 590 driver
-    ["libnvidia-compute-580", "nvidia-dkms-580-open"],  # right names, but no nvidia-smi, no persistence daemon
-    ["libnvidia-compute-580", "nvidia-utils-580", "nvidia-compute-utils-580", "nvidia-dkms-580-opn"],  # a typo
-])
+@pytest.mark.parametrize(
+    "packages",
+    [
+        ["libnvidia-compute", "nvidia-dkms-open"],  # the 590 names the role asked for before: a 590 driver
+        ["libnvidia-compute-580", "nvidia-dkms-580-open"],  # right names, but no nvidia-smi, no persistence daemon
+        ["libnvidia-compute-580", "nvidia-utils-580", "nvidia-compute-utils-580", "nvidia-dkms-580-opn"],  # a typo
+    ],
+)
 def test_a_wrong_set_fails_this_check(apt, packages):
     with pytest.raises(AssertionError):
-        assert_one_580_driver_with_its_tools(apt.simulate(packages), "cuda_repo",
-                                             f"{NVIDIA_580}-{ubuntu_packaging.CUDA_REPO_REVISION}")
+        assert_one_580_driver_with_its_tools(
+            apt.simulate(packages), "cuda_repo", f"{NVIDIA_580}-{ubuntu_packaging.CUDA_REPO_REVISION}"
+        )
 
 
 def test_without_the_origin_pin_ubuntus_newer_build_of_the_same_names_wins(tmp_path):
     """Why the role writes the origin pin: the pinning package raises Ubuntu's 580 build as much as NVIDIA's."""
-    apt = Apt(tmp_path, {("NVIDIA", "NVIDIA CUDA"): nvidia_repository(), ("Ubuntu", "Ubuntu"): ubuntu_archive()},
-              preferences(with_origin_pin=False))
+    apt = Apt(
+        tmp_path,
+        {("NVIDIA", "NVIDIA CUDA"): nvidia_repository(), ("Ubuntu", "Ubuntu"): ubuntu_archive()},
+        preferences(with_origin_pin=False),
+    )
     installed = apt.simulate(role_packages("__nvidia_driver_cuda_repo_packages.compute.open", "open"))
     assert installed["libnvidia-compute-580"] == f"{UBUNTU_580}-{UBUNTU_REVISION}"
 
 
-@pytest.mark.parametrize("with_fabricmanager_pin, expected", [(True, NVIDIA_580), (False, standins.NEWER_DRIVER_VERSION)])
-def test_the_fabric_manager_stays_at_the_drivers_version_under_the_branch_pin(tmp_path, with_fabricmanager_pin,
-                                                                               expected):
+@pytest.mark.parametrize(
+    "with_fabricmanager_pin, expected", [(True, NVIDIA_580), (False, standins.NEWER_DRIVER_VERSION)]
+)
+def test_the_fabric_manager_stays_at_the_drivers_version_under_the_branch_pin(
+    tmp_path, with_fabricmanager_pin, expected
+):
     """The branch pin raises every 580 fabric manager alike and apt takes the first matching record, so without the
     role's own pin (templates/nvidia-fabricmanager.pref.j2) the branch's newest wins, which the driver refuses."""
-    fabricmanager = [ubuntu_packaging.Stanza("nvidia-fabricmanager", f"{version}-1", {}, [])
-                     for version in (NVIDIA_580, standins.NEWER_DRIVER_VERSION)]
+    fabricmanager = [
+        ubuntu_packaging.Stanza("nvidia-fabricmanager", f"{version}-1", {}, [])
+        for version in (NVIDIA_580, standins.NEWER_DRIVER_VERSION)
+    ]
     prefs = preferences(with_origin_pin=False)
     if with_fabricmanager_pin:
         template = (ROLE / "templates" / "nvidia-fabricmanager.pref.j2").read_text()
         prefs["00-nvidia-fabricmanager.pref"] = (
-            template.replace("{{ ansible_managed }}", "Ansible managed").replace("{{ nvidia_driver_branch }}", BRANCH)
+            template.replace("{{ ansible_managed }}", "Ansible managed")
+            .replace("{{ nvidia_driver_branch }}", BRANCH)
             .replace("{{ __nvidia_driver_fabricmanager_packages | join(' ') }}", "nvidia-fabricmanager")
-            .replace("{{ __nvidia_driver_upstream }}", NVIDIA_580))
+            .replace("{{ __nvidia_driver_upstream }}", NVIDIA_580)
+        )
     apt = Apt(tmp_path, {("NVIDIA", "NVIDIA CUDA"): fabricmanager}, prefs)
     assert apt.simulate(["nvidia-fabricmanager"]) == {"nvidia-fabricmanager": f"{expected}-1"}

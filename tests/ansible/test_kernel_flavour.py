@@ -35,8 +35,9 @@ print(json.dumps([templar.template(expression).strip() for expression in express
 """
 
 
-def render(expressions, kernel_release, release, version, distribution="Ubuntu", modules="open", branch="580",
-           extra=None):
+def render(
+    expressions, kernel_release, release, version, distribution="Ubuntu", modules="open", branch="580", extra=None
+):
     variables = {}
     for path in (ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", ROLE / "vars" / f"{distribution}.yml"):
         variables.update(yaml.safe_load(path.read_text()))
@@ -105,8 +106,11 @@ def test_ubuntu_headers_and_modules_follow_the_kernel_track(kernel_release, rele
         # persistence daemon in their own packages (test_apt_resolution.py has apt resolve them); the unversioned
         # names from 590 on. Before the fix Ubuntu got the 590 names on 580, which pulled a 590 driver.
         ("Debian", "580", "nvidia-driver-cuda nvidia-kernel-open-dkms nvidia-kernel-open-dkms"),
-        ("Ubuntu", "580", "libnvidia-compute-580 nvidia-compute-utils-580 nvidia-utils-580 nvidia-dkms-580-open "
-                          "nvidia-dkms-580-open"),
+        (
+            "Ubuntu",
+            "580",
+            "libnvidia-compute-580 nvidia-compute-utils-580 nvidia-utils-580 nvidia-dkms-580-open nvidia-dkms-580-open",
+        ),
         ("Ubuntu", "590", "libnvidia-compute nvidia-compute-utils nvidia-utils nvidia-dkms-open nvidia-dkms-open"),
     ],
 )
@@ -114,7 +118,11 @@ def test_compute_only_driver_packages_have_each_distributions_names(distribution
     release, version = ("noble", "24.04") if distribution == "Ubuntu" else ("bookworm", "12")
     (rendered,) = render(
         ["{{ (__nvidia_driver_cuda_repo_packages.compute.open + [__nvidia_driver_dkms_package]) | join(' ') }}"],
-        "6.8.0-45-generic", release, version, distribution, branch=branch,
+        "6.8.0-45-generic",
+        release,
+        version,
+        distribution,
+        branch=branch,
     )
     assert rendered == packages
 
@@ -122,48 +130,111 @@ def test_compute_only_driver_packages_have_each_distributions_names(distribution
 def test_the_holds_cover_debian_packagings_driver_libraries_and_firmware():
     """Debian-style packaging's libcuda1, libcudadebugger1 and firmware-nvidia-gsp carry the driver's version too;
     the container toolkit is held by its own role, other packages not at all."""
-    installed = ["libcuda1", "libcudadebugger1", "firmware-nvidia-gsp", "nvidia-driver-cuda", "libnvidia-ml1",
-                 "nvidia-container-toolkit", "libnvidia-container1", "libcudart12", "firmware-misc-nonfree", "dkms"]
-    facts = {"distribution": "Debian", "distribution_release": "bookworm", "distribution_version": "12",
-             "kernel": "6.1.0-26-amd64", "packages": {name: [{}] for name in installed}}
-    (rendered,) = render(["{{ __nvidia_driver_installed_packages | join(' ') }}"], "6.1.0-26-amd64", "bookworm", "12",
-                         "Debian", extra={"ansible_facts": facts})
-    assert rendered.split() == ["firmware-nvidia-gsp", "libcuda1", "libcudadebugger1", "libnvidia-ml1",
-                                "nvidia-driver-cuda"]
+    installed = [
+        "libcuda1",
+        "libcudadebugger1",
+        "firmware-nvidia-gsp",
+        "nvidia-driver-cuda",
+        "libnvidia-ml1",
+        "nvidia-container-toolkit",
+        "libnvidia-container1",
+        "libcudart12",
+        "firmware-misc-nonfree",
+        "dkms",
+    ]
+    facts = {
+        "distribution": "Debian",
+        "distribution_release": "bookworm",
+        "distribution_version": "12",
+        "kernel": "6.1.0-26-amd64",
+        "packages": {name: [{}] for name in installed},
+    }
+    (rendered,) = render(
+        ["{{ __nvidia_driver_installed_packages | join(' ') }}"],
+        "6.1.0-26-amd64",
+        "bookworm",
+        "12",
+        "Debian",
+        extra={"ansible_facts": facts},
+    )
+    assert rendered.split() == [
+        "firmware-nvidia-gsp",
+        "libcuda1",
+        "libcudadebugger1",
+        "libnvidia-ml1",
+        "nvidia-driver-cuda",
+    ]
 
 
 def test_the_ubuntu_archive_source_holds_the_kernel_with_its_module_metapackage():
     """Held alone, linux-modules-nvidia-580-server-open-aws would let linux-aws bring a kernel ABI it has no module
     for; held together they move together (update_driver.yml). Other kernels' metapackages stay free."""
-    installed = ["linux-aws", "linux-image-aws", "linux-headers-aws", "linux-modules-nvidia-580-server-open-aws",
-                 "linux-modules-nvidia-580-server-open-6.8.0-1015-aws", "linux-image-6.8.0-1015-aws",
-                 "linux-generic", "linux-image-generic", "nvidia-utils-580-server", "nvidia-container-toolkit"]
-    facts = {"distribution": "Ubuntu", "distribution_release": "noble", "distribution_version": "24.04",
-             "kernel": "6.8.0-1015-aws", "packages": {name: [{}] for name in installed}}
-    (rendered,) = render(["{{ __nvidia_driver_installed_packages | join(' ') }}"], "6.8.0-1015-aws", "noble", "24.04",
-                         extra={"ansible_facts": facts})
-    assert rendered.split() == ["linux-aws", "linux-headers-aws", "linux-image-aws",
-                                "linux-modules-nvidia-580-server-open-6.8.0-1015-aws",
-                                "linux-modules-nvidia-580-server-open-aws", "nvidia-utils-580-server"]
+    installed = [
+        "linux-aws",
+        "linux-image-aws",
+        "linux-headers-aws",
+        "linux-modules-nvidia-580-server-open-aws",
+        "linux-modules-nvidia-580-server-open-6.8.0-1015-aws",
+        "linux-image-6.8.0-1015-aws",
+        "linux-generic",
+        "linux-image-generic",
+        "nvidia-utils-580-server",
+        "nvidia-container-toolkit",
+    ]
+    facts = {
+        "distribution": "Ubuntu",
+        "distribution_release": "noble",
+        "distribution_version": "24.04",
+        "kernel": "6.8.0-1015-aws",
+        "packages": {name: [{}] for name in installed},
+    }
+    (rendered,) = render(
+        ["{{ __nvidia_driver_installed_packages | join(' ') }}"],
+        "6.8.0-1015-aws",
+        "noble",
+        "24.04",
+        extra={"ansible_facts": facts},
+    )
+    assert rendered.split() == [
+        "linux-aws",
+        "linux-headers-aws",
+        "linux-image-aws",
+        "linux-modules-nvidia-580-server-open-6.8.0-1015-aws",
+        "linux-modules-nvidia-580-server-open-aws",
+        "nvidia-utils-580-server",
+    ]
 
 
-@pytest.mark.parametrize("distribution, kernel_release, release, version, packages", [
-    # Debian keeps only the current ABIs' headers (bookworm today: 6.1.0-47 and -50 cloud-amd64): an older image's
-    # kernel gets the flavour's newest kernel with its headers instead. Before the fix: "Unable to locate package".
-    ("Debian", "6.1.0-28-cloud-amd64", "bookworm", "12", "dkms linux-image-cloud-amd64 linux-headers-cloud-amd64"),
-    ("Ubuntu", "6.8.0-1015-aws", "noble", "24.04", "dkms linux-image-aws linux-headers-aws"),
-])
-def test_a_kernel_whose_headers_left_the_archive_gets_the_flavours_newest_kernel(distribution, kernel_release,
-                                                                                  release, version, packages):
-    (rendered,) = render(["{{ __nvidia_driver_kernel_headers_packages | join(' ') }}"], kernel_release, release,
-                         version, distribution, extra={"__nvidia_driver_release_headers": {"rc": 100}})
+@pytest.mark.parametrize(
+    "distribution, kernel_release, release, version, packages",
+    [
+        # Debian keeps only the current ABIs' headers (bookworm today: 6.1.0-47 and -50 cloud-amd64): an older image's
+        # kernel gets the flavour's newest kernel with its headers instead. Before the fix: "Unable to locate package".
+        ("Debian", "6.1.0-28-cloud-amd64", "bookworm", "12", "dkms linux-image-cloud-amd64 linux-headers-cloud-amd64"),
+        ("Ubuntu", "6.8.0-1015-aws", "noble", "24.04", "dkms linux-image-aws linux-headers-aws"),
+    ],
+)
+def test_a_kernel_whose_headers_left_the_archive_gets_the_flavours_newest_kernel(
+    distribution, kernel_release, release, version, packages
+):
+    (rendered,) = render(
+        ["{{ __nvidia_driver_kernel_headers_packages | join(' ') }}"],
+        kernel_release,
+        release,
+        version,
+        distribution,
+        extra={"__nvidia_driver_release_headers": {"rc": 100}},
+    )
     assert rendered == packages
 
 
-@pytest.mark.parametrize("kernel_release, suite", [
-    ("6.12.12+bpo-cloud-amd64", "bookworm-backports"),  # before the fix: bookworm's 6.1-track metapackage
-    ("6.1.0-26-cloud-amd64", ""),
-])
+@pytest.mark.parametrize(
+    "kernel_release, suite",
+    [
+        ("6.12.12+bpo-cloud-amd64", "bookworm-backports"),  # before the fix: bookworm's 6.1-track metapackage
+        ("6.1.0-26-cloud-amd64", ""),
+    ],
+)
 def test_a_backports_kernel_takes_its_headers_from_backports(kernel_release, suite):
     (rendered,) = render(["{{ __nvidia_driver_kernel_headers_release }}"], kernel_release, "bookworm", "12", "Debian")
     assert rendered == suite

@@ -20,13 +20,18 @@ _spec.loader.exec_module(nvidia_kernels)
 
 @pytest.mark.parametrize(
     "distribution, modules, package",
-    [("Debian", "open", "nvidia-kernel-open-dkms"), ("Debian", "proprietary", "nvidia-kernel-dkms"),
-     ("Ubuntu", "open", "nvidia-dkms-580-open"), ("Ubuntu", "proprietary", "nvidia-dkms-580")],
+    [
+        ("Debian", "open", "nvidia-kernel-open-dkms"),
+        ("Debian", "proprietary", "nvidia-kernel-dkms"),
+        ("Ubuntu", "open", "nvidia-dkms-580-open"),
+        ("Ubuntu", "proprietary", "nvidia-dkms-580"),
+    ],
 )
 def test_the_role_asks_for_the_version_of_its_own_module_package(distribution, modules, package):
     """The version the check wants is that of the package whose postinst has DKMS build the modules."""
-    (rendered,) = render(["{{ __nvidia_driver_dkms_package }}"], "6.8.0-45-generic", "noble", "24.04", distribution,
-                         modules)
+    (rendered,) = render(
+        ["{{ __nvidia_driver_dkms_package }}"], "6.8.0-45-generic", "noble", "24.04", distribution, modules
+    )
     assert rendered == package
 
 

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 SECURE_BOOT_ON = bytes([0x06, 0, 0, 0, 1])
 UBUNTU_NOBLE_OS_RELEASE = (  # /etc/os-release of Ubuntu 24.04 LTS (base-files 13ubuntu10)
     'PRETTY_NAME="Ubuntu 24.04.3 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION="24.04.3 LTS (Noble Numbat)"\n'
-    "VERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=noble\n")
+    "VERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=noble\n"
+)
 
 
 # Shim's MOK list lives in EFI variables (MokListRT), which need a real efivarfs: mokutil checks the file system's
@@ -68,29 +69,50 @@ def assert_refused(result, *phrases):
         assert said(result, phrase), result.tail()
 
 
-@pytest.mark.parametrize("pci, extra, phrases", [
-    # CUDA 13 and cu130 (the stack's pins) cannot run Maxwell, Pascal or Volta; torch.cuda.is_available() would lie.
-    (("m60",), (), ["GM204GL [Tesla M60] [10de:13f2] (Maxwell)", "CUDA 13.0 and cu130"]),
-    (("v100",), (), ["[10de:1db1] (Volta)", "pin stack_cuda_version \"12.6\""]),
-    (("k80",), (), ["[10de:102d] (Kepler or older)", "R470 was their last"]),
-    # A GPU newer than the role's table: no silent guess of the kernel modules.
-    (("rubin",), (), ["Device [10de:3021] (unknown)", "set nvidia_driver_kernel_modules"]),
-    # Open modules cannot drive a Volta, whatever the CUDA release.
-    (("v100",), ("-e", "stack_cuda_version=12.6", "-e", "stack_torch_cuda_variant=cu126",
-                 "-e", "nvidia_driver_kernel_modules=open"), ["cannot run the open kernel modules"]),
-], ids=["maxwell-cuda13", "volta-cuda13", "kepler", "unknown-id", "volta-open-modules"])
+@pytest.mark.parametrize(
+    "pci, extra, phrases",
+    [
+        # CUDA 13 and cu130 (the stack's pins) cannot run Maxwell, Pascal or Volta; torch.cuda.is_available() would lie.
+        (("m60",), (), ["GM204GL [Tesla M60] [10de:13f2] (Maxwell)", "CUDA 13.0 and cu130"]),
+        (("v100",), (), ["[10de:1db1] (Volta)", 'pin stack_cuda_version "12.6"']),
+        (("k80",), (), ["[10de:102d] (Kepler or older)", "R470 was their last"]),
+        # A GPU newer than the role's table: no silent guess of the kernel modules.
+        (("rubin",), (), ["Device [10de:3021] (unknown)", "set nvidia_driver_kernel_modules"]),
+        # Open modules cannot drive a Volta, whatever the CUDA release.
+        (
+            ("v100",),
+            (
+                "-e",
+                "stack_cuda_version=12.6",
+                "-e",
+                "stack_torch_cuda_variant=cu126",
+                "-e",
+                "nvidia_driver_kernel_modules=open",
+            ),
+            ["cannot run the open kernel modules"],
+        ),
+    ],
+    ids=["maxwell-cuda13", "volta-cuda13", "kepler", "unknown-id", "volta-open-modules"],
+)
 def test_refused_before_anything_changes(site, fresh_host, tmp_path, pci, extra, phrases):
     assert_refused(preflight(site, fresh_host, tmp_path, pci, *extra), *phrases)
 
 
-@pytest.mark.parametrize("pci, extra, expected", [
-    # Maxwell with the CUDA 12 / cu126 stack it needs: decided from the id, proprietary modules.
-    (("m60",), ("-e", "stack_cuda_version=12.6", "-e", "stack_torch_cuda_variant=cu126"),
-     ["(Maxwell)", "kernel modules: proprietary"]),
-    # An old pci.ids prints a B200 as "Device 2901": the id still says Blackwell, open modules, fabric manager.
-    (("b200",), (), ["Device [10de:2901] (Blackwell, HGX B200)", "kernel modules: open", "fabric manager: yes"]),
-    (("rubin",), ("-e", "nvidia_driver_kernel_modules=open"), ["(unknown)", "kernel modules: open"]),
-], ids=["maxwell-cuda12", "b200-old-pci-ids", "unknown-id-explicit"])
+@pytest.mark.parametrize(
+    "pci, extra, expected",
+    [
+        # Maxwell with the CUDA 12 / cu126 stack it needs: decided from the id, proprietary modules.
+        (
+            ("m60",),
+            ("-e", "stack_cuda_version=12.6", "-e", "stack_torch_cuda_variant=cu126"),
+            ["(Maxwell)", "kernel modules: proprietary"],
+        ),
+        # An old pci.ids prints a B200 as "Device 2901": the id still says Blackwell, open modules, fabric manager.
+        (("b200",), (), ["Device [10de:2901] (Blackwell, HGX B200)", "kernel modules: open", "fabric manager: yes"]),
+        (("rubin",), ("-e", "nvidia_driver_kernel_modules=open"), ["(unknown)", "kernel modules: open"]),
+    ],
+    ids=["maxwell-cuda12", "b200-old-pci-ids", "unknown-id-explicit"],
+)
 def test_detected_from_the_pci_bus(site, fresh_host, tmp_path, pci, extra, expected):
     result = preflight(site, fresh_host, tmp_path, pci, *extra)
     assert result.rc == 0 and result.changed == 0, result.tail()
@@ -163,7 +185,8 @@ def test_ubuntu_cuda_repository_driver_installs_from_canonical_style_packages(si
     assert host.run("dpkg", "-S", "/usr/bin/nvidia-smi").stdout.startswith("nvidia-utils-580:")
     assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
     assert effective_exec_start(host, "nvidia-persistenced.service") == [
-        "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
+        "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"
+    ]
     # The module, asked of the kernel's module tree by the real modinfo; and the origin pin in apt's view.
     kernel = variables["nvidia_driver_kernel_release"]
     assert host.run("modinfo", "-k", kernel, "-F", "version", "nvidia").stdout.strip() == standins.DRIVER_VERSION
@@ -180,7 +203,8 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
     with urllib.request.urlopen(f"{site.base_url}/ubuntu/key.gpg") as response:  # the stand-ins' signing key
         host.path("/usr/share/keyrings/ubuntu-standin.gpg").write_bytes(response.read())
     host.path("/etc/apt/sources.list.d/ubuntu-nvidia.list").write_text(
-        f"deb [signed-by=/usr/share/keyrings/ubuntu-standin.gpg] {site.base_url}/ubuntu/ /\n")
+        f"deb [signed-by=/usr/share/keyrings/ubuntu-standin.gpg] {site.base_url}/ubuntu/ /\n"
+    )
     # An older AWS kernel kept in /boot: Canonical publishes a new driver's prebuilt modules for the current kernel ABIs
     # only, so it has none; the next boot does not pick it (a warning, not a failure).
     older = "6.8.0-1010-aws"
@@ -191,10 +215,15 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
     assert said(result, f"Kernel {older} has no NVIDIA module at version 580.95.05"), result.tail()
     status = installed_status(host)
     # Canonical's signed prebuilt modules for the running AWS kernel and its flavour; nothing built by DKMS.
-    for package in ("nvidia-headless-no-dkms-580-server-open",
-                    f"linux-modules-nvidia-580-server-open-{standins.UBUNTU_KERNEL}",
-                    "linux-modules-nvidia-580-server-open-aws", "nvidia-utils-580-server", "nvlsm", "infiniband-diags",
-                    f"linux-modules-extra-{standins.UBUNTU_KERNEL}"):
+    for package in (
+        "nvidia-headless-no-dkms-580-server-open",
+        f"linux-modules-nvidia-580-server-open-{standins.UBUNTU_KERNEL}",
+        "linux-modules-nvidia-580-server-open-aws",
+        "nvidia-utils-580-server",
+        "nvlsm",
+        "infiniband-diags",
+        f"linux-modules-extra-{standins.UBUNTU_KERNEL}",
+    ):
         assert package in status, package
     assert "nvidia-open" not in status and "nvidia-dkms-580-server-open" not in status
     # The fabric manager under Ubuntu's names, at the driver's upstream version though the revisions differ.
@@ -207,7 +236,8 @@ def test_ubuntu_packaging_with_secure_boot_and_hgx_b200(site, fresh_host, tmp_pa
     # Ubuntu's static unit keeps --no-persistence-mode; the drop-in turns persistence mode on.
     assert "--no-persistence-mode" in host.path("/lib/systemd/system/nvidia-persistenced.service").read_text()
     assert effective_exec_start(host, "nvidia-persistenced.service") == [
-        "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"]
+        "/usr/bin/nvidia-persistenced --user nvidia-persistenced --persistence-mode --verbose"
+    ]
     # Canonical's module for the AWS kernel, found by the real modinfo (the check now covers this source too).
     assert said(result, f"NVIDIA module built for {standins.UBUNTU_KERNEL}"), result.tail()
 
@@ -223,7 +253,9 @@ def test_behind_a_proxy_dockerd_pulls_through_it_too(site, fresh_host, tmp_path)
         variables["setup_proxy_env"] = {"http_proxy": behind.url, "https_proxy": behind.url}
         result = Playbook(fresh_host, tmp_path / "ansible", variables).run("--tags", "container")
     assert result.rc == 0, result.tail()
-    assert any(request == f"GET {site.base_url}/docker/linux/debian/gpg" for request in behind.requests), behind.requests
+    assert any(request == f"GET {site.base_url}/docker/linux/debian/gpg" for request in behind.requests), (
+        behind.requests
+    )
     daemon = json.loads(fresh_host.path("/etc/docker/daemon.json").read_text())
     assert daemon["proxies"] == {"http-proxy": behind.url, "https-proxy": behind.url}
     assert daemon["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"  # nvidia-ctk kept it

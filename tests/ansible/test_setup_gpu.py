@@ -62,11 +62,27 @@ def test_packages_installed_and_held(provisioned):
     host, _, _ = provisioned
     installed = host.run("dpkg-query", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\n").stdout
     status = {line.split()[0]: line.split()[1:] for line in installed.splitlines()}
-    for package in ("nvidia-driver-pinning-580", "nvidia-driver-cuda", "nvidia-kernel-open-dkms",
-                    "libnvidia-compute-580", "nvidia-fabricmanager",
-                    "cuda-toolkit-13-0",
-                    "cudnn9-cuda-13", "nvidia-container-toolkit", "docker-ce", "prometheus-node-exporter",
-                    "prometheus", "grafana", "chrony", "htop", "tmux", "screen", "zip", "sudo", "pciutils"):
+    for package in (
+        "nvidia-driver-pinning-580",
+        "nvidia-driver-cuda",
+        "nvidia-kernel-open-dkms",
+        "libnvidia-compute-580",
+        "nvidia-fabricmanager",
+        "cuda-toolkit-13-0",
+        "cudnn9-cuda-13",
+        "nvidia-container-toolkit",
+        "docker-ce",
+        "prometheus-node-exporter",
+        "prometheus",
+        "grafana",
+        "chrony",
+        "htop",
+        "tmux",
+        "screen",
+        "zip",
+        "sudo",
+        "pciutils",
+    ):
         assert package in status and status[package][-1] in ("ii", "hi"), package  # hi: installed and held
     assert status["nvidia-container-toolkit"][0] == f"{standins.TOOLKIT_VERSION}-1"
     # The NVSwitch on the PCI bus got the fabric manager on the first run (no driver loaded yet), at the driver's
@@ -75,10 +91,20 @@ def test_packages_installed_and_held(provisioned):
     # An H100's NVSwitches (NVLink 4) are the fabric manager's own: no subnet manager, no ib_umad (B200: test_scenarios).
     assert not host.path("/etc/modules-load.d/nvidia-fabricmanager.conf").exists()
     held = set(host.run("apt-mark", "showhold").stdout.split())
-    assert {"nvidia-driver-cuda", "nvidia-kernel-open-dkms", "libnvidia-compute-580", "nvidia-driver-pinning-580",
-            "nvidia-container-toolkit",
-            "nvidia-container-toolkit-base", "libnvidia-container1", "libnvidia-container-tools",
-            "nvidia-fabricmanager", "docker-ce", "docker-ce-cli", "containerd.io"} <= held
+    assert {
+        "nvidia-driver-cuda",
+        "nvidia-kernel-open-dkms",
+        "libnvidia-compute-580",
+        "nvidia-driver-pinning-580",
+        "nvidia-container-toolkit",
+        "nvidia-container-toolkit-base",
+        "libnvidia-container1",
+        "libnvidia-container-tools",
+        "nvidia-fabricmanager",
+        "docker-ce",
+        "docker-ce-cli",
+        "containerd.io",
+    } <= held
 
 
 def test_cloud_kernel_gets_its_flavours_headers(provisioned):
@@ -165,7 +191,8 @@ def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
         debs.append(standins.build_deb(repo, "nvidia-fabricmanager", f"{fabricmanager_ahead}-1"))
         standins.flat_repo(repo, debs, signer=None)
         host.path("/etc/apt/sources.list.d/driver-update.list").write_text(
-            "deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n")  # local files only; see standins
+            "deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n"
+        )  # local files only; see standins
         # A host running the cloud kernel with the generic one of the same ABI also bootable, both with headers:
         # dkms's common.postinst rebuilds on the upgrade for the running and the newest kernel only (here the same:
         # equal ABIs, the later name), after the prerm removed the old module from both; the role builds the other.
@@ -176,8 +203,10 @@ def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
             host.path(f"/boot/vmlinuz-{kernel}").write_text("stand-in kernel image\n")
             host.path(f"/boot/config-{kernel}").write_text("# stand-in kernel config\n")
         variables = provisioned_variables(site, host, tmp_path)
-        variables.update(update_driver_drain_command=f"echo drain {{{{ inventory_hostname }}}} >> {log}",
-                         update_driver_undrain_command=f"echo undrain {{{{ inventory_hostname }}}} >> {log}")
+        variables.update(
+            update_driver_drain_command=f"echo drain {{{{ inventory_hostname }}}} >> {log}",
+            update_driver_undrain_command=f"echo undrain {{{{ inventory_hostname }}}} >> {log}",
+        )
         playbook = Playbook(host, tmp_path / "ansible", variables)
         result = playbook.run(playbook="playbooks/update_driver.yml")
         after = installed_packages(host)
@@ -209,7 +238,8 @@ def test_persistence_mode_drop_in(provisioned):
     host, _, _ = provisioned
     # The stand-in of NVIDIA's driver package creates no nvidia-persistenced account (not checked against the real one).
     assert effective_exec_start(host, "nvidia-persistenced.service") == [
-        "/usr/bin/nvidia-persistenced --persistence-mode --verbose"]
+        "/usr/bin/nvidia-persistenced --persistence-mode --verbose"
+    ]
 
 
 def effective_exec_start(host, unit):
@@ -229,13 +259,17 @@ def test_apt_sources_signed_by_keys(provisioned, site):
     host, _, _ = provisioned
     sources = {path.name: path.read_text() for path in host.path("/etc/apt/sources.list.d").iterdir()}
     cuda = sources["cuda-debian12-x86_64.list"]
-    assert cuda.strip() == (f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
-                            f"{site['cuda_repo_base_url']}/debian12/x86_64/ /")
+    assert cuda.strip() == (
+        f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {site['cuda_repo_base_url']}/debian12/x86_64/ /"
+    )
     assert sum(site["cuda_repo_base_url"] in text for text in sources.values()) == 1
     assert "signed-by=/etc/apt/keyrings/docker.asc" in sources["docker.list"]
     assert "signed-by=/etc/apt/keyrings/nvidia-container-toolkit.asc" in sources["nvidia-container-toolkit.list"]
-    for key in ("/usr/share/keyrings/cuda-archive-keyring.gpg", "/etc/apt/keyrings/docker.asc",
-                "/etc/apt/keyrings/nvidia-container-toolkit.asc"):
+    for key in (
+        "/usr/share/keyrings/cuda-archive-keyring.gpg",
+        "/etc/apt/keyrings/docker.asc",
+        "/etc/apt/keyrings/nvidia-container-toolkit.asc",
+    ):
         assert host.path(key).stat().st_size > 0
     update = host.run("apt-get", "update")
     assert "W:" not in update.stdout + update.stderr, update.stderr
@@ -277,16 +311,30 @@ def test_dlbench_trains_in_the_conda_environment_with_its_torch(provisioned):
     version = host.run(dlbench, "--version")
     assert version.stdout.strip() == f"dlbench {STACK['stack_dlbench_version']}"
     # One real training step: `run` imports the environment's torch (the `train` extra did not replace it).
-    host.run(dlbench, "run", "resnet18", "--device", "cpu", "--steps", "1", "--warmup", "0", "--batch-size", "2",
-             "--output", "/root/resnet18.json")
+    host.run(
+        dlbench,
+        "run",
+        "resnet18",
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--batch-size",
+        "2",
+        "--output",
+        "/root/resnet18.json",
+    )
     result = json.loads(host.path("/root/resnet18.json").read_text())
     assert result["environment"]["torch"]["version"].startswith(STACK["stack_torch_version"])
     torch_file = host.run("/opt/miniforge3/envs/dl/bin/python", "-c", "import torch; print(torch.__file__)")
     assert torch_file.stdout.startswith("/opt/miniforge3/envs/dl/lib/")
     # The validate role's default dlbench, rendered with the conda role's defaults, is this one.
     validate_default = yaml.safe_load((REPO / "playbooks/roles/validate/defaults/main.yml").read_text())
-    rendered = jinja2.Template(validate_default["validate_dlbench"]).render(conda_prefix="/opt/miniforge3",
-                                                                            conda_env_name="dl")
+    rendered = jinja2.Template(validate_default["validate_dlbench"]).render(
+        conda_prefix="/opt/miniforge3", conda_env_name="dl"
+    )
     assert rendered == dlbench
 
 
@@ -298,8 +346,9 @@ def test_jupyterlab_service_and_config(provisioned):
     # The GPUs' device nodes stay visible; JIT compilers keep writable+executable memory.
     assert not [line for line in active if line.startswith(("PrivateDevices", "DevicePolicy", "MemoryDenyWrite"))]
     # systemd's own rating of the sandbox (Debian 12's systemd-analyze, offline): 8.7 unhardened.
-    security = host.run("systemd-analyze", "security", "--offline=true", "/etc/systemd/system/jupyterlab.service",
-                        check=False)
+    security = host.run(
+        "systemd-analyze", "security", "--offline=true", "/etc/systemd/system/jupyterlab.service", check=False
+    )
     exposure = re.search(r"Overall exposure level for jupyterlab.service: ([0-9.]+)", security.stdout)
     assert exposure and float(exposure.group(1)) <= 2.5, security.stdout[-2000:]
     assert "/opt/miniforge3/envs/dl/bin/jupyter lab --config=/etc/jupyterlab/jupyter_server_config.json" in unit
@@ -308,9 +357,13 @@ def test_jupyterlab_service_and_config(provisioned):
     assert config["ServerApp"]["ip"] == "127.0.0.1"
     hashed = config["PasswordIdentityProvider"]["hashed_password"]
     assert hashed.startswith("argon2:") and JUPYTER_PASSWORD not in json.dumps(config)
-    check = host.run("/opt/miniforge3/envs/dl/bin/python", "-c",
-                     "import sys; from jupyter_server.auth import passwd_check; print(passwd_check(*sys.argv[1:]))",
-                     hashed, JUPYTER_PASSWORD)
+    check = host.run(
+        "/opt/miniforge3/envs/dl/bin/python",
+        "-c",
+        "import sys; from jupyter_server.auth import passwd_check; print(passwd_check(*sys.argv[1:]))",
+        hashed,
+        JUPYTER_PASSWORD,
+    )
     assert check.stdout.strip() == "True"
     version = host.run("/opt/miniforge3/envs/dl/bin/python", "-c", "import jupyterlab; print(jupyterlab.__version__)")
     assert version.stdout.strip() == "4.6.6"
@@ -370,7 +423,8 @@ def test_unsupported_os_fails_before_changing_anything(site, fresh_host, tmp_pat
     fresh_host.path("/etc/os-release").unlink()
     fresh_host.path("/etc/os-release").write_text(
         'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nNAME="Debian GNU/Linux"\nVERSION_ID="11"\n'
-        'VERSION="11 (bullseye)"\nVERSION_CODENAME=bullseye\nID=debian\n')
+        'VERSION="11 (bullseye)"\nVERSION_CODENAME=bullseye\nID=debian\n'
+    )
     fresh_host.path("/etc/debian_version").write_text("11.11\n")
     playbook = Playbook(fresh_host, tmp_path / "ansible", base_variables(site, fresh_host, tmp_path))
     result = playbook.run()
@@ -408,12 +462,19 @@ def test_miniforge_installer_with_wrong_sha256_is_refused(site, dlbench_wheel, f
     assert not fresh_host.path(f"/var/cache/dlbench/Miniforge3-{standins.MINIFORGE_VERSION}-Linux-x86_64.sh").exists()
 
 
-@pytest.mark.parametrize("tags, phrase", [
-    # A whole run stops in the provisioning play's first task, before the common role changes anything.
-    ((), "set conda_dlbench_wheel to a wheel built from this checkout (pip wheel --no-deps -w dist .) or"
-         " conda_pip_index_url to your own index that serves dlbench"),
-    (("--tags", "monitoring"), "The dlbench exporter would come from PyPI"),
-], ids=["setup_gpu", "monitoring-alone"])
+@pytest.mark.parametrize(
+    "tags, phrase",
+    [
+        # A whole run stops in the provisioning play's first task, before the common role changes anything.
+        (
+            (),
+            "set conda_dlbench_wheel to a wheel built from this checkout (pip wheel --no-deps -w dist .) or"
+            " conda_pip_index_url to your own index that serves dlbench",
+        ),
+        (("--tags", "monitoring"), "The dlbench exporter would come from PyPI"),
+    ],
+    ids=["setup_gpu", "monitoring-alone"],
+)
 def test_dlbench_from_the_public_index_is_refused(site, fresh_host, tmp_path, tags, phrase):
     """The defaults a user gets, without a wheel or an index of their own: dlbench is not published on PyPI, and
     whatever is published there under its name would be installed as root."""
@@ -424,4 +485,3 @@ def test_dlbench_from_the_public_index_is_refused(site, fresh_host, tmp_path, ta
     assert phrase in said and "installed as root" in said and "Nothing was changed." in said, result.tail()
     assert not fresh_host.path("/opt/dlbench-exporter").exists()
     assert not fresh_host.path("/etc/apt/sources.list.d/cuda-debian12-x86_64.list").exists()
-

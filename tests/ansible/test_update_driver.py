@@ -34,8 +34,10 @@ def hooks(tmp_path):
     log = tmp_path / "hooks.log"
     # Each records the proxy variables it sees after the host's name: none (the play's proxy is for the host's downloads).
     seen = "${http_proxy}${https_proxy}${HTTP_PROXY}${HTTPS_PROXY}"
-    return log, {"update_driver_drain_command": f'echo "drain {{{{ inventory_hostname }}}}{seen}" >> {log}',
-                 "update_driver_undrain_command": f'echo "undrain {{{{ inventory_hostname }}}}{seen}" >> {log}'}
+    return log, {
+        "update_driver_drain_command": f'echo "drain {{{{ inventory_hostname }}}}{seen}" >> {log}',
+        "update_driver_undrain_command": f'echo "undrain {{{{ inventory_hostname }}}}{seen}" >> {log}',
+    }
 
 
 def host_with_a_held_driver(host, tmp_path):
@@ -44,8 +46,9 @@ def host_with_a_held_driver(host, tmp_path):
     # A package named as NVIDIA's Debian packaging names the driver's CUDA library (libcuda1, 580.95.05-1; the
     # unversioned libnvidia-compute exists only on Ubuntu from 590 on);
     # what matters is that apt and dpkg see an installed, held driver package and that nvidia-smi answers.
-    deb = standins.build_deb(tmp_path, "libcuda1", "580.95.05-1", {
-        "/usr/bin/nvidia-smi": (standins.nvidia_smi("580.95.05"), 0o755)})
+    deb = standins.build_deb(
+        tmp_path, "libcuda1", "580.95.05-1", {"/usr/bin/nvidia-smi": (standins.nvidia_smi("580.95.05"), 0o755)}
+    )
     shutil.copy(deb, host.path("/tmp"))
     host.run("dpkg", "-i", f"/tmp/{deb.name}")
     host.run("apt-mark", "hold", "libcuda1")
@@ -111,10 +114,13 @@ def test_no_nvidia_smi_answer_refuses_the_update(fresh_host, tmp_path):
     """A driver whose nvidia-smi fails (no module loaded, a version mismatch) cannot say whether jobs run: refused."""
     mirror, variables = host_with_a_held_driver(fresh_host, tmp_path)
     fresh_host.path("/usr/bin/nvidia-smi").write_text(
-        "#!/bin/sh\necho 'Failed to initialize NVML: Driver/library version mismatch'\nexit 18\n")
+        "#!/bin/sh\necho 'Failed to initialize NVML: Driver/library version mismatch'\nexit 18\n"
+    )
     result = Playbook(fresh_host, tmp_path / "ansible", variables).run(playbook="playbooks/update_driver.yml")
     said = " ".join(result.output.split())
     assert result.rc != 0 and result.failed == 1 and result.changed == 0, result.tail()
-    assert ("nvidia-smi could not list the GPU processes of testgpu (Failed to initialize NVML: Driver/library version"
-            " mismatch).") in said, said
+    assert (
+        "nvidia-smi could not list the GPU processes of testgpu (Failed to initialize NVML: Driver/library version"
+        " mismatch)."
+    ) in said, said
     assert "Nothing was changed." in said

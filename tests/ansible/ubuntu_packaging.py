@@ -43,13 +43,23 @@ def stanzas(series, upstream, revision, versioned_names=True):
     version = f"{upstream}-{revision}"
 
     def expand(text):
-        return text.replace("@VERSION@", version).replace("@V@", upstream) \
+        return (
+            text.replace("@VERSION@", version)
+            .replace("@V@", upstream)
             .replace("@B@", f"-{series}" if versioned_names else "")
+        )
 
-    return [Stanza(expand(name), version,
-                   {f: [expand(r) for r in entry[f]] for f in FIELDS if f in entry},
-                   [expand(path) for path in entry.get("files", [])], entry.get("units", {}), entry.get("postinst"))
-            for name, entry in DATA["series"][series]["packages"].items()]
+    return [
+        Stanza(
+            expand(name),
+            version,
+            {f: [expand(r) for r in entry[f]] for f in FIELDS if f in entry},
+            [expand(path) for path in entry.get("files", [])],
+            entry.get("units", {}),
+            entry.get("postinst"),
+        )
+        for name, entry in DATA["series"][series]["packages"].items()
+    ]
 
 
 def shipping(packages, path):
@@ -62,8 +72,14 @@ def packages_index(packages, origin_file="pool/stand-in.deb"):
     """A Packages index of PACKAGES, metadata only (for `apt-get install -s`, which downloads nothing)."""
     entries = []
     for stanza in packages:
-        lines = [f"Package: {stanza.name}", f"Version: {stanza.version}", "Architecture: all",
-                 "Maintainer: dlbench tests <tests@localhost>", "Priority: optional", "Section: restricted/misc"]
+        lines = [
+            f"Package: {stanza.name}",
+            f"Version: {stanza.version}",
+            "Architecture: all",
+            "Maintainer: dlbench tests <tests@localhost>",
+            "Priority: optional",
+            "Section: restricted/misc",
+        ]
         lines += [f"{name}: {', '.join(values)}" for name, values in stanza.relations.items()]
         lines += [f"Filename: {origin_file}", "Size: 1", f"Description: {stanza.name} (metadata stand-in)"]
         entries.append("\n".join(lines) + "\n")
