@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUFF = Path(sys.executable).parent / "ruff"  # the `test` extra's, at its pinned version
@@ -29,10 +28,6 @@ def test_ruff_check_still_catches_an_unused_import(tmp_path):
     assert done.returncode == 1 and "F401" in done.stdout
 
 
-@pytest.mark.xfail(
-    reason="the tree is reformatted in one commit once the open branches are merged; that commit removes this mark",
-    strict=False,
-)
 def test_the_tree_is_as_ruff_format_leaves_it():
     done = _ruff("format", "--check", "--no-cache", ".")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
