@@ -34,7 +34,7 @@ SW_POWER_CAP, SW_THERMAL, HW_THERMAL = 0x4, 0x20, 0x40
 
 def scenario(tick: int) -> dict:
     """Four GPUs: two H100s training, a hot throttling H100 with an XID 79, an A100 with old ECC errors, a
-    contained-ECC XID 94 and one failing query a tick, and an idle consumer card that falls off the bus half-way
+    contained-ECC XID 94 and an XID 61, one failing query a tick, and an idle consumer card that falls off the bus half-way
     (tick 12)."""
     wave = 0.5 + 0.5 * math.sin(tick / 3)
     return {
@@ -105,7 +105,7 @@ def scenario(tick: int) -> dict:
                 },
                 # a transient NVML failure every tick: the series drops for that sample, the GPU stays up
                 "faults": {"nvmlDeviceGetPcieReplayCounter": "UNKNOWN*1"},
-                "xid": [94],
+                "xid": [94, 61],  # 94: restart the application (no page); 61: a warning
             },
             {
                 "preset": "rtx4090",
