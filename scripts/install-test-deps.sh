@@ -26,6 +26,8 @@ if [ "$tier" = all ]; then
     add_if_missing debootstrap debootstrap    # images/ base and the playbooks' test host (Debian 12)
     add_if_missing gpg gnupg                  # playbooks/: signs the stand-in apt repositories
     add_if_missing dockerd docker.io          # dlbench validate --image: a real Docker Engine (tests start their own)
+    add_if_missing lspci pciutils             # playbooks/: the driver role's preflight refuses to run without lspci,
+                                              # and the spec play runs on this machine (tests/ansible/test_host_spec.py)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
