@@ -71,9 +71,43 @@ def test_loss_goes_down_on_a_fixed_batch():
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_autocast_precisions_run_on_cpu(precision):
+def test_autocast_precisions_run_on_cpu_and_say_when_the_cpu_only_emulates_them(precision):
     result = run_in_process(workload="cifar-cnn", precision=precision, batch_size=4, steps=2)
     assert result["config"]["precision"] == precision
+    # oneDNN's own answer for this CPU (an AVX2 one has neither): the warning follows it
+    native = getattr(torch.ops.mkldnn, f"_is_mkldnn_{precision}_supported")()
+    emulated = [w for w in result["warnings"] if "PyTorch emulates it" in w]
+    assert len(emulated) == (0 if native else 1), result["warnings"]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_emulation_warning_follows_onednn_and_never_applies_to_gpus_or_fp32(monkeypatch, native):
+    from dlbench.train.device import cpu_emulation_warning
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    said = cpu_emulation_warning("bf16", torch.device("cpu"))
+    assert (said is None) == native
+    if said:
+        assert said.startswith("--precision bf16 on a CPU without bf16 instructions")
+    assert cpu_emulation_warning("fp32", torch.device("cpu")) is None
+    assert cpu_emulation_warning("bf16", torch.device("cuda", 0)) is None
+
+
+def test_an_emulated_precision_is_said_on_stderr_before_training_starts(tmp_path):
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU runs bf16 natively: nothing to warn of")
+    done = subprocess.run(
+        [sys.executable, "-m", "dlbench", "run", "mnist-mlp", "--device", "cpu", "--precision", "bf16"]
+        + ["--steps", "2", "--warmup", "1", "--json", "--no-telemetry"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if "PyTorch emulates it" in line]
+    assert len(lines) == 1 and lines[0].startswith("dlbench: warning: --precision bf16"), done.stderr
+    assert done.stderr.splitlines()[0] == lines[0]  # first, not with the warnings a finished run adds
+    assert json.loads(done.stdout)["warnings"][0] == lines[0].removeprefix("dlbench: warning: ")  # said once
 
 
 def test_channels_last_and_compile_run():

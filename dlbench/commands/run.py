@@ -169,6 +169,9 @@ def build_run(args, console, command_line: list[str] | None = None):
         dist_timeout=getattr(args, "dist_timeout", 600),
     )
     if run_.is_reporting_rank:  # under torchrun, one bar: rank 0's
+        # what is known before training starts (an emulated precision) is said now, not only in the final table
+        for warning in run_.result["warnings"]:
+            console.print(f"dlbench: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
         run_.observers.insert(0, ProgressBar(run_.timed_steps_target, run_.window.seconds, console))
     return run_
 
@@ -204,6 +207,7 @@ def run(args) -> int:
 
     stderr = Console(stderr=True)
     run_ = build_run(args, stderr, command_line=["dlbench", *map(_without_credentials, sys.argv[1:])])
+    announced = len(run_.result["warnings"])
     try:
         result = run_.execute()
     finally:
@@ -216,8 +220,8 @@ def run(args) -> int:
         Console().print(summary_table(result))
         if args.output:
             stderr.print(f"result written to {args.output}")
-    if args.json:  # the table shows them otherwise
-        for warning in result["warnings"]:
+    if args.json:  # the table shows them otherwise; those said at the start are not repeated
+        for warning in result["warnings"][announced:]:
             print(f"dlbench: warning: {warning}", file=sys.stderr)
     if result["status"] == "interrupted":
         print(f"dlbench: {result['error']}; partial result {'written' if args.output else 'shown'}", file=sys.stderr)

@@ -15,7 +15,7 @@ from dlbench import environment, launch
 from dlbench.errors import RunFailed, UserError
 from dlbench.train import anchors, contention, data, device as devices, distributed, fit, flops, interrupt, peaks
 from dlbench.train import input_wait, mamf, recipe as recipes, results
-from dlbench.train.device import Precision, resolve_device, resolve_precision
+from dlbench.train.device import Precision, cpu_emulation_warning, resolve_device, resolve_precision
 from dlbench.train.observers import RunInfo, RunObserver
 from dlbench.train.timing import StepClock, step_statistics, step_time_series
 from dlbench.train.window import more_steps, planned_steps, settled_step_seconds, timed_window, warmup_for
@@ -270,6 +270,9 @@ class Run:
         self.memory_estimate = self._check_fit()
         self.run_id = results.new_run_id(self.workload.name)
         self.result = results.new_result(self.run_id, config, command_line)
+        emulated = cpu_emulation_warning(self.precision.name, self.device)
+        if emulated:
+            self.result["warnings"].append(emulated)
         self.input_wait = input_wait.meter_for(self.device, synthetic)  # on CUDA the GPU's idle time, not the host's
         self.cpu_load: dict | None = None
         self.warmup_step_seconds: float | None = None  # the settled step time the warm-up ended on
