@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from dlbench.validate import baselines, judge
 from dlbench.validate.context import Context
-from dlbench.validate.report import INFO, CheckResult, skip
+from dlbench.validate.report import CheckResult, skip
 from dlbench.validate.timing import iteration_seconds, l2_flush
 
 
@@ -135,18 +135,8 @@ def run(ctx: Context) -> list[CheckResult]:
             "per_device": shapes,
         }
         if not on_gpu:
-            results.append(
-                CheckResult(
-                    check_id,
-                    title,
-                    INFO,
-                    low,
-                    "TFLOP/s",
-                    per_gpu=per_device,
-                    data=data,
-                    detail="measured on the CPU at small sizes: no GPU expectation applies",
-                )
-            )
+            why = "measured on the CPU at small sizes: no GPU expectation applies"
+            results.append(judge.on_the_cpu(check_id, title, low, "TFLOP/s", why, per_gpu=per_device, data=data))
             continue
         gpu_name = device_name(torch, devices[0])
         result = judge.against_reference(

@@ -31,6 +31,11 @@ def against_reference(
     return result
 
 
+def on_the_cpu(check_id: str, title: str, measured: float, unit: str, why: str, **extra) -> CheckResult:
+    """A measurement of the CPU path (no GPU here): kept as INFO, since no GPU reference applies to it."""
+    return CheckResult(check_id, title, INFO, measured, unit, detail=why, **extra)
+
+
 def name_slowest(result: CheckResult, who: str) -> CheckResult:
     """Put which device was the slowest in front of the verdict's own reason (which must not be lost)."""
     result.detail = "; ".join(part for part in (f"slowest GPU {who}", result.detail) if part)

@@ -83,18 +83,8 @@ def _device_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult
         name, low = judge.slowest(per_device)
         data = {"bytes": DEVICE_BYTES[level]}
         if level == "cpu":
-            results.append(
-                CheckResult(
-                    check_id,
-                    title,
-                    INFO,
-                    low,
-                    "GB/s",
-                    per_gpu=per_device,
-                    data=data,
-                    detail="host memory measured on the CPU path: no GPU expectation applies",
-                )
-            )
+            why = "host memory measured on the CPU path: no GPU expectation applies"
+            results.append(judge.on_the_cpu(check_id, title, low, "GB/s", why, per_gpu=per_device, data=data))
             continue
         gpu_name = device_name(torch, devices[0])
         reference = baselines.memory_reference(gpu_name, _memory_gib(ctx, name))
@@ -135,17 +125,8 @@ def _host_checks(ctx: Context, torch, devices, level: str) -> list[CheckResult]:
         check_id, title = f"memory.{direction}", f"pinned {words[direction]} bandwidth, slowest device"
         name, low = judge.slowest(per_device)
         if level == "cpu":
-            results.append(
-                CheckResult(
-                    check_id,
-                    title,
-                    INFO,
-                    low,
-                    "GB/s",
-                    per_gpu=per_device,
-                    detail="host-to-host copy on the CPU path: no PCIe link to judge",
-                )
-            )
+            why = "host-to-host copy on the CPU path: no PCIe link to judge"
+            results.append(judge.on_the_cpu(check_id, title, low, "GB/s", why, per_gpu=per_device))
             continue
         verdicts = {}
         for label, gbs in per_device.items():
