@@ -25,7 +25,10 @@ from pathlib import Path
 try:
     import yaml
 except ImportError:  # run by make with a bare python3
-    sys.exit("images/stack.py: error: needs PyYAML: run `make venv` at the repository root, or pip install pyyaml")
+    sys.exit(
+        "images/stack.py: error: needs PyYAML: run `make .venv/.installed-run` at the repository root (images/Makefile "
+        "then runs stack.py with .venv/bin/python), or pip install pyyaml"
+    )
 
 IMAGES_DIR = Path(__file__).resolve().parent
 REPO_ROOT = IMAGES_DIR.parent

@@ -170,3 +170,54 @@ def test_the_fast_tier_needs_no_image_build_ansible_or_docker_engine_tools(tmp_p
         2,
         "install-test-deps: error: the tier must be fast or all, not 'slow'\n",
     )
+
+
+# A make command the code names to its reader: in backticks or quotes (`make run`, "make -C images lock ..."), or on
+# a Makefile's synopsis line ("#   make -C images build ..."); prose ("make sure") is neither.
+NAMED_MAKE = re.compile(r"(?:[`\"']|^#\s+)make((?: -C \S+)?) ([a-z.][\w./-]*)", re.MULTILINE)
+
+
+def _make_targets(directory: Path) -> set[str]:
+    """The targets a Makefile defines, from make's own database (-p; -q runs nothing, -R -r: no built-in rules)."""
+    done = subprocess.run(
+        ["make", "-C", str(directory), "-pRrq", ":"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_without_outer_make(os.environ),
+    )
+    lines = done.stdout.split("\n# Files\n", 1)[-1].splitlines()
+    return {
+        match.group(1)
+        for previous, line in zip([""] + lines, lines)
+        if previous != "# Not a target:" and (match := re.match(r"([^\s#:=][^:=]*?):(?!=)", line))
+    }
+
+
+def _named_make_commands() -> list[tuple[str, str, str]]:
+    sources = [
+        ROOT / "Makefile",
+        *(path for top in ("dlbench", "images", "scripts") for path in (ROOT / top).rglob("*")),
+    ]
+    found = []
+    for path in sources:
+        if not path.is_file() or path.suffix not in (".py", ".sh", "") or "__pycache__" in path.parts:
+            continue
+        for match in NAMED_MAKE.finditer(path.read_text(errors="replace")):
+            directory = match.group(1).removeprefix(" -C ").strip()
+            found.append((str(path.relative_to(ROOT)), directory, match.group(2).rstrip(".:")))
+    return found
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_every_make_target_the_code_names_exists():
+    commands = _named_make_commands()
+    assert {("images/Makefile", "images", "build"), ("images/stack.py", "images", "lock")} <= set(commands), (
+        "the scan no longer finds the make commands the code names"
+    )
+    targets = {directory: _make_targets(ROOT / directory) for directory in {d for _, d, _ in commands}}
+    assert {"run", "test", "test-all", "dist", ".venv/.installed-run"} <= targets[""]
+    unknown = [
+        f"{where}: make {f'-C {d} ' if d else ''}{target}" for where, d, target in commands if target not in targets[d]
+    ]
+    assert not unknown, "messages name make targets that do not exist:\n" + "\n".join(unknown)

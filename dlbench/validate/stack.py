@@ -15,8 +15,8 @@ from dlbench.errors import UserError
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
 
-# Minimum Linux driver per CUDA toolkit release (NVIDIA CUDA Toolkit release notes, "CUDA Toolkit and Corresponding
-# Driver Versions"; facts.md section 3).
+# Minimum Linux driver per CUDA toolkit release: the table "CUDA Toolkit and Corresponding Driver Versions" of the
+# CUDA Toolkit release notes, https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html
 DRIVER_FLOOR = {
     "11.8": "520.61.05",
     "12.4": "550.54.14",
@@ -26,7 +26,8 @@ DRIVER_FLOOR = {
     "13.0": "580.65.06",
     "13.1": "590.44.01",
 }
-# Minor-version compatibility floor per CUDA major: runs, but without PTX JIT for GPUs newer than the binary's code.
+# Minor-version compatibility floor per CUDA major: runs, but without PTX JIT for GPUs newer than the binary's code
+# (the same release notes, and https://docs.nvidia.com/deploy/cuda-compatibility/, "Minor Version Compatibility").
 MINOR_COMPAT_FLOOR = {"12": "525.60.13", "13": "580"}
 DRIVER_SOURCE = "NVIDIA CUDA Toolkit release notes: minimum driver per toolkit and minor-version compatibility"
 STACK_SOURCE = "stack.yml"

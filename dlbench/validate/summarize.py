@@ -7,7 +7,8 @@ in --json, --csv and `dlbench report --html`, so the view reads the same at 5 ho
 
 Hosts are grouped by GPU model (identical hardware only is compared). For every per-GPU figure of the compute and
 memory checks, a GPU more than the outlier fraction below the median of all GPUs of its model in the fleet is named:
-identical nodes vary by about 0.1% on a synthetic benchmark, so 5% below the peers is an outlier (facts.md, §2).
+5% below the peers (the `--outlier` default) is far outside the run-to-run spread of these fixed-shape synthetic
+benchmarks on identical hardware, so a GPU named has a cause to find (clocks, power cap, thermals, a degraded link).
 """
 
 from __future__ import annotations
