@@ -12,7 +12,20 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, pcie, power, stack, training
+from dlbench.validate import (
+    compute,
+    fabric,
+    gpudirect,
+    health,
+    interconnect,
+    inventory,
+    memory,
+    p2p,
+    pcie,
+    power,
+    stack,
+    training,
+)
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
@@ -26,6 +39,7 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         ("memory", memory.run),
         ("interconnect", interconnect.run),
         ("interconnect", p2p.run),
+        ("gpudirect", gpudirect.run),  # the PCIe path to the NICs, then each GPU-NIC pair's RDMA bandwidth
         ("training", training.run),
     ]
     if ctx.options.spec:
