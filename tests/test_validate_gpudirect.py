@@ -215,3 +215,13 @@ def test_a_gpudirect_fault_fails_the_run_with_exit_code_1_and_a_healthy_node_exi
     assert healthy.exit_code == 0
     broken = runner.validate(context({"preset": "h100-sxm"}, host=node(tmp_path / "bad", **fault)))
     assert [c.id for c in broken.checks if c.verdict == FAIL] == [check_id] and broken.exit_code == 1
+
+
+def test_the_report_carries_the_nic_firmware_and_cpu_microcode_for_the_fleet_summary(monkeypatch, tmp_path):
+    host = node(tmp_path)
+    (tmp_path / "host/sys/devices" / NIC0_PATH / "infiniband/mlx5_0/fw_ver").write_text("28.39.1002\n")
+    with open(tmp_path / "host/proc/cpuinfo", "a") as cpuinfo:
+        cpuinfo.write("microcode\t: 0x2b000571\n")
+    monkeypatch.setattr(runner, "families", lambda ctx: [])
+    report = runner.validate(context({"preset": "h100-sxm"}, host=host))
+    assert report.environment["firmware"] == {"nic": {"mlx5_0": "28.39.1002"}, "cpu_microcode": "0x2b000571"}

@@ -10,27 +10,33 @@ leads to the NIC's PCI function (Documentation/ABI/stable/sysfs-class-infiniband
 handles has `iommu_group`, whose `type` is "identity" (pass-through), "DMA"/"DMA-FQ" (translated), "unmanaged" or
 "blocked" (Documentation/ABI/testing/sysfs-kernel-iommu_groups).
 
-How the path is judged, by NCCL's own distances (NCCL's topology: PIX/PXB = through PCIe switches only, PHB =
-through a CPU's host bridge, SYS = across the CPUs' interconnect; NCCL_NET_GDR_LEVEL defaults to PXB, so GPUDirect
-RDMA is used only for a NIC behind the GPU's own switch, docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html):
-a GPU whose nearest RDMA NIC is behind the same switch PASSes, one that reaches its nearest NIC only through the host
-bridge WARNs (NCCL stages its network traffic through host memory), and one whose nearest NIC hangs off another CPU
-FAILs (every message crosses the socket link twice).
+How the path is judged, by NCCL's own distances (PIX/PXB = through PCIe switches only, PHB = through a CPU's host
+bridge, SYS = across the CPUs' interconnect, as `nvidia-smi topo -m` prints them): NCCL enables GPUDirect RDMA only up
+to PXB unless told otherwise (NVIDIA/nccl src/graph/paths.cc, ncclTopoCheckGdr: `netGdrLevel = PATH_PXB`, overridden
+by NCCL_NET_GDR_LEVEL; recent releases relax it on some CPUs). So a GPU whose nearest RDMA NIC is behind the same
+switch PASSes, one that reaches its nearest NIC only through a host bridge of its own CPU WARNs (NCCL stages that
+traffic through host memory), and one whose nearest NIC hangs off another CPU FAILs (every message crosses the socket
+link). The GPUDirect RDMA documentation itself limits the technology to devices that "share the same upstream PCI
+Express root complex" (docs.nvidia.com/cuda/gpudirect-rdma, Overview).
 
 ACS (PCI Express Base Specification, Access Control Services; control register at offset 6 of extended capability
 0x000d, Linux include/uapi/linux/pci_regs.h PCI_EXT_CAP_ID_ACS/PCI_ACS_CTRL): with P2P Request Redirect, Completion
 Redirect or Egress Control on a switch's downstream port, a GPU's writes to its NIC go up to the root complex and
-back instead of across the switch (NCCL troubleshooting, "PCI Access Control Services (ACS)": "ACS ... forces P2P
-PCIe transactions to go through the PCIe root complex ... GPU Direct ... will be slower or hang"; the fix it gives:
-`setpci -s BDF ECAP_ACS+0x6.w=0000`, or the BIOS). The IOMMU: GPUDirect RDMA needs the same physical address from
-every device, "incompatible with IOMMUs performing any form of translation other than 1:1, hence they must be
-disabled or configured for pass-through" (NVIDIA, GPUDirect RDMA documentation, docs.nvidia.com/cuda/gpudirect-rdma,
-"Supported Systems"). Both FAIL on bare metal. In a virtual machine the bridges and IOMMU the guest sees are the
-hypervisor's (passing a GPU through needs the host's IOMMU and ACS on), so there they are reported, not judged.
+back instead of across the switch. NCCL's troubleshooting guide, "PCI Access Control Services (ACS)": IO
+virtualization "can interfere with GPU Direct by redirecting all PCI point-to-point traffic to the CPU root complex,
+causing a significant performance reduction or even a hang"; its fix is `setpci -s BDF ECAP_ACS+0x6.w=0000` per
+bridge (again after each reboot) or the BIOS (docs.nvidia.com/deeplearning/nccl/user-guide/docs/troubleshooting.html).
+Linux itself turns ACS on at boot when an IOMMU is active (drivers/pci/pci.c, pci_std_enable_acs: SV, RR, CR, UF).
+The IOMMU: "GPUDirect RDMA currently relies upon all physical addresses being the same from the PCI devices' point of
+view" (GPUDirect RDMA documentation, Design Considerations), which a translating IOMMU breaks; pass-through
+(iommu=pt, group type "identity") keeps it. Both FAIL on bare metal. In a virtual machine the bridges and IOMMU the
+guest sees are the hypervisor's (passing a GPU through needs the host's IOMMU and ACS on), so there they are
+reported, not judged.
 
-GPU memory to the NIC: the nvidia-peermem module (NVIDIA driver documentation, "Using nvidia-peermem"; the older
-MLNX_OFED nv_peer_mem), or DMA-BUF, which needs Linux 5.12 or later and NVIDIA's open kernel modules (NCCL
-NCCL_DMABUF_ENABLE; perftest --use_cuda_dmabuf).
+GPU memory to the NIC: the nvidia-peermem module, which "must be loaded on each node boot" (NCCL troubleshooting,
+"GPU-to-NIC communication"; MLNX_OFED's older nv_peer_mem), or DMA-BUF, which needs NVIDIA's open kernel modules
+and a kernel whose RDMA core imports dma-bufs (Linux 5.12, drivers/infiniband/core/umem_dmabuf.c); NVIDIA's GPU
+Operator documentation recommends DMA-BUF where it is supported.
 """
 
 from __future__ import annotations
@@ -70,20 +76,21 @@ TRANSLATED = ("DMA", "DMA-FQ")
 VIRTUAL_DMI = ("QEMU", "KVM", "VMware", "VirtualBox", "Xen", "Virtual Machine", "Amazon EC2", "Google Compute Engine")
 
 TOPOLOGY_SOURCE = (
-    "NCCL topology distances (PIX/PXB/PHB/SYS); NCCL_NET_GDR_LEVEL defaults to PXB: GPUDirect RDMA only through "
-    "PCIe switches (docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html)"
+    "NCCL topology distances (PIX/PXB/PHB/SYS); GPUDirect RDMA only up to PXB by default (NVIDIA/nccl "
+    "src/graph/paths.cc ncclTopoCheckGdr; NCCL_NET_GDR_LEVEL)"
 )
 ACS_SOURCE = (
     "NCCL troubleshooting, PCI Access Control Services (docs.nvidia.com/deeplearning/nccl/user-guide/docs/"
     "troubleshooting.html#pci-access-control-services-acs); ACS control at ECAP_ACS+6 (PCIe Base Specification)"
 )
 IOMMU_SOURCE = (
-    "GPUDirect RDMA needs IOMMU off or pass-through (docs.nvidia.com/cuda/gpudirect-rdma, Supported Systems); "
-    "iommu_group/type: Documentation/ABI/testing/sysfs-kernel-iommu_groups"
+    "GPUDirect RDMA relies on one physical address seen by every device (docs.nvidia.com/cuda/gpudirect-rdma, "
+    "Design Considerations): IOMMU off or pass-through; iommu_group/type: Documentation/ABI/testing/"
+    "sysfs-kernel-iommu_groups"
 )
 PEERMEM_SOURCE = (
-    "nvidia-peermem (NVIDIA driver README, 'Using nvidia-peermem') or DMA-BUF with Linux >= 5.12 and the open kernel "
-    "modules (NCCL_DMABUF_ENABLE, docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html)"
+    "nvidia-peermem (NCCL troubleshooting, GPU-to-NIC communication) or DMA-BUF with the open kernel modules on "
+    "Linux >= 5.12 (NVIDIA GPU Operator docs, GPUDirect RDMA)"
 )
 BANDWIDTH_SOURCE = (
     "Azure azurehpc-health-checks check_ib_bw_gdr: 380 Gb/s on a 400 Gb/s NDR port (95%), 180 of 200 on HDR (90%); "

@@ -12,6 +12,7 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
+from dlbench.hostspec import facts
 from dlbench.validate import (
     compute,
     fabric,
@@ -102,6 +103,8 @@ def _environment(ctx: Context) -> dict:
         }
         for gpu in reader.gpus
     ]
+    # firmware the fleet summary compares across hosts (summarize.VERSIONS)
+    env["firmware"] = {"nic": facts.nic_firmware(ctx.host), "cpu_microcode": facts.cpu_microcode(ctx.host)}
     return env
 
 
