@@ -28,24 +28,20 @@ class HostReader:
         return self.root / path.lstrip("/")
 
     def read(self, path: str) -> str:
+        return self._read(path, lambda file: file.read_text(errors="replace"))
+
+    def read_bytes(self, path: str) -> bytes:
+        """A binary file (a PCI function's config space), as `read` reads text."""
+        return self._read(path, Path.read_bytes)
+
+    def _read(self, path: str, how):
         try:
-            return self._path(path).read_text(errors="replace")
+            return how(self._path(path))
         except FileNotFoundError:
             raise Unanswered(f"{path} does not exist") from None
         except PermissionError:
             raise Unanswered(f"no permission to read {path}") from None
         except OSError as error:  # sysfs answers EINVAL for e.g. the speed of a link that is down
-            raise Unanswered(f"{path}: {error.strerror}") from None
-
-    def read_bytes(self, path: str) -> bytes:
-        """A binary file (a PCI function's config space), as `read` reads text."""
-        try:
-            return self._path(path).read_bytes()
-        except FileNotFoundError:
-            raise Unanswered(f"{path} does not exist") from None
-        except PermissionError:
-            raise Unanswered(f"no permission to read {path}") from None
-        except OSError as error:
             raise Unanswered(f"{path}: {error.strerror}") from None
 
     def resolve(self, path: str) -> str:

@@ -54,7 +54,8 @@ from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 PCI_DEVICES = facts.PCI_DEVICES
 INFINIBAND = "/sys/class/infiniband"
-ADDRESS = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+# a PCI address as sysfs names it; the domain is printed %04x and can be longer (VMD domains, Hyper-V guests)
+ADDRESS = re.compile(r"^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 # the path classes, nearest first, named as NCCL names them
 SWITCH, HOST_BRIDGE, OTHER_CPU = "PXB", "PHB", "SYS"
 PATH_WORDS = {
