@@ -461,3 +461,26 @@ def test_torch_is_read_from_the_python_named_with_python(dlbench_cli, tmp_path):
     assert yaml.safe_load(written.read_text())["software"]["pytorch"] == own["version"].split("+")[0]
     done = dlbench_cli("env", "--write-spec", written, "--python", tmp_path / "nothing")
     assert done.returncode == 2 and "--python" in done.stderr
+
+
+def test_nic_firmware_reads_rdma_fw_ver_and_ethtool_for_the_other_interfaces(tmp_path):
+    host = _copy_host(tmp_path)
+    # fw_ver as the mlx5 driver prints it (Documentation/ABI/stable/sysfs-class-infiniband): a ConnectX-6 Dx release
+    for device in ("mlx5_0", "mlx5_1"):
+        (host / f"sys/class/infiniband/{device}/fw_ver").write_text("22.39.1002\n")
+    # `ethtool -i` of the on-board 1 GbE port (ethtool's driver-info layout, an Intel i350 NVM and EEPROM id)
+    commands = json.loads((host / "commands.json").read_text())
+    commands["ethtool -i eno1"] = (
+        "driver: igb\nversion: 6.8.0-45-generic\nfirmware-version: 1.63, 0x800009fa\nexpansion-rom-version: \n"
+        "bus-info: 0000:c1:00.0\nsupports-statistics: yes\n"
+    )
+    (host / "commands.json").write_text(json.dumps(commands))
+    found = facts.nic_firmware(RecordedHost(host))
+    # ens1f0np0 carries mlx5_0 (read once, by its RDMA name); ens1f1np1 has no ethtool answer recorded; docker0 and lo
+    # are virtual
+    assert found == {"mlx5_0": "22.39.1002", "mlx5_1": "22.39.1002", "eno1": "1.63, 0x800009fa"}
+
+
+def test_cpu_microcode_is_the_revision_cpuinfo_prints():
+    assert facts.cpu_microcode(RecordedHost(EPYC)) == "0xa0011d1"
+    assert facts.cpu_microcode(RecordedHost(EPYC / "no-such-host")) is None

@@ -111,3 +111,32 @@ def test_rising_aer_fails_a_whole_run_with_exit_code_1(monkeypatch, tmp_path):
     monkeypatch.setattr(runner, "families", lambda ctx: [("compute", load), ("link", pcie.run)])
     report = runner.validate(context(host=host))
     assert [c.id for c in report.checks if c.verdict == FAIL] == ["link.pcie_aer"] and report.exit_code == 1
+
+
+def _gpus_with_replays(tmp_path, **replays_before):
+    """Two simulated H100s (their replay counters scripted as the simulated NVML's "pcie_replay" value) on the bus."""
+    gpus = [{"preset": "h100-sxm", "values": {"pcie_replay": replays_before.get(f"gpu{i}", 0)}} for i in range(2)]
+    return context(*gpus, host=_host(tmp_path))
+
+
+def test_gpu_pcie_replays_rising_under_load_warn_and_beyond_dcgms_80_fail(tmp_path):
+    ctx = _gpus_with_replays(tmp_path, gpu1=500)  # replays from before the run do not count
+    assert _checks(ctx)["link.gpu_pcie_replays"].verdict == PASS
+    ctx.reader.nvml.gpus[0].values["pcie_replay"] = 12
+    check = _checks(ctx)["link.gpu_pcie_replays"]
+    assert check.verdict == WARN and check.per_gpu == {"0": 12, "1": 0} and "GPU 0: +12 replays" in check.detail
+    ctx.reader.nvml.gpus[1].values["pcie_replay"] = 500 + 81
+    check = _checks(ctx)["link.gpu_pcie_replays"]
+    assert check.verdict == FAIL and check.measured == 81 and "DCGM" in check.source and "reseat" in check.detail
+
+
+def test_gpu_pcie_replays_fail_a_whole_run_with_exit_code_1(monkeypatch, tmp_path):
+    ctx = _gpus_with_replays(tmp_path)
+
+    def load(ctx):
+        ctx.reader.nvml.gpus[1].values["pcie_replay"] = 200
+        return []
+
+    monkeypatch.setattr(runner, "families", lambda ctx: [("compute", load), ("link", pcie.run)])
+    report = runner.validate(ctx)
+    assert [c.id for c in report.checks if c.verdict == FAIL] == ["link.gpu_pcie_replays"] and report.exit_code == 1

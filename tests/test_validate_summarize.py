@@ -168,3 +168,29 @@ def test_the_fleet_benchmark_runs_and_reports_time_and_ratio(tmp_path):
     # what the generated fleet holds, found by the summary: hosts 0, 97, 194, 291, 388 fail; host 7 another VBIOS;
     # GPU 5 of hosts 3, 203 is 7.7% slow on each of the 15 rate checks
     assert (result["failed_hosts"], result["vbios_differing"], result["outliers"], result["exit_code"]) == (5, 1, 30, 1)
+
+
+def test_a_host_with_other_nic_firmware_or_cpu_microcode_is_named_against_the_majority(tmp_path, dlbench_cli):
+    # ConnectX-7 firmware as sysfs fw_ver prints it (28.39.1002, an NVIDIA release of 2023) and an older one;
+    # Sapphire Rapids microcode revisions as /proc/cpuinfo prints them
+    fleet = [_report(f"node{n}", {"0": 780.0}) for n in range(1, 5)]
+    for n, report in enumerate(fleet):
+        nic = {"mlx5_0": "28.39.1002", "mlx5_1": "28.39.1002" if n != 2 else "28.36.1010"}
+        report["environment"]["firmware"] = {"nic": nic, "cpu_microcode": "0x2b000571" if n else "0x2b000461"}
+    _write(tmp_path, fleet)
+    done = dlbench_cli(
+        "validate", "summarize", tmp_path, "--json", tmp_path / "summary.out", env={**os.environ, "COLUMNS": "200"}
+    )
+    assert "NIC firmware: mlx5_0 28.39.1002, mlx5_1 28.39.1002 on 3 hosts; differs: " in done.stdout
+    assert "mlx5_1 28.36.1010 on node3" in done.stdout
+    assert "CPU microcode: 0x2b000571 on 3 hosts; differs: 0x2b000461 on node1" in done.stdout
+    versions = json.loads((tmp_path / "summary.out").read_text())["versions"]
+    assert versions["CPU microcode"]["differing"] == {"0x2b000461": ["node1"]}
+
+
+def test_reports_without_firmware_leave_the_groups_out():
+    fleet = [_report(f"node{n}", {"0": 780.0}) for n in range(3)]
+    for report in fleet:
+        report["_path"] = report["host"]
+    versions = summarize.summary(fleet, 0.05)["versions"]
+    assert "NIC firmware" not in versions and "CPU microcode" not in versions and "VBIOS" in versions

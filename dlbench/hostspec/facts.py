@@ -131,6 +131,43 @@ def network(reader: HostReader) -> list[dict]:
     return links
 
 
+def nic_firmware(reader: HostReader) -> dict[str, str]:
+    """Firmware of each RDMA device (`fw_ver`, Documentation/ABI/stable/sysfs-class-infiniband: "28.39.1002") and of
+    each other physical interface as `ethtool -i` reports it ("firmware-version: 16.35.2000 (MT_0000000080)"); a
+    fleet should run one firmware per NIC model (Imbue's cluster-health holds hosts to one)."""
+    found = {}
+    for device in reader.listdir("/sys/class/infiniband"):
+        version = _optional(reader, f"/sys/class/infiniband/{device}/fw_ver")
+        if version:
+            found[device] = version
+    for name in reader.listdir("/sys/class/net"):
+        if not reader.exists(f"/sys/class/net/{name}/device") or reader.listdir(
+            f"/sys/class/net/{name}/device/infiniband"
+        ):
+            continue  # virtual interfaces, and those whose RDMA device was read above
+        try:
+            output = reader.run("ethtool", "-i", name)
+        except Unanswered:
+            continue
+        match = re.search(r"^firmware-version:\s*(\S.*)$", output, re.MULTILINE)
+        if match and match.group(1).strip() not in ("", "N/A"):
+            found[name] = match.group(1).strip()
+    return found
+
+
+def cpu_microcode(reader: HostReader) -> str | None:
+    """The CPU microcode revision(s) /proc/cpuinfo reports on x86 ("microcode\t: 0x2b000571"), distinct values
+    joined; None where the kernel prints none (other architectures, some VMs)."""
+    try:
+        text = reader.read("/proc/cpuinfo")
+    except Unanswered:
+        return None
+    revisions = sorted(
+        {line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("microcode") and ":" in line}
+    )
+    return " + ".join(revisions) if revisions else None
+
+
 def os_release(reader: HostReader) -> dict:
     """/etc/os-release (os-release(5)), else /usr/lib/os-release."""
     try:

@@ -3,7 +3,7 @@
 `HostReader()` reads this machine; `RecordedHost(folder)` reads a recorded copy of another machine's files (the
 same paths under the folder) and the recorded output of its commands (`commands.json`: the command line, joined by
 spaces, to its stdout, or to {"error": "..."} for a command that failed there). Everything above this module reads
-through these five methods, so a recording exercises exactly the code a real host does.
+through these methods, so a recording exercises exactly the code a real host does.
 """
 
 from __future__ import annotations
@@ -28,14 +28,31 @@ class HostReader:
         return self.root / path.lstrip("/")
 
     def read(self, path: str) -> str:
+        return self._read(path, lambda file: file.read_text(errors="replace"))
+
+    def read_bytes(self, path: str) -> bytes:
+        """A binary file (a PCI function's config space), as `read` reads text."""
+        return self._read(path, Path.read_bytes)
+
+    def _read(self, path: str, how):
         try:
-            return self._path(path).read_text(errors="replace")
+            return how(self._path(path))
         except FileNotFoundError:
             raise Unanswered(f"{path} does not exist") from None
         except PermissionError:
             raise Unanswered(f"no permission to read {path}") from None
         except OSError as error:  # sysfs answers EINVAL for e.g. the speed of a link that is down
             raise Unanswered(f"{path}: {error.strerror}") from None
+
+    def resolve(self, path: str) -> str:
+        """Where a sysfs link leads, as the host names it: /sys/bus/pci/devices/0000:18:00.0 ->
+        /sys/devices/pci0000:17/0000:17:01.0/0000:18:00.0 (the device's real parent chain)."""
+        real = Path(os.path.realpath(self._path(path)))
+        root = Path(os.path.realpath(self.root))
+        try:
+            return "/" + str(real.relative_to(root))
+        except ValueError:
+            raise Unanswered(f"{path} leads outside the host's root") from None
 
     def listdir(self, path: str) -> list[str]:
         try:

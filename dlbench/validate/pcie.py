@@ -15,6 +15,10 @@ driver had to recover, or could not. Correctable errors are the link replaying a
 tolerates a few replays (pcie plugin, max_pcie_replays), so a rise WARNs with the counts. A NIC or NVMe drive on
 fewer lanes than it has FAILs (an x16 NIC trained x8 moves half its bandwidth, for good: it does not retrain under
 load); a lower generation WARNs (the slot may be older than the card, which the spec decides, not this check).
+
+The GPUs' side of their links: NVML's PCIe replay counter (nvmlDeviceGetPcieReplayCounter, the same count
+nvidia-smi -q shows as "Replays Since Reset"), read before any load and after the last, judged as DCGM's PCIe test
+judges it: more than 80 replays on one GPU FAIL, fewer WARN.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ AER_SOURCE = (
     "sysfs-bus-pci-devices-aer-stats) before and after the load; DCGM PCIe test: replays tolerated, "
     "uncorrectable errors not"
 )
+REPLAY_SOURCE = (
+    "NVML nvmlDeviceGetPcieReplayCounter before and after the load; DCGM PCIe test: more than 80 replays per GPU "
+    "fail (NVIDIA/DCGM nvvs/plugin_src/pcie, max_pcie_replays)"
+)
+MAX_REPLAYS = 80
 LINK_SOURCE = "Linux sysfs current_link_width/speed against max_link_width/speed (drivers/pci/pci-sysfs.c)"
 
 
@@ -198,7 +207,42 @@ def links(host: HostReader, found: list[Function]) -> CheckResult:
     )
 
 
+def gpu_replays(before: dict[int, dict], after: dict[int, dict]) -> CheckResult:
+    """The GPUs' own count of PCIe replays (the link layer resending a packet the other end NAKed or never
+    acknowledged), as NVML keeps it, grown across the load: DCGM's PCIe test fails a GPU above 80."""
+    check_id, title = "link.gpu_pcie_replays", "GPU PCIe replays during the run within DCGM's limit"
+    rises = {
+        index: after[index]["pcie_replay_errors"] - before[index]["pcie_replay_errors"]
+        for index in sorted(set(before) & set(after))
+        if "pcie_replay_errors" in before[index] and "pcie_replay_errors" in after[index]
+    }
+    if not rises:
+        return skip(check_id, title, "NVML reports no PCIe replay counter (no GPU, or not supported)")
+    over = {i: n for i, n in rises.items() if n > MAX_REPLAYS}
+    rising = {i: n for i, n in rises.items() if n}
+    detail = "; ".join(f"GPU {i}: +{n} replays" for i, n in rising.items())
+    if over:
+        detail += ": more replays than DCGM allows: reseat the GPU or its riser, check the slot, and look for AER lines"
+    elif rising:
+        detail += ": the link resent packets under load (signal integrity): watch it, reseat if it keeps rising"
+    return CheckResult(
+        check_id,
+        title,
+        FAIL if over else WARN if rising else PASS,
+        max(rises.values()),
+        "replays",
+        expected=f"no replay during the run; more than {MAX_REPLAYS} on one GPU fail",
+        source=REPLAY_SOURCE,
+        detail=detail,
+        per_gpu={str(i): n for i, n in rises.items()},
+    )
+
+
 def run(ctx) -> list[CheckResult]:
-    """After the load: the AER deltas since the context read them at the start, and the NICs' and drives' links."""
+    """After the load: the AER deltas since the context read them at the start, the GPUs' PCIe replays since NVML's
+    baseline, and the NICs' and drives' links."""
     after = read_all_aer(ctx.host, ctx.pci_functions)
-    return [aer_errors(ctx.aer_before, after, ctx.pci_functions), links(ctx.host, ctx.pci_functions)]
+    results = [aer_errors(ctx.aer_before, after, ctx.pci_functions)]
+    if ctx.reader.up:
+        results.append(gpu_replays(ctx.baseline, ctx.reader.read_all()))
+    return results + [links(ctx.host, ctx.pci_functions)]

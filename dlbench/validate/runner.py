@@ -12,7 +12,21 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, pcie, power, stack, training
+from dlbench.hostspec import facts
+from dlbench.validate import (
+    compute,
+    fabric,
+    gpudirect,
+    health,
+    interconnect,
+    inventory,
+    memory,
+    p2p,
+    pcie,
+    power,
+    stack,
+    training,
+)
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
@@ -26,6 +40,7 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         ("memory", memory.run),
         ("interconnect", interconnect.run),
         ("interconnect", p2p.run),
+        ("gpudirect", gpudirect.run),  # the PCIe path to the NICs, then each GPU-NIC pair's RDMA bandwidth
         ("training", training.run),
     ]
     if ctx.options.spec:
@@ -88,6 +103,8 @@ def _environment(ctx: Context) -> dict:
         }
         for gpu in reader.gpus
     ]
+    # firmware the fleet summary compares across hosts (summarize.VERSIONS)
+    env["firmware"] = {"nic": facts.nic_firmware(ctx.host), "cpu_microcode": facts.cpu_microcode(ctx.host)}
     return env
 
 

@@ -230,6 +230,13 @@ def _nccl(report: dict) -> str | None:
     )
 
 
+def _firmware(report: dict, kind: str) -> str | None:
+    firmware = report["environment"].get("firmware") or {}
+    if kind == "nic":  # "mlx5_0 28.39.1002, mlx5_1 28.39.1002": one NIC on old firmware shows as its own group
+        return ", ".join(f"{nic} {version}" for nic, version in sorted((firmware.get("nic") or {}).items())) or None
+    return firmware.get(kind)
+
+
 # What each report carries, by name: the versions a fleet must agree on (Imbue's cluster-health holds hosts to one
 # VBIOS, driver, OFED and firmware; a differing host is the one to look at first)
 VERSIONS = {
@@ -239,6 +246,8 @@ VERSIONS = {
     "torch": lambda r: (r["environment"].get("torch") or {}).get("version"),
     "NCCL": _nccl,
     "OS and kernel": lambda r: _kernel(r["environment"]),
+    "NIC firmware": lambda r: _firmware(r, "nic"),
+    "CPU microcode": lambda r: _firmware(r, "cpu_microcode"),
 }
 
 

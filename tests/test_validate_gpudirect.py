@@ -1,0 +1,227 @@
+"""The GPUDirect RDMA path, read from a host laid out as Linux's sysfs shows it.
+
+The layouts, from the kernel's documentation: /sys/bus/pci/devices/ADDRESS links to the function's place under
+/sys/devices/pciDOMAIN:BUS/<root port>/<switch upstream port>/<switch downstream port>/ADDRESS
+(Documentation/ABI/testing/sysfs-bus-pci); `config` is the configuration space, with the PCIe extended capabilities
+chained from offset 0x100 (PCI Express Base Specification; the ACS control register at +6 of capability 0x000d,
+include/uapi/linux/pci_regs.h); /sys/class/infiniband/NAME links to .../ADDRESS/infiniband/NAME, whose `device` leads
+back to the PCI function and `ports/1/rate` reads "400 Gb/sec (4X NDR)" (Documentation/ABI/stable/
+sysfs-class-infiniband); `iommu_group` links to /sys/kernel/iommu_groups/N, whose `type` is "identity" or "DMA-FQ"
+(Documentation/ABI/testing/sysfs-kernel-iommu_groups); a loaded module has /sys/module/NAME.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+
+import pytest
+
+from dlbench.hostspec.reader import RecordedHost
+from dlbench.validate import gpudirect, runner
+from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from validate_support import context, pci_bus
+
+BRIDGE = ("0x8086", "0x1234", "0x060400")  # a PCI-to-PCI bridge (class 0x0604, PCI Code and ID Assignment Spec.)
+SWITCH = ("0x1000", "0xc030", "0x060400")  # Broadcom/LSI PEX890xx PCIe Gen5 switch ports (pci.ids 1000:c030)
+H100 = ("0x10de", "0x2330", "0x030200")
+CONNECTX7 = ("0x15b3", "0x1021", "0x020700")
+# An HGX-like socket: root port 17:01.0, switch upstream 18:00.0, downstream ports 19:00.0 (GPU) and 19:01.0 (NIC)
+RC0 = "pci0000:17/0000:17:01.0/0000:18:00.0"
+GPU0, NIC0 = "0000:1a:00.0", "0000:1b:00.0"
+GPU0_PATH, NIC0_PATH = f"{RC0}/0000:19:00.0/{GPU0}", f"{RC0}/0000:19:01.0/{NIC0}"
+ACS_RR_CR_UF_SV = 0x001D  # what Linux enables on a switch downstream port when an IOMMU is on (pci_std_enable_acs)
+
+
+def config_space(acs_control: int | None = 0) -> bytes:
+    """4 KiB of configuration space: AER (0x0001) at 0x100 chained to ACS (0x000d) at 0x148 (the order a
+    PEX switch port lists them; any order is legal), or no ACS capability when `acs_control` is None."""
+    space = bytearray(4096)
+    space[0:4] = struct.pack("<HH", 0x1000, 0xC030)
+    next_offset = 0x148 if acs_control is not None else 0
+    struct.pack_into("<I", space, 0x100, 0x0001 | (1 << 16) | (next_offset << 20))
+    if acs_control is not None:
+        struct.pack_into("<IHH", space, 0x148, 0x000D | (1 << 16), 0x005F, acs_control)
+    return bytes(space)
+
+
+def _link(link, target):
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(target, link.parent))
+
+
+def node(
+    tmp_path,
+    acs=0,
+    nic_path=NIC0_PATH,
+    nic_numa=0,
+    peermem=True,
+    iommu_type=None,
+    hypervisor=False,
+    root=True,
+):
+    """One H100 and one ConnectX-7 (mlx5_0, 400 Gb/s) with the bridges between them, as sysfs lays them out."""
+    host = tmp_path / "host"
+    nic_chain = nic_path.split("/")
+    bridges = ["pci0000:17/0000:17:01.0", RC0, f"{RC0}/0000:19:00.0"]
+    bridges += ["/".join(nic_chain[: i + 1]) for i in range(1, len(nic_chain) - 1)]
+    functions = [(path, *(SWITCH if "19:" in path or "18:" in path else BRIDGE)) for path in dict.fromkeys(bridges)]
+    pci_bus(
+        host,
+        *functions,
+        (GPU0_PATH, *H100, {"numa_node": "0\n"}),
+        (nic_path, *CONNECTX7, {"numa_node": f"{nic_numa}\n"}),
+    )
+    devices = host / "sys/devices"
+    for path, *_ in functions:
+        (devices / path / "config").write_bytes(config_space(acs) if root else config_space(acs)[:64])
+    rdma = devices / nic_path / "infiniband/mlx5_0"
+    (rdma / "ports/1").mkdir(parents=True)
+    (rdma / "ports/1/rate").write_text("400 Gb/sec (4X NDR)\n")
+    _link(rdma / "device", devices / nic_path)
+    _link(host / "sys/class/infiniband/mlx5_0", rdma)
+    if iommu_type:
+        for number, path in enumerate((GPU0_PATH, nic_path)):
+            group = host / f"sys/kernel/iommu_groups/{number + 30}"
+            group.mkdir(parents=True)
+            (group / "type").write_text(f"{iommu_type}\n")
+            _link(devices / path / "iommu_group", group)
+        (host / "sys/class/iommu/dmar0").mkdir(parents=True)
+    (host / "proc").mkdir()
+    (host / "proc/cmdline").write_text("BOOT_IMAGE=/vmlinuz-6.8.0-45-generic root=/dev/sda1 intel_iommu=on\n")
+    flags = "fpu vme sse2 avx512f" + (" hypervisor" if hypervisor else "")
+    (host / "proc/cpuinfo").write_text(
+        f"processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: {flags}\n"
+    )
+    if peermem:
+        (host / "sys/module/nvidia_peermem").mkdir(parents=True)
+    return RecordedHost(host)
+
+
+def checks(host, gpus=({"preset": "h100-sxm"},)):
+    return {c.id: c for c in gpudirect.run(context(*gpus, host=host))}
+
+
+def test_a_healthy_node_passes_with_the_pair_named(tmp_path):
+    found = checks(node(tmp_path))
+    assert found["gpudirect.nic_affinity"].verdict == PASS
+    assert found["gpudirect.nic_affinity"].data["pairs"] == {GPU0: {"nic": NIC0, "rdma": "mlx5_0", "path": "PXB"}}
+    assert found["gpudirect.acs"].verdict == PASS and found["gpudirect.acs"].data["acs_control"] == {
+        "0000:19:00.0": "0x0000",
+        "0000:19:01.0": "0x0000",
+    }
+    assert found["gpudirect.iommu"].verdict == PASS and found["gpudirect.peermem"].verdict == PASS
+    if shutil.which("ib_write_bw") is None:  # this machine has no RDMA NIC: perftest is not installed
+        assert found["gpudirect.rdma_bw"].verdict == SKIP and "perftest" in found["gpudirect.rdma_bw"].detail
+
+
+def test_acs_redirect_on_a_switch_port_between_a_gpu_and_its_nic_fails_with_the_fix(tmp_path):
+    check = checks(node(tmp_path, acs=ACS_RR_CR_UF_SV))["gpudirect.acs"]
+    assert check.verdict == FAIL and check.measured == 2
+    assert "ACSCtl SrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-" in check.detail
+    assert "setpci -s 0000:19:00.0 ECAP_ACS+0x6.w=0000" in check.detail
+    assert "NCCL troubleshooting" in check.source
+
+
+def test_source_validation_alone_does_not_redirect_and_a_port_without_acs_passes(tmp_path):
+    assert checks(node(tmp_path, acs=0x0001))["gpudirect.acs"].verdict == PASS
+    assert checks(node(tmp_path / "b", acs=None))["gpudirect.acs"].verdict == PASS
+
+
+def test_acs_unreadable_without_root_skips_saying_so(tmp_path):
+    check = checks(node(tmp_path, acs=ACS_RR_CR_UF_SV, root=False))["gpudirect.acs"]
+    assert check.verdict == SKIP and "run as root" in check.detail
+
+
+def test_in_a_virtual_machine_acs_is_reported_not_judged(tmp_path):
+    check = checks(node(tmp_path, acs=ACS_RR_CR_UF_SV, hypervisor=True))["gpudirect.acs"]
+    assert check.verdict == INFO and "hypervisor flag" in check.detail and "ReqRedir+" in check.detail
+
+
+def test_peermem_absent_fails_with_the_module_to_load(tmp_path):
+    check = checks(node(tmp_path, peermem=False))["gpudirect.peermem"]
+    assert check.verdict == FAIL and "modprobe nvidia-peermem" in check.detail
+
+
+def test_open_kernel_modules_on_a_recent_kernel_give_dma_buf_instead(tmp_path):
+    host = node(tmp_path, peermem=False)
+    (tmp_path / "host/proc/driver/nvidia").mkdir(parents=True)
+    (tmp_path / "host/proc/driver/nvidia/version").write_text(
+        "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.124.06  Release Build\n"
+    )
+    (tmp_path / "host/proc/sys/kernel").mkdir(parents=True)
+    (tmp_path / "host/proc/sys/kernel/osrelease").write_text("6.8.0-45-generic\n")
+    check = checks(host)["gpudirect.peermem"]
+    assert check.verdict == PASS and check.measured == "dma-buf"
+
+
+def test_a_nic_on_the_other_cpus_root_complex_fails(tmp_path):
+    far = f"pci0000:97/0000:97:01.0/0000:98:00.0/0000:99:00.0/{NIC0.replace('1b', '9a')}"
+    found = checks(node(tmp_path, nic_path=far, nic_numa=1))
+    check = found["gpudirect.nic_affinity"]
+    assert check.verdict == FAIL and "on another CPU" in check.detail and "socket" in check.detail
+    assert found["gpudirect.acs"].verdict == SKIP  # no switch shared: ACS has nothing to redirect
+
+
+def test_a_nic_on_another_root_complex_of_the_same_cpu_warns(tmp_path):
+    near = f"pci0000:30/0000:30:01.0/{NIC0.replace('1b', '31')}"
+    check = checks(node(tmp_path, nic_path=near, nic_numa=0))["gpudirect.nic_affinity"]
+    assert check.verdict == WARN and "through the CPU's host bridge" in check.detail
+
+
+def test_an_iommu_translating_the_gpus_dma_fails_on_bare_metal_with_the_boot_option(tmp_path):
+    check = checks(node(tmp_path, iommu_type="DMA-FQ"))["gpudirect.iommu"]
+    assert check.verdict == FAIL and check.measured == 2
+    assert "iommu=pt" in check.detail and "intel_iommu=on" in check.detail and "dmar0" in check.detail
+
+
+def test_an_iommu_in_pass_through_passes(tmp_path):
+    check = checks(node(tmp_path, iommu_type="identity"))["gpudirect.iommu"]
+    assert check.verdict == PASS and check.data["iommu_group_type"] == {GPU0: "identity", NIC0: "identity"}
+
+
+def test_no_rdma_nic_skips_the_path(tmp_path):
+    host = RecordedHost(pci_bus(tmp_path / "host", (GPU0_PATH.replace(f"/{GPU0}", ""), *BRIDGE), (GPU0_PATH, *H100)))
+    (result,) = gpudirect.run(context({"preset": "h100-sxm"}, host=host))
+    assert result.verdict == SKIP and "no RDMA NIC" in result.detail
+
+
+@pytest.mark.parametrize(
+    "output,gbps",
+    [
+        # ib_write_bw --report_gbits result block (perftest's REPORT_FMT: bytes, iterations, peak, average, msg rate)
+        (
+            " #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]\n"
+            " 65536      1834829          0.00               384.72             0.733798\n",
+            384.72,
+        ),
+        ("Couldn't connect to localhost:18515\n", None),
+    ],
+)
+def test_the_bandwidth_is_read_from_perftests_result_line(output, gbps):
+    assert gpudirect.parse_bandwidth(output) == gbps
+
+
+@pytest.mark.parametrize(
+    "fault,check_id",
+    [({"acs": ACS_RR_CR_UF_SV}, "gpudirect.acs"), ({"peermem": False}, "gpudirect.peermem")],
+)
+def test_a_gpudirect_fault_fails_the_run_with_exit_code_1_and_a_healthy_node_exits_0(
+    monkeypatch, tmp_path, fault, check_id
+):
+    monkeypatch.setattr(runner, "families", lambda ctx: [("gpudirect", gpudirect.run)])
+    healthy = runner.validate(context({"preset": "h100-sxm"}, host=node(tmp_path / "ok")))
+    assert healthy.exit_code == 0
+    broken = runner.validate(context({"preset": "h100-sxm"}, host=node(tmp_path / "bad", **fault)))
+    assert [c.id for c in broken.checks if c.verdict == FAIL] == [check_id] and broken.exit_code == 1
+
+
+def test_the_report_carries_the_nic_firmware_and_cpu_microcode_for_the_fleet_summary(monkeypatch, tmp_path):
+    host = node(tmp_path)
+    (tmp_path / "host/sys/devices" / NIC0_PATH / "infiniband/mlx5_0/fw_ver").write_text("28.39.1002\n")
+    with open(tmp_path / "host/proc/cpuinfo", "a") as cpuinfo:
+        cpuinfo.write("microcode\t: 0x2b000571\n")
+    monkeypatch.setattr(runner, "families", lambda ctx: [])
+    report = runner.validate(context({"preset": "h100-sxm"}, host=host))
+    assert report.environment["firmware"] == {"nic": {"mlx5_0": "28.39.1002"}, "cpu_microcode": "0x2b000571"}
