@@ -10,8 +10,10 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import run_dlbench
@@ -84,26 +86,40 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def _pair(tmp_path, ranks=(0, 1), timeout="120s", label="host-a--host-b"):
-    port = _free_port()
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "dlbench", "validate", "pair", "--rank", str(rank), "--master", "127.0.0.1"]
-            + ["--port", str(port), "--cpu", "--timeout", timeout, "--label", label]
-            + ["--json", str(tmp_path / f"{label}.rank{rank}.json")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+def _listening(port):
+    return [c.laddr.ip for c in psutil.net_connections("inet") if c.status == "LISTEN" and c.laddr.port == port]
+
+
+def _pair(tmp_path, ranks=(0, 1), timeout="120s", label="host-a--host-b", listeners=None):
+    """Start the ranks, rank 0 first; with `listeners` (a list), record the addresses rank 0 listens on before rank 1
+    starts."""
+    port, processes = _free_port(), []
+    for rank in ranks:
+        if rank == 1 and listeners is not None:
+            for _ in range(600):  # rank 0 imports torch first: seconds on a loaded machine
+                listeners[:] = _listening(port)
+                if listeners:
+                    break
+                time.sleep(0.2)
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dlbench", "validate", "pair", "--rank", str(rank), "--master", "127.0.0.1"]
+                + ["--port", str(port), "--cpu", "--timeout", timeout, "--label", label]
+                + ["--json", str(tmp_path / f"{label}.rank{rank}.json")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
-        for rank in ranks
-    ]
     outputs = [process.communicate(timeout=300) for process in processes]
     return [(process.returncode, *output) for process, output in zip(processes, outputs)]
 
 
 def test_two_processes_join_over_127_0_0_1_and_their_pair_is_judged(tmp_path):
-    outcomes = _pair(tmp_path)
+    listeners = []
+    outcomes = _pair(tmp_path, listeners=listeners)
     assert [code for code, _, _ in outcomes] == [0, 0], outcomes
+    assert listeners == ["127.0.0.1"]  # the rendezvous on the pair's address, not on every interface
     result = json.loads((tmp_path / "host-a--host-b.rank0.json").read_text())
     assert result["correct"] is True and result["backend"] == "gloo" and result["interface"] == "lo"
     assert result["environment"]["NCCL_P2P_DISABLE"] == "1" and result["environment"]["NCCL_SHM_DISABLE"] == "1"

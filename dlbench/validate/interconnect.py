@@ -46,6 +46,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _store(rank: int, world: int, address: str, port: int, timeout: datetime.timedelta):
+    """The rendezvous store: rank 0 serves it on `address` alone, not on every interface as TCPStore binds by itself
+    (it takes a socket already listening through master_listen_fd); the others connect to it."""
+    from torch.distributed import TCPStore
+
+    if rank != 0:
+        return TCPStore(address, port, world, False, timeout=timeout)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    listener = socket.create_server((address, port), family=family)
+    return TCPStore(address, port, world, True, timeout=timeout, master_listen_fd=listener.detach())
+
+
 def _worker(
     rank: int,
     world: int,
@@ -66,12 +78,9 @@ def _worker(
     use_cuda = cuda_index is not None
     try:
         # the timeout bounds the rendezvous (a peer that never comes) and every collective after it
+        limit = datetime.timedelta(seconds=timeout)
         dist.init_process_group(
-            backend,
-            init_method=f"tcp://{address}:{port}",
-            rank=rank,
-            world_size=world,
-            timeout=datetime.timedelta(seconds=timeout),
+            backend, store=_store(rank, world, address, port, limit), rank=rank, world_size=world, timeout=limit
         )
         device = torch.device("cuda", cuda_index) if use_cuda else torch.device("cpu")
         if use_cuda:

@@ -7,8 +7,8 @@ network: NCCL_P2P_DISABLE=1 and NCCL_SHM_DISABLE=1, as Azure's health checks run
 (azurehpc-health-checks, check_nccl_allreduce_ib_loopback). On the CPU the same job runs over gloo.
 
 Nothing waits forever: `timeout` bounds the rendezvous and every collective, and the processes are killed past it.
-Both ranks' sockets are bound to the interface that carries the pair's address (GLOO_SOCKET_IFNAME,
-NCCL_SOCKET_IFNAME); torch's TCPStore on rank 0 listens on the port for as long as the job runs, no longer.
+Rank 0's rendezvous store listens on the pair's address alone, and only while the job runs; both ranks' backend
+sockets are bound to the interface that carries that address (GLOO_SOCKET_IFNAME, NCCL_SOCKET_IFNAME).
 """
 
 from __future__ import annotations
