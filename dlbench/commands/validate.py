@@ -94,11 +94,7 @@ def add_arguments(parser) -> None:
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     sub.required = False
-    summarize = sub.add_parser(
-        "summarize",
-        help="compare the JSON reports of many hosts, outliers flagged",
-        description="compare the JSON reports of many hosts, outliers flagged",
-    )
+    summarize = _action(sub, "summarize", "compare the JSON reports of many hosts, outliers flagged")
     summarize.add_argument("reports", type=Path, metavar="DIR", help="a folder of `dlbench validate --json` reports")
     summarize.add_argument(
         "--outlier",
@@ -118,6 +114,10 @@ def add_arguments(parser) -> None:
         help="write the full host-by-check matrix as CSV (atomically)",
     )
     _add_pair_arguments(sub)
+
+
+def _action(sub, name: str, text: str):
+    return sub.add_parser(name, help=text, description=text)
 
 
 def _add_pair_arguments(sub) -> None:
@@ -161,11 +161,7 @@ def _add_pair_arguments(sub) -> None:
     pair.add_argument(
         "--json", dest="pair_json", type=Path, required=True, metavar="FILE", help="write the result (atomically)"
     )
-    pairs = sub.add_parser(
-        "pairs",
-        help="judge the pair results of a fleet against the spec's NIC speed, slow pairs named",
-        description="judge the pair results of a fleet against the spec's NIC speed, slow pairs named",
-    )
+    pairs = _action(sub, "pairs", "judge the pair results of a fleet against the spec's NIC speed, slow pairs named")
     pairs.add_argument("results", type=Path, metavar="DIR", help="a folder of `dlbench validate pair --json` results")
     pairs.add_argument(
         "--spec", dest="pairs_spec", type=Path, metavar="FILE", help="host spec whose network speed judges the pairs"
