@@ -17,6 +17,7 @@ command.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -183,7 +184,12 @@ def test_every_dlbench_command_parses(command):
     if command.synopsis:  # the CLI reference: the subcommand exists and has every option the synopsis names
         (subcommands,) = [action for action in build_parser()._actions if action.dest == "command"]
         assert command.argv[1] in subcommands.choices, f"{command}: no such subcommand"
-        help_text = subcommands.choices[command.argv[1]].format_help()  # as `--help` prints it
+        parser = subcommands.choices[command.argv[1]]
+        # an action of the subcommand (`dlbench validate pairs DIR --spec FILE`) has options of its own
+        actions = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if actions and len(command.argv) > 2 and command.argv[2] in actions[0]:
+            parser = actions[0][command.argv[2]]
+        help_text = parser.format_help()  # as `--help` prints it
         options = set(re.findall(r"(--[a-z][a-z0-9-]*)", command.text))
         missing = {option for option in options if not re.search(rf"{option}\b", help_text)}
         assert not missing, f"{command}: `dlbench {command.argv[1]} --help` has no {missing}"

@@ -94,11 +94,7 @@ def add_arguments(parser) -> None:
     )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
     sub.required = False
-    summarize = sub.add_parser(
-        "summarize",
-        help="compare the JSON reports of many hosts, outliers flagged",
-        description="compare the JSON reports of many hosts, outliers flagged",
-    )
+    summarize = _action(sub, "summarize", "compare the JSON reports of many hosts, outliers flagged")
     summarize.add_argument("reports", type=Path, metavar="DIR", help="a folder of `dlbench validate --json` reports")
     summarize.add_argument(
         "--outlier",
@@ -117,6 +113,62 @@ def add_arguments(parser) -> None:
         metavar="FILE",
         help="write the full host-by-check matrix as CSV (atomically)",
     )
+    _add_pair_arguments(sub)
+
+
+def _action(sub, name: str, text: str):
+    return sub.add_parser(name, help=text, description=text)
+
+
+def _add_pair_arguments(sub) -> None:
+    from dlbench.validate.context import LEVELS
+    from dlbench.validate.pair import DEFAULT_PORT, DEFAULT_TIMEOUT
+
+    pair = sub.add_parser(
+        "pair",
+        help="this host's rank of a two-host all-reduce over the network only (NCCL, gloo on the CPU)",
+        description="this host's rank of a two-host all-reduce over the network only (NCCL with P2P and shared "
+        "memory off; gloo on the CPU); run it on both hosts at once, then judge with `validate pairs`",
+    )
+    pair.add_argument(
+        "--rank", type=int, choices=(0, 1), required=True, help="0 on the host at --master, 1 on the other"
+    )
+    pair.add_argument("--master", required=True, metavar="ADDRESS", help="rank 0's address on the pair's network")
+    pair.add_argument(
+        "--port", type=positive_int, default=DEFAULT_PORT, help=f"rank 0's rendezvous port (default {DEFAULT_PORT})"
+    )
+    pair.add_argument(
+        "--interface",
+        metavar="NAME",
+        help="network interface to bind (default: the one holding this host's address towards --master)",
+    )
+    pair.add_argument(
+        "--timeout",
+        type=duration,
+        default=DEFAULT_TIMEOUT,
+        metavar="DURATION",
+        help=f"give up on the rendezvous or a collective after this long (default {DEFAULT_TIMEOUT:g}s)",
+    )
+    pair.add_argument(
+        "--level",
+        dest="pair_level",
+        choices=LEVELS,
+        default="quick",
+        help="quick: messages up to 1 GiB; long: up to 16 GiB (on the CPU: small messages whatever the level)",
+    )
+    pair.add_argument("--label", default="pair", help="the pair's name in the result (e.g. host-a--host-b)")
+    pair.add_argument("--cpu", action="store_true", help="run over gloo on the CPU even when a GPU is present")
+    pair.add_argument(
+        "--json", dest="pair_json", type=Path, required=True, metavar="FILE", help="write the result (atomically)"
+    )
+    pairs = _action(sub, "pairs", "judge the pair results of a fleet against the spec's NIC speed, slow pairs named")
+    pairs.add_argument("results", type=Path, metavar="DIR", help="a folder of `dlbench validate pair --json` results")
+    pairs.add_argument(
+        "--spec", dest="pairs_spec", type=Path, metavar="FILE", help="host spec whose network speed judges the pairs"
+    )
+    pairs.add_argument(
+        "--json", dest="pairs_json", type=Path, metavar="FILE", help="write the verdicts as JSON (atomically)"
+    )
 
 
 def run(args) -> int:
@@ -124,6 +176,14 @@ def run(args) -> int:
         from dlbench.validate import summarize
 
         return summarize.main(args.reports, args.outlier, args.summary_json, args.summary_csv)
+    if args.action == "pair":
+        from dlbench.validate import pair
+
+        return pair.main(args)
+    if args.action == "pairs":
+        from dlbench.validate import pairs
+
+        return pairs.main(args.results, args.pairs_spec, args.pairs_json)
     return _validate(args)
 
 

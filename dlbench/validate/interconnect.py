@@ -8,6 +8,7 @@ backend across two local processes, so the logic is exercised on any machine.
 
 from __future__ import annotations
 
+import datetime
 import multiprocessing
 import queue
 import socket
@@ -45,23 +46,43 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _store(rank: int, world: int, address: str, port: int, timeout: datetime.timedelta):
+    """The rendezvous store: rank 0 serves it on `address` alone, not on every interface as TCPStore binds by itself
+    (it takes a socket already listening through master_listen_fd); the others connect to it."""
+    from torch.distributed import TCPStore
+
+    if rank != 0:
+        return TCPStore(address, port, world, False, timeout=timeout)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    listener = socket.create_server((address, port), family=family)
+    return TCPStore(address, port, world, True, timeout=timeout, master_listen_fd=listener.detach())
+
+
 def _worker(
     rank: int,
     world: int,
+    address: str,
     port: int,
     backend: str,
-    use_cuda: bool,
+    cuda_index: int | None,
     sizes: list[int],
     warmup: int,
     iterations: int,
+    timeout: float,
     results,
+    results_from: tuple[int, ...] = (0,),
 ) -> None:
     import torch
     import torch.distributed as dist
 
+    use_cuda = cuda_index is not None
     try:
-        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-        device = torch.device("cuda", rank) if use_cuda else torch.device("cpu")
+        # the timeout bounds the rendezvous (a peer that never comes) and every collective after it
+        limit = datetime.timedelta(seconds=timeout)
+        dist.init_process_group(
+            backend, store=_store(rank, world, address, port, limit), rank=rank, world_size=world, timeout=limit
+        )
+        device = torch.device("cuda", cuda_index) if use_cuda else torch.device("cpu")
         if use_cuda:
             torch.cuda.set_device(device)
         sync = (lambda: torch.cuda.synchronize(device)) if use_cuda else (lambda: None)
@@ -82,7 +103,7 @@ def _worker(
             elapsed = torch.tensor([(time.perf_counter() - start) / iterations], dtype=torch.float64, device=device)
             dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace, as in nccl-tests
             seconds[nbytes] = float(elapsed)
-        if rank == 0:
+        if rank == min(results_from):
             results.put({"correct": correct, "seconds": seconds})
         dist.destroy_process_group()
     except Exception as error:  # noqa: BLE001 - reported to the parent, which names it in the verdict
@@ -91,22 +112,34 @@ def _worker(
 
 def all_reduce(ranks: int, use_cuda: bool, level: str) -> dict:
     """Run the sweep on `ranks` local processes: {"correct", "seconds": {bytes: s}} or {"error": text}."""
+    return sweep({rank: (rank if use_cuda else None) for rank in range(ranks)}, ranks, "127.0.0.1", _free_port(), level)
+
+
+def sweep(
+    local: dict[int, int | None], world: int, address: str, port: int, level: str, timeout: float = TIMEOUT_SECONDS
+) -> dict:
+    """Run the sweep's ranks that live here (`local`: rank -> CUDA device index, None on the CPU with gloo) in a job
+    of `world` ranks whose rendezvous is rank 0's `address`:`port`. The lowest local rank reports; past `timeout`
+    seconds (rendezvous included) the processes are killed: {"correct", "seconds": {bytes: s}} or {"error": text}."""
     spawn = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
     results = spawn.Queue()
-    port, sizes, (warmup, iterations) = _free_port(), SIZES[level], ITERATIONS[level]
-    backend = "nccl" if use_cuda else "gloo"
+    sizes, (warmup, iterations) = SIZES[level], ITERATIONS[level]
+    backend = "gloo" if None in local.values() else "nccl"
     processes = [
         spawn.Process(
-            target=_worker, args=(rank, ranks, port, backend, use_cuda, sizes, warmup, iterations, results), daemon=True
+            target=_worker,
+            args=(rank, world, address, port, backend, index, sizes, warmup, iterations, timeout, results),
+            kwargs={"results_from": tuple(local)},
+            daemon=True,
         )
-        for rank in range(ranks)
+        for rank, index in local.items()
     ]
     for process in processes:
         process.start()
     try:
-        outcome = results.get(timeout=TIMEOUT_SECONDS)
+        outcome = results.get(timeout=timeout + 30)  # the workers' own timeout fires first, with its reason
     except queue.Empty:
-        outcome = {"error": f"all-reduce did not finish within {TIMEOUT_SECONDS} s (a hung collective)"}
+        outcome = {"error": f"all-reduce did not finish within {timeout:g} s (a hung collective)"}
     for process in processes:
         process.join(timeout=10)
         if process.is_alive():
