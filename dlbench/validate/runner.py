@@ -12,7 +12,20 @@ import traceback
 from typing import Callable
 
 from dlbench import environment
-from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, pcie, power, stack, training
+from dlbench.validate import (
+    compute,
+    fabric,
+    health,
+    interconnect,
+    inventory,
+    memory,
+    p2p,
+    pcie,
+    power,
+    stack,
+    storage,
+    training,
+)
 from dlbench.validate.context import Context
 from dlbench.validate.report import FAIL, CheckResult, Report
 
@@ -28,6 +41,8 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         ("interconnect", p2p.run),
         ("training", training.run),
     ]
+    if ctx.options.data_dir is not None:  # --level long, or --data-dir given
+        chosen.append(("storage", storage.run))
     if ctx.options.spec:
         from dlbench.validate import spec
 
