@@ -159,12 +159,17 @@ def test_the_fleet_benchmark_runs_and_reports_time_and_ratio(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize_fleet.py"
+    # --compare-with runs another summarize.py beside (here this one: the mechanism, and identical summaries)
     done = subprocess.run(
-        [sys.executable, str(script), "--reports", "400", "--rounds", "1"], capture_output=True, text=True, timeout=600
+        [sys.executable, str(script), "--reports", "400", "--rounds", "1", "--compare-with", summarize.__file__],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["reports"] == 400 and result["summarize_seconds"] > 0 and result["ratio_summarize_to_read"] > 0
+    assert result["before_seconds"] > 0 and result["ratio_before_to_after"] > 0
     # what the generated fleet holds, found by the summary: hosts 0, 97, 194, 291, 388 fail; host 7 another VBIOS;
     # GPU 5 of hosts 3, 203 is 7.7% slow on each of the 15 rate checks
     assert (result["failed_hosts"], result["vbios_differing"], result["outliers"], result["exit_code"]) == (5, 1, 30, 1)
