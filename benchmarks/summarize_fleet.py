@@ -6,17 +6,24 @@ clock and power series of 60 samples per GPU. Some hosts fail a check, one GPU i
 has another VBIOS. Baseline: reading and parsing the same files (json.loads of each), which any summary must do;
 the target is summarize under 5 s for 10,000 reports, and the ratio says what the summary adds on top of reading.
 Rounds alternate (ABAB...) so drift of the machine hits both alike; the median of the rounds is reported.
+With --compare-with FILE (an earlier summarize.py, e.g. `git show main:dlbench/validate/summarize.py`), that version
+runs in the same rounds on the same files (ABCABC...), and the ratio before/after is reported beside the figures.
 
     python benchmarks/summarize_fleet.py --reports 10000 --rounds 3
+    git show main:dlbench/validate/summarize.py > /tmp/summarize_before.py
+    python benchmarks/summarize_fleet.py --reports 1000 --compare-with /tmp/summarize_before.py
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
+import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -118,35 +125,61 @@ def read_only(folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def summarize_once(folder: Path, out: Path) -> tuple[float, int]:
+def summarize_once(folder: Path, out: Path, module=summarize) -> tuple[float, int]:
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        code = summarize.main(folder, 0.05, out / "summary.json", out / "matrix.csv")
+        code = module.main(folder, 0.05, out / "summary.json", out / "matrix.csv")
     return time.perf_counter() - start, code
+
+
+def load_module(path: Path):
+    """Another version of summarize.py, imported under its own name so both run in one process."""
+    spec = importlib.util.spec_from_file_location("summarize_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its worker processes find its functions by this name
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare-with", type=Path, metavar="FILE", help="an earlier summarize.py to run beside")
     args = parser.parse_args()
+    before = load_module(args.compare_with) if args.compare_with else None
     with tempfile.TemporaryDirectory() as tmp:
         folder, out = Path(tmp) / "reports", Path(tmp) / "out"
         folder.mkdir()
         out.mkdir()
         written = write_fleet(folder, args.reports)
-        baseline, measured = [], []
+        baseline, measured, earlier = [], [], []
         for _ in range(args.rounds):
             baseline.append(read_only(folder))
+            if before is not None:
+                earlier.append(summarize_once(folder, out, before)[0])
+                previous = (out / "summary.json").read_bytes()
             seconds, code = summarize_once(folder, out)
             measured.append(seconds)
+            if before is not None and (out / "summary.json").read_bytes() != previous:
+                raise SystemExit("the two versions wrote different summaries")
         summary = json.loads((out / "summary.json").read_text())
     result = {
         "reports": args.reports,
+        "cpus": os.cpu_count(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "mean_report_kib": round(written / args.reports / 1024, 1),
         "read_and_parse_seconds": round(statistics.median(baseline), 3),
         "summarize_seconds": round(statistics.median(measured), 3),
         "ratio_summarize_to_read": round(statistics.median(measured) / statistics.median(baseline), 2),
+        **(
+            {
+                "before_seconds": round(statistics.median(earlier), 3),
+                "ratio_before_to_after": round(statistics.median(earlier) / statistics.median(measured), 2),
+            }
+            if earlier
+            else {}
+        ),
         "target_seconds": TARGET_SECONDS,
         "within_target": statistics.median(measured) < TARGET_SECONDS,
         "exit_code": code,

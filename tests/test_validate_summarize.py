@@ -159,12 +159,17 @@ def test_the_fleet_benchmark_runs_and_reports_time_and_ratio(tmp_path):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "summarize_fleet.py"
+    # --compare-with runs another summarize.py beside (here this one: the mechanism, and identical summaries)
     done = subprocess.run(
-        [sys.executable, str(script), "--reports", "400", "--rounds", "1"], capture_output=True, text=True, timeout=600
+        [sys.executable, str(script), "--reports", "400", "--rounds", "1", "--compare-with", summarize.__file__],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["reports"] == 400 and result["summarize_seconds"] > 0 and result["ratio_summarize_to_read"] > 0
+    assert result["before_seconds"] > 0 and result["ratio_before_to_after"] > 0
     # what the generated fleet holds, found by the summary: hosts 0, 97, 194, 291, 388 fail; host 7 another VBIOS;
     # GPU 5 of hosts 3, 203 is 7.7% slow on each of the 15 rate checks
     assert (result["failed_hosts"], result["vbios_differing"], result["outliers"], result["exit_code"]) == (5, 1, 30, 1)
@@ -194,3 +199,43 @@ def test_reports_without_firmware_leave_the_groups_out():
         report["_path"] = report["host"]
     versions = summarize.summary(fleet, 0.05)["versions"]
     assert "NIC firmware" not in versions and "CPU microcode" not in versions and "VBIOS" in versions
+
+
+def _with_series(host: str) -> Report:
+    """A report as `dlbench validate --json` writes it, with the NVML time series under load (data.series) and a
+    detail text that carries the key's own spelling, braces and escapes."""
+    report = Report({"hostname": host, "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3"}]}, {"level": "quick"})
+    series = {"0": [{"check": "compute.matmul_bf16", "t": t, "power_watts": 650.5} for t in range(3)]}
+    report.add(
+        CheckResult(
+            "health.temperature",
+            "temperature",
+            "INFO",
+            66.0,
+            "°C",
+            detail='"series": {\\n} is text here, as are "} and ]',
+            data={"series": series, "nested": {"series": [1, 2], "kept": True}},
+        )
+    )
+    report.add(CheckResult("compute.matmul_bf16", "bf16", PASS, 780.0, "TFLOP/s", per_gpu={"0": 780.0}))
+    return report
+
+
+def test_the_time_series_are_cut_unparsed_and_the_rest_reads_as_the_whole_document(tmp_path):
+    report = _with_series("gpu1")
+    path = tmp_path / "gpu1.json"
+    writers.write_json(report, path)
+    raw = path.read_bytes()
+    cut = summarize.without_series(raw)
+    assert len(cut) < len(raw)
+    expected = json.loads(raw)
+    expected["checks"][0]["data"]["series"] = None
+    expected["checks"][0]["data"]["nested"]["series"] = None
+    assert json.loads(cut) == expected
+    # a compact document has no line layout to rely on: it is parsed whole
+    compact = json.dumps(report.to_dict()).encode()
+    assert summarize.without_series(compact) == compact
+    # a damaged report is still named with the JSON error of the whole document
+    path.write_bytes(raw[: raw.index(b'"series"') + 40])
+    with pytest.raises(summarize.UserError, match="gpu1.json: not a readable JSON report"):
+        summarize.load_reports(tmp_path)

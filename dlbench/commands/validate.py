@@ -39,6 +39,16 @@ def fraction(text: str) -> float:
     return value
 
 
+def byte_size(text: str) -> int:
+    """'256MiB', '2GB', '1.5TiB' -> bytes."""
+    from dlbench.hostspec import units
+
+    size = units.size_bytes(text)
+    if size is None or size <= 0:
+        raise argparse.ArgumentTypeError(f"must be a size such as 256MiB or 2GB, not {text!r}")
+    return size
+
+
 def add_arguments(parser) -> None:
     from dlbench.validate.context import LEVELS
 
@@ -82,6 +92,20 @@ def add_arguments(parser) -> None:
         "--cpu",
         action="store_true",
         help="run the micro-benchmarks on the CPU at small sizes even when GPUs are present",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the storage checks write checkpoints and images (run at --level long, or when given; "
+        "default: /data where it is a mount point, else the working directory)",
+    )
+    parser.add_argument(
+        "--checkpoint-bytes",
+        type=byte_size,
+        metavar="SIZE",
+        help="the checkpoint file the storage check writes (default: the largest model's checkpoint, as far as "
+        "the time budget and the free space allow)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON (atomically)")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write the report as JUnit XML for CI")
@@ -197,6 +221,12 @@ def _options(args):
     from dlbench.hostspec import spec
 
     stack_path = args.stack or stack.default_stack_path()
+    data_dir = None
+    if args.level == "long" or args.data_dir is not None or args.checkpoint_bytes is not None:
+        from dlbench.validate import storage
+
+        data_dir = args.data_dir or storage.default_data_dir()
+        storage.plan(data_dir, args.checkpoint_bytes)  # refused here, before anything runs, when it cannot fit
     if args.stack is not None and not args.stack.is_file():
         raise UserError(f"--stack {args.stack}: no such file")
     return Options(
@@ -211,6 +241,8 @@ def _options(args):
         peer_tolerance=args.peer_tolerance,
         spec_path=args.spec,
         spec=spec.load(args.spec) if args.spec else None,
+        data_dir=data_dir,
+        checkpoint_bytes=args.checkpoint_bytes,
     )
 
 

@@ -40,6 +40,8 @@ class Options:
     cpu: bool = False  # measure on the CPU even when GPUs are present (small sizes)
     peer_tolerance: float = 0.10
     interval_seconds: float = 1.0  # NVML sampling while the load checks run
+    data_dir: Path | None = None  # where the storage checks write (the CLI's default: storage.default_data_dir())
+    checkpoint_bytes: int | None = None  # the checkpoint file's size; None: the largest model's, as far as it fits
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +54,8 @@ class Options:
             "cpu": self.cpu,
             "peer_tolerance": self.peer_tolerance,
             "spec": str(self.spec_path) if self.spec_path else None,
+            "data_dir": str(self.data_dir) if self.data_dir else None,
+            "checkpoint_bytes": self.checkpoint_bytes,
         }
 
 

@@ -25,6 +25,7 @@ from dlbench.validate import (
     pcie,
     power,
     stack,
+    storage,
     training,
 )
 from dlbench.validate.context import Context
@@ -43,6 +44,8 @@ def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResu
         ("gpudirect", gpudirect.run),  # the PCIe path to the NICs, then each GPU-NIC pair's RDMA bandwidth
         ("training", training.run),
     ]
+    if ctx.options.data_dir is not None:  # --level long, or --data-dir given
+        chosen.append(("storage", storage.run))
     if ctx.options.spec:
         from dlbench.validate import spec
 

@@ -50,11 +50,51 @@ def check_report(data: dict, path) -> dict:
 PARALLEL_FROM = 200
 
 
+SERIES_KEY = b'"series": '
+
+
+def without_series(raw: bytes) -> bytes:
+    """`raw`, an indented JSON document, with the value of every "series" key that opens a block replaced by null.
+
+    The time series under load (`data.series`: temperature, clock and power per GPU and second) are four fifths of a
+    report's bytes and no summary reads them; parsing them was most of a summary's time. JSON strings cannot hold a
+    raw newline, so in an indented document (json.dumps(indent=N), as `dlbench validate --json` writes) the block
+    that opens at a key line indented by K spaces ends at the first line that is exactly K spaces and the closing
+    bracket: found with bytes.find, without parsing what is between. A document laid out otherwise (compact) is
+    returned as it is and parsed whole; a cut that did not land on JSON is parsed whole as well (see `_parse`)."""
+    parts, done, search = [], 0, 0
+    while (key := raw.find(SERIES_KEY, search)) != -1:
+        start = search = key + len(SERIES_KEY)
+        opener = raw[start : start + 2]
+        if opener not in (b"{\n", b"[\n"):
+            continue
+        indent = raw[raw.rfind(b"\n", 0, key) + 1 : key]
+        if indent.strip(b" "):  # the key is not the first thing on its line: not the layout this relies on
+            continue
+        closer = b"\n" + indent + (b"}" if opener[:1] == b"{" else b"]")
+        end = raw.find(closer, start)
+        if end == -1:
+            return raw
+        parts += [raw[done:start], b"null"]
+        done = search = end + len(closer)
+    if not parts:
+        return raw
+    parts.append(raw[done:])
+    return b"".join(parts)
+
+
+def _parse(raw: bytes):
+    try:
+        return json.loads(without_series(raw))
+    except ValueError:
+        return json.loads(raw)  # the whole document, for the error message a damaged file deserves
+
+
 def _read(path: Path) -> tuple[str, object]:
     """("report", the report without its checks' supporting data, which no summary reads), ("other", None) for a
     JSON file that is not a report, or ("error", the one line that refuses the folder)."""
     try:
-        data = json.loads(path.read_bytes())
+        data = _parse(path.read_bytes())
     except (OSError, ValueError) as error:
         return "error", f"{path}: not a readable JSON report ({error})"
     if not is_report(data):  # other JSON files (a summary written earlier) are not reports
@@ -103,10 +143,15 @@ def _malformed(report: dict) -> str | None:
         isinstance(gpu, dict) and isinstance(gpu.get("name"), str) for gpu in gpus
     ):
         return "environment.gpus is not a list of named GPUs"
-    for check in report["checks"]:
-        if not isinstance(check, dict) or not all(isinstance(check.get(k), str) for k in ("id", "family", "verdict")):
+    for check in report["checks"]:  # a summary reads tens of thousands of checks: plain tests, no generators
+        if not (
+            type(check) is dict
+            and type(check.get("id")) is str
+            and type(check.get("family")) is str
+            and type(check.get("verdict")) is str
+        ):
             return "a check without id, family or verdict"
-        if not isinstance(check.get("per_gpu", {}), dict):
+        if type(check.get("per_gpu", {})) is not dict:
             return f"check {check['id']}: per_gpu is not an object"
     return None
 
@@ -119,27 +164,37 @@ def gpu_model(report: dict) -> str:
 def against_median(reports: list[dict], below: float | None = None) -> list[dict]:
     """Each (host, GPU, rate check) against the median of the same check on all GPUs of its model in the fleet,
     where the model has at least three such figures; with `below`, only those more than that fraction under it."""
-    figures: dict[tuple[str, str], list[tuple[str, str, float]]] = {}
+    # at 10,000 hosts there are a million figures: they are kept as three flat lists per (model, check), filled by
+    # comprehensions, and a record is built only for those asked for
+    figures: dict[tuple[str, str], tuple[list, list, list]] = {}
     for report in reports:
-        model = gpu_model(report)
+        model, host = gpu_model(report), report["host"]
         for check in report["checks"]:
             if check["family"] not in COMPARED_FAMILIES or check["verdict"] == "SKIP":
                 continue
             if not check.get("unit", "").endswith("/s"):
                 continue  # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
-            for gpu, value in check.get("per_gpu", {}).items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    figures.setdefault((model, check["id"]), []).append((report["host"], gpu, value))
+            # numbers only, not true/false: JSON gives exactly int, float or bool, so the type test says it
+            numbers = [(gpu, value) for gpu, value in check.get("per_gpu", {}).items() if type(value) in (int, float)]
+            if numbers:
+                hosts, gpus, values = figures.setdefault((model, check["id"]), ([], [], []))
+                hosts += [host] * len(numbers)
+                gpus += [gpu for gpu, _ in numbers]
+                values += [value for _, value in numbers]
     found = []
-    for (model, check_id), values in sorted(figures.items()):
+    for (model, check_id), (hosts, gpus, values) in sorted(figures.items()):
         if len(values) < 3:
             continue  # a median of two says nothing about which one is off
-        median = statistics.median(value for _, _, value in values)
-        # at 10,000 hosts there are a million figures: build a record only for those asked for
-        floor = (1 - below) * median if below is not None and median > 0 else None
-        for host, gpu, value in values:
-            if below is not None and (floor is None or value >= floor):
-                continue
+        median = statistics.median(values)
+        if below is None:
+            chosen = range(len(values))
+        elif median > 0:
+            floor = (1 - below) * median
+            chosen = [i for i, value in enumerate(values) if value < floor]
+        else:
+            continue
+        for i in chosen:
+            host, gpu, value = hosts[i], gpus[i], values[i]
             found.append(
                 {
                     "host": host,

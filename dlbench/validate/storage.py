@@ -1,0 +1,293 @@
+"""Storage sized to training: checkpoint write and read throughput on the data disk, and the image input pipeline's
+rate against what the GPUs consume.
+
+Checkpoints: a file of the size of a real checkpoint (the largest model `dlbench list` names, 12 bytes a parameter)
+is written in 64 MiB chunks and fsync'd (what reaches the disk, not the page cache), then its cached pages are
+dropped with posix_fadvise(POSIX_FADV_DONTNEED) and it is read back. DONTNEED rather than O_DIRECT: it works on any
+file system (O_DIRECT is refused by tmpfs and some network and FUSE file systems, and needs aligned buffers), and
+the read is then the buffered read `torch.load` does, from the disk. Writing stops at a time budget (20 s at quick,
+120 s at long) or at the checkpoint's size, whichever comes first; the file is removed in every case. Before writing,
+the free space is checked: the test never takes the disk below a reserve (5% of it, at least 1 GiB).
+
+Input pipeline: a folder of JPEG images of ImageNet's average size is written to the data disk, dropped from the
+page cache, and read through dlbench's own loader (`dlbench run --data`: ImageFolder, decode, resize to 224, the
+DataLoader workers a run would use on every GPU together) for a bounded time; the rate in images/s is judged against
+what the GPUs consume when training resnet50 (the published per-GPU figure of `training.resnet50` times the GPUs).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from dlbench.errors import UserError
+from dlbench.hostspec import units
+from dlbench.validate import baselines
+from dlbench.validate.context import Context
+from dlbench.validate.report import INFO, PASS, WARN, CheckResult, skip
+
+# fp32 weights (dlbench run keeps parameters in fp32 and trains under autocast) plus AdamW's exp_avg and exp_avg_sq,
+# which torch.optim.AdamW keeps in the parameters' dtype: 4 + 4 + 4 bytes a parameter.
+BYTES_PER_PARAMETER = 12
+CHUNK = 64 * 2**20
+SYNC_EVERY = 16 * CHUNK
+BUDGET_SECONDS = {"quick": 20.0, "long": 120.0}  # writing the checkpoint; reading it back takes at most as long
+PIPELINE_SECONDS = {"quick": 10.0, "long": 30.0}
+# on a host without GPUs (or --cpu) the sizes are small, as the micro-benchmarks' are: the code path is the same
+CPU_CHECKPOINT_BYTES = 256 * 2**20
+MINIMUM_BYTES = CHUNK
+RESERVE_FRACTION, RESERVE_BYTES = 0.05, 2**30
+# ImageNet (ILSVRC2012) train: 1,281,167 JPEGs in 138 GB, about 110 KB each at a typical 500x375 pixels
+IMAGE_SIZE_PIXELS = (500, 375)
+PIPELINE_IMAGES = {"gpu": 512, "cpu": 64}
+PIPELINE_BATCH = 32
+# Common role's data disk (playbooks/roles/common/defaults/main.yml, common_data_disk_mountpoint)
+PROVISIONED_DATA_DIR = Path("/data")
+
+
+def default_data_dir() -> Path:
+    """Where checkpoints and data live on a host: the data disk the common role mounts at /data, where it is a mount
+    point; else the working directory (torchtitan and `dlbench run` write their outputs below it)."""
+    return PROVISIONED_DATA_DIR if os.path.ismount(PROVISIONED_DATA_DIR) else Path.cwd()
+
+
+def checkpoint_sizes() -> dict[str, int]:
+    """Workload name -> bytes of its checkpoint (weights and AdamW state), for every model `dlbench list` names."""
+    from dlbench.workloads import WORKLOADS
+
+    return {name: workload.parameters * BYTES_PER_PARAMETER for name, workload in WORKLOADS.items()}
+
+
+def reserve(total: int) -> int:
+    return max(RESERVE_BYTES, int(total * RESERVE_FRACTION))
+
+
+def plan(directory: Path, wanted: int | None) -> int:
+    """The bytes the checkpoint test may write into `directory`: `wanted` (or the largest checkpoint), as far as the
+    free space above the reserve allows. A directory that is not a writable folder, or where not even `wanted` (when
+    given) or 64 MiB fits, is refused with one line, before anything runs."""
+    if not directory.is_dir():
+        raise UserError(f"--data-dir {directory}: no such folder")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UserError(f"--data-dir {directory}: not writable")
+    usage = shutil.disk_usage(directory)
+    room = usage.free - reserve(usage.total)
+    need = wanted if wanted is not None else MINIMUM_BYTES
+    if room < need:
+        raise UserError(
+            f"--data-dir {directory}: {units.human_bytes(max(usage.free, 0))} free; the storage test needs "
+            f"{units.human_bytes(need)} and leaves {units.human_bytes(reserve(usage.total))} free: "
+            "give another --data-dir or a smaller --checkpoint-bytes"
+        )
+    return min(wanted if wanted is not None else max(checkpoint_sizes().values()), room)
+
+
+def _drop_cache(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def write_read(directory: Path, size: int, budget: float) -> dict:
+    """Write up to `size` bytes into a new file in `directory` (stopping after `budget` seconds), fsync it, drop it
+    from the page cache and read it back: bytes written, seconds for each (the write's including its fsync)."""
+    block = memoryview(os.urandom(CHUNK))  # incompressible, as trained weights are
+    fd, name = tempfile.mkstemp(prefix=".dlbench-checkpoint-", dir=directory)
+    path = Path(name)
+    try:
+        written, started = 0, time.monotonic()
+        with os.fdopen(fd, "wb", buffering=0) as handle:
+            while written < size and time.monotonic() - started < budget:
+                written += handle.write(block[: min(CHUNK, size - written)])
+                if written % SYNC_EVERY == 0:
+                    # dirty pages may grow to a fifth of memory (vm.dirty_ratio) before the kernel writes them: a
+                    # sync every GiB keeps the final fsync, and so the budget, bounded on a host with terabytes
+                    os.fsync(handle.fileno())
+            os.fsync(handle.fileno())
+        write_seconds = time.monotonic() - started
+        _drop_cache(path)
+        read, started = 0, time.monotonic()
+        with open(path, "rb", buffering=0) as handle:
+            buffer = bytearray(CHUNK)
+            while chunk := handle.readinto(buffer):
+                read += chunk
+        read_seconds = time.monotonic() - started
+    finally:
+        path.unlink(missing_ok=True)
+    return {"bytes": written, "write_seconds": write_seconds, "read_seconds": read_seconds, "read_bytes": read}
+
+
+def disk_of(directory: Path) -> str | None:
+    """The block device (as /sys/block names it: nvme0n1, sda, vda) holding `directory`; None for a file system
+    without one (tmpfs, overlay, NFS). /sys/dev/block/MAJOR:MINOR links to the device; a partition's parent is the
+    disk (Documentation/ABI/stable/sysfs-dev)."""
+    device = os.stat(directory).st_dev
+    link = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}")
+    if not link.exists():
+        return None
+    node = link.resolve()
+    return node.parent.name if (node / "partition").exists() else node.name
+
+
+def _spec_disks(ctx: Context) -> list[dict] | None:
+    spec = ctx.options.spec
+    return (spec.get("hardware") or {}).get("storage") if spec else None
+
+
+def _on_spec_disk(ctx: Context, directory: Path) -> tuple[str, str] | None:
+    """(verdict, sentence) when a spec declares disks: whether the data folder lives on a disk of a declared kind."""
+    wanted = _spec_disks(ctx)
+    if not wanted:
+        return None
+    from dlbench.hostspec.compare import TYPE_MATCHES
+    from dlbench.hostspec.facts import storage
+
+    name = disk_of(directory)
+    disk = next((d for d in storage(ctx.host) if d["name"] == name), None) if name else None
+    kinds = sorted({kind for want in wanted for kind in TYPE_MATCHES.get(want["type"], {want["type"]})})
+    declared = ", ".join(sorted({want["type"] for want in wanted}))
+    if disk is None:
+        return WARN, f"{directory} is on no local disk of the spec ({declared}): {name or 'no block device'}"
+    if disk["type"] not in kinds:
+        return WARN, f"{directory} is on {disk['name']} ({disk['type']}), not on the spec's {declared}"
+    return PASS, f"{directory} is on {disk['name']} ({disk['type']}), a disk of the spec ({declared})"
+
+
+def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
+    measured = write_read(directory, size, BUDGET_SECONDS[ctx.options.level])
+    written = measured["bytes"]
+    write_rate = written / measured["write_seconds"] / 1e9
+    read_rate = measured["read_bytes"] / measured["read_seconds"] / 1e9
+    models = {
+        name: {
+            "bytes": size_bytes,
+            "write_seconds": round(size_bytes / (write_rate * 1e9), 1),
+            "read_seconds": round(size_bytes / (read_rate * 1e9), 1),
+        }
+        for name, size_bytes in sorted(checkpoint_sizes().items(), key=lambda item: item[1])
+    }
+    largest = max(models, key=lambda name: models[name]["bytes"])
+    data = {"directory": str(directory), "bytes_written": written, "models": models, **measured}
+    on_disk = _on_spec_disk(ctx, directory)
+    verdict, judged = on_disk if on_disk else (INFO, "no host spec: measured, not judged")
+    source = f"the spec's storage ({ctx.options.spec_path})" if on_disk else None
+    span = f"{units.human_bytes(written)} fsync'd in {measured['write_seconds']:.1f} s"
+    results = []
+    for kind, rate, seconds in (
+        ("write", write_rate, models[largest]["write_seconds"]),
+        ("read", read_rate, models[largest]["read_seconds"]),
+    ):
+        results.append(
+            CheckResult(
+                f"storage.checkpoint_{kind}",
+                f"checkpoint {kind} throughput on {directory}",
+                verdict,
+                round(rate, 3),
+                "GB/s",
+                expected="on a disk the spec declares" if on_disk else None,
+                source=source,
+                detail=f"{judged}; {span}; {largest}'s checkpoint ({units.human_bytes(models[largest]['bytes'])}, "
+                f"weights and AdamW state) would take {seconds:.0f} s to {kind}"
+                + (" (read back after posix_fadvise DONTNEED)" if kind == "read" else ""),
+                data=data if kind == "write" else {},
+            )
+        )
+    if verdict == WARN:
+        results[0].detail += ": mount the data disk there or give --data-dir on it"
+    return results
+
+
+def _write_images(root: Path, count: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    generator = np.random.default_rng(0)
+    width, height = IMAGE_SIZE_PIXELS
+    for index in range(count):
+        folder = root / f"class{index % 2}"
+        folder.mkdir(exist_ok=True)
+        # noise over a gradient: compresses to about ImageNet's average file size at quality 90
+        base = np.linspace(0, 200, width, dtype=np.float32)[None, :, None]
+        pixels = np.clip(base + generator.normal(0, 24, (height, width, 3)), 0, 255).astype(np.uint8)
+        path = folder / f"{index:05d}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        _drop_cache(path)
+
+
+def consumption(ctx: Context, gpus: int) -> tuple[float, str] | None:
+    """(images/s, source) the GPUs consume training resnet50, from the published per-GPU figure, where known."""
+    from dlbench.validate.compute import device_name
+
+    torch = ctx.torch()
+    reference = baselines.training_reference(device_name(torch, ctx.compute_devices()[0]), "resnet50")
+    return (reference.value * gpus, reference.source) if reference else None
+
+
+def input_pipeline(ctx: Context, directory: Path) -> CheckResult:
+    from dlbench.train.data import ImageFolder, default_workers
+    from dlbench.workloads import get_workload
+
+    torch = ctx.torch()
+    devices = ctx.compute_devices()
+    on_gpu = ctx.on_gpu()
+    workers = default_workers(devices[0]) * len(devices)  # every GPU's run has its own loader
+    workload = get_workload("resnet50")
+    root = Path(tempfile.mkdtemp(prefix=".dlbench-images-", dir=directory))
+    try:
+        _write_images(root, PIPELINE_IMAGES["gpu" if on_gpu else "cpu"])
+        loader = torch.utils.data.DataLoader(
+            ImageFolder(root, workload.image_size, workload.channels),
+            batch_size=PIPELINE_BATCH,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=False,
+        )
+        images, budget, started = 0, PIPELINE_SECONDS[ctx.options.level], time.monotonic()
+        for inputs, _ in loader:  # one pass at most: a second would read from the page cache
+            images += len(inputs)
+            if time.monotonic() - started > budget:
+                break
+        seconds = time.monotonic() - started
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    rate = images / seconds
+    title = f"image input pipeline rate from {directory} (resnet50, {workers} loader workers)"
+    data = {"images": images, "seconds": round(seconds, 2), "workers": workers, "pixels": IMAGE_SIZE_PIXELS}
+    wanted = consumption(ctx, len(devices)) if on_gpu else None
+    if wanted is None:
+        why = "CPU path: no expectation applies" if not on_gpu else "no published resnet50 figure for this GPU"
+        return CheckResult("storage.input_pipeline", title, INFO, round(rate, 1), "images/s", detail=why, data=data)
+    need, source = wanted
+    verdict = PASS if rate >= need else WARN
+    return CheckResult(
+        "storage.input_pipeline",
+        title,
+        verdict,
+        round(rate, 1),
+        "images/s",
+        expected=f">= {need:.0f} images/s (what {len(devices)} GPU(s) consume training resnet50)",
+        source=source,
+        detail="the loader keeps up with the GPUs"
+        if verdict == PASS
+        else f"the GPUs would wait for input ({rate:.0f} of {need:.0f} images/s): more CPU cores per GPU, "
+        "images stored at training size, or decoding on the GPU (NVIDIA DALI)",
+        data=data,
+    )
+
+
+def run(ctx: Context) -> list[CheckResult]:
+    directory = ctx.options.data_dir
+    size = ctx.options.checkpoint_bytes
+    if size is None:
+        size = plan(directory, None) if ctx.on_gpu() else min(CPU_CHECKPOINT_BYTES, plan(directory, None))
+    results = checkpoint(ctx, directory, size)
+    if ctx.torch() is None or not ctx.compute_devices():
+        results.append(skip("storage.input_pipeline", "image input pipeline rate", ctx.no_torch_reason()))
+    else:
+        results.append(input_pipeline(ctx, directory))
+    return results

@@ -1,0 +1,92 @@
+"""`dlbench validate`'s storage checks: checkpoint write and read throughput on the data folder, the image input
+pipeline's rate, on this machine's real disk (a tmp folder) at small sizes (--checkpoint-bytes)."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from dlbench.errors import UserError
+from dlbench.hostspec import spec
+from dlbench.validate import storage
+from dlbench.validate.report import INFO, WARN
+from dlbench.workloads import WORKLOADS
+from validate_support import context
+
+SMALL = 96 * 2**20  # one and a half of the 64 MiB chunks: the last write is a partial one
+
+
+def _checks(results):
+    return {result.id: result for result in results}
+
+
+def test_a_checkpoint_is_written_fsyncd_read_back_from_the_disk_and_removed(tmp_path):
+    checks = _checks(storage.run(context(data_dir=tmp_path, checkpoint_bytes=SMALL)))
+    write, read = checks["storage.checkpoint_write"], checks["storage.checkpoint_read"]
+    assert write.verdict == read.verdict == INFO  # no host spec: measured, not judged
+    assert write.unit == read.unit == "GB/s" and write.measured > 0 and read.measured > 0
+    assert write.data["bytes_written"] == write.data["read_bytes"] == SMALL
+    # every model `dlbench list` names, its checkpoint at 12 bytes a parameter, with the time it would take here
+    models = write.data["models"]
+    assert set(models) == set(WORKLOADS)
+    assert models["llama3-8b"]["bytes"] == WORKLOADS["llama3-8b"].parameters * 12
+    assert models["llama3-8b"]["write_seconds"] > models["gpt2"]["write_seconds"]
+    assert "llama3-8b's checkpoint" in write.detail and "posix_fadvise" in read.detail
+    pipeline = checks["storage.input_pipeline"]
+    assert pipeline.verdict == INFO and pipeline.unit == "images/s" and pipeline.measured > 0
+    assert pipeline.data["images"] == storage.PIPELINE_IMAGES["cpu"]
+    assert list(tmp_path.iterdir()) == []  # the checkpoint and the images are gone
+
+
+def test_a_data_folder_off_the_disks_the_spec_declares_is_a_warning(tmp_path):
+    declared = spec.parse({"hardware": {"storage": ["NVMe SSD 2TB"]}}, tmp_path / "spec.yml")
+    ctx = context(data_dir=tmp_path, checkpoint_bytes=storage.MINIMUM_BYTES, spec=declared, spec_path="spec.yml")
+    disk = storage.disk_of(tmp_path)
+    if disk is not None and disk.startswith("nvme"):
+        pytest.skip(f"{tmp_path} is on an NVMe drive here ({disk}): the data folder is where the spec says")
+    write = storage.checkpoint(ctx, tmp_path, storage.MINIMUM_BYTES)[0]
+    assert write.verdict == WARN
+    assert "NVMe SSD" in write.detail and "--data-dir" in write.detail
+    assert write.source == "the spec's storage (spec.yml)"
+
+
+def test_the_checkpoint_size_is_the_largest_model_as_far_as_the_free_space_allows(tmp_path):
+    usage = shutil.disk_usage(tmp_path)
+    room = usage.free - storage.reserve(usage.total)
+    assert storage.plan(tmp_path, None) == min(max(storage.checkpoint_sizes().values()), room)
+    assert storage.plan(tmp_path, SMALL) == SMALL
+    with pytest.raises(UserError, match=r"free; the storage test needs .* and leaves .* free"):
+        storage.plan(tmp_path, usage.free)  # would eat into the reserve
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--checkpoint-bytes", "1PB"), "free; the storage test needs 1000.00TB"),
+        (("--checkpoint-bytes", "lots"), "must be a size such as 256MiB or 2GB"),
+        (("--data-dir", "/nonexistent/data"), "--data-dir /nonexistent/data: no such folder"),
+    ],
+)
+def test_a_checkpoint_that_cannot_fit_is_refused_in_one_line_before_anything_runs(dlbench_cli, tmp_path, args, message):
+    if "--data-dir" not in args:
+        args = ("--data-dir", str(tmp_path), *args)
+    done = dlbench_cli("validate", *args, "--json", tmp_path / "report.json")
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr.splitlines()[0] and "Traceback" not in done.stderr
+    assert done.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_validate_with_a_data_dir_reports_the_storage_family(dlbench_cli, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    report_path = tmp_path / "report.json"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = dlbench_cli("validate", "--data-dir", data, "--checkpoint-bytes", "64MiB", "--json", report_path, env=env)
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads(report_path.read_text())
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["storage.checkpoint_write"]["data"]["bytes_written"] == 64 * 2**20
+    assert checks["storage.input_pipeline"]["measured"] > 0
+    assert report["options"]["data_dir"] == str(data) and report["options"]["checkpoint_bytes"] == 64 * 2**20
+    assert list(data.iterdir()) == []
