@@ -54,6 +54,11 @@ ALLOWED = {
     "docker login ghcr.io": "needs a registry account",
     "ansible-vault create group_vars/all/vault.yml": "interactive: asks for a password and opens an editor",
     "scripts/torch-build.sh download-cpu python3 /tmp/torch-wheels 3.11 2.36": "downloads from PyTorch's CPU index; tests/test_torch_build.py runs download-cpu against local indexes",
+    "python benchmarks/summarize_fleet.py --reports 10000 --rounds 3": "writes 1.2 GB of reports and takes minutes; "
+    "tests/test_validate_summarize.py runs the same benchmark at 400 reports",
+    "git show main:dlbench/validate/summarize.py > /tmp/summarize_before.py": "needs a clone with a main branch to "
+    "compare against; the next line's --compare-with runs in tests/test_validate_summarize.py",
+    "python benchmarks/summarize_fleet.py --reports 1000 --compare-with /tmp/summarize_before.py": "tests/test_validate_summarize.py runs --compare-with at 400 reports against this summarize.py",
 }
 # `dlbench run` and `dlbench scaling` commands parsed but not run, with the reason
 NOT_RUN = {
