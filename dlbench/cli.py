@@ -67,22 +67,34 @@ class _CommandParser(_Parser):
         return parsed, unknown
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(loaded=tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """The CLI with the options of the subcommands in LOADED (all by default); the others are listed with their help
+    line but their modules are not imported, so that each command's start-up pays for its own imports alone."""
     parser = _Parser(prog="dlbench", description="Provision-to-proof toolkit for GPU servers: benchmark and monitor.")
     parser.add_argument("--version", action="version", version=f"dlbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(command_parser)
-        command_parser.set_defaults(_module=module)
+        if name in loaded:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command_parser)
+            command_parser.set_defaults(_module=module)
     return parser
 
 
+def _command_named(argv: list[str]) -> str | None:
+    """The subcommand ARGV names: the first word that is not an option (the top-level options take no value)."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: `validate --bundle` records it to re-run
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_named(argv)
+    # without a known command, parse_args exits (--help, --version or an error), for which no subcommand is needed
+    args = build_parser(loaded=[command] if command else []).parse_args(argv)
+    args.argv = argv  # as typed: `validate --bundle` records it to re-run
     missing = _missing_extra(args.command)
     if missing:
         print(f"dlbench: error: {missing}", file=sys.stderr)

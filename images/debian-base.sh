@@ -28,8 +28,6 @@ suite=bookworm
 # What the Dockerfile needs from any base: a Python 3 with venv, CA certificates and tini (its apt-get step
 # then finds them installed and only refreshes the index).
 packages="ca-certificates python3 python3-venv tini"
-# Bumped when the recipe below changes in a way the inputs do not show.
-recipe=2
 
 scratch=()
 container=""
@@ -52,11 +50,15 @@ lock() {
 # The debootstrapped minbase tree, built once per suite and mirror; sets $base to its path.
 minbase_tree() {
     local key dir
-    key=$(printf '%s\n' "$recipe" "$suite" minbase "$mirror" | sha256sum | cut -c1-16)
+    # keyed by the recipe itself: this function's code as bash prints it (comments left out, so they do not rebuild)
+    key=$(printf '%s\n' "$(declare -f minbase_tree)" "$suite" "$mirror" | sha256sum | cut -c1-16)
     dir=$cache_dir/debian/$suite-minbase-$key
     mkdir -p "$cache_dir/debian"
     lock "$dir"
     if [ ! -e "$dir/complete" ]; then
+        # a debootstrap cut off (SIGKILL) can leave /proc and /sys mounted in root.partial: unmount them, deepest
+        # first, before removing it, so that rm never reaches into the host's /proc or /sys
+        awk -v inside="$dir/" 'index($2, inside) == 1 { print $2 }' /proc/self/mounts | sort -r | xargs -r -n1 umount -l
         rm -rf "$dir"
         mkdir -p "$dir"
         scratch+=("$dir/root.partial")

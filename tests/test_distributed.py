@@ -6,6 +6,7 @@ Kept small: a few timed steps of the two smallest workloads, since CI has two co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -71,13 +72,15 @@ SKEW = {"DLBENCH_TEST_STEP_DELAY": "1:0.003"}
 HOG = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def cpu_hog():
-    """A busy process beside the job for the length of the test (one core's worth)."""
+    """A busy process beside the job while the block runs (one core's worth)."""
     hog = subprocess.Popen([sys.executable, "-c", HOG])
-    yield hog
-    hog.kill()
-    hog.wait()
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 def check_ranks_agreed(result: dict, world_size: int) -> None:
@@ -98,53 +101,74 @@ def check_ranks_agreed(result: dict, world_size: int) -> None:
         assert load["job_processes_cores_mean"] == load["this_process_cores_mean"]
 
 
-@pytest.mark.parametrize(
-    "workload, extra",
-    [("mnist-mlp", ()), ("gpt2-tiny", ("--fsdp", "--batch-size", "2", "--seq-len", "32"))],
-    ids=["ddp", "fsdp"],
-)
-def test_default_settings_end_on_every_rank_with_one_rank_skewed(tmp_path, cpu_hog, workload, extra):
-    out = tmp_path / "defaults.json"
-    done = dlbench(
-        "run",
-        workload,
-        "--nproc",
-        "2",
-        "--device",
-        "cpu",
-        *extra,
-        "--no-telemetry",
-        "--dist-timeout",
-        "60",
-        "--output",
-        str(out),
-        env=SKEW,
-    )
+def _skewed_run_with_default_settings(out, workload, *extra):
+    """`dlbench run WORKLOAD --nproc 2` with the defaults a user gets, rank 1 skewed and a CPU hog beside the job."""
+    with cpu_hog():
+        done = dlbench(
+            "run",
+            workload,
+            "--nproc",
+            "2",
+            "--device",
+            "cpu",
+            *extra,
+            "--no-telemetry",
+            "--dist-timeout",
+            "60",
+            "--output",
+            str(out),
+            env=SKEW,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = load(out)
+    return load(out)
+
+
+@pytest.fixture(scope="module")
+def ddp_run_with_default_settings(tmp_path_factory):
+    """One two-rank DDP job (mnist-mlp) at the default settings, skewed: the tests of the agreed window and of the
+    job's DDP result each check their part of it (a torchrun job costs three torch start-ups on two cores)."""
+    out = tmp_path_factory.mktemp("ddp-defaults") / "defaults.json"
+    return out, _skewed_run_with_default_settings(out, "mnist-mlp")
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_default_settings_end_on_every_rank_with_one_rank_skewed(tmp_path, request, strategy):
+    if strategy == "ddp":
+        _, result = request.getfixturevalue("ddp_run_with_default_settings")
+    else:
+        fsdp = ("--fsdp", "--batch-size", "2", "--seq-len", "32")
+        result = _skewed_run_with_default_settings(tmp_path / "defaults.json", "gpt2-tiny", *fsdp)
     check_ranks_agreed(result, 2)
     assert result["requested"]["steps"] is None and result["requested"]["warmup"] is None
     assert result["warmup"]["rule"].startswith("until the last 5 step times agree")
 
 
-def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(tmp_path, cpu_hog):
-    out = tmp_path / "scaling.json"
-    done = dlbench(
-        "scaling",
-        "mnist-mlp",
-        "--nproc",
-        "1,2",
-        "--device",
-        "cpu",
-        "--dist-timeout",
-        "60",
-        "--output",
-        str(out),
-        env=SKEW,
-        timeout=2 * RUN_TIMEOUT,
-    )
+@pytest.fixture(scope="module")
+def scaling_with_default_settings(tmp_path_factory):
+    """One `dlbench scaling mnist-mlp --nproc 2` at the default settings, rank 1 skewed beside a CPU hog: the test
+    that every size ends agreed and the test of the study's efficiencies each check their part of it."""
+    out = tmp_path_factory.mktemp("scaling") / "scaling.json"
+    with cpu_hog():
+        done = dlbench(
+            "scaling",
+            "mnist-mlp",
+            "--nproc",
+            "2",  # the one-process baseline is added
+            "--device",
+            "cpu",
+            "--dist-timeout",
+            "60",
+            "--output",
+            str(out),
+            env=SKEW,
+            timeout=2 * RUN_TIMEOUT,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
-    one, two = json.loads(out.read_text())["sizes"]
+    return json.loads(out.read_text())
+
+
+def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(scaling_with_default_settings):
+    one, two = scaling_with_default_settings["sizes"]
     check_ranks_agreed(load(one["result"]), 1)  # the baseline is a one-rank torchrun job
     check_ranks_agreed(load(two["result"]), 2)
 
@@ -199,28 +223,10 @@ def test_the_multinode_command_form_with_default_settings(tmp_path):
     assert result["distributed"]["nodes"] == 2
 
 
-def test_two_ranks_train_in_sync_and_rank_zero_writes_one_result(tmp_path):
-    out = tmp_path / "mlp.json"
-    done = dlbench(
-        "run",
-        "mnist-mlp",
-        "--nproc",
-        "2",
-        "--device",
-        "cpu",
-        "--steps",
-        "4",
-        "--warmup",
-        "1",
-        "--batch-size",
-        "16",
-        "--no-telemetry",
-        "--output",
-        str(out),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    check_job(load(out), 2)
-    assert list(tmp_path.iterdir()) == [out]  # one result for the job, not one per rank
+def test_two_ranks_train_in_sync_and_rank_zero_writes_one_result(ddp_run_with_default_settings):
+    out, result = ddp_run_with_default_settings
+    check_job(result, 2)
+    assert list(out.parent.iterdir()) == [out]  # one result for the job, not one per rank
 
 
 def test_four_ranks_of_cifar_cnn(tmp_path):
@@ -607,27 +613,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def test_scaling_writes_an_efficiency_per_size(tmp_path):
-    out = tmp_path / "scaling.json"
-    done = dlbench(
-        "scaling",
-        "mnist-mlp",
-        "--nproc",
-        "2",
-        "--device",
-        "cpu",
-        "--steps",
-        "3",
-        "--warmup",
-        "1",
-        "--batch-size",
-        "16",
-        "--output",
-        str(out),
-        timeout=2 * RUN_TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    study = json.loads(out.read_text())
+def test_scaling_writes_an_efficiency_per_size(scaling_with_default_settings):
+    study = scaling_with_default_settings
     assert [entry["processes"] for entry in study["sizes"]] == [1, 2]  # the one-process baseline is added
     one, two = study["sizes"]
     assert one["efficiency"] == pytest.approx(1.0)
@@ -713,6 +700,10 @@ def test_scaling_passes_fsdp_to_every_size_and_refuses_it_for_a_cnn():
     assert "resnet50 is not one: drop --fsdp" in refused.stderr
 
 
+# A command of docs/benchmarks.md that trains: two torchrun jobs (the tutorial loop, then dlbench), about 40 s on two
+# cores. What dlbench does in such a job is proved in the fast tier above; this proves the benchmark script, like the
+# other doc commands that train (tests/test_doc_commands.py).
+@pytest.mark.slow
 def test_the_harness_overhead_benchmark_compares_a_two_rank_job(tmp_path):
     """benchmarks/harness_overhead.py --ranks 2 as docs/benchmarks.md shows it, cut to one short round: the DDP
     tutorial loop and `dlbench run --nproc 2` (agreed window) each as a torchrun job, rank 0's figures compared."""

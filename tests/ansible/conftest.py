@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 # are built once per machine instead of once per clone.
 CACHE = cache_root()
 ANSIBLE_BIN = Path(sys.executable).parent
-TORCH_REQUIREMENT = "torch==2.13.0"
+# the stack's torch (stack.yml, which constraints.txt and the conda role follow): the wheels the index stand-in serves
+TORCH_REQUIREMENT = f"torch=={standins.TORCH_VERSION}"
 JUPYTER_PASSWORD = "correct horse battery staple"
 ADMIN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDlbenchTestKeyOnlyForTheChrootHost0000000 ops@test"
 

@@ -143,6 +143,7 @@ esac"""
 _STACK = yaml.safe_load((Path(__file__).resolve().parents[2] / "stack.yml").read_text())
 TOOLKIT_VERSION = _STACK["stack_container_toolkit_version"]
 MINIFORGE_VERSION = _STACK["stack_miniforge_version"]
+TORCH_VERSION = _STACK["stack_torch_version"]  # what the conda role installs, from the PyTorch index stand-in
 
 
 # Where the stand-in nvidia-smi reads the GPU's compute processes (what NVML reports: one "PID NAME USED_MIB" line

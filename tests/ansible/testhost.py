@@ -1,17 +1,20 @@
 """A Debian 12 root filesystem made by debootstrap, cached, and handed out fresh per test.
 
 The tree starts from the minbase tree that images/debian-base.sh debootstraps once for the image base too (one
-debootstrap for both), copied, with PACKAGES installed on top. It is built once per base and package list (their
-hash names its directory in the test cache, tests/cache_dir.py) under a lock, so that two sessions at once build it
-once; each test gets a writable copy: an overlayfs over the cached tree where the kernel allows it, else cp -a.
+debootstrap for both), copied, with PACKAGES installed on top. It is built once per base, package list and building
+code (their hash names its directory in the test cache, tests/cache_dir.py) under a lock, so that two sessions at once
+build it once, and renamed into place only when complete; each test gets a writable copy: an overlayfs over the cached tree where the kernel allows it, else cp -a.
 """
 
+import ast
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import shutil
 import subprocess
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -45,7 +48,6 @@ PACKAGES = sorted(
         "linux-headers-amd64",
     ]
 )
-BUILD_RECIPE_VERSION = 2
 DEBIAN_BASE = Path(__file__).resolve().parents[2] / "images" / "debian-base.sh"
 
 
@@ -64,7 +66,13 @@ def minbase_tree(cache_root):
 
 
 def cache_key(base):
-    recipe = json.dumps([BUILD_RECIPE_VERSION, str(base), PACKAGES]).encode()
+    """The entry's name: a hash of the base tree's path (itself keyed by what built it), the package list and the code
+    that builds the entry (_build and what it calls, as syntax trees: a changed comment does not rebuild it)."""
+    code = [
+        ast.dump(ast.parse(textwrap.dedent(inspect.getsource(function))))
+        for function in (_build, mounted_proc, _remove_unfinished)
+    ]
+    recipe = json.dumps([str(base), PACKAGES, code]).encode()
     return hashlib.sha256(recipe).hexdigest()[:16]
 
 
@@ -89,33 +97,52 @@ def cached_root(cache_dir, progress=print):
         return _FOUND[cache_dir]
     progress(f"the Debian 12 minbase tree: images/debian-base.sh --rootfs, in {cache_dir.parent} (debootstraps once)")
     base = minbase_tree(cache_dir.parent)
-    final = cache_dir / cache_key(base) / "root"
-    if not (final.parent / "complete").exists():
-        with locked(final.parent.with_suffix(".lock")):
-            if not (final.parent / "complete").exists():  # another session may have built it while this one waited
-                _build(base, final, progress)
-    _FOUND[cache_dir] = final
-    return final
+    entry = cache_dir / cache_key(base)
+    if not (entry / "complete").exists():
+        with locked(entry.with_suffix(".lock")):
+            if not (entry / "complete").exists():  # another session may have built it while this one waited
+                _build(base, entry, progress)
+    _FOUND[cache_dir] = entry / "root"
+    return entry / "root"
 
 
-def _build(base, final, progress):
-    progress(f"test host tree: {len(PACKAGES)} packages on a copy of {base}, once, into {final.parent} (minutes)")
-    building = final.parent / f"building-{uuid.uuid4().hex[:8]}"
-    shutil.rmtree(final.parent, ignore_errors=True)
-    building.parent.mkdir(parents=True)
-    subprocess.run(["cp", "-a", str(base), str(building)], check=True)
-    shutil.copy("/etc/resolv.conf", building / "etc" / "resolv.conf")
-    with mounted_proc(building):
+def _build(base, entry, progress):
+    """Build the entry in a directory of its own beside it and rename that into place once complete: the entry's
+    name exists only for a finished tree, and a build cut off (even by SIGKILL, with /proc still mounted in it) is
+    removed by the next build of the same entry, which holds the entry's lock."""
+    progress(f"test host tree: {len(PACKAGES)} packages on a copy of {base}, once, into {entry} (minutes)")
+    _remove_unfinished(entry)
+    building = entry.with_name(f"{entry.name}.building-{uuid.uuid4().hex[:8]}")
+    building.mkdir(parents=True)
+    root = building / "root"
+    subprocess.run(["cp", "-a", str(base), str(root)], check=True)
+    shutil.copy("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    with mounted_proc(root):
         env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
         subprocess.run(
-            ["chroot", str(building), "apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
+            ["chroot", str(root), "apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
             check=True,
             capture_output=True,
             env=env,
         )
-        subprocess.run(["chroot", str(building), "apt-get", "clean"], check=True, env=env)
-    building.rename(final)
-    (final.parent / "complete").touch()
+        subprocess.run(["chroot", str(root), "apt-get", "clean"], check=True, env=env)
+    (building / "complete").touch()
+    building.rename(entry)
+
+
+def _remove_unfinished(entry):
+    """Remove what a cut-off build of ENTRY left (its building directories, an entry without `complete`), unmounting
+    first whatever is still mounted inside them, so that removing them never reaches into a live /proc."""
+    leftovers = list(entry.parent.glob(f"{entry.name}.building-*"))
+    if entry.exists():
+        leftovers.append(entry)
+    for leftover in leftovers:
+        inside = str(leftover.resolve()) + "/"
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[1].startswith(inside)]
+        for point in sorted(points, reverse=True):  # the deepest first
+            subprocess.run(["umount", "-l", point], check=False)
+        shutil.rmtree(leftover)
 
 
 class Host:

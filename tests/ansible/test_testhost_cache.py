@@ -1,0 +1,50 @@
+"""The test host's cache entry (tests/ansible/testhost.py): named by what builds it, and never left half-built, or with
+a live /proc inside it, by a build that was cut off. Needs no test host: fast tier."""
+
+import os
+import subprocess
+
+import pytest
+
+from . import testhost
+
+
+def test_the_key_follows_the_base_the_packages_and_the_building_code(monkeypatch, tmp_path):
+    base = tmp_path / "minbase"
+    key = testhost.cache_key(base)
+    assert key == testhost.cache_key(base) and key != testhost.cache_key(tmp_path / "another-minbase")
+    monkeypatch.setattr(testhost, "PACKAGES", [*testhost.PACKAGES, "htop"])
+    assert testhost.cache_key(base) != key
+    monkeypatch.undo()
+
+    def _build(base, entry, progress):  # another recipe: no apt-get clean
+        pass
+
+    monkeypatch.setattr(testhost, "_build", _build)
+    assert testhost.cache_key(base) != key
+
+
+def _mounts_under(path):
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        return [line.split()[1] for line in mounts if line.split()[1].startswith(f"{path.resolve()}/")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting /proc needs root, as the test host does")
+def test_a_build_cut_off_with_proc_mounted_is_removed_before_the_next(tmp_path):
+    entry = tmp_path / "ansible-testhost" / "0123456789abcdef"
+    killed = entry.with_name(f"{entry.name}.building-deadbeef")  # what SIGKILL during apt-get leaves
+    (killed / "root" / "proc").mkdir(parents=True)
+    (killed / "root" / "etc").mkdir()
+    subprocess.run(["mount", "-t", "proc", "proc", str(killed / "root" / "proc")], check=True)
+    (entry / "root").mkdir(parents=True)  # an entry without `complete`, from before builds were renamed into place
+    other = entry.with_name(f"{'f' * 16}.building-0000beef")  # another entry's build, under its own lock
+    other.mkdir()
+    try:
+        assert _mounts_under(killed)
+        testhost._remove_unfinished(entry)
+        assert not killed.exists() and not entry.exists() and other.exists()
+        assert _mounts_under(tmp_path) == []
+        assert os.path.exists("/proc/self/status")  # the host's /proc untouched
+    finally:
+        for point in _mounts_under(tmp_path):
+            subprocess.run(["umount", "-l", point], check=False)
