@@ -16,7 +16,7 @@ import yaml
 from dlbench.errors import UserError
 from dlbench.hostspec import compare, facts, spec, units, write
 from dlbench.hostspec.reader import HostReader, RecordedHost
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.nvml.reader import NvmlReader
 from dlbench.validate.report import FAIL, PASS, SKIP, WARN
 from validate_support import simulated_nvml
 

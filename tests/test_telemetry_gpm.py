@@ -1,16 +1,16 @@
 """GPM profiling activity (Hopper and newer): ratios over the sampling interval, absent before Hopper, DCGM names.
 
-Faked: NVML only (dlbench.telemetry.fake_nvml: h100-sxm offers GPM, a100 and v100 answer isSupportedDevice = 0, as
+Faked: NVML only (dlbench.nvml.simulated: h100-sxm offers GPM, a100 and v100 answer isSupportedDevice = 0, as
 nvmlGpmQueryDeviceSupport does before Hopper). The exposition is prometheus_client's real one.
 """
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dlbench.telemetry import fake_nvml
-from dlbench.telemetry.collector import TelemetryCollector
+from dlbench.nvml import simulated
+from dlbench.exporter.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.nvml.reader import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 from tests.test_telemetry_exposition import find, samples
 
@@ -26,7 +26,7 @@ BUSY = {
 
 
 def test_gpm_ratios_cover_the_interval_between_two_reads_and_only_on_hopper():
-    fake = fake_nvml.from_spec("h100-sxm,a100,v100")
+    fake = simulated.from_spec("h100-sxm,a100,v100")
     reader = NvmlReader(fake).start()
     fake.gpus[0].values["gpm"] = BUSY
     first = reader.read_all()
@@ -45,7 +45,7 @@ def test_gpm_ratios_cover_the_interval_between_two_reads_and_only_on_hopper():
 
 
 def test_gpm_costs_one_sample_call_per_read_and_no_support_query_after_the_first():
-    fake = fake_nvml.from_spec("h100-sxm,a100")
+    fake = simulated.from_spec("h100-sxm,a100")
     reader = NvmlReader(fake).start()
     counts = {"nvmlGpmSampleGet": 0, "nvmlGpmQueryDeviceSupport": 0}
     for name in counts:
@@ -62,7 +62,7 @@ def test_gpm_costs_one_sample_call_per_read_and_no_support_query_after_the_first
 
 
 def test_dcgm_compat_serves_the_profiling_names_as_ratios():
-    fake = fake_nvml.from_spec("h100-sxm,a100")
+    fake = simulated.from_spec("h100-sxm,a100")
     fake.gpus[0].values["gpm"] = BUSY
     sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
     sampler.sample_now()
@@ -81,7 +81,7 @@ def test_dcgm_compat_serves_the_profiling_names_as_ratios():
 def test_nvml_restarts_free_the_gpm_sample_buffers_instead_of_leaking_them():
     """A recovery loop (driver unloaded and back, again and again) must not allocate two new buffers per GPU and per
     MIG GPU instance at every restart without freeing the old ones (nvmlGpmSampleFree)."""
-    fake = fake_nvml.from_spec("h100-sxm,h100-mig,a100")
+    fake = simulated.from_spec("h100-sxm,h100-mig,a100")
     reader = NvmlReader(fake).start()
     reader.read_all()
     streams = fake.live_gpm_samples()
@@ -101,7 +101,7 @@ def test_nvml_restarts_free_the_gpm_sample_buffers_instead_of_leaking_them():
 
 def test_a_gpu_hung_in_a_call_keeps_its_gpm_buffers_across_a_restart():
     """Freeing a buffer that a hung call may still write into would be a use after free: that GPU's two are left."""
-    fake = fake_nvml.from_spec("h100-sxm*2")
+    fake = simulated.from_spec("h100-sxm*2")
     reader = NvmlReader(fake).start()
     reader.read_all()
     fake.gpus[1].faults = {"nvmlDeviceGetPowerUsage": "HANG"}

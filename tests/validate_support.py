@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import os
 
-from dlbench.telemetry import fake_nvml
+from dlbench.nvml import simulated
 from dlbench.validate.context import Context, Options
-from dlbench.validate.nvml_extra import extend_simulation
+from dlbench.nvml.static import extend_simulation
 
 
 def simulated_nvml(*gpus: dict):
-    """A simulated NVML (dlbench/telemetry/fake_nvml.py plus the validation calls) with one GPU per dict:
+    """A simulated NVML (dlbench/nvml/simulated.py plus the validation calls) with one GPU per dict:
     {"preset": "h100-sxm", "values": {...}, "faults": {...}} as in a scenario file."""
-    fake = fake_nvml.FakeNvml(
+    fake = simulated.FakeNvml(
         [
-            fake_nvml.FakeGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
+            simulated.FakeGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
             for i, g in enumerate(gpus)
         ]
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from dlbench.commands.argtypes import port, seconds_between
-from dlbench.telemetry import EXPORTER_DEFAULT_PORT
+from dlbench.exporter import EXPORTER_DEFAULT_PORT
 
 ENV_LISTEN = "DLBENCH_EXPORTER_LISTEN"
 ENV_PORT = "DLBENCH_EXPORTER_PORT"
@@ -76,7 +76,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from dlbench.telemetry.exporter import run_exporter
+    from dlbench.exporter.server import run_exporter
 
     return run_exporter(
         args.listen,

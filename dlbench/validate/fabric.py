@@ -25,7 +25,7 @@ from typing import Callable
 
 from dlbench.validate import baselines
 from dlbench.validate.context import Context
-from dlbench.validate.nvml_extra import NVLINK_ERROR_FIELDS, NvLinks, read_nvlinks
+from dlbench.nvml.static import NVLINK_ERROR_FIELDS, NvLinks, read_nvlinks
 from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 NVLINK_INACTIVE = 0  # nvmlNvlinkState NVML_NVLINK_STATE_INACTIVE

@@ -1,7 +1,7 @@
 """The `spec` play of setup_gpu.yml (role host_spec) run for real by ansible-playbook, on this machine through the
 local connection: the spec written and fetched, a second run unchanged, and drift shown by --check --diff without
 touching the kept spec. The folders are the test's own; this machine's facts are read as they are (no GPU: NVML is
-simulated, dlbench/telemetry/fake_nvml.py)."""
+simulated, dlbench/nvml/simulated.py)."""
 
 import os
 import re

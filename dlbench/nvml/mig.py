@@ -9,7 +9,7 @@ nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId, nvmlDeviceGetMemoryI
 v2 as for whole GPUs)
 and nvmlDeviceGetComputeRunningProcesses (the processes in that instance: "Per-instance information can be queried
 by using specific MIG device handles", NVML API reference). Activity per instance comes from GPM on Hopper and newer,
-sampled through the parent GPU with nvmlGpmMigSampleGet(parent, gpuInstanceId, sample) (dlbench/telemetry/gpm.py).
+sampled through the parent GPU with nvmlGpmMigSampleGet(parent, gpuInstanceId, sample) (dlbench/nvml/gpm.py).
 Whole-GPU utilisation, and so per-process utilisation, is not available per instance in NVML (NOT_SUPPORTED in MIG
 mode): an instance's processes carry their memory only.
 """
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.telemetry.gpm import free_gone_mig_gpm, read_mig_gpm
-from dlbench.telemetry.processes import ProcessOwners, top_processes
+from dlbench.nvml.gpm import free_gone_mig_gpm, read_mig_gpm
+from dlbench.nvml.processes import ProcessOwners, top_processes
 
 _OWNERS = "process_owners"  # reader._static key part of an instance's process owners: (index, _OWNERS, mig_uuid)
 

@@ -39,7 +39,7 @@ def _cache_key(field: Field) -> str:
 
 def read_fields(reader: Any, index: int, wanted: list[Field]) -> dict[Field, float]:
     """Values of the supported fields among `wanted` for GPU `index` (an NvmlReader), in one NVML call."""
-    from dlbench.telemetry import nvml as nvml_module  # the reader's module; imported here to avoid a cycle
+    from dlbench.nvml import reader as nvml_module  # the reader's module; imported here to avoid a cycle
 
     nvml, now = reader.nvml, time.monotonic()
     unsupported = reader._unsupported

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from dlbench.telemetry.fields import once_per_start
+from dlbench.nvml.fields import once_per_start
 
 # reading key -> NVML_GPM_METRIC_* name; "pipe_active.<pipe>" keys land in one labelled family
 GPM_METRICS = {

@@ -1,4 +1,4 @@
-"""TEST-ONLY: the NVML calls `dlbench validate` reads on top of those dlbench/telemetry/fake_nvml.py simulates.
+"""TEST-ONLY: the NVML calls `dlbench validate` reads on top of those dlbench/nvml/simulated.py simulates.
 
 Scripted through the same scenario "values" as the telemetry simulation (see that module), with these keys:
   persistence (1/0), ecc_mode ([current, pending], 1 = enabled; default: both the preset's ecc_default, itself 1
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import pynvml as _real
 
-from dlbench.telemetry.fake_nvml import FakeNvml, _error
+from dlbench.nvml.simulated import FakeNvml, _error
 
 
 # The VBIOS an HGX H100 fleet was held to in imbue-ai/cluster-health (health_checks/config.json: 96.00.99.00.01);

@@ -26,13 +26,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from dlbench.telemetry.catalogue import CLOCKS_EVENT_REASONS
-from dlbench.telemetry.fields import read_fields
-from dlbench.telemetry.gpm import free_gpm_samples, read_gpm
-from dlbench.telemetry.health import read_health
-from dlbench.telemetry.interconnect import read_interconnect
-from dlbench.telemetry.mig import read_mig
-from dlbench.telemetry.processes import read_processes
+from dlbench.exporter.catalogue import CLOCKS_EVENT_REASONS
+from dlbench.nvml.fields import read_fields
+from dlbench.nvml.gpm import free_gpm_samples, read_gpm
+from dlbench.nvml.health import read_health
+from dlbench.nvml.interconnect import read_interconnect
+from dlbench.nvml.mig import read_mig
+from dlbench.nvml.processes import read_processes
 
 FAKE_NVML_ENV = "DLBENCH_FAKE_NVML"
 
@@ -58,15 +58,15 @@ INIT_BACKOFF_SECONDS = (1.0, 60.0)  # first retry after 1 s, doubling up to once
 def load_pynvml():
     """The NVML binding to use: the real `pynvml`, or None if it is not installed.
 
-    TEST-ONLY HOOK: when DLBENCH_FAKE_NVML is set, a simulated NVML (dlbench/telemetry/fake_nvml.py) is returned
+    TEST-ONLY HOOK: when DLBENCH_FAKE_NVML is set, a simulated NVML (dlbench/nvml/simulated.py) is returned
     instead, so that tests on machines without a GPU can drive a real `dlbench exporter` process. This is the only
     place that reads the variable. Never set it in production: the exporter then reports invented GPUs.
     """
     scenario = os.environ.get(FAKE_NVML_ENV)
     if scenario:
-        from dlbench.telemetry import fake_nvml
+        from dlbench.nvml import simulated
 
-        return fake_nvml.from_spec(scenario)
+        return simulated.from_spec(scenario)
     try:
         import pynvml
     except ImportError:

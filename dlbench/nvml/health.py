@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.telemetry.fields import field_ids, once_per_start, read_fields
+from dlbench.nvml.fields import field_ids, once_per_start, read_fields
 
 # NVML_FI_DEV_GET_GPU_RECOVERY_ACTION replaces the deprecated NVML_FI_DEV_RESET_STATUS and
 # NVML_FI_DEV_DRAIN_AND_RESET_STATUS (pynvml.py comments); values are nvmlDeviceGpuRecoveryAction_t:

@@ -149,12 +149,12 @@ def extend_simulation(nvml: Any) -> Any:
     """When `nvml` is the test-only simulated NVML (DLBENCH_FAKE_NVML), give it the calls above as well.
 
     The telemetry simulation covers what the exporter reads; validation reads a few more. Rather than change that
-    module, its instance is switched to the subclass in `dlbench.validate.fake_nvml_extra`, which adds them.
+    module, its instance is switched to the subclass in `dlbench.nvml.simulated_validate`, which adds them.
     """
-    from dlbench.telemetry import fake_nvml
+    from dlbench.nvml import simulated
 
-    if isinstance(nvml, fake_nvml.FakeNvml) and not getattr(nvml, "validation_calls", False):
-        from dlbench.validate.fake_nvml_extra import ValidationFakeNvml
+    if isinstance(nvml, simulated.FakeNvml) and not getattr(nvml, "validation_calls", False):
+        from dlbench.nvml.simulated_validate import ValidationFakeNvml
 
         nvml.__class__ = ValidationFakeNvml
     return nvml

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dlbench.telemetry.fields import field_ids, once_per_start, read_fields
+from dlbench.nvml.fields import field_ids, once_per_start, read_fields
 
 PCIE_BYTE_FIELDS = {
     "pcie_transmitted_bytes": "NVML_FI_DEV_PCIE_COUNT_TX_BYTES",

@@ -2,7 +2,7 @@
 
 It replaces only the functions that would call into libnvidia-ml; constants, error classes and result structures
 are the real ones from the installed nvidia-ml-py, so code above it runs exactly as against a real GPU.
-Selected only by `dlbench.telemetry.nvml.load_pynvml()` when DLBENCH_FAKE_NVML is set:
+Selected only by `dlbench.nvml.reader.load_pynvml()` when DLBENCH_FAKE_NVML is set:
 
     DLBENCH_FAKE_NVML=h100-sxm,a100,rtx4090     one GPU per preset, in index order
     DLBENCH_FAKE_NVML=h100-sxm*8                eight of a kind
