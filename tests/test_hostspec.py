@@ -17,7 +17,7 @@ from dlbench.errors import UserError
 from dlbench.hostspec import compare, facts, spec, units, write
 from dlbench.hostspec.reader import HostReader, RecordedHost
 from dlbench.nvml.reader import NvmlReader
-from dlbench.validate.report import FAIL, PASS, SKIP, WARN
+from dlbench.checks import FAIL, PASS, SKIP, WARN
 from validate_support import simulated_nvml
 
 HOSTS = Path(__file__).parent / "fixtures" / "hosts"

@@ -11,7 +11,7 @@ import pynvml
 import pytest
 
 from dlbench.validate import baselines, compute, fabric, power
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from dlbench.checks import FAIL, INFO, PASS, SKIP, WARN
 from validate_support import PCI_H100_NVSWITCH, PCI_H100_SXM, context, pci_bus
 
 H100, EIGHT = "h100-sxm", 8

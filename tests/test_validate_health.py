@@ -11,7 +11,7 @@ import pytest
 
 from dlbench.validate import health, inventory
 from dlbench.validate.context import LoadWindow
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from dlbench.checks import FAIL, INFO, PASS, SKIP, WARN
 from validate_support import context
 
 H100 = "h100-sxm"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dlbench.nvml.xid import xid_class
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 # An XID whose class is critical (the GPU needs a reset, a reboot or NVIDIA's ECC or NVLink workflow) is a FAIL; any
 # other XID during a validation run (the job's own fault, informational, or not in the catalogue) is a WARN. The

@@ -14,7 +14,8 @@ from typing import Callable
 from dlbench import environment
 from dlbench.validate import compute, fabric, health, interconnect, inventory, memory, p2p, pcie, power, stack, training
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, CheckResult, Report
+from dlbench.checks import FAIL, CheckResult
+from dlbench.validate.report import Report
 
 
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:

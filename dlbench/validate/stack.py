@@ -13,7 +13,7 @@ from pathlib import Path
 from dlbench import environment, yamlfile
 from dlbench.errors import UserError
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 # Minimum Linux driver per CUDA toolkit release (NVIDIA CUDA Toolkit release notes, "CUDA Toolkit and Corresponding
 # Driver Versions"; facts.md section 3).
