@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from dlbench.nvml.processes import TOP_PROCESSES
+from dlbench.nvml.reader import CLOCKS_EVENT_REASONS
 
 GPU_LABELS = ("gpu", "uuid", "hostname")
 HOST_LABELS = ("hostname",)
@@ -202,19 +203,6 @@ def _mig_gpm_specs() -> tuple[MetricSpec, ...]:
         for spec in _GPM_SPECS
     )
 
-
-CLOCKS_EVENT_REASONS = {
-    # label value -> pynvml constant suffix (nvmlClocksEventReason<X>, or nvmlClocksThrottleReason<X> on old bindings)
-    "gpu_idle": "GpuIdle",
-    "applications_clocks_setting": "ApplicationsClocksSetting",
-    "sw_power_cap": "SwPowerCap",
-    "hw_slowdown": "HwSlowdown",
-    "sync_boost": "SyncBoost",
-    "sw_thermal_slowdown": "SwThermalSlowdown",
-    "hw_thermal_slowdown": "HwThermalSlowdown",
-    "hw_power_brake_slowdown": "HwPowerBrakeSlowdown",
-    "display_clock_setting": "DisplayClockSetting",
-}
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     # --- per GPU ------------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from dlbench.exporter.catalogue import CLOCKS_EVENT_REASONS
 from dlbench.nvml.fields import read_fields
 from dlbench.nvml.gpm import free_gpm_samples, read_gpm
 from dlbench.nvml.health import read_health
@@ -53,6 +52,19 @@ UNSUPPORTED_RETRY_SECONDS = 300.0
 # that is asked little is not a GPU that answers nothing)
 UNREADABLE_MIN_QUERIES = 3
 INIT_BACKOFF_SECONDS = (1.0, 60.0)  # first retry after 1 s, doubling up to once a minute (nvmlInit failing is cheap)
+# the reasons behind the clocks NVML reports, exported as the reason label of dlbench_gpu_clocks_event_active
+CLOCKS_EVENT_REASONS = {
+    # label value -> pynvml constant suffix (nvmlClocksEventReason<X>, or nvmlClocksThrottleReason<X> on old bindings)
+    "gpu_idle": "GpuIdle",
+    "applications_clocks_setting": "ApplicationsClocksSetting",
+    "sw_power_cap": "SwPowerCap",
+    "hw_slowdown": "HwSlowdown",
+    "sync_boost": "SyncBoost",
+    "sw_thermal_slowdown": "SwThermalSlowdown",
+    "hw_thermal_slowdown": "HwThermalSlowdown",
+    "hw_power_brake_slowdown": "HwPowerBrakeSlowdown",
+    "display_clock_setting": "DisplayClockSetting",
+}
 
 
 def load_pynvml():
