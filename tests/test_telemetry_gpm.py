@@ -28,7 +28,8 @@ BUSY = {
 def test_gpm_ratios_cover_the_interval_between_two_reads_and_only_on_hopper():
     fake = simulated.from_spec("h100-sxm,a100,v100")
     reader = NvmlReader(fake).start()
-    fake.gpus[0].values["gpm"] = BUSY
+    # FP64_UTIL scripted null: a metric this GPU does not offer (NVML_ERROR_NOT_SUPPORTED in its slot)
+    fake.gpus[0].values["gpm"] = {**BUSY, "FP64_UTIL": None}
     first = reader.read_all()
     assert not [key for key in first[0] if key.startswith("gpm_")], "one sample cannot give an average"
     second = reader.read_all()
@@ -38,7 +39,7 @@ def test_gpm_ratios_cover_the_interval_between_two_reads_and_only_on_hopper():
     assert r["gpm_tensor_active_ratio"] == pytest.approx(0.67)
     assert r["gpm_dram_active_ratio"] == pytest.approx(0.52)
     assert r["gpm_graphics_engine_active_ratio"] == 1.0
-    assert r["gpm_pipe_active_ratio"] == pytest.approx({"fp32": 0.12, "fp16": 0.03})  # no FP64 work offered: absent
+    assert r["gpm_pipe_active_ratio"] == pytest.approx({"fp32": 0.12, "fp16": 0.03})  # FP64 not supported: absent
     for older in (1, 2):
         assert not [key for key in second[older] if key.startswith("gpm_")]
     assert not reader.errors
@@ -73,7 +74,9 @@ def test_dcgm_compat_serves_the_profiling_names_as_ratios():
     assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="0") == [pytest.approx(0.83)]
     assert find(parsed, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", gpu="0") == [pytest.approx(0.67)]
     assert find(parsed, "DCGM_FI_PROF_PIPE_FP16_ACTIVE", gpu="0") == [pytest.approx(0.03)]
-    assert find(parsed, "DCGM_FI_PROF_PIPE_FP64_ACTIVE", gpu="0") == []
+    # no FP64 work scripted: 0, as a real H100 reads an idle pipe (the simulation used to answer NOT_SUPPORTED, which
+    # left the activity panels of the simulated mode empty)
+    assert find(parsed, "DCGM_FI_PROF_PIPE_FP64_ACTIVE", gpu="0") == [0.0]
     assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="1") == []  # A100: no GPM, absent rather than 0
     assert find(parsed, "dlbench_gpu_pipe_active_ratio", gpu="0", pipe="fp32") == [pytest.approx(0.12)]
 

@@ -82,8 +82,8 @@ def test_each_hopper_instance_has_its_own_gpm_activity_and_processes():
     assert find(parsed, "dlbench_mig_tensor_active_ratio", **three_g) == [pytest.approx(0.74)]
     assert find(parsed, "dlbench_mig_pipe_active_ratio", pipe="fp16", **three_g) == [pytest.approx(0.05)]
     assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="9") == [0.0]
-    # instance 3 has no scripted activity: GPM answers NOT_SUPPORTED per metric, so absent rather than 0
-    assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="3") == []
+    # instance 3 has no scripted activity: idle, 0 as on a real Hopper (the simulation used to answer NOT_SUPPORTED)
+    assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="3") == [0.0]
     assert find(parsed, "dlbench_mig_processes", **three_g) == [2]
     assert find(parsed, "dlbench_mig_processes", gpu="0", gpu_instance_id="3") == [0]
     assert find(parsed, "dlbench_mig_process_memory_used_bytes", pid="4101", **three_g) == [9 * 2**30]
@@ -183,9 +183,9 @@ def test_dcgm_compat_serves_each_gpu_instance_under_the_profiling_names_with_dcg
     three_g = find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2")
     assert three_g == [pytest.approx(0.91)]
     assert find(parsed, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", GPU_I_ID="2") == [pytest.approx(0.74)]
-    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", GPU_I_ID="3") == []  # no activity scripted: absent, not 0
+    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", GPU_I_ID="3") == [0.0]  # no activity scripted: idle, 0
     labels = [dict(ls) for (name, ls) in parsed if name == "DCGM_FI_PROF_SM_ACTIVE" and dict(ls).get("GPU_I_ID")]
-    assert {label["GPU_I_ID"] for label in labels} == {"2", "9"}  # one series per GPU instance
+    assert {label["GPU_I_ID"] for label in labels} == {"2", "3", "9", "10"}  # one series per GPU instance
     assert {label["UUID"] for label in labels} == {sampler.nvml.gpus[0].uuid}  # the parent's, as dcgm-exporter
     assert set(labels[0]) == {
         "gpu",

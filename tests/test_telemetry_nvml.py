@@ -128,14 +128,14 @@ def test_memory_comes_from_the_v2_call_without_driver_reserved_memory():
 def test_drivers_without_the_v2_memory_call_fall_back_to_v1(monkeypatch):
     fake, reader = reader_for("h100-sxm")
     fake.gpus[0].values.update(memory_used=2**30, memory_reserved=600 * 2**20)
-    original = simulated.FakeNvml.nvmlDeviceGetMemoryInfo
+    original = simulated.SimulatedNvml.nvmlDeviceGetMemoryInfo
 
     def before_r510(self, handle, version=None):
         if version:  # pynvml looks up nvmlDeviceGetMemoryInfo_v2, which such a libnvidia-ml lacks
             raise simulated._error("FUNCTION_NOT_FOUND")
         return original(self, handle, version)
 
-    monkeypatch.setattr(simulated.FakeNvml, "nvmlDeviceGetMemoryInfo", before_r510)
+    monkeypatch.setattr(simulated.SimulatedNvml, "nvmlDeviceGetMemoryInfo", before_r510)
     r = reader.read_all()[0]
     assert r["memory_used_bytes"] == 2**30 + 600 * 2**20 and "memory_reserved_bytes" not in r
     assert not reader.errors
@@ -246,10 +246,10 @@ def test_old_bindings_fall_back_to_the_throttle_reasons_call(monkeypatch):
     monkeypatch.setattr(
         type(fake),
         "nvmlDeviceGetCurrentClocksThrottleReasons",
-        simulated.FakeNvml.nvmlDeviceGetCurrentClocksEventReasons,
+        simulated.SimulatedNvml.nvmlDeviceGetCurrentClocksEventReasons,
         raising=False,
     )
-    monkeypatch.delattr(simulated.FakeNvml, "nvmlDeviceGetCurrentClocksEventReasons")
+    monkeypatch.delattr(simulated.SimulatedNvml, "nvmlDeviceGetCurrentClocksEventReasons")
     real = simulated._real
     monkeypatch.delattr(real, "nvmlDeviceGetCurrentClocksEventReasons")
     assert not hasattr(fake, "nvmlDeviceGetCurrentClocksEventReasons")
@@ -321,12 +321,12 @@ def test_fake_nvml_keeps_the_real_pynvml_signatures():
 
     import pynvml
 
-    faked = [name for name in vars(simulated.FakeNvml) if name.startswith("nvml")]
+    faked = [name for name in vars(simulated.SimulatedNvml) if name.startswith("nvml")]
     assert len(faked) > 25
     for name in faked:
         real = getattr(pynvml, name, None)
         assert real is not None, f"pynvml has no {name}"
-        ours = list(inspect.signature(getattr(simulated.FakeNvml, name)).parameters)[1:]  # minus self
+        ours = list(inspect.signature(getattr(simulated.SimulatedNvml, name)).parameters)[1:]  # minus self
         theirs = list(inspect.signature(inspect.unwrap(real)).parameters)
         assert len(ours) == len(theirs), f"{name}{tuple(ours)} vs pynvml {name}{tuple(theirs)}"
 

@@ -1,6 +1,6 @@
 """NVLink fabric, power limit and the per-model reference table of `dlbench validate`, on a simulated 8x H100 SXM node.
 
-The simulation (dlbench/nvml/simulated.py, dlbench/nvml/simulated_validate.py) answers as NVML does: NVLink
+The simulation (dlbench/nvml/simulated.py) answers as NVML does: NVLink
 links and their error counters as field values with the link as scope id, the enforced and default power limits, and
 nvmlDeviceGetGpuFabricInfo; the faults below are the states NVML reports on a real node with that fault.
 """

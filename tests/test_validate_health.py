@@ -1,6 +1,6 @@
 """Every health and inventory state `dlbench validate` judges, driven through the simulated NVML.
 
-The simulation (dlbench/nvml/simulated.py, dlbench/nvml/simulated_validate.py) answers as NVML does; the
+The simulation (dlbench/nvml/simulated.py) answers as NVML does; the
 values below are the states NVML reports on a real fault (NVML API reference, Device Queries).
 """
 

@@ -7,19 +7,17 @@ import os
 
 from dlbench.nvml import simulated
 from dlbench.validate.context import Context, Options
-from dlbench.nvml.static import extend_simulation
 
 
 def simulated_nvml(*gpus: dict):
-    """A simulated NVML (dlbench/nvml/simulated.py plus the validation calls) with one GPU per dict:
+    """A simulated NVML (dlbench/nvml/simulated.py, with the calls validate reads once per start) with one GPU per dict:
     {"preset": "h100-sxm", "values": {...}, "faults": {...}} as in a scenario file."""
-    fake = simulated.FakeNvml(
+    return simulated.SimulatedNvmlWithStatic(
         [
-            simulated.FakeGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
+            simulated.SimulatedGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
             for i, g in enumerate(gpus)
         ]
     )
-    return extend_simulation(fake)
 
 
 def context(*gpus: dict, host=None, **options) -> Context:

@@ -26,6 +26,11 @@ def _hostname(text: str) -> str:
 
 
 def add_arguments(parser) -> None:
+    parser.epilog = (
+        "Simulated mode, to try the exporter, Prometheus and the dashboards without a GPU: "
+        "DLBENCH_FAKE_NVML=h100-sxm*8 dlbench exporter serves eight simulated, idle H100s (presets and scenario "
+        "files: dlbench/nvml/simulated.py). Never set it on a GPU host."
+    )
     parser.add_argument(
         "--listen",
         default=os.environ.get(ENV_LISTEN, "127.0.0.1"),

@@ -67,18 +67,20 @@ CLOCKS_EVENT_REASONS = {
 }
 
 
-def load_pynvml():
+def load_pynvml(static_calls: bool = False):
     """The NVML binding to use: the real `pynvml`, or None if it is not installed.
 
-    TEST-ONLY HOOK: when DLBENCH_FAKE_NVML is set, a simulated NVML (dlbench/nvml/simulated.py) is returned
-    instead, so that tests on machines without a GPU can drive a real `dlbench exporter` process. This is the only
-    place that reads the variable. Never set it in production: the exporter then reports invented GPUs.
+    SIMULATED MODE: when DLBENCH_FAKE_NVML is set (e.g. `h100-sxm*8`), simulated GPUs (dlbench/nvml/simulated.py)
+    are returned instead: for trying the exporter and the dashboards without a GPU, and for tests on machines without
+    one to drive a real `dlbench exporter` process. This is the only place that reads the variable. Never set it on a
+    GPU host: the exporter then reports invented GPUs. `static_calls`: the simulation also answers what
+    `dlbench validate` reads once per start (dlbench/nvml/static.py).
     """
     scenario = os.environ.get(FAKE_NVML_ENV)
     if scenario:
         from dlbench.nvml import simulated
 
-        return simulated.from_spec(scenario)
+        return simulated.from_spec(scenario, static_calls=static_calls)
     try:
         import pynvml
     except ImportError:

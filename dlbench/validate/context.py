@@ -77,9 +77,7 @@ class Context:
         self.pci_functions = pcie.functions(host)
         self.aer_before = pcie.read_all_aer(host, self.pci_functions)
         os.environ.update(DEVICE_ORDER)  # before torch touches CUDA: the interconnect's workers inherit it too
-        self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(), watch_xid=True)
-        if self.reader.nvml is not None:
-            nvml_static.extend_simulation(self.reader.nvml)
+        self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(static_calls=True), watch_xid=True)
         self.reader.start()
         self.baseline = self.reader.read_all()  # before any load: the counters the run is compared against
         self.static = (
