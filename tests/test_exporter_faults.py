@@ -215,10 +215,10 @@ def test_a_hung_gpu_is_marked_late_within_an_interval_and_the_others_stay_fresh(
 
 
 def test_power_limit_and_unsupported_calls_follow_the_gpu(monkeypatch):
-    from dlbench.nvml import reader as nvml, simulated
+    from dlbench.nvml import calls, simulated
     from dlbench.exporter.server import Exporter
 
-    monkeypatch.setattr(nvml, "UNSUPPORTED_RETRY_SECONDS", 1.0)
+    monkeypatch.setattr(calls, "UNSUPPORTED_RETRY_SECONDS", 1.0)
     fake = simulated.from_spec("h100-sxm")
     fake.gpus[0].faults = {"nvmlDeviceGetTotalEccErrors": "NOT_SUPPORTED"}  # MIG being enabled, say
     exporter = Exporter("127.0.0.1", 0, interval=0.2, nvml=fake).start()

@@ -153,7 +153,7 @@ def test_a_changed_mig_layout_frees_the_streams_and_owners_of_instances_gone():
 def _instance_owners(reader):
     """The per-MIG-instance process-owner caches the reader holds."""
     return [
-        key for key in reader._static if isinstance(key, tuple) and key[1:2] == ("process_owners",) and len(key) == 3
+        key for key in reader.static if isinstance(key, tuple) and key[1:2] == ("process_owners",) and len(key) == 3
     ]
 
 

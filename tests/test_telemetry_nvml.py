@@ -149,15 +149,15 @@ def test_power_limit_is_read_every_sample():
 
 
 def test_unsupported_is_forgotten_after_a_while(monkeypatch):
-    from dlbench.nvml import reader as nvml_module
+    from dlbench.nvml import calls
 
     fake, reader = reader_for("a100")
     fake.gpus[0].faults = {"nvmlDeviceGetTotalEccErrors": "NOT_SUPPORTED"}  # e.g. while MIG is being set up
     assert "ecc_errors" not in reader.read_all()[0]
     del fake.gpus[0].faults["nvmlDeviceGetTotalEccErrors"]
     assert "ecc_errors" not in reader.read_all()[0]  # remembered: not asked again at once
-    monkeypatch.setattr(nvml_module, "UNSUPPORTED_RETRY_SECONDS", 0.0)
-    reader._unsupported = {key: 0.0 for key in reader._unsupported}  # the retry time has come
+    monkeypatch.setattr(calls, "UNSUPPORTED_RETRY_SECONDS", 0.0)
+    reader.unsupported = {key: 0.0 for key in reader.unsupported}  # the retry time has come
     assert reader.read_all()[0]["ecc_errors"] == {"corrected": 0, "uncorrected": 0}
 
 
@@ -172,9 +172,9 @@ def test_an_expired_unsupported_entry_read_from_two_threads_at_once_is_no_error(
             return value
 
     fake, reader = reader_for("h100-sxm")
-    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetTotalEnergyConsumption"): 0.0})
+    reader.unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetTotalEnergyConsumption"): 0.0})
     assert reader.read_energy_joules(0) == pytest.approx(1000.0, rel=0.01)
-    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetPowerUsage"): 0.0})
+    reader.unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetPowerUsage"): 0.0})
     reading = reader.read_all()[0]
     assert reading["up"] == 1 and reading["power_watts"] == 70
 
@@ -336,13 +336,13 @@ def test_every_nvml_call_the_reader_makes_exists_in_the_binding():
 
     fake, reader = reader_for("h100-sxm")
     called = set()
-    original = reader._call
+    original = reader.call
 
     def spy(index, call, *args, **kwargs):
         called.add(call)
         return original(index, call, *args, **kwargs)
 
-    reader._call = spy
+    reader.call = spy
     reader.read_all()
     assert len(called) >= 15
     for call in called:
