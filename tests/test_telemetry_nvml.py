@@ -315,7 +315,7 @@ def test_fake_spec_rejects_unknown_presets():
         simulated.from_spec("h900")
 
 
-def test_fake_nvml_keeps_the_real_pynvml_signatures():
+def test_the_simulated_nvml_keeps_the_real_pynvml_signatures():
     # the fake is only useful while it looks like the binding: same function names, same parameters
     import inspect
 
