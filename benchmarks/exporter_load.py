@@ -144,7 +144,11 @@ def concurrent(clients: int, scrapes: int) -> None:
 # start of the exporter process, so that the scenario runs on a tree whose simulated NVML lacks the preset.
 _LAUNCHER = """
 import sys
-from dlbench.nvml import simulated
+try:  # a baseline tree from before the regrouping into dlbench/nvml (the old path first: an editable install of
+    # the newer tree would otherwise answer dlbench.nvml for the baseline too)
+    from dlbench.telemetry import fake_nvml as simulated
+except ImportError:
+    from dlbench.nvml import simulated
 spec = dict(simulated.PRESETS["h100-mig"])
 spec["mig"] = [("1g.10gb", 7 + i, 9728) for i in range(7)]
 simulated.PRESETS.setdefault("h100-mig7", spec)

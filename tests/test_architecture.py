@@ -5,8 +5,7 @@ functions too: a lazy import still ties the two modules together, it only hides 
 
 The layers, lowest first (docs/architecture.md draws the same map):
 - leaves: the package root (`__version__`), errors, atomic, yamlfile, checks (the verdict model shared by validate
-  and hostspec), environment and torch_build (what the host and its torch are), workloads (the workload table), and
-  launch (torchrun arguments, used by train and by the commands);
+  and hostspec), environment and installed_torch (what the host and its torch are), workloads (the workload table);
 - nvml: reading the GPUs, below everything that uses them;
 - the features: train, telemetry, exporter, hostspec, validate, results, models. They may import each other (validate
   runs a training step, results reads validate reports), as long as no module cycle forms and no two packages import
@@ -25,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS = (
-    {"dlbench", "errors", "atomic", "yamlfile", "checks", "environment", "torch_build", "workloads", "launch"},
+    {"dlbench", "errors", "atomic", "yamlfile", "checks", "environment", "installed_torch", "workloads"},
     {"nvml"},
     {"train", "telemetry", "exporter", "hostspec", "validate", "results", "models"},
     {"commands"},

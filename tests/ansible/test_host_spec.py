@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from dlbench import torch_build
+from dlbench import installed_torch
 from dlbench.hostspec import spec
 
 from .conftest import ANSIBLE_BIN, REPO
@@ -70,7 +70,7 @@ def test_the_spec_play_writes_fetches_and_shows_drift(ansible_playbook, tmp_path
     declared = spec.load(kept)
     assert declared["hardware"]["cpu"]["threads"] == os.cpu_count()
     assert declared["hardware"]["gpu"][0]["count"] == 2
-    assert declared["software"]["pytorch"] == torch_build.collect()["version"].split("+")[0]
+    assert declared["software"]["pytorch"] == installed_torch.collect()["version"].split("+")[0]
 
     _, changed = _play(ansible_playbook, tmp_path)
     assert changed == 0  # the host did not drift
