@@ -56,11 +56,11 @@ def training_throughput(observers, steps: int) -> float:
 def sampler_overhead(rounds: int, steps: int) -> None:
     import os
 
-    from dlbench.telemetry import fake_nvml
+    from dlbench.nvml import simulated
     from dlbench.telemetry.observers import TelemetryObserver
 
     def telemetry_on():
-        return training_throughput([TelemetryObserver(0.5, nvml=fake_nvml.from_spec("h100-sxm"))], steps)
+        return training_throughput([TelemetryObserver(0.5, nvml=simulated.from_spec("h100-sxm"))], steps)
 
     # ABBA pairs cancel slow drifts (thermal, other tenants); the median of per-pair ratios resists outliers
     ratios, off, on = [], [], []
@@ -78,7 +78,7 @@ def sampler_overhead(rounds: int, steps: int) -> None:
     if spread > 1.1:
         print("  note: 'off' alone varies by more than the 1% being measured; rerun on an idle machine")
     # the same cost measured directly, immune to other tenants: CPU time of one sample over the interval
-    sampler = TelemetryObserver(0.5, nvml=fake_nvml.from_spec("h100-sxm"))
+    sampler = TelemetryObserver(0.5, nvml=simulated.from_spec("h100-sxm"))
     from dlbench.train.observers import RunInfo
 
     sampler.on_start(RunInfo("bench", "mlp", "cuda:0", 0, 256, "samples", None, None))
@@ -96,9 +96,9 @@ def sampler_overhead(rounds: int, steps: int) -> None:
 
 
 def scrape_latency(gpus: int, dcgm: bool, scrapes: int, nvlink_per_link: bool = False) -> tuple[float, float]:
-    from dlbench.telemetry import fake_nvml
-    from dlbench.telemetry.exporter import Exporter
-    from dlbench.telemetry.http import PROMETHEUS_ACCEPT
+    from dlbench.nvml import simulated
+    from dlbench.exporter.server import Exporter
+    from dlbench.exporter.http import PROMETHEUS_ACCEPT
 
     exporter = Exporter(
         "127.0.0.1",
@@ -106,7 +106,7 @@ def scrape_latency(gpus: int, dcgm: bool, scrapes: int, nvlink_per_link: bool = 
         interval=1.0,
         dcgm_compat=dcgm,
         nvlink_per_link=nvlink_per_link,
-        nvml=fake_nvml.from_spec(f"h100-sxm*{gpus}"),
+        nvml=simulated.from_spec(f"h100-sxm*{gpus}"),
     ).start()
     url = f"http://127.0.0.1:{exporter.server.port}/metrics"
     # what Prometheus sends: OpenMetrics preferred, gzip accepted

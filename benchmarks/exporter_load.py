@@ -41,16 +41,16 @@ def percentile(values, q):
 
 
 def exporter(web_config=None):
-    from dlbench.telemetry import fake_nvml
-    from dlbench.telemetry.exporter import Exporter
+    from dlbench.nvml import simulated
+    from dlbench.exporter.server import Exporter
 
     return Exporter(
-        "127.0.0.1", 0, interval=1.0, nvml=fake_nvml.from_spec("h100-sxm*8"), hostname="bench", web_config=web_config
+        "127.0.0.1", 0, interval=1.0, nvml=simulated.from_spec("h100-sxm*8"), hostname="bench", web_config=web_config
     ).start()
 
 
 def half_open(count: int) -> None:
-    from dlbench.telemetry.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
+    from dlbench.exporter.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
 
     server = exporter()
     url = f"http://127.0.0.1:{server.server.port}/metrics"
@@ -106,8 +106,8 @@ def scrape(url: str, clients: int, scrapes: int, headers: dict, context=None) ->
 
 
 def concurrent(clients: int, scrapes: int) -> None:
-    from dlbench.telemetry.http import PROMETHEUS_ACCEPT
-    from dlbench.telemetry.web_config import load_web_config
+    from dlbench.exporter.http import PROMETHEUS_ACCEPT
+    from dlbench.exporter.web_config import load_web_config
 
     accept = {"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
     plain = exporter()
@@ -144,10 +144,14 @@ def concurrent(clients: int, scrapes: int) -> None:
 # start of the exporter process, so that the scenario runs on a tree whose simulated NVML lacks the preset.
 _LAUNCHER = """
 import sys
-from dlbench.telemetry import fake_nvml
-spec = dict(fake_nvml.PRESETS["h100-mig"])
+try:  # a baseline tree from before the regrouping into dlbench/nvml (the old path first: an editable install of
+    # the newer tree would otherwise answer dlbench.nvml for the baseline too)
+    from dlbench.telemetry import fake_nvml as simulated
+except ImportError:
+    from dlbench.nvml import simulated
+spec = dict(simulated.PRESETS["h100-mig"])
 spec["mig"] = [("1g.10gb", 7 + i, 9728) for i in range(7)]
-fake_nvml.PRESETS.setdefault("h100-mig7", spec)
+simulated.PRESETS.setdefault("h100-mig7", spec)
 from dlbench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -190,7 +194,7 @@ def scrape_latency(tree: Path, gpus: list, scrapes: int, folder: Path) -> dict:
     """p50/p99/max scrape latency (ms), series served and RSS (bytes) of a --dcgm-compat exporter run from `tree`."""
     from prometheus_server import free_port, http_get, wait_for
 
-    from dlbench.telemetry.http import PROMETHEUS_ACCEPT
+    from dlbench.exporter.http import PROMETHEUS_ACCEPT
 
     scenario = folder / f"scenario-{abs(hash((str(tree), len(gpus), json.dumps(gpus))))}.json"
     scenario.write_text(json.dumps({"gpus": gpus}))

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from dlbench import atomic
 from dlbench.validate import summarize
-from dlbench.validate.report import FAIL, INFO, PASS, CheckResult, Report
+from dlbench.checks import FAIL, INFO, PASS, CheckResult
+from dlbench.validate.report import Report
 
 GPUS = 8
 FAMILIES = {

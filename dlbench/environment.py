@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from dlbench import torch_build
+from dlbench import installed_torch
 
 
 def _cpu_model() -> str:
@@ -70,7 +70,7 @@ def collect() -> dict:
             "physical_cores": psutil.cpu_count(logical=False),
         },
         "memory_total_bytes": int(memory.total),
-        "torch": torch_build.collect(),
+        "torch": installed_torch.collect(),
         "driver_version": driver,
         "gpus": gpus,
         "nvml": "ok" if nvml_problem is None else nvml_problem,

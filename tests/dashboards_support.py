@@ -33,7 +33,7 @@ def recording_rules() -> dict[str, str]:
 
 def exported_names() -> set[str]:
     """Every series name `dlbench exporter` and `dlbench run --metrics-port` can emit, from the catalogue."""
-    from dlbench.telemetry.catalogue import CATALOGUE
+    from dlbench.exporter.catalogue import CATALOGUE
 
     names = set()
     for spec in CATALOGUE:

@@ -3,7 +3,7 @@
 (file_sd targets, recording and alert rules) on 127.0.0.1.
 
 FAKED, because no GPU exists here: NVML only, through the exporter's test hook DLBENCH_FAKE_NVML pointing at a
-scenario file (dlbench/telemetry/fake_nvml.py). A background thread rewrites the scenario every second so the GPUs'
+scenario file (dlbench/nvml/simulated.py). A background thread rewrites the scenario every second so the GPUs'
 load moves like a real fleet's; the fake re-reads it when it changes.
 """
 

@@ -195,12 +195,12 @@ def test_cuda_N_becomes_the_current_device_before_the_run_touches_it(fake_gpus, 
 
 def test_telemetry_reads_the_gpu_cuda_trains_on_under_cuda_visible_devices(fake_gpus, monkeypatch):
     """CUDA_VISIBLE_DEVICES=1: CUDA calls NVML's GPU 1 'cuda:0'. The UUID maps one to the other."""
-    from dlbench.telemetry import fake_nvml
+    from dlbench.nvml import simulated
     from dlbench.telemetry.observers import TelemetryObserver
     from dlbench.train import device as devices
     from dlbench.train.observers import RunInfo
 
-    nvml = fake_nvml.from_spec("h100-sxm*2")
+    nvml = simulated.from_spec("h100-sxm*2")
     second = nvml.gpus[1].uuid  # "GPU-fa4e0001-..."
     fake_gpus(count=1)
     # CUDA reports the same 16 bytes without NVML's "GPU-" prefix
@@ -208,7 +208,7 @@ def test_telemetry_reads_the_gpu_cuda_trains_on_under_cuda_visible_devices(fake_
     calls = []
 
     class Recorded:
-        """fake_nvml with the UUID calls recorded (what the real pynvml is asked)."""
+        """simulated with the UUID calls recorded (what the real pynvml is asked)."""
 
         def __getattr__(self, name):
             target = getattr(nvml, name)
@@ -233,10 +233,10 @@ def test_telemetry_reads_the_gpu_cuda_trains_on_under_cuda_visible_devices(fake_
 
 
 def test_a_uuid_nvml_does_not_know_gives_no_index_rather_than_a_wrong_one():
-    from dlbench.telemetry import fake_nvml
+    from dlbench.nvml import simulated
     from dlbench.train import device as devices
 
-    assert devices.nvml_index("GPU-00000000-0000-0000-0000-000000000000", fake_nvml.from_spec("h100-sxm")) is None
+    assert devices.nvml_index("GPU-00000000-0000-0000-0000-000000000000", simulated.from_spec("h100-sxm")) is None
 
 
 @pytest.mark.parametrize(

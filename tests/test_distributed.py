@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from dlbench import launch
+from dlbench.train import launch
 from run_support import validate
 
 RUN_TIMEOUT = 240  # seconds for a whole torchrun job: start-up of N Python processes importing torch, on 2 cores

@@ -2,7 +2,7 @@
 
 Faked: NVML only (there is no GPU here). The exporter is a real process (or, where a test must shorten a timer, a
 real in-process Exporter with its real HTTP server) reading the simulated NVML from a scenario file that the test
-rewrites while it runs; see dlbench/telemetry/fake_nvml.py for what each fault reproduces and its source.
+rewrites while it runs; see dlbench/nvml/simulated.py for what each fault reproduces and its source.
 """
 
 import json
@@ -215,11 +215,11 @@ def test_a_hung_gpu_is_marked_late_within_an_interval_and_the_others_stay_fresh(
 
 
 def test_power_limit_and_unsupported_calls_follow_the_gpu(monkeypatch):
-    from dlbench.telemetry import fake_nvml, nvml
-    from dlbench.telemetry.exporter import Exporter
+    from dlbench.nvml import calls, simulated
+    from dlbench.exporter.server import Exporter
 
-    monkeypatch.setattr(nvml, "UNSUPPORTED_RETRY_SECONDS", 1.0)
-    fake = fake_nvml.from_spec("h100-sxm")
+    monkeypatch.setattr(calls, "UNSUPPORTED_RETRY_SECONDS", 1.0)
+    fake = simulated.from_spec("h100-sxm")
     fake.gpus[0].faults = {"nvmlDeviceGetTotalEccErrors": "NOT_SUPPORTED"}  # MIG being enabled, say
     exporter = Exporter("127.0.0.1", 0, interval=0.2, nvml=fake).start()
     url = f"http://127.0.0.1:{exporter.server.port}"

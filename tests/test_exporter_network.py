@@ -63,7 +63,7 @@ def test_server_header_names_no_python_version():
 
 def test_half_open_connections_are_bounded_and_dropped_after_the_socket_timeout():
     """More silent connections than may wait at once: the oldest are closed, threads stay bounded, scrapes answer."""
-    from dlbench.telemetry.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
+    from dlbench.exporter.http import MAX_PENDING_CONNECTIONS, SOCKET_TIMEOUT_SECONDS
 
     port = free_port()
     process = start_exporter("--port", str(port))
@@ -90,7 +90,7 @@ def test_half_open_connections_are_bounded_and_dropped_after_the_socket_timeout(
 def test_idle_connections_take_no_slot_while_prometheus_scrapes():
     """One client holding 40 idle connections open (re-opening those the server drops) must not lock Prometheus out:
     a slot is a request in flight, not a socket (promhttp's MaxRequestsInFlight)."""
-    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT, PROMETHEUS_ACCEPT, SOCKET_TIMEOUT_SECONDS
+    from dlbench.exporter.http import MAX_REQUESTS_IN_FLIGHT, PROMETHEUS_ACCEPT, SOCKET_TIMEOUT_SECONDS
 
     idle = MAX_REQUESTS_IN_FLIGHT + 8
     port = free_port()
@@ -149,7 +149,7 @@ def test_requests_beyond_the_cap_in_flight_get_503():
     requests in flight are answered when they finish."""
     from prometheus_client.registry import CollectorRegistry
 
-    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT, MetricsServer
+    from dlbench.exporter.http import MAX_REQUESTS_IN_FLIGHT, MetricsServer
 
     release, entered, lock = threading.Event(), [0], threading.Lock()
 
@@ -189,7 +189,7 @@ def test_requests_beyond_the_cap_in_flight_get_503():
 
 def test_a_client_trickling_its_request_is_dropped_at_the_deadline():
     """One header byte every second never trips a per-read timeout; the whole request still gets only its 5 s."""
-    from dlbench.telemetry.http import SOCKET_TIMEOUT_SECONDS
+    from dlbench.exporter.http import SOCKET_TIMEOUT_SECONDS
 
     port = free_port()
     process = start_exporter("--port", str(port))
@@ -220,7 +220,7 @@ def tls_files(tmp_path_factory):
 
 def test_a_client_trickling_its_tls_handshake_is_dropped_at_the_deadline(tls_files):
     """A real ClientHello sent one byte a second: the handshake, like the request, gets 5 s in all."""
-    from dlbench.telemetry.http import SOCKET_TIMEOUT_SECONDS
+    from dlbench.exporter.http import SOCKET_TIMEOUT_SECONDS
 
     client = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO())
     with pytest.raises(ssl.SSLWantReadError):
@@ -346,7 +346,7 @@ def test_bad_web_config_is_one_line_and_exit_2(tmp_path, content, message):
     ],
 )
 def test_listening_beyond_loopback_warns_unless_tls_is_on(listen, tls, warns):
-    from dlbench.telemetry.exporter import exposure_warning
+    from dlbench.exporter.server import exposure_warning
 
     assert (exposure_warning(listen, tls) is not None) == warns
 
@@ -356,7 +356,7 @@ def test_bcrypt_checks_run_one_at_a_time_and_outcomes_are_remembered(tmp_path, m
     checked one at a time, and a credential already checked, right or wrong, is not checked again."""
     import bcrypt
 
-    from dlbench.telemetry.web_config import load_web_config
+    from dlbench.exporter.web_config import load_web_config
 
     config = load_web_config(str(self_signed_web_config(tmp_path, "prometheus", "secret")))
     real_checkpw, running, most, calls, lock = bcrypt.checkpw, [0], [0], [0], threading.Lock()
@@ -402,7 +402,7 @@ def test_wrong_passwords_take_no_slot_from_a_scraper_with_the_right_one(tmp_path
     hold the request slots that Prometheus, whose password was checked once already, needs for its scrapes."""
     import bcrypt
 
-    from dlbench.telemetry.http import MAX_REQUESTS_IN_FLIGHT
+    from dlbench.exporter.http import MAX_REQUESTS_IN_FLIGHT
 
     hashed = bcrypt.hashpw(b"scrape-secret", bcrypt.gensalt(rounds=10)).decode()  # exporter-toolkit's docs' cost
     (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")

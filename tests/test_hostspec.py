@@ -16,8 +16,8 @@ import yaml
 from dlbench.errors import UserError
 from dlbench.hostspec import compare, facts, spec, units, write
 from dlbench.hostspec.reader import HostReader, RecordedHost
-from dlbench.telemetry.nvml import NvmlReader
-from dlbench.validate.report import FAIL, PASS, SKIP, WARN
+from dlbench.nvml.reader import NvmlReader
+from dlbench.checks import FAIL, PASS, SKIP, WARN
 from validate_support import simulated_nvml
 
 HOSTS = Path(__file__).parent / "fixtures" / "hosts"
@@ -448,7 +448,7 @@ def test_a_two_socket_order_on_a_one_socket_host_fails(tmp_path):
 def test_torch_is_read_from_the_python_named_with_python(dlbench_cli, tmp_path):
     import venv
 
-    from dlbench import torch_build
+    from dlbench import installed_torch
 
     other = tmp_path / "other-env"
     venv.EnvBuilder(with_pip=False).create(other)  # an environment without torch, like the exporter's
@@ -456,7 +456,7 @@ def test_torch_is_read_from_the_python_named_with_python(dlbench_cli, tmp_path):
     assert dlbench_cli("env", "--write-spec", written, "--python", other / "bin" / "python").returncode == 0
     assert "software.pytorch: torch is not installed" in written.read_text()
     assert "pytorch:" not in yaml.safe_load(written.read_text())["software"]
-    own = torch_build.collect()
+    own = installed_torch.collect()
     assert dlbench_cli("env", "--write-spec", written, "--python", sys.executable).returncode == 0
     assert yaml.safe_load(written.read_text())["software"]["pytorch"] == own["version"].split("+")[0]
     done = dlbench_cli("env", "--write-spec", written, "--python", tmp_path / "nothing")

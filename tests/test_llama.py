@@ -139,7 +139,7 @@ def test_the_defaults_are_torchtitans_benchmark_configuration():
 @pytest.fixture
 def one_gpu(monkeypatch):
     """One visible GPU of `memory` bytes: torch.cuda's device queries only (no GPU here). The 24 GB card is
-    fake_nvml's rtx4090 (24,564 MiB, dlbench/telemetry/fake_nvml.py), as CUDA names it."""
+    the simulated NVML's rtx4090 (24,564 MiB, dlbench/nvml/simulated.py), as CUDA names it."""
 
     def install(name="NVIDIA GeForce RTX 4090", memory=24564 * 2**20, capability=(8, 9)):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

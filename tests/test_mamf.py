@@ -20,7 +20,7 @@ from dlbench.workloads import get_workload
 from run_support import execute
 from validate_support import context
 
-H100_NAME = "NVIDIA H100 80GB HBM3"  # CUDA's and NVML's name of fake_nvml's h100-sxm preset
+H100_NAME = "NVIDIA H100 80GB HBM3"  # CUDA's and NVML's name of the simulated NVML's h100-sxm preset
 
 
 def _write_report(path, monkeypatch, rates=None) -> dict:

@@ -89,16 +89,16 @@ def test_nvlink_down_cases_use_the_label_set_the_exporter_serves():
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from dlbench.telemetry import fake_nvml
-    from dlbench.telemetry.collector import TelemetryCollector
+    from dlbench.nvml import simulated
+    from dlbench.exporter.collector import TelemetryCollector
     from dlbench.telemetry.host import HostReader
-    from dlbench.telemetry.nvml import NvmlReader
+    from dlbench.nvml.reader import NvmlReader
     from dlbench.telemetry.sampler import Sampler
 
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     fake.gpus[0].values["nvlink"] = {
-        "7": {"state": fake_nvml._real.NVML_NVLINK_STATE_INACTIVE},
-        "8": {"state": fake_nvml._real.NVML_NVLINK_STATE_SLEEP},
+        "7": {"state": simulated._real.NVML_NVLINK_STATE_INACTIVE},
+        "8": {"state": simulated._real.NVML_NVLINK_STATE_SLEEP},
     }
     sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
     sampler.sample_now()
@@ -184,13 +184,13 @@ def test_mixed_fleet_case_uses_the_label_sets_dcgm_compat_serves():
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from dlbench.telemetry import fake_nvml
-    from dlbench.telemetry.collector import TelemetryCollector
+    from dlbench.nvml import simulated
+    from dlbench.exporter.collector import TelemetryCollector
     from dlbench.telemetry.host import HostReader
-    from dlbench.telemetry.nvml import NvmlReader
+    from dlbench.nvml.reader import NvmlReader
     from dlbench.telemetry.sampler import Sampler
 
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     fake.inject_xid(0, 48)
     sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
     served: dict[str, set[str]] = {}

@@ -11,7 +11,7 @@ from results_support import write_report_runs
 from test_report import _chromium
 from test_validate_summarize import _report, _write
 
-from dlbench.validate.report import PASS, WARN
+from dlbench.checks import PASS, WARN
 
 H100 = "NVIDIA H100 80GB HBM3"
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dlbench.errors import RunFailed
+from dlbench.nvml import simulated
 from dlbench.results import schema_doc
-from dlbench.telemetry import fake_nvml
 from dlbench.telemetry.observers import TelemetryObserver
 from dlbench.train import results
 from dlbench.train.observers import RunInfo
@@ -64,8 +64,8 @@ def test_a_failed_result_validates(tmp_path, monkeypatch):
 
 
 def test_gpu_telemetry_validates():
-    # a simulated H100 through NVML (dlbench/telemetry/fake_nvml.py); the section is what a GPU run stores
-    telemetry = TelemetryObserver(interval=0.02, nvml=fake_nvml.from_spec("h100-sxm"))
+    # a simulated H100 through NVML (dlbench/nvml/simulated.py); the section is what a GPU run stores
+    telemetry = TelemetryObserver(interval=0.02, nvml=simulated.from_spec("h100-sxm"))
     try:
         telemetry.on_start(RunInfo("r", "resnet50", "cuda:0", 0, 64, "images", 1e9, 989.4e12))
         telemetry.on_timed_start()

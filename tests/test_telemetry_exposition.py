@@ -1,6 +1,6 @@
 """What /metrics says: catalogue names, absence rules, dcgm-exporter units, and `promtool check metrics`.
 
-Faked: NVML only (simulated GPUs through dlbench.telemetry.fake_nvml; no GPU here). promtool is the real one.
+Faked: NVML only (simulated GPUs through dlbench.nvml.simulated; no GPU here). promtool is the real one.
 """
 
 import shutil
@@ -14,18 +14,19 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from dlbench.telemetry import catalogue, fake_nvml
-from dlbench.telemetry.collector import TelemetryCollector
+from dlbench.exporter import catalogue
+from dlbench.nvml import simulated
+from dlbench.exporter.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.http import PROMETHEUS_ACCEPT, PrerenderedMetrics
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.exporter.http import PROMETHEUS_ACCEPT, PrerenderedMetrics
+from dlbench.nvml.reader import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def exposition(spec="h100-sxm,a100,rtx4090", dcgm=False, prepare=None, nvlink_per_link=False):
-    fake = fake_nvml.from_spec(spec)
+    fake = simulated.from_spec(spec)
     if prepare:
         prepare(fake)
     sampler = Sampler(NvmlReader(fake).start(), HostReader(), interval=1)
@@ -275,7 +276,7 @@ def test_without_nvml_only_host_and_health_metrics_are_served():
 def test_docs_metrics_md_matches_the_catalogue():
     committed = (REPO / "docs" / "metrics.md").read_text()
     assert committed == catalogue.render_markdown(), (
-        "docs/metrics.md is stale: run `python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`"
+        "docs/metrics.md is stale: run `python -m dlbench.exporter.catalogue --markdown > docs/metrics.md`"
     )
 
 
@@ -293,10 +294,10 @@ def test_exporter_serves_each_sample_prerendered_and_fresh():
     import gzip
     import urllib.request
 
-    from dlbench.telemetry.exporter import Exporter
-    from dlbench.telemetry.http import PROMETHEUS_ACCEPT
+    from dlbench.exporter.server import Exporter
+    from dlbench.exporter.http import PROMETHEUS_ACCEPT
 
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     exporter = Exporter("127.0.0.1", 0, interval=60, nvml=fake).start()  # samples only when told to here
     url = f"http://127.0.0.1:{exporter.server.port}/metrics"
 
@@ -330,7 +331,7 @@ def test_promtool_finds_nothing_to_say_about_live_run_metrics():
     from dlbench.telemetry.observers import LiveMetricsObserver, TelemetryObserver
     from dlbench.train.observers import RunInfo
 
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     telemetry = TelemetryObserver(interval=0.05, nvml=fake)
     live = LiveMetricsObserver(0, telemetry=telemetry, precision="bf16")
     info = RunInfo("run-9", "gpt2", "cuda:0", 0, 8, "tokens", 6.9e11, 989.4e12)
@@ -429,7 +430,7 @@ DCGM_EXPORTER_TYPES = {
 def test_dcgm_compat_types_dcgms_counters_counter_in_what_prometheus_is_served():
     """Prometheus asks for OpenMetrics first, where a counter's samples must end in _total; DCGM's names do not, so
     --dcgm-compat answers in the text format (as dcgm-exporter does) with dcgm-exporter's types."""
-    from dlbench.telemetry.catalogue import DCGM_COUNTERS
+    from dlbench.exporter.catalogue import DCGM_COUNTERS
 
     def prepare(fake):
         fake.inject_xid(0, 79)
@@ -459,7 +460,7 @@ def test_dcgm_compat_types_dcgms_counters_counter_in_what_prometheus_is_served()
 def test_dcgm_compat_answers_a_name_filtered_request_as_a_whole_scrape():
     """`/metrics?name[]=...` (Prometheus federation-style filtering, as prometheus_client supports it) must serve
     the same format and types as a whole scrape, not OpenMetrics with DCGM's counters typed gauge."""
-    from dlbench.telemetry.catalogue import DCGM_COUNTERS
+    from dlbench.exporter.catalogue import DCGM_COUNTERS
 
     _, _, sampler = exposition(dcgm=True)
     registry = CollectorRegistry(auto_describe=False)

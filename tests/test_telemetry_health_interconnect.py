@@ -1,19 +1,19 @@
 """Health beyond XID and interconnect families: what NVML reports, converted to base units, absent where unsupported.
 
-Faked: NVML only (dlbench.telemetry.fake_nvml presets h100-sxm with 18 NVLink links to NVSwitch, a100, v100 before
+Faked: NVML only (dlbench.nvml.simulated presets h100-sxm with 18 NVLink links to NVSwitch, a100, v100 before
 Ampere, rtx4090 consumer card; no GPU here). promtool is the real one.
 """
 
 import pytest
 
-from dlbench.telemetry import fake_nvml, interconnect
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.nvml import interconnect, simulated
+from dlbench.nvml.reader import NvmlReader
 from promtool_metrics import promtool_remarks
 from tests.test_telemetry_exposition import exposition, find, samples
 
 
 def reader_for(spec):
-    fake = fake_nvml.from_spec(spec)
+    fake = simulated.from_spec(spec)
     return fake, NvmlReader(fake).start()
 
 
@@ -172,9 +172,9 @@ def test_field_values_are_batched_and_unsupported_fields_are_not_asked_again(mon
     # the V100 answered NOT_SUPPORTED for its PCIe byte counters: that batch is no longer sent at all
     assert len(asked) == 3
     flat = set().union(*asked)
-    assert fake_nvml._real.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION not in flat
-    assert fake_nvml._real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES not in flat
-    assert fake_nvml._real.NVML_FI_DEV_NVLINK_GET_STATE in flat
+    assert simulated._real.NVML_FI_DEV_GET_GPU_RECOVERY_ACTION not in flat
+    assert simulated._real.NVML_FI_DEV_PCIE_COUNT_TX_BYTES not in flat
+    assert simulated._real.NVML_FI_DEV_NVLINK_GET_STATE in flat
 
 
 def test_nvlink_links_are_read_on_a_slower_cadence_and_repeated_between(monkeypatch):
@@ -184,7 +184,7 @@ def test_nvlink_links_are_read_on_a_slower_cadence_and_repeated_between(monkeypa
     fake.gpus[0].values["nvlink"] = {"7": {"state": 0}}
     reading = reader.read_all()[0]
     assert reading["nvlink_link_state"]["7"] == 1, "read again before NVLINK_INTERVAL_SECONDS"
-    assert sum(fake_nvml._real.NVML_FI_DEV_NVLINK_GET_STATE in batch for batch in asked) == 1
+    assert sum(simulated._real.NVML_FI_DEV_NVLINK_GET_STATE in batch for batch in asked) == 1
     monkeypatch.setattr(interconnect, "NVLINK_INTERVAL_SECONDS", 0.0)
     assert reader.read_all()[0]["nvlink_link_state"]["7"] == 0
 

@@ -1,6 +1,6 @@
 """MIG instances as devices: memory per instance, labelled by parent GPU, instance ids and profile.
 
-Faked: NVML only (dlbench.telemetry.fake_nvml preset a100-mig: an A100 80GB split 3g.40gb + 2g.20gb + 1g.10gb x2;
+Faked: NVML only (dlbench.nvml.simulated preset a100-mig: an A100 80GB split 3g.40gb + 2g.20gb + 1g.10gb x2;
 h100-mig: the same split on an H100, whose instances also answer GPM; h100-sxm with MIG off; v100 without MIG).
 The exposition and promtool are real.
 """
@@ -8,9 +8,9 @@ The exposition and promtool are real.
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from dlbench.telemetry import fake_nvml
-from dlbench.telemetry.collector import TelemetryCollector
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.nvml import simulated
+from dlbench.exporter.collector import TelemetryCollector
+from dlbench.nvml.reader import NvmlReader
 from promtool_metrics import promtool_remarks
 from tests.test_telemetry_exposition import exposition, find, samples
 
@@ -82,8 +82,8 @@ def test_each_hopper_instance_has_its_own_gpm_activity_and_processes():
     assert find(parsed, "dlbench_mig_tensor_active_ratio", **three_g) == [pytest.approx(0.74)]
     assert find(parsed, "dlbench_mig_pipe_active_ratio", pipe="fp16", **three_g) == [pytest.approx(0.05)]
     assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="9") == [0.0]
-    # instance 3 has no scripted activity: GPM answers NOT_SUPPORTED per metric, so absent rather than 0
-    assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="3") == []
+    # instance 3 has no scripted activity: idle, 0 as on a real Hopper (the simulation used to answer NOT_SUPPORTED)
+    assert find(parsed, "dlbench_mig_sm_active_ratio", gpu="0", gpu_instance_id="3") == [0.0]
     assert find(parsed, "dlbench_mig_processes", **three_g) == [2]
     assert find(parsed, "dlbench_mig_processes", gpu="0", gpu_instance_id="3") == [0]
     assert find(parsed, "dlbench_mig_process_memory_used_bytes", pid="4101", **three_g) == [9 * 2**30]
@@ -102,7 +102,7 @@ def test_each_hopper_instance_has_its_own_gpm_activity_and_processes():
 
 def test_compute_instances_of_one_gpu_instance_share_one_gpm_stream():
     """nvmlGpmMigSampleGet samples a GPU instance: two MIG devices in it must not each take a sample per read."""
-    fake = fake_nvml.from_spec("h100-mig")
+    fake = simulated.from_spec("h100-mig")
     _mig_activity(fake)
     fake.gpus[0].spec = {**fake.gpus[0].spec, "mig": [("3g.40gb", 2, 40192), ("3g.40gb", 2, 40192)]}
     taken = []
@@ -123,7 +123,7 @@ def test_compute_instances_of_one_gpu_instance_share_one_gpm_stream():
 def test_a_changed_mig_layout_frees_the_streams_and_owners_of_instances_gone():
     """Destroying and re-creating MIG instances (no NVML restart) must neither keep the GPM buffers and process owners
     of instances that are gone, nor average a new GPU instance against a sample of the old one that had its id."""
-    fake = fake_nvml.from_spec("h100-mig")
+    fake = simulated.from_spec("h100-mig")
     _mig_activity(fake)
     fake.gpus[0].values["mig_gpm"]["9"] = {"SM_UTIL": 40.0}
     reader = NvmlReader(fake).start()
@@ -153,14 +153,14 @@ def test_a_changed_mig_layout_frees_the_streams_and_owners_of_instances_gone():
 def _instance_owners(reader):
     """The per-MIG-instance process-owner caches the reader holds."""
     return [
-        key for key in reader._static if isinstance(key, tuple) and key[1:2] == ("process_owners",) and len(key) == 3
+        key for key in reader.static if isinstance(key, tuple) and key[1:2] == ("process_owners",) and len(key) == 3
     ]
 
 
 def test_mig_help_texts_compare_only_with_series_served_in_mig_mode():
     """NVML has no whole-GPU utilisation in MIG mode, so a MIG series' help must not tell users to compare it with
     dlbench_gpu_utilization_ratio, which is absent there."""
-    from dlbench.telemetry.catalogue import specs
+    from dlbench.exporter.catalogue import specs
 
     assert [spec.name for spec in specs("mig") if "dlbench_gpu_utilization_ratio" in spec.help] == []
 
@@ -183,9 +183,9 @@ def test_dcgm_compat_serves_each_gpu_instance_under_the_profiling_names_with_dcg
     three_g = find(parsed, "DCGM_FI_PROF_SM_ACTIVE", gpu="0", GPU_I_PROFILE="3g.40gb", GPU_I_ID="2")
     assert three_g == [pytest.approx(0.91)]
     assert find(parsed, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", GPU_I_ID="2") == [pytest.approx(0.74)]
-    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", GPU_I_ID="3") == []  # no activity scripted: absent, not 0
+    assert find(parsed, "DCGM_FI_PROF_SM_ACTIVE", GPU_I_ID="3") == [0.0]  # no activity scripted: idle, 0
     labels = [dict(ls) for (name, ls) in parsed if name == "DCGM_FI_PROF_SM_ACTIVE" and dict(ls).get("GPU_I_ID")]
-    assert {label["GPU_I_ID"] for label in labels} == {"2", "9"}  # one series per GPU instance
+    assert {label["GPU_I_ID"] for label in labels} == {"2", "3", "9", "10"}  # one series per GPU instance
     assert {label["UUID"] for label in labels} == {sampler.nvml.gpus[0].uuid}  # the parent's, as dcgm-exporter
     assert set(labels[0]) == {
         "gpu",

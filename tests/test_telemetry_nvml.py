@@ -6,14 +6,14 @@ and result structures are the real nvidia-ml-py ones, and everything above them 
 
 import pytest
 
-from dlbench.telemetry import fake_nvml
+from dlbench.nvml import simulated
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.nvml.reader import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 
 
 def reader_for(spec):
-    fake = fake_nvml.from_spec(spec)
+    fake = simulated.from_spec(spec)
     return fake, NvmlReader(fake).start()
 
 
@@ -128,14 +128,14 @@ def test_memory_comes_from_the_v2_call_without_driver_reserved_memory():
 def test_drivers_without_the_v2_memory_call_fall_back_to_v1(monkeypatch):
     fake, reader = reader_for("h100-sxm")
     fake.gpus[0].values.update(memory_used=2**30, memory_reserved=600 * 2**20)
-    original = fake_nvml.FakeNvml.nvmlDeviceGetMemoryInfo
+    original = simulated.SimulatedNvml.nvmlDeviceGetMemoryInfo
 
     def before_r510(self, handle, version=None):
         if version:  # pynvml looks up nvmlDeviceGetMemoryInfo_v2, which such a libnvidia-ml lacks
-            raise fake_nvml._error("FUNCTION_NOT_FOUND")
+            raise simulated._error("FUNCTION_NOT_FOUND")
         return original(self, handle, version)
 
-    monkeypatch.setattr(fake_nvml.FakeNvml, "nvmlDeviceGetMemoryInfo", before_r510)
+    monkeypatch.setattr(simulated.SimulatedNvml, "nvmlDeviceGetMemoryInfo", before_r510)
     r = reader.read_all()[0]
     assert r["memory_used_bytes"] == 2**30 + 600 * 2**20 and "memory_reserved_bytes" not in r
     assert not reader.errors
@@ -149,15 +149,15 @@ def test_power_limit_is_read_every_sample():
 
 
 def test_unsupported_is_forgotten_after_a_while(monkeypatch):
-    from dlbench.telemetry import nvml as nvml_module
+    from dlbench.nvml import calls
 
     fake, reader = reader_for("a100")
     fake.gpus[0].faults = {"nvmlDeviceGetTotalEccErrors": "NOT_SUPPORTED"}  # e.g. while MIG is being set up
     assert "ecc_errors" not in reader.read_all()[0]
     del fake.gpus[0].faults["nvmlDeviceGetTotalEccErrors"]
     assert "ecc_errors" not in reader.read_all()[0]  # remembered: not asked again at once
-    monkeypatch.setattr(nvml_module, "UNSUPPORTED_RETRY_SECONDS", 0.0)
-    reader._unsupported = {key: 0.0 for key in reader._unsupported}  # the retry time has come
+    monkeypatch.setattr(calls, "UNSUPPORTED_RETRY_SECONDS", 0.0)
+    reader.unsupported = {key: 0.0 for key in reader.unsupported}  # the retry time has come
     assert reader.read_all()[0]["ecc_errors"] == {"corrected": 0, "uncorrected": 0}
 
 
@@ -172,9 +172,9 @@ def test_an_expired_unsupported_entry_read_from_two_threads_at_once_is_no_error(
             return value
 
     fake, reader = reader_for("h100-sxm")
-    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetTotalEnergyConsumption"): 0.0})
+    reader.unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetTotalEnergyConsumption"): 0.0})
     assert reader.read_energy_joules(0) == pytest.approx(1000.0, rel=0.01)
-    reader._unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetPowerUsage"): 0.0})
+    reader.unsupported = RemovedByTheOtherThread({(0, "nvmlDeviceGetPowerUsage"): 0.0})
     reading = reader.read_all()[0]
     assert reading["up"] == 1 and reading["power_watts"] == 70
 
@@ -230,7 +230,7 @@ def test_a_call_hung_for_good_holds_one_thread_across_nvml_restarts():
 def test_nvml_initialisation_is_retried_with_backoff(tmp_path):
     scenario = tmp_path / "s.json"
     scenario.write_text('{"init_error": "DRIVER_NOT_LOADED", "gpus": [{"preset": "a100"}]}')
-    reader = NvmlReader(fake_nvml.from_spec(str(scenario))).start()
+    reader = NvmlReader(simulated.from_spec(str(scenario))).start()
     assert not reader.up and reader.read_all() == {}
     assert not reader.retry_start()  # the backoff has not passed
     scenario.write_text('{"gpus": [{"preset": "a100"}]}')  # modprobe nvidia
@@ -246,11 +246,11 @@ def test_old_bindings_fall_back_to_the_throttle_reasons_call(monkeypatch):
     monkeypatch.setattr(
         type(fake),
         "nvmlDeviceGetCurrentClocksThrottleReasons",
-        fake_nvml.FakeNvml.nvmlDeviceGetCurrentClocksEventReasons,
+        simulated.SimulatedNvml.nvmlDeviceGetCurrentClocksEventReasons,
         raising=False,
     )
-    monkeypatch.delattr(fake_nvml.FakeNvml, "nvmlDeviceGetCurrentClocksEventReasons")
-    real = fake_nvml._real
+    monkeypatch.delattr(simulated.SimulatedNvml, "nvmlDeviceGetCurrentClocksEventReasons")
+    real = simulated._real
     monkeypatch.delattr(real, "nvmlDeviceGetCurrentClocksEventReasons")
     assert not hasattr(fake, "nvmlDeviceGetCurrentClocksEventReasons")
     active = reader.read_all()[0]["clocks_event_active"]
@@ -268,7 +268,7 @@ def test_without_nvml_the_reader_is_down_and_reads_nothing():
 def test_init_failure_from_scenario(tmp_path):
     scenario = tmp_path / "s.json"
     scenario.write_text('{"init_error": "DRIVER_NOT_LOADED"}')
-    reader = NvmlReader(fake_nvml.from_spec(str(scenario))).start()
+    reader = NvmlReader(simulated.from_spec(str(scenario))).start()
     assert not reader.up and "Driver Not Loaded" in reader.problem
 
 
@@ -312,21 +312,21 @@ def test_sampler_thread_samples_and_windows_aggregate():
 
 def test_fake_spec_rejects_unknown_presets():
     with pytest.raises(ValueError, match="unknown preset 'h900'"):
-        fake_nvml.from_spec("h900")
+        simulated.from_spec("h900")
 
 
-def test_fake_nvml_keeps_the_real_pynvml_signatures():
+def test_the_simulated_nvml_keeps_the_real_pynvml_signatures():
     # the fake is only useful while it looks like the binding: same function names, same parameters
     import inspect
 
     import pynvml
 
-    faked = [name for name in vars(fake_nvml.FakeNvml) if name.startswith("nvml")]
+    faked = [name for name in vars(simulated.SimulatedNvml) if name.startswith("nvml")]
     assert len(faked) > 25
     for name in faked:
         real = getattr(pynvml, name, None)
         assert real is not None, f"pynvml has no {name}"
-        ours = list(inspect.signature(getattr(fake_nvml.FakeNvml, name)).parameters)[1:]  # minus self
+        ours = list(inspect.signature(getattr(simulated.SimulatedNvml, name)).parameters)[1:]  # minus self
         theirs = list(inspect.signature(inspect.unwrap(real)).parameters)
         assert len(ours) == len(theirs), f"{name}{tuple(ours)} vs pynvml {name}{tuple(theirs)}"
 
@@ -336,13 +336,13 @@ def test_every_nvml_call_the_reader_makes_exists_in_the_binding():
 
     fake, reader = reader_for("h100-sxm")
     called = set()
-    original = reader._call
+    original = reader.call
 
     def spy(index, call, *args, **kwargs):
         called.add(call)
         return original(index, call, *args, **kwargs)
 
-    reader._call = spy
+    reader.call = spy
     reader.read_all()
     assert len(called) >= 15
     for call in called:

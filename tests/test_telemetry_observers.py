@@ -11,9 +11,9 @@ import time
 import pytest
 
 from dlbench.errors import UserError
-from dlbench.telemetry import fake_nvml
+from dlbench.nvml import simulated
 from dlbench.telemetry.observers import PushgatewayObserver, TelemetryObserver
-from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
+from dlbench.commands.run_options import add_run_arguments, observers_from_args
 from dlbench.train.observers import RunInfo
 from prometheus_server import free_port, http_get, wait_for
 
@@ -45,7 +45,7 @@ def drive(observers, fake, steps=6, step_seconds=0.05, script=None):
 
 
 def test_summary_measures_energy_from_the_counter_over_exactly_the_window():
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     telemetry = TelemetryObserver(interval=0.02, nvml=fake)
 
     def script(step, fake):
@@ -95,7 +95,7 @@ def test_summary_measures_energy_from_the_counter_over_exactly_the_window():
 
 
 def test_summary_survives_a_gpu_lost_in_the_window():
-    fake = fake_nvml.from_spec("a100")
+    fake = simulated.from_spec("a100")
     telemetry = TelemetryObserver(interval=0.02, nvml=fake)
     try:
         drive([telemetry], fake, script=lambda step, f: setattr(f.gpus[0], "lost", step >= 3))
@@ -171,7 +171,7 @@ def test_end_of_run_summary_reaches_a_real_pushgateway(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     telemetry = TelemetryObserver(interval=0.02, nvml=fake)
     push = PushgatewayObserver(f"http://127.0.0.1:{port}", telemetry=telemetry)
     try:

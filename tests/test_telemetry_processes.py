@@ -1,14 +1,14 @@
 """Per-process GPU memory and utilisation, labelled with the Slurm job or Kubernetes pod from the process's cgroup.
 
-Faked: NVML (dlbench.telemetry.fake_nvml lists the processes) and the /proc and /var/log/pods trees, written under
+Faked: NVML (dlbench.nvml.simulated lists the processes) and the /proc and /var/log/pods trees, written under
 tmp_path with the exact line formats the kernel, Slurm and the kubelet produce (sources in
-dlbench/telemetry/processes.py); the exposition and promtool are real.
+dlbench/nvml/processes.py); the exposition and promtool are real.
 """
 
 import pytest
 
-from dlbench.telemetry import processes
-from dlbench.telemetry.processes import owner_from_cgroup
+from dlbench.nvml import processes
+from dlbench.nvml.processes import owner_from_cgroup
 from promtool_metrics import promtool_remarks
 from tests.test_telemetry_exposition import exposition, find, samples
 
@@ -94,10 +94,10 @@ def test_promtool_finds_nothing_to_say_about_process_series(host):
 
 
 def test_cgroup_read_once_per_process_and_forgotten_when_it_ends(host, tmp_path):
-    from dlbench.telemetry import fake_nvml
-    from dlbench.telemetry.nvml import NvmlReader
+    from dlbench.nvml import simulated
+    from dlbench.nvml.reader import NvmlReader
 
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     fake.gpus[0].values["processes"] = [[1002, 2**30, 5]]
     reader = NvmlReader(fake).start()
     assert reader.read_all()[0]["processes"][0]["slurm_job_id"] == "100"

@@ -1,12 +1,13 @@
 """The run keeps its GPU readings over the timed window as a time series in the result (for `dlbench report`).
 
-Faked: NVML only (dlbench.telemetry.fake_nvml's simulated H100; no GPU here).
+Faked: NVML only (dlbench.nvml.simulated's simulated H100; no GPU here).
 """
 
 import time
 from types import SimpleNamespace
 
-from dlbench.telemetry import fake_nvml, series
+from dlbench.nvml import simulated
+from dlbench.telemetry import series
 from dlbench.telemetry.observers import TelemetryObserver
 from dlbench.train.observers import RunInfo
 
@@ -23,7 +24,7 @@ GPU_RUN = RunInfo(
 
 
 def test_timed_window_keeps_the_gpu_series_in_order_with_the_scripted_readings():
-    fake = fake_nvml.from_spec("h100-sxm")
+    fake = simulated.from_spec("h100-sxm")
     telemetry = TelemetryObserver(interval=0.02, nvml=fake)
     fake.gpus[0].values.update(power_mw=300_000, temperature=40, sm_mhz=1980)
     try:
@@ -57,7 +58,7 @@ def test_timed_window_keeps_the_gpu_series_in_order_with_the_scripted_readings()
 
 
 def test_a_cpu_run_keeps_no_gpu_series():
-    telemetry = TelemetryObserver(interval=0.02, nvml=fake_nvml.from_spec("h100-sxm"))
+    telemetry = TelemetryObserver(interval=0.02, nvml=simulated.from_spec("h100-sxm"))
     cpu_run = RunInfo(**{**GPU_RUN.__dict__, "device": "cpu", "gpu_index": None})
     try:
         telemetry.on_start(cpu_run)

@@ -12,7 +12,8 @@ from dlbench.errors import UserError
 from dlbench.hostspec import facts
 from dlbench.hostspec.reader import HostReader
 from dlbench.validate import stack, writers
-from dlbench.validate.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
+from dlbench.checks import FAIL, PASS, SKIP, WARN, CheckResult
+from dlbench.validate.report import Report
 from validate_support import PCI_H100_NVSWITCH, PCI_H100_SXM, PCI_INTEL_VTD, context, pci_bus
 
 NO_DRIVER = json.dumps({"init_error": "LIBRARY_NOT_FOUND"})

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dlbench.validate import baselines, compute, judge, memory
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from dlbench.checks import FAIL, INFO, PASS, SKIP, WARN
 from dlbench.validate.timing import iteration_seconds
 from test_cuda_boundary import FakeEvent
 from validate_support import context

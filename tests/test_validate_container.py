@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dlbench.validate import container, stack
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP
+from dlbench.checks import FAIL, INFO, PASS, SKIP
 from docker_engine import load_image, remove_in_background, start_engine, stop_engine
 from images_support import UID
 from validate_support import PCI_INTEL_VTD, context, pci_bus

@@ -1,6 +1,6 @@
 """NVLink fabric, power limit and the per-model reference table of `dlbench validate`, on a simulated 8x H100 SXM node.
 
-The simulation (dlbench/telemetry/fake_nvml.py, dlbench/validate/fake_nvml_extra.py) answers as NVML does: NVLink
+The simulation (dlbench/nvml/simulated.py) answers as NVML does: NVLink
 links and their error counters as field values with the link as scope id, the enforced and default power limits, and
 nvmlDeviceGetGpuFabricInfo; the faults below are the states NVML reports on a real node with that fault.
 """
@@ -11,7 +11,7 @@ import pynvml
 import pytest
 
 from dlbench.validate import baselines, compute, fabric, power
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from dlbench.checks import FAIL, INFO, PASS, SKIP, WARN
 from validate_support import PCI_H100_NVSWITCH, PCI_H100_SXM, context, pci_bus
 
 H100, EIGHT = "h100-sxm", 8

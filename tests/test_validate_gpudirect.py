@@ -20,7 +20,7 @@ import pytest
 
 from dlbench.hostspec.reader import RecordedHost
 from dlbench.validate import gpudirect, runner
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from dlbench.checks import FAIL, INFO, PASS, SKIP, WARN
 from validate_support import context, pci_bus
 
 BRIDGE = ("0x8086", "0x1234", "0x060400")  # a PCI-to-PCI bridge (class 0x0604, PCI Code and ID Assignment Spec.)

@@ -1,6 +1,6 @@
 """Every health and inventory state `dlbench validate` judges, driven through the simulated NVML.
 
-The simulation (dlbench/telemetry/fake_nvml.py, dlbench/validate/fake_nvml_extra.py) answers as NVML does; the
+The simulation (dlbench/nvml/simulated.py) answers as NVML does; the
 values below are the states NVML reports on a real fault (NVML API reference, Device Queries).
 """
 
@@ -11,7 +11,7 @@ import pytest
 
 from dlbench.validate import health, inventory
 from dlbench.validate.context import LoadWindow
-from dlbench.validate.report import FAIL, INFO, PASS, SKIP, WARN
+from dlbench.checks import FAIL, INFO, PASS, SKIP, WARN
 from validate_support import context
 
 H100 = "h100-sxm"
@@ -244,11 +244,11 @@ def test_torch_numbers_the_gpus_as_nvml_does(monkeypatch):
 
 def test_docs_name_each_xid_code_under_the_class_validate_and_the_alerts_use():
     """docs/telemetry.md lists XID codes per class and says which ones page: each named code must be in that class of
-    dlbench/telemetry/xid.py, the one table the exporter, the alert rules and `dlbench validate` use."""
+    dlbench/nvml/xid.py, the one table the exporter, the alert rules and `dlbench validate` use."""
     import re
     from pathlib import Path
 
-    from dlbench.telemetry.xid import xid_class
+    from dlbench.nvml.xid import xid_class
 
     text = " ".join((Path(__file__).parents[1] / "docs" / "telemetry.md").read_text().split())
     start = text.index("Each XID series carries `xid_class`")
@@ -276,7 +276,7 @@ def test_validate_docs_name_only_critical_xids_as_failures():
     import re
     from pathlib import Path
 
-    from dlbench.telemetry.xid import xid_class
+    from dlbench.nvml.xid import xid_class
 
     row = next(
         line

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlbench.validate import interconnect
-from dlbench.validate.report import INFO, PASS, SKIP, WARN
+from dlbench.checks import INFO, PASS, SKIP, WARN
 from validate_support import context
 
 

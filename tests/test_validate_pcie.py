@@ -5,7 +5,7 @@ import pytest
 
 from dlbench.hostspec.reader import RecordedHost
 from dlbench.validate import pcie, runner
-from dlbench.validate.report import FAIL, PASS, SKIP, WARN
+from dlbench.checks import FAIL, PASS, SKIP, WARN
 from validate_support import (
     PCI_CONNECTX7,
     PCI_H100_SXM,

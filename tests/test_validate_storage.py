@@ -10,7 +10,7 @@ import pytest
 from dlbench.errors import UserError
 from dlbench.hostspec import spec
 from dlbench.validate import storage
-from dlbench.validate.report import INFO, WARN
+from dlbench.checks import INFO, WARN
 from dlbench.workloads import WORKLOADS
 from validate_support import context
 

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from dlbench.validate import summarize, writers
-from dlbench.validate.report import FAIL, PASS, CheckResult, Report
+from dlbench.checks import FAIL, PASS, CheckResult
+from dlbench.validate.report import Report
 
 
 # VBIOS versions in nvidia-smi's printed form: the one an HGX H100 fleet was held to in imbue-ai/cluster-health

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import os
 
-from dlbench.telemetry import fake_nvml
+from dlbench.nvml import simulated
 from dlbench.validate.context import Context, Options
-from dlbench.validate.nvml_extra import extend_simulation
 
 
 def simulated_nvml(*gpus: dict):
-    """A simulated NVML (dlbench/telemetry/fake_nvml.py plus the validation calls) with one GPU per dict:
+    """A simulated NVML (dlbench/nvml/simulated.py, with the calls validate reads once per start) with one GPU per dict:
     {"preset": "h100-sxm", "values": {...}, "faults": {...}} as in a scenario file."""
-    fake = fake_nvml.FakeNvml(
+    return simulated.SimulatedNvmlWithStatic(
         [
-            fake_nvml.FakeGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
+            simulated.SimulatedGpu(i, g["preset"], dict(g.get("values", {})), dict(g.get("faults", {})))
             for i, g in enumerate(gpus)
         ]
     )
-    return extend_simulation(fake)
 
 
 def context(*gpus: dict, host=None, **options) -> Context:

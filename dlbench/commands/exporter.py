@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from dlbench.commands.argtypes import port, seconds_between
-from dlbench.telemetry import EXPORTER_DEFAULT_PORT
+from dlbench.exporter import EXPORTER_DEFAULT_PORT
 
 ENV_LISTEN = "DLBENCH_EXPORTER_LISTEN"
 ENV_PORT = "DLBENCH_EXPORTER_PORT"
@@ -26,6 +26,11 @@ def _hostname(text: str) -> str:
 
 
 def add_arguments(parser) -> None:
+    parser.epilog = (
+        "Simulated mode, to try the exporter, Prometheus and the dashboards without a GPU: "
+        "DLBENCH_FAKE_NVML=h100-sxm*8 dlbench exporter serves eight simulated, idle H100s (presets and scenario "
+        "files: dlbench/nvml/simulated.py). Never set it on a GPU host."
+    )
     parser.add_argument(
         "--listen",
         default=os.environ.get(ENV_LISTEN, "127.0.0.1"),
@@ -76,7 +81,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from dlbench.telemetry.exporter import run_exporter
+    from dlbench.exporter.server import run_exporter
 
     return run_exporter(
         args.listen,

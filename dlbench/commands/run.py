@@ -8,10 +8,10 @@ import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-from dlbench import launch
+from dlbench.train import launch
 from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int, seed
 from dlbench.errors import UserError
-from dlbench.telemetry.run_hooks import add_run_arguments, observers_from_args
+from dlbench.commands.run_options import add_run_arguments, observers_from_args
 
 
 def add_arguments(parser) -> None:

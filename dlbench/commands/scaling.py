@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int
+from dlbench.results.scaling import size_entry, study
 
 # `dlbench run` options a scaling study passes to every size unchanged
 PASSED_ON = (
@@ -82,54 +83,8 @@ def _run_command(args, flag: str, size: int, output: str) -> list[str]:
     return command + (["--fsdp"] if args.fsdp else [])
 
 
-def _entry(size: int, path: str, returncode: int) -> dict:
-    """One size of the study, from the result its rank 0 wrote (if it wrote one)."""
-    entry = {
-        "processes": size,
-        "exit_code": returncode,
-        "result": os.path.abspath(path),
-        "status": "failed",
-        "error": None,
-        "samples_per_second": None,
-        "tokens_per_second": None,
-        "slowest_rank": None,
-        "communication_share": None,
-        "efficiency": None,
-    }
-    try:
-        with open(path, encoding="utf-8") as handle:
-            result = json.load(handle)
-    except (OSError, ValueError):
-        entry["error"] = f"no result (exit code {returncode})"
-        entry["result"] = None
-        return entry
-    job = result.get("distributed") or {}
-    aggregate = job.get("aggregate") or {}
-    entry.update(
-        status=result["status"],
-        error=result.get("error"),
-        samples_per_second=aggregate.get("samples_per_second"),
-        tokens_per_second=aggregate.get("tokens_per_second"),
-        slowest_rank=job.get("slowest_rank"),
-        communication_share=(job.get("communication") or {}).get("share"),
-    )
-    return entry
-
-
-def study(entries: list[dict]) -> dict:
-    """Efficiency of every size against the one-process run: throughput(n) / (n x throughput(1))."""
-    baseline = next((entry for entry in entries if entry["processes"] == 1), None)
-    base_rate = baseline["samples_per_second"] if baseline and baseline["status"] == "completed" else None
-    for entry in entries:
-        if base_rate and entry["status"] == "completed" and entry["samples_per_second"] is not None:
-            entry["efficiency"] = entry["samples_per_second"] / (entry["processes"] * base_rate)
-    from dlbench.results import superlinear
-
-    return {"baseline_samples_per_second": base_rate, "sizes": entries, "warnings": superlinear.warnings(entries)}
-
-
 def run(args) -> int:
-    from dlbench import launch
+    from dlbench.train import launch
     from dlbench.atomic import check_writable, write_json
     from dlbench.workloads import check_fsdp, get_workload
 
@@ -151,7 +106,7 @@ def run(args) -> int:
         returncode = subprocess.run(
             _run_command(args, flag, size, path), stdout=subprocess.DEVNULL, check=False
         ).returncode
-        entries.append(_entry(size, path, returncode))
+        entries.append(size_entry(size, path, returncode))
         if returncode in (130, 143):  # Ctrl-C or SIGTERM: stop the study, keep what was measured
             break
     document = {

@@ -11,7 +11,7 @@ import re
 
 from dlbench.hostspec import units
 from dlbench.hostspec.reader import Unanswered
-from dlbench.validate.report import FAIL, PASS, SKIP, WARN, CheckResult
+from dlbench.checks import FAIL, PASS, SKIP, WARN, CheckResult
 
 # Storage: vendors' "2TB" is 2·10^12 bytes and real drives have a little more (IDEMA LBA1-03: 2 000 398 934 016 B);
 # `lsblk`'s "1.8T" is binary and rounded to one decimal (1.1% off). 3% absorbs both without mistaking a

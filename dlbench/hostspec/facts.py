@@ -291,8 +291,8 @@ def pci_functions(reader: HostReader) -> list[tuple[str, str, str]]:
 
 def gpus(nvml_reader=None) -> dict:
     """GPUs and the driver through the telemetry NVML reader (a simulated NVML in tests, see
-    dlbench/telemetry/fake_nvml.py); an NvmlReader already started (by `dlbench validate`) is reused."""
-    from dlbench.telemetry.nvml import NvmlReader
+    dlbench/nvml/simulated.py); an NvmlReader already started (by `dlbench validate`) is reused."""
+    from dlbench.nvml.reader import NvmlReader
 
     own = nvml_reader is None
     reader = NvmlReader(watch_xid=False).start() if own else nvml_reader

@@ -79,14 +79,14 @@ class HostReader:
     def torch_build(self) -> dict:
         """torch's version, CUDA build and cuDNN wheel, as `dlbench env` reads them (without importing torch), of
         this environment or of `python`'s."""
-        from dlbench import torch_build
+        from dlbench import installed_torch
 
         if self.python is None:
-            return torch_build.collect()
+            return installed_torch.collect()
         try:
-            return json.loads(self.run(self.python, torch_build.__file__))
+            return json.loads(self.run(self.python, installed_torch.__file__))
         except ValueError:
-            raise Unanswered(f"{self.python} {torch_build.__file__} printed no JSON") from None
+            raise Unanswered(f"{self.python} {installed_torch.__file__} printed no JSON") from None
 
 
 class RecordedHost(HostReader):

@@ -1,10 +1,3 @@
-"""GPU and host telemetry: NVML and psutil readings, a background sampler, Prometheus exposition, run hooks.
-
-`catalogue` is the single table of metric names; the collector and docs/metrics.md are both generated from it.
+"""Run-time telemetry of `dlbench run`: GPU and host readings sampled in the background (`sampler`, `host`), the
+per-GPU series of the timed window (`series`) and the run observers that record, serve or push them (`observers`).
 """
-
-# Not 9835 (nvidia_gpu_exporter's) nor any port of 9100-9999: that range of Prometheus's default port allocations
-# (github.com/prometheus/prometheus/wiki/Default-port-allocations) is fully taken, and Prometheus's guide to writing
-# exporters asks exporters without an allocation to stay outside it (prometheus.io/docs/instrumenting/
-# writing_exporters/#port-numbers). Below Linux's ephemeral range (32768-60999), so no outgoing connection holds it.
-EXPORTER_DEFAULT_PORT = 19835

@@ -13,11 +13,11 @@ from prometheus_client import push_to_gateway
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from dlbench.telemetry.catalogue import BY_NAME, specs
-from dlbench.telemetry.collector import TelemetryCollector, families_from_rows
+from dlbench.exporter.catalogue import BY_NAME, specs
+from dlbench.exporter.collector import TelemetryCollector, families_from_rows
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.http import MetricsServer, is_loopback
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.exporter.http import MetricsServer, is_loopback
+from dlbench.nvml.reader import NvmlReader
 from dlbench.telemetry.sampler import Sampler, Window
 from dlbench.telemetry.series import SeriesRecorder
 from dlbench.train.observers import RunInfo, RunObserver

@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.nvml import NvmlReader
-from dlbench.telemetry.xid import dcgm_xid_message, xid_class
+from dlbench.nvml.reader import NvmlReader
+from dlbench.nvml.xid import dcgm_xid_message, xid_class
 
 
 @dataclass
@@ -170,7 +170,7 @@ class Sampler:
             for index, reading in gpus.items():
                 if index in self.nvml.xid_supported:
                     # kept while the GPU is down: XID 79 is exactly the event that takes it down
-                    # keyed (xid, xid_class): both labels of the series (the catalogue class: dlbench/telemetry/xid.py)
+                    # keyed (xid, xid_class): both labels of the series (the catalogue class: dlbench/nvml/xid.py)
                     reading["xid_errors"] = {(str(c), xid_class(c)): n for c, n in self.xid_counts[index].items()}
                     reading["last_xid_timestamp_seconds"] = {
                         (str(c), xid_class(c)): t for c, t in self.xid_last_seen[index].items()

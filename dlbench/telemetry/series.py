@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 MAX_POINTS = 2000
-# reading key (dlbench.telemetry.nvml) -> series key; the same names, so a reader needs no table
+# reading key (dlbench.nvml.reader) -> series key; the same names, so a reader needs no table
 KEYS = ("utilization_ratio", "power_watts", "sm_clock_hertz", "temperature_celsius", "memory_used_bytes")
 SERIES_NAMES = {"utilization_ratio": "gpu_utilization_ratio"}
 

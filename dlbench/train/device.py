@@ -61,7 +61,7 @@ def nvml_index(uuid: str | None, nvml=None) -> int | None:
     if uuid is None:
         return None
     if nvml is None:
-        from dlbench.telemetry.nvml import load_pynvml
+        from dlbench.nvml.reader import load_pynvml
 
         nvml = load_pynvml()
         if nvml is None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from dlbench import environment, launch
+from dlbench import environment
+from dlbench.train import launch
 from dlbench.errors import RunFailed, UserError
 from dlbench.train import anchors, contention, data, device as devices, distributed, fit, flops, interrupt, peaks
 from dlbench.train import input_wait, mamf, recipe as recipes, results

@@ -17,7 +17,7 @@ import time
 
 from dlbench.validate.compute import device_label, device_name
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 SIZE = {"cuda": 8192, "cpu": 256}
 CHECK_EVERY = {"cuda": 20, "cpu": 5}  # products between two digests: the digest costs a pass over the result

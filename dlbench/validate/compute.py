@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from dlbench.validate import baselines, judge
 from dlbench.validate.context import Context
-from dlbench.validate.report import CheckResult, skip
+from dlbench.checks import CheckResult, skip
 from dlbench.validate.timing import iteration_seconds, l2_flush
 
 

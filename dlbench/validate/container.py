@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from dlbench.validate.context import DEVICE_ORDER, Context
-from dlbench.validate.report import FAIL, INFO, PASS, CheckResult, at_least, skip
+from dlbench.checks import FAIL, INFO, PASS, CheckResult, at_least, skip
 
 MOUNT = "/opt/dlbench-validate"
 TIMEOUT_SECONDS = 900

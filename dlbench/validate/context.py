@@ -15,8 +15,9 @@ from typing import Any
 
 from dlbench.hostspec import facts
 from dlbench.hostspec.reader import HostReader, host_reader
-from dlbench.telemetry.nvml import NvmlReader, load_pynvml
-from dlbench.validate import nvml_extra, pcie
+from dlbench.nvml.reader import NvmlReader, load_pynvml
+from dlbench.nvml import static as nvml_static
+from dlbench.validate import pcie
 
 LEVELS = ("quick", "long")
 # The checks key every figure by GPU index and judge it against that index's NVML state (link, memory). NVML
@@ -80,19 +81,17 @@ class Context:
         self.pci_functions = pcie.functions(host)
         self.aer_before = pcie.read_all_aer(host, self.pci_functions)
         os.environ.update(DEVICE_ORDER)  # before torch touches CUDA: the interconnect's workers inherit it too
-        self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(), watch_xid=True)
-        if self.reader.nvml is not None:
-            nvml_extra.extend_simulation(self.reader.nvml)
+        self.reader = NvmlReader(nvml if nvml is not None else load_pynvml(static_calls=True), watch_xid=True)
         self.reader.start()
         self.baseline = self.reader.read_all()  # before any load: the counters the run is compared against
         self.static = (
-            {gpu.index: nvml_extra.read_static(self.reader.nvml, gpu.index) for gpu in self.reader.gpus}
+            {gpu.index: nvml_static.read_static(self.reader.nvml, gpu.index) for gpu in self.reader.gpus}
             if self.reader.up
             else {}
         )
         # NVLink error counters before any load: the fabric check judges what they grew by during the run
         self.nvlinks_before = (
-            {gpu.index: nvml_extra.read_nvlinks(self.reader.nvml, gpu.index) for gpu in self.reader.gpus}
+            {gpu.index: nvml_static.read_nvlinks(self.reader.nvml, gpu.index) for gpu in self.reader.gpus}
             if self.reader.up
             else {}
         )

@@ -25,8 +25,8 @@ from typing import Callable
 
 from dlbench.validate import baselines
 from dlbench.validate.context import Context
-from dlbench.validate.nvml_extra import NVLINK_ERROR_FIELDS, NvLinks, read_nvlinks
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.nvml.static import NVLINK_ERROR_FIELDS, NvLinks, read_nvlinks
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 NVLINK_INACTIVE = 0  # nvmlNvlinkState NVML_NVLINK_STATE_INACTIVE
 CRC_FAIL_ABOVE = 100  # DCGM pcie plugin crc_error_threshold (nvvs/diag-skus.yaml.in, plugin default)

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 from dlbench.hostspec import facts
 from dlbench.hostspec.reader import HostReader, Unanswered
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 PCI_DEVICES = facts.PCI_DEVICES
 INFINIBAND = "/sys/class/infiniband"

@@ -5,13 +5,13 @@ Counters are compared with the reading taken before any load, so an error during
 
 from __future__ import annotations
 
-from dlbench.telemetry.xid import xid_class
+from dlbench.nvml.xid import xid_class
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 # An XID whose class is critical (the GPU needs a reset, a reboot or NVIDIA's ECC or NVLink workflow) is a FAIL; any
 # other XID during a validation run (the job's own fault, informational, or not in the catalogue) is a WARN. The
-# classes are the exporter's and the alert rules' (dlbench/telemetry/xid.py), from the same catalogue column.
+# classes are the exporter's and the alert rules' (dlbench/nvml/xid.py), from the same catalogue column.
 XID_SOURCE = (
     "NVIDIA XID catalogue, Resolution Bucket (Immediate Action) "
     "(docs.nvidia.com/deploy/xid-errors/analyzing-xid-catalog.html)"

@@ -18,7 +18,7 @@ from dlbench.validate import baselines, judge
 from dlbench.validate.baselines import Expectation, allreduce_reference
 from dlbench.validate.compute import device_name
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, INFO, PASS, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, CheckResult, skip
 
 MIB = 2**20
 # The published busbw figures it is judged against (validate_baselines.json) are nccl-tests' plateau, reached only at

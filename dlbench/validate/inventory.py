@@ -8,7 +8,7 @@ save power, so an idle reading says nothing), it must reach the maximum the GPU 
 from __future__ import annotations
 
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 NVML_SOURCE = "NVML device queries"
 PCI_SOURCE = "/sys/bus/pci/devices (vendor 0x10de, class 0x0300xx or 0x0302xx)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlbench.validate.baselines import Expectation
-from dlbench.validate.report import INFO, CheckResult, at_least
+from dlbench.checks import INFO, CheckResult, at_least
 
 
 def against_reference(

@@ -10,7 +10,7 @@ from dlbench.validate import baselines, judge
 from dlbench.validate.baselines import Expectation
 from dlbench.validate.compute import device_label, device_name
 from dlbench.validate.context import Context
-from dlbench.validate.report import INFO, CheckResult, skip
+from dlbench.checks import INFO, CheckResult, skip
 from dlbench.validate.timing import iteration_seconds
 
 GIB = 2**30

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dlbench.validate import baselines, judge
 from dlbench.validate.context import Context
-from dlbench.validate.report import INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import INFO, PASS, WARN, CheckResult, skip
 from dlbench.validate.timing import iteration_seconds
 
 BYTES = {"quick": 256 * 2**20, "long": 2**30}

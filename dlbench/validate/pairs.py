@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dlbench import atomic
 from dlbench.errors import UserError
-from dlbench.validate.report import FAIL, INFO, PASS, WARN
+from dlbench.checks import FAIL, INFO, PASS, WARN
 
 ACHIEVABLE_FRACTION = 0.72
 SOURCE = (

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from dlbench.hostspec import facts
 from dlbench.hostspec.reader import HostReader, Unanswered
-from dlbench.validate.report import FAIL, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, PASS, WARN, CheckResult, skip
 
 PCI_DEVICES = facts.PCI_DEVICES
 # PCI-SIG class codes (PCI Code and ID Assignment Specification): 0x0200 Ethernet, 0x0207 InfiniBand, 0x010802 NVM

@@ -14,7 +14,7 @@ import time
 
 from dlbench.validate import baselines
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, PASS, WARN, CheckResult, skip
 
 CHECK_ID, TITLE = "power.limit", "enforced power limit at the default and the model's TDP"
 SOURCE = (

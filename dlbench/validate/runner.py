@@ -29,7 +29,8 @@ from dlbench.validate import (
     training,
 )
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, CheckResult, Report
+from dlbench.checks import FAIL, CheckResult
+from dlbench.validate.report import Report
 
 
 def families(ctx: Context) -> list[tuple[str, Callable[[Context], list[CheckResult]]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dlbench.hostspec import compare, facts
 from dlbench.hostspec.reader import host_reader
 from dlbench.validate.context import Context
-from dlbench.validate.report import CheckResult
+from dlbench.checks import CheckResult
 
 
 def run(ctx: Context) -> list[CheckResult]:

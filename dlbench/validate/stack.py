@@ -13,7 +13,7 @@ from pathlib import Path
 from dlbench import environment, yamlfile
 from dlbench.errors import UserError
 from dlbench.validate.context import Context
-from dlbench.validate.report import FAIL, INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 # Minimum Linux driver per CUDA toolkit release: the table "CUDA Toolkit and Corresponding Driver Versions" of the
 # CUDA Toolkit release notes, https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html

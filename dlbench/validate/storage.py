@@ -27,7 +27,7 @@ from dlbench.errors import UserError
 from dlbench.hostspec import units
 from dlbench.validate import baselines
 from dlbench.validate.context import Context
-from dlbench.validate.report import INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import INFO, PASS, WARN, CheckResult, skip
 
 # fp32 weights (dlbench run keeps parameters in fp32 and trains under autocast) plus AdamW's exp_avg and exp_avg_sq,
 # which torch.optim.AdamW keeps in the parameters' dtype: 4 + 4 + 4 bytes a parameter.

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from dlbench import atomic
 from dlbench.errors import UserError
-from dlbench.validate.report import FAIL, SCHEMA_VERSION
+from dlbench.checks import FAIL
+from dlbench.validate.report import SCHEMA_VERSION
 
 COMPARED_FAMILIES = ("compute", "memory", "interconnect", "burnin", "training")
 

@@ -16,7 +16,7 @@ from dlbench.validate import baselines
 from dlbench.validate.compute import device_name
 from dlbench.validate.context import Context
 from dlbench.validate.judge import against_reference
-from dlbench.validate.report import FAIL, INFO, CheckResult, skip
+from dlbench.checks import FAIL, INFO, CheckResult, skip
 
 WORKLOADS = ("resnet50", "gpt2")
 # timed seconds on a GPU; None: `dlbench run`'s default window (dlbench/train/window.py, GPU_DEFAULT_SECONDS)

@@ -10,7 +10,8 @@ import xml.etree.ElementTree as ET
 from importlib import resources
 
 from dlbench import atomic
-from dlbench.validate.report import FAIL, PASS, SKIP, WARN, CheckResult, Report
+from dlbench.checks import FAIL, PASS, SKIP, WARN, CheckResult
+from dlbench.validate.report import Report
 
 SCHEMA_RESOURCE = "data/validate-report.schema.json"
 VERDICT_STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red", SKIP: "dim", "INFO": "cyan"}

@@ -1,7 +1,7 @@
 """The `spec` play of setup_gpu.yml (role host_spec) run for real by ansible-playbook, on this machine through the
 local connection: the spec written and fetched, a second run unchanged, and drift shown by --check --diff without
 touching the kept spec. The folders are the test's own; this machine's facts are read as they are (no GPU: NVML is
-simulated, dlbench/telemetry/fake_nvml.py)."""
+simulated, dlbench/nvml/simulated.py)."""
 
 import os
 import re
@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from dlbench import torch_build
+from dlbench import installed_torch
 from dlbench.hostspec import spec
 
 from .conftest import ANSIBLE_BIN, REPO
@@ -70,7 +70,7 @@ def test_the_spec_play_writes_fetches_and_shows_drift(ansible_playbook, tmp_path
     declared = spec.load(kept)
     assert declared["hardware"]["cpu"]["threads"] == os.cpu_count()
     assert declared["hardware"]["gpu"][0]["count"] == 2
-    assert declared["software"]["pytorch"] == torch_build.collect()["version"].split("+")[0]
+    assert declared["software"]["pytorch"] == installed_torch.collect()["version"].split("+")[0]
 
     _, changed = _play(ansible_playbook, tmp_path)
     assert changed == 0  # the host did not drift

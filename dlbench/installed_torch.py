@@ -1,7 +1,8 @@
-"""torch's version, its CUDA build and the cuDNN wheel's version, read without importing torch.
+"""The installed torch: its version, its CUDA build and the cuDNN wheel's version, read without importing torch.
+(Which torch build to install on a machine is scripts/torch-build.sh's job, before dlbench is installed.)
 
 Standard library only, so that it also runs as a script under another environment's Python:
-`python dlbench/torch_build.py` prints the JSON of that environment (what `dlbench env --write-spec --python`
+`python dlbench/installed_torch.py` prints the JSON of that environment (what `dlbench env --write-spec --python`
 uses to describe the conda environment the work runs in, from a dlbench installed elsewhere).
 """
 

@@ -12,9 +12,10 @@ NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY/RECOVERY/CRC.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from dlbench.telemetry.fields import field_ids, once_per_start, read_fields
+from dlbench.nvml.calls import GpuCalls
+
+from dlbench.nvml.fields import field_ids, once_per_start, read_fields
 
 PCIE_BYTE_FIELDS = {
     "pcie_transmitted_bytes": "NVML_FI_DEV_PCIE_COUNT_TX_BYTES",
@@ -36,8 +37,8 @@ NVLINK_INTERVAL_SECONDS = 5.0
 KIB = 1024  # NVML reports PCIe throughput in KB/s and NVLink data in KiB; both taken as 1024 bytes
 
 
-def read_interconnect(reader: Any, index: int, r: dict) -> None:
-    nvml, call = reader.nvml, reader._call
+def read_interconnect(reader: GpuCalls, index: int, r: dict) -> None:
+    nvml, call = reader.nvml, reader.call
     static = once_per_start(reader, index, "interconnect", lambda: _link_limits(reader, index))
     r.update(static)
     throughput = {}
@@ -55,7 +56,7 @@ def read_interconnect(reader: Any, index: int, r: dict) -> None:
     r.update(_nvlinks(reader, index, static.get("nvlink_links", 0)))
 
 
-def _nvlinks(reader: Any, index: int, links: int) -> dict:
+def _nvlinks(reader: GpuCalls, index: int, links: int) -> dict:
     """NVLink readings, read at most every NVLINK_INTERVAL_SECONDS and repeated from the last read between.
 
     Six fields for each of up to 18 links is the largest batch of a sample; counters read every few seconds still
@@ -65,7 +66,7 @@ def _nvlinks(reader: Any, index: int, links: int) -> dict:
     """
     if not links:
         return {}
-    cache = reader._static.setdefault((index, "nvlink_last"), {"at": None, "reading": {}})
+    cache = reader.static.setdefault((index, "nvlink_last"), {"at": None, "reading": {}})
     now = time.monotonic()
     if cache["at"] is not None and now - cache["at"] < NVLINK_INTERVAL_SECONDS:
         return cache["reading"]
@@ -112,9 +113,9 @@ def gpu_total(state: LinkTotal, per_link: dict[str, int]) -> int:
     return state.total
 
 
-def _link_limits(reader: Any, index: int) -> dict:
+def _link_limits(reader: GpuCalls, index: int) -> dict:
     """What the links can do at best: a property of the board and slot, read once per NVML initialisation."""
-    nvml, call, limits = reader.nvml, reader._call, {}
+    nvml, call, limits = reader.nvml, reader.call, {}
     generation = call(index, "nvmlDeviceGetMaxPcieLinkGeneration")
     if generation is not None:
         limits["pcie_link_max_generation"] = int(generation)

@@ -13,8 +13,8 @@ from typing import Any, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dlbench.telemetry.catalogue import DCGM_MIG_SPECS, GPU_LABELS, MIG_LABELS, OWNER_LABELS, MetricSpec, specs
-from dlbench.telemetry.rows import child_rows, gpu_instance_rows
+from dlbench.exporter.catalogue import DCGM_MIG_SPECS, GPU_LABELS, MIG_LABELS, OWNER_LABELS, MetricSpec, specs
+from dlbench.exporter.rows import child_rows, gpu_instance_rows
 from dlbench.telemetry.sampler import Sampler
 
 

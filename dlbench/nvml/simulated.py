@@ -1,8 +1,13 @@
-"""TEST-ONLY: a simulated NVML with the `pynvml` interface, for machines without a GPU.
+"""Simulated GPUs: an NVML with the `pynvml` interface, for machines without a GPU.
+
+A product feature, the exporter's simulated mode: `DLBENCH_FAKE_NVML=h100-sxm*8 dlbench exporter` serves the metrics of
+eight idle H100s, to try the exporter, Prometheus and the dashboards without a GPU. The tests drive real `dlbench
+exporter` and `dlbench validate` processes with it, and script faults through a scenario file. Never set it on a GPU
+host: the exporter then reports invented GPUs.
 
 It replaces only the functions that would call into libnvidia-ml; constants, error classes and result structures
 are the real ones from the installed nvidia-ml-py, so code above it runs exactly as against a real GPU.
-Selected only by `dlbench.telemetry.nvml.load_pynvml()` when DLBENCH_FAKE_NVML is set:
+Selected only by `dlbench.nvml.reader.load_pynvml()` when DLBENCH_FAKE_NVML is set:
 
     DLBENCH_FAKE_NVML=h100-sxm,a100,rtx4090     one GPU per preset, in index order
     DLBENCH_FAKE_NVML=h100-sxm*8                eight of a kind
@@ -244,7 +249,7 @@ def _error(name: str) -> Exception:
 
 
 @dataclass
-class FakeGpu:
+class SimulatedGpu:
     index: int
     preset: str
     values: dict = field(default_factory=dict)
@@ -291,10 +296,10 @@ class FakeGpu:
         return int(self.energy_mj)
 
 
-class FakeNvml(types.ModuleType):
+class SimulatedNvml(types.ModuleType):
     """Module-shaped object: attribute lookups fall back to the real pynvml for constants, errors and structs."""
 
-    def __init__(self, gpus: list[FakeGpu], init_error: str | None = None, scenario_path: str | None = None):
+    def __init__(self, gpus: list[SimulatedGpu], init_error: str | None = None, scenario_path: str | None = None):
         super().__init__("pynvml")
         self.gpus = gpus
         self.init_error = init_error
@@ -337,7 +342,7 @@ class FakeNvml(types.ModuleType):
         self.cuda_driver_version = int(scenario.get("cuda_driver_version", CUDA_DRIVER_VERSION))
         for index, entry in enumerate(scenario.get("gpus", [])):
             if index >= len(self.gpus):
-                self.gpus.append(FakeGpu(index, entry["preset"]))
+                self.gpus.append(SimulatedGpu(index, entry["preset"]))
             gpu = self.gpus[index]
             gpu.values.update(entry.get("values", {}))
             gpu.faults = dict(entry.get("faults", {}))
@@ -347,7 +352,7 @@ class FakeNvml(types.ModuleType):
             for code in new:
                 self.inject_xid(index, int(code))
 
-    def _gpu(self, handle, call: str) -> FakeGpu:
+    def _gpu(self, handle, call: str) -> SimulatedGpu:
         if not self._initialised:
             raise _error("UNINITIALIZED")
         self._refresh()
@@ -563,7 +568,7 @@ class FakeNvml(types.ModuleType):
         self._mig(device, "nvmlDeviceGetComputeInstanceId")
         return 0  # one compute instance spanning each GPU instance, the default layout
 
-    def _mig(self, handle, call: str) -> tuple[FakeGpu, int]:
+    def _mig(self, handle, call: str) -> tuple[SimulatedGpu, int]:
         slot = _address(handle) % 0x1000 // 0x10 - 1
         if slot < 0:
             raise _error("INVALID_ARGUMENT")  # a whole-GPU handle where a MIG handle is needed
@@ -622,7 +627,10 @@ class FakeNvml(types.ModuleType):
         gpu = self._gpu(device, "nvmlGpmSampleGet")
         if not gpu.spec.get("gpm"):
             raise _error("NOT_SUPPORTED")
-        self._take_gpm_sample(sample, (gpu.index, None), gpu.values["gpm"])
+        # a GPU in MIG mode is sampled per instance (nvmlGpmMigSampleGet); what its whole-GPU sample reports is not
+        # documented, so unscripted metrics stay unsupported there rather than idle
+        idle = None if "mig" in gpu.spec else 0.0
+        self._take_gpm_sample(sample, (gpu.index, None), gpu.values["gpm"], idle)
         return sample
 
     def nvmlGpmMigSampleGet(self, device, gpuInstanceId, gpmSample):
@@ -639,17 +647,24 @@ class FakeNvml(types.ModuleType):
         self._take_gpm_sample(gpmSample, (gpu.index, gpuInstanceId), gpu.values["mig_gpm"].get(str(gpuInstanceId), {}))
         return gpmSample
 
-    def _take_gpm_sample(self, sample, owner: tuple, scripted: dict) -> None:
+    def _take_gpm_sample(self, sample, owner: tuple, scripted: dict, idle: float | None = 0.0) -> None:
+        """`idle`: what a metric the scenario does not script reads (None: NOT_SUPPORTED)."""
         if _address(sample) not in self._gpm_samples:
             raise _error("INVALID_ARGUMENT")  # a buffer never allocated, or already freed
-        self._gpm_samples[_address(sample)] = (owner, dict(scripted))
+        self._gpm_samples[_address(sample)] = (owner, dict(scripted), idle)
 
     def live_gpm_samples(self) -> int:
         """GPM sample buffers allocated and not yet freed (a leak grows this)."""
         return len(self._gpm_samples)
 
     def nvmlGpmMetricsGet(self, request):
-        """Each metric is what the scripted "gpm" values say at the second sample (the activity in between)."""
+        """Each metric is what the scripted "gpm" values say at the second sample (the activity in between).
+
+        A metric the scenario does not script reads 0, as on an idle GPU: GPM metrics are rates of counters between
+        two samples (NVML API reference, "GPM Functions"), and a GPU that did nothing in between counted nothing. A
+        metric scripted as null answers NVML_ERROR_NOT_SUPPORTED (one the GPU does not offer), as do unscripted
+        metrics of a whole GPU in MIG mode.
+        """
         first, second = (self._gpm_samples.get(_address(s)) for s in (request.sample1, request.sample2))
         if request.version != _real.NVML_GPM_METRICS_GET_VERSION:
             raise _error("ARGUMENT_VERSION_MISMATCH")
@@ -661,7 +676,7 @@ class FakeNvml(types.ModuleType):
             if name.startswith("NVML_GPM_METRIC_") and isinstance(getattr(_real, name), int)
         }
         for slot in request.metrics[: request.numMetrics]:
-            percent = second[1].get(names.get(slot.metricId, ""))
+            percent = second[1].get(names.get(slot.metricId, ""), second[2])
             slot.nvmlReturn = _real.NVML_SUCCESS if percent is not None else _real.NVML_ERROR_NOT_SUPPORTED
             slot.value = float(percent or 0.0)
         return request
@@ -780,7 +795,7 @@ _PCIE_FIELDS = {
 }
 
 
-def _field(gpu: FakeGpu, field_id: int, scope: int, cuda_version: int = CUDA_DRIVER_VERSION):
+def _field(gpu: SimulatedGpu, field_id: int, scope: int, cuda_version: int = CUDA_DRIVER_VERSION):
     """The value NVML would give for one field of this GPU, or None for NOT_SUPPORTED."""
     values, unsupported = gpu.values, gpu.spec["unsupported"]
     kind, name = _driver_fields(cuda_version).get(field_id, (None, None))
@@ -804,17 +819,136 @@ def _field(gpu: FakeGpu, field_id: int, scope: int, cuda_version: int = CUDA_DRI
     return None
 
 
-def from_spec(spec: str) -> FakeNvml:
-    """A FakeNvml from the DLBENCH_FAKE_NVML value (see the module docstring)."""
+# --- the calls `dlbench validate` reads once per start -------------------------------------------------------
+# The NVML calls `dlbench validate` reads on top of those the simulation above answers (SimulatedNvmlWithStatic).
+#
+# Scripted through the same scenario "values" as the simulation above (the module docstring), with these keys:
+#   persistence (1/0), ecc_mode ([current, pending], 1 = enabled; default: both the preset's ecc_default, itself 1
+#   unless the preset says otherwise), mig_mode ([current, pending]),
+#   pcie_gen_current / pcie_width_current (the link as trained now; default the preset's maximum),
+#   retired_pages ([single-bit-cause count, double-bit-cause count]), retired_pages_pending (1/0),
+#   vbios (the VBIOS version string; default VBIOS below), fabric_state / fabric_status (nvmlGpuFabricState_t and
+#   nvmlReturn_t of the fabric registration; default 3 COMPLETED / 0 SUCCESS on Hopper presets (h100*, h200), NOT_SUPPORTED on others).
+# The NVLink links (state, CRC / replay / recovery counters) and the power limits are the telemetry simulation's
+# ("nvlink" and "power_limit_mw" values; the default limit is the preset's).
+# What each reproduces (pynvml from nvidia-ml-py, NVML API reference "Device Queries",
+# https://docs.nvidia.com/deploy/nvml-api/group__nvmlDeviceQueries.html):
+#   nvmlDeviceGetPersistenceMode -> NVML_FEATURE_ENABLED/DISABLED;
+#   nvmlDeviceGetEccMode -> (current, pending), NOT_SUPPORTED on GeForce cards;
+#   nvmlDeviceGetDefaultEccMode -> [the mode the card ships with]: enabled on data-centre cards, disabled on
+#   workstation cards (RTX / Quadro), NOT_SUPPORTED without ECC;
+#   nvmlDeviceGetMigMode -> (current, pending) NVML_DEVICE_MIG_ENABLE/DISABLE, NOT_SUPPORTED before Ampere A100/A30
+#   and on GeForce;
+#   nvmlDeviceGetMaxPcieLinkGeneration/Width -> the best link the GPU and the system can train (the preset's);
+#   nvmlDeviceGetCurrPcieLinkGeneration/Width -> the link now (idle GPUs train down to save power);
+#   nvmlDeviceGetRetiredPages(cause) -> list of page addresses; NOT_SUPPORTED on GPUs with row remapping only
+#   (the simulation answers for every ECC card, with zero pages by default);
+#   nvmlDeviceGetVbiosVersion -> text such as nvidia-smi prints under "VBIOS Version";
+#   nvmlDeviceGetGpuFabricInfo(device, byref(c_nvmlGpuFabricInfo_t)) -> fills state and status; "For Hopper or
+#   newer fully supported devices" (NVML API reference), NOT_SUPPORTED before.
+
+# The VBIOS an HGX H100 fleet was held to in imbue-ai/cluster-health (health_checks/config.json: 96.00.99.00.01);
+# the others are illustrative values in the same printed form.
+VBIOS = {
+    "h100-sxm": "96.00.99.00.01",
+    "h100-mig": "96.00.99.00.01",
+    "h200": "96.00.b3.00.01",
+    "a100": "92.00.45.00.06",
+    "a100-mig": "92.00.45.00.06",
+    "v100": "88.00.43.00.01",
+    "rtx4090": "95.02.18.80.5f",
+    "rtx6000-ada": "95.02.5d.00.01",
+}
+
+
+class SimulatedNvmlWithStatic(SimulatedNvml):
+    """The simulation plus the calls `dlbench validate` reads once per start (dlbench/nvml/static.py).
+
+    A subclass chosen at construction (`from_spec(..., static_calls=True)`), not merged into SimulatedNvml: its
+    PCIe-link and MIG-mode answers follow the validation scenario keys, which the exporter's simulated GPUs do not
+    use (an a100-mig preset reports MIG mode from its instances there).
+    """
+
+    def _ecc_card(self, gpu) -> bool:
+        return "nvmlDeviceGetTotalEccErrors" not in gpu.spec["unsupported"]
+
+    def nvmlDeviceGetPersistenceMode(self, handle):
+        return int(self._gpu(handle, "nvmlDeviceGetPersistenceMode").values.get("persistence", 1))
+
+    def nvmlDeviceGetEccMode(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetEccMode")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        default = gpu.spec.get("ecc_default", 1)
+        return list(gpu.values.get("ecc_mode", [default, default]))
+
+    def nvmlDeviceGetDefaultEccMode(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetDefaultEccMode")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        return [gpu.spec.get("ecc_default", 1)]
+
+    def nvmlDeviceGetMigMode(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")  # NOT_SUPPORTED where the preset lists it (workstation cards)
+        if not self._ecc_card(gpu):  # the GeForce preset: no MIG either
+            raise _error("NOT_SUPPORTED")
+        return list(gpu.values.get("mig_mode", [0, 0]))
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkGeneration").spec["pcie_gen"]
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle):
+        return self._gpu(handle, "nvmlDeviceGetMaxPcieLinkWidth").spec["pcie_width"]
+
+    def nvmlDeviceGetCurrPcieLinkGeneration(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkGeneration")
+        return int(gpu.values.get("pcie_gen_current", gpu.spec["pcie_gen"]))
+
+    def nvmlDeviceGetCurrPcieLinkWidth(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetCurrPcieLinkWidth")
+        return int(gpu.values.get("pcie_width_current", gpu.spec["pcie_width"]))
+
+    def nvmlDeviceGetRetiredPages(self, handle, cause):
+        gpu = self._gpu(handle, "nvmlDeviceGetRetiredPages")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        single, double = gpu.values.get("retired_pages", [0, 0])
+        count = single if cause == _real.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS else double
+        return [0x1000 * (i + 1) for i in range(int(count))]
+
+    def nvmlDeviceGetRetiredPagesPendingStatus(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetRetiredPagesPendingStatus")
+        if not self._ecc_card(gpu):
+            raise _error("NOT_SUPPORTED")
+        return int(gpu.values.get("retired_pages_pending", 0))
+
+    def nvmlDeviceGetVbiosVersion(self, handle):
+        gpu = self._gpu(handle, "nvmlDeviceGetVbiosVersion")
+        return gpu.values.get("vbios", VBIOS[gpu.preset])
+
+    def nvmlDeviceGetGpuFabricInfo(self, handle, info_pointer):
+        gpu = self._gpu(handle, "nvmlDeviceGetGpuFabricInfo")
+        if not gpu.preset.startswith(("h100", "h200")):
+            raise _error("NOT_SUPPORTED")
+        info = info_pointer._obj  # ctypes.byref(c_nvmlGpuFabricInfo_t()), as the real binding is called
+        info.state = int(gpu.values.get("fabric_state", _real.NVML_GPU_FABRIC_STATE_COMPLETED))
+        info.status = int(gpu.values.get("fabric_status", _real.NVML_SUCCESS))
+        return _real.NVML_SUCCESS
+
+
+def from_spec(spec: str, static_calls: bool = False) -> SimulatedNvml:
+    """A SimulatedNvml from the DLBENCH_FAKE_NVML value (see the module docstring); `static_calls`: one that also
+    answers what `dlbench validate` reads once per start (SimulatedNvmlWithStatic)."""
+    kind = SimulatedNvmlWithStatic if static_calls else SimulatedNvml
     if spec.endswith(".json"):
-        fake = FakeNvml([], scenario_path=spec)
+        fake = kind([], scenario_path=spec)
         fake._refresh()
         return fake
-    gpus: list[FakeGpu] = []
+    gpus: list[SimulatedGpu] = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         preset, _, count = part.partition("*")
         if preset not in PRESETS:
             raise ValueError(f"DLBENCH_FAKE_NVML: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
         for _ in range(int(count or 1)):
-            gpus.append(FakeGpu(len(gpus), preset))
-    return FakeNvml(gpus)
+            gpus.append(SimulatedGpu(len(gpus), preset))
+    return kind(gpus)

@@ -9,7 +9,7 @@ nvmlDeviceGetGpuInstanceId, nvmlDeviceGetComputeInstanceId, nvmlDeviceGetMemoryI
 v2 as for whole GPUs)
 and nvmlDeviceGetComputeRunningProcesses (the processes in that instance: "Per-instance information can be queried
 by using specific MIG device handles", NVML API reference). Activity per instance comes from GPM on Hopper and newer,
-sampled through the parent GPU with nvmlGpmMigSampleGet(parent, gpuInstanceId, sample) (dlbench/telemetry/gpm.py).
+sampled through the parent GPU with nvmlGpmMigSampleGet(parent, gpuInstanceId, sample) (dlbench/nvml/gpm.py).
 Whole-GPU utilisation, and so per-process utilisation, is not available per instance in NVML (NOT_SUPPORTED in MIG
 mode): an instance's processes carry their memory only.
 """
@@ -18,30 +18,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlbench.telemetry.gpm import free_gone_mig_gpm, read_mig_gpm
-from dlbench.telemetry.processes import ProcessOwners, top_processes
+from dlbench.nvml.calls import GpuCalls
 
-_OWNERS = "process_owners"  # reader._static key part of an instance's process owners: (index, _OWNERS, mig_uuid)
+from dlbench.nvml.gpm import free_gone_mig_gpm, read_mig_gpm
+from dlbench.nvml.processes import ProcessOwners, top_processes
+
+_OWNERS = "process_owners"  # reader.static key part of an instance's process owners: (index, _OWNERS, mig_uuid)
 
 
-def read_mig(reader: Any, index: int, r: dict) -> None:
+def read_mig(reader: GpuCalls, index: int, r: dict) -> None:
     nvml = reader.nvml
-    mode = reader._call(index, "nvmlDeviceGetMigMode")
+    mode = reader.call(index, "nvmlDeviceGetMigMode")
     if mode is None:
         return  # a GPU without MIG
     r["mig_mode"] = int(mode[0] == nvml.NVML_DEVICE_MIG_ENABLE)
     if not r["mig_mode"]:
         _forget_instances_gone(reader, index, [], set())  # MIG switched off: every instance is gone
         return
-    count = reader._call(index, "nvmlDeviceGetMaxMigDeviceCount") or 0
+    count = reader.call(index, "nvmlDeviceGetMaxMigDeviceCount") or 0
     instances = []
     for slot in range(int(count)):
         try:
-            handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(reader._handles[index], slot)
+            handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(reader.handles[index], slot)
         except nvml.NVMLError_NotFound:
             continue  # no instance in this slot
         except nvml.NVMLError:
-            reader._count_error("nvmlDeviceGetMigDeviceHandleByIndex")
+            reader.count_error("nvmlDeviceGetMigDeviceHandleByIndex")
             continue
         instances.append(_instance(reader, index, handle))
     # GPM counts per GPU instance: one sample per instance per read, shared by the compute instances inside it
@@ -58,20 +60,22 @@ def read_mig(reader: Any, index: int, r: dict) -> None:
     r["mig_devices"] = instances
 
 
-def _forget_instances_gone(reader: Any, index: int, instances: list[dict], gpu_instances: set[tuple[int, str]]) -> None:
+def _forget_instances_gone(
+    reader: GpuCalls, index: int, instances: list[dict], gpu_instances: set[tuple[int, str]]
+) -> None:
     """Drop what the reader keeps per instance (GPM buffers, process owners) for instances destroyed since the last
     read: a MIG layout can change any number of times while NVML stays up."""
     free_gone_mig_gpm(reader, index, gpu_instances)
     present = {instance["mig_uuid"] for instance in instances}
     for key in [
         key
-        for key in list(reader._static)
+        for key in list(reader.static)
         if isinstance(key, tuple) and len(key) == 3 and key[:2] == (index, _OWNERS) and key[2] not in present
     ]:
-        reader._static.pop(key, None)
+        reader.static.pop(key, None)
 
 
-def _instance(reader: Any, index: int, handle: Any) -> dict:
+def _instance(reader: GpuCalls, index: int, handle: Any) -> dict:
     nvml = reader.nvml
 
     def ask(call: str, *args):
@@ -80,7 +84,7 @@ def _instance(reader: Any, index: int, handle: Any) -> dict:
         except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound):
             return None
         except nvml.NVMLError:
-            reader._count_error(call)
+            reader.count_error(call)
             return None
 
     uuid, name = ask("nvmlDeviceGetUUID"), ask("nvmlDeviceGetName")
@@ -102,6 +106,6 @@ def _instance(reader: Any, index: int, handle: Any) -> dict:
         instance["memory_free_bytes"] = int(memory.free)
     running = ask("nvmlDeviceGetComputeRunningProcesses")
     if running is not None:
-        owners = reader._static.setdefault((index, _OWNERS, instance["mig_uuid"]), ProcessOwners())
+        owners = reader.static.setdefault((index, _OWNERS, instance["mig_uuid"]), ProcessOwners())
         instance["process_count"], instance["processes"] = top_processes(running, owners, {})
     return instance

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from dlbench.telemetry.fields import once_per_start
+from dlbench.nvml.calls import GpuCalls
+
+from dlbench.nvml.fields import once_per_start
 
 # reading key -> NVML_GPM_METRIC_* name; "pipe_active.<pipe>" keys land in one labelled family
 GPM_METRICS = {
@@ -32,35 +34,35 @@ GPM_METRICS = {
     "pipe_active.fp32": "NVML_GPM_METRIC_FP32_UTIL",
     "pipe_active.fp16": "NVML_GPM_METRIC_FP16_UTIL",
 }
-# reader._static key part of a GPM stream: (index, "gpm") for a GPU, (index, "gpm", gi, profile) per MIG GPU instance
+# reader.static key part of a GPM stream: (index, "gpm") for a GPU, (index, "gpm", gi, profile) per MIG GPU instance
 _STREAM = "gpm"
 
 
-def read_gpm(reader: Any, index: int, r: dict) -> None:
+def read_gpm(reader: GpuCalls, index: int, r: dict) -> None:
     """The whole GPU's GPM metrics into reading `r`."""
     state = once_per_start(reader, index, _STREAM, lambda: _start(reader, index))
-    _read_stream(reader, index, state, lambda sample: reader._call(index, "nvmlGpmSampleGet", sample), r)
+    _read_stream(reader, index, state, lambda sample: reader.call(index, "nvmlGpmSampleGet", sample), r)
 
 
-def read_mig_gpm(reader: Any, index: int, gpu_instance_id: int, profile: str, instance: dict) -> None:
+def read_mig_gpm(reader: GpuCalls, index: int, gpu_instance_id: int, profile: str, instance: dict) -> None:
     """One MIG GPU instance's GPM metrics into its reading, sampled through its parent GPU's handle.
 
     The stream is the instance's id and profile: an id that comes back with another profile (instances destroyed and
     created again) is a new instance, whose first sample must not be averaged against the old one's last.
     """
     key = (index, _STREAM, gpu_instance_id, profile)
-    if key not in reader._static:
-        reader._static[key] = _start(reader, index)
+    if key not in reader.static:
+        reader.static[key] = _start(reader, index)
     _read_stream(
         reader,
         index,
-        reader._static[key],
-        lambda sample: reader._call(index, "nvmlGpmMigSampleGet", gpu_instance_id, sample),
+        reader.static[key],
+        lambda sample: reader.call(index, "nvmlGpmMigSampleGet", gpu_instance_id, sample),
         instance,
     )
 
 
-def free_gone_mig_gpm(reader: Any, index: int, present: set[tuple[int, str]]) -> None:
+def free_gone_mig_gpm(reader: GpuCalls, index: int, present: set[tuple[int, str]]) -> None:
     """Free the streams of GPU `index`'s MIG GPU instances that are no longer there: (id, profile) not in `present`.
 
     MIG instances are destroyed and created while NVML stays up; without this each one gone keeps its two buffers
@@ -68,21 +70,21 @@ def free_gone_mig_gpm(reader: Any, index: int, present: set[tuple[int, str]]) ->
     """
     for key in [
         key
-        for key in list(reader._static)
+        for key in list(reader.static)
         if isinstance(key, tuple) and len(key) == 4 and key[:2] == (index, _STREAM) and key[2:] not in present
     ]:
-        _free(reader.nvml, reader._static.pop(key, None))
+        _free(reader.nvml, reader.static.pop(key, None))
 
 
-def free_gpm_samples(reader: Any, busy: set[int]) -> None:
+def free_gpm_samples(reader: GpuCalls, busy: set[int]) -> None:
     """nvmlGpmSampleFree every stream's buffers, before NVML shuts down; forget the streams either way.
 
     `busy`: GPUs whose read is still in progress (a hung call). Their buffers may be written to at any moment, so
     they are left allocated rather than freed under the call: one stream's two buffers per hung GPU, not per restart.
     """
     # list() first: a hung GPU's thread may still add entries of its own
-    for key in [key for key in list(reader._static) if isinstance(key, tuple) and key[1:2] == (_STREAM,)]:
-        state = reader._static.pop(key, None)
+    for key in [key for key in list(reader.static) if isinstance(key, tuple) and key[1:2] == (_STREAM,)]:
+        state = reader.static.pop(key, None)
         if key[0] not in busy:
             _free(reader.nvml, state)
 
@@ -96,7 +98,7 @@ def _free(nvml: Any, state: dict | None) -> None:
             pass  # NVML already failing (that is why it restarts): nothing more can be done for the buffer
 
 
-def _read_stream(reader: Any, index: int, state: dict, take: Callable[[Any], Any], r: dict) -> None:
+def _read_stream(reader: GpuCalls, index: int, state: dict, take: Callable[[Any], Any], r: dict) -> None:
     """Take one sample into the stream and, from its second sample on, put the metrics since the last into `r`."""
     nvml = reader.nvml
     if not state:
@@ -118,7 +120,7 @@ def _read_stream(reader: Any, index: int, state: dict, take: Callable[[Any], Any
     try:
         result = nvml.nvmlGpmMetricsGet(request)
     except nvml.NVMLError:
-        reader._count_error("nvmlGpmMetricsGet")
+        reader.count_error("nvmlGpmMetricsGet")
         return
     for key, slot in zip(wanted, result.metrics):
         if slot.nvmlReturn != nvml.NVML_SUCCESS:
@@ -131,9 +133,9 @@ def _read_stream(reader: Any, index: int, state: dict, take: Callable[[Any], Any
             r["gpm_" + key] = ratio
 
 
-def _start(reader: Any, index: int) -> dict:
+def _start(reader: GpuCalls, index: int) -> dict:
     """Two sample buffers for a GPU that supports GPM; {} (no GPM, asked again after the next NVML start) otherwise."""
-    support = reader._call(index, "nvmlGpmQueryDeviceSupport")
+    support = reader.call(index, "nvmlGpmQueryDeviceSupport")
     if support is None or not support.isSupportedDevice:
         return {}
     nvml, samples = reader.nvml, []
@@ -141,7 +143,7 @@ def _start(reader: Any, index: int) -> dict:
         while len(samples) < 2:
             samples.append(nvml.nvmlGpmSampleAlloc())
     except nvml.NVMLError:
-        reader._count_error("nvmlGpmSampleAlloc")
+        reader.count_error("nvmlGpmSampleAlloc")
         for sample in samples:  # the first of the two, when the second could not be had
             nvml.nvmlGpmSampleFree(sample)
         return {}

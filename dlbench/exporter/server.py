@@ -11,12 +11,12 @@ import time
 from prometheus_client import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
-from dlbench.telemetry import EXPORTER_DEFAULT_PORT
-from dlbench.telemetry.catalogue import DCGM_COUNTERS
-from dlbench.telemetry.collector import TelemetryCollector
+from dlbench.exporter import EXPORTER_DEFAULT_PORT
+from dlbench.exporter.catalogue import DCGM_COUNTERS
+from dlbench.exporter.collector import TelemetryCollector
 from dlbench.telemetry.host import HostReader
-from dlbench.telemetry.http import MetricsServer, PrerenderedMetrics, is_loopback
-from dlbench.telemetry.nvml import NvmlReader
+from dlbench.exporter.http import MetricsServer, PrerenderedMetrics, is_loopback
+from dlbench.nvml.reader import NvmlReader
 from dlbench.telemetry.sampler import Sampler
 
 DEFAULT_LISTEN = "127.0.0.1"
@@ -148,7 +148,7 @@ def run_exporter(
 ) -> int:
     web_config = None
     if web_config_file:
-        from dlbench.telemetry.web_config import load_web_config
+        from dlbench.exporter.web_config import load_web_config
 
         web_config = load_web_config(web_config_file)
     exporter = Exporter(

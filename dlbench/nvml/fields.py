@@ -2,7 +2,7 @@
 
 A field is (field id, scope id); the scope is the NVLink link for per-link fields and 0 otherwise. Each value carries
 its own return code: a field the GPU lacks answers NVML_ERROR_NOT_SUPPORTED on its own, and is then left out of the
-batch for UNSUPPORTED_RETRY_SECONDS as any unsupported call is (NVML API reference, nvmlDeviceGetFieldValues and
+batch for UNSUPPORTED_RETRY_SECONDS (calls.py) as any unsupported call is (NVML API reference, nvmlDeviceGetFieldValues and
 nvmlFieldValue_t; https://docs.nvidia.com/deploy/nvml-api/). Field ids are taken from the installed binding by name,
 never as numbers: NVML has renumbered some between header versions.
 """
@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import time
 from typing import Any
+
+from dlbench.nvml import calls
+from dlbench.nvml.calls import GpuCalls
 
 Field = tuple[int, int]  # (field id, scope id)
 
@@ -37,12 +40,10 @@ def _cache_key(field: Field) -> str:
     return f"field:{field_id}" if not scope else f"field:{field_id}@{scope}"
 
 
-def read_fields(reader: Any, index: int, wanted: list[Field]) -> dict[Field, float]:
+def read_fields(reader: GpuCalls, index: int, wanted: list[Field]) -> dict[Field, float]:
     """Values of the supported fields among `wanted` for GPU `index` (an NvmlReader), in one NVML call."""
-    from dlbench.telemetry import nvml as nvml_module  # the reader's module; imported here to avoid a cycle
-
     nvml, now = reader.nvml, time.monotonic()
-    unsupported = reader._unsupported
+    unsupported = reader.unsupported
     batch = []
     for field in wanted:
         key = (index, _cache_key(field))
@@ -54,7 +55,7 @@ def read_fields(reader: Any, index: int, wanted: list[Field]) -> dict[Field, flo
             batch.append(field)
     if not batch:
         return {}
-    values = reader._call(index, "nvmlDeviceGetFieldValues", [f if f[1] else f[0] for f in batch])
+    values = reader.call(index, "nvmlDeviceGetFieldValues", [f if f[1] else f[0] for f in batch])
     if values is None:
         return {}
     found: dict[Field, float] = {}
@@ -65,15 +66,15 @@ def read_fields(reader: Any, index: int, wanted: list[Field]) -> dict[Field, flo
         if code == success:
             found[field] = getattr(value.value, members.get(value.valueType, "uiVal"))
         elif code == not_supported:
-            unsupported[(index, _cache_key(field))] = now + nvml_module.UNSUPPORTED_RETRY_SECONDS
+            unsupported[(index, _cache_key(field))] = now + calls.UNSUPPORTED_RETRY_SECONDS
         else:
-            reader._count_error("nvmlDeviceGetFieldValues")
+            reader.count_error("nvmlDeviceGetFieldValues")
     return found
 
 
-def once_per_start(reader: Any, index: int, part: str, compute) -> dict:
+def once_per_start(reader: GpuCalls, index: int, part: str, compute) -> dict:
     """`compute()` for GPU `index`, kept until NVML is initialised again (board properties: limits, max link)."""
     key = (index, part)  # beside the reader's own per-index entries; the reader clears them all on start
-    if key not in reader._static:
-        reader._static[key] = compute()
-    return reader._static[key]
+    if key not in reader.static:
+        reader.static[key] = compute()
+    return reader.static[key]

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+
+from dlbench.nvml.calls import GpuCalls
 
 TOP_PROCESSES = 10
 PROC_ROOT = "/proc"
@@ -86,22 +87,22 @@ class ProcessOwners:
         return self._pods.get(uid, ("", ""))
 
 
-def read_processes(reader: Any, index: int, r: dict) -> None:
+def read_processes(reader: GpuCalls, index: int, r: dict) -> None:
     nvml = reader.nvml
-    running = reader._call(index, "nvmlDeviceGetComputeRunningProcesses")
+    running = reader.call(index, "nvmlDeviceGetComputeRunningProcesses")
     if running is None:
         return
-    owners: ProcessOwners = reader._static.setdefault((index, "process_owners"), ProcessOwners())
-    state = reader._static.setdefault((index, "process_utilization"), {"since": 0})
+    owners: ProcessOwners = reader.static.setdefault((index, "process_owners"), ProcessOwners())
+    state = reader.static.setdefault((index, "process_utilization"), {"since": 0})
     utilization: dict[int, float] = {}
     try:
-        for sample in nvml.nvmlDeviceGetProcessUtilization(reader._handles[index], state["since"]):
+        for sample in nvml.nvmlDeviceGetProcessUtilization(reader.handles[index], state["since"]):
             utilization[int(sample.pid)] = sample.smUtil / 100.0
             state["since"] = max(state["since"], int(sample.timeStamp))
     except (nvml.NVMLError_NotFound, nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound):
         pass  # no sample since the last read, or no per-process utilisation on this GPU
     except nvml.NVMLError:
-        reader._count_error("nvmlDeviceGetProcessUtilization")
+        reader.count_error("nvmlDeviceGetProcessUtilization")
     r["process_count"], r["processes"] = top_processes(running, owners, utilization)
 
 

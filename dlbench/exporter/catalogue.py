@@ -1,7 +1,7 @@
 """The metric catalogue: every name dlbench exposes, with type, unit, labels, source and absence rule.
 
 The Prometheus collectors build their families from this table and `docs/metrics.md` is rendered from it
-(`python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`), so the documentation cannot drift from what
+(`python -m dlbench.exporter.catalogue --markdown > docs/metrics.md`), so the documentation cannot drift from what
 is served. Dashboards and alert rules are written against these names: rename nothing without telling them.
 """
 
@@ -11,7 +11,8 @@ import argparse
 import sys
 from dataclasses import dataclass, replace
 
-from dlbench.telemetry.processes import TOP_PROCESSES
+from dlbench.nvml.processes import TOP_PROCESSES
+from dlbench.nvml.reader import CLOCKS_EVENT_REASONS
 
 GPU_LABELS = ("gpu", "uuid", "hostname")
 HOST_LABELS = ("hostname",)
@@ -111,7 +112,7 @@ DCGM_COUNTERS = frozenset(
 )
 
 
-# per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py); also per MIG instance below
+# per GPU: profiling activity through NVML GPM (dlbench/nvml/gpm.py); also per MIG instance below
 _GPM_SPECS = (
     _gpu(
         "dlbench_gpu_graphics_engine_active_ratio",
@@ -202,19 +203,6 @@ def _mig_gpm_specs() -> tuple[MetricSpec, ...]:
         for spec in _GPM_SPECS
     )
 
-
-CLOCKS_EVENT_REASONS = {
-    # label value -> pynvml constant suffix (nvmlClocksEventReason<X>, or nvmlClocksThrottleReason<X> on old bindings)
-    "gpu_idle": "GpuIdle",
-    "applications_clocks_setting": "ApplicationsClocksSetting",
-    "sw_power_cap": "SwPowerCap",
-    "hw_slowdown": "HwSlowdown",
-    "sync_boost": "SyncBoost",
-    "sw_thermal_slowdown": "SwThermalSlowdown",
-    "hw_thermal_slowdown": "HwThermalSlowdown",
-    "hw_power_brake_slowdown": "HwPowerBrakeSlowdown",
-    "display_clock_setting": "DisplayClockSetting",
-}
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     # --- per GPU ------------------------------------------------------------------------------------------------
@@ -466,7 +454,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "XID events seen since the exporter started, by XID code. xid_class is what NVIDIA's XID catalogue says to "
         "do (its Resolution Bucket, Immediate Action): critical (reset the GPU, reboot, or NVIDIA's ECC and NVLink "
         "workflows), application (restart the job), informational (nothing, or follow another XID) or warning.",
-        "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events; class from dlbench/telemetry/xid.py",
+        "nvmlEventSetWait_v2 on nvmlEventTypeXidCriticalError events; class from dlbench/nvml/xid.py",
         "xid_errors",
         labels=GPU_LABELS + ("xid", "xid_class"),
         absent="absent until the first XID event of that code; no series at all where XID events are unsupported",
@@ -482,7 +470,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         labels=GPU_LABELS + ("xid", "xid_class"),
         absent="absent until the first XID event of that code",
     ),
-    # --- per GPU: health beyond XID (dlbench/telemetry/health.py) ------------------------------------------------
+    # --- per GPU: health beyond XID (dlbench/nvml/health.py) ------------------------------------------------
     _gpu(
         "dlbench_gpu_recovery_action",
         "gauge",
@@ -588,7 +576,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "nvmlDeviceGetPowerManagementLimitConstraints()[1] (mW / 1000)",
         "power_max_limit_watts",
     ),
-    # --- per GPU: interconnect (dlbench/telemetry/interconnect.py) ----------------------------------------------
+    # --- per GPU: interconnect (dlbench/nvml/interconnect.py) ----------------------------------------------
     _gpu(
         "dlbench_gpu_pcie_link_max_generation",
         "gauge",
@@ -761,9 +749,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_ERROR_DL_CRC, scope = link)",
         "nvlink_link_crc_errors",
     ),
-    # --- per GPU: profiling activity through NVML GPM (dlbench/telemetry/gpm.py) ---------------------------------
+    # --- per GPU: profiling activity through NVML GPM (dlbench/nvml/gpm.py) ---------------------------------
     *_GPM_SPECS,
-    # --- per process on a GPU (dlbench/telemetry/processes.py) -----------------------------------------------------
+    # --- per process on a GPU (dlbench/nvml/processes.py) -----------------------------------------------------
     _gpu(
         "dlbench_gpu_processes",
         "gauge",
@@ -797,7 +785,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "sm_utilization_ratio",
         PROCESS_LABELS,
     ),
-    # --- MIG instances (dlbench/telemetry/mig.py) ------------------------------------------------------------------
+    # --- MIG instances (dlbench/nvml/mig.py) ------------------------------------------------------------------
     _gpu(
         "dlbench_gpu_mig_mode",
         "gauge",
@@ -1589,9 +1577,9 @@ def render_markdown() -> str:
     lines = [
         "# Metric catalogue",
         "",
-        "<!-- Generated by `python -m dlbench.telemetry.catalogue --markdown > docs/metrics.md`; do not edit. -->",
+        "<!-- Generated by `python -m dlbench.exporter.catalogue --markdown > docs/metrics.md`; do not edit. -->",
         "",
-        "Every name `dlbench` exposes to Prometheus, generated from `dlbench/telemetry/catalogue.py`, the table the",
+        "Every name `dlbench` exposes to Prometheus, generated from `dlbench/exporter/catalogue.py`, the table the",
         "collectors are built from. Units are base units (bytes, watts, joules, hertz, seconds, ratios 0..1) except in",
         "the dcgm-exporter section, which keeps dcgm-exporter's own units. A metric a GPU does not support is left",
         "out, never exported as zero. A GPU that stops answering keeps `dlbench_gpu_info` and reports",
@@ -1642,7 +1630,7 @@ def render_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dlbench.telemetry.catalogue", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dlbench.exporter.catalogue", description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", action="store_true", help="print docs/metrics.md")
     args = parser.parse_args(argv)
     if args.markdown:

@@ -2,7 +2,7 @@
 
 Rules the rest of the package relies on:
 - a metric the GPU does not support (NVML_ERROR_NOT_SUPPORTED, or a function the driver lacks) is left out of the
-  reading, and that call is not made again for that GPU for UNSUPPORTED_RETRY_SECONDS (MIG mode or a driver
+  reading, and that call is not made again for that GPU for UNSUPPORTED_RETRY_SECONDS (calls.py; MIG mode or a driver
   update can make it supported);
 - any other failing call is counted per NVML function and leaves that metric out of this reading only: the GPU
   stays up;
@@ -26,13 +26,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from dlbench.telemetry.catalogue import CLOCKS_EVENT_REASONS
-from dlbench.telemetry.fields import read_fields
-from dlbench.telemetry.gpm import free_gpm_samples, read_gpm
-from dlbench.telemetry.health import read_health
-from dlbench.telemetry.interconnect import read_interconnect
-from dlbench.telemetry.mig import read_mig
-from dlbench.telemetry.processes import read_processes
+from dlbench.nvml import calls
+from dlbench.nvml.fields import read_fields
+from dlbench.nvml.gpm import free_gpm_samples, read_gpm
+from dlbench.nvml.health import read_health
+from dlbench.nvml.interconnect import read_interconnect
+from dlbench.nvml.mig import read_mig
+from dlbench.nvml.processes import read_processes
 
 FAKE_NVML_ENV = "DLBENCH_FAKE_NVML"
 
@@ -48,25 +48,39 @@ NVML_DOWN_ERRORS = (
     "NVML_ERROR_LIB_RM_VERSION_MISMATCH",
     "NVML_ERROR_LIBRARY_NOT_FOUND",
 )
-UNSUPPORTED_RETRY_SECONDS = 300.0
 # a read whose queries all failed marks the GPU down only if it asked at least this many (one failing query of a GPU
 # that is asked little is not a GPU that answers nothing)
 UNREADABLE_MIN_QUERIES = 3
 INIT_BACKOFF_SECONDS = (1.0, 60.0)  # first retry after 1 s, doubling up to once a minute (nvmlInit failing is cheap)
+# the reasons behind the clocks NVML reports, exported as the reason label of dlbench_gpu_clocks_event_active
+CLOCKS_EVENT_REASONS = {
+    # label value -> pynvml constant suffix (nvmlClocksEventReason<X>, or nvmlClocksThrottleReason<X> on old bindings)
+    "gpu_idle": "GpuIdle",
+    "applications_clocks_setting": "ApplicationsClocksSetting",
+    "sw_power_cap": "SwPowerCap",
+    "hw_slowdown": "HwSlowdown",
+    "sync_boost": "SyncBoost",
+    "sw_thermal_slowdown": "SwThermalSlowdown",
+    "hw_thermal_slowdown": "HwThermalSlowdown",
+    "hw_power_brake_slowdown": "HwPowerBrakeSlowdown",
+    "display_clock_setting": "DisplayClockSetting",
+}
 
 
-def load_pynvml():
+def load_pynvml(static_calls: bool = False):
     """The NVML binding to use: the real `pynvml`, or None if it is not installed.
 
-    TEST-ONLY HOOK: when DLBENCH_FAKE_NVML is set, a simulated NVML (dlbench/telemetry/fake_nvml.py) is returned
-    instead, so that tests on machines without a GPU can drive a real `dlbench exporter` process. This is the only
-    place that reads the variable. Never set it in production: the exporter then reports invented GPUs.
+    SIMULATED MODE: when DLBENCH_FAKE_NVML is set (e.g. `h100-sxm*8`), simulated GPUs (dlbench/nvml/simulated.py)
+    are returned instead: for trying the exporter and the dashboards without a GPU, and for tests on machines without
+    one to drive a real `dlbench exporter` process. This is the only place that reads the variable. Never set it on a
+    GPU host: the exporter then reports invented GPUs. `static_calls`: the simulation also answers what
+    `dlbench validate` reads once per start (dlbench/nvml/static.py).
     """
     scenario = os.environ.get(FAKE_NVML_ENV)
     if scenario:
-        from dlbench.telemetry import fake_nvml
+        from dlbench.nvml import simulated
 
-        return fake_nvml.from_spec(scenario)
+        return simulated.from_spec(scenario, static_calls=static_calls)
     try:
         import pynvml
     except ImportError:
@@ -171,9 +185,9 @@ class NvmlReader:
         self.init_attempts = 0
         self._start_requested = False
         self._next_init = 0.0
-        self._handles: dict[int, Any] = {}
-        self._unsupported: dict[tuple[int, str], float] = {}  # (index, call) -> monotonic time to try again
-        self._static: dict[int, dict] = {}  # readings that cannot change while the driver is loaded
+        self.handles: dict[int, Any] = {}
+        self.unsupported: dict[tuple[int, str], float] = {}  # (index, call) -> monotonic time to try again
+        self.static: dict[int, dict] = {}  # readings that cannot change while the driver is loaded
         # counters the exporter keeps itself, across NVML restarts (interconnect.LinkTotal: NVLink totals over links)
         self.counter_totals: dict = {}
         self._workers: dict[int, _GpuWorker] = {}
@@ -226,8 +240,8 @@ class NvmlReader:
             self.problem = f"NVML error while listing GPUs ({error})"
             self._shutdown_quietly()
             return
-        self.gpus, self._handles, self._address_to_index = [], {}, {}
-        self._unsupported, self._static = {}, {}
+        self.gpus, self.handles, self._address_to_index = [], {}, {}
+        self.unsupported, self.static = {}, {}
         for index in range(count):
             if self.wanted is None or index in self.wanted:
                 self._enumerate(index)
@@ -236,7 +250,7 @@ class NvmlReader:
         kept = self._workers
         self._workers = {
             index: kept.pop(index, None) or _GpuWorker(index, lambda i=index: self._read_one(i))
-            for index in self._handles
+            for index in self.handles
         }
         self._close_workers(kept)
         self.up, self.problem, self.init_attempts = True, None, 0
@@ -260,7 +274,7 @@ class NvmlReader:
             except nvml.NVMLError:
                 self.errors[call] += 1
                 fields.append("")
-        self._handles[index] = handle
+        self.handles[index] = handle
         self._address_to_index[_address(handle)] = index
         self.gpus.append(GpuIdentity(index, *fields))
 
@@ -305,7 +319,7 @@ class NvmlReader:
         except nvml.NVMLError as error:
             self._count_unless_unsupported("nvmlEventSetCreate", error)
             return
-        for index, handle in self._handles.items():
+        for index, handle in self.handles.items():
             try:
                 nvml.nvmlDeviceRegisterEvents(handle, nvml.nvmlEventTypeXidCriticalError, self._event_set)
                 self.xid_supported.add(index)
@@ -314,9 +328,9 @@ class NvmlReader:
 
     def _count_unless_unsupported(self, call: str, error: Exception) -> None:
         if not isinstance(error, (self.nvml.NVMLError_NotSupported, self.nvml.NVMLError_FunctionNotFound)):
-            self._count_error(call)
+            self.count_error(call)
 
-    def _count_error(self, call: str) -> None:
+    def count_error(self, call: str) -> None:
         with self._lock:
             self.errors[call] += 1
 
@@ -325,34 +339,34 @@ class NvmlReader:
         return any(value == getattr(self.nvml, name, object()) for name in names)
 
     # --- reading ------------------------------------------------------------------------------------------------
-    def _call(self, index: int, call: str, *args, variant: str = ""):
+    def call(self, index: int, call: str, *args, variant: str = ""):
         """One NVML call for one GPU: its value, or None when unsupported or failed (failure counted).
 
         `variant` tells apart the unsupported-cache entries of one function called in two forms (memory v1/v2).
         """
         key = (index, call + variant)
-        retry_at = self._unsupported.get(key)
+        retry_at = self.unsupported.get(key)
         if retry_at is not None:
             if time.monotonic() < retry_at:
                 return None
             # pop, not del: the run's thread (read_energy_joules) and the GPU's thread may both get here
-            self._unsupported.pop(key, None)
+            self.unsupported.pop(key, None)
         nvml = self.nvml
         tally = getattr(self._read_tally, "counts", None)
         if tally is not None:
             tally[0] += 1
         try:
-            return getattr(nvml, call)(self._handles[index], *args)
+            return getattr(nvml, call)(self.handles[index], *args)
         except (nvml.NVMLError_NotSupported, nvml.NVMLError_FunctionNotFound, AttributeError):
             # AttributeError: a binding too old to have the function at all
-            self._unsupported[key] = time.monotonic() + UNSUPPORTED_RETRY_SECONDS
+            self.unsupported[key] = time.monotonic() + calls.UNSUPPORTED_RETRY_SECONDS
             if tally is not None:
                 tally[0] -= 1  # not a query this GPU can answer: neither asked nor failed
             return None
         except nvml.NVMLError as error:
             if tally is not None:
                 tally[1] += 1
-            self._count_error(call)
+            self.count_error(call)
             if self._error_is(error, GPU_LOST_ERRORS):
                 raise _GpuDown(str(error)) from error
             if self._error_is(error, NVML_DOWN_ERRORS):
@@ -384,10 +398,10 @@ class NvmlReader:
     def read_energy_joules(self, index: int) -> float | None:
         """The GPU's total energy counter now, for measuring exactly a window (None if unsupported or down)."""
         with self._lock:
-            if not self.up or index not in self._handles:
+            if not self.up or index not in self.handles:
                 return None
         try:
-            millijoules = self._call(index, "nvmlDeviceGetTotalEnergyConsumption")
+            millijoules = self.call(index, "nvmlDeviceGetTotalEnergyConsumption")
         except (_GpuDown, _NvmlDown):
             return None
         return None if millijoules is None else millijoules / 1000.0
@@ -412,7 +426,7 @@ class NvmlReader:
         return reading
 
     def _read_into(self, index: int, r: dict) -> None:
-        nvml, call = self.nvml, self._call
+        nvml, call = self.nvml, self.call
         utilization = call(index, "nvmlDeviceGetUtilizationRates")
         if utilization is not None:
             r["utilization_ratio"] = utilization.gpu / 100.0
@@ -485,11 +499,11 @@ class NvmlReader:
         nvml = self.nvml
         memory = None
         if hasattr(nvml, "nvmlMemory_v2"):
-            memory = self._call(index, "nvmlDeviceGetMemoryInfo", nvml.nvmlMemory_v2, variant="_v2")
+            memory = self.call(index, "nvmlDeviceGetMemoryInfo", nvml.nvmlMemory_v2, variant="_v2")
         if memory is not None:
             r["memory_reserved_bytes"] = int(memory.reserved)
-        elif not hasattr(nvml, "nvmlMemory_v2") or (index, "nvmlDeviceGetMemoryInfo_v2") in self._unsupported:
-            memory = self._call(index, "nvmlDeviceGetMemoryInfo")
+        elif not hasattr(nvml, "nvmlMemory_v2") or (index, "nvmlDeviceGetMemoryInfo_v2") in self.unsupported:
+            memory = self.call(index, "nvmlDeviceGetMemoryInfo")
         if memory is not None:
             r["memory_used_bytes"], r["memory_free_bytes"] = int(memory.used), int(memory.free)
             r["memory_total_bytes"] = int(memory.total)
@@ -498,26 +512,26 @@ class NvmlReader:
         """Maximum clocks: read once per NVML initialisation (they are properties of the board and its VBIOS).
 
         Kept only once both are read: a failed or unsupported read is asked again (unsupported after
-        UNSUPPORTED_RETRY_SECONDS), not left out until the next NVML restart.
+        calls.UNSUPPORTED_RETRY_SECONDS), not left out until the next NVML restart.
         """
-        if index in self._static:
-            return self._static[index]
-        nvml, call, static = self.nvml, self._call, {}
+        if index in self.static:
+            return self.static[index]
+        nvml, call, static = self.nvml, self.call, {}
         for key, clock in (("sm_clock_max_hertz", nvml.NVML_CLOCK_SM), ("memory_clock_max_hertz", nvml.NVML_CLOCK_MEM)):
             mhz = call(index, "nvmlDeviceGetMaxClockInfo", clock)
             if mhz is not None:
                 static[key] = mhz * 1e6
         if len(static) == 2:
-            self._static[index] = static
+            self.static[index] = static
         return static
 
     def _clocks_event_reasons(self, index: int) -> dict[str, int] | None:
         nvml = self.nvml
         if hasattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons"):
-            mask = self._call(index, "nvmlDeviceGetCurrentClocksEventReasons")
+            mask = self.call(index, "nvmlDeviceGetCurrentClocksEventReasons")
             prefix = "nvmlClocksEventReason"
         else:  # bindings older than 12.535 only have the deprecated name
-            mask = self._call(index, "nvmlDeviceGetCurrentClocksThrottleReasons")
+            mask = self.call(index, "nvmlDeviceGetCurrentClocksThrottleReasons")
             prefix = "nvmlClocksThrottleReason"
         if mask is None:
             return None

@@ -143,18 +143,3 @@ def _read_fabric(nvml: Any, handle, state: StaticState) -> None:
         return
     if info.state != nvml.NVML_GPU_FABRIC_STATE_NOT_SUPPORTED:
         state.fabric_state, state.fabric_status = int(info.state), int(info.status)
-
-
-def extend_simulation(nvml: Any) -> Any:
-    """When `nvml` is the test-only simulated NVML (DLBENCH_FAKE_NVML), give it the calls above as well.
-
-    The telemetry simulation covers what the exporter reads; validation reads a few more. Rather than change that
-    module, its instance is switched to the subclass in `dlbench.validate.fake_nvml_extra`, which adds them.
-    """
-    from dlbench.telemetry import fake_nvml
-
-    if isinstance(nvml, fake_nvml.FakeNvml) and not getattr(nvml, "validation_calls", False):
-        from dlbench.validate.fake_nvml_extra import ValidationFakeNvml
-
-        nvml.__class__ = ValidationFakeNvml
-    return nvml

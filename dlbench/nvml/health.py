@@ -8,9 +8,10 @@ in us]), nvmlDeviceGetPowerManagementDefaultLimit and nvmlDeviceGetPowerManageme
 
 from __future__ import annotations
 
-from typing import Any
 
-from dlbench.telemetry.fields import field_ids, once_per_start, read_fields
+from dlbench.nvml.calls import GpuCalls
+
+from dlbench.nvml.fields import field_ids, once_per_start, read_fields
 
 # NVML_FI_DEV_GET_GPU_RECOVERY_ACTION replaces the deprecated NVML_FI_DEV_RESET_STATUS and
 # NVML_FI_DEV_DRAIN_AND_RESET_STATUS (pynvml.py comments); values are nvmlDeviceGpuRecoveryAction_t:
@@ -59,8 +60,8 @@ def slowdown_field_ids(cuda_driver_version: str) -> dict[str, int]:
     return {} if first is None else {reason: first + i for i, reason in enumerate(SLOWDOWN_REASONS)}
 
 
-def read_health(reader: Any, index: int, r: dict) -> None:
-    nvml, call = reader.nvml, reader._call
+def read_health(reader: GpuCalls, index: int, r: dict) -> None:
+    nvml, call = reader.nvml, reader.call
     health = field_ids(nvml, HEALTH_FIELDS)
     durations = {**field_ids(nvml, CLOCKS_EVENT_DURATION_FIELDS), **slowdown_field_ids(reader.cuda_driver_version)}
     values = read_fields(reader, index, [(f, 0) for f in (*health.values(), *durations.values())])
@@ -100,12 +101,12 @@ def read_health(reader: Any, index: int, r: dict) -> None:
     r.update(once_per_start(reader, index, "power_limits", lambda: _power_limits(reader, index)))
 
 
-def _power_limits(reader: Any, index: int) -> dict:
+def _power_limits(reader: GpuCalls, index: int) -> dict:
     limits = {}
-    default = reader._call(index, "nvmlDeviceGetPowerManagementDefaultLimit")
+    default = reader.call(index, "nvmlDeviceGetPowerManagementDefaultLimit")
     if default is not None:
         limits["power_default_limit_watts"] = default / 1000.0
-    bounds = reader._call(index, "nvmlDeviceGetPowerManagementLimitConstraints")
+    bounds = reader.call(index, "nvmlDeviceGetPowerManagementLimitConstraints")
     if bounds is not None:
         limits["power_min_limit_watts"], limits["power_max_limit_watts"] = bounds[0] / 1000.0, bounds[1] / 1000.0
     return limits
