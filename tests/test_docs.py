@@ -1,5 +1,5 @@
-"""README.md and docs/ stand alone: what they link to is in the repository, what they tell users to create in the
-checkout is git-ignored, and their examples do not write over committed files."""
+"""README.md, CONTRIBUTING.md and docs/ stand alone: what they link to is in the repository, what they tell users to
+create in the checkout is git-ignored, and their examples do not write over committed files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 # A path in backticks or a link that climbs out of its file's folder: `../x`, (../x)
 RELATIVE_PATH = re.compile(r"[`(](\.\./[^`)\s]*)")
@@ -34,22 +34,23 @@ def test_every_relative_link_and_path_stays_inside_the_repository(doc):
         assert resolved.exists(), f"{doc.name} points to {target}, which is not in the repository"
 
 
-def test_files_the_readme_has_users_create_in_the_checkout_are_ignored():
-    readme = (ROOT / "README.md").read_text()
-    created = re.findall(r"^cp inventory\.example\.ini (\S+)", readme, re.MULTILINE)
-    created += re.findall(r"^ansible-vault create (\S+)", readme, re.MULTILINE)
+@pytest.mark.parametrize("doc", ["README.md", "docs/provisioning.md"])
+def test_files_the_docs_have_users_create_in_the_checkout_are_ignored(doc):
+    text = (ROOT / doc).read_text()
+    created = re.findall(r"^cp inventory\.example\.ini (\S+)", text, re.MULTILINE)
+    created += re.findall(r"^ansible-vault create (\S+)", text, re.MULTILINE)
     assert created == ["inventory.ini", "group_vars/all/vault.yml"]
     for path in created:
         assert _git("check-ignore", "--quiet", "--no-index", path).returncode == 0, f"{path} is not git-ignored"
 
 
-def test_readme_examples_do_not_write_into_committed_folders():
-    readme = (ROOT / "README.md").read_text()
-    outputs = re.findall(r"DLBENCH_DASHBOARD_PNG_DIR=(\S+)", readme) + re.findall(r"--out (\S+)", readme)
+def test_doc_examples_do_not_write_into_committed_folders():
+    text = "\n".join(doc.read_text() for doc in DOCS)
+    outputs = re.findall(r"DLBENCH_DASHBOARD_PNG_DIR=(\S+)", text) + re.findall(r"--out (\S+)", text)
     assert outputs
     tracked_dirs = {str(Path(path).parent) for path in _git("ls-files").stdout.splitlines()}
     for output in outputs:
-        assert output.rstrip("/") not in tracked_dirs, f"a README example writes into the committed {output}"
+        assert output.rstrip("/") not in tracked_dirs, f"a doc example writes into the committed {output}"
 
 
 # git's conflict markers (`git merge` writes them into a file it could not merge): in Markdown nothing else fails on
