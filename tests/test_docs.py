@@ -63,3 +63,11 @@ CONFLICT_MARKER = re.compile(r"^(<{7}|>{7}) ", re.MULTILINE)
 def test_no_doc_keeps_an_unresolved_merge_conflict(doc):
     lines = [doc.read_text().count("\n", 0, found.start()) + 1 for found in CONFLICT_MARKER.finditer(doc.read_text())]
     assert not lines, f"{doc.relative_to(ROOT)}: merge conflict markers on lines {lines}"
+
+
+def test_the_readme_links_every_docs_page_and_the_contributing_guide():
+    # the README is the front door: a page it does not link is a page no newcomer finds
+    linked = {(ROOT / link.split("#")[0]).resolve() for link in MARKDOWN_LINK.findall((ROOT / "README.md").read_text())}
+    pages = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "CONTRIBUTING.md"]
+    unlinked = [str(page.relative_to(ROOT)) for page in pages if page.resolve() not in linked]
+    assert not unlinked, f"README.md links no {unlinked}"
