@@ -71,3 +71,17 @@ def test_the_readme_links_every_docs_page_and_the_contributing_guide():
     pages = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "CONTRIBUTING.md"]
     unlinked = [str(page.relative_to(ROOT)) for page in pages if page.resolve() not in linked]
     assert not unlinked, f"README.md links no {unlinked}"
+
+
+# A path CONTRIBUTING.md names in backticks, from one of the repository's top folders
+NAMED_PATH = re.compile(r"`((?:dlbench|tests|playbooks|dashboards|docs|benchmarks|scripts|deploy|images)/[^`\s]*)`")
+
+
+def test_the_paths_contributing_names_exist():
+    # the recipes say where a change goes: a path that moved sends the next contributor nowhere (placeholders in
+    # capitals, ROLE or NAME, stand for any; a * matches as a glob)
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    named = {path for path in NAMED_PATH.findall(text) if not re.search(r"\b[A-Z]{4,}\b", path)}
+    assert len(named) > 10, "the pattern no longer finds the guide's paths"
+    missing = sorted(path for path in named if not list(ROOT.glob(path.rstrip("/"))))
+    assert not missing, f"CONTRIBUTING.md names paths that do not exist: {missing}"
