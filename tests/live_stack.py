@@ -199,7 +199,7 @@ class LiveStack:
                 job["metric_relabel_configs"] = [
                     {"source_labels": ["__name__"], "regex": "dlbench_.*", "action": "drop"}
                 ]
-        config["rule_files"].append("optional/dcgm-compat.yml")  # as the README tells DCGM users to do
+        config["rule_files"].append("optional/dcgm-compat.yml")  # as docs/dashboards.md tells DCGM users to do
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         targets = config_dir / "targets"
         for path in targets.glob("*.yml"):

@@ -1,4 +1,4 @@
-"""Every command README.md and docs/*.md show in a fenced block, found by reading them, so that a new page or example
+"""Every command README.md, CONTRIBUTING.md and docs/*.md show in a fenced block, found by reading them, so that a new page or example
 is covered without anyone listing it, and a broken one fails CI. Each is checked the strongest way this machine
 allows:
 
@@ -36,7 +36,7 @@ from dlbench.train.device import cpu_emulation_warning
 from dlbench.workloads import get_workload
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SHELL_BLOCKS = {"", "sh", "shell", "bash", "console"}
 # A CLI synopsis, not a command: the text is followed, after a run of spaces, by prose rather than a # comment
@@ -53,6 +53,8 @@ ALLOWED = {
     "from the same Dockerfile with buildah (slow tier)",
     "docker login ghcr.io": "needs a registry account",
     "ansible-vault create group_vars/all/vault.yml": "interactive: asks for a password and opens an editor",
+    "duplicates --change --base main": "a code-reading tool of the development machines, not in the `test` extra; it "
+    "reads the tree, writes nothing and always exits 0",
     "scripts/torch-build.sh download-cpu python3 /tmp/torch-wheels 3.11 2.36": "downloads from PyTorch's CPU index; tests/test_torch_build.py runs download-cpu against local indexes",
     "python benchmarks/summarize_fleet.py --reports 10000 --rounds 3": "writes 1.2 GB of reports and takes minutes; "
     "tests/test_validate_summarize.py runs the same benchmark at 400 reports",
@@ -151,6 +153,8 @@ HANDLED = {
     ".venv/bin/dlbench",
     "make",
     "pytest",
+    ".venv/bin/python",
+    ".venv/bin/ruff",
     "ansible-playbook",
     "torchrun",
     "docker",
@@ -279,19 +283,46 @@ def test_make_commands_name_real_targets_and_variables(command):
     assert done.returncode == 0, f"{command}: {done.stderr[-2000:]}"
 
 
-PYTEST = _of("pytest")
+def _pytest_args(command: Command) -> list[str]:
+    """pytest's arguments, from `pytest ARGS` or `.venv/bin/python -m pytest ARGS`."""
+    argv = command.argv
+    return argv[3:] if argv[0].endswith("python") else argv[1:]
+
+
+PYTEST = _of("pytest") + [c for c in _of(".venv/bin/python") if c.argv[1:3] == ["-m", "pytest"]]
+
+
+def test_python_commands_in_the_docs_are_pytest_runs():
+    # `.venv/bin/python` is handled only as `-m pytest`: anything else it runs would go unchecked
+    others = [str(c) for c in _of(".venv/bin/python") if c.argv[1:3] != ["-m", "pytest"]]
+    assert not others, f"python commands no test checks (add a check or an ALLOWED reason): {others}"
 
 
 @pytest.mark.slow  # each collection imports torch and the micro-benchmarks
 @pytest.mark.parametrize("command", PYTEST, ids=_ids(PYTEST))
 def test_pytest_commands_collect_with_their_options(command, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", *command.argv[1:], "--collect-only", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", *_pytest_args(command), "--collect-only", "-q", "-p", "no:cacheprovider"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
+    assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+
+RUFF = _of(".venv/bin/ruff")
+
+
+@pytest.mark.parametrize("command", RUFF, ids=_ids(RUFF))
+def test_ruff_commands_pass_on_the_tree(command):
+    # as written, from the repository root, with the ruff of this environment; `ruff format` with --check, so that
+    # the test reports what it would change rather than rewriting the checkout
+    argv = [str(Path(sys.executable).parent / "ruff"), *command.argv[1:]]
+    assert argv[1] in ("check", "format"), f"{command}: only `ruff check` and `ruff format` are checked here"
+    if argv[1] == "format":
+        argv.insert(2, "--check")
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
 
 
