@@ -225,3 +225,47 @@ def test_the_report_carries_the_nic_firmware_and_cpu_microcode_for_the_fleet_sum
     monkeypatch.setattr(runner, "families", lambda ctx: [])
     report = runner.validate(context({"preset": "h100-sxm"}, host=host))
     assert report.environment["firmware"] == {"nic": {"mlx5_0": "28.39.1002"}, "cpu_microcode": "0x2b000571"}
+
+
+# A stand-in for perftest's ib_write_bw (there is no RDMA NIC here), built from linux-rdma/perftest: `--help` lists
+# --bind_source_ip (src/perftest_parameters.c, releases from 23.07 on); the server is the run without a host argument;
+# the client prints the REPORT_FMT result block. Each run records its argv and environment.
+FAKE_IB_WRITE_BW = """#!{python}
+import json, os, sys, time
+if "--help" in sys.argv:
+    print("  -p, --port=<port>  Listen on/connect to port <port> (default 18515)")
+    if {new}:
+        print("      --bind_source_ip  Source IP of the interface used for connection establishment.")
+    sys.exit(0)
+server = sys.argv[-2] == "--bind_source_ip" or "." not in sys.argv[-1]  # the client ends with the host
+with open(os.path.join({log!r}, "server.json" if server else "client.json"), "w") as log:
+    json.dump({{"argv": sys.argv[1:], "env": dict(os.environ)}}, log)
+if server:
+    time.sleep(60)
+print(" #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]")
+print(" 65536      1834829          0.00               384.72             0.733798")
+"""
+
+
+@pytest.mark.parametrize("new_perftest", [True, False])
+def test_ib_write_bw_listens_on_loopback_alone_and_picks_the_gpu_by_nvml_index(monkeypatch, tmp_path, new_perftest):
+    import json
+    import sys
+
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin/ib_write_bw"
+    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=new_perftest, log=str(tmp_path)))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    # an operator's (or a scheduler's) CUDA_VISIBLE_DEVICES would renumber the GPUs ib_write_bw sees
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert gpudirect.measure_pair("mlx5_0", 3, 18599, seconds=1) == 384.72
+    server, client = (json.loads((tmp_path / f"{side}.json").read_text()) for side in ("server", "client"))
+    for side in (server, client):
+        assert "--use_cuda=3" in side["argv"] and "CUDA_VISIBLE_DEVICES" not in side["env"]
+        assert side["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # CUDA numbers the GPUs as NVML does
+    assert client["argv"][-1] == "127.0.0.1"
+    if new_perftest:  # the out-of-band exchange listens on loopback, not on every interface
+        assert server["argv"][server["argv"].index("--bind_source_ip") + 1] == "127.0.0.1"
+    else:
+        assert "--bind_source_ip" not in server["argv"]

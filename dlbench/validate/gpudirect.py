@@ -41,6 +41,7 @@ Operator documentation recommends DMA-BUF where it is supported.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
@@ -98,6 +99,7 @@ BANDWIDTH_SOURCE = (
     "perftest ib_write_bw --use_cuda, loopback through the NIC's own port"
 )
 BANDWIDTH_FRACTION = 0.90
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -411,15 +413,47 @@ def port_rate(host: HostReader, rdma: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def _perftest_environment() -> dict[str, str]:
+    """The environment ib_write_bw runs in: --use_cuda takes a CUDA device index, and CUDA numbers the GPUs fastest
+    first and within CUDA_VISIBLE_DEVICES (CUDA Programming Guide, CUDA Environment Variables); the indexes here are
+    NVML's, which follow the PCI bus order. PCI_BUS_ID order over every GPU makes the two agree."""
+    environment = {name: value for name, value in os.environ.items() if name != "CUDA_VISIBLE_DEVICES"}
+    return environment | {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def _binds_to_an_address() -> bool:
+    """Whether this perftest can bind its out-of-band TCP exchange to one address (--bind_source_ip, perftest 23.07
+    on); without it the server listens on every interface (src/perftest_communication.c, ethernet_server_connect:
+    getaddrinfo with AI_PASSIVE)."""
+    try:
+        listed = subprocess.run(
+            ["ib_write_bw", "--help"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--bind_source_ip" in listed.stdout + listed.stderr
+
+
 def measure_pair(rdma: str, gpu_index: int, port: int, seconds: int = 3) -> float | None:
-    """ib_write_bw from GPU memory to GPU memory through one NIC, its server and client on this host."""
+    """ib_write_bw from GPU memory to GPU memory through one NIC, its server and client on this host, their
+    connection exchange on the loopback address (where this perftest can bind it there)."""
     base = ["ib_write_bw", "-d", rdma, f"--use_cuda={gpu_index}", "-D", str(seconds), "--report_gbits", "-F"]
     base += ["-p", str(port)]
-    server = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if _binds_to_an_address():
+        base += ["--bind_source_ip", LOOPBACK]
+    environment = _perftest_environment()
+    server = subprocess.Popen(
+        base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, env=environment
+    )
     try:
         time.sleep(1)  # the server listens before the client connects
         client = subprocess.run(
-            [*base, "localhost"], capture_output=True, text=True, timeout=seconds + 30, stdin=subprocess.DEVNULL
+            [*base, LOOPBACK],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            stdin=subprocess.DEVNULL,
+            env=environment,
         )
         return parse_bandwidth(client.stdout)
     except subprocess.TimeoutExpired:
