@@ -269,3 +269,16 @@ def test_ib_write_bw_listens_on_loopback_alone_and_picks_the_gpu_by_nvml_index(m
         assert server["argv"][server["argv"].index("--bind_source_ip") + 1] == "127.0.0.1"
     else:
         assert "--bind_source_ip" not in server["argv"]
+
+
+@pytest.mark.parametrize("product,verdict", [("p4d.24xlarge", INFO), ("g4dn.metal", FAIL)])
+def test_an_ec2_bare_metal_instance_is_judged_as_a_server_and_an_ec2_vm_is_not(tmp_path, product, verdict):
+    # EC2 names itself "Amazon EC2" in DMI on VMs and bare-metal instances alike; ".metal" in the product name marks
+    # the latter (systemd src/basic/virt.c, detect_vm_dmi: "don't help us distinguish between Amazon EC2 virtual
+    # machines and bare-metal instances")
+    host = node(tmp_path, acs=ACS_RR_CR_UF_SV)
+    dmi = tmp_path / "host/sys/class/dmi/id"
+    dmi.mkdir(parents=True)
+    (dmi / "sys_vendor").write_text("Amazon EC2\n")
+    (dmi / "product_name").write_text(f"{product}\n")
+    assert checks(host)["gpudirect.acs"].verdict == verdict

@@ -207,11 +207,16 @@ def virtual_machine(host: HostReader) -> str | None:
     for line in cpuinfo.splitlines():
         if line.startswith("flags") and "hypervisor" in line.split(":", 1)[-1].split():
             return "the CPU reports the hypervisor flag (/proc/cpuinfo)"
+    dmi = {}
     for name in ("sys_vendor", "product_name"):
         try:
-            value = host.read(f"/sys/class/dmi/id/{name}").strip()
+            dmi[name] = host.read(f"/sys/class/dmi/id/{name}").strip()
         except Unanswered:
             continue
+    if ".metal" in dmi.get("product_name", ""):
+        # EC2's bare-metal instances carry "Amazon EC2" as its VMs do (systemd src/basic/virt.c, detect_vm_dmi)
+        return None
+    for name, value in dmi.items():
         if any(word.lower() in value.lower() for word in VIRTUAL_DMI):
             return f"DMI {name} is {value!r}"
     return None
