@@ -263,6 +263,8 @@ def test_ib_write_bw_listens_on_loopback_alone_and_picks_the_gpu_by_nvml_index(m
     server, client = (json.loads((tmp_path / f"{side}.json").read_text()) for side in ("server", "client"))
     for side in (server, client):
         assert "--use_cuda=3" in side["argv"] and "CUDA_VISIBLE_DEVICES" not in side["env"]
+        # the message size the 90% threshold was set with (azurehpc-health-checks check_ib_bw_gdr: -s 8388608)
+        assert side["argv"][side["argv"].index("-s") + 1] == "8388608"
         assert side["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # CUDA numbers the GPUs as NVML does
     assert client["argv"][-1] == "127.0.0.1"
     if new_perftest:  # the out-of-band exchange listens on loopback, not on every interface
