@@ -157,3 +157,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "r.json").exists()
     (tmp_path / "other.json").write_text("{}")
     assert "not a `dlbench validate pair` result" in run_dlbench("validate", "pairs", tmp_path).stderr
+
+
+def test_a_pair_measured_over_gloo_on_an_rdma_fabric_says_the_fabric_was_not_exercised(tmp_path):
+    # gloo moves tensors over TCP sockets only: its figure says nothing about the RoCE or InfiniBand NICs
+    gloo = dict(_result(0, 2.0), backend="gloo")
+    verdict = pairs.judge("a--b", [gloo], _link(tmp_path, "400GbE RoCE"))
+    assert verdict["verdict"] == "FAIL" and "gloo" in verdict["detail"] and "not exercised" in verdict["detail"]
+    assert "over RoCE" not in verdict["detail"]
