@@ -284,3 +284,20 @@ def test_an_ec2_bare_metal_instance_is_judged_as_a_server_and_an_ec2_vm_is_not(t
     (dmi / "sys_vendor").write_text("Amazon EC2\n")
     (dmi / "product_name").write_text(f"{product}\n")
     assert checks(host)["gpudirect.acs"].verdict == verdict
+
+
+@pytest.mark.parametrize("network,judged", [("100GbE", False), ("400Gb/s InfiniBand", True), (None, True)])
+def test_a_host_whose_spec_has_no_rdma_network_is_not_held_to_gpudirect(tmp_path, network, judged):
+    # a management or storage ConnectX in Ethernet mode is an RDMA device too (/sys/class/infiniband/mlx5_N): on a
+    # host whose contract has no RDMA fabric its place and nvidia_peermem are not faults
+    from dlbench.hostspec import spec
+
+    path = tmp_path / "spec.yml"
+    path.write_text(f"hardware:\n  network: {network}\n" if network else "hardware:\n  ram: 512GB DDR4 ECC\n")
+    host = node(tmp_path, nic_path="pci0000:80/0000:80:01.0/0000:81:00.0", nic_numa=1, peermem=False)
+    found = {c.id: c for c in gpudirect.run(context({"preset": "h100-sxm"}, host=host, spec=spec.load(path)))}
+    if judged:
+        assert found["gpudirect.nic_affinity"].verdict == found["gpudirect.peermem"].verdict == FAIL
+    else:
+        assert list(found) == ["gpudirect.path"] and found["gpudirect.path"].verdict == SKIP
+        assert "no RDMA" in found["gpudirect.path"].detail and "100GbE" in found["gpudirect.path"].detail

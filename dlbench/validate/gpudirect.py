@@ -514,6 +514,12 @@ def run(ctx) -> list[CheckResult]:
         return [skip("gpudirect.path", title, "no NVIDIA GPU on the PCI bus")]
     if not nics:
         return [skip("gpudirect.path", title, "no RDMA NIC (/sys/class/infiniband is empty): no GPUDirect RDMA")]
+    links = ((ctx.options.spec or {}).get("hardware") or {}).get("network")
+    if links and not any(link.get("rdma") for link in links):
+        # a management or storage NIC in Ethernet mode is an RDMA device too: where the host's contract has no RDMA
+        # fabric, where it sits and whether nvidia_peermem is loaded are no faults
+        declared = ", ".join(link["text"] for link in links)
+        return [skip("gpudirect.path", title, f"the spec's network ({declared}) has no RDMA link: not required")]
     pairs = {gpu.address: nearest(gpu, nics) for gpu in found_gpus}
     vm = virtual_machine(host)
     # NVML's bus id "00000000:18:00.0" -> the sysfs address, for ib_write_bw's --use_cuda index
