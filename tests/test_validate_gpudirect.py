@@ -238,6 +238,12 @@ if "--help" in sys.argv:
         print("      --bind_source_ip  Source IP of the interface used for connection establishment.")
     sys.exit(0)
 server = sys.argv[-2] == "--bind_source_ip" or "." not in sys.argv[-1]  # the client ends with the host
+listening = os.path.join({log!r}, "listening")
+if server:
+    time.sleep({setup})  # the device and CUDA contexts before the socket listens (write_bw.c main)
+    open(listening, "w").close()
+elif not os.path.exists(listening):
+    sys.exit("Couldn't connect to 127.0.0.1:18599")  # perftest_communication.c, ethernet_client_connect
 with open(os.path.join({log!r}, "server.json" if server else "client.json"), "w") as log:
     json.dump({{"argv": sys.argv[1:], "env": dict(os.environ)}}, log)
 if server:
@@ -254,7 +260,7 @@ def test_ib_write_bw_listens_on_loopback_alone_and_picks_the_gpu_by_nvml_index(m
 
     (tmp_path / "bin").mkdir()
     fake = tmp_path / "bin/ib_write_bw"
-    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=new_perftest, log=str(tmp_path)))
+    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=new_perftest, log=str(tmp_path), setup=0))
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     # an operator's (or a scheduler's) CUDA_VISIBLE_DEVICES would renumber the GPUs ib_write_bw sees
@@ -301,3 +307,14 @@ def test_a_host_whose_spec_has_no_rdma_network_is_not_held_to_gpudirect(tmp_path
     else:
         assert list(found) == ["gpudirect.path"] and found["gpudirect.path"].verdict == SKIP
         assert "no RDMA" in found["gpudirect.path"].detail and "100GbE" in found["gpudirect.path"].detail
+
+
+def test_a_client_that_came_before_the_server_listened_tries_again(monkeypatch, tmp_path):
+    import sys
+
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin/ib_write_bw"
+    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=True, log=str(tmp_path), setup=2.5))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    assert gpudirect.measure_pair("mlx5_0", 0, 18598, seconds=1) == 384.72

@@ -103,6 +103,7 @@ BANDWIDTH_FRACTION = 0.90
 # reads lower on a 400 Gb/s port
 MESSAGE_BYTES = 8 * 2**20
 LOOPBACK = "127.0.0.1"
+CONNECT_TRIES = 10  # seconds for the server to start listening (Azure's check_ib_bw_gdr waits 5)
 
 
 @dataclass(frozen=True)
@@ -454,15 +455,20 @@ def measure_pair(rdma: str, gpu_index: int, port: int, seconds: int = 3) -> floa
         base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, env=environment
     )
     try:
-        time.sleep(1)  # the server listens before the client connects
-        client = subprocess.run(
-            [*base, LOOPBACK],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 30,
-            stdin=subprocess.DEVNULL,
-            env=environment,
-        )
+        for _ in range(CONNECT_TRIES):
+            # the server opens the device before it listens (perftest write_bw.c): a client too early is refused
+            # at once ("Couldn't connect to ...", perftest_communication.c) and tries again
+            time.sleep(1)
+            client = subprocess.run(
+                [*base, LOOPBACK],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 30,
+                stdin=subprocess.DEVNULL,
+                env=environment,
+            )
+            if "Couldn't connect" not in client.stdout + client.stderr or server.poll() is not None:
+                break
         return parse_bandwidth(client.stdout)
     except subprocess.TimeoutExpired:
         return None
