@@ -318,3 +318,20 @@ def test_a_client_that_came_before_the_server_listened_tries_again(monkeypatch, 
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     assert gpudirect.measure_pair("mlx5_0", 0, 18598, seconds=1) == 384.72
+
+
+@pytest.mark.parametrize("dmabuf", [True, False])
+def test_without_nvidia_peermem_ib_write_bw_registers_gpu_memory_through_dma_buf(monkeypatch, tmp_path, dmabuf):
+    # perftest maps GPU memory through nvidia-peermem unless told --use_cuda_dmabuf (src/perftest_parameters.c)
+    import json
+    import sys
+
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin/ib_write_bw"
+    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=True, log=str(tmp_path), setup=0))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    assert gpudirect.measure_pair("mlx5_0", 0, 18597, seconds=1, dmabuf=dmabuf) == 384.72
+    for side in ("server", "client"):
+        argv = json.loads((tmp_path / f"{side}.json").read_text())["argv"]
+        assert ("--use_cuda_dmabuf" in argv) is dmabuf

@@ -443,11 +443,13 @@ def _binds_to_an_address() -> bool:
     return "--bind_source_ip" in listed.stdout + listed.stderr
 
 
-def measure_pair(rdma: str, gpu_index: int, port: int, seconds: int = 3) -> float | None:
+def measure_pair(rdma: str, gpu_index: int, port: int, seconds: int = 3, dmabuf: bool = False) -> float | None:
     """ib_write_bw from GPU memory to GPU memory through one NIC, its server and client on this host, their
     connection exchange on the loopback address (where this perftest can bind it there)."""
     base = ["ib_write_bw", "-d", rdma, f"--use_cuda={gpu_index}", "-D", str(seconds), "--report_gbits", "-F"]
     base += ["-p", str(port), "-s", str(MESSAGE_BYTES)]
+    if dmabuf:  # no nvidia-peermem: GPU memory registered as a dma-buf (perftest 4.5-0.12 on)
+        base.append("--use_cuda_dmabuf")
     if _binds_to_an_address():
         base += ["--bind_source_ip", LOOPBACK]
     environment = _perftest_environment()
@@ -477,7 +479,7 @@ def measure_pair(rdma: str, gpu_index: int, port: int, seconds: int = 3) -> floa
         server.wait()
 
 
-def bandwidth(host: HostReader, pairs, gpu_indexes: dict[str, int]) -> CheckResult:
+def bandwidth(host: HostReader, pairs, gpu_indexes: dict[str, int], dmabuf: bool = False) -> CheckResult:
     check_id, title = "gpudirect.rdma_bw", "GPUDirect RDMA write bandwidth per GPU-NIC pair near the port's rate"
     if shutil.which("ib_write_bw") is None:
         return skip(
@@ -490,7 +492,7 @@ def bandwidth(host: HostReader, pairs, gpu_indexes: dict[str, int]) -> CheckResu
     for number, (gpu, (nic, _)) in enumerate(pairs.items()):
         if gpu not in gpu_indexes:
             continue
-        value = measure_pair(nic.rdma, gpu_indexes[gpu], 18515 + number)
+        value = measure_pair(nic.rdma, gpu_indexes[gpu], 18515 + number, dmabuf=dmabuf)
         if value is not None:
             measured[f"GPU {gpu} - {nic.rdma}"] = value
             rates[f"GPU {gpu} - {nic.rdma}"] = port_rate(host, nic.rdma)
@@ -530,10 +532,11 @@ def run(ctx) -> list[CheckResult]:
     vm = virtual_machine(host)
     # NVML's bus id "00000000:18:00.0" -> the sysfs address, for ib_write_bw's --use_cuda index
     indexes = {g.pci_bus_id.lower()[-12:]: g.index for g in ctx.gpus if getattr(g, "pci_bus_id", None)}
+    driver = peermem(host)
     return [
         topology(pairs, vm),
         acs(host, {g.address: g for g in found_gpus}, pairs, vm),
         iommu(host, pairs, vm),
-        peermem(host),
-        bandwidth(host, pairs, indexes),
+        driver,
+        bandwidth(host, pairs, indexes, dmabuf=driver.measured == "dma-buf"),
     ]
