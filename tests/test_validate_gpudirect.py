@@ -12,6 +12,7 @@ sysfs-class-infiniband); `iommu_group` links to /sys/kernel/iommu_groups/N, whos
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -253,16 +254,20 @@ print(" 65536      1834829          0.00               384.72             0.7337
 """
 
 
-@pytest.mark.parametrize("new_perftest", [True, False])
-def test_ib_write_bw_listens_on_loopback_alone_and_picks_the_gpu_by_nvml_index(monkeypatch, tmp_path, new_perftest):
-    import json
+def _fake_perftest(monkeypatch, tmp_path, new=True, setup=0.0) -> None:
+    """The stand-in ib_write_bw first on PATH; `setup`: seconds before its server listens."""
     import sys
 
     (tmp_path / "bin").mkdir()
     fake = tmp_path / "bin/ib_write_bw"
-    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=new_perftest, log=str(tmp_path), setup=0))
+    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=new, log=str(tmp_path), setup=setup))
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("new_perftest", [True, False])
+def test_ib_write_bw_listens_on_loopback_alone_and_picks_the_gpu_by_nvml_index(monkeypatch, tmp_path, new_perftest):
+    _fake_perftest(monkeypatch, tmp_path, new=new_perftest)
     # an operator's (or a scheduler's) CUDA_VISIBLE_DEVICES would renumber the GPUs ib_write_bw sees
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     assert gpudirect.measure_pair("mlx5_0", 3, 18599, seconds=1) == 384.72
@@ -310,27 +315,14 @@ def test_a_host_whose_spec_has_no_rdma_network_is_not_held_to_gpudirect(tmp_path
 
 
 def test_a_client_that_came_before_the_server_listened_tries_again(monkeypatch, tmp_path):
-    import sys
-
-    (tmp_path / "bin").mkdir()
-    fake = tmp_path / "bin/ib_write_bw"
-    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=True, log=str(tmp_path), setup=2.5))
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    _fake_perftest(monkeypatch, tmp_path, setup=2.5)
     assert gpudirect.measure_pair("mlx5_0", 0, 18598, seconds=1) == 384.72
 
 
 @pytest.mark.parametrize("dmabuf", [True, False])
 def test_without_nvidia_peermem_ib_write_bw_registers_gpu_memory_through_dma_buf(monkeypatch, tmp_path, dmabuf):
     # perftest maps GPU memory through nvidia-peermem unless told --use_cuda_dmabuf (src/perftest_parameters.c)
-    import json
-    import sys
-
-    (tmp_path / "bin").mkdir()
-    fake = tmp_path / "bin/ib_write_bw"
-    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=True, log=str(tmp_path), setup=0))
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    _fake_perftest(monkeypatch, tmp_path)
     assert gpudirect.measure_pair("mlx5_0", 0, 18597, seconds=1, dmabuf=dmabuf) == 384.72
     for side in ("server", "client"):
         argv = json.loads((tmp_path / f"{side}.json").read_text())["argv"]
