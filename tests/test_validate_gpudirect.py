@@ -327,3 +327,20 @@ def test_without_nvidia_peermem_ib_write_bw_registers_gpu_memory_through_dma_buf
     for side in ("server", "client"):
         argv = json.loads((tmp_path / f"{side}.json").read_text())["argv"]
         assert ("--use_cuda_dmabuf" in argv) is dmabuf
+
+
+@pytest.mark.parametrize("cmdline,verdict", [("intel_iommu=on", WARN), ("intel_iommu=on iommu=pt", PASS)])
+def test_an_iommu_group_without_its_type_is_judged_by_the_boot_options(tmp_path, cmdline, verdict):
+    # before Linux 5.11 a group has no `type` (Documentation/ABI/testing/sysfs-kernel-iommu_groups: v5.11): the
+    # translation cannot be read, and without iommu=pt the IOMMU translates by default
+    host = node(tmp_path)
+    for number, path in enumerate((GPU0_PATH, NIC0_PATH)):
+        group = tmp_path / f"host/sys/kernel/iommu_groups/{number + 30}"
+        group.mkdir(parents=True)
+        _link(tmp_path / "host/sys/devices" / path / "iommu_group", group)
+    (tmp_path / "host/sys/class/iommu/dmar0").mkdir(parents=True)
+    (tmp_path / "host/proc/cmdline").write_text(f"BOOT_IMAGE=/vmlinuz-5.4.0-216-generic root=/dev/sda1 {cmdline}\n")
+    check = checks(host)["gpudirect.iommu"]
+    assert check.verdict == verdict
+    if verdict == WARN:
+        assert "iommu=pt" in check.detail and "5.11" in check.detail

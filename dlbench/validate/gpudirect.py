@@ -74,6 +74,8 @@ ACS_BITS = {"SrcValid": 0x01, "TransBlk": 0x02, "ReqRedir": 0x04, "CmpltRedir": 
 ACS_BITS |= {"EgressCtrl": 0x20, "DirectTrans": 0x40}
 ACS_REDIRECTS = 0x04 | 0x08 | 0x20
 TRANSLATED = ("DMA", "DMA-FQ")
+# kernel options that leave DMA untranslated (Documentation/admin-guide/kernel-parameters.txt: iommu=, iommu.passthrough=)
+PASS_THROUGH_OPTIONS = {"iommu=pt", "iommu.passthrough=1", "iommu=off", "intel_iommu=off", "amd_iommu=off"}
 # DMI vendors and products of the common hypervisors, for guests that hide the CPU flag
 VIRTUAL_DMI = ("QEMU", "KVM", "VMware", "VirtualBox", "Xen", "Virtual Machine", "Amazon EC2", "Google Compute Engine")
 
@@ -341,10 +343,17 @@ def iommu(host: HostReader, pairs, vm: str | None) -> CheckResult:
         )
     else:
         detail = f"{evidence}; " + ", ".join(f"{a} {t}" for a, t in types.items())
+    untold = [a for a, t in types.items() if t == "unknown"]
+    doubtful = untold and not translated and not set(iommu_words) & PASS_THROUGH_OPTIONS
+    if doubtful:
+        detail += (
+            ": the kernel does not say whether these groups translate (iommu_group/type arrived in Linux 5.11) and "
+            "the command line has no iommu=pt, so the IOMMU may translate: boot with iommu=pt"
+        )
     result = CheckResult(
         check_id,
         title,
-        FAIL if translated else PASS,
+        FAIL if translated else WARN if doubtful else PASS,
         len(translated),
         "devices translated",
         expected="iommu_group type identity (pass-through), or no IOMMU",
@@ -352,7 +361,7 @@ def iommu(host: HostReader, pairs, vm: str | None) -> CheckResult:
         detail=detail,
         data={"iommu_group_type": types, "iommu_units": units, "cmdline_iommu": iommu_words},
     )
-    return _not_judged_in_vm(result, vm) if vm and translated else result
+    return _not_judged_in_vm(result, vm) if vm and (translated or doubtful) else result
 
 
 def _kernel_at_least(release: str, wanted: tuple[int, int]) -> bool:
