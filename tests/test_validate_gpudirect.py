@@ -12,6 +12,7 @@ sysfs-class-infiniband); `iommu_group` links to /sys/kernel/iommu_groups/N, whos
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -225,3 +226,121 @@ def test_the_report_carries_the_nic_firmware_and_cpu_microcode_for_the_fleet_sum
     monkeypatch.setattr(runner, "families", lambda ctx: [])
     report = runner.validate(context({"preset": "h100-sxm"}, host=host))
     assert report.environment["firmware"] == {"nic": {"mlx5_0": "28.39.1002"}, "cpu_microcode": "0x2b000571"}
+
+
+# A stand-in for perftest's ib_write_bw (there is no RDMA NIC here), built from linux-rdma/perftest: `--help` lists
+# --bind_source_ip (src/perftest_parameters.c, releases from 23.07 on); the server is the run without a host argument;
+# the client prints the REPORT_FMT result block. Each run records its argv and environment.
+FAKE_IB_WRITE_BW = """#!{python}
+import json, os, sys, time
+if "--help" in sys.argv:
+    print("  -p, --port=<port>  Listen on/connect to port <port> (default 18515)")
+    if {new}:
+        print("      --bind_source_ip  Source IP of the interface used for connection establishment.")
+    sys.exit(0)
+server = sys.argv[-2] == "--bind_source_ip" or "." not in sys.argv[-1]  # the client ends with the host
+listening = os.path.join({log!r}, "listening")
+if server:
+    time.sleep({setup})  # the device and CUDA contexts before the socket listens (write_bw.c main)
+    open(listening, "w").close()
+elif not os.path.exists(listening):
+    sys.exit("Couldn't connect to 127.0.0.1:18599")  # perftest_communication.c, ethernet_client_connect
+with open(os.path.join({log!r}, "server.json" if server else "client.json"), "w") as log:
+    json.dump({{"argv": sys.argv[1:], "env": dict(os.environ)}}, log)
+if server:
+    time.sleep(60)
+print(" #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]")
+print(" 65536      1834829          0.00               384.72             0.733798")
+"""
+
+
+def _fake_perftest(monkeypatch, tmp_path, new=True, setup=0.0) -> None:
+    """The stand-in ib_write_bw first on PATH; `setup`: seconds before its server listens."""
+    import sys
+
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin/ib_write_bw"
+    fake.write_text(FAKE_IB_WRITE_BW.format(python=sys.executable, new=new, log=str(tmp_path), setup=setup))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("new_perftest", [True, False])
+def test_ib_write_bw_listens_on_loopback_alone_and_picks_the_gpu_by_nvml_index(monkeypatch, tmp_path, new_perftest):
+    _fake_perftest(monkeypatch, tmp_path, new=new_perftest)
+    # an operator's (or a scheduler's) CUDA_VISIBLE_DEVICES would renumber the GPUs ib_write_bw sees
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert gpudirect.measure_pair("mlx5_0", 3, 18599, seconds=1) == 384.72
+    server, client = (json.loads((tmp_path / f"{side}.json").read_text()) for side in ("server", "client"))
+    for side in (server, client):
+        assert "--use_cuda=3" in side["argv"] and "CUDA_VISIBLE_DEVICES" not in side["env"]
+        # the message size the 90% threshold was set with (azurehpc-health-checks check_ib_bw_gdr: -s 8388608)
+        assert side["argv"][side["argv"].index("-s") + 1] == "8388608"
+        assert side["env"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # CUDA numbers the GPUs as NVML does
+    assert client["argv"][-1] == "127.0.0.1"
+    if new_perftest:  # the out-of-band exchange listens on loopback, not on every interface
+        assert server["argv"][server["argv"].index("--bind_source_ip") + 1] == "127.0.0.1"
+    else:
+        assert "--bind_source_ip" not in server["argv"]
+
+
+@pytest.mark.parametrize("product,verdict", [("p4d.24xlarge", INFO), ("g4dn.metal", FAIL)])
+def test_an_ec2_bare_metal_instance_is_judged_as_a_server_and_an_ec2_vm_is_not(tmp_path, product, verdict):
+    # EC2 names itself "Amazon EC2" in DMI on VMs and bare-metal instances alike; ".metal" in the product name marks
+    # the latter (systemd src/basic/virt.c, detect_vm_dmi: "don't help us distinguish between Amazon EC2 virtual
+    # machines and bare-metal instances")
+    host = node(tmp_path, acs=ACS_RR_CR_UF_SV)
+    dmi = tmp_path / "host/sys/class/dmi/id"
+    dmi.mkdir(parents=True)
+    (dmi / "sys_vendor").write_text("Amazon EC2\n")
+    (dmi / "product_name").write_text(f"{product}\n")
+    assert checks(host)["gpudirect.acs"].verdict == verdict
+
+
+@pytest.mark.parametrize("network,judged", [("100GbE", False), ("400Gb/s InfiniBand", True), (None, True)])
+def test_a_host_whose_spec_has_no_rdma_network_is_not_held_to_gpudirect(tmp_path, network, judged):
+    # a management or storage ConnectX in Ethernet mode is an RDMA device too (/sys/class/infiniband/mlx5_N): on a
+    # host whose contract has no RDMA fabric its place and nvidia_peermem are not faults
+    from dlbench.hostspec import spec
+
+    path = tmp_path / "spec.yml"
+    path.write_text(f"hardware:\n  network: {network}\n" if network else "hardware:\n  ram: 512GB DDR4 ECC\n")
+    host = node(tmp_path, nic_path="pci0000:80/0000:80:01.0/0000:81:00.0", nic_numa=1, peermem=False)
+    found = {c.id: c for c in gpudirect.run(context({"preset": "h100-sxm"}, host=host, spec=spec.load(path)))}
+    if judged:
+        assert found["gpudirect.nic_affinity"].verdict == found["gpudirect.peermem"].verdict == FAIL
+    else:
+        assert list(found) == ["gpudirect.path"] and found["gpudirect.path"].verdict == SKIP
+        assert "no RDMA" in found["gpudirect.path"].detail and "100GbE" in found["gpudirect.path"].detail
+
+
+def test_a_client_that_came_before_the_server_listened_tries_again(monkeypatch, tmp_path):
+    _fake_perftest(monkeypatch, tmp_path, setup=2.5)
+    assert gpudirect.measure_pair("mlx5_0", 0, 18598, seconds=1) == 384.72
+
+
+@pytest.mark.parametrize("dmabuf", [True, False])
+def test_without_nvidia_peermem_ib_write_bw_registers_gpu_memory_through_dma_buf(monkeypatch, tmp_path, dmabuf):
+    # perftest maps GPU memory through nvidia-peermem unless told --use_cuda_dmabuf (src/perftest_parameters.c)
+    _fake_perftest(monkeypatch, tmp_path)
+    assert gpudirect.measure_pair("mlx5_0", 0, 18597, seconds=1, dmabuf=dmabuf) == 384.72
+    for side in ("server", "client"):
+        argv = json.loads((tmp_path / f"{side}.json").read_text())["argv"]
+        assert ("--use_cuda_dmabuf" in argv) is dmabuf
+
+
+@pytest.mark.parametrize("cmdline,verdict", [("intel_iommu=on", WARN), ("intel_iommu=on iommu=pt", PASS)])
+def test_an_iommu_group_without_its_type_is_judged_by_the_boot_options(tmp_path, cmdline, verdict):
+    # before Linux 5.11 a group has no `type` (Documentation/ABI/testing/sysfs-kernel-iommu_groups: v5.11): the
+    # translation cannot be read, and without iommu=pt the IOMMU translates by default
+    host = node(tmp_path)
+    for number, path in enumerate((GPU0_PATH, NIC0_PATH)):
+        group = tmp_path / f"host/sys/kernel/iommu_groups/{number + 30}"
+        group.mkdir(parents=True)
+        _link(tmp_path / "host/sys/devices" / path / "iommu_group", group)
+    (tmp_path / "host/sys/class/iommu/dmar0").mkdir(parents=True)
+    (tmp_path / "host/proc/cmdline").write_text(f"BOOT_IMAGE=/vmlinuz-5.4.0-216-generic root=/dev/sda1 {cmdline}\n")
+    check = checks(host)["gpudirect.iommu"]
+    assert check.verdict == verdict
+    if verdict == WARN:
+        assert "iommu=pt" in check.detail and "5.11" in check.detail

@@ -157,3 +157,34 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "r.json").exists()
     (tmp_path / "other.json").write_text("{}")
     assert "not a `dlbench validate pair` result" in run_dlbench("validate", "pairs", tmp_path).stderr
+
+
+def test_a_pair_measured_over_gloo_on_an_rdma_fabric_says_the_fabric_was_not_exercised(tmp_path):
+    # gloo moves tensors over TCP sockets only: its figure says nothing about the RoCE or InfiniBand NICs
+    gloo = dict(_result(0, 2.0), backend="gloo")
+    verdict = pairs.judge("a--b", [gloo], _link(tmp_path, "400GbE RoCE"))
+    assert verdict["verdict"] == "FAIL" and "gloo" in verdict["detail"] and "not exercised" in verdict["detail"]
+    assert "over RoCE" not in verdict["detail"]
+
+
+def test_rank_0_refuses_a_name_that_resolves_to_loopback_on_its_own_host(monkeypatch):
+    # Debian's and Ubuntu's /etc/hosts map the machine's own name to 127.0.1.1 (cloud-init's template too): rank 0
+    # would listen there, and its peer, which resolves the name through DNS, would wait out its whole timeout
+    from dlbench.errors import UserError
+    from dlbench.validate import pair
+
+    real = socket.getaddrinfo
+    hosts_file = {"node1": "127.0.1.1"}
+
+    def resolver(name, *args, **kwargs):
+        if name in hosts_file:
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (hosts_file[name], 0))]
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    started = time.monotonic()
+    with pytest.raises(UserError, match=r"--master node1 resolves to 127\.0\.1\.1 .*validate_pair_address"):
+        pair.run(0, "node1", 29651, "quick", 30.0, False, "node1--node2")
+    assert time.monotonic() - started < 10  # refused at once, not after the rendezvous timeout
+    # a loopback address given as such (the test hosts', or a single machine's) stands
+    assert pair.resolve("127.0.0.1") == "127.0.0.1" and pair.resolve("localhost") in ("127.0.0.1", "::1")

@@ -90,3 +90,30 @@ def test_validate_with_a_data_dir_reports_the_storage_family(dlbench_cli, tmp_pa
     assert checks["storage.input_pipeline"]["measured"] > 0
     assert report["options"]["data_dir"] == str(data) and report["options"]["checkpoint_bytes"] == 64 * 2**20
     assert list(data.iterdir()) == []
+
+
+def _resident_pages(path) -> int:
+    """Pages of `path` in the page cache, as mincore(2) reports them for a mapping of the file."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vector = (ctypes.c_ubyte * pages)()
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as mapping:
+        start = ctypes.c_char.from_buffer(mapping)
+        try:
+            assert libc.mincore(ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), vector) == 0
+        finally:
+            del start
+    return sum(page & 1 for page in vector)
+
+
+def test_the_pipelines_images_are_on_the_disk_not_in_the_page_cache_when_read(tmp_path):
+    # posix_fadvise(DONTNEED) drops clean pages only: a file just written is dirty until written back, so the
+    # images would be read from memory, not from the disk under test (mm/fadvise.c: invalidate_mapping_pages)
+    storage._write_images(tmp_path, 4)
+    images = sorted(tmp_path.rglob("*.jpg"))
+    assert len(images) == 4
+    assert [_resident_pages(image) for image in images] == [0, 0, 0, 0]

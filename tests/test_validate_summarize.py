@@ -90,6 +90,9 @@ def test_a_report_of_another_schema_version_is_refused(tmp_path, dlbench_cli):
         lambda report: report["checks"].append("PASS"),
         lambda report: report["checks"][0].update(per_gpu=[780.0]),
         lambda report: report["environment"]["gpus"][0].pop("name"),
+        lambda report: report["environment"].update(firmware="28.39.1002"),
+        lambda report: report["environment"].update(firmware={"nic": ["mlx5_0 28.39.1002"]}),
+        lambda report: report["environment"].update(firmware={"nic": {}, "cpu_microcode": ["0x2b000571"]}),
     ],
 )
 def test_a_damaged_report_is_one_line_and_exit_2(tmp_path, dlbench_cli, damage):

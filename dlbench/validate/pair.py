@@ -46,6 +46,14 @@ def local_address_towards(peer: str) -> str:
         return probe.getsockname()[0]
 
 
+def _names_loopback(master: str) -> bool:
+    """Whether `master` asks for the loopback itself (127.0.0.1, ::1, localhost): two ranks on one machine."""
+    try:
+        return ipaddress.ip_address(master).is_loopback
+    except ValueError:
+        return master.lower().rstrip(".") in ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
 def resolve(master: str) -> str:
     try:
         return socket.getaddrinfo(master, None, proto=socket.IPPROTO_TCP)[0][4][0]
@@ -67,6 +75,13 @@ def run(
     from dlbench.validate import interconnect  # not at the top: `dlbench --help` stays free of the checks
 
     address = resolve(master)
+    if rank == 0 and ipaddress.ip_address(address).is_loopback and not _names_loopback(master):
+        # Debian's and Ubuntu's /etc/hosts give the machine's own name 127.0.1.1: the peer, which resolves the name
+        # elsewhere, could never reach a rendezvous there
+        raise UserError(
+            f"--master {master} resolves to {address} on this host, a loopback address the other host cannot reach "
+            "(/etc/hosts): give the host's address on the pair network (--master ADDRESS; validate_pair_address)"
+        )
     own = address if rank == 0 else local_address_towards(address)
     interface = interface or interface_of(own)
     environment = dict(NETWORK_ONLY, GLOO_SOCKET_IFNAME=interface, NCCL_SOCKET_IFNAME=interface)

@@ -55,6 +55,10 @@ def judge(label: str, results: list[dict], link: dict | None) -> dict:
     if measured["busbw_gbs"] >= floor:
         return verdict | {"verdict": PASS, "detail": f"{measured['busbw_gbs'] / link['gbs']:.0%} of line rate"}
     share = f"{measured['busbw_gbs'] / link['gbs']:.0%} of line rate"
+    if link["rdma"] and measured.get("backend") == "gloo":
+        # gloo has no RDMA transport: the pair did not run NCCL (no CUDA GPU), so the fabric is unproven
+        detail = f"slow: {share}, measured over gloo (TCP sockets): the {link['rdma']} fabric was not exercised"
+        return verdict | {"verdict": FAIL, "detail": detail + "; run the pair on the GPUs (NCCL)"}
     if link["rdma"]:
         return verdict | {"verdict": FAIL, "detail": f"slow: {share} over {link['rdma']}"}
     return verdict | {"verdict": WARN, "detail": f"slow: {share} (no RDMA in the spec: TCP sockets)"}

@@ -86,8 +86,11 @@ def plan(directory: Path, wanted: int | None) -> int:
 
 
 def _drop_cache(path: Path) -> None:
+    """Take `path` out of the page cache, so that the next read comes from the disk. DONTNEED drops clean pages
+    only (mm/fadvise.c: dirty and under-writeback pages stay), hence the fsync first."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)

@@ -144,6 +144,11 @@ def _malformed(report: dict) -> str | None:
         isinstance(gpu, dict) and isinstance(gpu.get("name"), str) for gpu in gpus
     ):
         return "environment.gpus is not a list of named GPUs"
+    firmware = report["environment"].get("firmware") or {}
+    if not isinstance(firmware, dict) or not isinstance(firmware.get("nic") or {}, dict):
+        return "environment.firmware is not an object of NIC versions"
+    if not all(type(v) is str for v in [*(firmware.get("nic") or {}).values(), firmware.get("cpu_microcode") or ""]):
+        return "environment.firmware holds a version that is not text"
     for check in report["checks"]:  # a summary reads tens of thousands of checks: plain tests, no generators
         if not (
             type(check) is dict
