@@ -9,7 +9,7 @@ The layers, lowest first (docs/architecture.md draws the same map):
 - nvml: reading the GPUs, below everything that uses them;
 - the features: train, telemetry, exporter, hostspec, validate, results, models. They may import each other (validate
   runs a training step, results reads validate reports), as long as no module cycle forms and no two packages import
-  each other, except the pair in MUTUAL_PACKAGES;
+  each other, except those named in MUTUAL_PACKAGES (none today);
 - commands: argparse and printing, one module per subcommand;
 - cli and __main__: the entry points.
 """
@@ -31,10 +31,10 @@ LAYERS = (
     {"cli", "__main__"},
 )
 
-# Packages of one layer that import each other, with the reason; anything else mutual fails. The exporter serves what
-# the run-time sampler (telemetry.sampler) reads, and a run's live /metrics and Pushgateway observers
-# (telemetry.observers) serve it through the exporter's collector and HTTP server. The modules form no cycle.
-MUTUAL_PACKAGES = {frozenset({"exporter", "telemetry"})}
+# Packages of one layer that import each other, with the reason; anything else mutual fails. None today: run-time
+# telemetry serves and pushes through the exporter's sampler, collector and HTTP server, and the exporter imports
+# nothing of it.
+MUTUAL_PACKAGES: set[frozenset[str]] = set()
 
 
 def module_names(package: Path) -> dict[str, Path]:
