@@ -108,3 +108,15 @@ def test_every_help_prints_and_exits_0(path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and "Traceback" not in result.stdout
     assert result.stdout.startswith(f"usage: dlbench{' ' if path else ''}{' '.join(path)}")
+
+
+def test_the_run_commands_dist_timeout_default_is_the_process_groups():
+    """commands/run.py writes the default out (importing train/distributed.py would import torch for --help)."""
+    from dlbench.commands import run
+    from dlbench.train.distributed import DEFAULT_TIMEOUT_SECONDS
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    run.add_arguments(parser)
+    assert parser.parse_args(["resnet18"]).dist_timeout == DEFAULT_TIMEOUT_SECONDS

@@ -91,9 +91,9 @@ def test_nvlink_down_cases_use_the_label_set_the_exporter_serves():
 
     from dlbench.nvml import simulated
     from dlbench.exporter.collector import TelemetryCollector
-    from dlbench.telemetry.host import HostReader
+    from dlbench.exporter.host import HostReader
     from dlbench.nvml.reader import NvmlReader
-    from dlbench.telemetry.sampler import Sampler
+    from dlbench.exporter.sampler import Sampler
 
     fake = simulated.from_spec("h100-sxm")
     fake.gpus[0].values["nvlink"] = {
@@ -186,9 +186,9 @@ def test_mixed_fleet_case_uses_the_label_sets_dcgm_compat_serves():
 
     from dlbench.nvml import simulated
     from dlbench.exporter.collector import TelemetryCollector
-    from dlbench.telemetry.host import HostReader
+    from dlbench.exporter.host import HostReader
     from dlbench.nvml.reader import NvmlReader
-    from dlbench.telemetry.sampler import Sampler
+    from dlbench.exporter.sampler import Sampler
 
     fake = simulated.from_spec("h100-sxm")
     fake.inject_xid(0, 48)

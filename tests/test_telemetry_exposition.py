@@ -17,10 +17,10 @@ from prometheus_client.registry import Collector
 from dlbench.exporter import catalogue
 from dlbench.nvml import simulated
 from dlbench.exporter.collector import TelemetryCollector
-from dlbench.telemetry.host import HostReader
+from dlbench.exporter.host import HostReader
 from dlbench.exporter.http import PROMETHEUS_ACCEPT, PrerenderedMetrics
 from dlbench.nvml.reader import NvmlReader
-from dlbench.telemetry.sampler import Sampler
+from dlbench.exporter.sampler import Sampler
 
 REPO = Path(__file__).resolve().parent.parent
 

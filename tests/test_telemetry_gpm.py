@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dlbench.nvml import simulated
 from dlbench.exporter.collector import TelemetryCollector
-from dlbench.telemetry.host import HostReader
+from dlbench.exporter.host import HostReader
 from dlbench.nvml.reader import NvmlReader
-from dlbench.telemetry.sampler import Sampler
+from dlbench.exporter.sampler import Sampler
 from tests.test_telemetry_exposition import find, samples
 
 BUSY = {

@@ -7,9 +7,9 @@ and result structures are the real nvidia-ml-py ones, and everything above them 
 import pytest
 
 from dlbench.nvml import simulated
-from dlbench.telemetry.host import HostReader
+from dlbench.exporter.host import HostReader
 from dlbench.nvml.reader import NvmlReader
-from dlbench.telemetry.sampler import Sampler
+from dlbench.exporter.sampler import Sampler
 
 
 def reader_for(spec):

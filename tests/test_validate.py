@@ -43,6 +43,25 @@ def test_the_schema_is_a_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(writers.json_schema())
 
 
+def test_every_family_validate_can_run_is_a_family_the_report_schema_names(tmp_path):
+    """Every option on, so every family is scheduled: a family missing from the schema's enum makes the reports of a
+    host that ran it fail the schema users validate them with."""
+    from dlbench.validate import runner
+
+    ctx = context(
+        level="long",
+        burn_in_seconds=60.0,
+        spec={"hardware": {}},
+        spec_path=tmp_path / "spec.yml",
+        image="img",
+        data_dir=tmp_path,
+    )
+    scheduled = {family for family, _ in runner.families(ctx)}
+    named = set(writers.json_schema()["$defs"]["check"]["properties"]["family"]["enum"])
+    assert {"spec", "storage", "container", "burnin", "link"} <= scheduled
+    assert scheduled - named == set()
+
+
 def test_a_host_without_gpus_passes_its_host_checks_and_skips_the_gpu_checks(dlbench_cli, tmp_path):
     report_path, junit_path = tmp_path / "report.json", tmp_path / "report.xml"
     done = dlbench_cli("validate", "--json", report_path, "--junit", junit_path, env=_env(tmp_path, NO_DRIVER))

@@ -7,34 +7,13 @@ measured different things, too few samples).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from dlbench.commands.argtypes import fraction, percent
 from dlbench.results import stats
 from dlbench.results.fields import IGNORABLE, device_model
 from dlbench.results.tables import settings_text
-
-
-def percent(text: str) -> float:
-    """'5', '5%' or '0.5%' -> a fraction; refuses what is not a percentage between 0 and 100."""
-    try:
-        value = float(text.strip().rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a percentage such as 5 or 5%, not {text!r}") from None
-    if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100 percent, not {text}")
-    return value / 100.0
-
-
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number such as 0.01, not {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
-    return value
 
 
 def _shown(fraction: float) -> str:
@@ -76,7 +55,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--alpha",
-        type=probability,
+        type=fraction,
         default=stats.DEFAULT_ALPHA,
         help=f"significance level of the tests (default {stats.DEFAULT_ALPHA})",
     )

@@ -71,9 +71,9 @@ def _spec(args) -> int:
 
     from dlbench import atomic
     from dlbench.errors import UserError
-    from dlbench.hostspec import compare, facts, spec, write
+    from dlbench.hostspec import facts, spec, write
     from dlbench.hostspec.reader import host_reader
-    from dlbench.validate.report import Report
+    from dlbench.validate import spec as spec_checks
 
     if args.write_spec:
         atomic.check_writable(args.write_spec)
@@ -85,16 +85,9 @@ def _spec(args) -> int:
         atomic.write_text(args.write_spec, write.to_yaml(write.spec_of(host), socket.gethostname()))
     if declared is None:
         return 0
-    report = Report({"hostname": socket.gethostname()}, {"spec": str(args.spec)})
-    for result in compare.check(declared, host):
-        report.add(result)
+    report = spec_checks.report(declared, host, args.spec)
     if args.json:
-        print(
-            json.dumps(
-                {"verdict": report.verdict, "counts": report.counts(), "checks": [c.to_dict() for c in report.checks]},
-                indent=2,
-            )
-        )
+        print(json.dumps(report.verdicts(), indent=2))
     else:
         from rich.console import Console
 

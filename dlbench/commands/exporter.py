@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dlbench.commands.argtypes import port, seconds_between
+from dlbench.commands.argtypes import one_word, port, seconds_between
 from dlbench.exporter import EXPORTER_DEFAULT_PORT
 
 ENV_LISTEN = "DLBENCH_EXPORTER_LISTEN"
@@ -15,14 +15,6 @@ DEFAULT_PORT = str(EXPORTER_DEFAULT_PORT)
 
 
 _interval = seconds_between(0.05, 3600, "interval")
-
-
-def _hostname(text: str) -> str:
-    import argparse
-
-    if not text.strip() or any(c.isspace() for c in text):
-        raise argparse.ArgumentTypeError(f"hostname must be one word, not {text!r}")
-    return text
 
 
 def add_arguments(parser) -> None:
@@ -52,7 +44,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--hostname",
-        type=_hostname,
+        type=one_word("hostname"),
         default=None,
         metavar="NAME",
         help="value of the hostname label (default: $NODE_NAME, else the host's name)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlbench.commands.validate import fraction
+from dlbench.commands.argtypes import fraction
 from dlbench.errors import UserError
 
 

@@ -117,7 +117,7 @@ def add_distributed_arguments(parser) -> None:
     group.add_argument(
         "--dist-timeout",
         type=positive_float,
-        default=600,
+        default=600,  # train/distributed.py's DEFAULT_TIMEOUT_SECONDS, not imported: that module imports torch
         metavar="SECONDS",
         help="under torchrun: how long a rank waits on the others before the run fails (default 600)",
     )
@@ -166,7 +166,7 @@ def build_run(args, console, command_line: list[str] | None = None):
         _config_from_args(args),
         observers_from_args(args),
         command_line=command_line,
-        dist_timeout=getattr(args, "dist_timeout", 600),
+        dist_timeout=args.dist_timeout,
     )
     if run_.is_reporting_rank:  # under torchrun, one bar: rank 0's
         # what is known before training starts (an emulated precision) is said now, not only in the final table

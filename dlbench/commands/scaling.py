@@ -7,14 +7,13 @@ figure with the per-GPU batch fixed (as in NVIDIA's DeepLearningExamples multi-G
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int
+from dlbench.commands.argtypes import non_empty, non_negative_int, positive_float, positive_int, process_counts
 from dlbench.results.scaling import size_entry, study
 
 # `dlbench run` options a scaling study passes to every size unchanged
@@ -32,23 +31,17 @@ PASSED_ON = (
 )
 
 
-def sizes(text: str) -> list[int]:
-    """ "1,2,4,8" -> [1, 2, 4, 8]: distinct positive whole numbers, in the order they run (ascending)."""
-    try:
-        values = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected process counts such as 1,2,4,8, not {text!r}") from None
-    if not values or values[0] < 1:
-        raise argparse.ArgumentTypeError(f"process counts must be positive whole numbers, not {text!r}")
-    return values
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("workload", help="workload name (see 'dlbench list')")
     count = parser.add_mutually_exclusive_group(required=True)
-    count.add_argument("--gpus", type=sizes, metavar="N,N,...", help="GPU counts of this host to run, e.g. 1,2,4,8")
     count.add_argument(
-        "--nproc", type=sizes, metavar="N,N,...", help="process counts on --device (on the CPU: gloo), e.g. 1,2,4"
+        "--gpus", type=process_counts, metavar="N,N,...", help="GPU counts of this host to run, e.g. 1,2,4,8"
+    )
+    count.add_argument(
+        "--nproc",
+        type=process_counts,
+        metavar="N,N,...",
+        help="process counts on --device (on the CPU: gloo), e.g. 1,2,4",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (each rank takes its local rank's GPU)")
     parser.add_argument("--batch-size", type=positive_int, help="samples per step per process (kept at every size)")

@@ -7,46 +7,10 @@ outlier or a version differs from the fleet's majority), 2 bad input (nothing me
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import re
 from pathlib import Path
 
-from dlbench.commands.argtypes import positive_int
-
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def duration(text: str) -> float:
-    """'90', '90s', '30m', '1h', '1h30m' -> seconds."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"duration must look like 90s, 30m, 1h or 1h30m, not {text!r}")
-    hours, minutes, seconds = (float(group or 0) for group in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, not {text!r}")
-    return total
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a fraction such as 0.1, not {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), not {text}")
-    return value
-
-
-def byte_size(text: str) -> int:
-    """'256MiB', '2GB', '1.5TiB' -> bytes."""
-    from dlbench.hostspec import units
-
-    size = units.size_bytes(text)
-    if size is None or size <= 0:
-        raise argparse.ArgumentTypeError(f"must be a size such as 256MiB or 2GB, not {text!r}")
-    return size
+from dlbench.commands.argtypes import byte_size, duration, fraction, positive_int
 
 
 def add_arguments(parser) -> None:

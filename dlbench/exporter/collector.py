@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from dlbench.exporter.catalogue import DCGM_MIG_SPECS, GPU_LABELS, MIG_LABELS, OWNER_LABELS, MetricSpec, specs
 from dlbench.exporter.rows import child_rows, gpu_instance_rows
-from dlbench.telemetry.sampler import Sampler
+from dlbench.exporter.sampler import Sampler
 
 
 def lookup(reading: dict, field: str) -> Any:

@@ -14,10 +14,10 @@ from prometheus_client.registry import CollectorRegistry
 from dlbench.exporter import EXPORTER_DEFAULT_PORT
 from dlbench.exporter.catalogue import DCGM_COUNTERS
 from dlbench.exporter.collector import TelemetryCollector
-from dlbench.telemetry.host import HostReader
+from dlbench.exporter.host import HostReader
 from dlbench.exporter.http import MetricsServer, PrerenderedMetrics, is_loopback
 from dlbench.nvml.reader import NvmlReader
-from dlbench.telemetry.sampler import Sampler
+from dlbench.exporter.sampler import Sampler
 
 DEFAULT_LISTEN = "127.0.0.1"
 DEFAULT_PORT = EXPORTER_DEFAULT_PORT

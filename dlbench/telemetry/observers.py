@@ -15,10 +15,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from dlbench.exporter.catalogue import BY_NAME, specs
 from dlbench.exporter.collector import TelemetryCollector, families_from_rows
-from dlbench.telemetry.host import HostReader
+from dlbench.exporter.host import HostReader
 from dlbench.exporter.http import MetricsServer, is_loopback
 from dlbench.nvml.reader import NvmlReader
-from dlbench.telemetry.sampler import Sampler, Window
+from dlbench.exporter.sampler import Sampler, Window
 from dlbench.telemetry.series import SeriesRecorder
 from dlbench.train.observers import RunInfo, RunObserver
 

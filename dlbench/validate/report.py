@@ -40,6 +40,10 @@ class Report:
     def exit_code(self) -> int:
         return 1 if self.verdict == FAIL else 0
 
+    def verdicts(self) -> dict:
+        """The verdict, the counts and the checks alone: what `dlbench env --spec --json` prints."""
+        return {"verdict": self.verdict, "counts": self.counts(), "checks": [check.to_dict() for check in self.checks]}
+
     def to_dict(self) -> dict:
         from dlbench import __version__
 

@@ -11,7 +11,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from dlbench.telemetry.host import HostReader
+from dlbench.exporter.host import HostReader
 from dlbench.nvml.reader import NvmlReader
 from dlbench.nvml.xid import dcgm_xid_message, xid_class
 
