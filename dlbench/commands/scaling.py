@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -67,13 +66,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the scaling study JSON instead of a table")
 
 
-def _run_command(args, flag: str, size: int, output: str) -> list[str]:
-    command = [sys.executable, "-m", "dlbench", "run", args.workload, flag, str(size), "--output", output]
+def _passed_on(args) -> list[str]:
+    """The options given to `dlbench scaling` that every size's `dlbench run` takes unchanged."""
+    options = []
     for option in PASSED_ON:
         value = getattr(args, option[2:].replace("-", "_"))
         if value is not None and not (option == "--device" and value == "auto"):
-            command += [option, str(value)]
-    return command + (["--fsdp"] if args.fsdp else [])
+            options += [option, str(value)]
+    return options + (["--fsdp"] if args.fsdp else [])
 
 
 def run(args) -> int:
@@ -92,16 +92,8 @@ def run(args) -> int:
     counts = sorted(set(counts) | {1})  # the one-process run is the baseline every efficiency is measured against
     folder = os.path.splitext(args.output)[0] + ".runs" if args.output else tempfile.mkdtemp(prefix="dlbench-scaling-")
     os.makedirs(folder, exist_ok=True)
-    entries = []
-    for size in counts:
-        path = os.path.join(folder, f"{args.workload}-{size}.json")
-        print(f"dlbench scaling: {args.workload} on {size} process(es)", file=sys.stderr, flush=True)
-        returncode = subprocess.run(
-            _run_command(args, flag, size, path), stdout=subprocess.DEVNULL, check=False
-        ).returncode
-        entries.append(size_entry(size, path, returncode))
-        if returncode in (130, 143):  # Ctrl-C or SIGTERM: stop the study, keep what was measured
-            break
+    runs = launch.run_each_size(args.workload, flag, counts, _passed_on(args), folder)
+    entries = [size_entry(size, path, returncode) for size, path, returncode in runs]
     document = {
         "workload": args.workload,
         "launcher": "torchrun",

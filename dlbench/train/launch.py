@@ -106,3 +106,22 @@ def exec_torchrun(nproc: int, dlbench_argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)
+
+
+# exit codes of a run that a person stopped (Ctrl-C, SIGTERM): a scaling study stops there and keeps what it measured
+STOPPED = (130, 143)
+
+
+def run_each_size(workload: str, flag: str, counts: list[int], options: list[str], folder: str) -> list[tuple]:
+    """`dlbench run WORKLOAD FLAG N` at each size in turn, each in its own process tree (so one size's failure or
+    memory cannot leak into the next), its result in FOLDER: (size, result path, exit code) per size run."""
+    runs = []
+    for size in counts:
+        path = os.path.join(folder, f"{workload}-{size}.json")
+        print(f"dlbench scaling: {workload} on {size} process(es)", file=sys.stderr, flush=True)
+        command = [sys.executable, "-m", "dlbench", "run", workload, flag, str(size), "--output", path, *options]
+        returncode = subprocess.run(command, stdout=subprocess.DEVNULL, check=False).returncode
+        runs.append((size, path, returncode))
+        if returncode in STOPPED:
+            break
+    return runs
