@@ -172,6 +172,8 @@ class _RecordingProxy:
                     request_line = connection.recv(512).split(b"\r\n")[0].decode("latin-1")
                 except OSError:
                     continue
+            if not request_line:  # a socket Chromium opened to the proxy ahead of need and closed unused
+                continue
             # "CONNECT host:443 HTTP/1.1" or "GET http://host/path HTTP/1.1"
             target = request_line.split(" ")[1] if " " in request_line else ""
             self.hosts.append(urlsplit(target if "://" in target else f"//{target}").hostname or "")
