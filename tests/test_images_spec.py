@@ -16,6 +16,7 @@ from images_support import parse_lock
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from dlbench.validate.stack import DRIVER_FLOOR  # the table validate judges hosts by: one source for both
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
@@ -112,20 +113,8 @@ def test_variant_name_matches_the_cuda_version_and_the_driver_floor_its_branch()
     assert int(floor.split(".")[0]) <= int(SPEC["stack_driver_branch"]), "the driver branch is older than the floor"
 
 
-# Minimum Linux driver per CUDA toolkit, from NVIDIA's release notes (docs/shared facts, section 3).
-DRIVER_FLOOR_BY_CUDA = {
-    "11.8": "520.61.05",
-    "12.4": "550.54.14",
-    "12.6": "560.28.03",
-    "12.8": "570.26",
-    "12.9": "575.51.03",
-    "13.0": "580.65.06",
-    "13.1": "590.44.01",
-}
-
-
 def test_driver_floor_in_the_spec_and_the_image_label_is_nvidias_for_that_cuda():
-    assert SPEC["stack_torch_driver_floor"] == DRIVER_FLOOR_BY_CUDA[SPEC["stack_cuda_version"]]
+    assert SPEC["stack_torch_driver_floor"] == DRIVER_FLOOR[SPEC["stack_cuda_version"]]
     assert dockerfile_arg_defaults()["DRIVER_FLOOR"] == {SPEC["stack_torch_driver_floor"]}
     assert 'io.dlbench.driver-floor="${DRIVER_FLOOR}"' in DOCKERFILE.read_text()
 
