@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 import time
 
+from dlbench.validate import judge
 from dlbench.validate.compute import device_label, device_name
 from dlbench.validate.context import Context
 from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
@@ -152,16 +153,9 @@ def _sustained(ctx: Context, loads: list[DeviceLoad]) -> CheckResult:
             "burnin.sustained_rate", title, FAIL, detail="no device completed a burn-in interval", data=data
         )
     if not ctx.on_gpu():
-        return CheckResult(
-            "burnin.sustained_rate",
-            title,
-            INFO,
-            min(per_device.values()),
-            "TFLOP/s",
-            per_gpu=per_device,
-            data=data,
-            detail="CPU path: no GPU expectation applies",
-        )
+        why = "CPU path: no GPU expectation applies"
+        low = min(per_device.values())
+        return judge.on_the_cpu("burnin.sustained_rate", title, low, "TFLOP/s", why, per_gpu=per_device, data=data)
     dropped = {d: v for d, v in drops.items() if v > RATE_DROP_WARN}
     verdict = WARN if dropped else PASS if drops else INFO
     return CheckResult(
