@@ -89,6 +89,9 @@ def test_units_follow_each_trade():
     assert units.size_bytes("1.8T") == int(1.8 * 2**40)  # lsblk: binary
     assert units.size_bytes("512GB", memory=True) == 512 * 2**30  # JEDEC memory units
     assert units.speed_mbps("100GbE RoCE") == 100_000 and units.speed_mbps("25 Gb/s") == 25_000
+    # disk datasheets: decimal bytes a second; bits (a network's Gb/s) are no disk rate
+    assert units.rate_gbps("6800 MB/s") == 6.8 and units.rate_gbps("2GiB/s") == 2**31 / 1e9
+    assert units.rate_gbps("25 Gb/s") is None
     assert units.version_satisfies("12.1.105", "12.1") and not units.version_satisfies("12.10", "12.1")
     assert units.version_satisfies("590.44.01", ">=580") and not units.version_satisfies("575.51.03", ">=580")
     assert units.version_satisfies("580.95.05", ">=580.65.06,<581")
@@ -110,6 +113,20 @@ def test_stack_yml_reads_as_a_spec_of_the_project_pins():
     [
         ({"hardware": {"ram": "lots"}}, "hardware.ram", "512GB DDR4 ECC"),
         ({"hardware": {"storage": [{"type": "floppy", "size": "2TB"}]}}, "hardware.storage[0]", "NVMe SSD"),
+        # a disk's rate is in bytes a second: 25 Gb/s is a network's bits
+        ({"hardware": {"storage": ["NVMe SSD 2TB, read 25Gb/s"]}}, "hardware.storage[0]", "read 6.8GB/s"),
+        ({"hardware": {"storage": ["NVMe SSD 2TB, read fast"]}}, "hardware.storage[0]", "read 6.8GB/s"),
+        # a fraction of nothing, or above the figure itself
+        (
+            {"hardware": {"storage": [{"type": "SSD", "size": "2TB", "fraction": 0.5}]}},
+            "hardware.storage[0]",
+            "fraction",
+        ),
+        (
+            {"hardware": {"storage": [{"type": "SSD", "size": "2TB", "write": "2GB/s", "fraction": 2}]}},
+            "hardware.storage[0]",
+            "fraction",
+        ),
         ({"hardware": {"network": "fast RoCE"}}, "hardware.network", "100GbE"),
         ({"hardware": {"gpu": [{"model": "A100", "count": "four"}]}}, "hardware.gpu[0]", "× count"),
         ({"software": {"nvidia_driver": "latest"}}, "software.nvidia_driver", ">=580"),
@@ -370,6 +387,16 @@ def test_validate_with_an_unreadable_spec_is_exit_2_before_measuring(dlbench_cli
             [{"speed_mbps": 200_000, "rdma": "InfiniBand", "count": 2, "text": "2 × 200Gb InfiniBand"}],
         ),
         ("storage", ["2 × SATA SSD 8TB"], [{"type": "SATA SSD", "bytes": 8 * 10**12, "count": 2}]),
+        (
+            "storage",
+            ["NVMe SSD 3.84TB, read 6800MB/s, write 4GB/s"],
+            [{"type": "NVMe SSD", "bytes": 3.84e12, "count": 1, "read_gbps": 6.8, "write_gbps": 4.0}],
+        ),
+        (
+            "storage",
+            [{"type": "NVMe SSD", "size": "3.84TB", "read": "6.8GB/s", "write": "4GB/s", "fraction": 0.5}],
+            [{"type": "NVMe SSD", "bytes": 3.84e12, "count": 1, "read_gbps": 6.8, "write_gbps": 4.0, "fraction": 0.5}],
+        ),
     ],
 )
 def test_the_forms_the_documentation_shows_read(tmp_path, field, text, expected):

@@ -8,9 +8,11 @@ import shutil
 import pytest
 
 from dlbench.errors import UserError
-from dlbench.hostspec import spec
+from dlbench.hostspec import spec, units
+from dlbench.hostspec.reader import RECORDED_HOST_ENV
 from dlbench.validate import storage
-from dlbench.checks import INFO, WARN
+from dlbench.checks import FAIL, INFO, PASS, WARN
+from dlbench.hostspec.reader import RecordedHost
 from dlbench.workloads import WORKLOADS
 from validate_support import context
 
@@ -51,6 +53,83 @@ def test_a_data_folder_off_the_disks_the_spec_declares_is_a_warning(tmp_path):
     assert write.verdict == WARN
     assert "NVMe SSD" in write.detail and "--data-dir" in write.detail
     assert write.source == "the spec's storage (spec.yml)"
+
+
+def _data_disk_as_sata_ssd(tmp_path):
+    """A recorded host whose /sys/block holds the real disk under `tmp_path` as a SATA SSD (this machine's disk is a
+    virtual one, which no spec declares), in the layout Linux gives it: `size` in 512-byte sectors and
+    `queue/rotational` (Documentation/ABI/stable/sysfs-block), `device/vendor` the SCSI INQUIRY vendor, "ATA" padded
+    to 8 characters for a disk behind libata (drivers/ata/libata-scsi.c, ata_scsiop_inq_std). The checkpoint is still
+    written to and read from the real disk: only the disk's kind is recorded."""
+    name = storage.disk_of(tmp_path)
+    if name is None:
+        pytest.skip(f"{tmp_path} is on no block device here")
+    block = tmp_path / "host" / "sys" / "block" / name
+    (block / "queue").mkdir(parents=True)
+    (block / "device").mkdir()
+    sectors = int(open(f"/sys/block/{name}/size").read())
+    (block / "size").write_text(f"{sectors}\n")
+    (block / "queue" / "rotational").write_text("0\n")
+    (block / "device" / "vendor").write_text("ATA     \n")
+    data = tmp_path / "data"
+    data.mkdir()
+    return RecordedHost(tmp_path / "host"), data, sectors * 512
+
+
+@pytest.mark.parametrize(
+    "declared, verdicts",
+    [
+        # figures no disk reaches: a 1 PB/s datasheet
+        ({"read": "1000TB/s", "write": "1000TB/s"}, (FAIL, FAIL)),
+        # a floor any disk reaches: 1 MB/s
+        ({"read": "1MB/s", "write": "1MB/s"}, (PASS, PASS)),
+        # a datasheet figure with the fraction the buyer accepts: 2 MB/s at half is 1 MB/s
+        ({"write": "2MB/s", "fraction": 0.5}, (PASS, PASS)),
+        # only the write declared: the read is judged by the disk's kind alone, as without figures
+        ({"write": "1000TB/s"}, (FAIL, PASS)),
+    ],
+)
+def test_checkpoint_throughput_is_judged_against_the_disk_the_spec_declares(tmp_path, declared, verdicts):
+    host, data, size = _data_disk_as_sata_ssd(tmp_path)
+    document = {"hardware": {"storage": [{"type": "SATA SSD", "size": f"{size}B", **declared}]}}
+    parsed = spec.parse(document, tmp_path / "spec.yml")
+    ctx = context(data_dir=data, checkpoint_bytes=storage.MINIMUM_BYTES, spec=parsed, spec_path="spec.yml", host=host)
+    write, read = storage.checkpoint(ctx, data, storage.MINIMUM_BYTES)
+    assert (write.verdict, read.verdict) == verdicts
+    if "write" in declared:
+        need = units.rate_gbps(declared["write"]) * declared.get("fraction", 1)
+        assert write.expected.startswith(f">= {need:.2f} GB/s (the spec's SATA SSD write")
+        # the evidence says what the largest model's checkpoint takes here and at the floor
+        largest = max(storage.checkpoint_sizes().values())
+        assert f"{largest / (need * 1e9):.0f} s at the spec's floor" in write.detail
+    if write.verdict == FAIL:
+        assert "below" in write.detail and "less than was bought" in write.detail
+    assert write.source == "the spec's storage (spec.yml)"
+    assert list(data.iterdir()) == []
+
+
+def test_validate_exits_1_when_the_data_disk_is_slower_than_the_spec_declares(dlbench_cli, tmp_path):
+    host, data, size = _data_disk_as_sata_ssd(tmp_path)
+    spec_file = tmp_path / "spec.yml"
+    spec_file.write_text(f"hardware:\n  storage: ['SATA SSD {size}B, read 1000TB/s, write 1000TB/s']\n")
+    report_path = tmp_path / "report.json"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", RECORDED_HOST_ENV: str(tmp_path / "host")}
+    done = dlbench_cli(
+        "validate",
+        "--spec",
+        spec_file,
+        "--data-dir",
+        data,
+        "--checkpoint-bytes",
+        "64MiB",
+        "--json",
+        report_path,
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr
+    checks = {c["id"]: c for c in json.loads(report_path.read_text())["checks"]}
+    assert checks["storage.checkpoint_write"]["verdict"] == checks["storage.checkpoint_read"]["verdict"] == FAIL
+    assert checks["spec.storage_1"]["verdict"] == PASS  # the disk is the one bought; it is slower than bought
 
 
 def test_the_checkpoint_size_is_the_largest_model_as_far_as_the_free_space_allows(tmp_path):

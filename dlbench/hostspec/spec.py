@@ -35,7 +35,9 @@ ACCEPTED = {
     "gpu": "'NVIDIA A100 80GB × 4' (model with its memory, × count) or {model: A100, count: 4, memory: 80GB}, "
     "or a list of these",
     "ram": "'512GB DDR4 ECC' (size, optional DDR type, ECC or non-ECC) or {size: 512GB, type: DDR4, ecc: true}",
-    "storage": "a list of {type: NVMe SSD | SATA SSD | SSD | HDD, size: 2TB, count: 1} or of 'NVMe SSD 2TB'",
+    "storage": "a list of {type: NVMe SSD | SATA SSD | SSD | HDD, size: 2TB, count: 1} or of 'NVMe SSD 2TB', "
+    "optionally with the sequential throughput bought, {read: 6.8GB/s, write: 4GB/s, fraction: 0.5} or "
+    "'NVMe SSD 3.84TB, read 6.8GB/s, write 4GB/s' (fraction: above 0, at most 1)",
     "network": "'100GbE RoCE' (link speed, optional RoCE / InfiniBand / RDMA, optional × count) or "
     "{speed: 100GbE, rdma: RoCE, count: 1}, or a list of these",
     "os": "'Ubuntu 22.04 LTS' (name and release) or {name: ubuntu, version: '22.04'}",
@@ -194,27 +196,54 @@ STORAGE_TYPES = (
 )
 
 
+# "read 6.8GB/s", "write: 4 GB/s" in a free-text disk
+RATE_CLAUSE = re.compile(r",?\s*\b(read|write)\b\s*:?\s*(" + units.RATE.pattern + ")", re.IGNORECASE)
+
+
 def _storage(value, field: Field) -> list[dict]:
+    """Each disk: type, bytes, count, and where declared the sequential throughput bought (read_gbps, write_gbps, the
+    figures of the datasheet or the buyer's minimum) with the fraction of it validate's checkpoint test must reach."""
     if not isinstance(value, list):
         value = [value]
     disks = []
     for i, entry in enumerate(value):
         item = Field(field.path, f"{field.name}[{i}]")
         if isinstance(entry, dict):
-            _check_keys(entry, ("type", "size", "count"), item, "storage")
+            _check_keys(entry, ("type", "size", "count", "read", "write", "fraction"), item, "storage")
             kind_text, size_text, count = (
                 str(entry.get("type", "")),
                 str(entry.get("size", "")),
                 _count(entry.get("count", 1), item, "storage"),
             )
+            rates = {kind: entry[kind] for kind in ("read", "write") if entry.get(kind) is not None}
+            fraction = entry.get("fraction")
         else:
-            kind_text, count = _split_count(str(entry))
-            size_text = kind_text
+            text, count = _split_count(str(entry))
+            rates = {match.group(1).lower(): match.group(2) for match in RATE_CLAUSE.finditer(text)}
+            kind_text = size_text = RATE_CLAUSE.sub("", text)
+            fraction = None
+            if re.search(r"\b(read|write)\b", kind_text, re.I):  # "read fast": a rate that cannot be read
+                raise item.error(entry, ACCEPTED["storage"])
         kind = next((name for name, pattern in STORAGE_TYPES if re.search(pattern, kind_text, re.I)), None)
         size = units.size_bytes(size_text)
         if kind is None or size is None:
             raise item.error(entry, ACCEPTED["storage"])
-        disks.append({"type": kind, "bytes": size, "count": count})
+        disk = {"type": kind, "bytes": size, "count": count}
+        for direction, rate_text in rates.items():
+            rate = units.rate_gbps(rate_text)
+            if not rate:
+                raise item.error(entry, ACCEPTED["storage"])
+            disk[f"{direction}_gbps"] = rate
+        if fraction is not None:
+            if (
+                not rates
+                or isinstance(fraction, bool)
+                or not isinstance(fraction, (int, float))
+                or not 0 < fraction <= 1
+            ):
+                raise item.error(entry, ACCEPTED["storage"])
+            disk["fraction"] = float(fraction)
+        disks.append(disk)
     return disks
 
 

@@ -28,6 +28,8 @@ BINARY = {
 JEDEC = {"MB": 2**20, "GB": 2**30, "TB": 2**40}
 
 SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]i?B?|B)\b", re.IGNORECASE)
+# bytes a second, B upper-case: "25 Gb/s" is a network's bits, not a disk's bytes
+RATE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTkmgt]i?B)\s*/\s*s\b")
 SPEED = re.compile(r"(\d+(?:\.\d+)?)\s*(G|M)(?:b(?:E|it/s|/s|ps)?|E)?\b", re.IGNORECASE)
 
 
@@ -41,6 +43,16 @@ def size_bytes(text: str, *, memory: bool = False) -> int | None:
         return int(number * JEDEC[unit])
     factor = DECIMAL.get(unit) or BINARY.get(unit)
     return int(number * factor) if factor else None
+
+
+def rate_gbps(text: str) -> float | None:
+    """A disk's throughput as datasheets print it, in GB/s (10^9 bytes a second): '7GB/s' -> 7.0, '6800 MB/s' -> 6.8,
+    '2GiB/s' -> 2.147; None when the text holds no rate. Storage vendors' MB/s and GB/s are decimal, as their sizes."""
+    match = RATE.search(str(text))
+    if not match:
+        return None
+    unit = match.group(2).upper()
+    return float(match.group(1)) * (DECIMAL.get(unit) or BINARY[unit]) / 1e9
 
 
 def human_bytes(n: int, *, memory: bool = False) -> str:

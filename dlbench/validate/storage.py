@@ -7,7 +7,10 @@ dropped with posix_fadvise(POSIX_FADV_DONTNEED) and it is read back. DONTNEED ra
 file system (O_DIRECT is refused by tmpfs and some network and FUSE file systems, and needs aligned buffers), and
 the read is then the buffered read `torch.load` does, from the disk. Writing stops at a time budget (20 s at quick,
 120 s at long) or at the checkpoint's size, whichever comes first; the file is removed in every case. Before writing,
-the free space is checked: the test never takes the disk below a reserve (5% of it, at least 1 GiB).
+the free space is checked: the test never takes the disk below a reserve (5% of it, at least 1 GiB). With a host
+spec, the folder must be on a disk the spec declares, and where that declaration gives the sequential rates bought
+(`read`, `write`, times its `fraction`, default 1: the purchase's numbers, as no public ratio says what one fsync'd
+stream reaches of a datasheet figure), the measured rates must reach them or FAIL.
 
 Input pipeline: a folder of JPEG images of ImageNet's average size is written to the data disk, dropped from the
 page cache, and read through dlbench's own loader (`dlbench run --data`: ImageFolder, decode, resize to 224, the
@@ -27,7 +30,7 @@ from dlbench.errors import UserError
 from dlbench.hostspec import units
 from dlbench.validate import baselines
 from dlbench.validate.context import Context
-from dlbench.checks import INFO, PASS, WARN, CheckResult, skip
+from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
 
 # fp32 weights (dlbench run keeps parameters in fp32 and trains under autocast) plus AdamW's exp_avg and exp_avg_sq,
 # which torch.optim.AdamW keeps in the parameters' dtype: 4 + 4 + 4 bytes a parameter.
@@ -146,12 +149,13 @@ def _spec_disks(ctx: Context) -> list[dict] | None:
     return (spec.get("hardware") or {}).get("storage") if spec else None
 
 
-def _on_spec_disk(ctx: Context, directory: Path) -> tuple[str, str] | None:
-    """(verdict, sentence) when a spec declares disks: whether the data folder lives on a disk of a declared kind."""
+def _on_spec_disk(ctx: Context, directory: Path) -> tuple[str, str, dict | None] | None:
+    """(verdict, sentence, declaration) when a spec declares disks: whether the data folder lives on a disk of a
+    declared kind, and the declaration that disk answers to (None when it is on none)."""
     wanted = _spec_disks(ctx)
     if not wanted:
         return None
-    from dlbench.hostspec.compare import TYPE_MATCHES
+    from dlbench.hostspec.compare import STORAGE_TOLERANCE, TYPE_MATCHES
     from dlbench.hostspec.facts import storage
 
     name = disk_of(directory)
@@ -159,10 +163,25 @@ def _on_spec_disk(ctx: Context, directory: Path) -> tuple[str, str] | None:
     kinds = sorted({kind for want in wanted for kind in TYPE_MATCHES.get(want["type"], {want["type"]})})
     declared = ", ".join(sorted({want["type"] for want in wanted}))
     if disk is None:
-        return WARN, f"{directory} is on no local disk of the spec ({declared}): {name or 'no block device'}"
+        return WARN, f"{directory} is on no local disk of the spec ({declared}): {name or 'no block device'}", None
     if disk["type"] not in kinds:
-        return WARN, f"{directory} is on {disk['name']} ({disk['type']}), not on the spec's {declared}"
-    return PASS, f"{directory} is on {disk['name']} ({disk['type']}), a disk of the spec ({declared})"
+        return WARN, f"{directory} is on {disk['name']} ({disk['type']}), not on the spec's {declared}", None
+    # the declaration of the disk's kind and size first (as spec.storage_N matches it), then of its kind alone
+    answers = [want for want in wanted if disk["type"] in TYPE_MATCHES.get(want["type"], {want["type"]})]
+    answers.sort(key=lambda want: not units.within(disk["bytes"], want["bytes"], STORAGE_TOLERANCE))
+    return PASS, f"{directory} is on {disk['name']} ({disk['type']}), a disk of the spec ({declared})", answers[0]
+
+
+def floor_gbps(declaration: dict | None, kind: str) -> tuple[float, str] | None:
+    """(GB/s, how) the checkpoint's `kind` ("write", "read") must reach on a disk the spec declares with that
+    sequential figure: the figure times the spec's `fraction` (1 when not given: the figure is the floor itself)."""
+    if not declaration or f"{kind}_gbps" not in declaration:
+        return None
+    rate, fraction = declaration[f"{kind}_gbps"], declaration.get("fraction", 1.0)
+    how = f"the spec's {declaration['type']} {kind} {rate:g} GB/s" + (
+        f" × fraction {fraction:g}" if fraction < 1 else ""
+    )
+    return rate * fraction, how
 
 
 def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
@@ -179,9 +198,10 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
         for name, size_bytes in sorted(checkpoint_sizes().items(), key=lambda item: item[1])
     }
     largest = max(models, key=lambda name: models[name]["bytes"])
+    largest_bytes = models[largest]["bytes"]
     data = {"directory": str(directory), "bytes_written": written, "models": models, **measured}
     on_disk = _on_spec_disk(ctx, directory)
-    verdict, judged = on_disk if on_disk else (INFO, "no host spec: measured, not judged")
+    verdict, judged, declaration = on_disk if on_disk else (INFO, "no host spec: measured, not judged", None)
     source = f"the spec's storage ({ctx.options.spec_path})" if on_disk else None
     span = f"{units.human_bytes(written)} fsync'd in {measured['write_seconds']:.1f} s"
     results = []
@@ -189,21 +209,38 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
         ("write", write_rate, models[largest]["write_seconds"]),
         ("read", read_rate, models[largest]["read_seconds"]),
     ):
+        floor = floor_gbps(declaration, kind)
+        checkpoint_time = (
+            f"{largest}'s checkpoint ({units.human_bytes(largest_bytes)}, weights and AdamW state) would take "
+            f"{seconds:.0f} s to {kind}"
+        )
+        if floor is None:
+            kind_verdict, expected, said = verdict, "on a disk the spec declares" if on_disk else None, judged
+        else:
+            need, how = floor
+            kind_verdict = PASS if rate >= need else FAIL
+            expected = f">= {need:.2f} GB/s ({how})"
+            checkpoint_time += f", {largest_bytes / (need * 1e9):.0f} s at the spec's floor"
+            said = judged if kind_verdict == PASS else f"{rate:.2f} GB/s, below {need:.2f} GB/s ({how})"
         results.append(
             CheckResult(
                 f"storage.checkpoint_{kind}",
                 f"checkpoint {kind} throughput on {directory}",
-                verdict,
+                kind_verdict,
                 round(rate, 3),
                 "GB/s",
-                expected="on a disk the spec declares" if on_disk else None,
+                expected=expected,
                 source=source,
-                detail=f"{judged}; {span}; {largest}'s checkpoint ({units.human_bytes(models[largest]['bytes'])}, "
-                f"weights and AdamW state) would take {seconds:.0f} s to {kind}"
+                detail=f"{said}; {span}; {checkpoint_time}"
                 + (" (read back after posix_fadvise DONTNEED)" if kind == "read" else ""),
                 data=data if kind == "write" else {},
             )
         )
+        if kind_verdict == FAIL:
+            results[-1].detail += (
+                ": the disk delivers less than was bought; check its PCIe link (link.pcie_aer, lspci), its firmware "
+                "and wear (nvme smart-log), and that nothing else used it during the test"
+            )
     if verdict == WARN:
         results[0].detail += ": mount the data disk there or give --data-dir on it"
     return results
