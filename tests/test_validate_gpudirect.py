@@ -171,6 +171,66 @@ def test_a_nic_on_another_root_complex_of_the_same_cpu_warns(tmp_path):
     assert check.verdict == WARN and "through the CPU's host bridge" in check.detail
 
 
+# A GB200 compute tray, as sysfs shows it: two Grace CPUs (NUMA nodes 0 and 1), each with two GB200 GPUs
+# (10de:2941, Linux drivers/vfio/pci/nvgrace-gpu/main.c) at 0008:01:00.0 and 0009:01:00.0 (0018/0019 on the second
+# Grace; the GPU list of /sys/class/egm/egm4 in NVIDIA's "vfio/nvgrace-gpu: Add link from pci to EGM" patch, and
+# NVIDIA/bare-metal-manager-core crates/bmc-mock/src/hw/nvidia_gb200.rs), each GPU alone below a root port of its own
+# PCI domain; a ConnectX-7 (mlx5) in PCI domains 0000 and 0002 of the first Grace, 0010 and 0012 of the second, at
+# DOMAIN:03:00.0 behind a root port and a switch (nvidia_gb200.rs, IoBoard::discovery_infiniband). The bridges' ids
+# are illustrative.
+GB200 = ("0x10de", "0x2941", "0x030200")
+GRACE_GPUS = {"0008": 0, "0009": 0, "0018": 1, "0019": 1}
+GRACE_NICS = {"0000": 0, "0002": 0, "0010": 1, "0012": 1}
+
+
+def grace_board(tmp_path, gpu=GB200, nic_domains=GRACE_NICS):
+    host = tmp_path / "host"
+    functions = []
+    for domain, numa in GRACE_GPUS.items():
+        functions.append((f"pci{domain}:00/{domain}:00:00.0", *BRIDGE))
+        functions.append((f"pci{domain}:00/{domain}:00:00.0/{domain}:01:00.0", *gpu, {"numa_node": f"{numa}\n"}))
+    nics = []
+    for number, (domain, numa) in enumerate(nic_domains.items()):
+        chain = [f"pci{domain}:00/{domain}:00:00.0"]
+        chain += [f"{chain[-1]}/{domain}:01:00.0", f"{chain[-1]}/{domain}:01:00.0/{domain}:02:00.0"]
+        functions += [(path, *(SWITCH if ":00:00.0" not in path.rsplit("/", 1)[1] else BRIDGE)) for path in chain]
+        nics.append((f"{chain[-1]}/{domain}:03:00.0", f"mlx5_{number}"))
+        functions.append((nics[-1][0], *CONNECTX7, {"numa_node": f"{numa}\n"}))
+    pci_bus(host, *functions)
+    for path, rdma in nics:
+        device = host / "sys/devices" / path
+        (device / "infiniband" / rdma / "ports/1").mkdir(parents=True)
+        (device / "infiniband" / rdma / "ports/1/rate").write_text("400 Gb/sec (4X NDR)\n")
+        _link(device / "infiniband" / rdma / "device", device)
+        _link(host / "sys/class/infiniband" / rdma, device / "infiniband" / rdma)
+    (host / "sys/module/nvidia_peermem").mkdir(parents=True)
+    return RecordedHost(host)
+
+
+def test_a_grace_gpu_with_a_nic_on_its_own_grace_passes_as_nccls_c2c_path(tmp_path):
+    # by the PCIe tree alone each GPU reaches its NIC only through host bridges (PHB, a WARN); over NVLink-C2C it is
+    # NCCL's P2C, on which GPUDirect RDMA is on by default (NCCL 2.27 and later)
+    check = checks(grace_board(tmp_path))["gpudirect.nic_affinity"]
+    assert check.verdict == PASS, check.detail
+    pairs = check.data["pairs"]
+    assert {gpu: pair["path"] for gpu, pair in pairs.items()} == {f"{d}:01:00.0": "P2C" for d in GRACE_GPUS}
+    # each GPU's nearest NIC is one of its own Grace's
+    assert {pairs[f"{d}:01:00.0"]["nic"][:4] for d in ("0008", "0009")} <= {"0000", "0002"}
+    assert {pairs[f"{d}:01:00.0"]["nic"][:4] for d in ("0018", "0019")} <= {"0010", "0012"}
+    assert "NVLink-C2C" in check.detail and "P2C" in check.source
+
+
+def test_a_grace_gpu_whose_nearest_nic_is_on_the_other_grace_fails(tmp_path):
+    found = checks(grace_board(tmp_path, nic_domains={"0000": 0, "0002": 0}))["gpudirect.nic_affinity"]
+    assert found.verdict == FAIL and found.measured == "2/4 near their NIC"
+    assert found.data["pairs"]["0018:01:00.0"]["path"] == "SYS" and "on another CPU" in found.detail
+
+
+def test_a_pcie_gpu_in_the_same_layout_is_still_judged_by_the_pcie_tree(tmp_path):
+    check = checks(grace_board(tmp_path, gpu=H100))["gpudirect.nic_affinity"]
+    assert check.verdict == WARN and {pair["path"] for pair in check.data["pairs"].values()} == {"PHB"}
+
+
 def test_an_iommu_translating_the_gpus_dma_fails_on_bare_metal_with_the_boot_option(tmp_path):
     check = checks(node(tmp_path, iommu_type="DMA-FQ"))["gpudirect.iommu"]
     assert check.verdict == FAIL and check.measured == 2

@@ -33,6 +33,16 @@ view" (GPUDirect RDMA documentation, Design Considerations), which a translating
 guest sees are the hypervisor's (passing a GPU through needs the host's IOMMU and ACS on), so there they are
 reported, not judged.
 
+Grace Hopper and Grace Blackwell (GH200, GB200, GB300): the GPU reaches its Grace CPU over NVLink-C2C, not PCIe. The
+GPU still has a PCI function (0009:01:00.0 on a GH200; 0008:01:00.0 and 0009:01:00.0 on each Grace of a GB200 board,
+Linux drivers/vfio/pci/nvgrace-gpu, whose nvgrace_gpu_vfio_pci_table lists these GPUs' device ids), alone below a root
+port of its own, so no NIC ever shares a switch or a host bridge with it: by the PCIe tree alone every such GPU would
+WARN. NCCL gives the GPU a C2C link to its CPU (src/graph/xml.cc, NVML_FI_DEV_C2C_LINK_COUNT; src/graph/topo.cc,
+ncclTopoAddC2c), and a NIC on that CPU's host bridges is then PATH_P2C, "C2C + PHB" (src/graph/paths.cc,
+mergePathType), on which GPUDirect RDMA is on by default since NCCL 2.27 (NCCL_NET_GDR_C2C=1; ncclTopoCheckGdr's
+level is PATH_P2C); a NIC on the other Grace is still SYS. So a C2C-attached GPU whose nearest NIC is on its own CPU
+PASSes (path "P2C").
+
 GPU memory to the NIC: the nvidia-peermem module, which "must be loaded on each node boot" (NCCL troubleshooting,
 "GPU-to-NIC communication"; MLNX_OFED's older nv_peer_mem), or DMA-BUF, which needs NVIDIA's open kernel modules
 and a kernel whose RDMA core imports dma-bufs (Linux 5.12, drivers/infiniband/core/umem_dmabuf.c); NVIDIA's GPU
@@ -58,12 +68,16 @@ INFINIBAND = "/sys/class/infiniband"
 # a PCI address as sysfs names it; the domain is printed %04x and can be longer (VMD domains, Hyper-V guests)
 ADDRESS = re.compile(r"^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 # the path classes, nearest first, named as NCCL names them
-SWITCH, HOST_BRIDGE, OTHER_CPU = "PXB", "PHB", "SYS"
+SWITCH, C2C_CPU, HOST_BRIDGE, OTHER_CPU = "PXB", "P2C", "PHB", "SYS"
 PATH_WORDS = {
     SWITCH: "behind the same PCIe switch",
+    C2C_CPU: "on the GPU's own Grace CPU, reached over NVLink-C2C",
     HOST_BRIDGE: "through the CPU's host bridge",
     OTHER_CPU: "on another CPU",
 }
+# PCI device ids of the GPUs attached to a Grace CPU by NVLink-C2C: Linux drivers/vfio/pci/nvgrace-gpu/main.c,
+# nvgrace_gpu_vfio_pci_table (GH200 120GB 0x2342, GH200 480GB 0x2345, GH200 0x2348, GB200 0x2941, GB300 0x31c2)
+C2C_GPU_DEVICES = {"0x2342", "0x2345", "0x2348", "0x2941", "0x31c2"}
 # PCIe extended capabilities start at 0x100 of the configuration space, each a 32-bit header: capability id (bits
 # 15:0), version (19:16), next capability's offset (31:20); ACS is id 0x000d, its control register at +6.
 EXTENDED_CAPABILITIES = 0x100
@@ -80,8 +94,8 @@ PASS_THROUGH_OPTIONS = {"iommu=pt", "iommu.passthrough=1", "iommu=off", "intel_i
 VIRTUAL_DMI = ("QEMU", "KVM", "VMware", "VirtualBox", "Xen", "Virtual Machine", "Amazon EC2", "Google Compute Engine")
 
 TOPOLOGY_SOURCE = (
-    "NCCL topology distances (PIX/PXB/PHB/SYS); GPUDirect RDMA only up to PXB by default (NVIDIA/nccl "
-    "src/graph/paths.cc ncclTopoCheckGdr; NCCL_NET_GDR_LEVEL)"
+    "NCCL topology distances (PIX/PXB/P2C/PHB/SYS); GPUDirect RDMA up to PXB by default, up to P2C on C2C-attached "
+    "GPUs since NCCL 2.27 (NVIDIA/nccl src/graph/paths.cc ncclTopoCheckGdr; NCCL_NET_GDR_LEVEL, NCCL_NET_GDR_C2C)"
 )
 ACS_SOURCE = (
     "NCCL troubleshooting, PCI Access Control Services (docs.nvidia.com/deeplearning/nccl/user-guide/docs/"
@@ -115,9 +129,10 @@ class Function:
     host_bridge: str  # "pci0000:17"
     numa_node: int | None
     rdma: str | None = None  # the RDMA device on it ("mlx5_0")
+    c2c: bool = False  # a GPU attached to its CPU by NVLink-C2C (Grace Hopper, Grace Blackwell)
 
 
-def _place(host: HostReader, address: str, rdma: str | None = None) -> Function | None:
+def _place(host: HostReader, address: str, rdma: str | None = None, c2c: bool = False) -> Function | None:
     try:
         path = host.resolve(f"{PCI_DEVICES}/{address}")
     except Unanswered:
@@ -131,11 +146,19 @@ def _place(host: HostReader, address: str, rdma: str | None = None) -> Function 
         node = int(host.read(f"{PCI_DEVICES}/{address}/numa_node"))
     except (Unanswered, ValueError):
         node = -1
-    return Function(address, chain, bridges[0], node if node >= 0 else None, rdma)
+    return Function(address, chain, bridges[0], node if node >= 0 else None, rdma, c2c)
+
+
+def c2c_attached(host: HostReader, address: str) -> bool:
+    try:
+        return host.read(f"{PCI_DEVICES}/{address}/device").strip().lower() in C2C_GPU_DEVICES
+    except Unanswered:
+        return False
 
 
 def gpus(host: HostReader) -> list[Function]:
-    placed = (_place(host, address) for address in facts.nvidia_pci_gpus(host) or [])
+    addresses = facts.nvidia_pci_gpus(host) or []
+    placed = (_place(host, address, c2c=c2c_attached(host, address)) for address in addresses)
     return [f for f in placed if f is not None]
 
 
@@ -161,13 +184,14 @@ def distance(gpu: Function, nic: Function) -> tuple[str, int]:
                 break
             shared += 1
         # a root port has one link: two devices below the same one sit behind a switch
-        return (SWITCH if shared else HOST_BRIDGE), shared
+        return (SWITCH if shared else C2C_CPU if gpu.c2c else HOST_BRIDGE), shared
     if gpu.numa_node is not None and nic.numa_node is not None and gpu.numa_node != nic.numa_node:
         return OTHER_CPU, 0
-    return HOST_BRIDGE, 0
+    # NCCL: the GPU's C2C link to its CPU merged with the NIC's PHB path to that CPU is P2C (paths.cc, mergePathType)
+    return (C2C_CPU if gpu.c2c else HOST_BRIDGE), 0
 
 
-RANK = {SWITCH: 0, HOST_BRIDGE: 1, OTHER_CPU: 2}
+RANK = {SWITCH: 0, C2C_CPU: 1, HOST_BRIDGE: 2, OTHER_CPU: 3}
 
 
 def nearest(gpu: Function, nics: list[Function]) -> tuple[Function, str]:
@@ -239,7 +263,7 @@ def _not_judged_in_vm(result: CheckResult, reason: str) -> CheckResult:
 
 # --- the checks ---------------------------------------------------------------------------------------------------
 def topology(pairs: dict[str, tuple[Function, str]], vm: str | None) -> CheckResult:
-    check_id, title = "gpudirect.nic_affinity", "Each GPU has an RDMA NIC behind its own PCIe switch"
+    check_id, title = "gpudirect.nic_affinity", "Each GPU has an RDMA NIC on NCCL's GPUDirect RDMA path"
     classes = {gpu: path for gpu, (_, path) in pairs.items()}
     far = [gpu for gpu, path in classes.items() if path == OTHER_CPU]
     via_cpu = [gpu for gpu, path in classes.items() if path == HOST_BRIDGE]
@@ -261,8 +285,9 @@ def topology(pairs: dict[str, tuple[Function, str]], vm: str | None) -> CheckRes
         check_id,
         title,
         verdict,
-        f"{len(pairs) - len(far) - len(via_cpu)}/{len(pairs)} behind a shared switch",
-        expected="every GPU's nearest RDMA NIC behind the same PCIe switch (NCCL PIX/PXB)",
+        f"{len(pairs) - len(far) - len(via_cpu)}/{len(pairs)} near their NIC",
+        expected="every GPU's nearest RDMA NIC behind the same PCIe switch (NCCL PIX/PXB), or on the CPU a "
+        "Grace GPU is attached to by NVLink-C2C (P2C)",
         source=TOPOLOGY_SOURCE,
         detail=detail,
         data={
