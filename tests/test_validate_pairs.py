@@ -18,7 +18,7 @@ import pytest
 
 from conftest import run_dlbench
 from dlbench.hostspec import spec
-from dlbench.validate import pairs
+from dlbench.validate import pair, pairs
 
 REPO = Path(__file__).resolve().parents[1]
 _plugin = importlib.util.spec_from_file_location(
@@ -54,8 +54,15 @@ def _link(tmp_path, network):
     return pairs.fastest_link(spec.load(path))
 
 
-def _result(rank, busbw, correct=True, label="a--b"):
-    return {"label": label, "rank": rank, "busbw_gbs": busbw, "correct": correct, "backend": "nccl"}
+def _result(rank, busbw, correct=True, label="a--b", backend="nccl", network="IB"):
+    return {
+        "label": label,
+        "rank": rank,
+        "busbw_gbs": busbw,
+        "correct": correct,
+        "backend": backend,
+        "network": network,
+    }
 
 
 def test_a_pair_below_the_achievable_share_of_line_rate_fails_on_rdma_and_warns_on_tcp(tmp_path):
@@ -68,6 +75,43 @@ def test_a_pair_below_the_achievable_share_of_line_rate_fails_on_rdma_and_warns_
     assert slow["verdict"] == "FAIL" and "60% of line rate" in slow["detail"] and "Azure" in slow["source"]
     tcp = pairs.judge("a--b", [_result(0, 5.0)], _link(tmp_path, "100GbE"))
     assert tcp["verdict"] == "WARN" and "TCP" in tcp["detail"]
+
+
+@pytest.mark.parametrize(
+    "backend, network, carrier",
+    [("gloo", "TCP", "over gloo (TCP sockets)"), ("nccl", "Socket", "over NCCL's socket transport")],
+)
+def test_a_pair_that_did_not_use_the_rdma_fabric_the_spec_declares_fails_however_fast(
+    tmp_path, backend, network, carrier
+):
+    # an acceptance run must not pass a host whose RDMA fabric it never tested: a fast figure over TCP proves nothing
+    roce = _link(tmp_path, "100GbE RoCE")  # 12.5 GB/s: the floor is 9 GB/s
+    fast = pairs.judge("a--b", [_result(0, 11.0, backend=backend, network=network)], roce)
+    assert fast["verdict"] == "FAIL" and carrier in fast["detail"] and "RoCE fabric was not exercised" in fast["detail"]
+    assert ("without --cpu" if backend == "gloo" else "rdma-core") in fast["detail"]
+    # on a spec without RDMA the same pair is judged by its speed alone
+    assert (
+        pairs.judge("a--b", [_result(0, 11.0, backend=backend, network=network)], _link(tmp_path, "100GbE"))["verdict"]
+        == "PASS"
+    )
+    # over NCCL's RDMA transport, or where NCCL's choice was not recorded (NCCL_DEBUG set by the operator), by speed
+    assert pairs.judge("a--b", [_result(0, 11.0, network="IB")], roce)["verdict"] == "PASS"
+    assert pairs.judge("a--b", [_result(0, 11.0, network=None)], roce)["verdict"] == "PASS"
+
+
+def test_the_network_nccl_chose_is_read_from_its_info_lines(tmp_path):
+    # NCCL's INFO line as src/debug.cc prints it (host:pid:tid [cudaDev] NCCL INFO ...) for src/init.cc's
+    # INFO(NCCL_INIT, "Using network %s") after src/transport/net_ib/init.cc found no device and net_socket.cc took
+    # the interface, one file per process as NCCL_DEBUG_FILE=nccl.%h.%p.log names them
+    (tmp_path / "nccl.node1.4711.log").write_text(
+        "node1:4711:4790 [0] NCCL INFO NET/IB : No device found.\n"
+        "node1:4711:4790 [0] NCCL INFO NET/Socket : Using [0]eth0:10.0.0.11<0>\n"
+        "node1:4711:4790 [0] NCCL INFO Using network Socket\n"
+    )
+    assert pair.nccl_network(tmp_path) == "Socket"
+    (tmp_path / "nccl.node1.4711.log").write_text("node1:4711:4790 [0] NCCL INFO Using network IB\n")
+    assert pair.nccl_network(tmp_path) == "IB"
+    assert pair.nccl_network(tmp_path / "nothing") is None
 
 
 def test_a_pair_that_did_not_run_fails_with_its_reason_and_no_spec_means_no_verdict(tmp_path):
@@ -122,6 +166,7 @@ def test_two_processes_join_over_127_0_0_1_and_their_pair_is_judged(tmp_path):
     assert listeners == ["127.0.0.1"]  # the rendezvous on the pair's address, not on every interface
     result = json.loads((tmp_path / "host-a--host-b.rank0.json").read_text())
     assert result["correct"] is True and result["backend"] == "gloo" and result["interface"] == "lo"
+    assert result["network"] == "TCP"
     assert result["environment"]["NCCL_P2P_DISABLE"] == "1" and result["environment"]["NCCL_SHM_DISABLE"] == "1"
     assert result["environment"]["GLOO_SOCKET_IFNAME"] == "lo"
     assert set(result["sweep"]) == {"4096", "262144", "4194304"} and result["busbw_gbs"] > 0

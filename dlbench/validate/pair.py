@@ -6,6 +6,12 @@ measured, for `dlbench validate pairs` to judge on the control node. On GPUs NCC
 network: NCCL_P2P_DISABLE=1 and NCCL_SHM_DISABLE=1, as Azure's health checks run their network all-reduce
 (azurehpc-health-checks, check_nccl_allreduce_ib_loopback). On the CPU the same job runs over gloo.
 
+Which network NCCL used is recorded: where no RDMA device is usable (no libibverbs, no active port, NCCL_IB_HCA
+naming none) NCCL falls back to TCP sockets without an error, and a pair over sockets proves nothing about an RDMA
+fabric. NCCL names its choice on each communicator, INFO(NCCL_INIT, "Using network %s") in src/init.cc: "IB" (its
+verbs transport, InfiniBand and RoCE, src/transport/net_ib), "Socket" (src/transport/net_socket.cc) or a plugin's
+name; NCCL_DEBUG=INFO with NCCL_DEBUG_FILE (%h host, %p process, src/debug.cc) writes it to a file, not the output.
+
 Nothing waits forever: `timeout` bounds the rendezvous and every collective, and the processes are killed past it.
 Rank 0's rendezvous store listens on the pair's address alone, and only while the job runs; both ranks' backend
 sockets are bound to the interface that carries that address (GLOO_SOCKET_IFNAME, NCCL_SOCKET_IFNAME).
@@ -15,8 +21,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import shutil
 import socket
+import tempfile
 import time
+from pathlib import Path
 
 from dlbench import atomic
 from dlbench.errors import UserError
@@ -24,6 +34,8 @@ from dlbench.errors import UserError
 # Keep NCCL on the network: no GPU peer-to-peer over NVLink/PCIe, no shared memory between processes
 # (https://docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html#nccl-p2p-disable, #nccl-shm-disable).
 NETWORK_ONLY = {"NCCL_P2P_DISABLE": "1", "NCCL_SHM_DISABLE": "1"}
+NCCL_NETWORK = re.compile(r"NCCL INFO Using network (.+?)\s*$", re.MULTILINE)
+NCCL_LOG = "nccl.%h.%p.log"
 DEFAULT_PORT = 29600
 DEFAULT_TIMEOUT = 300.0
 
@@ -61,6 +73,26 @@ def resolve(master: str) -> str:
         raise UserError(f"--master {master}: cannot resolve it ({error})") from None
 
 
+def nccl_network(folder: Path) -> str | None:
+    """The network NCCL's communicators used, from their INFO logs in `folder` ("IB", "Socket"); None when none
+    said."""
+    names = {
+        match.group(1)
+        for log in sorted(folder.glob("nccl.*.log"))
+        for match in NCCL_NETWORK.finditer(log.read_text(errors="replace"))
+    }
+    return ", ".join(sorted(names)) or None
+
+
+def _log_nccl_network() -> Path | None:
+    """Have NCCL write its INFO lines to a new folder (unless the operator set NCCL_DEBUG or NCCL_DEBUG_FILE)."""
+    if "NCCL_DEBUG" in os.environ or "NCCL_DEBUG_FILE" in os.environ:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="dlbench-nccl-"))
+    os.environ.update(NCCL_DEBUG="INFO", NCCL_DEBUG_SUBSYS="INIT", NCCL_DEBUG_FILE=str(folder / NCCL_LOG))
+    return folder
+
+
 def run(
     rank: int,
     master: str,
@@ -88,8 +120,14 @@ def run(
     for name, value in environment.items():
         os.environ.setdefault(name, value)  # an operator's own choice (e.g. NCCL_SOCKET_IFNAME=ib0) stands
     level = level if use_cuda else "cpu"
+    logs = _log_nccl_network() if use_cuda else None
     started = time.time()
-    outcome = interconnect.sweep({rank: 0 if use_cuda else None}, 2, address, port, level, timeout)
+    try:
+        outcome = interconnect.sweep({rank: 0 if use_cuda else None}, 2, address, port, level, timeout)
+        network = "TCP" if not use_cuda else nccl_network(logs) if logs else None
+    finally:
+        if logs:
+            shutil.rmtree(logs, ignore_errors=True)
     result = {
         "label": label,
         "rank": rank,
@@ -97,6 +135,7 @@ def run(
         "master": f"{master}:{port}",
         "interface": interface,
         "backend": "nccl" if use_cuda else "gloo",
+        "network": network,  # gloo: TCP; NCCL: the transport it chose ("IB", "Socket"), None when not known
         "level": level,
         "environment": {name: os.environ[name] for name in environment},
         "started": started,

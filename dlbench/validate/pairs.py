@@ -6,9 +6,14 @@ each rank's traffic crosses one NIC, and for two ranks busbw = algbw (nccl-tests
 full-duplex link caps at its line rate in one direction. The floor is the fraction of line rate Azure's health checks
 hold the same network-only NCCL all-reduce to: 18 GB/s on ND A100 v4 nodes, whose NICs are 200 Gb/s HDR InfiniBand
 (25 GB/s), i.e. 0.72 (azurehpc-health-checks, check_nccl_allreduce_ib_loopback, NCCL_P2P_DISABLE=1 and
-NCCL_SHM_DISABLE=1). Below it a pair FAILs on an RDMA fabric (InfiniBand, RoCE); over plain TCP sockets, where NCCL
-and gloo often fall short of a fast link on healthy hosts, it is a WARN. Without a spec the pairs are measured,
-never judged.
+NCCL_SHM_DISABLE=1). Below it a pair FAILs on an RDMA fabric (InfiniBand, RoCE); on a spec whose network is plain
+Ethernet (TCP sockets), where NCCL and gloo often fall short of a fast link on healthy hosts, it is a WARN. Without a
+spec the pairs are measured, never judged.
+
+On a spec that declares an RDMA fabric, a pair that did not run over RDMA FAILs whatever its speed: over gloo (a
+host without a CUDA GPU, or `--cpu`), or over NCCL's socket transport (NCCL found no usable RDMA device and fell back
+to TCP; `dlbench validate pair` records its "Using network" line). An acceptance run must not accept a host whose
+fabric it never tested, and a fast TCP figure says nothing about the RDMA path; the detail says how to run it there.
 """
 
 from __future__ import annotations
@@ -45,23 +50,39 @@ def judge(label: str, results: list[dict], link: dict | None) -> dict:
     if 0 not in by_rank:
         return verdict | {"verdict": FAIL, "detail": "no result from rank 0 (the job did not run there)"}
     measured = by_rank[0]
-    verdict["busbw_gbs"], verdict["backend"] = measured["busbw_gbs"], measured.get("backend")
+    verdict |= {key: measured.get(key) for key in ("busbw_gbs", "backend", "network")}
     if not measured.get("correct", False):
         return verdict | {"verdict": FAIL, "detail": "the all-reduce summed wrongly"}
     if link is None:
         return verdict | {"verdict": INFO, "detail": "no network link in the spec: measured, not judged"}
     floor = round(ACHIEVABLE_FRACTION * link["gbs"], 3)
     verdict |= {"expected": f">= {floor} GB/s ({ACHIEVABLE_FRACTION} of {link['text']})", "source": SOURCE}
-    if measured["busbw_gbs"] >= floor:
-        return verdict | {"verdict": PASS, "detail": f"{measured['busbw_gbs'] / link['gbs']:.0%} of line rate"}
     share = f"{measured['busbw_gbs'] / link['gbs']:.0%} of line rate"
-    if link["rdma"] and measured.get("backend") == "gloo":
-        # gloo has no RDMA transport: the pair did not run NCCL (no CUDA GPU), so the fabric is unproven
-        detail = f"slow: {share}, measured over gloo (TCP sockets): the {link['rdma']} fabric was not exercised"
-        return verdict | {"verdict": FAIL, "detail": detail + "; run the pair on the GPUs (NCCL)"}
+    if link["rdma"] and (not_rdma := _not_over_rdma(measured)):
+        carrier, how = not_rdma
+        detail = f"{share} over {carrier}: the {link['rdma']} fabric was not exercised; {how}"
+        return verdict | {"verdict": FAIL, "detail": detail}
+    if measured["busbw_gbs"] >= floor:
+        return verdict | {"verdict": PASS, "detail": share}
     if link["rdma"]:
         return verdict | {"verdict": FAIL, "detail": f"slow: {share} over {link['rdma']}"}
     return verdict | {"verdict": WARN, "detail": f"slow: {share} (no RDMA in the spec: TCP sockets)"}
+
+
+def _not_over_rdma(measured: dict) -> tuple[str, str] | None:
+    """(what carried the pair, how to run it over RDMA) for a pair that did not use an RDMA transport, else None."""
+    if measured.get("backend") == "gloo":
+        # gloo has no RDMA transport: the host had no CUDA GPU for NCCL, or the pair was run with --cpu
+        return "gloo (TCP sockets)", (
+            "run the pair over NCCL on the GPUs: `dlbench validate pair` without --cpu on hosts whose torch sees a "
+            "CUDA GPU (playbooks/validate.yml: no --cpu in validate_pair_extra_args)"
+        )
+    if measured.get("network") == "Socket":
+        return "NCCL's socket transport (NCCL found no usable RDMA device)", (
+            "NCCL uses RDMA where libibverbs (rdma-core) loads and a port is ACTIVE (`ibv_devinfo`): install "
+            "rdma-core and the NIC's driver, and check NCCL_IB_HCA and NCCL_IB_DISABLE if set"
+        )
+    return None
 
 
 def load(folder: Path) -> dict[str, list[dict]]:
