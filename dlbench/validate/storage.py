@@ -221,7 +221,7 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
             kind_verdict = PASS if rate >= need else FAIL
             expected = f">= {need:.2f} GB/s ({how})"
             checkpoint_time += f", {largest_bytes / (need * 1e9):.0f} s at the spec's floor"
-            said = judged if kind_verdict == PASS else f"{rate:.2f} GB/s, below {need:.2f} GB/s ({how})"
+            said = judged if kind_verdict == PASS else f"{judged}, but {rate:.2f} GB/s is below {need:.2f} GB/s ({how})"
         results.append(
             CheckResult(
                 f"storage.checkpoint_{kind}",
