@@ -217,7 +217,7 @@ def _with_series(host: str) -> Report:
             "INFO",
             66.0,
             "°C",
-            detail='"series": {\\n} is text here, as are "} and ]',
+            detail='"data": {\\n} is text here, as are "} and ]',
             data={"series": series, "nested": {"series": [1, 2], "kept": True}},
         )
     )
@@ -225,21 +225,20 @@ def _with_series(host: str) -> Report:
     return report
 
 
-def test_the_time_series_are_cut_unparsed_and_the_rest_reads_as_the_whole_document(tmp_path):
+def test_the_checks_data_are_cut_unparsed_and_the_rest_reads_as_the_whole_document(tmp_path):
     report = _with_series("gpu1")
     path = tmp_path / "gpu1.json"
     writers.write_json(report, path)
     raw = path.read_bytes()
-    cut = summarize.without_series(raw)
+    cut = summarize.without_unread_blocks(raw)
     assert len(cut) < len(raw)
     expected = json.loads(raw)
-    expected["checks"][0]["data"]["series"] = None
-    expected["checks"][0]["data"]["nested"]["series"] = None
+    expected["checks"][0]["data"] = None  # the checks' supporting data, series and all: no summary reads it
     assert json.loads(cut) == expected
     # a compact document has no line layout to rely on: it is parsed whole
     compact = json.dumps(report.to_dict()).encode()
-    assert summarize.without_series(compact) == compact
+    assert summarize.without_unread_blocks(compact) == compact
     # a damaged report is still named with the JSON error of the whole document
     path.write_bytes(raw[: raw.index(b'"series"') + 40])
     with pytest.raises(summarize.UserError, match="gpu1.json: not a readable JSON report"):
-        summarize.load_reports(tmp_path)
+        summarize.load_digests(tmp_path)
