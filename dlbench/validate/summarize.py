@@ -9,11 +9,16 @@ Hosts are grouped by GPU model (identical hardware only is compared). For every 
 memory checks, a GPU more than the outlier fraction below the median of all GPUs of its model in the fleet is named:
 5% below the peers (the `--outlier` default) is far outside the run-to-run spread of these fixed-shape synthetic
 benchmarks on identical hardware, so a GPU named has a cause to find (clocks, power cap, thermals, a degraded link).
+
+A summary of 10,000 reports (1.3 GB of JSON) is meant to take seconds: the reports are parsed in parallel, without the
+checks' supporting data (cut out unparsed), and each worker process reduces its reports to a `Digest`, the few values
+a summary reads with the host's matrix row already encoded, so the one main process only adds them up and writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import gc
 import json
 import os
@@ -55,6 +60,9 @@ def check_report(data: dict, path) -> dict:
 # over a gigabyte of JSON), so from this many files on they are read in parallel, one process per core this process
 # may run on, and each process sends back only the report's digest (below), not the report.
 PARALLEL_FROM = 200
+# Files handed to a worker at a time: a few tens of milliseconds of work, so that no worker is left with a long last
+# chunk while the others are done, and the hand-over (one pickle each way) costs nothing next to it.
+CHUNK = 32
 
 # The key whose blocks no summary reads: each check's supporting data (sweeps, per-link counters, and the NVML time
 # series under load: temperature, clock and power per GPU and second, four fifths of a report's bytes)
@@ -98,34 +106,69 @@ def _parse(raw: bytes):
 
 
 class Digest(NamedTuple):
-    """What a summary reads of one report, taken where the report was parsed: a worker process sends back these few
-    hundred values instead of the report's thousands of objects, whose pickling and unpickling in the one main process
-    cost more than parsing them did in parallel."""
+    """What a summary reads of one report, taken where the report was parsed. A worker process sends back these few
+    values, its matrix row already encoded, instead of the report's thousands of objects: unpickling those, walking
+    them and encoding the matrix in the one main process took longer than parsing the reports did in parallel."""
 
     host: str | None
     model: str
     verdict: str
-    path: str
-    checks: dict  # check id -> its verdict, measured value and unit: the host's row of the matrix
+    entry: str  # the host's entry in the summary's "hosts" (matrix row, versions), as compact JSON
+    csv_head: str  # the host's first cells of the CSV matrix (host, model, verdict, versions), as CSV text
+    csv_cells: dict  # check id -> its verdict and measured value, as two cells of CSV text
     versions: dict  # name in VERSIONS -> this host's version, or None where the report does not carry it
     families: tuple  # (family, the worst verdict of its checks), in the order the families ran
     failures: list  # the failed checks, as `failures` lists them
     figures: list  # (check id, GPUs, values) of each rate compared with the fleet median
 
 
+COMPACT = (",", ":")  # the JSON separators of `--json`: at 10,000 hosts the matrix is tens of MB
+
+
 def digest(report: dict) -> Digest:
     """`report`, checked by `check_report`, reduced to what a summary reads of it."""
+    host, verdict, model = report["host"], report["verdict"], gpu_model(report)
+    row, versions = matrix_row(report), host_versions(report)
+    entry = {"host": host, "model": model, "verdict": verdict, "report": report["_path"]}
+    head, *cells = _csv_texts(
+        [
+            [host, model, verdict, *(versions[name] or "" for name in VERSIONS)],
+            *([check["verdict"], "" if check["measured"] is None else check["measured"]] for check in row.values()),
+        ]
+    )
     return Digest(
-        report["host"],
-        gpu_model(report),
-        report["verdict"],
-        report["_path"],
-        matrix_row(report),
-        host_versions(report),
+        host,
+        model,
+        verdict,
+        json.dumps({**entry, "checks": row, "versions": versions}, separators=COMPACT),
+        head,
+        dict(zip(row, cells)),
+        versions,
         tuple(family_verdicts(report).items()),
         host_failures(report),
         rate_figures(report),
     )
+
+
+class _LastLine:
+    """A file for csv.writer that keeps only the line written last."""
+
+    line = ""
+
+    def write(self, text: str) -> None:
+        self.line = text
+
+
+def _csv_texts(rows: list[list]) -> list[str]:
+    """Each row of cells as csv.writer writes it (quoted where it must be), without the line end: CSV quotes each cell
+    on its own, so rows joined from such pieces with commas are the rows csv.writer writes."""
+    last = _LastLine()
+    writer = csv.writer(last)
+    texts = []
+    for cells in rows:
+        writer.writerow(cells)
+        texts.append(last.line.removesuffix("\r\n"))
+    return texts
 
 
 def _digest_file(path: Path) -> tuple[str, object]:
@@ -146,8 +189,9 @@ def _digest_file(path: Path) -> tuple[str, object]:
 @contextlib.contextmanager
 def _no_cycle_collection():
     """Python's cycle collector off: a summary makes millions of objects (parsed JSON, digests) that hold no reference
-    cycles and are freed by reference counting alone, and the collector, run every few hundred allocations, would
-    traverse all those still alive each time, which was a third of the time spent taking digests back."""
+    cycles and are freed by reference counting alone, while the collector, run every few hundred allocations, keeps
+    traversing all those still alive: with it on, taking back and summing up 10,000 digests took twice as long, and
+    parsing and digesting a report a fifth longer."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -159,7 +203,7 @@ def _no_cycle_collection():
 
 def _usable_cores() -> int:
     try:
-        return len(os.sched_getaffinity(0))  # the cores this process may run on (a container's or taskset's share)
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (taskset, a container's cpuset)
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
@@ -175,7 +219,7 @@ def load_digests(folder: Path) -> list[Digest]:
 
         # the workers hold each report only while digesting it: no cycle collection there either
         with ProcessPoolExecutor(workers, initializer=gc.disable) as pool:
-            answers = list(pool.map(_digest_file, paths, chunksize=max(1, len(paths) // (workers * 8))))
+            answers = list(pool.map(_digest_file, paths, chunksize=CHUNK))
     else:
         answers = [_digest_file(path) for path in paths]
     digests = []
@@ -429,35 +473,37 @@ def matrix_row(report: dict) -> dict[str, dict]:
 
 
 def summary(reports: list[dict], tolerance: float) -> dict:
+    """The fleet summary of reports already read (`check_report`), as `summary_of` gives it."""
     return summary_of([digest(report) for report in reports], tolerance)
 
 
 def summary_of(digests: list[Digest], tolerance: float) -> dict:
-    """The fleet summary (`--json`) of the reports' digests, in their order."""
-    hosts = [
-        {
-            "host": d.host,
-            "model": d.model,
-            "verdict": d.verdict,
-            "report": d.path,
-            "checks": d.checks,
-            "versions": d.versions,
-        }
-        for d in digests
-    ]
+    """The fleet summary of the reports' digests, in their order; its "hosts" are their entries, encoded as JSON
+    (`encode` writes them into the summary's JSON as they are)."""
     verdicts = [d.verdict for d in digests]
     return {
         "schema_version": SCHEMA_VERSION,
-        "host_count": len(hosts),
+        "host_count": len(digests),
         "host_verdicts": {v: verdicts.count(v) for v in ("FAIL", "WARN", "PASS")},
         "families": _family_counts(d.families for d in digests),
         "failures": [failure for d in digests for failure in d.failures],
         "versions": _version_groups([(d.host, d.versions) for d in digests]),
-        "hosts": hosts,
-        "checks": sorted({check_id for d in digests for check_id in d.checks}),
+        "hosts": [d.entry for d in digests],
+        "checks": sorted(set().union(*(d.csv_cells.keys() for d in digests))),
         "outlier_tolerance": tolerance,
         "outliers": _against_median(((d.model, d.host, d.figures) for d in digests), below=tolerance),
     }
+
+
+def encode(result: dict) -> str:
+    """A `summary_of` as compact JSON, the hosts' entries joined as they came, encoded, from the digests."""
+    members = (
+        json.dumps(key)
+        + ":"
+        + ("[" + ",".join(value) + "]" if key == "hosts" else json.dumps(value, separators=COMPACT))
+        for key, value in result.items()
+    )
+    return "{" + ",".join(members) + "}"
 
 
 def version_drift(result: dict) -> list[str]:
@@ -475,38 +521,14 @@ def _some(hosts: list[str], shown: int = 10) -> str:
     return named + (f" and {len(hosts) - shown} more" if len(hosts) > shown else "")
 
 
-def write_csv(result: dict, path: Path) -> None:
-    """The full matrix, one row per host: its verdict, versions, and each check's verdict and measured value."""
-    import csv
-    import io
-
-    versions = list(VERSIONS)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "host",
-            "GPU model",
-            "verdict",
-            *versions,
-            *(column for check in result["checks"] for column in (check, f"{check} measured")),
-        ]
-    )
-    for host in result["hosts"]:
-        cells = []
-        for check in result["checks"]:
-            entry = host["checks"].get(check)
-            cells += [entry["verdict"], "" if entry["measured"] is None else entry["measured"]] if entry else ["", ""]
-        writer.writerow(
-            [
-                host["host"],
-                host["model"],
-                host["verdict"],
-                *(host["versions"].get(name) or "" for name in versions),
-                *cells,
-            ]
-        )
-    atomic.write_text(path, buffer.getvalue())
+def write_csv(result: dict, digests: list[Digest], path: Path) -> None:
+    """The full matrix, one row per host: its verdict, versions, and each check's verdict and measured value; each
+    row joined from the CSV text of its digest, a check the host did not run left as two empty cells."""
+    columns = ["host", "GPU model", "verdict", *VERSIONS]
+    columns += [column for check in result["checks"] for column in (check, f"{check} measured")]
+    lines = _csv_texts([columns])
+    lines += [d.csv_head + "".join("," + d.csv_cells.get(check, ",") for check in result["checks"]) for d in digests]
+    atomic.write_text(path, "\r\n".join(lines) + "\r\n")  # csv.writer's line end
 
 
 def _print_lead(console, result: dict) -> None:
@@ -552,7 +574,8 @@ def _summarize(folder: Path, tolerance: float, output: Path | None, csv_path: Pa
     from rich.console import Console
     from rich.markup import escape
 
-    result = summary_of(load_digests(folder), tolerance)
+    digests = load_digests(folder)
+    result = summary_of(digests, tolerance)
     console = Console()
     _print_lead(console, result)
     _print_list(
@@ -571,9 +594,8 @@ def _summarize(folder: Path, tolerance: float, output: Path | None, csv_path: Pa
             "versions: " + "; ".join(f"{name} {escape(str(g['majority']))}" for name, g in result["versions"].items()),
             highlight=False,
         )
-    if output is not None:  # compact: at 10,000 hosts the matrix is tens of MB, and indenting costs a minute
-        atomic.write_text(output, json.dumps(result, separators=(",", ":")) + "\n")
+    if output is not None:
+        atomic.write_text(output, encode(result) + "\n")
     if csv_path is not None:
-        write_csv(result, csv_path)
-    failed = any(host["verdict"] == FAIL for host in result["hosts"])
-    return 1 if failed or result["outliers"] or drift else 0
+        write_csv(result, digests, csv_path)
+    return 1 if result["host_verdicts"][FAIL] or result["outliers"] or drift else 0
