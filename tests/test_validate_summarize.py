@@ -150,6 +150,30 @@ def test_a_thousand_hosts_lead_with_counts_and_the_failures_and_the_matrix_goes_
     assert rows[0]["VBIOS"] == VBIOS
 
 
+def test_the_csv_matrix_quotes_what_it_must_and_leaves_a_check_a_host_did_not_run_empty(tmp_path, dlbench_cli):
+    # each host's row is joined from pieces encoded where its report was parsed: a reader must get the cells back
+    text = 'branch "R580", open\nkernel modules'  # a delimiter, quotes and a line break: all three must be quoted
+    first, second = _report("node1", {"0": 780.0}), _report("node2", {"0": 780.0})
+    first["checks"][2]["measured"] = text
+    first["checks"][1]["measured"] = None
+    second["checks"].pop()  # node2 did not run stack.driver_branch
+    _write(tmp_path, [first, second])
+    done = dlbench_cli(
+        "validate", "summarize", tmp_path, "--csv", tmp_path / "matrix.out", "--json", tmp_path / "summary.out"
+    )
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "matrix.out").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["host"] for row in rows] == ["node1", "node2"]
+    assert rows[0]["stack.driver_branch measured"] == text and rows[0]["stack.driver_branch"] == PASS
+    assert rows[0]["compute.peers_bf16 measured"] == "" and rows[0]["compute.peers_bf16"] == PASS
+    assert rows[1]["stack.driver_branch"] == rows[1]["stack.driver_branch measured"] == ""
+    assert rows[1]["compute.matmul_bf16 measured"] == "780.0" and len(rows[1]) == len(rows[0])
+    hosts = json.loads((tmp_path / "summary.out").read_text())["hosts"]
+    assert hosts[0]["checks"]["stack.driver_branch"] == {"verdict": PASS, "measured": text, "unit": ""}
+    assert "stack.driver_branch" not in hosts[1]["checks"] and hosts[1]["report"].endswith("node2.json")
+
+
 def test_the_summary_csv_path_is_checked_before_anything_runs(tmp_path, dlbench_cli):
     _write(tmp_path, [_report("node1", {"0": 780.0})])
     done = dlbench_cli("validate", "summarize", tmp_path, "--csv", "/nonexistent/dir/matrix.csv")
