@@ -198,6 +198,9 @@ def test_the_fleet_benchmark_runs_and_reports_time_and_ratio(tmp_path):
     result = json.loads(done.stdout)
     assert result["reports"] == 400 and result["summarize_seconds"] > 0 and result["ratio_summarize_to_read"] > 0
     assert result["before_seconds"] > 0 and result["ratio_before_to_after"] > 0
+    # CPU seconds of the main process and of its worker processes (400 reports: parsed in parallel), both versions
+    assert result["summarize_cpu_seconds"]["workers"] > 0 and result["before_cpu_seconds"]["workers"] > 0
+    assert result["summarize_cpu_seconds"]["main"] > 0 and result["ratio_before_to_after_cpu"] > 0
     # what the generated fleet holds, found by the summary: hosts 0, 97, 194, 291, 388 fail; host 7 another VBIOS;
     # GPU 5 of hosts 3, 203 is 7.7% slow on each of the 15 rate checks
     assert (result["failed_hosts"], result["vbios_differing"], result["outliers"], result["exit_code"]) == (5, 1, 30, 1)
