@@ -8,6 +8,8 @@ the target is summarize under 5 s for 10,000 reports, and the ratio says what th
 Rounds alternate (ABAB...) so drift of the machine hits both alike; the median of the rounds is reported.
 With --compare-with FILE (an earlier summarize.py, e.g. `git show main:dlbench/validate/summarize.py`), that version
 runs in the same rounds on the same files (ABCABC...), and the ratio before/after is reported beside the figures.
+Each summary's CPU seconds, of the main process and of its workers, are reported too: on a machine shared with other
+work they say what a summary costs, and what it would take on N free cores (the workers' share divided by N).
 
     python benchmarks/summarize_fleet.py --reports 10000 --rounds 3
     git show main:dlbench/validate/summarize.py > /tmp/summarize_before.py
@@ -126,11 +128,21 @@ def read_only(folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def summarize_once(folder: Path, out: Path, module=summarize) -> tuple[float, int]:
-    start = time.perf_counter()
+def summarize_once(folder: Path, out: Path, module=summarize) -> tuple[float, int, float, float]:
+    """Seconds, exit code, and the CPU seconds of this process and of its worker processes (reaped when the summary
+    ends): on a shared machine the wall time says how loaded it was, the CPU seconds what the summary costs."""
+    start, before = time.perf_counter(), os.times()
     with contextlib.redirect_stdout(io.StringIO()):
         code = module.main(folder, 0.05, out / "summary.json", out / "matrix.csv")
-    return time.perf_counter() - start, code
+    seconds, after = time.perf_counter() - start, os.times()
+    main_cpu = after.user - before.user + after.system - before.system
+    workers_cpu = after.children_user - before.children_user + after.children_system - before.children_system
+    return seconds, code, main_cpu, workers_cpu
+
+
+def median(rounds: list[tuple], field: int) -> float:
+    """The median over the rounds of one field of `summarize_once`'s answer."""
+    return round(statistics.median(answer[field] for answer in rounds), 3)
 
 
 def load_module(path: Path):
@@ -158,10 +170,9 @@ def main() -> None:
         for _ in range(args.rounds):
             baseline.append(read_only(folder))
             if before is not None:
-                earlier.append(summarize_once(folder, out, before)[0])
+                earlier.append(summarize_once(folder, out, before))
                 previous = (out / "summary.json").read_bytes()
-            seconds, code = summarize_once(folder, out)
-            measured.append(seconds)
+            measured.append(summarize_once(folder, out))
             if before is not None and (out / "summary.json").read_bytes() != previous:
                 raise SystemExit("the two versions wrote different summaries")
         summary = json.loads((out / "summary.json").read_text())
@@ -171,19 +182,24 @@ def main() -> None:
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "mean_report_kib": round(written / args.reports / 1024, 1),
         "read_and_parse_seconds": round(statistics.median(baseline), 3),
-        "summarize_seconds": round(statistics.median(measured), 3),
-        "ratio_summarize_to_read": round(statistics.median(measured) / statistics.median(baseline), 2),
+        "summarize_seconds": median(measured, 0),
+        "summarize_cpu_seconds": {"main": median(measured, 2), "workers": median(measured, 3)},
+        "ratio_summarize_to_read": round(median(measured, 0) / statistics.median(baseline), 2),
         **(
             {
-                "before_seconds": round(statistics.median(earlier), 3),
-                "ratio_before_to_after": round(statistics.median(earlier) / statistics.median(measured), 2),
+                "before_seconds": median(earlier, 0),
+                "before_cpu_seconds": {"main": median(earlier, 2), "workers": median(earlier, 3)},
+                "ratio_before_to_after": round(median(earlier, 0) / median(measured, 0), 2),
+                "ratio_before_to_after_cpu": round(
+                    (median(earlier, 2) + median(earlier, 3)) / (median(measured, 2) + median(measured, 3)), 2
+                ),
             }
             if earlier
             else {}
         ),
         "target_seconds": TARGET_SECONDS,
-        "within_target": statistics.median(measured) < TARGET_SECONDS,
-        "exit_code": code,
+        "within_target": median(measured, 0) < TARGET_SECONDS,
+        "exit_code": measured[-1][1],
         "failed_hosts": summary["host_verdicts"]["FAIL"],
         "outliers": len(summary["outliers"]),
         "vbios_differing": summary["versions"]["VBIOS"]["differing"]

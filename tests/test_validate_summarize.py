@@ -150,6 +150,30 @@ def test_a_thousand_hosts_lead_with_counts_and_the_failures_and_the_matrix_goes_
     assert rows[0]["VBIOS"] == VBIOS
 
 
+def test_the_csv_matrix_quotes_what_it_must_and_leaves_a_check_a_host_did_not_run_empty(tmp_path, dlbench_cli):
+    # each host's row is joined from pieces encoded where its report was parsed: a reader must get the cells back
+    text = 'branch "R580", open\nkernel modules'  # a delimiter, quotes and a line break: all three must be quoted
+    first, second = _report("node1", {"0": 780.0}), _report("node2", {"0": 780.0})
+    first["checks"][2]["measured"] = text
+    first["checks"][1]["measured"] = None
+    second["checks"].pop()  # node2 did not run stack.driver_branch
+    _write(tmp_path, [first, second])
+    done = dlbench_cli(
+        "validate", "summarize", tmp_path, "--csv", tmp_path / "matrix.out", "--json", tmp_path / "summary.out"
+    )
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "matrix.out").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["host"] for row in rows] == ["node1", "node2"]
+    assert rows[0]["stack.driver_branch measured"] == text and rows[0]["stack.driver_branch"] == PASS
+    assert rows[0]["compute.peers_bf16 measured"] == "" and rows[0]["compute.peers_bf16"] == PASS
+    assert rows[1]["stack.driver_branch"] == rows[1]["stack.driver_branch measured"] == ""
+    assert rows[1]["compute.matmul_bf16 measured"] == "780.0" and len(rows[1]) == len(rows[0])
+    hosts = json.loads((tmp_path / "summary.out").read_text())["hosts"]
+    assert hosts[0]["checks"]["stack.driver_branch"] == {"verdict": PASS, "measured": text, "unit": ""}
+    assert "stack.driver_branch" not in hosts[1]["checks"] and hosts[1]["report"].endswith("node2.json")
+
+
 def test_the_summary_csv_path_is_checked_before_anything_runs(tmp_path, dlbench_cli):
     _write(tmp_path, [_report("node1", {"0": 780.0})])
     done = dlbench_cli("validate", "summarize", tmp_path, "--csv", "/nonexistent/dir/matrix.csv")
@@ -174,6 +198,9 @@ def test_the_fleet_benchmark_runs_and_reports_time_and_ratio(tmp_path):
     result = json.loads(done.stdout)
     assert result["reports"] == 400 and result["summarize_seconds"] > 0 and result["ratio_summarize_to_read"] > 0
     assert result["before_seconds"] > 0 and result["ratio_before_to_after"] > 0
+    # CPU seconds of the main process and of its worker processes (400 reports: parsed in parallel), both versions
+    assert result["summarize_cpu_seconds"]["workers"] > 0 and result["before_cpu_seconds"]["workers"] > 0
+    assert result["summarize_cpu_seconds"]["main"] > 0 and result["ratio_before_to_after_cpu"] > 0
     # what the generated fleet holds, found by the summary: hosts 0, 97, 194, 291, 388 fail; host 7 another VBIOS;
     # GPU 5 of hosts 3, 203 is 7.7% slow on each of the 15 rate checks
     assert (result["failed_hosts"], result["vbios_differing"], result["outliers"], result["exit_code"]) == (5, 1, 30, 1)
@@ -217,7 +244,7 @@ def _with_series(host: str) -> Report:
             "INFO",
             66.0,
             "°C",
-            detail='"series": {\\n} is text here, as are "} and ]',
+            detail='"data": {\\n} is text here, as are "} and ]',
             data={"series": series, "nested": {"series": [1, 2], "kept": True}},
         )
     )
@@ -225,21 +252,20 @@ def _with_series(host: str) -> Report:
     return report
 
 
-def test_the_time_series_are_cut_unparsed_and_the_rest_reads_as_the_whole_document(tmp_path):
+def test_the_checks_data_are_cut_unparsed_and_the_rest_reads_as_the_whole_document(tmp_path):
     report = _with_series("gpu1")
     path = tmp_path / "gpu1.json"
     writers.write_json(report, path)
     raw = path.read_bytes()
-    cut = summarize.without_series(raw)
+    cut = summarize.without_unread_blocks(raw)
     assert len(cut) < len(raw)
     expected = json.loads(raw)
-    expected["checks"][0]["data"]["series"] = None
-    expected["checks"][0]["data"]["nested"]["series"] = None
+    expected["checks"][0]["data"] = None  # the checks' supporting data, series and all: no summary reads it
     assert json.loads(cut) == expected
     # a compact document has no line layout to rely on: it is parsed whole
     compact = json.dumps(report.to_dict()).encode()
-    assert summarize.without_series(compact) == compact
+    assert summarize.without_unread_blocks(compact) == compact
     # a damaged report is still named with the JSON error of the whole document
     path.write_bytes(raw[: raw.index(b'"series"') + 40])
     with pytest.raises(summarize.UserError, match="gpu1.json: not a readable JSON report"):
-        summarize.load_reports(tmp_path)
+        summarize.load_digests(tmp_path)

@@ -9,14 +9,24 @@ Hosts are grouped by GPU model (identical hardware only is compared). For every 
 memory checks, a GPU more than the outlier fraction below the median of all GPUs of its model in the fleet is named:
 5% below the peers (the `--outlier` default) is far outside the run-to-run spread of these fixed-shape synthetic
 benchmarks on identical hardware, so a GPU named has a cause to find (clocks, power cap, thermals, a degraded link).
+
+A summary of 10,000 reports (1.3 GB of JSON) is meant to take seconds: the reports are parsed in parallel, without the
+checks' supporting data (cut out unparsed), and each worker process reduces its reports to a `Digest`, the few values
+a summary reads with the host's matrix row already encoded, so the one main process only adds them up and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import gc
 import json
 import os
 import statistics
+from collections import Counter
+from itertools import compress, count
 from pathlib import Path
+from typing import NamedTuple
 
 from dlbench import atomic
 from dlbench.errors import UserError
@@ -47,25 +57,29 @@ def check_report(data: dict, path) -> dict:
 
 
 # Reading is most of a summary's time (a report with its temperature series is 100 KiB and more; 10,000 of them are
-# over a gigabyte of JSON), so from this many files on they are parsed in parallel, one process per core.
+# over a gigabyte of JSON), so from this many files on they are read in parallel, one process per core this process
+# may run on, and each process sends back only the report's digest (below), not the report.
 PARALLEL_FROM = 200
+# Files handed to a worker at a time: a few tens of milliseconds of work, so that no worker is left with a long last
+# chunk while the others are done, and the hand-over (one pickle each way) costs nothing next to it.
+CHUNK = 32
+
+# The key whose blocks no summary reads: each check's supporting data (sweeps, per-link counters, and the NVML time
+# series under load: temperature, clock and power per GPU and second, four fifths of a report's bytes)
+UNREAD_KEY = b'"data": '
 
 
-SERIES_KEY = b'"series": '
+def without_unread_blocks(raw: bytes) -> bytes:
+    """`raw`, an indented JSON document, with the value of every "data" key that opens a block replaced by null.
 
-
-def without_series(raw: bytes) -> bytes:
-    """`raw`, an indented JSON document, with the value of every "series" key that opens a block replaced by null.
-
-    The time series under load (`data.series`: temperature, clock and power per GPU and second) are four fifths of a
-    report's bytes and no summary reads them; parsing them was most of a summary's time. JSON strings cannot hold a
-    raw newline, so in an indented document (json.dumps(indent=N), as `dlbench validate --json` writes) the block
-    that opens at a key line indented by K spaces ends at the first line that is exactly K spaces and the closing
-    bracket: found with bytes.find, without parsing what is between. A document laid out otherwise (compact) is
-    returned as it is and parsed whole; a cut that did not land on JSON is parsed whole as well (see `_parse`)."""
+    Parsing what no summary reads was most of a summary's time. JSON strings cannot hold a raw newline, so in an
+    indented document (json.dumps(indent=N), as `dlbench validate --json` writes) the block that opens at a key line
+    indented by K spaces ends at the first line that is exactly K spaces and the closing bracket: found with
+    bytes.find, without parsing what is between. A document laid out otherwise (compact) is returned as it is and
+    parsed whole; a cut that did not land on JSON is parsed whole as well (see `_parse`)."""
     parts, done, search = [], 0, 0
-    while (key := raw.find(SERIES_KEY, search)) != -1:
-        start = search = key + len(SERIES_KEY)
+    while (key := raw.find(UNREAD_KEY, search)) != -1:
+        start = search = key + len(UNREAD_KEY)
         opener = raw[start : start + 2]
         if opener not in (b"{\n", b"[\n"):
             continue
@@ -86,14 +100,80 @@ def without_series(raw: bytes) -> bytes:
 
 def _parse(raw: bytes):
     try:
-        return json.loads(without_series(raw))
+        return json.loads(without_unread_blocks(raw))
     except ValueError:
         return json.loads(raw)  # the whole document, for the error message a damaged file deserves
 
 
-def _read(path: Path) -> tuple[str, object]:
-    """("report", the report without its checks' supporting data, which no summary reads), ("other", None) for a
-    JSON file that is not a report, or ("error", the one line that refuses the folder)."""
+class Digest(NamedTuple):
+    """What a summary reads of one report, taken where the report was parsed. A worker process sends back these few
+    values, its matrix row already encoded, instead of the report's thousands of objects: unpickling those, walking
+    them and encoding the matrix in the one main process took longer than parsing the reports did in parallel."""
+
+    host: str | None
+    model: str
+    verdict: str
+    entry: str  # the host's entry in the summary's "hosts" (matrix row, versions), as compact JSON
+    csv_head: str  # the host's first cells of the CSV matrix (host, model, verdict, versions), as CSV text
+    csv_cells: dict  # check id -> its verdict and measured value, as two cells of CSV text
+    versions: dict  # name in VERSIONS -> this host's version, or None where the report does not carry it
+    families: tuple  # (family, the worst verdict of its checks), in the order the families ran
+    failures: list  # the failed checks, as `failures` lists them
+    figures: list  # (check id, GPUs, values) of each rate compared with the fleet median
+
+
+COMPACT = (",", ":")  # the JSON separators of `--json`: at 10,000 hosts the matrix is tens of MB
+
+
+def digest(report: dict) -> Digest:
+    """`report`, checked by `check_report`, reduced to what a summary reads of it."""
+    host, verdict, model = report["host"], report["verdict"], gpu_model(report)
+    row, versions = matrix_row(report), host_versions(report)
+    entry = {"host": host, "model": model, "verdict": verdict, "report": report["_path"]}
+    head, *cells = _csv_texts(
+        [
+            [host, model, verdict, *(versions[name] or "" for name in VERSIONS)],
+            *([check["verdict"], "" if check["measured"] is None else check["measured"]] for check in row.values()),
+        ]
+    )
+    return Digest(
+        host,
+        model,
+        verdict,
+        json.dumps({**entry, "checks": row, "versions": versions}, separators=COMPACT),
+        head,
+        dict(zip(row, cells)),
+        versions,
+        tuple(family_verdicts(report).items()),
+        host_failures(report),
+        rate_figures(report),
+    )
+
+
+class _LastLine:
+    """A file for csv.writer that keeps only the line written last."""
+
+    line = ""
+
+    def write(self, text: str) -> None:
+        self.line = text
+
+
+def _csv_texts(rows: list[list]) -> list[str]:
+    """Each row of cells as csv.writer writes it (quoted where it must be), without the line end: CSV quotes each cell
+    on its own, so rows joined from such pieces with commas are the rows csv.writer writes."""
+    last = _LastLine()
+    writer = csv.writer(last)
+    texts = []
+    for cells in rows:
+        writer.writerow(cells)
+        texts.append(last.line.removesuffix("\r\n"))
+    return texts
+
+
+def _digest_file(path: Path) -> tuple[str, object]:
+    """("report", the file's Digest), ("other", None) for a JSON file that is not a report, or ("error", the one line
+    that refuses the folder)."""
     try:
         data = _parse(path.read_bytes())
     except (OSError, ValueError) as error:
@@ -101,35 +181,56 @@ def _read(path: Path) -> tuple[str, object]:
     if not is_report(data):  # other JSON files (a summary written earlier) are not reports
         return "other", None
     try:
-        report = check_report(data, path)
+        return "report", digest(check_report(data, path))
     except UserError as error:
         return "error", str(error)
-    for check in report["checks"]:
-        check.pop("data", None)
-    return "report", report
 
 
-def load_reports(folder: Path) -> list[dict]:
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """Python's cycle collector off: a summary makes millions of objects (parsed JSON, digests) that hold no reference
+    cycles and are freed by reference counting alone, while the collector, run every few hundred allocations, keeps
+    traversing all those still alive: with it on, taking back and summing up 10,000 digests took twice as long, and
+    parsing and digesting a report a fifth longer."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (taskset, a container's cpuset)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_digests(folder: Path) -> list[Digest]:
+    """The digest of every report under `folder`, in path order; refused with one line at the first bad file."""
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of reports")
     paths = sorted(folder.rglob("*.json"))
-    workers = min(os.cpu_count() or 1, 16)
+    workers = min(_usable_cores(), 16)
     if len(paths) >= PARALLEL_FROM and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers) as pool:
-            answers = list(pool.map(_read, paths, chunksize=max(1, len(paths) // (workers * 8))))
+        # the workers hold each report only while digesting it: no cycle collection there either
+        with ProcessPoolExecutor(workers, initializer=gc.disable) as pool:
+            answers = list(pool.map(_digest_file, paths, chunksize=CHUNK))
     else:
-        answers = [_read(path) for path in paths]
-    reports = []
+        answers = [_digest_file(path) for path in paths]
+    digests = []
     for kind, payload in answers:  # in path order: the first bad file is the one named
         if kind == "error":
             raise UserError(payload)
         if kind == "report":
-            reports.append(payload)
-    if not reports:
+            digests.append(payload)
+    if not digests:
         raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
-    return reports
+    return digests
 
 
 def _malformed(report: dict) -> str | None:
@@ -167,40 +268,53 @@ def gpu_model(report: dict) -> str:
     return " + ".join(names) if names else "no GPU"
 
 
+def rate_figures(report: dict) -> list[tuple[str, list, list]]:
+    """(check id, GPUs, values) of each of this report's per-GPU rates that the fleet median compares."""
+    found = []
+    for check in report["checks"]:
+        if check["family"] not in COMPARED_FAMILIES or check["verdict"] == "SKIP":
+            continue
+        if not check.get("unit", "").endswith("/s"):
+            continue  # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
+        # numbers only, not true/false: JSON gives exactly int, float or bool, so the type test says it
+        numbers = [(gpu, value) for gpu, value in check.get("per_gpu", {}).items() if type(value) in (int, float)]
+        if numbers:
+            found.append((check["id"], [gpu for gpu, _ in numbers], [value for _, value in numbers]))
+    return found
+
+
 def against_median(reports: list[dict], below: float | None = None) -> list[dict]:
     """Each (host, GPU, rate check) against the median of the same check on all GPUs of its model in the fleet,
     where the model has at least three such figures; with `below`, only those more than that fraction under it."""
-    # at 10,000 hosts there are a million figures: they are kept as three flat lists per (model, check), filled by
-    # comprehensions, and a record is built only for those asked for
+    return _against_median(((gpu_model(r), r["host"], rate_figures(r)) for r in reports), below)
+
+
+def _against_median(hosts, below: float | None) -> list[dict]:
+    """`against_median` of (model, host, rate figures) per host."""
+    # at 10,000 hosts there are a million figures: they are kept as three flat lists per (model, check), and a
+    # record is built only for those asked for
     figures: dict[tuple[str, str], tuple[list, list, list]] = {}
-    for report in reports:
-        model, host = gpu_model(report), report["host"]
-        for check in report["checks"]:
-            if check["family"] not in COMPARED_FAMILIES or check["verdict"] == "SKIP":
-                continue
-            if not check.get("unit", "").endswith("/s"):
-                continue  # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
-            # numbers only, not true/false: JSON gives exactly int, float or bool, so the type test says it
-            numbers = [(gpu, value) for gpu, value in check.get("per_gpu", {}).items() if type(value) in (int, float)]
-            if numbers:
-                hosts, gpus, values = figures.setdefault((model, check["id"]), ([], [], []))
-                hosts += [host] * len(numbers)
-                gpus += [gpu for gpu, _ in numbers]
-                values += [value for _, value in numbers]
+    for model, host, rates in hosts:
+        for check_id, gpus, values in rates:
+            all_hosts, all_gpus, all_values = figures.setdefault((model, check_id), ([], [], []))
+            all_hosts += [host] * len(values)
+            all_gpus += gpus
+            all_values += values
     found = []
-    for (model, check_id), (hosts, gpus, values) in sorted(figures.items()):
+    for (model, check_id), (hosts_of, gpus, values) in sorted(figures.items()):
         if len(values) < 3:
             continue  # a median of two says nothing about which one is off
         median = statistics.median(values)
         if below is None:
             chosen = range(len(values))
         elif median > 0:
+            # the indices of the values under the floor, tested in C: a million figures at 10,000 hosts
             floor = (1 - below) * median
-            chosen = [i for i, value in enumerate(values) if value < floor]
+            chosen = compress(count(), map(floor.__gt__, values))
         else:
             continue
         for i in chosen:
-            host, gpu, value = hosts[i], gpus[i], values[i]
+            host, gpu, value = hosts_of[i], gpus[i], values[i]
             found.append(
                 {
                     "host": host,
@@ -250,28 +364,36 @@ def family_verdicts(report: dict) -> dict[str, str]:
 
 def family_counts(reports: list[dict]) -> dict[str, dict[str, int]]:
     """Check family -> verdict -> number of hosts whose worst check of that family has that verdict."""
+    return _family_counts(tuple(family_verdicts(report).items()) for report in reports)
+
+
+def _family_counts(per_host) -> dict[str, dict[str, int]]:
+    """`family_counts` of each host's `family_verdicts` as a tuple of (family, verdict): most hosts of a fleet have
+    the same one, so each different tuple is counted once over, in the order first seen (the families' order)."""
     counts: dict[str, dict[str, int]] = {}
-    for report in reports:
-        for family, verdict in family_verdicts(report).items():
+    for worst, hosts in Counter(per_host).items():
+        for family, verdict in worst:
             per_verdict = counts.setdefault(family, dict.fromkeys(VERDICT_ORDER, 0))
-            per_verdict[verdict] = per_verdict.get(verdict, 0) + 1
+            per_verdict[verdict] = per_verdict.get(verdict, 0) + hosts
     return counts
 
 
 def failures(reports: list[dict]) -> list[dict]:
     """Every failed check of every host, with the GPUs it names and its reason."""
-    found = []
-    for report in reports:
-        for check in report["checks"]:
-            if check["verdict"] == FAIL:
-                found.append(
-                    {
-                        "host": report["host"],
-                        "check": check["id"],
-                        "reason": check.get("detail") or check.get("expected") or "failed",
-                    }
-                )
-    return found
+    return [failure for report in reports for failure in host_failures(report)]
+
+
+def host_failures(report: dict) -> list[dict]:
+    """The failed checks of one report, with the GPUs each names and its reason."""
+    return [
+        {
+            "host": report["host"],
+            "check": check["id"],
+            "reason": check.get("detail") or check.get("expected") or "failed",
+        }
+        for check in report["checks"]
+        if check["verdict"] == FAIL
+    ]
 
 
 def _kernel(environment: dict) -> str | None:
@@ -312,15 +434,25 @@ VERSIONS = {
 }
 
 
+def host_versions(report: dict) -> dict[str, str | None]:
+    """Name in VERSIONS -> this report's version, None where it does not carry it."""
+    return {name: read(report) for name, read in VERSIONS.items()}
+
+
 def version_groups(reports: list[dict]) -> dict[str, dict]:
     """For each version the reports carry: the majority value (the golden one), and the hosts that differ from it."""
+    return _version_groups([(report["host"], host_versions(report)) for report in reports])
+
+
+def _version_groups(hosts: list[tuple[str | None, dict]]) -> dict[str, dict]:
+    """`version_groups` of (host, `host_versions`) per host."""
     groups = {}
-    for name, read in VERSIONS.items():
+    for name in VERSIONS:
         by_value: dict[str, list[str]] = {}
-        for report in reports:
-            value = read(report)
+        for host, versions in hosts:
+            value = versions[name]
             if value is not None:
-                by_value.setdefault(value, []).append(report["host"])
+                by_value.setdefault(value, []).append(host)
         if not by_value:
             continue
         majority = max(by_value, key=lambda value: (len(by_value[value]), value))
@@ -332,36 +464,46 @@ def version_groups(reports: list[dict]) -> dict[str, dict]:
     return groups
 
 
+def matrix_row(report: dict) -> dict[str, dict]:
+    """Check id -> its verdict, measured value and unit: the report's row of the host-by-check matrix."""
+    return {
+        check["id"]: {"verdict": check["verdict"], "measured": check.get("measured"), "unit": check.get("unit", "")}
+        for check in report["checks"]
+    }
+
+
 def summary(reports: list[dict], tolerance: float) -> dict:
-    check_ids = sorted({check["id"] for report in reports for check in report["checks"]})
-    hosts = []
-    for report in reports:
-        verdicts = {
-            check["id"]: {"verdict": check["verdict"], "measured": check.get("measured"), "unit": check.get("unit", "")}
-            for check in report["checks"]
-        }
-        hosts.append(
-            {
-                "host": report["host"],
-                "model": gpu_model(report),
-                "verdict": report["verdict"],
-                "report": report["_path"],
-                "checks": verdicts,
-                "versions": {name: read(report) for name, read in VERSIONS.items()},
-            }
-        )
+    """The fleet summary of reports already read (`check_report`), as `summary_of` gives it."""
+    return summary_of([digest(report) for report in reports], tolerance)
+
+
+def summary_of(digests: list[Digest], tolerance: float) -> dict:
+    """The fleet summary of the reports' digests, in their order; its "hosts" are their entries, encoded as JSON
+    (`encode` writes them into the summary's JSON as they are)."""
+    verdicts = [d.verdict for d in digests]
     return {
         "schema_version": SCHEMA_VERSION,
-        "host_count": len(hosts),
-        "host_verdicts": {v: sum(1 for h in hosts if h["verdict"] == v) for v in ("FAIL", "WARN", "PASS")},
-        "families": family_counts(reports),
-        "failures": failures(reports),
-        "versions": version_groups(reports),
-        "hosts": hosts,
-        "checks": check_ids,
+        "host_count": len(digests),
+        "host_verdicts": {v: verdicts.count(v) for v in ("FAIL", "WARN", "PASS")},
+        "families": _family_counts(d.families for d in digests),
+        "failures": [failure for d in digests for failure in d.failures],
+        "versions": _version_groups([(d.host, d.versions) for d in digests]),
+        "hosts": [d.entry for d in digests],
+        "checks": sorted(set().union(*(d.csv_cells.keys() for d in digests))),
         "outlier_tolerance": tolerance,
-        "outliers": outliers(reports, tolerance),
+        "outliers": _against_median(((d.model, d.host, d.figures) for d in digests), below=tolerance),
     }
+
+
+def encode(result: dict) -> str:
+    """A `summary_of` as compact JSON, the hosts' entries joined as they came, encoded, from the digests."""
+    members = (
+        json.dumps(key)
+        + ":"
+        + ("[" + ",".join(value) + "]" if key == "hosts" else json.dumps(value, separators=COMPACT))
+        for key, value in result.items()
+    )
+    return "{" + ",".join(members) + "}"
 
 
 def version_drift(result: dict) -> list[str]:
@@ -379,38 +521,14 @@ def _some(hosts: list[str], shown: int = 10) -> str:
     return named + (f" and {len(hosts) - shown} more" if len(hosts) > shown else "")
 
 
-def write_csv(result: dict, path: Path) -> None:
-    """The full matrix, one row per host: its verdict, versions, and each check's verdict and measured value."""
-    import csv
-    import io
-
-    versions = list(VERSIONS)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "host",
-            "GPU model",
-            "verdict",
-            *versions,
-            *(column for check in result["checks"] for column in (check, f"{check} measured")),
-        ]
-    )
-    for host in result["hosts"]:
-        cells = []
-        for check in result["checks"]:
-            entry = host["checks"].get(check)
-            cells += [entry["verdict"], "" if entry["measured"] is None else entry["measured"]] if entry else ["", ""]
-        writer.writerow(
-            [
-                host["host"],
-                host["model"],
-                host["verdict"],
-                *(host["versions"].get(name) or "" for name in versions),
-                *cells,
-            ]
-        )
-    atomic.write_text(path, buffer.getvalue())
+def write_csv(result: dict, digests: list[Digest], path: Path) -> None:
+    """The full matrix, one row per host: its verdict, versions, and each check's verdict and measured value; each
+    row joined from the CSV text of its digest, a check the host did not run left as two empty cells."""
+    columns = ["host", "GPU model", "verdict", *VERSIONS]
+    columns += [column for check in result["checks"] for column in (check, f"{check} measured")]
+    lines = _csv_texts([columns])
+    lines += [d.csv_head + "".join("," + d.csv_cells.get(check, ",") for check in result["checks"]) for d in digests]
+    atomic.write_text(path, "\r\n".join(lines) + "\r\n")  # csv.writer's line end
 
 
 def _print_lead(console, result: dict) -> None:
@@ -445,13 +563,19 @@ def _print_list(console, title: str, lines: list[str], style: str) -> None:
 
 
 def main(folder: Path, tolerance: float, output: Path | None, csv_path: Path | None = None) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-
     for path in (output, csv_path):
         if path is not None:
             atomic.check_writable(path)
-    result = summary(load_reports(folder), tolerance)
+    with _no_cycle_collection():
+        return _summarize(folder, tolerance, output, csv_path)
+
+
+def _summarize(folder: Path, tolerance: float, output: Path | None, csv_path: Path | None) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    digests = load_digests(folder)
+    result = summary_of(digests, tolerance)
     console = Console()
     _print_lead(console, result)
     _print_list(
@@ -470,9 +594,8 @@ def main(folder: Path, tolerance: float, output: Path | None, csv_path: Path | N
             "versions: " + "; ".join(f"{name} {escape(str(g['majority']))}" for name, g in result["versions"].items()),
             highlight=False,
         )
-    if output is not None:  # compact: at 10,000 hosts the matrix is tens of MB, and indenting costs a minute
-        atomic.write_text(output, json.dumps(result, separators=(",", ":")) + "\n")
+    if output is not None:
+        atomic.write_text(output, encode(result) + "\n")
     if csv_path is not None:
-        write_csv(result, csv_path)
-    failed = any(host["verdict"] == FAIL for host in result["hosts"])
-    return 1 if failed or result["outliers"] or drift else 0
+        write_csv(result, digests, csv_path)
+    return 1 if result["host_verdicts"][FAIL] or result["outliers"] or drift else 0
