@@ -107,6 +107,9 @@ def is_slow(item: pytest.Item) -> bool:
 # built once (minutes each) rather than once per process. Cheaper session fixtures are simply built per process.
 SHARED_FIXTURE_GROUPS = {
     "provisioned": "provisioned-host",  # setup_gpu.yml run twice on the test host
+    # copies of the host setup_gpu.yml's first run left (tests/ansible/conftest.py): one process waits for that run,
+    # or makes it when it asks first, then runs these beside the rerun
+    "first_provisioning": "provisioned-copies",
     "cpu_images": "cpu-images",  # both images built with buildah
     "dockerd": "cpu-images",  # a Docker Engine loaded with the image above
 }
