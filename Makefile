@@ -11,8 +11,12 @@ DIST ?= dist
 # first use is auto; auto (an NVIDIA GPU present: the stack's CUDA build, else the CPU build, or PyPI's wheel where no
 # CPU build can be had), cpu or cuda. See scripts/torch-build.sh.
 TORCH_BUILD ?=
-# Every test run ends with its 15 slowest tests: where the time went, in every CI log.
-PYTEST := $(BIN)/python -m pytest --durations=15
+# Every test run ends with its 15 slowest tests: where the time went, in every CI log. The tests run in
+# TEST_PROCESSES parallel processes (pytest-xdist): most of a test's time is spent waiting on the processes it starts
+# (dlbench, torchrun, Prometheus, Chromium, ansible-playbook), so more processes than cores keep the cores busy; the
+# tests that share an expensive fixture go to one process together (tests/conftest.py). TEST_PROCESSES=0: one process.
+TEST_PROCESSES ?= 4
+PYTEST := $(BIN)/python -m pytest --durations=15 -n $(TEST_PROCESSES) --dist loadgroup
 
 .PHONY: run test test-all test-deps torch dist clean
 

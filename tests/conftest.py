@@ -102,7 +102,39 @@ def is_slow(item: pytest.Item) -> bool:
     return bool(SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())))
 
 
+# The tests run in parallel processes (pytest-xdist, `--dist loadgroup` in the Makefile), and a session fixture is
+# built once per process: the tests that share one of these expensive ones go to one process together, so it is
+# built once (minutes each) rather than once per process. Cheaper session fixtures are simply built per process.
+SHARED_FIXTURE_GROUPS = {
+    "provisioned": "provisioned-host",  # setup_gpu.yml run twice on the test host
+    # copies of the host setup_gpu.yml's first run left (tests/ansible/conftest.py): one process waits for that run,
+    # or makes it when it asks first, then runs these beside the rerun
+    "first_provisioning": "provisioned-copies",
+    "cpu_images": "cpu-images",  # both images built with buildah
+    "dockerd": "cpu-images",  # a Docker Engine loaded with the image above
+}
+
+
+def shared_fixture_group(item: pytest.Item) -> str | None:
+    """The process group of a test that shares an expensive fixture: one of the above, or its module's when it uses
+    a module-scoped fixture (a run that several tests of a module assert on, such as tests/test_distributed.py's
+    two-rank jobs, is made once for them only if they run in one process)."""
+    used = set(getattr(item, "fixturenames", ()))
+    group = next((group for fixture, group in SHARED_FIXTURE_GROUPS.items() if fixture in used), None)
+    if group:
+        return group
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    if any(defs and defs[-1].scope in ("module", "package") for defs in definitions.values()):
+        return item.nodeid.split("::")[0]
+    return None
+
+
+# tryfirst: xdist's own hook reads the xdist_group marks to route the tests, so they must be set before it runs
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if is_slow(item):
             item.add_marker(pytest.mark.slow)
+        group = shared_fixture_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -12,6 +12,7 @@ import pytest
 
 from dlbench.errors import UserError
 from dlbench.nvml import simulated
+from dlbench.nvml.reader import NvmlReader
 from dlbench.telemetry.observers import PushgatewayObserver, TelemetryObserver
 from dlbench.commands.run_options import add_run_arguments, observers_from_args
 from dlbench.train.observers import RunInfo
@@ -44,7 +45,7 @@ def drive(observers, fake, steps=6, step_seconds=0.05, script=None):
         o.on_timed_end(steps * step_seconds, steps * 64)
 
 
-def test_summary_measures_energy_from_the_counter_over_exactly_the_window():
+def test_summary_measures_energy_from_the_counter_over_exactly_the_window(monkeypatch):
     fake = simulated.from_spec("h100-sxm")
     telemetry = TelemetryObserver(interval=0.02, nvml=fake)
 
@@ -61,19 +62,25 @@ def test_summary_measures_energy_from_the_counter_over_exactly_the_window():
             gpu.energy_mj += 1_000_000  # 1000 J "used" by the counter before our reads must not be counted
             gpu.energy_clock = time.monotonic()
 
+    # the counter as the run reads it (the sampler's own reads aside), in order: the window's energy is the
+    # difference of the readings at its start and end (compared with those readings, not with the counter before and
+    # after drive(): on a loaded machine the simulated counter keeps rising at 500 W between those and the run's reads)
+    readings, read = [], NvmlReader.read_energy_joules
+    monkeypatch.setattr(
+        NvmlReader, "read_energy_joules", lambda self, i: readings.append(read(self, i)) or readings[-1]
+    )
     try:
         # the state at the window's start (its first sample)
         fake.gpus[0].values.update(power_mw=500_000, utilization_gpu=60, sm_mhz=1980, clocks_event_reasons=0)
-        start_energy = fake.gpus[0].energy_mj
         drive([telemetry], fake, script=script)
-        end_energy = fake.gpus[0].energy_mj
     finally:
         telemetry.close()
     summary = telemetry.contribute()
     gpu = summary["gpu"]
     assert gpu["name"] == "NVIDIA H100 80GB HBM3"
-    # the counter difference between on_timed_start and on_timed_end, including the 1000 J jump inside it
-    assert gpu["energy_joules"] == pytest.approx((end_energy - start_energy) / 1000, rel=0.02)
+    # read once at on_timed_start and once at on_timed_end; the difference includes the 1000 J jump inside the window
+    assert len(readings) == 2
+    assert gpu["energy_joules"] == pytest.approx(readings[1] - readings[0], abs=0.001)
     assert gpu["energy_joules"] > 1000
     assert gpu["energy_per_sample_joules"] == pytest.approx(gpu["energy_joules"] / (6 * 64), rel=1e-3)
     assert "TotalEnergyConsumption" in gpu["energy_source"]

@@ -30,6 +30,7 @@ def test_timed_window_keeps_the_gpu_series_in_order_with_the_scripted_readings()
     try:
         telemetry.on_start(GPU_RUN)
         time.sleep(0.1)  # samples before the window must not be in the series
+        started = time.monotonic()
         telemetry.on_timed_start()
         for step in range(5):
             fake.gpus[0].values.update(
@@ -37,13 +38,14 @@ def test_timed_window_keeps_the_gpu_series_in_order_with_the_scripted_readings()
             )
             time.sleep(0.06)
         telemetry.on_timed_end(0.3, 320)
+        window = time.monotonic() - started  # 0.3 s asked; a loaded machine stretches the sleeps
         time.sleep(0.1)  # nor samples after it
     finally:
         telemetry.close()
     kept = telemetry.contribute()["series"]
     times = kept["t_seconds"]
     assert len(times) >= 6 and times == sorted(times) and times[0] < 0.05
-    assert times[-1] < 0.6
+    assert times[-1] <= window
     assert set(kept) == {
         "t_seconds",
         "gpu_utilization_ratio",

@@ -66,29 +66,66 @@ def integration_prerequisites():
     return missing
 
 
+def session_shared_dir(tmp_path_factory):
+    """The directory every process of this test session shares: pytest-xdist's workers each get a base temporary
+    directory (gw0, gw1...) inside it; without xdist it is the session's own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once_per_session(tmp_path_factory, name, build):
+    """NAME's directory in the session's shared directory, filled by BUILD(directory) in the first process that asks,
+    under a lock: the others wait for it, then use what it built (pytest-xdist's documented way to make a session
+    fixture's work happen once across its processes)."""
+    directory = session_shared_dir(tmp_path_factory) / name
+    with locked(directory.with_suffix(".lock")):
+        if not (directory / "complete").exists():
+            shutil.rmtree(directory, ignore_errors=True)  # what a process that failed here left
+            directory.mkdir(parents=True)
+            build(directory)
+            (directory / "complete").touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory):
-    """Serve the stand-in repositories, installer and wheel index from 127.0.0.1; yield the playbook variables."""
+    """Serve the stand-in repositories, installer and wheel index from 127.0.0.1; yield the playbook variables.
+
+    Built once per session (one signing key, one port) and served on that port by every process that uses it
+    (SO_REUSEPORT): a host provisioned in one process keeps apt sources that a test in another process updates from,
+    and a rerun elsewhere finds the same URLs, so it changes nothing."""
     missing = integration_prerequisites()
     if missing:
         pytest.fail("the playbook integration test needs " + ", ".join(missing) + " (see scripts/install-test-deps.sh)")
-    www = tmp_path_factory.mktemp("www")
+    shared = once_per_session(tmp_path_factory, "site", build_site)
+    www, variables = shared / "www", json.loads((shared / "variables.json").read_text())
     handler = functools.partial(QuietHandler, directory=str(www))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    signer = standins.Signer(tmp_path_factory.mktemp("gnupg"))
-    phase("building the stand-in apt repositories, installer and wheel index")
-    try:
-        variables = SiteVariables(standins.build_site(www, base_url, signer))
-    finally:
-        signer.close()
-    variables.base_url = base_url
-    standins.simple_index(www / "pytorch" / "whl" / "cpu", torch_wheels())
-    variables["conda_torch_index_url"] = f"{base_url}/pytorch/whl/cpu/"
+    server = SharedPortServer(("127.0.0.1", variables["port"]), handler)
+    site_variables = SiteVariables(variables["playbook"])
+    site_variables.base_url = variables["base_url"]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield variables
+    yield site_variables
     server.shutdown()
+    server.server_close()
+
+
+def build_site(directory):
+    www, port = directory / "www", free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    signer = standins.Signer(directory / "gnupg")
+    phase("building the stand-in apt repositories, installer and wheel index")
+    try:
+        variables = standins.build_site(www, base_url, signer)
+    finally:
+        signer.close()
+    standins.simple_index(www / "pytorch" / "whl" / "cpu", torch_wheels())
+    variables["conda_torch_index_url"] = f"{base_url}/pytorch/whl/cpu/"
+    (directory / "variables.json").write_text(json.dumps({"port": port, "base_url": base_url, "playbook": variables}))
+
+
+class SharedPortServer(http.server.ThreadingHTTPServer):
+    allow_reuse_port = True  # each process serves the same files on the session's one port
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -125,11 +162,15 @@ def torch_wheels():
 
 @pytest.fixture(scope="session")
 def dlbench_wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dlbench-wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], check=True
-    )
-    return next(out.glob("dlbench-*.whl"))
+    """The wheel of this checkout, built once per session: every process's playbook copies the same file, so a
+    rerun in another process than the first run finds it unchanged."""
+
+    def build(out):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], check=True
+        )
+
+    return next(once_per_session(tmp_path_factory, "dlbench-wheel", build).glob("dlbench-*.whl"))
 
 
 def extra_ca_certificates(root, out_dir):
@@ -281,6 +322,16 @@ def base_variables(site, host, workdir, dlbench_wheel=None, pci=HGX_H100):
     return variables
 
 
+def provisioned_variables(site, host, workdir, dlbench_wheel=None):
+    """The variables setup_gpu.yml provisions the test host with: a Debian cloud image's kernel, whose headers and the
+    cloud flavour's metapackage come from Debian's archive."""
+    variables = base_variables(site, host, workdir, dlbench_wheel)
+    variables["nvidia_driver_kernel_release"] = variables["nvidia_driver_kernel_release"].replace(
+        "-amd64", "-cloud-amd64"
+    )
+    return variables
+
+
 @pytest.fixture
 def fresh_host(tmp_path):
     with Host(CACHE / "ansible-testhost", tmp_path / "host", phase) as host:
@@ -314,43 +365,90 @@ def cpu_benchmark_variables(tmp_path):
     }
 
 
-# Session-scoped and here rather than in test_setup_gpu.py: the provisioned host is also what
-# test_validate_and_benchmark_on_provisioned_host.py runs validate.yml and benchmark_multinode.yml against, and
-# provisioning takes minutes, so every module shares the one host.
+# Session-scoped and here rather than in test_setup_gpu.py: provisioning takes minutes, and every module's tests of
+# a provisioned host (validate.yml, benchmark_multinode.yml, update_driver.yml...) share this one run of it.
 @pytest.fixture(scope="session")
-def provisioned(site, dlbench_wheel, tmp_path_factory):
-    """Two runs on one host; meanwhile (the first run mostly waits on downloads) --check on a second, fresh host."""
-    workdir = tmp_path_factory.mktemp("provisioned")
-    with (
-        Host(CACHE / "ansible-testhost", workdir / "host", phase) as host,
-        Host(CACHE / "ansible-testhost", workdir / "check-host", phase) as check_host,
-    ):
+def first_provisioning(site, dlbench_wheel, tmp_path_factory):
+    """setup_gpu.yml's first run on a fresh test host, once per session whichever process asks first: its result and
+    the host it left, frozen as overlay layers (its upper directory over the cached tree) that nothing changes again.
+    The tests that need a provisioned host but not the rerun each take a writable copy of it (provisioned_copy), so
+    that they run in another process while `provisioned` reruns the playbook on a copy of its own."""
+    shared = once_per_session(
+        tmp_path_factory, "first-provisioning", functools.partial(provision_first, site, dlbench_wheel)
+    )
+    return FirstProvisioning(json.loads((shared / "result.json").read_text()))
+
+
+def provision_first(site, dlbench_wheel, workdir):
+    host = Host(CACHE / "ansible-testhost", workdir / "host", phase)
+    with host.mounted():
         # An operator's existing Docker setting that the container role must keep.
         host.path("/etc/docker").mkdir(parents=True, exist_ok=True)
         host.path("/etc/docker/daemon.json").write_text(json.dumps({"data-root": "/srv/docker"}))
-        variables = base_variables(site, host, workdir, dlbench_wheel)
-        # A Debian cloud image's kernel: its headers and the cloud flavour's metapackage come from Debian's archive.
-        variables["nvidia_driver_kernel_release"] = variables["nvidia_driver_kernel_release"].replace(
-            "-amd64", "-cloud-amd64"
-        )
-        playbook = Playbook(host, workdir / "ansible", variables)
+        variables = provisioned_variables(site, host, workdir, dlbench_wheel)
+        phase("first run: setup_gpu.yml provisions the host")
+        started = time.monotonic()
+        first = Playbook(host, workdir / "ansible", variables).run()
+        phase(f"first run done in {time.monotonic() - started:.0f} s (rc {first.rc})")
+    result = {
+        "rc": first.rc,
+        "output": first.output,
+        "layers": [str(layer) for layer in host.layers()],
+        "host_specs": str(workdir / "ansible" / "host-specs"),  # fetched to the control node (host_spec role)
+    }
+    (workdir / "result.json").write_text(json.dumps(result))
+
+
+class FirstProvisioning:
+    def __init__(self, result):
+        self.run = PlaybookResult(result["rc"], result["output"])
+        self.layers = [Path(layer) for layer in result["layers"]]
+        self.host_specs = Path(result["host_specs"])
+
+    def copy(self, workdir):
+        """A writable copy of the provisioned host (an overlay over its layers), for one test to change freely."""
+        return Host(CACHE / "ansible-testhost", workdir, phase, lower=self.layers)
+
+
+@pytest.fixture
+def provisioned_copy(first_provisioning, tmp_path):
+    """A writable copy of the host setup_gpu.yml provisioned, or a clear failure when it could not provision it."""
+    first = first_provisioning.run
+    assert first.rc == 0, "setup_gpu.yml did not provision the test host (test_setup_gpu.py): " + first.tail(20)
+    with first_provisioning.copy(tmp_path / "copy") as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
+def provisioned(request, site, dlbench_wheel, tmp_path_factory):
+    """The first run (first_provisioning), then a second run on a copy of the host it left, which must change nothing;
+    --check on a second, fresh host meanwhile (the first run mostly waits on downloads), so first_provisioning is asked
+    for only once that has started."""
+    workdir = tmp_path_factory.mktemp("provisioned")
+    with Host(CACHE / "ansible-testhost", workdir / "check-host", phase) as check_host:
         check_playbook = Playbook(
             check_host,
             workdir / "check-ansible",
             base_variables(site, check_host, workdir / "check-ansible", dlbench_wheel),
         )
-        started = time.monotonic()
         phase("check run: setup_gpu.yml --check on a fresh host, in the background")
         check_running = check_playbook.start("--check")
-        phase("first run: setup_gpu.yml provisions the host")
-        first = playbook.run()
-        first_seconds = time.monotonic() - started
+        first_provisioning = request.getfixturevalue("first_provisioning")  # made here, or where asked first
+        first = first_provisioning.run
         check = check_running.wait()
-        phase(f"first run done in {first_seconds:.0f} s (rc {first.rc}); check run rc {check.rc}")
-        phase("second run: setup_gpu.yml again, which must change nothing")
-        second = playbook.run() if first.rc == 0 else None
-        phase(f"second run done in {time.monotonic() - started - first_seconds:.0f} s; verifying the host")
-        yield Provisioned(host, first, second, check_host, check)
+        phase(f"check run rc {check.rc}")
+        with first_provisioning.copy(workdir / "host") as host:
+            second = None
+            if first.rc == 0:
+                phase("second run: setup_gpu.yml again, which must change nothing")
+                # on the same control node: with the host's spec that the first run fetched next to its inventory
+                shutil.copytree(first_provisioning.host_specs, workdir / "ansible" / "host-specs")
+                started = time.monotonic()
+                second = Playbook(
+                    host, workdir / "ansible", provisioned_variables(site, host, workdir, dlbench_wheel)
+                ).run()
+                phase(f"second run done in {time.monotonic() - started:.0f} s; verifying the host")
+            yield Provisioned(host, first, second, check_host, check)
 
 
 class Provisioned:

@@ -18,8 +18,15 @@ import pytest
 import yaml
 
 from . import standins
-from .conftest import ADMIN_KEY, CACHE, JUPYTER_PASSWORD, REPO, Playbook, base_variables, debian_kernel_release, phase
-from .testhost import Host
+from .conftest import (
+    ADMIN_KEY,
+    JUPYTER_PASSWORD,
+    REPO,
+    Playbook,
+    base_variables,
+    debian_kernel_release,
+    provisioned_variables,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -137,30 +144,19 @@ def test_dkms_built_the_module_for_the_kernel(provisioned):
     assert f"NVIDIA module built for {release}" in " ".join(first.output.split())
 
 
-def copy_of(host, workdir):
-    """A writable copy of HOST (an overlay over its root): a test may change it without touching the shared host."""
-    return Host(CACHE / "ansible-testhost", workdir, phase, lower=host.root)
-
-
-def provisioned_variables(site, host, workdir):
-    variables = base_variables(site, host, workdir)
-    variables["nvidia_driver_kernel_release"] = debian_kernel_release(host).replace("-amd64", "-cloud-amd64")
-    return variables
-
-
-def test_dkms_check_names_a_bootable_kernel_without_the_module(provisioned, site, tmp_path):
+def test_dkms_check_names_a_bootable_kernel_without_the_module(provisioned_copy, site, tmp_path):
     """A second kernel, bootable and with a headers link, that DKMS cannot build for: the role has DKMS try, then
     stops, naming it."""
-    with copy_of(provisioned.host, tmp_path / "copy") as host:
-        # What an upgrade to a newer Debian kernel leaves when its headers are broken: the image in /boot and a
-        # /lib/modules/<release>/build link to a headers tree without its contents; the real dkms refuses to build.
-        newer = "6.1.0-99-cloud-amd64"
-        host.path(f"/boot/vmlinuz-{newer}").write_text("stand-in kernel image\n")
-        host.path(f"/lib/modules/{newer}").mkdir(parents=True)
-        host.path(f"/usr/src/linux-headers-{newer}").mkdir(parents=True)
-        host.path(f"/lib/modules/{newer}/build").symlink_to(f"/usr/src/linux-headers-{newer}")
-        playbook = Playbook(host, tmp_path / "ansible", provisioned_variables(site, host, tmp_path))
-        result = playbook.run("--tags", "nvidia_driver")
+    host = provisioned_copy
+    # What an upgrade to a newer Debian kernel leaves when its headers are broken: the image in /boot and a
+    # /lib/modules/<release>/build link to a headers tree without its contents; the real dkms refuses to build.
+    newer = "6.1.0-99-cloud-amd64"
+    host.path(f"/boot/vmlinuz-{newer}").write_text("stand-in kernel image\n")
+    host.path(f"/lib/modules/{newer}").mkdir(parents=True)
+    host.path(f"/usr/src/linux-headers-{newer}").mkdir(parents=True)
+    host.path(f"/lib/modules/{newer}/build").symlink_to(f"/usr/src/linux-headers-{newer}")
+    playbook = Playbook(host, tmp_path / "ansible", provisioned_variables(site, host, tmp_path))
+    result = playbook.run("--tags", "nvidia_driver")
     assert result.rc != 0 and result.failed == 1, result.tail()
     said = " ".join(result.output.split())
     assert "Build the NVIDIA module with DKMS for each kernel that has headers but not the driver's module" in said
@@ -168,7 +164,7 @@ def test_dkms_check_names_a_bootable_kernel_without_the_module(provisioned, site
     assert f"dkms autoinstall -k {newer}" in said
 
 
-def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
+def test_update_driver_upgrades_inside_the_branch(provisioned_copy, site, tmp_path):
     """update_driver.yml on a copy of the provisioned host, NVIDIA's repository now offering a newer 580 driver:
     drained, holds released, upgraded inside the pin, the fabric manager re-pinned to the new driver, held again, the
     module rebuilt, a reboot asked for and the host left drained until then; one host at a time. Run again after the
@@ -181,38 +177,38 @@ def test_update_driver_upgrades_inside_the_branch(provisioned, site, tmp_path):
     # manager refuses to start unless its version is the driver's.
     fabricmanager_ahead = "580.126.09"
     log = tmp_path / "hooks.log"
-    with copy_of(provisioned.host, tmp_path / "copy") as host:
-        before = installed_packages(host)
-        # The newer release of the packages the host has, as the CUDA repository publishes a branch's next driver
-        # (standins.cuda_repo builds the same packages at DRIVER_VERSION), served from a local flat repository.
-        repo = host.path("/var/lib/dlbench-test/driver-update")
-        repo.mkdir(parents=True)
-        debs = standins.driver_packages(repo, newer)
-        debs.append(standins.build_deb(repo, "nvidia-fabricmanager", f"{fabricmanager_ahead}-1"))
-        standins.flat_repo(repo, debs, signer=None)
-        host.path("/etc/apt/sources.list.d/driver-update.list").write_text(
-            "deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n"
-        )  # local files only; see standins
-        # A host running the cloud kernel with the generic one of the same ABI also bootable, both with headers:
-        # dkms's common.postinst rebuilds on the upgrade for the running and the newest kernel only (here the same:
-        # equal ABIs, the later name), after the prerm removed the old module from both; the role builds the other.
-        running = provisioned_variables(site, host, tmp_path)["nvidia_driver_kernel_release"]
-        other = debian_kernel_release(host)
-        host.path(standins.RUNNING_KERNEL).write_text(running + "\n")
-        for kernel in (running, other):
-            host.path(f"/boot/vmlinuz-{kernel}").write_text("stand-in kernel image\n")
-            host.path(f"/boot/config-{kernel}").write_text("# stand-in kernel config\n")
-        variables = provisioned_variables(site, host, tmp_path)
-        variables.update(
-            update_driver_drain_command=f"echo drain {{{{ inventory_hostname }}}} >> {log}",
-            update_driver_undrain_command=f"echo undrain {{{{ inventory_hostname }}}} >> {log}",
-        )
-        playbook = Playbook(host, tmp_path / "ansible", variables)
-        result = playbook.run(playbook="playbooks/update_driver.yml")
-        after = installed_packages(host)
-        dkms = host.run("dkms", "status").stdout
-        hooks_after_update = log.read_text()
-        again = playbook.run(playbook="playbooks/update_driver.yml") if result.rc == 0 else None
+    host = provisioned_copy
+    before = installed_packages(host)
+    # The newer release of the packages the host has, as the CUDA repository publishes a branch's next driver
+    # (standins.cuda_repo builds the same packages at DRIVER_VERSION), served from a local flat repository.
+    repo = host.path("/var/lib/dlbench-test/driver-update")
+    repo.mkdir(parents=True)
+    debs = standins.driver_packages(repo, newer)
+    debs.append(standins.build_deb(repo, "nvidia-fabricmanager", f"{fabricmanager_ahead}-1"))
+    standins.flat_repo(repo, debs, signer=None)
+    host.path("/etc/apt/sources.list.d/driver-update.list").write_text(
+        "deb [trusted=yes] file:/var/lib/dlbench-test/driver-update /\n"
+    )  # local files only; see standins
+    # A host running the cloud kernel with the generic one of the same ABI also bootable, both with headers:
+    # dkms's common.postinst rebuilds on the upgrade for the running and the newest kernel only (here the same:
+    # equal ABIs, the later name), after the prerm removed the old module from both; the role builds the other.
+    running = provisioned_variables(site, host, tmp_path)["nvidia_driver_kernel_release"]
+    other = debian_kernel_release(host)
+    host.path(standins.RUNNING_KERNEL).write_text(running + "\n")
+    for kernel in (running, other):
+        host.path(f"/boot/vmlinuz-{kernel}").write_text("stand-in kernel image\n")
+        host.path(f"/boot/config-{kernel}").write_text("# stand-in kernel config\n")
+    variables = provisioned_variables(site, host, tmp_path)
+    variables.update(
+        update_driver_drain_command=f"echo drain {{{{ inventory_hostname }}}} >> {log}",
+        update_driver_undrain_command=f"echo undrain {{{{ inventory_hostname }}}} >> {log}",
+    )
+    playbook = Playbook(host, tmp_path / "ansible", variables)
+    result = playbook.run(playbook="playbooks/update_driver.yml")
+    after = installed_packages(host)
+    dkms = host.run("dkms", "status").stdout
+    hooks_after_update = log.read_text()
+    again = playbook.run(playbook="playbooks/update_driver.yml") if result.rc == 0 else None
     assert result.rc == 0, result.tail()
     for package in ("libnvidia-compute-580", "nvidia-driver-cuda", "nvidia-kernel-open-dkms"):
         assert before[package][0] == f"{standins.DRIVER_VERSION}-1" and before[package][1] == "hi", package

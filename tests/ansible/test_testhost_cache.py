@@ -48,3 +48,26 @@ def test_a_build_cut_off_with_proc_mounted_is_removed_before_the_next(tmp_path):
     finally:
         for point in _mounts_under(tmp_path):
             subprocess.run(["umount", "-l", point], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting an overlay and /proc needs root, as the test host does")
+def test_a_copy_of_a_host_starts_from_what_the_host_left(tmp_path):
+    """A provisioned host's layers (tests/ansible/conftest.py first_provisioning): a copy over them sees the files the
+    host wrote and not those it removed (an overlay whiteout in a lower layer), and what the copy changes stays in it."""
+    tree = tmp_path / "tree"  # the cached tree, in miniature
+    for directory in ("etc", "proc", "srv"):
+        (tree / directory).mkdir(parents=True)
+    (tree / "srv" / "kept").write_text("from the tree\n")
+    (tree / "srv" / "removed").write_text("from the tree\n")
+    first = testhost.Host(None, tmp_path / "first", lower=[tree])
+    with first.mounted():
+        first.path("/srv/written").write_text("by the first host\n")
+        first.path("/srv/removed").unlink()
+    with testhost.Host(None, tmp_path / "copy", lower=first.layers()) as copy:
+        assert sorted(p.name for p in copy.path("/srv").iterdir()) == ["kept", "written"]
+        copy.path("/srv/written").write_text("by the copy\n")
+        copy.path("/srv/kept").unlink()
+    with testhost.Host(None, tmp_path / "another-copy", lower=first.layers()) as another:
+        assert another.path("/srv/written").read_text() == "by the first host\n" and another.path("/srv/kept").exists()
+    assert (tree / "srv" / "removed").exists()  # the tree itself untouched
+    assert _mounts_under(tmp_path) == []

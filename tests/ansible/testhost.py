@@ -149,34 +149,59 @@ class Host:
     """A writable copy of the cached tree, with /proc mounted as in any chroot someone works in."""
 
     def __init__(self, cache_dir, workdir, progress=print, lower=None):
-        # LOWER: another host's root to start from (a copy of a provisioned host), instead of the cached tree.
-        self.lower = lower or cached_root(cache_dir, progress)
+        # LOWER: the layers to start from instead of the cached tree, topmost first (another host's layers(): a copy
+        # of a provisioned host).
+        self.lowers = [Path(layer) for layer in lower] if lower else [cached_root(cache_dir, progress)]
         self.workdir = Path(workdir)
         self.root = self.workdir / "root"
         self.overlay = False
 
     def __enter__(self):
+        self.mount()
+        return self
+
+    def __exit__(self, *exc):
+        self.unmount()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def mounted(self):
+        """The host for the block, unmounted after it but kept on disk: layers() then names what copies start from."""
+        self.mount()
+        try:
+            yield self
+        finally:
+            self.unmount()
+
+    def layers(self):
+        """This host's tree as overlay layers, topmost first: what it changed (overlayfs's upper directory, whose
+        whiteouts and opaque directories overlayfs reads in a lower layer too), over what it started from."""
+        return [self.workdir / "upper", *self.lowers] if self.overlay else [self.root]
+
+    def mount(self):
         upper, work = self.workdir / "upper", self.workdir / "work"
         for directory in (upper, work, self.root):
             directory.mkdir(parents=True)
-        options = f"lowerdir={self.lower},upperdir={upper},workdir={work}"
+        options = f"lowerdir={':'.join(map(str, self.lowers))},upperdir={upper},workdir={work}"
         mounted = subprocess.run(
             ["mount", "-t", "overlay", "overlay", "-o", options, str(self.root)], capture_output=True
         )
         if mounted.returncode == 0:
             self.overlay = True
-        else:
+        elif len(self.lowers) == 1:
             self.root.rmdir()
-            subprocess.run(["cp", "-a", str(self.lower), str(self.root)], check=True)
+            subprocess.run(["cp", "-a", str(self.lowers[0]), str(self.root)], check=True)
+        else:
+            raise RuntimeError(f"mounting an overlay over {self.lowers} failed: {mounted.stderr.decode()}")
         shutil.copy("/etc/resolv.conf", self.root / "etc" / "resolv.conf")
         subprocess.run(["mount", "-t", "proc", "proc", str(self.root / "proc")], check=True)
-        return self
 
-    def __exit__(self, *exc):
+    def unmount(self):
         subprocess.run(["umount", "-l", str(self.root / "proc")], check=False)
         if self.overlay:
-            subprocess.run(["umount", "-l", str(self.root)], check=False)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+            # not lazily where it can be helped: a host whose layers others start from must be finished with
+            if subprocess.run(["umount", str(self.root)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", str(self.root)], check=False)
 
     def path(self, inside):
         return self.root / inside.lstrip("/")
