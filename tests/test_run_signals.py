@@ -124,3 +124,32 @@ def test_a_second_ctrl_c_while_the_run_ends_keeps_the_measured_steps(tmp_path):
     assert written["status"] == "interrupted" and written["error"].endswith("after 3 timed steps")
     assert written["metrics"]["steps_timed"] == 3 and written["metrics"]["throughput"] is not None
     assert result["metrics"] == written["metrics"]
+
+
+# A DataLoader worker's resource sharer (CPython's multiprocessing.resource_sharer) whose reader connects and leaves
+# before the handshake: what the main process does when a signal to the process group interrupts it mid-batch.
+READER_LEAVES = """
+import os, socket, sys, time
+from multiprocessing import resource_sharer
+from dlbench.train.interrupt import quiet_in_worker
+
+if sys.argv[1] == "worker":
+    quiet_in_worker()
+read_end, _ = os.pipe()
+shared = resource_sharer.DupFd(read_end)  # starts the sharer's thread, as a worker handing over a batch does
+reader = socket.socket(socket.AF_UNIX)
+reader.connect(resource_sharer._resource_sharer._address)
+reader.close()  # gone before the handshake
+time.sleep(1)
+print("done")
+"""
+
+
+@pytest.mark.parametrize("process", ["plain", "worker"])
+def test_a_reader_gone_mid_batch_prints_no_traceback_from_a_worker(process):
+    done = subprocess.run([sys.executable, "-c", READER_LEAVES, process], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "done", done.stderr
+    if process == "plain":  # what a worker printed before quiet_in_worker silenced it: the case is real
+        assert "Traceback" in done.stderr and "resource_sharer.py" in done.stderr  # EOFError or BrokenPipeError
+    else:
+        assert done.stderr == ""

@@ -10,6 +10,7 @@ nor lose the steps already timed (the GPU synchronization, the arithmetic and th
 from __future__ import annotations
 
 import signal
+import sys
 from contextlib import contextmanager
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -92,3 +93,30 @@ def quiet_in_worker(worker_id: int | None = None) -> None:
     """
     signal.signal(signal.SIGTERM, _end_worker)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.excepthook = _silent_when_the_reader_left(sys.excepthook)
+
+
+def _silent_when_the_reader_left(excepthook):
+    """`excepthook`, except for a reader that went away while fetching a batch's shared memory from this worker.
+
+    A worker hands each batch's tensors over as file descriptors through multiprocessing's resource sharer, a
+    thread in the worker that accepts the main process's connection, then authenticates and sends (CPython,
+    Lib/multiprocessing/resource_sharer.py, `_serve`). When a signal to the whole process group interrupts the main
+    process in the middle of that, the worker's thread gets EOFError or a reset connection and prints it through
+    sys.excepthook: a traceback on the run's stderr, although the run ended as asked and wrote its result. That case,
+    and only that one, is silent here."""
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, (EOFError, ConnectionError)) and _raised_in_the_resource_sharer(traceback):
+            return
+        excepthook(kind, value, traceback)
+
+    return hook
+
+
+def _raised_in_the_resource_sharer(traceback) -> bool:
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename.endswith("resource_sharer.py"):
+            return True
+        traceback = traceback.tb_next
+    return False

@@ -84,7 +84,12 @@ def test_no_module_option_hides_under_vars():
     modules = sorted({module for _, task, module in tasks if module and task.get("vars")})
     docs = json.loads(
         subprocess.run(
-            [str(ANSIBLE_BIN / "ansible-doc"), "--json", *modules], check=True, capture_output=True, text=True
+            # stdin: Ansible refuses a non-blocking one, which another test's child can leave on the shared /dev/null
+            [str(ANSIBLE_BIN / "ansible-doc"), "--json", *modules],
+            check=True,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
         ).stdout
     )
     options = {module: set(doc["doc"].get("options") or {}) for module, doc in docs.items()}
