@@ -190,9 +190,8 @@ def dlbench_wheel(tmp_path_factory, pytestconfig):
     rerun in another process than the first run finds it unchanged."""
 
     def build(out):
-        with checkout_build(
-            REPO
-        ):  # pip builds the checkout in place; other tests build it too (pip install, make dist)
+        # pip builds the checkout in place, and other tests build it too (pip install, make dist): one at a time
+        with checkout_build(REPO):
             subprocess.run(
                 [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], check=True
             )
