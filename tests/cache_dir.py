@@ -34,3 +34,12 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def checkout_build(root: Path):
+    """Hold the lock of the checkout at ROOT's in-tree builds for the block. pip builds a local directory in place
+    (setuptools writes ROOT/build/ and ROOT/dlbench.egg-info/, and each wheel build removes build/bdist.*/wheel when
+    done), so two builds of one checkout at once, in parallel test processes (`pip wheel`, `pip install`,
+    `make dist`), can take each other's files away or pack half-written ones. The lock lives in build/, which only
+    such builds write."""
+    return locked(Path(root) / "build" / "checkout-build.lock")

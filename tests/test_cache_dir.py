@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from cache_dir import cache_root, locked
+from cache_dir import cache_root, checkout_build, locked
 
 TESTS = Path(__file__).resolve().parent
 
@@ -40,3 +40,36 @@ def test_a_second_session_waits_for_the_entry_being_built(tmp_path):
         released = time.monotonic()
     entered = float(waiting.communicate(timeout=60)[0])
     assert waiting.returncode == 0 and entered >= released
+
+
+def test_builds_of_one_checkout_wait_for_one_another(tmp_path):
+    """pip and `make dist` build the checkout in place (tests/cache_dir.py checkout_build): a build in another test
+    process holds the checkout's lock, and a second one cannot take it until that build is done."""
+    import fcntl
+
+    holder = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from cache_dir import checkout_build\n"
+        "with checkout_build(sys.argv[2]): print('held', flush=True); sys.stdin.readline()\n"
+    )
+    building = subprocess.Popen(
+        [sys.executable, "-c", holder, str(TESTS), str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert building.stdout.readline() == "held\n"
+        with open(tmp_path / "build" / "checkout-build.lock") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                raise AssertionError("a second build of the checkout took the lock while the first held it")
+            except BlockingIOError:
+                pass
+        building.stdin.write("\n")
+        building.stdin.flush()
+        assert building.wait(timeout=30) == 0
+        with checkout_build(tmp_path):  # free again once the first build is done
+            pass
+    finally:
+        building.kill()
+        building.wait()

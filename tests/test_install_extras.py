@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cache_dir import checkout_build
+
 REPO = Path(__file__).resolve().parent.parent
 
 HIDE_TORCH = "import sys; sys.modules['torch'] = None; from dlbench.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -45,9 +47,10 @@ def test_other_commands_work_without_torch():
 def test_a_fresh_exporter_install_has_no_torch_and_runs_the_exporter(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", str(REPO)], capture_output=True, text=True, timeout=600
-    )
+    with checkout_build(REPO):  # pip builds the checkout in place: one build of it at a time across processes
+        pip = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", str(REPO)], capture_output=True, text=True, timeout=600
+        )
     assert pip.returncode == 0, pip.stderr[-2000:]
     dlbench = str(venv / "bin" / "dlbench")
     assert subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True).returncode != 0

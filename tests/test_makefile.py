@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cache_dir import checkout_build
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -133,13 +135,14 @@ def test_make_test_says_why_when_pytest_args_select_only_slow_tests():
 def test_make_dist_builds_the_wheel_and_sdist_the_playbooks_install(tmp_path):
     # conda_dlbench_wheel / monitoring_dlbench_wheel name this wheel; the roles install it with its `train` extra
     venv, dist = Path(sys.prefix), tmp_path / "dist"
-    done = subprocess.run(
-        ["make", "-C", str(ROOT), "--no-print-directory", "dist", f"VENV={venv}", f"DIST={dist}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS")},
-    )
+    with checkout_build(ROOT):  # the sdist's egg_info writes dlbench.egg-info/ in the checkout: one build at a time
+        done = subprocess.run(
+            ["make", "-C", str(ROOT), "--no-print-directory", "dist", f"VENV={venv}", f"DIST={dist}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS")},
+        )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert sorted(path.name for path in dist.iterdir()) == [

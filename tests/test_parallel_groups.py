@@ -7,6 +7,7 @@ and repeat each module's shared torchrun jobs, and nothing would fail. This runs
 pytest, plugin, options and hook, and checks where its tests ran and how often the shared fixtures were set up.
 """
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,31 @@ def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path)
         assert tests == set(setups), f"{name}'s tests ran in {tests}"
     # and the rest is spread: parallel processes, not one
     assert len({worker for *_, worker in lines}) > 1
+
+
+def test_no_test_asks_for_a_module_scoped_fixture_by_name():
+    """request.getfixturevalue("name") hides the fixture from the test's fixturenames, which tests/conftest.py routes
+    by: a test asking that way for a module-, class- or package-scoped fixture lands in any process, and the fixture
+    (a torchrun job, say) is made again there. Session fixtures are exempt: SHARED_FIXTURE_GROUPS names the ones
+    that must not be made twice, and the Ansible host's first run is shared across processes by a lock."""
+    scoped, asked = set(), []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for decorator in node.decorator_list:
+                    keywords = {k.arg: k.value for k in getattr(decorator, "keywords", [])}
+                    scope = keywords.get("scope")
+                    if isinstance(scope, ast.Constant) and scope.value in ("class", "module", "package"):
+                        name = keywords.get("name")
+                        scoped.add(name.value if isinstance(name, ast.Constant) else node.name)
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "getfixturevalue"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                asked.append((node.args[0].value, f"{path.relative_to(ROOT)}:{node.lineno}"))
+    assert "scaling_with_default_settings" in scoped and asked, "the scan no longer finds fixtures or requests"
+    hidden = [f"{where}: {name}" for name, where in asked if name in scoped]
+    assert not hidden, "ask for these in the test's arguments instead:\n" + "\n".join(hidden)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cache_dir import cache_root, locked
+from cache_dir import cache_root, checkout_build, locked
 from prometheus_server import free_port
 
 from . import pci_bus, standins
@@ -66,29 +66,53 @@ def integration_prerequisites():
     return missing
 
 
-def session_shared_dir(tmp_path_factory):
-    """The directory every process of this test session shares: pytest-xdist's workers each get a base temporary
-    directory (gw0, gw1...) inside it; without xdist it is the session's own."""
+def session_shared_dir(tmp_path_factory, config):
+    """The directory every process of this test session shares: pytest-xdist gives each worker its base temporary
+    directory (popen-gw0, popen-gw1...) inside the controller's, which pytest makes anew for each session
+    (xdist/workermanage.py); without xdist it is the session's own. A worker is told from the session's config, as
+    xdist's worker_id fixture tells it, not from PYTEST_XDIST_WORKER: a pytest that a test starts inherits that
+    variable, and would take /tmp/pytest-of-USER, the parent of every session's directory, for its own."""
     base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    return base.parent if worker and base.name == f"popen-{worker}" else base
 
 
-def once_per_session(tmp_path_factory, name, build):
+def once_per_session(tmp_path_factory, config, name, build):
     """NAME's directory in the session's shared directory, filled by BUILD(directory) in the first process that asks,
     under a lock: the others wait for it, then use what it built (pytest-xdist's documented way to make a session
     fixture's work happen once across its processes)."""
-    directory = session_shared_dir(tmp_path_factory) / name
+    return build_once(session_shared_dir(tmp_path_factory, config) / name, build)
+
+
+def build_once(directory, build):
+    """DIRECTORY filled by BUILD once, under its lock; a process that failed or was killed while building it left no
+    `complete`, and the next one to ask builds it again."""
     with locked(directory.with_suffix(".lock")):
         if not (directory / "complete").exists():
-            shutil.rmtree(directory, ignore_errors=True)  # what a process that failed here left
+            remove_unfinished(directory)
             directory.mkdir(parents=True)
             build(directory)
             (directory / "complete").touch()
     return directory
 
 
+def remove_unfinished(directory):
+    """Remove what a build of DIRECTORY that did not finish left. A process killed during the first provisioning run
+    (SIGKILL, a crashed xdist worker, the OOM killer) leaves its host mounted, the overlay and the /proc inside it:
+    those are unmounted first, the deepest first, so that the removal neither fails on a mount point nor reaches into
+    a live /proc."""
+    if not directory.exists():
+        return
+    inside = str(directory.resolve()) + "/"
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(inside)]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    shutil.rmtree(directory)
+
+
 @pytest.fixture(scope="session")
-def site(tmp_path_factory):
+def site(tmp_path_factory, pytestconfig):
     """Serve the stand-in repositories, installer and wheel index from 127.0.0.1; yield the playbook variables.
 
     Built once per session (one signing key, one port) and served on that port by every process that uses it
@@ -97,7 +121,7 @@ def site(tmp_path_factory):
     missing = integration_prerequisites()
     if missing:
         pytest.fail("the playbook integration test needs " + ", ".join(missing) + " (see scripts/install-test-deps.sh)")
-    shared = once_per_session(tmp_path_factory, "site", build_site)
+    shared = once_per_session(tmp_path_factory, pytestconfig, "site", build_site)
     www, variables = shared / "www", json.loads((shared / "variables.json").read_text())
     handler = functools.partial(QuietHandler, directory=str(www))
     server = SharedPortServer(("127.0.0.1", variables["port"]), handler)
@@ -161,16 +185,18 @@ def torch_wheels():
 
 
 @pytest.fixture(scope="session")
-def dlbench_wheel(tmp_path_factory):
+def dlbench_wheel(tmp_path_factory, pytestconfig):
     """The wheel of this checkout, built once per session: every process's playbook copies the same file, so a
     rerun in another process than the first run finds it unchanged."""
 
     def build(out):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], check=True
-        )
+        # pip builds the checkout in place, and other tests build it too (pip install, make dist): one at a time
+        with checkout_build(REPO):
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(REPO)], check=True
+            )
 
-    return next(once_per_session(tmp_path_factory, "dlbench-wheel", build).glob("dlbench-*.whl"))
+    return next(once_per_session(tmp_path_factory, pytestconfig, "dlbench-wheel", build).glob("dlbench-*.whl"))
 
 
 def extra_ca_certificates(root, out_dir):
@@ -368,13 +394,13 @@ def cpu_benchmark_variables(tmp_path):
 # Session-scoped and here rather than in test_setup_gpu.py: provisioning takes minutes, and every module's tests of
 # a provisioned host (validate.yml, benchmark_multinode.yml, update_driver.yml...) share this one run of it.
 @pytest.fixture(scope="session")
-def first_provisioning(site, dlbench_wheel, tmp_path_factory):
+def first_provisioning(site, dlbench_wheel, tmp_path_factory, pytestconfig):
     """setup_gpu.yml's first run on a fresh test host, once per session whichever process asks first: its result and
     the host it left, frozen as overlay layers (its upper directory over the cached tree) that nothing changes again.
     The tests that need a provisioned host but not the rerun each take a writable copy of it (provisioned_copy), so
     that they run in another process while `provisioned` reruns the playbook on a copy of its own."""
     shared = once_per_session(
-        tmp_path_factory, "first-provisioning", functools.partial(provision_first, site, dlbench_wheel)
+        tmp_path_factory, pytestconfig, "first-provisioning", functools.partial(provision_first, site, dlbench_wheel)
     )
     return FirstProvisioning(json.loads((shared / "result.json").read_text()))
 

@@ -3,6 +3,7 @@ a live /proc inside it, by a build that was cut off. Needs no test host: fast ti
 
 import os
 import subprocess
+import types
 
 import pytest
 
@@ -71,3 +72,55 @@ def test_a_copy_of_a_host_starts_from_what_the_host_left(tmp_path):
         assert another.path("/srv/written").read_text() == "by the first host\n" and another.path("/srv/kept").exists()
     assert (tree / "srv" / "removed").exists()  # the tree itself untouched
     assert _mounts_under(tmp_path) == []
+
+
+def test_the_session_directory_is_the_parent_only_in_an_xdist_worker(monkeypatch, tmp_path):
+    """tests/ansible/conftest.py session_shared_dir: an xdist worker's base temporary directory is popen-gwN inside
+    the session's; a pytest that a test starts inherits PYTEST_XDIST_WORKER but is no worker, and must keep its own
+    directory rather than share /tmp/pytest-of-USER with every other session."""
+    from .conftest import session_shared_dir
+
+    class Factory:
+        def __init__(self, base):
+            self.base = base
+
+        def getbasetemp(self):
+            return self.base
+
+    session = tmp_path / "pytest-7"
+    worker = types.SimpleNamespace(workerinput={"workerid": "gw1"})
+    assert session_shared_dir(Factory(session / "popen-gw1"), worker) == session
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")  # what a nested pytest inherits
+    assert session_shared_dir(Factory(session), types.SimpleNamespace()) == session
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting an overlay and /proc needs root, as the test host does")
+def test_a_first_run_killed_with_its_host_mounted_is_made_again_by_the_next_process(tmp_path):
+    """tests/ansible/conftest.py build_once: the process making the first provisioning run was killed (its xdist
+    worker crashed), leaving the host's overlay and its /proc mounted and no `complete`; the next process to ask
+    unmounts and removes that, and makes the run itself, once."""
+    from .conftest import build_once
+
+    directory = tmp_path / "first-provisioning"
+    tree = tmp_path / "tree"
+    (tree / "proc").mkdir(parents=True)
+    (tree / "etc").mkdir()
+    killed = testhost.Host(None, directory / "host", lower=[tree])
+    killed.mount()  # and never unmounted: SIGKILL
+    assert _mounts_under(directory)
+    made = []
+
+    def build(out):
+        made.append(out)
+        (out / "result.json").write_text("{}")
+
+    try:
+        assert build_once(directory, build) == directory
+        assert build_once(directory, build) == directory
+        assert made == [directory]
+        assert sorted(path.name for path in directory.iterdir()) == ["complete", "result.json"]
+        assert _mounts_under(tmp_path) == []
+        assert os.path.exists("/proc/self/status")  # the host's /proc untouched
+    finally:
+        for point in _mounts_under(tmp_path):
+            subprocess.run(["umount", "-l", point], check=False)
