@@ -19,7 +19,7 @@ from cache_dir import cache_root, checkout_build, locked
 from prometheus_server import free_port
 
 from . import pci_bus, standins
-from .testhost import Host
+from .testhost import Host, remove_with_its_mounts
 
 REPO = Path(__file__).resolve().parents[2]
 # The debootstrapped tree (about 1.2 GB) and the torch wheels, outside the clone (tests/cache_dir.py), so that they
@@ -98,17 +98,9 @@ def build_once(directory, build):
 
 def remove_unfinished(directory):
     """Remove what a build of DIRECTORY that did not finish left. A process killed during the first provisioning run
-    (SIGKILL, a crashed xdist worker, the OOM killer) leaves its host mounted, the overlay and the /proc inside it:
-    those are unmounted first, the deepest first, so that the removal neither fails on a mount point nor reaches into
-    a live /proc."""
-    if not directory.exists():
-        return
-    inside = str(directory.resolve()) + "/"
-    with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        points = [line.split()[1] for line in mounts if line.split()[1].startswith(inside)]
-    for point in sorted(points, reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
-    shutil.rmtree(directory)
+    (SIGKILL, a crashed xdist worker, the OOM killer) leaves its host mounted, the overlay and the /proc inside it."""
+    if directory.exists():
+        remove_with_its_mounts(directory)
 
 
 @pytest.fixture(scope="session")

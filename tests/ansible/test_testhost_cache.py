@@ -25,11 +25,6 @@ def test_the_key_follows_the_base_the_packages_and_the_building_code(monkeypatch
     assert testhost.cache_key(base) != key
 
 
-def _mounts_under(path):
-    with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        return [line.split()[1] for line in mounts if line.split()[1].startswith(f"{path.resolve()}/")]
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting /proc needs root, as the test host does")
 def test_a_build_cut_off_with_proc_mounted_is_removed_before_the_next(tmp_path):
     entry = tmp_path / "ansible-testhost" / "0123456789abcdef"
@@ -41,13 +36,13 @@ def test_a_build_cut_off_with_proc_mounted_is_removed_before_the_next(tmp_path):
     other = entry.with_name(f"{'f' * 16}.building-0000beef")  # another entry's build, under its own lock
     other.mkdir()
     try:
-        assert _mounts_under(killed)
+        assert testhost.mounts_under(killed)
         testhost._remove_unfinished(entry)
         assert not killed.exists() and not entry.exists() and other.exists()
-        assert _mounts_under(tmp_path) == []
+        assert testhost.mounts_under(tmp_path) == []
         assert os.path.exists("/proc/self/status")  # the host's /proc untouched
     finally:
-        for point in _mounts_under(tmp_path):
+        for point in testhost.mounts_under(tmp_path):
             subprocess.run(["umount", "-l", point], check=False)
 
 
@@ -71,7 +66,7 @@ def test_a_copy_of_a_host_starts_from_what_the_host_left(tmp_path):
     with testhost.Host(None, tmp_path / "another-copy", lower=first.layers()) as another:
         assert another.path("/srv/written").read_text() == "by the first host\n" and another.path("/srv/kept").exists()
     assert (tree / "srv" / "removed").exists()  # the tree itself untouched
-    assert _mounts_under(tmp_path) == []
+    assert testhost.mounts_under(tmp_path) == []
 
 
 def test_the_session_directory_is_the_parent_only_in_an_xdist_worker(monkeypatch, tmp_path):
@@ -107,7 +102,7 @@ def test_a_first_run_killed_with_its_host_mounted_is_made_again_by_the_next_proc
     (tree / "etc").mkdir()
     killed = testhost.Host(None, directory / "host", lower=[tree])
     killed.mount()  # and never unmounted: SIGKILL
-    assert _mounts_under(directory)
+    assert testhost.mounts_under(directory)
     made = []
 
     def build(out):
@@ -119,8 +114,8 @@ def test_a_first_run_killed_with_its_host_mounted_is_made_again_by_the_next_proc
         assert build_once(directory, build) == directory
         assert made == [directory]
         assert sorted(path.name for path in directory.iterdir()) == ["complete", "result.json"]
-        assert _mounts_under(tmp_path) == []
+        assert testhost.mounts_under(tmp_path) == []
         assert os.path.exists("/proc/self/status")  # the host's /proc untouched
     finally:
-        for point in _mounts_under(tmp_path):
+        for point in testhost.mounts_under(tmp_path):
             subprocess.run(["umount", "-l", point], check=False)

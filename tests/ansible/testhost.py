@@ -137,12 +137,22 @@ def _remove_unfinished(entry):
     if entry.exists():
         leftovers.append(entry)
     for leftover in leftovers:
-        inside = str(leftover.resolve()) + "/"
-        with open("/proc/self/mounts", encoding="utf-8") as mounts:
-            points = [line.split()[1] for line in mounts if line.split()[1].startswith(inside)]
-        for point in sorted(points, reverse=True):  # the deepest first
-            subprocess.run(["umount", "-l", point], check=False)
-        shutil.rmtree(leftover)
+        remove_with_its_mounts(leftover)
+
+
+def mounts_under(path):
+    """The mount points inside PATH (not PATH itself), as /proc/self/mounts lists them."""
+    inside = str(Path(path).resolve()) + "/"
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        return [line.split()[1] for line in mounts if line.split()[1].startswith(inside)]
+
+
+def remove_with_its_mounts(path):
+    """Remove the tree at PATH, unmounting first whatever is still mounted inside it (an overlay, the /proc in it),
+    the deepest first, so that the removal neither fails on a mount point nor reaches into a live /proc."""
+    for point in sorted(mounts_under(path), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+    shutil.rmtree(path)
 
 
 class Host:
