@@ -7,6 +7,19 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config):
+    """One compute thread per process when pytest-xdist runs several test processes (`make test`: TEST_PROCESSES).
+
+    PyTorch sizes its intra-op pool (OpenMP) to the machine's cores, and its OpenMP threads spin while they wait for
+    work: with several test processes, each with its own training runs, on 2 cores the threads fight over them and
+    the spinning is paid in CPU time (`dlbench run resnet18` on the CPU beside other jobs: 70 CPU s with 2 threads,
+    48 with one, and faster). torchrun sets OMP_NUM_THREADS=1 for the same reason when it starts several processes
+    on a node (torch/distributed/run.py). Set in the controller before xdist starts its workers, so that the workers
+    and every process a test starts inherit it; a value the user set is kept."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def run_dlbench(*args, timeout=300, **kwargs):
     """`dlbench ...` as a user runs it: a separate process, so exit codes and stderr are the real ones."""
     return subprocess.run(

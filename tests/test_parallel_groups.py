@@ -25,6 +25,7 @@ spec = importlib.util.spec_from_file_location("repository_conftest", {str(ROOT /
 repository = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(repository)
 pytest_collection_modifyitems = repository.pytest_collection_modifyitems
+pytest_configure = repository.pytest_configure
 
 
 def record(kind, name):
@@ -63,6 +64,8 @@ def test_uses_the_host(provisioned, n):
 """
 
 INDEPENDENT = """
+import subprocess
+
 import pytest
 from conftest import record
 
@@ -70,10 +73,13 @@ from conftest import record
 @pytest.mark.parametrize("n", range(12))
 def test_independent(n):
     record("test", "independent")
+    # what a process this test starts is told: the compute threads it may use
+    threads = subprocess.run(["sh", "-c", "echo ${OMP_NUM_THREADS:-unset}"], capture_output=True, text=True)
+    record("threads", threads.stdout.strip())
 """
 
 
-def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path):
+def small_project(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     (project / "conftest.py").write_text(CONFTEST)
@@ -81,17 +87,25 @@ def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path)
     (project / "test_host_a.py").write_text(MODULE_USING_THE_HOST)
     (project / "test_host_b.py").write_text(MODULE_USING_THE_HOST)
     (project / "test_independent.py").write_text(INDEPENDENT)
-    record = tmp_path / "record.txt"
+    return project
+
+
+def run_project(project, record, processes, **env):
+    """The project's tests as make test runs them; the lines they recorded, split."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "3", "--dist", "loadgroup", "."],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(processes), "--dist", "loadgroup"],
         cwd=project,
-        env={"RECORD": str(record), "PATH": "/usr/bin:/bin"},
+        env={"RECORD": str(record), "PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = [line.split() for line in record.read_text().splitlines()]
+    return [line.split() for line in record.read_text().splitlines()]
+
+
+def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path):
+    lines = run_project(small_project(tmp_path), tmp_path / "record.txt", 3)
     for name in ("shared_run", "provisioned"):
         setups = [worker for kind, what, worker in lines if kind == "setup" and what == name]
         tests = {worker for kind, what, worker in lines if kind == "test" and what == name}
@@ -99,6 +113,13 @@ def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path)
         assert tests == set(setups), f"{name}'s tests ran in {tests}"
     # and the rest is spread: parallel processes, not one
     assert len({worker for *_, worker in lines}) > 1
+    # each process a test starts computes on one thread, as torchrun's ranks do
+    assert {what for kind, what, _ in lines if kind == "threads"} == {"1"}
+
+
+def test_a_thread_count_the_user_set_is_kept(tmp_path):
+    lines = run_project(small_project(tmp_path), tmp_path / "record.txt", 2, OMP_NUM_THREADS="3")
+    assert {what for kind, what, _ in lines if kind == "threads"} == {"3"}
 
 
 def test_no_test_asks_for_a_module_scoped_fixture_by_name():
