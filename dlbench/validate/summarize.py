@@ -26,6 +26,7 @@ import os
 import statistics
 from collections import Counter
 from itertools import compress, count
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -250,29 +251,39 @@ def _usable_cores() -> int:
 
 def load_digests(folder: Path) -> list[Digest]:
     """The digest of every report under `folder`, in path order; refused with one line at the first bad file."""
+    return list(_read_digests(folder))
+
+
+def _read_digests(folder: Path) -> Iterator[Digest]:
+    """`load_digests` one at a time, as the workers send them back: the main process adds each up while the workers
+    read the next, instead of alone after them."""
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of reports")
     # in Path order (a path's parts compared in turn), handed to the workers as text: it pickles in a fraction of the
     # time a Path does
     paths = [str(path) for path in sorted(folder.rglob("*.json"), key=_parts)]
+    found = False
+    for kind, payload in _answers(paths):  # in path order: the first bad file is the one named
+        if kind == "error":
+            raise UserError(payload)
+        if kind == "report":
+            found = True
+            yield payload
+    if not found:
+        raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
+
+
+def _answers(paths: list[str]) -> Iterator[tuple[str, object]]:
+    """`_digest_file` of each path, in their order."""
     workers = min(_usable_cores(), 16)
     if len(paths) >= PARALLEL_FROM and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         # the workers hold each report only while digesting it: no cycle collection there either
         with ProcessPoolExecutor(workers, initializer=gc.disable) as pool:
-            answers = list(pool.map(_digest_file, paths, chunksize=CHUNK))
+            yield from pool.map(_digest_file, paths, chunksize=CHUNK)
     else:
-        answers = [_digest_file(path) for path in paths]
-    digests = []
-    for kind, payload in answers:  # in path order: the first bad file is the one named
-        if kind == "error":
-            raise UserError(payload)
-        if kind == "report":
-            digests.append(payload)
-    if not digests:
-        raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
-    return digests
+        yield from map(_digest_file, paths)
 
 
 def _malformed(report: dict) -> str | None:
@@ -370,18 +381,28 @@ def against_median(reports: list[dict], below: float | None = None) -> list[dict
 
 def _against_median(hosts, below: float | None) -> list[dict]:
     """`against_median` of (model, host, rate figures) per host."""
-    # at 10,000 hosts there are a million figures: they are kept as one flat list of values per (model, check), with
-    # the offset where each host's values end, and a record is built only for those asked for
-    figures: dict[tuple[str, str], tuple[list, list, list]] = {}
+    figures: dict = {}
     for model, host, rates in hosts:
-        for check_id, gpus, values in rates:
-            found = figures.get((model, check_id))
-            if found is None:
-                found = figures[(model, check_id)] = ([], [], [])
-            all_values, ends, owners = found
-            all_values += values
-            ends.append(len(all_values))
-            owners.append((host, gpus))
+        _add_figures(figures, model, host, rates)
+    return _below_median(figures, below)
+
+
+def _add_figures(figures: dict, model: str, host: str | None, rates: list) -> None:
+    """One host's rate figures added to `figures`: at 10,000 hosts there are a million, kept as one flat list of values
+    per (model, check) with the offset where each host's values end, so that a record is built only for those asked
+    for (`_below_median`)."""
+    for check_id, gpus, values in rates:
+        found = figures.get((model, check_id))
+        if found is None:
+            found = figures[(model, check_id)] = ([], [], [])
+        all_values, ends, owners = found
+        all_values += values
+        ends.append(len(all_values))
+        owners.append((host, gpus))
+
+
+def _below_median(figures: dict, below: float | None) -> list[dict]:
+    """`against_median` of the figures `_add_figures` collected."""
     found = []
     for (model, check_id), (values, ends, owners) in sorted(figures.items()):
         if len(values) < 3:
@@ -544,21 +565,32 @@ def summary(reports: list[dict], tolerance: float) -> dict:
     return summary_of([digest(report) for report in reports], tolerance)
 
 
-def summary_of(digests: list[Digest], tolerance: float) -> dict:
-    """The fleet summary of the reports' digests, in their order; its "hosts" are their entries, encoded as JSON
-    (`encode` writes them into the summary's JSON as they are)."""
-    verdicts = [d.verdict for d in digests]
+def summary_of(digests: Iterable[Digest], tolerance: float, kept: list | None = None) -> dict:
+    """The fleet summary of the reports' digests, in their order, added up in one pass as they come (each one also
+    appended to `kept` where given); its "hosts" are their entries, encoded as JSON (`encode` writes them into the
+    summary's JSON as they are)."""
+    verdicts, families, failures, versions, hosts, shapes, figures = Counter(), [], [], [], [], set(), {}
+    for d in digests:
+        if kept is not None:
+            kept.append(d)
+        verdicts[d.verdict] += 1
+        families.append(d.families)
+        failures += d.failures
+        versions.append((d.host, d.versions))
+        hosts.append(d.entry)
+        shapes.add(d.check_ids)  # most hosts share one tuple of checks
+        _add_figures(figures, d.model, d.host, d.figures)
     return {
         "schema_version": SCHEMA_VERSION,
-        "host_count": len(digests),
-        "host_verdicts": {v: verdicts.count(v) for v in ("FAIL", "WARN", "PASS")},
-        "families": _family_counts(d.families for d in digests),
-        "failures": [failure for d in digests for failure in d.failures],
-        "versions": _version_groups([(d.host, d.versions) for d in digests]),
-        "hosts": [d.entry for d in digests],
-        "checks": sorted(set().union(*{d.check_ids for d in digests})),  # most hosts share one tuple of checks
+        "host_count": len(hosts),
+        "host_verdicts": {v: verdicts[v] for v in ("FAIL", "WARN", "PASS")},
+        "families": _family_counts(families),
+        "failures": failures,
+        "versions": _version_groups(versions),
+        "hosts": hosts,
+        "checks": sorted(set().union(*shapes)),
         "outlier_tolerance": tolerance,
-        "outliers": _against_median(((d.model, d.host, d.figures) for d in digests), below=tolerance),
+        "outliers": _below_median(figures, tolerance),
     }
 
 
@@ -647,8 +679,8 @@ def _summarize(folder: Path, tolerance: float, output: Path | None, csv_path: Pa
     from rich.console import Console
     from rich.markup import escape
 
-    digests = load_digests(folder)
-    result = summary_of(digests, tolerance)
+    digests: list[Digest] = []
+    result = summary_of(_read_digests(folder), tolerance, kept=digests)  # added up as the workers send them
     console = Console()
     _print_lead(console, result)
     _print_list(
