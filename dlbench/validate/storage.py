@@ -23,9 +23,10 @@ conservatively so that a healthy array never fails: RAID 0 stripes every large w
 the sum of theirs; RAID 10 the sum divided by the copies it keeps (md/layout: near copies in its low byte, far copies
 in the next, drivers/md/raid10.c setup_geo); RAID 4/5/6 reads the data members (all but one or two parity) in
 parallel, so that many times the slowest member, and a write is held to the slowest member alone (parity is computed
-by md's stripe cache, which one stream does not keep full); RAID 1 writes every mirror and reads one stream from one
-mirror (raid1.c read_balance), linear fills one member after another, and device-mapper's mapping (linear, striped
-or mirrored) is not in sysfs (only `dmsetup table`, as root): all three are held to their slowest member.
+by md's stripe cache, which one stream does not keep full); RAID 1 writes every mirror and may serve a sequential
+stream's reads from one mirror (raid1.c read_balance keeps a sequential read on the disk that served the last one),
+linear fills one member after another, and device-mapper's mapping (linear, striped or mirrored) is not in sysfs
+(only `dmsetup table`, as root): all three are held to their slowest member.
 
 Input pipeline: a folder of JPEG images of ImageNet's average size is written to the data disk, dropped from the
 page cache, and read through dlbench's own loader (`dlbench run --data`: ImageFolder, decode, resize to 224, the
