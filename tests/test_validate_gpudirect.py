@@ -218,6 +218,52 @@ def test_a_grace_gpu_with_a_nic_on_its_own_grace_passes_as_nccls_c2c_path(tmp_pa
     assert {pairs[f"{d}:01:00.0"]["nic"][:4] for d in ("0008", "0009")} <= {"0000", "0002"}
     assert {pairs[f"{d}:01:00.0"]["nic"][:4] for d in ("0018", "0019")} <= {"0010", "0012"}
     assert "NVLink-C2C" in check.detail and "P2C" in check.source
+    # recognised by the PCI device id here (the simulated NVML GPU is not on this board's bus)
+    assert set(check.data["c2c"].values()) == {"PCI device id (Linux nvgrace-gpu's table)"}
+
+
+def test_acs_on_c2c_attached_gpus_is_skipped_saying_their_peer_traffic_crosses_no_pcie_switch(tmp_path):
+    check = checks(grace_board(tmp_path))["gpudirect.acs"]
+    assert check.verdict == SKIP
+    assert "GPU 0008:01:00.0, 0009:01:00.0, 0018:01:00.0, 0019:01:00.0 reach their NIC over NVLink-C2C" in check.detail
+    assert "no switch port's ACS redirect lies on the path" in check.detail and "nvgrace-gpu" in check.detail
+
+
+# A Grace GPU this code has no PCI device id for (a newer one than Linux's nvgrace-gpu table lists: 0x3fff stands for
+# it), each one NVML answers for at its place on the board; the C2C link count is illustrative (NCCL only asks for
+# a count above 0 with a link active, src/graph/xml.cc)
+NEW_GRACE_GPU = ("0x10de", "0x3fff", "0x030200")
+
+
+def _grace_nvml(links: int = 10, status: int = 1) -> list[dict]:
+    return [
+        {
+            "preset": "h100-sxm",
+            "values": {
+                "pci_bus_id": f"0000{domain}:01:00.0",
+                "c2c_links": links,
+                "c2c_status": {str(link): status for link in range(links)},
+            },
+        }
+        for domain in GRACE_GPUS
+    ]
+
+
+def test_a_grace_gpu_is_recognised_by_nvmls_c2c_links_as_nccl_reads_them_without_its_pci_id(tmp_path):
+    check = checks(grace_board(tmp_path, gpu=NEW_GRACE_GPU), gpus=_grace_nvml())["gpudirect.nic_affinity"]
+    assert check.verdict == PASS, check.detail
+    assert {pair["path"] for pair in check.data["pairs"].values()} == {"P2C"}
+    assert check.data["c2c"] == {f"{domain}:01:00.0": "NVML: 10 active C2C links" for domain in GRACE_GPUS}
+    # without NVML's answer the unknown id is a PCIe GPU: through the host bridge only
+    unknown = checks(grace_board(tmp_path / "b", gpu=NEW_GRACE_GPU))["gpudirect.nic_affinity"]
+    assert unknown.verdict == WARN and {pair["path"] for pair in unknown.data["pairs"].values()} == {"PHB"}
+
+
+def test_nvml_with_no_active_c2c_link_outranks_the_pci_id(tmp_path):
+    # NCCL adds no C2C link when none is active (src/graph/xml.cc: count of links with status 1): nor does validate
+    check = checks(grace_board(tmp_path), gpus=_grace_nvml(status=0))["gpudirect.nic_affinity"]
+    assert check.verdict == WARN and check.data["c2c"] == {}
+    assert {pair["path"] for pair in check.data["pairs"].values()} == {"PHB"}
 
 
 def test_a_grace_gpu_whose_nearest_nic_is_on_the_other_grace_fails(tmp_path):

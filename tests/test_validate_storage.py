@@ -64,16 +64,37 @@ def _data_disk_as_sata_ssd(tmp_path):
     name = storage.disk_of(tmp_path)
     if name is None:
         pytest.skip(f"{tmp_path} is on no block device here")
-    block = tmp_path / "host" / "sys" / "block" / name
-    (block / "queue").mkdir(parents=True)
-    (block / "device").mkdir()
     sectors = int(open(f"/sys/block/{name}/size").read())
-    (block / "size").write_text(f"{sectors}\n")
-    (block / "queue" / "rotational").write_text("0\n")
+    host = tmp_path / "host"
+    block = _disk(host, f"pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/{name}", sectors)
+    (block / "device").mkdir()
     (block / "device" / "vendor").write_text("ATA     \n")
     data = tmp_path / "data"
     data.mkdir()
-    return RecordedHost(tmp_path / "host"), data, sectors * 512
+    _link(host / "sys/dev/block" / _device_number(data), block)
+    return RecordedHost(host), data, sectors * 512
+
+
+def _link(link, target):
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(target, link.parent))
+
+
+def _device_number(path) -> str:
+    """MAJOR:MINOR of the file system holding `path`, as /sys/dev/block names its devices."""
+    device = os.stat(path).st_dev
+    return f"{os.major(device)}:{os.minor(device)}"
+
+
+def _disk(host, path: str, sectors: int):
+    """A block device in sysfs's layout: its directory under /sys/devices with `size` (512-byte sectors) and
+    `queue/rotational` (Documentation/ABI/stable/sysfs-block), and /sys/block/NAME linking to it."""
+    block = host / "sys/devices" / path
+    (block / "queue").mkdir(parents=True)
+    (block / "size").write_text(f"{sectors}\n")
+    (block / "queue" / "rotational").write_text("0\n")
+    _link(host / "sys/block" / block.name, block)
+    return block
 
 
 @pytest.mark.parametrize(
@@ -209,3 +230,128 @@ def test_on_gpus_every_loader_worker_gets_several_batches_after_its_first():
     workers = 8 * 12
     batches = storage.pipeline_images(True, workers) // storage.PIPELINE_BATCH
     assert batches >= workers * (storage.BATCHES_PER_WORKER + 1)
+
+
+# A 3.84 TB NVMe drive (Samsung PM9A3 MZQL23T8HCLS: 7,501,476,528 sectors of 512 bytes) and the sequential rates
+# declared for it in these tests (illustrative: the rule is what is tested, not a datasheet)
+NVME_SECTORS = 7_501_476_528
+DECLARED_RATE = "400MB/s"
+
+
+def _array_host(tmp_path, level: str, members: int, layout: str = "0", lvm: bool = False, md: bool = True):
+    """The data folder's file system on an md array of NVMe partitions (and, with `lvm`, on an LVM volume over it), in
+    the kernel's layout: /sys/dev/block/MAJOR:MINOR and /sys/block/NAME link to the device under /sys/devices
+    (Documentation/ABI/testing/sysfs-dev); a partition is a directory inside its disk's, with a `partition` file
+    (Documentation/ABI/stable/sysfs-block); an md array is a virtual block device whose md/level, md/raid_disks and
+    md/layout describe it (Documentation/admin-guide/md.rst, "MD devices in sysfs") and whose slaves/ link to each
+    member, as a dm device's do (block/holder.c, bd_link_disk_holder); a dm device names its mapping in dm/name and
+    dm/uuid, "LVM-" for LVM (Documentation/ABI/testing/sysfs-block-dm). Without `md`, the LVM volume spans the
+    partitions directly. The checkpoint is written to this machine's real disk: only the layout is recorded."""
+    host, data = tmp_path / "host", tmp_path / "data"
+    data.mkdir()
+    partitions = []
+    for n in range(members):
+        path = f"pci0000:00/0000:00:01.{n + 1}/0000:0{n + 1}:00.0/nvme/nvme{n}/nvme{n}n1"
+        disk = _disk(host, path, NVME_SECTORS)
+        partition = disk / f"nvme{n}n1p1"
+        partition.mkdir()
+        (partition / "partition").write_text("1\n")
+        (partition / "size").write_text(f"{NVME_SECTORS - 4096}\n")
+        partitions.append(partition)
+    top = None
+    if md:
+        top = _disk(host, "virtual/block/md0", NVME_SECTORS * members)
+        (top / "md").mkdir()
+        for name, value in (("level", level), ("raid_disks", members), ("layout", layout)):
+            (top / "md" / name).write_text(f"{value}\n")
+        for partition in partitions:
+            _link(top / "slaves" / partition.name, partition)
+    if lvm:
+        volume = _disk(host, "virtual/block/dm-0", NVME_SECTORS * members)
+        (volume / "dm").mkdir()
+        (volume / "dm" / "name").write_text("vg0-data\n")
+        (volume / "dm" / "uuid").write_text("LVM-Kx3Yq0Zr8uW2kL5mN7pQ9sT1vX3zB5dF7hJ9lN1pR3tV5xZ7bD9fH1jL3nP5rT7\n")
+        for lower in [top] if top is not None else partitions:
+            _link(volume / "slaves" / lower.name, lower)
+        top = volume
+    _link(host / "sys/dev/block" / _device_number(data), top)
+    return RecordedHost(host), data
+
+
+def _nvme_spec(tmp_path, count: int, rate: str = DECLARED_RATE, kind: str = "NVMe SSD"):
+    document = {
+        "hardware": {"storage": [{"type": kind, "size": "3.84TB", "count": count, "read": rate, "write": rate}]}
+    }
+    return spec.parse(document, tmp_path / "spec.yml")
+
+
+@pytest.mark.parametrize(
+    "level, members, layout, lvm, md, read_floor, write_floor, rule",
+    [
+        # RAID 0 stripes a large write over every member: the sum
+        ("raid0", 2, "0", False, True, 0.8, 0.8, "md0, raid0: the sum of its members' (striped)"),
+        # RAID 1 writes every mirror and reads one stream from one mirror: the slowest member
+        ("raid1", 2, "0", False, True, 0.4, 0.4, "md0, raid1: its slowest member's"),
+        # RAID 10, near=2 (md/layout 0x102 = 258, mdadm's default): the sum over two copies
+        ("raid10", 4, "258", False, True, 0.8, 0.8, "md0, raid10: the sum of its members' over 2 copies"),
+        # RAID 5 of three: two data members read in parallel; a write held to the slowest member
+        (
+            "raid5",
+            3,
+            "2",
+            False,
+            True,
+            0.8,
+            0.4,
+            ("md0, raid5: 2 data members × the slowest member's", "md0, raid5: its slowest member's"),
+        ),
+        # LVM on RAID 0: the volume's one member is the array, judged as above
+        ("raid0", 2, "0", True, True, 0.8, 0.8, "dm-0, device-mapper: its slowest member's"),
+        # LVM straight over two disks: sysfs does not say linear or striped, so the slowest member
+        ("", 2, "0", True, False, 0.4, 0.4, "dm-0, device-mapper: its slowest member's"),
+    ],
+)
+def test_a_data_folder_on_raid_or_lvm_is_judged_by_what_its_member_disks_allow(
+    tmp_path, level, members, layout, lvm, md, read_floor, write_floor, rule
+):
+    host, data = _array_host(tmp_path, level, members, layout, lvm, md)
+    ctx = context(
+        data_dir=data,
+        checkpoint_bytes=storage.MINIMUM_BYTES,
+        spec=_nvme_spec(tmp_path, members),
+        spec_path="s.yml",
+        host=host,
+    )
+    write, read = storage.checkpoint(ctx, data, storage.MINIMUM_BYTES)
+    top = "dm-0" if lvm else "md0"
+    assert f"{data} is on {top} (" in write.detail and "disks of the spec (NVMe SSD: NVMe SSD)" in write.detail
+    read_rule, write_rule = rule if isinstance(rule, tuple) else (rule, rule)
+    for result, floor, said in ((write, write_floor, write_rule), (read, read_floor, read_rule)):
+        kind = result.id.rsplit("_", 1)[1]
+        assert result.expected.startswith(f">= {floor:.2f} GB/s ({said} {kind} floor")
+        # each member disk's own floor is named in the evidence
+        assert f"nvme1n1: the spec's NVMe SSD {kind} 0.4 GB/s" in result.expected
+        # judged against the array's floor: PASS exactly where this machine's disk reached it
+        assert result.verdict == (PASS if result.measured >= floor else FAIL), (result.measured, result.detail)
+    assert list(data.iterdir()) == []
+
+
+def test_an_array_judged_against_rates_no_disk_reaches_fails_and_any_disk_reaches_passes(tmp_path):
+    for rate, verdict in (("1000TB/s", FAIL), ("1MB/s", PASS)):
+        folder = tmp_path / verdict
+        folder.mkdir()
+        host, data = _array_host(folder, "raid0", 2)
+        parsed = _nvme_spec(folder, 2, rate)
+        ctx = context(data_dir=data, checkpoint_bytes=storage.MINIMUM_BYTES, spec=parsed, spec_path="s.yml", host=host)
+        write, read = storage.checkpoint(ctx, data, storage.MINIMUM_BYTES)
+        assert write.verdict == read.verdict == verdict, write.detail
+
+
+def test_an_array_with_a_member_of_another_kind_than_the_spec_declares_is_a_warning(tmp_path):
+    host, data = _array_host(tmp_path, "raid1", 2)
+    parsed = _nvme_spec(tmp_path, 2, kind="SATA SSD")
+    ctx = context(data_dir=data, checkpoint_bytes=storage.MINIMUM_BYTES, spec=parsed, spec_path="s.yml", host=host)
+    write, read = storage.checkpoint(ctx, data, storage.MINIMUM_BYTES)
+    assert write.verdict == read.verdict == WARN
+    assert "is on md0 (raid1 of nvme0n1, nvme1n1): nvme0n1 (NVMe SSD), not on the spec's SATA SSD" in write.detail
+    assert "--data-dir" in write.detail

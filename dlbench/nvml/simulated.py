@@ -264,7 +264,8 @@ class SimulatedGpu:
         self.spec = PRESETS[self.preset]
         self.values = {**DEFAULT_VALUES, "power_limit_mw": self.spec["power_limit_mw"], **self.values}
         self.uuid = f"GPU-fa4e{self.index:04d}-0000-4000-8000-{self.preset.encode().hex()[:12]:0<12}"
-        self.pci_bus_id = f"00000000:{0x18 + self.index * 0x10:02X}:00.0"
+        # a scenario's "pci_bus_id" places the GPU where a recorded PCI bus has it (a Grace board's 0008:01:00.0)
+        self.pci_bus_id = self.values.get("pci_bus_id") or f"00000000:{0x18 + self.index * 0x10:02X}:00.0"
 
     def check(self, call: str, refresh=lambda: None) -> None:
         if self.lost:
@@ -813,6 +814,13 @@ def _field(gpu: SimulatedGpu, field_id: int, scope: int, cuda_version: int = CUD
         return values[_PCIE_FIELDS[field_id]]
     if field_id == _real.NVML_FI_DEV_NVLINK_LINK_COUNT:
         return gpu.spec["nvlinks"] or None
+    # NVLink-C2C to a Grace CPU: the link count where the preset (or the scenario's "c2c_links") has one, each link's
+    # status (1 active, 0 inactive) from values["c2c_status"][link]; NOT_SUPPORTED on GPUs without C2C
+    c2c_links = values.get("c2c_links", gpu.spec.get("c2c_links"))
+    if field_id == _real.NVML_FI_DEV_C2C_LINK_COUNT:
+        return c2c_links
+    if field_id == _real.NVML_FI_DEV_C2C_LINK_GET_STATUS and c2c_links and scope < c2c_links:
+        return values.get("c2c_status", {}).get(str(scope), 1)
     if field_id in _NVLINK_FIELDS and scope < gpu.spec["nvlinks"]:
         name, default = _NVLINK_FIELDS[field_id]
         return values["nvlink"].get(str(scope), {}).get(name, default)

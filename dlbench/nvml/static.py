@@ -79,6 +79,24 @@ def read_nvlinks(nvml: Any, index: int) -> NvLinks | None:
     return NvLinks(count, per_link.pop("state"), per_link)
 
 
+def read_c2c_links(nvml: Any, index: int) -> int | None:
+    """Active NVLink-C2C links between the GPU and its CPU (Grace Hopper, Grace Blackwell), read as NCCL reads them
+    (NVIDIA/nccl src/graph/xml.cc, for compute capability 9.0 and newer: NVML_FI_DEV_C2C_LINK_COUNT, then
+    NVML_FI_DEV_C2C_LINK_GET_STATUS per link with the link as scope, 1 = active); None where NVML does not answer the
+    count (an older driver or binding, or a GPU without the field)."""
+    if not hasattr(nvml, "NVML_FI_DEV_C2C_LINK_COUNT"):
+        return None
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    except nvml.NVMLError:
+        return None
+    count = _fields(nvml, handle, [(nvml.NVML_FI_DEV_C2C_LINK_COUNT, 0)]).get((nvml.NVML_FI_DEV_C2C_LINK_COUNT, 0))
+    if count is None or not count:
+        return count
+    status = _fields(nvml, handle, [(nvml.NVML_FI_DEV_C2C_LINK_GET_STATUS, link) for link in range(count)])
+    return sum(1 for value in status.values() if value == 1)
+
+
 def _value(nvml: Any, call: str, *args):
     try:
         return getattr(nvml, call)(*args)

@@ -41,7 +41,13 @@ WARN. NCCL gives the GPU a C2C link to its CPU (src/graph/xml.cc, NVML_FI_DEV_C2
 ncclTopoAddC2c), and a NIC on that CPU's host bridges is then PATH_P2C, "C2C + PHB" (src/graph/paths.cc,
 mergePathType), on which GPUDirect RDMA is on by default since NCCL 2.27 (NCCL_NET_GDR_C2C=1; ncclTopoCheckGdr's
 level is PATH_P2C); a NIC on the other Grace is still SYS. So a C2C-attached GPU whose nearest NIC is on its own CPU
-PASSes (path "P2C").
+PASSes (path "P2C"). Which GPUs are C2C-attached is read as NCCL reads it, NVML's count of active C2C links
+(NVML_FI_DEV_C2C_LINK_COUNT and NVML_FI_DEV_C2C_LINK_GET_STATUS, src/graph/xml.cc), so a Grace GPU newer than this
+code is recognised; the PCI device ids above are the fallback where NVML does not answer (an older driver, or no NVML).
+ACS has nothing to judge on such a pair: the NIC's RDMA into the GPU's memory does not go to a PCIe BAR behind a
+switch port but through the CPU over the coherent chip-to-chip link (Linux drivers/vfio/pci/nvgrace-gpu, the patch
+that added it: the GPU's PCI BAR "is not used to access device memory once the faster chip-to-chip interconnect is
+initialized"), so no switch's ACS redirect lies on the path, and `gpudirect.acs` says so in its SKIP.
 
 GPU memory to the NIC: the nvidia-peermem module, which "must be loaded on each node boot" (NCCL troubleshooting,
 "GPU-to-NIC communication"; MLNX_OFED's older nv_peer_mem), or DMA-BUF, which needs NVIDIA's open kernel modules
@@ -156,10 +162,31 @@ def c2c_attached(host: HostReader, address: str) -> bool:
         return False
 
 
-def gpus(host: HostReader) -> list[Function]:
+def gpus(host: HostReader, c2c_links: dict[str, int] | None = None) -> list[Function]:
+    """The GPUs on the PCI bus, each C2C-attached where NVML counts an active C2C link for it (`c2c_links`: PCI
+    address -> active links, for the GPUs NVML answers for), else where its PCI device id says so."""
     addresses = facts.nvidia_pci_gpus(host) or []
-    placed = (_place(host, address, c2c=c2c_attached(host, address)) for address in addresses)
+    links = c2c_links or {}
+    placed = (
+        _place(host, address, c2c=links[address] > 0 if address in links else c2c_attached(host, address))
+        for address in addresses
+    )
     return [f for f in placed if f is not None]
+
+
+def nvml_c2c_links(ctx) -> dict[str, int]:
+    """PCI address (as sysfs names it) -> active NVLink-C2C links NVML reports, for each GPU NVML answers the count
+    for (nvml.static.read_c2c_links)."""
+    from dlbench.nvml import static
+
+    if not ctx.reader.up:
+        return {}
+    found = {}
+    for gpu in ctx.gpus:
+        links = static.read_c2c_links(ctx.reader.nvml, gpu.index)
+        if links is not None and getattr(gpu, "pci_bus_id", None):
+            found[gpu.pci_bus_id.lower()[-12:]] = links  # NVML's "00000008:01:00.0" -> sysfs's "0008:01:00.0"
+    return found
 
 
 def rdma_nics(host: HostReader) -> list[Function]:
@@ -305,6 +332,16 @@ def acs(host: HostReader, gpus_by_address: dict[str, Function], pairs, vm: str |
             for bridge in in_between(gpus_by_address[gpu], nic):
                 bridges.setdefault(bridge, []).append(f"GPU {gpu} - NIC {nic.address}")
     if not bridges:
+        over_c2c = sorted(gpu for gpu, (_, path) in pairs.items() if path == C2C_CPU)
+        if over_c2c:
+            return skip(
+                check_id,
+                title,
+                f"GPU {', '.join(over_c2c)} reach their NIC over NVLink-C2C and their Grace CPU's root port (NCCL's "
+                "P2C): the NIC's RDMA into a C2C-attached GPU's memory goes through the CPU's coherent chip-to-chip "
+                "link, not to a PCIe BAR behind a switch (Linux drivers/vfio/pci/nvgrace-gpu), so no switch port's "
+                "ACS redirect lies on the path; no other GPU shares a PCIe switch with an RDMA NIC",
+            )
         return skip(check_id, title, "no GPU shares a PCIe switch with an RDMA NIC: no switch port to judge")
     controls, unread = {}, []
     for bridge in sorted(bridges):
@@ -549,7 +586,8 @@ def bandwidth(host: HostReader, pairs, gpu_indexes: dict[str, int], dmabuf: bool
 
 def run(ctx) -> list[CheckResult]:
     host = ctx.host
-    found_gpus = gpus(host)
+    c2c_links = nvml_c2c_links(ctx)
+    found_gpus = gpus(host, c2c_links)
     nics = rdma_nics(host)
     title = "The GPUDirect RDMA path"
     if not found_gpus:
@@ -567,8 +605,17 @@ def run(ctx) -> list[CheckResult]:
     # NVML's bus id "00000000:18:00.0" -> the sysfs address, for ib_write_bw's --use_cuda index
     indexes = {g.pci_bus_id.lower()[-12:]: g.index for g in ctx.gpus if getattr(g, "pci_bus_id", None)}
     driver = peermem(host)
+    affinity = topology(pairs, vm)
+    # how each C2C-attached GPU was recognised: NVML's active C2C links (as NCCL reads them), or its PCI device id
+    affinity.data["c2c"] = {
+        gpu.address: f"NVML: {c2c_links[gpu.address]} active C2C links"
+        if gpu.address in c2c_links
+        else "PCI device id (Linux nvgrace-gpu's table)"
+        for gpu in found_gpus
+        if gpu.c2c
+    }
     return [
-        topology(pairs, vm),
+        affinity,
         acs(host, {g.address: g for g in found_gpus}, pairs, vm),
         iommu(host, pairs, vm),
         driver,

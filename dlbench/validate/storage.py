@@ -12,6 +12,22 @@ spec, the folder must be on a disk the spec declares, and where that declaration
 (`read`, `write`, times its `fraction`, default 1: the purchase's numbers, as no public ratio says what one fsync'd
 stream reaches of a datasheet figure), the measured rates must reach them or FAIL.
 
+A data folder on software RAID (md) or LVM (device-mapper) is judged through the array to its disks: the block device
+of the folder's file system (/sys/dev/block/MAJOR:MINOR, Documentation/ABI/testing/sysfs-dev) lists the devices it
+is built on in /sys/block/NAME/slaves/ (one link per member, made by block/holder.c, bd_link_disk_holder: "if
+/dev/dm-0 maps to /dev/sda ... /sys/block/dm-0/slaves/sda"; a member that is a partition leads to its disk, whose
+directory holds the partition's); an md array's level is /sys/block/mdN/md/level ("raid0, raid1, raid5, linear, ...",
+Documentation/admin-guide/md.rst, "MD devices in sysfs"). Every member disk must be one the spec declares, and where
+the declarations give rates, one sequential stream through the array is held to what its members allow, counted
+conservatively so that a healthy array never fails: RAID 0 stripes every large write and read over all members, so
+the sum of theirs; RAID 10 the sum divided by the copies it keeps (md/layout: near copies in its low byte, far copies
+in the next, drivers/md/raid10.c setup_geo); RAID 4/5/6 reads the data members (all but one or two parity) in
+parallel, so that many times the slowest member, and a write is held to the slowest member alone (parity is computed
+by md's stripe cache, which one stream does not keep full); RAID 1 writes every mirror and may serve a sequential
+stream's reads from one mirror (raid1.c read_balance keeps a sequential read on the disk that served the last one),
+linear fills one member after another, and device-mapper's mapping (linear, striped or mirrored) is not in sysfs
+(only `dmsetup table`, as root): all three are held to their slowest member.
+
 Input pipeline: a folder of JPEG images of ImageNet's average size is written to the data disk, dropped from the
 page cache, and read through dlbench's own loader (`dlbench run --data`: ImageFolder, decode, resize to 224, the
 DataLoader workers a run would use on every GPU together) for a bounded time; the rate in images/s is judged against
@@ -24,10 +40,12 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlbench.errors import UserError
 from dlbench.hostspec import units
+from dlbench.hostspec.reader import HostReader, Unanswered
 from dlbench.validate import baselines
 from dlbench.validate.context import Context
 from dlbench.checks import FAIL, INFO, PASS, WARN, CheckResult, skip
@@ -132,16 +150,73 @@ def write_read(directory: Path, size: int, budget: float) -> dict:
     return {"bytes": written, "write_seconds": write_seconds, "read_seconds": read_seconds, "read_bytes": read}
 
 
-def disk_of(directory: Path) -> str | None:
-    """The block device (as /sys/block names it: nvme0n1, sda, vda) holding `directory`; None for a file system
-    without one (tmpfs, overlay, NFS). /sys/dev/block/MAJOR:MINOR links to the device; a partition's parent is the
-    disk (Documentation/ABI/stable/sysfs-dev)."""
+def disk_of(directory: Path, host: HostReader | None = None) -> str | None:
+    """The block device (as /sys/block names it: nvme0n1, sda, vda, md0, dm-0) holding `directory`; None for a file
+    system without one (tmpfs, overlay, NFS). /sys/dev/block/MAJOR:MINOR links to the device; a partition's parent is
+    the disk (Documentation/ABI/testing/sysfs-dev)."""
     device = os.stat(directory).st_dev
-    link = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}")
-    if not link.exists():
+    try:
+        return _disk_at(host or HostReader(), f"/sys/dev/block/{os.major(device)}:{os.minor(device)}")
+    except Unanswered:
         return None
-    node = link.resolve()
-    return node.parent.name if (node / "partition").exists() else node.name
+
+
+def _disk_at(host: HostReader, link: str) -> str:
+    """The disk a block device link leads to: the device itself, or the disk of a partition."""
+    node = host.resolve(link)
+    return node.rsplit("/", 2)[-2] if host.exists(f"{node}/partition") else node.rsplit("/", 1)[-1]
+
+
+# md levels whose one sequential stream is held to the sum of its members' rates, and those with parity members
+STRIPED, PARITY_MEMBERS = {"raid0"}, {"raid4": 1, "raid5": 1, "raid6": 2}
+MAX_STACK = 8  # devices stacked on devices (LVM on RAID on partitions): deeper than this is a loop, not a layout
+
+
+@dataclass
+class BlockDevice:
+    """A block device as the data folder's I/O reaches it: a disk, or an array (md) or a mapping (dm) of members."""
+
+    name: str
+    level: str | None = None  # md's level ("raid0", "raid1", ...), "device-mapper", or None for a disk
+    members: list[BlockDevice] = field(default_factory=list)
+    copies: int = 2  # RAID 10's copies of each block
+    disk: dict | None = None  # a disk: its facts (hostspec.facts.storage)
+    declaration: dict | None = None  # a disk: the spec's declaration it answers to
+
+    def disks(self) -> list[BlockDevice]:
+        return [self] if not self.members else [disk for member in self.members for disk in member.disks()]
+
+    def describe(self) -> str:
+        if not self.members:
+            return self.name
+        return f"{self.name} ({self.level} of {', '.join(member.describe() for member in self.members)})"
+
+
+def block_device(host: HostReader, name: str, depth: int = 0) -> BlockDevice:
+    """`name` with the devices it is built on, read from /sys/block/NAME/slaves/ down to the disks."""
+    slaves = host.listdir(f"/sys/block/{name}/slaves") if depth < MAX_STACK else []
+    members = []
+    for slave in slaves:
+        try:
+            members.append(block_device(host, _disk_at(host, f"/sys/block/{name}/slaves/{slave}"), depth + 1))
+        except Unanswered:
+            continue
+    if not members:
+        return BlockDevice(name)
+    level = _read(host, f"/sys/block/{name}/md/level") or ("device-mapper" if name.startswith("dm-") else "stacked")
+    copies = 2
+    if level == "raid10":
+        layout = _read(host, f"/sys/block/{name}/md/layout") or ""
+        near, far = (int(layout) & 0xFF, (int(layout) >> 8) & 0xFF) if layout.isdigit() else (2, 1)
+        copies = max(near * far, 1)
+    return BlockDevice(name, level, members, copies)
+
+
+def _read(host: HostReader, path: str) -> str | None:
+    try:
+        return host.read(path).strip()
+    except Unanswered:
+        return None
 
 
 def _spec_disks(ctx: Context) -> list[dict] | None:
@@ -149,27 +224,41 @@ def _spec_disks(ctx: Context) -> list[dict] | None:
     return (spec.get("hardware") or {}).get("storage") if spec else None
 
 
-def _on_spec_disk(ctx: Context, directory: Path) -> tuple[str, str, dict | None] | None:
-    """(verdict, sentence, declaration) when a spec declares disks: whether the data folder lives on a disk of a
-    declared kind, and the declaration that disk answers to (None when it is on none)."""
+def _on_spec_disk(ctx: Context, directory: Path) -> tuple[str, str, BlockDevice | None] | None:
+    """(verdict, sentence, device) when a spec declares disks: whether the data folder lives on disks of a declared
+    kind (its own disk, or every member disk of its RAID array or LVM volume), and the device with the declaration
+    each of its disks answers to (None when it is on none)."""
     wanted = _spec_disks(ctx)
     if not wanted:
         return None
     from dlbench.hostspec.compare import STORAGE_TOLERANCE, TYPE_MATCHES
     from dlbench.hostspec.facts import storage
 
-    name = disk_of(directory)
-    disk = next((d for d in storage(ctx.host) if d["name"] == name), None) if name else None
+    name = disk_of(directory, ctx.host)
     kinds = sorted({kind for want in wanted for kind in TYPE_MATCHES.get(want["type"], {want["type"]})})
     declared = ", ".join(sorted({want["type"] for want in wanted}))
-    if disk is None:
-        return WARN, f"{directory} is on no local disk of the spec ({declared}): {name or 'no block device'}", None
-    if disk["type"] not in kinds:
-        return WARN, f"{directory} is on {disk['name']} ({disk['type']}), not on the spec's {declared}", None
-    # the declaration of the disk's kind and size first (as spec.storage_N matches it), then of its kind alone
-    answers = [want for want in wanted if disk["type"] in TYPE_MATCHES.get(want["type"], {want["type"]})]
-    answers.sort(key=lambda want: not units.within(disk["bytes"], want["bytes"], STORAGE_TOLERANCE))
-    return PASS, f"{directory} is on {disk['name']} ({disk['type']}), a disk of the spec ({declared})", answers[0]
+    if name is None:
+        return WARN, f"{directory} is on no local disk of the spec ({declared}): no block device", None
+    device, local = block_device(ctx.host, name), {disk["name"]: disk for disk in storage(ctx.host)}
+    where = device.describe()
+    for member in device.disks():
+        member.disk = local.get(member.name)
+        if member.disk is None:
+            return WARN, f"{directory} is on no local disk of the spec ({declared}): {where}", None
+        if member.disk["type"] not in kinds:
+            return (
+                WARN,
+                f"{directory} is on {where}: {member.name} ({member.disk['type']}), not on the spec's {declared}",
+                None,
+            )
+        # the declaration of the disk's kind and size first (as spec.storage_N matches it), then of its kind alone
+        answers = [want for want in wanted if member.disk["type"] in TYPE_MATCHES.get(want["type"], {want["type"]})]
+        answers.sort(key=lambda want: not units.within(member.disk["bytes"], want["bytes"], STORAGE_TOLERANCE))
+        member.declaration = answers[0]
+    types = ", ".join(sorted({member.disk["type"] for member in device.disks()}))
+    if not device.members:
+        return PASS, f"{directory} is on {name} ({types}), a disk of the spec ({declared})", device
+    return PASS, f"{directory} is on {where}, disks of the spec ({declared}: {types})", device
 
 
 def floor_gbps(declaration: dict | None, kind: str) -> tuple[float, str] | None:
@@ -182,6 +271,31 @@ def floor_gbps(declaration: dict | None, kind: str) -> tuple[float, str] | None:
         f" × fraction {fraction:g}" if fraction < 1 else ""
     )
     return rate * fraction, how
+
+
+def device_floor(device: BlockDevice | None, kind: str) -> tuple[float, str] | None:
+    """(GB/s, how) one sequential stream of `kind` must reach on `device`: a disk's own floor (`floor_gbps`), an
+    array's or volume's from its members' floors as the module's docstring says; None where a disk has no figure."""
+    if device is None:
+        return None
+    if not device.members:
+        return floor_gbps(device.declaration, kind)
+    floors = [device_floor(member, kind) for member in device.members]
+    if any(floor is None for floor in floors):
+        return None
+    rates = [rate for rate, _ in floors]
+    level, count = device.level, len(rates)
+    if level in STRIPED:
+        need, rule = sum(rates), "the sum of its members' (striped)"
+    elif level == "raid10":
+        need, rule = sum(rates) / device.copies, f"the sum of its members' over {device.copies} copies"
+    elif level in PARITY_MEMBERS and kind == "read" and count > PARITY_MEMBERS[level]:
+        data = count - PARITY_MEMBERS[level]
+        need, rule = data * min(rates), f"{data} data members × the slowest member's"
+    else:
+        need, rule = min(rates), "its slowest member's"
+    members = "; ".join(f"{member.name}: {how}" for member, (_, how) in zip(device.members, floors))
+    return need, f"{device.name}, {level}: {rule} {kind} floor ({members})"
 
 
 def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
@@ -201,7 +315,7 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
     largest_bytes = models[largest]["bytes"]
     data = {"directory": str(directory), "bytes_written": written, "models": models, **measured}
     on_disk = _on_spec_disk(ctx, directory)
-    verdict, judged, declaration = on_disk if on_disk else (INFO, "no host spec: measured, not judged", None)
+    verdict, judged, device = on_disk if on_disk else (INFO, "no host spec: measured, not judged", None)
     source = f"the spec's storage ({ctx.options.spec_path})" if on_disk else None
     span = f"{units.human_bytes(written)} fsync'd in {measured['write_seconds']:.1f} s"
     results = []
@@ -209,7 +323,7 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
         ("write", write_rate, models[largest]["write_seconds"]),
         ("read", read_rate, models[largest]["read_seconds"]),
     ):
-        floor = floor_gbps(declaration, kind)
+        floor = device_floor(device, kind)
         checkpoint_time = (
             f"{largest}'s checkpoint ({units.human_bytes(largest_bytes)}, weights and AdamW state) would take "
             f"{seconds:.0f} s to {kind}"

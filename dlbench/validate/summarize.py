@@ -17,6 +17,7 @@ a summary reads with the host's matrix row already encoded, so the one main proc
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import csv
 import gc
@@ -25,6 +26,7 @@ import os
 import statistics
 from collections import Counter
 from itertools import compress, count
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -115,7 +117,8 @@ class Digest(NamedTuple):
     verdict: str
     entry: str  # the host's entry in the summary's "hosts" (matrix row, versions), as compact JSON
     csv_head: str  # the host's first cells of the CSV matrix (host, model, verdict, versions), as CSV text
-    csv_cells: dict  # check id -> its verdict and measured value, as two cells of CSV text
+    check_ids: tuple  # the ids of the host's checks, sorted: the CSV matrix's order of checks
+    csv_cells: str  # each check's verdict and measured value in `check_ids` order, two cells each, as CSV text
     versions: dict  # name in VERSIONS -> this host's version, or None where the report does not carry it
     families: tuple  # (family, the worst verdict of its checks), in the order the families ran
     failures: list  # the failed checks, as `failures` lists them
@@ -123,30 +126,38 @@ class Digest(NamedTuple):
 
 
 COMPACT = (",", ":")  # the JSON separators of `--json`: at 10,000 hosts the matrix is tens of MB
+_ENCODER = json.JSONEncoder(separators=COMPACT)  # json.dumps with separators builds an encoder on every call
+
+# Values most reports share (check ids, GPU lists, versions, family verdicts), one object each: a worker's answer for
+# a chunk of reports is pickled in one go, and pickle writes an object it has already written as a reference, so the
+# main process unpickles each shared value once a chunk, not once a report.
+_SHARED: dict = {}
+
+
+def _shared(value):
+    return _SHARED.setdefault(value, value)
 
 
 def digest(report: dict) -> Digest:
     """`report`, checked by `check_report`, reduced to what a summary reads of it."""
     host, verdict, model = report["host"], report["verdict"], gpu_model(report)
-    row, versions = matrix_row(report), host_versions(report)
+    read = _read_checks(report["checks"])
+    row, versions = read.row, {name: _shared(value) for name, value in host_versions(report).items()}
     entry = {"host": host, "model": model, "verdict": verdict, "report": report["_path"]}
-    head, *cells = _csv_texts(
-        [
-            [host, model, verdict, *(versions[name] or "" for name in VERSIONS)],
-            *([check["verdict"], "" if check["measured"] is None else check["measured"]] for check in row.values()),
-        ]
-    )
+    check_ids = _shared(tuple(sorted(row)))
+    head, cells = _csv_row([host, model, verdict, *(versions[name] or "" for name in VERSIONS)], row, check_ids)
     return Digest(
         host,
-        model,
+        _shared(model),
         verdict,
-        json.dumps({**entry, "checks": row, "versions": versions}, separators=COMPACT),
+        _ENCODER.encode({**entry, "checks": row, "versions": versions}),
         head,
-        dict(zip(row, cells)),
+        check_ids,
+        cells,
         versions,
-        tuple(family_verdicts(report).items()),
-        host_failures(report),
-        rate_figures(report),
+        _shared(tuple(read.families.items())),
+        read.failures(host),
+        read.figures,
     )
 
 
@@ -171,11 +182,37 @@ def _csv_texts(rows: list[list]) -> list[str]:
     return texts
 
 
-def _digest_file(path: Path) -> tuple[str, object]:
+def _csv_row(head: list, row: dict, check_ids: tuple) -> tuple[str, str]:
+    """(the head's cells, each check's verdict and measured value in `check_ids` order) as CSV text: one csv.writer
+    row, cut after the head's cells where no cell was quoted (no quote in the text: no cell holds a comma), else
+    written in two pieces."""
+    cells = [cell for check in check_ids for cell in _verdict_and_value(row[check])]
+    (text,) = _csv_texts([head + cells])
+    if '"' not in text:
+        pieces = text.split(",", len(head))
+        return ",".join(pieces[: len(head)]), pieces[len(head)] if cells else ""
+    head_text, cells_text = _csv_texts([head, cells])
+    return head_text, cells_text
+
+
+def _verdict_and_value(check: dict) -> tuple:
+    return check["verdict"], "" if check["measured"] is None else check["measured"]
+
+
+def _cells_by_check(d: Digest) -> dict[str, str]:
+    """Check id -> its two cells of CSV text, from a digest's `csv_cells` (read back with csv.reader, which gives
+    each cell's text as written: written again, each pair is what csv.writer wrote)."""
+    (fields,) = csv.reader([d.csv_cells]) if d.csv_cells else ([],)
+    pairs = _csv_texts([fields[i : i + 2] for i in range(0, len(fields), 2)])
+    return dict(zip(d.check_ids, pairs))
+
+
+def _digest_file(path: str) -> tuple[str, object]:
     """("report", the file's Digest), ("other", None) for a JSON file that is not a report, or ("error", the one line
     that refuses the folder)."""
     try:
-        data = _parse(path.read_bytes())
+        with open(path, "rb") as file:
+            data = _parse(file.read())
     except (OSError, ValueError) as error:
         return "error", f"{path}: not a readable JSON report ({error})"
     if not is_report(data):  # other JSON files (a summary written earlier) are not reports
@@ -201,6 +238,10 @@ def _no_cycle_collection():
             gc.enable()
 
 
+def _parts(path: Path) -> tuple[str, ...]:
+    return path.parts  # compared as a tuple, in C: the order of Path's own comparison, which runs in Python
+
+
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))  # the cores this process may run on (taskset, a container's cpuset)
@@ -210,27 +251,39 @@ def _usable_cores() -> int:
 
 def load_digests(folder: Path) -> list[Digest]:
     """The digest of every report under `folder`, in path order; refused with one line at the first bad file."""
+    return list(_read_digests(folder))
+
+
+def _read_digests(folder: Path) -> Iterator[Digest]:
+    """`load_digests` one at a time, as the workers send them back: the main process adds each up while the workers
+    read the next, instead of alone after them."""
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of reports")
-    paths = sorted(folder.rglob("*.json"))
+    # in Path order (a path's parts compared in turn), handed to the workers as text: it pickles in a fraction of the
+    # time a Path does
+    paths = [str(path) for path in sorted(folder.rglob("*.json"), key=_parts)]
+    found = False
+    for kind, payload in _answers(paths):  # in path order: the first bad file is the one named
+        if kind == "error":
+            raise UserError(payload)
+        if kind == "report":
+            found = True
+            yield payload
+    if not found:
+        raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
+
+
+def _answers(paths: list[str]) -> Iterator[tuple[str, object]]:
+    """`_digest_file` of each path, in their order."""
     workers = min(_usable_cores(), 16)
     if len(paths) >= PARALLEL_FROM and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         # the workers hold each report only while digesting it: no cycle collection there either
         with ProcessPoolExecutor(workers, initializer=gc.disable) as pool:
-            answers = list(pool.map(_digest_file, paths, chunksize=CHUNK))
+            yield from pool.map(_digest_file, paths, chunksize=CHUNK)
     else:
-        answers = [_digest_file(path) for path in paths]
-    digests = []
-    for kind, payload in answers:  # in path order: the first bad file is the one named
-        if kind == "error":
-            raise UserError(payload)
-        if kind == "report":
-            digests.append(payload)
-    if not digests:
-        raise UserError(f"{folder}: no dlbench validate reports (*.json) found")
-    return digests
+        yield from map(_digest_file, paths)
 
 
 def _malformed(report: dict) -> str | None:
@@ -268,19 +321,56 @@ def gpu_model(report: dict) -> str:
     return " + ".join(names) if names else "no GPU"
 
 
-def rate_figures(report: dict) -> list[tuple[str, list, list]]:
+def rate_figures(report: dict) -> list[tuple[str, tuple, list]]:
     """(check id, GPUs, values) of each of this report's per-GPU rates that the fleet median compares."""
-    found = []
-    for check in report["checks"]:
-        if check["family"] not in COMPARED_FAMILIES or check["verdict"] == "SKIP":
-            continue
-        if not check.get("unit", "").endswith("/s"):
-            continue  # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
-        # numbers only, not true/false: JSON gives exactly int, float or bool, so the type test says it
-        numbers = [(gpu, value) for gpu, value in check.get("per_gpu", {}).items() if type(value) in (int, float)]
-        if numbers:
-            found.append((check["id"], [gpu for gpu, _ in numbers], [value for _, value in numbers]))
-    return found
+    return _read_checks(report["checks"]).figures
+
+
+_COMPARED = frozenset(COMPARED_FAMILIES)
+_NUMBERS = frozenset((int, float))  # JSON gives exactly int, float or bool: the type test tells numbers from true/false
+
+
+class _ReadChecks:
+    """What a summary reads of a report's checks, taken in one pass over them: the matrix row, the worst verdict of
+    each family, the failed checks and the rates the fleet median compares."""
+
+    __slots__ = ("row", "families", "failed", "figures")
+
+    def __init__(self, checks: list[dict]):
+        self.row, self.families, self.failed, self.figures = {}, {}, [], []
+        worst = self.families
+        for check in checks:  # tens of thousands of checks in a summary: plain loops, no generators
+            check_id, family, verdict = check["id"], check["family"], check["verdict"]
+            unit = check.get("unit", "")
+            self.row[check_id] = {"verdict": verdict, "measured": check.get("measured"), "unit": unit}
+            # the verdict a family shows is its worst check's
+            current = worst.get(family)
+            if current != verdict and (current is None or SEVERITY.get(verdict, 0) > SEVERITY.get(current, 0)):
+                worst[family] = verdict
+            if verdict == FAIL:
+                self.failed.append(check)
+            # only rates (TFLOP/s, GB/s, images/s): higher is better and identical hardware agrees
+            if family not in _COMPARED or verdict == "SKIP" or not unit.endswith("/s"):
+                continue
+            per_gpu = check.get("per_gpu", {})
+            values = list(per_gpu.values())
+            if {*map(type, values)} <= _NUMBERS:
+                gpus = tuple(per_gpu)
+            else:  # numbers only, not true/false
+                numbers = [(gpu, value) for gpu, value in per_gpu.items() if type(value) in _NUMBERS]
+                gpus, values = tuple(gpu for gpu, _ in numbers), [value for _, value in numbers]
+            if values:
+                self.figures.append((_shared(check_id), _shared(gpus), values))
+
+    def failures(self, host: str | None) -> list[dict]:
+        """The failed checks, with the GPUs each names and its reason."""
+        return [
+            {"host": host, "check": check["id"], "reason": check.get("detail") or check.get("expected") or "failed"}
+            for check in self.failed
+        ]
+
+
+_read_checks = _ReadChecks
 
 
 def against_median(reports: list[dict], below: float | None = None) -> list[dict]:
@@ -291,17 +381,30 @@ def against_median(reports: list[dict], below: float | None = None) -> list[dict
 
 def _against_median(hosts, below: float | None) -> list[dict]:
     """`against_median` of (model, host, rate figures) per host."""
-    # at 10,000 hosts there are a million figures: they are kept as three flat lists per (model, check), and a
-    # record is built only for those asked for
-    figures: dict[tuple[str, str], tuple[list, list, list]] = {}
+    figures: dict = {}
     for model, host, rates in hosts:
-        for check_id, gpus, values in rates:
-            all_hosts, all_gpus, all_values = figures.setdefault((model, check_id), ([], [], []))
-            all_hosts += [host] * len(values)
-            all_gpus += gpus
-            all_values += values
+        _add_figures(figures, model, host, rates)
+    return _below_median(figures, below)
+
+
+def _add_figures(figures: dict, model: str, host: str | None, rates: list) -> None:
+    """One host's rate figures added to `figures`: at 10,000 hosts there are a million, kept as one flat list of values
+    per (model, check) with the offset where each host's values end, so that a record is built only for those asked
+    for (`_below_median`)."""
+    for check_id, gpus, values in rates:
+        found = figures.get((model, check_id))
+        if found is None:
+            found = figures[(model, check_id)] = ([], [], [])
+        all_values, ends, owners = found
+        all_values += values
+        ends.append(len(all_values))
+        owners.append((host, gpus))
+
+
+def _below_median(figures: dict, below: float | None) -> list[dict]:
+    """`against_median` of the figures `_add_figures` collected."""
     found = []
-    for (model, check_id), (hosts_of, gpus, values) in sorted(figures.items()):
+    for (model, check_id), (values, ends, owners) in sorted(figures.items()):
         if len(values) < 3:
             continue  # a median of two says nothing about which one is off
         median = statistics.median(values)
@@ -314,11 +417,12 @@ def _against_median(hosts, below: float | None) -> list[dict]:
         else:
             continue
         for i in chosen:
-            host, gpu, value = hosts_of[i], gpus[i], values[i]
+            owner = bisect.bisect_right(ends, i)
+            (host, gpus), value = owners[owner], values[i]
             found.append(
                 {
                     "host": host,
-                    "gpu": gpu,
+                    "gpu": gpus[i - (ends[owner - 1] if owner else 0)],
                     "model": model,
                     "check": check_id,
                     "value": value,
@@ -354,12 +458,7 @@ SHOWN = 20  # lines of each list on the console; the rest is in --json, --csv an
 
 def family_verdicts(report: dict) -> dict[str, str]:
     """Check family -> the worst verdict of its checks in this report, families in the order they ran."""
-    worst: dict[str, str] = {}
-    for check in report["checks"]:
-        current = worst.get(check["family"])
-        if current is None or SEVERITY.get(check["verdict"], 0) > SEVERITY.get(current, 0):
-            worst[check["family"]] = check["verdict"]
-    return worst
+    return _read_checks(report["checks"]).families
 
 
 def family_counts(reports: list[dict]) -> dict[str, dict[str, int]]:
@@ -385,15 +484,7 @@ def failures(reports: list[dict]) -> list[dict]:
 
 def host_failures(report: dict) -> list[dict]:
     """The failed checks of one report, with the GPUs each names and its reason."""
-    return [
-        {
-            "host": report["host"],
-            "check": check["id"],
-            "reason": check.get("detail") or check.get("expected") or "failed",
-        }
-        for check in report["checks"]
-        if check["verdict"] == FAIL
-    ]
+    return _read_checks(report["checks"]).failures(report["host"])
 
 
 def _kernel(environment: dict) -> str | None:
@@ -466,10 +557,7 @@ def _version_groups(hosts: list[tuple[str | None, dict]]) -> dict[str, dict]:
 
 def matrix_row(report: dict) -> dict[str, dict]:
     """Check id -> its verdict, measured value and unit: the report's row of the host-by-check matrix."""
-    return {
-        check["id"]: {"verdict": check["verdict"], "measured": check.get("measured"), "unit": check.get("unit", "")}
-        for check in report["checks"]
-    }
+    return _read_checks(report["checks"]).row
 
 
 def summary(reports: list[dict], tolerance: float) -> dict:
@@ -477,21 +565,32 @@ def summary(reports: list[dict], tolerance: float) -> dict:
     return summary_of([digest(report) for report in reports], tolerance)
 
 
-def summary_of(digests: list[Digest], tolerance: float) -> dict:
-    """The fleet summary of the reports' digests, in their order; its "hosts" are their entries, encoded as JSON
-    (`encode` writes them into the summary's JSON as they are)."""
-    verdicts = [d.verdict for d in digests]
+def summary_of(digests: Iterable[Digest], tolerance: float, kept: list | None = None) -> dict:
+    """The fleet summary of the reports' digests, in their order, added up in one pass as they come (each one also
+    appended to `kept` where given); its "hosts" are their entries, encoded as JSON (`encode` writes them into the
+    summary's JSON as they are)."""
+    verdicts, families, failures, versions, hosts, shapes, figures = Counter(), [], [], [], [], set(), {}
+    for d in digests:
+        if kept is not None:
+            kept.append(d)
+        verdicts[d.verdict] += 1
+        families.append(d.families)
+        failures += d.failures
+        versions.append((d.host, d.versions))
+        hosts.append(d.entry)
+        shapes.add(d.check_ids)  # most hosts share one tuple of checks
+        _add_figures(figures, d.model, d.host, d.figures)
     return {
         "schema_version": SCHEMA_VERSION,
-        "host_count": len(digests),
-        "host_verdicts": {v: verdicts.count(v) for v in ("FAIL", "WARN", "PASS")},
-        "families": _family_counts(d.families for d in digests),
-        "failures": [failure for d in digests for failure in d.failures],
-        "versions": _version_groups([(d.host, d.versions) for d in digests]),
-        "hosts": [d.entry for d in digests],
-        "checks": sorted(set().union(*(d.csv_cells.keys() for d in digests))),
+        "host_count": len(hosts),
+        "host_verdicts": {v: verdicts[v] for v in ("FAIL", "WARN", "PASS")},
+        "families": _family_counts(families),
+        "failures": failures,
+        "versions": _version_groups(versions),
+        "hosts": hosts,
+        "checks": sorted(set().union(*shapes)),
         "outlier_tolerance": tolerance,
-        "outliers": _against_median(((d.model, d.host, d.figures) for d in digests), below=tolerance),
+        "outliers": _below_median(figures, tolerance),
     }
 
 
@@ -524,10 +623,16 @@ def _some(hosts: list[str], shown: int = 10) -> str:
 def write_csv(result: dict, digests: list[Digest], path: Path) -> None:
     """The full matrix, one row per host: its verdict, versions, and each check's verdict and measured value; each
     row joined from the CSV text of its digest, a check the host did not run left as two empty cells."""
+    checks = tuple(result["checks"])
     columns = ["host", "GPU model", "verdict", *VERSIONS]
-    columns += [column for check in result["checks"] for column in (check, f"{check} measured")]
+    columns += [column for check in checks for column in (check, f"{check} measured")]
     lines = _csv_texts([columns])
-    lines += [d.csv_head + "".join("," + d.csv_cells.get(check, ",") for check in result["checks"]) for d in digests]
+    for d in digests:
+        if d.check_ids == checks and checks:  # the host ran every check of the fleet: its cells are the row's
+            lines.append(d.csv_head + "," + d.csv_cells)
+        else:
+            cells = _cells_by_check(d)
+            lines.append(d.csv_head + "".join("," + cells.get(check, ",") for check in checks))
     atomic.write_text(path, "\r\n".join(lines) + "\r\n")  # csv.writer's line end
 
 
@@ -574,8 +679,8 @@ def _summarize(folder: Path, tolerance: float, output: Path | None, csv_path: Pa
     from rich.console import Console
     from rich.markup import escape
 
-    digests = load_digests(folder)
-    result = summary_of(digests, tolerance)
+    digests: list[Digest] = []
+    result = summary_of(_read_digests(folder), tolerance, kept=digests)  # added up as the workers send them
     console = Console()
     _print_lead(console, result)
     _print_list(
