@@ -238,7 +238,16 @@ NVME_SECTORS = 7_501_476_528
 DECLARED_RATE = "400MB/s"
 
 
-def _array_host(tmp_path, level: str, members: int, layout: str = "0", lvm: bool = False, md: bool = True):
+def _array_host(
+    tmp_path,
+    level: str,
+    members: int,
+    layout: str = "0",
+    lvm: bool = False,
+    md: bool = True,
+    spares: int = 0,
+    sectors: list[int] | None = None,
+):
     """The data folder's file system on an md array of NVMe partitions (and, with `lvm`, on an LVM volume over it), in
     the kernel's layout: /sys/dev/block/MAJOR:MINOR and /sys/block/NAME link to the device under /sys/devices
     (Documentation/ABI/testing/sysfs-dev); a partition is a directory inside its disk's, with a `partition` file
@@ -246,17 +255,20 @@ def _array_host(tmp_path, level: str, members: int, layout: str = "0", lvm: bool
     md/layout describe it (Documentation/admin-guide/md.rst, "MD devices in sysfs") and whose slaves/ link to each
     member, as a dm device's do (block/holder.c, bd_link_disk_holder); a dm device names its mapping in dm/name and
     dm/uuid, "LVM-" for LVM (Documentation/ABI/testing/sysfs-block-dm). Without `md`, the LVM volume spans the
-    partitions directly. The checkpoint is written to this machine's real disk: only the layout is recorded."""
+    partitions directly. `spares` hot spares are bound to the array beyond its raid_disks: md links them in slaves/
+    too (md.c bind_rdev_to_array). `sectors` gives each disk's size. The checkpoint is written to this machine's real
+    disk: only the layout is recorded."""
     host, data = tmp_path / "host", tmp_path / "data"
     data.mkdir()
     partitions = []
-    for n in range(members):
+    for n in range(members + spares):
+        size = (sectors or [NVME_SECTORS] * (members + spares))[n]
         path = f"pci0000:00/0000:00:01.{n + 1}/0000:0{n + 1}:00.0/nvme/nvme{n}/nvme{n}n1"
-        disk = _disk(host, path, NVME_SECTORS)
+        disk = _disk(host, path, size)
         partition = disk / f"nvme{n}n1p1"
         partition.mkdir()
         (partition / "partition").write_text("1\n")
-        (partition / "size").write_text(f"{NVME_SECTORS - 4096}\n")
+        (partition / "size").write_text(f"{size - 4096}\n")
         partitions.append(partition)
     top = None
     if md:
@@ -289,11 +301,11 @@ def _nvme_spec(tmp_path, count: int, rate: str = DECLARED_RATE, kind: str = "NVM
     "level, members, layout, lvm, md, read_floor, write_floor, rule",
     [
         # RAID 0 stripes a large write over every member: the sum
-        ("raid0", 2, "0", False, True, 0.8, 0.8, "md0, raid0: the sum of its members' (striped)"),
+        ("raid0", 2, "0", False, True, 0.8, 0.8, "md0, raid0: 2 members × the slowest member's (striped)"),
         # RAID 1 writes every mirror and reads one stream from one mirror: the slowest member
         ("raid1", 2, "0", False, True, 0.4, 0.4, "md0, raid1: its slowest member's"),
-        # RAID 10, near=2 (md/layout 0x102 = 258, mdadm's default): the sum over two copies
-        ("raid10", 4, "258", False, True, 0.8, 0.8, "md0, raid10: the sum of its members' over 2 copies"),
+        # RAID 10, near=2 (md/layout 0x102 = 258, mdadm's default): the members over two copies
+        ("raid10", 4, "258", False, True, 0.8, 0.8, "md0, raid10: 4 members × the slowest member's over 2 copies"),
         # RAID 5 of three: two data members read in parallel; a write held to the slowest member
         (
             "raid5",
@@ -355,3 +367,45 @@ def test_an_array_with_a_member_of_another_kind_than_the_spec_declares_is_a_warn
     assert write.verdict == read.verdict == WARN
     assert "is on md0 (raid1 of nvme0n1, nvme1n1): nvme0n1 (NVMe SSD), not on the spec's SATA SSD" in write.detail
     assert "--data-dir" in write.detail
+
+
+def _judged(host, data, parsed):
+    ctx = context(data_dir=data, checkpoint_bytes=storage.MINIMUM_BYTES, spec=parsed, spec_path="s.yml", host=host)
+    return storage.checkpoint(ctx, data, storage.MINIMUM_BYTES)
+
+
+@pytest.mark.parametrize(
+    "level, layout, members, read_floor, write_floor",
+    [
+        # RAID 5 of three with a hot spare: two data members read, not three
+        ("raid5", "2", 3, 0.8, 0.4),
+        # RAID 10 of four (near=2) with a hot spare: four members over two copies, not five
+        ("raid10", "258", 4, 0.8, 0.8),
+    ],
+)
+def test_an_arrays_hot_spare_is_not_counted_as_a_member_carrying_data(
+    tmp_path, level, layout, members, read_floor, write_floor
+):
+    # md links a spare in slaves/ as it links the array's members (md.c bind_rdev_to_array); md/raid_disks counts
+    # only "the devices in a fully functional array" (Documentation/admin-guide/md.rst)
+    host, data = _array_host(tmp_path, level, members, layout, spares=1)
+    write, read = _judged(host, data, _nvme_spec(tmp_path, members + 1))
+    assert read.expected.startswith(f">= {read_floor:.2f} GB/s"), read.expected
+    assert write.expected.startswith(f">= {write_floor:.2f} GB/s"), write.expected
+
+
+def test_a_striped_array_of_unequal_members_is_held_to_the_slowest_member_times_their_count(tmp_path):
+    # RAID 0 puts equal chunks on every member, so one stream waits on the slowest: 2 × 0.4 GB/s, not 0.4 + 2.0
+    host, data = _array_host(tmp_path, "raid0", 2, sectors=[NVME_SECTORS, 2 * NVME_SECTORS])
+    declared = [("3.84TB", "400MB/s"), ("7.68TB", "2GB/s")]
+    document = {
+        "hardware": {
+            "storage": [
+                {"type": "NVMe SSD", "size": size, "count": 1, "read": rate, "write": rate} for size, rate in declared
+            ]
+        }
+    }
+    write, read = _judged(host, data, spec.parse(document, tmp_path / "spec.yml"))
+    for result in (write, read):
+        assert result.expected.startswith(">= 0.80 GB/s (md0, raid0: 2 members × the slowest member's (striped)")
+        assert "nvme1n1: the spec's NVMe SSD " in result.expected and " 2 GB/s))" in result.expected, result.expected

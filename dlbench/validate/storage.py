@@ -19,10 +19,13 @@ is built on in /sys/block/NAME/slaves/ (one link per member, made by block/holde
 directory holds the partition's); an md array's level is /sys/block/mdN/md/level ("raid0, raid1, raid5, linear, ...",
 Documentation/admin-guide/md.rst, "MD devices in sysfs"). Every member disk must be one the spec declares, and where
 the declarations give rates, one sequential stream through the array is held to what its members allow, counted
-conservatively so that a healthy array never fails: RAID 0 stripes every large write and read over all members, so
-the sum of theirs; RAID 10 the sum divided by the copies it keeps (md/layout: near copies in its low byte, far copies
-in the next, drivers/md/raid10.c setup_geo); RAID 4/5/6 reads the data members (all but one or two parity) in
-parallel, so that many times the slowest member, and a write is held to the slowest member alone (parity is computed
+conservatively so that a healthy array never fails: RAID 0 stripes every large write and read over all members in
+equal chunks, so the stream waits on the slowest and is held to the members × the slowest member's; RAID 10 that
+divided by the copies it keeps (md/layout: near copies in its low byte, far copies in the next, drivers/md/raid10.c
+setup_geo); RAID 4/5/6 reads the data members (all but one or two parity) in parallel, so that many times the slowest
+member. The members counted are the array's raid_disks (md.rst: "the number of devices in a fully functional
+array"): slaves/ also links its hot spares (md.c bind_rdev_to_array links every device bound to the array), which
+carry no data; the slowest member is taken over all of them, and a write is held to the slowest member alone (parity is computed
 by md's stripe cache, which one stream does not keep full); RAID 1 writes every mirror and may serve a sequential
 stream's reads from one mirror (raid1.c read_balance keeps a sequential read on the disk that served the last one),
 linear fills one member after another, and device-mapper's mapping (linear, striped or mirrored) is not in sysfs
@@ -37,6 +40,7 @@ what the GPUs consume when training resnet50 (the published per-GPU figure of `t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -180,6 +184,7 @@ class BlockDevice:
     level: str | None = None  # md's level ("raid0", "raid1", ...), "device-mapper", or None for a disk
     members: list[BlockDevice] = field(default_factory=list)
     copies: int = 2  # RAID 10's copies of each block
+    raid_disks: int | None = None  # an md array's members that carry data (its slaves/ also hold spares)
     disk: dict | None = None  # a disk: its facts (hostspec.facts.storage)
     declaration: dict | None = None  # a disk: the spec's declaration it answers to
 
@@ -209,7 +214,9 @@ def block_device(host: HostReader, name: str, depth: int = 0) -> BlockDevice:
         layout = _read(host, f"/sys/block/{name}/md/layout") or ""
         near, far = (int(layout) & 0xFF, (int(layout) >> 8) & 0xFF) if layout.isdigit() else (2, 1)
         copies = max(near * far, 1)
-    return BlockDevice(name, level, members, copies)
+    # md.c raid_disks_show: "N", or "N (OLD)" while a reshape changes the count: the smaller one, conservatively
+    counts = [int(number) for number in re.findall(r"\d+", _read(host, f"/sys/block/{name}/md/raid_disks") or "")]
+    return BlockDevice(name, level, members, copies, min(counts) if counts else None)
 
 
 def _read(host: HostReader, path: str) -> str | None:
@@ -284,11 +291,14 @@ def device_floor(device: BlockDevice | None, kind: str) -> tuple[float, str] | N
     if any(floor is None for floor in floors):
         return None
     rates = [rate for rate, _ in floors]
-    level, count = device.level, len(rates)
+    level, count = device.level, min(len(rates), device.raid_disks or len(rates))
     if level in STRIPED:
-        need, rule = sum(rates), "the sum of its members' (striped)"
+        need, rule = count * min(rates), f"{count} members × the slowest member's (striped)"
     elif level == "raid10":
-        need, rule = sum(rates) / device.copies, f"the sum of its members' over {device.copies} copies"
+        need, rule = (
+            count * min(rates) / device.copies,
+            f"{count} members × the slowest member's over {device.copies} copies",
+        )
     elif level in PARITY_MEMBERS and kind == "read" and count > PARITY_MEMBERS[level]:
         data = count - PARITY_MEMBERS[level]
         need, rule = data * min(rates), f"{data} data members × the slowest member's"
