@@ -247,6 +247,7 @@ def _array_host(
     md: bool = True,
     spares: int = 0,
     sectors: list[int] | None = None,
+    dm_uuid: str = "LVM-Kx3Yq0Zr8uW2kL5mN7pQ9sT1vX3zB5dF7hJ9lN1pR3tV5xZ7bD9fH1jL3nP5rT7",
 ):
     """The data folder's file system on an md array of NVMe partitions (and, with `lvm`, on an LVM volume over it), in
     the kernel's layout: /sys/dev/block/MAJOR:MINOR and /sys/block/NAME link to the device under /sys/devices
@@ -282,7 +283,7 @@ def _array_host(
         volume = _disk(host, "virtual/block/dm-0", NVME_SECTORS * members)
         (volume / "dm").mkdir()
         (volume / "dm" / "name").write_text("vg0-data\n")
-        (volume / "dm" / "uuid").write_text("LVM-Kx3Yq0Zr8uW2kL5mN7pQ9sT1vX3zB5dF7hJ9lN1pR3tV5xZ7bD9fH1jL3nP5rT7\n")
+        (volume / "dm" / "uuid").write_text(f"{dm_uuid}\n")
         for lower in [top] if top is not None else partitions:
             _link(volume / "slaves" / lower.name, lower)
         top = volume
@@ -409,3 +410,14 @@ def test_a_striped_array_of_unequal_members_is_held_to_the_slowest_member_times_
     for result in (write, read):
         assert result.expected.startswith(">= 0.80 GB/s (md0, raid0: 2 members × the slowest member's (striped)")
         assert "nvme1n1: the spec's NVMe SSD " in result.expected and " 2 GB/s))" in result.expected, result.expected
+
+
+def test_a_luks_volume_is_placed_on_its_disks_but_not_held_to_their_rates(tmp_path):
+    # cryptsetup names its mappings "CRYPT-<type>-<uuid>-<name>" (lib/libdevmapper.c, DM_UUID_PREFIX "CRYPT-"): the
+    # CPU's encryption can set one stream's rate below the disks', so a healthy disk under LUKS never FAILs
+    uuid = "CRYPT-LUKS2-6f1c2a9e8b7d4c3e9a1f0b2c3d4e5f60-data"
+    host, data = _array_host(tmp_path, "", 1, lvm=True, md=False, dm_uuid=uuid)
+    write, read = _judged(host, data, _nvme_spec(tmp_path, 1, "1000TB/s"))
+    for result in (write, read):
+        assert result.verdict == PASS and result.expected == "on a disk the spec declares", result.expected
+        assert f"{data} is on dm-0 (dm-crypt of nvme0n1)" in result.detail

@@ -29,7 +29,9 @@ carry no data; the slowest member is taken over all of them, and a write is held
 by md's stripe cache, which one stream does not keep full); RAID 1 writes every mirror and may serve a sequential
 stream's reads from one mirror (raid1.c read_balance keeps a sequential read on the disk that served the last one),
 linear fills one member after another, and device-mapper's mapping (linear, striped or mirrored) is not in sysfs
-(only `dmsetup table`, as root): all three are held to their slowest member.
+(only `dmsetup table`, as root): all three are held to their slowest member. A dm-crypt volume (LUKS: its dm/uuid
+begins "CRYPT-", cryptsetup's lib/libdevmapper.c DM_UUID_PREFIX) is measured and placed but not held to its disks'
+rates: its CPU's encryption, not the disks bought, can set what one stream reaches.
 
 Input pipeline: a folder of JPEG images of ImageNet's average size is written to the data disk, dropped from the
 page cache, and read through dlbench's own loader (`dlbench run --data`: ImageFolder, decode, resize to 224, the
@@ -209,6 +211,8 @@ def block_device(host: HostReader, name: str, depth: int = 0) -> BlockDevice:
     if not members:
         return BlockDevice(name)
     level = _read(host, f"/sys/block/{name}/md/level") or ("device-mapper" if name.startswith("dm-") else "stacked")
+    if level == "device-mapper" and (_read(host, f"/sys/block/{name}/dm/uuid") or "").startswith("CRYPT-"):
+        level = "dm-crypt"
     copies = 2
     if level == "raid10":
         layout = _read(host, f"/sys/block/{name}/md/layout") or ""
@@ -287,6 +291,8 @@ def device_floor(device: BlockDevice | None, kind: str) -> tuple[float, str] | N
         return None
     if not device.members:
         return floor_gbps(device.declaration, kind)
+    if device.level == "dm-crypt":
+        return None  # the CPU's encryption, not the disks, can bound one stream through it
     floors = [device_floor(member, kind) for member in device.members]
     if any(floor is None for floor in floors):
         return None
