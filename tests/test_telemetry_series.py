@@ -45,7 +45,7 @@ def test_timed_window_keeps_the_gpu_series_in_order_with_the_scripted_readings()
     kept = telemetry.contribute()["series"]
     times = kept["t_seconds"]
     assert len(times) >= 6 and times == sorted(times) and times[0] < 0.05
-    assert times[-1] <= window
+    assert times[-1] <= window + 0.0005  # the series keeps milliseconds, rounded: 0.3048 s is 0.305
     assert set(kept) == {
         "t_seconds",
         "gpu_utilization_ratio",
