@@ -246,6 +246,7 @@ def _array_host(
     lvm: bool = False,
     md: bool = True,
     spares: int = 0,
+    degraded: int = 0,
     sectors: list[int] | None = None,
     dm_uuid: str = "LVM-Kx3Yq0Zr8uW2kL5mN7pQ9sT1vX3zB5dF7hJ9lN1pR3tV5xZ7bD9fH1jL3nP5rT7",
 ):
@@ -257,7 +258,8 @@ def _array_host(
     member, as a dm device's do (block/holder.c, bd_link_disk_holder); a dm device names its mapping in dm/name and
     dm/uuid, "LVM-" for LVM (Documentation/ABI/testing/sysfs-block-dm). Without `md`, the LVM volume spans the
     partitions directly. `spares` hot spares are bound to the array beyond its raid_disks: md links them in slaves/
-    too (md.c bind_rdev_to_array). `sectors` gives each disk's size. The checkpoint is written to this machine's real
+    too (md.c bind_rdev_to_array). `degraded`: md/degraded, the count of members missing (md.c degraded_show); the
+    missing members stay linked here, as a failed member does until it is removed. `sectors` gives each disk's size. The checkpoint is written to this machine's real
     disk: only the layout is recorded."""
     host, data = tmp_path / "host", tmp_path / "data"
     data.mkdir()
@@ -275,7 +277,7 @@ def _array_host(
     if md:
         top = _disk(host, "virtual/block/md0", NVME_SECTORS * members)
         (top / "md").mkdir()
-        for name, value in (("level", level), ("raid_disks", members), ("layout", layout)):
+        for name, value in (("level", level), ("raid_disks", members), ("layout", layout), ("degraded", degraded)):
             (top / "md" / name).write_text(f"{value}\n")
         for partition in partitions:
             _link(top / "slaves" / partition.name, partition)
@@ -421,3 +423,20 @@ def test_a_luks_volume_is_placed_on_its_disks_but_not_held_to_their_rates(tmp_pa
     for result in (write, read):
         assert result.verdict == PASS and result.expected == "on a disk the spec declares", result.expected
         assert f"{data} is on dm-0 (dm-crypt of nvme0n1)" in result.detail
+
+
+def test_a_degraded_array_is_named_with_the_fix_not_blamed_on_its_disks(tmp_path):
+    # RAID 1 of two with one mirror missing (md/degraded 1): a rate any disk reaches still warns, naming the array;
+    # one no disk reaches fails with the same cause rather than "the disk delivers less than was bought"
+    for rate, verdict in (("1MB/s", WARN), ("1000TB/s", FAIL)):
+        folder = tmp_path / verdict
+        folder.mkdir()
+        host, data = _array_host(folder, "raid1", 2, degraded=1)
+        for result in _judged(host, data, _nvme_spec(folder, 2, rate)):
+            assert result.verdict == verdict, result.detail
+            assert "md0 (1 of its members missing) (md/degraded): replace the missing member" in result.detail
+            assert "delivers less than was bought" not in result.detail
+    # the same array whole passes
+    (tmp_path / "whole").mkdir()
+    host, data = _array_host(tmp_path / "whole", "raid1", 2, degraded=0)
+    assert {r.verdict for r in _judged(host, data, _nvme_spec(tmp_path, 2, "1MB/s"))} == {PASS}

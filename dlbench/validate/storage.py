@@ -187,11 +187,17 @@ class BlockDevice:
     members: list[BlockDevice] = field(default_factory=list)
     copies: int = 2  # RAID 10's copies of each block
     raid_disks: int | None = None  # an md array's members that carry data (its slaves/ also hold spares)
+    degraded: int = 0  # an md array's members missing (md.c degraded_show): it runs on fewer, and rebuilds
     disk: dict | None = None  # a disk: its facts (hostspec.facts.storage)
     declaration: dict | None = None  # a disk: the spec's declaration it answers to
 
     def disks(self) -> list[BlockDevice]:
         return [self] if not self.members else [disk for member in self.members for disk in member.disks()]
+
+    def degraded_arrays(self) -> list[str]:
+        """The arrays in this stack that run with members missing, each with the count."""
+        own = [f"{self.name} ({self.degraded} of its members missing)"] if self.degraded else []
+        return own + [array for member in self.members for array in member.degraded_arrays()]
 
     def describe(self) -> str:
         if not self.members:
@@ -220,7 +226,9 @@ def block_device(host: HostReader, name: str, depth: int = 0) -> BlockDevice:
         copies = max(near * far, 1)
     # md.c raid_disks_show: "N", or "N (OLD)" while a reshape changes the count: the smaller one, conservatively
     counts = [int(number) for number in re.findall(r"\d+", _read(host, f"/sys/block/{name}/md/raid_disks") or "")]
-    return BlockDevice(name, level, members, copies, min(counts) if counts else None)
+    degraded = _read(host, f"/sys/block/{name}/md/degraded") or ""
+    missing = int(degraded) if degraded.isdigit() else 0
+    return BlockDevice(name, level, members, copies, min(counts) if counts else None, missing)
 
 
 def _read(host: HostReader, path: str) -> str | None:
@@ -366,7 +374,15 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
                 data=data if kind == "write" else {},
             )
         )
-        if kind_verdict == FAIL:
+        degraded = device.degraded_arrays() if device else []
+        if degraded:
+            # a missing member, not a slow disk: the array reads through its parity or one mirror, and rebuilds
+            results[-1].verdict = FAIL if kind_verdict == FAIL else WARN
+            results[-1].detail += (
+                f": {', '.join(degraded)} (md/degraded): replace the missing member and let the array resync "
+                "(mdadm --detail, /proc/mdstat), then validate again"
+            )
+        elif kind_verdict == FAIL:
             results[-1].detail += (
                 ": the disk delivers less than was bought; check its PCIe link (link.pcie_aer, lspci), its firmware "
                 "and wear (nvme smart-log), and that nothing else used it during the test"
