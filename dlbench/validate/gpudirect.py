@@ -174,6 +174,11 @@ def gpus(host: HostReader, c2c_links: dict[str, int] | None = None) -> list[Func
     return [f for f in placed if f is not None]
 
 
+def sysfs_address(pci_bus_id: str) -> str:
+    """NVML's PCI bus id ("00000008:01:00.0", an 8-digit domain) as sysfs names the device ("0008:01:00.0")."""
+    return pci_bus_id.lower()[-12:]
+
+
 def nvml_c2c_links(ctx) -> dict[str, int]:
     """PCI address (as sysfs names it) -> active NVLink-C2C links NVML reports, for each GPU NVML answers the count
     for (nvml.static.read_c2c_links)."""
@@ -185,7 +190,7 @@ def nvml_c2c_links(ctx) -> dict[str, int]:
     for gpu in ctx.gpus:
         links = static.read_c2c_links(ctx.reader.nvml, gpu.index)
         if links is not None and getattr(gpu, "pci_bus_id", None):
-            found[gpu.pci_bus_id.lower()[-12:]] = links  # NVML's "00000008:01:00.0" -> sysfs's "0008:01:00.0"
+            found[sysfs_address(gpu.pci_bus_id)] = links
     return found
 
 
@@ -602,8 +607,8 @@ def run(ctx) -> list[CheckResult]:
         return [skip("gpudirect.path", title, f"the spec's network ({declared}) has no RDMA link: not required")]
     pairs = {gpu.address: nearest(gpu, nics) for gpu in found_gpus}
     vm = virtual_machine(host)
-    # NVML's bus id "00000000:18:00.0" -> the sysfs address, for ib_write_bw's --use_cuda index
-    indexes = {g.pci_bus_id.lower()[-12:]: g.index for g in ctx.gpus if getattr(g, "pci_bus_id", None)}
+    # for ib_write_bw's --use_cuda index
+    indexes = {sysfs_address(g.pci_bus_id): g.index for g in ctx.gpus if getattr(g, "pci_bus_id", None)}
     driver = peermem(host)
     affinity = topology(pairs, vm)
     # how each C2C-attached GPU was recognised: NVML's active C2C links (as NCCL reads them), or its PCI device id

@@ -173,7 +173,7 @@ def _disk_at(host: HostReader, link: str) -> str:
     return node.rsplit("/", 2)[-2] if host.exists(f"{node}/partition") else node.rsplit("/", 1)[-1]
 
 
-# md levels whose one sequential stream is held to the sum of its members' rates, and those with parity members
+# md levels that stripe one sequential stream over every member, and those with parity members (device_floor)
 STRIPED, PARITY_MEMBERS = {"raid0"}, {"raid4": 1, "raid5": 1, "raid6": 2}
 MAX_STACK = 8  # devices stacked on devices (LVM on RAID on partitions): deeper than this is a loop, not a layout
 
@@ -342,6 +342,7 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
     verdict, judged, device = on_disk if on_disk else (INFO, "no host spec: measured, not judged", None)
     source = f"the spec's storage ({ctx.options.spec_path})" if on_disk else None
     span = f"{units.human_bytes(written)} fsync'd in {measured['write_seconds']:.1f} s"
+    degraded = device.degraded_arrays() if device else []
     results = []
     for kind, rate, seconds in (
         ("write", write_rate, models[largest]["write_seconds"]),
@@ -374,7 +375,6 @@ def checkpoint(ctx: Context, directory: Path, size: int) -> list[CheckResult]:
                 data=data if kind == "write" else {},
             )
         )
-        degraded = device.degraded_arrays() if device else []
         if degraded:
             # a missing member, not a slow disk: the array reads through its parity or one mirror, and rebuilds
             results[-1].verdict = FAIL if kind_verdict == FAIL else WARN

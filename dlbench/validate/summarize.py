@@ -141,7 +141,7 @@ def _shared(value):
 def digest(report: dict) -> Digest:
     """`report`, checked by `check_report`, reduced to what a summary reads of it."""
     host, verdict, model = report["host"], report["verdict"], gpu_model(report)
-    read = _read_checks(report["checks"])
+    read = _ReadChecks(report["checks"])
     row, versions = read.row, {name: _shared(value) for name, value in host_versions(report).items()}
     entry = {"host": host, "model": model, "verdict": verdict, "report": report["_path"]}
     check_ids = _shared(tuple(sorted(row)))
@@ -323,7 +323,7 @@ def gpu_model(report: dict) -> str:
 
 def rate_figures(report: dict) -> list[tuple[str, tuple, list]]:
     """(check id, GPUs, values) of each of this report's per-GPU rates that the fleet median compares."""
-    return _read_checks(report["checks"]).figures
+    return _ReadChecks(report["checks"]).figures
 
 
 _COMPARED = frozenset(COMPARED_FAMILIES)
@@ -368,9 +368,6 @@ class _ReadChecks:
             {"host": host, "check": check["id"], "reason": check.get("detail") or check.get("expected") or "failed"}
             for check in self.failed
         ]
-
-
-_read_checks = _ReadChecks
 
 
 def against_median(reports: list[dict], below: float | None = None) -> list[dict]:
@@ -458,7 +455,7 @@ SHOWN = 20  # lines of each list on the console; the rest is in --json, --csv an
 
 def family_verdicts(report: dict) -> dict[str, str]:
     """Check family -> the worst verdict of its checks in this report, families in the order they ran."""
-    return _read_checks(report["checks"]).families
+    return _ReadChecks(report["checks"]).families
 
 
 def family_counts(reports: list[dict]) -> dict[str, dict[str, int]]:
@@ -484,7 +481,7 @@ def failures(reports: list[dict]) -> list[dict]:
 
 def host_failures(report: dict) -> list[dict]:
     """The failed checks of one report, with the GPUs each names and its reason."""
-    return _read_checks(report["checks"]).failures(report["host"])
+    return _ReadChecks(report["checks"]).failures(report["host"])
 
 
 def _kernel(environment: dict) -> str | None:
@@ -557,7 +554,7 @@ def _version_groups(hosts: list[tuple[str | None, dict]]) -> dict[str, dict]:
 
 def matrix_row(report: dict) -> dict[str, dict]:
     """Check id -> its verdict, measured value and unit: the report's row of the host-by-check matrix."""
-    return _read_checks(report["checks"]).row
+    return _ReadChecks(report["checks"]).row
 
 
 def summary(reports: list[dict], tolerance: float) -> dict:
