@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ansible_env import ansible_environment
 from conftest import run_dlbench
 from dlbench.cli import build_parser
 from dlbench.train.device import cpu_emulation_warning
@@ -378,6 +379,6 @@ def test_ansible_playbook_commands_pass_the_syntax_check(command, ansible_playbo
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=300,
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        env=ansible_environment(),
     )
     assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"

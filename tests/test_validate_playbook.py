@@ -9,13 +9,13 @@ tests/ansible/test_validate_and_benchmark_on_provisioned_host.py. Real GPUs are 
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ansible_env import ansible_environment
 from validate_support import PCI_INTEL_VTD, pci_bus
 
 pytestmark = pytest.mark.integration
@@ -40,14 +40,12 @@ def _play(ansible_playbook, tmp_path, nvml_scenario: dict, hosts=(1, 2), variabl
         + "".join(f"{line}\n" for line in variables)
     )
     # the hosts' PCI bus: a CPU-only one, so that a machine with NVIDIA GPUs runs the same test
-    env = {
-        **os.environ,
-        "DLBENCH_FAKE_NVML": str(scenario),
-        "CUDA_VISIBLE_DEVICES": "",
-        "DLBENCH_RECORDED_HOST": pci_bus(tmp_path / "pci", PCI_INTEL_VTD),
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-    }
+    env = ansible_environment(
+        DLBENCH_FAKE_NVML=str(scenario),
+        CUDA_VISIBLE_DEVICES="",
+        DLBENCH_RECORDED_HOST=pci_bus(tmp_path / "pci", PCI_INTEL_VTD),
+        ANSIBLE_LOCALHOST_WARNING="false",
+    )
     return subprocess.run(
         [str(ansible_playbook), "-i", str(inventory), "playbooks/validate.yml"],
         cwd=REPO,

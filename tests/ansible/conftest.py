@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_env import ansible_environment
 from cache_dir import cache_root, checkout_build, locked
 from prometheus_server import free_port
 
@@ -250,12 +251,8 @@ class Playbook:
 
     def start(self, *extra, playbook="playbooks/setup_gpu.yml"):
         """Start ansible-playbook in the background; .wait() returns its PlaybookResult."""
-        env = dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"),
-            ANSIBLE_STDOUT_CALLBACK="default",
+        env = ansible_environment(
+            ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"), ANSIBLE_STDOUT_CALLBACK="default"
         )
         log = self.workdir / f"run-{len(list(self.workdir.glob('run-*.log')))}.log"
         # stdin: a fresh /dev/null; see tests/conftest.py nonblocking_stdin

@@ -8,10 +8,10 @@ test_validate_and_benchmark_on_provisioned_host.py.
 """
 
 import json
-import os
 import subprocess
 import sys
 
+from ansible_env import ansible_environment
 from run_support import validate
 
 from .conftest import REPO, cpu_benchmark_variables
@@ -33,9 +33,7 @@ def test_two_hosts_run_one_job_and_rank_zeros_result_is_fetched(ansible_playbook
         # agree on (they ended on their own clocks and hung the job until --dist-timeout)
         benchmark_multinode_run_args=["--device", "cpu", "--batch-size", "8", "--no-telemetry", "--dist-timeout", "60"],
     )
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1", OMP_NUM_THREADS="1"
-    )
+    env = ansible_environment(OMP_NUM_THREADS="1")
     done = subprocess.run(
         [
             str(ansible_playbook),

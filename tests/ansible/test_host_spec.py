@@ -11,6 +11,7 @@ import sys
 import pytest
 import yaml
 
+from ansible_env import ansible_environment
 from dlbench import installed_torch
 from dlbench.hostspec import spec
 
@@ -32,13 +33,7 @@ def _play(ansible_playbook, tmp_path, *extra):
         "host_spec_remote_dir": str(tmp_path / "host"),
         "host_spec_report_dir": str(tmp_path / "specs"),
     }
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        NO_COLOR="1",
-        ANSIBLE_NOCOLOR="1",
-        DLBENCH_FAKE_NVML="h100-sxm*2",
-    )
+    env = ansible_environment(DLBENCH_FAKE_NVML="h100-sxm*2")
     done = subprocess.run(
         [
             str(ansible_playbook),

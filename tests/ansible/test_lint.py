@@ -1,9 +1,10 @@
 """Static checks of the playbooks: ansible-lint's production profile and ansible-playbook --syntax-check."""
 
-import os
 import subprocess
 
 import pytest
+
+from ansible_env import ansible_environment
 
 from .conftest import ANSIBLE_BIN, REPO
 
@@ -17,8 +18,9 @@ PLAYBOOKS = [
 
 
 def run(*command):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1")
-    return subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, env=env)
+    return subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO, env=ansible_environment()
+    )
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
