@@ -151,3 +151,19 @@ def pytest_collection_modifyitems(config, items):
         group = shared_fixture_group(item)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+    if hasattr(config, "workerinput"):  # a process of several (xdist): see handout_order
+        items.sort(key=handout_order)
+
+
+# xdist hands out the shared-fixture groups first (largest first), then the other tests in collection order, to
+# whichever process runs short of work. Collected by file name, a minute-long playbook test could come last and run
+# alone at the end while the other processes idled; so the slow tier goes out first, and in it the tests that need
+# no test host before those that wait for its first build (minutes, cold), and the fast tier's short tests fill in
+# at the end. Only with several processes: in one, a module's tests must stay together to share its fixtures.
+TEST_HOST_FIXTURES = {"site", "fresh_host", "provisioned", "first_provisioning"}
+
+
+def handout_order(item: pytest.Item) -> int:
+    if not item.get_closest_marker("slow"):
+        return 2
+    return 1 if TEST_HOST_FIXTURES & set(getattr(item, "fixturenames", ())) else 0

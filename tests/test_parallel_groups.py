@@ -78,6 +78,17 @@ def test_independent(n):
     record("threads", threads.stdout.strip())
 """
 
+# last by name, so last in collection order
+SLOW_BY_MARK = """
+import pytest
+from conftest import record
+
+
+@pytest.mark.slow
+def test_slow():
+    record("test", "slow")
+"""
+
 
 def small_project(tmp_path):
     project = tmp_path / "project"
@@ -87,6 +98,7 @@ def small_project(tmp_path):
     (project / "test_host_a.py").write_text(MODULE_USING_THE_HOST)
     (project / "test_host_b.py").write_text(MODULE_USING_THE_HOST)
     (project / "test_independent.py").write_text(INDEPENDENT)
+    (project / "test_zz_slow.py").write_text(SLOW_BY_MARK)
     return project
 
 
@@ -115,6 +127,13 @@ def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path)
     assert len({worker for *_, worker in lines}) > 1
     # each process a test starts computes on one thread, as torchrun's ranks do
     assert {what for kind, what, _ in lines if kind == "threads"} == {"1"}
+
+
+def test_the_slow_tier_is_handed_out_before_the_fast_one(tmp_path):
+    lines = run_project(small_project(tmp_path), tmp_path / "record.txt", 2)
+    (worker,) = [worker for kind, what, worker in lines if what == "slow"]
+    ran_there = [what for kind, what, where in lines if kind == "test" and where == worker]
+    assert "independent" not in ran_there[: ran_there.index("slow")], ran_there
 
 
 def test_a_thread_count_the_user_set_is_kept(tmp_path):
