@@ -15,7 +15,7 @@ TORCH_BUILD ?=
 # TEST_PROCESSES parallel processes (pytest-xdist): most of a test's time is spent waiting on the processes it starts
 # (dlbench, torchrun, Prometheus, Chromium, ansible-playbook), so more processes than cores keep the cores busy; the
 # tests that share an expensive fixture go to one process together (tests/conftest.py). TEST_PROCESSES=0: one process.
-TEST_PROCESSES ?= 5
+TEST_PROCESSES ?= 4
 PYTEST := $(BIN)/python -m pytest --durations=15 -n $(TEST_PROCESSES) --dist loadgroup
 
 .PHONY: run test test-all test-deps torch dist clean

@@ -1,5 +1,5 @@
 """The environment the tests give Ansible's commands (ansible-playbook, ansible-lint): the checkout's ansible.cfg, no
-colour, and this machine's environment without what a host reached over SSH would not get from it."""
+colour, and this machine's environment less PYTHONUNBUFFERED, which a host reached over SSH would not get (below)."""
 
 import os
 from pathlib import Path

@@ -151,7 +151,7 @@ def pytest_collection_modifyitems(config, items):
         group = shared_fixture_group(item)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
-    if hasattr(config, "workerinput"):  # a process of several (xdist): see handout_order
+    if getattr(config.option, "loadgroup", False):  # an xdist process under --dist loadgroup: see handout_order
         items.sort(key=handout_order)
 
 
@@ -159,7 +159,8 @@ def pytest_collection_modifyitems(config, items):
 # whichever process runs short of work. Collected by file name, a minute-long playbook test could come last and run
 # alone at the end while the other processes idled; so the slow tier goes out first, and in it the tests that need
 # no test host before those that wait for its first build (minutes, cold), and the fast tier's short tests fill in
-# at the end. Only with several processes: in one, a module's tests must stay together to share its fixtures.
+# at the end. Only under `--dist loadgroup`, which keeps a module's tests that share its fixtures together; in one
+# process, or under another mode, the sort would split them and set their fixtures up again.
 TEST_HOST_FIXTURES = {"site", "fresh_host", "provisioned", "first_provisioning"}
 
 

@@ -258,7 +258,8 @@ class Playbook:
         # stdin: a fresh /dev/null; see tests/conftest.py nonblocking_stdin
         with open(log, "w") as out:
             process = subprocess.Popen(
-                [str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
+                # -u: its log line by line, as far as a run killed midway got (the hosts' Python stays buffered)
+                [sys.executable, "-u", str(ANSIBLE_BIN / "ansible-playbook"), *self.args, *extra, playbook],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,5 +1,5 @@
-"""The Python that runs Ansible's modules on the test hosts: given what SSH would give it, and with the test host's
-cache of zipimport's compiled code (ansible_env.py, zipimport_code_cache.py: each says why)."""
+"""The Python that runs Ansible's modules on the test hosts: without the machine's PYTHONUNBUFFERED, and with the
+test host's cache of zipimport's compiled code (ansible_env.py, zipimport_code_cache.py: each says why)."""
 
 import subprocess
 import sys
@@ -36,29 +36,55 @@ def test_ansible_commands_do_not_hand_the_machines_unbuffered_python_to_the_host
     assert environment["ANSIBLE_CONFIG"].endswith("/ansible.cfg")
 
 
-def _import_from_zip(cache, archive):
-    """In a fresh Python with the cache loaded (its folder CACHE), import a module from ARCHIVE; return the file name
-    its function's code carries."""
+def _import_from_zip(cache, archive, *flags, show="zipped.where.__code__.co_filename"):
+    """In a fresh Python (with FLAGS) with the cache loaded (its folder CACHE), import a module from ARCHIVE; return
+    what SHOW evaluates to there."""
     program = (
         f"import sys; sys.path.insert(0, {str(ZIPIMPORT_CODE_CACHE.parent)!r}); import zipimport_code_cache as z; "
-        f"z.FOLDER = {str(cache)!r}; sys.path.insert(0, {str(archive)!r}); import zipped; "
-        "print(zipped.where.__code__.co_filename)"
+        f"z.FOLDER = {str(cache)!r}; sys.path.insert(0, {str(archive)!r}); import zipped; print({show})"
     )
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, *flags, "-c", program], capture_output=True, text=True, check=True)
     return done.stdout.strip()
+
+
+ZIPPED = """
+def where():
+    return 1
+
+
+def asserts():
+    try:
+        assert False
+    except AssertionError:
+        return "kept"
+    return "left out"
+"""
+
+
+def _zips(tmp_path):
+    archives = [tmp_path / "first.zip", tmp_path / "second.zip"]  # as two tasks' AnsiballZ zips
+    for archive in archives:
+        with zipfile.ZipFile(archive, "w") as out:
+            out.writestr("zipped.py", ZIPPED)
+    return archives
 
 
 def test_the_cache_compiles_a_zipped_module_once_and_names_the_zip_it_came_from(tmp_path):
     cache = tmp_path / "cache"
-    archives = [tmp_path / "first.zip", tmp_path / "second.zip"]  # as two tasks' AnsiballZ zips
-    for archive in archives:
-        with zipfile.ZipFile(archive, "w") as out:
-            out.writestr("zipped.py", "def where():\n    return 1\n")
+    archives = _zips(tmp_path)
     assert _import_from_zip(cache, archives[0]) == str(archives[0] / "zipped.py")
     (entry,) = cache.iterdir()
     compiled = entry.stat().st_mtime_ns
     assert _import_from_zip(cache, archives[1]) == str(archives[1] / "zipped.py")
     assert list(cache.iterdir()) == [entry] and entry.stat().st_mtime_ns == compiled  # read, not written again
+
+
+def test_the_cache_keeps_code_compiled_with_and_without_optimization_apart(tmp_path):
+    cache = tmp_path / "cache"
+    archives = _zips(tmp_path)
+    assert _import_from_zip(cache, archives[0], "-O", show="zipped.asserts()") == "left out"
+    assert _import_from_zip(cache, archives[1], show="zipped.asserts()") == "kept"
+    assert len(list(cache.iterdir())) == 2
 
 
 @pytest.mark.integration

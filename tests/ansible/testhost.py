@@ -140,7 +140,7 @@ ZIPIMPORT_CODE_CACHE = Path(__file__).with_name("zipimport_code_cache.py")
 def install_zipimport_code_cache(root):
     """Put zipimport_code_cache.py (its docstring says why) into the Python of the tree at ROOT, loaded at start-up by
     a .pth file in the site directory for local additions (Debian's /usr/local/lib/python3.X/dist-packages)."""
-    python = os.readlink(Path(root) / "usr" / "bin" / "python3")  # python3.11 on Debian 12
+    python = Path(os.readlink(Path(root) / "usr" / "bin" / "python3")).name  # python3.11 on Debian 12
     site = Path(root) / "usr" / "local" / "lib" / python / "dist-packages"
     site.mkdir(parents=True, exist_ok=True)
     shutil.copy(ZIPIMPORT_CODE_CACHE, site / ZIPIMPORT_CODE_CACHE.name)
