@@ -28,7 +28,16 @@ from dlbench.errors import RunFailed, UserError
 
 # torch's own default for init_process_group (10 minutes); a rank that stops answering fails the others after this
 DEFAULT_TIMEOUT_SECONDS = 600
-PROBE_STEPS = 5  # forward+backward passes timed with and without gradient synchronization, each
+# Forward+backward passes timed with and without gradient synchronization, each: five, and no more than half the
+# timed window's steps, so that the probe never takes longer than the window it explains (a `--steps 3` smoke run
+# on a CPU spent three times its window in ten probe passes). Every rank times the same steps under the agreed
+# window, so every rank runs as many passes, as DDP's collectives require.
+PROBE_STEPS = 5
+
+
+def probe_passes(steps_timed: int) -> int:
+    """Passes each way for a window of STEPS_TIMED steps: half of them, one at least, PROBE_STEPS at most."""
+    return max(1, min(PROBE_STEPS, steps_timed // 2))
 
 
 @dataclass(frozen=True)
@@ -207,7 +216,7 @@ def parameters_held(model: torch.nn.Module) -> int:
     )
 
 
-def communication_probe(group: ProcessGroup, forward_backward, synchronize, steps: int = PROBE_STEPS) -> dict:
+def communication_probe(group: ProcessGroup, forward_backward, synchronize, steps: int) -> dict:
     """Seconds per forward+backward pass with DDP's gradient all-reduce and without it (`no_sync()`).
 
     DDP overlaps the all-reduce with the backward pass, so the difference is the communication the step waits for

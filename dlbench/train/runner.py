@@ -550,7 +550,12 @@ class Run:
         # DDP's no_sync() isolates its one collective; FSDP all-gathers parameters in every pass, so no pass runs
         # without communication to compare against: not measured there
         probe = (
-            distributed.communication_probe(self.group, self._forward_backward, clock.synchronize)
+            distributed.communication_probe(
+                self.group,
+                self._forward_backward,
+                clock.synchronize,
+                distributed.probe_passes(self.result["metrics"]["steps_timed"]),
+            )
             if self.group.strategy == "ddp"
             else None
         )
