@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import urllib.request
 import pytest
 
 from dlbench.train import launch
+from doc_commands_run_elsewhere import FSDP_ON_THE_CPU, SCALING_ON_THE_CPU
 from run_support import validate
 
 RUN_TIMEOUT = 240  # seconds for a whole torchrun job: start-up of N Python processes importing torch, on 2 cores
@@ -107,24 +109,10 @@ def check_ranks_agreed(result: dict, world_size: int) -> None:
         assert load["job_processes_cores_mean"] == load["this_process_cores_mean"]
 
 
-def _skewed_run_with_default_settings(out, workload, *extra):
-    """`dlbench run WORKLOAD --nproc 2` with the defaults a user gets, rank 1 skewed and a CPU hog beside the job."""
+def _skewed_run_with_default_settings(out, argv):
+    """`dlbench ARGV` with the defaults a user gets, rank 1 skewed and a CPU hog beside the job."""
     with cpu_hog():
-        done = dlbench(
-            "run",
-            workload,
-            "--nproc",
-            "2",
-            "--device",
-            "cpu",
-            *extra,
-            "--no-telemetry",
-            "--dist-timeout",
-            "60",
-            "--output",
-            str(out),
-            env=SKEW,
-        )
+        done = dlbench(*argv, "--dist-timeout", "60", "--output", str(out), env=SKEW)
     assert done.returncode == 0, done.stderr[-3000:]
     return load(out)
 
@@ -134,7 +122,8 @@ def ddp_run_with_default_settings(tmp_path_factory):
     """One two-rank DDP job (mnist-mlp) at the default settings, skewed: the tests of the agreed window and of the
     job's DDP result each check their part of it (a torchrun job costs three torch start-ups on two cores)."""
     out = tmp_path_factory.mktemp("ddp-defaults") / "defaults.json"
-    return out, _skewed_run_with_default_settings(out, "mnist-mlp")
+    argv = ["run", "mnist-mlp", "--nproc", "2", "--device", "cpu", "--no-telemetry"]
+    return out, _skewed_run_with_default_settings(out, argv)
 
 
 # Two tests rather than one parametrized over the strategy with request.getfixturevalue: a fixture asked for that way
@@ -146,8 +135,9 @@ def test_default_settings_end_on_every_rank_with_one_rank_skewed_under_ddp(ddp_r
 
 
 def test_default_settings_end_on_every_rank_with_one_rank_skewed_under_fsdp(tmp_path):
-    fsdp = ("--fsdp", "--batch-size", "2", "--seq-len", "32")
-    check_default_settings_ended(_skewed_run_with_default_settings(tmp_path / "defaults.json", "gpt2-tiny", *fsdp))
+    # docs/distributed.md's FSDP command for the CPU, as written (tests/doc_commands_run_elsewhere.py)
+    argv = shlex.split(FSDP_ON_THE_CPU)[1:]
+    check_default_settings_ended(_skewed_run_with_default_settings(tmp_path / "defaults.json", argv))
 
 
 def check_default_settings_ended(result: dict) -> None:
@@ -158,32 +148,27 @@ def check_default_settings_ended(result: dict) -> None:
 
 @pytest.fixture(scope="module")
 def scaling_with_default_settings(tmp_path_factory):
-    """One `dlbench scaling mnist-mlp --nproc 2` at the default settings, rank 1 skewed beside a CPU hog: the test
-    that every size ends agreed and the test of the study's efficiencies each check their part of it."""
+    """docs/distributed.md's scaling study on the CPU, as written (tests/doc_commands_run_elsewhere.py: sizes 2 and
+    4, the one-process baseline added) at the default settings, rank 1 skewed beside a CPU hog: the test that every
+    size ends agreed and the test of the study's efficiencies each check their part of it."""
     out = tmp_path_factory.mktemp("scaling") / "scaling.json"
     with cpu_hog():
         done = dlbench(
-            "scaling",
-            "mnist-mlp",
-            "--nproc",
-            "2",  # the one-process baseline is added
-            "--device",
-            "cpu",
+            *shlex.split(SCALING_ON_THE_CPU)[1:],
             "--dist-timeout",
             "60",
             "--output",
             str(out),
             env=SKEW,
-            timeout=2 * RUN_TIMEOUT,
+            timeout=3 * RUN_TIMEOUT,
         )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
 
 
 def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(scaling_with_default_settings):
-    one, two = scaling_with_default_settings["sizes"]
-    check_ranks_agreed(load(one["result"]), 1)  # the baseline is a one-rank torchrun job
-    check_ranks_agreed(load(two["result"]), 2)
+    for size in scaling_with_default_settings["sizes"]:  # the baseline too: a one-rank torchrun job
+        check_ranks_agreed(load(size["result"]), size["processes"])
 
 
 def test_the_multinode_command_form_with_default_settings(tmp_path):
@@ -629,10 +614,12 @@ def _cpu_seconds(pid: int) -> float:
 
 def test_scaling_writes_an_efficiency_per_size(scaling_with_default_settings):
     study = scaling_with_default_settings
-    assert [entry["processes"] for entry in study["sizes"]] == [1, 2]  # the one-process baseline is added
-    one, two = study["sizes"]
+    assert [entry["processes"] for entry in study["sizes"]] == [1, 2, 4]  # the one-process baseline is added
+    one = study["sizes"][0]
     assert one["efficiency"] == pytest.approx(1.0)
-    assert two["efficiency"] == pytest.approx(two["samples_per_second"] / (2 * one["samples_per_second"]))
+    for entry in study["sizes"][1:]:
+        expected = entry["samples_per_second"] / (entry["processes"] * one["samples_per_second"])
+        assert entry["efficiency"] == pytest.approx(expected)
     assert study["baseline_samples_per_second"] == one["samples_per_second"]
     for entry in study["sizes"]:
         result = load(entry["result"])
