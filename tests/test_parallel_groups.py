@@ -76,6 +76,9 @@ def test_independent(n):
     # what a process this test starts is told: the compute threads it may use
     threads = subprocess.run(["sh", "-c", "echo ${OMP_NUM_THREADS:-unset}"], capture_output=True, text=True)
     record("threads", threads.stdout.strip())
+    # ... and where torch.compile compiles: in that process, without a pool of compile workers
+    compile = subprocess.run(["sh", "-c", "echo ${TORCHINDUCTOR_COMPILE_THREADS:-unset}"], capture_output=True, text=True)
+    record("compile", compile.stdout.strip())
 """
 
 # last by name, so last in collection order
@@ -125,8 +128,9 @@ def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path)
         assert tests == set(setups), f"{name}'s tests ran in {tests}"
     # and the rest is spread: parallel processes, not one
     assert len({worker for *_, worker in lines}) > 1
-    # each process a test starts computes on one thread, as torchrun's ranks do
+    # each process a test starts computes on one thread, as torchrun's ranks do, and compiles in itself
     assert {what for kind, what, _ in lines if kind == "threads"} == {"1"}
+    assert {what for kind, what, _ in lines if kind == "compile"} == {"1"}
 
 
 def test_the_slow_tier_is_handed_out_before_the_fast_one(tmp_path):
