@@ -69,7 +69,7 @@ NOT_RUN = {
     "dlbench run resnet50 --data /data/imagenet/train --workers 8 --channels-last": "needs ImageNet; tests/test_data.py trains on an ImageFolder tree it makes",
     "dlbench run gpt2-medium --gpus 8 --fsdp --precision bf16": "gpt2-medium with AdamW in two CPU processes needs more memory than CI has; the FSDP path runs on gpt2-tiny "
     "(the next command in docs/distributed.md)",
-    "dlbench scaling resnet50 --gpus 1,2,4,8 --output scaling.json": "four ResNet-50 runs on the CPU take minutes; `dlbench scaling mnist-mlp --nproc 2,4 --device cpu` runs",
+    "dlbench scaling resnet50 --gpus 1,2,4,8 --output scaling.json": "four ResNet-50 runs on the CPU take minutes; `dlbench scaling mnist-mlp --nproc 2 --device cpu` runs",
     "dlbench run llama3-1b --mamf-from validate.json": "reads the report of the `dlbench validate` before it, and llama3-1b outgrows a CPU; tests/test_mamf.py "
     "runs llama-tiny with --mamf-from on a report validate's own code writes",
 }
