@@ -18,7 +18,7 @@ TORCH_BUILD ?=
 TEST_PROCESSES ?= 4
 PYTEST := $(BIN)/python -m pytest --durations=15 -n $(TEST_PROCESSES) --dist loadgroup
 
-.PHONY: run test test-all test-deps prebuild-cache torch dist clean
+.PHONY: run test test-all test-deps torch dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,16 +58,8 @@ test: torch $(VENV)/.installed-test test-deps
 	@$(PYTEST) -m "not slow" $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || echo "make test: no test of" \
 		"the fast tier matches PYTEST_ARGS; make test-all PYTEST_ARGS='...' runs the slow tier too" >&2; exit $$status; }
 
-# The slow tier's Debian trees (debootstrap's minbase tree, then the Ansible test host on it) are built into the
-# test cache in the background while pip installs, which leaves one of two cores idle; the tests wait for that
-# build under the cache's locks, or build what it did not finish (tests/prebuild_cache.py). Its log is
-# build/prebuild-cache.log.
-prebuild-cache: test-deps
-	@mkdir -p build
-	$(PYTHON) tests/prebuild_cache.py > build/prebuild-cache.log 2>&1 &
-
 # Both tiers in one session (the slow tier's image build is shared by its tests): what .ci/run runs.
-test-all: test-deps prebuild-cache torch $(VENV)/.installed-test
+test-all: torch $(VENV)/.installed-test test-deps
 	$(PYTEST) $(PYTEST_ARGS)
 
 # The wheel and sdist of dlbench in $(DIST)/, built by PyPA's build in an isolated environment: the wheel is what the

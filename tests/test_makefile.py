@@ -174,30 +174,6 @@ def test_each_target_installs_the_system_tools_of_its_tier(target, tier):
     assert f"./scripts/install-test-deps.sh {tier}\n" in done.stdout
 
 
-def test_test_all_starts_the_slow_tiers_cache_build_before_the_installs_and_make_test_does_not():
-    """The Debian trees are built while pip installs (the core it leaves idle), so after test-deps, which installs
-    debootstrap, and in the background, so that make goes on."""
-
-    def planned(target):
-        done = subprocess.run(
-            ["make", "-C", str(ROOT), "--no-print-directory", "-n", target, "VENV=/nonexistent/venv"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=_without_outer_make(os.environ),
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.splitlines()
-
-    lines = planned("test-all")
-    (prebuild,) = [at for at, line in enumerate(lines) if "tests/prebuild_cache.py" in line]
-    assert lines[prebuild].rstrip().endswith("&"), lines[prebuild]
-    deps = next(at for at, line in enumerate(lines) if "install-test-deps.sh all" in line)
-    installs = [at for at, line in enumerate(lines) if " install " in line and "/pip" in line]
-    assert deps < prebuild < min(installs), lines
-    assert not any("prebuild_cache" in line for line in planned("test"))
-
-
 def test_the_fast_tier_needs_no_image_build_ansible_or_docker_engine_tools(tmp_path):
     # a PATH with the fast tier's tools (the machine's own) and neither buildah, debootstrap, gpg, dockerd nor
     # apt-get: `fast` finds nothing to install; `all` wants the slow tier's packages and fails on the missing apt-get
