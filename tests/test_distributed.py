@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -109,10 +110,10 @@ def check_ranks_agreed(result: dict, world_size: int) -> None:
         assert load["job_processes_cores_mean"] == load["this_process_cores_mean"]
 
 
-def _skewed_run_with_default_settings(out, argv):
+def _skewed_run_with_default_settings(out, argv, timeout=RUN_TIMEOUT):
     """`dlbench ARGV` with the defaults a user gets, rank 1 skewed and a CPU hog beside the job."""
     with cpu_hog():
-        done = dlbench(*argv, "--dist-timeout", "60", "--output", str(out), env=SKEW)
+        done = dlbench(*argv, "--dist-timeout", "60", "--output", str(out), env=SKEW, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return load(out)
 
@@ -136,8 +137,11 @@ def test_default_settings_end_on_every_rank_with_one_rank_skewed_under_ddp(ddp_r
 
 def test_default_settings_end_on_every_rank_with_one_rank_skewed_under_fsdp(tmp_path):
     # docs/distributed.md's FSDP command for the CPU, as written (tests/doc_commands_run_elsewhere.py)
+    # (gpt2-tiny at its CPU size, 8 x 128 tokens: about 80 s on two loaded cores, so a liveness bound of twice the
+    # default)
     argv = shlex.split(FSDP_ON_THE_CPU)[1:]
-    check_default_settings_ended(_skewed_run_with_default_settings(tmp_path / "defaults.json", argv))
+    result = _skewed_run_with_default_settings(tmp_path / "defaults.json", argv, timeout=2 * RUN_TIMEOUT)
+    check_default_settings_ended(result)
 
 
 def check_default_settings_ended(result: dict) -> None:
@@ -147,23 +151,25 @@ def check_default_settings_ended(result: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def scaling_with_default_settings(tmp_path_factory):
+def scaling_with_default_settings():
     """docs/distributed.md's scaling study on the CPU, as written (tests/doc_commands_run_elsewhere.py: size 2, the
     one-process baseline added) at the default settings, rank 1 skewed beside a CPU hog: the test that every
-    size ends agreed and the test of the study's efficiencies each check their part of it."""
-    out = tmp_path_factory.mktemp("scaling") / "scaling.json"
+    size ends agreed and the test of the study's efficiencies each check their part of it. Without --output, as
+    shown: the study comes from --json, and each size's result from the temporary folder the study names."""
     with cpu_hog():
         done = dlbench(
             *shlex.split(SCALING_ON_THE_CPU)[1:],
             "--dist-timeout",
             "60",
-            "--output",
-            str(out),
+            "--json",
             env=SKEW,
             timeout=2 * RUN_TIMEOUT,
         )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(out.read_text())
+    study = json.loads(done.stdout)
+    runs = {Path(size["result"]).parent for size in study["sizes"]}
+    assert len(runs) == 1 and runs.pop().name.startswith("dlbench-scaling-"), study["sizes"]
+    return study
 
 
 def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(scaling_with_default_settings):

@@ -29,8 +29,8 @@ from dlbench.errors import RunFailed, UserError
 # torch's own default for init_process_group (10 minutes); a rank that stops answering fails the others after this
 DEFAULT_TIMEOUT_SECONDS = 600
 # Forward+backward passes timed with and without gradient synchronization, each: five, and no more than half the
-# timed window's steps, so that the probe never takes longer than the window it explains (a `--steps 3` smoke run
-# on a CPU spent three times its window in ten probe passes). Every rank times the same steps under the agreed
+# timed window's steps (one at least), so that a short run is not followed by a probe several times its length (a
+# `--steps 3` smoke run on a CPU spent three times its window in ten probe passes). Every rank times the same steps under the agreed
 # window, so every rank runs as many passes, as DDP's collectives require.
 PROBE_STEPS = 5
 

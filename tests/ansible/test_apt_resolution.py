@@ -9,6 +9,7 @@ first 590 release under its unversioned names; the Ubuntu archive's restricted c
 580 release of the same names (nvidia-graphics-drivers-580) and the -server series.
 """
 
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -245,17 +246,56 @@ def test_without_the_origin_pin_ubuntus_newer_build_of_the_same_names_wins(tmp_p
     assert installed["libnvidia-compute-580"] == f"{UBUNTU_580}-{UBUNTU_REVISION}"
 
 
+# The origin pin's packages as one regular expression, as the role wrote it before it used globs: the globs must
+# name exactly these (apt matches both against the package's name without its architecture, ignoring case).
+ORIGIN_PIN_AS_A_REGEX = re.compile(
+    r"^(lib)?nvidia-|^libcuda|^libxnvctrl|^xserver-xorg-video-nvidia|^cuda-drivers", re.IGNORECASE
+)
+NAMES = [
+    "nvidia-utils-580",
+    "nvidia-dkms-580-open",
+    "libnvidia-compute-580",
+    "libcuda1",
+    "libcudart12",
+    "libxnvctrl0",
+    "xserver-xorg-video-nvidia-580",
+    "cuda-drivers",
+    "cuda-drivers-580",
+    "nvidia-prime",
+    "NVIDIA-SETTINGS",
+    # not the driver's
+    "libnvidia",
+    "python3-nvidia-ml",
+    "cuda-toolkit-12-6",
+    "libcufft11",
+    "xserver-xorg-video-nouveau",
+    "screen-resolution-extra",
+]
+
+
+def _package_entries(template):
+    lines = [line for line in template.read_text().splitlines() if line.startswith("Package:")]
+    assert lines, f"{template.name} has no Package: line"
+    return [name for line in lines for name in line.removeprefix("Package:").split()]
+
+
 def test_the_roles_pins_name_packages_by_glob_not_by_regular_expression():
     """apt compiles a pin's /regex/ afresh for every package name in its cache (apt-pkg/versionmatch.cc,
     ExpressionMatches): on the test host's Debian lists the origin pin as a regex cost 2.7 s each time apt read the
     preferences, in every apt-get run and once per package in every task of Ansible's apt module. Globs (fnmatch)
     name the same packages, case-insensitively as the regex did, in a fraction of that."""
-    for template in sorted((ROLE / "templates").glob("*.pref.j2")):
-        for line in template.read_text().splitlines():
-            if line.startswith("Package:"):
-                names = line.removeprefix("Package:").split()
-                regexes = [name for name in names if name.startswith("/") and name.endswith("/")]
-                assert not regexes, f"{template.name}: {regexes}"
+    templates = sorted((ROLE / "templates").glob("*.pref.j2"))
+    assert templates
+    for template in templates:
+        regexes = [name for name in _package_entries(template) if name.startswith("/") and name.endswith("/")]
+        assert not regexes, f"{template.name}: {regexes}"
+
+
+def test_the_origin_pins_globs_name_what_its_regex_named():
+    globs = _package_entries(ROLE / "templates" / "nvidia-driver-origin.pref.j2")
+    for name in NAMES:
+        by_glob = any(fnmatch.fnmatch(name.lower(), glob.lower()) for glob in globs)  # apt: FNM_CASEFOLD
+        assert by_glob == bool(ORIGIN_PIN_AS_A_REGEX.search(name)), name
 
 
 @pytest.mark.parametrize(
