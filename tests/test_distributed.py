@@ -135,6 +135,7 @@ def test_default_settings_end_on_every_rank_with_one_rank_skewed_under_ddp(ddp_r
     check_default_settings_ended(result)
 
 
+@pytest.mark.slow  # the docs' FSDP command at gpt2-tiny's CPU size: about a minute of two loaded cores
 def test_default_settings_end_on_every_rank_with_one_rank_skewed_under_fsdp(tmp_path):
     # docs/distributed.md's FSDP command for the CPU, as written (tests/doc_commands_run_elsewhere.py)
     # (gpt2-tiny at its CPU size, 8 x 128 tokens: about 80 s on two loaded cores, so a liveness bound of twice the
