@@ -30,8 +30,8 @@ from dlbench.errors import RunFailed, UserError
 DEFAULT_TIMEOUT_SECONDS = 600
 # Forward+backward passes timed with and without gradient synchronization, each: five, and no more than half the
 # timed window's steps (one at least), so that a short run is not followed by a probe several times its length (a
-# `--steps 3` smoke run on a CPU spent three times its window in ten probe passes). Every rank times the same steps under the agreed
-# window, so every rank runs as many passes, as DDP's collectives require.
+# `--steps 3` smoke run on a CPU spent three times its window in ten probe passes). Every rank times the same steps
+# under the agreed window, so every rank runs as many passes, as DDP's collectives require.
 PROBE_STEPS = 5
 
 
