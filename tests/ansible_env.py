@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 # (CPython's Python/initconfig.c, config_init_stdio: setvbuf(stdin, NULL, _IONBF, BUFSIZ)), and with pipelining the
 # module comes in on stdin: it is then read a byte at a time, about 170,000 read calls for a 170 kB module, which
 # doubled the CPU time of every task on the test hosts.
-NOT_PASSED_TO_HOSTS = ("PYTHONUNBUFFERED",)
+# GLIBC_TUNABLES: the test session's malloc settings (tests/conftest.py), which a host keeps at its own.
+NOT_PASSED_TO_HOSTS = ("PYTHONUNBUFFERED", "GLIBC_TUNABLES")
 
 
 def ansible_environment(**variables):

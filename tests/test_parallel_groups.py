@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import MALLOC_TUNABLES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CONFTEST = f"""
@@ -79,6 +81,9 @@ def test_independent(n):
     # ... and where torch.compile compiles: in that process, without a pool of compile workers
     compile = subprocess.run(["sh", "-c", "echo ${TORCHINDUCTOR_COMPILE_THREADS:-unset}"], capture_output=True, text=True)
     record("compile", compile.stdout.strip())
+    # ... and how its malloc keeps what it frees
+    malloc = subprocess.run(["sh", "-c", "echo ${GLIBC_TUNABLES:-unset}"], capture_output=True, text=True)
+    record("malloc", malloc.stdout.strip())
 """
 
 # last by name, so last in collection order
@@ -131,6 +136,7 @@ def test_tests_sharing_a_fixture_run_in_one_process_and_set_it_up_once(tmp_path)
     # each process a test starts computes on one thread, as torchrun's ranks do, and compiles in itself
     assert {what for kind, what, _ in lines if kind == "threads"} == {"1"}
     assert {what for kind, what, _ in lines if kind == "compile"} == {"1"}
+    assert {what for kind, what, _ in lines if kind == "malloc"} == {MALLOC_TUNABLES}
 
 
 def test_the_slow_tier_is_handed_out_before_the_fast_one(tmp_path):
