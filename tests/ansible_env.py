@@ -1,5 +1,5 @@
 """The environment the tests give Ansible's commands (ansible-playbook, ansible-lint): the checkout's ansible.cfg, no
-colour, and this machine's environment less PYTHONUNBUFFERED, which a host reached over SSH would not get (below)."""
+colour, and this machine's environment less what a host reached over SSH would not get (NOT_PASSED_TO_HOSTS)."""
 
 import os
 from pathlib import Path
@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 # (CPython's Python/initconfig.c, config_init_stdio: setvbuf(stdin, NULL, _IONBF, BUFSIZ)), and with pipelining the
 # module comes in on stdin: it is then read a byte at a time, about 170,000 read calls for a 170 kB module, which
 # doubled the CPU time of every task on the test hosts.
-# GLIBC_TUNABLES: the test session's malloc settings (tests/conftest.py), which a host keeps at its own.
+# GLIBC_TUNABLES: the test session's malloc settings (tests/conftest.py). The playbooks' tests see a host as a host
+# provisioned over SSH runs, with its own allocator's defaults.
 NOT_PASSED_TO_HOSTS = ("PYTHONUNBUFFERED", "GLIBC_TUNABLES")
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-# glibc's malloc tunables (the GNU C Library manual, "Memory Allocation Tunables"): serve every block from the heap,
-# never from its own mmap (mmap_max=0), and give freed memory back to the kernel only past 1 GiB at the heap's top.
+# glibc's malloc tunables (the GNU C Library manual, "Memory Allocation Tunables"). mmap_max=0: no block of the main
+# thread gets an mmap of its own (a thread's block over 64 MiB still does). Setting it also fixes the trim threshold,
+# which would stay at 128 KiB and hand most large frees back to the kernel: trim_threshold=1 GiB, so the heap is
+# trimmed only once a free block of 1 GiB sits at its top.
 MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824"
 
 
@@ -26,17 +28,20 @@ def pytest_configure(config):
     default Inductor starts a pool of one compile worker per core, each importing torch, which the test processes
     already keep busy (`dlbench run gpt2 --compile` on the CPU, cold: 77 CPU s with the pool, 65 without).
 
-    And in every test session, glibc's malloc keeps the memory a process frees for its next allocation
-    (MALLOC_TUNABLES). PyTorch allocates a CPU tensor with posix_memalign and frees it to malloc, with no cache of
-    its own (c10/core/alloc_cpu.cpp); glibc serves each block over 32 MB with a fresh mmap and unmaps it on free, and
-    the kernel zeroes every page of it again when the next step touches it (mallopt(3), M_MMAP_THRESHOLD). A training
-    step on the CPU frees and reallocates its activations every step: gpt2-tiny's logits alone are 200 MB. With the
-    defaults `dlbench run gpt2-tiny --device cpu` spent a third of its CPU time in the kernel (3.3 million page
-    faults, 18 CPU s); with heap-only allocation and freed memory kept up to 1 GiB, 14 CPU s, its peak resident memory
-    1 GB higher (the heap fragments). The docs' runs and the two-rank jobs (tests/test_distributed.py and
-    tests/test_doc_commands.py on four processes): 475 CPU s down to 403. It changes how much memory a process holds
-    and how fast its steps go, which no test asserts on, not what any computation returns. The Ansible test hosts do
-    not get it (tests/ansible_env.py), as a host reached over SSH would not."""
+    And in every test session glibc's malloc keeps what a process frees for its next allocation (MALLOC_TUNABLES).
+    PyTorch allocates a CPU tensor with posix_memalign and frees it to malloc, with no cache of its own
+    (c10/core/impl/alloc_cpu.cpp), and autograd runs a CPU backward pass in the calling thread. glibc serves a block
+    of 128 KiB or more with a fresh mmap (the threshold rises to the size of a freed block, up to 32 MiB) and unmaps
+    it on free, and the kernel zeroes every page of it again when the next step touches it (mallopt(3),
+    M_MMAP_THRESHOLD). A training step on the CPU frees and reallocates its activations every step: gpt2-tiny's
+    logits alone are 206 MB. `dlbench run gpt2-tiny --device cpu` spent a third of its CPU time in the kernel (3.3
+    million page faults, 18 CPU s); with the main thread's blocks all from its heap, which grows with brk, it takes
+    14 CPU s. The cost is memory: glibc 2.36's posix_memalign asks for more than the size it returns, so a freed
+    block cannot take the next tensor of its size and the heap grows until free neighbours merge (fixed in glibc
+    2.38, "memalign: Support scanning for aligned chunks"): that run's peak resident memory went from 1.0 to 2.0 GB.
+    The docs' runs and the two-rank jobs (tests/test_distributed.py and tests/test_doc_commands.py on four
+    processes): 475 CPU s down to 403. Speed and memory change, which no test asserts on, not what a computation
+    returns. The Ansible test hosts do not get it (tests/ansible_env.py)."""
     if not hasattr(config, "workerinput"):
         os.environ.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):

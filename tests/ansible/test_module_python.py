@@ -1,5 +1,6 @@
-"""The Python that runs Ansible's modules on the test hosts: without the machine's PYTHONUNBUFFERED, and with the
-test host's cache of zipimport's compiled code (ansible_env.py, zipimport_code_cache.py: each says why)."""
+"""The Python that runs Ansible's modules on the test hosts: without the machine's PYTHONUNBUFFERED or the test
+session's malloc settings, and with the test host's cache of zipimport's compiled code (ansible_env.py,
+zipimport_code_cache.py: each says why)."""
 
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import zipfile
 import pytest
 
 from ansible_env import ansible_environment
+from conftest import MALLOC_TUNABLES
 
 from .conftest import Playbook
 from .testhost import ZIPIMPORT_CODE_CACHE
@@ -29,9 +31,10 @@ PLAY = """
 
 def test_ansible_commands_do_not_hand_the_machines_unbuffered_python_to_the_hosts(monkeypatch):
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.setenv("GLIBC_TUNABLES", MALLOC_TUNABLES)
     monkeypatch.setenv("DLBENCH_SOME_SETTING", "kept")
     environment = ansible_environment(OMP_NUM_THREADS="1")
-    assert "PYTHONUNBUFFERED" not in environment
+    assert "PYTHONUNBUFFERED" not in environment and "GLIBC_TUNABLES" not in environment
     assert environment["DLBENCH_SOME_SETTING"] == "kept" and environment["OMP_NUM_THREADS"] == "1"
     assert environment["ANSIBLE_CONFIG"].endswith("/ansible.cfg")
 
@@ -92,13 +95,14 @@ def test_modules_on_the_test_host_run_without_pythonunbuffered_and_reuse_their_c
     fresh_host, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")  # as CI machines set it
+    monkeypatch.setenv("GLIBC_TUNABLES", MALLOC_TUNABLES)  # as tests/conftest.py sets it
     play = tmp_path / "modules.yml"
     play.write_text(PLAY)
     playbook = Playbook(fresh_host, tmp_path / "ansible", {})
     first = playbook.run(playbook=str(play))
     assert first.rc == 0, first.tail()
     given = {line.split("=", 1)[0] for line in fresh_host.path("/tmp/module-environment").read_text().splitlines()}
-    assert "PATH" in given and "PYTHONUNBUFFERED" not in given
+    assert "PATH" in given and "PYTHONUNBUFFERED" not in given and "GLIBC_TUNABLES" not in given
     cache = fresh_host.path("/var/cache/zipimport-code")
     compiled = {entry.name: entry.stat().st_mtime_ns for entry in cache.iterdir()}
     assert len(compiled) > 10  # Ansible's module_utils, compiled by the first task
