@@ -42,9 +42,10 @@ def pytest_configure(config):
     The docs' runs and the two-rank jobs (tests/test_distributed.py and tests/test_doc_commands.py on four
     processes): 475 CPU s down to 403. Speed and memory change, which no test asserts on, not what a computation
     returns. The Ansible test hosts do not get it (tests/ansible_env.py)."""
-    if not hasattr(config, "workerinput"):
-        os.environ.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: it inherited what its controller set
+    os.environ.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
+    if getattr(config.option, "numprocesses", None):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
