@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -169,8 +170,9 @@ def scaling_with_default_settings():
     assert done.returncode == 0, done.stderr[-3000:]
     study = json.loads(done.stdout)
     runs = {Path(size["result"]).parent for size in study["sizes"]}
-    assert len(runs) == 1 and runs.pop().name.startswith("dlbench-scaling-"), study["sizes"]
-    return study
+    assert len(runs) == 1 and next(iter(runs)).name.startswith("dlbench-scaling-"), study["sizes"]
+    yield study
+    shutil.rmtree(runs.pop())  # the study's temporary folder, which a user keeps or deletes: the tests read it first
 
 
 def test_scaling_with_default_settings_ends_at_every_size_with_one_rank_skewed(scaling_with_default_settings):
