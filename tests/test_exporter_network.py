@@ -7,6 +7,7 @@ is Debian's Prometheus; everything listens on 127.0.0.1.
 
 import base64
 import os
+import select
 import socket
 import ssl
 import subprocess
@@ -72,10 +73,25 @@ def test_half_open_connections_are_bounded_and_dropped_after_the_socket_timeout(
     try:
         wait_for(lambda: http_get(f"{url}/health")[0] == 200, 30, "exporter")
         baseline = threads_of(process.pid)
+        first_connected = time.monotonic()
         for _ in range(MAX_PENDING_CONNECTIONS + 50):  # connect, then say nothing
             sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        time.sleep(0.5)
-        assert threads_of(process.pid) <= baseline + MAX_PENDING_CONNECTIONS + 2
+
+        # The server accepts them from its queue a moment later (later on a loaded machine) and shuts down the oldest
+        # idle ones to make room. Wait for that, but only while none can have reached its socket timeout, which would
+        # close them too: a server that kept every connection fails here.
+        def time_left():
+            return first_connected + SOCKET_TIMEOUT_SECONDS - 1 - time.monotonic()
+
+        assert time_left() > 0, "opening the connections took longer than the socket timeout allows to tell them apart"
+
+        def closed_by_the_server():  # readable with nothing sent: end of file
+            return select.select(sockets, [], [], 0)[0]
+
+        wait_for(lambda: len(closed_by_the_server()) >= 50, time_left(), "50 of them to be closed")
+        assert sockets[-1] not in closed_by_the_server(), "the newest idle connection was closed, not an old one"
+        bound = baseline + MAX_PENDING_CONNECTIONS + 2
+        wait_for(lambda: threads_of(process.pid) <= bound, max(0.1, time_left()), f"at most {bound} threads")
         assert http_get(f"{url}/metrics")[0] == 200  # during the flood: its connection pushes out an idle one
         # after the timeout the server has let them all go
         time.sleep(SOCKET_TIMEOUT_SECONDS + 0.5)

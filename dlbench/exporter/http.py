@@ -221,8 +221,6 @@ def _server_class(
         # the kernel's queue of connections not yet accepted: socketserver's 5 would make a burst of connects (idle
         # ones among them) wait for SYN retries; Go's net.Listen uses the system's maximum too
         request_queue_size = socket.SOMAXCONN
-        rejected_requests = 0  # answered 503: more than max_requests in flight
-        evicted_connections = 0  # closed while idle to make room for newer ones
 
         def __init__(self, *args, **kwargs):
             self._slots = threading.BoundedSemaphore(max_requests)
@@ -250,10 +248,7 @@ def _server_class(
 
         # --- requests in flight ------------------------------------------------------------------------------
         def admit(self) -> bool:
-            if self._slots.acquire(blocking=False):
-                return True
-            Server.rejected_requests += 1
-            return False
+            return self._slots.acquire(blocking=False)  # False: more than max_requests in flight, answered 503
 
         def release(self) -> None:
             self._slots.release()
@@ -264,7 +259,6 @@ def _server_class(
                 self._pending[threading.get_ident()] = connection.fileno()
                 if len(self._pending) > max_pending:
                     _, oldest = self._pending.popitem(last=False)
-                    Server.evicted_connections += 1
                     # under the lock: its thread closes it only after leaving _pending, so the number is still its
                     # socket. Shut down through a duplicate: that wakes the thread, blocked reading, with end of file
                     try:
