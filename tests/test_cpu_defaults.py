@@ -5,6 +5,7 @@ said in `dlbench list`. On a GPU the workloads keep their published sizes."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -20,8 +21,13 @@ def test_dlbench_list_shows_each_workloads_cpu_sizes(dlbench_cli):
     assert (rows["resnet50"]["cpu_batch_size"], rows["resnet50"]["cpu_seq_len"]) == (4, None)
     for name, workload in WORKLOADS.items():
         assert rows[name]["cpu_batch_size"] <= workload.default_batch_size
-    table = dlbench_cli("list", env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"}).stdout
+    # piped, as into a file or a CI log: no terminal and no COLUMNS, where rich's 80 columns cut cells to ellipses
+    without_columns = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    table = dlbench_cli("list", env=without_columns).stdout
     assert "on a CPU" in table and "batch 1, 128 tokens" in table
+    assert f"{rows['gpt2']['parameters']:,}" in table and "…" not in table, table
+    narrow = dlbench_cli("list", env={**without_columns, "COLUMNS": "80"}).stdout  # a width the user set is kept
+    assert max(map(len, narrow.splitlines())) <= 80
 
 
 def test_every_workload_the_docs_run_has_cpu_sizes_of_its_own():

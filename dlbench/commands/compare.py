@@ -11,6 +11,7 @@ import json
 import sys
 
 from dlbench.commands.argtypes import fraction, percent
+from dlbench.commands.console import table_console
 from dlbench.results import stats
 from dlbench.results.fields import IGNORABLE, device_model
 from dlbench.results.tables import settings_text
@@ -74,7 +75,7 @@ def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
     from rich import box
     from rich.table import Table
 
-    console = _console()
+    console = table_console()
     table = Table(title="dlbench compare", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = (
         "workload",
@@ -142,18 +143,6 @@ def _print_table(comparison, alpha: float = stats.DEFAULT_ALPHA) -> None:
             console.print(f"{label}: {result['workload']['name']} ({(result.get('source') or {}).get('file')})")
     for note in comparison.notes:
         console.print(f"note: {note}")
-
-
-def _console():
-    """Rich's console, as wide as the terminal; where the output goes to a file, a pipe or a CI log (no terminal, no
-    COLUMNS set), 160 columns instead of rich's 80, which cut the table's figures and verdict to ellipses."""
-    import os
-
-    from rich.console import Console
-
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
-        return Console()
-    return Console(width=160)
 
 
 def _print_metrics(console, pair) -> None:

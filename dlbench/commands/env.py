@@ -37,8 +37,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(env, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from dlbench.commands.console import table_console
 
     table = Table(title="dlbench environment", show_header=False)
     table.add_column("item", style="bold")
@@ -61,7 +62,7 @@ def run(args) -> int:
         rows.append(("gpus", "none"))
     for name, value in rows:
         table.add_row(name, str(value))
-    Console().print(table)
+    table_console().print(table)
     return 0
 
 
@@ -89,9 +90,8 @@ def _spec(args) -> int:
     if args.json:
         print(json.dumps(report.verdicts(), indent=2))
     else:
-        from rich.console import Console
-
+        from dlbench.commands.console import table_console
         from dlbench.validate import writers
 
-        Console().print(writers.console_table(report, command=f"dlbench env --spec {args.spec}"))
+        table_console().print(writers.console_table(report, command=f"dlbench env --spec {args.spec}"))
     return report.exit_code

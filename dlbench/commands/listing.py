@@ -30,15 +30,20 @@ def run(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    wide = console.width >= 160  # the description only where it fits without wrapping every row
+    from dlbench.commands.console import table_console
+
+    console = table_console()
+    wide = console.width >= 160  # the description only where it fits beside the rest, wrapping rather than cutting it
     table = Table(title="dlbench workloads", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ["name", "task", "unit", "parameters", "input", "batch", "on a CPU"] + (["description"] if wide else [])
     for column in columns:
-        table.add_column(column, justify="right" if column in ("parameters", "batch") else "left", no_wrap=True)
+        table.add_column(
+            column,
+            justify="right" if column in ("parameters", "batch") else "left",
+            no_wrap=column != "description",  # the one column that gives way: its text wraps, figures are never cut
+        )
     for row in rows:
         on_cpu = f"batch {row['cpu_batch_size']}" + (f", {row['cpu_seq_len']} tokens" if row["cpu_seq_len"] else "")
         cells = [

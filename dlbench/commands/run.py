@@ -203,6 +203,7 @@ def run(args) -> int:
 
     from rich.console import Console
 
+    from dlbench.commands.console import table_console
     from dlbench.train.report import summary_table
 
     stderr = Console(stderr=True)
@@ -217,7 +218,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        Console().print(summary_table(result))
+        table_console().print(summary_table(result))
         if args.output:
             stderr.print(f"result written to {args.output}")
     if args.json:  # the table shows them otherwise; those said at the start are not repeated

@@ -113,8 +113,9 @@ def run(args) -> int:
 
 
 def _print_table(document: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from dlbench.commands.console import table_console
 
     table = Table(title=f"dlbench scaling {document['workload']}")
     for column in ("processes", "status", "samples/s", "efficiency", "gradient sync share", "slowest rank"):
@@ -130,7 +131,7 @@ def _print_table(document: dict) -> None:
             "n/a" if share is None else f"{share:.1%}",
             "n/a" if not slowest else f"{slowest['rank']} on {slowest['host']}",
         )
-    console = Console()
+    console = table_console()
     console.print(table)
     for warning in document.get("warnings") or []:
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)

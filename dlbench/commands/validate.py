@@ -214,6 +214,7 @@ def _validate(args) -> int:
     from rich.console import Console
 
     from dlbench import atomic
+    from dlbench.commands.console import table_console
     from dlbench.validate import writers
     from dlbench.validate.context import Context
     from dlbench.validate.runner import validate
@@ -244,5 +245,5 @@ def _validate(args) -> int:
         writers.write_junit(report, args.junit)
     if args.bundle is not None:
         bundle.write(args.bundle, report, ctx, args.argv)
-    Console().print(writers.console_table(report))
+    table_console().print(writers.console_table(report))
     return report.exit_code
