@@ -221,6 +221,7 @@ def _server_class(
         # the kernel's queue of connections not yet accepted: socketserver's 5 would make a burst of connects (idle
         # ones among them) wait for SYN retries; Go's net.Listen uses the system's maximum too
         request_queue_size = socket.SOMAXCONN
+        evicted_connections = 0  # closed while idle to make room for newer ones (benchmarks/exporter_load.py)
 
         def __init__(self, *args, **kwargs):
             self._slots = threading.BoundedSemaphore(max_requests)
@@ -259,6 +260,7 @@ def _server_class(
                 self._pending[threading.get_ident()] = connection.fileno()
                 if len(self._pending) > max_pending:
                     _, oldest = self._pending.popitem(last=False)
+                    Server.evicted_connections += 1
                     # under the lock: its thread closes it only after leaving _pending, so the number is still its
                     # socket. Shut down through a duplicate: that wakes the thread, blocked reading, with end of file
                     try:
