@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from cache_dir import checkout_build
 
 ROOT = Path(__file__).resolve().parents[1]
 RUFF = Path(sys.executable).parent / "ruff"  # the `test` extra's, at its pinned version
@@ -16,15 +16,8 @@ def _ruff(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(RUFF), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-def _ruff_over_the_tree(*args: str) -> subprocess.CompletedProcess:
-    # not while another test process builds the checkout: `make dist` makes its sdist's tree, dlbench-VERSION/ with a
-    # copy of every source file, in the checkout and removes it after, and ruff would read it or lose files under it
-    with checkout_build(ROOT):
-        return _ruff(*args, ".")
-
-
 def test_ruff_check_finds_nothing():
-    done = _ruff_over_the_tree("check", "--no-cache", "--output-format", "concise")
+    done = _ruff("check", "--no-cache", "--output-format", "concise", ".")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -37,5 +30,18 @@ def test_ruff_check_still_catches_an_unused_import(tmp_path):
 
 
 def test_the_tree_is_as_ruff_format_leaves_it():
-    done = _ruff_over_the_tree("format", "--check", "--no-cache")
+    done = _ruff("format", "--check", "--no-cache", ".")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+
+
+def test_ruff_skips_the_sdist_tree_that_make_dist_builds_in_the_checkout(tmp_path):
+    # python -m build makes dlbench-VERSION/, a copy of the sources, in the checkout and removes it when done: a test
+    # process running ruff meanwhile must not read it (or lose its files mid-walk), nor one an interrupted build left
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    for folder in ("dlbench-0.1.0/dlbench", "dlbench"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "dlbench-0.1.0" / "dlbench" / "bad.py").write_text("import os\n")
+    check = [str(RUFF), "check", "--no-cache", "."]
+    assert subprocess.run(check, cwd=tmp_path, capture_output=True, timeout=120).returncode == 0
+    (tmp_path / "dlbench" / "bad.py").write_text("import os\n")  # the same file outside it is found
+    assert subprocess.run(check, cwd=tmp_path, capture_output=True, timeout=120).returncode == 1
