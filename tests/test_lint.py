@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUFF = Path(sys.executable).parent / "ruff"  # the `test` extra's, at its pinned version
 
 
-def _ruff(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RUFF), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+def _ruff(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([str(RUFF), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_ruff_check_finds_nothing():
@@ -41,7 +41,6 @@ def test_ruff_skips_the_sdist_tree_that_make_dist_builds_in_the_checkout(tmp_pat
     for folder in ("dlbench-0.1.0/dlbench", "dlbench"):
         (tmp_path / folder).mkdir(parents=True)
     (tmp_path / "dlbench-0.1.0" / "dlbench" / "bad.py").write_text("import os\n")
-    check = [str(RUFF), "check", "--no-cache", "."]
-    assert subprocess.run(check, cwd=tmp_path, capture_output=True, timeout=120).returncode == 0
+    assert _ruff("check", "--no-cache", ".", cwd=tmp_path).returncode == 0
     (tmp_path / "dlbench" / "bad.py").write_text("import os\n")  # the same file outside it is found
-    assert subprocess.run(check, cwd=tmp_path, capture_output=True, timeout=120).returncode == 1
+    assert _ruff("check", "--no-cache", ".", cwd=tmp_path).returncode == 1
